@@ -1,0 +1,40 @@
+# Two entry points (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint unit brokers-up brokers-down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## The main job on the embedded broker: the conformance matrix and the example domain's AsyncAPI docs.
+demo: $(STAMP)
+	$(VENV)/bin/eventwire conformance run memory:// --json build/conformance-memory.json
+	$(VENV)/bin/eventwire asyncapi generate contracts/reference_app.py:bus -o build/asyncapi/orders.yaml
+	$(VENV)/bin/eventwire asyncapi html build/asyncapi/orders.yaml -o build/asyncapi/html
+
+## Everything: lint, types, brokers up, the whole test suite against memory and the real brokers.
+test: $(STAMP) lint brokers-up
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -n 2 --durations=15
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sdk plugins conformance tests
+	$(VENV)/bin/mypy sdk plugins
+
+## Only the tests that need no broker.
+unit: $(STAMP)
+	$(PY) -m pytest -n 2
+
+brokers-up:
+	conformance/brokers/brokers up
+
+brokers-down:
+	conformance/brokers/brokers down
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,161 @@
+"""The backend protocol: what a broker plugin implements.
+
+A backend only moves bytes and settles deliveries with its broker's native means. Decoding,
+validation, retries, dead-lettering, idempotency and key-ordered concurrency live in the SDK's
+pipeline (`eventwire.pipeline`), written once for every backend.
+
+Contract, for plugin authors (the conformance suite checks it):
+
+- ``publish`` returns only once the broker has stored every message (confirm / PubAck /
+  acks=all). It raises `eventwire.errors.PublishError` (or a subclass) otherwise.
+- ``subscribe`` starts delivering the channel's messages to ``handler`` for one member of
+  ``spec.group``. Calls to ``handler`` for messages of the same key are made one after another
+  in publish order (await each call before making the next for that key); ``handler`` returns
+  quickly unless the subscription has ``spec.max_in_flight`` unsettled messages, in which case
+  it blocks — stop fetching while it does (backpressure).
+- A delivered message stays unsettled until ``Inbound.ack()``. An unsettled message is
+  delivered again (``delivery_count`` + 1) when its member stops, crashes or is aborted.
+- Members of one group share the channel's messages; same-key messages always go to one
+  member at a time. Every group receives every message.
+- ``Subscription.stop()`` stops fetching; messages already handed to ``handler`` can still be
+  acked until ``close()``; what is left unsettled is redelivered to a surviving member.
+- ``abort()`` behaves as a crash: the connection is dropped, nothing further is settled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "Backend",
+    "BackendInfo",
+    "Capabilities",
+    "Inbound",
+    "MessageHandler",
+    "Subscription",
+    "SubscriptionSpec",
+    "WireMessage",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WireMessage:
+    """One message as bytes on the wire: body, protocol headers and the ordering key."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    key: str | None = None
+
+
+@runtime_checkable
+class Inbound(Protocol):
+    """A delivery from the broker, unsettled until `ack` is awaited."""
+
+    @property
+    def message(self) -> WireMessage:
+        """The message as it arrived."""
+        ...
+
+    @property
+    def delivery_count(self) -> int:
+        """How many times the broker has delivered this message (1 = first delivery)."""
+        ...
+
+    async def ack(self) -> None:
+        """Settle the delivery: the broker will not deliver it to this group again."""
+        ...
+
+
+MessageHandler = Callable[[Inbound], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubscriptionSpec:
+    """Where and how one group member consumes."""
+
+    channel: str
+    group: str
+    from_beginning: bool = False
+    max_in_flight: int = 256
+    consumer: str = "consumer"
+
+
+class Subscription(Protocol):
+    """A running subscription of one group member."""
+
+    async def stop(self) -> None:
+        """Stop fetching new messages. Unsettled ones stay pending for redelivery."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend declares about itself.
+
+    ``unsupported`` maps a guarantee id (``"G16"``) to the reason this backend cannot give
+    it; the conformance suite reports those as *unsupported* with that reason.
+    ``cross_process`` is true when members in other processes share the broker (real
+    brokers); the in-memory broker lives inside one process.
+    ``max_message_bytes`` is the largest encoded message the backend accepts, if known.
+    """
+
+    unsupported: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    cross_process: bool = True
+    max_message_bytes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """A backend plugin's self-description, listed by ``eventwire backends``."""
+
+    name: str
+    schemes: Sequence[str]
+    description: str
+    capabilities: Capabilities
+    binding: str = "kafka"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A connection to one broker. See the module docstring for the contract."""
+
+    #: Short backend name ("memory", "kafka", ...).
+    name: str
+    #: CloudEvents header binding used on the wire: "kafka", "nats" or "amqp".
+    binding: str
+    #: What this backend supports.
+    capabilities: Capabilities
+
+    @property
+    def url(self) -> str:
+        """The broker URL with any credentials removed (safe to log)."""
+        ...
+
+    async def connect(self) -> None:
+        """Connect, failing within a bounded time with `BackendUnavailableError`."""
+        ...
+
+    async def close(self) -> None:
+        """Stop every subscription and disconnect. Settled work stays settled."""
+        ...
+
+    async def abort(self) -> None:
+        """Drop the connection as a crash would: settle nothing more."""
+        ...
+
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        """Store `messages` on `channel`, returning once the broker confirmed all of them."""
+        ...
+
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        """Start one group member on `spec.channel`; deliveries go to `handler`."""
+        ...
+
+    async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
+        """Read up to `limit` retained messages of `channel`, oldest first, without consuming."""
+        ...

@@ -1,0 +1,114 @@
+"""CloudEvents *binary content mode* headers, per protocol binding.
+
+- ``kafka``: ``ce_<attribute>`` headers, ``content-type`` for ``datacontenttype``
+  (the CloudEvents Kafka binding). Redis has no binding and uses the Kafka names.
+- ``nats``: ``ce-<attribute>`` headers and ``content-type`` (the current NATS binding).
+- ``amqp``: ``cloudEvents:<attribute>`` application properties and the ``content-type``
+  property (the AMQP 1.0 binding). RabbitMQ speaks AMQP 0-9-1, whose message *headers*
+  table plays the part of AMQP 1.0 application properties, so the same names are used as
+  header keys; ``content-type`` travels as a header too, so that a message read from a
+  dead-letter queue or by another client keeps it.
+
+Headers that carry no prefix are user headers and are kept as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Literal
+
+from eventwire.envelope import Envelope, parse_time
+from eventwire.errors import DecodeError
+
+__all__ = ["BINDINGS", "READ_PREFIXES", "Binding", "from_headers", "to_headers"]
+
+Binding = Literal["kafka", "nats", "amqp"]
+BINDINGS: Mapping[str, str] = {"kafka": "ce_", "nats": "ce-", "amqp": "cloudEvents:"}
+#: Prefixes accepted when reading: AMQP 1.0 allows ``cloudEvents_`` too (the CloudEvents SDK
+#: writes that one), and RabbitMQ's own binding (Knative) uses ``ce-``.
+READ_PREFIXES: Mapping[str, tuple[str, ...]] = {
+    "kafka": ("ce_",),
+    "nats": ("ce-",),
+    "amqp": ("cloudEvents:", "cloudEvents_", "ce-"),
+}
+CONTENT_TYPE = "content-type"
+_REQUIRED = ("id", "type", "source", "specversion")
+_KNOWN = frozenset(
+    {"id", "type", "source", "time", "specversion", "subject", "correlationid",
+     "causationid", "dataversion"}
+)
+
+
+def _prefix(binding: str) -> str:
+    try:
+        return BINDINGS[binding]
+    except KeyError:
+        raise ValueError(f"unknown header binding {binding!r}; use one of {sorted(BINDINGS)}") from None
+
+
+def to_headers(envelope: Envelope, binding: str = "kafka") -> dict[str, str]:
+    """Protocol headers for `envelope` in binary content mode."""
+    prefix = _prefix(binding)
+    headers = dict(envelope.headers)
+    for name, value in envelope.attributes().items():
+        if name == "datacontenttype":
+            headers[CONTENT_TYPE] = value
+        else:
+            headers[prefix + name] = value
+    return headers
+
+
+def from_headers(headers: Mapping[str, str], binding: str = "kafka") -> Envelope:
+    """Read an envelope from binary-mode headers; raise `DecodeError` when one is missing.
+
+    Unknown CloudEvents extension attributes are kept as user headers (with their prefix),
+    so nothing that arrives is lost.
+    """
+    prefix = _prefix(binding)
+    prefixes = tuple(p.lower() for p in READ_PREFIXES[binding])
+    attrs: dict[str, str] = {}
+    user: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        matched = next((p for p in prefixes if lowered.startswith(p)), None)
+        if matched is not None:
+            attr = lowered[len(matched):]
+            if attr in _KNOWN:
+                attrs[attr] = str(value)
+                continue
+        if lowered == CONTENT_TYPE:
+            attrs["datacontenttype"] = str(value)
+            continue
+        user[name] = value
+    missing = [a for a in _REQUIRED if a not in attrs]
+    if missing:
+        raise DecodeError(
+            f"message has no CloudEvents {', '.join(missing)} header(s) "
+            f"(expected {prefix}<attribute> headers of the {binding} binding)"
+        )
+    try:
+        time = _read_time(attrs["time"]) if "time" in attrs else None
+    except (ValueError, OverflowError):
+        raise DecodeError(f"CloudEvents time {attrs['time']!r} is not RFC 3339") from None
+    envelope = Envelope(
+        id=attrs["id"],
+        type=attrs["type"],
+        source=attrs["source"],
+        time=time if time is not None else parse_time("1970-01-01T00:00:00Z"),
+        specversion=attrs["specversion"],
+        datacontenttype=attrs.get("datacontenttype", "application/json"),
+        subject=attrs.get("subject"),
+        correlationid=attrs.get("correlationid"),
+        causationid=attrs.get("causationid"),
+        dataversion=attrs.get("dataversion"),
+        headers=user,
+    )
+    return envelope
+
+
+def _read_time(value: str) -> datetime:
+    # AMQP may carry a native timestamp: milliseconds since the epoch.
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    return parse_time(value)

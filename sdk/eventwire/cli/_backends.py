@@ -1,0 +1,34 @@
+"""``eventwire backends``: the installed backends and their declared capabilities."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from eventwire.plugins import available_backends
+
+GUARANTEES = [f"G{i:02d}" for i in range(1, 21)]
+
+
+@click.command()
+def backends() -> None:
+    """List installed backends, their URL schemes and the guarantees they declare."""
+    table = Table(title="eventwire backends")
+    table.add_column("backend", style="bold")
+    table.add_column("schemes")
+    table.add_column("binding")
+    table.add_column("max message")
+    table.add_column("declared unsupported")
+    for info in available_backends():
+        caps = info.capabilities
+        unsupported = "\n".join(f"{g}: {why}" for g, why in sorted(caps.unsupported.items()))
+        limit = f"{caps.max_message_bytes:,} B" if caps.max_message_bytes else "broker's"
+        table.add_row(
+            info.name,
+            ", ".join(f"{s}://" for s in info.schemes),
+            info.binding,
+            limit,
+            unsupported or f"none (all of {GUARANTEES[0]}-{GUARANTEES[-1]} claimed)",
+        )
+    Console().print(table)

@@ -1,0 +1,65 @@
+"""The JSON codec: events to wire messages and back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from eventwire.backend import WireMessage
+from eventwire.bindings import from_headers, to_headers
+from eventwire.envelope import Envelope
+from eventwire.errors import DecodeError, EventValidationError
+from eventwire.events import Message
+
+__all__ = ["JSON", "PayloadValidator", "decode", "encode"]
+
+JSON = "application/json"
+
+
+class PayloadValidator(Protocol):
+    """Checks a payload against a contract (see `eventwire.contracts`)."""
+
+    def errors(self, message_type: str, payload: bytes) -> list[str]:
+        """Every problem of `payload` for `message_type`; empty when it is valid."""
+        ...
+
+
+def encode(
+    event: Message,
+    envelope: Envelope,
+    binding: str,
+    validator: PayloadValidator | None = None,
+) -> WireMessage:
+    """Serialize `event` and check it; `EventValidationError` means nothing may be sent."""
+    model = type(event)
+    try:
+        body = model.__pydantic_serializer__.to_json(event)
+        # Revalidate what goes on the wire: catches instances built with model_construct()
+        # or mutated behind pydantic's back, which would poison every consumer.
+        model.__pydantic_validator__.validate_json(body)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise EventValidationError(
+            f"{model.__name__} is not valid and was not sent: {exc}"
+        ) from None
+    if validator is not None:
+        problems = validator.errors(envelope.type, body)
+        if problems:
+            raise EventValidationError(
+                f"{model.__name__} breaks its contract and was not sent: " + "; ".join(problems)
+            )
+    return WireMessage(body=body, headers=to_headers(envelope, binding), key=envelope.subject)
+
+
+def decode_envelope(headers: Mapping[str, str], binding: str) -> Envelope:
+    """The envelope of an incoming message (`DecodeError` when its headers are not one)."""
+    return from_headers(headers, binding)
+
+
+def decode(body: bytes, model: type[Message]) -> Message:
+    """Validate `body` as `model`; `DecodeError` with pydantic's explanation otherwise."""
+    try:
+        return model.__pydantic_validator__.validate_json(body)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise DecodeError(f"payload is not a valid {model.__name__}: {exc}") from None

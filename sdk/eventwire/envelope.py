@@ -1,0 +1,89 @@
+"""The envelope: CloudEvents 1.0 attributes around every event's data."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+__all__ = ["SPEC_VERSION", "Envelope"]
+
+SPEC_VERSION = "1.0"
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Envelope:
+    """CloudEvents attributes of one message, plus eventwire's extensions and user headers.
+
+    ``subject`` carries the ordering key. ``correlationid``, ``causationid`` and
+    ``dataversion`` are CloudEvents extension attributes. ``headers`` are user headers that
+    travel as plain protocol headers.
+    """
+
+    id: str
+    type: str
+    source: str
+    time: datetime
+    specversion: str = SPEC_VERSION
+    datacontenttype: str = "application/json"
+    subject: str | None = None
+    correlationid: str | None = None
+    causationid: str | None = None
+    dataversion: str | None = None
+    headers: Mapping[str, str] = dataclasses.field(default_factory=lambda: _EMPTY)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        type: str,
+        source: str,
+        subject: str | None = None,
+        correlationid: str | None = None,
+        causationid: str | None = None,
+        dataversion: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Envelope:
+        """A fresh envelope with a new uuid4 ``id`` and the current UTC ``time``."""
+        return cls(
+            id=str(uuid.uuid4()),
+            type=type,
+            source=source,
+            time=datetime.now(UTC),
+            subject=subject,
+            correlationid=correlationid,
+            causationid=causationid,
+            dataversion=dataversion,
+            headers=MappingProxyType(dict(headers)) if headers else _EMPTY,
+        )
+
+    def attributes(self) -> dict[str, str]:
+        """The CloudEvents attributes that are set, as strings (``time`` in RFC 3339)."""
+        out = {
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "specversion": self.specversion,
+            "time": format_time(self.time),
+            "datacontenttype": self.datacontenttype,
+        }
+        for name in ("subject", "correlationid", "causationid", "dataversion"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` suffix."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (``Z`` or an offset)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

@@ -1,0 +1,317 @@
+"""The consume pipeline, written once for every backend.
+
+decode -> validate (model, contract) -> dedupe (idempotency store) -> handler
+-> ack | retry in place after backoff | dead-letter to ``<channel>.dlq``
+
+One `Consumer` serves one group member on one channel. Events with the same key run one at
+a time, in the order the backend delivered them; different keys run in parallel up to
+``concurrency``. At most ``max_in_flight`` deliveries are unsettled at once: beyond that the
+backend's delivery call blocks, which is the backpressure that keeps memory flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pluggy
+
+from eventwire.backend import Backend, Inbound, WireMessage
+from eventwire.codec import PayloadValidator, decode, decode_envelope
+from eventwire.deadletter import dead_letter_channel, make_dead_letter
+from eventwire.delivery import Delivery, Disposition, Failure
+from eventwire.envelope import Envelope
+from eventwire.errors import DecodeError
+from eventwire.events import Message
+from eventwire.idempotency import Claim, IdempotencyStore
+from eventwire.retry import RetryPolicy
+
+__all__ = ["Consumer", "Route"]
+
+log = logging.getLogger("eventwire.pipeline")
+
+Handler = Callable[..., Awaitable[Any]]
+#: How long a claim on an event id lasts while its handler runs (renewed by completion).
+CLAIM_LEASE = 60.0
+#: How long a handled event id is remembered by the idempotency store.
+DONE_TTL = 7 * 24 * 3600.0
+#: Pause between attempts to settle (ack / dead-letter) while the broker is unreachable.
+SETTLE_RETRY = 0.5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """One handler for one message type within a consumer."""
+
+    model: type[Message]
+    handler: Handler
+    retry: RetryPolicy
+    dead_letter: bool
+    idempotent: bool
+    takes_delivery: bool
+
+    @classmethod
+    def for_handler(
+        cls,
+        model: type[Message],
+        handler: Handler,
+        *,
+        retry: RetryPolicy,
+        dead_letter: bool,
+        idempotent: bool,
+    ) -> Route:
+        params = [
+            p for p in inspect.signature(handler).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        return cls(model, handler, retry, dead_letter, idempotent, len(params) >= 2)
+
+
+class _Abandon(Exception):
+    """The consumer is closing: leave this delivery unsettled for redelivery."""
+
+
+class Consumer:
+    """The pipeline of one group member on one channel."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        channel: str,
+        group: str,
+        routes: dict[str, Route],
+        concurrency: int,
+        max_in_flight: int,
+        store: IdempotencyStore,
+        validator: PayloadValidator | None = None,
+        plugins: pluggy.PluginManager | None = None,
+    ) -> None:
+        self.backend = backend
+        self.channel = channel
+        self.group = group
+        self.routes = routes
+        self._binding = backend.binding
+        self._store = store
+        self._validator = validator
+        self._plugins = plugins
+        self._max_in_flight = max_in_flight
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._workers = asyncio.Semaphore(concurrency)
+        self._tails: dict[str, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    # -- delivery from the backend -------------------------------------------------------
+
+    async def on_message(self, inbound: Inbound) -> None:
+        """Accept one delivery; blocks while ``max_in_flight`` deliveries are unsettled."""
+        if self._closing.is_set():
+            return
+        await self._slots.acquire()
+        if self._closing.is_set():
+            return
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        key = inbound.message.key
+        previous = self._tails.get(key) if key is not None else None
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if key is not None:
+            self._tails[key] = done
+        task = asyncio.create_task(self._run(inbound, key, previous, done))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self,
+        inbound: Inbound,
+        key: str | None,
+        previous: asyncio.Future[None] | None,
+        done: asyncio.Future[None],
+    ) -> None:
+        try:
+            if previous is not None and not previous.done():
+                await previous
+            if self._closing.is_set():
+                return
+            async with self._workers:
+                if not self._closing.is_set():
+                    await self._process(inbound)
+        except _Abandon:
+            pass
+        except Exception:  # the pipeline must never die of one message
+            log.exception("eventwire: unexpected error in %s/%s", self.channel, self.group)
+        finally:
+            done.set_result(None)
+            if key is not None and self._tails.get(key) is done:
+                del self._tails[key]
+            self.in_flight -= 1
+            self._slots.release()
+
+    # -- the steps -----------------------------------------------------------------------
+
+    async def _process(self, inbound: Inbound) -> None:
+        message = inbound.message
+        attempts = max(1, inbound.delivery_count)
+        try:
+            envelope = decode_envelope(message.headers, self._binding)
+        except DecodeError as exc:
+            await self._dead_letter(inbound, "invalid", exc, attempts)
+            return
+        route = self.routes.get(envelope.type)
+        if route is None:  # another type on this channel: not this group's business
+            await self._settle(inbound.ack)
+            return
+        try:
+            if self._validator is not None:
+                problems = self._validator.errors(envelope.type, message.body)
+                if problems:
+                    raise DecodeError("breaks the contract: " + "; ".join(problems))
+            event = decode(message.body, route.model)
+        except DecodeError as exc:
+            await self._dead_letter(inbound, "invalid", exc, attempts)
+            return
+        if attempts > route.retry.max_attempts:
+            # Delivered more often than the policy allows (e.g. it crashed every consumer
+            # that took it): do not run it again.
+            await self._dead_letter(
+                inbound, "max-deliveries", None, attempts - 1, enabled=route.dead_letter
+            )
+            return
+        claim_key = f"{self.group}:{envelope.id}"
+        if route.idempotent and not await self._claim(claim_key):
+            await self._settle(inbound.ack)  # handled before: run the effect once
+            return
+        try:
+            outcome = await self._attempts(route, event, envelope, attempts)
+        except BaseException:
+            if route.idempotent:
+                await self._store.release(claim_key)
+            raise
+        action, error, attempt, reason = outcome
+        if route.idempotent:
+            if action == "dead_letter":
+                await self._store.release(claim_key)
+            else:
+                await self._store.complete(claim_key, DONE_TTL)
+        if action == "dead_letter":
+            await self._dead_letter(inbound, reason, error, attempt, enabled=route.dead_letter)
+        else:
+            await self._settle(inbound.ack)
+
+    async def _claim(self, key: str) -> bool:
+        """True when this delivery should run the handler; waits out concurrent duplicates."""
+        while True:
+            state = await self._store.claim(key, CLAIM_LEASE)
+            if state is Claim.ACQUIRED:
+                return True
+            if state is Claim.DONE:
+                return False
+            await self._pause(0.02)
+
+    async def _attempts(
+        self, route: Route, event: Message, envelope: Envelope, attempt: int
+    ) -> tuple[str, BaseException | None, int, str]:
+        while True:
+            delivery = Delivery(envelope, attempt, self.channel, self.group)
+            try:
+                if route.takes_delivery:
+                    await route.handler(event, delivery)
+                else:
+                    await route.handler(event)
+            except Exception as exc:
+                disposition = self._decide(exc, route, envelope, attempt)
+                if disposition.action == "retry":
+                    log.info(
+                        "eventwire: %s %s attempt %d failed (%s: %s); retrying in %.2fs",
+                        envelope.type, envelope.id, attempt, type(exc).__name__, exc,
+                        disposition.delay,
+                    )
+                    await self._pause(disposition.delay)
+                    attempt += 1
+                    continue
+                return disposition.action, exc, attempt, disposition.reason or "failed"
+            return "ack", None, attempt, ""
+
+    def _decide(
+        self, exc: Exception, route: Route, envelope: Envelope, attempt: int
+    ) -> Disposition:
+        if self._plugins is not None:
+            failure = Failure(exc, attempt, route.retry, envelope, self.channel, self.group)
+            answer = self._plugins.hook.eventwire_consume_error(failure=failure)
+            if answer is not None:
+                return answer  # type: ignore[no-any-return]
+        if route.retry.should_retry(attempt):
+            return Disposition.retry(route.retry.delay(attempt))
+        return Disposition.dead_letter("max-attempts")
+
+    async def _dead_letter(
+        self,
+        inbound: Inbound,
+        reason: str,
+        error: BaseException | None,
+        attempts: int,
+        *,
+        enabled: bool = True,
+    ) -> None:
+        if enabled:
+            dlq = make_dead_letter(
+                inbound.message, reason=reason, error=error, attempts=attempts,
+                group=self.group, channel=self.channel,
+            )
+            log.warning(
+                "eventwire: dead-lettering a message of %s (group %s) after %d attempt(s): "
+                "%s %s", self.channel, self.group, attempts, reason, error or "",
+            )
+            await self._settle(lambda: self._publish_dlq(dlq))
+        else:
+            log.error(
+                "eventwire: dropping a message of %s (group %s, dead_letter=False): %s %s",
+                self.channel, self.group, reason, error or "",
+            )
+        await self._settle(inbound.ack)
+
+    async def _publish_dlq(self, message: WireMessage) -> None:
+        await self.backend.publish(dead_letter_channel(self.channel), [message])
+
+    async def _settle(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run a settlement step until it succeeds (the broker may be restarting)."""
+        while True:
+            try:
+                await action()
+                return
+            except Exception as exc:
+                if self._closing.is_set():
+                    raise _Abandon() from exc
+                log.warning("eventwire: settling failed (%s); retrying", exc)
+                await self._pause(SETTLE_RETRY)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, or raise `_Abandon` as soon as the consumer starts closing."""
+        if self._closing.is_set():
+            raise _Abandon()
+        try:
+            await asyncio.wait_for(self._closing.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        raise _Abandon()
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    async def drain(self, timeout: float) -> None:
+        """Let running handlers finish and settle; leave the rest unsettled."""
+        self._closing.set()
+        for _ in range(self._max_in_flight):  # wake a backend blocked on a full window
+            self._slots.release()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)

@@ -1,0 +1,65 @@
+"""The plugin manager: loads the ``eventwire`` entry points and creates backends by URL."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any, cast
+
+import pluggy
+
+from eventwire import hookspecs
+from eventwire.backend import Backend, BackendInfo
+from eventwire.errors import ConfigurationError, UnknownBackendError
+from eventwire.urls import redact_url, url_scheme
+
+__all__ = ["available_backends", "create_backend", "get_plugin_manager", "hookimpl"]
+
+PROJECT = "eventwire"
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@functools.cache
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, with every installed plugin loaded and checked."""
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    try:
+        pm.load_setuptools_entrypoints(PROJECT)
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise ConfigurationError(
+            f"an eventwire plugin is invalid: {exc}; check the hook names against "
+            "eventwire.hookspecs"
+        ) from exc
+    return pm
+
+
+def available_backends(pm: pluggy.PluginManager | None = None) -> list[BackendInfo]:
+    """Every backend the installed plugins declare, sorted by name."""
+    pm = pm or get_plugin_manager()
+    infos: list[BackendInfo] = []
+    for result in pm.hook.eventwire_backend_info():
+        if isinstance(result, BackendInfo):
+            infos.append(result)
+        else:
+            infos.extend(result)
+    return sorted(infos, key=lambda info: info.name)
+
+
+def create_backend(
+    url: str, options: Mapping[str, Any] | None = None, pm: pluggy.PluginManager | None = None
+) -> Backend:
+    """The backend for `url`; `UnknownBackendError` lists the installed schemes."""
+    pm = pm or get_plugin_manager()
+    scheme = url_scheme(url)
+    backend = pm.hook.eventwire_make_backend(url=url, scheme=scheme, options=dict(options or {}))
+    if backend is None:
+        schemes = sorted({s for info in available_backends(pm) for s in info.schemes})
+        listed = ", ".join(f"{s}://" for s in schemes) or "none"
+        raise UnknownBackendError(
+            f"no installed backend serves {redact_url(url)!r} (scheme {scheme!r}); installed "
+            f"schemes: {listed}. Install the extra, e.g. pip install 'eventwire[{scheme}]', "
+            "or a plugin that registers the scheme in the 'eventwire' entry-point group"
+        )
+    return cast(Backend, backend)

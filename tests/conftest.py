@@ -1,0 +1,23 @@
+"""Project-wide test settings.
+
+Tests marked ``broker`` need the real brokers (``conformance/brokers/brokers up``); they run
+when ``EVENTWIRE_BROKERS=1`` (as ``make test`` and CI do) and are deselected otherwise, so a
+plain ``pytest`` works on a machine without brokers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("EVENTWIRE_BROKERS") == "1":
+        return
+    selected, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker("broker") else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected

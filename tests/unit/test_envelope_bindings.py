@@ -1,0 +1,101 @@
+from datetime import UTC, datetime
+
+import pytest
+from cloudevents.core.bindings import amqp, kafka, rabbitmq
+from cloudevents.core.v1.event import CloudEvent
+
+from eventwire import DecodeError, Envelope
+from eventwire.bindings import from_headers, to_headers
+
+
+def _envelope() -> Envelope:
+    return Envelope.new(
+        type="OrderPlaced", source="order-service", subject="o-1", correlationid="req-9",
+        causationid="cause-1", dataversion="2", headers={"tenant": "acme"},
+    )
+
+
+@pytest.mark.parametrize("binding", ["kafka", "nats", "amqp"])
+def test_roundtrip_through_headers(binding: str) -> None:
+    envelope = _envelope()
+    back = from_headers(to_headers(envelope, binding), binding)
+    assert back == envelope
+
+
+@pytest.mark.parametrize(
+    ("binding", "expected"),
+    [("kafka", "ce_id"), ("nats", "ce-id"), ("amqp", "cloudEvents:id")],
+)
+def test_header_names_follow_the_binding(binding: str, expected: str) -> None:
+    headers = to_headers(_envelope(), binding)
+    assert expected in headers
+    assert headers["content-type"] == "application/json"
+    assert headers["tenant"] == "acme"
+
+
+def test_missing_required_attribute_is_a_decode_error() -> None:
+    headers = to_headers(_envelope(), "kafka")
+    del headers["ce_source"]
+    with pytest.raises(DecodeError, match="source"):
+        from_headers(headers, "kafka")
+
+
+def test_cloudevents_sdk_reads_what_eventwire_writes_kafka() -> None:
+    envelope = _envelope()
+    headers = to_headers(envelope, "kafka")
+    message = kafka.KafkaMessage(
+        headers={k: v.encode() for k, v in headers.items()}, key="o-1", value=b'{"a": 1}'
+    )
+    event = kafka.from_binary_event(message)
+    assert event.get_id() == envelope.id
+    assert event.get_type() == "OrderPlaced"
+    assert event.get_source() == "order-service"
+    assert event.get_subject() == "o-1"
+    assert event.get_extension("correlationid") == "req-9"
+    assert event.get_data() == {"a": 1}
+
+
+def test_eventwire_reads_what_cloudevents_sdk_writes_kafka() -> None:
+    event = CloudEvent(
+        attributes={
+            "type": "OrderPlaced", "source": "/shop", "id": "e-1", "subject": "o-5",
+            "time": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "correlationid": "c-1",
+            "datacontenttype": "application/json",
+        },
+        data={"order_id": "o-5"},
+    )
+    message = kafka.to_binary_event(event)
+    envelope = from_headers({k: v.decode() for k, v in message.headers.items()}, "kafka")
+    assert (envelope.id, envelope.type, envelope.source, envelope.subject) == (
+        "e-1", "OrderPlaced", "/shop", "o-5",
+    )
+    assert envelope.correlationid == "c-1"
+    assert envelope.time == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_amqp_both_directions() -> None:
+    envelope = _envelope()
+    headers = to_headers(envelope, "amqp")
+    content_type = headers.pop("content-type")
+    message = amqp.AMQPMessage(
+        properties={"content-type": content_type}, application_properties=headers,
+        application_data=b"{}",
+    )
+    event = amqp.from_binary_event(message)
+    assert (event.get_id(), event.get_extension("correlationid")) == (envelope.id, "req-9")
+
+    written = amqp.to_binary_event(
+        CloudEvent(attributes={"type": "T", "source": "/s", "id": "x-1",
+                               "time": datetime(2026, 5, 1, tzinfo=UTC)}, data={})
+    )
+    props = {k: str(v) for k, v in written.application_properties.items()}
+    back = from_headers(props | dict(written.properties), "amqp")
+    assert (back.id, back.type, back.time) == ("x-1", "T", datetime(2026, 5, 1, tzinfo=UTC))
+
+
+def test_rabbitmq_knative_binding_is_read_too() -> None:
+    written = rabbitmq.to_binary_event(
+        CloudEvent(attributes={"type": "T", "source": "/s", "id": "r-1"}, data={})
+    )
+    back = from_headers(dict(written.headers), "amqp")
+    assert (back.id, back.type, back.source) == ("r-1", "T", "/s")
