@@ -35,7 +35,7 @@ def encode(
     """Serialize `event` and check it; `EventValidationError` means nothing may be sent."""
     model = type(event)
     try:
-        body = model.__pydantic_serializer__.to_json(event)
+        body = model.__pydantic_serializer__.to_json(event, warnings="error")
         # Revalidate what goes on the wire: catches instances built with model_construct()
         # or mutated behind pydantic's back, which would poison every consumer.
         model.__pydantic_validator__.validate_json(body)

@@ -64,9 +64,12 @@ class Route:
         dead_letter: bool,
         idempotent: bool,
     ) -> Route:
+        # ``handler(event)`` or ``handler(event, delivery)``: a second positional parameter
+        # without a default receives the `Delivery`.
         params = [
             p for p in inspect.signature(handler).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.default is inspect.Parameter.empty
         ]
         return cls(model, handler, retry, dead_letter, idempotent, len(params) >= 2)
 
@@ -137,7 +140,7 @@ class Consumer:
     ) -> None:
         try:
             if previous is not None and not previous.done():
-                await previous
+                await asyncio.shield(previous)
             if self._closing.is_set():
                 return
             async with self._workers:
@@ -148,7 +151,8 @@ class Consumer:
         except Exception:  # the pipeline must never die of one message
             log.exception("eventwire: unexpected error in %s/%s", self.channel, self.group)
         finally:
-            done.set_result(None)
+            if not done.done():
+                done.set_result(None)
             if key is not None and self._tails.get(key) is done:
                 del self._tails[key]
             self.in_flight -= 1

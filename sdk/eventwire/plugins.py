@@ -32,6 +32,11 @@ def get_plugin_manager() -> pluggy.PluginManager:
             f"an eventwire plugin is invalid: {exc}; check the hook names against "
             "eventwire.hookspecs"
         ) from exc
+    except Exception as exc:  # a broken third-party entry point
+        raise ConfigurationError(
+            f"an eventwire plugin failed to load ({type(exc).__name__}: {exc}); reinstall "
+            "it or uninstall the package that registers it in the 'eventwire' entry-point group"
+        ) from exc
     return pm
 
 
