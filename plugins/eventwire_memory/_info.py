@@ -1,0 +1,33 @@
+"""What the memory backend declares about itself (cheap to import: no broker code)."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from eventwire.backend import BackendInfo, Capabilities
+
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME"]
+
+SCHEME = "memory"
+#: The largest message (body plus header names and values) the memory backend stores.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+CAPABILITIES = Capabilities(
+    unsupported=MappingProxyType(
+        {
+            "G16": "the in-memory broker lives inside the process; there is no broker "
+            "process to restart",
+        }
+    ),
+    cross_process=False,
+    max_message_bytes=MAX_MESSAGE_BYTES,
+)
+
+BACKEND_INFO = BackendInfo(
+    name="memory",
+    schemes=(SCHEME,),
+    description="embedded in-process broker (Kafka-like partitioned log, per-message acks); "
+    "the reference backend",
+    capabilities=CAPABILITIES,
+    binding="kafka",
+)
