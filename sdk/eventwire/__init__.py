@@ -41,6 +41,7 @@ from eventwire.errors import (
     EventwireError,
     InvalidURLError,
     MessageTooLargeError,
+    NonRetryableError,
     PublishError,
     UnknownBackendError,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "MemoryIdempotencyStore",
     "MessageSpec",
     "MessageTooLargeError",
+    "NonRetryableError",
     "PublishError",
     "RetryPolicy",
     "Subscription",

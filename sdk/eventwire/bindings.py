@@ -40,6 +40,19 @@ _KNOWN = frozenset(
 )
 
 
+def _read_names(binding: str) -> dict[str, str]:
+    """Header name (as written, and lower-cased) -> CloudEvents attribute, for one binding."""
+    names = {CONTENT_TYPE: "datacontenttype"}
+    for prefix in READ_PREFIXES[binding]:
+        for attr in _KNOWN:
+            names[prefix + attr] = attr
+            names[(prefix + attr).lower()] = attr
+    return names
+
+
+_READ_NAMES: Mapping[str, Mapping[str, str]] = {b: _read_names(b) for b in READ_PREFIXES}
+
+
 def _prefix(binding: str) -> str:
     try:
         return BINDINGS[binding]
@@ -66,21 +79,15 @@ def from_headers(headers: Mapping[str, str], binding: str = "kafka") -> Envelope
     so nothing that arrives is lost.
     """
     prefix = _prefix(binding)
-    prefixes = tuple(p.lower() for p in READ_PREFIXES[binding])
+    names = _READ_NAMES[binding]
     attrs: dict[str, str] = {}
     user: dict[str, str] = {}
     for name, value in headers.items():
-        lowered = name.lower()
-        matched = next((p for p in prefixes if lowered.startswith(p)), None)
-        if matched is not None:
-            attr = lowered[len(matched):]
-            if attr in _KNOWN:
-                attrs[attr] = str(value)
-                continue
-        if lowered == CONTENT_TYPE:
-            attrs["datacontenttype"] = str(value)
-            continue
-        user[name] = value
+        attr = names.get(name) or names.get(name.lower())
+        if attr is None:
+            user[name] = value
+        else:
+            attrs[attr] = str(value)
     missing = [a for a in _REQUIRED if a not in attrs]
     if missing:
         raise DecodeError(

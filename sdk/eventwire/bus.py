@@ -8,6 +8,7 @@ import inspect
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 from eventwire.backend import Backend, Subscription, SubscriptionSpec, WireMessage
 from eventwire.codec import PayloadValidator, encode
-from eventwire.deadletter import DeadLetter, dead_letter_channel
+from eventwire.deadletter import REPLAY, DeadLetter, dead_letter_channel
 from eventwire.envelope import Envelope
 from eventwire.errors import (
     BusClosedError,
@@ -378,7 +379,8 @@ class EventBus:
 
         ``ids`` (event ids) or ``where`` select which ones. The dead-letter channel keeps its
         entries (it is an audit log): replaying the same entry twice publishes it twice, and
-        groups with ``idempotent=True`` run it once.
+        groups with ``idempotent=True`` run it once. Each replayed message carries an
+        ``eventwire-replay`` header with a fresh id.
         """
         if self._state != "running":
             raise BusClosedError("replay_dead_letters needs a running bus")
@@ -391,7 +393,9 @@ class EventBus:
                 continue
             if where is not None and not where(letter):
                 continue
-            selected.append(letter.original)
+            original = letter.original
+            headers = {**original.headers, REPLAY: str(uuid.uuid4())}
+            selected.append(WireMessage(original.body, headers, original.key))
         if selected:
             await self.backend.publish(name, selected)
         return len(selected)

@@ -20,6 +20,9 @@ ATTEMPTS = PREFIX + "attempts"
 GROUP = PREFIX + "group"
 CHANNEL = PREFIX + "channel"
 TIME = PREFIX + "time"
+#: Set on a message published again by `EventBus.replay_dead_letters` (a fresh uuid per
+#: replay), so brokers that drop duplicate event ids (NATS ``Nats-Msg-Id``) accept it.
+REPLAY = "eventwire-replay"
 MAX_ERROR_TEXT = 2000
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "EventwireError",
     "InvalidURLError",
     "MessageTooLargeError",
+    "NonRetryableError",
     "PublishError",
     "UnknownBackendError",
 ]
@@ -69,3 +70,14 @@ class PublishError(EventwireError):
 
 class MessageTooLargeError(PublishError, ValueError):
     """The encoded event is larger than the backend accepts; nothing was sent."""
+
+
+class NonRetryableError(EventwireError):
+    """Raise from a handler when retrying cannot help: the event is dead-lettered at once.
+
+    ``reason`` becomes the dead letter's reason (default ``"rejected"``).
+    """
+
+    def __init__(self, message: str, *, reason: str = "rejected") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -25,7 +25,7 @@ from eventwire.codec import PayloadValidator, decode, decode_envelope
 from eventwire.deadletter import dead_letter_channel, make_dead_letter
 from eventwire.delivery import Delivery, Disposition, Failure
 from eventwire.envelope import Envelope
-from eventwire.errors import DecodeError
+from eventwire.errors import DecodeError, NonRetryableError
 from eventwire.events import Message
 from eventwire.idempotency import Claim, IdempotencyStore
 from eventwire.retry import RetryPolicy
@@ -251,6 +251,8 @@ class Consumer:
             answer = self._plugins.hook.eventwire_consume_error(failure=failure)
             if answer is not None:
                 return answer  # type: ignore[no-any-return]
+        if isinstance(exc, NonRetryableError):
+            return Disposition.dead_letter(exc.reason)
         if route.retry.should_retry(attempt):
             return Disposition.retry(route.retry.delay(attempt))
         return Disposition.dead_letter("max-attempts")

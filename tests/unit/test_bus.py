@@ -376,6 +376,36 @@ def test_replay_dead_letters() -> None:
                 x.original.headers["ce_id"] for x in letters if b'"a"' in x.original.body
             ]
             assert await bus.replay_dead_letters("orders", ids=[wanted]) == 1
+            (replayed,) = [m for m in await bus.backend.browse("orders") if "eventwire-replay" in m.headers]
+            assert replayed.headers["ce_id"] == wanted
             await wait_for(lambda: done == ["a"])
+
+    asyncio.run(main())
+
+
+def test_non_retryable_error_dead_letters_at_once() -> None:
+    from eventwire import NonRetryableError
+
+    async def main() -> None:
+        bus = EventBus(memory_url())
+        calls: list[int] = []
+
+        @bus.subscribe(OrderPlaced, group="g", retry=FAST)
+        async def handle(event: OrderPlaced, delivery: Delivery) -> None:
+            calls.append(delivery.attempt)
+            raise NonRetryableError("unknown customer", reason="unknown-customer")
+
+        async with bus:
+            await bus.publish(OrderPlaced(order_id="o-1"))
+            letters: list = []
+            for _ in range(500):
+                letters = await bus.dead_letters("orders")
+                if letters:
+                    break
+                await asyncio.sleep(0.01)
+        assert calls == [1]
+        assert [(x.reason, x.attempts, x.error) for x in letters] == [
+            ("unknown-customer", 1, "unknown customer")
+        ]
 
     asyncio.run(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "MessageEntry",
     "escape_pointer",
     "iter_messages",
+    "load_bus",
     "load_document",
     "load_validator",
     "read_document",
@@ -280,3 +282,56 @@ def load_validator(path: str | os.PathLike[str]) -> ContractValidator:
     """
     document = load_document(path)
     return ContractValidator(document, str(path))
+
+
+def load_bus(target: str) -> Any:
+    """The `EventBus` named by ``MODULE:ATTR`` or ``path/to/file.py:ATTR``.
+
+    `ContractError` names the target and says what failed (without a traceback).
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    from eventwire.bus import EventBus
+
+    module_name, sep, attr = target.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise ContractError(
+            f"{target!r} is not MODULE:BUS; write e.g. 'myapp.events:bus' or 'app.py:bus'"
+        )
+    try:
+        if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+            file = Path(module_name)
+            if not file.is_file():
+                raise ContractError(f"{target}: no such file {file}")
+            name = "_eventwire_target_" + re.sub(r"\W", "_", str(file.resolve()))
+            spec = importlib.util.spec_from_file_location(name, file)
+            if spec is None or spec.loader is None:
+                raise ContractError(f"{target}: cannot import {file}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            sys.path.insert(0, str(file.resolve().parent))
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(file.resolve().parent))
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise ContractError(
+            f"{target}: importing {module_name} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        bus = getattr(module, attr)
+    except AttributeError:
+        raise ContractError(f"{target}: {module_name} has no attribute {attr!r}") from None
+    if not isinstance(bus, EventBus):
+        raise ContractError(
+            f"{target}: {attr} is a {type(bus).__name__}, not an eventwire EventBus"
+        )
+    return bus

@@ -1,0 +1,337 @@
+"""Code first: an AsyncAPI 3.0 document from an `EventBus` and its message classes."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from jsonschema import Draft202012Validator
+from pydantic.json_schema import models_json_schema
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from eventwire.bindings import BINDINGS
+from eventwire.codec import JSON
+from eventwire.contracts._examples import build_example
+from eventwire.contracts._load import DOCUMENT_URI
+from eventwire.deadletter import DLQ_SUFFIX
+from eventwire.events import Message
+
+if TYPE_CHECKING:
+    from eventwire.bus import EventBus
+
+__all__ = ["envelope_trait", "generate_asyncapi", "protocol_of"]
+
+KAFKA_BINDING_VERSION = "0.5.0"
+AMQP_BINDING_VERSION = "0.3.0"
+NATS_BINDING_VERSION = "0.1.0"
+
+#: backend name -> AsyncAPI server protocol
+_PROTOCOLS = {"kafka": "kafka", "rabbit": "amqp", "redis": "redis", "nats": "nats",
+              "memory": "memory"}
+_SECURE = {"amqps": "amqps", "rediss": "rediss", "kafka+ssl": "kafka-secure"}
+_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+_CHANNEL_KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+_ATTRIBUTES: dict[str, dict[str, Any]] = {
+    "id": {"type": "string", "description": "CloudEvents id: unique per event (a UUID)"},
+    "type": {"type": "string", "description": "CloudEvents type: the message name"},
+    "source": {"type": "string", "description": "CloudEvents source: the publishing service"},
+    "specversion": {"type": "string", "const": "1.0",
+                    "description": "CloudEvents specification version"},
+    "time": {"type": "string", "format": "date-time",
+             "description": "CloudEvents time: when the event was published (RFC 3339)"},
+    "subject": {"type": "string",
+                "description": "CloudEvents subject: the ordering key, when the message has one"},
+    "correlationid": {"type": "string",
+                      "description": "correlates the events of one business transaction"},
+    "causationid": {"type": "string", "description": "the id of the event that caused this one"},
+    "dataversion": {"type": "string",
+                    "description": "the schema version of the payload (x-eventwire-version)"},
+}
+_REQUIRED_ATTRIBUTES = ("id", "type", "source", "specversion")
+
+
+def protocol_of(bus: EventBus) -> str:
+    """The AsyncAPI server protocol of the bus's backend (``memory`` for the embedded one)."""
+    scheme = bus.url.split("://", 1)[0].lower()
+    if scheme in _SECURE:
+        return _SECURE[scheme]
+    return _PROTOCOLS.get(bus.backend.name, bus.backend.name)
+
+
+def envelope_trait(binding: str) -> dict[str, Any]:
+    """The message trait declaring the CloudEvents headers of `binding` (kafka, nats, amqp)."""
+    prefix = BINDINGS[binding]
+    properties: dict[str, Any] = {prefix + name: dict(s) for name, s in _ATTRIBUTES.items()}
+    properties["content-type"] = {
+        "type": "string", "const": JSON, "description": "CloudEvents datacontenttype",
+    }
+    return {
+        "summary": f"CloudEvents 1.0 binary-mode envelope ({binding} binding, '{prefix}' headers)",
+        "headers": {
+            "type": "object",
+            "required": [prefix + name for name in _REQUIRED_ATTRIBUTES],
+            "properties": properties,
+        },
+    }
+
+
+def _title(name: str) -> str:
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name.rsplit(".", 1)[-1]).split()
+    return " ".join([words[0], *(w.lower() for w in words[1:])]) if words else name
+
+
+def _unique_key(raw: str, used: set[str], pattern: re.Pattern[str]) -> str:
+    key = pattern.sub("_", raw) or "_"
+    candidate, n = key, 2
+    while candidate in used:
+        candidate, n = f"{key}_{n}", n + 1
+    used.add(candidate)
+    return candidate
+
+
+def _server(bus: EventBus) -> dict[str, Any]:
+    parts = urlsplit(bus.url)
+    protocol = protocol_of(bus)
+    server: dict[str, Any] = {"host": parts.netloc or "default", "protocol": protocol}
+    if parts.path and parts.path != "/":
+        server["pathname"] = parts.path
+    if bus.backend.name == "memory":
+        server["description"] = (
+            "eventwire's embedded in-memory broker (inside the process; no network)"
+        )
+        server["x-eventwire-embedded"] = True
+    return server
+
+
+def _models(bus: EventBus) -> tuple[dict[str, type[Message]], dict[str, set[str]]]:
+    """Every message class by type, and the channels each type appears on."""
+    models: dict[str, type[Message]] = {}
+    for type_name, model in bus.published.items():
+        models[type_name] = model
+    for info in bus.subscriptions.values():
+        for type_name, route in info.routes.items():
+            models.setdefault(type_name, route.model)
+    channels: dict[str, set[str]] = {}
+    for type_name, model in models.items():
+        channel = model.__eventwire__.require_channel()
+        channels.setdefault(channel, set()).add(type_name)
+    return models, channels
+
+
+def generate_asyncapi(
+    bus: EventBus, *, title: str | None = None, version: str = "1.0.0"
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of `bus`: what it publishes and what it subscribes to.
+
+    - ``servers``: the bus URL (without credentials) with the backend's protocol;
+    - ``channels``: every channel published or subscribed, and its ``<channel>.dlq``;
+    - ``operations``: ``send`` per published type, ``receive`` per (channel, group);
+    - ``components.messages``: payload = the model's JSON Schema (pydantic's, open content
+      model unless the model forbids extra fields), the envelope trait, ``correlationId``,
+      the Kafka key, examples that validate, ``x-eventwire-version`` and ``-kind``.
+
+    Plugins may post-process the result (the ``eventwire_asyncapi_document`` hook).
+    """
+    from eventwire.plugins import get_plugin_manager
+
+    binding = bus.backend.binding if bus.backend.binding in BINDINGS else "kafka"
+    prefix = BINDINGS[binding]
+    models, channel_types = _models(bus)
+
+    # payload schemas: one namespace for every model and the models they nest
+    ordered = sorted(models.items())
+    key_map, definitions = models_json_schema(
+        [(model, "validation") for _, model in ordered],
+        ref_template="#/components/schemas/{model}",
+    )
+    schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
+
+    message_keys: dict[str, str] = {}
+    used_message_keys: set[str] = set()
+    for type_name, _ in ordered:
+        message_keys[type_name] = _unique_key(type_name, used_message_keys, _KEY_CHARS)
+
+    messages: dict[str, Any] = {}
+    for type_name, model in ordered:
+        spec = model.__eventwire__
+        payload_ref = key_map[(model, "validation")]
+        message: dict[str, Any] = {
+            "name": type_name,
+            "title": _title(type_name),
+        }
+        doc = (model.__doc__ or "").strip()
+        if doc:
+            message["summary"] = doc.splitlines()[0]
+        message["contentType"] = JSON
+        message["payload"] = dict(payload_ref)
+        message["correlationId"] = {"$ref": "#/components/correlationIds/correlationId"}
+        message["traits"] = [{"$ref": "#/components/messageTraits/envelope"}]
+        if binding == "kafka" and spec.key is not None:
+            message["bindings"] = {
+                "kafka": {
+                    "key": {"type": "string", "description": f"the value of {spec.key}"},
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            }
+        elif binding == "amqp":
+            message["bindings"] = {
+                "amqp": {"messageType": type_name, "bindingVersion": AMQP_BINDING_VERSION}
+            }
+        message["x-eventwire-kind"] = spec.kind
+        message["x-eventwire-version"] = spec.version
+        if spec.key is not None:
+            message["x-eventwire-key"] = spec.key
+        messages[message_keys[type_name]] = message
+
+    document: dict[str, Any] = {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": title or bus.source,
+            "version": version,
+            "description": f"Messages published and consumed by {bus.source}.",
+        },
+        "defaultContentType": JSON,
+        "servers": {_unique_key(bus.backend.name, set(), _CHANNEL_KEY_CHARS): _server(bus)},
+        "channels": {},
+        "operations": {},
+        "components": {
+            "schemas": schemas,
+            "messages": messages,
+            "messageTraits": {"envelope": envelope_trait(binding)},
+            "correlationIds": {
+                "correlationId": {
+                    "description": "The correlation id of the business transaction",
+                    "location": f"$message.header#/{prefix}correlationid",
+                }
+            },
+        },
+    }
+
+    # channels (and their dead-letter channels)
+    channel_keys: dict[str, str] = {}
+    used_channel_keys: set[str] = set()
+    for address in sorted(channel_types):
+        for name in (address, address + DLQ_SUFFIX):
+            channel_keys[name] = _unique_key(name, used_channel_keys, _CHANNEL_KEY_CHARS)
+    for address in sorted(channel_types):
+        refs = {
+            message_keys[t]: {"$ref": f"#/components/messages/{message_keys[t]}"}
+            for t in sorted(channel_types[address])
+        }
+        document["channels"][channel_keys[address]] = {
+            "address": address,
+            "messages": refs,
+            **_channel_bindings(binding, address),
+        }
+        dlq = address + DLQ_SUFFIX
+        document["channels"][channel_keys[dlq]] = {
+            "address": dlq,
+            "description": (
+                f"Dead letters of {address}: the original message (payload, key and headers) "
+                "plus eventwire-dlq-reason, -error-type, -error, -attempts, -group, -channel "
+                "and -time headers."
+            ),
+            "messages": copy.deepcopy(refs),
+            **_channel_bindings(binding, dlq),
+            "x-eventwire-dead-letter-of": address,
+        }
+
+    # operations
+    operations: dict[str, Any] = document["operations"]
+    used_ops: set[str] = set()
+    for type_name, model in sorted(bus.published.items()):
+        channel = channel_keys[model.__eventwire__.require_channel()]
+        op_key = _unique_key(f"send{message_keys[type_name]}", used_ops, _CHANNEL_KEY_CHARS)
+        operations[op_key] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{channel}"},
+            "summary": f"{bus.source} publishes {type_name}",
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{message_keys[type_name]}"}],
+        }
+    for (address, group), info in sorted(bus.subscriptions.items()):
+        channel = channel_keys[address]
+        op_key = _unique_key(f"receive_{channel}_{group}", used_ops, _CHANNEL_KEY_CHARS)
+        operation: dict[str, Any] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{channel}"},
+            "summary": f"group {group} consumes {', '.join(sorted(info.routes))}",
+            "messages": [
+                {"$ref": f"#/channels/{channel}/messages/{message_keys[t]}"}
+                for t in sorted(info.routes)
+            ],
+        }
+        bindings = _receive_bindings(binding, group)
+        if bindings:
+            operation["bindings"] = bindings
+        operation["x-eventwire-group"] = group
+        operation["x-eventwire-concurrency"] = info.concurrency
+        operations[op_key] = operation
+
+    _add_examples(document, bus.source, prefix)
+    get_plugin_manager().hook.eventwire_asyncapi_document(document=document, bus=bus)
+    return document
+
+
+def _channel_bindings(binding: str, address: str) -> dict[str, Any]:
+    if binding == "kafka":
+        return {"bindings": {"kafka": {"topic": address, "bindingVersion": KAFKA_BINDING_VERSION}}}
+    if binding == "amqp":
+        return {
+            "bindings": {
+                "amqp": {
+                    "is": "routingKey",
+                    "exchange": {"name": address, "type": "topic", "durable": True,
+                                 "autoDelete": False},
+                    "bindingVersion": AMQP_BINDING_VERSION,
+                }
+            }
+        }
+    return {}
+
+
+def _receive_bindings(binding: str, group: str) -> dict[str, Any]:
+    if binding == "kafka":
+        return {"kafka": {"groupId": {"type": "string", "enum": [group]},
+                          "bindingVersion": KAFKA_BINDING_VERSION}}
+    if binding == "nats":
+        return {"nats": {"queue": group, "bindingVersion": NATS_BINDING_VERSION}}
+    if binding == "amqp":
+        return {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}}
+    return {}
+
+
+def _add_examples(document: dict[str, Any], source: str, prefix: str) -> None:
+    registry: Registry[Any] = Registry().with_resource(
+        DOCUMENT_URI, Resource(contents=document, specification=DRAFT202012)
+    )
+    messages: Mapping[str, Any] = document["components"]["messages"]
+    for n, (key, message) in enumerate(messages.items(), start=1):
+        ref = {"$ref": DOCUMENT_URI + "#/components/messages/" + key + "/payload"}
+        validator = Draft202012Validator(
+            ref, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+        schema = message["payload"]
+        payload = build_example(schema, document, validator.is_valid)
+        if payload is None:
+            continue
+        headers = {
+            prefix + "id": f"00000000-0000-4000-8000-{n:012d}",
+            prefix + "type": message["name"],
+            prefix + "source": source,
+            prefix + "specversion": "1.0",
+            prefix + "time": "2024-05-01T12:00:00Z",
+            prefix + "dataversion": str(message["x-eventwire-version"]),
+            "content-type": JSON,
+        }
+        message["examples"] = [{"name": _example_name(key), "headers": headers,
+                                "payload": payload}]
+
+
+def _example_name(key: str) -> str:
+    return _CHANNEL_KEY_CHARS.sub("_", key)
+
