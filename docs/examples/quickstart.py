@@ -40,7 +40,9 @@ async def main() -> None:
             await asyncio.sleep(0.01)
         (letter,) = await bus.dead_letters("orders")
         print("reserved:", reserved)
-        print("dead letter:", letter.reason, letter.error_type, "after", letter.attempts, "attempts")
+        print(
+            "dead letter:", letter.reason, letter.error_type, "after", letter.attempts, "attempts"
+        )
 
 
 asyncio.run(main())

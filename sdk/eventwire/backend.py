@@ -102,9 +102,7 @@ class Capabilities:
     ``max_message_bytes`` is the largest encoded message the backend accepts, if known.
     """
 
-    unsupported: Mapping[str, str] = dataclasses.field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    unsupported: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     cross_process: bool = True
     max_message_bytes: int | None = None
 

@@ -35,8 +35,17 @@ READ_PREFIXES: Mapping[str, tuple[str, ...]] = {
 CONTENT_TYPE = "content-type"
 _REQUIRED = ("id", "type", "source", "specversion")
 _KNOWN = frozenset(
-    {"id", "type", "source", "time", "specversion", "subject", "correlationid",
-     "causationid", "dataversion"}
+    {
+        "id",
+        "type",
+        "source",
+        "time",
+        "specversion",
+        "subject",
+        "correlationid",
+        "causationid",
+        "dataversion",
+    }
 )
 
 
@@ -57,7 +66,9 @@ def _prefix(binding: str) -> str:
     try:
         return BINDINGS[binding]
     except KeyError:
-        raise ValueError(f"unknown header binding {binding!r}; use one of {sorted(BINDINGS)}") from None
+        raise ValueError(
+            f"unknown header binding {binding!r}; use one of {sorted(BINDINGS)}"
+        ) from None
 
 
 def to_headers(envelope: Envelope, binding: str = "kafka") -> dict[str, str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from eventwire._naming import check_name
 from eventwire.backend import Backend, Subscription, SubscriptionSpec, WireMessage
 from eventwire.codec import PayloadValidator, encode
 from eventwire.deadletter import REPLAY, DeadLetter, dead_letter_channel
@@ -28,7 +29,6 @@ from eventwire.events import Command, Event, Message, MessageSpec
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from eventwire.pipeline import Consumer, Route
 from eventwire.plugins import create_backend, get_plugin_manager
-from eventwire._naming import check_name
 from eventwire.retry import RetryPolicy
 
 __all__ = ["EventBus", "SubscriptionInfo"]
@@ -148,7 +148,8 @@ class EventBus:
             raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r}")
 
         def register(handler: H) -> H:
-            if not inspect.iscoroutinefunction(handler):
+            function: Callable[..., Any] = handler
+            if not inspect.iscoroutinefunction(function):
                 raise ConfigurationError(
                     f"handler {getattr(handler, '__qualname__', handler)!r} for {spec.type} "
                     "must be an 'async def' function"
@@ -175,7 +176,9 @@ class EventBus:
                 info = SubscriptionInfo(channel, name, concurrency, window, from_beginning, {})
                 self.subscriptions[key] = info
             elif (info.concurrency, info.max_in_flight, info.from_beginning) != (
-                concurrency, window, from_beginning
+                concurrency,
+                window,
+                from_beginning,
             ):
                 raise ConfigurationError(
                     f"group {name!r} on channel {channel!r} is already subscribed with "
@@ -187,7 +190,10 @@ class EventBus:
                     f"{spec.type} already has a handler in group {name!r}; use another group"
                 )
             info.routes[spec.type] = Route.for_handler(
-                model, handler, retry=retry or DEFAULT_RETRY, dead_letter=dead_letter,
+                model,
+                handler,
+                retry=retry or DEFAULT_RETRY,
+                dead_letter=dead_letter,
                 idempotent=idempotent,
             )
             return handler
@@ -214,14 +220,22 @@ class EventBus:
 
     async def _start_subscription(self, info: SubscriptionInfo) -> None:
         consumer = Consumer(
-            backend=self.backend, channel=info.channel, group=info.group,
-            routes=info.routes, concurrency=info.concurrency,
-            max_in_flight=info.max_in_flight, store=self.idempotency_store,
-            validator=self._validator, plugins=self._plugins,
+            backend=self.backend,
+            channel=info.channel,
+            group=info.group,
+            routes=info.routes,
+            concurrency=info.concurrency,
+            max_in_flight=info.max_in_flight,
+            store=self.idempotency_store,
+            validator=self._validator,
+            plugins=self._plugins,
         )
         spec = SubscriptionSpec(
-            channel=info.channel, group=info.group, from_beginning=info.from_beginning,
-            max_in_flight=info.max_in_flight, consumer=self._consumer_name,
+            channel=info.channel,
+            group=info.group,
+            from_beginning=info.from_beginning,
+            max_in_flight=info.max_in_flight,
+            consumer=self._consumer_name,
         )
         self._consumers.append(consumer)
         self._running.append(await self.backend.subscribe(spec, consumer.on_message))
@@ -340,9 +354,13 @@ class EventBus:
         channel = spec.require_channel()
         user = {str(k): str(v) for k, v in headers.items()} if headers else {}
         envelope = Envelope.new(
-            type=spec.type, source=self.source, subject=event.message_key(),
-            correlationid=correlation_id, causationid=causation_id,
-            dataversion=str(spec.version), headers=user,
+            type=spec.type,
+            source=self.source,
+            subject=event.message_key(),
+            correlationid=correlation_id,
+            causationid=causation_id,
+            dataversion=str(spec.version),
+            headers=user,
         )
         hook = self._plugins.hook.eventwire_enrich_headers
         if hook.get_hookimpls():
@@ -361,7 +379,9 @@ class EventBus:
 
     # -- dead letters -----------------------------------------------------------------------
 
-    async def dead_letters(self, channel: str | type[Message], limit: int = 1000) -> list[DeadLetter]:
+    async def dead_letters(
+        self, channel: str | type[Message], limit: int = 1000
+    ) -> list[DeadLetter]:
         """The dead letters of `channel` (a name or a message class), oldest first."""
         name = _channel_name(channel)
         messages = await self.backend.browse(dead_letter_channel(name), limit)
@@ -405,8 +425,12 @@ class EventBus:
     def consumer_stats(self) -> list[dict[str, Any]]:
         """Per subscription: channel, group, in-flight now and the peak seen."""
         return [
-            {"channel": c.channel, "group": c.group, "in_flight": c.in_flight,
-             "peak_in_flight": c.peak_in_flight}
+            {
+                "channel": c.channel,
+                "group": c.group,
+                "in_flight": c.in_flight,
+                "peak_in_flight": c.peak_in_flight,
+            }
             for c in self._consumers
         ]
 

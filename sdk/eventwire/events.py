@@ -80,7 +80,9 @@ class Message(BaseModel):
         key = declared.get("key", parent.key if parent else None)
         version = declared.get("version", parent.version if parent else 1)
         if not isinstance(type_name, str) or not type_name.strip():
-            raise EventDefinitionError(f"{name}: type must be a non-empty string, got {type_name!r}")
+            raise EventDefinitionError(
+                f"{name}: type must be a non-empty string, got {type_name!r}"
+            )
         if channel is not None:
             try:
                 check_name("channel", channel, owner=name)

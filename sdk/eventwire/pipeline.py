@@ -67,7 +67,8 @@ class Route:
         # ``handler(event)`` or ``handler(event, delivery)``: a second positional parameter
         # without a default receives the `Delivery`.
         params = [
-            p for p in inspect.signature(handler).parameters.values()
+            p
+            for p in inspect.signature(handler).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
             and p.default is inspect.Parameter.empty
         ]
@@ -234,7 +235,11 @@ class Consumer:
                 if disposition.action == "retry":
                     log.info(
                         "eventwire: %s %s attempt %d failed (%s: %s); retrying in %.2fs",
-                        envelope.type, envelope.id, attempt, type(exc).__name__, exc,
+                        envelope.type,
+                        envelope.id,
+                        attempt,
+                        type(exc).__name__,
+                        exc,
                         disposition.delay,
                     )
                     await self._pause(disposition.delay)
@@ -268,18 +273,29 @@ class Consumer:
     ) -> None:
         if enabled:
             dlq = make_dead_letter(
-                inbound.message, reason=reason, error=error, attempts=attempts,
-                group=self.group, channel=self.channel,
+                inbound.message,
+                reason=reason,
+                error=error,
+                attempts=attempts,
+                group=self.group,
+                channel=self.channel,
             )
             log.warning(
-                "eventwire: dead-lettering a message of %s (group %s) after %d attempt(s): "
-                "%s %s", self.channel, self.group, attempts, reason, error or "",
+                "eventwire: dead-lettering a message of %s (group %s) after %d attempt(s): %s %s",
+                self.channel,
+                self.group,
+                attempts,
+                reason,
+                error or "",
             )
             await self._settle(lambda: self._publish_dlq(dlq))
         else:
             log.error(
                 "eventwire: dropping a message of %s (group %s, dead_letter=False): %s %s",
-                self.channel, self.group, reason, error or "",
+                self.channel,
+                self.group,
+                reason,
+                error or "",
             )
         await self._settle(inbound.ack)
 

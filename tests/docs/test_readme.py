@@ -32,8 +32,11 @@ def test_quickstart_block_is_the_example_file_and_prints_its_outcome() -> None:
     example = (ROOT / "docs/examples/quickstart.py").read_text()
     assert example.split('"""', 2)[2].lstrip() in BLOCKS
     result = subprocess.run(
-        [sys.executable, "docs/examples/quickstart.py"], capture_output=True, text=True,
-        timeout=120, cwd=ROOT,
+        [sys.executable, "docs/examples/quickstart.py"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     assert "reserved: ['o-1']" in result.stdout

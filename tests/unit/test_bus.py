@@ -4,7 +4,6 @@ import asyncio
 from collections import defaultdict
 
 import pytest
-
 from eventwire import (
     BusClosedError,
     Command,
@@ -193,8 +192,12 @@ def test_undecodable_bytes_are_dead_lettered_and_the_consumer_goes_on() -> None:
             await bus.backend.publish("orders", [WireMessage(b"\xff\x00garbage", {}, "x")])
             bad_payload = WireMessage(
                 b'{"order_id": 42}',  # wrong type
-                {"ce_id": "bad-1", "ce_type": "OrderPlaced", "ce_source": "t",
-                 "ce_specversion": "1.0"},
+                {
+                    "ce_id": "bad-1",
+                    "ce_type": "OrderPlaced",
+                    "ce_source": "t",
+                    "ce_specversion": "1.0",
+                },
                 "x",
             )
             await bus.backend.publish("orders", [bad_payload])
@@ -206,7 +209,7 @@ def test_undecodable_bytes_are_dead_lettered_and_the_consumer_goes_on() -> None:
         assert [letter.reason for letter in letters] == ["invalid", "invalid"]
         assert all(letter.attempts == 1 for letter in letters)
         assert letters[0].original.body == b"\xff\x00garbage"
-        assert "DecodeError" == letters[1].error_type and "order_id" in letters[1].error
+        assert letters[1].error_type == "DecodeError" and "order_id" in letters[1].error
 
     asyncio.run(main())
 
@@ -372,11 +375,11 @@ def test_replay_dead_letters() -> None:
                 await asyncio.sleep(0.01)
             fail = False
             letters = await bus.dead_letters("orders")
-            (wanted,) = [
-                x.original.headers["ce_id"] for x in letters if b'"a"' in x.original.body
-            ]
+            (wanted,) = [x.original.headers["ce_id"] for x in letters if b'"a"' in x.original.body]
             assert await bus.replay_dead_letters("orders", ids=[wanted]) == 1
-            (replayed,) = [m for m in await bus.backend.browse("orders") if "eventwire-replay" in m.headers]
+            (replayed,) = [
+                m for m in await bus.backend.browse("orders") if "eventwire-replay" in m.headers
+            ]
             assert replayed.headers["ce_id"] == wanted
             await wait_for(lambda: done == ["a"])
 

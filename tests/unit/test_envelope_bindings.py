@@ -3,15 +3,19 @@ from datetime import UTC, datetime
 import pytest
 from cloudevents.core.bindings import amqp, kafka, rabbitmq
 from cloudevents.core.v1.event import CloudEvent
-
 from eventwire import DecodeError, Envelope
 from eventwire.bindings import from_headers, to_headers
 
 
 def _envelope() -> Envelope:
     return Envelope.new(
-        type="OrderPlaced", source="order-service", subject="o-1", correlationid="req-9",
-        causationid="cause-1", dataversion="2", headers={"tenant": "acme"},
+        type="OrderPlaced",
+        source="order-service",
+        subject="o-1",
+        correlationid="req-9",
+        causationid="cause-1",
+        dataversion="2",
+        headers={"tenant": "acme"},
     )
 
 
@@ -58,8 +62,12 @@ def test_cloudevents_sdk_reads_what_eventwire_writes_kafka() -> None:
 def test_eventwire_reads_what_cloudevents_sdk_writes_kafka() -> None:
     event = CloudEvent(
         attributes={
-            "type": "OrderPlaced", "source": "/shop", "id": "e-1", "subject": "o-5",
-            "time": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "correlationid": "c-1",
+            "type": "OrderPlaced",
+            "source": "/shop",
+            "id": "e-1",
+            "subject": "o-5",
+            "time": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            "correlationid": "c-1",
             "datacontenttype": "application/json",
         },
         data={"order_id": "o-5"},
@@ -67,7 +75,10 @@ def test_eventwire_reads_what_cloudevents_sdk_writes_kafka() -> None:
     message = kafka.to_binary_event(event)
     envelope = from_headers({k: v.decode() for k, v in message.headers.items()}, "kafka")
     assert (envelope.id, envelope.type, envelope.source, envelope.subject) == (
-        "e-1", "OrderPlaced", "/shop", "o-5",
+        "e-1",
+        "OrderPlaced",
+        "/shop",
+        "o-5",
     )
     assert envelope.correlationid == "c-1"
     assert envelope.time == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -78,15 +89,23 @@ def test_amqp_both_directions() -> None:
     headers = to_headers(envelope, "amqp")
     content_type = headers.pop("content-type")
     message = amqp.AMQPMessage(
-        properties={"content-type": content_type}, application_properties=headers,
+        properties={"content-type": content_type},
+        application_properties=headers,
         application_data=b"{}",
     )
     event = amqp.from_binary_event(message)
     assert (event.get_id(), event.get_extension("correlationid")) == (envelope.id, "req-9")
 
     written = amqp.to_binary_event(
-        CloudEvent(attributes={"type": "T", "source": "/s", "id": "x-1",
-                               "time": datetime(2026, 5, 1, tzinfo=UTC)}, data={})
+        CloudEvent(
+            attributes={
+                "type": "T",
+                "source": "/s",
+                "id": "x-1",
+                "time": datetime(2026, 5, 1, tzinfo=UTC),
+            },
+            data={},
+        )
     )
     props = {k: str(v) for k, v in written.application_properties.items()}
     back = from_headers(props | dict(written.properties), "amqp")

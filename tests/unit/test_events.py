@@ -1,9 +1,8 @@
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
-
 from eventwire import Command, Event, EventDefinitionError
+from pydantic import ValidationError
 
 
 class OrderPlaced(Event, channel="shop.orders", key="order_id", version=2):
@@ -18,7 +17,11 @@ class ReserveStock(Command, channel="inventory.commands", key="sku"):
 def test_declaration_is_read_from_class_keywords() -> None:
     spec = OrderPlaced.__eventwire__
     assert (spec.type, spec.kind, spec.channel, spec.key, spec.version) == (
-        "OrderPlaced", "event", "shop.orders", "order_id", 2,
+        "OrderPlaced",
+        "event",
+        "shop.orders",
+        "order_id",
+        2,
     )
     assert ReserveStock.__eventwire__.kind == "command"
 
@@ -39,25 +42,33 @@ def test_subclass_inherits_channel_and_key_and_may_rename_type() -> None:
 
     spec = OrderPlacedV3.__eventwire__
     assert (spec.type, spec.channel, spec.key, spec.version) == (
-        "OrderPlaced.v3", "shop.orders", "order_id", 3,
+        "OrderPlaced.v3",
+        "shop.orders",
+        "order_id",
+        3,
     )
 
 
 def test_unknown_key_field_is_an_error_at_definition() -> None:
     with pytest.raises(EventDefinitionError, match=r"key='orderid' is not a field.*order_id"):
+
         class Bad(Event, channel="orders", key="orderid"):
             order_id: str
 
 
-@pytest.mark.parametrize("channel", ["or ders", "orders*", "orders.>", "", ".orders", "a..b", "x" * 201])
+@pytest.mark.parametrize(
+    "channel", ["or ders", "orders*", "orders.>", "", ".orders", "a..b", "x" * 201]
+)
 def test_channel_a_broker_would_reject_is_an_error(channel: str) -> None:
     with pytest.raises(EventDefinitionError):
+
         class Bad(Event, channel=channel):
             x: int
 
 
 def test_dlq_suffix_is_reserved() -> None:
     with pytest.raises(EventDefinitionError, match="dead-letter"):
+
         class Bad(Event, channel="orders.dlq"):
             x: int
 
@@ -65,5 +76,6 @@ def test_dlq_suffix_is_reserved() -> None:
 @pytest.mark.parametrize("version", [0, -1, "2", True])
 def test_bad_version_is_an_error(version: object) -> None:
     with pytest.raises(EventDefinitionError, match="version"):
+
         class Bad(Event, channel="orders", version=version):
             x: int

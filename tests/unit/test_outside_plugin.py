@@ -45,8 +45,18 @@ SCRIPT = textwrap.dedent(
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(PACKAGE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(PACKAGE),
+        ],
         check=True,
     )
     return target
@@ -73,7 +83,9 @@ def test_outside_backend_is_listed_with_its_capabilities(site: Path) -> None:
 def test_without_the_package_the_scheme_is_unknown() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from eventwire import EventBus; EventBus('outside://x')"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "no installed backend serves 'outside://x'" in result.stderr

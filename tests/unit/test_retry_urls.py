@@ -1,5 +1,4 @@
 import pytest
-
 from eventwire import ConfigurationError, InvalidURLError, RetryPolicy, redact_url
 from eventwire.urls import url_scheme
 
@@ -51,8 +50,10 @@ def test_redaction_removes_credentials(url: str, expected: str) -> None:
 def test_malformed_urls_are_rejected_without_leaking(url: str) -> None:
     with pytest.raises(InvalidURLError) as info:
         url_scheme(url)
-    assert "scheme://" in str(info.value) or "malformed" in str(info.value) or "invalid" in str(
-        info.value
+    assert (
+        "scheme://" in str(info.value)
+        or "malformed" in str(info.value)
+        or "invalid" in str(info.value)
     )
 
 
