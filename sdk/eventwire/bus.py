@@ -204,6 +204,7 @@ class EventBus:
 
     async def start(self) -> None:
         """Connect and start every subscription."""
+        failed: BaseException | None = None
         async with self._lock:
             if self._state == "running":
                 return
@@ -214,9 +215,11 @@ class EventBus:
             try:
                 for info in self.subscriptions.values():
                     await self._start_subscription(info)
-            except BaseException:
-                await self.close()
-                raise
+            except BaseException as exc:
+                failed = exc
+        if failed is not None:  # undo what started (outside the lock: close() takes it)
+            await self.close()
+            raise failed
 
     async def _start_subscription(self, info: SubscriptionInfo) -> None:
         consumer = Consumer(

@@ -23,8 +23,9 @@ def url_scheme(url: str) -> str:
     if not _SCHEME.match(scheme):
         raise InvalidURLError(f"{redact_url(url)!r} has an invalid scheme {scheme!r}")
     try:
-        parts = urlsplit(url)
-        _ = parts.port  # validates a numeric port
+        netloc = urlsplit(url).netloc.rsplit("@", 1)[-1]
+        for host in netloc.split(","):  # Kafka and NATS take comma-separated host lists
+            _ = urlsplit(f"//{host}").port  # validates each numeric port
     except ValueError as exc:
         raise InvalidURLError(f"{redact_url(url)!r} is malformed: {exc}") from None
     return scheme.lower()

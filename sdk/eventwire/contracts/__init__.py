@@ -11,21 +11,44 @@
 The command line is ``eventwire asyncapi ...`` and ``eventwire contracts ...``.
 """
 
+from eventwire.contracts._check import check_bus, check_documents
+from eventwire.contracts._codegen import generate_code
+from eventwire.contracts._diff import (
+    MODES,
+    DiffReport,
+    Verdict,
+    diff_documents,
+    schema_compatibility,
+    schema_inclusion,
+)
+from eventwire.contracts._generate import generate_asyncapi
+from eventwire.contracts._html import render_html
+from eventwire.contracts._lint import lint_document
 from eventwire.contracts._load import (
     ContractValidator,
     load_document,
     load_validator,
     read_document,
 )
-from eventwire.contracts._generate import generate_asyncapi
 from eventwire.contracts._validate import Problem, validate_document
 
 __all__ = [
+    "MODES",
     "ContractValidator",
+    "DiffReport",
     "Problem",
+    "Verdict",
+    "check_bus",
+    "check_documents",
+    "diff_documents",
     "generate_asyncapi",
+    "generate_code",
+    "lint_document",
     "load_document",
     "load_validator",
     "read_document",
+    "render_html",
+    "schema_compatibility",
+    "schema_inclusion",
     "validate_document",
 ]

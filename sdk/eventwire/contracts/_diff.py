@@ -38,19 +38,43 @@ __all__ = [
 ]
 
 Mode = Literal[
-    "backward", "forward", "full", "backward-transitive", "forward-transitive",
-    "full-transitive", "none",
+    "backward",
+    "forward",
+    "full",
+    "backward-transitive",
+    "forward-transitive",
+    "full-transitive",
+    "none",
 ]
 MODES: tuple[str, ...] = (
-    "backward", "forward", "full", "backward-transitive", "forward-transitive",
-    "full-transitive", "none",
+    "backward",
+    "forward",
+    "full",
+    "backward-transitive",
+    "forward-transitive",
+    "full-transitive",
+    "none",
 )
 Compatibility = Literal["FULL", "BACKWARD", "FORWARD", "NONE"]
 
 _ANNOTATIONS = frozenset(
-    {"title", "description", "examples", "example", "default", "deprecated", "$comment",
-     "readOnly", "writeOnly", "$id", "$schema", "$defs", "definitions", "externalDocs",
-     "discriminator"}
+    {
+        "title",
+        "description",
+        "examples",
+        "example",
+        "default",
+        "deprecated",
+        "$comment",
+        "readOnly",
+        "writeOnly",
+        "$id",
+        "$schema",
+        "$defs",
+        "definitions",
+        "externalDocs",
+        "discriminator",
+    }
 )
 
 
@@ -71,9 +95,12 @@ def _values(schema: Mapping[str, Any]) -> list[Any] | None:
 
 
 def _same_value(x: Any, y: Any) -> bool:
-    return type(x) is type(y) and x == y or (
-        isinstance(x, int | float) and isinstance(y, int | float)
-        and not isinstance(x, bool) and not isinstance(y, bool) and x == y
+    return (type(x) is type(y) and x == y) or (
+        isinstance(x, int | float)
+        and isinstance(y, int | float)
+        and not isinstance(x, bool)
+        and not isinstance(y, bool)
+        and x == y
     )
 
 
@@ -106,10 +133,10 @@ class _Inclusion:
         if isinstance(schema, Mapping):
             all_of = schema.get("allOf")
             if isinstance(all_of, list) and len(all_of) == 1:
-                inner, ref = self._resolve(doc, all_of[0])
+                inner, inner_ref = self._resolve(doc, all_of[0])
                 if isinstance(inner, Mapping):
                     rest = {k: v for k, v in schema.items() if k != "allOf"}
-                    return {**inner, **rest}, ref
+                    return {**inner, **rest}, inner_ref
         return schema, None
 
     @staticmethod
@@ -182,14 +209,20 @@ class _Inclusion:
         values_a, values_b = _values(a), _values(b)
         if types_b is not None:
             if types_a is None and values_a is None:
-                return [f"{where}: type is not constrained in {{a}}, {{b}} requires "
-                        f"{_join(types_b)}"]
+                return [
+                    f"{where}: type is not constrained in {{a}}, {{b}} requires {_join(types_b)}"
+                ]
             if types_a is not None:
-                extra = {t for t in types_a
-                         if t not in types_b and not (t == "integer" and "number" in types_b)}
+                extra = {
+                    t
+                    for t in types_a
+                    if t not in types_b and not (t == "integer" and "number" in types_b)
+                }
                 if extra:
-                    return [f"{where}: type changed from {_join(types_a)} in {{a}} to "
-                            f"{_join(types_b)} in {{b}}"]
+                    return [
+                        f"{where}: type changed from {_join(types_a)} in {{a}} to "
+                        f"{_join(types_b)} in {{b}}"
+                    ]
         if values_b is not None:
             if values_a is None:
                 return [f"{where}: {{b}} allows only {values_b!r}, {{a}} any value"]
@@ -230,7 +263,8 @@ class _Inclusion:
                         reasons.append(
                             f"{sub}: property is declared by {{b}} only; {{a}} (open content "
                             "model) allows it with any value"
-                            if extra_a is True else why[0]
+                            if extra_a is True
+                            else why[0]
                         )
         if extra_b is not True and extra_a is not False:
             if extra_b is False:
@@ -244,10 +278,33 @@ class _Inclusion:
 
 
 _KNOWN = frozenset(
-    {"type", "enum", "const", "anyOf", "oneOf", "allOf", "properties", "required",
-     "additionalProperties", "items", "minimum", "maximum", "exclusiveMinimum",
-     "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "pattern", "format",
-     "minItems", "maxItems", "uniqueItems", "$ref", "minProperties", "maxProperties"}
+    {
+        "type",
+        "enum",
+        "const",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "format",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "$ref",
+        "minProperties",
+        "maxProperties",
+    }
 )
 
 
@@ -270,16 +327,20 @@ def _bounds(a: Mapping[str, Any], b: Mapping[str, Any], where: str) -> list[str]
             if isinstance(bound_b, int | float) and not isinstance(bound_b, bool):
                 bound_a = _tightest(a, names, max)
                 if bound_a is None or bound_a < bound_b:
-                    reasons.append(f"{where}: {name} is {bound_b} in {{b}}, "
-                                   f"{'unset' if bound_a is None else bound_a} in {{a}}")
+                    reasons.append(
+                        f"{where}: {name} is {bound_b} in {{b}}, "
+                        f"{'unset' if bound_a is None else bound_a} in {{a}}"
+                    )
     for names in upper:
         for name in names:
             bound_b = b.get(name)
             if isinstance(bound_b, int | float) and not isinstance(bound_b, bool):
                 bound_a = _tightest(a, names, min)
                 if bound_a is None or bound_a > bound_b:
-                    reasons.append(f"{where}: {name} is {bound_b} in {{b}}, "
-                                   f"{'unset' if bound_a is None else bound_a} in {{a}}")
+                    reasons.append(
+                        f"{where}: {name} is {bound_b} in {{b}}, "
+                        f"{'unset' if bound_a is None else bound_a} in {{a}}"
+                    )
     multiple_b = b.get("multipleOf")
     if isinstance(multiple_b, int | float) and multiple_b:
         multiple_a = a.get("multipleOf")
@@ -296,9 +357,12 @@ def _bounds(a: Mapping[str, Any], b: Mapping[str, Any], where: str) -> list[str]
 
 
 def _tightest(schema: Mapping[str, Any], names: Sequence[str], pick: Any) -> float | None:
-    values = [schema[n] for n in names
-              if isinstance(schema.get(n), int | float) and not isinstance(schema.get(n), bool)]
-    return pick(values) if values else None  # type: ignore[no-any-return]
+    values = [
+        schema[n]
+        for n in names
+        if isinstance(schema.get(n), int | float) and not isinstance(schema.get(n), bool)
+    ]
+    return pick(values) if values else None
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -317,8 +381,9 @@ def schema_inclusion(
     ``$ref``s resolve in `doc_a` / `doc_b` (default: the schema itself). Reasons say
     ``{a}`` and ``{b}`` for the two sides.
     """
-    inclusion = _Inclusion(doc_a if doc_a is not None else _doc(a),
-                           doc_b if doc_b is not None else _doc(b))
+    inclusion = _Inclusion(
+        doc_a if doc_a is not None else _doc(a), doc_b if doc_b is not None else _doc(b)
+    )
     return inclusion.check(a, b, "")
 
 
@@ -327,7 +392,9 @@ def _doc(schema: Any) -> Mapping[str, Any]:
 
 
 def schema_compatibility(
-    old: Any, new: Any, doc_old: Mapping[str, Any] | None = None,
+    old: Any,
+    new: Any,
+    doc_old: Mapping[str, Any] | None = None,
     doc_new: Mapping[str, Any] | None = None,
 ) -> tuple[Compatibility, list[str]]:
     """The compatibility class of a schema change and the reasons for what it breaks."""
@@ -417,31 +484,99 @@ def _compare_pair(
 ) -> list[Verdict]:
     verdicts: list[Verdict] = []
     old_channels, new_channels = _addresses(old), _addresses(new)
+    # a channel whose key changed but whose address did not is the same channel
+    renamed = _pair_unmatched(old_channels, new_channels)
     for key in sorted(set(old_channels) | set(new_channels)):
-        if key not in new_channels:
-            verdicts.append(Verdict("channel", key, label, "structural", mode != "none",
-                                    [f"channel {key!r} ({old_channels[key]}) was removed"]))
+        if key in renamed.values() and key not in old_channels:
+            continue
+        if key not in new_channels and key in renamed:
+            verdicts.append(
+                Verdict(
+                    "channel",
+                    key,
+                    label,
+                    "unchanged",
+                    False,
+                    [f"renamed to {renamed[key]!r} (same address)"],
+                )
+            )
+        elif key not in new_channels:
+            verdicts.append(
+                Verdict(
+                    "channel",
+                    key,
+                    label,
+                    "structural",
+                    mode != "none",
+                    [f"channel {key!r} ({old_channels[key]}) was removed"],
+                )
+            )
         elif key not in old_channels:
-            verdicts.append(Verdict("channel", key, label, "added", False,
-                                    [f"new channel {key!r} ({new_channels[key]})"]))
+            verdicts.append(
+                Verdict(
+                    "channel",
+                    key,
+                    label,
+                    "added",
+                    False,
+                    [f"new channel {key!r} ({new_channels[key]})"],
+                )
+            )
         elif old_channels[key] != new_channels[key]:
-            verdicts.append(Verdict(
-                "channel", key, label, "structural", mode != "none",
-                [f"address changed from {old_channels[key]!r} to {new_channels[key]!r}"],
-            ))
+            verdicts.append(
+                Verdict(
+                    "channel",
+                    key,
+                    label,
+                    "structural",
+                    mode != "none",
+                    [f"address changed from {old_channels[key]!r} to {new_channels[key]!r}"],
+                )
+            )
         else:
             verdicts.append(Verdict("channel", key, label, "unchanged", False))
 
     old_ops = _operations(old, old_channels)
     new_ops = _operations(new, new_channels)
+    renamed_ops = _pair_unmatched(old_ops, new_ops)
     for key in sorted(set(old_ops) | set(new_ops)):
+        if key in renamed_ops.values() and key not in old_ops:
+            continue
+        if key not in new_ops and key in renamed_ops:
+            verdicts.append(
+                Verdict(
+                    "operation",
+                    key,
+                    label,
+                    "unchanged",
+                    False,
+                    [f"renamed to {renamed_ops[key]!r} (same action and channel)"],
+                )
+            )
+            continue
         if key not in new_ops:
-            verdicts.append(Verdict("operation", key, label, "structural", mode != "none",
-                                    [f"operation {key!r} ({old_ops[key][0]}) was removed"]))
+            verdicts.append(
+                Verdict(
+                    "operation",
+                    key,
+                    label,
+                    "structural",
+                    mode != "none",
+                    [f"operation {key!r} ({old_ops[key][0]}) was removed"],
+                )
+            )
             continue
         if key not in old_ops:
-            verdicts.append(Verdict("operation", key, label, "added", False,
-                                    [f"new operation ({new_ops[key][0]} on {new_ops[key][1]})"]))
+            verdicts.append(
+                Verdict(
+                    "operation",
+                    key,
+                    label,
+                    "added",
+                    False,
+                    [f"new operation ({new_ops[key][0]} on {new_ops[key][1]})"],
+                )
+            )
             continue
         reasons = []
         if old_ops[key][0] != new_ops[key][0]:
@@ -449,30 +584,48 @@ def _compare_pair(
         if old_ops[key][1] != new_ops[key][1]:
             reasons.append(f"channel changed from {old_ops[key][1]!r} to {new_ops[key][1]!r}")
         if reasons:
-            verdicts.append(Verdict("operation", key, label, "structural", mode != "none",
-                                    reasons))
+            verdicts.append(Verdict("operation", key, label, "structural", mode != "none", reasons))
         else:
             verdicts.append(Verdict("operation", key, label, "unchanged", False))
 
     old_messages, new_messages = _messages(old, label), _messages(new, "new contract")
     for name in sorted(set(old_messages) | set(new_messages)):
         if name not in new_messages:
-            verdicts.append(Verdict(
-                "message", name, label, "removed-message", not _allows("removed-message", mode),
-                ["message removed: new readers cannot read the old events of this type "
-                 "still stored (FORWARD only)"],
-            ))
+            verdicts.append(
+                Verdict(
+                    "message",
+                    name,
+                    label,
+                    "removed-message",
+                    not _allows("removed-message", mode),
+                    [
+                        "message removed: new readers cannot read the old events of this type "
+                        "still stored (FORWARD only)"
+                    ],
+                )
+            )
             continue
         if name not in old_messages:
-            verdicts.append(Verdict("message", name, label, "added", False,
-                                    ["new message: old readers ignore types they do not handle"]))
+            verdicts.append(
+                Verdict(
+                    "message",
+                    name,
+                    label,
+                    "added",
+                    False,
+                    ["new message: old readers ignore types they do not handle"],
+                )
+            )
             continue
         entry_old, entry_new = old_messages[name], new_messages[name]
         change, reasons = schema_compatibility(
             _payload(old, entry_old.message), _payload(new, entry_new.message), old, new
         )
         structural = []
-        gone = [old_channels.get(c, c) for c in entry_old.channels if c not in entry_new.channels]
+        gone = sorted(
+            {str(old_channels.get(c, c)) for c in entry_old.channels}
+            - {str(new_channels.get(c, c)) for c in entry_new.channels}
+        )
         if gone:
             structural.append(f"no longer on channel(s) {', '.join(map(str, gone))}")
         key_old = entry_old.message.get("x-eventwire-key")
@@ -480,15 +633,33 @@ def _compare_pair(
         if key_old != key_new:
             structural.append(f"ordering key changed from {key_old!r} to {key_new!r}")
         if structural:
-            verdicts.append(Verdict("message", name, label, "structural", mode != "none",
-                                    structural + reasons))
+            verdicts.append(
+                Verdict("message", name, label, "structural", mode != "none", structural + reasons)
+            )
         else:
-            verdicts.append(Verdict("message", name, label, change,
-                                    not _allows(change, mode), reasons))
+            verdicts.append(
+                Verdict("message", name, label, change, not _allows(change, mode), reasons)
+            )
     return verdicts
 
 
-def _operations(document: Mapping[str, Any], addresses: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+def _pair_unmatched(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, str]:
+    """Old key -> new key for entries present under another key with the same value."""
+    unmatched_new = {k: v for k, v in new.items() if k not in old}
+    pairs: dict[str, str] = {}
+    for key, value in old.items():
+        if key in new:
+            continue
+        for new_key, new_value in unmatched_new.items():
+            if new_value == value and new_key not in pairs.values():
+                pairs[key] = new_key
+                break
+    return pairs
+
+
+def _operations(
+    document: Mapping[str, Any], addresses: Mapping[str, Any]
+) -> dict[str, tuple[str, Any]]:
     out: dict[str, tuple[str, Any]] = {}
     for key, node in (document.get("operations") or {}).items():
         operation, _ = deref(document, node, "")

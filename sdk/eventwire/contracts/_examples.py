@@ -64,7 +64,9 @@ class _Walker:
         for key in ("anyOf", "oneOf"):
             options = schema.get(key)
             if isinstance(options, list) and options:
-                non_null = [o for o in options if not (isinstance(o, Mapping) and o.get("type") == "null")]
+                non_null = [
+                    o for o in options if not (isinstance(o, Mapping) and o.get("type") == "null")
+                ]
                 return self.value((non_null or options)[0], name, depth + 1)
         if isinstance(schema.get("allOf"), list) and schema["allOf"]:
             merged = {}

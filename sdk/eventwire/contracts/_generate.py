@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 from pydantic.json_schema import models_json_schema
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from eventwire.bindings import BINDINGS
@@ -30,8 +30,13 @@ AMQP_BINDING_VERSION = "0.3.0"
 NATS_BINDING_VERSION = "0.1.0"
 
 #: backend name -> AsyncAPI server protocol
-_PROTOCOLS = {"kafka": "kafka", "rabbit": "amqp", "redis": "redis", "nats": "nats",
-              "memory": "memory"}
+_PROTOCOLS = {
+    "kafka": "kafka",
+    "rabbit": "amqp",
+    "redis": "redis",
+    "nats": "nats",
+    "memory": "memory",
+}
 _SECURE = {"amqps": "amqps", "rediss": "rediss", "kafka+ssl": "kafka-secure"}
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _CHANNEL_KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]")
@@ -40,17 +45,29 @@ _ATTRIBUTES: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "description": "CloudEvents id: unique per event (a UUID)"},
     "type": {"type": "string", "description": "CloudEvents type: the message name"},
     "source": {"type": "string", "description": "CloudEvents source: the publishing service"},
-    "specversion": {"type": "string", "const": "1.0",
-                    "description": "CloudEvents specification version"},
-    "time": {"type": "string", "format": "date-time",
-             "description": "CloudEvents time: when the event was published (RFC 3339)"},
-    "subject": {"type": "string",
-                "description": "CloudEvents subject: the ordering key, when the message has one"},
-    "correlationid": {"type": "string",
-                      "description": "correlates the events of one business transaction"},
+    "specversion": {
+        "type": "string",
+        "const": "1.0",
+        "description": "CloudEvents specification version",
+    },
+    "time": {
+        "type": "string",
+        "format": "date-time",
+        "description": "CloudEvents time: when the event was published (RFC 3339)",
+    },
+    "subject": {
+        "type": "string",
+        "description": "CloudEvents subject: the ordering key, when the message has one",
+    },
+    "correlationid": {
+        "type": "string",
+        "description": "correlates the events of one business transaction",
+    },
     "causationid": {"type": "string", "description": "the id of the event that caused this one"},
-    "dataversion": {"type": "string",
-                    "description": "the schema version of the payload (x-eventwire-version)"},
+    "dataversion": {
+        "type": "string",
+        "description": "the schema version of the payload (x-eventwire-version)",
+    },
 }
 _REQUIRED_ATTRIBUTES = ("id", "type", "source", "specversion")
 
@@ -68,7 +85,9 @@ def envelope_trait(binding: str) -> dict[str, Any]:
     prefix = BINDINGS[binding]
     properties: dict[str, Any] = {prefix + name: dict(s) for name, s in _ATTRIBUTES.items()}
     properties["content-type"] = {
-        "type": "string", "const": JSON, "description": "CloudEvents datacontenttype",
+        "type": "string",
+        "const": JSON,
+        "description": "CloudEvents datacontenttype",
     }
     return {
         "summary": f"CloudEvents 1.0 binary-mode envelope ({binding} binding, '{prefix}' headers)",
@@ -285,8 +304,12 @@ def _channel_bindings(binding: str, address: str) -> dict[str, Any]:
             "bindings": {
                 "amqp": {
                     "is": "routingKey",
-                    "exchange": {"name": address, "type": "topic", "durable": True,
-                                 "autoDelete": False},
+                    "exchange": {
+                        "name": address,
+                        "type": "topic",
+                        "durable": True,
+                        "autoDelete": False,
+                    },
                     "bindingVersion": AMQP_BINDING_VERSION,
                 }
             }
@@ -296,8 +319,12 @@ def _channel_bindings(binding: str, address: str) -> dict[str, Any]:
 
 def _receive_bindings(binding: str, group: str) -> dict[str, Any]:
     if binding == "kafka":
-        return {"kafka": {"groupId": {"type": "string", "enum": [group]},
-                          "bindingVersion": KAFKA_BINDING_VERSION}}
+        return {
+            "kafka": {
+                "groupId": {"type": "string", "enum": [group]},
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        }
     if binding == "nats":
         return {"nats": {"queue": group, "bindingVersion": NATS_BINDING_VERSION}}
     if binding == "amqp":
@@ -307,7 +334,7 @@ def _receive_bindings(binding: str, group: str) -> dict[str, Any]:
 
 def _add_examples(document: dict[str, Any], source: str, prefix: str) -> None:
     registry: Registry[Any] = Registry().with_resource(
-        DOCUMENT_URI, Resource(contents=document, specification=DRAFT202012)
+        DOCUMENT_URI, DRAFT202012.create_resource(document)
     )
     messages: Mapping[str, Any] = document["components"]["messages"]
     for n, (key, message) in enumerate(messages.items(), start=1):
@@ -328,10 +355,10 @@ def _add_examples(document: dict[str, Any], source: str, prefix: str) -> None:
             prefix + "dataversion": str(message["x-eventwire-version"]),
             "content-type": JSON,
         }
-        message["examples"] = [{"name": _example_name(key), "headers": headers,
-                                "payload": payload}]
+        message["examples"] = [
+            {"name": _example_name(key), "headers": headers, "payload": copy.deepcopy(payload)}
+        ]
 
 
 def _example_name(key: str) -> str:
     return _CHANNEL_KEY_CHARS.sub("_", key)
-

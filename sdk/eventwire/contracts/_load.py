@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from eventwire.errors import ContractError
@@ -49,19 +49,22 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ContractError(f"{file}: no such contract file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ContractError(f"{file}: cannot read the contract: {exc}") from None
-    return parse_document(text, str(file))
+    return parse_document(text, str(file), json_only=file.suffix.lower() == ".json")
 
 
-def parse_document(text: str, name: str) -> dict[str, Any]:
+def parse_document(text: str, name: str, *, json_only: bool = False) -> dict[str, Any]:
     """Parse the text of a document (YAML or JSON) named `name` in error messages."""
+    data: Any
     try:
-        data = yaml.safe_load(text)
+        data = json.loads(text) if json_only else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ContractError(
+            f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ContractError(
-            f"{name}: not valid YAML/JSON{where}: {exc.problem or exc}"
-        ) from None
+        raise ContractError(f"{name}: not valid YAML/JSON{where}: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise ContractError(f"{name}: not valid YAML/JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -182,9 +185,7 @@ def payload_pointer(document: Mapping[str, Any], entry: MessageEntry) -> str | N
     pointer = entry.pointer + "/payload"
     if isinstance(payload, Mapping) and "schemaFormat" in payload and "schema" in payload:
         fmt = str(payload["schemaFormat"])
-        if not fmt.startswith(
-            ("application/vnd.aai.asyncapi", "application/schema+json")
-        ):
+        if not fmt.startswith(("application/vnd.aai.asyncapi", "application/schema+json")):
             raise ContractError(
                 f"message {entry.name!r} ({pointer}) uses schemaFormat {fmt!r}; eventwire "
                 "validates JSON Schema and AsyncAPI Schema payloads only"
@@ -219,7 +220,7 @@ class ContractValidator:
     def __init__(self, document: Mapping[str, Any], source: str = "<contract>") -> None:
         self.source = source
         registry: Registry[Any] = Registry().with_resource(
-            DOCUMENT_URI, Resource(contents=document, specification=DRAFT202012)
+            DOCUMENT_URI, DRAFT202012.create_resource(document)
         )
         self._validators: dict[str, Draft202012Validator | None] = {}
         try:

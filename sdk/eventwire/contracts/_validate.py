@@ -11,16 +11,16 @@ from importlib import resources
 from typing import Any, Literal
 
 from jsonschema import Draft7Validator, Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError, best_match
-from referencing import Registry, Resource
+from jsonschema.exceptions import SchemaError, ValidationError
+from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from eventwire.contracts._load import deref, escape_pointer, resolve
 
-__all__ = ["Problem", "json_path", "official_schema", "validate_document"]
+__all__ = ["Problem", "Severity", "json_path", "official_schema", "validate_document"]
 
 Severity = Literal["error", "warning", "info"]
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 
 
 def json_path(parts: Sequence[str | int]) -> str:
@@ -58,8 +58,10 @@ class Problem:
 @functools.cache
 def official_schema() -> dict[str, Any]:
     """The official AsyncAPI 3.0.0 JSON Schema (vendored from the npm ``@asyncapi/specs``)."""
-    text = resources.files("eventwire.contracts").joinpath("schemas/3.0.0.json").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("eventwire.contracts")
+        .joinpath("schemas/3.0.0.json")
+        .read_text(encoding="utf-8")
     )
     schema: dict[str, Any] = json.loads(text)
     return schema
@@ -68,16 +70,27 @@ def official_schema() -> dict[str, Any]:
 @functools.cache
 def _official_validator() -> Draft7Validator:
     schema = official_schema()
-    resource = Resource(contents=schema, specification=DRAFT7)
+    resource = DRAFT7.create_resource(schema)
     registry: Registry[Any] = Registry().with_resource(schema["$id"], resource).crawl()
     return Draft7Validator(schema, registry=registry)
 
 
+def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+    if not error.context:
+        yield error
+    for child in error.context or ():
+        yield from _leaves(child)
+
+
 def _describe(error: ValidationError) -> tuple[list[str | int], str]:
-    """The most useful location and text for an error of the official schema."""
+    """The most useful location and text for an error of the official schema.
+
+    For ``oneOf`` / ``anyOf`` failures (a Reference or an object, for instance) the deepest
+    error among the alternatives is the one that says what is wrong.
+    """
     if error.context:
-        deepest = best_match(error.context)
-        if deepest is not None and len(deepest.absolute_path) >= len(error.absolute_path):
+        deepest = max(_leaves(error), key=lambda e: len(e.absolute_path))
+        if len(deepest.absolute_path) > len(error.absolute_path):
             return list(deepest.absolute_path), deepest.message
     return list(error.absolute_path), error.message
 
@@ -136,7 +149,9 @@ def _operation_problems(document: Mapping[str, Any]) -> Iterator[Problem]:
             yield from _check_messages_in_channel(reply, [*base, "reply"])
 
 
-def _check_messages_in_channel(owner: Mapping[str, Any], base: list[str | int]) -> Iterator[Problem]:
+def _check_messages_in_channel(
+    owner: Mapping[str, Any], base: list[str | int]
+) -> Iterator[Problem]:
     channel = owner.get("channel")
     channel_ref = channel.get("$ref") if isinstance(channel, Mapping) else None
     if not isinstance(channel_ref, str) or not channel_ref.startswith("#/channels/"):
@@ -211,4 +226,4 @@ def validate_document(document: Mapping[str, Any]) -> list[Problem]:
     problems += _ref_problems(document)
     problems += _operation_problems(document)
     problems += _json_schema_problems(document)
-    return problems
+    return list(dict.fromkeys(problems))
