@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit brokers-up brokers-down clean
+.PHONY: demo test lint unit system-deps brokers-up brokers-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/eventwire asyncapi html build/asyncapi/orders.yaml -o build/asyncapi/html
 
 ## Everything: lint, types, brokers up, the whole test suite against memory and the real brokers.
-test: $(STAMP) lint brokers-up
+test: $(STAMP) lint system-deps brokers-up
 	EVENTWIRE_BROKERS=1 $(PY) -m pytest -n 2 --durations=15
 
 lint: $(STAMP)
@@ -29,6 +29,11 @@ lint: $(STAMP)
 ## Only the tests that need no broker.
 unit: $(STAMP)
 	$(PY) -m pytest -n 2
+
+## Tools some tests drive: headless Chromium (offline AsyncAPI page) and Node.js (official parser).
+system-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 
 brokers-up:
 	conformance/brokers/brokers up

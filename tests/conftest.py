@@ -7,13 +7,13 @@ plain ``pytest`` works on a machine without brokers.
 
 from __future__ import annotations
 
-import os
-
 import pytest
+
+from tests._tools import FULL_RUN
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("EVENTWIRE_BROKERS") == "1":
+    if FULL_RUN:
         return
     selected, deselected = [], []
     for item in items:

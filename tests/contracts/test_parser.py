@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from tests._tools import missing
+
 from .conftest import REFERENCE_APP, V1, V2, V3
 
 PARSER = Path(__file__).parent / "parser"
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.slow
 def parser() -> Callable[..., list[dict[str, object]]]:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("Node.js and npm are needed for the official AsyncAPI parser")
+        missing("Node.js and npm are needed for the official AsyncAPI parser")
     if not (PARSER / "node_modules" / "@asyncapi" / "parser").is_dir():
         command = "ci" if (PARSER / "package-lock.json").exists() else "install"
         subprocess.run(
