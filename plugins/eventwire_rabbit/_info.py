@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from eventwire.backend import BackendInfo, Capabilities
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "SCHEMES"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES"]
 
 SCHEMES = (
     "amqp",
     "amqps",
 )
+#: RabbitMQ's default ``max_message_size`` (128 MiB); the ``max_message_size`` option
+#: changes it per backend, to match a broker configured otherwise.
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 
-CAPABILITIES = Capabilities(cross_process=True)
+CAPABILITIES = Capabilities(cross_process=True, max_message_bytes=MAX_MESSAGE_BYTES)
 
 BACKEND_INFO = BackendInfo(
     name="rabbit",
     schemes=SCHEMES,
-    description="RabbitMQ (aio-pika via FastStream)",
+    description="RabbitMQ 3.10+ (FastStream's RabbitBroker connection, aio-pika/aiormq "
+    "channels): quorum-queue shards with single active consumer, history streams",
     capabilities=CAPABILITIES,
     binding="amqp",
 )

@@ -1,0 +1,120 @@
+"""What the rabbit backend creates on the broker, and the names it gives it.
+
+Channel and group names never contain ``:`` (see `eventwire._naming`), so every name
+derived here with ``:`` cannot collide with a channel's own exchange.
+
+- ``<channel>``: durable topic exchange; publishers send here, routing key = the event key.
+- ``<channel>:history``: stream queue bound with ``#``: the retained log that ``browse`` and
+  ``from_beginning`` read (retention ``history_max_age`` / ``history_max_bytes``).
+- ``<channel>:<group>``: durable ``x-consistent-hash`` exchange bound with ``#`` to the
+  channel exchange: one per group, so every group gets every message.
+- ``<channel>:<group>:<n>``: durable quorum queues with single active consumer, the group's
+  shards; same key -> same shard. Dead-letter exchange ``<channel>.dlq`` (broker-side
+  backstop after ``delivery_limit`` redeliveries).
+- ``eventwire:members``: durable topic exchange for group membership heartbeats (routing key
+  ``<channel>:<group>``) into one exclusive, server-named queue per member.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiormq
+
+from eventwire_rabbit._url import RabbitSettings
+
+__all__ = [
+    "HASH_WEIGHT",
+    "MEMBERS_EXCHANGE",
+    "group_exchange",
+    "history_queue",
+    "init_lock_queue",
+    "shard_arguments",
+    "shard_queue",
+    "stream_arguments",
+]
+
+MEMBERS_EXCHANGE = "eventwire:members"
+#: Points on the consistent-hash ring per shard (1 point per shard spreads keys unevenly).
+HASH_WEIGHT = "16"
+
+
+def history_queue(channel: str) -> str:
+    return f"{channel}:history"
+
+
+def group_exchange(channel: str, group: str) -> str:
+    return f"{channel}:{group}"
+
+
+def shard_queue(channel: str, group: str, shard: int) -> str:
+    return f"{channel}:{group}:{shard}"
+
+
+def init_lock_queue(channel: str, group: str) -> str:
+    return f"{channel}:{group}:creating"
+
+
+def stream_arguments(settings: RabbitSettings) -> dict[str, Any]:
+    segment = max(1 << 20, min(100 << 20, settings.history_max_bytes // 4))
+    return {
+        "x-queue-type": "stream",
+        "x-max-age": settings.history_max_age,
+        "x-max-length-bytes": settings.history_max_bytes,
+        "x-stream-max-segment-size-bytes": segment,
+    }
+
+
+def shard_arguments(settings: RabbitSettings, channel: str) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "x-queue-type": "quorum",
+        "x-single-active-consumer": True,
+        "x-dead-letter-exchange": channel + ".dlq",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    if settings.delivery_limit:
+        arguments["x-delivery-limit"] = settings.delivery_limit
+    if settings.group_expires is not None:
+        arguments["x-expires"] = int(settings.group_expires * 1000)
+    return arguments
+
+
+async def declare_channel(
+    amqp: aiormq.abc.AbstractChannel, settings: RabbitSettings, channel: str
+) -> None:
+    """The channel exchange and (with ``history``, or for a ``.dlq``) its history stream."""
+    await amqp.exchange_declare(channel, exchange_type="topic", durable=True)
+    if settings.history or channel.endswith(".dlq"):
+        stream = history_queue(channel)
+        await amqp.queue_declare(stream, durable=True, arguments=stream_arguments(settings))
+        await amqp.queue_bind(stream, channel, routing_key="#")
+
+
+async def declare_shards(
+    amqp: aiormq.abc.AbstractChannel, settings: RabbitSettings, channel: str, group: str
+) -> list[str]:
+    names = [shard_queue(channel, group, n) for n in range(settings.shards)]
+    arguments = shard_arguments(settings, channel)
+    for name in names:
+        await amqp.queue_declare(name, durable=True, arguments=arguments)
+    return names
+
+
+async def declare_hash_exchange(
+    amqp: aiormq.abc.AbstractChannel,
+    name: str,
+    shards: list[str],
+    *,
+    durable: bool,
+) -> None:
+    """A consistent-hash exchange over `shards`, bound in shard order (same ring each time)."""
+    await amqp.exchange_declare(
+        name,
+        exchange_type="x-consistent-hash",
+        durable=durable,
+        auto_delete=False,
+        arguments={"x-eventwire-shards": len(shards)},
+    )
+    for queue in shards:
+        await amqp.queue_bind(queue, name, routing_key=HASH_WEIGHT)

@@ -1,0 +1,117 @@
+"""`WireMessage` <-> AMQP 0-9-1 message: headers table, routing key, delivery count."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+from aiormq.abc import DeliveredMessage
+from eventwire.backend import WireMessage
+from eventwire.deadletter import ATTEMPTS, CHANNEL, GROUP, REASON
+from pamqp.commands import Basic
+
+__all__ = [
+    "KEY_HEADER",
+    "MARKER_HEADER",
+    "delivery_count",
+    "from_delivery",
+    "properties",
+    "routing_key",
+]
+
+#: The event key travels in this header (the routing key may be a hash of it).
+KEY_HEADER = "eventwire-key"
+#: Set on the position markers the backend writes into history streams (never delivered).
+MARKER_HEADER = "eventwire-marker"
+#: Headers the broker adds that are not part of the event.
+_BROKER_HEADERS = frozenset(
+    {
+        "x-delivery-count",
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+        "x-stream-offset",
+        "x-stream-chunk-first-offset",
+        "x-stream-chunk-timestamp",
+    }
+)
+_ROUTING_KEY_LIMIT = 255
+_unkeyed = itertools.count()
+
+
+def routing_key(key: str | None) -> str:
+    """The routing key the consistent-hash exchanges shard by: the key, or a spread value."""
+    if key is None:
+        return f"~{next(_unkeyed)}"  # spread unkeyed messages over every shard
+    if len(key) * 4 <= _ROUTING_KEY_LIMIT or len(key.encode()) <= _ROUTING_KEY_LIMIT:
+        return key
+    return "#" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def properties(message: WireMessage) -> Basic.Properties:
+    """Persistent message properties carrying the headers (and the key) as a header table."""
+    headers: dict[str, Any] = dict(message.headers)
+    if message.key is not None:
+        headers[KEY_HEADER] = message.key
+    return Basic.Properties(
+        delivery_mode=2,
+        headers=headers,
+        content_type=message.headers.get("content-type"),
+        message_id=message.headers.get("cloudEvents:id"),
+    )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def delivery_count(headers: Mapping[str, Any] | None) -> int:
+    """Deliveries so far: quorum queues count earlier ones in ``x-delivery-count``."""
+    if not headers:
+        return 1
+    count = headers.get("x-delivery-count")
+    if isinstance(count, int) and not isinstance(count, bool):
+        return count + 1
+    return 1
+
+
+def from_delivery(delivered: DeliveredMessage) -> WireMessage:
+    """The `WireMessage` inside an AMQP delivery (header values become strings)."""
+    raw: Mapping[str, Any] = delivered.header.properties.headers or {}
+    headers: dict[str, str] = {}
+    key: str | None = None
+    broker_dead_lettered = False
+    for name, value in raw.items():
+        if name in _BROKER_HEADERS:
+            if name == "x-death":
+                broker_dead_lettered = True
+            continue
+        if name == KEY_HEADER:
+            key = _text(value)
+            continue
+        headers[name] = value if type(value) is str else _text(value)
+    if broker_dead_lettered and REASON not in headers:
+        _describe_broker_dead_letter(raw, headers)
+    return WireMessage(body=delivered.body, headers=headers, key=key)
+
+
+def _describe_broker_dead_letter(raw: Mapping[str, Any], headers: dict[str, str]) -> None:
+    """The broker dead-lettered this (``delivery_limit``): say so in eventwire's terms."""
+    reason = _text(raw.get("x-first-death-reason", ""))
+    queue = _text(raw.get("x-first-death-queue", ""))
+    parts = queue.split(":")
+    headers[REASON] = "max-deliveries" if reason == "delivery_limit" else f"broker-{reason}"
+    if len(parts) >= 3:
+        headers[CHANNEL] = parts[0]
+        headers[GROUP] = parts[1]
+    count = raw.get("x-delivery-count")
+    if isinstance(count, int):
+        headers[ATTEMPTS] = str(count)

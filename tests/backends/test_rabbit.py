@@ -1,0 +1,495 @@
+"""The rabbit backend against the real RabbitMQ (``conformance/brokers/brokers up rabbit``).
+
+The conformance suite proves the guarantees; these tests cover what is specific to this
+backend: options and URLs, errors that name the problem, credentials that never leak, the
+topology it creates, confirms, history streams and shard ownership.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiormq
+import pytest
+from eventwire import Event, EventBus
+from eventwire.backend import SubscriptionSpec, WireMessage
+from eventwire.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidURLError,
+    MessageTooLargeError,
+    PublishError,
+)
+from eventwire_rabbit import RabbitBackend
+
+pytestmark = pytest.mark.broker
+
+URL = os.environ.get("EVENTWIRE_RABBIT_URL") or "amqp://guest:guest@127.0.0.1:5672/"
+SECRET = "s3cr3t-Pa55word-" + uuid.uuid4().hex[:6]
+#: Test groups expire when unused, so repeated runs leave no queues behind.
+OPTIONS = {"group_expires": 600}
+
+
+def unique(what: str) -> str:
+    return f"ewt-rabbit-{what}-{uuid.uuid4().hex[:10]}"
+
+
+def with_password(url: str, password: str, path: str | None = None) -> str:
+    parts = urlsplit(url)
+    user = parts.username or "guest"
+    netloc = f"{user}:{password}@{parts.hostname}:{parts.port or 5672}"
+    return urlunsplit((parts.scheme, netloc, parts.path if path is None else path, "", ""))
+
+
+class PingBase(Event):
+    key: str
+    seq: int
+
+
+def ping_model(channel: str) -> type[PingBase]:
+    class Ping(PingBase, channel=channel, key="key"):
+        pass
+
+    return Ping
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def raw(action: Callable[[aiormq.abc.AbstractChannel], Awaitable[Any]]) -> Any:
+    """Run `action` on a channel of a separate, plain AMQP connection."""
+    connection = await aiormq.connect(URL)
+    try:
+        channel = await connection.channel()
+        return await action(channel)
+    finally:
+        await connection.close()
+
+
+async def exists(kind: str, name: str) -> bool:
+    async def check(channel: aiormq.abc.AbstractChannel) -> bool:
+        try:
+            if kind == "queue":
+                await channel.queue_declare(name, passive=True)
+            else:
+                await channel.exchange_declare(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        return True
+
+    result: bool = await raw(check)
+    return result
+
+
+# -- round trip --------------------------------------------------------------------------
+
+
+def test_roundtrip_keeps_body_headers_key_and_order() -> None:
+    async def main() -> None:
+        backend = RabbitBackend(URL, OPTIONS)
+        await backend.connect()
+        channel, got = unique("rt"), []
+
+        async def handler(inbound: Any) -> None:
+            got.append(inbound)
+            await inbound.ack()
+
+        try:
+            await backend.subscribe(SubscriptionSpec(channel, unique("grp")), handler)
+            sent = [
+                WireMessage(f"body-{n}".encode(), {"h": f"v{n}", "x-tenant": "acme"}, "k1")
+                for n in range(20)
+            ]
+            sent.append(WireMessage(b"\x00\xff binary", {}, None))
+            await backend.publish(channel, sent)
+            await wait_until(lambda: len(got) == len(sent), "21 deliveries")
+        finally:
+            await backend.close()
+        keyed = [d.message for d in got if d.message.key == "k1"]
+        assert [m.body for m in keyed] == [m.body for m in sent[:20]]  # key order
+        assert keyed[3].headers == {"h": "v3", "x-tenant": "acme"}
+        assert all(isinstance(v, str) for m in keyed for v in m.headers.values())
+        unkeyed = [d.message for d in got if d.message.key is None]
+        assert [m.body for m in unkeyed] == [b"\x00\xff binary"]
+        assert {d.delivery_count for d in got} == {1}
+
+    asyncio.run(main())
+
+
+def test_bus_roundtrip_through_the_amqp_binding() -> None:
+    async def main() -> None:
+        model = ping_model(unique("bus"))
+        bus = EventBus(URL, source="tests/rabbit", backend_options=OPTIONS)
+        got: list[Any] = []
+
+        @bus.subscribe(model, group=unique("grp"), concurrency=4)
+        async def handle(event: Any) -> None:
+            got.append(event)
+
+        async with bus:
+            await bus.publish_many(model(key=f"k{n % 3}", seq=n) for n in range(30))
+            await wait_until(lambda: len(got) == 30, "30 events")
+        for key in ("k0", "k1", "k2"):
+            seqs = [e.seq for e in got if e.key == key]
+            assert seqs == sorted(seqs), f"{key} out of order: {seqs}"
+
+    asyncio.run(main())
+
+
+# -- options and URLs ----------------------------------------------------------------------
+
+
+def test_unknown_option_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RabbitBackend(URL, {"shardz": 4})
+    assert "'shardz'" in str(info.value) and "shards" in str(info.value)
+    with pytest.raises(ConfigurationError, match="prefetchh"):
+        RabbitBackend(URL + "?prefetchh=3")
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"shards": 0}, "shards"),
+        ({"shards": "many"}, "shards"),
+        ({"connect_timeout": -1}, "connect_timeout"),
+        ({"tls": "maybe"}, "tls"),
+        ({"history_max_age": "7 days"}, "history_max_age"),
+        ({"member_lease": 0.5, "member_heartbeat": 1}, "member_lease"),
+        ({"external_auth": True}, "cert_file"),
+    ],
+)
+def test_bad_option_values_are_named(options: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigurationError, match=needle):
+        RabbitBackend(URL, options)
+
+
+def test_url_forms() -> None:
+    backend = RabbitBackend("amqps://u:p@broker.example:5671/prod%2Forders?shards=4&tls=true")
+    assert backend.settings.tls and backend.settings.port == 5671
+    assert backend.settings.vhost == "prod/orders"
+    assert backend.settings.shards == 4
+    assert backend.url == "amqps://broker.example:5671/prod%2Forders"
+    assert RabbitBackend("amqp://h").settings.vhost == "/"
+    assert RabbitBackend("amqp://h", {"vhost": "v", "username": "a"}).settings.username == "a"
+    with pytest.raises(InvalidURLError):
+        RabbitBackend("amqp://")
+    with pytest.raises(InvalidURLError):
+        RabbitBackend("amqp://h:notaport/")
+
+
+# -- bad input at connect ----------------------------------------------------------------
+
+
+def capture_logs() -> tuple[io.StringIO, logging.Handler]:
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    return buffer, handler
+
+
+def test_wrong_password_is_named_and_never_leaks() -> None:
+    url = with_password(URL, SECRET)
+    buffer, handler = capture_logs()
+    try:
+        backend = RabbitBackend(url, OPTIONS)
+        assert SECRET not in repr(backend) and SECRET not in backend.url
+        assert SECRET not in repr(backend.settings)
+        with pytest.raises(BackendUnavailableError) as info:
+            asyncio.run(backend.connect())
+    finally:
+        logging.getLogger().removeHandler(handler)
+    message = str(info.value)
+    assert "wrong user name or password" in message
+    assert SECRET not in message and SECRET not in repr(info.value)
+    assert info.value.__cause__ is None or SECRET not in str(info.value.__cause__)
+    assert SECRET not in buffer.getvalue(), "the password appeared in the logs"
+
+
+def test_password_from_options_never_leaks_either() -> None:
+    backend = RabbitBackend(with_password(URL, "x"), {"password": SECRET})
+    with pytest.raises(BackendUnavailableError) as info:
+        asyncio.run(backend.connect())
+    assert SECRET not in str(info.value) and SECRET not in repr(backend)
+
+
+def test_unknown_vhost_is_named() -> None:
+    vhost = unique("vhost")
+    backend = RabbitBackend(URL.rstrip("/") + "/" + vhost)
+    with pytest.raises(BackendUnavailableError) as info:
+        asyncio.run(backend.connect())
+    assert vhost in str(info.value) and "virtual host" in str(info.value)
+
+
+def test_unreachable_broker_fails_fast_without_log_spam() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    buffer, handler = capture_logs()
+    started = time.monotonic()
+    try:
+        backend = RabbitBackend(f"amqp://guest:{SECRET}@127.0.0.1:{port}/", {"connect_timeout": 2})
+        with pytest.raises(BackendUnavailableError) as info:
+            asyncio.run(backend.connect())
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert time.monotonic() - started < 10
+    assert f"127.0.0.1:{port}" in str(info.value) and SECRET not in str(info.value)
+    assert buffer.getvalue().count("Reconnecting") <= 1
+    assert SECRET not in buffer.getvalue()
+
+
+# -- what the backend creates and how it publishes ------------------------------------------
+
+
+def test_topology_is_durable_and_messages_persistent() -> None:
+    async def main() -> None:
+        channel, group = unique("topo"), unique("grp")
+        backend = RabbitBackend(URL, {**OPTIONS, "shards": 3})
+        await backend.connect()
+        try:
+            await backend.subscribe(SubscriptionSpec(channel, group), _ack_all)
+            await backend.publish(channel, [WireMessage(b"{}", {"a": "1"}, "k")])
+        finally:
+            await backend.close()
+        assert await exists("exchange", channel)
+        assert await exists("exchange", f"{channel}:{group}")
+        assert await exists("exchange", f"{channel}.dlq")
+        assert await exists("queue", f"{channel}:history")
+        assert await exists("queue", f"{channel}.dlq:history")
+        for shard in range(3):
+            assert await exists("queue", f"{channel}:{group}:{shard}")
+        assert not await exists("queue", f"{channel}:{group}:3")
+
+        async def first_of_stream(amqp: aiormq.abc.AbstractChannel) -> Any:
+            await amqp.basic_qos(prefetch_count=10)
+            got: asyncio.Queue[Any] = asyncio.Queue()
+
+            async def take(message: Any) -> None:
+                got.put_nowait(message)
+
+            await amqp.basic_consume(
+                f"{channel}:history", take, arguments={"x-stream-offset": "first"}
+            )
+            return await asyncio.wait_for(got.get(), 10)
+
+        message = await raw(first_of_stream)
+        assert message.header.properties.delivery_mode == 2  # persistent
+        assert message.header.properties.headers["a"] == "1"
+
+    asyncio.run(main())
+
+
+async def _ack_all(inbound: Any) -> None:
+    await inbound.ack()
+
+
+def test_confirm_nack_raises_publish_error() -> None:
+    async def main() -> None:
+        channel = unique("nack")
+        backend = RabbitBackend(URL, OPTIONS)
+        await backend.connect()
+        full = unique("full")
+        try:
+            await backend.publish(channel, [WireMessage(b"{}", {}, "k")])  # creates it
+
+            async def full_queue(amqp: aiormq.abc.AbstractChannel) -> None:
+                await amqp.queue_declare(
+                    full,
+                    durable=True,
+                    arguments={
+                        "x-queue-type": "classic",
+                        "x-max-length": 0,
+                        "x-overflow": "reject-publish",
+                        "x-expires": 600_000,
+                    },
+                )
+                await amqp.queue_bind(full, channel, routing_key="#")
+
+            await raw(full_queue)
+            with pytest.raises(PublishError, match="refused"):
+                await backend.publish(channel, [WireMessage(b"{}", {}, "k")])
+        finally:
+            await backend.close()
+
+    asyncio.run(main())
+
+
+def test_message_too_large_is_refused_before_sending() -> None:
+    async def main() -> None:
+        model = ping_model(unique("large"))
+        bus = EventBus(URL, backend_options={**OPTIONS, "max_message_size": 200})
+        assert bus.backend.capabilities.max_message_bytes == 200
+        async with bus:
+            with pytest.raises(MessageTooLargeError, match="200"):
+                await bus.publish(model(key="k" * 300, seq=1))
+            with pytest.raises(MessageTooLargeError, match="max_message_size"):
+                await bus.backend.publish(
+                    model.__eventwire__.channel or "", [WireMessage(b"x" * 201, {}, None)]
+                )
+
+    asyncio.run(main())
+
+
+# -- history: browse and from_beginning ------------------------------------------------------
+
+
+def test_browse_reads_history_without_consuming() -> None:
+    async def main() -> None:
+        channel = unique("browse")
+        backend = RabbitBackend(URL, OPTIONS)
+        await backend.connect()
+        try:
+            assert await backend.browse(channel) == []  # nothing declared yet
+            await backend.publish(
+                channel, [WireMessage(str(n).encode(), {"n": str(n)}, f"k{n}") for n in range(5)]
+            )
+            first = await backend.browse(channel)
+            again = await backend.browse(channel, limit=3)
+        finally:
+            await backend.close()
+        assert [m.body for m in first] == [b"0", b"1", b"2", b"3", b"4"]
+        assert [m.key for m in first] == [f"k{n}" for n in range(5)]
+        assert [m.body for m in again] == [b"0", b"1", b"2"]
+
+    asyncio.run(main())
+
+
+def test_new_group_from_beginning_gets_old_events_once_and_in_order() -> None:
+    async def main() -> None:
+        channel = unique("fb")
+        backend = RabbitBackend(URL, OPTIONS)
+        await backend.connect()
+        got: list[WireMessage] = []
+
+        async def handler(inbound: Any) -> None:
+            got.append(inbound.message)
+            await inbound.ack()
+
+        try:
+            await backend.publish(
+                channel, [WireMessage(str(n).encode(), {}, f"k{n % 2}") for n in range(40)]
+            )
+            await backend.subscribe(
+                SubscriptionSpec(channel, unique("grp"), from_beginning=True), handler
+            )
+            await backend.subscribe(SubscriptionSpec(channel, unique("late")), _ack_all)
+            await backend.publish(channel, [WireMessage(b"40", {}, "k0")])
+            await wait_until(lambda: len(got) >= 41, "41 deliveries")
+            await asyncio.sleep(0.3)
+        finally:
+            await backend.close()
+        bodies = [int(m.body) for m in got]
+        assert sorted(bodies) == list(range(41)), bodies
+        for key in ("k0", "k1"):
+            seqs = [int(m.body) for m in got if m.key == key]
+            assert seqs == sorted(seqs)
+
+    asyncio.run(main())
+
+
+# -- group members and shards ---------------------------------------------------------------
+
+
+def test_members_split_the_shards_and_take_over_a_crashed_one() -> None:
+    async def main() -> None:
+        channel, group = unique("share"), unique("grp")
+        options = {**OPTIONS, "member_heartbeat": 0.1, "member_lease": 1.0}
+        a, b = RabbitBackend(URL, options), RabbitBackend(URL, options)
+        await a.connect()
+        await b.connect()
+        try:
+            sub_a = await a.subscribe(SubscriptionSpec(channel, group, consumer="a"), _ack_all)
+            sub_b = await b.subscribe(SubscriptionSpec(channel, group, consumer="b"), _ack_all)
+
+            def split() -> bool:
+                owned_a, owned_b = set(sub_a.owned), set(sub_b.owned)
+                return not owned_a & owned_b and len(owned_a | owned_b) == 8 and len(owned_a) == 4
+
+            await wait_until(split, "two members owning 4 shards each")
+            await b.abort()  # crash: a takes every shard after the lease
+            await wait_until(lambda: sub_a.owned == list(range(8)), "takeover of all shards")
+        finally:
+            await a.close()
+            await b.close()
+
+    asyncio.run(main())
+
+
+def test_shard_count_mismatch_is_a_clear_error() -> None:
+    async def main() -> None:
+        channel, group = unique("mismatch"), unique("grp")
+        first = RabbitBackend(URL, {**OPTIONS, "shards": 2})
+        second = RabbitBackend(URL, {**OPTIONS, "shards": 3})
+        await first.connect()
+        await second.connect()
+        try:
+            await first.subscribe(SubscriptionSpec(channel, group), _ack_all)
+            with pytest.raises(ConfigurationError, match="shards"):
+                await second.subscribe(SubscriptionSpec(channel, group), _ack_all)
+        finally:
+            await first.close()
+            await second.close()
+
+    asyncio.run(main())
+
+
+# -- the conformance suite -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_conformance_suite_passes_every_guarantee(tmp_path: Path) -> None:
+    report = tmp_path / "rabbit.json"
+    command = [
+        sys.executable,
+        "-m",
+        "eventwire.cli",
+        "conformance",
+        "run",
+        URL,
+        "--json",
+        str(report),
+        "-n",
+        "2",
+    ]
+    restart = os.environ.get("EVENTWIRE_RABBIT_RESTART_CMD")
+    if restart:
+        command += ["--restart-cmd", restart]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    assert report.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    text = report.read_text()
+    data = json.loads(text)
+    statuses = _statuses(data)
+    expected = {f"G{n:02d}" for n in range(1, 21)}
+    if not restart:
+        expected.discard("G16")
+    bad = {g: s for g, s in statuses.items() if g in expected and s != "passed"}
+    assert not bad and expected <= set(statuses), f"{bad or statuses}\n{done.stdout[-3000:]}"
+
+
+def _statuses(data: Any) -> dict[str, str]:
+    """Guarantee id -> status, from the runner's JSON matrix (one backend)."""
+    (backend,) = data["backends"].values()
+    return {gid: str(result["status"]) for gid, result in backend["results"].items()}
