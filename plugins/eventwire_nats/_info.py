@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from eventwire.backend import BackendInfo, Capabilities
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "SCHEMES"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "DEFAULT_MAX_PAYLOAD", "SCHEMES"]
 
 SCHEMES = ("nats",)
 
-CAPABILITIES = Capabilities(cross_process=True)
+#: nats-server's default ``max_payload`` (body plus headers). The real limit is the one the
+#: server announces at connect; a connected backend's ``capabilities`` carry that one.
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
+CAPABILITIES = Capabilities(cross_process=True, max_message_bytes=None)
 
 BACKEND_INFO = BackendInfo(
     name="nats",
     schemes=SCHEMES,
-    description="NATS JetStream (nats-py via FastStream)",
+    description="NATS JetStream: a stream per channel, key-sharded subjects, durable pull "
+    "consumers per group and shard, leases in a key-value bucket (FastStream + nats-py)",
     capabilities=CAPABILITIES,
     binding="nats",
 )

@@ -1,0 +1,568 @@
+"""The nats backend against a real NATS server (``conformance/brokers/brokers up nats``).
+
+The conformance suite proves the guarantees; these tests cover what is specific to this
+backend: URLs and options, errors that name the problem (no server, no JetStream, too
+large), credentials that never leak, the topology it creates, message ids and the duplicate
+window, headers NATS cannot carry as they are, shard ownership and crash take-over.
+Servers with authentication or without JetStream are private ``nats-server`` processes on
+free ports, so the shared broker is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventwire import Delivery, Event, EventBus, RetryPolicy
+from eventwire.backend import SubscriptionSpec, WireMessage
+from eventwire.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidURLError,
+    MessageTooLargeError,
+)
+from eventwire_nats import NatsBackend, parse_nats_url, stream_name
+
+pytestmark = pytest.mark.broker
+
+URL = os.environ.get("EVENTWIRE_NATS_URL") or "nats://127.0.0.1:4222"
+SECRET = "s3cr3t-Pa55-" + uuid.uuid4().hex[:8]
+FAST = RetryPolicy(max_attempts=2, backoff=0.01, max_backoff=0.01, jitter=0)
+
+
+def unique(what: str) -> str:
+    return f"ewt-nats-{what}-{uuid.uuid4().hex[:10]}"
+
+
+class PingBase(Event):
+    key: str
+    seq: int
+
+
+def ping_model(channel: str) -> type[PingBase]:
+    class Ping(PingBase, channel=channel, key="key"):
+        pass
+
+    return Ping
+
+
+def run(factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(factory(), timeout)
+
+    return asyncio.run(bounded())
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def connected(url: str = URL, **options: Any) -> NatsBackend:
+    backend = NatsBackend(url, options)
+    await backend.connect()
+    return backend
+
+
+async def drop_stream(backend: Any, channel: str) -> None:
+    """Delete the stream of `channel` (through a fresh connection if `backend` is closed)."""
+    fresh = None
+    if backend.nc is None or backend.nc.is_closed:
+        backend = fresh = await connected()
+    try:
+        await backend.js.delete_stream(stream_name(channel))
+    except Exception:
+        pass
+    finally:
+        if fresh is not None:
+            await fresh.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Start private nats-servers from a config snippet; yields a function returning the URL."""
+    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    if not Path(binary).exists():
+        pytest.fail("nats-server is not installed; run conformance/brokers/brokers up nats")
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(config: str) -> str:
+        port = free_port()
+        conf = tmp_path / f"nats-{port}.conf"
+        conf.write_text(f"listen: 127.0.0.1:{port}\n{config}\n")
+        process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        processes.append(process)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError(f"private nats-server on {port} did not start") from None
+                time.sleep(0.05)
+        return f"nats://127.0.0.1:{port}"
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def captured_logs() -> tuple[io.StringIO, logging.Handler]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    return stream, handler
+
+
+# --------------------------------------------------------------------------- URLs and options
+
+
+def test_url_hosts_credentials_and_options_are_parsed() -> None:
+    settings = parse_nats_url(
+        f"nats://alice:{SECRET}@h1:4333?shards=4&ack_wait=2500ms&max_age=1h",
+        {"servers": "h2,h3:4444", "lease_ttl": 3},
+    )
+    assert settings.servers == ("nats://h1:4333", "nats://h2:4222", "nats://h3:4444")
+    assert settings.display_url == "nats://h1:4333,h2:4222,h3:4444"
+    assert (settings.user, settings.password) == ("alice", SECRET)
+    assert (settings.shards, settings.ack_wait, settings.lease_ttl) == (4, 2.5, 3.0)
+    assert settings.max_age == 3600.0
+    assert settings.duplicate_window == 120.0
+    assert SECRET not in repr(settings)
+    token = parse_nats_url(f"nats://{SECRET}@localhost")
+    assert token.token == SECRET
+    assert token.display_url == "nats://localhost:4222"
+
+
+def test_unknown_option_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        NatsBackend(URL, {"shard": 4})
+    text = str(info.value)
+    assert "'shard'" in text
+    for known in ("shards", "ack_wait", "lease_ttl", "token", "tls_ca_file"):
+        assert known in text
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"shards": 0}, "shards=0"),
+        ({"ack_wait": "soon"}, "ack_wait='soon'"),
+        ({"storage": "disk"}, "storage='disk'"),
+        ({"tls": "maybe"}, "tls='maybe'"),
+        ({"user": "bob"}, "both user and password"),
+        ({"token": SECRET, "nkey_seed_file": "/x"}, "one way to authenticate"),
+    ],
+)
+def test_bad_options_name_the_problem(options: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        NatsBackend(URL, options)
+    assert needle in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_bad_secret_value_is_not_echoed() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        NatsBackend(URL, {"password": 12345, "user": "u"})
+    assert "12345" not in str(info.value)
+    assert "<hidden>" in str(info.value)
+
+
+def test_malformed_urls_are_refused() -> None:
+    for url in ("nats://h1:notaport", "nats://h1:4222/path", "nats://h1,,h2"):
+        with pytest.raises(InvalidURLError):
+            NatsBackend(url)
+
+
+# --------------------------------------------------------------------------- bad servers
+
+
+def test_unreachable_server_fails_fast_without_log_spam() -> None:
+    port = free_port()  # nothing listens there
+    logs, handler = captured_logs()
+    try:
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError) as info:
+            run(lambda: connected(f"nats://127.0.0.1:{port}", connect_timeout=2))
+        elapsed = time.monotonic() - started
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert elapsed < 8, f"connecting to a closed port took {elapsed:.1f}s"
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert "within 2s" in str(info.value)
+    noisy = [line for line in logs.getvalue().splitlines() if "WARNING" in line or "ERROR" in line]
+    assert len(noisy) <= 2, noisy
+
+
+def test_server_without_jetstream_says_jetstream_is_required(
+    private_server: Callable[[str], str],
+) -> None:
+    url = private_server("")  # no jetstream block
+    with pytest.raises(BackendUnavailableError) as info:
+        run(lambda: connected(url))
+    assert "JetStream is required" in str(info.value)
+    assert "-js" in str(info.value)
+
+
+def test_credentials_never_leak(private_server: Callable[[str], str], tmp_path: Path) -> None:
+    url = private_server(
+        f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
+        f'authorization {{ user: alice, password: "{SECRET}" }}'
+    )
+    host = url.split("://", 1)[1]
+    wrong = "wr0ng-" + SECRET
+
+    logs, handler = captured_logs()
+    try:
+        with pytest.raises(BackendUnavailableError) as info:
+            run(lambda: connected(f"nats://alice:{wrong}@{host}", connect_timeout=3))
+        backend = NatsBackend(f"nats://alice:{SECRET}@{host}")
+        assert backend.url == url
+        assert SECRET not in repr(backend)
+
+        async def good() -> list[WireMessage]:
+            await backend.connect()
+            channel = unique("auth")
+            try:
+                model = ping_model(channel)
+                bus = EventBus(f"nats://alice:{SECRET}@{host}", source="t")
+                assert SECRET not in repr(bus) and SECRET not in bus.url
+                async with bus:
+                    await bus.publish(model(key="k", seq=1))
+                return await backend.browse(channel)
+            finally:
+                await drop_stream(backend, channel)
+                await backend.close()
+
+        assert len(run(good)) == 1
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = str(info.value)
+    assert "Authorization" in text or "authorization" in text
+    assert wrong not in text and SECRET not in text
+    assert SECRET not in logs.getvalue() and wrong not in logs.getvalue()
+
+
+def test_token_authentication(private_server: Callable[[str], str], tmp_path: Path) -> None:
+    url = private_server(
+        f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\nauthorization {{ token: "{SECRET}" }}'
+    )
+
+    async def main() -> None:
+        backend = await connected(url, token=SECRET)
+        assert SECRET not in repr(backend) and SECRET not in backend.url
+        await backend.close()
+
+    run(main)
+    with pytest.raises(BackendUnavailableError) as info:
+        run(lambda: connected(url, token="nope-" + SECRET, connect_timeout=3))
+    assert SECRET not in str(info.value)
+
+
+# --------------------------------------------------------------------------- topology
+
+
+def test_topology_stream_consumers_and_leases() -> None:
+    channel = f"{unique('topo')}.orders"
+    group = "shop.billing"
+
+    async def main() -> None:
+        backend = await connected(URL, shards=4, ack_wait=7)
+        try:
+            seen: list[WireMessage] = []
+
+            async def handler(inbound: Any) -> None:
+                seen.append(inbound.message)
+                await inbound.ack()
+
+            spec = SubscriptionSpec(channel=channel, group=group, max_in_flight=32)
+            sub = await backend.subscribe(spec, handler)
+            name = stream_name(channel)
+            assert name.startswith("EW_ewt-nats-topo-") and "." not in name
+            info = await backend.js.stream_info(name)
+            assert info.config.subjects == [f"{channel}.*"]
+            assert info.config.description == f"eventwire channel {channel} shards=4"
+            assert getattr(info.config.storage, "value", info.config.storage) == "file"
+            consumers = sorted(c.name for c in await backend.js.consumers_info(name))
+            assert len(consumers) == 4 and all(c.startswith("shop_billing_") for c in consumers)
+            for consumer in consumers:
+                ci = await backend.js.consumer_info(name, consumer)
+                policy = ci.config.ack_policy
+                assert getattr(policy, "value", policy) == "explicit"
+                assert ci.config.ack_wait == 7
+                assert ci.config.max_ack_pending == 32
+                assert ci.config.filter_subject == f"{channel}.{consumer.rsplit('_', 1)[1]}"
+            assert sorted(sub.owned) == [0, 1, 2, 3]
+            await sub.stop()
+            await sub.close()
+        finally:
+            await drop_stream(backend, channel)
+            await backend.close()
+
+    run(main)
+
+
+def test_existing_stream_keeps_its_shard_count() -> None:
+    channel = unique("shards")
+
+    async def main() -> None:
+        first = await connected(URL, shards=3)
+        second = await connected(URL, shards=11)
+        try:
+            assert (await first.topology(channel)).shards == 3  # type: ignore[union-attr]
+            assert (await second.topology(channel)).shards == 3  # type: ignore[union-attr]
+        finally:
+            await drop_stream(first, channel)
+            await first.close()
+            await second.close()
+
+    run(main)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_headers_and_keys_survive_even_when_nats_could_not_carry_them() -> None:
+    channel = unique("hdr")
+    tricky = {
+        "ce-id": str(uuid.uuid4()),
+        "multi-line": "first line\nsecond line\r\nthird",
+        "padded": "  spaces around  ",
+        "looks-encoded": "ew64:not really",
+        "unicode": "Grüße ✓",
+        "empty": "",
+    }
+    messages = [
+        WireMessage(b"one", tricky, "key with spaces "),
+        WireMessage(b"two", {"ce-subject": "subj"}, None),
+        WireMessage(b"three", {"ce-subject": "subj"}, "other-key"),
+        WireMessage(b"four", {}, None),
+    ]
+
+    async def main() -> list[WireMessage]:
+        backend = await connected()
+        try:
+            await backend.publish(channel, messages)
+            return await backend.browse(channel)
+        finally:
+            await drop_stream(backend, channel)
+            await backend.close()
+
+    assert run(main) == messages
+
+
+def test_duplicate_event_ids_are_dropped_by_the_stream_but_dlq_and_replays_are_not() -> None:
+    channel = unique("dup")
+    event_id = str(uuid.uuid4())
+    original = WireMessage(b"x", {"ce-id": event_id}, "k")
+    dead = WireMessage(b"x", {"ce-id": event_id, "eventwire-dlq-group": "g"}, "k")
+    replay = WireMessage(b"x", {"ce-id": event_id, "eventwire-replay": "r1"}, "k")
+
+    async def main() -> tuple[int, int]:
+        backend = await connected()
+        try:
+            await backend.publish(channel, [original])
+            await backend.publish(channel, [original, original])
+            await backend.publish(channel, [replay])
+            await backend.publish(channel, [replay])
+            await backend.publish(channel + ".dlq", [dead])
+            await backend.publish(channel + ".dlq", [dead])
+            return len(await backend.browse(channel)), len(await backend.browse(channel + ".dlq"))
+        finally:
+            await drop_stream(backend, channel)
+            await drop_stream(backend, channel + ".dlq")
+            await backend.close()
+
+    assert run(main) == (2, 1)
+
+
+def test_dead_letter_then_replay_runs_again() -> None:
+    channel = unique("dlq")
+    model = ping_model(channel)
+    attempts: list[int] = []
+
+    async def main() -> tuple[int, list[str]]:
+        bus = EventBus(URL, source="t")
+
+        @bus.subscribe(model, group="g", retry=FAST)
+        async def fail(event: PingBase, delivery: Delivery) -> None:
+            attempts.append(delivery.attempt)
+            raise RuntimeError("always")
+
+        try:
+            async with bus:
+                await bus.publish(model(key="k", seq=1))
+                await wait_until(lambda: len(attempts) == 2, "two attempts")
+                letters: list[Any] = []
+
+                async def dead() -> bool:
+                    letters[:] = await bus.dead_letters(channel)
+                    return bool(letters)
+
+                deadline = time.monotonic() + 20
+                while not await dead():
+                    assert time.monotonic() < deadline, "no dead letter"
+                    await asyncio.sleep(0.05)
+                assert await bus.replay_dead_letters(channel) == 1
+                await wait_until(lambda: len(attempts) == 4, "the replayed event to run again")
+                deadline = time.monotonic() + 20
+                while len(await bus.dead_letters(channel)) < 2:
+                    assert time.monotonic() < deadline, "the replay was not dead-lettered again"
+                    await asyncio.sleep(0.05)
+                return len(await bus.dead_letters(channel)), [d.reason for d in letters]
+        finally:
+            await drop_stream(bus.backend, channel)
+            await drop_stream(bus.backend, channel + ".dlq")
+
+    assert run(main) == (2, ["max-attempts"])
+    assert attempts == [1, 2, 1, 2]
+
+
+def test_message_over_max_payload_fails_at_publish_naming_the_limit() -> None:
+    channel = unique("big")
+
+    async def main() -> tuple[str, int, list[WireMessage]]:
+        backend = await connected()
+        limit = backend.nc.max_payload
+        try:
+            with pytest.raises(MessageTooLargeError) as info:
+                await backend.publish(
+                    channel, [WireMessage(b"ok", {}, None), WireMessage(b"x" * limit, {}, None)]
+                )
+            return str(info.value), limit, await backend.browse(channel)
+        finally:
+            await drop_stream(backend, channel)
+            await backend.close()
+
+    text, limit, stored = run(main)
+    assert str(limit) in text and "max_payload" in text
+    assert stored == [], "nothing of a refused batch may be sent"
+
+
+def test_capabilities_carry_the_servers_limit() -> None:
+    async def main() -> tuple[int | None, int]:
+        backend = await connected()
+        try:
+            return backend.capabilities.max_message_bytes, backend.nc.max_payload
+        finally:
+            await backend.close()
+
+    declared, announced = run(main)
+    assert declared == announced
+
+
+# --------------------------------------------------------------------------- members
+
+
+def test_two_members_split_the_shards_and_keep_key_order() -> None:
+    channel = unique("share")
+    model = ping_model(channel)
+    handled: dict[str, list[tuple[str, int]]] = {"a": [], "b": []}
+
+    async def main() -> None:
+        buses = {name: EventBus(URL, source=name) for name in handled}
+        for name, bus in buses.items():
+
+            @bus.subscribe(model, group="g", concurrency=4)
+            async def handle(event: PingBase, _name: str = name) -> None:
+                handled[_name].append((event.key, event.seq))
+                await asyncio.sleep(0.001)
+
+        try:
+            async with buses["a"], buses["b"]:
+                subs = [bus._running[0] for bus in buses.values()]
+                await wait_until(
+                    lambda: (
+                        sorted(s for sub in subs for s in sub.owned) == list(range(8))
+                        and all(len(sub.owned) == 4 for sub in subs)
+                    ),  # type: ignore[attr-defined]
+                    "the shards to be split 4/4",
+                )
+                publisher = EventBus(URL, source="p")
+                async with publisher:
+                    await publisher.publish_many(model(key=f"k{i % 10}", seq=i) for i in range(300))
+                await wait_until(lambda: sum(map(len, handled.values())) >= 300, "300 events")
+        finally:
+            await drop_stream(buses["a"].backend, channel)
+
+    run(main)
+    assert handled["a"] and handled["b"], "both members must do work"
+    for name, events in handled.items():
+        for key in {k for k, _ in events}:
+            seqs = [s for k, s in events if k == key]
+            assert seqs == sorted(seqs), f"member {name} handled {key} out of order"
+    keys_a = {k for k, _ in handled["a"]}
+    keys_b = {k for k, _ in handled["b"]}
+    assert not keys_a & keys_b, "a key ran on two members"
+
+
+def test_crashed_members_messages_come_back_first_to_the_next_owner() -> None:
+    channel = unique("crash")
+    model = ping_model(channel)
+    bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
+    options = {"lease_ttl": 1.5, "ack_wait": 2, "lease_bucket": bucket, "shards": 1}
+    first_seen: list[int] = []
+    later: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        first = EventBus(URL, source="a", backend_options=options)
+        second = EventBus(URL, source="b", backend_options=options)
+        publisher = EventBus(URL, source="p", backend_options=options)
+        block = asyncio.Event()
+
+        @first.subscribe(model, group="g")
+        async def stuck(event: PingBase) -> None:
+            first_seen.append(event.seq)
+            await block.wait()
+
+        @second.subscribe(model, group="g")
+        async def fine(event: PingBase, delivery: Delivery) -> None:
+            later.append((event.seq, delivery.attempt))
+
+        try:
+            async with publisher:
+                await first.start()
+                await publisher.publish_many(model(key="same", seq=i) for i in range(5))
+                await wait_until(lambda: first_seen == [0], "the first member to be stuck")
+                await first.abort()  # crash: nothing acked, leases left to expire
+                await publisher.publish_many(model(key="same", seq=i) for i in range(5, 8))
+                async with second:
+                    await wait_until(lambda: len(later) >= 8, "every event on the next owner")
+        finally:
+            cleanup = await connected()
+            try:
+                await drop_stream(cleanup, channel)
+                await cleanup.js.delete_key_value(bucket)
+            finally:
+                await cleanup.close()
+
+    run(main, timeout=90)
+    assert [seq for seq, _ in later] == list(range(8)), later
+    assert later[0] == (0, 2), "the crashed member's event comes back as attempt 2"
