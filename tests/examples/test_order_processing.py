@@ -11,10 +11,9 @@ import pytest
 from eventwire.saga import SqliteSagaStore
 
 from docs.examples.order_processing._logic import Payments
+from docs.examples.order_processing.observer import Observer, wait_for
 from docs.examples.order_processing.orchestration.payment import PaymentService
 from docs.examples.order_processing.system import MODES, Mode, build, make_order
-
-from docs.examples.order_processing.observer import Observer, wait_for
 
 
 def _url() -> str:

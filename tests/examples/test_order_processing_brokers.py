@@ -21,9 +21,8 @@ import pytest
 from eventwire import EventBus
 
 from docs.examples.order_processing._logic import Ledger, Payments
-from docs.examples.order_processing.system import MODES, Mode, make_order
-
 from docs.examples.order_processing.observer import Observer, wait_for
+from docs.examples.order_processing.system import MODES, Mode, make_order
 
 ROOT = Path(__file__).resolve().parents[2]
 URLS = {

@@ -12,7 +12,6 @@ restarted orchestrator resumes where it stopped::
         ...
 """
 
-from eventwire.saga._errors import SagaDeadLetter, UnknownSagaError
 from eventwire.saga._definition import (
     REQUIRED,
     Saga,
@@ -26,6 +25,7 @@ from eventwire.saga._definition import (
     SagaStepCompleted,
     Step,
 )
+from eventwire.saga._errors import SagaDeadLetter, UnknownSagaError
 from eventwire.saga._orchestrator import SagaOrchestrator
 from eventwire.saga._store import (
     MemorySagaStore,

@@ -34,8 +34,8 @@ from eventwire.delivery import Delivery
 from eventwire.errors import ConfigurationError
 from eventwire.events import Command, Event, Message
 from eventwire.retry import RetryPolicy
-from eventwire.saga._errors import UnknownSagaError
 from eventwire.saga._definition import Saga, SagaContext, Step
+from eventwire.saga._errors import UnknownSagaError
 from eventwire.saga._store import MemorySagaStore, SagaConflictError, SagaState, SagaStore
 
 __all__ = ["SagaOrchestrator"]
