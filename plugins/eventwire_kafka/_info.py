@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from eventwire.backend import BackendInfo, Capabilities
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "SCHEMES"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "DEFAULT_MAX_MESSAGE_BYTES", "SCHEMES"]
 
 SCHEMES = ("kafka",)
 
-CAPABILITIES = Capabilities(cross_process=True)
+#: ``max.message.bytes`` of the topics the backend creates, unless the option
+#: ``max_message_bytes`` says otherwise (Kafka's own default is 1 MiB).
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+CAPABILITIES = Capabilities(cross_process=True, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES)
 
 BACKEND_INFO = BackendInfo(
     name="kafka",
     schemes=SCHEMES,
-    description="Apache Kafka (aiokafka via FastStream)",
+    description="Apache Kafka (FastStream's aiokafka broker; manual commits of the finished "
+    "prefix per partition, idempotent acks=all producer, <channel>.dlq topics)",
     capabilities=CAPABILITIES,
     binding="kafka",
 )

@@ -1,0 +1,437 @@
+"""One group member: an ``AIOKafkaConsumer`` with manual commits of the finished prefix.
+
+- Records are fetched in batches (``getmany``) and handed to the pipeline one by one, in
+  offset order per partition; the pipeline runs different keys concurrently.
+- Every handed record is tracked per partition. ``ack`` marks it finished; the committed
+  offset of a partition is the end of its contiguous finished prefix, so a record is never
+  committed before it (and every record before it) is settled.
+- Commits run every ``commit_interval_ms``, when partitions are revoked, and on close.
+- On a rebalance the revoked partitions stop dispatching, their in-flight records get up to
+  ``revoke_timeout_ms`` to finish, and the finished prefix is committed before the
+  partitions move: same-key records never run on two members at once.
+- A newly assigned partition without a committed offset gets its starting position (the
+  end, or the beginning with ``from_beginning``) committed before `subscribe` returns, so a
+  later member of the group resumes there and nothing published after `subscribe` returns
+  is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.errors import BackendUnavailableError
+
+from eventwire_kafka._url import KafkaSettings
+
+__all__ = ["KafkaInbound", "KafkaSubscription"]
+
+log = logging.getLogger("eventwire.kafka")
+
+#: How long one ``getmany`` waits for records before looping.
+_POLL_MS = 500
+
+
+class _Partition:
+    """What one member tracks for one assigned partition (one assignment generation)."""
+
+    __slots__ = ("committed", "drained", "entries", "lost", "next", "outstanding", "revoking", "tp")
+
+    def __init__(self, tp: Any, position: int) -> None:
+        self.tp = tp
+        #: Handed to the pipeline and not yet part of the committed prefix, offset order.
+        self.entries: deque[KafkaInbound] = deque()
+        #: Handed and not acked yet.
+        self.outstanding = 0
+        #: The offset after the finished prefix (what to commit).
+        self.next = position
+        #: The offset known to be committed (-1: unknown, commit ``next``).
+        self.committed = position
+        #: Set once revoked: stop dispatching.
+        self.revoking = False
+        #: Set once the partition moved on: acks are ignored.
+        self.lost = False
+        self.drained: asyncio.Event | None = None
+
+    def advance(self) -> int:
+        entries = self.entries
+        while entries and entries[0].done:
+            self.next = entries.popleft().offset + 1
+        return self.next
+
+
+class KafkaInbound:
+    """A record handed to the pipeline, unsettled until `ack` (also the partition's
+    bookkeeping entry for its offset)."""
+
+    __slots__ = ("_part", "delivery_count", "done", "message", "offset")
+
+    def __init__(self, message: WireMessage, offset: int, count: int, part: _Partition) -> None:
+        self.message = message
+        self.offset = offset
+        self.delivery_count = count
+        self.done = False
+        self._part = part
+
+    async def ack(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        part = self._part
+        part.outstanding -= 1
+        if part.outstanding == 0 and part.drained is not None:
+            part.drained.set()
+
+
+def _to_wire(record: Any) -> WireMessage:
+    try:
+        headers = {name: value.decode() for name, value in record.headers}
+    except (UnicodeDecodeError, AttributeError):  # not UTF-8, or a null header value
+        headers = {
+            name: value.decode("utf-8", "replace") if value is not None else ""
+            for name, value in record.headers
+        }
+    key = record.key
+    return WireMessage(
+        record.value if record.value is not None else b"",
+        headers,
+        key.decode("utf-8", "replace") if key is not None else None,
+    )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, subscription: KafkaSubscription) -> None:
+        self._subscription = subscription
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        await self._subscription._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[Any]) -> None:
+        await self._subscription._on_assigned(assigned)
+
+
+class KafkaSubscription:
+    """One member of ``spec.group`` on ``spec.channel``."""
+
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        handler: MessageHandler,
+        consumer: Any,
+        admin: Any,
+        settings: KafkaSettings,
+    ) -> None:
+        self.spec = spec
+        self._handler = handler
+        self._consumer = consumer
+        self._admin = admin
+        self._settings = settings
+        self._parts: dict[Any, _Partition] = {}
+        #: Deliveries so far of records handed but not finished when their partition was
+        #: revoked, so the next delivery on this member counts one more.
+        self._redeliver: dict[Any, dict[int, int]] = {}
+        self._assigned = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._fetch_task: asyncio.Task[None] | None = None
+        self._commit_task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._closed = False
+        self._aborted = False
+        self._commit_failing = False
+        self._assign_error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<KafkaSubscription {self.spec.channel}/{self.spec.group}>"
+
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions this member holds now."""
+        return sorted(tp.partition for tp, p in self._parts.items() if not p.revoking)
+
+    # -- start ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the group; return once partitions are assigned and positions are known."""
+        settings = self._settings
+        try:
+            await asyncio.wait_for(self._consumer.start(), settings.connect_timeout)
+            self._consumer.subscribe(topics=[self.spec.channel], listener=_Listener(self))
+            self._fetch_task = asyncio.create_task(
+                self._fetch_loop(), name=f"eventwire-kafka:{self.spec.channel}/{self.spec.group}"
+            )
+            limit = (
+                settings.connect_timeout
+                + (settings.session_timeout_ms + settings.revoke_timeout_ms) / 1000
+                + 10
+            )
+            await asyncio.wait_for(self._assigned.wait(), limit)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            await self.abort()
+            raise BackendUnavailableError(
+                f"the kafka backend could not join group {self.spec.group!r} on "
+                f"{self.spec.channel!r}: {type(exc).__name__}: {exc}"
+            ) from None
+        except BaseException:
+            await self.abort()
+            raise
+        self._commit_task = asyncio.create_task(self._commit_loop())
+
+    # -- rebalance callbacks (run by aiokafka's coordinator) -------------------------------
+
+    async def _on_assigned(self, assigned: set[Any]) -> None:
+        if self._aborted or self._closed:
+            return
+        consumer = self._consumer
+        fresh: dict[Any, int] = {}
+        try:
+            committed = await self._committed(assigned)
+            for tp in sorted(assigned):
+                position = await consumer.position(tp)
+                part = _Partition(tp, position)
+                if committed.get(tp) is None:
+                    part.committed = -1
+                    fresh[tp] = position
+                self._parts[tp] = part
+            if fresh:
+                async with self._commit_lock:
+                    await consumer.commit(fresh)
+                for tp in fresh:
+                    self._parts[tp].committed = fresh[tp]
+        except Exception as exc:  # the committer retries what is left uncommitted
+            log.warning(
+                "eventwire: kafka %s/%s: starting positions not committed yet (%s: %s)",
+                self.spec.channel,
+                self.spec.group,
+                type(exc).__name__,
+                exc,
+            )
+        finally:
+            self._assigned.set()
+
+    async def _committed(self, assigned: set[Any]) -> dict[Any, int | None]:
+        if not assigned:
+            return {}
+        result: dict[Any, int | None] = {}
+        for tp in assigned:
+            result[tp] = await self._consumer.committed(tp)
+        return result
+
+    async def _on_revoked(self, revoked: set[Any]) -> None:
+        if self._aborted:
+            return
+        parts = [p for tp in revoked if (p := self._parts.get(tp)) is not None]
+        for part in parts:
+            part.revoking = True
+        busy = [p for p in parts if p.outstanding > 0 and not self._closed]
+        if busy:
+            for part in busy:
+                part.drained = asyncio.Event()
+                if part.outstanding == 0:
+                    part.drained.set()
+            waits = [asyncio.ensure_future(p.drained.wait()) for p in busy if p.drained]
+            _, pending = await asyncio.wait(waits, timeout=self._settings.revoke_timeout_ms / 1000)
+            for wait in pending:
+                wait.cancel()
+            if pending:
+                log.warning(
+                    "eventwire: kafka %s/%s: %d partition(s) revoked with events still in "
+                    "flight after revoke_timeout_ms=%d; they will be delivered again",
+                    self.spec.channel,
+                    self.spec.group,
+                    len(pending),
+                    self._settings.revoke_timeout_ms,
+                )
+        try:
+            await self._commit(parts)
+        except Exception as exc:
+            log.warning(
+                "eventwire: kafka %s/%s: commit on revoke failed (%s: %s); the uncommitted "
+                "events will be delivered again",
+                self.spec.channel,
+                self.spec.group,
+                type(exc).__name__,
+                exc,
+            )
+        for part in parts:
+            part.lost = True
+            remember = {e.offset: e.delivery_count for e in part.entries if not e.done}
+            if remember:
+                self._redeliver[part.tp] = remember
+            if self._parts.get(part.tp) is part:
+                del self._parts[part.tp]
+
+    # -- fetching ------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        consumer = self._consumer
+        handler = self._handler
+        max_records = self._settings.fetch_max_records
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=max_records)
+            except KafkaError as exc:
+                log.warning(
+                    "eventwire: kafka %s/%s: fetch failed (%s: %s); retrying",
+                    self.spec.channel,
+                    self.spec.group,
+                    type(exc).__name__,
+                    exc,
+                )
+                await asyncio.sleep(1.0)
+                continue
+            for tp, records in batches.items():
+                part = self._parts.get(tp)
+                if part is None:
+                    continue
+                entries = part.entries
+                redeliver = self._redeliver.get(tp)
+                for record in records:
+                    if part.revoking:
+                        break
+                    offset = record.offset
+                    if offset < part.next or (entries and offset <= entries[-1].offset):
+                        continue  # already handed in this assignment
+                    count = 1
+                    if redeliver:
+                        count = redeliver.pop(offset, 0) + 1
+                    entry = KafkaInbound(_to_wire(record), offset, count, part)
+                    entries.append(entry)
+                    part.outstanding += 1
+                    try:
+                        await handler(entry)
+                    except asyncio.CancelledError:
+                        self._abandon(part, entry)
+                        raise
+                    except Exception:
+                        log.exception(
+                            "eventwire: kafka %s/%s: the handler raised on offset %d of "
+                            "partition %d; it stays unsettled",
+                            self.spec.channel,
+                            self.spec.group,
+                            offset,
+                            tp.partition,
+                        )
+                        self._abandon(part, entry)
+                if redeliver is not None and not redeliver:
+                    self._redeliver.pop(tp, None)
+
+    @staticmethod
+    def _abandon(part: _Partition, entry: KafkaInbound) -> None:
+        """`entry` was not handed over: it blocks the commit point but is not in flight."""
+        if not entry.done:
+            part.outstanding -= 1
+            if part.outstanding == 0 and part.drained is not None:
+                part.drained.set()
+
+    # -- committing ----------------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        interval = self._settings.commit_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._commit(list(self._parts.values()))
+            except Exception as exc:
+                if not self._commit_failing:
+                    self._commit_failing = True
+                    log.warning(
+                        "eventwire: kafka %s/%s: commit failed (%s: %s); retrying every %d ms",
+                        self.spec.channel,
+                        self.spec.group,
+                        type(exc).__name__,
+                        exc,
+                        self._settings.commit_interval_ms,
+                    )
+            else:
+                if self._commit_failing:
+                    self._commit_failing = False
+                    log.info(
+                        "eventwire: kafka %s/%s: commits succeed again",
+                        self.spec.channel,
+                        self.spec.group,
+                    )
+
+    async def _commit(self, parts: list[_Partition]) -> None:
+        """Commit the finished prefix of `parts` where it moved."""
+        async with self._commit_lock:
+            offsets = {}
+            for part in parts:
+                if part.lost:
+                    continue
+                point = part.advance()
+                if point != part.committed:
+                    offsets[part.tp] = point
+            if not offsets:
+                return
+            await self._consumer.commit(offsets)
+            for part in parts:
+                if part.tp in offsets:
+                    part.committed = offsets[part.tp]
+
+    # -- stopping ------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop fetching; handed events can still be acked (and get committed) until close."""
+        if self._stopped:
+            return
+        self._stopped = True
+        task = self._fetch_task
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Commit the finished prefix, leave the group and disconnect."""
+        if self._closed or self._aborted:
+            return
+        await self.stop()
+        self._closed = True
+        if self._commit_task is not None:
+            self._commit_task.cancel()
+            await asyncio.gather(self._commit_task, return_exceptions=True)
+        timeout = self._settings.request_timeout_ms / 1000
+        try:
+            await asyncio.wait_for(self._commit(list(self._parts.values())), timeout)
+        except Exception as exc:
+            log.warning(
+                "eventwire: kafka %s/%s: final commit failed (%s: %s); finished events after "
+                "the last commit will be delivered again",
+                self.spec.channel,
+                self.spec.group,
+                type(exc).__name__,
+                exc,
+            )
+        self._release_waiters()
+        await self._stop_consumer(timeout)
+
+    async def abort(self) -> None:
+        """Crash: stop at once, commit nothing more, drop the connections."""
+        if self._aborted:
+            return
+        self._aborted = True
+        self._stopped = True
+        self._release_waiters()
+        tasks = [t for t in (self._fetch_task, self._commit_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stop_consumer(5.0)
+
+    def _release_waiters(self) -> None:
+        """Mark every partition given up and end a revoke wait in progress: the member is
+        leaving, what is still in flight is delivered again elsewhere."""
+        for part in self._parts.values():
+            part.lost = True
+            if part.drained is not None:
+                part.drained.set()
+
+    async def _stop_consumer(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._consumer.stop(), timeout)
+        except Exception as exc:
+            log.debug("eventwire: kafka consumer stop: %s", exc)

@@ -1,0 +1,173 @@
+"""Topics: names Kafka accepts, creation when missing, and each topic's size limit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, for_code
+from eventwire._naming import check_name
+from eventwire.deadletter import dead_letter_channel
+from eventwire.errors import BackendUnavailableError, ConfigurationError
+
+__all__ = ["MAX_TOPIC_LENGTH", "TopicManager", "check_topic"]
+
+log = logging.getLogger("eventwire.kafka")
+
+#: Kafka rejects longer topic names.
+MAX_TOPIC_LENGTH = 249
+_LEGAL = re.compile(r"^[A-Za-z0-9._-]+$")
+_TOPIC_ALREADY_EXISTS = 36
+#: Bytes a record batch adds around one record (batch header 61, record framing).
+RECORD_OVERHEAD = 128
+
+
+def check_topic(channel: str) -> str:
+    """`channel` if Kafka accepts it as a topic (and its ``.dlq``), else `ConfigurationError`."""
+    check_name("channel", channel)
+    if not _LEGAL.match(channel) or channel in (".", ".."):
+        raise ConfigurationError(
+            f"channel {channel!r} is not a legal Kafka topic name; use letters, digits, "
+            "'.', '_' and '-'"
+        )
+    dlq = dead_letter_channel(channel) if not channel.endswith(".dlq") else channel
+    if len(dlq) > MAX_TOPIC_LENGTH:
+        raise ConfigurationError(
+            f"channel {channel!r} is too long for Kafka: its dead-letter topic {dlq!r} would "
+            f"have {len(dlq)} characters, over Kafka's limit of {MAX_TOPIC_LENGTH}"
+        )
+    if channel.startswith("__"):
+        raise ConfigurationError(
+            f"channel {channel!r} starts with '__', which Kafka reserves for internal topics"
+        )
+    return channel
+
+
+class _NewTopic:
+    """What `AIOKafkaAdminClient.create_topics` reads (``NewTopic`` refuses
+    ``replication_factor=-1``, the broker's default, which CreateTopics v4+ accepts)."""
+
+    def __init__(self, name: str, partitions: int, replication: int, configs: dict[str, str]):
+        self.name = name
+        self.num_partitions = partitions
+        self.replication_factor = replication
+        self.replica_assignments: dict[int, list[int]] = {}
+        self.topic_configs = configs
+
+
+class TopicManager:
+    """Creates missing topics (``partitions``, ``max.message.bytes``) once per backend and
+    remembers each topic's ``max.message.bytes``."""
+
+    def __init__(
+        self,
+        admin: Any,
+        producer: Any,
+        *,
+        partitions: int,
+        replication_factor: int,
+        max_message_bytes: int,
+        timeout: float,
+    ) -> None:
+        self._admin = admin
+        self._producer = producer
+        self._partitions = partitions
+        self._replication = replication_factor
+        self._max_bytes = max_message_bytes
+        self._timeout = timeout
+        #: topic -> its max.message.bytes, for every topic known to exist.
+        self.limits: dict[str, int] = {}
+        self._pending: dict[str, asyncio.Future[None]] = {}
+
+    async def ensure(self, topics: Iterable[str]) -> None:
+        """Make sure every topic in `topics` exists and its limit is known."""
+        missing = [t for t in topics if t not in self.limits]
+        if not missing:
+            return
+        waits = [self._pending[t] for t in missing if t in self._pending]
+        mine = [t for t in missing if t not in self._pending]
+        if mine:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            for topic in mine:
+                self._pending[topic] = future
+            try:
+                await self._create(mine)
+                future.set_result(None)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: the waiters re-raise it
+                raise
+            finally:
+                for topic in mine:
+                    self._pending.pop(topic, None)
+        for wait in waits:
+            await asyncio.shield(wait)
+
+    async def _create(self, topics: list[str]) -> None:
+        for topic in topics:
+            check_topic(topic)
+        configs = {"max.message.bytes": str(self._max_bytes)}
+        new = [_NewTopic(t, self._partitions, self._replication, configs) for t in topics]
+        try:
+            response = await asyncio.wait_for(
+                self._admin.create_topics(new, timeout_ms=int(self._timeout * 1000)),
+                self._timeout,
+            )
+            for item in response.topic_errors:
+                topic, code = item[0], item[1]
+                if code and code != _TOPIC_ALREADY_EXISTS:
+                    error = for_code(code)
+                    message = item[2] if len(item) > 2 and item[2] else error.description
+                    raise ConfigurationError(
+                        f"Kafka refused to create topic {topic!r}: {error.__name__}: {message}"
+                    )
+            limits = await self._limits(topics)
+            await asyncio.wait_for(self._wait_for_leaders(topics), self._timeout)
+            for topic in topics:
+                await asyncio.wait_for(self._producer.partitions_for(topic), self._timeout)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise BackendUnavailableError(
+                f"could not create or look up Kafka topic(s) {', '.join(topics)}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        self.limits.update(limits)
+
+    async def _wait_for_leaders(self, topics: list[str]) -> None:
+        """Return once every partition of `topics` has a leader (a fresh topic has none for
+        a moment, and clients that fetch then log NotLeaderForPartition errors)."""
+        delay = 0.01
+        while True:
+            metadata = await self._admin.describe_topics(topics)
+            ready = {
+                t["topic"]
+                for t in metadata
+                if not t["error_code"]
+                and t["partitions"]
+                and all(p["leader"] >= 0 and not p["error_code"] for p in t["partitions"])
+            }
+            if ready >= set(topics):
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    async def _limits(self, topics: list[str]) -> dict[str, int]:
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None}) for t in topics
+        ]
+        limits = dict.fromkeys(topics, self._max_bytes)
+        try:
+            responses = await self._admin.describe_configs(resources)
+        except KafkaError as exc:
+            log.warning("eventwire: cannot read max.message.bytes of %s: %s", topics, exc)
+            return limits
+        for response in responses:
+            for resource in response.resources:
+                name, entries = resource[3], resource[4]
+                for entry in entries:
+                    if entry[0] == "max.message.bytes" and entry[1] is not None:
+                        limits[name] = int(entry[1])
+        return limits
