@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-from eventwire.envelope import Envelope, parse_time
+from eventwire.envelope import Envelope, format_time, parse_time
 from eventwire.errors import DecodeError
 
 __all__ = ["BINDINGS", "READ_PREFIXES", "Binding", "from_headers", "to_headers"]
@@ -60,6 +60,10 @@ def _read_names(binding: str) -> dict[str, str]:
 
 
 _READ_NAMES: Mapping[str, Mapping[str, str]] = {b: _read_names(b) for b in READ_PREFIXES}
+_WRITE_NAMES: Mapping[str, Mapping[str, str]] = {
+    b: {attr: prefix + attr for attr in _KNOWN} for b, prefix in BINDINGS.items()
+}
+_OPTIONAL = ("subject", "correlationid", "causationid", "dataversion")
 
 
 def _prefix(binding: str) -> str:
@@ -73,13 +77,20 @@ def _prefix(binding: str) -> str:
 
 def to_headers(envelope: Envelope, binding: str = "kafka") -> dict[str, str]:
     """Protocol headers for `envelope` in binary content mode."""
-    prefix = _prefix(binding)
+    names = _WRITE_NAMES.get(binding)
+    if names is None:
+        raise ValueError(f"unknown header binding {binding!r}; use one of {sorted(BINDINGS)}")
     headers = dict(envelope.headers)
-    for name, value in envelope.attributes().items():
-        if name == "datacontenttype":
-            headers[CONTENT_TYPE] = value
-        else:
-            headers[prefix + name] = value
+    headers[names["id"]] = envelope.id
+    headers[names["type"]] = envelope.type
+    headers[names["source"]] = envelope.source
+    headers[names["specversion"]] = envelope.specversion
+    headers[names["time"]] = format_time(envelope.time)
+    headers[CONTENT_TYPE] = envelope.datacontenttype
+    for attr in _OPTIONAL:
+        value = getattr(envelope, attr)
+        if value is not None:
+            headers[names[attr]] = value
     return headers
 
 

