@@ -378,6 +378,13 @@ class MemoryBroker:
             channel = self._channels[name] = _Channel(name, partitions)
         return channel
 
+    def delete_channel(self, name: str) -> bool:
+        """Forget `name`, its retained messages and its groups; ``False`` if it did not exist.
+
+        Members still subscribed keep waiting on a channel that no longer receives messages.
+        """
+        return self._channels.pop(name, None) is not None
+
     def partitions(self, channel: str) -> int | None:
         """The partition count of `channel`, or ``None`` if it does not exist yet."""
         found = self._channels.get(channel)

@@ -491,3 +491,16 @@ def test_member_cancelled_by_its_event_loop_leaves_the_group() -> None:
 
     run(first())
     run(second())
+
+
+def test_delete_channel_forgets_messages() -> None:
+    from eventwire_memory import get_broker, reset_brokers
+
+    reset_brokers()
+    broker = get_broker("deletion")
+    broker.publish("gone", [WireMessage(b"x", {}, None)])
+    assert broker.channel_names() == ["gone"]
+    assert broker.delete_channel("gone") is True
+    assert broker.delete_channel("gone") is False
+    assert broker.channel_names() == []
+    assert broker.browse("gone") == []

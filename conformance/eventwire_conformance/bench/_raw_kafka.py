@@ -1,0 +1,137 @@
+"""Raw aiokafka: awaited and pipelined sends (acks=all); a consumer that commits per batch.
+
+"Per-message acknowledgement" on Kafka is a committed offset: the consumer handles every
+record of a ``getmany`` batch, then commits the batch's offsets (manual commit, auto-commit
+off), so nothing is committed before it was handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Any
+
+from eventwire_conformance.bench._urls import kafka_bootstrap
+from eventwire_conformance.bench.model import (
+    BenchConfig,
+    ConsumerLoop,
+    PayloadFactory,
+    Tracker,
+)
+
+__all__ = ["PARTITIONS", "KafkaRawRunner", "create_topic", "sweep"]
+
+#: Partitions of the topics the FastStream and raw rows create.
+PARTITIONS = 4
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    """Create `topic` with `PARTITIONS` partitions unless it exists."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        # Wait until every partition has a leader, so the first sends are not retried.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while loop.time() < deadline:
+            described = await admin.describe_topics([topic])
+            parts = described[0].get("partitions", []) if described else []
+            if len(parts) == PARTITIONS and all(p.get("leader", -1) >= 0 for p in parts):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+async def sweep(url: str, marker: str) -> list[str]:
+    """Delete every topic whose name contains `marker`; returns their names."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap(url))
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if marker in t]
+        if topics:
+            await admin.delete_topics(topics)
+        return sorted(topics)
+    finally:
+        await admin.close()
+
+
+class KafkaRawRunner:
+    kind = "raw"
+
+    def __init__(self, config: BenchConfig, payloads: PayloadFactory) -> None:
+        self._config = config
+        self._payloads = payloads
+        self._bootstrap = kafka_bootstrap(config.url)
+        self._producer: Any = None
+        self.label = (
+            f"aiokafka {version('aiokafka')}: acks=all, auto-commit off, commit after each "
+            f"handled getmany() batch, topics with {PARTITIONS} partitions"
+        )
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
+        await self._producer.start()
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def prepare(self, channel: str, group: str, figure: str) -> None:
+        await create_topic(self._bootstrap, channel)
+
+    async def publish_one(self, channel: str, seq: int) -> None:
+        key = self._payloads.key(seq).encode()
+        await self._producer.send_and_wait(channel, self._payloads.body(seq), key=key)
+
+    async def publish_batch(self, channel: str, seqs: Sequence[int]) -> None:
+        send = self._producer.send
+        body, key = self._payloads.body, self._payloads.key
+        futures = [await send(channel, body(seq), key=key(seq).encode()) for seq in seqs]
+        await asyncio.gather(*futures)
+
+    @asynccontextmanager
+    async def consume(self, channel: str, group: str, tracker: Tracker) -> AsyncIterator[None]:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            channel,
+            bootstrap_servers=self._bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+
+        async def loop(stopping: asyncio.Event) -> None:
+            hit = tracker.hit
+            while not stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                if not batches:
+                    continue
+                for records in batches.values():
+                    for record in records:
+                        data = json.loads(record.value)
+                        hit(data["seq"], data["sent_ns"])
+                await consumer.commit()
+
+        consumer_loop = ConsumerLoop(loop, tracker)
+        try:
+            yield
+        finally:
+            await consumer_loop.stop()
+            await consumer.stop()

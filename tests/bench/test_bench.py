@@ -1,0 +1,152 @@
+"""``eventwire bench``: the shape of its report and its handling of bad input.
+
+Never a timing: only that every figure is there, positive, and that every event arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventwire_conformance.bench import FIGURES, MissingEventsError
+from eventwire_conformance.bench.model import Tracker
+
+BROKER_URLS = {
+    "kafka": "kafka://127.0.0.1:9092",
+    "rabbit": "amqp://guest:guest@127.0.0.1:5672/",
+    "redis": "redis://127.0.0.1:6379/0",
+    "nats": "nats://127.0.0.1:4222",
+}
+
+
+def run_bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eventwire.cli", "bench", *args],
+        capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+
+
+def check_report(report: dict[str, Any], runners: tuple[str, ...]) -> None:
+    assert report["schema"] == "eventwire-bench/1"
+    assert report["events_verified"] is True
+    assert report["peak_rss_bytes"] > 0
+    assert list(report["figures"]) == list(FIGURES)
+    for figure, entry in report["figures"].items():
+        for kind in ("eventwire", "faststream", "raw"):
+            row = entry[kind]
+            if kind not in runners:
+                assert row is None, (figure, kind)
+                continue
+            assert row is not None, (figure, kind)
+            rate = row["msg_per_s"]
+            assert len(rate["rounds"]) == report["config"]["rounds"]
+            assert 0 < rate["min"] <= rate["median"] <= rate["max"], (figure, kind, rate)
+            assert row["received"] == [row["events"]] * len(rate["rounds"]), (figure, kind)
+            if figure == "latency":
+                assert 0 < row["p50_ms"]["median"] <= row["p99_ms"]["median"]
+            if figure == "drain":
+                assert row["rss_growth_mib"]["median"] >= 0
+        for other in ("faststream", "raw"):
+            ratio = entry["ratio"][f"eventwire/{other}"]
+            assert (ratio is not None and ratio > 0) == (other in runners), (figure, other)
+
+
+def test_quick_memory_run_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = run_bench("memory://", "--quick", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    check_report(report, ("eventwire",))
+    assert report["backend"] == "memory"
+    assert report["runners"]["faststream"]["available"] is False
+    assert "not applicable" in report["runners"]["raw"]["reason"]
+    assert report["cleanup"]["error"] is None
+    for figure in ("publish", "drain", "latency"):
+        assert report["figures"][figure]["eventwire"]["events"] > 0
+    assert "every event received: yes" in done.stdout
+    assert "eventwire / FastStream" in done.stdout
+
+
+def test_tracker_fails_loudly_when_an_event_is_missing() -> None:
+    import asyncio
+
+    async def scenario() -> None:
+        tracker = Tracker(3)
+        tracker.hit(0, 0)
+        tracker.hit(2, 0)
+        tracker.hit(2, 0)
+        with pytest.raises(MissingEventsError, match=r"received 2 of 3 .*seq \[1\]"):
+            await tracker.wait_all(0.2, "drain")
+        assert tracker.duplicates == 1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["memory://", "--events", "5"], "--events"),
+        (["memory://", "--events", "100000000"], "--events"),
+        (["memory://", "--size", "10"], "--size"),
+        (["memory://", "--size", str(64 * 1024 * 1024)], "--size"),
+        (["memory://", "--rounds", "0"], "--rounds"),
+        (["memory://", "--only", "publish,warp"], "warp"),
+        (["nosuch://somewhere", "--quick"], "no installed backend serves"),
+        (["not a url", "--quick"], "not a backend URL"),
+    ],
+)
+def test_bad_input_is_a_clear_error_with_exit_2(args: list[str], message: str) -> None:
+    done = run_bench(*args, timeout=60)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_reports_cleanup() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventwire.cli", "bench", "memory://", "--events", "2000000",
+         "--only", "publish", "--rounds", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        time.sleep(3)  # well inside the publish figure
+        proc.send_signal(signal.SIGINT)
+        _stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert "cleanup: deleted 1 broker object(s)" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.broker
+def test_unreachable_broker_fails_fast() -> None:
+    started = time.monotonic()
+    done = run_bench("redis://127.0.0.1:1/0", "--quick", timeout=60)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "cannot reach the broker" in done.stderr or "127.0.0.1:1" in done.stderr
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", sorted(BROKER_URLS))
+def test_quick_run_on_a_real_broker(backend: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = run_bench(BROKER_URLS[backend], "--quick", "--json", str(out), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    check_report(report, ("eventwire", "faststream", "raw"))
+    assert report["backend"] == backend
+    assert report["cleanup"]["error"] is None, report["cleanup"]
+    assert report["cleanup"]["deleted"], "the run's channels were not found for deletion"
