@@ -1,0 +1,190 @@
+"""`RedisIdempotencyStore`: handled event ids in Redis, shared by every process of a group.
+
+Works with any backend: ``EventBus("kafka://...", idempotency_store=RedisIdempotencyStore(
+"redis://cache:6379/0"))``. One key per claimed id, ``<prefix><group>:<event id>``:
+
+- ``claim`` runs one Lua script: no key -> ``SET key busy:<token> PX lease`` and
+  ``ACQUIRED`` (a fresh token per claim; a retried claim that finds its own token is
+  ``ACQUIRED`` too); ``done`` -> ``DONE``; otherwise ``BUSY`` (another process or task is
+  handling the same id right now). Atomic on the server, so two processes racing on one id
+  never both acquire it; a crashed holder's claim expires after ``lease``.
+- ``complete`` sets ``done`` with the TTL (the effect ran; remembered for ``ttl``).
+- ``release`` deletes the key only while it still holds the token of *this* claim, so a
+  release after the lease expired never frees somebody else's claim.
+
+Commands are retried while the server is unreachable (up to ``reconnect_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from eventwire.errors import BackendUnavailableError, ConfigurationError
+from eventwire.idempotency import Claim
+
+from eventwire_redis._options import CONNECTION_OPTIONS, RedisSettings, parse_settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+__all__ = ["DEFAULT_PREFIX", "RedisIdempotencyStore"]
+
+DEFAULT_PREFIX = "eventwire:idempotency:"
+
+#: KEYS[1] = id key; ARGV[1] = claim value, ARGV[2] = lease ms.
+_CLAIM = """
+local value = redis.call('GET', KEYS[1])
+if not value then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 'acquired'
+end
+if value == ARGV[1] then return 'acquired' end
+if value == 'done' then return 'done' end
+return 'busy'
+"""
+
+#: KEYS[1] = id key; ARGV[1] = our claim value. Deletes our claim only.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_ANSWERS = {b"acquired": Claim.ACQUIRED, b"done": Claim.DONE, b"busy": Claim.BUSY}
+
+
+class RedisIdempotencyStore:
+    """An `eventwire.idempotency.IdempotencyStore` in Redis (atomic, with TTL, shared
+    across processes).
+
+    ``url_or_client``: a ``redis://`` / ``rediss://`` URL (with the redis backend's
+    connection options as keyword arguments: ``password``, ``db``, ``connect_timeout``,
+    ``ssl_ca_certs`` ...) or a connected ``redis.asyncio.Redis`` client (which the store
+    does not close). ``prefix`` namespaces the keys.
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        **options: Any,
+    ) -> None:
+        if not isinstance(prefix, str):
+            raise ConfigurationError(f"prefix must be a string, got {prefix!r}")
+        self.prefix = prefix
+        #: Our claims in progress: key -> token.
+        self._claims: dict[str, str] = {}
+        self._settings: RedisSettings | None = None
+        self._client: Redis | None = None
+        self._owned = False
+        if isinstance(url_or_client, str):
+            self._settings = parse_settings(
+                url_or_client, options, known=(*CONNECTION_OPTIONS, "reconnect_timeout")
+            )
+        else:
+            if options:
+                raise ConfigurationError(
+                    "connection options are only taken with a URL; configure the client "
+                    f"instead (got {', '.join(sorted(options))})"
+                )
+            self._client = url_or_client
+        self._scripts: tuple[AsyncScript, AsyncScript] | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        where = self._settings.url if self._settings is not None else "a redis client"
+        return f"<RedisIdempotencyStore {where} prefix={self.prefix!r}>"
+
+    async def _ready(self) -> tuple[AsyncScript, AsyncScript]:
+        if self._scripts is not None:
+            return self._scripts
+        async with self._lock:
+            if self._scripts is None:
+                client = self._client
+                if client is None:
+                    client = await self._connect()
+                self._scripts = (client.register_script(_CLAIM), client.register_script(_RELEASE))
+        return self._scripts
+
+    async def _connect(self) -> Redis:
+        from eventwire_redis._backend import describe_connect_error, make_broker
+
+        settings = self._settings
+        assert settings is not None
+        broker = make_broker(settings)
+        client: Redis = await broker.connect()
+        try:
+            async with asyncio.timeout(settings.connect_timeout + 1):
+                await client.ping()
+        except Exception as exc:
+            await client.aclose()
+            raise BackendUnavailableError(
+                "idempotency store: " + describe_connect_error(settings, exc)
+            ) from None
+        self._client, self._owned = client, True
+        return client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    async def _retrying(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        from eventwire_redis._consumer import RETRYABLE, Outage
+
+        limit = self._settings.reconnect_timeout if self._settings is not None else 30.0
+        deadline = time.monotonic() + limit
+        outage: Outage | None = None
+        while True:
+            try:
+                result = await call()
+            except RETRYABLE as exc:
+                scrub = self._settings.scrub if self._settings is not None else str
+                outage = outage or Outage("idempotency store", scrub)
+                delay = outage.failed(exc)
+                if time.monotonic() + delay > deadline:
+                    raise BackendUnavailableError(
+                        f"idempotency store {self!r}: redis unreachable for {limit}s "
+                        f"({scrub(str(exc))})"
+                    ) from None
+                await asyncio.sleep(delay)
+                continue
+            if outage is not None:
+                outage.ok()
+            return result
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        claim, _ = await self._ready()
+        token = f"busy:{uuid.uuid4().hex}"
+        name = self._key(key)
+        lease_ms = max(1, int(lease * 1000))
+        answer = await self._retrying(lambda: claim(keys=[name], args=[token, lease_ms]))
+        state = _ANSWERS[answer if isinstance(answer, bytes) else str(answer).encode()]
+        if state is Claim.ACQUIRED:
+            self._claims[key] = token
+        return state
+
+    async def complete(self, key: str, ttl: float) -> None:
+        await self._ready()
+        client = self._client
+        assert client is not None
+        name, ttl_ms = self._key(key), max(1, int(ttl * 1000))
+        await self._retrying(lambda: client.set(name, b"done", px=ttl_ms))
+        self._claims.pop(key, None)
+
+    async def release(self, key: str) -> None:
+        _, release = await self._ready()
+        token = self._claims.pop(key, None)
+        if token is not None:
+            name = self._key(key)
+            await self._retrying(lambda: release(keys=[name], args=[token]))
+
+    async def close(self) -> None:
+        """Disconnect (only a client the store connected itself)."""
+        client, self._client, self._scripts = self._client, None, None
+        if client is not None and self._owned:
+            await client.aclose()
+        self._owned = False

@@ -1,0 +1,213 @@
+"""What the redis backend keeps on the server: key names, stream entry layout, Lua scripts.
+
+For a channel ``C`` (and the optional key prefix ``P``):
+
+- ``P C:<n>`` for n in 0..shards-1: the shard streams. A message goes to shard
+  ``crc32(key) % shards`` (no key: round-robin). Every group is a consumer group on every
+  shard stream.
+- ``P C:meta``: a hash; ``shards`` is fixed by whoever touches the channel first, and every
+  publisher and consumer uses that number afterwards.
+- ``P C:members:<group>``: a sorted set of the live members of a group (score: when the
+  member's heartbeat expires, server time in ms).
+- ``P C:lease:<group>:<n>``: which member consumes shard n for the group (``SET NX PX``,
+  renewed by the holder's heartbeat).
+- ``P C:gen:<group>``: a counter bumped when members join or leave or a shard is given back,
+  so the other members rebalance at once instead of at their next heartbeat.
+
+A stream entry carries the message as fields: ``$body`` (the payload bytes), ``$key`` (the
+ordering key, when there is one) and one field per header, named as the header (the
+CloudEvents Kafka binding names, ``ce_id``, ``ce_type``, ``content-type`` ...). A header
+whose name starts with ``$`` is written with one more ``$`` in front, so no header can
+collide with the reserved fields.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+
+from eventwire.backend import WireMessage
+
+__all__ = [
+    "BODY",
+    "CLEAN_CONSUMER",
+    "CREATE_GROUP",
+    "HEARTBEAT",
+    "KEY",
+    "LEASES",
+    "RELEASE",
+    "ChannelKeys",
+    "decode_entry",
+    "encode_entry",
+    "entry_size",
+    "pack_command",
+    "shard_of",
+]
+
+BODY = b"$body"
+KEY = b"$key"
+
+
+class ChannelKeys:
+    """The Redis key names of one channel."""
+
+    __slots__ = ("base", "meta", "streams")
+
+    def __init__(self, prefix: str, channel: str, shards: int) -> None:
+        self.base = f"{prefix}{channel}"
+        self.meta = f"{self.base}:meta"
+        self.streams = [f"{self.base}:{n}" for n in range(shards)]
+
+    def members(self, group: str) -> str:
+        return f"{self.base}:members:{group}"
+
+    def lease(self, group: str, shard: int) -> str:
+        return f"{self.base}:lease:{group}:{shard}"
+
+    def gen(self, group: str) -> str:
+        return f"{self.base}:gen:{group}"
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The shard of an ordering key (the same function as the memory backend's partitions)."""
+    return zlib.crc32(key.encode()) % shards
+
+
+def encode_entry(message: WireMessage) -> list[bytes]:
+    """Stream entry fields, flattened (name, value, name, value ...)."""
+    body = message.body
+    fields = [BODY, body if isinstance(body, bytes) else bytes(body)]
+    if message.key is not None:
+        fields += [KEY, message.key.encode()]
+    for name, value in message.headers.items():
+        fields += [("$" + name if name.startswith("$") else name).encode(), value.encode()]
+    return fields
+
+
+def pack_command(head: list[bytes], args: list[bytes]) -> bytes:
+    """One command in RESP (what redis-py's ``pack_command`` makes, for bytes arguments
+    only, without its generality: publishing packs one command per event)."""
+    parts = [b"*%d\r\n" % (len(head) + len(args))]
+    for arg in head:
+        parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
+    for arg in args:
+        parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
+    return b"".join(parts)
+
+
+def entry_size(message: WireMessage) -> int:
+    """The bytes an entry takes on the wire (body, key, header names and values)."""
+    size = len(message.body) + (len(message.key.encode()) if message.key else 0)
+    for name, value in message.headers.items():
+        size += len(name) + len(value)
+    return size
+
+
+def decode_entry(fields: Mapping[bytes, bytes]) -> WireMessage:
+    """The message of a stream entry. Never fails: a foreign or damaged entry comes back
+    with whatever it has (an empty body, headers it carries), and the pipeline
+    dead-letters it as ``invalid``."""
+    body = b""
+    key: str | None = None
+    headers: dict[str, str] = {}
+    for name, value in fields.items():
+        if name == BODY:
+            body = value
+        elif name == KEY:
+            key = value.decode(errors="replace")
+        else:
+            text = name.decode(errors="replace")
+            if text.startswith("$$"):
+                text = text[1:]
+            headers[text] = value.decode(errors="replace")
+    return WireMessage(body=body, headers=headers, key=key)
+
+
+#: KEYS[1] = stream; ARGV[1] = group, ARGV[2] = "0" (from the oldest retained entry) or "$".
+#: Creates the group (and the stream) unless it exists; returns 1 when created, 0 if it
+#: existed. The group is created with its ``entries-read`` counter set (``ENTRIESREAD``), so
+#: that its ``lag`` stays exact when retention trims entries it has not read yet, and
+#: trimming is only reported for entries the group could have read.
+CREATE_GROUP = """
+local added, length = 0, 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'length' then length = info[i + 1]
+    elseif info[i] == 'entries-added' then added = info[i + 1] end
+  end
+end
+local read = added
+if ARGV[2] == '0' then read = added - length end
+local res = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[2], 'MKSTREAM',
+                        'ENTRIESREAD', read)
+if type(res) == 'table' and res.err then
+  if string.find(res.err, 'BUSYGROUP') then return 0 end
+  return redis.error_reply(res.err)
+end
+return 1
+"""
+
+#: KEYS[1] = members zset, KEYS[2] = gen counter; ARGV[1] = member id, ARGV[2] = ttl ms,
+#: ARGV[3] = "1" to register (heartbeat) or "0" to only read. Drops expired members.
+#: Returns {gen, member, member, ...}.
+HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local changed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if ARGV[3] == '1' then
+  if redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) == 1 then
+    changed = changed + 1
+  end
+end
+if changed > 0 then redis.call('INCR', KEYS[2]) end
+local gen = redis.call('GET', KEYS[2]) or '0'
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+table.insert(members, 1, gen)
+return members
+"""
+
+#: KEYS = lease keys; ARGV[1] = member id, ARGV[2] = ttl ms, ARGV[2+i] = "a" to acquire
+#: lease i if free, "r" to only renew it. Returns 1 (held by us now) or 0 per key.
+LEASES = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  elseif not holder and ARGV[2 + i] == 'a' then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+#: KEYS[1] = gen counter, KEYS[2..] = lease keys; ARGV[1] = member id. Deletes the leases
+#: we hold; bumps gen when one was given back. Returns how many were released.
+RELEASE = """
+local n = 0
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('INCR', KEYS[1]) end
+return n
+"""
+
+#: KEYS[1] = stream; ARGV[1] = group, ARGV[2] = consumer. Deletes the consumer from the
+#: group when it has no pending entries (deleting one with pending entries would lose them).
+CLEAN_CONSUMER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if pending.err == nil and #pending == 0 then
+  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
