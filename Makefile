@@ -20,7 +20,8 @@ demo: $(STAMP)
 
 ## Everything: lint, types, brokers up, the whole test suite against memory and the real brokers.
 test: $(STAMP) lint system-deps brokers-up
-	EVENTWIRE_BROKERS=1 $(PY) -m pytest -n 2 --durations=15
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -n 2 --durations=15 -m "not restart"
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m restart
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sdk plugins conformance tests

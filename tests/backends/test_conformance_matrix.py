@@ -1,0 +1,45 @@
+"""The whole conformance suite on every real broker: all twenty guarantees must pass.
+
+G16 restarts the shared broker, which would disturb other tests using it, so these tests are
+marked ``restart``: ``make test`` runs them after the parallel run, one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKERS = ROOT / "conformance" / "brokers" / "brokers"
+IDS = [f"G{i:02d}" for i in range(1, 21)]
+TARGETS = {
+    "kafka": os.environ.get("EVENTWIRE_KAFKA_URL", "kafka://127.0.0.1:9092"),
+    "rabbit": os.environ.get("EVENTWIRE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+    "redis": os.environ.get("EVENTWIRE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "nats": os.environ.get("EVENTWIRE_NATS_URL", "nats://127.0.0.1:4222"),
+}
+
+
+@pytest.mark.broker
+@pytest.mark.restart
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_every_guarantee_passes_on_the_real_broker(name: str, tmp_path: Path) -> None:
+    report = tmp_path / f"{name}.json"
+    command = [
+        sys.executable, "-m", "eventwire.cli", "conformance", "run", TARGETS[name],
+        "--json", str(report), "-n", "2", "--restart-cmd", f"{BROKERS} restart {name}",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, timeout=900, capture_output=True, text=True)
+    assert report.exists(), done.stdout[-4000:] + done.stderr[-4000:]
+    (backend,) = json.loads(report.read_text())["backends"].values()
+    assert "guest" not in backend["url"]
+    results = backend["results"]
+    assert sorted(results) == IDS
+    failed = {gid: r for gid, r in results.items() if r["status"] != "passed"}
+    assert failed == {}, done.stdout[-4000:]
+    assert done.returncode == 0
