@@ -1,0 +1,57 @@
+"""A consumer process for the G12 crash test: it takes events and never finishes them.
+
+Run as ``python -m eventwire_conformance._crash_consumer --channel C --group G --out FILE``
+with the broker URL in the ``EVENTWIRE_CONFORMANCE_URL`` environment variable (not on the
+command line, where credentials would show in the process list). It prints ``ready`` once
+subscribed, appends the ``seq`` of every event its handler takes to FILE, and blocks in the
+handler until the test kills the process with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+URL_VARIABLE = "EVENTWIRE_CONFORMANCE_URL"
+
+
+async def consume(url: str, channel: str, group: str, out: Path, concurrency: int) -> None:
+    from eventwire import EventBus
+
+    from eventwire_conformance._events import Ping, ping_model
+
+    model = ping_model(channel)
+    bus = EventBus(url, source="conformance/crash-consumer")
+    never = asyncio.Event()
+
+    @bus.subscribe(model, group=group, concurrency=concurrency)
+    async def hold(event: Ping) -> None:
+        with out.open("a", encoding="utf-8") as file:
+            file.write(f"{event.seq}\n")
+        await never.wait()
+
+    async with bus:
+        print("ready", flush=True)
+        await never.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eventwire_conformance._crash_consumer")
+    parser.add_argument("--channel", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args(argv)
+    url = os.environ.get(URL_VARIABLE)
+    if not url:
+        print(f"set {URL_VARIABLE} to the broker URL", file=sys.stderr)
+        return 2
+    asyncio.run(consume(url, args.channel, args.group, args.out, args.concurrency))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

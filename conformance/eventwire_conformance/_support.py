@@ -1,0 +1,180 @@
+"""What every conformance test gets: the backend under test, unique names, buses that are
+cleaned up, and waiting with a deadline.
+
+Tests never sleep and hope: `Harness.wait_for` polls a condition until a deadline and fails
+with a description of what was still missing. The only fixed waits are `Harness.quiet`
+windows, used for negative checks ("nothing else arrives").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+import pytest
+from eventwire import Capabilities, EventBus
+
+from eventwire_conformance._events import Ping
+from eventwire_conformance.guarantees import UNSUPPORTED_PREFIX
+
+__all__ = [
+    "UNSUPPORTED_PREFIX",
+    "Harness",
+    "PingHandler",
+    "Target",
+    "missing",
+    "unsupported",
+]
+
+#: How long closing one bus may take when a test ends.
+CLOSE_TIMEOUT = 10.0
+
+Condition = Callable[[], bool]
+#: A subscription handler taking a `Ping`.
+PingHandler = Callable[[Ping], Awaitable[None]]
+Describe = str | Callable[[], str]
+
+
+def unsupported(reason: str) -> NoReturn:
+    """Report the current guarantee as unsupported by this backend, with `reason`."""
+    pytest.skip(f"{UNSUPPORTED_PREFIX} {reason}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """A backend under test: its id in test names, URL and declared capabilities."""
+
+    id: str
+    url: str
+    capabilities: Capabilities
+
+
+class Harness:
+    """Per-test helper around one backend URL. Create buses with `bus`; they are closed
+    (or aborted, if closing hangs) when the test ends."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        patience: float,
+        restart_cmd: str | None = None,
+        test_name: str = "test",
+    ) -> None:
+        self.target = target
+        self.url = target.url
+        self.capabilities = target.capabilities
+        self.patience = patience
+        self.restart_cmd = restart_cmd
+        self._token = uuid.uuid4().hex[:10]
+        self._test = test_name
+        self._count = 0
+        self._buses: list[EventBus] = []
+
+    # -- names ----------------------------------------------------------------------------
+
+    def name(self, what: str) -> str:
+        """A channel or group name no other test (or run) uses: ``ewc-<what>-<uuid>-<n>``."""
+        self._count += 1
+        return f"ewc-{what}-{self._token}-{self._count}"
+
+    # -- buses ----------------------------------------------------------------------------
+
+    def bus(self, **kwargs: Any) -> EventBus:
+        """A new `EventBus` on the backend under test (not started yet)."""
+        kwargs.setdefault("source", f"conformance/{self._test}")
+        bus = EventBus(self.url, **kwargs)
+        self._buses.append(bus)
+        return bus
+
+    async def aclose(self) -> list[str]:
+        """Close every bus this test made, aborting the ones that do not close in time.
+
+        Returns what went wrong (a ``close()`` that raised or hung), for the test's report.
+        """
+        problems: list[str] = []
+        for bus in reversed(self._buses):
+            problem = await _bounded(bus.close(), CLOSE_TIMEOUT)
+            if problem is not None:
+                problems.append(f"closing {bus.url} {problem}")
+                if await _bounded(bus.abort(), CLOSE_TIMEOUT / 2) is not None:
+                    problems.append(f"aborting {bus.url} did not help either")
+        self._buses.clear()
+        return problems
+
+    # -- waiting --------------------------------------------------------------------------
+
+    async def wait_for(
+        self,
+        condition: Condition,
+        what: Describe,
+        *,
+        scale: float = 1.0,
+        extra: float = 0.0,
+        interval: float = 0.005,
+    ) -> None:
+        """Poll `condition` until it holds, for ``patience * scale + extra`` seconds at most.
+
+        ``scale`` gives slow broker operations (noticing a dead consumer, a restart) a
+        multiple of the patience; ``extra`` adds time the test itself needs (backoffs).
+        On timeout the test fails with `what` (a text, or a function giving the current
+        state, e.g. ``lambda: f"received {len(got)}/100"``).
+        """
+        timeout = self.patience * scale + extra
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                text = what() if callable(what) else what
+                raise AssertionError(f"timed out after {timeout:.1f}s waiting: {text}")
+            await asyncio.sleep(interval)
+
+    async def wait_call(
+        self,
+        probe: Callable[[], Awaitable[bool]],
+        what: Describe,
+        *,
+        scale: float = 1.0,
+        extra: float = 0.0,
+    ) -> None:
+        """Like `wait_for`, for a condition that has to await (e.g. reading a DLQ)."""
+        timeout = self.patience * scale + extra
+        deadline = time.monotonic() + timeout
+        while not await probe():
+            if time.monotonic() > deadline:
+                text = what() if callable(what) else what
+                raise AssertionError(f"timed out after {timeout:.1f}s waiting: {text}")
+            await asyncio.sleep(0.02)
+
+    async def quiet(self, seconds: float = 0.3) -> None:
+        """A window in which nothing more is expected to happen (before a negative check)."""
+        await asyncio.sleep(seconds)
+
+
+async def _bounded(step: Awaitable[None], seconds: float) -> str | None:
+    """Run `step` for `seconds` at most; ``None`` if it returned, else what happened.
+
+    Unlike `asyncio.wait_for`, this does not wait for a step that ignores cancellation.
+    """
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        return f"did not return within {seconds:g}s"
+    error = task.exception()
+    if error is not None:
+        return f"raised {type(error).__name__}: {error}"
+    return None
+
+
+def missing(expected: set[Any] | list[Any], got: set[Any] | list[Any], limit: int = 8) -> str:
+    """``"3 missing, e.g. [4, 9, 17]"``: a short account of what has not arrived."""
+    gone = sorted(set(expected) - set(got), key=repr)
+    if not gone:
+        return "nothing missing"
+    shown = ", ".join(repr(x) for x in gone[:limit])
+    more = ", ..." if len(gone) > limit else ""
+    return f"{len(gone)} of {len(set(expected))} missing, e.g. [{shown}{more}]"

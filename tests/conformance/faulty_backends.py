@@ -1,0 +1,306 @@
+"""Deliberately broken backends, for proving that the conformance suite has teeth.
+
+Each wraps the in-memory backend and breaks exactly one promise of the backend contract
+(`eventwire.backend`), under its own URL scheme:
+
+- ``lossy://``: loses every 10th message published to a channel (the publish still succeeds);
+- ``reorder://``: delivers same-key messages out of order (holds one back until the next of
+  its key arrives, then hands over the later one first);
+- ``redeliver://``: delivers every acked message once more, and replays a group's acked
+  messages to each member that joins it later;
+- ``nodlq://``: silently drops everything published to a ``*.dlq`` channel;
+- ``noheaders://``: drops user headers and the correlation / causation ids;
+- ``crashloss://``: when a member crashes (``abort``), its unsettled deliveries are acked,
+  so they are lost instead of redelivered.
+
+Two more serve the runner's own tests: ``down://`` never connects (an unreachable broker),
+and ``restartable://`` is the memory backend claiming G16, so the restart logic can run
+with a harmless restart command.
+
+Importing this module registers them with eventwire's plugin manager; load it in pytest with
+``-p tests.conformance.faulty_backends`` (or ``eventwire conformance run --plugin ...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from eventwire import (
+    Backend,
+    BackendInfo,
+    BackendUnavailableError,
+    Capabilities,
+    Inbound,
+    Subscription,
+    SubscriptionSpec,
+    WireMessage,
+    create_backend,
+    hookimpl,
+    redact_url,
+)
+from eventwire.backend import MessageHandler
+from eventwire.plugins import get_plugin_manager
+
+__all__ = ["FAULTS", "HELPERS", "register"]
+
+PLUGIN_NAME = "eventwire-conformance-faulty-backends"
+
+
+class FaultyBackend:
+    """Delegates everything to an in-memory broker of its own; subclasses add one fault."""
+
+    binding: str
+    capabilities: Capabilities
+
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        scheme, rest = url.split("://", 1)
+        self.name = scheme.lower()
+        self._url = redact_url(f"{self.name}://{rest}")
+        broker = re.sub(r"[^A-Za-z0-9_.-]+", "-", rest.rsplit("@", 1)[-1]).strip("-")
+        self.inner: Backend = create_backend(f"memory://faulty-{self.name}-{broker}", options)
+        self.binding = self.inner.binding
+        self.capabilities = self.inner.capabilities
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    async def connect(self) -> None:
+        await self.inner.connect()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def abort(self) -> None:
+        await self.inner.abort()
+
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        await self.inner.publish(channel, messages)
+
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        return await self.inner.subscribe(spec, handler)
+
+    async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
+        return await self.inner.browse(channel, limit)
+
+
+class _Replayed:
+    """A delivery the broker should not have made: settling it changes nothing."""
+
+    def __init__(self, message: WireMessage, delivery_count: int) -> None:
+        self.message = message
+        self.delivery_count = delivery_count
+
+    async def ack(self) -> None:
+        return None
+
+
+class _Watched:
+    """A delivery whose ack is reported to the faulty backend."""
+
+    def __init__(self, inbound: Inbound, on_ack: Any) -> None:
+        self._inbound = inbound
+        self._on_ack = on_ack
+        self.message = inbound.message
+        self.delivery_count = inbound.delivery_count
+
+    async def ack(self) -> None:
+        await self._inbound.ack()
+        self._on_ack(self._inbound)
+
+
+# -- the faults --------------------------------------------------------------------------------
+
+_published: defaultdict[tuple[str, str], int] = defaultdict(int)
+
+
+class Lossy(FaultyBackend):
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        if channel.endswith(".dlq"):
+            await self.inner.publish(channel, messages)
+            return
+        kept = []
+        for message in messages:
+            _published[(self._url, channel)] += 1
+            if _published[(self._url, channel)] % 10:
+                kept.append(message)
+        if kept:
+            await self.inner.publish(channel, kept)
+
+
+class Reorder(FaultyBackend):
+    HOLD = 0.05
+
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        held: dict[str, Inbound] = {}
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def release(key: str, inbound: Inbound) -> None:
+            if held.get(key) is inbound:
+                del held[key]
+                await handler(inbound)
+
+        def later(key: str, inbound: Inbound) -> None:
+            task = loop.create_task(release(key, inbound))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        async def swapped(inbound: Inbound) -> None:
+            key = inbound.message.key
+            if key is None:
+                await handler(inbound)
+                return
+            earlier = held.pop(key, None)
+            if earlier is None:  # hold it back until the next one of its key
+                held[key] = inbound
+                loop.call_later(self.HOLD, later, key, inbound)
+                return
+            await handler(inbound)  # the later one overtakes the earlier one
+            await handler(earlier)
+
+        return await self.inner.subscribe(spec, swapped)
+
+
+_acked: defaultdict[tuple[str, str, str], list[WireMessage]] = defaultdict(list)
+
+
+class Redeliver(FaultyBackend):
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        history = _acked[(self._url, spec.channel, spec.group)]
+        duplicated: set[int] = set()
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def deliver(message: WireMessage, count: int) -> None:
+            await handler(_Replayed(message, count))
+
+        def again(message: WireMessage, count: int) -> None:
+            task = loop.create_task(deliver(message, count))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        def acked(inbound: Inbound) -> None:
+            history.append(inbound.message)
+            if id(inbound.message) not in duplicated:
+                duplicated.add(id(inbound.message))
+                loop.call_later(0.01, again, inbound.message, inbound.delivery_count + 1)
+
+        async def watched(inbound: Inbound) -> None:
+            await handler(_Watched(inbound, acked))
+
+        subscription = await self.inner.subscribe(spec, watched)
+        for message in list(history):  # a new member gets the group's past once more
+            duplicated.add(id(message))
+            again(message, 2)
+        return subscription
+
+
+class NoDlq(FaultyBackend):
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        if channel.endswith(".dlq"):
+            return  # "stored"
+        await self.inner.publish(channel, messages)
+
+
+def _kept_header(name: str) -> bool:
+    lower = name.lower()
+    if lower in ("ce_correlationid", "ce_causationid"):
+        return False
+    return lower == "content-type" or lower.startswith(("ce_", "eventwire-dlq-"))
+
+
+class NoHeaders(FaultyBackend):
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        stripped = [
+            WireMessage(m.body, {k: v for k, v in m.headers.items() if _kept_header(k)}, m.key)
+            for m in messages
+        ]
+        await self.inner.publish(channel, stripped)
+
+
+class CrashLoss(FaultyBackend):
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        super().__init__(url, options)
+        self._unsettled: dict[int, Inbound] = {}
+
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        def acked(inbound: Inbound) -> None:
+            self._unsettled.pop(id(inbound), None)
+
+        async def watched(inbound: Inbound) -> None:
+            self._unsettled[id(inbound)] = inbound
+            await handler(_Watched(inbound, acked))
+
+        return await self.inner.subscribe(spec, watched)
+
+    async def abort(self) -> None:
+        lost, self._unsettled = self._unsettled, {}
+        for inbound in lost.values():
+            await inbound.ack()  # settled as if handled: the crash loses them
+        await self.inner.abort()
+
+
+class Down(FaultyBackend):
+    async def connect(self) -> None:
+        raise BackendUnavailableError(f"{self.url} is down (it never accepts a connection)")
+
+
+class Restartable(FaultyBackend):
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        super().__init__(url, options)
+        claimed = {k: v for k, v in self.capabilities.unsupported.items() if k != "G16"}
+        self.capabilities = dataclasses.replace(self.capabilities, unsupported=claimed)
+
+
+FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
+    "lossy": (Lossy, "loses every 10th message of a channel"),
+    "reorder": (Reorder, "swaps same-key messages"),
+    "redeliver": (Redeliver, "delivers acked messages again"),
+    "nodlq": (NoDlq, "drops everything sent to dead-letter channels"),
+    "noheaders": (NoHeaders, "drops user headers and correlation ids"),
+    "crashloss": (CrashLoss, "loses unsettled messages when a member crashes"),
+}
+HELPERS: dict[str, tuple[type[FaultyBackend], str]] = {
+    "down": (Down, "never connects"),
+    "restartable": (Restartable, "claims G16 (restarting it changes nothing)"),
+}
+_ALL = {**FAULTS, **HELPERS}
+
+
+class _FaultyPlugin:
+    @hookimpl
+    def eventwire_backend_info(self) -> list[BackendInfo]:
+        memory = create_backend("memory://")
+        return [
+            BackendInfo(
+                name=scheme,
+                schemes=(scheme,),
+                description=f"in-memory backend that {what} (for testing the suite)",
+                capabilities=memory.capabilities,
+                binding=memory.binding,
+            )
+            for scheme, (_, what) in _ALL.items()
+        ]
+
+    @hookimpl
+    def eventwire_make_backend(
+        self, url: str, scheme: str, options: Mapping[str, Any]
+    ) -> Backend | None:
+        found = _ALL.get(scheme)
+        return found[0](url, options) if found is not None else None
+
+
+def register() -> None:
+    """Register the faulty backends with eventwire's plugin manager (once)."""
+    manager = get_plugin_manager()
+    if manager.get_plugin(PLUGIN_NAME) is None:
+        manager.register(_FaultyPlugin(), name=PLUGIN_NAME)
+
+
+register()

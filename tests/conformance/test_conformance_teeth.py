@@ -1,0 +1,83 @@
+"""The conformance suite has teeth.
+
+Each deliberately faulty backend of `tests.conformance.faulty_backends` runs the whole suite
+through ``eventwire conformance run`` in its own process, and must fail exactly the
+guarantees its fault breaks and pass every other; the reference ``memory://`` backend must
+pass everything it does not declare unsupported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conformance._runner import run_suite
+
+#: What each fault must break, and nothing else.
+EXPECTED_FAILURES: dict[str, set[str]] = {
+    # every guarantee whose test needs all of 10 or more events on one channel
+    "lossy": {"G03", "G04", "G05", "G06", "G12", "G13", "G15", "G18", "G19"},
+    # key order, and retries that keep it
+    "reorder": {"G05", "G07"},
+    # one member per event, publish order without late duplicates, nothing finished again
+    "redeliver": {"G04", "G05", "G18"},
+    # dead letters, poison and replay all need the DLQ
+    "nodlq": {"G08", "G09", "G10"},
+    # the round trip, and the dead letter's copy of the original headers
+    "noheaders": {"G01", "G08"},
+    # crash redelivery
+    "crashloss": {"G12"},
+}
+#: What the memory backend (and the faulty ones built on it) declare unsupported.
+DECLARED_UNSUPPORTED = {"G16"}
+
+
+def statuses(report: dict[str, Any], backend: str) -> dict[str, dict[str, str]]:
+    results: dict[str, dict[str, str]] = report["backends"][backend]["results"]
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", sorted(EXPECTED_FAILURES))
+def test_faulty_backend_fails_exactly_the_broken_guarantees(scheme: str, tmp_path: Path) -> None:
+    # Two workers: the waits of failing tests overlap.
+    code, report, output = run_suite(f"{scheme}://", tmp_path, workers=2)
+    results = statuses(report, scheme)
+    assert set(results) == {f"G{i:02d}" for i in range(1, 21)}, "every guarantee is reported"
+    failed = {gid for gid, r in results.items() if r["status"] == "failed"}
+    expected = EXPECTED_FAILURES[scheme]
+    unexpected = {gid: results[gid]["detail"] for gid in sorted(failed - expected)}
+    survived = sorted(expected - failed)
+    assert not unexpected and not survived, (
+        f"{scheme}://: guarantees that failed but should not: {unexpected}; guarantees the "
+        f"fault should break but passed: {survived}\n{output[-3000:]}"
+    )
+    others = {
+        gid: r["status"]
+        for gid, r in results.items()
+        if gid not in expected
+        and r["status"] != ("unsupported" if gid in DECLARED_UNSUPPORTED else "passed")
+    }
+    assert not others, f"{scheme}://: unexpected statuses {others}"
+    assert code == 1, f"exit status {code} with failed guarantees, expected 1"
+
+
+@pytest.mark.slow
+def test_memory_backend_passes_everything_it_claims(tmp_path: Path) -> None:
+    markdown = tmp_path / "report.md"
+    code, report, output = run_suite("memory://", tmp_path, "--markdown", str(markdown), workers=2)
+    results = statuses(report, "memory")
+    assert report["backends"]["memory"]["url"] == "memory://"
+    wrong = {
+        gid: (r["status"], r["detail"])
+        for gid, r in results.items()
+        if r["status"] != ("unsupported" if gid in DECLARED_UNSUPPORTED else "passed")
+    }
+    assert not wrong, f"memory://: {wrong}\n{output[-3000:]}"
+    assert "no broker process to restart" in results["G16"]["detail"], results["G16"]
+    assert code == 0, f"exit status {code}\n{output[-3000:]}"
+    table = markdown.read_text()
+    assert "| G05 key-order | passed |" in table, table
+    assert "| G16 reconnect | unsupported |" in table, table
