@@ -1,44 +1,56 @@
 """The order domain: events and commands of the four services.
 
-Names, channels and fields follow the reference contract (``contracts/order-service.v1.yaml``);
-the compensation messages (``ReleaseInventory``, ``InventoryReleased``, ``RefundPayment``,
-``PaymentRefunded``) and ``OrderCompleted`` are added here.
+The messages of the reference contract (``contracts/order-service.v1.yaml``) come from
+``contracts/reference_app.py``. Added here: the compensation messages (``ReleaseInventory``,
+``InventoryReleased``, ``RefundPayment``, ``PaymentRefunded``) and ``OrderCompleted``; and two
+evolutions of contract messages: ``InventoryReserved`` carries what payment needs (a "fat"
+event, new optional fields: a compatible change) and ``OrderCancelled.reason`` is free text,
+because a saga can also fail on a timeout, which the contract's three reasons do not name.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
 from eventwire import Command, Event
-from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.reference_app import (
+    ChargePayment,
+    InventoryReservationFailed,
+    ItemShipped,
+    OrderLine,
+    OrderPlaced,
+    PaymentCharged,
+    PaymentDeclined,
+    ReserveInventory,
+    ShipOrder,
+)
 
 Currency = Literal["EUR", "USD", "GBP"]
 
-
-class OrderLine(BaseModel):
-    """One line of an order."""
-
-    model_config = ConfigDict(frozen=True)
-
-    sku: str = Field(min_length=1)
-    quantity: int = Field(ge=1)
-    unit_price: Decimal = Field(ge=0)
+__all__ = [
+    "ChargePayment",
+    "Currency",
+    "InventoryReleased",
+    "InventoryReservationFailed",
+    "InventoryReserved",
+    "ItemShipped",
+    "OrderCancelled",
+    "OrderCompleted",
+    "OrderLine",
+    "OrderPlaced",
+    "PaymentCharged",
+    "PaymentDeclined",
+    "PaymentRefunded",
+    "RefundPayment",
+    "ReleaseInventory",
+    "ReserveInventory",
+    "ShipOrder",
+]
 
 
 # -- orders ------------------------------------------------------------------------------
-
-
-class OrderPlaced(Event, channel="orders", key="order_id", version=1):
-    """A customer placed an order."""
-
-    order_id: str
-    customer_id: str
-    lines: list[OrderLine] = Field(min_length=1)
-    total: Decimal = Field(ge=0)
-    currency: Currency = "EUR"
-    placed_at: datetime
 
 
 class OrderCompleted(Event, channel="orders", key="order_id", version=1):
@@ -55,13 +67,6 @@ class OrderCancelled(Event, channel="orders", key="order_id", version=1):
 
 
 # -- inventory ---------------------------------------------------------------------------
-
-
-class ReserveInventory(Command, channel="inventory.commands", key="order_id", version=1):
-    """Reserve the stock of an order's lines."""
-
-    order_id: str
-    lines: list[OrderLine] = Field(min_length=1)
 
 
 class ReleaseInventory(Command, channel="inventory.commands", key="order_id", version=1):
@@ -84,13 +89,6 @@ class InventoryReserved(Event, channel="inventory", key="order_id", version=1):
     currency: Currency = "EUR"
 
 
-class InventoryReservationFailed(Event, channel="inventory", key="order_id", version=1):
-    """Some line of an order could not be reserved."""
-
-    order_id: str
-    missing_skus: list[str]
-
-
 class InventoryReleased(Event, channel="inventory", key="order_id", version=1):
     """The reservation of an order was given back."""
 
@@ -100,35 +98,10 @@ class InventoryReleased(Event, channel="inventory", key="order_id", version=1):
 # -- payments ----------------------------------------------------------------------------
 
 
-class ChargePayment(Command, channel="payments.commands", key="order_id", version=1):
-    """Charge the customer for an order."""
-
-    order_id: str
-    customer_id: str
-    amount: Decimal = Field(ge=0)
-    currency: Currency
-
-
 class RefundPayment(Command, channel="payments.commands", key="order_id", version=1):
     """Refund what was charged for an order (nothing if nothing was)."""
 
     order_id: str
-
-
-class PaymentCharged(Event, channel="payments", key="order_id", version=1):
-    """The customer was charged for an order."""
-
-    order_id: str
-    payment_id: str
-    amount: Decimal = Field(ge=0)
-    currency: Currency
-
-
-class PaymentDeclined(Event, channel="payments", key="order_id", version=1):
-    """The payment provider declined the charge."""
-
-    order_id: str
-    reason: str
 
 
 class PaymentRefunded(Event, channel="payments", key="order_id", version=1):
@@ -138,19 +111,3 @@ class PaymentRefunded(Event, channel="payments", key="order_id", version=1):
 
 
 # -- shipping ----------------------------------------------------------------------------
-
-
-class ShipOrder(Command, channel="shipping.commands", key="order_id", version=1):
-    """Ship a paid order."""
-
-    order_id: str
-    reservation_id: str
-
-
-class ItemShipped(Event, channel="shipping", key="order_id", version=1):
-    """An order left the warehouse."""
-
-    order_id: str
-    carrier: str
-    tracking_number: str
-    shipped_at: datetime
