@@ -90,3 +90,14 @@ def test_without_the_package_the_scheme_is_unknown() -> None:
     assert result.returncode != 0
     assert "no installed backend serves 'outside://x'" in result.stderr
     assert "memory://" in result.stderr
+
+
+def test_cli_lists_every_subcommand() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "eventwire.cli", "--help"], capture_output=True, text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("asyncapi", "backends", "bench", "conformance", "contracts", "flow"):
+        assert f"  {name} " in result.stdout
+    assert "unavailable" not in result.stdout

@@ -25,7 +25,7 @@ COMMANDS = {
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self.get_command(ctx, name) is not None)
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = COMMANDS.get(name)
@@ -34,9 +34,20 @@ class _LazyGroup(click.Group):
         module, attr = target.split(":")
         try:
             command = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None
-        return command if isinstance(command, click.Command) else None
+        except (ImportError, AttributeError) as exc:
+            return _unavailable(name, f"{type(exc).__name__}: {exc}")
+        if not isinstance(command, click.Command):
+            return _unavailable(name, f"{target} is not a click command")
+        return command
+
+
+def _unavailable(name: str, why: str) -> click.Command:
+    """A stand-in that says why a subcommand cannot load (instead of 'No such command')."""
+
+    def fail() -> None:
+        raise click.ClickException(f"'eventwire {name}' cannot load ({why}); reinstall eventwire")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {why})")
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
