@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 ## The main job on the embedded broker: the conformance matrix and the example domain's AsyncAPI docs.
 demo: $(STAMP)
+	mkdir -p build/asyncapi
 	$(VENV)/bin/eventwire conformance run memory:// --json build/conformance-memory.json
 	$(VENV)/bin/eventwire asyncapi generate contracts/reference_app.py:bus -o build/asyncapi/orders.yaml
 	$(VENV)/bin/eventwire asyncapi html build/asyncapi/orders.yaml -o build/asyncapi/html
