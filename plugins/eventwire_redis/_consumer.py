@@ -149,13 +149,26 @@ def _as_bytes(value: object) -> bytes:
 
 
 class _Shard:
-    __slots__ = ("draining", "full", "index", "owned", "reading", "ready", "stream", "tracked")
+    __slots__ = (
+        "draining",
+        "expires",
+        "full",
+        "index",
+        "owned",
+        "reading",
+        "ready",
+        "stream",
+        "tracked",
+    )
 
     def __init__(self, index: int, stream: str) -> None:
         self.index = index
         self.stream = stream
         #: We hold the lease.
         self.owned = False
+        #: When the lease expires at the latest (monotonic clock): not read after that until
+        #: a heartbeat renewed it (the event loop may have been blocked meanwhile).
+        self.expires = 0.0
         #: Entries left pending by earlier owners were delivered again: read new ones.
         self.ready = False
         #: Another member should own it: read nothing more, give it back once settled.
@@ -438,29 +451,40 @@ class RedisSubscription:
             position, count = members.index(self.member_id), len(members)
             mine = {s.index for s in self._shards if s.index % count == position}
         changed = False
+        # Shards we should own are acquired, or taken back when our lease expired
+        # meanwhile and nobody else took it; the others are only renewed until given back.
         asks = [
-            (shard, "r" if shard.owned else "a")
+            (shard, "a" if shard.index in mine else "r")
             for shard in self._shards
             if shard.owned or shard.index in mine
         ]
         if asks:
+            sent = time.monotonic()
             held = await self._scripts.leases(
                 keys=[self._lease_keys[s.index] for s, _ in asks],
                 args=[self.member_id, self._ttl_ms, *(mode for _, mode in asks)],
             )
-            for (shard, mode), ok in zip(asks, held, strict=True):
-                if mode == "r" and not ok:
+            expires = sent + self._settings.lease_ttl
+            for (shard, _), ok in zip(asks, held, strict=True):
+                if ok:
+                    shard.expires = expires
+                if shard.owned and ok != 1:
+                    # Heartbeats were late: the lease expired. Someone may have taken the
+                    # shard (and our pending entries) meanwhile, so even when we got it back
+                    # it is recovered like a newly taken one; entries still in our pipeline
+                    # stay tracked (they are acked when settled, and not delivered twice).
                     log.warning(
                         "eventwire: %s lost its lease on %s for group %s (heartbeats were "
-                        "late by more than lease_ttl=%ss); another member takes it over",
+                        "late by more than lease_ttl=%ss); %s",
                         self.member_id,
                         shard.stream,
                         self._group,
                         self._settings.lease_ttl,
+                        "took it back" if ok else "another member takes it over",
                     )
                     shard.owned = shard.ready = shard.draining = False
                     changed = True
-                elif mode == "a" and ok:
+                if ok and not shard.owned:
                     shard.owned, shard.ready, shard.draining = True, False, False
                     changed = True
         give_back: list[_Shard] = []
@@ -544,7 +568,11 @@ class RedisSubscription:
                 await self._recover(shard)
         if self._stopped:
             return
+        now = time.monotonic()
         ready = [s for s in shards if s.owned and s.ready and not s.draining]
+        if any(s.expires <= now for s in ready):  # no read on a lease that may be gone
+            ready = [s for s in ready if s.expires > now]
+            self._wake.set()
         if not ready:
             self._changed.clear()
             await wait_event(self._changed, self._settings.block)

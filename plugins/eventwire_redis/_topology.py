@@ -168,7 +168,8 @@ return members
 """
 
 #: KEYS = lease keys; ARGV[1] = member id, ARGV[2] = ttl ms, ARGV[2+i] = "a" to acquire
-#: lease i if free, "r" to only renew it. Returns 1 (held by us now) or 0 per key.
+#: lease i if free, "r" to only renew it. Returns per key 1 (renewed: we held it), 2
+#: (acquired: it was free, e.g. our own lease expired meanwhile) or 0 (not ours).
 LEASES = """
 local out = {}
 for i, key in ipairs(KEYS) do
@@ -178,7 +179,7 @@ for i, key in ipairs(KEYS) do
     out[i] = 1
   elseif not holder and ARGV[2 + i] == 'a' then
     redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
-    out[i] = 1
+    out[i] = 2
   else
     out[i] = 0
   end

@@ -643,3 +643,48 @@ def test_tls_roundtrip_and_untrusted_certificate(tls_server: tuple[int, Path]) -
             await wait_until(lambda: got == [3], "the event over TLS")
 
     run(scenario)
+
+
+def test_a_lone_member_takes_its_shards_back_after_a_blocked_loop() -> None:
+    """A member whose leases expired while nobody else took its shards (its event loop was
+    blocked longer than ``lease_ttl``) takes them back and delivers everything, per key in
+    order."""
+    channel = unique("stall")
+    model = ping_model(channel)
+    group = unique("grp")
+    lease_ttl = 1.0
+    got: list[tuple[str, int]] = []
+
+    async def scenario() -> None:
+        bus = EventBus(URL, backend_options={"lease_ttl": lease_ttl, "shards": 4})
+
+        @bus.subscribe(model, group=group, concurrency=4)
+        async def handle(event: PingBase) -> None:
+            if event.seq == 5:
+                time.sleep(lease_ttl * 2)  # noqa: ASYNC251 - blocks the whole event loop
+            got.append((event.key, event.seq))
+
+        try:
+            async with bus:
+                await bus.publish_many(model(key=f"k{i % 3}", seq=i) for i in range(20))
+                await wait_until(lambda: len(got) >= 20, "the first events", 10 * lease_ttl)
+                await asyncio.sleep(lease_ttl)  # the heartbeat notices the expired leases
+                await bus.publish_many(model(key=f"k{i % 3}", seq=i) for i in range(20, 40))
+                await wait_until(
+                    lambda: {s for _, s in got} >= set(range(40)),
+                    "the events published after the stall",
+                    5 * lease_ttl,
+                )
+                sub = bus.backend._subscriptions[0]  # type: ignore[attr-defined]
+                await wait_until(lambda: len(sub.shards) == 4, "all shards held", lease_ttl)
+        finally:
+            await delete_channel(channel)
+
+    run(scenario)
+    assert {s for _, s in got} == set(range(40))
+    per_key: dict[str, list[int]] = {}
+    for key, seq in got:
+        seqs = per_key.setdefault(key, [])
+        if seq not in seqs:  # an event delivered again after the stall comes back in order
+            seqs.append(seq)
+    assert all(seqs == sorted(seqs) for seqs in per_key.values()), per_key
