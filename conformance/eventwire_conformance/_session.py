@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from rich.console import Console
 from rich.progress import (
@@ -30,9 +31,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from eventwire_conformance._support import RESTART_CWD
 from eventwire_conformance.guarantees import IDS
 
-__all__ = ["SessionResult", "SuiteRun", "run_suite"]
+__all__ = ["SessionResult", "SuiteRun", "run_phases", "run_suite"]
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 #: A run with no new result for this many test time limits (the longest test may take
@@ -93,6 +95,50 @@ def pytest_command(run: SuiteRun, workdir: Path) -> list[str]:
     return command
 
 
+def run_phases(run: SuiteRun, console: Console) -> SessionResult:
+    """Run the suite; with several workers, G16 runs alone after everything else.
+
+    G16 restarts the broker, which would break the connections of tests running beside it
+    in other workers, so it gets a session of its own with one worker.
+    """
+    alone = "G16" in run.selected and run.restart_cmd and run.workers != "1"
+    rest = [gid for gid in run.selected if gid != "G16"]
+    if not alone or not rest:
+        return run_suite(run, console)
+    junit = run.junit_path
+    first = run_suite(
+        dataclasses.replace(run, selected=rest, junit_path=_part(junit, "rest")), console
+    )
+    second = run_suite(
+        dataclasses.replace(run, selected=["G16"], workers="1", junit_path=_part(junit, "g16")),
+        console,
+    )
+    if junit is not None:
+        _merge_junit(junit, [_part(junit, "rest"), _part(junit, "g16")])
+    return SessionResult(
+        first.records + second.records,
+        max(first.exitstatus, second.exitstatus),
+        first.output + second.output,
+        first.stalled or second.stalled,
+    )
+
+
+def _part(path: Path | None, name: str) -> Path | None:
+    return None if path is None else path.with_name(f".{path.name}.{name}")
+
+
+def _merge_junit(target: Path, parts: Sequence[Path | None]) -> None:
+    """One JUnit file holding the test suites of every part (the parts are removed)."""
+    merged = ElementTree.Element("testsuites")
+    for part in parts:
+        if part is None or not part.exists():
+            continue
+        root = ElementTree.parse(part).getroot()
+        merged.extend(root if root.tag == "testsuites" else [root])
+        part.unlink()
+    ElementTree.ElementTree(merged).write(target, encoding="utf-8", xml_declaration=True)
+
+
 def run_suite(run: SuiteRun, console: Console) -> SessionResult:
     """Run the suite in a child process, showing progress on `console`."""
     with tempfile.TemporaryDirectory(prefix="eventwire-conformance-") as tmp:
@@ -103,7 +149,7 @@ def run_suite(run: SuiteRun, console: Console) -> SessionResult:
         results = workdir / "results.jsonl"
         results.touch()
         command = pytest_command(run, workdir)
-        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", RESTART_CWD: os.getcwd()}
         if run.plugins:  # --plugin modules may live in the current directory (as for -m)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
         log_path = workdir / "pytest.log"

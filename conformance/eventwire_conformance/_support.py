@@ -22,6 +22,7 @@ from eventwire_conformance._events import Ping
 from eventwire_conformance.guarantees import UNSUPPORTED_PREFIX
 
 __all__ = [
+    "RESTART_CWD",
     "UNSUPPORTED_PREFIX",
     "Harness",
     "PingHandler",
@@ -29,6 +30,10 @@ __all__ = [
     "missing",
     "unsupported",
 ]
+
+#: Environment variable naming the folder the broker restart command runs in (the runner
+#: sets it to its own working directory; it starts pytest in a scratch folder).
+RESTART_CWD = "EVENTWIRE_RESTART_CWD"
 
 #: How long closing one bus may take when a test ends.
 CLOSE_TIMEOUT = 10.0

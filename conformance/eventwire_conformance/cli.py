@@ -23,7 +23,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from eventwire_conformance._session import SessionResult, SuiteRun, run_suite
+from eventwire_conformance._session import SessionResult, SuiteRun, run_phases
 from eventwire_conformance._targets import backend_ids
 from eventwire_conformance.guarantees import GUARANTEES, IDS, parse_ids
 from eventwire_conformance.report import Report, aggregate, render, write_reports
@@ -164,7 +164,7 @@ def run(
     shown = _preflight(targets, console)
 
     started = time.monotonic()
-    session = run_suite(
+    session = run_phases(
         SuiteRun(
             targets=targets,
             selected=selected,

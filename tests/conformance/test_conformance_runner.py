@@ -12,7 +12,7 @@ import pytest
 from eventwire_conformance.guarantees import IDS, UNSUPPORTED_PREFIX, parse_ids
 from eventwire_conformance.report import aggregate, to_json, to_markdown
 
-from tests.conformance._runner import FAULTY, run_cli, run_pytest, run_suite
+from tests.conformance._runner import FAULTY, REPO, run_cli, run_pytest, run_suite
 
 
 def _result(
@@ -148,6 +148,41 @@ def test_g16_runs_the_restart_command(command: str, status: str, tmp_path: Path)
     if status == "failed":
         assert "exited with 3" in g16["detail"]
     assert code == (0 if status == "passed" else 1)
+
+
+def test_g16_runs_alone_from_the_callers_folder_after_the_rest(tmp_path: Path) -> None:
+    """With several workers G16 gets a session of its own (a restart would break the other
+    tests' connections), and a relative restart command runs from where the runner started."""
+    script = Path("tests/conformance/.restart-probe.sh")
+    marker = tmp_path / "restarted"
+    (REPO / script).write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (REPO / script).chmod(0o755)
+    junit = tmp_path / "junit.xml"
+    try:
+        code, report, output = run_suite(
+            "restartable://",
+            tmp_path,
+            "--only",
+            "G01,G02,G16",
+            "--restart-cmd",
+            str(script),
+            "--junit",
+            str(junit),
+            workers=2,
+        )
+    finally:
+        (REPO / script).unlink()
+    results = report["backends"]["restartable"]["results"]
+    assert {gid: r["status"] for gid, r in results.items() if r["status"] != "not-run"} == {
+        "G01": "passed",
+        "G02": "passed",
+        "G16": "passed",
+    }, output[-2000:]
+    assert code == 0
+    assert marker.exists()
+    names = junit.read_text()
+    assert "test_G16" in names and "test_G01" in names
+    assert not list(junit.parent.glob(".junit.xml.*"))
 
 
 # -- the pytest form ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from eventwire import EventBus, EventwireError
 
 from eventwire_conformance._crash_consumer import URL_VARIABLE
 from eventwire_conformance._events import Ping, ping_model
-from eventwire_conformance._support import Harness, missing, unsupported
+from eventwire_conformance._support import RESTART_CWD, Harness, missing, unsupported
 
 # -- G12 crash -------------------------------------------------------------------------------
 
@@ -304,7 +304,13 @@ async def _restart_while(
     """
     with tempfile.TemporaryFile() as out:
         restart = await asyncio.create_subprocess_shell(
-            command, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            # the runner starts pytest in a scratch folder: run the command where the user
+            # typed it, so a relative path such as conformance/brokers/brokers works
+            cwd=os.environ.get(RESTART_CWD) or None,
         )
         try:
             exited = asyncio.ensure_future(restart.wait())
