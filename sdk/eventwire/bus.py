@@ -86,7 +86,9 @@ class EventBus:
         self._validator: PayloadValidator | None = (
             _load_contract(self.contract_path) if self.contract_path is not None else None
         )
-        self.idempotency_store: IdempotencyStore = idempotency_store or MemoryIdempotencyStore()
+        self.idempotency_store: IdempotencyStore = (
+            MemoryIdempotencyStore() if idempotency_store is None else idempotency_store
+        )
         self.close_timeout = close_timeout
         self.subscriptions: dict[tuple[str, str], SubscriptionInfo] = {}
         self.published: dict[str, type[Message]] = {}

@@ -13,6 +13,7 @@ that keeps memory flat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -41,7 +42,8 @@ Handler = Callable[..., Awaitable[Any]]
 CLAIM_LEASE = 60.0
 #: How long a handled event id is remembered by the idempotency store.
 DONE_TTL = 7 * 24 * 3600.0
-#: Pause between attempts to settle (ack / dead-letter) while the broker is unreachable.
+#: Pause between attempts to settle (ack / dead-letter / idempotency store) while the broker
+#: or the store is unreachable.
 SETTLE_RETRY = 0.5
 
 
@@ -197,15 +199,16 @@ class Consumer:
         try:
             outcome = await self._attempts(route, event, envelope, attempts)
         except BaseException:
-            if route.idempotent:
-                await self._store.release(claim_key)
+            if route.idempotent:  # best effort: an unreleased claim expires with its lease
+                with contextlib.suppress(Exception):
+                    await self._store.release(claim_key)
             raise
         action, error, attempt, reason = outcome
         if route.idempotent:
             if action == "dead_letter":
-                await self._store.release(claim_key)
+                await self._settle(lambda: self._store.release(claim_key))
             else:
-                await self._store.complete(claim_key, DONE_TTL)
+                await self._settle(lambda: self._store.complete(claim_key, DONE_TTL))
         if action == "dead_letter":
             await self._dead_letter(inbound, reason, error, attempt, enabled=route.dead_letter)
         else:
@@ -214,7 +217,12 @@ class Consumer:
     async def _claim(self, key: str) -> bool:
         """True when this delivery should run the handler; waits out concurrent duplicates."""
         while True:
-            state = await self._store.claim(key, CLAIM_LEASE)
+            try:
+                state = await self._store.claim(key, CLAIM_LEASE)
+            except Exception as exc:  # the store is unreachable: wait, keep the event
+                log.warning("eventwire: idempotency store failed (%s); retrying", exc)
+                await self._pause(SETTLE_RETRY)
+                continue
             if state is Claim.ACQUIRED:
                 return True
             if state is Claim.DONE:

@@ -412,3 +412,56 @@ def test_non_retryable_error_dead_letters_at_once() -> None:
         ]
 
     asyncio.run(main())
+
+
+def test_an_unreachable_idempotency_store_delays_but_loses_nothing() -> None:
+    from eventwire import Claim, MemoryIdempotencyStore
+
+    class FlakyStore(MemoryIdempotencyStore):
+        """Fails its first two claims and its first completion, like a store restarting."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.failures = {"claim": 2, "complete": 1}
+
+        def _maybe_fail(self, call: str) -> None:
+            if self.failures[call] > 0:
+                self.failures[call] -= 1
+                raise ConnectionError(f"store down ({call})")
+
+        async def claim(self, key: str, lease: float) -> Claim:
+            self._maybe_fail("claim")
+            return await super().claim(key, lease)
+
+        async def complete(self, key: str, ttl: float) -> None:
+            self._maybe_fail("complete")
+            await super().complete(key, ttl)
+
+    async def main() -> None:
+        import eventwire.pipeline as pipeline
+
+        store = FlakyStore()
+        bus = EventBus(memory_url(), idempotency_store=store)
+        effects: list[str] = []
+
+        @bus.subscribe(OrderPlaced, group="g", idempotent=True)
+        async def handle(event: OrderPlaced) -> None:
+            effects.append(event.order_id)
+
+        pause, pipeline.SETTLE_RETRY = pipeline.SETTLE_RETRY, 0.01
+        try:
+            async with bus:
+                await bus.publish(OrderPlaced(order_id="o-1"))
+                await wait_for(lambda: store.failures == {"claim": 0, "complete": 0})
+                await bus.publish(OrderPlaced(order_id="o-2"))
+                await wait_for(lambda: effects == ["o-1", "o-2"] or len(effects) > 2)
+                (first,) = [m for m in await bus.backend.browse("orders") if b"o-1" in m.body]
+                await bus.backend.publish("orders", [first])  # a redelivery of o-1
+                await bus.publish(OrderPlaced(order_id="o-3"))
+                await wait_for(lambda: "o-3" in effects)
+                assert await bus.dead_letters("orders") == []
+        finally:
+            pipeline.SETTLE_RETRY = pause
+        assert effects == ["o-1", "o-2", "o-3"]
+
+    asyncio.run(main())
