@@ -24,7 +24,9 @@ How each guarantee is met:
   group share the shards.
 - G05: a key always maps to the same shard subject; a shard is consumed by one member at
   a time, guarded by a lease in a JetStream key-value bucket, with a cooperative hand-over
-  and, after a crash, the previous owner's messages first (see `eventwire_nats._consumer`).
+  and, after a crash, the previous owner's messages first (see `eventwire_nats._consumer`;
+  a pull request that outlives a crashed client can still reorder a key across the crash:
+  "Known limits" in docs/backends/nats.md).
 - G06/G07/G08/G09/G11: ack after the SDK pipeline settles; retries happen in place (the
   pipeline) while ``+WPI`` keeps the message from being redelivered; ``delivery_count`` is
   the server's ``num_delivered``, so attempts resume after a crash; no ``max_deliver``: the

