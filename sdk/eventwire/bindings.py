@@ -64,6 +64,8 @@ _WRITE_NAMES: Mapping[str, Mapping[str, str]] = {
     b: {attr: prefix + attr for attr in _KNOWN} for b, prefix in BINDINGS.items()
 }
 _OPTIONAL = ("subject", "correlationid", "causationid", "dataversion")
+#: The time of a message that carries none (``time`` is optional in CloudEvents).
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _prefix(binding: str) -> str:
@@ -124,7 +126,7 @@ def from_headers(headers: Mapping[str, str], binding: str = "kafka") -> Envelope
         id=attrs["id"],
         type=attrs["type"],
         source=attrs["source"],
-        time=time if time is not None else parse_time("1970-01-01T00:00:00Z"),
+        time=time if time is not None else _EPOCH,
         specversion=attrs["specversion"],
         datacontenttype=attrs.get("datacontenttype", "application/json"),
         subject=attrs.get("subject"),

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from eventwire._naming import check_name
 from eventwire.backend import Backend, Subscription, SubscriptionSpec, WireMessage
+from eventwire.bindings import BINDINGS
 from eventwire.codec import PayloadValidator, encode
 from eventwire.deadletter import REPLAY, DeadLetter, dead_letter_channel
 from eventwire.envelope import Envelope
@@ -262,7 +263,7 @@ class EventBus:
         """Drop the connection as a crash would (for tests): nothing more is settled."""
         self._state = "closed"
         for consumer in self._consumers:
-            consumer._closing.set()
+            consumer.abandon()
         await self.backend.abort()
 
     async def __aenter__(self) -> EventBus:
@@ -453,8 +454,6 @@ def _channel_name(channel: str | type[Message]) -> str:
 
 
 def _event_id(message: WireMessage, binding: str) -> str | None:
-    from eventwire.bindings import BINDINGS
-
     return message.headers.get(BINDINGS[binding] + "id")
 
 

@@ -335,6 +335,10 @@ class Consumer:
 
     # -- shutdown ------------------------------------------------------------------------
 
+    def abandon(self) -> None:
+        """Stop at once (a crash): nothing more is handled or settled."""
+        self._closing.set()
+
     async def drain(self, timeout: float) -> None:
         """Let running handlers finish and settle; leave the rest unsettled."""
         self._closing.set()

@@ -61,6 +61,3 @@ class RetryPolicy:
     def should_retry(self, attempt: int) -> bool:
         """Whether a failure of attempt number `attempt` may be tried again."""
         return attempt < self.max_attempts
-
-
-NO_RETRY = RetryPolicy(max_attempts=1, backoff=0.0, max_backoff=0.0)
