@@ -20,6 +20,7 @@ COMMANDS = {
     "asyncapi": "eventwire.contracts.cli:asyncapi",
     "contracts": "eventwire.contracts.cli:contracts",
     "flow": "eventwire.flow.cli:flow",
+    "serve": "eventwire.gateway.cli:serve",
 }
 
 

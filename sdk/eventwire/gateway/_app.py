@@ -1,0 +1,394 @@
+"""The gateway's ASGI application (Starlette): routes, lifespan and error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from eventwire.bus import EventBus
+from eventwire.contracts import render_html
+from eventwire.deadletter import DeadLetter
+from eventwire.flow import build_graph, participant_from_asyncapi, to_svg
+from eventwire.gateway import _console
+from eventwire.gateway._auth import check_token
+from eventwire.gateway._body import read_body
+from eventwire.gateway._catalog import Catalog, load_catalog
+from eventwire.gateway._cloudevents import parse_request
+from eventwire.gateway._deadletters import LetterFilter, details, letter_id, summary
+from eventwire.gateway._ingress import publish_event
+from eventwire.gateway._link import BrokerLink
+from eventwire.gateway._openapi import OPENAPI_PATH, build_openapi
+from eventwire.gateway._problems import Problem, problem_response
+from eventwire.errors import ConfigurationError
+from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
+
+__all__ = ["GatewaySettings", "create_app"]
+
+log = logging.getLogger("eventwire.gateway")
+_INT = re.compile(r"^[0-9]{1,18}$")
+_LETTER = re.compile(r"^[0-9a-f]{20}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewaySettings:
+    """How a gateway runs.
+
+    - ``token``: the bearer token of every mutating endpoint (required unless ``read_only``);
+    - ``read_only``: no ingress, no replay (the endpoints are not served);
+    - ``max_body_bytes``: larger request bodies get ``413``;
+    - ``scan_limit``: dead letters read per channel at most (counts and filters use them);
+    - ``source``: the CloudEvents source of events posted without one;
+    - ``retry_after``: seconds in ``Retry-After`` of a ``503`` (and between reconnects).
+    """
+
+    token: str | None = None
+    read_only: bool = False
+    max_body_bytes: int = 1024 * 1024
+    scan_limit: int = 1000
+    source: str = "eventwire-gateway"
+    retry_after: int = 5
+
+    def __post_init__(self) -> None:
+        if self.token is None and not self.read_only:
+            raise ConfigurationError(
+                "the gateway needs a bearer token for its mutating endpoints: give "
+                "--token-file FILE or set $EVENTWIRE_GATEWAY_TOKEN (or run --read-only)"
+            )
+        for name in ("max_body_bytes", "scan_limit", "retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
+
+
+@dataclasses.dataclass
+class _Gateway:
+    catalog: Catalog
+    settings: GatewaySettings
+    link: BrokerLink
+    store: IdempotencyStore
+    openapi: dict[str, Any]
+    flow_svg: str
+    html_dir: Path
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def guard(self, request: Request) -> None:
+        assert self.settings.token is not None  # mutating routes exist only with a token
+        check_token(request, self.settings.token)
+
+    def channel(self, request: Request) -> str:
+        name = str(request.path_params["channel"])
+        if name not in self.catalog.channels:
+            raise Problem(
+                404,
+                "unknown-channel",
+                f"no channel {name!r} in the served contracts (channels: "
+                f"{', '.join(self.catalog.channels) or 'none'})",
+            )
+        return name
+
+    async def letters(self, channel: str) -> list[DeadLetter]:
+        return await self.link.bus.dead_letters(channel, self.settings.scan_limit)
+
+    async def find(self, channel: str, wanted: str) -> DeadLetter:
+        if _LETTER.match(wanted):
+            for letter in await self.letters(channel):
+                if letter_id(letter) == wanted:
+                    return letter
+        raise Problem(
+            404,
+            "unknown-letter",
+            f"no dead letter {wanted!r} in {channel}.dlq (it may have been removed by the "
+            "broker's retention); list them with GET /dead-letters/{channel}",
+        )
+
+    @property
+    def binding(self) -> str:
+        return self.link.template.backend.binding
+
+    # -- API --------------------------------------------------------------------------------
+
+    async def ingress(self, request: Request) -> Response:
+        name = str(request.path_params["type"])
+        message = self.catalog.messages.get(name)
+        if message is None:
+            known = ", ".join(sorted(self.catalog.messages)) or "none"
+            raise Problem(
+                404,
+                "unknown-event-type",
+                f"the contracts send no message {name!r}; this gateway accepts: {known}",
+            )
+        self.guard(request)
+        body = await read_body(request, self.settings.max_body_bytes)
+        incoming = parse_request(request.headers.get("content-type"), request.headers, body)
+        envelope, duplicate = await publish_event(
+            self.link, self.store, message, incoming, self.settings.source
+        )
+        return JSONResponse(
+            {
+                "id": envelope.id,
+                "type": envelope.type,
+                "channel": message.channel,
+                "source": envelope.source,
+                "duplicate": duplicate,
+            },
+            status_code=202,
+        )
+
+    async def channels(self, request: Request) -> Response:
+        return JSONResponse({"channels": await self._counts()})
+
+    async def _counts(self) -> list[dict[str, Any]]:
+        out = []
+        for channel in self.catalog.channels:
+            count = len(await self.letters(channel))
+            out.append(
+                {"channel": channel, "count": count, "truncated": count >= self.settings.scan_limit}
+            )
+        return out
+
+    async def _page(self, request: Request, channel: str) -> dict[str, Any]:
+        query = request.query_params
+        numbers = {}
+        for name, default, top in (("offset", 0, None), ("limit", 50, 500)):
+            text = query.get(name)
+            if text is None or (text == "" and "console" in request.url.path):
+                numbers[name] = default
+                continue
+            if not _INT.match(text) or (top is not None and not 1 <= int(text) <= top):
+                bounds = "an integer >= 0" if top is None else f"an integer from 1 to {top}"
+                raise Problem(400, "invalid-parameter", f"{name} must be {bounds}, got {text!r}")
+            numbers[name] = int(text)
+        where = LetterFilter.from_query(
+            {k: v for k, v in query.items() if v or "console" not in request.url.path}
+        )
+        letters = await self.letters(channel)
+        matched = [letter for letter in letters if where(letter)]
+        offset, limit = numbers["offset"], numbers["limit"]
+        return {
+            "channel": channel,
+            "total": len(matched),
+            "offset": offset,
+            "limit": limit,
+            "truncated": len(letters) >= self.settings.scan_limit,
+            "items": [summary(m, self.binding) for m in matched[offset : offset + limit]],
+        }
+
+    async def list_letters(self, request: Request) -> Response:
+        channel = self.channel(request)
+        return JSONResponse(await self._page(request, channel))
+
+    async def get_letter(self, request: Request) -> Response:
+        channel = self.channel(request)
+        letter = await self.find(channel, str(request.path_params["letter"]))
+        return JSONResponse(details(letter, self.binding))
+
+    async def replay_one(self, request: Request) -> Response:
+        channel = self.channel(request)
+        self.guard(request)
+        wanted = str(request.path_params["letter"])
+        await self.find(channel, wanted)
+        count = await self.link.bus.replay_dead_letters(
+            channel, where=lambda letter: letter_id(letter) == wanted, limit=self.settings.scan_limit
+        )
+        if count == 0:
+            await self.find(channel, "")  # gone between the two reads: 404
+        log.info("eventwire gateway: replayed letter %s of %s", wanted, channel)
+        return JSONResponse({"replayed": count})
+
+    async def replay_many(self, request: Request) -> Response:
+        channel = self.channel(request)
+        self.guard(request)
+        where = LetterFilter.from_query(request.query_params)
+        count = await self.link.bus.replay_dead_letters(
+            channel, where=where, limit=self.settings.scan_limit
+        )
+        log.info("eventwire gateway: replayed %d letter(s) of %s", count, channel)
+        return JSONResponse({"replayed": count})
+
+    async def refuse(self, request: Request) -> Response:
+        raise Problem(
+            403, "read-only", "this gateway runs --read-only: it neither publishes nor replays"
+        )
+
+    async def home(self, request: Request) -> Response:
+        return RedirectResponse("/console")
+
+    async def live(self, request: Request) -> Response:
+        return JSONResponse({"status": "live"})
+
+    async def ready(self, request: Request) -> Response:
+        if not self.link.ready:
+            raise Problem(
+                503,
+                "not-ready",
+                f"not connected to the broker at {self.link.template.url} yet",
+                headers={"Retry-After": str(self.link.retry_after)},
+            )
+        return JSONResponse({"status": "ready", "broker": self.link.template.url})
+
+    async def openapi_json(self, request: Request) -> Response:
+        return JSONResponse(self.openapi)
+
+    async def flow(self, request: Request) -> Response:
+        return Response(self.flow_svg, media_type="image/svg+xml")
+
+    async def asyncapi_index(self, request: Request) -> Response:
+        items = "".join(
+            f'<li><a href="/asyncapi/{i}/index.html">{path.name}</a></li>'
+            for i, (path, _) in enumerate(self.catalog.contracts)
+        )
+        return HTMLResponse(
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>Contracts</title></head><body><h1>Served contracts</h1>"
+            f"<ul>{items}</ul></body></html>"
+        )
+
+    # -- console ----------------------------------------------------------------------------
+
+    async def console_channels(self, request: Request) -> Response:
+        counts = await self._counts()
+        return HTMLResponse(_console.channels_page(counts, read_only=self.settings.read_only))
+
+    async def console_letters(self, request: Request) -> Response:
+        channel = self.channel(request)
+        page = await self._page(request, channel)
+        return HTMLResponse(
+            _console.letters_page(
+                channel, page, dict(request.query_params), read_only=self.settings.read_only
+            )
+        )
+
+    async def console_letter(self, request: Request) -> Response:
+        channel = self.channel(request)
+        letter = await self.find(channel, str(request.path_params["letter"]))
+        return HTMLResponse(
+            _console.letter_page(
+                channel, details(letter, self.binding), read_only=self.settings.read_only
+            )
+        )
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _routes(gateway: _Gateway) -> list[BaseRoute]:
+    static = resources.files("eventwire.gateway").joinpath("static")
+    get = ["GET"]
+
+    def route(path: str, endpoint: Endpoint, methods: list[str]) -> Route:
+        return Route(path, _handle(endpoint), methods=methods)
+
+    routes: list[BaseRoute] = [
+        route("/", gateway.home, get),
+        route(OPENAPI_PATH, gateway.openapi_json, get),
+        route("/health/live", gateway.live, get),
+        route("/health/ready", gateway.ready, get),
+        route("/flow.svg", gateway.flow, get),
+        route("/asyncapi/", gateway.asyncapi_index, get),
+        Mount("/asyncapi", StaticFiles(directory=gateway.html_dir)),
+        route("/dead-letters", gateway.channels, get),
+        route("/dead-letters/{channel}", gateway.list_letters, get),
+        route("/console", gateway.console_channels, get),
+        Mount("/console/static", StaticFiles(directory=str(static))),
+        route("/console/{channel}", gateway.console_letters, get),
+        route("/console/{channel}/{letter}", gateway.console_letter, get),
+    ]
+    read_only = gateway.settings.read_only
+    routes += [
+        route("/events/{type}", gateway.refuse if read_only else gateway.ingress, ["POST"]),
+        route(
+            "/dead-letters/{channel}/replay",
+            gateway.refuse if read_only else gateway.replay_many,
+            ["POST"],
+        ),
+        route(
+            "/dead-letters/{channel}/{letter}/replay",
+            gateway.refuse if read_only else gateway.replay_one,
+            ["POST"],
+        ),
+    ]
+    routes.append(route("/dead-letters/{channel}/{letter}", gateway.get_letter, get))
+    return routes
+
+
+def _handle(endpoint: Endpoint) -> Endpoint:
+    async def handler(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Problem as problem:
+            return problem_response(problem, request.url.path)
+
+    return handler
+
+
+def create_app(
+    url: str,
+    contracts: Sequence[str | os.PathLike[str]],
+    settings: GatewaySettings,
+    *,
+    backend_options: dict[str, Any] | None = None,
+    idempotency_store: IdempotencyStore | None = None,
+) -> Starlette:
+    """The gateway for the broker at `url`, serving `contracts` (AsyncAPI 3.0 files).
+
+    The bus connects when the application starts (its ASGI lifespan) and closes when it
+    stops. `ContractError` / `ConfigurationError` for a bad contract or URL.
+    """
+    catalog = load_catalog(contracts)
+    link = BrokerLink(
+        lambda: EventBus(url, source=settings.source, backend_options=backend_options),
+        retry_after=settings.retry_after,
+    )
+    html_dir = Path(tempfile.mkdtemp(prefix="eventwire-gateway-"))
+    for i, (path, _) in enumerate(catalog.contracts):
+        render_html(path, html_dir / str(i))
+    graph = build_graph(
+        [participant_from_asyncapi(doc, str(path)) for path, doc in catalog.contracts]
+    )
+    gateway = _Gateway(
+        catalog=catalog,
+        settings=settings,
+        link=link,
+        store=idempotency_store if idempotency_store is not None else MemoryIdempotencyStore(),
+        openapi=build_openapi(catalog, read_only=settings.read_only),
+        flow_svg=to_svg(graph, "Event flow of the served contracts"),
+        html_dir=html_dir,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await link.start()
+        try:
+            yield
+        finally:
+            await link.close()
+            shutil.rmtree(html_dir, ignore_errors=True)
+
+    routes = _routes(gateway)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        problem = Problem(exc.status_code, kind, str(exc.detail), headers=exc.headers)
+        return problem_response(problem, request.url.path)
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.state.gateway = gateway
+    return app
