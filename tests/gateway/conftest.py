@@ -1,0 +1,48 @@
+"""Fixtures of the gateway tests: a domain on channels of its own, the app, an HTTP client."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eventwire.gateway import GatewaySettings, create_app
+from starlette.applications import Starlette
+
+from tests.gateway._domain import TOKEN, Domain, make_domain
+
+
+@pytest.fixture
+def domain(tmp_path: Path) -> Domain:
+    return make_domain(tmp_path)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def build_app(url: str, domain: Domain, **settings: Any) -> Starlette:
+    """The gateway app for `domain` on `url` (token `TOKEN` unless read-only)."""
+    options: dict[str, Any] = {"token": None if settings.get("read_only") else TOKEN}
+    options.update(settings)
+    return create_app(url, [domain.contract], GatewaySettings(**options))
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started (its lifespan) and an HTTP client talking to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+@pytest.fixture
+def memory_url() -> Callable[[], str]:
+    import uuid
+
+    return lambda: f"memory://gw-{uuid.uuid4().hex[:8]}"
