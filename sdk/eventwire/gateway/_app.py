@@ -33,7 +33,7 @@ from eventwire.gateway._cloudevents import parse_request
 from eventwire.gateway._deadletters import LetterFilter, details, letter_id, summary
 from eventwire.gateway._ingress import publish_event
 from eventwire.gateway._link import BrokerLink
-from eventwire.gateway._openapi import OPENAPI_PATH, build_openapi
+from eventwire.gateway._openapi import MAX_OFFSET, OPENAPI_PATH, build_openapi
 from eventwire.gateway._problems import Problem, problem_response
 from eventwire.errors import ConfigurationError
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
@@ -41,7 +41,7 @@ from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 __all__ = ["GatewaySettings", "create_app"]
 
 log = logging.getLogger("eventwire.gateway")
-_INT = re.compile(r"^[0-9]{1,18}$")
+_INT = re.compile(r"^[0-9]{1,40}$")
 _LETTER = re.compile(r"^[0-9a-f]{20}$")
 
 
@@ -166,14 +166,17 @@ class _Gateway:
     async def _page(self, request: Request, channel: str) -> dict[str, Any]:
         query = request.query_params
         numbers = {}
-        for name, default, top in (("offset", 0, None), ("limit", 50, 500)):
+        for name, default, low, top in (("offset", 0, 0, MAX_OFFSET), ("limit", 50, 1, 500)):
             text = query.get(name)
             if text is None or (text == "" and "console" in request.url.path):
                 numbers[name] = default
                 continue
-            if not _INT.match(text) or (top is not None and not 1 <= int(text) <= top):
-                bounds = "an integer >= 0" if top is None else f"an integer from 1 to {top}"
-                raise Problem(400, "invalid-parameter", f"{name} must be {bounds}, got {text!r}")
+            if not _INT.match(text) or not low <= int(text) <= top:
+                raise Problem(
+                    400,
+                    "invalid-parameter",
+                    f"{name} must be an integer from {low} to {top}, got {text[:40]!r}",
+                )
             numbers[name] = int(text)
         where = LetterFilter.from_query(
             {k: v for k, v in query.items() if v or "console" not in request.url.path}

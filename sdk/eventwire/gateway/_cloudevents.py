@@ -57,13 +57,19 @@ class Incoming:
     attributes: Mapping[str, str]
     extensions: Mapping[str, str]
     data: Any
+    #: structured mode: the ``ce-*`` headers sent beside the body (checked, not used)
+    also: Incoming | None = None
 
 
 def parse_request(content_type: str | None, headers: Mapping[str, str], body: bytes) -> Incoming:
     """The event in the request; a 400/415/422 `Problem` when it cannot be one."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media == STRUCTURED:
-        return _structured(body)
+        event = _structured(body)
+        beside = _attributes(headers, event.data)
+        if beside.attributes or beside.extensions:
+            event = dataclasses.replace(event, also=beside)
+        return event
     if media == "application/json" or (
         media.startswith("application/") and media.endswith("+json") and "cloudevents" not in media
     ):
@@ -90,7 +96,10 @@ def _json(body: bytes, what: str) -> Any:
 
 
 def _binary(headers: Mapping[str, str], body: bytes) -> Incoming:
-    data = _json(body, "request body (the event's data)")
+    return _attributes(headers, _json(body, "request body (the event's data)"))
+
+
+def _attributes(headers: Mapping[str, str], data: Any) -> Incoming:
     attributes: dict[str, str] = {}
     extensions: dict[str, str] = {}
     for name, value in headers.items():

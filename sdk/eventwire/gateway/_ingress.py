@@ -120,6 +120,8 @@ async def publish_event(
     default_source: str,
 ) -> tuple[Envelope, bool]:
     """Check and publish; returns the envelope and whether it was a duplicate."""
+    if incoming.also is not None:  # headers beside a structured event must be valid too
+        build_envelope(message, incoming.also, default_source)
     envelope = build_envelope(message, incoming, default_source)
     body = encode_payload(message, incoming.data)
     bus = link.bus

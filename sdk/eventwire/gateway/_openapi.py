@@ -14,9 +14,10 @@ from eventwire.gateway._catalog import Catalog, IngressMessage
 from eventwire.gateway._cloudevents import STRUCTURED
 from eventwire.gateway._problems import PROBLEM_JSON
 
-__all__ = ["OPENAPI_PATH", "build_openapi"]
+__all__ = ["MAX_OFFSET", "OPENAPI_PATH", "build_openapi"]
 
 OPENAPI_PATH = "/openapi.json"
+MAX_OFFSET = 1_000_000_000
 _LETTER_ID = {"type": "string", "pattern": "^[0-9a-f]{20}$"}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 
@@ -271,7 +272,8 @@ def build_openapi(
     }
     letter = {"name": "letter", "in": "path", "required": True, "schema": _LETTER_ID}
     page = [
-        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "offset", "in": "query",
+         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}},
         {"name": "limit", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
     ]

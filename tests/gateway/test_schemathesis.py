@@ -1,0 +1,87 @@
+"""Schemathesis 4 against the OpenAPI document the gateway generates from its contracts.
+
+In-process (ASGI), every default check (no 5xx, status codes, content types, response
+schemas and headers, valid data accepted, invalid data rejected, missing auth refused,
+unsupported methods answered 405 with Allow...), positive and negative cases, on the
+embedded broker and on Redis. A few dead letters are there so that the letter endpoints
+have something to find.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from eventwire import EventBus, NonRetryableError
+from hypothesis import HealthCheck, settings
+
+from tests.gateway._domain import AUTH, make_domain
+from tests.gateway.conftest import build_app
+
+#: Generated cases per operation; the whole run stays within seconds.
+MAX_EXAMPLES = int(os.environ.get("EVENTWIRE_FUZZ_EXAMPLES", "25"))
+CASES: dict[str, int] = {}
+
+
+def _fill_dead_letters(url: str, domain: Any) -> None:
+    async def fill() -> None:
+        bus = EventBus(url, source="shop")
+
+        @bus.subscribe(domain.OrderCancelled, group="refunds", from_beginning=True)
+        async def refund(event: Any) -> None:
+            raise NonRetryableError("refunds are closed", reason="rejected")
+
+        async with bus:
+            for i in range(3):
+                await bus.publish(domain.OrderCancelled(order_id=f"o-{i}", reason="out-of-stock"))
+            for _ in range(500):
+                if len(await bus.dead_letters(domain.orders)) == 3:
+                    break
+                await asyncio.sleep(0.02)
+
+    asyncio.run(fill())
+
+
+def _schema(url: str, tag: str) -> Any:
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"eventwire-fuzz-{tag}"
+    folder.mkdir(parents=True, exist_ok=True)
+    domain = make_domain(folder, tag)
+    _fill_dead_letters(url, domain)
+    app = build_app(url, domain, max_body_bytes=64 * 1024)
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+_RUN = uuid.uuid4().hex[:8]
+memory = _schema(f"memory://fuzz-{_RUN}", f"fz-{_RUN}")
+
+
+@memory.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_memory(case: Any) -> None:
+    CASES["memory"] = CASES.get("memory", 0) + 1
+    case.call_and_validate(headers=dict(AUTH))
+
+
+@pytest.fixture(scope="module")
+def redis_schema() -> Any:
+    tag = f"fzr-{uuid.uuid4().hex[:8]}"
+    return _schema(f"redis://127.0.0.1:6379/0?prefix={tag}:", tag)
+
+
+@pytest.mark.broker
+def test_redis(redis_schema: Any) -> None:
+    """The same run against the gateway on a real broker (Redis)."""
+    state = {"cases": 0}
+
+    @redis_schema.parametrize()
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+    def run(case: Any) -> None:
+        state["cases"] += 1
+        case.call_and_validate(headers=dict(AUTH))
+
+    run()
