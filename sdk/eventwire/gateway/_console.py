@@ -112,6 +112,7 @@ def letters_page(
             "<tr>"
             f"<td>{escape(item['time'] or '')}</td>"
             f'<td><a href="{link}">{escape(item["type"] or "?")}</a></td>'
+            f"<td><code>{escape(item['key'] or '')}</code></td>"
             f"<td><code>{escape(item['event_id'] or '')}</code></td>"
             f"<td>{escape(item['reason'])}</td>"
             f'<td class="error">{escape(item["error_type"])}: {escape(item["error"][:160])}</td>'
@@ -147,7 +148,7 @@ def letters_page(
         f"<h1>Dead letters of <code>{escape(channel)}</code></h1>{form}{actions}"
         f'<p class="muted">{page["total"]} letter(s){more}; showing {shown} from '
         f"{offset + 1 if shown else 0}. {' · '.join(nav)}</p>"
-        "<table><thead><tr><th>Dead-lettered at</th><th>Type</th><th>Event id</th>"
+        "<table><thead><tr><th>Dead-lettered at</th><th>Type</th><th>Key</th><th>Event id</th>"
         '<th>Reason</th><th>Error</th><th>Group</th><th class="num">Attempts</th><th></th>'
         "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )

@@ -1,0 +1,93 @@
+"""The dead-letter console in headless Chromium (Debian's package, driven by Playwright).
+
+A DLQ is filled on a real broker (Redis), the page is opened, one letter is replayed by
+clicking its button (and confirming), and the event reaches its handler. Screenshots go to
+``$EVENTWIRE_SCREENSHOTS`` (``docs/images`` when refreshing the docs) or the test's folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests._tools import missing
+from tests.gateway._domain import TOKEN, make_domain
+from tests.gateway._letters import Refunds, fill
+from tests.gateway.conftest import build_app, http_server
+
+pytestmark = [pytest.mark.anyio, pytest.mark.broker]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        missing("chromium is not installed (apt-get install -y chromium)")
+    from playwright.async_api import async_playwright
+
+    shots = Path(os.environ.get("EVENTWIRE_SCREENSHOTS", tmp_path))
+    tag = f"gwc-{uuid.uuid4().hex[:8]}"
+    url = f"redis://127.0.0.1:6379/0?prefix={tag}:"
+    domain = make_domain(tmp_path, tag)
+    refunds = Refunds(url, domain)
+    await refunds.bus.start()
+    try:
+        await fill(url, domain, refunds, rejected=2, failed=2)
+        refunds.healed = True
+        with http_server(build_app(url, domain)) as base:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                page = await browser.new_page(viewport={"width": 1280, "height": 640})
+                failed_requests: list[str] = []
+                page.on("requestfailed", lambda r: failed_requests.append(r.url))
+                await page.goto(f"{base}/console")
+                row = page.locator("tr", has_text=domain.orders)
+                assert (await row.locator(".badge").inner_text()) == "4"
+                await page.screenshot(path=str(shots / "gateway-console-channels.png"))
+
+                await row.locator("a").click()
+                await page.wait_for_url(f"{base}/console/{domain.orders}")
+                await page.fill("#token", TOKEN)
+                await page.dispatch_event("#token", "change")
+                assert await page.locator("tbody tr").count() == 4
+
+                page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+                await page.locator("tr", has_text="r-1").locator("button").click()
+                status = page.locator("#status")
+                await status.filter(has_text="Replayed").wait_for()
+                assert await status.inner_text() == "Replayed 1 letter(s)."
+                await page.screenshot(
+                    path=str(shots / "gateway-console-letters.png"), full_page=True
+                )
+
+                await page.locator("tr", has_text="f-0").locator("a").click()
+                await page.locator("h2", has_text="Payload").wait_for()
+                text = await page.locator("main").inner_text()
+                assert "no stock record for f-0" in text and "max-attempts" in text
+                await page.screenshot(
+                    path=str(shots / "gateway-console-letter.png"), full_page=True
+                )
+                await browser.close()
+                assert failed_requests == []  # everything the page needs is served by the app
+        async with asyncio.timeout(20):
+            while refunds.handled != ["r-1"]:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert refunds.handled == ["r-1"]  # exactly the clicked letter, once
+    finally:
+        await refunds.bus.close()
