@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from eventwire import EventBus, NonRetryableError, RetryPolicy
 
 from tests.gateway._domain import Domain
+from tests.gateway.conftest import until
 
 
 class Refunds:
@@ -18,8 +18,12 @@ class Refunds:
         self.handled: list[str] = []
         self.bus = EventBus(url, source="refunds")
 
-        @self.bus.subscribe(domain.OrderCancelled, group="refunds", from_beginning=True,
-                            retry=RetryPolicy(max_attempts=1))
+        @self.bus.subscribe(
+            domain.OrderCancelled,
+            group="refunds",
+            from_beginning=True,
+            retry=RetryPolicy(max_attempts=1),
+        )
         async def refund(event: Any) -> None:
             if self.healed:
                 self.handled.append(event.order_id)
@@ -36,6 +40,8 @@ async def fill(url: str, domain: Domain, refunds: Refunds, *, rejected: int, fai
             await shop.publish(domain.OrderCancelled(order_id=f"r-{i}", reason="customer-request"))
         for i in range(failed):
             await shop.publish(domain.OrderCancelled(order_id=f"f-{i}", reason="out-of-stock"))
-        async with asyncio.timeout(30):
-            while len(await shop.dead_letters(domain.orders)) < rejected + failed:
-                await asyncio.sleep(0.05)
+
+        async def complete() -> bool:
+            return len(await shop.dead_letters(domain.orders)) >= rejected + failed
+
+        await until(complete, timeout=30)

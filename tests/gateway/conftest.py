@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
+import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,18 @@ async def serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Wait until `check()` (or the awaitable it returns) is true; fail after `timeout`."""
+    async with asyncio.timeout(timeout):
+        for _ in itertools.count():
+            result = check()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +13,7 @@ from eventwire import EventBus
 from eventwire.envelope import Envelope
 
 from tests.gateway._domain import AUTH, Domain
-from tests.gateway.conftest import build_app, serve
+from tests.gateway.conftest import build_app, serve, until
 
 pytestmark = pytest.mark.anyio
 
@@ -49,13 +48,14 @@ async def test_cloudevents_sdk_http_message(
             "/events/OrderCancelled", content=message.body, headers={**message.headers, **AUTH}
         )
         assert response.status_code == 202, response.text
-        async with asyncio.timeout(10):
-            while not got:
-                await asyncio.sleep(0.02)
+        await until(lambda: got)
     received, envelope = got[0]
     assert (received.order_id, received.reason) == ("o-7", "customer-request")
     assert (envelope.id, envelope.source, envelope.type) == (
-        f"sdk-{mode}", "https://shop.example/orders", "OrderCancelled")
+        f"sdk-{mode}",
+        "https://shop.example/orders",
+        "OrderCancelled",
+    )
     assert envelope.time == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
     assert envelope.correlationid == "corr-42"
     assert envelope.subject == "o-7"

@@ -18,7 +18,7 @@ import pytest
 from tests._tools import missing
 from tests.gateway._domain import TOKEN, make_domain
 from tests.gateway._letters import Refunds, fill
-from tests.gateway.conftest import build_app, http_server
+from tests.gateway.conftest import build_app, http_server, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.broker]
 
@@ -36,7 +36,7 @@ ARGS = [
 
 
 async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+    if shutil.which(CHROMIUM) is None:
         missing("chromium is not installed (apt-get install -y chromium)")
     from playwright.async_api import async_playwright
 
@@ -84,9 +84,7 @@ async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
                 )
                 await browser.close()
                 assert failed_requests == []  # everything the page needs is served by the app
-        async with asyncio.timeout(20):
-            while refunds.handled != ["r-1"]:
-                await asyncio.sleep(0.05)
+        await until(lambda: refunds.handled == ["r-1"], timeout=20)
         await asyncio.sleep(0.3)
         assert refunds.handled == ["r-1"]  # exactly the clicked letter, once
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -10,15 +9,9 @@ import pytest
 
 from tests.gateway._domain import AUTH, Domain
 from tests.gateway._letters import Refunds, fill
-from tests.gateway.conftest import build_app, serve
+from tests.gateway.conftest import build_app, serve, until
 
 pytestmark = pytest.mark.anyio
-
-
-async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 async def test_list_filter_page_get_and_replay(
@@ -32,7 +25,9 @@ async def test_list_filter_page_get_and_replay(
         async with serve(build_app(url, domain)) as client:
             channels = (await client.get("/dead-letters")).json()["channels"]
             assert {c["channel"]: c["count"] for c in channels} == {
-                domain.orders: 5, f"{domain.tag}.shipping.commands": 0}
+                domain.orders: 5,
+                f"{domain.tag}.shipping.commands": 0,
+            }
 
             base = f"/dead-letters/{domain.orders}"
             page = (await client.get(base)).json()
@@ -43,7 +38,8 @@ async def test_list_filter_page_get_and_replay(
             assert failed["total"] == 2
             assert {i["error_type"] for i in failed["items"]} == {"ValueError"}
             assert (await client.get(base, params={"error_type": "NonRetryableError"})).json()[
-                "total"] == 3
+                "total"
+            ] == 3
             assert (await client.get(base, params={"group": "nobody"})).json()["total"] == 0
             future = (await client.get(base, params={"since": "2999-01-01T00:00:00Z"})).json()
             past = (await client.get(base, params={"until": "2000-01-01T00:00:00Z"})).json()
@@ -62,17 +58,17 @@ async def test_list_filter_page_get_and_replay(
             refunds.healed = True
             replayed = await client.post(f"{base}/{one['id']}/replay", headers=AUTH)
             assert replayed.json() == {"replayed": 1}
-            await _until(lambda: refunds.handled == ["r-0"])
+            await until(lambda: refunds.handled == ["r-0"])
 
             filtered = await client.post(
                 f"{base}/replay", params={"reason": "max-attempts"}, headers=AUTH
             )
             assert filtered.json() == {"replayed": 2}
-            await _until(lambda: sorted(refunds.handled) == ["f-0", "f-1", "r-0"])
+            await until(lambda: sorted(refunds.handled) == ["f-0", "f-1", "r-0"])
 
             everything = await client.post(f"{base}/replay", headers=AUTH)
             assert everything.json() == {"replayed": 5}
-            await _until(lambda: len(refunds.handled) == 8)
+            await until(lambda: len(refunds.handled) == 8)
             # the dead-letter channel is an audit log: replaying keeps its entries
             assert (await client.get(base)).json()["total"] == 5
     finally:

@@ -17,12 +17,16 @@ from eventwire import EventBus
 from eventwire.envelope import Envelope
 
 from tests.gateway._domain import AUTH, Domain
-from tests.gateway.conftest import build_app, serve
+from tests.gateway.conftest import build_app, serve, until
 
 pytestmark = pytest.mark.anyio
 
-PLACED = {"order_id": "o-1", "total": "12.50", "currency": "EUR",
-          "placed_at": "2026-11-30T08:00:00Z"}
+PLACED = {
+    "order_id": "o-1",
+    "total": "12.50",
+    "currency": "EUR",
+    "placed_at": "2026-11-30T08:00:00Z",
+}
 
 
 async def _consumer(url: str, domain: Domain) -> tuple[EventBus, list[tuple[Any, Envelope]]]:
@@ -35,12 +39,6 @@ async def _consumer(url: str, domain: Domain) -> tuple[EventBus, list[tuple[Any,
 
     await bus.start()
     return bus, got
-
-
-async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 def _problem(response: Any, status: int, kind: str) -> dict[str, Any]:
@@ -62,41 +60,65 @@ async def test_binary_mode_reaches_the_handler_with_the_attributes(
             response = await client.post(
                 "/events/OrderPlaced",
                 json=PLACED,
-                headers={**AUTH, "ce-id": "evt-1", "ce-source": "/web/checkout",
-                         "ce-specversion": "1.0", "ce-type": "OrderPlaced",
-                         "ce-correlationid": "corr-9", "ce-tenant": "acme"},
+                headers={
+                    **AUTH,
+                    "ce-id": "evt-1",
+                    "ce-source": "/web/checkout",
+                    "ce-specversion": "1.0",
+                    "ce-type": "OrderPlaced",
+                    "ce-correlationid": "corr-9",
+                    "ce-tenant": "acme",
+                },
             )
             assert response.status_code == 202, response.text
-            assert response.json() == {"id": "evt-1", "type": "OrderPlaced",
-                                       "channel": domain.orders, "source": "/web/checkout",
-                                       "duplicate": False}
-            await _until(lambda: len(got) == 1)
+            assert response.json() == {
+                "id": "evt-1",
+                "type": "OrderPlaced",
+                "channel": domain.orders,
+                "source": "/web/checkout",
+                "duplicate": False,
+            }
+            await until(lambda: len(got) == 1)
     finally:
         await bus.close()
     event, envelope = got[0]
     assert event.order_id == "o-1" and str(event.total) == "12.50"
-    assert (envelope.id, envelope.source, envelope.correlationid) == ("evt-1", "/web/checkout", "corr-9")
+    assert (envelope.id, envelope.source, envelope.correlationid) == (
+        "evt-1",
+        "/web/checkout",
+        "corr-9",
+    )
     assert envelope.subject == "o-1"  # the ordering key comes from the contract's key field
     assert envelope.dataversion == "1"
     assert envelope.headers["ce_tenant"] == "acme"  # an extension travels with the event
 
 
-async def test_structured_mode_and_plain_json(domain: Domain, memory_url: Callable[[], str]) -> None:
+async def test_structured_mode_and_plain_json(
+    domain: Domain, memory_url: Callable[[], str]
+) -> None:
     url = memory_url()
     bus, got = await _consumer(url, domain)
     try:
         async with serve(build_app(url, domain)) as client:
-            event = {"specversion": "1.0", "id": "evt-2", "source": "/batch", "type": "OrderPlaced",
-                     "time": "2026-11-30T08:00:00+01:00", "data": PLACED, "tenant": "acme"}
+            event = {
+                "specversion": "1.0",
+                "id": "evt-2",
+                "source": "/batch",
+                "type": "OrderPlaced",
+                "time": "2026-11-30T08:00:00+01:00",
+                "data": PLACED,
+                "tenant": "acme",
+            }
             response = await client.post(
-                "/events/OrderPlaced", content=json.dumps(event),
+                "/events/OrderPlaced",
+                content=json.dumps(event),
                 headers={**AUTH, "content-type": "application/cloudevents+json; charset=utf-8"},
             )
             assert response.status_code == 202, response.text
             plain = await client.post("/events/OrderPlaced", json=PLACED, headers=AUTH)
             assert plain.status_code == 202, plain.text
             assert plain.json()["source"] == "eventwire-gateway"
-            await _until(lambda: len(got) == 2)
+            await until(lambda: len(got) == 2)
     finally:
         await bus.close()
     envelopes = {e.id: e for _, e in got}
@@ -105,7 +127,9 @@ async def test_structured_mode_and_plain_json(domain: Domain, memory_url: Callab
     assert plain.json()["id"] in envelopes
 
 
-async def test_a_retried_post_is_published_once(domain: Domain, memory_url: Callable[[], str]) -> None:
+async def test_a_retried_post_is_published_once(
+    domain: Domain, memory_url: Callable[[], str]
+) -> None:
     url = memory_url()
     bus, got = await _consumer(url, domain)
     headers = {**AUTH, "ce-id": "evt-once", "ce-source": "/web"}
@@ -113,12 +137,15 @@ async def test_a_retried_post_is_published_once(domain: Domain, memory_url: Call
         async with serve(build_app(url, domain)) as client:
             first = await client.post("/events/OrderPlaced", json=PLACED, headers=headers)
             again = await asyncio.gather(
-                *(client.post("/events/OrderPlaced", json=PLACED, headers=headers) for _ in range(3))
+                *(
+                    client.post("/events/OrderPlaced", json=PLACED, headers=headers)
+                    for _ in range(3)
+                )
             )
             other_source = await client.post(
                 "/events/OrderPlaced", json=PLACED, headers={**headers, "ce-source": "/app"}
             )
-            await _until(lambda: len(got) == 2)
+            await until(lambda: len(got) == 2)
             await asyncio.sleep(0.2)
     finally:
         await bus.close()
@@ -141,7 +168,11 @@ async def test_a_retried_post_is_published_once(domain: Domain, memory_url: Call
     ],
 )
 async def test_unreadable_requests(
-    domain: Domain, memory_url: Callable[[], str], content_type: str, body: bytes, status: int,
+    domain: Domain,
+    memory_url: Callable[[], str],
+    content_type: str,
+    body: bytes,
+    status: int,
     kind: str,
 ) -> None:
     async with serve(build_app(memory_url(), domain)) as client:
@@ -167,12 +198,20 @@ async def test_contract_violations_are_each_named(
         async with serve(build_app(url, domain)) as client:
             response = await client.post("/events/OrderPlaced", json=bad, headers=AUTH)
             attrs = await client.post(
-                "/events/OrderPlaced", json=PLACED,
-                headers={**AUTH, "ce-specversion": "0.3", "ce-type": "OrderCancelled",
-                         "ce-time": "yesterday", "ce-subject": "o-2", "ce-dataversion": "7"},
+                "/events/OrderPlaced",
+                json=PLACED,
+                headers={
+                    **AUTH,
+                    "ce-specversion": "0.3",
+                    "ce-type": "OrderCancelled",
+                    "ce-time": "yesterday",
+                    "ce-subject": "o-2",
+                    "ce-dataversion": "7",
+                },
             )
             structured = await client.post(
-                "/events/OrderPlaced", content=json.dumps({"type": "OrderPlaced", "Bad-Name": 1}),
+                "/events/OrderPlaced",
+                content=json.dumps({"type": "OrderPlaced", "Bad-Name": 1}),
                 headers={**AUTH, "content-type": "application/cloudevents+json"},
             )
             await asyncio.sleep(0.2)
@@ -183,10 +222,20 @@ async def test_contract_violations_are_each_named(
     assert paths == ["$", "$.currency", "$.order_id", "$.total"]  # $: placed_at is missing
     body = _problem(attrs, 422, "invalid-event")
     assert sorted(e["path"] for e in body["errors"]) == [
-        "ce-dataversion", "ce-specversion", "ce-subject", "ce-time", "ce-type"]
+        "ce-dataversion",
+        "ce-specversion",
+        "ce-subject",
+        "ce-time",
+        "ce-type",
+    ]
     body = _problem(structured, 422, "invalid-event")
     assert {e["path"] for e in body["errors"]} == {
-        '$["Bad-Name"]', "$.data", "$.id", "$.source", "$.specversion"}
+        '$["Bad-Name"]',
+        "$.data",
+        "$.id",
+        "$.source",
+        "$.specversion",
+    }
     assert got == []  # nothing reached a handler
 
 
@@ -209,7 +258,8 @@ async def test_a_body_over_the_limit_is_413(domain: Domain, memory_url: Callable
                 yield b" " * 1000
 
         streamed = await client.post(
-            "/events/OrderPlaced", content=chunks(),
+            "/events/OrderPlaced",
+            content=chunks(),
             headers={**AUTH, "content-type": "application/json"},
         )
     _problem(response, 413, "body-too-large")
@@ -218,8 +268,12 @@ async def test_a_body_over_the_limit_is_413(domain: Domain, memory_url: Callable
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": "Basic abc"},
-     {"Authorization": "Bearer "}],
+    [
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+    ],
     ids=["missing", "wrong", "basic", "empty"],
 )
 async def test_every_mutating_endpoint_needs_the_token(
@@ -254,7 +308,9 @@ async def test_broker_unreachable_is_503_with_retry_after(domain: Domain) -> Non
     assert live.status_code == 200
 
 
-async def test_broker_down_during_a_post_is_503(domain: Domain, memory_url: Callable[[], str]) -> None:
+async def test_broker_down_during_a_post_is_503(
+    domain: Domain, memory_url: Callable[[], str]
+) -> None:
     """The broker goes away after the gateway connected: 503, and a retry publishes."""
     url = memory_url()
     app = build_app(url, domain)
@@ -275,7 +331,7 @@ async def test_broker_down_during_a_post_is_503(domain: Domain, memory_url: Call
                 "/events/OrderPlaced", json=PLACED, headers={**AUTH, "ce-id": "evt-down"}
             )
             assert retry.status_code == 202 and retry.json()["duplicate"] is False
-            await _until(lambda: len(got) == 1)
+            await until(lambda: len(got) == 1)
     finally:
         await bus.close()
     assert got[0][1].id == "evt-down"

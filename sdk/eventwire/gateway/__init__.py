@@ -39,8 +39,7 @@ def require_extra() -> None:
     missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
     if missing:
         raise ConfigurationError(
-            f"the eventwire gateway needs {' and '.join(missing)}: "
-            "pip install 'eventwire[serve]'"
+            f"the eventwire gateway needs {' and '.join(missing)}: pip install 'eventwire[serve]'"
         )
 
 

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from eventwire.bus import EventBus
 from eventwire.contracts import render_html
 from eventwire.deadletter import DeadLetter
+from eventwire.errors import ConfigurationError
 from eventwire.flow import build_graph, participant_from_asyncapi, to_svg
 from eventwire.gateway import _console
 from eventwire.gateway._auth import check_token
@@ -35,7 +36,6 @@ from eventwire.gateway._ingress import publish_event
 from eventwire.gateway._link import BrokerLink
 from eventwire.gateway._openapi import MAX_OFFSET, OPENAPI_PATH, build_openapi
 from eventwire.gateway._problems import Problem, problem_response
-from eventwire.errors import ConfigurationError
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 
 __all__ = ["GatewaySettings", "create_app"]
@@ -208,7 +208,9 @@ class _Gateway:
         wanted = str(request.path_params["letter"])
         await self.find(channel, wanted)
         count = await self.link.bus.replay_dead_letters(
-            channel, where=lambda letter: letter_id(letter) == wanted, limit=self.settings.scan_limit
+            channel,
+            where=lambda letter: letter_id(letter) == wanted,
+            limit=self.settings.scan_limit,
         )
         if count == 0:
             await self.find(channel, "")  # gone between the two reads: 404
@@ -258,7 +260,7 @@ class _Gateway:
             for i, (path, _) in enumerate(self.catalog.contracts)
         )
         return HTMLResponse(
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             "<title>Contracts</title></head><body><h1>Served contracts</h1>"
             f"<ul>{items}</ul></body></html>"
         )
@@ -392,6 +394,8 @@ def create_app(
         problem = Problem(exc.status_code, kind, str(exc.detail), headers=exc.headers)
         return problem_response(problem, request.url.path)
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
     app.state.gateway = gateway
     return app

@@ -71,6 +71,8 @@ def check_token(request: Request, token: str) -> None:
             401,
             "unauthorized",
             "the bearer token is not valid",
-            headers={**_CHALLENGE, "WWW-Authenticate": 'Bearer realm="eventwire", '
-                     'error="invalid_token"'},
+            headers={
+                **_CHALLENGE,
+                "WWW-Authenticate": 'Bearer realm="eventwire", error="invalid_token"',
+            },
         )

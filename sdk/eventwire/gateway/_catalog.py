@@ -101,7 +101,7 @@ def load_catalog(paths: Sequence[str | os.PathLike[str]]) -> Catalog:
             base = address.removesuffix(DLQ_SUFFIX)
             channels[base] = None
         for entry in _sent(document, path):
-            name, channel, message, pointer = entry
+            name, channel, message, _ = entry
             known = messages.get(name)
             if known is not None and known.channel != channel:
                 raise ContractError(
@@ -145,9 +145,7 @@ def _addresses(document: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _sent(
-    document: Mapping[str, Any], path: Path
-) -> list[tuple[str, str, Mapping[str, Any], str]]:
+def _sent(document: Mapping[str, Any], path: Path) -> list[tuple[str, str, Mapping[str, Any], str]]:
     """(message name, channel address, message object, pointer) of every send operation."""
     found = []
     for key, node in (document.get("operations") or {}).items():

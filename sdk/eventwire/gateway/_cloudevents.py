@@ -44,9 +44,7 @@ ATTRIBUTES = (
 )
 #: CloudEvents attribute names: lower-case letters and digits, at most 20 characters.
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +155,9 @@ def _structured(body: bytes) -> Incoming:
             )
     for name in ("specversion", "id", "source", "type"):
         if name not in event:
-            errors.append({"path": f"$.{name}", "message": f"the required attribute {name} is missing"})
+            errors.append(
+                {"path": f"$.{name}", "message": f"the required attribute {name} is missing"}
+            )
     if "data" not in event:
         errors.append({"path": "$.data", "message": "the event has no data"})
     if errors:

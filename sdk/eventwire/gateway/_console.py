@@ -63,9 +63,7 @@ def channels_page(counts: Sequence[Mapping[str, Any]], *, read_only: bool) -> st
     body = (
         "<h1>Dead letters per channel</h1>"
         "<table><thead><tr><th>Channel</th><th>Dead-letter channel</th>"
-        '<th class="num">Letters</th></tr></thead><tbody>'
-        + "".join(rows)
-        + "</tbody></table>"
+        '<th class="num">Letters</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
     )
     return _layout("Dead letters", body, read_only=read_only)
 
@@ -87,9 +85,7 @@ def letters_page(
         ("until", "Until (RFC 3339)"),
     ):
         value = escape(query.get(name, ""))
-        fields.append(
-            f'<label>{label}<input name="{name}" value="{value}" size="16"></label>'
-        )
+        fields.append(f'<label>{label}<input name="{name}" value="{value}" size="16"></label>')
     form = (
         f'<form class="filters" method="get">{"".join(fields)}'
         '<button type="submit">Filter</button>'
@@ -120,7 +116,11 @@ def letters_page(
             f'<td class="num">{item["attempts"]}</td>'
             f"<td>{replay}</td></tr>"
         )
-    filters = {k: v for k, v in query.items() if k in {"reason", "error_type", "group", "since", "until"} and v}
+    filters = {
+        k: v
+        for k, v in query.items()
+        if k in {"reason", "error_type", "group", "since", "until"} and v
+    }
     selection = "matching letters" if filters else "letters"
     actions = (
         ""
@@ -194,7 +194,7 @@ def letter_page(channel: str, letter: Mapping[str, Any], *, read_only: bool) -> 
         f'<p><a href="/console/{quote(channel)}">← {escape(channel)}</a></p>'
         f"<h1>{escape(letter['type'] or 'Dead letter')} "
         f"<code>{escape(letter['event_id'] or letter['id'])}</code></h1>{replay}"
-        f"<dl>{rows}</dl><h2>Error</h2><pre class=\"error\">{escape(letter['error'])}</pre>"
+        f'<dl>{rows}</dl><h2>Error</h2><pre class="error">{escape(letter["error"])}</pre>'
         f"<h2>Payload</h2><pre>{escape(payload)}</pre>"
         f"<h2>Headers</h2><pre>{escape(json.dumps(letter['headers'], indent=2))}</pre>"
     )

@@ -72,14 +72,18 @@ def build_envelope(message: IngressMessage, incoming: Incoming, default_source: 
     if message.key is not None and isinstance(incoming.data, Mapping):
         key = _key_of(incoming.data.get(message.key))
         if subject is not None and key is not None and subject != key:
-            bad("subject", f"the ordering key is the data's {message.key!r} ({key!r}), "
-                f"got {subject!r}")
+            bad(
+                "subject",
+                f"the ordering key is the data's {message.key!r} ({key!r}), got {subject!r}",
+            )
         subject = key if key is not None else subject
     for name in incoming.extensions:
         if not EXTENSION_NAME.match(name):
             bad(name, "not a CloudEvents attribute name (a-z, 0-9, at most 20)")
     if errors:
-        raise Problem(422, "invalid-event", "the CloudEvent attributes are not valid", errors=errors)
+        raise Problem(
+            422, "invalid-event", "the CloudEvent attributes are not valid", errors=errors
+        )
     return Envelope(
         id=attrs.get("id") or new_id(),
         type=message.type,

@@ -55,8 +55,10 @@ class BrokerLink:
         return True
 
     async def _reconnect(self) -> None:
-        while not await self._connect():
+        connected = False
+        while not connected:
             await asyncio.sleep(self.retry_after)
+            connected = await self._connect()
 
     async def close(self) -> None:
         """Stop reconnecting and close the bus."""

@@ -106,7 +106,10 @@ _LETTER_PAGE = {
             "type": "boolean",
             "description": "the dead-letter channel holds more letters than one scan reads",
         },
-        "items": {"type": "array", "items": {"$ref": "#/components/schemas/gateway.DeadLetterSummary"}},
+        "items": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/gateway.DeadLetterSummary"},
+        },
     },
 }
 _CHANNELS = {
@@ -172,8 +175,13 @@ def _problems(*codes: int) -> dict[str, Any]:
 
 def _ce_headers(message: IngressMessage) -> list[dict[str, Any]]:
     def header(name: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
-        return {"name": "ce-" + name, "in": "header", "required": False, "schema": schema,
-                "description": text}
+        return {
+            "name": "ce-" + name,
+            "in": "header",
+            "required": False,
+            "schema": schema,
+            "description": text,
+        }
 
     text: dict[str, Any] = {"type": "string", "minLength": 1}
     out = [
@@ -188,8 +196,13 @@ def _ce_headers(message: IngressMessage) -> list[dict[str, Any]]:
     if message.key is None:
         out.append(header("subject", {"type": "string"}, "the ordering key"))
     if message.version is not None:
-        out.append(header("dataversion", {"type": "string", "enum": [message.version]},
-                          "the payload's schema version"))
+        out.append(
+            header(
+                "dataversion",
+                {"type": "string", "enum": [message.version]},
+                "the payload's schema version",
+            )
+        )
     return out
 
 
@@ -272,10 +285,16 @@ def build_openapi(
     }
     letter = {"name": "letter", "in": "path", "required": True, "schema": _LETTER_ID}
     page = [
-        {"name": "offset", "in": "query",
-         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}},
-        {"name": "limit", "in": "query",
-         "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+        {
+            "name": "offset",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+        },
     ]
     paths["/dead-letters"] = {
         "get": {

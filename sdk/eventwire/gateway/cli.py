@@ -36,17 +36,31 @@ class _Refused(click.ClickException):
 )
 @click.option("--read-only", is_flag=True, help="Serve no ingress and no replay.")
 @click.option(
-    "--max-body", default=1024 * 1024, show_default=True, type=click.IntRange(1),
+    "--max-body",
+    default=1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
     help="Largest request body in bytes (413 past it).",
 )
 @click.option(
-    "--scan-limit", default=1000, show_default=True, type=click.IntRange(1),
+    "--scan-limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
     help="Dead letters read per channel at most.",
 )
-@click.option("--source", default="eventwire-gateway", show_default=True,
-              help="CloudEvents source of events posted without one.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option(
+    "--source",
+    default="eventwire-gateway",
+    show_default=True,
+    help="CloudEvents source of events posted without one.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
 def serve(
     url: str,
     contracts: tuple[Path, ...],
