@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from eventwire import EventBus, NonRetryableError, RetryPolicy
 from eventwire.gateway import GatewaySettings, create_app
 
