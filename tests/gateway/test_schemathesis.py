@@ -95,3 +95,22 @@ def test_redis(case: Any) -> None:
     """The same run against the gateway on a real broker (Redis)."""
     CASES["redis"] = CASES.get("redis", 0) + 1
     case.call_and_validate(headers=dict(AUTH))
+
+
+def test_stateful_memory(memory_schema: Any) -> None:
+    """Sequences that follow the document's links: list -> one letter -> replay it."""
+    workflow = memory_schema.as_state_machine()
+
+    class Authorized(workflow):  # type: ignore[misc,valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            CASES["stateful"] = CASES.get("stateful", 0) + 1
+            return {"headers": dict(AUTH)}
+
+    Authorized.run(
+        settings=settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=4,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )

@@ -266,6 +266,17 @@ def _ingress(message: IngressMessage, name: str) -> dict[str, Any]:
     }
 
 
+def _letter_links(read_only: bool) -> dict[str, Any]:
+    """From a page of letters to its first letter (stateful testing follows these)."""
+    parameters = {"channel": "$request.path.channel", "letter": "$response.body#/items/0/id"}
+    links: dict[str, Any] = {
+        "GetLetter": {"operationId": "get_dead_letter", "parameters": parameters}
+    }
+    if not read_only:
+        links["ReplayLetter"] = {"operationId": "replay_dead_letter", "parameters": parameters}
+    return links
+
+
 def build_openapi(
     catalog: Catalog, *, read_only: bool, title: str = "eventwire gateway"
 ) -> dict[str, Any]:
@@ -302,7 +313,15 @@ def build_openapi(
             "summary": "Channels and how many dead letters each holds",
             "tags": ["dead letters"],
             "responses": {
-                "200": _json({"$ref": "#/components/schemas/gateway.Channels"}, "per channel"),
+                "200": {
+                    **_json({"$ref": "#/components/schemas/gateway.Channels"}, "per channel"),
+                    "links": {
+                        "ListLetters": {
+                            "operationId": "list_dead_letters",
+                            "parameters": {"channel": "$response.body#/channels/0/channel"},
+                        }
+                    },
+                },
                 **_problems(503),
             },
         }
@@ -314,7 +333,10 @@ def build_openapi(
             "tags": ["dead letters"],
             "parameters": [channel, *_FILTERS, *page],
             "responses": {
-                "200": _json({"$ref": "#/components/schemas/gateway.DeadLetterPage"}, "one page"),
+                "200": {
+                    **_json({"$ref": "#/components/schemas/gateway.DeadLetterPage"}, "one page"),
+                    "links": _letter_links(read_only),
+                },
                 **_problems(400, 404, 503),
             },
         }
