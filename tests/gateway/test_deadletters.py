@@ -136,3 +136,36 @@ async def test_read_only_serves_no_mutation(domain: Domain, memory_url: Callable
     assert listed.status_code == 200
     assert not any(p.startswith("/events/") or p.endswith("/replay") for p in openapi["paths"])
     assert 'id="token"' not in console
+
+
+async def test_console_pages(domain: Domain, memory_url: Callable[[], str]) -> None:
+    """The pages render what the API says; the filter form's empty fields mean no filter."""
+    url = memory_url()
+    refunds = Refunds(url, domain)
+    await refunds.bus.start()
+    try:
+        await fill(url, domain, refunds, rejected=2, failed=1)
+        async with serve(build_app(url, domain)) as client:
+            home = await client.get("/", follow_redirects=True)
+            assert home.status_code == 200 and domain.orders in home.text
+            page = f"/console/{domain.orders}"
+            everything = await client.get(page, params={"reason": "", "group": "", "since": ""})
+            rejected = await client.get(page, params={"reason": "rejected"})
+            bad = await client.get(page, params={"since": "noon"})
+            letter = (await client.get(f"/dead-letters/{domain.orders}")).json()["items"][0]
+            detail = await client.get(f"{page}/{letter['id']}")
+            missing = await client.get(f"{page}/{'0' * 20}")
+            for asset in ("console.css", "console.js"):
+                assert (await client.get(f"/console/static/{asset}")).status_code == 200
+            assert (await client.get("/flow.svg")).text.startswith("<svg")
+            assert "AsyncApiStandalone" in (await client.get("/asyncapi/0/index.html")).text
+    finally:
+        await refunds.bus.close()
+    assert everything.text.count('data-post="/dead-letters/') == 3 + 1  # rows + replay all
+    assert rejected.text.count("refund desk closed") == 2 and "no stock record" not in rejected.text
+    assert "Replay all 2 matching letters" in rejected.text
+    assert bad.status_code == 400 and "since: &#x27;noon&#x27; is not an RFC 3339" in bad.text
+    assert bad.headers["content-type"].startswith("text/html")
+    assert detail.status_code == 200 and letter["event_id"] in detail.text
+    assert missing.status_code == 404
+    assert "<script" not in detail.text.replace('<script src="/console/static/console.js">', "")

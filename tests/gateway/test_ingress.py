@@ -335,3 +335,45 @@ async def test_broker_down_during_a_post_is_503(
     finally:
         await bus.close()
     assert got[0][1].id == "evt-down"
+
+
+@pytest.mark.broker
+async def test_real_broker_gone_during_a_post(domain: Domain) -> None:
+    """Redis goes away between two POSTs (a proxy is cut): 503 with Retry-After, nothing
+    published; the retried POST once Redis is back is published exactly once."""
+    from tests.gateway._proxy import Proxy
+
+    prefix = f"gwp-{domain.tag}:"
+    proxy = Proxy(6379)
+    await proxy.start()
+    direct = f"redis://127.0.0.1:6379/0?prefix={prefix}"
+    via_proxy = (
+        f"redis://127.0.0.1:{proxy.port}/0?prefix={prefix}&reconnect_timeout=1&connect_timeout=0.5"
+    )
+    bus, got = await _consumer(direct, domain)
+    try:
+        async with serve(build_app(via_proxy, domain, retry_after=2)) as client:
+            first = await client.post(
+                "/events/OrderPlaced", json=PLACED, headers={**AUTH, "ce-id": "evt-a"}
+            )
+            assert first.status_code == 202, first.text
+            await proxy.stop()
+            down = await client.post(
+                "/events/OrderPlaced", json=PLACED, headers={**AUTH, "ce-id": "evt-b"}
+            )
+            _problem(down, 503, "broker-unavailable")
+            assert down.headers["retry-after"] == "2"
+            await asyncio.sleep(0.5)
+            assert [e.id for _, e in got] == ["evt-a"]  # nothing of evt-b was published
+            await proxy.start()
+            again = await client.post(
+                "/events/OrderPlaced", json=PLACED, headers={**AUTH, "ce-id": "evt-b"}
+            )
+            assert again.status_code == 202, again.text
+            assert again.json()["duplicate"] is False
+            await until(lambda: len(got) == 2)
+            await asyncio.sleep(0.3)
+    finally:
+        await bus.close()
+        await proxy.stop()
+    assert [e.id for _, e in got] == ["evt-a", "evt-b"]

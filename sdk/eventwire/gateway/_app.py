@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -163,24 +163,21 @@ class _Gateway:
             )
         return out
 
-    async def _page(self, request: Request, channel: str) -> dict[str, Any]:
-        query = request.query_params
+    async def _page(self, query: Mapping[str, str], channel: str) -> dict[str, Any]:
         numbers = {}
         for name, default, low, top in (("offset", 0, 0, MAX_OFFSET), ("limit", 50, 1, 500)):
             text = query.get(name)
-            if text is None or (text == "" and "console" in request.url.path):
+            if text is None:
                 numbers[name] = default
-                continue
-            if not _INT.match(text) or not low <= int(text) <= top:
+            elif _INT.match(text) and low <= int(text) <= top:
+                numbers[name] = int(text)
+            else:
                 raise Problem(
                     400,
                     "invalid-parameter",
                     f"{name} must be an integer from {low} to {top}, got {text[:40]!r}",
                 )
-            numbers[name] = int(text)
-        where = LetterFilter.from_query(
-            {k: v for k, v in query.items() if v or "console" not in request.url.path}
-        )
+        where = LetterFilter.from_query(query)
         letters = await self.letters(channel)
         matched = [letter for letter in letters if where(letter)]
         offset, limit = numbers["offset"], numbers["limit"]
@@ -195,7 +192,7 @@ class _Gateway:
 
     async def list_letters(self, request: Request) -> Response:
         channel = self.channel(request)
-        return JSONResponse(await self._page(request, channel))
+        return JSONResponse(await self._page(request.query_params, channel))
 
     async def get_letter(self, request: Request) -> Response:
         channel = self.channel(request)
@@ -273,11 +270,10 @@ class _Gateway:
 
     async def console_letters(self, request: Request) -> Response:
         channel = self.channel(request)
-        page = await self._page(request, channel)
+        query = {k: v for k, v in request.query_params.items() if v}  # the form's empty fields
+        page = await self._page(query, channel)
         return HTMLResponse(
-            _console.letters_page(
-                channel, page, dict(request.query_params), read_only=self.settings.read_only
-            )
+            _console.letters_page(channel, page, query, read_only=self.settings.read_only)
         )
 
     async def console_letter(self, request: Request) -> Response:
@@ -298,7 +294,7 @@ def _routes(gateway: _Gateway) -> list[BaseRoute]:
     get = ["GET"]
 
     def route(path: str, endpoint: Endpoint, methods: list[str]) -> Route:
-        return Route(path, _handle(endpoint), methods=methods)
+        return Route(path, _handle(endpoint, html=path.startswith("/console")), methods=methods)
 
     routes: list[BaseRoute] = [
         route("/", gateway.home, get),
@@ -333,11 +329,17 @@ def _routes(gateway: _Gateway) -> list[BaseRoute]:
     return routes
 
 
-def _handle(endpoint: Endpoint) -> Endpoint:
+def _handle(endpoint: Endpoint, *, html: bool) -> Endpoint:
     async def handler(request: Request) -> Response:
         try:
             return await endpoint(request)
         except Problem as problem:
+            if html:
+                return HTMLResponse(
+                    _console.error_page(problem.status, problem.detail),
+                    status_code=problem.status,
+                    headers=problem.headers,
+                )
             return problem_response(problem, request.url.path)
 
     return handler

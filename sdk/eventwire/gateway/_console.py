@@ -8,7 +8,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-__all__ = ["channels_page", "letter_page", "letters_page"]
+__all__ = ["channels_page", "error_page", "letter_page", "letters_page"]
 
 
 def _layout(title: str, body: str, *, read_only: bool) -> str:
@@ -199,3 +199,12 @@ def letter_page(channel: str, letter: Mapping[str, Any], *, read_only: bool) -> 
         f"<h2>Headers</h2><pre>{escape(json.dumps(letter['headers'], indent=2))}</pre>"
     )
     return _layout(f"{channel} letter", body, read_only=read_only)
+
+
+def error_page(status: int, detail: str) -> str:
+    """What went wrong, as a page of the console."""
+    body = (
+        f'<h1>{status}</h1><p class="error">{escape(detail)}</p>'
+        '<p><a href="/console">All channels</a></p>'
+    )
+    return _layout(f"Error {status}", body, read_only=True)
