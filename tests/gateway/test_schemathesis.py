@@ -24,7 +24,7 @@ from tests.gateway._domain import AUTH, make_domain
 from tests.gateway.conftest import build_app
 
 #: Generated cases per operation; the whole run stays within seconds.
-MAX_EXAMPLES = int(os.environ.get("EVENTWIRE_FUZZ_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("EVENTWIRE_FUZZ_EXAMPLES", "10"))
 CASES: dict[str, int] = {}
 
 
