@@ -126,3 +126,17 @@ def test_serve_runs_uvicorn(tmp_path: Path) -> None:
         output, _ = server.communicate(timeout=30)
     assert TOKEN not in output.decode()
     assert "server" not in {k.lower() for k in accepted.headers}
+
+
+def test_the_api_names_the_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import eventwire.gateway
+    from eventwire.errors import ConfigurationError
+
+    real = importlib.util.find_spec
+
+    def without_uvicorn(name: str, *args: object) -> object:
+        return None if name == "uvicorn" else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_uvicorn)
+    with pytest.raises(ConfigurationError, match=r"pip install 'eventwire\[serve\]'"):
+        eventwire.gateway.create_app  # noqa: B018

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import tempfile
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -386,7 +387,6 @@ def create_app(
             yield
         finally:
             await link.close()
-            shutil.rmtree(html_dir, ignore_errors=True)
 
     routes = _routes(gateway)
 
@@ -400,4 +400,5 @@ def create_app(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
     app.state.gateway = gateway
+    weakref.finalize(app, shutil.rmtree, html_dir, ignore_errors=True)  # also if never started
     return app
