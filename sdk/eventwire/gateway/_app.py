@@ -112,12 +112,7 @@ class _Gateway:
             for letter in await self.letters(channel):
                 if letter_id(letter) == wanted:
                     return letter
-        raise Problem(
-            404,
-            "unknown-letter",
-            f"no dead letter {wanted!r} in {channel}.dlq (it may have been removed by the "
-            "broker's retention); list them with GET /dead-letters/{channel}",
-        )
+        raise _no_letter(channel, wanted)
 
     @property
     def binding(self) -> str:
@@ -204,14 +199,15 @@ class _Gateway:
         channel = self.channel(request)
         self.guard(request)
         wanted = str(request.path_params["letter"])
-        await self.find(channel, wanted)
-        count = await self.link.bus.replay_dead_letters(
-            channel,
-            where=lambda letter: letter_id(letter) == wanted,
-            limit=self.settings.scan_limit,
-        )
+        count = 0
+        if _LETTER.match(wanted):
+            count = await self.link.bus.replay_dead_letters(
+                channel,
+                where=lambda letter: letter_id(letter) == wanted,
+                limit=self.settings.scan_limit,
+            )
         if count == 0:
-            await self.find(channel, "")  # gone between the two reads: 404
+            raise _no_letter(channel, wanted)
         log.info("eventwire gateway: replayed letter %s of %s", wanted, channel)
         return JSONResponse({"replayed": count})
 
@@ -288,6 +284,15 @@ class _Gateway:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _no_letter(channel: str, wanted: str) -> Problem:
+    return Problem(
+        404,
+        "unknown-letter",
+        f"no dead letter {wanted[:40]!r} in {channel}.dlq (it may have been removed by the "
+        f"broker's retention); list them with GET /dead-letters/{channel}",
+    )
 
 
 def _routes(gateway: _Gateway) -> list[BaseRoute]:
