@@ -377,3 +377,21 @@ async def test_real_broker_gone_during_a_post(domain: Domain) -> None:
         await bus.close()
         await proxy.stop()
     assert [e.id for _, e in got] == ["evt-a", "evt-b"]
+
+
+@pytest.mark.broker
+async def test_an_event_over_the_backends_limit_is_413(domain: Domain) -> None:
+    """Under the body limit but over what the broker takes (Redis max_message_bytes)."""
+    url = f"redis://127.0.0.1:6379/0?prefix=gwl-{domain.tag}:&max_message_bytes=2048"
+    extensions = {f"ce-note{i}": "x" * 200 for i in range(12)}
+    async with serve(build_app(url, domain)) as client:
+        small = await client.post("/events/OrderPlaced", json=PLACED, headers=AUTH)
+        large = await client.post(
+            "/events/OrderPlaced", json=PLACED, headers={**AUTH, **extensions}
+        )
+    assert small.status_code == 202, small.text
+    body = _problem(large, 413, "event-too-large")
+    assert "2048" in body["detail"] and "nothing was published" in body["detail"]
+    async with EventBus(url) as bus:
+        stored = await bus.backend.browse(domain.orders)
+    assert [m.headers["ce_id"] for m in stored] == [small.json()["id"]]
