@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 from eventwire.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from eventwire.gateway._app import GatewaySettings, create_app
+    from eventwire.gateway._app import create_app
     from eventwire.gateway._auth import TOKEN_ENV, load_token
+    from eventwire.gateway._settings import GatewaySettings
 
 __all__ = ["TOKEN_ENV", "GatewaySettings", "create_app", "load_token", "require_extra"]
 
 _WHERE = {
-    "GatewaySettings": "eventwire.gateway._app",
+    "GatewaySettings": "eventwire.gateway._settings",
     "create_app": "eventwire.gateway._app",
     "TOKEN_ENV": "eventwire.gateway._auth",
     "load_token": "eventwire.gateway._auth",

@@ -25,7 +25,6 @@ from starlette.staticfiles import StaticFiles
 from eventwire.bus import EventBus
 from eventwire.contracts import render_html
 from eventwire.deadletter import DeadLetter
-from eventwire.errors import ConfigurationError
 from eventwire.flow import build_graph, participant_from_asyncapi, to_svg
 from eventwire.gateway import _console
 from eventwire.gateway._auth import check_token
@@ -37,44 +36,14 @@ from eventwire.gateway._ingress import publish_event
 from eventwire.gateway._link import BrokerLink
 from eventwire.gateway._openapi import MAX_OFFSET, OPENAPI_PATH, build_openapi
 from eventwire.gateway._problems import Problem, problem_response
+from eventwire.gateway._settings import GatewaySettings
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 
-__all__ = ["GatewaySettings", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("eventwire.gateway")
 _INT = re.compile(r"^[0-9]{1,40}$")
 _LETTER = re.compile(r"^[0-9a-f]{20}$")
-
-
-@dataclasses.dataclass(frozen=True)
-class GatewaySettings:
-    """How a gateway runs.
-
-    - ``token``: the bearer token of every mutating endpoint (required unless ``read_only``);
-    - ``read_only``: no ingress, no replay (the endpoints are not served);
-    - ``max_body_bytes``: larger request bodies get ``413``;
-    - ``scan_limit``: dead letters read per channel at most (counts and filters use them);
-    - ``source``: the CloudEvents source of events posted without one;
-    - ``retry_after``: seconds in ``Retry-After`` of a ``503`` (and between reconnects).
-    """
-
-    token: str | None = None
-    read_only: bool = False
-    max_body_bytes: int = 1024 * 1024
-    scan_limit: int = 1000
-    source: str = "eventwire-gateway"
-    retry_after: int = 5
-
-    def __post_init__(self) -> None:
-        if self.token is None and not self.read_only:
-            raise ConfigurationError(
-                "the gateway needs a bearer token for its mutating endpoints: give "
-                "--token-file FILE or set $EVENTWIRE_GATEWAY_TOKEN (or run --read-only)"
-            )
-        for name in ("max_body_bytes", "scan_limit", "retry_after"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
 
 
 @dataclasses.dataclass
