@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -38,7 +39,7 @@ ARGS = [
 async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
     if shutil.which(CHROMIUM) is None:
         missing("chromium is not installed (apt-get install -y chromium)")
-    from playwright.async_api import async_playwright
+    from playwright.async_api import Locator, async_playwright
 
     shots = Path(os.environ.get("EVENTWIRE_SCREENSHOTS", tmp_path))
     tag = f"gwc-{uuid.uuid4().hex[:8]}"
@@ -54,6 +55,11 @@ async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
                 browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                 page = await browser.new_page(viewport={"width": 1280, "height": 640})
                 failed_requests: list[str] = []
+
+                def row_of(key: str) -> Locator:  # the row whose key cell is exactly `key`
+                    cell = page.locator("td:nth-child(3) code", has_text=re.compile(f"^{key}$"))
+                    return page.locator("tbody tr", has=cell)
+
                 page.on("requestfailed", lambda r: failed_requests.append(r.url))
                 await page.goto(f"{base}/console")
                 row = page.locator("tr", has_text=domain.orders)
@@ -67,7 +73,7 @@ async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
                 assert await page.locator("tbody tr").count() == 4
 
                 page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-                await page.locator("tr", has_text="r-1").locator("button").click()
+                await row_of("r-1").locator("button").click()
                 status = page.locator("#status")
                 await status.filter(has_text="Replayed").wait_for()
                 assert await status.inner_text() == "Replayed 1 letter(s)."
@@ -75,7 +81,7 @@ async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
                     path=str(shots / "gateway-console-letters.png"), full_page=True
                 )
 
-                await page.locator("tr", has_text="f-0").locator("a").click()
+                await row_of("f-0").locator("a").click()
                 await page.locator("h2", has_text="Payload").wait_for()
                 text = await page.locator("main").inner_text()
                 assert "no stock record for f-0" in text and "max-attempts" in text

@@ -89,6 +89,10 @@ async def test_list_filter_page_get_and_replay(
         ("GET", "/dead-letters/{orders}?since=yesterday", 400, "invalid-filter"),
         ("POST", "/dead-letters/{orders}/replay?until=2026-13-01T00:00:00Z", 400, "invalid-filter"),
         ("DELETE", "/dead-letters/{orders}", 405, "method-not-allowed"),
+        ("POST", "/dead-letters/{orders}/replay?reson=invalid", 400, "invalid-parameter"),
+        ("POST", "/dead-letters/{orders}/replay?reason=a&reason=b", 400, "invalid-parameter"),
+        ("GET", "/dead-letters/{orders}?page=2", 400, "invalid-parameter"),
+        ("GET", "/health/ready?verbose=1", 400, "invalid-parameter"),
     ],
 )
 async def test_bad_requests(

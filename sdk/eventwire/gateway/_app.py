@@ -44,6 +44,8 @@ __all__ = ["create_app"]
 log = logging.getLogger("eventwire.gateway")
 _INT = re.compile(r"^[0-9]{1,40}$")
 _LETTER = re.compile(r"^[0-9a-f]{20}$")
+_FILTERS = frozenset({"reason", "error_type", "group", "since", "until"})
+_PAGE = frozenset({"offset", "limit"})
 
 
 @dataclasses.dataclass
@@ -268,19 +270,26 @@ def _routes(gateway: _Gateway) -> list[BaseRoute]:
     static = resources.files("eventwire.gateway").joinpath("static")
     get = ["GET"]
 
-    def route(path: str, endpoint: Endpoint, methods: list[str]) -> Route:
-        return Route(path, _handle(endpoint, html=path.startswith("/console")), methods=methods)
+    def route(
+        path: str, endpoint: Endpoint, methods: list[str], query: frozenset[str] | None = None
+    ) -> Route:
+        """`query`: the parameters an API endpoint takes (others are refused); ``None``: a
+        page, which ignores what it does not know."""
+        handler = _handle(endpoint, html=path.startswith("/console"), query=query)
+        return Route(path, handler, methods=methods)
+
+    none: frozenset[str] = frozenset()
 
     routes: list[BaseRoute] = [
         route("/", gateway.home, get),
-        route(OPENAPI_PATH, gateway.openapi_json, get),
-        route("/health/live", gateway.live, get),
-        route("/health/ready", gateway.ready, get),
+        route(OPENAPI_PATH, gateway.openapi_json, get, none),
+        route("/health/live", gateway.live, get, none),
+        route("/health/ready", gateway.ready, get, none),
         route("/flow.svg", gateway.flow, get),
         route("/asyncapi/", gateway.asyncapi_index, get),
         Mount("/asyncapi", StaticFiles(directory=gateway.html_dir)),
-        route("/dead-letters", gateway.channels, get),
-        route("/dead-letters/{channel}", gateway.list_letters, get),
+        route("/dead-letters", gateway.channels, get, none),
+        route("/dead-letters/{channel}", gateway.list_letters, get, _FILTERS | _PAGE),
         route("/console", gateway.console_channels, get),
         Mount("/console/static", StaticFiles(directory=str(static))),
         route("/console/{channel}", gateway.console_letters, get),
@@ -288,25 +297,44 @@ def _routes(gateway: _Gateway) -> list[BaseRoute]:
     ]
     read_only = gateway.settings.read_only
     routes += [
-        route("/events/{type}", gateway.refuse if read_only else gateway.ingress, ["POST"]),
+        route("/events/{type}", gateway.refuse if read_only else gateway.ingress, ["POST"], none),
         route(
             "/dead-letters/{channel}/replay",
             gateway.refuse if read_only else gateway.replay_many,
             ["POST"],
+            _FILTERS,
         ),
         route(
             "/dead-letters/{channel}/{letter}/replay",
             gateway.refuse if read_only else gateway.replay_one,
             ["POST"],
+            none,
         ),
     ]
-    routes.append(route("/dead-letters/{channel}/{letter}", gateway.get_letter, get))
+    routes.append(route("/dead-letters/{channel}/{letter}", gateway.get_letter, get, none))
     return routes
 
 
-def _handle(endpoint: Endpoint, *, html: bool) -> Endpoint:
+def _check_query(request: Request, allowed: frozenset[str]) -> None:
+    """An unknown or repeated parameter is refused: a misspelt filter must not widen a replay."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    unknown = sorted({n for n in names if n not in allowed})
+    repeated = sorted({n for n in names if names.count(n) > 1} - set(unknown))
+    if unknown or repeated:
+        what = (
+            f"unknown query parameter(s) {', '.join(map(repr, unknown))[:200]}"
+            if unknown
+            else f"repeated query parameter(s) {', '.join(map(repr, repeated))}"
+        )
+        accepted = ", ".join(sorted(allowed)) or "none"
+        raise Problem(400, "invalid-parameter", f"{what}; this endpoint takes: {accepted}")
+
+
+def _handle(endpoint: Endpoint, *, html: bool, query: frozenset[str] | None) -> Endpoint:
     async def handler(request: Request) -> Response:
         try:
+            if query is not None:
+                _check_query(request, query)
             return await endpoint(request)
         except Problem as problem:
             if html:
