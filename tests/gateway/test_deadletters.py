@@ -80,7 +80,8 @@ async def test_list_filter_page_get_and_replay(
     [
         ("GET", "/dead-letters/{orders}/{missing}", 404, "unknown-letter"),
         ("POST", "/dead-letters/{orders}/{missing}/replay", 404, "unknown-letter"),
-        ("GET", "/dead-letters/{orders}/not-a-letter-id", 404, "unknown-letter"),
+        ("GET", "/dead-letters/{orders}/not-a-letter-id", 404, "not-found"),
+        ("GET", "/dead-letters/{orders}/replay", 405, "method-not-allowed"),
         ("GET", "/dead-letters/nowhere", 404, "unknown-channel"),
         ("POST", "/dead-letters/nowhere/replay", 404, "unknown-channel"),
         ("GET", "/dead-letters/{orders}?limit=0", 400, "invalid-parameter"),

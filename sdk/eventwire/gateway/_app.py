@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -266,6 +267,21 @@ def _no_letter(channel: str, wanted: str) -> Problem:
     )
 
 
+class _LetterId(Convertor[str]):
+    """A letter id in a path: so that ``/dead-letters/<channel>/replay`` is never one."""
+
+    regex = "[0-9a-f]{20}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("eventwire_letter", _LetterId())
+
+
 def _routes(gateway: _Gateway) -> list[BaseRoute]:
     static = resources.files("eventwire.gateway").joinpath("static")
     get = ["GET"]
@@ -305,13 +321,15 @@ def _routes(gateway: _Gateway) -> list[BaseRoute]:
             _FILTERS,
         ),
         route(
-            "/dead-letters/{channel}/{letter}/replay",
+            "/dead-letters/{channel}/{letter:eventwire_letter}/replay",
             gateway.refuse if read_only else gateway.replay_one,
             ["POST"],
             none,
         ),
     ]
-    routes.append(route("/dead-letters/{channel}/{letter}", gateway.get_letter, get, none))
+    routes.append(
+        route("/dead-letters/{channel}/{letter:eventwire_letter}", gateway.get_letter, get, none)
+    )
     return routes
 
 
