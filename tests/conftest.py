@@ -21,3 +21,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run through anyio's pytest plugin (``@pytest.mark.anyio``), on asyncio."""
+    return "asyncio"

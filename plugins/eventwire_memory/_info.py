@@ -9,7 +9,7 @@ from eventwire.backend import BackendInfo, Capabilities
 __all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME"]
 
 SCHEME = "memory"
-#: The largest message (body plus header names and values) the memory backend stores.
+#: The largest message (body, key, header names and values) the memory backend stores.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 CAPABILITIES = Capabilities(

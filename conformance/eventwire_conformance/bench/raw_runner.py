@@ -71,9 +71,9 @@ async def sweep(url: str, marker: str, channels: Sequence[str], groups: Sequence
 
 def _sweep_memory(url: str, channels: Sequence[str]) -> list[str]:
     """Forget the run's channels in the in-process broker (so their memory is freed)."""
-    from eventwire_memory import get_broker, parse_memory_url
+    from eventwire_memory import MemorySettings, get_broker
 
-    broker = get_broker(parse_memory_url(url)[0])
+    broker = get_broker(MemorySettings.parse(url).broker)
     names = (*channels, *(f"{c}.dlq" for c in channels))
     deleted = [name for name in names if broker.delete_channel(name)]
     return deleted
