@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 import weakref
@@ -43,6 +44,9 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         self._shards: dict[str, int] = {}
         self._round_robin = 0
         self._trimmed = 0.0
+        #: Publishes waiting for the next commit, and the task committing them.
+        self._queue: list[tuple[str, list[tuple[int, WireMessage]], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def _connect(self) -> None:
         await self._db.open()
@@ -72,11 +76,34 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         with self.map_errors(f"publish to {channel!r}", into=PublishError):
             shards = await self._channel_shards(channel)
             rows = [(self._shard(m.key, shards), m) for m in messages]
-            await self._db.run(self._db.append, channel, rows)
-            await self._apply_retention()
+            await self._commit(channel, rows)
         for subscription in list(_LOCAL.get(self.settings.path, ())):
             if subscription.spec.channel == channel:
                 subscription.notify()
+
+    async def _commit(self, channel: str, rows: list[tuple[int, WireMessage]]) -> None:
+        """Store `rows`, in one transaction with the publishes waiting meanwhile (group
+        commit: one disk sync for all of them)."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((channel, rows, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name=f"eventwire-sqlite:{self.url}")
+        await done
+
+    async def _write(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self._db.run(self._db.append, [(c, rows) for c, rows, _ in batch])
+                await self._apply_retention()
+            except Exception as exc:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     async def _apply_retention(self) -> None:
         retention = self.settings.retention

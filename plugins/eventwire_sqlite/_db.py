@@ -169,13 +169,15 @@ class Database:
 
         return _transaction(conn, work)
 
-    def append(self, channel: str, rows: Sequence[tuple[int, WireMessage]]) -> None:
-        """Store `rows` (shard, message) in one transaction: all or nothing."""
+    def append(self, batches: Sequence[tuple[str, Sequence[tuple[int, WireMessage]]]]) -> None:
+        """Store every batch of (shard, message) rows of every channel in one transaction:
+        all or nothing (one commit for several concurrent publishes)."""
         assert self._data is not None
         conn = self._data
         now = time.time()
         values = [
             (channel, shard, m.key, bytes(m.body), json.dumps(dict(m.headers)), now)
+            for channel, rows in batches
             for shard, m in rows
         ]
         _transaction(
