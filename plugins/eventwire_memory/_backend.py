@@ -141,3 +141,7 @@ class MemoryBackend(BaseBackend[MemorySettings]):
         self.check_connected()
         self.check_channel(channel)
         return self.broker.browse(channel, limit)
+
+    async def delete_channel(self, channel: str) -> bool:
+        """Forget `channel`, its messages and its groups (`eventwire.backend.ChannelDeleter`)."""
+        return self.broker.delete_channel(channel)
