@@ -128,7 +128,7 @@ class MemoryBackend(BaseBackend[MemorySettings]):
         member = self.broker.join(
             spec.channel,
             spec.group,
-            consumer=spec.consumer,
+            member_prefix=spec.member_prefix,
             max_in_flight=spec.max_in_flight,
             from_beginning=spec.from_beginning,
             partitions=self.partitions,

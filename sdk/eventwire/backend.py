@@ -85,7 +85,9 @@ class SubscriptionSpec:
     group: str
     from_beginning: bool = False
     max_in_flight: int = 256
-    consumer: str = "consumer"
+    #: The start of this member's id (the backend appends something unique): which host
+    #: and process it runs in, for the broker's tools and the logs.
+    member_prefix: str = "member"
 
 
 class Subscription(Protocol):
