@@ -93,6 +93,7 @@ class SqliteSubscription(BaseSubscription):
         self._ack_event = asyncio.Event()
         self._wake = asyncio.Event()
         self._fetch: asyncio.Task[None] | None = None
+        self._turn = 0
 
     def __repr__(self) -> str:
         return f"<SqliteSubscription {self.spec.channel}/{self.spec.group} {self.member_id}>"
@@ -175,9 +176,11 @@ class SqliteSubscription(BaseSubscription):
         if not ready or not self.running:
             return False
         by_index = {shard.index: shard for shard in ready}
+        self._turn = (self._turn + 1) % len(ready)  # who goes first when the limit is small
+        order = [shard.index for shard in ready[self._turn :] + ready[: self._turn]]
         with self.coordinator.reading(ready):
             rows = await self._db.run(
-                self._db.read, self.spec.channel, self.spec.group, list(by_index), self._limit
+                self._db.read, self.spec.channel, self.spec.group, order, self._limit
             )
             for row in rows:
                 self.coordinator.delivered(by_index[row[0]])
