@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseSubscription, Shard, ShardCoordinator
+from eventwire.backendkit import BaseSubscription, Outage, Shard, ShardCoordinator
 
 from eventwire_sqlite._db import Database, Row, SqliteLeaseStore
 
@@ -114,24 +114,15 @@ class SqliteSubscription(BaseSubscription):
     # -- fetching --------------------------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
-        failing = False
+        outage = Outage(f"sqlite read of {self.spec.channel}/{self.spec.group}", self._scrub)
         while self.running:
             self._wake.clear()
             self.coordinator.changed.clear()
             try:
                 found = await self._recover() | await self._read()
-                failing = False
+                outage.ok()
             except sqlite3.Error as exc:
-                if not failing:
-                    log.warning(
-                        "eventwire: %s/%s cannot read the database (%s: %s); retrying",
-                        self.spec.channel,
-                        self.spec.group,
-                        type(exc).__name__,
-                        self._scrub(str(exc)),
-                    )
-                failing = True
-                await asyncio.sleep(self._settings.poll_interval * 4)
+                await asyncio.sleep(outage.failed(exc))
                 continue
             if not found:
                 await self._idle()
@@ -210,24 +201,16 @@ class SqliteSubscription(BaseSubscription):
             self._ack_event.set()
 
     async def _flush_loop(self) -> None:
-        failing = False
+        outage = Outage(f"sqlite acks of {self.spec.channel}/{self.spec.group}", self._scrub)
         while True:
             await self._ack_event.wait()
             self._ack_event.clear()
             try:
                 await self._flush()
-                failing = False
+                outage.ok()
             except sqlite3.Error as exc:
-                if not failing:
-                    log.warning(
-                        "eventwire: acknowledgements of %s/%s wait for the database (%s)",
-                        self.spec.channel,
-                        self.spec.group,
-                        type(exc).__name__,
-                    )
-                failing = True
                 self._ack_event.set()
-                await asyncio.sleep(self._settings.poll_interval * 4)
+                await asyncio.sleep(outage.failed(exc))
 
     async def _flush(self) -> None:
         """Send the acks taken so far (also the last ones, on close)."""
