@@ -319,6 +319,20 @@ class Database:
             ),
         )
 
+    def give_back(self, channel: str, group: str, entries: Sequence[tuple[int, int]]) -> None:
+        """`entries` (shard, seq) were handed out but never reached a handler: take back
+        their last delivery, so the next delivery counts as the one it really is."""
+        assert self._data is not None
+        conn = self._data
+        _transaction(
+            conn,
+            lambda: conn.executemany(
+                "UPDATE pending SET deliveries = deliveries - 1 WHERE channel = ? AND grp = ? "
+                "AND shard = ? AND seq = ? AND deliveries > 0",
+                [(channel, group, shard, seq) for shard, seq in entries],
+            ),
+        )
+
     # -- members and leases ----------------------------------------------------------------
 
     def heartbeat(
