@@ -15,9 +15,16 @@ from tests._tools import FULL_RUN
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if FULL_RUN:
         return
-    selected, deselected = [], []
+    selected: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
     for item in items:
         (deselected if item.get_closest_marker("broker") else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run through anyio's pytest plugin (``@pytest.mark.anyio``), on asyncio."""
+    return "asyncio"

@@ -20,23 +20,24 @@ other processes cannot share it either (``cross_process=False``).
 ``memory://`` is the broker named ``"default"``; ``memory://name`` is a separate broker
 ``name``. Backends with the same URL in one process share the broker. Retention is
 unbounded: every message stays in memory until the process ends or `reset_brokers` forgets
-the broker. Messages over 8 MiB (body plus headers) are refused with
+the broker. Messages over 8 MiB (body, key and headers) are refused with
 `eventwire.errors.MessageTooLargeError`. Options: ``partitions`` (for channels the backend
 creates), as a backend option or ``memory://name?partitions=4``.
 """
 
-from eventwire_memory._backend import MemoryBackend, MemorySubscription, parse_memory_url
+from eventwire_memory._backend import MemoryBackend, MemorySubscription
 from eventwire_memory._broker import (
     DEFAULT_BROKER,
     DEFAULT_PARTITIONS,
     GroupState,
     MemoryBroker,
-    MemoryDelivery,
+    MemoryInbound,
     PartitionState,
     get_broker,
     reset_brokers,
 )
 from eventwire_memory._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES
+from eventwire_memory._settings import MemorySettings
 
 __all__ = [
     "BACKEND_INFO",
@@ -47,10 +48,10 @@ __all__ = [
     "GroupState",
     "MemoryBackend",
     "MemoryBroker",
-    "MemoryDelivery",
+    "MemoryInbound",
+    "MemorySettings",
     "MemorySubscription",
     "PartitionState",
     "get_broker",
-    "parse_memory_url",
     "reset_brokers",
 ]

@@ -43,3 +43,23 @@ def test_every_guarantee_passes_on_the_real_broker(name: str, tmp_path: Path) ->
     failed = {gid: r for gid, r in results.items() if r["status"] != "passed"}
     assert failed == {}, done.stdout[-4000:]
     assert done.returncode == 0
+
+
+def test_every_guarantee_passes_on_a_sqlite_file(tmp_path: Path) -> None:
+    """The embedded durable backend needs no broker: its G16 "restart" makes the file
+    unavailable for a while (``python -m eventwire_sqlite.outage``)."""
+    database = tmp_path / "conformance.db"
+    report = tmp_path / "sqlite.json"
+    command = [
+        sys.executable, "-m", "eventwire.cli", "conformance", "run",
+        f"sqlite://{database}?busy_timeout=1&lease_ttl=1", "--json", str(report), "-n", "2",
+        "--restart-cmd", f"{sys.executable} -m eventwire_sqlite.outage {database}",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, timeout=600, capture_output=True, text=True)
+    assert report.exists(), done.stdout[-4000:] + done.stderr[-4000:]
+    (backend,) = json.loads(report.read_text())["backends"].values()
+    results = backend["results"]
+    assert sorted(results) == IDS
+    failed = {gid: r for gid, r in results.items() if r["status"] != "passed"}
+    assert failed == {}, done.stdout[-4000:]
+    assert done.returncode == 0

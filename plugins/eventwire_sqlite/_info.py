@@ -1,0 +1,35 @@
+"""What the sqlite backend declares about itself (cheap to import: no database code)."""
+
+from __future__ import annotations
+
+from eventwire.asyncapi import AsyncAPIProtocol
+from eventwire.backend import Backend, BackendInfo, Capabilities
+
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME", "asyncapi_protocol"]
+
+SCHEME = "sqlite"
+#: The default ``max_message_bytes`` (body, key and headers of one event); SQLite itself
+#: stores up to 1 GB per value.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+# Every guarantee (G16: the database file becomes unavailable for a while, then comes back).
+CAPABILITIES = Capabilities(cross_process=True, max_message_bytes=MAX_MESSAGE_BYTES)
+
+BACKEND_INFO = BackendInfo(
+    name="sqlite",
+    schemes=(SCHEME,),
+    description="durable embedded broker in one SQLite file, shared by the processes of one "
+    "host (sharded log, consumer groups, shard leases as rows)",
+    capabilities=CAPABILITIES,
+    binding="kafka",
+)
+
+
+def asyncapi_protocol(backend: Backend) -> AsyncAPIProtocol:
+    """How the sqlite backend appears in AsyncAPI: its own protocol name, no bindings."""
+    return AsyncAPIProtocol(
+        "sqlite",
+        description="eventwire's embedded durable broker: one SQLite file shared by the "
+        "processes of one host",
+        server_extensions={"x-eventwire-embedded": True},
+    )

@@ -1,0 +1,261 @@
+"""One group member: shard coordination, the fetch loop and batched acknowledgements.
+
+Three background tasks per member (`BaseSubscription.spawn`):
+
+- the kit's `ShardCoordinator` heartbeats the member and holds its shard leases (rows of
+  the file, `SqliteLeaseStore`);
+- the *fetch loop* first delivers again, in order, what earlier owners of a newly leased
+  shard left pending (delivery count + 1), then reads new messages of its ready shards in
+  one transaction that marks them pending; it hands them to the handler one by one (a full
+  pipeline blocks it: backpressure) and sleeps ``poll_interval`` when there is nothing;
+- the *ack flusher* deletes the acked entries' pending rows in one transaction per batch,
+  then reports them settled to the coordinator (which gives a draining shard back once its
+  last one is settled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseSubscription, Outage, Shard, ShardCoordinator
+
+from eventwire_sqlite._db import Database, Row, SqliteLeaseStore
+
+if TYPE_CHECKING:
+    from eventwire_sqlite._settings import SqliteSettings
+
+__all__ = ["SqliteInbound", "SqliteSubscription"]
+
+log = logging.getLogger("eventwire.sqlite")
+
+
+class SqliteInbound:
+    """A message handed to this member (an `eventwire.backend.Inbound`)."""
+
+    __slots__ = ("_settled", "_shard", "_subscription", "delivery_count", "message", "seq")
+
+    def __init__(self, subscription: SqliteSubscription, shard: Shard, row: Row) -> None:
+        _, seq, deliveries, key, body, headers = row
+        self.message = WireMessage(bytes(body), json.loads(headers), key)
+        self.delivery_count = deliveries
+        self.seq = seq
+        self._shard = shard
+        self._subscription = subscription
+        self._settled = False
+
+    async def ack(self) -> None:
+        """Settle it; idempotent, ignored once the member closed or aborted."""
+        if not self._settled:
+            self._settled = True
+            self._subscription.ack(self._shard, self.seq)
+
+    def __repr__(self) -> str:
+        return (
+            f"<SqliteInbound shard={self._shard.index} seq={self.seq} "
+            f"delivery_count={self.delivery_count}>"
+        )
+
+
+class SqliteSubscription(BaseSubscription):
+    """One member of ``spec.group`` on ``spec.channel``; started by `SqliteBackend.subscribe`."""
+
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        handler: MessageHandler,
+        database: Database,
+        settings: SqliteSettings,
+        shards: int,
+        scrub: Callable[[str], str],
+    ) -> None:
+        super().__init__(spec, handler)
+        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}"
+        self._db = database
+        self._settings = settings
+        self._scrub = scrub
+        self.coordinator = ShardCoordinator(
+            SqliteLeaseStore(database, spec.channel, spec.group),
+            self.member_id,
+            shards,
+            ttl=settings.lease_ttl,
+            scrub=scrub,
+        )
+        self._limit = min(settings.fetch_count, spec.max_in_flight)
+        self._acks: list[tuple[Shard, int]] = []
+        self._ack_event = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._fetch: asyncio.Task[None] | None = None
+        self._turn = 0
+
+    def __repr__(self) -> str:
+        return f"<SqliteSubscription {self.spec.channel}/{self.spec.group} {self.member_id}>"
+
+    async def start(self) -> None:
+        """Start the tasks; return once this member holds its share (or ``lease_ttl`` passed)."""
+        self.spawn(self.coordinator.run(), "coordinator")
+        self._fetch = self.spawn(self._fetch_loop(), "fetch")
+        self.spawn(self._flush_loop(), "acks")
+        # another member may still drain a shard of ours: it comes once settled
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.coordinator.balanced.wait(), self._settings.lease_ttl)
+
+    def notify(self) -> None:
+        """New messages were written (by this process): look now, not at the next poll."""
+        self._wake.set()
+
+    # -- fetching --------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        outage = Outage(f"sqlite read of {self.spec.channel}/{self.spec.group}", self._scrub)
+        while self.running:
+            self._wake.clear()
+            self.coordinator.changed.clear()
+            try:
+                found = await self._recover() | await self._read()
+                outage.ok()
+            except sqlite3.Error as exc:
+                await asyncio.sleep(outage.failed(exc))
+                continue
+            if not found:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        waits = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self.coordinator.changed.wait()),
+        ]
+        try:
+            await asyncio.wait(
+                waits, timeout=self._settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+
+    async def _recover(self) -> bool:
+        found = False
+        for shard in self.coordinator.to_recover():
+            epoch = shard.epoch
+            with self.coordinator.reading([shard]):
+                rows, lost = await self._take(
+                    self._db.recover, self.spec.channel, self.spec.group, shard.index
+                )
+            if lost:
+                log.warning(
+                    "eventwire: %d pending event(s) of %s/%s were deleted by retention before "
+                    "they were settled",
+                    lost,
+                    self.spec.channel,
+                    self.spec.group,
+                )
+            await self._hand_out(rows)
+            self.coordinator.mark_recovered(shard, epoch)
+            found = found or bool(rows)
+        return found
+
+    async def _read(self) -> bool:
+        ready = self.coordinator.readable()
+        if not ready or not self.running:
+            return False
+        self._turn = (self._turn + 1) % len(ready)  # who goes first when the limit is small
+        order = [shard.index for shard in ready[self._turn :] + ready[: self._turn]]
+        with self.coordinator.reading(ready):
+            rows, _ = await self._take(
+                self._db.read, self.spec.channel, self.spec.group, order, self._limit
+            )
+        await self._hand_out(rows)
+        return bool(rows)
+
+    async def _take(self, work: Callable[..., Any], *args: Any) -> tuple[list[Row], int]:
+        """Run a read or a recovery (which marks rows as handed out) and count its rows in
+        flight. Stopped while it runs, the rows it took are given back at once."""
+        job = asyncio.ensure_future(self._db.run(work, *args))
+        try:
+            result = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                late = await job
+                await self._give_back(late[0] if isinstance(late, tuple) else late)
+            raise
+        rows, lost = result if isinstance(result, tuple) else (result, 0)
+        for row in rows:
+            self.coordinator.delivered(self.coordinator.shards[row[0]])
+        return rows, lost
+
+    async def _hand_out(self, rows: list[Row]) -> None:
+        """Hand `rows` to the handler in order; what a stop leaves is given back."""
+        done = 0
+        try:
+            for row in rows:
+                if not self.running:
+                    break
+                await self.deliver(SqliteInbound(self, self.coordinator.shards[row[0]], row))
+                done += 1
+        finally:
+            if done < len(rows):
+                await self._give_back(rows[done:], counted=True)
+
+    async def _give_back(self, rows: list[Row], *, counted: bool = False) -> None:
+        """`rows` were taken but never reached the handler: undo their delivery count (the
+        next owner delivers them as if this member had not taken them) and, if they were
+        counted in flight, settle them for the hand-over."""
+        if not rows:
+            return
+        entries = [(row[0], row[1]) for row in rows]
+        with contextlib.suppress(sqlite3.Error):
+            await self._db.run(self._db.give_back, self.spec.channel, self.spec.group, entries)
+        if counted:
+            for row in rows:
+                self.coordinator.settled(self.coordinator.shards[row[0]])
+
+    async def _stop_fetching(self) -> None:
+        self.coordinator.stop()
+        if self._fetch is not None:
+            self._fetch.cancel()
+            await asyncio.gather(self._fetch, return_exceptions=True)
+
+    # -- acknowledgements ------------------------------------------------------------------
+
+    def ack(self, shard: Shard, seq: int) -> None:
+        if self.accepting:
+            self._acks.append((shard, seq))
+            self._ack_event.set()
+
+    async def _flush_loop(self) -> None:
+        outage = Outage(f"sqlite acks of {self.spec.channel}/{self.spec.group}", self._scrub)
+        while True:
+            await self._ack_event.wait()
+            self._ack_event.clear()
+            try:
+                await self._flush()
+                outage.ok()
+            except sqlite3.Error as exc:
+                self._ack_event.set()
+                await asyncio.sleep(outage.failed(exc))
+
+    async def _flush(self) -> None:
+        """Send the acks taken so far (also the last ones, on close)."""
+        while self._acks:
+            batch, self._acks = self._acks, []
+            entries = [(shard.index, seq) for shard, seq in batch]
+            try:
+                await self._db.run(self._db.ack, self.spec.channel, self.spec.group, entries)
+            except BaseException:
+                self._acks[:0] = batch  # keep them, in order, for the next try
+                raise
+            for shard, _ in batch:
+                self.coordinator.settled(shard)
+
+    async def _release(self) -> None:
+        await self.coordinator.leave()
+
+    def _drop(self) -> None:
+        self._acks.clear()

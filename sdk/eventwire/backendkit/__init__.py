@@ -1,0 +1,73 @@
+"""The backend kit: what every backend needs beyond its broker's primitives, written once.
+
+A backend built on the kit is its broker's primitives plus a few declarations:
+
+- `BackendSettings` + `option`: the backend's options as a frozen dataclass; one parser for
+  URL and keyword options (`BackendSettings.parse`), coercion by annotation (`Seconds`,
+  `ByteSize`, enums, ``Literal``, ``X | None``), secrets redacted, the docs' options table
+  rendered from it (`render_options_table`, `sync_options_tables`).
+- `BaseBackend`: idempotent ``connect`` on a `ConnectionState`, ``close``/``abort`` of every
+  subscription, the one connection guard (`BaseBackend.check_connected`), the name and size
+  checks (`check_publish`, `check_subscribe`, `message_size`), and error mapping
+  (`BaseBackend.map_errors`, `map_errors`, `scrub`) that keeps the cause.
+- `BaseSubscription`: the one shutdown contract (``stop`` / ``close`` / ``abort``, see
+  its module), background-task supervision, the one place a handler exception is caught;
+  `Outage` for a loop that retries a failing broker call (log once, back off).
+- `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol).
+- `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
+  after in-flight deliveries are settled (`ShardState`); `MemoryLeaseStore` is the
+  in-process store.
+
+``docs/backend-authors.md`` is the guide; ``eventwire_memory`` and ``eventwire_sqlite`` are
+worked examples.
+"""
+
+from eventwire.backendkit._backend import BaseBackend, ConnectionState
+from eventwire.backendkit._checks import check_messages, check_spec, message_size
+from eventwire.backendkit._coerce import ByteSize, Seconds, coerce
+from eventwire.backendkit._docs import render_options_table, sync_options_tables
+from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
+from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
+from eventwire.backendkit._outage import Outage
+from eventwire.backendkit._plugin import BackendPlugin
+from eventwire.backendkit._settings import (
+    BackendSettings,
+    Location,
+    OptionInfo,
+    OptionSpec,
+    option,
+)
+from eventwire.backendkit._shards import Shard, ShardCoordinator, ShardState
+from eventwire.backendkit._subscription import BaseSubscription, SubscriptionState
+
+__all__ = [
+    "BackendPlugin",
+    "BackendSettings",
+    "BaseBackend",
+    "BaseSubscription",
+    "ByteSize",
+    "ConnectionState",
+    "ErrorMap",
+    "Grant",
+    "LeaseRequest",
+    "LeaseStore",
+    "Location",
+    "MemoryLeaseStore",
+    "OptionInfo",
+    "OptionSpec",
+    "Outage",
+    "Seconds",
+    "Shard",
+    "ShardCoordinator",
+    "ShardState",
+    "SubscriptionState",
+    "check_messages",
+    "check_spec",
+    "coerce",
+    "map_errors",
+    "message_size",
+    "option",
+    "render_options_table",
+    "scrub",
+    "sync_options_tables",
+]

@@ -1,0 +1,275 @@
+"""BaseBackend's lifecycle, checks and error mapping; BaseSubscription's shutdown contract.
+
+A small backend built on the kit records what the kit calls and when; the memory backend
+(the kit's first user) is covered by tests/memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from eventwire.backend import Inbound, SubscriptionSpec, WireMessage
+from eventwire.backendkit import (
+    BackendSettings,
+    BaseBackend,
+    BaseSubscription,
+    ConnectionState,
+    ErrorMap,
+    SubscriptionState,
+    map_errors,
+    message_size,
+    option,
+    scrub,
+)
+from eventwire.errors import (
+    BackendUnavailableError,
+    BusClosedError,
+    ConfigurationError,
+    EventwireError,
+    MessageTooLargeError,
+    PublishError,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class ClientError(Exception):
+    """An exception of a made-up client library."""
+
+
+class ClientTimeout(ClientError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FakeSettings(BackendSettings):
+    backend = "fake"
+    schemes = ("fake",)
+    password: str | None = option(None, "password", secret=True)
+
+
+class FakeSubscription(BaseSubscription):
+    def __init__(self, spec: SubscriptionSpec, log: list[str]) -> None:
+        async def handler(inbound: Inbound) -> None:
+            raise RuntimeError("handler bug")
+
+        super().__init__(spec, handler)
+        self.log = log
+        self.spawn(self._forever(), "fetch")
+
+    async def _forever(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.log.append(f"{self.spec.group}:task-cancelled")
+            raise
+
+    async def _stop_fetching(self) -> None:
+        self.log.append(f"{self.spec.group}:stop")
+
+    async def _flush(self) -> None:
+        self.log.append(f"{self.spec.group}:flush")
+
+    async def _release(self) -> None:
+        self.log.append(f"{self.spec.group}:release")
+
+    def _drop(self) -> None:
+        self.log.append(f"{self.spec.group}:drop")
+
+
+class FakeBackend(BaseBackend[FakeSettings]):
+    name = "fake"
+    error_map = {ClientError: PublishError, ClientTimeout: BackendUnavailableError}
+
+    def __init__(self, url: str = "fake://", fail: int = 0) -> None:
+        super().__init__(FakeSettings.parse(url))
+        from eventwire.backend import Capabilities
+
+        self.capabilities = Capabilities(max_message_bytes=100)
+        self.log: list[str] = []
+        self.fail = fail
+
+    async def _connect(self) -> None:
+        self.log.append("connect")
+        await asyncio.sleep(0)
+        if self.fail:
+            self.fail -= 1
+            raise ClientTimeout(f"no answer (password {self.settings.password})")
+
+    async def _close(self) -> None:
+        self.log.append("close")
+
+    async def _abort(self) -> None:
+        self.log.append("abort")
+
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        self.check_publish(channel, messages)
+
+    async def subscribe(self, spec: SubscriptionSpec, handler: Any) -> FakeSubscription:
+        self.check_subscribe(spec)
+        subscription = FakeSubscription(spec, self.log)
+        self.track(subscription)
+        return subscription
+
+
+async def test_connect_is_idempotent_and_concurrent_callers_share_one_attempt() -> None:
+    backend = FakeBackend()
+    assert backend.state.name == ConnectionState.NEW.name
+    await asyncio.gather(backend.connect(), backend.connect(), backend.connect())
+    await backend.connect()
+    assert backend.log == ["connect"] and backend.state.name == ConnectionState.CONNECTED.name
+
+
+async def test_a_failed_connect_is_mapped_scrubbed_keeps_its_cause_and_can_be_retried() -> None:
+    backend = FakeBackend("fake://?password=hunter2", fail=1)
+    with pytest.raises(BackendUnavailableError) as caught:
+        await backend.connect()
+    text = str(caught.value)
+    assert text.startswith("connecting to fake:// failed: ClientTimeout: no answer (password ***)")
+    assert "hunter2" not in text and "check that the broker runs" in text
+    assert isinstance(caught.value.__cause__, ClientTimeout)
+    assert backend.state.name == ConnectionState.NEW.name
+    await backend.connect()
+    assert backend.state.name == ConnectionState.CONNECTED.name
+
+
+async def test_the_connection_guard_says_what_to_do() -> None:
+    backend = FakeBackend()
+    with pytest.raises(BusClosedError, match="not connected; call connect"):
+        await backend.publish("orders", [])
+    await backend.connect()
+    await backend.close()
+    with pytest.raises(BusClosedError, match="is closed; create a new backend"):
+        await backend.publish("orders", [])
+    with pytest.raises(BusClosedError, match="is closed"):
+        await backend.connect()
+
+
+async def test_publish_checks_the_channel_and_the_one_size_formula() -> None:
+    backend = FakeBackend()
+    await backend.connect()
+    with pytest.raises(ConfigurationError, match="channel name 'bad name'"):
+        await backend.publish("bad name", [])
+    fits = WireMessage(b"x" * 90, {"ab": "cd"}, "key456")  # 90 + 4 + 6 = 100
+    assert message_size(fits) == 100
+    await backend.publish("orders", [fits])
+    over = WireMessage(b"x" * 90, {"ab": "cd"}, "key4567")
+    with pytest.raises(MessageTooLargeError, match=r"message 1 .* is 101 bytes .* limit of 100"):
+        await backend.publish("orders", [fits, over])
+    assert message_size(WireMessage("é".encode(), {"é": "é"}, "é")) == 8  # UTF-8 bytes
+
+
+async def test_subscribe_checks_the_spec() -> None:
+    backend = FakeBackend()
+    await backend.connect()
+    with pytest.raises(ConfigurationError, match="group name"):
+        await backend.subscribe(SubscriptionSpec("orders", "a b"), None)
+    with pytest.raises(ConfigurationError, match="max_in_flight=0"):
+        await backend.subscribe(SubscriptionSpec("orders", "g", max_in_flight=0), None)
+
+
+async def test_close_is_stop_then_cancel_then_flush_then_release_then_disconnect() -> None:
+    backend = FakeBackend()
+    await backend.connect()
+    sub = await backend.subscribe(SubscriptionSpec("orders", "g"), None)
+    await sub.stop()
+    assert sub.state.name == SubscriptionState.STOPPED.name and sub.accepting and not sub.running
+    await backend.close()
+    await backend.close()
+    assert backend.log == [
+        "connect",
+        "g:stop",
+        "g:task-cancelled",
+        "g:flush",
+        "g:release",
+        "close",
+    ]
+    assert sub.state.name == SubscriptionState.CLOSED.name and not sub.accepting
+    assert backend.state.name == ConnectionState.CLOSED.name and backend.subscriptions == ()
+    await sub.abort()  # a no-op after close
+    assert sub.state.name == SubscriptionState.CLOSED.name and backend.log[-1] == "close"
+
+
+async def test_abort_drops_every_subscription_before_any_await_and_sends_nothing() -> None:
+    backend = FakeBackend()
+    await backend.connect()
+    for group in ("a", "b"):
+        await backend.subscribe(SubscriptionSpec("orders", group), None)
+    await asyncio.sleep(0)  # the fetch tasks start
+    await backend.abort()
+    await backend.abort()
+    assert backend.log[1:3] == ["a:drop", "b:drop"]  # both, before either task ended
+    assert sorted(backend.log[3:5]) == ["a:task-cancelled", "b:task-cancelled"]
+    assert backend.log[5:] == ["abort"]
+    assert not any(entry.endswith(("flush", "release", "stop")) for entry in backend.log)
+
+
+async def test_close_logs_broker_trouble_instead_of_raising(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Failing(FakeSubscription):
+        async def _flush(self) -> None:
+            raise ConnectionError("redis://u:hunter2@h gone")
+
+    sub = Failing(SubscriptionSpec("orders", "g"), [])
+    await sub.close()
+    assert sub.state.name == SubscriptionState.CLOSED.name
+    assert "flush while closing (ConnectionError)" in caplog.text
+    assert "hunter2" not in caplog.text
+
+
+async def test_deliver_is_the_one_place_a_handler_exception_is_caught(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sub = FakeSubscription(SubscriptionSpec("orders", "g"), [])
+    await sub.deliver(object())  # type: ignore[arg-type]
+    assert "raised on a delivery; it stays unsettled" in caplog.text
+    await sub.abort()
+
+
+def test_map_errors_maps_by_class_hierarchy_and_keeps_the_cause() -> None:
+    mapping: ErrorMap = {ClientError: PublishError, ClientTimeout: BackendUnavailableError}
+    with pytest.raises(BackendUnavailableError) as caught, map_errors("x", mapping):
+        raise ClientTimeout("slow")
+    assert caught.value.__cause__ is not None
+    with (
+        pytest.raises(
+            PublishError, match=r"^publish to 'orders' failed: ClientError: x; the events"
+        ),
+        map_errors("publish to 'orders'", mapping),
+    ):
+        raise ClientError("x")
+
+
+def test_map_errors_lets_its_own_errors_cancellation_and_unknown_exceptions_through() -> None:
+    mapping: ErrorMap = {ClientError: PublishError}
+    for exc in (EventwireError("mine"), KeyError("k"), asyncio.CancelledError()):
+        with pytest.raises(type(exc)) as caught, map_errors("x", mapping):
+            raise exc
+        assert caught.value is exc
+
+
+def test_map_errors_into_and_advice() -> None:
+    unavailable: ErrorMap = {OSError: BackendUnavailableError}
+    with (
+        pytest.raises(PublishError, match=r"^publish failed: OSError: down; retry later$"),
+        map_errors("publish", unavailable, into=PublishError, advice="retry later"),
+    ):
+        raise OSError("down")
+    too_large: ErrorMap = {ValueError: MessageTooLargeError}
+    with (
+        pytest.raises(MessageTooLargeError),  # already a PublishError: kept
+        map_errors("publish", too_large, into=PublishError),
+    ):
+        raise ValueError("big")
+
+
+def test_scrub_removes_secrets_and_any_url_user_info() -> None:
+    text = "auth s3cret failed for nats://alice:pw@host:4222 and amqp://tok@h/v"
+    assert scrub(text, ["s3cret", ""]) == (
+        "auth *** failed for nats://***@host:4222 and amqp://***@h/v"
+    )
