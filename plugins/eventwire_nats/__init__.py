@@ -48,14 +48,13 @@ How each guarantee is met:
 from eventwire_nats._backend import NatsBackend
 from eventwire_nats._consumer import NatsDelivery, NatsSubscription
 from eventwire_nats._info import BACKEND_INFO, CAPABILITIES, DEFAULT_MAX_PAYLOAD, SCHEMES
+from eventwire_nats._settings import NatsSettings
 from eventwire_nats._topology import ChannelTopology, durable_name, stream_name
-from eventwire_nats._url import OPTIONS, NatsSettings, parse_nats_url
 
 __all__ = [
     "BACKEND_INFO",
     "CAPABILITIES",
     "DEFAULT_MAX_PAYLOAD",
-    "OPTIONS",
     "SCHEMES",
     "ChannelTopology",
     "NatsBackend",
@@ -63,6 +62,5 @@ __all__ = [
     "NatsSettings",
     "NatsSubscription",
     "durable_name",
-    "parse_nats_url",
     "stream_name",
 ]

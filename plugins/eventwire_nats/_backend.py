@@ -24,6 +24,7 @@ from eventwire.errors import (
 
 from eventwire_nats._consumer import NatsSubscription
 from eventwire_nats._info import CAPABILITIES
+from eventwire_nats._settings import NatsSettings
 from eventwire_nats._topology import (
     ChannelTopology,
     consumer_config,
@@ -31,7 +32,6 @@ from eventwire_nats._topology import (
     stream_config,
     stream_name,
 )
-from eventwire_nats._url import NatsSettings, parse_nats_url
 from eventwire_nats._wire import decode_headers, header_block, parse_header_lines
 
 __all__ = ["NatsBackend"]
@@ -96,7 +96,7 @@ class NatsBackend:
     binding = "nats"
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        self.settings: NatsSettings = parse_nats_url(url, options)
+        self.settings = NatsSettings.parse(url, options)
         self.capabilities: Capabilities = CAPABILITIES
         self.lease_ttl = self.settings.lease_ttl
         self.lease_bucket = self.settings.lease_bucket
@@ -125,49 +125,9 @@ class NatsBackend:
     @property
     def url(self) -> str:
         """The server list, without credentials or options."""
-        return self.settings.display_url
+        return self.settings.url
 
     # -- connection ----------------------------------------------------------------------
-
-    def _security(self) -> Any:
-        from faststream.nats.security import (
-            NatsCredentials,
-            NatsNKey,
-            NatsSecurity,
-            NatsToken,
-            NatsUserPassword,
-        )
-
-        s = self.settings
-        tls: dict[str, Any] = {
-            "ssl_context": s.ssl(),
-            "use_ssl": bool(s.tls) or None,
-            "tls_hostname": s.tls_hostname,
-            "tls_handshake_first": s.tls_handshake_first,
-        }
-        try:
-            if s.token:
-                return NatsToken(s.token, **tls)
-            if s.user and s.password is not None:
-                return NatsUserPassword(s.user, s.password, **tls)
-            if s.credentials_file:
-                return NatsCredentials(s.credentials_file, **tls)
-            if s.nkey_seed_file:
-                return NatsNKey.from_file(s.nkey_seed_file, **tls)
-            if s.nkey_seed:
-                return NatsNKey.from_seed(s.nkey_seed, **tls)
-        except ImportError:
-            raise ConfigurationError(
-                "nats backend: NKEY and .creds authentication need the 'nkeys' package; "
-                "install it with: pip install nkeys"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(
-                f"nats backend: cannot read the NKEY / credentials given: {type(exc).__name__}"
-            ) from None
-        if s.tls:
-            return NatsSecurity(**tls)
-        return None
 
     async def connect(self) -> None:
         if self._state == "closed":
@@ -178,13 +138,13 @@ class NatsBackend:
 
         s = self.settings
         broker = NatsBroker(
-            list(s.servers),
+            list(s.addresses),
             name=s.name,
             connect_timeout=s.connect_timeout,  # type: ignore[arg-type]
             reconnect_time_wait=s.reconnect_wait,  # type: ignore[arg-type]
             max_reconnect_attempts=-1,
             allow_reconnect=True,
-            security=self._security(),
+            security=s.security(),
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,

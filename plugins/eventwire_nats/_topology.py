@@ -19,7 +19,7 @@ import re
 import zlib
 from typing import Any
 
-from eventwire_nats._url import NatsSettings
+from eventwire_nats._settings import NatsSettings
 
 __all__ = [
     "ChannelTopology",

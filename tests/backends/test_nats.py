@@ -32,7 +32,7 @@ from eventwire.errors import (
     InvalidURLError,
     MessageTooLargeError,
 )
-from eventwire_nats import NatsBackend, parse_nats_url, stream_name
+from eventwire_nats import NatsBackend, NatsSettings, stream_name
 
 pytestmark = pytest.mark.broker
 
@@ -145,20 +145,35 @@ def captured_logs() -> tuple[io.StringIO, logging.Handler]:
 
 
 def test_url_hosts_credentials_and_options_are_parsed() -> None:
-    settings = parse_nats_url(
+    settings = NatsSettings.parse(
         f"nats://alice:{SECRET}@h1:4333?shards=4&ack_wait=2500ms&max_age=1h",
         {"servers": "h2,h3:4444", "lease_ttl": 3},
     )
-    assert settings.servers == ("nats://h1:4333", "nats://h2:4222", "nats://h3:4444")
-    assert settings.display_url == "nats://h1:4333,h2:4222,h3:4444"
+    assert settings.addresses == ("nats://h1:4333", "nats://h2:4222", "nats://h3:4444")
+    assert settings.url == "nats://h1:4333,h2:4222,h3:4444"
     assert (settings.user, settings.password) == ("alice", SECRET)
     assert (settings.shards, settings.ack_wait, settings.lease_ttl) == (4, 2.5, 3.0)
     assert settings.max_age == 3600.0
     assert settings.duplicate_window == 120.0
     assert SECRET not in repr(settings)
-    token = parse_nats_url(f"nats://{SECRET}@localhost")
+    token = NatsSettings.parse(f"nats://{SECRET}@localhost")
     assert token.token == SECRET
-    assert token.display_url == "nats://localhost:4222"
+    assert token.url == "nats://localhost:4222"
+
+
+def test_servers_option_as_a_list_tls_implied_and_a_context_object() -> None:
+    import ssl
+
+    context = ssl.create_default_context()
+    settings = NatsSettings.parse(
+        "nats://h1?tls_verify=false", {"servers": ["tls://h2:4223", "h1:4222"]}
+    )
+    assert settings.addresses == ("nats://h1:4222", "nats://h2:4223")
+    assert settings.tls and settings.ssl() is not None
+    assert NatsSettings.parse("nats://", {"ssl_context": context}).ssl() is context
+    assert NatsSettings.parse("nats://").addresses == ("nats://127.0.0.1:4222",)
+    with pytest.raises(ConfigurationError, match="ssl_context='yes'"):
+        NatsSettings.parse("nats://?ssl_context=yes")
 
 
 def test_unknown_option_lists_the_known_ones() -> None:
@@ -177,6 +192,8 @@ def test_unknown_option_lists_the_known_ones() -> None:
         ({"ack_wait": "soon"}, "ack_wait='soon'"),
         ({"storage": "disk"}, "storage='disk'"),
         ({"tls": "maybe"}, "tls='maybe'"),
+        ({"lease_bucket": "a.b"}, "lease_bucket='a.b'"),
+        ({"tls_key_file": "/k.pem"}, "without tls_cert_file"),
         ({"user": "bob"}, "both user and password"),
         ({"token": SECRET, "nkey_seed_file": "/x"}, "one way to authenticate"),
     ],
@@ -196,7 +213,7 @@ def test_bad_secret_value_is_not_echoed() -> None:
 
 
 def test_malformed_urls_are_refused() -> None:
-    for url in ("nats://h1:notaport", "nats://h1:4222/path", "nats://h1,,h2"):
+    for url in ("nats://h1:notaport", "nats://h1:4222/path", "nats://h1,,h2", "nats://h1#x"):
         with pytest.raises(InvalidURLError):
             NatsBackend(url)
 
