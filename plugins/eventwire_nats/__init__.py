@@ -24,7 +24,7 @@ How each guarantee is met:
   group share the shards.
 - G05: a key always maps to the same shard subject; a shard is consumed by one member at
   a time, guarded by a lease in a JetStream key-value bucket, with a cooperative hand-over
-  and, after a crash, the previous owner's messages first (see `eventwire_nats._consumer`;
+  and, after a crash, the previous owner's messages first (see `eventwire_nats._subscription`;
   a pull request that outlives a crashed client can still reorder a key across the crash:
   "Known limits" in docs/backends/nats.md).
 - G06/G07/G08/G09/G11: ack after the SDK pipeline settles; retries happen in place (the
@@ -46,9 +46,9 @@ How each guarantee is met:
 """
 
 from eventwire_nats._backend import NatsBackend
-from eventwire_nats._consumer import NatsDelivery, NatsSubscription
 from eventwire_nats._info import BACKEND_INFO, CAPABILITIES, DEFAULT_MAX_PAYLOAD, SCHEMES
 from eventwire_nats._settings import NatsSettings
+from eventwire_nats._subscription import NatsDelivery, NatsSubscription
 from eventwire_nats._topology import ChannelTopology, durable_name, stream_name
 
 __all__ = [

@@ -234,6 +234,7 @@ def test_unreachable_server_fails_fast_without_log_spam() -> None:
     assert elapsed < 8, f"connecting to a closed port took {elapsed:.1f}s"
     assert f"127.0.0.1:{port}" in str(info.value)
     assert "within 2s" in str(info.value)
+    assert isinstance(info.value.__cause__, TimeoutError), "the cause is kept"
     noisy = [line for line in logs.getvalue().splitlines() if "WARNING" in line or "ERROR" in line]
     assert len(noisy) <= 2, noisy
 
@@ -246,6 +247,7 @@ def test_server_without_jetstream_says_jetstream_is_required(
         run(lambda: connected(url))
     assert "JetStream is required" in str(info.value)
     assert "-js" in str(info.value)
+    assert info.value.__cause__ is not None, "the client's error is kept as the cause"
 
 
 def test_credentials_never_leak(private_server: Callable[[str], str], tmp_path: Path) -> None:
@@ -353,8 +355,8 @@ def test_existing_stream_keeps_its_shard_count() -> None:
         first = await connected(URL, shards=3)
         second = await connected(URL, shards=11)
         try:
-            assert (await first.topology(channel)).shards == 3  # type: ignore[union-attr]
-            assert (await second.topology(channel)).shards == 3  # type: ignore[union-attr]
+            assert (await first.topology.channel(channel)).shards == 3  # type: ignore[union-attr]
+            assert (await second.topology.channel(channel)).shards == 3  # type: ignore[union-attr]
         finally:
             await drop_stream(first, channel)
             await first.close()

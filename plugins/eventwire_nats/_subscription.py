@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseSubscription, SubscriptionState
 
 from eventwire_nats._topology import ChannelTopology, durable_name, group_token
 from eventwire_nats._wire import decode_headers, reply_metadata
@@ -133,7 +134,7 @@ class _Shard:
         return any(not task.done() for task in self.tasks)
 
 
-class NatsSubscription:
+class NatsSubscription(BaseSubscription):
     """One member of ``spec.group`` on ``spec.channel`` (see the module docstring)."""
 
     def __init__(
@@ -142,33 +143,30 @@ class NatsSubscription:
         spec: SubscriptionSpec,
         topology: ChannelTopology,
         handler: MessageHandler,
+        kv: Any,
     ) -> None:
-        self.spec = spec
+        super().__init__(spec, handler)
         self.topology = topology
         self._backend = backend
         self._settings = backend.settings
-        self._handler = handler
         self._nc = backend.nc
-        self._kv = backend.kv
+        self._kv = kv
+        self._send = backend.publisher.send
+        self._lease_stream = f"KV_{backend.settings.lease_bucket}"
         self.token = group_token(topology.stream, spec.group)
         consumer = "".join(c if c.isalnum() or c in "-_" else "-" for c in spec.consumer)
         self.member_id = f"{consumer[:60]}-{uuid.uuid4().hex[:8]}"
         self._member_key = f"g.{self.token}.m.{self.member_id}"
-        self._members_filter = f"$KV.{backend.lease_bucket}.g.{self.token}.m.*"
+        self._members_filter = f"$KV.{backend.settings.lease_bucket}.g.{self.token}.m.*"
         self._signal_subject = f"_EVENTWIRE.rebalance.{self.token}"
         self._next_prefix = f"$JS.API.CONSUMER.MSG.NEXT.{topology.stream}."
         self.shards = [_Shard(i, self) for i in range(topology.shards)]
         self._unsettled: dict[NatsDelivery, None] = {}
         self._members: list[str] = []
         self._tick = asyncio.Event()
-        self._stopping = False
-        self._closed = False
-        self._aborted = False
-        self._tasks: list[asyncio.Task[None]] = []
         self._signal_sub: Any = None
-        self._draining: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
-        self.ttl = backend.lease_ttl
+        self.ttl = backend.topology.lease_ttl
         self._pull_expires = min(1.0, max(0.2, 0.2 * self.ttl))
 
     def __repr__(self) -> str:
@@ -191,42 +189,39 @@ class NatsSubscription:
         self._signal_sub = await self._nc.subscribe(self._signal_subject, cb=self._on_signal)
         await self._register()
         await self._signal()
-        self._tasks = [
-            asyncio.create_task(self._coordinate(), name=f"eventwire-nats:{self}:leases"),
-            asyncio.create_task(self._keep_alive(), name=f"eventwire-nats:{self}:progress"),
-        ]
+        self.spawn(self._coordinate(), "leases")
+        self.spawn(self._keep_alive(), "progress")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), SETTLE_TIMEOUT)
 
-    async def stop(self) -> None:
-        """Stop fetching; keep the leases of shards with unsettled deliveries until close."""
-        if self._stopping:
-            return
-        self._stopping = True
+    @property
+    def _stopping(self) -> bool:
+        return not self.running
+
+    @property
+    def _closed(self) -> bool:
+        return self.state in (SubscriptionState.CLOSED, SubscriptionState.ABORTED)
+
+    @property
+    def _aborted(self) -> bool:
+        return self.state is SubscriptionState.ABORTED
+
+    async def _stop_fetching(self) -> None:
+        """Stop fetching (the last pull requests end first); keep the leases of shards with
+        unsettled deliveries until close."""
         for shard in self.shards:
             shard.wake.set()
-        self._draining = [asyncio.create_task(self._drain_sub(s)) for s in self.shards]
+        draining = [asyncio.ensure_future(self._drain_sub(s)) for s in self.shards]
         with contextlib.suppress(Exception):
             await self._unregister()
         self._tick.set()
+        await asyncio.gather(*draining, return_exceptions=True)
 
-    async def close(self) -> None:
+    async def _release(self) -> None:
         """Give back what is unsettled (nak: redelivered at once) and release every lease."""
-        if self._closed:
-            return
-        await self.stop()
-        await asyncio.gather(*self._draining, return_exceptions=True)
-        self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for shard in self.shards:
-            for task in shard.tasks:
-                task.cancel()
-            await asyncio.gather(*shard.tasks, return_exceptions=True)
         for delivery in list(self._unsettled):
             with contextlib.suppress(Exception):
-                await self._backend.send(delivery._reply, _NAK)
+                await self._send(delivery._reply, _NAK)
         self._unsettled.clear()
         for shard in self.shards:
             if shard.revision is not None:
@@ -239,17 +234,6 @@ class NatsSubscription:
             with contextlib.suppress(Exception):
                 await self._signal_sub.unsubscribe()
 
-    def abort(self) -> list[asyncio.Task[None]]:
-        """Crash: stop everything at once, settle nothing, release nothing."""
-        self._aborted = self._stopping = self._closed = True
-        tasks = list(self._tasks)
-        for shard in self.shards:
-            tasks += shard.tasks
-            shard.wake.set()
-        for task in tasks:
-            task.cancel()
-        return tasks
-
     # -- membership and leases --------------------------------------------------------------
 
     async def _register(self) -> None:
@@ -258,8 +242,8 @@ class NatsSubscription:
 
     async def _unregister(self) -> None:
         await self._backend.js.purge_stream(
-            self._backend.lease_stream,
-            subject=f"$KV.{self._backend.lease_bucket}.{self._member_key}",
+            self._lease_stream,
+            subject=f"$KV.{self._settings.lease_bucket}.{self._member_key}",
         )
         await self._signal()
 
@@ -272,7 +256,7 @@ class NatsSubscription:
 
     async def _live_members(self) -> list[str]:
         info = await self._backend.js.stream_info(
-            self._backend.lease_stream, subjects_filter=self._members_filter
+            self._lease_stream, subjects_filter=self._members_filter
         )
         subjects = info.state.subjects or {}
         members = sorted(subject.rsplit(".", 1)[-1] for subject in subjects)
@@ -316,7 +300,7 @@ class NatsSubscription:
                     shard.wake.set()
                     if shard.active:
                         shard.active = False
-                        shard.tasks.append(asyncio.create_task(self._revoke(shard)))
+                        shard.tasks.append(self.spawn(self._revoke(shard), f"revoke-{shard.index}"))
                 if shard.held:
                     await self._renew(shard)
             elif shard.index in assigned and not shard.tasks_running():
@@ -372,7 +356,7 @@ class NatsSubscription:
             raise
         shard.active = True
         shard.tasks = [t for t in shard.tasks if not t.done()]
-        shard.tasks.append(asyncio.create_task(self._pull(shard)))
+        shard.tasks.append(self.spawn(self._pull(shard), f"pull-{shard.index}"))
         if shard.barrier is not None:
             log.info(
                 "eventwire: %s took over shard %d with unsettled messages up to sequence %d; "
@@ -381,12 +365,12 @@ class NatsSubscription:
                 shard.index,
                 shard.barrier,
             )
-            shard.tasks.append(asyncio.create_task(self._await_barrier(shard)))
+            shard.tasks.append(self.spawn(self._await_barrier(shard), f"barrier-{shard.index}"))
 
     def _deactivate(self, shard: _Shard) -> None:
         shard.active = False
         shard.wake.set()
-        shard.tasks.append(asyncio.create_task(self._drain_sub(shard)))
+        shard.tasks.append(self.spawn(self._drain_sub(shard), f"drain-{shard.index}"))
 
     async def _revoke(self, shard: _Shard) -> None:
         """Hand a shard over: stop fetching, settle what was handed out, release the lease."""
@@ -431,7 +415,7 @@ class NatsSubscription:
             delivery = shard.buffer.popleft()
             self._unsettled.pop(delivery, None)
             with contextlib.suppress(Exception):
-                await self._backend.send(delivery._reply, _NAK)
+                await self._send(delivery._reply, _NAK)
         shard.barrier = None
 
     async def _await_barrier(self, shard: _Shard) -> None:
@@ -537,21 +521,14 @@ class NatsSubscription:
     async def _hand(self, shard: _Shard, delivery: NatsDelivery) -> None:
         delivery.handed = True
         shard.handed += 1
-        try:
-            await self._handler(delivery)
-        except Exception:
-            log.exception(
-                "eventwire: the handler of %s/%s raised on a delivery; it stays unsettled",
-                self.spec.channel,
-                self.spec.group,
-            )
+        await self.deliver(delivery)
 
     # -- settling ----------------------------------------------------------------------------
 
     async def _settle(self, delivery: NatsDelivery, verb: bytes) -> None:
-        if delivery not in self._unsettled or self._aborted:
+        if delivery not in self._unsettled or not self.accepting:
             return
-        await self._backend.send(delivery._reply, verb)
+        await self._send(delivery._reply, verb)
         if self._unsettled.pop(delivery, 0) is None:
             shard = delivery._shard
             if delivery.handed:
@@ -576,7 +553,7 @@ class NatsSubscription:
                 refreshed.append(delivery)
             for delivery in refreshed:
                 try:
-                    await self._backend.send(delivery._reply, _WPI)
+                    await self._send(delivery._reply, _WPI)
                 except Exception:
                     break
                 delivery.since = now
