@@ -500,6 +500,38 @@ def test_capabilities_carry_the_servers_limit() -> None:
 # --------------------------------------------------------------------------- members
 
 
+def test_lease_store_on_key_value_revisions() -> None:
+    from eventwire.backendkit import Grant, LeaseRequest
+    from eventwire_nats._leases import NatsLeaseStore
+
+    bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
+    take, renew = [LeaseRequest(0, True)], [LeaseRequest(0, False)]
+
+    async def main() -> None:
+        backend = await connected(URL, lease_bucket=bucket, lease_ttl=1)
+        try:
+            kv = await backend.topology.lease_bucket()
+            store = NatsLeaseStore(backend.js, kv, backend.nc, bucket, "group")
+            assert await store.heartbeat("a", 1, alive=True) == ["a"]
+            assert await store.heartbeat("b", 1, alive=True) == ["a", "b"]
+            assert await store.leases("a", 1, take) == [Grant.ACQUIRED]
+            assert await store.leases("b", 1, take) == [Grant.DENIED]  # held by a
+            assert await store.leases("a", 1, take) == [Grant.RENEWED]
+            await store.release("a", [0])
+            assert await store.leases("b", 1, take) == [Grant.ACQUIRED]  # given back
+            assert await store.leases("a", 1, renew) == [Grant.DENIED]
+            assert await store.heartbeat("b", 1, alive=False) == ["a"]
+            await asyncio.sleep(1.5)  # b stops renewing: the server expires its lease
+            assert await store.leases("b", 1, renew) == [Grant.DENIED]
+            assert await store.leases("a", 1, take) == [Grant.ACQUIRED]
+            assert await store.heartbeat("a", 1, alive=True) == ["a"]
+        finally:
+            await backend.js.delete_key_value(bucket)
+            await backend.close()
+
+    run(main)
+
+
 def test_two_members_split_the_shards_and_keep_key_order() -> None:
     channel = unique("share")
     model = ping_model(channel)

@@ -219,8 +219,11 @@ class ShardCoordinator:
                         self._scrub(str(exc)),
                     )
                 self._failing = True
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation
+            # that arrives just as the event is set, and the heartbeats would go on
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
 
     async def tick(self) -> None:
         """One heartbeat: register, renew and acquire leases, give back drained shards."""
