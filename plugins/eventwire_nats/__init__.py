@@ -47,7 +47,7 @@ How each guarantee is met:
 """
 
 from eventwire_nats._backend import NatsBackend
-from eventwire_nats._fetch import NatsDelivery
+from eventwire_nats._fetch import NatsInbound
 from eventwire_nats._info import BACKEND_INFO, CAPABILITIES, DEFAULT_MAX_PAYLOAD, SCHEMES
 from eventwire_nats._settings import NatsSettings
 from eventwire_nats._subscription import NatsSubscription
@@ -60,7 +60,7 @@ __all__ = [
     "SCHEMES",
     "ChannelTopology",
     "NatsBackend",
-    "NatsDelivery",
+    "NatsInbound",
     "NatsSettings",
     "NatsSubscription",
     "durable_name",

@@ -36,7 +36,7 @@ from eventwire_nats._wire import decode_headers, reply_metadata
 if TYPE_CHECKING:
     from eventwire_nats._subscription import NatsSubscription
 
-__all__ = ["NAK", "NatsDelivery", "ShardFetch", "wait"]
+__all__ = ["NAK", "NatsInbound", "ShardFetch", "wait"]
 
 log = logging.getLogger("eventwire.nats")
 
@@ -44,7 +44,7 @@ NAK = b"-NAK"
 _READING = (ShardState.RECOVERING, ShardState.READY)
 
 
-class NatsDelivery:
+class NatsInbound:
     """A message delivered by a JetStream pull consumer (an `eventwire.backend.Inbound`)."""
 
     __slots__ = ("delivery_count", "fetch", "handed", "message", "reply", "seq", "since")
@@ -63,7 +63,7 @@ class NatsDelivery:
 
     def __repr__(self) -> str:
         return (
-            f"<NatsDelivery shard={self.fetch.shard.index} seq={self.seq} "
+            f"<NatsInbound shard={self.fetch.shard.index} seq={self.seq} "
             f"delivery_count={self.delivery_count}>"
         )
 
@@ -89,7 +89,7 @@ class ShardFetch:
         self.handed = 0
         #: While recovering: the last message delivered to an earlier owner.
         self.barrier: int | None = None
-        self.held: deque[NatsDelivery] = deque()
+        self.held: deque[NatsInbound] = deque()
         self.wake = asyncio.Event()
 
     @property
@@ -211,7 +211,7 @@ class ShardFetch:
         except ValueError:
             return
         headers, key = decode_headers(msg.headers)
-        delivery = NatsDelivery(WireMessage(msg.data, headers, key), count, reply, seq, self)
+        delivery = NatsInbound(WireMessage(msg.data, headers, key), count, reply, seq, self)
         member.track_delivery(delivery)
         if not member.running:
             return  # given back at close
@@ -220,7 +220,7 @@ class ShardFetch:
             return
         await self._hand(delivery)
 
-    async def _hand(self, delivery: NatsDelivery) -> None:
+    async def _hand(self, delivery: NatsInbound) -> None:
         delivery.handed = True
         self.handed += 1
         await self.member.deliver(delivery)

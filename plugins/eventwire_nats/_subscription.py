@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 from eventwire.backend import MessageHandler, SubscriptionSpec
 from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState
 
-from eventwire_nats._fetch import NAK, NatsDelivery, ShardFetch, wait
+from eventwire_nats._fetch import NAK, NatsInbound, ShardFetch, wait
 from eventwire_nats._leases import NatsLeaseStore
 from eventwire_nats._topology import ChannelTopology, group_token
 
 if TYPE_CHECKING:
     from eventwire_nats._backend import NatsBackend
 
-__all__ = ["NatsDelivery", "NatsSubscription"]
+__all__ = ["NatsInbound", "NatsSubscription"]
 
 _ACK = b"+ACK"
 _WPI = b"+WPI"
@@ -61,7 +61,7 @@ class NatsSubscription(BaseSubscription):
         self.settings = backend.settings
         self.nc, self.js = backend.nc, backend.js
         self.send = backend.publisher.send
-        consumer = "".join(c if c.isalnum() or c in "-_" else "-" for c in spec.consumer)
+        consumer = "".join(c if c.isalnum() or c in "-_" else "-" for c in spec.member_prefix)
         self.member_id = f"{consumer[:60]}-{uuid.uuid4().hex[:8]}"
         token = group_token(topology.stream, spec.group)
         self.store = NatsLeaseStore(backend.js, kv, backend.nc, self.settings.lease_bucket, token)
@@ -74,7 +74,7 @@ class NatsSubscription(BaseSubscription):
         self.pull_expires = min(1.0, max(0.2, 0.2 * ttl))
         self._fetches: dict[int, tuple[ShardFetch, asyncio.Task[None]]] = {}
         #: Unsettled deliveries, oldest sign of life first (for the progress signals).
-        self._unsettled: dict[NatsDelivery, None] = {}
+        self._unsettled: dict[NatsInbound, None] = {}
         self._signal_sub: Any = None
 
     def __repr__(self) -> str:
@@ -161,12 +161,12 @@ class NatsSubscription(BaseSubscription):
 
     # -- settling ----------------------------------------------------------------------------
 
-    def track_delivery(self, delivery: NatsDelivery) -> None:
+    def track_delivery(self, delivery: NatsInbound) -> None:
         """`delivery` was received: it counts against its shard until it is settled."""
         self._unsettled[delivery] = None
         self.coordinator.delivered(delivery.fetch.shard)
 
-    def forget(self, delivery: NatsDelivery) -> bool:
+    def forget(self, delivery: NatsInbound) -> bool:
         """`delivery` is settled (acked, or given back): ``False`` if it was already."""
         if self._unsettled.pop(delivery, 0) is not None:
             return False
@@ -177,7 +177,7 @@ class NatsSubscription(BaseSubscription):
         self.coordinator.settled(fetch.shard)
         return True
 
-    async def settle(self, delivery: NatsDelivery) -> None:
+    async def settle(self, delivery: NatsInbound) -> None:
         """Ack `delivery` (ignored once it is settled or the member closed)."""
         if delivery in self._unsettled and self.accepting:
             await self.send(delivery.reply, _ACK)
@@ -189,7 +189,7 @@ class NatsSubscription(BaseSubscription):
         while self.accepting:
             await asyncio.sleep(ack_wait / 6)
             now = time.monotonic()
-            refreshed: list[NatsDelivery] = []
+            refreshed: list[NatsInbound] = []
             for delivery in self._unsettled:
                 if now - delivery.since < ack_wait / 3:
                     break
