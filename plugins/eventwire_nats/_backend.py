@@ -25,7 +25,7 @@ from eventwire_nats._info import CAPABILITIES
 from eventwire_nats._publisher import Prepared, Publisher, describe
 from eventwire_nats._settings import NatsSettings
 from eventwire_nats._subscription import NatsSubscription
-from eventwire_nats._topology import ChannelTopology, Topology
+from eventwire_nats._topology import ChannelTopology, Topology, stream_name
 from eventwire_nats._wire import decode_headers, header_block, parse_header_lines
 
 __all__ = ["NatsBackend"]
@@ -198,6 +198,20 @@ class NatsBackend(BaseBackend[NatsSettings]):
     async def _recreate(self, channel: str) -> None:
         self.topology.forget(channel)
         await self.topology.channel(channel)
+
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete the channel's stream: its messages and every group's consumers (the leases
+        of its groups expire with the lease bucket's ``max_age``); ``False`` if none."""
+        from nats.js.errors import NotFoundError
+
+        self.check_connected()
+        self.check_channel(channel)
+        self.topology.forget(channel)
+        with self.map_errors(f"delete {channel!r}"):
+            try:
+                return bool(await self.js.delete_stream(stream_name(channel)))
+            except NotFoundError:
+                return False
 
     # -- consuming -----------------------------------------------------------------------
 

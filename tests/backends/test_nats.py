@@ -365,6 +365,26 @@ def test_existing_stream_keeps_its_shard_count() -> None:
     run(main)
 
 
+def test_delete_channel_removes_the_stream_and_its_consumers() -> None:
+    channel = unique("delete")
+
+    async def main() -> None:
+        backend = await connected()
+        try:
+            await backend.publish(channel, [WireMessage(b"x", {}, None)])
+            assert len(await backend.browse(channel)) == 1
+            assert await backend.delete_channel(channel) is True
+            assert await backend.browse(channel) == []
+            assert await backend.delete_channel(channel) is False
+            await backend.publish(channel, [WireMessage(b"y", {}, None)])  # made again
+            assert [m.body for m in await backend.browse(channel)] == [b"y"]
+        finally:
+            await drop_stream(backend, channel)
+            await backend.close()
+
+    run(main)
+
+
 # --------------------------------------------------------------------------- messages
 
 
