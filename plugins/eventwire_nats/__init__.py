@@ -23,8 +23,9 @@ How each guarantee is met:
   first subscribes (``deliver_policy`` new, or all with ``from_beginning``); members of a
   group share the shards.
 - G05: a key always maps to the same shard subject; a shard is consumed by one member at
-  a time, guarded by a lease in a JetStream key-value bucket, with a cooperative hand-over
-  and, after a crash, the previous owner's messages first (see `eventwire_nats._consumer`;
+  a time: the kit's `eventwire.backendkit.ShardCoordinator` over leases in a JetStream
+  key-value bucket (`eventwire_nats._leases`), with a cooperative hand-over
+  and, after a crash, the previous owner's messages first (see `eventwire_nats._subscription`;
   a pull request that outlives a crashed client can still reorder a key across the crash:
   "Known limits" in docs/backends/nats.md).
 - G06/G07/G08/G09/G11: ack after the SDK pipeline settles; retries happen in place (the
@@ -46,23 +47,22 @@ How each guarantee is met:
 """
 
 from eventwire_nats._backend import NatsBackend
-from eventwire_nats._consumer import NatsDelivery, NatsSubscription
+from eventwire_nats._fetch import NatsInbound
 from eventwire_nats._info import BACKEND_INFO, CAPABILITIES, DEFAULT_MAX_PAYLOAD, SCHEMES
+from eventwire_nats._settings import NatsSettings
+from eventwire_nats._subscription import NatsSubscription
 from eventwire_nats._topology import ChannelTopology, durable_name, stream_name
-from eventwire_nats._url import OPTIONS, NatsSettings, parse_nats_url
 
 __all__ = [
     "BACKEND_INFO",
     "CAPABILITIES",
     "DEFAULT_MAX_PAYLOAD",
-    "OPTIONS",
     "SCHEMES",
     "ChannelTopology",
     "NatsBackend",
-    "NatsDelivery",
+    "NatsInbound",
     "NatsSettings",
     "NatsSubscription",
     "durable_name",
-    "parse_nats_url",
     "stream_name",
 ]

@@ -13,23 +13,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
+import logging
 import re
 import zlib
 from typing import Any
 
-from eventwire_nats._url import NatsSettings
+from eventwire.backend import SubscriptionSpec
+from eventwire.errors import ConfigurationError
+
+from eventwire_nats._settings import NatsSettings
 
 __all__ = [
     "ChannelTopology",
-    "consumer_config",
+    "Topology",
     "durable_name",
     "group_token",
     "shards_from_description",
-    "stream_config",
     "stream_name",
 ]
+
+log = logging.getLogger("eventwire.nats")
 
 _DESCRIPTION = re.compile(r"^eventwire channel (\S+) shards=(\d+)$")
 
@@ -76,42 +82,148 @@ class ChannelTopology:
         return zlib.crc32(key.encode()) % self.shards
 
 
-def stream_config(channel: str, settings: NatsSettings) -> dict[str, Any]:
-    """The configuration of a new channel stream (a ``StreamConfig`` as keyword arguments)."""
-    return {
-        "name": stream_name(channel),
-        "description": f"eventwire channel {channel} shards={settings.shards}",
-        "subjects": [f"{channel}.*"],
-        "retention": "limits",
-        "storage": settings.storage,
-        "num_replicas": settings.replicas,
-        "max_age": settings.max_age or None,
-        "max_bytes": settings.max_bytes,
-        "max_msgs": settings.max_msgs,
-        "duplicate_window": settings.duplicate_window,
-        "discard": "old",
-    }
+class Topology:
+    """Creates and remembers what the backend needs on the server (see the module docstring)."""
 
+    def __init__(self, js: Any, settings: NatsSettings) -> None:
+        self.js = js
+        self.settings = settings
+        #: The lease bucket's ``max_age``: how long a lease lives (see `lease_bucket`).
+        self.lease_ttl = settings.lease_ttl
+        self._channels: dict[str, ChannelTopology] = {}
+        self._pending: dict[str, asyncio.Task[ChannelTopology | None]] = {}
+        self._kv: Any = None
+        self._kv_lock = asyncio.Lock()
 
-def consumer_config(
-    topology: ChannelTopology,
-    group: str,
-    shard: int,
-    *,
-    from_beginning: bool,
-    max_ack_pending: int,
-    ack_wait: float,
-) -> dict[str, Any]:
-    """The configuration of one group's durable pull consumer on one shard."""
-    return {
-        "durable_name": durable_name(group, shard),
-        "description": f"eventwire group {group} shard {shard}",
-        "filter_subject": topology.subject(shard),
-        "deliver_policy": "all" if from_beginning else "new",
-        "ack_policy": "explicit",
-        "ack_wait": ack_wait,
-        "max_deliver": -1,
-        "max_ack_pending": max_ack_pending,
-        "max_waiting": 64,
-        "replay_policy": "instant",
-    }
+    def forget(self, channel: str) -> None:
+        """Look the channel's stream up again next time (it was deleted)."""
+        self._channels.pop(channel, None)
+
+    async def channel(self, channel: str, *, create: bool = True) -> ChannelTopology | None:
+        """The stream of `channel` (created if needed and `create`); one lookup at a time."""
+        found = self._channels.get(channel)
+        if found is not None:
+            return found
+        pending = self._pending.get(channel)
+        if pending is None:
+            pending = self._pending[channel] = asyncio.ensure_future(self._stream(channel, create))
+            pending.add_done_callback(lambda _: self._pending.pop(channel, None))
+        found = await asyncio.shield(pending)
+        if found is not None:
+            self._channels[channel] = found
+        return found
+
+    async def _stream(self, channel: str, create: bool) -> ChannelTopology | None:
+        from nats.js import api
+        from nats.js.errors import BadRequestError, NotFoundError
+
+        name, s = stream_name(channel), self.settings
+        try:
+            info = await self.js.stream_info(name)
+        except NotFoundError:
+            if not create:
+                return None
+            config = api.StreamConfig(
+                name=name,
+                description=f"eventwire channel {channel} shards={s.shards}",
+                subjects=[f"{channel}.*"],
+                retention=api.RetentionPolicy.LIMITS,
+                storage=api.StorageType(s.storage),
+                num_replicas=s.replicas,
+                max_age=s.max_age or None,
+                max_bytes=s.max_bytes,
+                max_msgs=s.max_msgs,
+                duplicate_window=s.duplicate_window,
+                discard=api.DiscardPolicy.OLD,
+                max_msg_size=-1,
+            )
+            try:
+                info = await self.js.add_stream(config)
+                log.info("eventwire: created NATS stream %s for channel %s", name, channel)
+            except BadRequestError as exc:
+                if "already in use" not in str(exc):
+                    raise ConfigurationError(
+                        f"NATS refused to create the stream {name} for channel {channel!r}: "
+                        f"{exc.description}"
+                    ) from exc
+                info = await self.js.stream_info(name)
+        subjects = list(info.config.subjects or [])
+        if f"{channel}.*" not in subjects:
+            raise ConfigurationError(
+                f"the NATS stream {name} exists but does not capture {channel}.* (its "
+                f"subjects: {subjects}); it was not created by eventwire. Delete or rename it"
+            )
+        shards = shards_from_description(info.config.description) or s.shards
+        return ChannelTopology(channel, name, shards)
+
+    async def consumers(self, topology: ChannelTopology, spec: SubscriptionSpec) -> None:
+        """Create the group's durable pull consumers, one per shard, unless they exist; a new
+        group starts at the next message (or the first with ``from_beginning``)."""
+        from nats.js import api
+        from nats.js.errors import NotFoundError
+
+        async def ensure(shard: int) -> None:
+            durable = durable_name(spec.group, shard)
+            try:
+                await self.js.consumer_info(topology.stream, durable)
+                return
+            except NotFoundError:
+                pass
+            policy = api.DeliverPolicy.ALL if spec.from_beginning else api.DeliverPolicy.NEW
+            await self.js.add_consumer(
+                topology.stream,
+                api.ConsumerConfig(
+                    durable_name=durable,
+                    description=f"eventwire group {spec.group} shard {shard}",
+                    filter_subject=topology.subject(shard),
+                    deliver_policy=policy,
+                    ack_policy=api.AckPolicy.EXPLICIT,
+                    ack_wait=self.settings.ack_wait,
+                    max_deliver=-1,
+                    max_ack_pending=spec.max_in_flight,
+                    max_waiting=64,
+                    replay_policy=api.ReplayPolicy.INSTANT,
+                ),
+            )
+
+        await asyncio.gather(*(ensure(shard) for shard in range(topology.shards)))
+
+    async def lease_bucket(self) -> Any:
+        """The key-value bucket of memberships and leases (created by the first backend; its
+        ``max_age`` is the lease lifetime every member uses, whatever its ``lease_ttl``)."""
+        async with self._kv_lock:
+            if self._kv is None:
+                self._kv = await self._open_bucket()
+            return self._kv
+
+    async def _open_bucket(self) -> Any:
+        from nats.js import api
+        from nats.js.errors import BucketNotFoundError, NotFoundError
+
+        bucket, s = self.settings.lease_bucket, self.settings
+        try:
+            kv = await self.js.key_value(bucket)
+        except (BucketNotFoundError, NotFoundError):
+            try:
+                kv = await self.js.create_key_value(
+                    bucket=bucket,
+                    description="eventwire group membership and shard leases",
+                    ttl=s.lease_ttl,
+                    history=1,
+                    storage=api.StorageType.FILE,
+                    replicas=s.replicas,
+                )
+            except Exception:  # created by another member meanwhile
+                kv = await self.js.key_value(bucket)
+        info = await self.js.stream_info(f"KV_{bucket}")
+        age = info.config.max_age or 0
+        if age and abs(age - s.lease_ttl) > 1e-3:
+            log.info(
+                "eventwire: the NATS lease bucket %s keeps leases for %gs; using that instead "
+                "of lease_ttl=%g",
+                bucket,
+                age,
+                s.lease_ttl,
+            )
+            self.lease_ttl = float(age)
+        return kv

@@ -137,6 +137,18 @@ async def test_a_failed_connect_is_mapped_scrubbed_keeps_its_cause_and_can_be_re
     assert backend.state.name == ConnectionState.CONNECTED.name
 
 
+async def test_client_errors_can_be_imported_when_they_are_first_needed() -> None:
+    class LazyBackend(FakeBackend):
+        def client_errors(self) -> dict[type[BaseException], type[EventwireError]]:
+            return {KeyError: ConfigurationError}  # as if imported from the client here
+
+    with pytest.raises(ConfigurationError) as caught, LazyBackend().map_errors("declare"):
+        raise KeyError("no such stream")
+    assert isinstance(caught.value.__cause__, KeyError)
+    with pytest.raises(ClientError), LazyBackend().map_errors("declare"):
+        raise ClientError("not in this backend's map")
+
+
 async def test_the_connection_guard_says_what_to_do() -> None:
     backend = FakeBackend()
     with pytest.raises(BusClosedError, match="not connected; call connect"):

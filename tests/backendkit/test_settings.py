@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -226,3 +227,40 @@ def test_the_docs_command_checks_and_rewrites(
     assert "options table differs from the code" in capsys.readouterr().out
     assert main(["--write", str(page)]) == 0
     assert main([str(page)]) == 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ListSettings(BackendSettings):
+    backend = "lists"
+    schemes = ("lists",)
+
+    servers: tuple[str, ...] = option((), "more servers")
+    ports: tuple[int, ...] = option((1, 2), "ports", minimum=1)
+    context: ssl.SSLContext | None = option(None, "a TLS context")
+
+
+def test_lists_from_text_or_a_sequence_and_objects_from_keyword_options() -> None:
+    s = ListSettings.parse("lists://?servers=a:1,b&ports=3,4")
+    assert (s.servers, s.ports, s.context) == (("a:1", "b"), (3, 4), None)
+    context = ssl.create_default_context()
+    s = ListSettings.parse("lists://", {"servers": ["c"], "ports": (5,), "context": context})
+    assert (s.servers, s.ports, s.context) == (("c",), (5,), context)
+    assert [(o.name, o.default) for o in ListSettings.options()] == [
+        ("servers", "—"),
+        ("ports", "1,2"),
+        ("context", "—"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ports": "3,0"}, "ports='3,0' is invalid; give comma-separated items, each a whole"),
+        ({"ports": 3}, "ports=3 is invalid"),
+        ({"context": "tls"}, "context='tls' is invalid; give an ssl.SSLContext (a keyword option"),
+    ],
+)
+def test_a_bad_list_item_or_object_is_refused(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ListSettings.parse("lists://", options)
+    assert message in str(caught.value)

@@ -32,7 +32,7 @@ from eventwire.errors import (
     InvalidURLError,
     MessageTooLargeError,
 )
-from eventwire_nats import NatsBackend, parse_nats_url, stream_name
+from eventwire_nats import NatsBackend, NatsSettings, stream_name
 
 pytestmark = pytest.mark.broker
 
@@ -145,20 +145,35 @@ def captured_logs() -> tuple[io.StringIO, logging.Handler]:
 
 
 def test_url_hosts_credentials_and_options_are_parsed() -> None:
-    settings = parse_nats_url(
+    settings = NatsSettings.parse(
         f"nats://alice:{SECRET}@h1:4333?shards=4&ack_wait=2500ms&max_age=1h",
         {"servers": "h2,h3:4444", "lease_ttl": 3},
     )
-    assert settings.servers == ("nats://h1:4333", "nats://h2:4222", "nats://h3:4444")
-    assert settings.display_url == "nats://h1:4333,h2:4222,h3:4444"
+    assert settings.addresses == ("nats://h1:4333", "nats://h2:4222", "nats://h3:4444")
+    assert settings.url == "nats://h1:4333,h2:4222,h3:4444"
     assert (settings.user, settings.password) == ("alice", SECRET)
     assert (settings.shards, settings.ack_wait, settings.lease_ttl) == (4, 2.5, 3.0)
     assert settings.max_age == 3600.0
     assert settings.duplicate_window == 120.0
     assert SECRET not in repr(settings)
-    token = parse_nats_url(f"nats://{SECRET}@localhost")
+    token = NatsSettings.parse(f"nats://{SECRET}@localhost")
     assert token.token == SECRET
-    assert token.display_url == "nats://localhost:4222"
+    assert token.url == "nats://localhost:4222"
+
+
+def test_servers_option_as_a_list_tls_implied_and_a_context_object() -> None:
+    import ssl
+
+    context = ssl.create_default_context()
+    settings = NatsSettings.parse(
+        "nats://h1?tls_verify=false", {"servers": ["tls://h2:4223", "h1:4222"]}
+    )
+    assert settings.addresses == ("nats://h1:4222", "nats://h2:4223")
+    assert settings.tls and settings.ssl() is not None
+    assert NatsSettings.parse("nats://", {"ssl_context": context}).ssl() is context
+    assert NatsSettings.parse("nats://").addresses == ("nats://127.0.0.1:4222",)
+    with pytest.raises(ConfigurationError, match="ssl_context='yes'"):
+        NatsSettings.parse("nats://?ssl_context=yes")
 
 
 def test_unknown_option_lists_the_known_ones() -> None:
@@ -177,6 +192,8 @@ def test_unknown_option_lists_the_known_ones() -> None:
         ({"ack_wait": "soon"}, "ack_wait='soon'"),
         ({"storage": "disk"}, "storage='disk'"),
         ({"tls": "maybe"}, "tls='maybe'"),
+        ({"lease_bucket": "a.b"}, "lease_bucket='a.b'"),
+        ({"tls_key_file": "/k.pem"}, "without tls_cert_file"),
         ({"user": "bob"}, "both user and password"),
         ({"token": SECRET, "nkey_seed_file": "/x"}, "one way to authenticate"),
     ],
@@ -196,7 +213,7 @@ def test_bad_secret_value_is_not_echoed() -> None:
 
 
 def test_malformed_urls_are_refused() -> None:
-    for url in ("nats://h1:notaport", "nats://h1:4222/path", "nats://h1,,h2"):
+    for url in ("nats://h1:notaport", "nats://h1:4222/path", "nats://h1,,h2", "nats://h1#x"):
         with pytest.raises(InvalidURLError):
             NatsBackend(url)
 
@@ -217,6 +234,7 @@ def test_unreachable_server_fails_fast_without_log_spam() -> None:
     assert elapsed < 8, f"connecting to a closed port took {elapsed:.1f}s"
     assert f"127.0.0.1:{port}" in str(info.value)
     assert "within 2s" in str(info.value)
+    assert isinstance(info.value.__cause__, TimeoutError), "the cause is kept"
     noisy = [line for line in logs.getvalue().splitlines() if "WARNING" in line or "ERROR" in line]
     assert len(noisy) <= 2, noisy
 
@@ -229,6 +247,7 @@ def test_server_without_jetstream_says_jetstream_is_required(
         run(lambda: connected(url))
     assert "JetStream is required" in str(info.value)
     assert "-js" in str(info.value)
+    assert info.value.__cause__ is not None, "the client's error is kept as the cause"
 
 
 def test_credentials_never_leak(private_server: Callable[[str], str], tmp_path: Path) -> None:
@@ -336,12 +355,32 @@ def test_existing_stream_keeps_its_shard_count() -> None:
         first = await connected(URL, shards=3)
         second = await connected(URL, shards=11)
         try:
-            assert (await first.topology(channel)).shards == 3  # type: ignore[union-attr]
-            assert (await second.topology(channel)).shards == 3  # type: ignore[union-attr]
+            assert (await first.topology.channel(channel)).shards == 3  # type: ignore[union-attr]
+            assert (await second.topology.channel(channel)).shards == 3  # type: ignore[union-attr]
         finally:
             await drop_stream(first, channel)
             await first.close()
             await second.close()
+
+    run(main)
+
+
+def test_delete_channel_removes_the_stream_and_its_consumers() -> None:
+    channel = unique("delete")
+
+    async def main() -> None:
+        backend = await connected()
+        try:
+            await backend.publish(channel, [WireMessage(b"x", {}, None)])
+            assert len(await backend.browse(channel)) == 1
+            assert await backend.delete_channel(channel) is True
+            assert await backend.browse(channel) == []
+            assert await backend.delete_channel(channel) is False
+            await backend.publish(channel, [WireMessage(b"y", {}, None)])  # made again
+            assert [m.body for m in await backend.browse(channel)] == [b"y"]
+        finally:
+            await drop_stream(backend, channel)
+            await backend.close()
 
     run(main)
 
@@ -479,6 +518,38 @@ def test_capabilities_carry_the_servers_limit() -> None:
 
 
 # --------------------------------------------------------------------------- members
+
+
+def test_lease_store_on_key_value_revisions() -> None:
+    from eventwire.backendkit import Grant, LeaseRequest
+    from eventwire_nats._leases import NatsLeaseStore
+
+    bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
+    take, renew = [LeaseRequest(0, True)], [LeaseRequest(0, False)]
+
+    async def main() -> None:
+        backend = await connected(URL, lease_bucket=bucket, lease_ttl=1)
+        try:
+            kv = await backend.topology.lease_bucket()
+            store = NatsLeaseStore(backend.js, kv, backend.nc, bucket, "group")
+            assert await store.heartbeat("a", 1, alive=True) == ["a"]
+            assert await store.heartbeat("b", 1, alive=True) == ["a", "b"]
+            assert await store.leases("a", 1, take) == [Grant.ACQUIRED]
+            assert await store.leases("b", 1, take) == [Grant.DENIED]  # held by a
+            assert await store.leases("a", 1, take) == [Grant.RENEWED]
+            await store.release("a", [0])
+            assert await store.leases("b", 1, take) == [Grant.ACQUIRED]  # given back
+            assert await store.leases("a", 1, renew) == [Grant.DENIED]
+            assert await store.heartbeat("b", 1, alive=False) == ["a"]
+            await asyncio.sleep(1.5)  # b stops renewing: the server expires its lease
+            assert await store.leases("b", 1, renew) == [Grant.DENIED]
+            assert await store.leases("a", 1, take) == [Grant.ACQUIRED]
+            assert await store.heartbeat("a", 1, alive=True) == ["a"]
+        finally:
+            await backend.js.delete_key_value(bucket)
+            await backend.close()
+
+    run(main)
 
 
 def test_two_members_split_the_shards_and_keep_key_order() -> None:

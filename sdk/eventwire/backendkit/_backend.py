@@ -195,6 +195,12 @@ class BaseBackend(abc.ABC, Generic[S]):
 
     # -- errors ----------------------------------------------------------------------------
 
+    def client_errors(self) -> ErrorMap:
+        """The client exceptions `map_errors` maps: `error_map`. A backend whose client
+        library is imported only when it connects (so the backend's module loads without
+        it) overrides this to import the exception classes here instead."""
+        return self.error_map
+
     @contextlib.contextmanager
     def map_errors(
         self,
@@ -204,6 +210,6 @@ class BaseBackend(abc.ABC, Generic[S]):
         into: type[EventwireError] | None = None,
     ) -> Iterator[None]:
         """`eventwire.backendkit.map_errors` with this backend's `error_map` and secrets."""
-        mapping = {**_NETWORK, **self.error_map}
+        mapping = {**_NETWORK, **self.client_errors()}
         with map_errors(action, mapping, secrets=self.settings.secrets(), advice=advice, into=into):
             yield

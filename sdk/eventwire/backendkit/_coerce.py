@@ -3,8 +3,10 @@
 Supported annotations: ``int``, ``float``, ``bool``, ``str``, `Seconds` (a duration:
 ``5``, ``2.5``, ``250ms``, ``5s``, ``2m``, ``1h``), `ByteSize` (``1048576``, ``512KiB``,
 ``8MiB``, ``1GiB``), an `enum.Enum` (by value or name), a ``Literal[...]`` of strings or
-numbers, and ``X | None`` of any of these (``""`` or ``none`` give ``None``). A value given
-as a keyword option may already have the right type; text (from a URL) is parsed.
+numbers, ``tuple[X, ...]`` of one of these (comma-separated text, or a list or tuple), any
+other class (an instance given as a keyword option: an ``ssl.SSLContext``, say), and
+``X | None`` of any of these (``""`` or ``none`` give ``None``). A value given as a keyword
+option may already have the right type; text (from a URL) is parsed.
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ def describe(hint: Any, minimum: float | None = None, maximum: float | None = No
         text = "one of " + ", ".join(str(m.value) for m in base)
     elif typing.get_origin(base) is Literal:
         text = "one of " + ", ".join(str(a) for a in typing.get_args(base))
+    elif (item := _item(base)) is not None:
+        text = f"comma-separated items, each {describe(item, minimum, maximum)}"
+    elif isinstance(base, type):
+        text = f"an {base.__module__}.{base.__qualname__} (a keyword option, not in the URL)"
     else:
         raise TypeError(f"an option cannot be annotated {hint!r}")
     return f"{text}, or none" if optional else text
@@ -132,14 +138,41 @@ def coerce(
         result = value
     elif isinstance(base, type) and issubclass(base, enum.Enum):
         result = _enum(value, base, want)
-    else:  # Literal
+    elif typing.get_origin(base) is Literal:
         result = _literal(value, typing.get_args(base), want)
+    elif (item := _item(base)) is not None:
+        return _items(value, item, minimum, maximum, want)
+    elif isinstance(value, base):
+        return value
+    else:
+        raise ValueError(want)
     number = isinstance(result, int | float) and not isinstance(result, bool)
     if number and (
         (minimum is not None and result < minimum) or (maximum is not None and result > maximum)
     ):
         raise ValueError(want)
     return result
+
+
+def _item(hint: Any) -> Any:
+    """The item annotation of ``tuple[X, ...]``, else ``None``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return args[0]
+    return None
+
+
+def _items(
+    value: object, item: Any, minimum: float | None, maximum: float | None, want: str
+) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple):
+        raise ValueError(want)
+    try:
+        return tuple(coerce(v, item, minimum=minimum, maximum=maximum) for v in value)
+    except ValueError:
+        raise ValueError(want) from None
 
 
 def _bool(value: object, want: str) -> bool:
@@ -219,8 +252,10 @@ def _literal(value: object, allowed: tuple[Any, ...], want: str) -> Any:
 def show_default(value: object, hint: Any) -> str:
     """How the docs show a default value (``—`` for none, ``true``, ``5``, ``8 MiB``)."""
     _, unit, _ = _parts(hint)
-    if value is None or value is dataclasses.MISSING:
+    if value is None or value is dataclasses.MISSING or value == ():
         return "—"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, enum.Enum):

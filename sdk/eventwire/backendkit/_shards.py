@@ -211,8 +211,11 @@ class ShardCoordinator:
                 outage.ok()
             except Exception as exc:
                 outage.failed(exc)
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation
+            # that arrives just as the event is set, and the heartbeats would go on
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
 
     async def tick(self) -> None:
         """One heartbeat: register, renew and acquire leases, give back drained shards."""

@@ -1,0 +1,234 @@
+"""`ShardFetch`: one member reading one shard of a channel during one lease epoch.
+
+A fetch runs while the member's shard coordinator lets it read the shard (recovering or
+ready), inside ``coordinator.reading(...)`` so the shard is not given back while it runs:
+
+- it first asks the shard's durable consumer what is unacknowledged. Nothing: the shard is
+  recovered at once. Messages an earlier owner left pending (it crashed): messages newer
+  than the last one delivered are held back until the consumer's ack floor has passed it,
+  so the earlier owner's messages (redelivered after ``ack_wait``, or at once if nak'ed)
+  run first; then the held ones are handed over in order and the shard is recovered;
+- it sends pull requests to its own inbox for at most its share of ``max_in_flight``
+  minus what it handed out and what is asked for already; a request expires within
+  ``0.2 * lease_ttl`` and never outlives ``0.6 * lease_ttl`` after the lease's last
+  renewal, so the member stops reading before the lease can pass on;
+- once it may read no more (draining, lease lost, stopped), it sends no new request, keeps
+  its inbox until every request sent has been answered or has expired (a request cannot be
+  cancelled on NATS 2.9, and one whose inbox is gone can still take a redelivered message),
+  unsubscribes and gives back (nak) what it held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from eventwire.backend import WireMessage
+from eventwire.backendkit import Shard, ShardState
+
+from eventwire_nats._topology import durable_name
+from eventwire_nats._wire import decode_headers, reply_metadata
+
+if TYPE_CHECKING:
+    from eventwire_nats._subscription import NatsSubscription
+
+__all__ = ["NAK", "NatsInbound", "ShardFetch", "wait"]
+
+log = logging.getLogger("eventwire.nats")
+
+NAK = b"-NAK"
+_READING = (ShardState.RECOVERING, ShardState.READY)
+
+
+class NatsInbound:
+    """A message delivered by a JetStream pull consumer (an `eventwire.backend.Inbound`)."""
+
+    __slots__ = ("delivery_count", "fetch", "handed", "message", "reply", "seq", "since")
+
+    def __init__(
+        self, message: WireMessage, count: int, reply: str, seq: int, fetch: ShardFetch
+    ) -> None:
+        self.message = message
+        self.delivery_count = count
+        self.seq = seq
+        self.reply = reply
+        self.fetch = fetch
+        #: When the server last heard of it (delivery, or the last progress signal).
+        self.since = time.monotonic()
+        self.handed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<NatsInbound shard={self.fetch.shard.index} seq={self.seq} "
+            f"delivery_count={self.delivery_count}>"
+        )
+
+    async def ack(self) -> None:
+        """Settle: the consumer will not deliver this message to the group again."""
+        await self.fetch.member.settle(self)
+
+
+class ShardFetch:
+    """One member reading one shard in one lease epoch (see the module docstring)."""
+
+    def __init__(self, member: NatsSubscription, shard: Shard) -> None:
+        self.member = member
+        self.shard = shard
+        self.epoch = shard.epoch
+        self.durable = durable_name(member.spec.group, shard.index)
+        self.inbox = member.nc.new_inbox()
+        self.sub: Any = None
+        #: Messages asked for and not received yet, and when those requests expire.
+        self.outstanding = 0
+        self.deadline = 0.0
+        #: Deliveries handed to the handler and not settled yet.
+        self.handed = 0
+        #: While recovering: the last message delivered to an earlier owner.
+        self.barrier: int | None = None
+        self.held: deque[NatsInbound] = deque()
+        self.wake = asyncio.Event()
+
+    @property
+    def reading(self) -> bool:
+        """Whether this fetch may still read: running, same epoch, recovering or ready."""
+        shard = self.shard
+        return self.member.running and shard.epoch == self.epoch and shard.state in _READING
+
+    def reset(self) -> None:
+        """The connection was re-established: the pull requests sent before are gone."""
+        self.outstanding = 0
+        self.deadline = 0.0
+        self.wake.set()
+
+    async def run(self) -> None:
+        member = self.member
+        with member.coordinator.reading([self.shard]):
+            try:
+                await self._begin()
+            except Exception as exc:  # the member starts another fetch
+                log.debug("eventwire: %s cannot read shard %d: %s", member, self.shard.index, exc)
+                await asyncio.sleep(0.2)
+                return
+            while self.reading:
+                if self.barrier is not None:
+                    await self._check_barrier()
+                await self._request()
+                self.wake.clear()
+                await wait(self.wake, 0.1 if self.barrier is not None else member.pull_expires / 2)
+            await self._end()
+
+    async def _begin(self) -> None:
+        member = self.member
+        info = await member.js.consumer_info(member.topology.stream, self.durable)
+        if info.num_ack_pending:
+            self.barrier = info.delivered.stream_seq
+            log.info(
+                "eventwire: %s took over shard %d with unsettled messages up to sequence %d; "
+                "newer ones wait until those are settled",
+                member,
+                self.shard.index,
+                self.barrier,
+            )
+        else:
+            member.coordinator.mark_recovered(self.shard, self.epoch)
+        self.sub = await member.nc.subscribe(self.inbox, cb=self.on_message)
+
+    async def _check_barrier(self) -> None:
+        try:
+            info = await self.member.js.consumer_info(self.member.topology.stream, self.durable)
+        except Exception:
+            return
+        if self.barrier is None or info.ack_floor.stream_seq < self.barrier:
+            return
+        while self.held and self.reading:
+            await self._hand(self.held.popleft())
+        if not self.held:
+            self.barrier = None
+            self.member.coordinator.mark_recovered(self.shard, self.epoch)
+
+    async def _request(self) -> None:
+        member = self.member
+        now = time.monotonic()
+        if now > self.deadline:
+            self.outstanding = 0
+        usable = self.shard.expires - member.margin - now
+        share = member.share()
+        room = share - self.handed - self.outstanding
+        if usable < 0.05 or room <= 0 or (room * 2 < share and self.outstanding):
+            return
+        batch = min(room, member.settings.fetch_batch)
+        expires = min(member.pull_expires, usable)
+        request = b'{"batch":%d,"expires":%d}' % (batch, int(expires * 1e9))
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{member.topology.stream}.{self.durable}"
+        try:
+            await member.nc.publish(subject, request, reply=self.inbox)
+        except Exception as exc:
+            log.debug("eventwire: a pull request of %s failed: %s", member, exc)
+            await asyncio.sleep(0.2)
+            return
+        self.outstanding += batch
+        self.deadline = now + expires + 0.5
+
+    async def _end(self) -> None:
+        member = self.member
+        while self.outstanding > 0 and time.monotonic() < self.deadline and member.accepting:
+            self.wake.clear()
+            await wait(self.wake, 0.05)
+        sub, self.sub = self.sub, None
+        if sub is not None:
+            # Not sub.drain(): it flushes, and a flush cancelled half-way breaks nats-py's
+            # connection. Every requested message has been handled by the callback here.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        while self.held and member.accepting:
+            delivery = self.held.popleft()
+            if member.forget(delivery):
+                with contextlib.suppress(Exception):
+                    await member.send(delivery.reply, NAK)
+
+    async def on_message(self, msg: Any) -> None:
+        reply = msg.reply
+        if not reply:  # a status: the end of a pull request (or a heartbeat)
+            headers = msg.headers or {}
+            pending = headers.get("Nats-Pending-Messages")
+            if pending is not None and pending.isdigit():
+                self.outstanding = max(0, self.outstanding - int(pending))
+            elif headers.get("Status") != "100":
+                self.outstanding = 0
+            self.wake.set()
+            return
+        if self.outstanding:
+            self.outstanding -= 1
+        member = self.member
+        if not member.accepting:
+            return
+        try:
+            seq, count = reply_metadata(reply)
+        except ValueError:
+            return
+        headers, key = decode_headers(msg.headers)
+        delivery = NatsInbound(WireMessage(msg.data, headers, key), count, reply, seq, self)
+        member.track_delivery(delivery)
+        if not member.running:
+            return  # given back at close
+        if self.barrier is not None and seq > self.barrier:
+            self.held.append(delivery)
+            return
+        await self._hand(delivery)
+
+    async def _hand(self, delivery: NatsInbound) -> None:
+        delivery.handed = True
+        self.handed += 1
+        await self.member.deliver(delivery)
+
+
+async def wait(event: asyncio.Event, timeout: float) -> None:
+    """Wait until `event` is set, at most `timeout` seconds (asyncio.timeout, not wait_for:
+    on Python 3.11, wait_for loses a cancellation that arrives as the event is set)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()

@@ -1,0 +1,240 @@
+"""The nats backend's options: ``nats://[user:password@]host1:4222[,host2:4222][?option=value]``.
+
+``nats://token@host:4222`` gives a token. Credentials are taken out of the URL here, so the
+server addresses handed to the client library never carry them and ``url`` is safe to log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import ssl
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from eventwire.backendkit import BackendSettings, Location, Seconds, option
+from eventwire.errors import ConfigurationError, InvalidURLError
+from eventwire.urls import redact_url
+
+from eventwire_nats._info import SCHEMES
+
+__all__ = ["NatsSettings"]
+
+DEFAULT_PORT = 4222
+_BUCKET = re.compile(r"^[a-zA-Z0-9_-]+$")
+_AUTH = ("token", "credentials_file", "nkey_seed_file", "nkey_seed")
+_TLS = ("tls_ca_file", "tls_cert_file", "tls_key_file", "tls_hostname", "ssl_context")
+_NEEDS_NKEYS = "; needs the `nkeys` package"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NatsSettings(BackendSettings):
+    """Everything the nats backend needs to connect and to build its topology."""
+
+    backend = "nats"
+    schemes = SCHEMES
+
+    #: The URL's servers, ``host[:port]`` as given.
+    hosts: tuple[str, ...] = ()
+    #: Every server to connect to (``nats://host:port``): the URL's, then ``servers``.
+    addresses: tuple[str, ...] = dataclasses.field(default=(), init=False)
+
+    servers: tuple[str, ...] = option(
+        (), "more server addresses (`h2:4222,h3`), added to the URL's"
+    )
+    user: str | None = option(
+        None, "user name of user/password authentication", default_doc="from the URL"
+    )
+    password: str | None = option(
+        None,
+        "password; prefer this option (from a secret store) to a password in the URL",
+        secret=True,
+        default_doc="from the URL",
+    )
+    token: str | None = option(
+        None, "token authentication (`nats://token@host`)", secret=True, default_doc="from the URL"
+    )
+    credentials_file: str | None = option(None, "a `.creds` file (JWT + NKEY seed)" + _NEEDS_NKEYS)
+    nkey_seed_file: str | None = option(None, "an NKEY seed file" + _NEEDS_NKEYS)
+    nkey_seed: str | None = option(None, "an NKEY seed itself" + _NEEDS_NKEYS, secret=True)
+    tls: bool = option(False, "TLS (implied by any `tls_*` option and by `ssl_context`)")
+    tls_ca_file: str | None = option(None, "CA bundle that signs the server certificate")
+    tls_cert_file: str | None = option(None, "client certificate (mutual TLS)")
+    tls_key_file: str | None = option(None, "client private key (mutual TLS)")
+    tls_hostname: str | None = option(None, "server name to verify the certificate against")
+    tls_verify: bool = option(True, "`false` skips certificate verification (tests only)")
+    tls_handshake_first: bool = option(
+        False, "TLS before the server's INFO (server option `handshake_first`)"
+    )
+    ssl_context: ssl.SSLContext | None = option(None, "a TLS context (`backend_options` only)")
+    name: str = option("eventwire", "connection name shown by the server")
+    connect_timeout: Seconds = option(
+        5.0, "the first connect fails with `BackendUnavailableError` within this", minimum=0.1
+    )
+    reconnect_wait: Seconds = option(
+        0.5, "pause between reconnect attempts after a lost connection", minimum=0
+    )
+    max_reconnect_attempts: int = option(
+        -1, "reconnect attempts after a lost connection (`-1`: forever)", minimum=-1
+    )
+    request_timeout: Seconds = option(5.0, "one JetStream API request", minimum=0.1)
+    publish_timeout: Seconds = option(
+        15.0,
+        "how long `publish` keeps resending until every message is confirmed, then `PublishError`",
+        minimum=0.1,
+    )
+    shards: int = option(
+        8,
+        "subjects per new channel: the most members that can work at once on one group",
+        minimum=1,
+        maximum=1024,
+    )
+    ack_wait: Seconds = option(
+        5.0, "an unacknowledged message is delivered again after this (see below)", minimum=1
+    )
+    lease_ttl: Seconds = option(
+        5.0, "a member that stopped renewing its leases this long loses its shards", minimum=1
+    )
+    lease_bucket: str = option("eventwire_leases", "the key-value bucket of memberships and leases")
+    storage: Literal["file", "memory"] = option(
+        "file", "`file` or `memory`, for the streams the backend creates"
+    )
+    replicas: int = option(1, "stream replicas in a cluster", minimum=1)
+    max_age: Seconds = option(
+        0.0, "retention: how long a stream keeps a message (`0`: for ever)", minimum=0
+    )
+    max_bytes: int = option(-1, "retention: bytes per stream (`-1`: unlimited)", minimum=-1)
+    max_msgs: int = option(-1, "retention: messages per stream (`-1`: unlimited)", minimum=-1)
+    duplicate_window: Seconds = option(
+        120.0,
+        "how long a stream remembers message ids to drop duplicates (at most `max_age`)",
+        minimum=0,
+    )
+    fetch_batch: int = option(256, "messages one pull request asks for at most", minimum=1)
+
+    @classmethod
+    def from_location(cls, location: Location) -> dict[str, Any]:
+        netloc = urlsplit(location.raw).netloc.rsplit("@", 1)[-1]
+        if netloc and not all(netloc.split(",")):
+            raise InvalidURLError(f"{redact_url(location.raw)!r} has an empty server address")
+        if location.path.strip("/"):
+            raise InvalidURLError(
+                f"{redact_url(location.raw)!r} has a path; a nats URL is "
+                "nats://[user:password@]host[:port][,host2[:port]][?option=value]"
+            )
+        values: dict[str, Any] = {"hosts": location.hosts}
+        if location.password is not None:
+            values.update(user=location.username or "", password=location.password)
+        elif location.username:
+            values["token"] = location.username
+        return values
+
+    def __post_init__(self) -> None:
+        addresses = [_address(h, "the URL") for h in self.hosts]
+        addresses += [_address(h, "the servers option") for h in self.servers]
+        addresses = list(dict.fromkeys(addresses)) or [f"nats://127.0.0.1:{DEFAULT_PORT}"]
+        hosts = ",".join(a.split("://", 1)[1] for a in addresses)
+        derived: dict[str, object] = {"addresses": tuple(addresses), "url": f"nats://{hosts}"}
+        if any(getattr(self, k) for k in _TLS) or self.tls_handshake_first or not self.tls_verify:
+            derived["tls"] = True
+        if self.max_age and self.duplicate_window > self.max_age:
+            derived["duplicate_window"] = self.max_age
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # derived from the fields just parsed
+        if self.tls_key_file and not self.tls_cert_file:
+            raise ConfigurationError(
+                "nats backend option tls_key_file is given without tls_cert_file; give both"
+            )
+        if not _BUCKET.match(self.lease_bucket):
+            raise ConfigurationError(
+                f"nats backend option lease_bucket={self.lease_bucket!r} is invalid; use "
+                "letters, digits, '_' and '-'"
+            )
+        auth = [k for k in _AUTH if getattr(self, k)]
+        if self.user or self.password:
+            if not (self.user and self.password):
+                raise ConfigurationError("nats backend: give both user and password (or neither)")
+            auth.insert(0, "user/password")
+        if len(auth) > 1:
+            raise ConfigurationError(
+                f"nats backend: choose one way to authenticate, got {', '.join(auth)}"
+            )
+
+    def ssl(self) -> ssl.SSLContext | None:
+        """The TLS context to connect with, or ``None`` for a plain connection."""
+        if self.ssl_context is not None or not self.tls:
+            return self.ssl_context
+        context = ssl.create_default_context(cafile=self.tls_ca_file)
+        if not self.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.tls_cert_file:
+            try:
+                context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigurationError(
+                    f"nats backend: cannot load the client certificate {self.tls_cert_file!r} "
+                    f"(key {self.tls_key_file!r}): {exc}"
+                ) from exc
+        return context
+
+    def security(self) -> Any:
+        """FastStream's ``security=`` object for these credentials and TLS, or ``None``."""
+        from faststream.nats.security import (
+            NatsCredentials,
+            NatsNKey,
+            NatsSecurity,
+            NatsToken,
+            NatsUserPassword,
+        )
+
+        tls: dict[str, Any] = {
+            "ssl_context": self.ssl(),
+            "use_ssl": self.tls or None,
+            "tls_hostname": self.tls_hostname,
+            "tls_handshake_first": self.tls_handshake_first,
+        }
+        try:
+            if self.token:
+                return NatsToken(self.token, **tls)
+            if self.user and self.password is not None:
+                return NatsUserPassword(self.user, self.password, **tls)
+            if self.credentials_file:
+                return NatsCredentials(self.credentials_file, **tls)
+            if self.nkey_seed_file:
+                return NatsNKey.from_file(self.nkey_seed_file, **tls)
+            if self.nkey_seed:
+                return NatsNKey.from_seed(self.nkey_seed, **tls)
+        except ImportError as exc:
+            raise ConfigurationError(
+                "nats backend: NKEY and .creds authentication need the 'nkeys' package; "
+                "install it with: pip install nkeys"
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"nats backend: cannot read the NKEY / credentials given: {type(exc).__name__}"
+            ) from exc
+        return NatsSecurity(**tls) if self.tls else None
+
+
+def _address(entry: str, where: str) -> str:
+    """``host[:port]`` (or ``nats://host:port``) checked, as ``nats://host:port``."""
+    entry = entry.strip()
+    if "://" in entry:
+        scheme, entry = entry.split("://", 1)
+        if scheme.lower() not in ("nats", "tls"):
+            raise InvalidURLError(f"server address {entry!r} in {where} must be host:port")
+    if "@" in entry:
+        raise InvalidURLError(
+            f"put credentials once, before the first host (nats://user:pass@h1,h2), or in the "
+            f"options user/password/token, not in a server address of {where}"
+        )
+    try:
+        parts = urlsplit(f"//{entry}")
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidURLError(f"server address {entry!r} in {where} has an invalid port") from exc
+    if not parts.hostname or parts.path:
+        raise InvalidURLError(f"server address {entry!r} in {where} is not host[:port]")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"nats://{host}:{port or DEFAULT_PORT}"
