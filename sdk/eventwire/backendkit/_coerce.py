@@ -3,8 +3,9 @@
 Supported annotations: ``int``, ``float``, ``bool``, ``str``, `Seconds` (a duration:
 ``5``, ``2.5``, ``250ms``, ``5s``, ``2m``, ``1h``), `ByteSize` (``1048576``, ``512KiB``,
 ``8MiB``, ``1GiB``), an `enum.Enum` (by value or name), a ``Literal[...]`` of strings or
-numbers, and ``X | None`` of any of these (``""`` or ``none`` give ``None``). A value given
-as a keyword option may already have the right type; text (from a URL) is parsed.
+numbers, any other class (``ssl.SSLContext``: an instance, given as a keyword option since a
+URL cannot carry it), and ``X | None`` of any of these (``""`` or ``none`` give ``None``). A
+value given as a keyword option may already have the right type; text (from a URL) is parsed.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def describe(hint: Any, minimum: float | None = None, maximum: float | None = No
         text = "one of " + ", ".join(str(m.value) for m in base)
     elif typing.get_origin(base) is Literal:
         text = "one of " + ", ".join(str(a) for a in typing.get_args(base))
+    elif isinstance(base, type) and base not in (str, bytes, object):
+        text = f"an {base.__module__}.{base.__qualname__} (as a keyword option)"
     else:
         raise TypeError(f"an option cannot be annotated {hint!r}")
     return f"{text}, or none" if optional else text
@@ -132,6 +135,10 @@ def coerce(
         result = value
     elif isinstance(base, type) and issubclass(base, enum.Enum):
         result = _enum(value, base, want)
+    elif isinstance(base, type):
+        if not isinstance(value, base):
+            raise ValueError(want)
+        result = value
     else:  # Literal
         result = _literal(value, typing.get_args(base), want)
     number = isinstance(result, int | float) and not isinstance(result, bool)
