@@ -3,7 +3,7 @@
 A channel is a topic, the event key is the record key, a group is a Kafka consumer group
 and the CloudEvents attributes travel as ``ce_`` record headers (Kafka protocol binding,
 binary mode). Options come from the URL query or ``EventBus(backend_options=...)``
-(`OPTIONS`, documented in ``docs/backends/kafka.md``); credentials come from the URL's
+(`KafkaSettings`, documented in ``docs/backends/kafka.md``); credentials come from the URL's
 user info or the ``username`` / ``password`` options and never appear in `KafkaBackend.url`,
 reprs, error messages or logs.
 
@@ -84,7 +84,7 @@ from eventwire_kafka._info import (
     DEFAULT_MAX_MESSAGE_BYTES,
     SCHEMES,
 )
-from eventwire_kafka._url import DEFAULTS, OPTIONS, KafkaSettings, parse_settings
+from eventwire_kafka._settings import KafkaSettings
 
 if TYPE_CHECKING:
     from eventwire_kafka._backend import KafkaBackend
@@ -94,16 +94,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKEND_INFO",
     "CAPABILITIES",
-    "DEFAULTS",
     "DEFAULT_MAX_MESSAGE_BYTES",
-    "OPTIONS",
     "SCHEMES",
     "KafkaBackend",
     "KafkaInbound",
     "KafkaSettings",
     "KafkaSubscription",
     "check_topic",
-    "parse_settings",
 ]
 
 # These import aiokafka and FastStream: loaded on first use, so importing the plugin (which

@@ -24,8 +24,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from eventwire_kafka._consumer import KafkaSubscription
 from eventwire_kafka._info import CAPABILITIES
+from eventwire_kafka._settings import KafkaSettings
 from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic
-from eventwire_kafka._url import KafkaSettings, parse_settings
 
 __all__ = ["KafkaBackend"]
 
@@ -71,14 +71,14 @@ def _record_size(message: WireMessage) -> int:
 class KafkaBackend:
     """A connection to a Kafka cluster: ``kafka://host1:9092,host2:9092[?options]``.
 
-    See the package docstring for how each guarantee is met and ``OPTIONS`` for the options.
+    See the package docstring for how each guarantee is met and `KafkaSettings` for the options.
     """
 
     name = "kafka"
     binding = "kafka"
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        self.settings = parse_settings(url, options)
+        self.settings = KafkaSettings.parse(url, options)
         self.capabilities: Capabilities = Capabilities(
             unsupported=CAPABILITIES.unsupported,
             cross_process=True,

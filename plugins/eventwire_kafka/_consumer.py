@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.errors import BackendUnavailableError
 
-from eventwire_kafka._url import KafkaSettings
+from eventwire_kafka._settings import KafkaSettings
 
 __all__ = ["KafkaInbound", "KafkaSubscription"]
 
