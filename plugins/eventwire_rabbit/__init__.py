@@ -42,11 +42,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from eventwire_rabbit._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES, SCHEMES
+from eventwire_rabbit._settings import RabbitSettings
 
 if TYPE_CHECKING:
     from eventwire_rabbit._backend import RabbitBackend
     from eventwire_rabbit._consumer import RabbitDelivery, RabbitSubscription
-    from eventwire_rabbit._url import RabbitSettings, parse_settings
 
 __all__ = [
     "BACKEND_INFO",
@@ -57,15 +57,12 @@ __all__ = [
     "RabbitDelivery",
     "RabbitSettings",
     "RabbitSubscription",
-    "parse_settings",
 ]
 
 _LAZY = {
     "RabbitBackend": "eventwire_rabbit._backend",
     "RabbitDelivery": "eventwire_rabbit._consumer",
     "RabbitSubscription": "eventwire_rabbit._consumer",
-    "RabbitSettings": "eventwire_rabbit._url",
-    "parse_settings": "eventwire_rabbit._url",
 }
 
 

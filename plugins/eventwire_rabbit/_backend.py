@@ -34,6 +34,7 @@ from faststream.security import BaseSecurity
 from eventwire_rabbit._consumer import RabbitSubscription
 from eventwire_rabbit._history import scan
 from eventwire_rabbit._info import CAPABILITIES
+from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._topology import (
     declare_channel,
     declare_hash_exchange,
@@ -43,7 +44,6 @@ from eventwire_rabbit._topology import (
     init_lock_queue,
     shard_queue,
 )
-from eventwire_rabbit._url import RabbitSettings, parse_settings
 from eventwire_rabbit._wire import from_delivery, properties, routing_key
 
 __all__ = ["RabbitBackend"]
@@ -61,7 +61,7 @@ class RabbitBackend:
     binding = "amqp"
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        self.settings: RabbitSettings = parse_settings(url, options)
+        self.settings: RabbitSettings = RabbitSettings.parse(url, options)
         unsupported = dict(CAPABILITIES.unsupported)
         if not self.settings.history:
             unsupported["G14"] = (
@@ -82,11 +82,11 @@ class RabbitBackend:
         self._state = "new"
 
     def __repr__(self) -> str:
-        return f"<RabbitBackend {self.settings.safe_url} {self._state}>"
+        return f"<RabbitBackend {self.settings.url} {self._state}>"
 
     @property
     def url(self) -> str:
-        return self.settings.safe_url
+        return self.settings.url
 
     @property
     def subscriptions(self) -> list[RabbitSubscription]:

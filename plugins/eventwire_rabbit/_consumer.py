@@ -32,8 +32,8 @@ from aiormq.abc import DeliveredMessage
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from pamqp.commands import Basic
 
+from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._topology import MEMBERS_EXCHANGE, shard_queue
-from eventwire_rabbit._url import RabbitSettings
 from eventwire_rabbit._wire import delivery_count, from_delivery
 
 if TYPE_CHECKING:
