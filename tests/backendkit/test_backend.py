@@ -225,8 +225,16 @@ async def test_deliver_is_the_one_place_a_handler_exception_is_caught(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sub = FakeSubscription(SubscriptionSpec("orders", "g"), [])
-    await sub.deliver(object())  # type: ignore[arg-type]
+    assert await sub.deliver(object()) is False  # type: ignore[arg-type]
     assert "raised on a delivery; it stays unsettled" in caplog.text
+    taken: list[object] = []
+
+    async def handler(inbound: Inbound) -> None:
+        taken.append(inbound)
+
+    sub._handler = handler
+    assert await sub.deliver("delivery") is True  # type: ignore[arg-type]
+    assert taken == ["delivery"]
     await sub.abort()
 
 
