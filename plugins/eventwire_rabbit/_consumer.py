@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseSubscription, SubscriptionState
 from pamqp.commands import Basic
 
 from eventwire_rabbit._settings import RabbitSettings
@@ -229,7 +230,7 @@ class _Membership:
         await self.send("hello")
 
     def _on_closed(self, _: object) -> None:
-        if not self.sub.stopping:
+        if self.sub.running:
             self.sub.wake()
 
     def is_open(self) -> bool:
@@ -288,7 +289,7 @@ class _Membership:
         self.channel = None
 
 
-class RabbitSubscription:
+class RabbitSubscription(BaseSubscription):
     """One group member on one channel."""
 
     def __init__(
@@ -298,28 +299,29 @@ class RabbitSubscription:
         spec: SubscriptionSpec,
         handler: MessageHandler,
     ) -> None:
+        super().__init__(spec, handler)
         self.backend = backend
         self.settings = settings
-        self.spec = spec
-        self.handler = handler
         self.member_id = f"{spec.consumer}-{uuid.uuid4().hex[:12]}"
         self.inbox: asyncio.Queue[RabbitDelivery] = asyncio.Queue()
         self.shards: dict[int, _Shard] = {}
         self.membership = _Membership(self)
-        self.stopping = False
-        self.aborted = False
         self._dirty = asyncio.Event()
-        self._releases: set[asyncio.Task[None]] = set()
         total = settings.shards
         self.prefetch = settings.prefetch or max(16, math.ceil(2 * spec.max_in_flight / total))
-        self._tasks: list[asyncio.Task[None]] = []
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._heartbeats: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        owned = sorted(i for i, s in self.shards.items() if s.state == "open")
         return (
             f"<RabbitSubscription {self.spec.channel}/{self.spec.group} {self.member_id} "
-            f"shards={owned}>"
+            f"shards={self.owned}>"
         )
+
+    @property
+    def aborted(self) -> bool:
+        return self.state is SubscriptionState.ABORTED
 
     @property
     def owned(self) -> list[int]:
@@ -327,12 +329,9 @@ class RabbitSubscription:
         return sorted(i for i, s in self.shards.items() if s.state == "open")
 
     def start(self) -> None:
-        name = f"{self.spec.channel}/{self.spec.group}"
-        self._tasks = [
-            asyncio.create_task(self._dispatch(), name=f"eventwire-rabbit-dispatch:{name}"),
-            asyncio.create_task(self._reconcile(), name=f"eventwire-rabbit-shards:{name}"),
-            asyncio.create_task(self._heartbeat(), name=f"eventwire-rabbit-members:{name}"),
-        ]
+        self._dispatcher = self.spawn(self._dispatch(), "dispatch")
+        self._reconciler = self.spawn(self._reconcile(), "shards")
+        self._heartbeats = self.spawn(self._heartbeat(), "members")
         self.wake()
 
     def wake(self) -> None:
@@ -340,28 +339,20 @@ class RabbitSubscription:
 
     def shard_lost(self, shard: _Shard) -> None:
         """A shard channel closed under us (connection lost, queue deleted): retry."""
-        if not self.stopping and self.shards.get(shard.index) is shard:
+        if self.running and self.shards.get(shard.index) is shard:
             self.wake()
 
     # -- the loops -----------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        handler = self.handler
         inbox = self.inbox
         while True:
             delivery = await inbox.get()
             shard = delivery._shard
-            if shard.state != "open" or self.stopping:
+            if shard.state != "open" or not self.running:
                 continue  # left unsettled: goes back to the queue when the channel closes
             shard.forward()
-            try:
-                await handler(delivery)
-            except Exception:
-                log.exception(
-                    "eventwire: the handler of %s/%s raised on a delivery; it stays unsettled",
-                    self.spec.channel,
-                    self.spec.group,
-                )
+            await self.deliver(delivery)
 
     def _wanted(self) -> set[int]:
         view = self.membership.view
@@ -369,10 +360,10 @@ class RabbitSubscription:
         return {s for s in range(self.settings.shards) if s % len(view) == me}
 
     async def _reconcile(self) -> None:
-        while not self.stopping:
+        while self.running:
             await self._dirty.wait()
             self._dirty.clear()
-            if self.stopping:
+            if not self.running:
                 return
             try:
                 amqp = await self.backend.amqp()
@@ -381,7 +372,7 @@ class RabbitSubscription:
                 wanted = self._wanted()
                 for index, shard in list(self.shards.items()):
                     if index not in wanted and shard.state == "open":
-                        self._release(shard)
+                        self._release_shard(shard)
                 for index in sorted(wanted):
                     current = self.shards.get(index)
                     if current is not None and current.state != "closed":
@@ -390,72 +381,57 @@ class RabbitSubscription:
                     self.shards[index] = fresh
                     await fresh.open(amqp, self.prefetch)
             except Exception as exc:
-                if self.stopping:
+                if not self.running:
                     return
                 log.warning(
                     "eventwire: %s/%s could not take its shards (%s: %s); retrying",
                     self.spec.channel,
                     self.spec.group,
                     type(exc).__name__,
-                    exc,
+                    self.settings.scrub(str(exc)),
                 )
                 await asyncio.sleep(self.settings.reconnect_interval)
                 self.wake()
 
-    def _release(self, shard: _Shard) -> None:
+    def _release_shard(self, shard: _Shard) -> None:
         async def run() -> None:
             await shard.release(self.settings.release_timeout)
             self.wake()
 
-        task = asyncio.create_task(run())
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
+        self.spawn(run(), f"release-{shard.index}")
 
     async def _heartbeat(self) -> None:
         every = self.settings.member_heartbeat
-        while not self.stopping:
+        while self.running:
             await self.membership.send("beat")
             await asyncio.sleep(every)
             self.membership.refresh()
 
-    # -- shutdown --------------------------------------------------------------------------
+    # -- the kit's shutdown contract -------------------------------------------------------
 
-    async def stop(self) -> None:
-        """Stop handing out messages; keep the shards (held messages stay unsettled) until
-        `close`, so no other member takes a key while this one finishes it."""
-        if self.stopping:
-            return
-        self.stopping = True
-        self._dirty.set()
-        dispatch, reconcile, heartbeat = self._tasks or (None, None, None)
-        for task in (dispatch, heartbeat):
-            if task is not None:
-                task.cancel()
-        if reconcile is not None:
+    async def _stop_fetching(self) -> None:
+        """Stop handing out messages and leave the membership; keep the shards (held
+        messages stay unsettled) until `close`, so no other member takes a key while this
+        one finishes it."""
+        self.wake()
+        loops = [t for t in (self._dispatcher, self._heartbeats) if t is not None]
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        if self._reconciler is not None:
             # Let a declaration in progress finish: cancelling an RPC midway makes the
             # broker close the whole connection (and the acks still to send with it).
-            _, late = await asyncio.wait({reconcile}, timeout=5)
+            _, late = await asyncio.wait({self._reconciler}, timeout=5)
             for task in late:
                 task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.membership.close(farewell=not self.aborted)
+        await self.membership.close(farewell=True)
 
-    async def close(self) -> None:
-        """Send the last acks and close every shard channel: the rest is redelivered."""
-        await self.stop()
-        for task in list(self._releases):
-            task.cancel()
-        await asyncio.gather(*self._releases, return_exceptions=True)
+    async def _flush(self) -> None:
+        await asyncio.gather(*(shard.flush() for shard in self.shards.values()))
+
+    async def _release(self) -> None:
+        """Close every shard channel: what is unsettled goes back to the queue at once."""
         await asyncio.gather(*(shard.close() for shard in self.shards.values()))
-
-    def abort(self) -> None:
-        """Crash: nothing more is acked."""
-        self.aborted = True
-        self.stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._releases:
-            task.cancel()
 
 
 def describe(sub: RabbitSubscription) -> dict[str, Any]:
