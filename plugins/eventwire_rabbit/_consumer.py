@@ -302,7 +302,7 @@ class RabbitSubscription(BaseSubscription):
         super().__init__(spec, handler)
         self.backend = backend
         self.settings = settings
-        self.member_id = f"{spec.consumer}-{uuid.uuid4().hex[:12]}"
+        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}"
         self.inbox: asyncio.Queue[RabbitDelivery] = asyncio.Queue()
         self.shards: dict[int, _Shard] = {}
         self.membership = _Membership(self)

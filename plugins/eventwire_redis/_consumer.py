@@ -234,7 +234,7 @@ class RedisSubscription:
         report_trimmed: Callable[[int], None],
     ) -> None:
         self.spec = spec
-        self.member_id = f"{spec.consumer}-{uuid.uuid4().hex[:8]}"
+        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:8]}"
         self._client = client
         self._scripts = scripts
         self._settings = settings

@@ -135,7 +135,7 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
             return await self._db.run(self._db.browse, channel, limit)
 
     async def delete_channel(self, channel: str) -> bool:
-        """Forget `channel` and everything about it; ``False`` if it did not exist."""
+        """Forget `channel` and everything about it (`eventwire.backend.ChannelDeleter`)."""
         self.check_connected()
         self._shards.pop(channel, None)
         with self.map_errors(f"delete {channel!r}"):

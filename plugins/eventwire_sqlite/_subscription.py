@@ -32,12 +32,12 @@ from eventwire_sqlite._db import Database, Row, SqliteLeaseStore
 if TYPE_CHECKING:
     from eventwire_sqlite._settings import SqliteSettings
 
-__all__ = ["SqliteDelivery", "SqliteSubscription"]
+__all__ = ["SqliteInbound", "SqliteSubscription"]
 
 log = logging.getLogger("eventwire.sqlite")
 
 
-class SqliteDelivery:
+class SqliteInbound:
     """A message handed to this member (an `eventwire.backend.Inbound`)."""
 
     __slots__ = ("_settled", "_shard", "_subscription", "delivery_count", "message", "seq")
@@ -59,7 +59,7 @@ class SqliteDelivery:
 
     def __repr__(self) -> str:
         return (
-            f"<SqliteDelivery shard={self._shard.index} seq={self.seq} "
+            f"<SqliteInbound shard={self._shard.index} seq={self.seq} "
             f"delivery_count={self.delivery_count}>"
         )
 
@@ -77,7 +77,7 @@ class SqliteSubscription(BaseSubscription):
         scrub: Callable[[str], str],
     ) -> None:
         super().__init__(spec, handler)
-        self.member_id = f"{spec.consumer}-{uuid.uuid4().hex[:12]}"
+        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}"
         self._db = database
         self._settings = settings
         self._scrub = scrub
@@ -184,14 +184,14 @@ class SqliteSubscription(BaseSubscription):
         for row in rows:
             if not self.running:
                 break  # stopped: the rest stay pending for the next owner
-            await self.deliver(SqliteDelivery(self, by_index[row[0]], row))
+            await self.deliver(SqliteInbound(self, by_index[row[0]], row))
         return bool(rows)
 
     async def _deliver(self, shard: Shard, rows: list[Row]) -> None:
         for row in rows:
             if not self.running:
                 return
-            await self.deliver(SqliteDelivery(self, shard, row))
+            await self.deliver(SqliteInbound(self, shard, row))
 
     async def _stop_fetching(self) -> None:
         self.coordinator.stop()

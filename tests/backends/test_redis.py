@@ -549,7 +549,7 @@ def test_pending_entries_trimmed_away_are_reported(caplog: pytest.LogCaptureFixt
     async def scenario() -> None:
         first = RedisBackend(URL, {"lease_ttl": 1.0})
         await first.connect()
-        spec = SubscriptionSpec(channel=channel, group=group, consumer="first")
+        spec = SubscriptionSpec(channel=channel, group=group, member_prefix="first")
 
         async def take(inbound: Any) -> None:
             handed.append(inbound.message.body)
@@ -568,7 +568,7 @@ def test_pending_entries_trimmed_away_are_reported(caplog: pytest.LogCaptureFixt
         await second.connect()
         try:
             await second.subscribe(
-                SubscriptionSpec(channel=channel, group=group, consumer="second"), take
+                SubscriptionSpec(channel=channel, group=group, member_prefix="second"), take
             )
             await wait_until(lambda: second.trimmed_entries == 5, "the report", 20)
         finally:

@@ -25,7 +25,7 @@ from eventwire_memory import (
     MAX_MESSAGE_BYTES,
     GroupState,
     MemoryBackend,
-    MemoryDelivery,
+    MemoryInbound,
     get_broker,
     reset_brokers,
 )
@@ -136,7 +136,7 @@ def test_roundtrip_keeps_body_headers_and_key() -> None:
         (delivery,) = got.deliveries
         assert delivery.message == WireMessage(b'{"n":1}', headers, "o-1")
         assert delivery.delivery_count == 1
-        assert isinstance(delivery, MemoryDelivery)
+        assert isinstance(delivery, MemoryInbound)
         assert delivery.partition == zlib.crc32(b"o-1") % 8
         assert delivery.offset == 0
         await backend.close()
@@ -178,8 +178,8 @@ def test_competing_members_share_the_work_each_message_once() -> None:
     async def main() -> None:
         one, two = await connected(), await connected()
         a, b = Collector(), Collector()
-        await one.subscribe(SubscriptionSpec("orders", "billing", consumer="a"), a)
-        await two.subscribe(SubscriptionSpec("orders", "billing", consumer="b"), b)
+        await one.subscribe(SubscriptionSpec("orders", "billing", member_prefix="a"), a)
+        await two.subscribe(SubscriptionSpec("orders", "billing", member_prefix="b"), b)
         await one.publish("orders", [msg(str(i), key=f"k{i % 40}") for i in range(400)])
         await eventually(lambda: len(a.deliveries) + len(b.deliveries) == 400)
         await asyncio.sleep(0.01)
@@ -231,12 +231,14 @@ def test_key_order_holds_and_no_key_runs_on_two_members_across_a_rebalance() -> 
             return handler
 
         one, two = await connected(), await connected()
-        await one.subscribe(SubscriptionSpec("orders", "g", consumer="a"), handler_for("a"))
+        await one.subscribe(SubscriptionSpec("orders", "g", member_prefix="a"), handler_for("a"))
         for seq in range(per_key):
             await one.publish("orders", [msg(str(seq), key=key) for key in keys])
             await asyncio.sleep(0)
             if seq == per_key // 3:
-                await two.subscribe(SubscriptionSpec("orders", "g", consumer="b"), handler_for("b"))
+                await two.subscribe(
+                    SubscriptionSpec("orders", "g", member_prefix="b"), handler_for("b")
+                )
         total = len(keys) * per_key
         await eventually(lambda: sum(map(len, seen.values())) >= total)
         await eventually(lambda: not background)
@@ -255,13 +257,13 @@ def test_abort_redelivers_unacked_to_a_survivor_and_ignores_later_acks() -> None
     async def main() -> None:
         crashed, survivor = await connected(), await connected()
         held = Collector(ack=False)
-        await crashed.subscribe(SubscriptionSpec("orders", "g", consumer="a"), held)
+        await crashed.subscribe(SubscriptionSpec("orders", "g", member_prefix="a"), held)
         await crashed.publish("orders", [msg(str(i), key=f"k{i}") for i in range(10)])
         await eventually(lambda: len(held.deliveries) == 10)
         settled = held.deliveries[3]
         await settled.ack()  # settled before the crash: never comes back
         got = Collector(ack=False)
-        await survivor.subscribe(SubscriptionSpec("orders", "g", consumer="b"), got)
+        await survivor.subscribe(SubscriptionSpec("orders", "g", member_prefix="b"), got)
         await asyncio.sleep(0.01)
         assert got.deliveries == []  # the partitions it took are still held by "a"
 
