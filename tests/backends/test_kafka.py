@@ -217,6 +217,7 @@ def test_unreachable_broker_fails_fast_and_quietly() -> None:
             with pytest.raises(BackendUnavailableError) as info:
                 await bus.start()
             elapsed = time.monotonic() - started
+            assert info.value.__cause__ is not None  # the client's error, for debugging
             lines_after_failure = stream.getvalue().count("\n")
             await asyncio.sleep(1.5)  # no reconnect loop keeps logging
             return elapsed, str(info.value), lines_after_failure, stream.getvalue().count("\n")

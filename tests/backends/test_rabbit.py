@@ -253,6 +253,7 @@ def test_unreachable_broker_fails_fast_without_log_spam() -> None:
         logging.getLogger().removeHandler(handler)
     assert time.monotonic() - started < 10
     assert f"127.0.0.1:{port}" in str(info.value) and SECRET not in str(info.value)
+    assert info.value.__cause__ is not None  # the client's error, for debugging
     assert buffer.getvalue().count("Reconnecting") <= 1
     assert SECRET not in buffer.getvalue()
 
