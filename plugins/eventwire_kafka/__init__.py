@@ -76,7 +76,9 @@ is sent.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eventwire.backendkit import lazy_exports
 
 from eventwire_kafka._info import (
     BACKEND_INFO,
@@ -105,20 +107,12 @@ __all__ = [
 
 # These import aiokafka and FastStream: loaded on first use, so importing the plugin (which
 # every ``import eventwire`` with plugins does) never needs the Kafka client.
-_LAZY = {
-    "KafkaBackend": "eventwire_kafka._backend",
-    "KafkaInbound": "eventwire_kafka._consumer",
-    "KafkaSubscription": "eventwire_kafka._consumer",
-    "check_topic": "eventwire_kafka._topics",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventwire_kafka' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "KafkaBackend": "eventwire_kafka._backend",
+        "KafkaInbound": "eventwire_kafka._consumer",
+        "KafkaSubscription": "eventwire_kafka._consumer",
+        "check_topic": "eventwire_kafka._topics",
+    },
+)

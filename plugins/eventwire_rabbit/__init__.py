@@ -40,7 +40,9 @@ message through its serializer. Publishing here is pipelined on one confirm chan
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eventwire.backendkit import lazy_exports
 
 from eventwire_rabbit._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES, SCHEMES
 from eventwire_rabbit._settings import RabbitSettings
@@ -60,18 +62,12 @@ __all__ = [
     "RabbitSubscription",
 ]
 
-_LAZY = {
-    "RabbitBackend": "eventwire_rabbit._backend",
-    "RabbitInbound": "eventwire_rabbit._consumer",
-    "RabbitSubscription": "eventwire_rabbit._consumer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # The client library (aio-pika, FastStream) loads only when the backend is used.
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventwire_rabbit' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+# The client library (aio-pika, FastStream) loads only when the backend is used.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "RabbitBackend": "eventwire_rabbit._backend",
+        "RabbitInbound": "eventwire_rabbit._consumer",
+        "RabbitSubscription": "eventwire_rabbit._consumer",
+    },
+)

@@ -22,6 +22,7 @@ from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
     ConfigurationError,
+    EventwireError,
     PublishError,
 )
 
@@ -99,10 +100,14 @@ class Groups:
             f"declaring the topology of {what!r} failed: {type(exc).__name__}: {exc}"
         )
 
-    async def _exists(self, exchange: str) -> bool:
+    async def _exists(self, name: str, *, queue: bool = False) -> bool:
+        """Whether the exchange (or, with `queue`, the queue) `name` exists."""
         scratch = await self._backend.scratch()
         try:
-            await scratch.exchange_declare(exchange, passive=True)
+            if queue:
+                await scratch.queue_declare(name, passive=True)
+            else:
+                await scratch.exchange_declare(name, passive=True)
             return True
         except aiormq.exceptions.ChannelNotFoundEntity:
             return False
@@ -134,34 +139,22 @@ class Groups:
                 await self._create_group(spec)
             finally:
                 await close_channel(lock)
-        except (ConfigurationError, BusClosedError, BackendUnavailableError):
+        except EventwireError:
             raise
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        except Exception as exc:
             raise self._topology_error(exc, f"{channel}/{group}") from exc
 
     async def _check_group(self, channel: str, group: str) -> None:
         """The group exists: its shard count must be ours (last shard there, next absent)."""
         count = self._settings.shards
-        last = await self._queue_exists(shard_queue(channel, group, count - 1))
-        extra = await self._queue_exists(shard_queue(channel, group, count))
+        last = await self._exists(shard_queue(channel, group, count - 1), queue=True)
+        extra = await self._exists(shard_queue(channel, group, count), queue=True)
         if not last or extra:
             raise ConfigurationError(
                 f"group {group!r} on channel {channel!r} was created with "
                 f"{'fewer' if not last else 'more'} shards than shards={count}; give every "
                 "member the group's original shard count"
             )
-
-    async def _queue_exists(self, name: str) -> bool:
-        scratch = await self._backend.scratch()
-        try:
-            await scratch.queue_declare(name, passive=True)
-            return True
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
-        finally:
-            await close_channel(scratch)
 
     async def _wait_for_group(self, name: str) -> None:
         deadline = time.monotonic() + max(60.0, self._settings.publish_timeout)
