@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaClient, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ErrorMap
+from eventwire.backendkit import BaseBackend, ErrorMap, message_size
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import (
     BackendUnavailableError,
@@ -57,15 +57,6 @@ def _security(settings: KafkaSettings) -> BaseSecurity | None:
     if use_ssl:
         return BaseSecurity(ssl_context=settings.ssl_context, use_ssl=True)
     return None
-
-
-def _record_size(message: WireMessage) -> int:
-    size = len(message.body) + RECORD_OVERHEAD
-    if message.key is not None:
-        size += len(message.key.encode())
-    for name, value in message.headers.items():
-        size += len(name) + len(value.encode())
-    return size
 
 
 class KafkaBackend(BaseBackend[KafkaSettings]):
@@ -164,7 +155,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             limit = topics.limits[channel]
         limit = min(limit, self.settings.max_message_bytes + _REQUEST_HEADROOM)
         for index, message in enumerate(messages):
-            size = _record_size(message)
+            size = message_size(message) + RECORD_OVERHEAD
             if size > limit:
                 raise MessageTooLargeError(
                     f"message {index} for Kafka topic {channel!r} is about {size} bytes as a "
