@@ -25,7 +25,7 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseSubscription, SubscriptionState
+from eventwire.backendkit import BaseSubscription, Outage, SubscriptionState
 
 from eventwire_kafka._settings import KafkaSettings
 
@@ -135,7 +135,6 @@ class KafkaSubscription(BaseSubscription):
         self._assigned = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._fetch_task: asyncio.Task[None] | None = None
-        self._commit_failing = False
 
     @property
     def partitions(self) -> list[int]:
@@ -252,19 +251,16 @@ class KafkaSubscription(BaseSubscription):
     async def _fetch_loop(self) -> None:
         consumer = self._consumer
         max_records = self._settings.fetch_max_records
+        fetching = Outage(
+            f"kafka fetch of {self.spec.channel}/{self.spec.group}", self._settings.scrub
+        )
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=max_records)
             except KafkaError as exc:
-                log.warning(
-                    "eventwire: kafka %s/%s: fetch failed (%s: %s); retrying",
-                    self.spec.channel,
-                    self.spec.group,
-                    type(exc).__name__,
-                    exc,
-                )
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(fetching.failed(exc))
                 continue
+            fetching.ok()
             for tp, records in batches.items():
                 part = self._parts.get(tp)
                 if part is None:
@@ -305,29 +301,17 @@ class KafkaSubscription(BaseSubscription):
 
     async def _commit_loop(self) -> None:
         interval = self._settings.commit_interval_ms / 1000
+        committing = Outage(
+            f"kafka commit of {self.spec.channel}/{self.spec.group}", self._settings.scrub
+        )
         while True:
             await asyncio.sleep(interval)
             try:
                 await self._commit(list(self._parts.values()))
-            except Exception as exc:
-                if not self._commit_failing:
-                    self._commit_failing = True
-                    log.warning(
-                        "eventwire: kafka %s/%s: commit failed (%s: %s); retrying every %d ms",
-                        self.spec.channel,
-                        self.spec.group,
-                        type(exc).__name__,
-                        exc,
-                        self._settings.commit_interval_ms,
-                    )
+            except Exception as exc:  # retried every commit_interval_ms
+                committing.failed(exc)
             else:
-                if self._commit_failing:
-                    self._commit_failing = False
-                    log.info(
-                        "eventwire: kafka %s/%s: commits succeed again",
-                        self.spec.channel,
-                        self.spec.group,
-                    )
+                committing.ok()
 
     async def _commit(self, parts: list[_Partition]) -> None:
         """Commit the finished prefix of `parts` where it moved."""
