@@ -3,7 +3,7 @@
 A channel is a topic, the event key is the record key, a group is a Kafka consumer group
 and the CloudEvents attributes travel as ``ce_`` record headers (Kafka protocol binding,
 binary mode). Options come from the URL query or ``EventBus(backend_options=...)``
-(`OPTIONS`, documented in ``docs/backends/kafka.md``); credentials come from the URL's
+(`KafkaSettings`, documented in ``docs/backends/kafka.md``); credentials come from the URL's
 user info or the ``username`` / ``password`` options and never appear in `KafkaBackend.url`,
 reprs, error messages or logs.
 
@@ -76,7 +76,9 @@ is sent.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eventwire.backendkit import lazy_exports
 
 from eventwire_kafka._info import (
     BACKEND_INFO,
@@ -84,7 +86,7 @@ from eventwire_kafka._info import (
     DEFAULT_MAX_MESSAGE_BYTES,
     SCHEMES,
 )
-from eventwire_kafka._url import DEFAULTS, OPTIONS, KafkaSettings, parse_settings
+from eventwire_kafka._settings import KafkaSettings
 
 if TYPE_CHECKING:
     from eventwire_kafka._backend import KafkaBackend
@@ -94,34 +96,23 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKEND_INFO",
     "CAPABILITIES",
-    "DEFAULTS",
     "DEFAULT_MAX_MESSAGE_BYTES",
-    "OPTIONS",
     "SCHEMES",
     "KafkaBackend",
     "KafkaInbound",
     "KafkaSettings",
     "KafkaSubscription",
     "check_topic",
-    "parse_settings",
 ]
 
 # These import aiokafka and FastStream: loaded on first use, so importing the plugin (which
 # every ``import eventwire`` with plugins does) never needs the Kafka client.
-_LAZY = {
-    "KafkaBackend": "eventwire_kafka._backend",
-    "KafkaInbound": "eventwire_kafka._consumer",
-    "KafkaSubscription": "eventwire_kafka._consumer",
-    "check_topic": "eventwire_kafka._topics",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventwire_kafka' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "KafkaBackend": "eventwire_kafka._backend",
+        "KafkaInbound": "eventwire_kafka._consumer",
+        "KafkaSubscription": "eventwire_kafka._consumer",
+        "check_topic": "eventwire_kafka._topics",
+    },
+)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from aiokafka import AIOKafkaClient, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseBackend, ErrorMap, message_size
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import (
     BackendUnavailableError,
-    BusClosedError,
     ConfigurationError,
     MessageTooLargeError,
     PublishError,
@@ -22,10 +22,10 @@ from eventwire.errors import (
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from eventwire_kafka._consumer import KafkaSubscription
+from eventwire_kafka._consumer import KafkaSubscription, to_wire
 from eventwire_kafka._info import CAPABILITIES
+from eventwire_kafka._settings import KafkaSettings
 from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic
-from eventwire_kafka._url import KafkaSettings, parse_settings
 
 __all__ = ["KafkaBackend"]
 
@@ -59,27 +59,22 @@ def _security(settings: KafkaSettings) -> BaseSecurity | None:
     return None
 
 
-def _record_size(message: WireMessage) -> int:
-    size = len(message.body) + RECORD_OVERHEAD
-    if message.key is not None:
-        size += len(message.key.encode())
-    for name, value in message.headers.items():
-        size += len(name) + len(value.encode())
-    return size
-
-
-class KafkaBackend:
+class KafkaBackend(BaseBackend[KafkaSettings]):
     """A connection to a Kafka cluster: ``kafka://host1:9092,host2:9092[?options]``.
 
-    See the package docstring for how each guarantee is met and ``OPTIONS`` for the options.
+    See the package docstring for how each guarantee is met and `KafkaSettings` for the options.
     """
 
     name = "kafka"
     binding = "kafka"
+    error_map: ClassVar[ErrorMap] = {
+        MessageSizeTooLargeError: MessageTooLargeError,
+        KafkaError: BackendUnavailableError,
+    }
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        self.settings = parse_settings(url, options)
-        self.capabilities: Capabilities = Capabilities(
+        super().__init__(KafkaSettings.parse(url, options))
+        self.capabilities = Capabilities(
             unsupported=CAPABILITIES.unsupported,
             cross_process=True,
             max_message_bytes=self.settings.max_message_bytes,
@@ -89,16 +84,6 @@ class KafkaBackend:
         self._admin: Any = None
         self._topics: TopicManager | None = None
         self._partitioner = DefaultPartitioner()
-        self._subscriptions: list[KafkaSubscription] = []
-        self._closed = False
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "connected" if self._broker else "new"
-        return f"<KafkaBackend {self.settings.url} {state}>"
-
-    @property
-    def url(self) -> str:
-        return self.settings.url
 
     # -- connection ----------------------------------------------------------------------
 
@@ -106,11 +91,7 @@ class KafkaBackend:
         assert self._broker is not None
         return dict(self._broker._connection_kwargs)
 
-    async def connect(self) -> None:
-        if self._closed:
-            raise BusClosedError(f"the {self.url} backend is closed; create a new backend")
-        if self._broker is not None:
-            return
+    async def _connect(self) -> None:
         s = self.settings
         broker = KafkaBroker(
             list(s.hosts),
@@ -127,21 +108,22 @@ class KafkaBackend:
             logger=None,
         )
         try:
-            # Probe first with a plain client, closed whatever happens: a failed
-            # ``KafkaBroker.connect`` would leave its half-started producer behind.
-            probe = AIOKafkaClient(**_probe_kwargs(broker._connection_kwargs))
-            try:
-                await asyncio.wait_for(probe.bootstrap(), s.connect_timeout)
-            finally:
-                await probe.close()
-            await asyncio.wait_for(broker.connect(), s.connect_timeout)
-        except (KafkaError, TimeoutError, OSError) as exc:
+            with self.map_errors(
+                f"connecting to Kafka at {self.url} within {s.connect_timeout:g}s",
+                advice="check that the brokers run and the URL, credentials and security "
+                "options are right",
+            ):
+                # Probe first with a plain client, closed whatever happens: a failed
+                # ``KafkaBroker.connect`` would leave its half-started producer behind.
+                probe = AIOKafkaClient(**_probe_kwargs(broker._connection_kwargs))
+                try:
+                    await asyncio.wait_for(probe.bootstrap(), s.connect_timeout)
+                finally:
+                    await probe.close()
+                await asyncio.wait_for(broker.connect(), s.connect_timeout)
+        except BaseException:
             await _quiet_stop(broker)
-            raise BackendUnavailableError(
-                f"cannot connect to Kafka at {self.url} within {s.connect_timeout:g}s "
-                f"({_describe(exc)}); check that the brokers run and the URL, credentials "
-                "and security options are right"
-            ) from None
+            raise
         config = broker.config.broker_config
         self._broker = broker
         # Underneath FastStream: its aiokafka producer (idempotent, acks=all) and admin client.
@@ -157,15 +139,14 @@ class KafkaBackend:
         )
 
     def _connected(self) -> TopicManager:
-        if self._closed:
-            raise BusClosedError(f"the {self.url} backend is closed; create a new backend")
-        if self._topics is None:
-            raise BusClosedError(f"the {self.url} backend is not connected; call connect() first")
+        self.check_connected()
+        assert self._topics is not None
         return self._topics
 
     # -- publishing ----------------------------------------------------------------------
 
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        self.check_publish(channel, messages)
         topics = self._connected()
         limit = topics.limits.get(channel)
         if limit is None:
@@ -174,7 +155,7 @@ class KafkaBackend:
             limit = topics.limits[channel]
         limit = min(limit, self.settings.max_message_bytes + _REQUEST_HEADROOM)
         for index, message in enumerate(messages):
-            size = _record_size(message)
+            size = message_size(message) + RECORD_OVERHEAD
             if size > limit:
                 raise MessageTooLargeError(
                     f"message {index} for Kafka topic {channel!r} is about {size} bytes as a "
@@ -184,38 +165,31 @@ class KafkaBackend:
                 )
         futures: list[asyncio.Future[Any]] = []
         try:
-            if len(messages) >= _BATCH_FROM:
-                await self._send_batches(channel, messages, futures)
-            else:
-                send = self._producer.send
-                for message in messages:
-                    key = message.key
-                    futures.append(
-                        await send(
-                            channel,
-                            message.body,
-                            key=key.encode() if key is not None else None,
-                            headers=[(k, v.encode()) for k, v in message.headers.items()],
-                        )
-                    )
-            for future in futures:
-                await future
-        except MessageSizeTooLargeError as exc:
-            _consume(futures)
-            raise MessageTooLargeError(
-                f"Kafka refused a message for topic {channel!r} as too large (the topic's "
-                f"max.message.bytes is {limit}): {exc}"
-            ) from None
-        except KafkaError as exc:
-            _consume(futures)
-            raise PublishError(
-                f"Kafka did not confirm a publish to {channel!r}: {_describe(exc)}; the "
-                "event may not have been stored, publish it again (consumers dedupe by id "
-                "with idempotent=True)"
-            ) from None
+            with self.map_errors(f"publish to Kafka topic {channel!r}", into=PublishError):
+                await self._send(channel, messages, futures)
         except BaseException:
             _consume(futures)
             raise
+
+    async def _send(
+        self, channel: str, messages: Sequence[WireMessage], futures: list[asyncio.Future[Any]]
+    ) -> None:
+        if len(messages) >= _BATCH_FROM:
+            await self._send_batches(channel, messages, futures)
+        else:
+            send = self._producer.send
+            for message in messages:
+                key = message.key
+                futures.append(
+                    await send(
+                        channel,
+                        message.body,
+                        key=key.encode() if key is not None else None,
+                        headers=[(k, v.encode()) for k, v in message.headers.items()],
+                    )
+                )
+        for future in futures:
+            await future
 
     async def _send_batches(
         self, channel: str, messages: Sequence[WireMessage], futures: list[asyncio.Future[Any]]
@@ -245,10 +219,9 @@ class KafkaBackend:
     # -- consuming -----------------------------------------------------------------------
 
     async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> KafkaSubscription:
+        self.check_subscribe(spec)
         topics = self._connected()
         check_topic(spec.channel)
-        if not isinstance(spec.group, str) or not spec.group:
-            raise ConfigurationError(f"group must be a non-empty string, got {spec.group!r}")
         await topics.ensure([spec.channel, dead_letter_channel(spec.channel)])
         s = self.settings
         consumer = self._consumer(
@@ -262,9 +235,10 @@ class KafkaBackend:
             max_partition_fetch_bytes=s.max_partition_fetch_bytes,
             fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes + _REQUEST_HEADROOM),
         )
-        subscription = KafkaSubscription(spec, handler, consumer, self._admin, s)
-        await subscription.start()
-        self._subscriptions.append(subscription)
+        subscription = KafkaSubscription(spec, handler, consumer, s)
+        with self.map_errors(f"joining group {spec.group!r} on Kafka topic {spec.channel!r}"):
+            await subscription.start()
+        self.track(subscription)
         return subscription
 
     def _consumer(self, **options: Any) -> Any:
@@ -297,70 +271,55 @@ class KafkaBackend:
             client_id=f"{self.settings.client_id}-browse",
             fetch_max_bytes=max(50 * 1024 * 1024, self.settings.max_message_bytes * 2),
         )
-        timeout = self.settings.request_timeout_ms / 1000
         records: list[Any] = []
         try:
-            await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
-            tps = [TopicPartition(channel, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
-            starts = await consumer.beginning_offsets(tps)
-            wanted = {tp for tp in tps if ends[tp] > starts[tp]}
-            if wanted:
-                await consumer.seek_to_beginning(*wanted)
-            taken = dict.fromkeys(wanted, 0)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            while wanted and loop.time() < deadline:
-                batches = await consumer.getmany(*wanted, timeout_ms=200, max_records=limit)
-                for tp, items in batches.items():
-                    for record in items:
-                        if tp in wanted and record.offset < ends[tp]:
-                            records.append(record)
-                            taken[tp] += 1
-                    if tp in wanted and (
-                        taken[tp] >= limit or (items and items[-1].offset >= ends[tp] - 1)
-                    ):
-                        wanted.discard(tp)
-                for tp in list(wanted):
-                    if await consumer.position(tp) >= ends[tp]:
-                        wanted.discard(tp)
-        except KafkaError as exc:
-            raise BackendUnavailableError(
-                f"cannot read Kafka topic {channel!r}: {_describe(exc)}"
-            ) from None
+            with self.map_errors(f"reading Kafka topic {channel!r}"):
+                await self._read(consumer, channel, partitions, limit, records)
         finally:
             try:
-                await asyncio.wait_for(consumer.stop(), timeout)
+                await asyncio.wait_for(consumer.stop(), self.settings.request_timeout_ms / 1000)
             except Exception as exc:
                 log.debug("eventwire: kafka browse consumer stop: %s", exc)
         # Record time (ms) first; within one millisecond the CloudEvents time (µs), which
         # follows publish order across partitions; then partition order.
         records.sort(key=lambda r: (r.timestamp, _ce_time(r), r.partition, r.offset))
-        from eventwire_kafka._consumer import _to_wire
+        return [to_wire(r) for r in records[:limit]]
 
-        return [_to_wire(r) for r in records[:limit]]
+    async def _read(
+        self, consumer: Any, channel: str, partitions: list[int], limit: int, records: list[Any]
+    ) -> None:
+        """Every record of `channel` up to its end offsets now, `limit` per partition."""
+        timeout = self.settings.request_timeout_ms / 1000
+        await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
+        tps = [TopicPartition(channel, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        wanted = {tp for tp in tps if ends[tp] > starts[tp]}
+        if wanted:
+            await consumer.seek_to_beginning(*wanted)
+        taken = dict.fromkeys(wanted, 0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while wanted and loop.time() < deadline:
+            batches = await consumer.getmany(*wanted, timeout_ms=200, max_records=limit)
+            for tp, items in batches.items():
+                for record in items:
+                    if tp in wanted and record.offset < ends[tp]:
+                        records.append(record)
+                        taken[tp] += 1
+                if tp in wanted and (
+                    taken[tp] >= limit or (items and items[-1].offset >= ends[tp] - 1)
+                ):
+                    wanted.discard(tp)
+            for tp in list(wanted):
+                if await consumer.position(tp) >= ends[tp]:
+                    wanted.discard(tp)
 
     # -- shutdown ------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        """Commit what is finished, leave the groups, flush and disconnect."""
-        if self._closed:
-            return
-        self._closed = True
-        subscriptions, self._subscriptions = self._subscriptions, []
-        await asyncio.gather(*(s.close() for s in subscriptions), return_exceptions=True)
-        if self._broker is not None:
-            await _quiet_stop(self._broker)
-        self._topics = None
-
-    async def abort(self) -> None:
-        """Crash: drop every connection; nothing more is committed."""
-        if self._closed:
-            return
-        self._closed = True
-        subscriptions, self._subscriptions = self._subscriptions, []
-        await asyncio.gather(*(s.abort() for s in subscriptions), return_exceptions=True)
+    async def _close(self) -> None:
+        """Flush and disconnect (the subscriptions have committed and left their groups)."""
         if self._broker is not None:
             await _quiet_stop(self._broker)
         self._topics = None
@@ -414,14 +373,6 @@ def _consume(futures: list[asyncio.Future[Any]]) -> None:
     """Retrieve the outcome of send futures nobody awaits any more (no warnings)."""
     for future in futures:
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-
-def _describe(exc: BaseException) -> str:
-    """A short account of a client error (client errors never carry credentials)."""
-    name = type(exc).__name__
-    lines = (str(exc) or exc.__class__.__doc__ or "").strip().splitlines()
-    text = lines[0].removeprefix(f"{name}: ").removeprefix(name) if lines else ""
-    return f"{name}: {text}" if text else name
 
 
 async def _quiet_stop(broker: KafkaBroker) -> None:

@@ -25,11 +25,11 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.errors import BackendUnavailableError
+from eventwire.backendkit import BaseSubscription, Outage, SubscriptionState
 
-from eventwire_kafka._url import KafkaSettings
+from eventwire_kafka._settings import KafkaSettings
 
-__all__ = ["KafkaInbound", "KafkaSubscription"]
+__all__ = ["KafkaInbound", "KafkaSubscription", "to_wire"]
 
 log = logging.getLogger("eventwire.kafka")
 
@@ -88,7 +88,7 @@ class KafkaInbound:
             part.drained.set()
 
 
-def _to_wire(record: Any) -> WireMessage:
+def to_wire(record: Any) -> WireMessage:
     try:
         headers = {name: value.decode() for name, value in record.headers}
     except (UnicodeDecodeError, AttributeError):  # not UTF-8, or a null header value
@@ -115,7 +115,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._subscription._on_assigned(assigned)
 
 
-class KafkaSubscription:
+class KafkaSubscription(BaseSubscription):
     """One member of ``spec.group`` on ``spec.channel``."""
 
     def __init__(
@@ -123,13 +123,10 @@ class KafkaSubscription:
         spec: SubscriptionSpec,
         handler: MessageHandler,
         consumer: Any,
-        admin: Any,
         settings: KafkaSettings,
     ) -> None:
-        self.spec = spec
-        self._handler = handler
+        super().__init__(spec, handler)
         self._consumer = consumer
-        self._admin = admin
         self._settings = settings
         self._parts: dict[Any, _Partition] = {}
         #: Deliveries so far of records handed but not finished when their partition was
@@ -138,15 +135,6 @@ class KafkaSubscription:
         self._assigned = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._fetch_task: asyncio.Task[None] | None = None
-        self._commit_task: asyncio.Task[None] | None = None
-        self._stopped = False
-        self._closed = False
-        self._aborted = False
-        self._commit_failing = False
-        self._assign_error: BaseException | None = None
-
-    def __repr__(self) -> str:
-        return f"<KafkaSubscription {self.spec.channel}/{self.spec.group}>"
 
     @property
     def partitions(self) -> list[int]:
@@ -161,30 +149,22 @@ class KafkaSubscription:
         try:
             await asyncio.wait_for(self._consumer.start(), settings.connect_timeout)
             self._consumer.subscribe(topics=[self.spec.channel], listener=_Listener(self))
-            self._fetch_task = asyncio.create_task(
-                self._fetch_loop(), name=f"eventwire-kafka:{self.spec.channel}/{self.spec.group}"
-            )
+            self._fetch_task = self.spawn(self._fetch_loop(), "fetch")
             limit = (
                 settings.connect_timeout
                 + (settings.session_timeout_ms + settings.revoke_timeout_ms) / 1000
                 + 10
             )
             await asyncio.wait_for(self._assigned.wait(), limit)
-        except (KafkaError, TimeoutError, OSError) as exc:
-            await self.abort()
-            raise BackendUnavailableError(
-                f"the kafka backend could not join group {self.spec.group!r} on "
-                f"{self.spec.channel!r}: {type(exc).__name__}: {exc}"
-            ) from None
         except BaseException:
             await self.abort()
             raise
-        self._commit_task = asyncio.create_task(self._commit_loop())
+        self.spawn(self._commit_loop(), "commit")
 
     # -- rebalance callbacks (run by aiokafka's coordinator) -------------------------------
 
     async def _on_assigned(self, assigned: set[Any]) -> None:
-        if self._aborted or self._closed:
+        if self.state in (SubscriptionState.CLOSED, SubscriptionState.ABORTED):
             return
         consumer = self._consumer
         fresh: dict[Any, int] = {}
@@ -222,12 +202,13 @@ class KafkaSubscription:
         return result
 
     async def _on_revoked(self, revoked: set[Any]) -> None:
-        if self._aborted:
+        if self.state is SubscriptionState.ABORTED:
             return
         parts = [p for tp in revoked if (p := self._parts.get(tp)) is not None]
         for part in parts:
             part.revoking = True
-        busy = [p for p in parts if p.outstanding > 0 and not self._closed]
+        closed = self.state is SubscriptionState.CLOSED
+        busy = [p for p in parts if p.outstanding > 0 and not closed]
         if busy:
             for part in busy:
                 part.drained = asyncio.Event()
@@ -269,21 +250,17 @@ class KafkaSubscription:
 
     async def _fetch_loop(self) -> None:
         consumer = self._consumer
-        handler = self._handler
         max_records = self._settings.fetch_max_records
+        fetching = Outage(
+            f"kafka fetch of {self.spec.channel}/{self.spec.group}", self._settings.scrub
+        )
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=max_records)
             except KafkaError as exc:
-                log.warning(
-                    "eventwire: kafka %s/%s: fetch failed (%s: %s); retrying",
-                    self.spec.channel,
-                    self.spec.group,
-                    type(exc).__name__,
-                    exc,
-                )
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(fetching.failed(exc))
                 continue
+            fetching.ok()
             for tp, records in batches.items():
                 part = self._parts.get(tp)
                 if part is None:
@@ -299,23 +276,15 @@ class KafkaSubscription:
                     count = 1
                     if redeliver:
                         count = redeliver.pop(offset, 0) + 1
-                    entry = KafkaInbound(_to_wire(record), offset, count, part)
+                    entry = KafkaInbound(to_wire(record), offset, count, part)
                     entries.append(entry)
                     part.outstanding += 1
                     try:
-                        await handler(entry)
+                        taken = await self.deliver(entry)
                     except asyncio.CancelledError:
                         self._abandon(part, entry)
                         raise
-                    except Exception:
-                        log.exception(
-                            "eventwire: kafka %s/%s: the handler raised on offset %d of "
-                            "partition %d; it stays unsettled",
-                            self.spec.channel,
-                            self.spec.group,
-                            offset,
-                            tp.partition,
-                        )
+                    if not taken:
                         self._abandon(part, entry)
                 if redeliver is not None and not redeliver:
                     self._redeliver.pop(tp, None)
@@ -332,29 +301,17 @@ class KafkaSubscription:
 
     async def _commit_loop(self) -> None:
         interval = self._settings.commit_interval_ms / 1000
+        committing = Outage(
+            f"kafka commit of {self.spec.channel}/{self.spec.group}", self._settings.scrub
+        )
         while True:
             await asyncio.sleep(interval)
             try:
                 await self._commit(list(self._parts.values()))
-            except Exception as exc:
-                if not self._commit_failing:
-                    self._commit_failing = True
-                    log.warning(
-                        "eventwire: kafka %s/%s: commit failed (%s: %s); retrying every %d ms",
-                        self.spec.channel,
-                        self.spec.group,
-                        type(exc).__name__,
-                        exc,
-                        self._settings.commit_interval_ms,
-                    )
+            except Exception as exc:  # retried every commit_interval_ms
+                committing.failed(exc)
             else:
-                if self._commit_failing:
-                    self._commit_failing = False
-                    log.info(
-                        "eventwire: kafka %s/%s: commits succeed again",
-                        self.spec.channel,
-                        self.spec.group,
-                    )
+                committing.ok()
 
     async def _commit(self, parts: list[_Partition]) -> None:
         """Commit the finished prefix of `parts` where it moved."""
@@ -373,62 +330,36 @@ class KafkaSubscription:
                 if part.tp in offsets:
                     part.committed = offsets[part.tp]
 
-    # -- stopping ------------------------------------------------------------------------
+    # -- stopping (the kit's shutdown contract) -----------------------------------------
 
-    async def stop(self) -> None:
-        """Stop fetching; handed events can still be acked (and get committed) until close."""
-        if self._stopped:
-            return
-        self._stopped = True
+    async def _stop_fetching(self) -> None:
         task = self._fetch_task
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def close(self) -> None:
-        """Commit the finished prefix, leave the group and disconnect."""
-        if self._closed or self._aborted:
-            return
-        await self.stop()
-        self._closed = True
-        if self._commit_task is not None:
-            self._commit_task.cancel()
-            await asyncio.gather(self._commit_task, return_exceptions=True)
+    async def _flush(self) -> None:
+        """Commit the finished prefix (what is finished after it is delivered again)."""
         timeout = self._settings.request_timeout_ms / 1000
-        try:
-            await asyncio.wait_for(self._commit(list(self._parts.values())), timeout)
-        except Exception as exc:
-            log.warning(
-                "eventwire: kafka %s/%s: final commit failed (%s: %s); finished events after "
-                "the last commit will be delivered again",
-                self.spec.channel,
-                self.spec.group,
-                type(exc).__name__,
-                exc,
-            )
-        self._release_waiters()
-        await self._stop_consumer(timeout)
+        await asyncio.wait_for(self._commit(list(self._parts.values())), timeout)
 
-    async def abort(self) -> None:
-        """Crash: stop at once, commit nothing more, drop the connections."""
-        if self._aborted:
-            return
-        self._aborted = True
-        self._stopped = True
-        self._release_waiters()
-        tasks = [t for t in (self._fetch_task, self._commit_task) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._stop_consumer(5.0)
+    async def _release(self) -> None:
+        """Leave the group and disconnect."""
+        self._drop()
+        await self._stop_consumer(self._settings.request_timeout_ms / 1000)
 
-    def _release_waiters(self) -> None:
+    def _drop(self) -> None:
         """Mark every partition given up and end a revoke wait in progress: the member is
         leaving, what is still in flight is delivered again elsewhere."""
         for part in self._parts.values():
             part.lost = True
             if part.drained is not None:
                 part.drained.set()
+
+    async def abort(self) -> None:
+        """Crash: stop at once, commit nothing more, drop the connections."""
+        await super().abort()
+        await self._stop_consumer(5.0)
 
     async def _stop_consumer(self, timeout: float) -> None:
         try:

@@ -12,7 +12,8 @@ How each guarantee is achieved:
   header. Each channel has its own exchange; each group its own exchange bound to it.
 - G04/G05: the group's hash exchange sends a key always to the same shard; a shard queue has
   single active consumer, so one member at a time takes it, in queue order. Members learn of
-  each other through heartbeats and own the shards round-robin; a member gives a shard up by
+  each other through heartbeats and own the shards round-robin (the backend kit's shard
+  coordinator over a lease store on these primitives); a member gives a shard up by
   closing that shard's AMQP channel after its handed-out messages finished: the broker puts
   what is left back at the head of the queue and activates the next consumer in one step.
 - G06/G07/G12/G18: manual acks, sent in batches (one ``multiple`` ack per settled prefix);
@@ -39,14 +40,16 @@ message through its serializer. Publishing here is pipelined on one confirm chan
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eventwire.backendkit import lazy_exports
 
 from eventwire_rabbit._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES, SCHEMES
+from eventwire_rabbit._settings import RabbitSettings
 
 if TYPE_CHECKING:
     from eventwire_rabbit._backend import RabbitBackend
-    from eventwire_rabbit._consumer import RabbitDelivery, RabbitSubscription
-    from eventwire_rabbit._url import RabbitSettings, parse_settings
+    from eventwire_rabbit._consumer import RabbitInbound, RabbitSubscription
 
 __all__ = [
     "BACKEND_INFO",
@@ -54,26 +57,17 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "SCHEMES",
     "RabbitBackend",
-    "RabbitDelivery",
+    "RabbitInbound",
     "RabbitSettings",
     "RabbitSubscription",
-    "parse_settings",
 ]
 
-_LAZY = {
-    "RabbitBackend": "eventwire_rabbit._backend",
-    "RabbitDelivery": "eventwire_rabbit._consumer",
-    "RabbitSubscription": "eventwire_rabbit._consumer",
-    "RabbitSettings": "eventwire_rabbit._url",
-    "parse_settings": "eventwire_rabbit._url",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # The client library (aio-pika, FastStream) loads only when the backend is used.
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventwire_rabbit' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+# The client library (aio-pika, FastStream) loads only when the backend is used.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "RabbitBackend": "eventwire_rabbit._backend",
+        "RabbitInbound": "eventwire_rabbit._consumer",
+        "RabbitSubscription": "eventwire_rabbit._consumer",
+    },
+)

@@ -7,23 +7,16 @@ import contextlib
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import aiormq
 from aiormq.abc import DeliveredMessage
-from eventwire._naming import check_name
-from eventwire.backend import (
-    Capabilities,
-    MessageHandler,
-    SubscriptionSpec,
-    WireMessage,
-)
+from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseBackend, ConnectionState
 from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
-    ConfigurationError,
     MessageTooLargeError,
     PublishError,
 )
@@ -32,36 +25,26 @@ from faststream.rabbit.security import RabbitExternalAuth
 from faststream.security import BaseSecurity
 
 from eventwire_rabbit._consumer import RabbitSubscription
+from eventwire_rabbit._groups import Groups
 from eventwire_rabbit._history import scan
 from eventwire_rabbit._info import CAPABILITIES
-from eventwire_rabbit._topology import (
-    declare_channel,
-    declare_hash_exchange,
-    declare_shards,
-    group_exchange,
-    history_queue,
-    init_lock_queue,
-    shard_queue,
-)
-from eventwire_rabbit._url import RabbitSettings, parse_settings
+from eventwire_rabbit._settings import RabbitSettings
+from eventwire_rabbit._topology import history_queue
 from eventwire_rabbit._wire import from_delivery, properties, routing_key
 
 __all__ = ["RabbitBackend"]
 
 log = logging.getLogger("eventwire.rabbit")
 
-#: A from_beginning copy stops catching up once a round copies fewer messages than this.
-_CATCH_UP = 50
 
-
-class RabbitBackend:
+class RabbitBackend(BaseBackend[RabbitSettings]):
     """A connection to one RabbitMQ virtual host: ``amqp://user:password@host:5672/vhost``."""
 
     name = "rabbit"
     binding = "amqp"
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        self.settings: RabbitSettings = parse_settings(url, options)
+        super().__init__(RabbitSettings.parse(url, options))
         unsupported = dict(CAPABILITIES.unsupported)
         if not self.settings.history:
             unsupported["G14"] = (
@@ -77,28 +60,11 @@ class RabbitBackend:
         self._connection: Any = None
         self._publisher: aiormq.Channel | None = None
         self._publisher_lock = asyncio.Lock()
-        self._declared: dict[str, asyncio.Future[None]] = {}
-        self._subscriptions: list[RabbitSubscription] = []
-        self._state = "new"
-
-    def __repr__(self) -> str:
-        return f"<RabbitBackend {self.settings.safe_url} {self._state}>"
-
-    @property
-    def url(self) -> str:
-        return self.settings.safe_url
-
-    @property
-    def subscriptions(self) -> list[RabbitSubscription]:
-        return list(self._subscriptions)
+        self._groups = Groups(self)
 
     # -- connection ----------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        if self._state == "closed":
-            raise BusClosedError(f"the {self.url} backend is closed; create a new backend")
-        if self._state == "connected":
-            return
+    async def _connect(self) -> None:
         settings = self.settings
         broker = RabbitBroker(
             settings.amqp_url(),
@@ -123,8 +89,7 @@ class RabbitBackend:
             self._broker = None
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise self._connect_error(exc) from None
-        self._state = "connected"
+            raise self._connect_error(exc) from exc
 
     def _security(self) -> BaseSecurity | None:
         settings = self.settings
@@ -137,7 +102,6 @@ class RabbitBackend:
 
     def _connect_error(self, exc: BaseException) -> BackendUnavailableError:
         where = f"RabbitMQ at {self.settings.host}:{self.settings.port}"
-        vhost = self.settings.vhost
         text = str(exc)
         if isinstance(exc, TimeoutError):
             return BackendUnavailableError(
@@ -145,12 +109,9 @@ class RabbitBackend:
                 f"{self.settings.connect_timeout:g}s; is the broker running and reachable? "
                 "(option connect_timeout)"
             )
+        errors = aiormq.exceptions
         if (
-            isinstance(
-                exc,
-                aiormq.exceptions.ProbableAuthenticationError
-                | (aiormq.exceptions.AuthenticationError),
-            )
+            isinstance(exc, errors.ProbableAuthenticationError | errors.AuthenticationError)
             or "ACCESS_REFUSED" in text
         ):
             return BackendUnavailableError(
@@ -159,14 +120,13 @@ class RabbitBackend:
             )
         if "Connection.Close" in text or "NOT_ALLOWED" in text:
             return BackendUnavailableError(
-                f"{where} refused to open virtual host {vhost!r}: it does not exist or the "
-                "user may not use it (NOT_ALLOWED); create it (rabbitmqctl add_vhost) or fix "
-                "the URL path"
+                f"{where} refused to open virtual host {self.settings.vhost!r}: it does not "
+                "exist or the user may not use it (NOT_ALLOWED); create it (rabbitmqctl "
+                "add_vhost) or fix the URL path"
             )
-        if isinstance(exc, OSError | aiormq.exceptions.AMQPConnectionError):
-            reason = text.replace(self.settings.password, "***") if self.settings.password else text
+        if isinstance(exc, OSError | errors.AMQPConnectionError):
             return BackendUnavailableError(
-                f"cannot connect to {where}: {type(exc).__name__}: {reason}"
+                f"cannot connect to {where}: {type(exc).__name__}: {self.settings.scrub(text)}"
             )
         return BackendUnavailableError(f"cannot connect to {where}: {type(exc).__name__}")
 
@@ -174,7 +134,7 @@ class RabbitBackend:
         """The current AMQP connection, waiting while the robust connection reconnects."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if self._state == "closed" or self._connection is None:
+            if self.state is ConnectionState.CLOSED or self._connection is None:
                 raise BusClosedError(f"the {self.url} backend is closed")
             transport = self._connection.transport
             if transport is not None and not transport.connection.is_closed:
@@ -187,15 +147,8 @@ class RabbitBackend:
                 )
             await asyncio.sleep(0.05)
 
-    def _check_open(self) -> None:
-        if self._state != "connected":
-            raise BusClosedError(
-                f"the {self.url} backend is {self._state}; call connect() first"
-                if self._state == "new"
-                else f"the {self.url} backend is closed"
-            )
-
-    async def _publisher_channel(self, deadline: float) -> aiormq.Channel:
+    async def publisher_channel(self, deadline: float) -> aiormq.Channel:
+        """The channel with publisher confirms, opened again after a reconnection."""
         channel = self._publisher
         if channel is not None and not channel.is_closed:
             return channel
@@ -207,218 +160,21 @@ class RabbitBackend:
                 self._publisher = channel
             return channel
 
-    async def _scratch(self) -> aiormq.abc.AbstractChannel:
+    async def scratch(self) -> aiormq.abc.AbstractChannel:
         """A fresh channel for declarations (a failed one closes the channel)."""
         amqp = await self.amqp(self.settings.publish_timeout)
         return await amqp.channel()
 
-    # -- topology --------------------------------------------------------------------------
-
-    async def _ensure_channel(self, channel: str) -> None:
-        known = self._declared.get(channel)
-        if known is not None and known.done() and known.exception() is None:
-            return
-        if known is None or known.done():
-            known = asyncio.get_running_loop().create_future()
-            self._declared[channel] = known
-            try:
-                scratch = await self._scratch()
-                try:
-                    await declare_channel(scratch, self.settings, channel)
-                finally:
-                    await _close(scratch)
-            except BaseException as exc:
-                self._declared.pop(channel, None)
-                known.set_exception(self._topology_error(exc, channel))
-                known.exception()  # retrieved: waiters get it through await
-                raise self._topology_error(exc, channel) from None
-            known.set_result(None)
-            return
-        await asyncio.shield(known)
-
-    def _topology_error(self, exc: BaseException, what: str) -> Exception:
-        if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
-            return ConfigurationError(
-                f"RabbitMQ refused to declare the topology of {what!r}: {exc}. It exists with "
-                "other settings (shards, history_*, delivery_limit, group_expires): use the "
-                "same options everywhere or delete the old queues/exchanges"
-            )
-        if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
-            return ConfigurationError(
-                f"RabbitMQ refused access while declaring {what!r}: {exc}; give the user "
-                "configure/write/read permissions on the virtual host"
-            )
-        if isinstance(exc, BusClosedError | BackendUnavailableError | ConfigurationError):
-            return exc
-        return BackendUnavailableError(
-            f"declaring the topology of {what!r} failed: {type(exc).__name__}: {exc}"
-        )
-
-    async def _exists(self, exchange: str) -> bool:
-        scratch = await self._scratch()
-        try:
-            await scratch.exchange_declare(exchange, passive=True)
-            return True
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
-        finally:
-            await _close(scratch)
-
-    async def _ensure_group(self, spec: SubscriptionSpec) -> None:
-        """Create the group's shards and hash exchange once (and fill them from history for
-        ``from_beginning``); the bound group exchange marks a finished group."""
-        channel, group = spec.channel, spec.group
-        name = group_exchange(channel, group)
-        try:
-            await self._ensure_channel(channel)
-            await self._ensure_channel(channel + ".dlq")
-            if await self._exists(name):
-                await self._check_group(channel, group)
-                return
-            lock = await self._scratch()
-            try:
-                try:
-                    await lock.queue_declare(
-                        init_lock_queue(channel, group), exclusive=True, auto_delete=True
-                    )
-                except aiormq.exceptions.ChannelLockedResource:
-                    await self._wait_for_group(name)
-                    return
-                if await self._exists(name):
-                    return
-                await self._create_group(spec)
-            finally:
-                await _close(lock)
-        except (ConfigurationError, BusClosedError, BackendUnavailableError):
-            raise
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise self._topology_error(exc, f"{channel}/{group}") from None
-
-    async def _check_group(self, channel: str, group: str) -> None:
-        """The group exists: its shard count must be ours (last shard there, next absent)."""
-        count = self.settings.shards
-        last = await self._queue_exists(shard_queue(channel, group, count - 1))
-        extra = await self._queue_exists(shard_queue(channel, group, count))
-        if not last or extra:
-            raise ConfigurationError(
-                f"group {group!r} on channel {channel!r} was created with "
-                f"{'fewer' if not last else 'more'} shards than shards={count}; give every "
-                "member the group's original shard count"
-            )
-
-    async def _queue_exists(self, name: str) -> bool:
-        scratch = await self._scratch()
-        try:
-            await scratch.queue_declare(name, passive=True)
-            return True
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
-        finally:
-            await _close(scratch)
-
-    async def _wait_for_group(self, name: str) -> None:
-        deadline = time.monotonic() + max(60.0, self.settings.publish_timeout)
-        while not await self._exists(name):
-            if time.monotonic() > deadline:
-                raise BackendUnavailableError(
-                    f"another member has been creating {name!r} for too long; retry"
-                )
-            await asyncio.sleep(0.1)
-
-    async def _create_group(self, spec: SubscriptionSpec) -> None:
-        channel, group = spec.channel, spec.group
-        settings = self.settings
-        scratch = await self._scratch()
-        try:
-            shards = await declare_shards(scratch, settings, channel, group)
-            copy = spec.from_beginning and (settings.history or channel.endswith(".dlq"))
-            start: int | str = "first"
-            temp = f"{group_exchange(channel, group)}:init-{uuid.uuid4().hex[:8]}"
-            if copy:
-                # Same shards bound in the same order: the same key lands in the same shard.
-                await declare_hash_exchange(scratch, temp, shards, durable=False)
-                for _ in range(8):  # catch up until a round is short
-                    copied, start = await self._copy_history(channel, temp, start)
-                    if copied < _CATCH_UP:
-                        break
-            name = group_exchange(channel, group)
-            await declare_hash_exchange(scratch, name, shards, durable=True)
-            await scratch.exchange_bind(name, channel, routing_key="#")
-            if copy:
-                # What arrived between the last round and the binding (a few may now be
-                # in the shards twice: at-least-once).
-                await self._copy_history(channel, temp, start)
-                await scratch.exchange_delete(temp)
-        finally:
-            await _close(scratch)
-
-    async def _copy_history(
-        self, channel: str, target: str, start: int | str
-    ) -> tuple[int, int | str]:
-        publisher = await self._publisher_channel(time.monotonic() + self.settings.publish_timeout)
-        amqp = await self.amqp(self.settings.publish_timeout)
-        window: list[asyncio.Future[Any]] = []
-        copied = 0
-
-        async def visit(message: DeliveredMessage) -> bool:
-            nonlocal copied
-            props = message.header.properties
-            headers = {
-                k: v for k, v in (props.headers or {}).items() if not k.startswith("x-stream")
-            }
-            props.headers = headers
-            window.append(
-                asyncio.ensure_future(
-                    publisher.basic_publish(
-                        message.body,
-                        exchange=target,
-                        routing_key=message.delivery.routing_key or "",  # type: ignore[union-attr]
-                        properties=props,
-                        wait=False,
-                    )
-                )
-            )
-            copied += 1
-            if len(window) >= 500:
-                await _confirmed(window)
-            return False
-
-        try:
-            end = await scan(
-                amqp,
-                publisher,
-                history_queue(channel),
-                start,
-                visit,
-                timeout=self.settings.publish_timeout,
-            )
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            end = None
-        await _confirmed(window)
-        return copied, (end if end is not None else start)
-
     # -- publishing ------------------------------------------------------------------------
 
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
-        self._check_open()
-        limit = self.settings.max_message_size
-        for index, message in enumerate(messages):
-            if len(message.body) > limit:
-                raise MessageTooLargeError(
-                    f"message {index} for channel {channel!r} is {len(message.body)} bytes, "
-                    f"over RabbitMQ's max_message_size of {limit} bytes; nothing was sent. "
-                    "Publish a reference to the data instead (or raise the broker's limit "
-                    "and the max_message_size option together)"
-                )
-        if channel not in self._declared or not self._declared[channel].done():
-            check_name("channel", channel)
-            await self._ensure_channel(channel)
+        self.check_publish(channel, messages)
+        if not self._groups.declared(channel):
+            await self._groups.ensure_channel(channel)
         deadline = time.monotonic() + self.settings.publish_timeout
         todo = list(messages)
         while todo:
-            publisher = await self._publisher_channel(deadline)
+            publisher = await self.publisher_channel(deadline)
             results = await asyncio.gather(
                 *(
                     publisher.basic_publish(
@@ -432,27 +188,9 @@ class RabbitBackend:
                 ),
                 return_exceptions=True,
             )
-            retry: list[WireMessage] = []
-            for message, result in zip(todo, results, strict=True):
-                if not isinstance(result, BaseException):
-                    continue
-                if isinstance(result, aiormq.exceptions.DeliveryError):
-                    raise PublishError(
-                        f"RabbitMQ refused a message for channel {channel!r} (publisher "
-                        "confirm nack: a queue is full or unavailable); it was not stored"
-                    )
-                if isinstance(result, aiormq.exceptions.ChannelPreconditionFailed) or (
-                    "max size" in str(result)
-                ):
-                    raise MessageTooLargeError(
-                        f"RabbitMQ refused a message for channel {channel!r}: {result}"
-                    )
-                if isinstance(result, asyncio.CancelledError):
-                    raise result
-                retry.append(message)
-            todo = retry
+            todo = [m for m, r in zip(todo, results, strict=True) if _resend(channel, r)]
             if todo:
-                if self._state != "connected":
+                if self.state is not ConnectionState.CONNECTED:
                     raise PublishError(
                         f"the backend closed before RabbitMQ confirmed {len(todo)} message(s) "
                         f"for channel {channel!r}; they may not be stored"
@@ -476,22 +214,16 @@ class RabbitBackend:
     async def subscribe(
         self, spec: SubscriptionSpec, handler: MessageHandler
     ) -> RabbitSubscription:
-        self._check_open()
-        check_name("channel", spec.channel)
-        check_name("group", spec.group)
-        if spec.max_in_flight < 1:
-            raise ConfigurationError(
-                f"max_in_flight={spec.max_in_flight} for {spec.channel}/{spec.group} must be >= 1"
-            )
-        await self._ensure_group(spec)
+        self.check_subscribe(spec)
+        await self._groups.ensure_group(spec)
         subscription = RabbitSubscription(self, self.settings, spec, handler)
-        self._subscriptions.append(subscription)
+        self.track(subscription)
         subscription.start()
         return subscription
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
-        self._check_open()
-        check_name("channel", channel)
+        self.check_connected()
+        self.check_channel(channel)
         found: list[WireMessage] = []
         if limit <= 0:
             return found
@@ -500,47 +232,19 @@ class RabbitBackend:
             found.append(from_delivery(message))
             return len(found) >= limit
 
-        deadline = time.monotonic() + self.settings.publish_timeout
-        publisher = await self._publisher_channel(deadline)
-        amqp = await self.amqp(self.settings.publish_timeout)
-        try:
-            await scan(
-                amqp,
-                publisher,
-                history_queue(channel),
-                "first",
-                visit,
-                timeout=self.settings.publish_timeout,
-            )
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return []
-        except TimeoutError:
-            raise BackendUnavailableError(
-                f"reading the history of {channel!r} took longer than "
-                f"{self.settings.publish_timeout:g}s"
-            ) from None
+        timeout = self.settings.publish_timeout
+        publisher = await self.publisher_channel(time.monotonic() + timeout)
+        amqp = await self.amqp(timeout)
+        with self.map_errors(f"reading the history of {channel!r} within {timeout:g}s"):
+            try:
+                await scan(amqp, publisher, history_queue(channel), "first", visit, timeout=timeout)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return []
         return found
 
     # -- shutdown --------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        if self._state == "closed":
-            return
-        subscriptions, self._subscriptions = self._subscriptions, []
-        await asyncio.gather(*(s.close() for s in subscriptions), return_exceptions=True)
-        self._state = "closed"
-        await self._disconnect()
-
-    async def abort(self) -> None:
-        if self._state == "closed":
-            return
-        for subscription in self._subscriptions:
-            subscription.abort()
-        self._subscriptions = []
-        self._state = "closed"
-        await self._disconnect()
-
-    async def _disconnect(self) -> None:
+    async def _close(self) -> None:
         broker, self._broker = self._broker, None
         self._publisher = None
         if broker is not None:
@@ -549,16 +253,22 @@ class RabbitBackend:
         self._connection = None
 
 
-async def _close(channel: aiormq.abc.AbstractChannel) -> None:
-    if not channel.is_closed:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(channel.close(), 5)
-
-
-async def _confirmed(window: list[asyncio.Future[Any]]) -> None:
-    pending = list(window)
-    window.clear()
-    results = await asyncio.gather(*pending, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise PublishError(f"copying history into a new group failed: {result}")
+def _resend(channel: str, result: object) -> bool:
+    """Whether a publish whose outcome is `result` must be sent again (the connection was
+    lost); a refusal raises."""
+    if not isinstance(result, BaseException):
+        return False
+    if isinstance(result, aiormq.exceptions.DeliveryError):
+        raise PublishError(
+            f"RabbitMQ refused a message for channel {channel!r} (publisher confirm nack: a "
+            "queue is full or unavailable); it was not stored"
+        ) from result
+    if isinstance(result, aiormq.exceptions.ChannelPreconditionFailed) or (
+        "max size" in str(result)
+    ):
+        raise MessageTooLargeError(
+            f"RabbitMQ refused a message for channel {channel!r}: {result}"
+        ) from result
+    if isinstance(result, asyncio.CancelledError):
+        raise result
+    return True

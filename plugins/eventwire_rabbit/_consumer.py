@@ -1,13 +1,14 @@
-"""One group member: shard ownership, per-shard AMQP channels, dispatch and batched acks.
+"""One group member: the kit's shard coordinator, per-shard AMQP channels, dispatch, acks.
 
 A group's messages are split over ``shards`` quorum queues with single active consumer
-(SAC). A member consumes only the shards it owns: the live members of the group, sorted by
-id, own the shards round-robin. Members learn of each other through heartbeats
-(`_Membership`). Each owned shard is consumed on its own AMQP channel, so giving a shard up
-is *closing that channel*: the broker returns the channel's unsettled messages to the head
-of the queue and activates the next subscriber in the same step, so a key never runs on two
-members at once and order is kept. Before closing, the member stops handing that shard's
-messages to the handler and lets the ones handed over finish (``release_timeout``).
+(SAC). Which member consumes which shard is decided by the kit's `ShardCoordinator` over a
+`RabbitLeaseStore` (see `eventwire_rabbit._leases`): members learn of each other through
+heartbeats, and a lease is a consumer on the shard's queue, on its own AMQP channel, so
+giving a shard up is *closing that channel*: the broker returns the channel's unsettled
+messages to the head of the queue and activates the next subscriber in the same step. A
+shard that must go to another member is drained first: its messages are no longer handed to
+the handler (they are held, and handed over in order if the shard is wanted again before it
+is given back) and the ones handed over are settled (or ``release_timeout`` passed).
 
 Safety does not depend on the membership view being right: SAC lets only one subscriber of
 a shard receive at a time, so a member that thinks it owns a shard another one still holds
@@ -19,35 +20,34 @@ member's shards once its heartbeats stop for ``member_lease`` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import math
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from pamqp.commands import Basic
+from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState, SubscriptionState
 
-from eventwire_rabbit._topology import MEMBERS_EXCHANGE, shard_queue
-from eventwire_rabbit._url import RabbitSettings
+from eventwire_rabbit._leases import Membership, RabbitLeaseStore, close_quietly
+from eventwire_rabbit._settings import RabbitSettings
+from eventwire_rabbit._topology import shard_queue
 from eventwire_rabbit._wire import delivery_count, from_delivery
 
 if TYPE_CHECKING:
     from eventwire_rabbit._backend import RabbitBackend
 
-__all__ = ["RabbitDelivery", "RabbitSubscription"]
+__all__ = ["RabbitInbound", "RabbitSubscription"]
 
 log = logging.getLogger("eventwire.rabbit")
 #: Ack flushes in flight (a reference keeps them from being collected mid-way).
 _background: set[asyncio.Future[None]] = set()
 
 
-class RabbitDelivery:
-    """A delivery from a shard queue (an `eventwire.backend.Inbound`)."""
+class RabbitInbound:
+    """A message from a shard queue (an `eventwire.backend.Inbound`)."""
 
     __slots__ = ("_shard", "_tag", "delivery_count", "message")
 
@@ -64,16 +64,18 @@ class RabbitDelivery:
 
     def __repr__(self) -> str:
         return (
-            f"<RabbitDelivery {self._shard.queue} tag={self._tag} "
+            f"<RabbitInbound {self._shard.queue} tag={self._tag} "
             f"delivery_count={self.delivery_count}>"
         )
 
 
-async def _close_quietly(channel: aiormq.abc.AbstractChannel | None) -> None:
-    if channel is None or channel.is_closed:
-        return
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(channel.close(), 5)
+class _Resume:
+    """Hand a shard's held messages over (it is wanted again before it was given back)."""
+
+    __slots__ = ("shard",)
+
+    def __init__(self, shard: _Shard) -> None:
+        self.shard = shard
 
 
 class _Shard:
@@ -82,16 +84,17 @@ class _Shard:
     def __init__(self, sub: RabbitSubscription, index: int) -> None:
         self.sub = sub
         self.index = index
+        self.lease = sub.coordinator.shards[index]
         self.queue = shard_queue(sub.spec.channel, sub.spec.group, index)
         self.channel: aiormq.abc.AbstractChannel | None = None
-        #: new -> open -> releasing -> closed
+        #: new -> open -> closed
         self.state = "new"
         #: Delivery tags in delivery order -> acked by the pipeline (ack not sent yet).
         self.pending: dict[int, bool] = {}
         #: Handed to the handler and not acked yet.
         self.forwarded = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
+        #: Received while draining, in order: handed over if the shard is wanted again.
+        self.held: list[RabbitInbound] = []
         self._flush_scheduled = False
         self._send_lock = asyncio.Lock()
 
@@ -108,7 +111,7 @@ class _Shard:
             await channel.basic_consume(self.queue, self._on_message)
         except BaseException:
             self.state = "closed"
-            await _close_quietly(channel)
+            await close_quietly(channel)
             raise
         channel.closing.add_done_callback(self._on_closed)
 
@@ -116,10 +119,12 @@ class _Shard:
         lost = self.state in ("new", "open")
         self.state = "closed"
         self.pending.clear()
+        self.held.clear()
+        # What was handed over can no longer be acked here: the broker has it back.
+        self.sub.coordinator.settled(self.lease, self.forwarded)
         self.forwarded = 0
-        self.idle.set()
-        if lost:
-            self.sub.shard_lost(self)
+        if lost and self.sub.running:
+            self.sub.coordinator.wake()  # connection lost, queue deleted: take it again
 
     async def _on_message(self, delivered: DeliveredMessage) -> None:
         if self.state == "closed":
@@ -129,12 +134,8 @@ class _Shard:
         self.pending[tag] = False
         headers = delivered.header.properties.headers
         self.sub.inbox.put_nowait(
-            RabbitDelivery(from_delivery(delivered), delivery_count(headers), self, tag)
+            RabbitInbound(from_delivery(delivered), delivery_count(headers), self, tag)
         )
-
-    def forward(self) -> None:
-        self.forwarded += 1
-        self.idle.clear()
 
     def ack(self, tag: int) -> None:
         pending = self.pending
@@ -142,8 +143,7 @@ class _Shard:
             return  # unknown (channel gone) or acked already
         pending[tag] = True
         self.forwarded -= 1
-        if self.forwarded <= 0:
-            self.idle.set()
+        self.sub.coordinator.settled(self.lease)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._start_flush)
@@ -181,114 +181,15 @@ class _Shard:
             except Exception as exc:  # the channel is gone: the broker requeued them
                 log.debug("eventwire: acks on %s not sent (%s)", self.queue, exc)
 
-    async def release(self, timeout: float) -> None:
-        """Give the shard up: stop handing it out, let handed-out messages finish, close."""
-        if self.state != "open":
-            return
-        self.state = "releasing"
-        try:
-            await asyncio.wait_for(self.idle.wait(), timeout)
-        except TimeoutError:
-            log.warning(
-                "eventwire: %s still had %d unsettled message(s) after %.1fs; handing the "
-                "shard over anyway (they will be delivered again)",
-                self.queue,
-                self.forwarded,
-                timeout,
-            )
-        await self.close()
-
     async def close(self) -> None:
         """Send what was acked, then close the channel (the rest goes back to the queue)."""
         if self.channel is not None and not self.channel.is_closed and not self.sub.aborted:
             await self.flush()
         self.state = "closed"
-        await _close_quietly(self.channel)
+        await close_quietly(self.channel)
 
 
-class _Membership:
-    """Heartbeats between the members of one group; the live view of member ids."""
-
-    def __init__(self, sub: RabbitSubscription) -> None:
-        self.sub = sub
-        self.routing_key = f"{sub.spec.channel}:{sub.spec.group}"
-        self.seen: dict[str, float] = {}
-        self.channel: aiormq.Channel | None = None
-        self.view: tuple[str, ...] = (sub.member_id,)
-
-    async def open(self, amqp: aiormq.abc.AbstractConnection) -> None:
-        channel = cast(aiormq.Channel, await amqp.channel())
-        self.channel = channel
-        await channel.exchange_declare(MEMBERS_EXCHANGE, exchange_type="topic", durable=True)
-        declared = await channel.queue_declare("", exclusive=True, auto_delete=True)
-        queue = declared.queue
-        assert queue is not None
-        await channel.queue_bind(queue, MEMBERS_EXCHANGE, routing_key=self.routing_key)
-        await channel.basic_consume(queue, self._on_message, no_ack=True)
-        channel.closing.add_done_callback(self._on_closed)
-        await self.send("hello")
-
-    def _on_closed(self, _: object) -> None:
-        if not self.sub.stopping:
-            self.sub.wake()
-
-    def is_open(self) -> bool:
-        return self.channel is not None and not self.channel.is_closed
-
-    async def send(self, kind: str) -> None:
-        channel = self.channel
-        if channel is None or channel.is_closed:
-            return
-        body = json.dumps({"member": self.sub.member_id, "kind": kind}).encode()
-        with contextlib.suppress(Exception):
-            await channel.basic_publish(
-                body,
-                exchange=MEMBERS_EXCHANGE,
-                routing_key=self.routing_key,
-                properties=Basic.Properties(delivery_mode=1, expiration="10000"),
-                wait=False,
-            )
-
-    async def _on_message(self, delivered: DeliveredMessage) -> None:
-        try:
-            data = json.loads(delivered.body)
-            member = str(data["member"])
-            kind = str(data["kind"])
-        except (ValueError, KeyError, TypeError):
-            return
-        if member == self.sub.member_id:
-            return
-        if kind == "bye":
-            self.seen.pop(member, None)
-        else:
-            fresh = member not in self.seen
-            self.seen[member] = time.monotonic()
-            if kind == "hello":
-                await self.send("beat")
-            if not fresh:
-                return
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Drop members whose lease ran out; tell the subscription when the view changed."""
-        now = time.monotonic()
-        lease = self.sub.settings.member_lease
-        for member, seen in list(self.seen.items()):
-            if now - seen > lease:
-                del self.seen[member]
-        view = tuple(sorted({self.sub.member_id, *self.seen}))
-        if view != self.view:
-            self.view = view
-            self.sub.wake()
-
-    async def close(self, farewell: bool) -> None:
-        if farewell:
-            await self.send("bye")
-        await _close_quietly(self.channel)
-        self.channel = None
-
-
-class RabbitSubscription:
+class RabbitSubscription(BaseSubscription):
     """One group member on one channel."""
 
     def __init__(
@@ -298,28 +199,35 @@ class RabbitSubscription:
         spec: SubscriptionSpec,
         handler: MessageHandler,
     ) -> None:
+        super().__init__(spec, handler)
         self.backend = backend
         self.settings = settings
-        self.spec = spec
-        self.handler = handler
         self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}"
-        self.inbox: asyncio.Queue[RabbitDelivery] = asyncio.Queue()
+        self.inbox: asyncio.Queue[RabbitInbound | _Resume] = asyncio.Queue()
         self.shards: dict[int, _Shard] = {}
-        self.membership = _Membership(self)
-        self.stopping = False
-        self.aborted = False
-        self._dirty = asyncio.Event()
-        self._releases: set[asyncio.Task[None]] = set()
+        self.membership = Membership(self)
+        self.store = RabbitLeaseStore(self)
+        self.coordinator = ShardCoordinator(
+            self.store,
+            self.member_id,
+            settings.shards,
+            ttl=settings.member_lease,
+            interval=settings.member_heartbeat,
+            scrub=settings.scrub,
+        )
         total = settings.shards
         self.prefetch = settings.prefetch or max(16, math.ceil(2 * spec.max_in_flight / total))
-        self._tasks: list[asyncio.Task[None]] = []
+        self._dispatcher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        owned = sorted(i for i, s in self.shards.items() if s.state == "open")
         return (
             f"<RabbitSubscription {self.spec.channel}/{self.spec.group} {self.member_id} "
-            f"shards={owned}>"
+            f"shards={self.owned}>"
         )
+
+    @property
+    def aborted(self) -> bool:
+        return self.state is SubscriptionState.ABORTED
 
     @property
     def owned(self) -> list[int]:
@@ -327,142 +235,100 @@ class RabbitSubscription:
         return sorted(i for i, s in self.shards.items() if s.state == "open")
 
     def start(self) -> None:
-        name = f"{self.spec.channel}/{self.spec.group}"
-        self._tasks = [
-            asyncio.create_task(self._dispatch(), name=f"eventwire-rabbit-dispatch:{name}"),
-            asyncio.create_task(self._reconcile(), name=f"eventwire-rabbit-shards:{name}"),
-            asyncio.create_task(self._heartbeat(), name=f"eventwire-rabbit-members:{name}"),
-        ]
-        self.wake()
+        self._dispatcher = self.spawn(self._dispatch(), "dispatch")
+        self.spawn(self.coordinator.run(), "shards")
+        self.spawn(self._watch_drains(), "drains")
 
-    def wake(self) -> None:
-        self._dirty.set()
+    async def open_shard(self, amqp: aiormq.abc.AbstractConnection, index: int) -> None:
+        """Consume shard `index` on a channel of its own (the lease store's acquire)."""
+        shard = _Shard(self, index)
+        self.shards[index] = shard
+        await shard.open(amqp, self.prefetch)
 
-    def shard_lost(self, shard: _Shard) -> None:
-        """A shard channel closed under us (connection lost, queue deleted): retry."""
-        if not self.stopping and self.shards.get(shard.index) is shard:
-            self.wake()
-
-    # -- the loops -----------------------------------------------------------------------
+    # -- the loops -------------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        handler = self.handler
-        inbox = self.inbox
+        inbox, coordinator = self.inbox, self.coordinator
         while True:
-            delivery = await inbox.get()
-            shard = delivery._shard
-            if shard.state != "open" or self.stopping:
+            item = await inbox.get()
+            if isinstance(item, _Resume):
+                shard = item.shard
+                while shard.held and shard.lease.state is ShardState.READY and self.running:
+                    await self._forward(shard.held.pop(0))
+                continue
+            shard = item._shard
+            if shard.state != "open" or not self.running:
                 continue  # left unsettled: goes back to the queue when the channel closes
-            shard.forward()
-            try:
-                await handler(delivery)
-            except Exception:
-                log.exception(
-                    "eventwire: the handler of %s/%s raised on a delivery; it stays unsettled",
-                    self.spec.channel,
-                    self.spec.group,
-                )
+            lease = shard.lease
+            if lease.state is ShardState.RECOVERING:  # the broker redelivers by itself
+                coordinator.mark_recovered(lease, lease.epoch)
+            if shard.held or lease.state is not ShardState.READY:
+                shard.held.append(item)  # draining: handed over only if wanted again
+                continue
+            await self._forward(item)
 
-    def _wanted(self) -> set[int]:
-        view = self.membership.view
-        me = view.index(self.member_id)
-        return {s for s in range(self.settings.shards) if s % len(view) == me}
-
-    async def _reconcile(self) -> None:
-        while not self.stopping:
-            await self._dirty.wait()
-            self._dirty.clear()
-            if self.stopping:
-                return
-            try:
-                amqp = await self.backend.amqp()
-                if not self.membership.is_open():
-                    await self.membership.open(amqp)
-                wanted = self._wanted()
-                for index, shard in list(self.shards.items()):
-                    if index not in wanted and shard.state == "open":
-                        self._release(shard)
-                for index in sorted(wanted):
-                    current = self.shards.get(index)
-                    if current is not None and current.state != "closed":
-                        continue  # consuming, or still being released
-                    fresh = _Shard(self, index)
-                    self.shards[index] = fresh
-                    await fresh.open(amqp, self.prefetch)
-            except Exception as exc:
-                if self.stopping:
-                    return
-                log.warning(
-                    "eventwire: %s/%s could not take its shards (%s: %s); retrying",
-                    self.spec.channel,
-                    self.spec.group,
-                    type(exc).__name__,
-                    exc,
-                )
-                await asyncio.sleep(self.settings.reconnect_interval)
-                self.wake()
-
-    def _release(self, shard: _Shard) -> None:
-        async def run() -> None:
-            await shard.release(self.settings.release_timeout)
-            self.wake()
-
-        task = asyncio.create_task(run())
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-
-    async def _heartbeat(self) -> None:
-        every = self.settings.member_heartbeat
-        while not self.stopping:
-            await self.membership.send("beat")
-            await asyncio.sleep(every)
-            self.membership.refresh()
-
-    # -- shutdown --------------------------------------------------------------------------
-
-    async def stop(self) -> None:
-        """Stop handing out messages; keep the shards (held messages stay unsettled) until
-        `close`, so no other member takes a key while this one finishes it."""
-        if self.stopping:
+    async def _forward(self, inbound: RabbitInbound) -> None:
+        shard = inbound._shard
+        if shard.state != "open":
             return
-        self.stopping = True
-        self._dirty.set()
-        dispatch, reconcile, heartbeat = self._tasks or (None, None, None)
-        for task in (dispatch, heartbeat):
-            if task is not None:
-                task.cancel()
-        if reconcile is not None:
-            # Let a declaration in progress finish: cancelling an RPC midway makes the
-            # broker close the whole connection (and the acks still to send with it).
-            _, late = await asyncio.wait({reconcile}, timeout=5)
-            for task in late:
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.membership.close(farewell=not self.aborted)
+        shard.forwarded += 1
+        self.coordinator.delivered(shard.lease)
+        await self.deliver(inbound)
 
-    async def close(self) -> None:
-        """Send the last acks and close every shard channel: the rest is redelivered."""
-        await self.stop()
-        for task in list(self._releases):
-            task.cancel()
-        await asyncio.gather(*self._releases, return_exceptions=True)
+    async def _watch_drains(self) -> None:
+        """Hand held messages over once their shard is wanted again, and give a draining
+        shard up after ``release_timeout`` even if handlers still run (they will be
+        delivered again elsewhere)."""
+        since: dict[int, float] = {}
+        timeout = self.settings.release_timeout
+        while True:
+            await asyncio.sleep(min(self.settings.member_heartbeat, timeout / 4))
+            now = time.monotonic()
+            for index, shard in list(self.shards.items()):
+                lease = shard.lease
+                if lease.state is ShardState.RECOVERING:  # the broker redelivers by itself
+                    self.coordinator.mark_recovered(lease, lease.epoch)
+                if lease.state is not ShardState.DRAINING:
+                    since.pop(index, None)
+                    if shard.held and lease.state is ShardState.READY:
+                        self.inbox.put_nowait(_Resume(shard))
+                    continue
+                started = since.setdefault(index, now)
+                if lease.in_flight and now - started > timeout:
+                    log.warning(
+                        "eventwire: %s still had %d unsettled message(s) after %.1fs; handing "
+                        "the shard over anyway (they will be delivered again)",
+                        shard.queue,
+                        lease.in_flight,
+                        timeout,
+                    )
+                    self.coordinator.settled(lease, lease.in_flight)
+
+    # -- the kit's shutdown contract -------------------------------------------------------
+
+    async def _stop_fetching(self) -> None:
+        """Stop handing out messages and leave the membership at the next heartbeat: the
+        shards are given back as what was handed out is settled."""
+        self.coordinator.stop()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+
+    async def _flush(self) -> None:
+        await asyncio.gather(*(shard.flush() for shard in self.shards.values()))
+
+    async def _release(self) -> None:
+        """Close every shard channel: what is unsettled goes back to the queue at once."""
+        await asyncio.gather(*self.store.opening, return_exceptions=True)
+        await self.coordinator.leave()
         await asyncio.gather(*(shard.close() for shard in self.shards.values()))
-
-    def abort(self) -> None:
-        """Crash: nothing more is acked."""
-        self.aborted = True
-        self.stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._releases:
-            task.cancel()
 
 
 def describe(sub: RabbitSubscription) -> dict[str, Any]:
     """A snapshot for diagnostics and tests."""
     return {
         "member": sub.member_id,
-        "view": list(sub.membership.view),
+        "view": list(sub.coordinator.members),
         "owned": sub.owned,
         "prefetch": sub.prefetch,
     }

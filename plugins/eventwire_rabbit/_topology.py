@@ -21,7 +21,7 @@ from typing import Any
 
 import aiormq
 
-from eventwire_rabbit._url import RabbitSettings
+from eventwire_rabbit._settings import RabbitSettings
 
 __all__ = [
     "HASH_WEIGHT",

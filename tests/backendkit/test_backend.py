@@ -238,8 +238,16 @@ async def test_deliver_is_the_one_place_a_handler_exception_is_caught(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sub = FakeSubscription(SubscriptionSpec("orders", "g"), [])
-    await sub.deliver(object())  # type: ignore[arg-type]
+    assert await sub.deliver(object()) is False  # type: ignore[arg-type]
     assert "raised on a delivery; it stays unsettled" in caplog.text
+    taken: list[object] = []
+
+    async def handler(inbound: Inbound) -> None:
+        taken.append(inbound)
+
+    sub._handler = handler
+    assert await sub.deliver("delivery") is True  # type: ignore[arg-type]
+    assert taken == ["delivery"]
     await sub.abort()
 
 
@@ -285,3 +293,36 @@ def test_scrub_removes_secrets_and_any_url_user_info() -> None:
     assert scrub(text, ["s3cret", ""]) == (
         "auth *** failed for nats://***@host:4222 and amqp://***@h/v"
     )
+
+
+def test_lazy_exports_import_a_name_on_first_use_only() -> None:
+    import sys
+    import types
+
+    from eventwire.backendkit import lazy_exports
+
+    package = types.ModuleType("eventwire_lazy_demo")
+    sys.modules[package.__name__] = package
+    try:
+        getter = lazy_exports(package.__name__, {"dedent": "textwrap"})
+        import textwrap
+
+        assert getter("dedent") is textwrap.dedent
+        assert package.dedent is textwrap.dedent  # cached: later lookups skip the getter
+        with pytest.raises(AttributeError, match="has no attribute 'indent'"):
+            getter("indent")
+    finally:
+        del sys.modules[package.__name__]
+
+
+def test_plugins_load_their_client_library_only_when_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, eventwire_kafka, eventwire_rabbit; "
+        "assert 'aiokafka' not in sys.modules and 'aiormq' not in sys.modules, 'eager'; "
+        "eventwire_kafka.KafkaBackend; eventwire_rabbit.RabbitInbound; "
+        "assert 'aiokafka' in sys.modules and 'aiormq' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -136,6 +136,24 @@ def test_secrets_never_show() -> None:
     with pytest.raises(ConfigurationError) as caught:
         DemoSettings.parse("demo://", {"password": 1234})
     assert "password=<hidden>" in str(caught.value) and "1234" not in str(caught.value)
+    with pytest.raises(ConfigurationError) as misplaced:  # a secret given to a plain option
+        DemoSettings.parse("demo://", {"password": "hunter2", "mode": "xhunter2x"})
+    assert "mode='x***x'" in str(misplaced.value) and "hunter2" not in str(misplaced.value)
+
+
+def test_a_class_annotated_option_takes_an_instance_as_a_keyword() -> None:
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Tls(BackendSettings):
+        backend = "tls"
+        schemes = ("tls",)
+        context: ssl.SSLContext | None = option(None, "a ready TLS context")
+
+    context = ssl.create_default_context()
+    assert Tls.parse("tls://", {"context": context}).context is context
+    assert Tls.parse("tls://").context is None
+    with pytest.raises(ConfigurationError, match=r"give an ssl.SSLContext \(a keyword option"):
+        Tls.parse("tls://?context=/etc/ca.pem")
+    assert Tls.options()[0].kind == "an ssl.SSLContext (a keyword option, not in the URL), or none"
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from eventwire.errors import (
     InvalidURLError,
     MessageTooLargeError,
 )
-from eventwire_kafka import OPTIONS, KafkaBackend, parse_settings
+from eventwire_kafka import KafkaBackend, KafkaSettings
 
 pytestmark = pytest.mark.broker
 
@@ -117,7 +117,9 @@ async def read_records(topic: str) -> list[Any]:
 
 
 def test_url_hosts_ports_and_options() -> None:
-    s = parse_settings("kafka://a:9093,b,[::1]:9094?partitions=3&linger_ms=5", {"partitions": 4})
+    s = KafkaSettings.parse(
+        "kafka://a:9093,b,[::1]:9094?partitions=3&linger_ms=5", {"partitions": 4}
+    )
     assert s.hosts == ("a:9093", "b:9092", "[::1]:9094")
     assert s.url == "kafka://a:9093,b:9092,[::1]:9094"
     assert s.partitions == 4  # keyword options win over the URL
@@ -125,7 +127,7 @@ def test_url_hosts_ports_and_options() -> None:
     assert s.security_protocol == "PLAINTEXT"
     for bad in ("kafka://", "kafka://host:notaport", "kafka://host:9092/path", "kafka://h?x"):
         with pytest.raises(InvalidURLError):
-            parse_settings(bad, {})
+            KafkaSettings.parse(bad, {})
 
 
 def test_unknown_option_lists_the_known_ones() -> None:
@@ -135,7 +137,8 @@ def test_unknown_option_lists_the_known_ones() -> None:
     assert "partitons" in text
     for known in ("partitions", "session_timeout_ms", "sasl_mechanism", "ssl_cafile"):
         assert known in text
-    assert set(OPTIONS) >= {"partitions", "password", "revoke_timeout_ms", "commit_interval_ms"}
+    known = set(KafkaSettings.option_specs())
+    assert known >= {"partitions", "password", "revoke_timeout_ms", "commit_interval_ms"}
 
 
 @pytest.mark.parametrize(
@@ -148,6 +151,9 @@ def test_unknown_option_lists_the_known_ones() -> None:
         {"sasl_mechanism": "GSSAPI", "username": "u", "password": "p"},
         {"connect_timeout": 0},
         {"ssl": "perhaps"},
+        {"replication_factor": 0},
+        {"ssl_context": "/etc/ca.pem"},
+        {"ssl_cafile": "/nonexistent/ca.pem"},
     ],
 )
 def test_bad_option_values_name_the_option(options: dict[str, Any]) -> None:
@@ -157,18 +163,18 @@ def test_bad_option_values_name_the_option(options: dict[str, Any]) -> None:
 
 
 def test_credentials_and_tls_choose_the_security_protocol() -> None:
-    s = parse_settings(f"kafka://bob:{SECRET}@h:9092?sasl_mechanism=scram-sha-512", {})
+    s = KafkaSettings.parse(f"kafka://bob:{SECRET}@h:9092?sasl_mechanism=scram-sha-512", {})
     assert (s.security_protocol, s.sasl_mechanism, s.username) == (
         "SASL_PLAINTEXT",
         "SCRAM-SHA-512",
         "bob",
     )
-    s = parse_settings("kafka://h:9092", {"username": "bob", "password": SECRET, "ssl": True})
+    s = KafkaSettings.parse("kafka://h:9092", {"username": "bob", "password": SECRET, "ssl": True})
     assert s.security_protocol == "SASL_SSL" and s.ssl_context is not None
-    s = parse_settings("kafka://h:9092?ssl=true&ssl_check_hostname=false", {})
+    s = KafkaSettings.parse("kafka://h:9092?ssl=true&ssl_check_hostname=false", {})
     assert s.security_protocol == "SSL" and s.ssl_context is not None
     assert s.ssl_context.check_hostname is False
-    assert SECRET not in repr(parse_settings(f"kafka://bob:{SECRET}@h:9092", {}))
+    assert SECRET not in repr(KafkaSettings.parse(f"kafka://bob:{SECRET}@h:9092", {}))
 
 
 # -- connecting ----------------------------------------------------------------------------
@@ -211,6 +217,7 @@ def test_unreachable_broker_fails_fast_and_quietly() -> None:
             with pytest.raises(BackendUnavailableError) as info:
                 await bus.start()
             elapsed = time.monotonic() - started
+            assert info.value.__cause__ is not None  # the client's error, for debugging
             lines_after_failure = stream.getvalue().count("\n")
             await asyncio.sleep(1.5)  # no reconnect loop keeps logging
             return elapsed, str(info.value), lines_after_failure, stream.getvalue().count("\n")

@@ -253,6 +253,7 @@ def test_unreachable_broker_fails_fast_without_log_spam() -> None:
         logging.getLogger().removeHandler(handler)
     assert time.monotonic() - started < 10
     assert f"127.0.0.1:{port}" in str(info.value) and SECRET not in str(info.value)
+    assert info.value.__cause__ is not None  # the client's error, for debugging
     assert buffer.getvalue().count("Reconnecting") <= 1
     assert SECRET not in buffer.getvalue()
 
@@ -341,7 +342,7 @@ def test_message_too_large_is_refused_before_sending() -> None:
         async with bus:
             with pytest.raises(MessageTooLargeError, match="200"):
                 await bus.publish(model(key="k" * 300, seq=1))
-            with pytest.raises(MessageTooLargeError, match="max_message_size"):
+            with pytest.raises(MessageTooLargeError, match="limit of 200 bytes"):
                 await bus.backend.publish(
                     model.__eventwire__.channel or "", [WireMessage(b"x" * 201, {}, None)]
                 )
@@ -448,5 +449,96 @@ def test_shard_count_mismatch_is_a_clear_error() -> None:
         finally:
             await first.close()
             await second.close()
+
+    asyncio.run(main())
+
+
+class _Member:
+    """A member on a one-shard group that keeps what it gets, acking only when told."""
+
+    def __init__(self, prefix: str, options: dict[str, Any]) -> None:
+        self.prefix = prefix
+        self.backend = RabbitBackend(URL, {**OPTIONS, "shards": 1, **options})
+        self.got: list[Any] = []
+
+    async def take(self, inbound: Any) -> None:
+        self.got.append(inbound)
+
+    async def join(self, channel: str, group: str) -> Any:
+        await self.backend.connect()
+        spec = SubscriptionSpec(channel, group, member_prefix=self.prefix)
+        return await self.backend.subscribe(spec, self.take)
+
+    def bodies(self) -> list[bytes]:
+        return [inbound.message.body for inbound in self.got]
+
+
+FAST = {"member_heartbeat": 0.1, "member_lease": 1.0}
+
+
+def test_a_shard_is_handed_over_only_once_its_deliveries_are_settled() -> None:
+    async def main() -> None:
+        channel, group = unique("handover"), unique("grp")
+        # Members sorted by id own the shards round-robin: "b-..." wants the only shard.
+        a, b = _Member("z", FAST), _Member("b", FAST)
+        try:
+            sub_a = await a.join(channel, group)
+            await a.backend.publish(channel, [WireMessage(b"1", {}, "k")])
+            await wait_until(lambda: a.bodies() == [b"1"], "the first event at a")
+            await b.join(channel, group)
+            lease = sub_a.coordinator.shards[0]
+            await wait_until(lambda: lease.state.value == "draining", "a draining its shard")
+            await a.got[0].ack()  # settled: now a gives the shard up, b takes it
+            await a.backend.publish(channel, [WireMessage(b"2", {}, "k")])
+            await wait_until(lambda: b.bodies() == [b"2"], "the next event at b")
+            assert a.bodies() == [b"1"]  # had a let go earlier, b would get 1 again first
+        finally:
+            await a.backend.close()
+            await b.backend.close()
+
+    asyncio.run(main())
+
+
+def test_a_draining_shard_gives_up_after_release_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        channel, group = unique("stuck"), unique("grp")
+        a, b = _Member("z", {**FAST, "release_timeout": 0.5}), _Member("b", FAST)
+        try:
+            await a.join(channel, group)
+            await a.backend.publish(channel, [WireMessage(b"1", {}, "k")])
+            await wait_until(lambda: a.bodies() == [b"1"], "the event at a")
+            await b.join(channel, group)  # a never settles it: b gets it once a gives up
+            await wait_until(lambda: b.bodies() == [b"1"], "the event at b")
+            assert b.got[0].delivery_count == 2
+            assert "handing the shard over anyway" in caplog.text
+        finally:
+            await a.backend.close()
+            await b.backend.close()
+
+    asyncio.run(main())
+
+
+def test_a_shard_wanted_again_while_draining_hands_over_what_it_held() -> None:
+    async def main() -> None:
+        channel, group = unique("flap"), unique("grp")
+        a, b = _Member("z", FAST), _Member("b", FAST)
+        try:
+            sub_a = await a.join(channel, group)
+            await a.backend.publish(channel, [WireMessage(b"1", {}, "k")])
+            await wait_until(lambda: a.bodies() == [b"1"], "the first event at a")
+            await b.join(channel, group)
+            lease = sub_a.coordinator.shards[0]
+            await wait_until(lambda: lease.state.value == "draining", "a draining its shard")
+            await a.backend.publish(channel, [WireMessage(b"2", {}, "k")])
+            await wait_until(lambda: bool(sub_a.shards[0].held), "the second event held")
+            assert a.bodies() == [b"1"]  # not handed to the handler while draining
+            await b.backend.close()  # b leaves before a gave the shard up
+            await wait_until(lambda: a.bodies() == [b"1", b"2"], "the held event at a")
+            assert b.got == []
+        finally:
+            await a.backend.close()
+            await b.backend.close()
 
     asyncio.run(main())

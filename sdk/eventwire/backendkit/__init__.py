@@ -13,7 +13,8 @@ A backend built on the kit is its broker's primitives plus a few declarations:
 - `BaseSubscription`: the one shutdown contract (``stop`` / ``close`` / ``abort``, see
   its module), background-task supervision, the one place a handler exception is caught;
   `Outage` for a loop that retries a failing broker call (log once, back off).
-- `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol).
+- `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol);
+  `lazy_exports`: the package's names that need the client library, imported on first use.
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
   after in-flight deliveries are settled (`ShardState`); `MemoryLeaseStore` is the
   in-process store.
@@ -29,7 +30,7 @@ from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
 from eventwire.backendkit._outage import Outage
-from eventwire.backendkit._plugin import BackendPlugin
+from eventwire.backendkit._plugin import BackendPlugin, lazy_exports
 from eventwire.backendkit._settings import (
     BackendSettings,
     Location,
@@ -64,6 +65,7 @@ __all__ = [
     "check_messages",
     "check_spec",
     "coerce",
+    "lazy_exports",
     "map_errors",
     "message_size",
     "option",

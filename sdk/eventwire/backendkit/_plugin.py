@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from eventwire.plugins import hookimpl
@@ -12,12 +13,31 @@ if TYPE_CHECKING:
     from eventwire.asyncapi import AsyncAPIProtocol
     from eventwire.backend import Backend, BackendInfo
 
-__all__ = ["BackendPlugin"]
+__all__ = ["BackendPlugin", "lazy_exports"]
 
 
 def _load(target: str) -> Any:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def lazy_exports(package: str, modules: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for `package` that imports each name of `modules` (name →
+    module holding it) on first use, so importing the plugin package never loads the client
+    library::
+
+        __getattr__ = lazy_exports(__name__, {"ExampleBackend": "eventwire_example._backend"})
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = modules.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
 
 
 class BackendPlugin:

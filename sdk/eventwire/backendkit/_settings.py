@@ -132,8 +132,10 @@ class BackendSettings:
         for name, value in values.items():
             if name in known and name not in supplied:
                 supplied[name] = value
+        # A secret given where a plain value belongs is never echoed either.
+        secrets = [str(v) for n, v in supplied.items() if known[n].secret and v]
         for name, raw in supplied.items():
-            values[name] = _convert(cls.backend, name, raw, hints[name], known[name])
+            values[name] = _convert(cls.backend, name, raw, hints[name], known[name], secrets)
         try:
             return cls(**values)
         except TypeError as exc:  # a from_location that returned a name that is no field
@@ -254,11 +256,15 @@ def _unknown_message(backend: str, unknown: list[str], known: list[str]) -> str:
     )
 
 
-def _convert(backend: str, name: str, raw: object, hint: Any, spec: OptionSpec) -> object:
+def _convert(
+    backend: str, name: str, raw: object, hint: Any, spec: OptionSpec, secrets: list[str]
+) -> object:
     try:
         return coerce(raw, hint, minimum=spec.minimum, maximum=spec.maximum)
     except ValueError as exc:
         shown = "<hidden>" if spec.secret else repr(raw)
+        for secret in secrets:
+            shown = shown.replace(secret, "***")
         raise ConfigurationError(
             f"{backend} backend option {name}={shown} is invalid; give {exc}"
         ) from None

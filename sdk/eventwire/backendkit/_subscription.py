@@ -131,11 +131,12 @@ class BaseSubscription(abc.ABC):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    async def deliver(self, inbound: Inbound) -> None:
+    async def deliver(self, inbound: Inbound) -> bool:
         """Hand `inbound` to the handler: the one place a handler exception is caught.
 
         An exception leaves the delivery unsettled (it is delivered again after the member
-        leaves) and is logged; cancellation propagates.
+        leaves) and is logged; cancellation propagates. Returns whether the handler took
+        the delivery (``False``: it raised, so nothing will settle it on this member).
         """
         try:
             await self._handler(inbound)
@@ -145,6 +146,8 @@ class BaseSubscription(abc.ABC):
                 self.spec.channel,
                 self.spec.group,
             )
+            return False
+        return True
 
     def spawn(self, coro: Coroutine[Any, Any, Any], role: str) -> asyncio.Task[Any]:
         """Run `coro` as a background task of this subscription, ended by close and abort.

@@ -1,0 +1,237 @@
+"""The kafka backend's options: ``kafka://[user[:password]@]host[:port][,host[:port]...]``.
+
+Options may be given in the query or as ``EventBus(..., backend_options={...})`` (which win).
+The security protocol is inferred from credentials and TLS options unless given; the TLS
+context is built here, so a missing certificate file fails at construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from ssl import SSLContext
+from typing import Any, Literal
+
+from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
+from eventwire.errors import ConfigurationError, InvalidURLError
+
+from eventwire_kafka._info import DEFAULT_MAX_MESSAGE_BYTES, SCHEMES
+
+__all__ = ["KafkaSettings"]
+
+DEFAULT_PORT = 9092
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+_CREDENTIALS = "(URL kafka://user:password@host:9092 or options username and password)"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class KafkaSettings(BackendSettings):
+    """Everything the backend needs to connect, from the URL and options."""
+
+    backend = "kafka"
+    schemes = SCHEMES
+
+    #: ``host:port`` of every bootstrap broker (port defaulted to 9092).
+    hosts: tuple[str, ...] = ()
+    partitions: int = option(
+        8, "partitions of the topics the backend creates (channel and `<channel>.dlq`)", minimum=1
+    )
+    replication_factor: int = option(
+        -1,
+        "replication of created topics; `-1` = the broker's `default.replication.factor`",
+        minimum=-1,
+    )
+    max_message_bytes: ByteSize = option(
+        DEFAULT_MAX_MESSAGE_BYTES,
+        "`max.message.bytes` of created topics; the bus refuses bigger events at publish",
+        minimum=1024,
+    )
+    username: str | None = option(
+        None,
+        "SASL user name (alternative to `user:password@` in the URL)",
+        secret=True,
+        default_doc="from the URL",
+    )
+    password: str | None = option(None, "SASL password", secret=True, default_doc="from the URL")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = option(
+        None,
+        "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`",
+        default_doc="from the credentials: `PLAIN`",
+    )
+    security_protocol: SecurityProtocol | None = option(
+        None,
+        "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`",
+        default_doc="from the credentials and TLS options",
+    )
+    ssl: bool = option(
+        False, "use TLS (also implied by `ssl_cafile`, `ssl_certfile`, `ssl_context`)"
+    )
+    ssl_cafile: str | None = option(None, "CA bundle")
+    ssl_certfile: str | None = option(None, "client certificate (mutual TLS)")
+    ssl_keyfile: str | None = option(None, "client certificate's key")
+    ssl_password: str | None = option(None, "password of the key file", secret=True)
+    ssl_check_hostname: bool = option(True, "check the broker's certificate host name")
+    ssl_context: SSLContext | None = option(
+        None, "a ready TLS context (wins over the other `ssl_` options)"
+    )
+    client_id: str = option("eventwire", "Kafka client id (consumers add the member name)")
+    connect_timeout: Seconds = option(
+        10.0,
+        "seconds: bound on connecting and joining; past it `BackendUnavailableError`",
+        minimum=0.001,
+    )
+    request_timeout_ms: int = option(
+        30_000,
+        "how long a publish may wait for the broker (e.g. during a restart) before `PublishError`",
+        minimum=1000,
+    )
+    session_timeout_ms: int = option(
+        10_000, "how long a silent (crashed) member keeps its partitions", minimum=1000
+    )
+    heartbeat_interval_ms: int = option(
+        1_000,
+        "heartbeat period; at most a third of the session timeout; members learn about "
+        "rebalances through it",
+        minimum=100,
+    )
+    max_poll_interval_ms: int = option(
+        300_000,
+        "Kafka's rebalance timeout; a member blocked longer (backpressure) leaves the group",
+        minimum=1000,
+    )
+    revoke_timeout_ms: int = option(
+        30_000,
+        "how long a member losing partitions waits for their in-flight events",
+        minimum=0,
+    )
+    commit_interval_ms: int = option(
+        200,
+        "how often finished offsets are committed (also on revoke and close)",
+        minimum=10,
+    )
+    fetch_max_records: int = option(1000, "records per `getmany`", minimum=1)
+    max_partition_fetch_bytes: ByteSize = option(
+        1024 * 1024,
+        "prefetch per partition (bounds memory while a handler is slow)",
+        minimum=1024,
+    )
+    linger_ms: int = option(0, "producer batching delay", minimum=0)
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = option(
+        None, "`gzip`, `snappy`, `lz4` or `zstd` (the codec's library must be installed)"
+    )
+
+    @classmethod
+    def from_location(cls, location: Location) -> dict[str, Any]:
+        where = f"kafka://{','.join(location.hosts)}{location.path}"
+        if location.path not in ("", "/"):
+            raise InvalidURLError(
+                f"{where!r} has a path; a kafka URL is kafka://host:9092[,host2:9092]"
+                "[?option=value]"
+            )
+        hosts = tuple(_address(item, where) for item in location.hosts if item.strip())
+        if not hosts:
+            raise InvalidURLError(
+                f"{where!r} names no broker; write kafka://host:9092 (several: "
+                "host1:9092,host2:9092)"
+            )
+        return {
+            "hosts": hosts,
+            "url": "kafka://" + ",".join(hosts),
+            "username": location.username,
+            "password": location.password,
+        }
+
+    def __post_init__(self) -> None:
+        if self.replication_factor == 0:
+            raise ConfigurationError(
+                "kafka backend option replication_factor=0 is invalid; give -1 (the broker's "
+                "default) or a whole number >= 1"
+            )
+        if (self.username is None) != (self.password is None):
+            raise ConfigurationError(
+                f"kafka backend authentication needs both a user name and a password {_CREDENTIALS}"
+            )
+        protocol = self.security_protocol or self._inferred_protocol()
+        sasl = protocol.startswith("SASL_")
+        if sasl and self.username is None:
+            raise ConfigurationError(
+                f"security_protocol={protocol} needs a user name and password {_CREDENTIALS}"
+            )
+        if not sasl and self.username is not None:
+            raise ConfigurationError(
+                f"credentials were given but security_protocol={protocol} does not use SASL; "
+                "use SASL_PLAINTEXT or SASL_SSL"
+            )
+        if not sasl and self.sasl_mechanism is not None:
+            raise ConfigurationError(
+                f"sasl_mechanism={self.sasl_mechanism} needs security_protocol SASL_PLAINTEXT "
+                "or SASL_SSL"
+            )
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ConfigurationError(
+                f"heartbeat_interval_ms={self.heartbeat_interval_ms} must be at most a third "
+                f"of session_timeout_ms={self.session_timeout_ms}"
+            )
+        if self.revoke_timeout_ms >= self.max_poll_interval_ms:
+            raise ConfigurationError(
+                f"revoke_timeout_ms={self.revoke_timeout_ms} must be below "
+                f"max_poll_interval_ms={self.max_poll_interval_ms} (Kafka's rebalance timeout)"
+            )
+        # Derived values: the resolved protocol and mechanism, and the TLS context.
+        object.__setattr__(self, "security_protocol", protocol)
+        if sasl and self.sasl_mechanism is None:
+            object.__setattr__(self, "sasl_mechanism", "PLAIN")
+        if self.uses_ssl:
+            object.__setattr__(self, "ssl_context", self._build_ssl())
+
+    def _inferred_protocol(self) -> SecurityProtocol:
+        tls = self.ssl or any(
+            value is not None for value in (self.ssl_cafile, self.ssl_certfile, self.ssl_context)
+        )
+        if self.username is not None:
+            return "SASL_SSL" if tls else "SASL_PLAINTEXT"
+        return "SSL" if tls else "PLAINTEXT"
+
+    def _build_ssl(self) -> SSLContext:
+        if self.ssl_context is not None:
+            return self.ssl_context
+        try:
+            context = ssl.create_default_context(cafile=self.ssl_cafile)
+            if self.ssl_certfile:
+                context.load_cert_chain(
+                    self.ssl_certfile, keyfile=self.ssl_keyfile, password=self.ssl_password
+                )
+        except (OSError, ssl.SSLError) as exc:
+            # The message names files, never the key's password.
+            raise ConfigurationError(
+                f"kafka backend TLS setup failed ({type(exc).__name__}: "
+                f"{getattr(exc, 'strerror', None) or 'cannot load the certificate files'}); "
+                "check ssl_cafile, ssl_certfile, ssl_keyfile and ssl_password"
+            ) from exc
+        if not self.ssl_check_hostname:
+            context.check_hostname = False
+        return context
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return bool(self.security_protocol and self.security_protocol.startswith("SASL_"))
+
+
+def _address(item: str, where: str) -> str:
+    """``host:port`` of one broker address (``[v6]:port`` kept bracketed), port defaulted."""
+    item = item.strip()
+    if item.startswith("["):
+        host, _, port = item[1:].partition("]")
+        host, port = f"[{host}]", port.removeprefix(":")
+    elif item.count(":") == 1:
+        host, port = item.split(":")
+    else:
+        host, port = item, ""
+    if not host or (port and not port.isdigit()) or (port and not 0 < int(port) < 65536):
+        raise InvalidURLError(f"{where!r} has an invalid broker address {item!r}; write host:port")
+    return f"{host}:{port or DEFAULT_PORT}"

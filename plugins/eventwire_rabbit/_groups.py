@@ -1,0 +1,256 @@
+"""Creating a channel's and a group's topology once, and filling a new group from history.
+
+A group is created by one member at a time (an exclusive lock queue); the bound group
+exchange marks a finished group, so a member that finds it only checks the shard count.
+A ``from_beginning`` group is filled from the channel's history stream through a temporary
+hash exchange bound to the same shards in the same order (same key, same shard) before the
+group exchange is bound, catching up in rounds until a round is short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import aiormq
+from aiormq.abc import DeliveredMessage
+from eventwire.backend import SubscriptionSpec
+from eventwire.errors import (
+    BackendUnavailableError,
+    BusClosedError,
+    ConfigurationError,
+    EventwireError,
+    PublishError,
+)
+
+from eventwire_rabbit._history import scan
+from eventwire_rabbit._topology import (
+    declare_channel,
+    declare_hash_exchange,
+    declare_shards,
+    group_exchange,
+    history_queue,
+    init_lock_queue,
+    shard_queue,
+)
+
+if TYPE_CHECKING:
+    from eventwire_rabbit._backend import RabbitBackend
+
+__all__ = ["Groups", "close_channel"]
+
+#: A from_beginning copy stops catching up once a round copies fewer messages than this.
+_CATCH_UP = 50
+
+
+class Groups:
+    """The channels and groups one backend has declared (each once, concurrent callers wait)."""
+
+    def __init__(self, backend: RabbitBackend) -> None:
+        self._backend = backend
+        self._settings = backend.settings
+        self._declared: dict[str, asyncio.Future[None]] = {}
+
+    def declared(self, channel: str) -> bool:
+        """Whether `channel`'s topology is known to exist."""
+        known = self._declared.get(channel)
+        return known is not None and known.done() and known.exception() is None
+
+    async def ensure_channel(self, channel: str) -> None:
+        """Declare `channel`'s exchange and history stream once."""
+        if self.declared(channel):
+            return
+        known = self._declared.get(channel)
+        if known is None or known.done():
+            known = asyncio.get_running_loop().create_future()
+            self._declared[channel] = known
+            try:
+                scratch = await self._backend.scratch()
+                try:
+                    await declare_channel(scratch, self._settings, channel)
+                finally:
+                    await close_channel(scratch)
+            except BaseException as exc:
+                self._declared.pop(channel, None)
+                known.set_exception(self._topology_error(exc, channel))
+                known.exception()  # retrieved: waiters get it through await
+                raise self._topology_error(exc, channel) from exc
+            known.set_result(None)
+            return
+        await asyncio.shield(known)
+
+    def _topology_error(self, exc: BaseException, what: str) -> Exception:
+        if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
+            return ConfigurationError(
+                f"RabbitMQ refused to declare the topology of {what!r}: {exc}. It exists with "
+                "other settings (shards, history_*, delivery_limit, group_expires): use the "
+                "same options everywhere or delete the old queues/exchanges"
+            )
+        if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
+            return ConfigurationError(
+                f"RabbitMQ refused access while declaring {what!r}: {exc}; give the user "
+                "configure/write/read permissions on the virtual host"
+            )
+        if isinstance(exc, BusClosedError | BackendUnavailableError | ConfigurationError):
+            return exc
+        return BackendUnavailableError(
+            f"declaring the topology of {what!r} failed: {type(exc).__name__}: {exc}"
+        )
+
+    async def _exists(self, name: str, *, queue: bool = False) -> bool:
+        """Whether the exchange (or, with `queue`, the queue) `name` exists."""
+        scratch = await self._backend.scratch()
+        try:
+            if queue:
+                await scratch.queue_declare(name, passive=True)
+            else:
+                await scratch.exchange_declare(name, passive=True)
+            return True
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        finally:
+            await close_channel(scratch)
+
+    async def ensure_group(self, spec: SubscriptionSpec) -> None:
+        """Create the group's shards and hash exchange once (and fill them from history for
+        ``from_beginning``); the bound group exchange marks a finished group."""
+        channel, group = spec.channel, spec.group
+        name = group_exchange(channel, group)
+        try:
+            await self.ensure_channel(channel)
+            await self.ensure_channel(channel + ".dlq")
+            if await self._exists(name):
+                await self._check_group(channel, group)
+                return
+            lock = await self._backend.scratch()
+            try:
+                try:
+                    await lock.queue_declare(
+                        init_lock_queue(channel, group), exclusive=True, auto_delete=True
+                    )
+                except aiormq.exceptions.ChannelLockedResource:
+                    await self._wait_for_group(name)
+                    return
+                if await self._exists(name):
+                    return
+                await self._create_group(spec)
+            finally:
+                await close_channel(lock)
+        except EventwireError:
+            raise
+        except Exception as exc:
+            raise self._topology_error(exc, f"{channel}/{group}") from exc
+
+    async def _check_group(self, channel: str, group: str) -> None:
+        """The group exists: its shard count must be ours (last shard there, next absent)."""
+        count = self._settings.shards
+        last = await self._exists(shard_queue(channel, group, count - 1), queue=True)
+        extra = await self._exists(shard_queue(channel, group, count), queue=True)
+        if not last or extra:
+            raise ConfigurationError(
+                f"group {group!r} on channel {channel!r} was created with "
+                f"{'fewer' if not last else 'more'} shards than shards={count}; give every "
+                "member the group's original shard count"
+            )
+
+    async def _wait_for_group(self, name: str) -> None:
+        deadline = time.monotonic() + max(60.0, self._settings.publish_timeout)
+        while not await self._exists(name):
+            if time.monotonic() > deadline:
+                raise BackendUnavailableError(
+                    f"another member has been creating {name!r} for too long; retry"
+                )
+            await asyncio.sleep(0.1)
+
+    async def _create_group(self, spec: SubscriptionSpec) -> None:
+        channel, group = spec.channel, spec.group
+        settings = self._settings
+        scratch = await self._backend.scratch()
+        try:
+            shards = await declare_shards(scratch, settings, channel, group)
+            copy = spec.from_beginning and (settings.history or channel.endswith(".dlq"))
+            start: int | str = "first"
+            temp = f"{group_exchange(channel, group)}:init-{uuid.uuid4().hex[:8]}"
+            if copy:
+                # Same shards bound in the same order: the same key lands in the same shard.
+                await declare_hash_exchange(scratch, temp, shards, durable=False)
+                for _ in range(8):  # catch up until a round is short
+                    copied, start = await self._copy_history(channel, temp, start)
+                    if copied < _CATCH_UP:
+                        break
+            name = group_exchange(channel, group)
+            await declare_hash_exchange(scratch, name, shards, durable=True)
+            await scratch.exchange_bind(name, channel, routing_key="#")
+            if copy:
+                # What arrived between the last round and the binding (a few may now be
+                # in the shards twice: at-least-once).
+                await self._copy_history(channel, temp, start)
+                await scratch.exchange_delete(temp)
+        finally:
+            await close_channel(scratch)
+
+    async def _copy_history(
+        self, channel: str, target: str, start: int | str
+    ) -> tuple[int, int | str]:
+        publisher = await self._backend.publisher_channel(
+            time.monotonic() + self._settings.publish_timeout
+        )
+        amqp = await self._backend.amqp(self._settings.publish_timeout)
+        window: list[asyncio.Future[Any]] = []
+        copied = 0
+
+        async def visit(message: DeliveredMessage) -> bool:
+            nonlocal copied
+            props = message.header.properties
+            headers = {
+                k: v for k, v in (props.headers or {}).items() if not k.startswith("x-stream")
+            }
+            props.headers = headers
+            window.append(
+                asyncio.ensure_future(
+                    publisher.basic_publish(
+                        message.body,
+                        exchange=target,
+                        routing_key=message.delivery.routing_key or "",  # type: ignore[union-attr]
+                        properties=props,
+                        wait=False,
+                    )
+                )
+            )
+            copied += 1
+            if len(window) >= 500:
+                await _confirmed(window)
+            return False
+
+        try:
+            end = await scan(
+                amqp,
+                publisher,
+                history_queue(channel),
+                start,
+                visit,
+                timeout=self._settings.publish_timeout,
+            )
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            end = None
+        await _confirmed(window)
+        return copied, (end if end is not None else start)
+
+
+async def close_channel(channel: aiormq.abc.AbstractChannel) -> None:
+    """Close `channel` if it is open, ignoring trouble (it is going away either way)."""
+    if not channel.is_closed:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(channel.close(), 5)
+
+
+async def _confirmed(window: list[asyncio.Future[Any]]) -> None:
+    pending = list(window)
+    window.clear()
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise PublishError(f"copying history into a new group failed: {result}") from result

@@ -1,0 +1,190 @@
+"""The rabbit backend's options: ``amqp[s]://[user[:password]@]host[:port][/vhost][?opt=v]``."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import ssl
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
+from eventwire.errors import ConfigurationError, InvalidURLError
+from eventwire.urls import redact_url
+
+from eventwire_rabbit._info import MAX_MESSAGE_BYTES, SCHEMES
+
+__all__ = ["RabbitSettings"]
+
+_AGE = re.compile(r"^[0-9]+[YMDhms]$")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RabbitSettings(BackendSettings):
+    """Everything the backend needs to connect and to lay out its topology."""
+
+    backend = "rabbit"
+    schemes = SCHEMES
+
+    scheme: str = "amqp"
+    host: str = "localhost"
+    #: The URL's port; 0 until resolved (5671 with TLS, else 5672).
+    port: int = 0
+    username: str = option(
+        "guest",
+        "user name; prefer the options (from a secret store) to credentials in the URL",
+        default_doc="from the URL (`guest`)",
+    )
+    password: str | None = option(
+        None, "password; `guest` when not given", secret=True, default_doc="from the URL"
+    )
+    vhost: str = option("/", "virtual host", default_doc="from the URL's path (`/`)")
+    tls: bool = option(False, "TLS", default_doc="from the scheme: `true` for `amqps://`")
+    ca_file: str | None = option(None, "CA bundle")
+    cert_file: str | None = option(None, "client certificate (mutual TLS)")
+    key_file: str | None = option(None, "the client certificate's key")
+    verify: bool = option(True, "verify the broker's certificate and host name")
+    external_auth: bool = option(
+        False, "SASL EXTERNAL: authenticate with the client certificate (needs `cert_file`)"
+    )
+    connect_timeout: Seconds = option(
+        5.0,
+        "seconds: a broker that does not answer fails `connect` with "
+        "`BackendUnavailableError` within this",
+        minimum=0.1,
+    )
+    heartbeat: int = option(
+        10, "AMQP heartbeat in seconds (detects a dead broker connection)", minimum=0
+    )
+    reconnect_interval: Seconds = option(
+        1.0,
+        "seconds of pause between reconnection attempts after the connection dropped",
+        minimum=0.05,
+    )
+    publish_timeout: Seconds = option(
+        30.0,
+        "seconds `publish` waits for confirms, including a reconnection, before `PublishError`",
+        minimum=0.1,
+    )
+    shards: int = option(
+        8, "queues per group; the most members that can work at once on one group", minimum=1
+    )
+    prefetch: int | None = option(
+        None,
+        "unacked deliveries per shard and member",
+        minimum=1,
+        default_doc="from `max_in_flight`: max(16, 2 * max_in_flight / shards)",
+    )
+    member_heartbeat: Seconds = option(
+        0.5, "seconds between a member's announcements to its group", minimum=0.05
+    )
+    member_lease: Seconds = option(
+        3.0,
+        "seconds: a member unheard of this long is dead: the others take its shards",
+        minimum=0.2,
+    )
+    release_timeout: Seconds = option(
+        30.0,
+        "seconds a member giving a shard up waits for its handlers before closing anyway",
+        minimum=0.1,
+    )
+    delivery_limit: int = option(
+        20,
+        "broker-side backstop: a message returned this often is dead-lettered by RabbitMQ (0: off)",
+        minimum=0,
+    )
+    group_expires: Seconds | None = option(
+        None,
+        "seconds: delete a group's queues after this long without any consumer (`x-expires`); for "
+        "test or short-lived groups",
+        minimum=1,
+    )
+    history: bool = option(
+        True,
+        "keep a history stream per channel (`from_beginning`, `browse`); `false` makes G14 "
+        "unsupported",
+    )
+    history_max_age: str = option(
+        "7D", "history retention by age, a RabbitMQ age (units `Y M D h m s`: `7D`, `12h`)"
+    )
+    history_max_bytes: ByteSize = option(
+        1 << 30, "history retention by size, per channel", minimum=1
+    )
+    max_message_size: ByteSize = option(
+        MAX_MESSAGE_BYTES,
+        "the broker's `max_message_size`; larger events fail at publish with "
+        "`MessageTooLargeError`",
+        minimum=1,
+    )
+
+    @classmethod
+    def from_location(cls, location: Location) -> dict[str, Any]:
+        safe = redact_url(location.raw)
+        if len(location.hosts) != 1:
+            raise InvalidURLError(
+                f"{safe!r} names {'no' if not location.hosts else 'more than one'} host; write "
+                "e.g. amqp://user:password@localhost:5672/vhost"
+            )
+        address = urlsplit(f"//{location.hosts[0]}")
+        if not address.hostname:
+            raise InvalidURLError(f"{safe!r} names no host; write e.g. amqp://localhost:5672/")
+        values: dict[str, Any] = {
+            "scheme": location.scheme,
+            "host": address.hostname,
+            "port": address.port or 0,
+            "vhost": location.path.removeprefix("/") or "/",
+        }
+        if location.username:
+            values["username"] = location.username
+        if location.password is not None:
+            values["password"] = location.password
+        return values
+
+    def __post_init__(self) -> None:
+        if self.key_file and not self.cert_file:
+            raise ConfigurationError("rabbit backend option key_file needs cert_file as well")
+        if self.external_auth and not self.cert_file:
+            raise ConfigurationError(
+                "rabbit backend option external_auth=true needs a client certificate (cert_file)"
+            )
+        if self.member_lease <= self.member_heartbeat:
+            raise ConfigurationError(
+                f"rabbit backend option member_lease={self.member_lease:g} must be longer "
+                f"than member_heartbeat={self.member_heartbeat:g}"
+            )
+        if not _AGE.match(self.history_max_age):
+            raise ConfigurationError(
+                f"rabbit backend option history_max_age={self.history_max_age!r} must be a "
+                "RabbitMQ age such as '7D', '12h', '30m' or '90s' (units Y M D h m s)"
+            )
+        # Derived values: amqps:// always means TLS, the default port follows TLS.
+        tls = self.tls or self.scheme == "amqps"
+        port = self.port or (5671 if tls else 5672)
+        vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
+        object.__setattr__(self, "tls", tls)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "url", f"{self.scheme}://{self.host}:{port}/{vhost}")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for ``amqps://`` (or ``tls=true``), else ``None``."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def amqp_url(self) -> str:
+        """The URL handed to the client library (credentials inside, never logged by us)."""
+        scheme = "amqps" if self.tls else "amqp"
+        password = "guest" if self.password is None else self.password
+        user = (
+            ""
+            if self.external_auth
+            else f"{quote(self.username, safe='')}:{quote(password, safe='')}@"
+        )
+        vhost = quote(self.vhost, safe="")
+        return f"{scheme}://{user}{self.host}:{self.port}/{vhost}?heartbeat={self.heartbeat}"
