@@ -90,7 +90,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventwire_redis._idempotency import DEFAULT_PREFIX, RedisIdempotencyStore
 from eventwire_redis._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES, SCHEMES
-from eventwire_redis._options import DEFAULTS, KNOWN_OPTIONS, RedisSettings, parse_settings
+from eventwire_redis._settings import RedisConnection, RedisSettings
 from eventwire_redis._topology import ChannelKeys, shard_of
 
 if TYPE_CHECKING:
@@ -100,18 +100,16 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKEND_INFO",
     "CAPABILITIES",
-    "DEFAULTS",
     "DEFAULT_PREFIX",
-    "KNOWN_OPTIONS",
     "MAX_MESSAGE_BYTES",
     "SCHEMES",
     "ChannelKeys",
     "RedisBackend",
+    "RedisConnection",
     "RedisDelivery",
     "RedisIdempotencyStore",
     "RedisSettings",
     "RedisSubscription",
-    "parse_settings",
     "shard_of",
 ]
 

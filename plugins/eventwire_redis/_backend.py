@@ -23,7 +23,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from eventwire_redis._consumer import RETRYABLE, Outage, RedisSubscription, Scripts, finish
 from eventwire_redis._info import CAPABILITIES
-from eventwire_redis._options import RedisSettings, parse_settings
+from eventwire_redis._settings import RedisConnection, RedisSettings
 from eventwire_redis._topology import (
     ChannelKeys,
     encode_entry,
@@ -48,7 +48,7 @@ PIPELINE_CHUNK = 1000
 MIN_SERVER = (7, 0)
 
 
-def make_broker(settings: RedisSettings) -> RedisBroker:
+def make_broker(settings: RedisConnection) -> RedisBroker:
     """A FastStream `RedisBroker` holding the connection settings (nothing else of it runs).
 
     Credentials go in as keyword arguments, never in its URL, so FastStream's own
@@ -82,7 +82,7 @@ def make_broker(settings: RedisSettings) -> RedisBroker:
     return RedisBroker(f"redis://{host}:{settings.port}/{settings.db}?protocol=2", **kwargs)
 
 
-def describe_connect_error(settings: RedisSettings, exc: BaseException) -> str:
+def describe_connect_error(settings: RedisConnection, exc: BaseException) -> str:
     """A clear, credential-free account of why connecting failed, and what to do."""
     url = settings.url
     text = settings.scrub(str(exc)) or type(exc).__name__
@@ -225,7 +225,7 @@ class RedisBackend:
     binding = "kafka"
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        self.settings = parse_settings(url, options)
+        self.settings = RedisSettings.parse(url, options)
         self.capabilities: Capabilities = dataclasses.replace(
             CAPABILITIES, max_message_bytes=self.settings.max_message_bytes
         )

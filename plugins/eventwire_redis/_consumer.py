@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-    from eventwire_redis._options import RedisSettings
+    from eventwire_redis._settings import RedisSettings
 
 __all__ = [
     "RETRYABLE",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from eventwire.errors import BackendUnavailableError, ConfigurationError
 from eventwire.idempotency import Claim
 
-from eventwire_redis._options import CONNECTION_OPTIONS, RedisSettings, parse_settings
+from eventwire_redis._settings import RedisConnection
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -79,13 +79,11 @@ class RedisIdempotencyStore:
         self.prefix = prefix
         #: Our claims in progress: key -> token.
         self._claims: dict[str, str] = {}
-        self._settings: RedisSettings | None = None
+        self._settings: RedisConnection | None = None
         self._client: Redis | None = None
         self._owned = False
         if isinstance(url_or_client, str):
-            self._settings = parse_settings(
-                url_or_client, options, known=(*CONNECTION_OPTIONS, "reconnect_timeout")
-            )
+            self._settings = RedisConnection.parse(url_or_client, options)
         else:
             if options:
                 raise ConfigurationError(

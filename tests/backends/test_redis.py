@@ -33,7 +33,7 @@ from eventwire.errors import (
     InvalidURLError,
     MessageTooLargeError,
 )
-from eventwire_redis import RedisBackend, parse_settings
+from eventwire_redis import RedisBackend, RedisSettings
 
 pytestmark = pytest.mark.broker
 
@@ -118,7 +118,7 @@ def log_text() -> Iterator[io.StringIO]:
 
 
 def test_options_from_url_and_keywords() -> None:
-    settings = parse_settings(
+    settings = RedisSettings.parse(
         f"rediss://app:{SECRET}@cache.internal:6380/3?shards=4&lease_ttl=2.5&maxlen=500",
         {"fetch_count": 50, "shards": 16, "ssl_cert_reqs": "none"},
     )
