@@ -272,3 +272,21 @@ def test_scrub_removes_secrets_and_any_url_user_info() -> None:
     assert scrub(text, ["s3cret", ""]) == (
         "auth *** failed for nats://***@host:4222 and amqp://***@h/v"
     )
+
+
+async def test_a_task_that_swallows_a_cancellation_is_cancelled_again() -> None:
+    sub = FakeSubscription(SubscriptionSpec("orders", "g"), [])
+    swallowed: list[int] = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:  # as a client reading a reply may do
+            swallowed.append(1)
+        await asyncio.Event().wait()  # only a second cancellation ends it
+
+    task = sub.spawn(stubborn(), "stubborn")
+    await asyncio.sleep(0)
+    await sub.cancel_tasks(patience=2)
+    assert task.cancelled() and swallowed == [1]
+    await sub.abort()

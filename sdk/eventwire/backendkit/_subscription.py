@@ -36,6 +36,8 @@ log = logging.getLogger("eventwire.backendkit")
 
 #: How long ``close``/``abort`` wait for a cancelled background task to end.
 TASK_PATIENCE = 5.0
+#: How long a cancelled task may run on before it is cancelled again.
+RECANCEL = 0.2
 
 
 class SubscriptionState(enum.Enum):
@@ -169,16 +171,23 @@ class BaseSubscription(abc.ABC):
             )
 
     async def cancel_tasks(self, patience: float = TASK_PATIENCE) -> None:
-        """Cancel every background task and wait (at most `patience` seconds) for them."""
-        tasks = [task for task in self._tasks if not task.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=patience)
-            if pending:
+        """Cancel every background task and wait (at most `patience` seconds) for them.
+
+        A task that is still running a moment after its cancellation is cancelled again: a
+        client library can swallow a cancellation that arrives while it reads a reply."""
+        pending = {task for task in self._tasks if not task.done()}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while pending:
+            for task in pending:
+                task.cancel()
+            left = deadline - loop.time()
+            if left <= 0:
                 log.warning(
                     "eventwire: %d task(s) of %s did not end within %ss of being cancelled",
                     len(pending),
                     self._name,
                     patience,
                 )
+                return
+            _, pending = await asyncio.wait(pending, timeout=min(left, RECANCEL))
