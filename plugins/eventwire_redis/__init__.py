@@ -95,7 +95,7 @@ from eventwire_redis._topology import ChannelKeys, shard_of
 
 if TYPE_CHECKING:
     from eventwire_redis._backend import RedisBackend
-    from eventwire_redis._consumer import RedisDelivery, RedisSubscription
+    from eventwire_redis._subscription import RedisDelivery, RedisSubscription
 
 __all__ = [
     "BACKEND_INFO",
@@ -117,8 +117,8 @@ __all__ = [
 # (which every ``import eventwire`` with plugins does) never needs the Redis client.
 _LAZY = {
     "RedisBackend": "eventwire_redis._backend",
-    "RedisDelivery": "eventwire_redis._consumer",
-    "RedisSubscription": "eventwire_redis._consumer",
+    "RedisDelivery": "eventwire_redis._subscription",
+    "RedisSubscription": "eventwire_redis._subscription",
 }
 
 

@@ -7,27 +7,23 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from eventwire._naming import check_name
-from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseBackend
 from eventwire.deadletter import DLQ_SUFFIX
-from eventwire.errors import (
-    BackendUnavailableError,
-    BusClosedError,
-    ConfigurationError,
-    MessageTooLargeError,
-    PublishError,
-)
-from redis.exceptions import AuthenticationError, ResponseError
+from eventwire.errors import BackendUnavailableError, BusClosedError, PublishError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
-from eventwire_redis._consumer import RETRYABLE, Outage, RedisSubscription, Scripts, finish
 from eventwire_redis._info import CAPABILITIES
+from eventwire_redis._leases import Scripts
+from eventwire_redis._retry import retrying
 from eventwire_redis._settings import RedisConnection, RedisSettings
+from eventwire_redis._subscription import RedisSubscription
 from eventwire_redis._topology import (
     ChannelKeys,
+    decode_entry,
     encode_entry,
-    entry_size,
     pack_command,
     shard_of,
 )
@@ -36,11 +32,10 @@ if TYPE_CHECKING:
     from faststream.redis import RedisBroker
     from redis.asyncio import Redis
 
-__all__ = ["RedisBackend", "make_broker"]
+__all__ = ["RedisBackend", "connect_client", "describe_connect_error"]
 
 log = logging.getLogger("eventwire.redis")
 
-T = TypeVar("T")
 #: XADDs per pipeline round trip in `RedisBackend.publish`.
 PIPELINE_CHUNK = 1000
 #: Oldest server with everything the backend uses (XAUTOCLAIM returning deleted ids,
@@ -113,18 +108,40 @@ def describe_connect_error(settings: RedisConnection, exc: BaseException) -> str
     )
 
 
+async def connect_client(
+    settings: RedisConnection, what: str = "", minimum: tuple[int, int] = MIN_SERVER
+) -> tuple[RedisBroker, Redis]:
+    """A connected FastStream broker and its redis-py client, checked with ``INFO server``
+    (within ``connect_timeout``) to run Redis `minimum` or newer; else
+    `BackendUnavailableError` saying why, prefixed with `what`."""
+    broker = make_broker(settings)
+    client: Redis | None = None
+    try:
+        client = await broker.connect()
+        async with asyncio.timeout(settings.connect_timeout + 1):
+            info = await client.info("server")
+    except Exception as exc:  # also e.g. an unreadable TLS certificate file
+        if client is not None:
+            await _quietly(client.aclose())
+        raise BackendUnavailableError(what + describe_connect_error(settings, exc)) from exc
+    version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
+    if version < minimum:
+        await _quietly(client.aclose())
+        raise BackendUnavailableError(
+            f"{what}redis at {settings.url} runs {info.get('redis_version')}; eventwire needs "
+            f"Redis {'.'.join(map(str, minimum))} or newer (XAUTOCLAIM, consumer group lag)"
+        )
+    return broker, client
+
+
 class _Writer:
     """Sends the XADDs of concurrent `publish` calls together: whatever is queued while a
     pipeline is on its way goes in the next one. One connection, one round trip per batch,
     and each caller learns the outcome of its own commands."""
 
-    def __init__(
-        self,
-        client: Redis,
-        retrying: Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]],
-    ) -> None:
+    def __init__(self, client: Redis, settings: RedisSettings) -> None:
         self._client = client
-        self._retrying = retrying
+        self._settings = settings
         self._queue: list[tuple[list[bytes], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -148,7 +165,8 @@ class _Writer:
                 async with asyncio.timeout(patience):
                     await asyncio.shield(task)
             except TimeoutError:
-                await finish([task])
+                task.cancel()
+                await asyncio.wait([task], timeout=5)
         for _, future in self._queue:
             if not future.done():
                 future.set_exception(BusClosedError("the redis backend was closed"))
@@ -173,8 +191,11 @@ class _Writer:
 
     async def _send(self, batch: list[tuple[list[bytes], asyncio.Future[None]]]) -> None:
         packed = [command for item, _ in batch for command in item]
+        settings = self._settings
         try:
-            results = await self._retrying(lambda: self._execute(packed), "publish")
+            results = await retrying(
+                lambda: self._execute(packed), "publish", settings.reconnect_timeout, settings.scrub
+            )
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -215,7 +236,7 @@ class _Writer:
         return results
 
 
-class RedisBackend:
+class RedisBackend(BaseBackend[RedisSettings]):
     """Redis Streams: ``redis://[[user]:password@]host[:port][/db][?options]``, ``rediss://``.
 
     See the package docstring for how each guarantee is achieved and the options.
@@ -223,74 +244,38 @@ class RedisBackend:
 
     name = "redis"
     binding = "kafka"
+    capabilities = CAPABILITIES
+    error_map = {RedisError: BackendUnavailableError}
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        self.settings = RedisSettings.parse(url, options)
-        self.capabilities: Capabilities = dataclasses.replace(
+        super().__init__(RedisSettings.parse(url, options))
+        self.capabilities = dataclasses.replace(
             CAPABILITIES, max_message_bytes=self.settings.max_message_bytes
         )
         self._broker: RedisBroker | None = None
         self._client: Redis | None = None
         self._scripts: Scripts | None = None
-        self._state = "new"
-        self._channels: dict[str, ChannelKeys] = {}
-        self._round_robin: dict[str, int] = {}
-        self._subscriptions: list[RedisSubscription] = []
         self._writer: _Writer | None = None
+        self._channels: dict[str, ChannelKeys] = {}
         self._resolving: dict[str, asyncio.Future[ChannelKeys]] = {}
+        self._round_robin: dict[str, int] = {}
         #: Events retention trimmed before a group settled them (each one also logged).
         self.trimmed_entries = 0
-
-    def __repr__(self) -> str:
-        return f"<RedisBackend {self.url} {self._state}>"
-
-    @property
-    def url(self) -> str:
-        return self.settings.url
 
     @property
     def client(self) -> Redis:
         """The redis-py client (connected)."""
-        return self._connected()
-
-    def _connected(self) -> Redis:
-        if self._client is None:
-            if self._state == "new":
-                raise BusClosedError(f"the {self.url} backend is not connected; call connect()")
-            raise BusClosedError(f"the {self.url} backend is closed; create a new backend")
+        self.check_connected()
+        assert self._client is not None
         return self._client
 
     # -- connection -------------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        if self._state == "connected":
-            return
-        if self._state != "new":
-            raise BusClosedError(f"the {self.url} backend is closed; create a new backend")
-        settings = self.settings
-        try:
-            broker = make_broker(settings)
-            client: Redis = await broker.connect()
-        except Exception as exc:  # e.g. an unreadable TLS certificate file
-            raise BackendUnavailableError(describe_connect_error(settings, exc)) from None
-        try:
-            async with asyncio.timeout(settings.connect_timeout + 1):
-                info = await client.info("server")
-        except Exception as exc:
-            await _quietly(client.aclose())
-            raise BackendUnavailableError(describe_connect_error(settings, exc)) from None
-        version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
-        if version < MIN_SERVER:
-            await _quietly(client.aclose())
-            raise BackendUnavailableError(
-                f"redis at {self.url} runs {info.get('redis_version')}; the redis backend "
-                f"needs Redis {'.'.join(map(str, MIN_SERVER))} or newer (XAUTOCLAIM, "
-                "consumer group lag)"
-            )
+    async def _connect(self) -> None:
+        broker, client = await connect_client(self.settings)
         await self._learn_limit(client)
         self._broker, self._client, self._scripts = broker, client, Scripts(client)
-        self._writer = _Writer(client, self._retrying)
-        self._state = "connected"
+        self._writer = _Writer(client, self.settings)
 
     async def _learn_limit(self, client: Redis) -> None:
         """Lower ``max_message_bytes`` to the server's ``proto-max-bulk-len`` if smaller."""
@@ -302,38 +287,28 @@ class RedisBackend:
         if 0 < server < self.settings.max_message_bytes:
             self.capabilities = dataclasses.replace(self.capabilities, max_message_bytes=server)
 
-    async def close(self) -> None:
-        """Stop every member (last acks sent, shards given back), then disconnect."""
-        if self._state == "closed":
-            return
-        subscriptions, self._subscriptions = self._subscriptions, []
-        await asyncio.gather(*(s.close() for s in subscriptions), return_exceptions=True)
-        await self._disconnect()
+    async def _close(self) -> None:
+        await self._disconnect(self.settings.reconnect_timeout)
 
-    async def abort(self) -> None:
+    async def _abort(self) -> None:
         """Crash: drop the connections; no ack, no lease release (members' leases expire
         after ``lease_ttl`` and survivors take the shards and their pending entries)."""
-        if self._state == "closed":
-            return
-        subscriptions, self._subscriptions = self._subscriptions, []
-        tasks = [t for s in subscriptions for t in s.abort()]
-        client = self._client
-        if client is not None:
-            await _quietly(client.connection_pool.disconnect())
-        await finish(tasks)
-        await self._disconnect(aborted=True)
+        if self._client is not None:
+            await _quietly(self._client.connection_pool.disconnect())
+        await self._disconnect(0)
 
-    async def _disconnect(self, *, aborted: bool = False) -> None:
-        self._state = "closed"
+    async def _disconnect(self, patience: float) -> None:
         if self._writer is not None:
-            await self._writer.close(0 if aborted else self.settings.reconnect_timeout)
-            self._writer = None
+            await self._writer.close(patience)
         broker, client = self._broker, self._client
-        self._broker = self._client = self._scripts = None
+        self._broker = self._client = self._scripts = self._writer = None
         if broker is not None:
             await _quietly(broker.stop())
         elif client is not None:
             await _quietly(client.aclose())
+
+    async def _retrying(self, call: Callable[[], Awaitable[Any]], what: str) -> Any:
+        return await retrying(call, what, self.settings.reconnect_timeout, self.settings.scrub)
 
     # -- channels ---------------------------------------------------------------------------
 
@@ -362,8 +337,7 @@ class RedisBackend:
         return keys
 
     async def _resolve(self, channel: str) -> ChannelKeys:
-        check_name("channel", channel)
-        client = self._connected()
+        client = self.client
         # A dead-letter channel is one stream: listed in exact order, and its volume is
         # small. Other channels are sharded for per-key order with several members.
         wanted = 1 if channel.endswith(DLQ_SUFFIX) else self.settings.shards
@@ -375,8 +349,7 @@ class RedisBackend:
             pipe.hget(meta, "shards")
             return (await pipe.execute())[1]
 
-        stored = await self._retrying(resolve, f"set up channel {channel!r}")
-        shards = int(stored)
+        shards = int(await self._retrying(resolve, f"set up channel {channel!r}"))
         if shards != wanted:
             log.info(
                 "eventwire: channel %s has %d shards on the server (shards=%d is only used "
@@ -389,31 +362,20 @@ class RedisBackend:
         self._channels[channel] = keys
         return keys
 
-    async def _retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
-        """Run `call`, retrying while the server is unreachable, up to reconnect_timeout."""
-        deadline = time.monotonic() + self.settings.reconnect_timeout
-        outage: Outage | None = None
-        while True:
-            try:
-                result = await call()
-            except RETRYABLE as exc:
-                outage = outage or Outage(what, self.settings.scrub)
-                delay = outage.failed(exc)
-                if time.monotonic() + delay > deadline:
-                    raise BackendUnavailableError(
-                        f"could not {what}: redis at {self.url} was unreachable for "
-                        f"reconnect_timeout={self.settings.reconnect_timeout}s "
-                        f"({self.settings.scrub(str(exc))})"
-                    ) from None
-                await asyncio.sleep(delay)
-                continue
-            if outage is not None:
-                outage.ok()
-            return result
-
     # -- publishing -------------------------------------------------------------------------
 
-    def _xadd_prefix(self, stream: str) -> list[bytes]:
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        self.check_publish(channel, messages)
+        if not messages:
+            return
+        with self.map_errors(
+            f"publish {len(messages)} message(s) to {channel!r}", into=PublishError
+        ):
+            keys = await self.channel_keys(channel)
+            assert self._writer is not None
+            await self._writer.send(self._commands(channel, keys, messages))
+
+    def _xadd_head(self, stream: str) -> list[bytes]:
         settings = self.settings
         name = stream.encode()
         if settings.retention is not None:
@@ -422,36 +384,6 @@ class RedisBackend:
         if settings.maxlen:
             return [b"XADD", name, b"MAXLEN", b"~", str(settings.maxlen).encode(), b"*"]
         return [b"XADD", name, b"*"]
-
-    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
-        self._connected()
-        if not messages:
-            return
-        limit = self.capabilities.max_message_bytes or 0
-        for index, message in enumerate(messages):
-            size = entry_size(message)
-            if limit and size > limit:
-                raise MessageTooLargeError(
-                    f"message {index} for channel {channel!r} is {size} bytes (body, key and "
-                    f"headers), over the redis backend's limit of {limit} bytes "
-                    "(max_message_bytes); nothing was sent. Publish a reference to the data "
-                    "instead, or raise max_message_bytes"
-                )
-        keys = await self.channel_keys(channel)
-        commands = self._commands(channel, keys, messages)
-        assert self._writer is not None
-        try:
-            await self._writer.send(commands)
-        except BackendUnavailableError as exc:
-            raise PublishError(
-                f"{exc}; the {len(messages)} message(s) to {channel!r} may not have been stored"
-            ) from None
-        except ResponseError as exc:
-            raise PublishError(
-                f"redis at {self.url} refused a publish to {channel!r}: "
-                f"{self.settings.scrub(str(exc))}; some of the {len(messages)} message(s) "
-                "may have been stored"
-            ) from None
 
     def _commands(
         self, channel: str, keys: ChannelKeys, messages: Sequence[WireMessage]
@@ -469,7 +401,7 @@ class RedisBackend:
                 robin = (robin + 1) % count
             head = heads.get(shard)
             if head is None:
-                head = heads[shard] = self._xadd_prefix(streams[shard])
+                head = heads[shard] = self._xadd_head(streams[shard])
             commands.append(pack_command(head, encode_entry(message)))
         self._round_robin[channel] = robin
         return commands
@@ -477,66 +409,52 @@ class RedisBackend:
     # -- consuming --------------------------------------------------------------------------
 
     async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> RedisSubscription:
-        client = self._connected()
+        self.check_subscribe(spec)
         assert self._scripts is not None
-        check_name("group", spec.group)
-        if spec.max_in_flight < 1:
-            raise ConfigurationError(
-                f"max_in_flight={spec.max_in_flight} for {spec.channel}/{spec.group} must be >= 1"
+        with self.map_errors(f"join group {spec.group!r} on {spec.channel!r}"):
+            subscription = RedisSubscription(
+                spec,
+                handler,
+                client=self.client,
+                scripts=self._scripts,
+                settings=self.settings,
+                keys=await self.channel_keys(spec.channel),
+                report_trimmed=self._count_trimmed,
             )
-        keys = await self.channel_keys(spec.channel)
-        subscription = RedisSubscription(
-            client=client,
-            scripts=self._scripts,
-            settings=self.settings,
-            keys=keys,
-            spec=spec,
-            handler=handler,
-            report_trimmed=self._count_trimmed,
-        )
-        try:
-            await subscription.start()
-        except RETRYABLE as exc:
-            subscription.abort()
-            raise BackendUnavailableError(
-                f"could not join group {spec.group!r} on {spec.channel!r}: redis at {self.url} "
-                f"is unreachable ({self.settings.scrub(str(exc))})"
-            ) from None
-        except ResponseError as exc:
-            subscription.abort()
-            raise BackendUnavailableError(
-                f"redis at {self.url} refused to set up group {spec.group!r} on "
-                f"{spec.channel!r}: {self.settings.scrub(str(exc))}"
-            ) from None
-        self._subscriptions.append(subscription)
+            try:
+                await subscription.start()
+            except BaseException:
+                await subscription.abort()
+                raise
+        self.track(subscription)
         return subscription
 
     def _count_trimmed(self, count: int) -> None:
         self.trimmed_entries += count
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
-        from eventwire_redis._topology import decode_entry
-
-        client = self._connected()
-        check_name("channel", channel)
+        self.check_connected()
+        self.check_channel(channel)
         if limit <= 0:
             return []
-        keys = self._channels.get(channel)
-        if keys is None:
-            meta = f"{self.settings.prefix}{channel}:meta"
-            stored = await self._retrying(lambda: client.hget(meta, "shards"), "browse")
-            if stored is None:
-                return []
-            keys = ChannelKeys(self.settings.prefix, channel, int(stored))
+        client = self.client
+        with self.map_errors(f"browse {channel!r}"):
+            keys = self._channels.get(channel)
+            if keys is None:
+                meta = f"{self.settings.prefix}{channel}:meta"
+                stored = await self._retrying(lambda: client.hget(meta, "shards"), "browse")
+                if stored is None:
+                    return []
+                keys = ChannelKeys(self.settings.prefix, channel, int(stored))
 
-        async def read() -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            for stream in keys.streams:
-                pipe.xrange(stream, count=limit)
-            return list(await pipe.execute())
+            async def read() -> list[Any]:
+                pipe = client.pipeline(transaction=False)
+                for stream in keys.streams:
+                    pipe.xrange(stream, count=limit)
+                return list(await pipe.execute())
 
-        entries = [entry for reply in await self._retrying(read, "browse") for entry in reply]
-        entries.sort(key=lambda entry: _id_order(entry[0]))
+            replies = await self._retrying(read, "browse")
+        entries = sorted((e for reply in replies for e in reply), key=lambda e: _id_order(e[0]))
         return [decode_entry(fields) for _, fields in entries[:limit]]
 
 

@@ -1,0 +1,498 @@
+"""One group member on one channel: recovery of pending entries, the fetch loop and batched
+acknowledgements, on the kit's `ShardCoordinator` over a `RedisLeaseStore`.
+
+Three background tasks per member:
+
+- the *coordinator* (the kit's) heartbeats the member into the group's member set, holds
+  the leases of the shards it should own and gives a shard back once every entry read from
+  it is settled;
+- the *fetch loop* first recovers a newly leased shard (``XAUTOCLAIM`` of every entry a
+  previous owner left pending, in id order, delivery counts from ``XPENDING``), then reads
+  new entries of all its ready shards with one ``XREADGROUP ... BLOCK``, and hands them to
+  the pipeline one by one (a full pipeline blocks the loop: backpressure);
+- the *ack flusher* sends the acknowledgements collected meanwhile as one pipelined
+  ``XACK`` per shard, retried while the server is unreachable, then reports them settled.
+
+A shard is only read by the member holding its lease, and only after the entries an
+earlier owner left unsettled were delivered again, so events of one key are handled in
+order by one member at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseSubscription, Shard, ShardCoordinator, ShardState
+from redis.exceptions import ResponseError
+
+from eventwire_redis._leases import RedisLeaseStore, Scripts
+from eventwire_redis._retry import RETRYABLE, Outage
+from eventwire_redis._topology import ChannelKeys, decode_entry
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from eventwire_redis._settings import RedisSettings
+
+__all__ = ["RedisDelivery", "RedisSubscription"]
+
+log = logging.getLogger("eventwire.redis")
+
+#: Entries claimed per XAUTOCLAIM page while recovering a shard.
+RECOVER_PAGE = 200
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until `event` is set or `timeout` passes; True if it was set (``asyncio.timeout``:
+    on Python 3.11 ``wait_for`` can swallow a cancellation that arrives as the event is set)."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+class RedisDelivery:
+    """A stream entry delivered to this member (an `eventwire.backend.Inbound`)."""
+
+    __slots__ = ("_settled", "_shard", "_sub", "delivery_count", "entry_id", "message")
+
+    def __init__(
+        self,
+        message: WireMessage,
+        delivery_count: int,
+        entry_id: bytes,
+        shard: Shard,
+        sub: RedisSubscription,
+    ) -> None:
+        self.message = message
+        self.delivery_count = delivery_count
+        self.entry_id = entry_id
+        self._shard = shard
+        self._sub = sub
+        self._settled = False
+
+    @property
+    def stream(self) -> str:
+        return self._sub.streams[self._shard.index]
+
+    async def ack(self) -> None:
+        """Settle: queued for the next pipelined XACK (sent at once, retried until the
+        server has it; a crash before then delivers the entry again)."""
+        if not self._settled:
+            self._settled = True
+            self._sub.ack(self._shard, self.entry_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"<RedisDelivery {self.stream} {self.entry_id.decode()} "
+            f"delivery_count={self.delivery_count}>"
+        )
+
+
+class RedisSubscription(BaseSubscription):
+    """One member of ``spec.group`` on ``spec.channel``; started by `RedisBackend.subscribe`."""
+
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        handler: MessageHandler,
+        *,
+        client: Redis,
+        scripts: Scripts,
+        settings: RedisSettings,
+        keys: ChannelKeys,
+        report_trimmed: Callable[[int], None],
+    ) -> None:
+        super().__init__(spec, handler)
+        self.member_id = f"{spec.consumer}-{uuid.uuid4().hex[:8]}"
+        self.streams = keys.streams
+        self._client = client
+        self._scripts = scripts
+        self._settings = settings
+        self._group = spec.group
+        self._report_trimmed = report_trimmed
+        self._by_stream = {s.encode(): n for n, s in enumerate(keys.streams)}
+        self._store = RedisLeaseStore(scripts, keys, spec.group)
+        self.coordinator = ShardCoordinator(
+            self._store,
+            self.member_id,
+            len(keys.streams),
+            ttl=settings.lease_ttl,
+            interval=settings.lease_ttl / 3,
+            scrub=settings.scrub,
+        )
+        #: Per shard, the ids read and not settled (acked and the XACK sent) yet.
+        self._tracked: list[set[bytes]] = [set() for _ in keys.streams]
+        #: Shards whose last read was a full batch (the member is behind): check trimming.
+        self._behind: set[int] = set()
+        self._count = max(1, min(settings.fetch_count, spec.max_in_flight))
+        self._acks: dict[int, list[bytes]] = {}
+        self._ack_event = asyncio.Event()
+        self._fetch_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<RedisSubscription {self.spec.channel}/{self._group} {self.member_id}>"
+
+    @property
+    def shards(self) -> list[int]:
+        """The shards this member holds now."""
+        return [s.index for s in self.coordinator.owned()]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the group on every shard, join, take a fair share of the shards.
+
+        Returns once the group exists everywhere (so every event published afterwards is
+        delivered to it) and this member holds its share of shards, or after ``lease_ttl``
+        if a departed member's leases have not expired yet (they are taken over later).
+        """
+        await self._create_groups("0" if self.spec.from_beginning else "$")
+        await self.coordinator.tick()
+        self.spawn(self.coordinator.run(), "coordinator")
+        self._fetch_task = self.spawn(self._fetch(), "fetch")
+        self.spawn(self._flush_loop(), "acks")
+        await wait_event(self.coordinator.balanced, self._settings.lease_ttl)
+
+    async def _create_groups(self, start: str) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for stream in self.streams:
+            await self._scripts.create_group(keys=[stream], args=[self._group, start], client=pipe)
+        await pipe.execute()
+
+    async def _stop_fetching(self) -> None:
+        self.coordinator.stop()
+        task = self._fetch_task
+        deadline = time.monotonic() + 5
+        while task is not None and not task.done() and time.monotonic() < deadline:
+            task.cancel()  # again if redis-py swallowed it while reading a reply
+            await asyncio.wait([task], timeout=0.2)
+
+    async def _flush(self) -> None:
+        """Send the last acknowledgements, retried for up to ``reconnect_timeout``."""
+        deadline = time.monotonic() + self._settings.reconnect_timeout
+        outage = Outage("final acknowledgement", self._settings.scrub)
+        while self._acks and time.monotonic() < deadline:
+            try:
+                await self._send_acks()
+                outage.ok()
+            except RETRYABLE as exc:
+                await asyncio.sleep(outage.failed(exc))
+        if self._acks:
+            log.warning(
+                "eventwire: %d acknowledgement(s) of %s/%s could not be sent; those events "
+                "will be delivered again",
+                sum(map(len, self._acks.values())),
+                self.spec.channel,
+                self._group,
+            )
+
+    async def _release(self) -> None:
+        """Give every lease back, leave, and remove this member's consumers."""
+        async with asyncio.timeout(self._settings.socket_timeout):
+            await self.coordinator.leave()
+            pipe = self._client.pipeline(transaction=False)
+            for stream in self.streams:
+                await self._scripts.clean_consumer(
+                    keys=[stream], args=[self._group, self.member_id], client=pipe
+                )
+            await pipe.execute()
+
+    def _drop(self) -> None:
+        self._acks.clear()
+
+    # -- acknowledgements -----------------------------------------------------------------
+
+    def ack(self, shard: Shard, entry_id: bytes) -> None:
+        if self.accepting:
+            self._acks.setdefault(shard.index, []).append(entry_id)
+            self._ack_event.set()
+
+    def _forget(self, shard: Shard, ids: Iterable[bytes]) -> None:
+        """`ids` of `shard` are settled for good (or given up): the coordinator may hand the
+        shard over once nothing of it is left."""
+        tracked = self._tracked[shard.index]
+        before = len(tracked)
+        tracked.difference_update(ids)
+        self.coordinator.settled(shard, before - len(tracked))
+
+    async def _send_acks(self) -> None:
+        batch, self._acks = self._acks, {}
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for index, ids in batch.items():
+                pipe.xack(self.streams[index], self._group, *ids)
+            await pipe.execute()
+        except BaseException:
+            for index, ids in batch.items():  # keep them, in order, for the next try
+                self._acks[index] = ids + self._acks.get(index, [])
+            raise
+        for index, ids in batch.items():
+            self._forget(self.coordinator.shards[index], ids)
+
+    async def _flush_loop(self) -> None:
+        outage = Outage(f"acknowledgement on {self.spec.channel}/{self._group}", self._scrub)
+        while True:
+            await self._ack_event.wait()
+            self._ack_event.clear()
+            while self._acks:
+                try:
+                    await self._send_acks()
+                    outage.ok()
+                except RETRYABLE as exc:
+                    await asyncio.sleep(outage.failed(exc))
+                except ResponseError as exc:
+                    log.error(
+                        "eventwire: redis refused an acknowledgement on %s/%s: %s",
+                        self.spec.channel,
+                        self._group,
+                        self._scrub(str(exc)),
+                    )
+                    await asyncio.sleep(outage.failed(exc))
+
+    def _scrub(self, text: str) -> str:
+        return self._settings.scrub(text)
+
+    # -- fetching -------------------------------------------------------------------------
+
+    async def _fetch(self) -> None:
+        outage = Outage(f"read of {self.spec.channel}/{self._group}", self._scrub)
+        # The state, not only the cancellation, ends the loop: redis-py can swallow a
+        # cancellation that arrives while it reads a reply.
+        while self.running:
+            try:
+                await self._fetch_once()
+                outage.ok()
+            except RETRYABLE as exc:
+                # A reply may have been lost: what the server handed us is pending under
+                # our name. Recover every shard before reading new entries again.
+                self.coordinator.recover_again()
+                await asyncio.sleep(outage.failed(exc))
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    log.warning(
+                        "eventwire: the consumer group %s of %s vanished on the server; "
+                        "creating it again from the oldest retained entry",
+                        self._group,
+                        self.spec.channel,
+                    )
+                    self.coordinator.recover_again()
+                    with contextlib.suppress(*RETRYABLE, ResponseError):
+                        await self._create_groups("0")
+                else:
+                    log.error(
+                        "eventwire: redis refused a read on %s/%s: %s",
+                        self.spec.channel,
+                        self._group,
+                        self._scrub(str(exc)),
+                    )
+                await asyncio.sleep(outage.failed(exc))
+
+    async def _fetch_once(self) -> None:
+        coordinator = self.coordinator
+        for shard in coordinator.to_recover():
+            if not self.running:
+                return
+            await self._recover(shard)
+        ready = coordinator.readable()
+        if not self.running:
+            return
+        if not ready:
+            coordinator.changed.clear()
+            await wait_event(coordinator.changed, self._settings.block)
+            if await self._client.get(self._store.gen_key) != self._store.gen:
+                coordinator.wake()  # members joined or left, or a shard was given back
+            return
+        checks = [s for s in ready if s.index in self._behind]
+        pipe = self._client.pipeline(transaction=False)
+        pipe.get(self._store.gen_key)
+        for shard in checks:
+            pipe.xlen(self.streams[shard.index])
+            pipe.xinfo_groups(self.streams[shard.index])
+        pipe.xreadgroup(
+            self._group,
+            self.member_id,
+            {self.streams[s.index]: ">" for s in ready},
+            count=self._count,
+            block=max(1, int(self._settings.block * 1000)),
+        )
+        with coordinator.reading(ready):
+            replies = await pipe.execute()
+            batch = self._track(replies[-1], ready)
+        if replies[0] != self._store.gen:
+            coordinator.wake()
+        for n, shard in enumerate(checks):
+            self._check_trimmed(shard, replies[1 + 2 * n], replies[2 + 2 * n])
+        await self._deliver(batch)
+
+    def _track(self, reply: Any, ready: list[Shard]) -> list[RedisDelivery]:
+        batch: list[RedisDelivery] = []
+        self._behind.difference_update(s.index for s in ready)
+        for stream, entries in reply or ():
+            shard = self.coordinator.shards[self._by_stream[stream]]
+            if len(entries) >= self._count:
+                self._behind.add(shard.index)
+            batch += self._take(shard, [(i, f, 1) for i, f in entries if f is not None])
+        return batch
+
+    def _take(self, shard: Shard, entries: list[tuple[bytes, Any, int]]) -> list[RedisDelivery]:
+        """Deliveries of `entries` (id, fields, delivery count), tracked until settled."""
+        self._tracked[shard.index].update(entry_id for entry_id, _, _ in entries)
+        self.coordinator.delivered(shard, len(entries))
+        return [RedisDelivery(decode_entry(f), n, i, shard, self) for i, f, n in entries]
+
+    async def _deliver(self, batch: list[RedisDelivery]) -> None:
+        done = 0
+        try:
+            for delivery in batch:
+                if not self.running:
+                    break
+                await self.deliver(delivery)
+                done += 1
+        finally:
+            # Stopped (cancelled) mid-batch: what was not handed over stays pending on the
+            # server for the shard's next owner; forget it here.
+            for delivery in batch[done:]:
+                if not delivery._settled:
+                    delivery._settled = True
+                    self._forget(delivery._shard, [delivery.entry_id])
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def _recovering(self, shard: Shard, epoch: int) -> bool:
+        return shard.state is ShardState.RECOVERING and shard.epoch == epoch and self.running
+
+    async def _recover(self, shard: Shard) -> None:
+        """Deliver again, in id order, every entry of `shard` pending for the group (left by
+        a member that crashed, stopped or lost the shard), then mark it recovered."""
+        epoch, stream = shard.epoch, self.streams[shard.index]
+        min_idle = int(self._settings.claim_min_idle * 1000)
+        with self.coordinator.reading([shard]):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.xlen(stream)
+            pipe.xinfo_groups(stream)
+            length, groups = await pipe.execute()
+        self._check_trimmed(shard, length, groups)
+        cursor: bytes | str = "0-0"
+        while self._recovering(shard, epoch):
+            if min_idle:
+                await self._wait_idle(shard, epoch, min_idle)
+            with self.coordinator.reading([shard]):
+                cursor, batch, deleted = await self._claim(shard, cursor, min_idle)
+            if deleted:
+                self._report_lost(shard, deleted, "pending (delivered, not settled)")
+            if batch:
+                log.info(
+                    "eventwire: delivering again %d unsettled event(s) of %s for group %s",
+                    len(batch),
+                    stream,
+                    self._group,
+                )
+            await self._deliver(batch)
+            if cursor in (b"0-0", "0-0"):
+                if self.coordinator.mark_recovered(shard, epoch):
+                    await self._clean_consumers(stream)
+                return
+
+    async def _claim(
+        self, shard: Shard, cursor: bytes | str, min_idle: int
+    ) -> tuple[bytes, list[RedisDelivery], int]:
+        """One XAUTOCLAIM page: (next cursor, deliveries, how many pending ids were deleted)."""
+        stream, tracked = self.streams[shard.index], self._tracked[shard.index]
+        reply = await self._client.xautoclaim(
+            stream, self._group, self.member_id, min_idle, cursor, count=RECOVER_PAGE
+        )
+        entries = [(i, f) for i, f in reply[1] if i not in tracked and f]
+        counts: dict[bytes, int] = {}
+        if entries:
+            rows = await self._client.xpending_range(
+                stream,
+                self._group,
+                entries[0][0],
+                entries[-1][0],
+                len(entries) + 16,
+                consumername=self.member_id,
+            )
+            counts = {_as_bytes(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        taken = [(i, f, max(1, counts.get(i, 1))) for i, f in entries]
+        deleted = len(reply[2]) if len(reply) > 2 else 0
+        return reply[0], self._take(shard, taken), deleted
+
+    async def _wait_idle(self, shard: Shard, epoch: int, min_idle: int) -> None:
+        """With ``claim_min_idle``, wait until every pending entry we do not hold ourselves
+        is idle long enough to be claimed (claiming only some would break key order)."""
+        while self._recovering(shard, epoch):
+            rows = await self._client.xpending_range(
+                self.streams[shard.index], self._group, "-", "+", RECOVER_PAGE
+            )
+            waits = [
+                min_idle - int(r["time_since_delivered"])
+                for r in rows
+                if r["message_id"] not in self._tracked[shard.index]
+            ]
+            longest = max(waits, default=0)
+            if longest <= 0:
+                return
+            await asyncio.sleep(longest / 1000)
+
+    async def _clean_consumers(self, stream: str) -> None:
+        """Forget consumers of crashed members once nothing is pending for them."""
+        try:
+            consumers = await self._client.xinfo_consumers(stream, self._group)
+            stale = [
+                c["name"]
+                for c in consumers
+                if not c.get("pending")
+                and c["name"] != self.member_id.encode()
+                and int(c.get("idle", 0)) > 2 * self._settings.lease_ttl * 1000
+            ]
+            if stale:
+                pipe = self._client.pipeline(transaction=False)
+                for name in stale:
+                    await self._scripts.clean_consumer(
+                        keys=[stream], args=[self._group, name], client=pipe
+                    )
+                await pipe.execute()
+        except ResponseError:
+            pass
+
+    # -- trimming -------------------------------------------------------------------------
+
+    def _check_trimmed(self, shard: Shard, length: Any, groups: Any) -> None:
+        """Report entries the group never read that retention trimmed away.
+
+        ``lag`` counts the entries added after the group's position; trimming removes the
+        oldest entries first, so if unread ones were trimmed, every retained entry is unread
+        and ``lag - length`` of them are gone."""
+        for info in groups or ():
+            if info.get("name") not in (self._group, self._group.encode()):
+                continue
+            lag = info.get("lag")
+            if lag is not None and int(lag) > int(length or 0):
+                self._report_lost(shard, int(lag) - int(length or 0), "never read")
+            return
+
+    def _report_lost(self, shard: Shard, count: int, what: str) -> None:
+        log.error(
+            "eventwire: %d %s event(s) of %s for group %s were trimmed by the stream's "
+            "retention before they were settled; they cannot be delivered. Raise the "
+            "redis backend's maxlen/retention or add consumers",
+            count,
+            what,
+            self.streams[shard.index],
+            self._group,
+        )
+        self._report_trimmed(count)
+
+
+def _as_bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
