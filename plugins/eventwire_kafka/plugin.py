@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from eventwire.backendkit import BackendPlugin
 
-from eventwire import hookimpl
+from eventwire_kafka._info import BACKEND_INFO
 
-from eventwire_kafka._info import BACKEND_INFO, SCHEMES
+__all__ = ["eventwire_asyncapi_protocol", "eventwire_backend_info", "eventwire_make_backend"]
 
-if TYPE_CHECKING:
-    from eventwire.backend import Backend, BackendInfo
-
-__all__ = ["eventwire_backend_info", "eventwire_make_backend"]
-
-
-@hookimpl
-def eventwire_backend_info() -> BackendInfo:
-    return BACKEND_INFO
-
-
-@hookimpl
-def eventwire_make_backend(url: str, scheme: str, options: Mapping[str, Any]) -> Backend | None:
-    if scheme not in SCHEMES:
-        return None
-    from eventwire_kafka._backend import KafkaBackend  # the client library loads here
-
-    return KafkaBackend(url, options)
+plugin = BackendPlugin(
+    BACKEND_INFO,
+    "eventwire_kafka._backend:KafkaBackend",
+    "eventwire_kafka._asyncapi:asyncapi_protocol",
+)
+eventwire_backend_info = plugin.eventwire_backend_info
+eventwire_make_backend = plugin.eventwire_make_backend
+eventwire_asyncapi_protocol = plugin.eventwire_asyncapi_protocol

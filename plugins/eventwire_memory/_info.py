@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from eventwire.backend import BackendInfo, Capabilities
+from eventwire.asyncapi import AsyncAPIProtocol
+from eventwire.backend import Backend, BackendInfo, Capabilities
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME", "asyncapi_protocol"]
 
 SCHEME = "memory"
 #: The largest message (body, key, header names and values) the memory backend stores.
@@ -31,3 +32,12 @@ BACKEND_INFO = BackendInfo(
     capabilities=CAPABILITIES,
     binding="kafka",
 )
+
+
+def asyncapi_protocol(backend: Backend) -> AsyncAPIProtocol:
+    """How the memory backend appears in AsyncAPI: its own protocol name, no bindings."""
+    return AsyncAPIProtocol(
+        "memory",
+        description="eventwire's embedded in-memory broker (inside the process; no network)",
+        server_extensions={"x-eventwire-embedded": True},
+    )

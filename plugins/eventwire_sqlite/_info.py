@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from eventwire.backend import BackendInfo, Capabilities
+from eventwire.asyncapi import AsyncAPIProtocol
+from eventwire.backend import Backend, BackendInfo, Capabilities
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME", "asyncapi_protocol"]
 
 SCHEME = "sqlite"
 #: The default ``max_message_bytes`` (body, key and headers of one event); SQLite itself
@@ -22,3 +23,13 @@ BACKEND_INFO = BackendInfo(
     capabilities=CAPABILITIES,
     binding="kafka",
 )
+
+
+def asyncapi_protocol(backend: Backend) -> AsyncAPIProtocol:
+    """How the sqlite backend appears in AsyncAPI: its own protocol name, no bindings."""
+    return AsyncAPIProtocol(
+        "sqlite",
+        description="eventwire's embedded durable broker: one SQLite file shared by the "
+        "processes of one host",
+        server_extensions={"x-eventwire-embedded": True},
+    )

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from eventwire.backendkit import BackendPlugin
 
-from eventwire import hookimpl
+from eventwire_sqlite._info import BACKEND_INFO
 
-from eventwire_sqlite._info import BACKEND_INFO, SCHEME
+__all__ = ["eventwire_asyncapi_protocol", "eventwire_backend_info", "eventwire_make_backend"]
 
-if TYPE_CHECKING:
-    from eventwire.backend import Backend, BackendInfo
-
-__all__ = ["eventwire_backend_info", "eventwire_make_backend"]
-
-
-@hookimpl
-def eventwire_backend_info() -> BackendInfo:
-    return BACKEND_INFO
-
-
-@hookimpl
-def eventwire_make_backend(url: str, scheme: str, options: Mapping[str, Any]) -> Backend | None:
-    if scheme != SCHEME:
-        return None
-    from eventwire_sqlite._backend import SqliteBackend
-
-    return SqliteBackend(url, options)
+plugin = BackendPlugin(
+    BACKEND_INFO,
+    "eventwire_sqlite._backend:SqliteBackend",
+    "eventwire_sqlite._info:asyncapi_protocol",
+)
+eventwire_backend_info = plugin.eventwire_backend_info
+eventwire_make_backend = plugin.eventwire_make_backend
+eventwire_asyncapi_protocol = plugin.eventwire_asyncapi_protocol

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from eventwire.asyncapi import AsyncAPIProtocol
     from eventwire.backend import Backend, BackendInfo
     from eventwire.delivery import Disposition, Failure
     from eventwire.envelope import Envelope
@@ -102,6 +103,18 @@ def eventwire_consume_error(failure: Failure) -> Disposition | None:
 # -------------------------------------------------------------------------
 # contracts
 # -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def eventwire_asyncapi_protocol(backend: Backend) -> AsyncAPIProtocol | None:
+    """How `backend` appears in an AsyncAPI document, or ``None`` if it is not yours.
+
+    Return an `eventwire.asyncapi.AsyncAPIProtocol`: the server ``protocol`` (decide it from
+    ``backend.url``'s scheme when TLS changes it: ``amqps``, ``rediss``), an optional server
+    description, and the channel, message and receive-operation bindings of the protocol
+    (none for a protocol AsyncAPI has no bindings for). The first answer wins; with none, the
+    server protocol is ``backend.name`` and there are no bindings. Must not connect.
+    """
 
 
 @hookspec

@@ -67,7 +67,7 @@ def test_structure(document: dict[str, Any]) -> None:
     ]
     receive = ops["receive_payments_order-service"]
     assert receive["action"] == "receive"
-    assert receive["bindings"]["kafka"]["groupId"] == {"type": "string", "enum": ["order-service"]}
+    assert "bindings" not in receive  # the embedded broker has no AsyncAPI bindings
     assert receive["x-eventwire-group"] == "order-service"
     assert {m["$ref"].rsplit("/", 1)[-1] for m in receive["messages"]} == {
         "PaymentCharged",
@@ -84,7 +84,7 @@ def test_messages(document: dict[str, Any]) -> None:
     assert message["x-eventwire-version"] == 1
     assert message["x-eventwire-kind"] == "event"
     assert components["messages"]["ShipOrder"]["x-eventwire-kind"] == "command"
-    assert message["bindings"]["kafka"]["key"]["type"] == "string"
+    assert "bindings" not in message
     assert message["traits"] == [{"$ref": "#/components/messageTraits/envelope"}]
     correlation = components["correlationIds"]["correlationId"]
     assert correlation["location"] == "$message.header#/ce_correlationid"
@@ -126,8 +126,13 @@ class Shipped(Event, channel="shipping", key="order_id"):
     [
         ("nats", "nats", "nats://localhost:4222", "nats"),
         ("rabbit", "amqp", "amqp://localhost:5672/shop", "amqp"),
+        ("rabbit", "amqp", "amqps://localhost:5671/shop", "amqps"),
         ("redis", "kafka", "redis://localhost:6379/0", "redis"),
+        ("redis", "kafka", "rediss://localhost:6380/0", "rediss"),
         ("kafka", "kafka", "kafka://localhost:9092", "kafka"),
+        ("memory", "kafka", "memory://", "memory"),
+        ("sqlite", "kafka", "sqlite:///tmp/events.db", "sqlite"),
+        ("unknown", "kafka", "unknown://host", "unknown"),
     ],
 )
 def test_backend_bindings(name: str, binding: str, url: str, protocol: str) -> None:
@@ -146,15 +151,34 @@ def test_backend_bindings(name: str, binding: str, url: str, protocol: str) -> N
     prefix = {"nats": "ce-", "amqp": "cloudEvents:", "kafka": "ce_"}[binding]
     trait = document["components"]["messageTraits"]["envelope"]["headers"]
     assert prefix + "id" in trait["required"]
-    if binding == "nats":
-        assert receive["bindings"]["nats"]["queue"] == "billing"
-    elif binding == "amqp":
+    channel = document["channels"]["shipping"]
+    message = document["components"]["messages"]["Shipped"]
+    if name == "nats":
+        assert receive["bindings"] == {"nats": {"queue": "billing", "bindingVersion": "0.1.0"}}
+    elif name == "rabbit":
         assert server["pathname"] == "/shop"
-        assert (
-            document["channels"]["shipping"]["bindings"]["amqp"]["exchange"]["name"] == "shipping"
-        )
-    else:
+        assert channel["bindings"]["amqp"]["exchange"]["name"] == "shipping"
+        assert message["bindings"]["amqp"]["messageType"] == "Shipped"
+    elif name == "kafka":
         assert receive["bindings"]["kafka"]["groupId"]["enum"] == ["billing"]
+        assert channel["bindings"]["kafka"]["topic"] == "shipping"
+        assert message["bindings"]["kafka"]["key"]["type"] == "string"
+    # only the plugin of the protocol supplies bindings, and only its own protocol's
+    found = json.dumps(document)
+    others = {"kafka", "amqp", "nats"} - {{"rabbit": "amqp"}.get(name, name)}
+    assert not any(f'"{other}": {{' in found for other in others), found
+    if name not in ("kafka", "rabbit", "nats"):
+        assert '"bindings"' not in found
+    if name in ("memory", "sqlite"):
+        assert server["x-eventwire-embedded"] is True
+
+
+def test_the_document_generator_names_no_backend() -> None:
+    import eventwire.contracts._generate as generate
+
+    source = Path(generate.__file__).read_text()
+    for name in ("memory", "rabbit", "redis", "nats", "sqlite", "backend.name =="):
+        assert name not in source
 
 
 # -- CLI ---------------------------------------------------------------------------------------

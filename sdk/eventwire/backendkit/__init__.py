@@ -12,6 +12,7 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   (`BaseBackend.map_errors`, `map_errors`, `scrub`) that keeps the cause.
 - `BaseSubscription`: the one shutdown contract (``stop`` / ``close`` / ``abort``, see
   its module), background-task supervision, the one place a handler exception is caught.
+- `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol).
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
   after in-flight deliveries are settled (`ShardState`); `MemoryLeaseStore` is the
   in-process store.
@@ -26,6 +27,7 @@ from eventwire.backendkit._coerce import ByteSize, Seconds, coerce
 from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
+from eventwire.backendkit._plugin import BackendPlugin
 from eventwire.backendkit._settings import (
     BackendSettings,
     Location,
@@ -37,6 +39,7 @@ from eventwire.backendkit._shards import Shard, ShardCoordinator, ShardState
 from eventwire.backendkit._subscription import BaseSubscription, SubscriptionState
 
 __all__ = [
+    "BackendPlugin",
     "BackendSettings",
     "BaseBackend",
     "BaseSubscription",

@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from eventwire.asyncapi import AsyncAPIProtocol
 from eventwire.bindings import BINDINGS
 from eventwire.codec import JSON
 from eventwire.contracts._examples import build_example
@@ -23,21 +24,8 @@ from eventwire.events import Message
 if TYPE_CHECKING:
     from eventwire.bus import EventBus
 
-__all__ = ["envelope_trait", "generate_asyncapi", "protocol_of"]
+__all__ = ["asyncapi_protocol", "envelope_trait", "generate_asyncapi", "protocol_of"]
 
-KAFKA_BINDING_VERSION = "0.5.0"
-AMQP_BINDING_VERSION = "0.3.0"
-NATS_BINDING_VERSION = "0.1.0"
-
-#: backend name -> AsyncAPI server protocol
-_PROTOCOLS = {
-    "kafka": "kafka",
-    "rabbit": "amqp",
-    "redis": "redis",
-    "nats": "nats",
-    "memory": "memory",
-}
-_SECURE = {"amqps": "amqps", "rediss": "rediss", "kafka+ssl": "kafka-secure"}
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _CHANNEL_KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -72,16 +60,22 @@ _ATTRIBUTES: dict[str, dict[str, Any]] = {
 _REQUIRED_ATTRIBUTES = ("id", "type", "source", "specversion")
 
 
+def asyncapi_protocol(bus: EventBus) -> AsyncAPIProtocol:
+    """How the bus's backend appears in AsyncAPI, as its plugin says (``eventwire_asyncapi_
+    protocol``); a backend whose plugin does not say is protocol ``backend.name``."""
+    from eventwire.plugins import get_plugin_manager
+
+    found = get_plugin_manager().hook.eventwire_asyncapi_protocol(backend=bus.backend)
+    return found if isinstance(found, AsyncAPIProtocol) else AsyncAPIProtocol(bus.backend.name)
+
+
 def protocol_of(bus: EventBus) -> str:
-    """The AsyncAPI server protocol of the bus's backend (``memory`` for the embedded one)."""
-    scheme = bus.url.split("://", 1)[0].lower()
-    if scheme in _SECURE:
-        return _SECURE[scheme]
-    return _PROTOCOLS.get(bus.backend.name, bus.backend.name)
+    """The AsyncAPI server protocol of the bus's backend."""
+    return asyncapi_protocol(bus).protocol
 
 
 def envelope_trait(binding: str) -> dict[str, Any]:
-    """The message trait declaring the CloudEvents headers of `binding` (kafka, nats, amqp)."""
+    """The message trait declaring the CloudEvents headers of `binding` (`eventwire.bindings`)."""
     prefix = BINDINGS[binding]
     properties: dict[str, Any] = {prefix + name: dict(s) for name, s in _ATTRIBUTES.items()}
     properties["content-type"] = {
@@ -113,17 +107,14 @@ def _unique_key(raw: str, used: set[str], pattern: re.Pattern[str]) -> str:
     return candidate
 
 
-def _server(bus: EventBus) -> dict[str, Any]:
+def _server(bus: EventBus, protocol: AsyncAPIProtocol) -> dict[str, Any]:
     parts = urlsplit(bus.url)
-    protocol = protocol_of(bus)
-    server: dict[str, Any] = {"host": parts.netloc or "default", "protocol": protocol}
+    server: dict[str, Any] = {"host": parts.netloc or "default", "protocol": protocol.protocol}
     if parts.path and parts.path != "/":
         server["pathname"] = parts.path
-    if bus.backend.name == "memory":
-        server["description"] = (
-            "eventwire's embedded in-memory broker (inside the process; no network)"
-        )
-        server["x-eventwire-embedded"] = True
+    if protocol.description:
+        server["description"] = protocol.description
+    server.update(protocol.server_extensions)
     return server
 
 
@@ -160,6 +151,7 @@ def generate_asyncapi(
 
     binding = bus.backend.binding if bus.backend.binding in BINDINGS else "kafka"
     prefix = BINDINGS[binding]
+    protocol = asyncapi_protocol(bus)
     models, channel_types = _models(bus)
 
     # payload schemas: one namespace for every model and the models they nest
@@ -190,17 +182,9 @@ def generate_asyncapi(
         message["payload"] = dict(payload_ref)
         message["correlationId"] = {"$ref": "#/components/correlationIds/correlationId"}
         message["traits"] = [{"$ref": "#/components/messageTraits/envelope"}]
-        if binding == "kafka" and spec.key is not None:
-            message["bindings"] = {
-                "kafka": {
-                    "key": {"type": "string", "description": f"the value of {spec.key}"},
-                    "bindingVersion": KAFKA_BINDING_VERSION,
-                }
-            }
-        elif binding == "amqp":
-            message["bindings"] = {
-                "amqp": {"messageType": type_name, "bindingVersion": AMQP_BINDING_VERSION}
-            }
+        message_bindings = protocol.message_bindings(type_name, spec.key)
+        if message_bindings:
+            message["bindings"] = message_bindings
         message["x-eventwire-kind"] = spec.kind
         message["x-eventwire-version"] = spec.version
         if spec.key is not None:
@@ -215,7 +199,9 @@ def generate_asyncapi(
             "description": f"Messages published and consumed by {bus.source}.",
         },
         "defaultContentType": JSON,
-        "servers": {_unique_key(bus.backend.name, set(), _CHANNEL_KEY_CHARS): _server(bus)},
+        "servers": {
+            _unique_key(bus.backend.name, set(), _CHANNEL_KEY_CHARS): _server(bus, protocol)
+        },
         "channels": {},
         "operations": {},
         "components": {
@@ -245,7 +231,7 @@ def generate_asyncapi(
         document["channels"][channel_keys[address]] = {
             "address": address,
             "messages": refs,
-            **_channel_bindings(binding, address),
+            **_bindings(protocol.channel_bindings(address)),
         }
         dlq = address + DLQ_SUFFIX
         document["channels"][channel_keys[dlq]] = {
@@ -256,7 +242,7 @@ def generate_asyncapi(
                 "and -time headers."
             ),
             "messages": copy.deepcopy(refs),
-            **_channel_bindings(binding, dlq),
+            **_bindings(protocol.channel_bindings(dlq)),
             "x-eventwire-dead-letter-of": address,
         }
 
@@ -284,7 +270,7 @@ def generate_asyncapi(
                 for t in sorted(info.routes)
             ],
         }
-        bindings = _receive_bindings(binding, group)
+        bindings = protocol.receive_bindings(group)
         if bindings:
             operation["bindings"] = bindings
         operation["x-eventwire-group"] = group
@@ -296,40 +282,8 @@ def generate_asyncapi(
     return document
 
 
-def _channel_bindings(binding: str, address: str) -> dict[str, Any]:
-    if binding == "kafka":
-        return {"bindings": {"kafka": {"topic": address, "bindingVersion": KAFKA_BINDING_VERSION}}}
-    if binding == "amqp":
-        return {
-            "bindings": {
-                "amqp": {
-                    "is": "routingKey",
-                    "exchange": {
-                        "name": address,
-                        "type": "topic",
-                        "durable": True,
-                        "autoDelete": False,
-                    },
-                    "bindingVersion": AMQP_BINDING_VERSION,
-                }
-            }
-        }
-    return {}
-
-
-def _receive_bindings(binding: str, group: str) -> dict[str, Any]:
-    if binding == "kafka":
-        return {
-            "kafka": {
-                "groupId": {"type": "string", "enum": [group]},
-                "bindingVersion": KAFKA_BINDING_VERSION,
-            }
-        }
-    if binding == "nats":
-        return {"nats": {"queue": group, "bindingVersion": NATS_BINDING_VERSION}}
-    if binding == "amqp":
-        return {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}}
-    return {}
+def _bindings(bindings: dict[str, Any]) -> dict[str, Any]:
+    return {"bindings": bindings} if bindings else {}
 
 
 def _add_examples(document: dict[str, Any], source: str, prefix: str) -> None:
