@@ -5,27 +5,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend
 from eventwire.deadletter import DLQ_SUFFIX
-from eventwire.errors import BackendUnavailableError, BusClosedError, PublishError
+from eventwire.errors import BackendUnavailableError, PublishError
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from eventwire_redis._info import CAPABILITIES
 from eventwire_redis._leases import Scripts
+from eventwire_redis._publish import Publisher
 from eventwire_redis._retry import retrying
 from eventwire_redis._settings import RedisConnection, RedisSettings
 from eventwire_redis._subscription import RedisSubscription
 from eventwire_redis._topology import (
     ChannelKeys,
     decode_entry,
-    encode_entry,
-    pack_command,
-    shard_of,
 )
 
 if TYPE_CHECKING:
@@ -36,8 +33,6 @@ __all__ = ["RedisBackend", "connect_client", "describe_connect_error"]
 
 log = logging.getLogger("eventwire.redis")
 
-#: XADDs per pipeline round trip in `RedisBackend.publish`.
-PIPELINE_CHUNK = 1000
 #: Oldest server with everything the backend uses (XAUTOCLAIM returning deleted ids,
 #: XGROUP CREATE ... ENTRIESREAD, the lag field of XINFO GROUPS).
 MIN_SERVER = (7, 0)
@@ -134,108 +129,6 @@ async def connect_client(
     return broker, client
 
 
-class _Writer:
-    """Sends the XADDs of concurrent `publish` calls together: whatever is queued while a
-    pipeline is on its way goes in the next one. One connection, one round trip per batch,
-    and each caller learns the outcome of its own commands."""
-
-    def __init__(self, client: Redis, settings: RedisSettings) -> None:
-        self._client = client
-        self._settings = settings
-        self._queue: list[tuple[list[bytes], asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-
-    async def send(self, commands: list[bytes]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((commands, future))
-        self._wake.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="eventwire-redis:publish")
-        await future
-
-    async def close(self, patience: float) -> None:
-        """Send what is queued (for up to `patience` seconds), then stop."""
-        self._closing = True
-        self._wake.set()
-        task = self._task
-        if task is not None and not task.done():
-            try:
-                async with asyncio.timeout(patience):
-                    await asyncio.shield(task)
-            except TimeoutError:
-                task.cancel()
-                await asyncio.wait([task], timeout=5)
-        for _, future in self._queue:
-            if not future.done():
-                future.set_exception(BusClosedError("the redis backend was closed"))
-        self._queue = []
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            while self._queue:
-                batch: list[tuple[list[bytes], asyncio.Future[None]]] = []
-                size = 0
-                while self._queue and (
-                    not batch or size + len(self._queue[0][0]) <= PIPELINE_CHUNK
-                ):
-                    item = self._queue.pop(0)
-                    batch.append(item)
-                    size += len(item[0])
-                await self._send(batch)
-            if self._closing:
-                return
-            await self._wake.wait()
-
-    async def _send(self, batch: list[tuple[list[bytes], asyncio.Future[None]]]) -> None:
-        packed = [command for item, _ in batch for command in item]
-        settings = self._settings
-        try:
-            results = await retrying(
-                lambda: self._execute(packed), "publish", settings.reconnect_timeout, settings.scrub
-            )
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        position = 0
-        for item, future in batch:
-            mine = results[position : position + len(item)]
-            position += len(item)
-            error = next((r for r in mine if isinstance(r, Exception)), None)
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(None)
-
-    async def _execute(self, packed: list[bytes]) -> list[Any]:
-        """Write the commands (already in RESP) on one pooled connection in chunks and
-        read one reply per command; an error reply is returned in its place."""
-        pool = self._client.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        results: list[Any] = []
-        try:
-            for start in range(0, len(packed), PIPELINE_CHUNK):
-                chunk = packed[start : start + PIPELINE_CHUNK]
-                await connection.send_packed_command(b"".join(chunk), check_health=False)
-                for _ in chunk:
-                    try:
-                        results.append(await connection.read_response())
-                    except ResponseError as exc:
-                        results.append(exc)
-        except BaseException:
-            await connection.disconnect()
-            raise
-        finally:
-            await pool.release(connection)
-        return results
-
-
 class RedisBackend(BaseBackend[RedisSettings]):
     """Redis Streams: ``redis://[[user]:password@]host[:port][/db][?options]``, ``rediss://``.
 
@@ -255,10 +148,8 @@ class RedisBackend(BaseBackend[RedisSettings]):
         self._broker: RedisBroker | None = None
         self._client: Redis | None = None
         self._scripts: Scripts | None = None
-        self._writer: _Writer | None = None
-        self._channels: dict[str, ChannelKeys] = {}
-        self._resolving: dict[str, asyncio.Future[ChannelKeys]] = {}
-        self._round_robin: dict[str, int] = {}
+        self._publisher: Publisher | None = None
+        self._channels: dict[str, asyncio.Future[ChannelKeys]] = {}
         #: Events retention trimmed before a group settled them (each one also logged).
         self.trimmed_entries = 0
 
@@ -275,7 +166,7 @@ class RedisBackend(BaseBackend[RedisSettings]):
         broker, client = await connect_client(self.settings)
         await self._learn_limit(client)
         self._broker, self._client, self._scripts = broker, client, Scripts(client)
-        self._writer = _Writer(client, self.settings)
+        self._publisher = Publisher(client, self.settings)
 
     async def _learn_limit(self, client: Redis) -> None:
         """Lower ``max_message_bytes`` to the server's ``proto-max-bulk-len`` if smaller."""
@@ -298,10 +189,10 @@ class RedisBackend(BaseBackend[RedisSettings]):
         await self._disconnect(0)
 
     async def _disconnect(self, patience: float) -> None:
-        if self._writer is not None:
-            await self._writer.close(patience)
+        if self._publisher is not None:
+            await self._publisher.close(patience)
         broker, client = self._broker, self._client
-        self._broker = self._client = self._scripts = self._writer = None
+        self._broker = self._client = self._scripts = self._publisher = None
         if broker is not None:
             await _quietly(broker.stop())
         elif client is not None:
@@ -313,28 +204,17 @@ class RedisBackend(BaseBackend[RedisSettings]):
     # -- channels ---------------------------------------------------------------------------
 
     async def channel_keys(self, channel: str) -> ChannelKeys:
-        """The keys of `channel`; the first use fixes its shard count on the server."""
-        keys = self._channels.get(channel)
-        if keys is not None:
-            return keys
-        pending = self._resolving.get(channel)
-        if pending is not None:  # another call is asking the server already
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ChannelKeys] = asyncio.get_running_loop().create_future()
-        self._resolving[channel] = future
+        """The keys of `channel`; the first use fixes its shard count on the server (the
+        calls made meanwhile wait for the same answer)."""
+        known = self._channels.get(channel)
+        if known is None:
+            known = self._channels[channel] = asyncio.ensure_future(self._resolve(channel))
         try:
-            keys = await self._resolve(channel)
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                future.set_exception(exc)
-                future.exception()  # marked as retrieved; waiters re-raise it
-            else:
-                future.cancel()
+            return await asyncio.shield(known)
+        except Exception:
+            if self._channels.get(channel) is known:  # ask again next time
+                del self._channels[channel]
             raise
-        finally:
-            del self._resolving[channel]
-        future.set_result(keys)
-        return keys
 
     async def _resolve(self, channel: str) -> ChannelKeys:
         client = self.client
@@ -358,9 +238,7 @@ class RedisBackend(BaseBackend[RedisSettings]):
                 shards,
                 wanted,
             )
-        keys = ChannelKeys(self.settings.prefix, channel, shards)
-        self._channels[channel] = keys
-        return keys
+        return ChannelKeys(self.settings.prefix, channel, shards)
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -372,39 +250,8 @@ class RedisBackend(BaseBackend[RedisSettings]):
             f"publish {len(messages)} message(s) to {channel!r}", into=PublishError
         ):
             keys = await self.channel_keys(channel)
-            assert self._writer is not None
-            await self._writer.send(self._commands(channel, keys, messages))
-
-    def _xadd_head(self, stream: str) -> list[bytes]:
-        settings = self.settings
-        name = stream.encode()
-        if settings.retention is not None:
-            floor = max(0, int((time.time() - settings.retention) * 1000))
-            return [b"XADD", name, b"MINID", b"~", str(floor).encode(), b"*"]
-        if settings.maxlen:
-            return [b"XADD", name, b"MAXLEN", b"~", str(settings.maxlen).encode(), b"*"]
-        return [b"XADD", name, b"*"]
-
-    def _commands(
-        self, channel: str, keys: ChannelKeys, messages: Sequence[WireMessage]
-    ) -> list[bytes]:
-        streams = keys.streams
-        count = len(streams)
-        heads: dict[int, list[bytes]] = {}
-        commands: list[bytes] = []
-        robin = self._round_robin.get(channel, 0)
-        for message in messages:
-            if message.key is not None:
-                shard = shard_of(message.key, count) if count > 1 else 0
-            else:
-                shard = robin
-                robin = (robin + 1) % count
-            head = heads.get(shard)
-            if head is None:
-                head = heads[shard] = self._xadd_head(streams[shard])
-            commands.append(pack_command(head, encode_entry(message)))
-        self._round_robin[channel] = robin
-        return commands
+            assert self._publisher is not None
+            await self._publisher.publish(keys, messages)
 
     # -- consuming --------------------------------------------------------------------------
 
@@ -439,13 +286,11 @@ class RedisBackend(BaseBackend[RedisSettings]):
             return []
         client = self.client
         with self.map_errors(f"browse {channel!r}"):
-            keys = self._channels.get(channel)
-            if keys is None:
-                meta = f"{self.settings.prefix}{channel}:meta"
-                stored = await self._retrying(lambda: client.hget(meta, "shards"), "browse")
-                if stored is None:
-                    return []
-                keys = ChannelKeys(self.settings.prefix, channel, int(stored))
+            meta = f"{self.settings.prefix}{channel}:meta"
+            stored = await self._retrying(lambda: client.hget(meta, "shards"), "browse")
+            if stored is None:
+                return []
+            keys = ChannelKeys(self.settings.prefix, channel, int(stored))
 
             async def read() -> list[Any]:
                 pipe = client.pipeline(transaction=False)

@@ -26,12 +26,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseSubscription, Shard, ShardCoordinator, ShardState
 from redis.exceptions import ResponseError
 
+from eventwire_redis._group import Claimed, StreamGroup
 from eventwire_redis._leases import RedisLeaseStore, Scripts
 from eventwire_redis._retry import RETRYABLE, Outage
 from eventwire_redis._topology import ChannelKeys, decode_entry
@@ -44,9 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["RedisDelivery", "RedisSubscription"]
 
 log = logging.getLogger("eventwire.redis")
-
-#: Entries claimed per XAUTOCLAIM page while recovering a shard.
-RECOVER_PAGE = 200
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -116,11 +114,10 @@ class RedisSubscription(BaseSubscription):
         self.member_id = f"{spec.consumer}-{uuid.uuid4().hex[:8]}"
         self.streams = keys.streams
         self._client = client
-        self._scripts = scripts
         self._settings = settings
         self._group = spec.group
+        self._server = StreamGroup(client, scripts, keys.streams, spec.group, self.member_id)
         self._report_trimmed = report_trimmed
-        self._by_stream = {s.encode(): n for n, s in enumerate(keys.streams)}
         self._store = RedisLeaseStore(scripts, keys, spec.group)
         self.coordinator = ShardCoordinator(
             self._store,
@@ -139,9 +136,6 @@ class RedisSubscription(BaseSubscription):
         self._ack_event = asyncio.Event()
         self._fetch_task: asyncio.Task[None] | None = None
 
-    def __repr__(self) -> str:
-        return f"<RedisSubscription {self.spec.channel}/{self._group} {self.member_id}>"
-
     @property
     def shards(self) -> list[int]:
         """The shards this member holds now."""
@@ -156,18 +150,12 @@ class RedisSubscription(BaseSubscription):
         delivered to it) and this member holds its share of shards, or after ``lease_ttl``
         if a departed member's leases have not expired yet (they are taken over later).
         """
-        await self._create_groups("0" if self.spec.from_beginning else "$")
+        await self._server.create("0" if self.spec.from_beginning else "$")
         await self.coordinator.tick()
         self.spawn(self.coordinator.run(), "coordinator")
         self._fetch_task = self.spawn(self._fetch(), "fetch")
         self.spawn(self._flush_loop(), "acks")
         await wait_event(self.coordinator.balanced, self._settings.lease_ttl)
-
-    async def _create_groups(self, start: str) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for stream in self.streams:
-            await self._scripts.create_group(keys=[stream], args=[self._group, start], client=pipe)
-        await pipe.execute()
 
     async def _stop_fetching(self) -> None:
         self.coordinator.stop()
@@ -179,14 +167,7 @@ class RedisSubscription(BaseSubscription):
 
     async def _flush(self) -> None:
         """Send the last acknowledgements, retried for up to ``reconnect_timeout``."""
-        deadline = time.monotonic() + self._settings.reconnect_timeout
-        outage = Outage("final acknowledgement", self._settings.scrub)
-        while self._acks and time.monotonic() < deadline:
-            try:
-                await self._send_acks()
-                outage.ok()
-            except RETRYABLE as exc:
-                await asyncio.sleep(outage.failed(exc))
+        await self._send_all(Outage("final acknowledgement", self._scrub), closing=True)
         if self._acks:
             log.warning(
                 "eventwire: %d acknowledgement(s) of %s/%s could not be sent; those events "
@@ -200,12 +181,7 @@ class RedisSubscription(BaseSubscription):
         """Give every lease back, leave, and remove this member's consumers."""
         async with asyncio.timeout(self._settings.socket_timeout):
             await self.coordinator.leave()
-            pipe = self._client.pipeline(transaction=False)
-            for stream in self.streams:
-                await self._scripts.clean_consumer(
-                    keys=[stream], args=[self._group, self.member_id], client=pipe
-                )
-            await pipe.execute()
+            await self._server.leave()
 
     def _drop(self) -> None:
         self._acks.clear()
@@ -244,20 +220,25 @@ class RedisSubscription(BaseSubscription):
         while True:
             await self._ack_event.wait()
             self._ack_event.clear()
-            while self._acks:
-                try:
-                    await self._send_acks()
-                    outage.ok()
-                except RETRYABLE as exc:
-                    await asyncio.sleep(outage.failed(exc))
-                except ResponseError as exc:
-                    log.error(
-                        "eventwire: redis refused an acknowledgement on %s/%s: %s",
-                        self.spec.channel,
-                        self._group,
-                        self._scrub(str(exc)),
-                    )
-                    await asyncio.sleep(outage.failed(exc))
+            await self._send_all(outage)
+
+    async def _send_all(self, outage: Outage, *, closing: bool = False) -> None:
+        """Send acks until none is left, retrying (when `closing`, for ``reconnect_timeout``)."""
+        deadline = time.monotonic() + self._settings.reconnect_timeout
+        while self._acks and (not closing or time.monotonic() < deadline):
+            try:
+                await self._send_acks()
+                outage.ok()
+            except RETRYABLE as exc:
+                await asyncio.sleep(outage.failed(exc))
+            except ResponseError as exc:
+                log.error(
+                    "eventwire: redis refused an acknowledgement on %s/%s: %s",
+                    self.spec.channel,
+                    self._group,
+                    self._scrub(str(exc)),
+                )
+                await asyncio.sleep(outage.failed(exc))
 
     def _scrub(self, text: str) -> str:
         return self._settings.scrub(text)
@@ -287,7 +268,7 @@ class RedisSubscription(BaseSubscription):
                     )
                     self.coordinator.recover_again()
                     with contextlib.suppress(*RETRYABLE, ResponseError):
-                        await self._create_groups("0")
+                        await self._server.create("0")
                 else:
                     log.error(
                         "eventwire: redis refused a read on %s/%s: %s",
@@ -310,41 +291,30 @@ class RedisSubscription(BaseSubscription):
             coordinator.changed.clear()
             await wait_event(coordinator.changed, self._settings.block)
             if await self._client.get(self._store.gen_key) != self._store.gen:
-                coordinator.wake()  # members joined or left, or a shard was given back
+                coordinator.wake()
             return
-        checks = [s for s in ready if s.index in self._behind]
-        pipe = self._client.pipeline(transaction=False)
-        pipe.get(self._store.gen_key)
-        for shard in checks:
-            pipe.xlen(self.streams[shard.index])
-            pipe.xinfo_groups(self.streams[shard.index])
-        pipe.xreadgroup(
-            self._group,
-            self.member_id,
-            {self.streams[s.index]: ">" for s in ready},
-            count=self._count,
-            block=max(1, int(self._settings.block * 1000)),
-        )
         with coordinator.reading(ready):
-            replies = await pipe.execute()
-            batch = self._track(replies[-1], ready)
-        if replies[0] != self._store.gen:
-            coordinator.wake()
-        for n, shard in enumerate(checks):
-            self._check_trimmed(shard, replies[1 + 2 * n], replies[2 + 2 * n])
+            gen, trimmed, entries = await self._server.read(
+                [s.index for s in ready],
+                self._count,
+                self._settings.block,
+                [s.index for s in ready if s.index in self._behind],
+                self._store.gen_key,
+            )
+            batch: list[RedisDelivery] = []
+            for shard in ready:
+                got = entries.get(shard.index, [])
+                self._behind.discard(shard.index)
+                if len(got) >= self._count:  # behind: check for trimming with the next read
+                    self._behind.add(shard.index)
+                batch += self._take(shard, [(i, f, 1) for i, f in got])
+        if gen != self._store.gen:
+            coordinator.wake()  # members joined or left, or a shard was given back
+        for index, lost in trimmed.items():
+            self._report_lost(self.coordinator.shards[index], lost, "never read")
         await self._deliver(batch)
 
-    def _track(self, reply: Any, ready: list[Shard]) -> list[RedisDelivery]:
-        batch: list[RedisDelivery] = []
-        self._behind.difference_update(s.index for s in ready)
-        for stream, entries in reply or ():
-            shard = self.coordinator.shards[self._by_stream[stream]]
-            if len(entries) >= self._count:
-                self._behind.add(shard.index)
-            batch += self._take(shard, [(i, f, 1) for i, f in entries if f is not None])
-        return batch
-
-    def _take(self, shard: Shard, entries: list[tuple[bytes, Any, int]]) -> list[RedisDelivery]:
+    def _take(self, shard: Shard, entries: list[Claimed]) -> list[RedisDelivery]:
         """Deliveries of `entries` (id, fields, delivery count), tracked until settled."""
         self._tracked[shard.index].update(entry_id for entry_id, _, _ in entries)
         self.coordinator.delivered(shard, len(entries))
@@ -375,21 +345,22 @@ class RedisSubscription(BaseSubscription):
         """Deliver again, in id order, every entry of `shard` pending for the group (left by
         a member that crashed, stopped or lost the shard), then mark it recovered."""
         epoch, stream = shard.epoch, self.streams[shard.index]
+        tracked = self._tracked[shard.index]
         min_idle = int(self._settings.claim_min_idle * 1000)
-        with self.coordinator.reading([shard]):
-            pipe = self._client.pipeline(transaction=False)
-            pipe.xlen(stream)
-            pipe.xinfo_groups(stream)
-            length, groups = await pipe.execute()
-        self._check_trimmed(shard, length, groups)
+        await self._check_trimmed(shard)
         cursor: bytes | str = "0-0"
         while self._recovering(shard, epoch):
-            if min_idle:
-                await self._wait_idle(shard, epoch, min_idle)
+            while min_idle and self._recovering(shard, epoch):
+                wait = await self._server.idle_wait(stream, min_idle, tracked)
+                if not wait:
+                    break
+                await asyncio.sleep(wait)
             with self.coordinator.reading([shard]):
-                cursor, batch, deleted = await self._claim(shard, cursor, min_idle)
-            if deleted:
-                self._report_lost(shard, deleted, "pending (delivered, not settled)")
+                cursor, claimed, deleted = await self._server.claim(
+                    stream, cursor, min_idle, tracked
+                )
+                batch = self._take(shard, claimed)
+            self._report_lost(shard, deleted, "pending (delivered, not settled)")
             if batch:
                 log.info(
                     "eventwire: delivering again %d unsettled event(s) of %s for group %s",
@@ -400,88 +371,19 @@ class RedisSubscription(BaseSubscription):
             await self._deliver(batch)
             if cursor in (b"0-0", "0-0"):
                 if self.coordinator.mark_recovered(shard, epoch):
-                    await self._clean_consumers(stream)
+                    await self._server.clean_consumers(stream, 2000 * self._settings.lease_ttl)
                 return
-
-    async def _claim(
-        self, shard: Shard, cursor: bytes | str, min_idle: int
-    ) -> tuple[bytes, list[RedisDelivery], int]:
-        """One XAUTOCLAIM page: (next cursor, deliveries, how many pending ids were deleted)."""
-        stream, tracked = self.streams[shard.index], self._tracked[shard.index]
-        reply = await self._client.xautoclaim(
-            stream, self._group, self.member_id, min_idle, cursor, count=RECOVER_PAGE
-        )
-        entries = [(i, f) for i, f in reply[1] if i not in tracked and f]
-        counts: dict[bytes, int] = {}
-        if entries:
-            rows = await self._client.xpending_range(
-                stream,
-                self._group,
-                entries[0][0],
-                entries[-1][0],
-                len(entries) + 16,
-                consumername=self.member_id,
-            )
-            counts = {_as_bytes(r["message_id"]): int(r["times_delivered"]) for r in rows}
-        taken = [(i, f, max(1, counts.get(i, 1))) for i, f in entries]
-        deleted = len(reply[2]) if len(reply) > 2 else 0
-        return reply[0], self._take(shard, taken), deleted
-
-    async def _wait_idle(self, shard: Shard, epoch: int, min_idle: int) -> None:
-        """With ``claim_min_idle``, wait until every pending entry we do not hold ourselves
-        is idle long enough to be claimed (claiming only some would break key order)."""
-        while self._recovering(shard, epoch):
-            rows = await self._client.xpending_range(
-                self.streams[shard.index], self._group, "-", "+", RECOVER_PAGE
-            )
-            waits = [
-                min_idle - int(r["time_since_delivered"])
-                for r in rows
-                if r["message_id"] not in self._tracked[shard.index]
-            ]
-            longest = max(waits, default=0)
-            if longest <= 0:
-                return
-            await asyncio.sleep(longest / 1000)
-
-    async def _clean_consumers(self, stream: str) -> None:
-        """Forget consumers of crashed members once nothing is pending for them."""
-        try:
-            consumers = await self._client.xinfo_consumers(stream, self._group)
-            stale = [
-                c["name"]
-                for c in consumers
-                if not c.get("pending")
-                and c["name"] != self.member_id.encode()
-                and int(c.get("idle", 0)) > 2 * self._settings.lease_ttl * 1000
-            ]
-            if stale:
-                pipe = self._client.pipeline(transaction=False)
-                for name in stale:
-                    await self._scripts.clean_consumer(
-                        keys=[stream], args=[self._group, name], client=pipe
-                    )
-                await pipe.execute()
-        except ResponseError:
-            pass
 
     # -- trimming -------------------------------------------------------------------------
 
-    def _check_trimmed(self, shard: Shard, length: Any, groups: Any) -> None:
-        """Report entries the group never read that retention trimmed away.
-
-        ``lag`` counts the entries added after the group's position; trimming removes the
-        oldest entries first, so if unread ones were trimmed, every retained entry is unread
-        and ``lag - length`` of them are gone."""
-        for info in groups or ():
-            if info.get("name") not in (self._group, self._group.encode()):
-                continue
-            lag = info.get("lag")
-            if lag is not None and int(lag) > int(length or 0):
-                self._report_lost(shard, int(lag) - int(length or 0), "never read")
-            return
+    async def _check_trimmed(self, shard: Shard) -> None:
+        with self.coordinator.reading([shard]):
+            lost = await self._server.trimmed(shard.index)
+        self._report_lost(shard, lost, "never read")
 
     def _report_lost(self, shard: Shard, count: int, what: str) -> None:
+        if not count:
+            return
         log.error(
             "eventwire: %d %s event(s) of %s for group %s were trimmed by the stream's "
             "retention before they were settled; they cannot be delivered. Raise the "
@@ -492,7 +394,3 @@ class RedisSubscription(BaseSubscription):
             self._group,
         )
         self._report_trimmed(count)
-
-
-def _as_bytes(value: object) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
