@@ -26,6 +26,7 @@ from eventwire.backendkit._checks import check_messages, check_spec, message_siz
 from eventwire.backendkit._coerce import ByteSize, Seconds, coerce
 from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
+from eventwire.backendkit._lazy import lazy_exports
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
 from eventwire.backendkit._plugin import BackendPlugin
 from eventwire.backendkit._settings import (
@@ -36,7 +37,11 @@ from eventwire.backendkit._settings import (
     option,
 )
 from eventwire.backendkit._shards import Shard, ShardCoordinator, ShardState
-from eventwire.backendkit._subscription import BaseSubscription, SubscriptionState
+from eventwire.backendkit._subscription import (
+    BaseSubscription,
+    SubscriptionState,
+    cancel_and_wait,
+)
 
 __all__ = [
     "BackendPlugin",
@@ -58,9 +63,11 @@ __all__ = [
     "ShardCoordinator",
     "ShardState",
     "SubscriptionState",
+    "cancel_and_wait",
     "check_messages",
     "check_spec",
     "coerce",
+    "lazy_exports",
     "map_errors",
     "message_size",
     "option",

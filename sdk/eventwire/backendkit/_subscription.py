@@ -25,12 +25,12 @@ import abc
 import asyncio
 import enum
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from eventwire.backend import Inbound, MessageHandler, SubscriptionSpec
 
-__all__ = ["BaseSubscription", "SubscriptionState"]
+__all__ = ["BaseSubscription", "SubscriptionState", "cancel_and_wait"]
 
 log = logging.getLogger("eventwire.backendkit")
 
@@ -171,23 +171,32 @@ class BaseSubscription(abc.ABC):
             )
 
     async def cancel_tasks(self, patience: float = TASK_PATIENCE) -> None:
-        """Cancel every background task and wait (at most `patience` seconds) for them.
+        """Cancel every background task and wait (at most `patience` seconds) for them."""
+        pending = await cancel_and_wait(self._tasks, patience)
+        if pending:
+            log.warning(
+                "eventwire: %d task(s) of %s did not end within %ss of being cancelled",
+                pending,
+                self._name,
+                patience,
+            )
 
-        A task that is still running a moment after its cancellation is cancelled again: a
-        client library can swallow a cancellation that arrives while it reads a reply."""
-        pending = {task for task in self._tasks if not task.done()}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + patience
-        while pending:
-            for task in pending:
-                task.cancel()
-            left = deadline - loop.time()
-            if left <= 0:
-                log.warning(
-                    "eventwire: %d task(s) of %s did not end within %ss of being cancelled",
-                    len(pending),
-                    self._name,
-                    patience,
-                )
-                return
-            _, pending = await asyncio.wait(pending, timeout=min(left, RECANCEL))
+
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[Any]], patience: float = TASK_PATIENCE
+) -> int:
+    """Cancel `tasks` and wait for them to end, at most `patience` seconds; how many did not.
+
+    A task still running a moment after its cancellation is cancelled again: a client
+    library can swallow a cancellation that arrives while it reads a reply."""
+    pending = {task for task in tasks if not task.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(left, RECANCEL))
+    return len(pending)
