@@ -22,7 +22,9 @@ with a per-claim token), atomic on the server across processes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eventwire.backendkit import lazy_exports
 
 from eventwire_redis._idempotency import DEFAULT_PREFIX, RedisIdempotencyStore
 from eventwire_redis._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES, SCHEMES
@@ -51,21 +53,12 @@ __all__ = [
     "shard_of",
 ]
 
-# These import redis-py (and FastStream): loaded on first use, so importing the plugin
-# (which every ``import eventwire`` with plugins does) never needs the Redis client.
-_LAZY = {
-    "RedisBackend": "eventwire_redis._backend",
-    "RedisDelivery": "eventwire_redis._subscription",
-    "RedisSubscription": "eventwire_redis._subscription",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventwire_redis' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+# These import redis-py (and FastStream): loaded on first use.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "RedisBackend": "eventwire_redis._backend",
+        "RedisDelivery": "eventwire_redis._subscription",
+        "RedisSubscription": "eventwire_redis._subscription",
+    },
+)

@@ -42,6 +42,13 @@ class StreamGroup:
             await self._scripts.create_group(keys=[stream], args=[self.group, start], client=pipe)
         await pipe.execute()
 
+    async def ack(self, entries: dict[int, list[bytes]]) -> None:
+        """``XACK`` the ids of each shard, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard, ids in entries.items():
+            pipe.xack(self.streams[shard], self.group, *ids)
+        await pipe.execute()
+
     async def leave(self, members: list[str] | None = None, stream: str | None = None) -> None:
         """Remove the consumers of `members` (default: this member) from the group on
         `stream` (default: every shard stream) when nothing is pending for them."""

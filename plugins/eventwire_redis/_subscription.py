@@ -29,7 +29,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseSubscription, Shard, ShardCoordinator, ShardState
+from eventwire.backendkit import (
+    BaseSubscription,
+    Shard,
+    ShardCoordinator,
+    ShardState,
+    cancel_and_wait,
+)
 from redis.exceptions import ResponseError
 
 from eventwire_redis._group import Claimed, StreamGroup
@@ -159,11 +165,8 @@ class RedisSubscription(BaseSubscription):
 
     async def _stop_fetching(self) -> None:
         self.coordinator.stop()
-        task = self._fetch_task
-        deadline = time.monotonic() + 5
-        while task is not None and not task.done() and time.monotonic() < deadline:
-            task.cancel()  # again if redis-py swallowed it while reading a reply
-            await asyncio.wait([task], timeout=0.2)
+        if self._fetch_task is not None:
+            await cancel_and_wait([self._fetch_task])
 
     async def _flush(self) -> None:
         """Send the last acknowledgements, retried for up to ``reconnect_timeout``."""
@@ -204,10 +207,7 @@ class RedisSubscription(BaseSubscription):
     async def _send_acks(self) -> None:
         batch, self._acks = self._acks, {}
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for index, ids in batch.items():
-                pipe.xack(self.streams[index], self._group, *ids)
-            await pipe.execute()
+            await self._server.ack(batch)
         except BaseException:
             for index, ids in batch.items():  # keep them, in order, for the next try
                 self._acks[index] = ids + self._acks.get(index, [])
