@@ -27,13 +27,15 @@ import pytest
 import redis.asyncio as aioredis
 from eventwire import Delivery, Event, EventBus, RetryPolicy
 from eventwire.backend import SubscriptionSpec, WireMessage
+from eventwire.backendkit import Grant, LeaseRequest
 from eventwire.errors import (
     BackendUnavailableError,
     ConfigurationError,
     InvalidURLError,
     MessageTooLargeError,
 )
-from eventwire_redis import RedisBackend, RedisSettings
+from eventwire_redis import ChannelKeys, RedisBackend, RedisLeaseStore, RedisSettings
+from eventwire_redis._leases import Scripts
 
 pytestmark = pytest.mark.broker
 
@@ -497,6 +499,42 @@ def test_second_member_gets_half_of_the_shards() -> None:
                     assert not set(sub_a.shards) & set(sub_b.shards)
                 await wait_until(lambda: len(sub_a.shards) == 8, "a to take all back")
         finally:
+            await delete_channel(channel)
+
+    run(scenario)
+
+
+def test_the_lease_store_answers_as_the_shard_coordinator_expects() -> None:
+    """`RedisLeaseStore` on the real server: renew, acquire, deny, release, leave, and a
+    lease that expired while nobody took it is acquired again by its old holder."""
+    channel = unique("lease")
+
+    async def scenario() -> None:
+        client = raw_client()
+        try:
+            keys = ChannelKeys("", channel, 3)
+            store = RedisLeaseStore(Scripts(client), keys, "g")
+            assert await store.heartbeat("a", 5, alive=True) == ["a"]
+            assert sorted(await store.heartbeat("b", 5, alive=True)) == ["a", "b"]
+            gen = store.gen
+            asks = [LeaseRequest(0, True), LeaseRequest(1, True), LeaseRequest(2, False)]
+            assert await store.leases("a", 5, asks) == [Grant.ACQUIRED] * 2 + [Grant.DENIED]
+            assert await store.leases("b", 5, [LeaseRequest(0, True)]) == [Grant.DENIED]
+            assert await store.leases("a", 5, [LeaseRequest(0, False)]) == [Grant.RENEWED]
+            await store.release("b", [0])  # not b's: left alone
+            await store.release("a", [1])
+            assert await store.leases("b", 5, [LeaseRequest(0, True), LeaseRequest(1, True)]) == [
+                Grant.DENIED,
+                Grant.ACQUIRED,
+            ]
+            assert await store.leases("a", 0.05, [LeaseRequest(0, False)]) == [Grant.RENEWED]
+            await asyncio.sleep(0.2)  # a's lease of shard 0 expired; nobody took it
+            assert await store.leases("a", 5, [LeaseRequest(0, False)]) == [Grant.DENIED]
+            assert await store.leases("a", 5, [LeaseRequest(0, True)]) == [Grant.ACQUIRED]
+            assert await store.heartbeat("b", 5, alive=False) == ["a"]
+            assert store.gen != gen  # every join, leave and give-back bumps the counter
+        finally:
+            await client.aclose()
             await delete_channel(channel)
 
     run(scenario)
