@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 import pytest
 
@@ -10,7 +11,7 @@ import pytest
 FULL_RUN = os.environ.get("EVENTWIRE_BROKERS") == "1"
 
 
-def missing(reason: str) -> None:
+def missing(reason: str) -> NoReturn:
     """A tool a test needs is absent: skip on a developer's machine, fail in the full run."""
     if FULL_RUN:
         pytest.fail(f"{reason} (the full run, EVENTWIRE_BROKERS=1, must not skip)")

@@ -15,7 +15,8 @@ from tests._tools import FULL_RUN
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if FULL_RUN:
         return
-    selected, deselected = [], []
+    selected: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
     for item in items:
         (deselected if item.get_closest_marker("broker") else selected).append(item)
     if deselected:

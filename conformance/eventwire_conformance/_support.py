@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 
 import pytest
 from eventwire import Capabilities, EventBus
+from eventwire.backend import ChannelDeleter
+from eventwire.plugins import create_backend
 
 from eventwire_conformance._events import Ping
 from eventwire_conformance.guarantees import UNSUPPORTED_PREFIX
@@ -79,13 +81,16 @@ class Harness:
         self._test = test_name
         self._count = 0
         self._buses: list[EventBus] = []
+        self._names: list[str] = []
 
     # -- names ----------------------------------------------------------------------------
 
     def name(self, what: str) -> str:
         """A channel or group name no other test (or run) uses: ``ewc-<what>-<uuid>-<n>``."""
         self._count += 1
-        return f"ewc-{what}-{self._token}-{self._count}"
+        name = f"ewc-{what}-{self._token}-{self._count}"
+        self._names.append(name)
+        return name
 
     # -- buses ----------------------------------------------------------------------------
 
@@ -109,7 +114,25 @@ class Harness:
                 if await _bounded(bus.abort(), CLOSE_TIMEOUT / 2) is not None:
                     problems.append(f"aborting {bus.url} did not help either")
         self._buses.clear()
+        await self._delete_channels()
         return problems
+
+    async def _delete_channels(self) -> None:
+        """Delete the channels this test named, and their dead-letter channels, when the
+        backend can (`eventwire.backend.ChannelDeleter`); best effort, never a failure."""
+        names, self._names = self._names, []
+        backend = create_backend(self.url)
+        if not names or not isinstance(backend, ChannelDeleter):
+            return
+        try:
+            await asyncio.wait_for(backend.connect(), CLOSE_TIMEOUT)
+            for name in names:
+                for channel in (name, name + ".dlq"):
+                    await asyncio.wait_for(backend.delete_channel(channel), CLOSE_TIMEOUT)
+        except Exception:  # left behind: the run still counts
+            pass
+        finally:
+            await _bounded(backend.close(), CLOSE_TIMEOUT)
 
     # -- waiting --------------------------------------------------------------------------
 

@@ -253,7 +253,7 @@ class KafkaBackend:
         s = self.settings
         consumer = self._consumer(
             group_id=spec.group,
-            client_id=f"{s.client_id}-{spec.consumer}",
+            client_id=f"{s.client_id}-{spec.member_prefix}",
             enable_auto_commit=False,
             auto_offset_reset="earliest" if spec.from_beginning else "latest",
             session_timeout_ms=s.session_timeout_ms,

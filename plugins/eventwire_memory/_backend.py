@@ -128,7 +128,7 @@ class MemoryBackend(BaseBackend[MemorySettings]):
         member = self.broker.join(
             spec.channel,
             spec.group,
-            consumer=spec.consumer,
+            member_prefix=spec.member_prefix,
             max_in_flight=spec.max_in_flight,
             from_beginning=spec.from_beginning,
             partitions=self.partitions,
@@ -141,3 +141,7 @@ class MemoryBackend(BaseBackend[MemorySettings]):
         self.check_connected()
         self.check_channel(channel)
         return self.broker.browse(channel, limit)
+
+    async def delete_channel(self, channel: str) -> bool:
+        """Forget `channel`, its messages and its groups (`eventwire.backend.ChannelDeleter`)."""
+        return self.broker.delete_channel(channel)

@@ -41,7 +41,7 @@ __all__ = [
     "GroupState",
     "Member",
     "MemoryBroker",
-    "MemoryDelivery",
+    "MemoryInbound",
     "PartitionState",
     "get_broker",
     "reset_brokers",
@@ -160,10 +160,10 @@ class Member:
         "waiting",
     )
 
-    def __init__(self, group: _Group, consumer: str, max_in_flight: int) -> None:
+    def __init__(self, group: _Group, member_prefix: str, max_in_flight: int) -> None:
         number = next(_member_ids)
-        self.id = f"{consumer}-{number}"
-        self.sort_key = (consumer, number)
+        self.id = f"{member_prefix}-{number}"
+        self.sort_key = (member_prefix, number)
         self.group = group
         self.max_in_flight = max_in_flight
         self.in_flight = 0
@@ -188,7 +188,7 @@ class Member:
         if self.waiting:
             self.event.set()
 
-    def take(self) -> MemoryDelivery | None:
+    def take(self) -> MemoryInbound | None:
         """The next delivery for this member, or ``None`` if it may fetch nothing now."""
         if self.in_flight >= self.max_in_flight:
             return None
@@ -218,7 +218,7 @@ class Member:
             self.in_flight += 1
             self.round_robin = index + 1
             message = self.group.channel.messages[part.log[offset]]
-            return MemoryDelivery(message, deliveries, self, part, offset)
+            return MemoryInbound(message, deliveries, self, part, offset)
         return None
 
     def settle(self, part: _Partition, offset: int) -> None:
@@ -282,7 +282,7 @@ class Member:
         self.event.set()
 
 
-class MemoryDelivery:
+class MemoryInbound:
     """A delivery from the in-memory broker (an `eventwire.backend.Inbound`)."""
 
     __slots__ = ("_member", "_part", "delivery_count", "message", "offset")
@@ -316,7 +316,7 @@ class MemoryDelivery:
 
     def __repr__(self) -> str:
         return (
-            f"<MemoryDelivery partition={self.partition} offset={self.offset} "
+            f"<MemoryInbound partition={self.partition} offset={self.offset} "
             f"delivery_count={self.delivery_count} member={self.member}>"
         )
 
@@ -431,7 +431,7 @@ class MemoryBroker:
         channel: str,
         group: str,
         *,
-        consumer: str = "consumer",
+        member_prefix: str = "member",
         max_in_flight: int = 256,
         from_beginning: bool = False,
         partitions: int = DEFAULT_PARTITIONS,
@@ -445,7 +445,7 @@ class MemoryBroker:
         found = target.groups.get(group)
         if found is None:
             found = target.groups[group] = _Group(target, group, from_beginning)
-        member = Member(found, consumer, max_in_flight)
+        member = Member(found, member_prefix, max_in_flight)
         found.members.append(member)
         found.rebalance()
         return member

@@ -151,7 +151,7 @@ class NatsSubscription:
         self._nc = backend.nc
         self._kv = backend.kv
         self.token = group_token(topology.stream, spec.group)
-        consumer = "".join(c if c.isalnum() or c in "-_" else "-" for c in spec.consumer)
+        consumer = "".join(c if c.isalnum() or c in "-_" else "-" for c in spec.member_prefix)
         self.member_id = f"{consumer[:60]}-{uuid.uuid4().hex[:8]}"
         self._member_key = f"g.{self.token}.m.{self.member_id}"
         self._members_filter = f"$KV.{backend.lease_bucket}.g.{self.token}.m.*"
@@ -253,7 +253,7 @@ class NatsSubscription:
     # -- membership and leases --------------------------------------------------------------
 
     async def _register(self) -> None:
-        value = json.dumps({"consumer": self.spec.consumer, "member": self.member_id})
+        value = json.dumps({"consumer": self.spec.member_prefix, "member": self.member_id})
         await self._kv.put(self._member_key, value.encode())
 
     async def _unregister(self) -> None:

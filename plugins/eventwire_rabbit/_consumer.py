@@ -302,7 +302,7 @@ class RabbitSubscription:
         self.settings = settings
         self.spec = spec
         self.handler = handler
-        self.member_id = f"{spec.consumer}-{uuid.uuid4().hex[:12]}"
+        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}"
         self.inbox: asyncio.Queue[RabbitDelivery] = asyncio.Queue()
         self.shards: dict[int, _Shard] = {}
         self.membership = _Membership(self)

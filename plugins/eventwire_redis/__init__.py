@@ -34,7 +34,7 @@ from eventwire_redis._topology import ChannelKeys, shard_of
 
 if TYPE_CHECKING:
     from eventwire_redis._backend import RedisBackend
-    from eventwire_redis._subscription import RedisDelivery, RedisSubscription
+    from eventwire_redis._subscription import RedisInbound, RedisSubscription
 
 __all__ = [
     "BACKEND_INFO",
@@ -45,8 +45,8 @@ __all__ = [
     "ChannelKeys",
     "RedisBackend",
     "RedisConnection",
-    "RedisDelivery",
     "RedisIdempotencyStore",
+    "RedisInbound",
     "RedisLeaseStore",
     "RedisSettings",
     "RedisSubscription",
@@ -58,7 +58,7 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "RedisBackend": "eventwire_redis._backend",
-        "RedisDelivery": "eventwire_redis._subscription",
+        "RedisInbound": "eventwire_redis._subscription",
         "RedisSubscription": "eventwire_redis._subscription",
     },
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -278,6 +279,22 @@ class RedisBackend(BaseBackend[RedisSettings]):
 
     def _count_trimmed(self, count: int) -> None:
         self.trimmed_entries += count
+
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete every key of `channel` (streams, meta, members, leases, counters);
+        ``False`` if it had none. The dead-letter channel is deleted by its own name."""
+        self.check_connected()
+        self.check_channel(channel)
+        self._channels.pop(channel, None)
+        client = self.client
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", f"{self.settings.prefix}{channel}") + ":*"
+
+        async def delete() -> int:
+            keys = [key async for key in client.scan_iter(match=pattern, count=500)]
+            return int(await client.delete(*keys)) if keys else 0
+
+        with self.map_errors(f"delete {channel!r}"):
+            return bool(await self._retrying(delete, f"delete channel {channel!r}"))
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         self.check_connected()

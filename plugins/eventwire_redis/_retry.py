@@ -1,19 +1,17 @@
-"""Retrying while the server is away: which errors mean that, and one log line per outage."""
+"""Retrying while the server is away: which errors mean that, and a call retried until a limit."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from eventwire.backendkit import Outage
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["RETRYABLE", "Outage", "retrying"]
-
-log = logging.getLogger("eventwire.redis")
+__all__ = ["RETRYABLE", "retrying"]
 
 T = TypeVar("T")
 
@@ -24,37 +22,6 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
-
-
-class Outage:
-    """Logs the first failure of a loop as a warning, later ones at debug level, and the
-    recovery once; gives the back-off before the next try."""
-
-    def __init__(self, what: str, scrub: Callable[[str], str]) -> None:
-        self.what = what
-        self.scrub = scrub
-        self.since: float | None = None
-        self.failures = 0
-
-    def failed(self, exc: BaseException) -> float:
-        text = self.scrub(f"{type(exc).__name__}: {exc}")
-        if self.since is None:
-            self.since = time.monotonic()
-            log.warning("eventwire: redis %s failed (%s); retrying", self.what, text)
-        else:
-            log.debug("eventwire: redis %s still failing (%s)", self.what, text)
-        self.failures += 1
-        return float(min(2.0, 0.05 * 2 ** min(self.failures, 6)))
-
-    def ok(self) -> None:
-        if self.since is not None:
-            log.info(
-                "eventwire: redis %s works again after %.1fs",
-                self.what,
-                time.monotonic() - self.since,
-            )
-            self.since = None
-            self.failures = 0
 
 
 async def retrying(
@@ -68,7 +35,7 @@ async def retrying(
         try:
             result = await call()
         except RETRYABLE as exc:
-            outage = outage or Outage(what, scrub)
+            outage = outage or Outage(f"redis {what}", scrub)
             delay = outage.failed(exc)
             if time.monotonic() + delay > deadline:
                 raise

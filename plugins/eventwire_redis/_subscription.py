@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import (
     BaseSubscription,
+    Outage,
     Shard,
     ShardCoordinator,
     ShardState,
@@ -40,7 +41,7 @@ from redis.exceptions import ResponseError
 
 from eventwire_redis._group import Claimed, StreamGroup
 from eventwire_redis._leases import RedisLeaseStore, Scripts
-from eventwire_redis._retry import RETRYABLE, Outage
+from eventwire_redis._retry import RETRYABLE
 from eventwire_redis._topology import ChannelKeys, decode_entry
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
     from eventwire_redis._settings import RedisSettings
 
-__all__ = ["RedisDelivery", "RedisSubscription"]
+__all__ = ["RedisInbound", "RedisSubscription"]
 
 log = logging.getLogger("eventwire.redis")
 
@@ -64,7 +65,7 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     return True
 
 
-class RedisDelivery:
+class RedisInbound:
     """A stream entry delivered to this member (an `eventwire.backend.Inbound`)."""
 
     __slots__ = ("_settled", "_shard", "_sub", "delivery_count", "entry_id", "message")
@@ -97,7 +98,7 @@ class RedisDelivery:
 
     def __repr__(self) -> str:
         return (
-            f"<RedisDelivery {self.stream} {self.entry_id.decode()} "
+            f"<RedisInbound {self.stream} {self.entry_id.decode()} "
             f"delivery_count={self.delivery_count}>"
         )
 
@@ -117,7 +118,7 @@ class RedisSubscription(BaseSubscription):
         report_trimmed: Callable[[int], None],
     ) -> None:
         super().__init__(spec, handler)
-        self.member_id = f"{spec.consumer}-{uuid.uuid4().hex[:8]}"
+        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:8]}"
         self.streams = keys.streams
         self._client = client
         self._settings = settings
@@ -170,7 +171,7 @@ class RedisSubscription(BaseSubscription):
 
     async def _flush(self) -> None:
         """Send the last acknowledgements, retried for up to ``reconnect_timeout``."""
-        await self._send_all(Outage("final acknowledgement", self._scrub), closing=True)
+        await self._send_all(Outage("redis final acknowledgement", self._scrub), closing=True)
         if self._acks:
             log.warning(
                 "eventwire: %d acknowledgement(s) of %s/%s could not be sent; those events "
@@ -216,7 +217,7 @@ class RedisSubscription(BaseSubscription):
             self._forget(self.coordinator.shards[index], ids)
 
     async def _flush_loop(self) -> None:
-        outage = Outage(f"acknowledgement on {self.spec.channel}/{self._group}", self._scrub)
+        outage = Outage(f"redis acknowledgement on {self.spec.channel}/{self._group}", self._scrub)
         while True:
             await self._ack_event.wait()
             self._ack_event.clear()
@@ -246,7 +247,7 @@ class RedisSubscription(BaseSubscription):
     # -- fetching -------------------------------------------------------------------------
 
     async def _fetch(self) -> None:
-        outage = Outage(f"read of {self.spec.channel}/{self._group}", self._scrub)
+        outage = Outage(f"redis read of {self.spec.channel}/{self._group}", self._scrub)
         # The state, not only the cancellation, ends the loop: redis-py can swallow a
         # cancellation that arrives while it reads a reply.
         while self.running:
@@ -301,7 +302,7 @@ class RedisSubscription(BaseSubscription):
                 [s.index for s in ready if s.index in self._behind],
                 self._store.gen_key,
             )
-            batch: list[RedisDelivery] = []
+            batch: list[RedisInbound] = []
             for shard in ready:
                 got = entries.get(shard.index, [])
                 self._behind.discard(shard.index)
@@ -314,13 +315,13 @@ class RedisSubscription(BaseSubscription):
             self._report_lost(self.coordinator.shards[index], lost, "never read")
         await self._deliver(batch)
 
-    def _take(self, shard: Shard, entries: list[Claimed]) -> list[RedisDelivery]:
+    def _take(self, shard: Shard, entries: list[Claimed]) -> list[RedisInbound]:
         """Deliveries of `entries` (id, fields, delivery count), tracked until settled."""
         self._tracked[shard.index].update(entry_id for entry_id, _, _ in entries)
         self.coordinator.delivered(shard, len(entries))
-        return [RedisDelivery(decode_entry(f), n, i, shard, self) for i, f, n in entries]
+        return [RedisInbound(decode_entry(f), n, i, shard, self) for i, f, n in entries]
 
-    async def _deliver(self, batch: list[RedisDelivery]) -> None:
+    async def _deliver(self, batch: list[RedisInbound]) -> None:
         done = 0
         try:
             for delivery in batch:

@@ -40,14 +40,14 @@ from eventwire_sqlite._backend import SqliteBackend
 from eventwire_sqlite._db import SqliteLeaseStore
 from eventwire_sqlite._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES
 from eventwire_sqlite._settings import SqliteSettings
-from eventwire_sqlite._subscription import SqliteDelivery, SqliteSubscription
+from eventwire_sqlite._subscription import SqliteInbound, SqliteSubscription
 
 __all__ = [
     "BACKEND_INFO",
     "CAPABILITIES",
     "MAX_MESSAGE_BYTES",
     "SqliteBackend",
-    "SqliteDelivery",
+    "SqliteInbound",
     "SqliteLeaseStore",
     "SqliteSettings",
     "SqliteSubscription",

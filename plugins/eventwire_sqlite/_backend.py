@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 import weakref
@@ -35,10 +36,8 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(SqliteSettings.parse(url, options))
-        self.capabilities = CAPABILITIES.__class__(
-            unsupported=CAPABILITIES.unsupported,
-            cross_process=True,
-            max_message_bytes=self.settings.max_message_bytes,
+        self.capabilities = dataclasses.replace(
+            CAPABILITIES, max_message_bytes=self.settings.max_message_bytes
         )
         self._db = Database(self.settings)
         self._shards: dict[str, int] = {}
@@ -135,7 +134,7 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
             return await self._db.run(self._db.browse, channel, limit)
 
     async def delete_channel(self, channel: str) -> bool:
-        """Forget `channel` and everything about it; ``False`` if it did not exist."""
+        """Forget `channel` and everything about it (`eventwire.backend.ChannelDeleter`)."""
         self.check_connected()
         self._shards.pop(channel, None)
         with self.map_errors(f"delete {channel!r}"):

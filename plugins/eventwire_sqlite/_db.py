@@ -237,8 +237,9 @@ class Database:
         )
 
     def read(self, channel: str, group: str, shards: Sequence[int], limit: int) -> list[Row]:
-        """Hand out up to `limit` new messages of `shards` (first delivery): they become
-        pending and the shards' positions move past them, in one transaction."""
+        """Hand out up to `limit` new messages of `shards`, at most ``limit // len(shards)``
+        (and at least one) per shard, in the order given: they become pending and the
+        shards' positions move past them, in one transaction."""
         assert self._data is not None
         conn = self._data
         each = max(1, limit // len(shards))
@@ -249,6 +250,8 @@ class Database:
             ).fetchone()
             rows: list[Row] = []
             for shard in shards:
+                if len(rows) >= limit:
+                    break
                 found = conn.execute(
                     "SELECT position FROM cursors WHERE channel = ? AND grp = ? AND shard = ?",
                     (channel, group, shard),
@@ -257,7 +260,7 @@ class Database:
                 got = conn.execute(
                     "SELECT seq, key, body, headers FROM messages WHERE channel = ? AND "
                     "shard = ? AND seq > ? ORDER BY seq LIMIT ?",
-                    (channel, shard, position, each),
+                    (channel, shard, position, min(each, limit - len(rows))),
                 ).fetchall()
                 if not got:
                     continue
@@ -312,6 +315,20 @@ class Database:
             conn,
             lambda: conn.executemany(
                 "DELETE FROM pending WHERE channel = ? AND grp = ? AND shard = ? AND seq = ?",
+                [(channel, group, shard, seq) for shard, seq in entries],
+            ),
+        )
+
+    def give_back(self, channel: str, group: str, entries: Sequence[tuple[int, int]]) -> None:
+        """`entries` (shard, seq) were handed out but never reached a handler: take back
+        their last delivery, so the next delivery counts as the one it really is."""
+        assert self._data is not None
+        conn = self._data
+        _transaction(
+            conn,
+            lambda: conn.executemany(
+                "UPDATE pending SET deliveries = deliveries - 1 WHERE channel = ? AND grp = ? "
+                "AND shard = ? AND seq = ? AND deliveries > 0",
                 [(channel, group, shard, seq) for shard, seq in entries],
             ),
         )

@@ -22,22 +22,22 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseSubscription, Shard, ShardCoordinator
+from eventwire.backendkit import BaseSubscription, Outage, Shard, ShardCoordinator
 
 from eventwire_sqlite._db import Database, Row, SqliteLeaseStore
 
 if TYPE_CHECKING:
     from eventwire_sqlite._settings import SqliteSettings
 
-__all__ = ["SqliteDelivery", "SqliteSubscription"]
+__all__ = ["SqliteInbound", "SqliteSubscription"]
 
 log = logging.getLogger("eventwire.sqlite")
 
 
-class SqliteDelivery:
+class SqliteInbound:
     """A message handed to this member (an `eventwire.backend.Inbound`)."""
 
     __slots__ = ("_settled", "_shard", "_subscription", "delivery_count", "message", "seq")
@@ -59,7 +59,7 @@ class SqliteDelivery:
 
     def __repr__(self) -> str:
         return (
-            f"<SqliteDelivery shard={self._shard.index} seq={self.seq} "
+            f"<SqliteInbound shard={self._shard.index} seq={self.seq} "
             f"delivery_count={self.delivery_count}>"
         )
 
@@ -77,7 +77,7 @@ class SqliteSubscription(BaseSubscription):
         scrub: Callable[[str], str],
     ) -> None:
         super().__init__(spec, handler)
-        self.member_id = f"{spec.consumer}-{uuid.uuid4().hex[:12]}"
+        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}"
         self._db = database
         self._settings = settings
         self._scrub = scrub
@@ -93,6 +93,7 @@ class SqliteSubscription(BaseSubscription):
         self._ack_event = asyncio.Event()
         self._wake = asyncio.Event()
         self._fetch: asyncio.Task[None] | None = None
+        self._turn = 0
 
     def __repr__(self) -> str:
         return f"<SqliteSubscription {self.spec.channel}/{self.spec.group} {self.member_id}>"
@@ -113,24 +114,15 @@ class SqliteSubscription(BaseSubscription):
     # -- fetching --------------------------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
-        failing = False
+        outage = Outage(f"sqlite read of {self.spec.channel}/{self.spec.group}", self._scrub)
         while self.running:
             self._wake.clear()
             self.coordinator.changed.clear()
             try:
                 found = await self._recover() | await self._read()
-                failing = False
+                outage.ok()
             except sqlite3.Error as exc:
-                if not failing:
-                    log.warning(
-                        "eventwire: %s/%s cannot read the database (%s: %s); retrying",
-                        self.spec.channel,
-                        self.spec.group,
-                        type(exc).__name__,
-                        self._scrub(str(exc)),
-                    )
-                failing = True
-                await asyncio.sleep(self._settings.poll_interval * 4)
+                await asyncio.sleep(outage.failed(exc))
                 continue
             if not found:
                 await self._idle()
@@ -153,10 +145,9 @@ class SqliteSubscription(BaseSubscription):
         for shard in self.coordinator.to_recover():
             epoch = shard.epoch
             with self.coordinator.reading([shard]):
-                rows, lost = await self._db.run(
+                rows, lost = await self._take(
                     self._db.recover, self.spec.channel, self.spec.group, shard.index
                 )
-                self.coordinator.delivered(shard, len(rows))
             if lost:
                 log.warning(
                     "eventwire: %d pending event(s) of %s/%s were deleted by retention before "
@@ -165,7 +156,7 @@ class SqliteSubscription(BaseSubscription):
                     self.spec.channel,
                     self.spec.group,
                 )
-            await self._deliver(shard, rows)
+            await self._hand_out(rows)
             self.coordinator.mark_recovered(shard, epoch)
             found = found or bool(rows)
         return found
@@ -174,24 +165,56 @@ class SqliteSubscription(BaseSubscription):
         ready = self.coordinator.readable()
         if not ready or not self.running:
             return False
-        by_index = {shard.index: shard for shard in ready}
+        self._turn = (self._turn + 1) % len(ready)  # who goes first when the limit is small
+        order = [shard.index for shard in ready[self._turn :] + ready[: self._turn]]
         with self.coordinator.reading(ready):
-            rows = await self._db.run(
-                self._db.read, self.spec.channel, self.spec.group, list(by_index), self._limit
+            rows, _ = await self._take(
+                self._db.read, self.spec.channel, self.spec.group, order, self._limit
             )
-            for row in rows:
-                self.coordinator.delivered(by_index[row[0]])
-        for row in rows:
-            if not self.running:
-                break  # stopped: the rest stay pending for the next owner
-            await self.deliver(SqliteDelivery(self, by_index[row[0]], row))
+        await self._hand_out(rows)
         return bool(rows)
 
-    async def _deliver(self, shard: Shard, rows: list[Row]) -> None:
+    async def _take(self, work: Callable[..., Any], *args: Any) -> tuple[list[Row], int]:
+        """Run a read or a recovery (which marks rows as handed out) and count its rows in
+        flight. Stopped while it runs, the rows it took are given back at once."""
+        job = asyncio.ensure_future(self._db.run(work, *args))
+        try:
+            result = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                late = await job
+                await self._give_back(late[0] if isinstance(late, tuple) else late)
+            raise
+        rows, lost = result if isinstance(result, tuple) else (result, 0)
         for row in rows:
-            if not self.running:
-                return
-            await self.deliver(SqliteDelivery(self, shard, row))
+            self.coordinator.delivered(self.coordinator.shards[row[0]])
+        return rows, lost
+
+    async def _hand_out(self, rows: list[Row]) -> None:
+        """Hand `rows` to the handler in order; what a stop leaves is given back."""
+        done = 0
+        try:
+            for row in rows:
+                if not self.running:
+                    break
+                await self.deliver(SqliteInbound(self, self.coordinator.shards[row[0]], row))
+                done += 1
+        finally:
+            if done < len(rows):
+                await self._give_back(rows[done:], counted=True)
+
+    async def _give_back(self, rows: list[Row], *, counted: bool = False) -> None:
+        """`rows` were taken but never reached the handler: undo their delivery count (the
+        next owner delivers them as if this member had not taken them) and, if they were
+        counted in flight, settle them for the hand-over."""
+        if not rows:
+            return
+        entries = [(row[0], row[1]) for row in rows]
+        with contextlib.suppress(sqlite3.Error):
+            await self._db.run(self._db.give_back, self.spec.channel, self.spec.group, entries)
+        if counted:
+            for row in rows:
+                self.coordinator.settled(self.coordinator.shards[row[0]])
 
     async def _stop_fetching(self) -> None:
         self.coordinator.stop()
@@ -207,24 +230,16 @@ class SqliteSubscription(BaseSubscription):
             self._ack_event.set()
 
     async def _flush_loop(self) -> None:
-        failing = False
+        outage = Outage(f"sqlite acks of {self.spec.channel}/{self.spec.group}", self._scrub)
         while True:
             await self._ack_event.wait()
             self._ack_event.clear()
             try:
                 await self._flush()
-                failing = False
+                outage.ok()
             except sqlite3.Error as exc:
-                if not failing:
-                    log.warning(
-                        "eventwire: acknowledgements of %s/%s wait for the database (%s)",
-                        self.spec.channel,
-                        self.spec.group,
-                        type(exc).__name__,
-                    )
-                failing = True
                 self._ack_event.set()
-                await asyncio.sleep(self._settings.poll_interval * 4)
+                await asyncio.sleep(outage.failed(exc))
 
     async def _flush(self) -> None:
         """Send the acks taken so far (also the last ones, on close)."""

@@ -20,6 +20,10 @@ Contract, for plugin authors (the conformance suite checks it):
 - ``Subscription.stop()`` stops fetching; messages already handed to ``handler`` can still be
   acked until ``close()``; what is left unsettled is redelivered to a surviving member.
 - ``abort()`` behaves as a crash: the connection is dropped, nothing further is settled.
+
+Optional abilities are separate small protocols a backend may also implement:
+`ChannelDeleter` (delete what a channel left on the broker; test runs and ``eventwire bench``
+clean up with it).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "Capabilities",
+    "ChannelDeleter",
     "Inbound",
     "MessageHandler",
     "Subscription",
@@ -80,7 +85,9 @@ class SubscriptionSpec:
     group: str
     from_beginning: bool = False
     max_in_flight: int = 256
-    consumer: str = "consumer"
+    #: The start of this member's id (the backend appends something unique): which host
+    #: and process it runs in, for the broker's tools and the logs.
+    member_prefix: str = "member"
 
 
 class Subscription(Protocol):
@@ -156,4 +163,19 @@ class Backend(Protocol):
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Read up to `limit` retained messages of `channel`, oldest first, without consuming."""
+        ...
+
+
+@runtime_checkable
+class ChannelDeleter(Protocol):
+    """Optional: a backend that can delete a channel and everything the broker keeps for it."""
+
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete `channel`: its retained messages, every group's position and unsettled
+        deliveries, and any lease or membership record of it; ``False`` if there was nothing.
+
+        Meant for channels nobody consumes any more (a finished test run or benchmark):
+        members still subscribed may fail or wait on a channel that is gone. The caller
+        deletes the dead-letter channel ``<channel>.dlq`` by name like any other.
+        """
         ...

@@ -98,7 +98,7 @@ class EventBus:
         self._running: list[Subscription] = []
         self._state = "new"
         self._lock = asyncio.Lock()
-        self._consumer_name = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self._member_prefix = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
 
     def __repr__(self) -> str:
         return f"EventBus({self.backend.url!r}, source={self.source!r}, state={self._state!r})"
@@ -241,7 +241,7 @@ class EventBus:
             group=info.group,
             from_beginning=info.from_beginning,
             max_in_flight=info.max_in_flight,
-            consumer=self._consumer_name,
+            member_prefix=self._member_prefix,
         )
         self._consumers.append(consumer)
         self._running.append(await self.backend.subscribe(spec, consumer.on_message))

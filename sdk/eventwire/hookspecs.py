@@ -10,7 +10,8 @@ registered there exactly like third-party ones. Implement a hook with::
         ...
 
 Each docstring below is the contract of its hook. A plugin that implements a hook not listed
-here is rejected when plugins load (a misspelt hook name is an error, not a silent no-op).
+here is rejected when plugins load (a misspelt hook name is an error, not a silent no-op), and
+so is a function named ``eventwire_*`` without ``@hookimpl`` (a forgotten decorator).
 """
 
 from __future__ import annotations

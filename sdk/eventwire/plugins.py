@@ -13,7 +13,13 @@ from eventwire.backend import Backend, BackendInfo
 from eventwire.errors import ConfigurationError, UnknownBackendError
 from eventwire.urls import redact_url, url_scheme
 
-__all__ = ["available_backends", "create_backend", "get_plugin_manager", "hookimpl"]
+__all__ = [
+    "available_backends",
+    "check_plugins",
+    "create_backend",
+    "get_plugin_manager",
+    "hookimpl",
+]
 
 PROJECT = "eventwire"
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -26,7 +32,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     try:
         pm.load_setuptools_entrypoints(PROJECT)
-        pm.check_pending()
+        check_plugins(pm)
+    except ConfigurationError:
+        raise
     except pluggy.PluginValidationError as exc:
         raise ConfigurationError(
             f"an eventwire plugin is invalid: {exc}; check the hook names against "
@@ -38,6 +46,33 @@ def get_plugin_manager() -> pluggy.PluginManager:
             "it or uninstall the package that registers it in the 'eventwire' entry-point group"
         ) from exc
     return pm
+
+
+def check_plugins(pm: pluggy.PluginManager) -> None:
+    """Refuse hook implementations that would never be called.
+
+    pluggy rejects a ``@hookimpl`` whose name matches no hook spec (`check_pending`); this
+    also rejects a function named ``eventwire_*`` *without* ``@hookimpl`` (pluggy would
+    silently ignore it): a forgotten decorator, or a misspelt name.
+    """
+    pm.check_pending()
+    specs = {name for name in dir(hookspecs) if name.startswith(PROJECT + "_")}
+    for name, plugin in pm.list_name_plugin():
+        for attr in dir(plugin):
+            if not attr.startswith(PROJECT + "_"):
+                continue
+            value = getattr(plugin, attr, None)
+            if not callable(value) or getattr(value, PROJECT + "_impl", None) is not None:
+                continue
+            hint = (
+                "mark it with @eventwire.hookimpl"
+                if attr in specs
+                else "no hook has that name: check it against eventwire.hookspecs"
+            )
+            raise ConfigurationError(
+                f"the eventwire plugin {name!r} defines {attr}() without @hookimpl, so it "
+                f"would never be called; {hint}"
+            )
 
 
 def available_backends(pm: pluggy.PluginManager | None = None) -> list[BackendInfo]:

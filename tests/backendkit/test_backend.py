@@ -18,6 +18,7 @@ from eventwire.backendkit import (
     BaseBackend,
     BaseSubscription,
     ConnectionState,
+    ErrorMap,
     SubscriptionState,
     cancel_and_wait,
     map_errors,
@@ -118,10 +119,10 @@ class FakeBackend(BaseBackend[FakeSettings]):
 
 async def test_connect_is_idempotent_and_concurrent_callers_share_one_attempt() -> None:
     backend = FakeBackend()
-    assert backend.state is ConnectionState.NEW
+    assert backend.state.name == ConnectionState.NEW.name
     await asyncio.gather(backend.connect(), backend.connect(), backend.connect())
     await backend.connect()
-    assert backend.log == ["connect"] and backend.state is ConnectionState.CONNECTED
+    assert backend.log == ["connect"] and backend.state.name == ConnectionState.CONNECTED.name
 
 
 async def test_a_failed_connect_is_mapped_scrubbed_keeps_its_cause_and_can_be_retried() -> None:
@@ -132,9 +133,9 @@ async def test_a_failed_connect_is_mapped_scrubbed_keeps_its_cause_and_can_be_re
     assert text.startswith("connecting to fake:// failed: ClientTimeout: no answer (password ***)")
     assert "hunter2" not in text and "check that the broker runs" in text
     assert isinstance(caught.value.__cause__, ClientTimeout)
-    assert backend.state is ConnectionState.NEW
+    assert backend.state.name == ConnectionState.NEW.name
     await backend.connect()
-    assert backend.state is ConnectionState.CONNECTED
+    assert backend.state.name == ConnectionState.CONNECTED.name
 
 
 async def test_the_connection_guard_says_what_to_do() -> None:
@@ -177,7 +178,7 @@ async def test_close_is_stop_then_cancel_then_flush_then_release_then_disconnect
     await backend.connect()
     sub = await backend.subscribe(SubscriptionSpec("orders", "g"), None)
     await sub.stop()
-    assert sub.state is SubscriptionState.STOPPED and sub.accepting and not sub.running
+    assert sub.state.name == SubscriptionState.STOPPED.name and sub.accepting and not sub.running
     await backend.close()
     await backend.close()
     assert backend.log == [
@@ -188,10 +189,10 @@ async def test_close_is_stop_then_cancel_then_flush_then_release_then_disconnect
         "g:release",
         "close",
     ]
-    assert sub.state is SubscriptionState.CLOSED and not sub.accepting
-    assert backend.state is ConnectionState.CLOSED and backend.subscriptions == ()
+    assert sub.state.name == SubscriptionState.CLOSED.name and not sub.accepting
+    assert backend.state.name == ConnectionState.CLOSED.name and backend.subscriptions == ()
     await sub.abort()  # a no-op after close
-    assert sub.state is SubscriptionState.CLOSED and backend.log[-1] == "close"
+    assert sub.state.name == SubscriptionState.CLOSED.name and backend.log[-1] == "close"
 
 
 async def test_abort_drops_every_subscription_before_any_await_and_sends_nothing() -> None:
@@ -217,7 +218,7 @@ async def test_close_logs_broker_trouble_instead_of_raising(
 
     sub = Failing(SubscriptionSpec("orders", "g"), [])
     await sub.close()
-    assert sub.state is SubscriptionState.CLOSED
+    assert sub.state.name == SubscriptionState.CLOSED.name
     assert "flush while closing (ConnectionError)" in caplog.text
     assert "hunter2" not in caplog.text
 
@@ -232,7 +233,7 @@ async def test_deliver_is_the_one_place_a_handler_exception_is_caught(
 
 
 def test_map_errors_maps_by_class_hierarchy_and_keeps_the_cause() -> None:
-    mapping = {ClientError: PublishError, ClientTimeout: BackendUnavailableError}
+    mapping: ErrorMap = {ClientError: PublishError, ClientTimeout: BackendUnavailableError}
     with pytest.raises(BackendUnavailableError) as caught, map_errors("x", mapping):
         raise ClientTimeout("slow")
     assert caught.value.__cause__ is not None
@@ -246,7 +247,7 @@ def test_map_errors_maps_by_class_hierarchy_and_keeps_the_cause() -> None:
 
 
 def test_map_errors_lets_its_own_errors_cancellation_and_unknown_exceptions_through() -> None:
-    mapping = {ClientError: PublishError}
+    mapping: ErrorMap = {ClientError: PublishError}
     for exc in (EventwireError("mine"), KeyError("k"), asyncio.CancelledError()):
         with pytest.raises(type(exc)) as caught, map_errors("x", mapping):
             raise exc
@@ -254,13 +255,13 @@ def test_map_errors_lets_its_own_errors_cancellation_and_unknown_exceptions_thro
 
 
 def test_map_errors_into_and_advice() -> None:
-    unavailable = {OSError: BackendUnavailableError}
+    unavailable: ErrorMap = {OSError: BackendUnavailableError}
     with (
         pytest.raises(PublishError, match=r"^publish failed: OSError: down; retry later$"),
         map_errors("publish", unavailable, into=PublishError, advice="retry later"),
     ):
         raise OSError("down")
-    too_large = {ValueError: MessageTooLargeError}
+    too_large: ErrorMap = {ValueError: MessageTooLargeError}
     with (
         pytest.raises(MessageTooLargeError),  # already a PublishError: kept
         map_errors("publish", too_large, into=PublishError),

@@ -213,3 +213,16 @@ def test_the_backend_docs_tables_match_the_code() -> None:
         f"options tables differ from the code in {[p.name for p in stale]}; run "
         "python -m eventwire.backendkit.docs --write docs/backends/*.md"
     )
+
+
+def test_the_docs_command_checks_and_rewrites(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eventwire.backendkit._docs import main
+
+    page = tmp_path / "demo.md"
+    page.write_text(f"<!-- options: {__name__}:DemoSettings -->\n<!-- /options -->\n")
+    assert main([str(page)]) == 1
+    assert "options table differs from the code" in capsys.readouterr().out
+    assert main(["--write", str(page)]) == 0
+    assert main([str(page)]) == 0

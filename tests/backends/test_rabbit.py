@@ -417,8 +417,8 @@ def test_members_split_the_shards_and_take_over_a_crashed_one() -> None:
         await a.connect()
         await b.connect()
         try:
-            sub_a = await a.subscribe(SubscriptionSpec(channel, group, consumer="a"), _ack_all)
-            sub_b = await b.subscribe(SubscriptionSpec(channel, group, consumer="b"), _ack_all)
+            sub_a = await a.subscribe(SubscriptionSpec(channel, group, member_prefix="a"), _ack_all)
+            sub_b = await b.subscribe(SubscriptionSpec(channel, group, member_prefix="b"), _ack_all)
 
             def split() -> bool:
                 owned_a, owned_b = set(sub_a.owned), set(sub_b.owned)

@@ -330,6 +330,37 @@ def test_browse_lists_a_dead_letter_channel_in_order_and_merges_shards() -> None
     run(scenario)
 
 
+def test_delete_channel_removes_every_key_of_the_channel_only() -> None:
+    channel, other = unique("del"), unique("keep")
+
+    async def scenario() -> None:
+        backend = RedisBackend(URL, {"shards": 2})
+        await backend.connect()
+        try:
+            spec = SubscriptionSpec(channel=channel, group="g")
+            subscription = await backend.subscribe(spec, lambda inbound: inbound.ack())
+            await backend.publish(channel, [WireMessage(b"1", {}, "k")])
+            await backend.publish(other, [WireMessage(b"2", {}, "k")])
+            await subscription.close()
+            client = raw_client()
+            try:
+                assert [k async for k in client.scan_iter(f"{channel}:*")]  # streams, leases...
+                assert await backend.delete_channel(channel) is True
+                assert [k async for k in client.scan_iter(f"{channel}:*")] == []
+                assert await backend.delete_channel(channel) is False
+                assert await backend.browse(other) != []  # another channel is left alone
+                await backend.publish(channel, [WireMessage(b"3", {}, "k")])  # usable again
+                assert [m.body for m in await backend.browse(channel)] == [b"3"]
+            finally:
+                await client.aclose()
+        finally:
+            await backend.close()
+            await delete_channel(channel)
+            await delete_channel(other)
+
+    run(scenario)
+
+
 # -- failures that must be clear -----------------------------------------------------------
 
 
@@ -587,7 +618,7 @@ def test_pending_entries_trimmed_away_are_reported(caplog: pytest.LogCaptureFixt
     async def scenario() -> None:
         first = RedisBackend(URL, {"lease_ttl": 1.0})
         await first.connect()
-        spec = SubscriptionSpec(channel=channel, group=group, consumer="first")
+        spec = SubscriptionSpec(channel=channel, group=group, member_prefix="first")
 
         async def take(inbound: Any) -> None:
             handed.append(inbound.message.body)
@@ -606,7 +637,7 @@ def test_pending_entries_trimmed_away_are_reported(caplog: pytest.LogCaptureFixt
         await second.connect()
         try:
             await second.subscribe(
-                SubscriptionSpec(channel=channel, group=group, consumer="second"), take
+                SubscriptionSpec(channel=channel, group=group, member_prefix="second"), take
             )
             await wait_until(lambda: second.trimmed_entries == 5, "the report", 20)
         finally:

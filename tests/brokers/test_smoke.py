@@ -14,9 +14,10 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,8 +36,8 @@ PORT_VARS = (
 )
 
 
-def _run(coro_factory, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    async def bounded():  # type: ignore[no-untyped-def]
+def _run(coro_factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    async def bounded() -> Any:
         return await asyncio.wait_for(coro_factory(), timeout)
 
     return asyncio.run(bounded())
@@ -175,7 +176,7 @@ def test_redis_stream_round_trip(redis_url: str) -> None:
         try:
             await client.xgroup_create(stream, "g", id="0", mkstream=True)
             entry_id = await client.xadd(stream, {"body": b"hello"})
-            got = await client.xreadgroup("g", "c1", {stream: ">"}, count=1, block=5000)
+            got: Any = await client.xreadgroup("g", "c1", {stream: ">"}, count=1, block=5000)
             [(_, [(read_id, fields)])] = got
             acked = await client.xack(stream, "g", read_id)
             await client.delete(stream)
@@ -235,10 +236,11 @@ def test_restart_redis_keeps_stream(private_broker: dict[str, str]) -> None:
         finally:
             await client.aclose()
 
-    async def read():  # type: ignore[no-untyped-def]
+    async def read() -> list[Any]:
         client = aioredis.from_url(url)
         try:
-            return [entry_id for entry_id, _ in await client.xrange("orders")]
+            entries: Any = await client.xrange("orders")
+            return [entry_id for entry_id, _ in entries]
         finally:
             await client.aclose()
 
@@ -274,7 +276,7 @@ def test_restart_kafka_keeps_topic(private_broker: dict[str, str]) -> None:
         )
         await consumer.start()
         try:
-            values = []
+            values: list[Any] = []
             while len(values) < 3:
                 batch = await consumer.getmany(timeout_ms=1000)
                 values += [r.value for records in batch.values() for r in records]

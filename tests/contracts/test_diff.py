@@ -103,7 +103,7 @@ JSONCOMPAT_DIFFERS = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_agrees_with_jsoncompat(case: str) -> None:
-    import jsoncompat  # type: ignore[import-not-found]
+    import jsoncompat
 
     if case in JSONCOMPAT_DIFFERS:
         pytest.skip(JSONCOMPAT_DIFFERS[case])

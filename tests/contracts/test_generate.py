@@ -16,7 +16,7 @@ from click.testing import Result
 from eventwire import Event, EventBus
 from eventwire.contracts import generate_asyncapi, validate_document
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from .conftest import REFERENCE_APP, V1
@@ -101,7 +101,7 @@ def test_messages(document: dict[str, Any]) -> None:
 
 def test_examples_validate(document: dict[str, Any]) -> None:
     registry: Registry[Any] = Registry().with_resource(
-        "urn:doc", Resource(contents=document, specification=DRAFT202012)
+        "urn:doc", DRAFT202012.create_resource(document)
     )
     headers_schema = document["components"]["messageTraits"]["envelope"]["headers"]
     for key, message in document["components"]["messages"].items():
@@ -142,7 +142,7 @@ def test_backend_bindings(name: str, binding: str, url: str, protocol: str) -> N
     @bus.subscribe(Shipped, group="billing")
     async def handle(event: Shipped) -> None: ...
 
-    bus.backend = SimpleNamespace(name=name, binding=binding, url=url)  # type: ignore[assignment]
+    bus.backend = SimpleNamespace(name=name, binding=binding, url=url)
     document = generate_asyncapi(bus)
     assert validate_document(document) == []
     server = next(iter(document["servers"].values()))

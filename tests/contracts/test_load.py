@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -60,8 +61,9 @@ def _write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
     return path
 
 
-def _v1() -> dict:  # type: ignore[type-arg]
-    return yaml.safe_load(V1.read_text())
+def _v1() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(V1.read_text())
+    return loaded
 
 
 BROKEN = {

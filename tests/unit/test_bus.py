@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from eventwire import (
@@ -154,7 +155,7 @@ def test_always_failing_handler_gives_one_dead_letter_with_metadata() -> None:
         async with bus:
             sent = await bus.publish(OrderPlaced(order_id="o-9"), headers={"tenant": "acme"})
             await wait_for(lambda: len(calls) == 3)
-            letters: list = []
+            letters: list[Any] = []
 
             async def one_letter() -> bool:
                 letters[:] = await bus.dead_letters("orders")
@@ -309,7 +310,7 @@ def test_publish_after_close_and_before_start() -> None:
 def test_bad_subscriptions_are_rejected() -> None:
     bus = EventBus(memory_url())
     with pytest.raises(ConfigurationError, match="async def"):
-        bus.subscribe(OrderPlaced, group="g")(lambda e: None)
+        bus.subscribe(OrderPlaced, group="g")(lambda e: None)  # type: ignore[type-var]
     with pytest.raises(ConfigurationError, match="concurrency"):
         bus.subscribe(OrderPlaced, concurrency=0)
     with pytest.raises(ConfigurationError, match="Event or Command subclass"):
@@ -400,7 +401,7 @@ def test_non_retryable_error_dead_letters_at_once() -> None:
 
         async with bus:
             await bus.publish(OrderPlaced(order_id="o-1"))
-            letters: list = []
+            letters: list[Any] = []
             for _ in range(500):
                 letters = await bus.dead_letters("orders")
                 if letters:

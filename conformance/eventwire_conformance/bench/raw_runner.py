@@ -48,8 +48,8 @@ async def sweep(url: str, marker: str, channels: Sequence[str], groups: Sequence
     name (`channels`, their dead-letter channels, and names built from `groups`).
     """
     kind = broker_kind(url)
-    if kind == "memory":
-        return _sweep_memory(url, channels)
+    if kind not in ("kafka", "rabbit", "redis", "nats"):
+        return await _sweep_by_backend(url, channels)
     if kind == "kafka":
         from eventwire_conformance.bench import _raw_kafka
 
@@ -69,11 +69,21 @@ async def sweep(url: str, marker: str, channels: Sequence[str], groups: Sequence
     return []
 
 
-def _sweep_memory(url: str, channels: Sequence[str]) -> list[str]:
-    """Forget the run's channels in the in-process broker (so their memory is freed)."""
-    from eventwire_memory import MemorySettings, get_broker
+async def _sweep_by_backend(url: str, channels: Sequence[str]) -> list[str]:
+    """Delete the run's channels through the backend itself, when it can
+    (`eventwire.backend.ChannelDeleter`: memory, sqlite, and third-party backends)."""
+    from eventwire.backend import ChannelDeleter
+    from eventwire.plugins import create_backend
 
-    broker = get_broker(MemorySettings.parse(url).broker)
-    names = (*channels, *(f"{c}.dlq" for c in channels))
-    deleted = [name for name in names if broker.delete_channel(name)]
+    backend = create_backend(url)
+    if not isinstance(backend, ChannelDeleter):
+        return []
+    deleted: list[str] = []
+    await backend.connect()
+    try:
+        for name in (*channels, *(f"{c}.dlq" for c in channels)):
+            if await backend.delete_channel(name):
+                deleted.append(name)
+    finally:
+        await backend.close()
     return deleted

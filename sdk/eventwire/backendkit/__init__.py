@@ -11,7 +11,8 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   checks (`check_publish`, `check_subscribe`, `message_size`), and error mapping
   (`BaseBackend.map_errors`, `map_errors`, `scrub`) that keeps the cause.
 - `BaseSubscription`: the one shutdown contract (``stop`` / ``close`` / ``abort``, see
-  its module), background-task supervision, the one place a handler exception is caught.
+  its module), background-task supervision, the one place a handler exception is caught;
+  `Outage` for a loop that retries a failing broker call (log once, back off).
 - `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol).
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
   after in-flight deliveries are settled (`ShardState`); `MemoryLeaseStore` is the
@@ -28,6 +29,7 @@ from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._lazy import lazy_exports
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
+from eventwire.backendkit._outage import Outage
 from eventwire.backendkit._plugin import BackendPlugin
 from eventwire.backendkit._settings import (
     BackendSettings,
@@ -58,6 +60,7 @@ __all__ = [
     "MemoryLeaseStore",
     "OptionInfo",
     "OptionSpec",
+    "Outage",
     "Seconds",
     "Shard",
     "ShardCoordinator",

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore
+from eventwire.backendkit._outage import Outage
 
 __all__ = ["Shard", "ShardCoordinator", "ShardState"]
 
@@ -117,7 +118,6 @@ class ShardCoordinator:
         self._scrub = scrub
         self._wake = asyncio.Event()
         self._stopped = False
-        self._failing = False
 
     def __repr__(self) -> str:
         return f"<ShardCoordinator {self.member} {self.shards}>"
@@ -213,22 +213,14 @@ class ShardCoordinator:
 
     async def run(self) -> None:
         """Heartbeat until cancelled; store errors are logged and retried next interval."""
+        outage = Outage(f"the lease heartbeat of {self.member}", self._scrub)
         while True:
             self._wake.clear()
             try:
                 await self.tick()
-                if self._failing:
-                    log.warning("eventwire: %s reaches its lease store again", self.member)
-                self._failing = False
+                outage.ok()
             except Exception as exc:
-                if not self._failing:
-                    log.warning(
-                        "eventwire: %s cannot reach its lease store (%s: %s); retrying",
-                        self.member,
-                        type(exc).__name__,
-                        self._scrub(str(exc)),
-                    )
-                self._failing = True
+                outage.failed(exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 

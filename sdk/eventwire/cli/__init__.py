@@ -1,9 +1,14 @@
-"""The ``eventwire`` command line. Subcommands live in their own modules, loaded on use."""
+"""The ``eventwire`` command line. Subcommands live in their own modules, loaded on use.
+
+Every subcommand, built in or not, is an entry point of the group ``eventwire.commands``
+(``name = "package.module:click_command"``): the conformance suite registers ``conformance``
+and ``bench`` there like any other package would, so the SDK imports nothing of it.
+"""
 
 from __future__ import annotations
 
-import importlib
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import click
@@ -12,40 +17,41 @@ from eventwire.errors import EventwireError
 
 __all__ = ["main"]
 
-#: subcommand -> "module:attribute" (imported only when the subcommand runs or is listed)
-COMMANDS = {
-    "backends": "eventwire.cli._backends:backends",
-    "conformance": "eventwire_conformance.cli:conformance",
-    "bench": "eventwire_conformance.bench.cli:bench",
-    "asyncapi": "eventwire.contracts.cli:asyncapi",
-    "contracts": "eventwire.contracts.cli:contracts",
-    "flow": "eventwire.flow.cli:flow",
-}
+#: The entry-point group of the subcommands.
+GROUP = "eventwire.commands"
+
+
+def commands() -> dict[str, EntryPoint]:
+    """Every installed subcommand by name (nothing is imported)."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(commands())
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
+        entry = commands().get(name)
+        if entry is None:
             return None
-        module, attr = target.split(":")
         try:
-            command = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            return _unavailable(name, f"{type(exc).__name__}: {exc}")
+            command = entry.load()
+        except Exception as exc:  # a broken or half-installed package
+            return _unavailable(name, entry, f"{type(exc).__name__}: {exc}")
         if not isinstance(command, click.Command):
-            return _unavailable(name, f"{target} is not a click command")
+            return _unavailable(name, entry, f"{entry.value} is not a click command")
         return command
 
 
-def _unavailable(name: str, why: str) -> click.Command:
+def _unavailable(name: str, entry: EntryPoint, why: str) -> click.Command:
     """A stand-in that says why a subcommand cannot load (instead of 'No such command')."""
+    package = entry.dist.name if entry.dist is not None else entry.module
 
     def fail() -> None:
-        raise click.ClickException(f"'eventwire {name}' cannot load ({why}); reinstall eventwire")
+        raise click.ClickException(
+            f"'eventwire {name}' cannot load ({why}); reinstall {package}, or uninstall it "
+            f"if you do not need the command"
+        )
 
     return click.Command(name, callback=fail, help=f"(unavailable: {why})")
 

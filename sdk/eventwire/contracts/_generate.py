@@ -24,7 +24,7 @@ from eventwire.events import Message
 if TYPE_CHECKING:
     from eventwire.bus import EventBus
 
-__all__ = ["asyncapi_protocol", "envelope_trait", "generate_asyncapi", "protocol_of"]
+__all__ = ["asyncapi_protocol", "envelope_trait", "generate_asyncapi"]
 
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _CHANNEL_KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]")
@@ -67,11 +67,6 @@ def asyncapi_protocol(bus: EventBus) -> AsyncAPIProtocol:
 
     found = get_plugin_manager().hook.eventwire_asyncapi_protocol(backend=bus.backend)
     return found if isinstance(found, AsyncAPIProtocol) else AsyncAPIProtocol(bus.backend.name)
-
-
-def protocol_of(bus: EventBus) -> str:
-    """The AsyncAPI server protocol of the bus's backend."""
-    return asyncapi_protocol(bus).protocol
 
 
 def envelope_trait(binding: str) -> dict[str, Any]:
