@@ -196,8 +196,9 @@ def test_roundtrip_and_what_is_created_on_the_server() -> None:
                 assert [g["name"] for g in groups] == [group.encode()]
                 assert groups[0]["pending"] == 0  # everything acked
             shard = __import__("zlib").crc32(b"a") % 4
-            entries = await client.xrange(f"{channel}:{shard}", count=100)
-            first = next(f for _, f in entries if b'"seq":0' in f[b"$body"])
+            entries = await client.xrange(f"{channel}:{shard}", count=100) or []
+            first = next(f for _, f in entries if f and b'"seq":0' in f[b"$body"])
+            assert first is not None
             assert first[b"$key"] == b"a"
             assert first[b"ce_type"] and first[b"ce_id"]
             assert first[b"$$weird"] == b"dollar"  # a header starting with $ is escaped
@@ -392,11 +393,16 @@ def acl_user() -> Iterator[str]:
         client = raw_client()
         try:
             if create:
-                await client.execute_command(
-                    "ACL", "SETUSER", name, "on", f">{SECRET}", "~*", "&*", "+@all"
+                await client.acl_setuser(
+                    name,
+                    enabled=True,
+                    passwords=[f"+{SECRET}"],
+                    keys=["*"],
+                    channels=["*"],
+                    commands=["+@all"],
                 )
             else:
-                await client.execute_command("ACL", "DELUSER", name)
+                await client.acl_deluser(name)
         finally:
             await client.aclose()
 
