@@ -5,50 +5,41 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from eventwire._naming import check_name
-from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseBackend
 from eventwire.deadletter import DLQ_SUFFIX
-from eventwire.errors import (
-    BackendUnavailableError,
-    BusClosedError,
-    ConfigurationError,
-    MessageTooLargeError,
-    PublishError,
-)
-from redis.exceptions import AuthenticationError, ResponseError
+from eventwire.errors import BackendUnavailableError, PublishError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
-from eventwire_redis._consumer import RETRYABLE, Outage, RedisSubscription, Scripts, finish
 from eventwire_redis._info import CAPABILITIES
-from eventwire_redis._options import RedisSettings, parse_settings
+from eventwire_redis._leases import Scripts
+from eventwire_redis._publish import Publisher
+from eventwire_redis._retry import retrying
+from eventwire_redis._settings import RedisConnection, RedisSettings
+from eventwire_redis._subscription import RedisSubscription
 from eventwire_redis._topology import (
     ChannelKeys,
-    encode_entry,
-    entry_size,
-    pack_command,
-    shard_of,
+    decode_entry,
 )
 
 if TYPE_CHECKING:
     from faststream.redis import RedisBroker
     from redis.asyncio import Redis
 
-__all__ = ["RedisBackend", "make_broker"]
+__all__ = ["RedisBackend", "connect_client", "describe_connect_error"]
 
 log = logging.getLogger("eventwire.redis")
 
-T = TypeVar("T")
-#: XADDs per pipeline round trip in `RedisBackend.publish`.
-PIPELINE_CHUNK = 1000
 #: Oldest server with everything the backend uses (XAUTOCLAIM returning deleted ids,
 #: XGROUP CREATE ... ENTRIESREAD, the lag field of XINFO GROUPS).
 MIN_SERVER = (7, 0)
 
 
-def make_broker(settings: RedisSettings) -> RedisBroker:
+def make_broker(settings: RedisConnection) -> RedisBroker:
     """A FastStream `RedisBroker` holding the connection settings (nothing else of it runs).
 
     Credentials go in as keyword arguments, never in its URL, so FastStream's own
@@ -82,7 +73,7 @@ def make_broker(settings: RedisSettings) -> RedisBroker:
     return RedisBroker(f"redis://{host}:{settings.port}/{settings.db}?protocol=2", **kwargs)
 
 
-def describe_connect_error(settings: RedisSettings, exc: BaseException) -> str:
+def describe_connect_error(settings: RedisConnection, exc: BaseException) -> str:
     """A clear, credential-free account of why connecting failed, and what to do."""
     url = settings.url
     text = settings.scrub(str(exc)) or type(exc).__name__
@@ -113,109 +104,33 @@ def describe_connect_error(settings: RedisSettings, exc: BaseException) -> str:
     )
 
 
-class _Writer:
-    """Sends the XADDs of concurrent `publish` calls together: whatever is queued while a
-    pipeline is on its way goes in the next one. One connection, one round trip per batch,
-    and each caller learns the outcome of its own commands."""
-
-    def __init__(
-        self,
-        client: Redis,
-        retrying: Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]],
-    ) -> None:
-        self._client = client
-        self._retrying = retrying
-        self._queue: list[tuple[list[bytes], asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-
-    async def send(self, commands: list[bytes]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((commands, future))
-        self._wake.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="eventwire-redis:publish")
-        await future
-
-    async def close(self, patience: float) -> None:
-        """Send what is queued (for up to `patience` seconds), then stop."""
-        self._closing = True
-        self._wake.set()
-        task = self._task
-        if task is not None and not task.done():
-            try:
-                async with asyncio.timeout(patience):
-                    await asyncio.shield(task)
-            except TimeoutError:
-                await finish([task])
-        for _, future in self._queue:
-            if not future.done():
-                future.set_exception(BusClosedError("the redis backend was closed"))
-        self._queue = []
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            while self._queue:
-                batch: list[tuple[list[bytes], asyncio.Future[None]]] = []
-                size = 0
-                while self._queue and (
-                    not batch or size + len(self._queue[0][0]) <= PIPELINE_CHUNK
-                ):
-                    item = self._queue.pop(0)
-                    batch.append(item)
-                    size += len(item[0])
-                await self._send(batch)
-            if self._closing:
-                return
-            await self._wake.wait()
-
-    async def _send(self, batch: list[tuple[list[bytes], asyncio.Future[None]]]) -> None:
-        packed = [command for item, _ in batch for command in item]
-        try:
-            results = await self._retrying(lambda: self._execute(packed), "publish")
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        position = 0
-        for item, future in batch:
-            mine = results[position : position + len(item)]
-            position += len(item)
-            error = next((r for r in mine if isinstance(r, Exception)), None)
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(None)
-
-    async def _execute(self, packed: list[bytes]) -> list[Any]:
-        """Write the commands (already in RESP) on one pooled connection in chunks and
-        read one reply per command; an error reply is returned in its place."""
-        pool = self._client.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        results: list[Any] = []
-        try:
-            for start in range(0, len(packed), PIPELINE_CHUNK):
-                chunk = packed[start : start + PIPELINE_CHUNK]
-                await connection.send_packed_command(b"".join(chunk), check_health=False)
-                for _ in chunk:
-                    try:
-                        results.append(await connection.read_response())
-                    except ResponseError as exc:
-                        results.append(exc)
-        except BaseException:
-            await connection.disconnect()
-            raise
-        finally:
-            await pool.release(connection)
-        return results
+async def connect_client(
+    settings: RedisConnection, what: str = "", minimum: tuple[int, int] = MIN_SERVER
+) -> tuple[RedisBroker, Redis]:
+    """A connected FastStream broker and its redis-py client, checked with ``INFO server``
+    (within ``connect_timeout``) to run Redis `minimum` or newer; else
+    `BackendUnavailableError` saying why, prefixed with `what`."""
+    broker = make_broker(settings)
+    client: Redis | None = None
+    try:
+        client = await broker.connect()
+        async with asyncio.timeout(settings.connect_timeout + 1):
+            info = await client.info("server")
+    except Exception as exc:  # also e.g. an unreadable TLS certificate file
+        if client is not None:
+            await _quietly(client.aclose())
+        raise BackendUnavailableError(what + describe_connect_error(settings, exc)) from exc
+    version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
+    if version < minimum:
+        await _quietly(client.aclose())
+        raise BackendUnavailableError(
+            f"{what}redis at {settings.url} runs {info.get('redis_version')}; eventwire needs "
+            f"Redis {'.'.join(map(str, minimum))} or newer (XAUTOCLAIM, consumer group lag)"
+        )
+    return broker, client
 
 
-class RedisBackend:
+class RedisBackend(BaseBackend[RedisSettings]):
     """Redis Streams: ``redis://[[user]:password@]host[:port][/db][?options]``, ``rediss://``.
 
     See the package docstring for how each guarantee is achieved and the options.
@@ -223,74 +138,36 @@ class RedisBackend:
 
     name = "redis"
     binding = "kafka"
+    capabilities = CAPABILITIES
+    error_map = {RedisError: BackendUnavailableError}
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        self.settings = parse_settings(url, options)
-        self.capabilities: Capabilities = dataclasses.replace(
+        super().__init__(RedisSettings.parse(url, options))
+        self.capabilities = dataclasses.replace(
             CAPABILITIES, max_message_bytes=self.settings.max_message_bytes
         )
         self._broker: RedisBroker | None = None
         self._client: Redis | None = None
         self._scripts: Scripts | None = None
-        self._state = "new"
-        self._channels: dict[str, ChannelKeys] = {}
-        self._round_robin: dict[str, int] = {}
-        self._subscriptions: list[RedisSubscription] = []
-        self._writer: _Writer | None = None
-        self._resolving: dict[str, asyncio.Future[ChannelKeys]] = {}
+        self._publisher: Publisher | None = None
+        self._channels: dict[str, asyncio.Future[ChannelKeys]] = {}
         #: Events retention trimmed before a group settled them (each one also logged).
         self.trimmed_entries = 0
-
-    def __repr__(self) -> str:
-        return f"<RedisBackend {self.url} {self._state}>"
-
-    @property
-    def url(self) -> str:
-        return self.settings.url
 
     @property
     def client(self) -> Redis:
         """The redis-py client (connected)."""
-        return self._connected()
-
-    def _connected(self) -> Redis:
-        if self._client is None:
-            if self._state == "new":
-                raise BusClosedError(f"the {self.url} backend is not connected; call connect()")
-            raise BusClosedError(f"the {self.url} backend is closed; create a new backend")
+        self.check_connected()
+        assert self._client is not None
         return self._client
 
     # -- connection -------------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        if self._state == "connected":
-            return
-        if self._state != "new":
-            raise BusClosedError(f"the {self.url} backend is closed; create a new backend")
-        settings = self.settings
-        try:
-            broker = make_broker(settings)
-            client: Redis = await broker.connect()
-        except Exception as exc:  # e.g. an unreadable TLS certificate file
-            raise BackendUnavailableError(describe_connect_error(settings, exc)) from None
-        try:
-            async with asyncio.timeout(settings.connect_timeout + 1):
-                info = await client.info("server")
-        except Exception as exc:
-            await _quietly(client.aclose())
-            raise BackendUnavailableError(describe_connect_error(settings, exc)) from None
-        version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
-        if version < MIN_SERVER:
-            await _quietly(client.aclose())
-            raise BackendUnavailableError(
-                f"redis at {self.url} runs {info.get('redis_version')}; the redis backend "
-                f"needs Redis {'.'.join(map(str, MIN_SERVER))} or newer (XAUTOCLAIM, "
-                "consumer group lag)"
-            )
+    async def _connect(self) -> None:
+        broker, client = await connect_client(self.settings)
         await self._learn_limit(client)
         self._broker, self._client, self._scripts = broker, client, Scripts(client)
-        self._writer = _Writer(client, self._retrying)
-        self._state = "connected"
+        self._publisher = Publisher(client, self.settings)
 
     async def _learn_limit(self, client: Redis) -> None:
         """Lower ``max_message_bytes`` to the server's ``proto-max-bulk-len`` if smaller."""
@@ -302,68 +179,46 @@ class RedisBackend:
         if 0 < server < self.settings.max_message_bytes:
             self.capabilities = dataclasses.replace(self.capabilities, max_message_bytes=server)
 
-    async def close(self) -> None:
-        """Stop every member (last acks sent, shards given back), then disconnect."""
-        if self._state == "closed":
-            return
-        subscriptions, self._subscriptions = self._subscriptions, []
-        await asyncio.gather(*(s.close() for s in subscriptions), return_exceptions=True)
-        await self._disconnect()
+    async def _close(self) -> None:
+        await self._disconnect(self.settings.reconnect_timeout)
 
-    async def abort(self) -> None:
+    async def _abort(self) -> None:
         """Crash: drop the connections; no ack, no lease release (members' leases expire
         after ``lease_ttl`` and survivors take the shards and their pending entries)."""
-        if self._state == "closed":
-            return
-        subscriptions, self._subscriptions = self._subscriptions, []
-        tasks = [t for s in subscriptions for t in s.abort()]
-        client = self._client
-        if client is not None:
-            await _quietly(client.connection_pool.disconnect())
-        await finish(tasks)
-        await self._disconnect(aborted=True)
+        if self._client is not None:
+            await _quietly(self._client.connection_pool.disconnect())
+        await self._disconnect(0)
 
-    async def _disconnect(self, *, aborted: bool = False) -> None:
-        self._state = "closed"
-        if self._writer is not None:
-            await self._writer.close(0 if aborted else self.settings.reconnect_timeout)
-            self._writer = None
+    async def _disconnect(self, patience: float) -> None:
+        if self._publisher is not None:
+            await self._publisher.close(patience)
         broker, client = self._broker, self._client
-        self._broker = self._client = self._scripts = None
+        self._broker = self._client = self._scripts = self._publisher = None
         if broker is not None:
             await _quietly(broker.stop())
         elif client is not None:
             await _quietly(client.aclose())
 
+    async def _retrying(self, call: Callable[[], Awaitable[Any]], what: str) -> Any:
+        return await retrying(call, what, self.settings.reconnect_timeout, self.settings.scrub)
+
     # -- channels ---------------------------------------------------------------------------
 
     async def channel_keys(self, channel: str) -> ChannelKeys:
-        """The keys of `channel`; the first use fixes its shard count on the server."""
-        keys = self._channels.get(channel)
-        if keys is not None:
-            return keys
-        pending = self._resolving.get(channel)
-        if pending is not None:  # another call is asking the server already
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ChannelKeys] = asyncio.get_running_loop().create_future()
-        self._resolving[channel] = future
+        """The keys of `channel`; the first use fixes its shard count on the server (the
+        calls made meanwhile wait for the same answer)."""
+        known = self._channels.get(channel)
+        if known is None:
+            known = self._channels[channel] = asyncio.ensure_future(self._resolve(channel))
         try:
-            keys = await self._resolve(channel)
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                future.set_exception(exc)
-                future.exception()  # marked as retrieved; waiters re-raise it
-            else:
-                future.cancel()
+            return await asyncio.shield(known)
+        except Exception:
+            if self._channels.get(channel) is known:  # ask again next time
+                del self._channels[channel]
             raise
-        finally:
-            del self._resolving[channel]
-        future.set_result(keys)
-        return keys
 
     async def _resolve(self, channel: str) -> ChannelKeys:
-        check_name("channel", channel)
-        client = self._connected()
+        client = self.client
         # A dead-letter channel is one stream: listed in exact order, and its volume is
         # small. Other channels are sharded for per-key order with several members.
         wanted = 1 if channel.endswith(DLQ_SUFFIX) else self.settings.shards
@@ -375,8 +230,7 @@ class RedisBackend:
             pipe.hget(meta, "shards")
             return (await pipe.execute())[1]
 
-        stored = await self._retrying(resolve, f"set up channel {channel!r}")
-        shards = int(stored)
+        shards = int(await self._retrying(resolve, f"set up channel {channel!r}"))
         if shards != wanted:
             log.info(
                 "eventwire: channel %s has %d shards on the server (shards=%d is only used "
@@ -385,158 +239,84 @@ class RedisBackend:
                 shards,
                 wanted,
             )
-        keys = ChannelKeys(self.settings.prefix, channel, shards)
-        self._channels[channel] = keys
-        return keys
-
-    async def _retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
-        """Run `call`, retrying while the server is unreachable, up to reconnect_timeout."""
-        deadline = time.monotonic() + self.settings.reconnect_timeout
-        outage: Outage | None = None
-        while True:
-            try:
-                result = await call()
-            except RETRYABLE as exc:
-                outage = outage or Outage(what, self.settings.scrub)
-                delay = outage.failed(exc)
-                if time.monotonic() + delay > deadline:
-                    raise BackendUnavailableError(
-                        f"could not {what}: redis at {self.url} was unreachable for "
-                        f"reconnect_timeout={self.settings.reconnect_timeout}s "
-                        f"({self.settings.scrub(str(exc))})"
-                    ) from None
-                await asyncio.sleep(delay)
-                continue
-            if outage is not None:
-                outage.ok()
-            return result
+        return ChannelKeys(self.settings.prefix, channel, shards)
 
     # -- publishing -------------------------------------------------------------------------
 
-    def _xadd_prefix(self, stream: str) -> list[bytes]:
-        settings = self.settings
-        name = stream.encode()
-        if settings.retention is not None:
-            floor = max(0, int((time.time() - settings.retention) * 1000))
-            return [b"XADD", name, b"MINID", b"~", str(floor).encode(), b"*"]
-        if settings.maxlen:
-            return [b"XADD", name, b"MAXLEN", b"~", str(settings.maxlen).encode(), b"*"]
-        return [b"XADD", name, b"*"]
-
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
-        self._connected()
+        self.check_publish(channel, messages)
         if not messages:
             return
-        limit = self.capabilities.max_message_bytes or 0
-        for index, message in enumerate(messages):
-            size = entry_size(message)
-            if limit and size > limit:
-                raise MessageTooLargeError(
-                    f"message {index} for channel {channel!r} is {size} bytes (body, key and "
-                    f"headers), over the redis backend's limit of {limit} bytes "
-                    "(max_message_bytes); nothing was sent. Publish a reference to the data "
-                    "instead, or raise max_message_bytes"
-                )
-        keys = await self.channel_keys(channel)
-        commands = self._commands(channel, keys, messages)
-        assert self._writer is not None
-        try:
-            await self._writer.send(commands)
-        except BackendUnavailableError as exc:
-            raise PublishError(
-                f"{exc}; the {len(messages)} message(s) to {channel!r} may not have been stored"
-            ) from None
-        except ResponseError as exc:
-            raise PublishError(
-                f"redis at {self.url} refused a publish to {channel!r}: "
-                f"{self.settings.scrub(str(exc))}; some of the {len(messages)} message(s) "
-                "may have been stored"
-            ) from None
-
-    def _commands(
-        self, channel: str, keys: ChannelKeys, messages: Sequence[WireMessage]
-    ) -> list[bytes]:
-        streams = keys.streams
-        count = len(streams)
-        heads: dict[int, list[bytes]] = {}
-        commands: list[bytes] = []
-        robin = self._round_robin.get(channel, 0)
-        for message in messages:
-            if message.key is not None:
-                shard = shard_of(message.key, count) if count > 1 else 0
-            else:
-                shard = robin
-                robin = (robin + 1) % count
-            head = heads.get(shard)
-            if head is None:
-                head = heads[shard] = self._xadd_prefix(streams[shard])
-            commands.append(pack_command(head, encode_entry(message)))
-        self._round_robin[channel] = robin
-        return commands
+        with self.map_errors(
+            f"publish {len(messages)} message(s) to {channel!r}", into=PublishError
+        ):
+            keys = await self.channel_keys(channel)
+            assert self._publisher is not None
+            await self._publisher.publish(keys, messages)
 
     # -- consuming --------------------------------------------------------------------------
 
     async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> RedisSubscription:
-        client = self._connected()
+        self.check_subscribe(spec)
         assert self._scripts is not None
-        check_name("group", spec.group)
-        if spec.max_in_flight < 1:
-            raise ConfigurationError(
-                f"max_in_flight={spec.max_in_flight} for {spec.channel}/{spec.group} must be >= 1"
+        with self.map_errors(f"join group {spec.group!r} on {spec.channel!r}"):
+            subscription = RedisSubscription(
+                spec,
+                handler,
+                client=self.client,
+                scripts=self._scripts,
+                settings=self.settings,
+                keys=await self.channel_keys(spec.channel),
+                report_trimmed=self._count_trimmed,
             )
-        keys = await self.channel_keys(spec.channel)
-        subscription = RedisSubscription(
-            client=client,
-            scripts=self._scripts,
-            settings=self.settings,
-            keys=keys,
-            spec=spec,
-            handler=handler,
-            report_trimmed=self._count_trimmed,
-        )
-        try:
-            await subscription.start()
-        except RETRYABLE as exc:
-            subscription.abort()
-            raise BackendUnavailableError(
-                f"could not join group {spec.group!r} on {spec.channel!r}: redis at {self.url} "
-                f"is unreachable ({self.settings.scrub(str(exc))})"
-            ) from None
-        except ResponseError as exc:
-            subscription.abort()
-            raise BackendUnavailableError(
-                f"redis at {self.url} refused to set up group {spec.group!r} on "
-                f"{spec.channel!r}: {self.settings.scrub(str(exc))}"
-            ) from None
-        self._subscriptions.append(subscription)
+            try:
+                await subscription.start()
+            except BaseException:
+                await subscription.abort()
+                raise
+        self.track(subscription)
         return subscription
 
     def _count_trimmed(self, count: int) -> None:
         self.trimmed_entries += count
 
-    async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
-        from eventwire_redis._topology import decode_entry
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete every key of `channel` (streams, meta, members, leases, counters);
+        ``False`` if it had none. The dead-letter channel is deleted by its own name."""
+        self.check_connected()
+        self.check_channel(channel)
+        self._channels.pop(channel, None)
+        client = self.client
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", f"{self.settings.prefix}{channel}") + ":*"
 
-        client = self._connected()
-        check_name("channel", channel)
+        async def delete() -> int:
+            keys = [key async for key in client.scan_iter(match=pattern, count=500)]
+            return int(await client.delete(*keys)) if keys else 0
+
+        with self.map_errors(f"delete {channel!r}"):
+            return bool(await self._retrying(delete, f"delete channel {channel!r}"))
+
+    async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
+        self.check_connected()
+        self.check_channel(channel)
         if limit <= 0:
             return []
-        keys = self._channels.get(channel)
-        if keys is None:
+        client = self.client
+        with self.map_errors(f"browse {channel!r}"):
             meta = f"{self.settings.prefix}{channel}:meta"
             stored = await self._retrying(lambda: client.hget(meta, "shards"), "browse")
             if stored is None:
                 return []
             keys = ChannelKeys(self.settings.prefix, channel, int(stored))
 
-        async def read() -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            for stream in keys.streams:
-                pipe.xrange(stream, count=limit)
-            return list(await pipe.execute())
+            async def read() -> list[Any]:
+                pipe = client.pipeline(transaction=False)
+                for stream in keys.streams:
+                    pipe.xrange(stream, count=limit)
+                return list(await pipe.execute())
 
-        entries = [entry for reply in await self._retrying(read, "browse") for entry in reply]
-        entries.sort(key=lambda entry: _id_order(entry[0]))
+            replies = await self._retrying(read, "browse")
+        entries = sorted((e for reply in replies for e in reply), key=lambda e: _id_order(e[0]))
         return [decode_entry(fields) for _, fields in entries[:limit]]
 
 

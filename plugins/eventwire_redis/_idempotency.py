@@ -18,15 +18,15 @@ Commands are retried while the server is unreachable (up to ``reconnect_timeout`
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from eventwire.backendkit import map_errors
 from eventwire.errors import BackendUnavailableError, ConfigurationError
 from eventwire.idempotency import Claim
 
-from eventwire_redis._options import CONNECTION_OPTIONS, RedisSettings, parse_settings
+from eventwire_redis._settings import RedisConnection
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -79,13 +79,11 @@ class RedisIdempotencyStore:
         self.prefix = prefix
         #: Our claims in progress: key -> token.
         self._claims: dict[str, str] = {}
-        self._settings: RedisSettings | None = None
+        self._settings: RedisConnection | None = None
         self._client: Redis | None = None
         self._owned = False
         if isinstance(url_or_client, str):
-            self._settings = parse_settings(
-                url_or_client, options, known=(*CONNECTION_OPTIONS, "reconnect_timeout")
-            )
+            self._settings = RedisConnection.parse(url_or_client, options)
         else:
             if options:
                 raise ConfigurationError(
@@ -112,20 +110,10 @@ class RedisIdempotencyStore:
         return self._scripts
 
     async def _connect(self) -> Redis:
-        from eventwire_redis._backend import describe_connect_error, make_broker
+        from eventwire_redis._backend import connect_client
 
-        settings = self._settings
-        assert settings is not None
-        broker = make_broker(settings)
-        client: Redis = await broker.connect()
-        try:
-            async with asyncio.timeout(settings.connect_timeout + 1):
-                await client.ping()
-        except Exception as exc:
-            await client.aclose()
-            raise BackendUnavailableError(
-                "idempotency store: " + describe_connect_error(settings, exc)
-            ) from None
+        assert self._settings is not None
+        _, client = await connect_client(self._settings, "idempotency store: ", (0, 0))
         self._client, self._owned = client, True
         return client
 
@@ -133,28 +121,19 @@ class RedisIdempotencyStore:
         return self.prefix + key
 
     async def _retrying(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        from eventwire_redis._consumer import RETRYABLE, Outage
+        from redis.exceptions import RedisError
 
-        limit = self._settings.reconnect_timeout if self._settings is not None else 30.0
-        deadline = time.monotonic() + limit
-        outage: Outage | None = None
-        while True:
-            try:
-                result = await call()
-            except RETRYABLE as exc:
-                scrub = self._settings.scrub if self._settings is not None else str
-                outage = outage or Outage("idempotency store", scrub)
-                delay = outage.failed(exc)
-                if time.monotonic() + delay > deadline:
-                    raise BackendUnavailableError(
-                        f"idempotency store {self!r}: redis unreachable for {limit}s "
-                        f"({scrub(str(exc))})"
-                    ) from None
-                await asyncio.sleep(delay)
-                continue
-            if outage is not None:
-                outage.ok()
-            return result
+        from eventwire_redis._retry import retrying
+
+        settings = self._settings
+        limit = settings.reconnect_timeout if settings is not None else 30.0
+        scrub = settings.scrub if settings is not None else str
+        mapping = {RedisError: BackendUnavailableError, OSError: BackendUnavailableError}
+        with map_errors(f"idempotency store {self!r}", mapping, secrets=self._secrets()):
+            return await retrying(call, "idempotency store", limit, scrub)
+
+    def _secrets(self) -> tuple[str, ...]:
+        return self._settings.secrets() if self._settings is not None else ()
 
     async def claim(self, key: str, lease: float) -> Claim:
         claim, _ = await self._ready()

@@ -39,7 +39,6 @@ __all__ = [
     "ChannelKeys",
     "decode_entry",
     "encode_entry",
-    "entry_size",
     "pack_command",
     "shard_of",
 ]
@@ -95,14 +94,6 @@ def pack_command(head: list[bytes], args: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def entry_size(message: WireMessage) -> int:
-    """The bytes an entry takes on the wire (body, key, header names and values)."""
-    size = len(message.body) + (len(message.key.encode()) if message.key else 0)
-    for name, value in message.headers.items():
-        size += len(name) + len(value)
-    return size
-
-
 def decode_entry(fields: Mapping[bytes, bytes]) -> WireMessage:
     """The message of a stream entry. Never fails: a foreign or damaged entry comes back
     with whatever it has (an empty body, headers it carries), and the pipeline
@@ -149,16 +140,16 @@ return 1
 """
 
 #: KEYS[1] = members zset, KEYS[2] = gen counter; ARGV[1] = member id, ARGV[2] = ttl ms,
-#: ARGV[3] = "1" to register (heartbeat) or "0" to only read. Drops expired members.
-#: Returns {gen, member, member, ...}.
+#: ARGV[3] = "1" to register (heartbeat) or "0" to leave. Drops expired members; bumps gen
+#: when the member set changed. Returns {gen, member, member, ...}.
 HEARTBEAT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local changed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if ARGV[3] == '1' then
-  if redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) == 1 then
-    changed = changed + 1
-  end
+  changed = changed + redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+else
+  changed = changed + redis.call('ZREM', KEYS[1], ARGV[1])
 end
 if changed > 0 then redis.call('INCR', KEYS[2]) end
 local gen = redis.call('GET', KEYS[2]) or '0'

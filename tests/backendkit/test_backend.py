@@ -20,6 +20,7 @@ from eventwire.backendkit import (
     ConnectionState,
     ErrorMap,
     SubscriptionState,
+    cancel_and_wait,
     map_errors,
     message_size,
     option,
@@ -326,3 +327,40 @@ def test_plugins_load_their_client_library_only_when_used() -> None:
         "assert 'aiokafka' in sys.modules and 'aiormq' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_a_task_that_swallows_a_cancellation_is_cancelled_again() -> None:
+    sub = FakeSubscription(SubscriptionSpec("orders", "g"), [])
+    swallowed: list[int] = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:  # as a client reading a reply may do
+            swallowed.append(1)
+        await asyncio.Event().wait()  # only a second cancellation ends it
+
+    task = sub.spawn(stubborn(), "stubborn")
+    await asyncio.sleep(0)
+    await sub.cancel_tasks(patience=2)
+    assert task.cancelled() and swallowed == [1]
+    await sub.abort()
+
+
+async def test_cancel_and_wait_says_how_many_tasks_outlived_their_patience() -> None:
+    release = asyncio.Event()
+
+    async def deaf() -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                continue  # swallows every cancellation until released
+
+    quick = asyncio.create_task(asyncio.Event().wait())
+    stuck = asyncio.create_task(deaf())
+    await asyncio.sleep(0)
+    assert await cancel_and_wait([quick, stuck], patience=0.5) == 1
+    assert quick.cancelled() and not stuck.done()
+    release.set()
+    assert await cancel_and_wait([stuck], patience=2) == 0

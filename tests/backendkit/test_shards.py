@@ -268,6 +268,25 @@ def test_a_recovery_that_outlived_its_lease_does_not_make_the_shard_ready(
     assert a.readable() == []
 
 
+def test_recover_again_sends_every_owned_shard_back_to_recovery(store: MemoryLeaseStore) -> None:
+    a, b = member(store, "a", shards=2), member(store, "b", shards=2)
+    drive(a.tick())
+    recover_all(a)
+    a.delivered(a.shards[1])
+    drive(b.tick())
+    drive(a.tick())  # shard 1 drains (one delivery in flight), shard 0 stays ready
+    assert states(a) == [READY, DRAINING]
+    epoch = a.shards[0].epoch
+    a.changed.clear()
+    a.recover_again()  # a read's reply was lost: what it handed out may be pending again
+    assert states(a) == [RECOVERING, DRAINING] and a.changed.is_set()
+    assert a.readable() == [] and a.shards[0].epoch == epoch + 1
+    assert not a.mark_recovered(a.shards[0], epoch)
+    drive(b.leave())
+    drive(a.tick())  # wanted again: not recovered since, so it recovers first
+    assert states(a) == [RECOVERING, RECOVERING]
+
+
 def test_the_run_loop_retries_a_failing_store_and_logs_without_secrets(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -27,13 +27,15 @@ import pytest
 import redis.asyncio as aioredis
 from eventwire import Delivery, Event, EventBus, RetryPolicy
 from eventwire.backend import SubscriptionSpec, WireMessage
+from eventwire.backendkit import Grant, LeaseRequest
 from eventwire.errors import (
     BackendUnavailableError,
     ConfigurationError,
     InvalidURLError,
     MessageTooLargeError,
 )
-from eventwire_redis import RedisBackend, parse_settings
+from eventwire_redis import ChannelKeys, RedisBackend, RedisLeaseStore, RedisSettings
+from eventwire_redis._leases import Scripts
 
 pytestmark = pytest.mark.broker
 
@@ -118,7 +120,7 @@ def log_text() -> Iterator[io.StringIO]:
 
 
 def test_options_from_url_and_keywords() -> None:
-    settings = parse_settings(
+    settings = RedisSettings.parse(
         f"rediss://app:{SECRET}@cache.internal:6380/3?shards=4&lease_ttl=2.5&maxlen=500",
         {"fetch_count": 50, "shards": 16, "ssl_cert_reqs": "none"},
     )
@@ -194,8 +196,9 @@ def test_roundtrip_and_what_is_created_on_the_server() -> None:
                 assert [g["name"] for g in groups] == [group.encode()]
                 assert groups[0]["pending"] == 0  # everything acked
             shard = __import__("zlib").crc32(b"a") % 4
-            entries = await client.xrange(f"{channel}:{shard}", count=100)
-            first = next(f for _, f in entries if b'"seq":0' in f[b"$body"])
+            entries = await client.xrange(f"{channel}:{shard}", count=100) or []
+            first = next(f for _, f in entries if f and b'"seq":0' in f[b"$body"])
+            assert first is not None
             assert first[b"$key"] == b"a"
             assert first[b"ce_type"] and first[b"ce_id"]
             assert first[b"$$weird"] == b"dollar"  # a header starting with $ is escaped
@@ -328,6 +331,37 @@ def test_browse_lists_a_dead_letter_channel_in_order_and_merges_shards() -> None
     run(scenario)
 
 
+def test_delete_channel_removes_every_key_of_the_channel_only() -> None:
+    channel, other = unique("del"), unique("keep")
+
+    async def scenario() -> None:
+        backend = RedisBackend(URL, {"shards": 2})
+        await backend.connect()
+        try:
+            spec = SubscriptionSpec(channel=channel, group="g")
+            subscription = await backend.subscribe(spec, lambda inbound: inbound.ack())
+            await backend.publish(channel, [WireMessage(b"1", {}, "k")])
+            await backend.publish(other, [WireMessage(b"2", {}, "k")])
+            await subscription.close()
+            client = raw_client()
+            try:
+                assert [k async for k in client.scan_iter(f"{channel}:*")]  # streams, leases...
+                assert await backend.delete_channel(channel) is True
+                assert [k async for k in client.scan_iter(f"{channel}:*")] == []
+                assert await backend.delete_channel(channel) is False
+                assert await backend.browse(other) != []  # another channel is left alone
+                await backend.publish(channel, [WireMessage(b"3", {}, "k")])  # usable again
+                assert [m.body for m in await backend.browse(channel)] == [b"3"]
+            finally:
+                await client.aclose()
+        finally:
+            await backend.close()
+            await delete_channel(channel)
+            await delete_channel(other)
+
+    run(scenario)
+
+
 # -- failures that must be clear -----------------------------------------------------------
 
 
@@ -359,11 +393,16 @@ def acl_user() -> Iterator[str]:
         client = raw_client()
         try:
             if create:
-                await client.execute_command(
-                    "ACL", "SETUSER", name, "on", f">{SECRET}", "~*", "&*", "+@all"
+                await client.acl_setuser(
+                    name,
+                    enabled=True,
+                    passwords=[f"+{SECRET}"],
+                    keys=["*"],
+                    channels=["*"],
+                    commands=["+@all"],
                 )
             else:
-                await client.execute_command("ACL", "DELUSER", name)
+                await client.acl_deluser(name)
         finally:
             await client.aclose()
 
@@ -497,6 +536,42 @@ def test_second_member_gets_half_of_the_shards() -> None:
                     assert not set(sub_a.shards) & set(sub_b.shards)
                 await wait_until(lambda: len(sub_a.shards) == 8, "a to take all back")
         finally:
+            await delete_channel(channel)
+
+    run(scenario)
+
+
+def test_the_lease_store_answers_as_the_shard_coordinator_expects() -> None:
+    """`RedisLeaseStore` on the real server: renew, acquire, deny, release, leave, and a
+    lease that expired while nobody took it is acquired again by its old holder."""
+    channel = unique("lease")
+
+    async def scenario() -> None:
+        client = raw_client()
+        try:
+            keys = ChannelKeys("", channel, 3)
+            store = RedisLeaseStore(Scripts(client), keys, "g")
+            assert await store.heartbeat("a", 5, alive=True) == ["a"]
+            assert sorted(await store.heartbeat("b", 5, alive=True)) == ["a", "b"]
+            gen = store.gen
+            asks = [LeaseRequest(0, True), LeaseRequest(1, True), LeaseRequest(2, False)]
+            assert await store.leases("a", 5, asks) == [Grant.ACQUIRED] * 2 + [Grant.DENIED]
+            assert await store.leases("b", 5, [LeaseRequest(0, True)]) == [Grant.DENIED]
+            assert await store.leases("a", 5, [LeaseRequest(0, False)]) == [Grant.RENEWED]
+            await store.release("b", [0])  # not b's: left alone
+            await store.release("a", [1])
+            assert await store.leases("b", 5, [LeaseRequest(0, True), LeaseRequest(1, True)]) == [
+                Grant.DENIED,
+                Grant.ACQUIRED,
+            ]
+            assert await store.leases("a", 0.05, [LeaseRequest(0, False)]) == [Grant.RENEWED]
+            await asyncio.sleep(0.2)  # a's lease of shard 0 expired; nobody took it
+            assert await store.leases("a", 5, [LeaseRequest(0, False)]) == [Grant.DENIED]
+            assert await store.leases("a", 5, [LeaseRequest(0, True)]) == [Grant.ACQUIRED]
+            assert await store.heartbeat("b", 5, alive=False) == ["a"]
+            assert store.gen != gen  # every join, leave and give-back bumps the counter
+        finally:
+            await client.aclose()
             await delete_channel(channel)
 
     run(scenario)

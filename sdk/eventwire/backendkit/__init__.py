@@ -39,7 +39,11 @@ from eventwire.backendkit._settings import (
     option,
 )
 from eventwire.backendkit._shards import Shard, ShardCoordinator, ShardState
-from eventwire.backendkit._subscription import BaseSubscription, SubscriptionState
+from eventwire.backendkit._subscription import (
+    BaseSubscription,
+    SubscriptionState,
+    cancel_and_wait,
+)
 
 __all__ = [
     "BackendPlugin",
@@ -62,6 +66,7 @@ __all__ = [
     "ShardCoordinator",
     "ShardState",
     "SubscriptionState",
+    "cancel_and_wait",
     "check_messages",
     "check_spec",
     "coerce",

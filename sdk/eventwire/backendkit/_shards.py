@@ -164,6 +164,16 @@ class ShardCoordinator:
             self.changed.set()
         return True
 
+    def recover_again(self) -> None:
+        """What a read handed this member may be lost (a reply lost with the connection):
+        every owned shard recovers again, in a new epoch, before it is read again."""
+        for shard in self.owned():
+            shard.recovered = False
+            if shard.state is ShardState.READY:
+                shard.state = ShardState.RECOVERING
+                shard.epoch += 1
+                self.changed.set()
+
     @contextlib.contextmanager
     def reading(self, shards: Iterable[Shard]) -> Iterator[None]:
         """Mark a read (or a recovery) from `shards` as under way: none of them is given back

@@ -25,17 +25,19 @@ import abc
 import asyncio
 import enum
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from eventwire.backend import Inbound, MessageHandler, SubscriptionSpec
 
-__all__ = ["BaseSubscription", "SubscriptionState"]
+__all__ = ["BaseSubscription", "SubscriptionState", "cancel_and_wait"]
 
 log = logging.getLogger("eventwire.backendkit")
 
 #: How long ``close``/``abort`` wait for a cancelled background task to end.
 TASK_PATIENCE = 5.0
+#: How long a cancelled task may run on before it is cancelled again.
+RECANCEL = 0.2
 
 
 class SubscriptionState(enum.Enum):
@@ -173,15 +175,31 @@ class BaseSubscription(abc.ABC):
 
     async def cancel_tasks(self, patience: float = TASK_PATIENCE) -> None:
         """Cancel every background task and wait (at most `patience` seconds) for them."""
-        tasks = [task for task in self._tasks if not task.done()]
-        for task in tasks:
+        pending = await cancel_and_wait(self._tasks, patience)
+        if pending:
+            log.warning(
+                "eventwire: %d task(s) of %s did not end within %ss of being cancelled",
+                pending,
+                self._name,
+                patience,
+            )
+
+
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[Any]], patience: float = TASK_PATIENCE
+) -> int:
+    """Cancel `tasks` and wait for them to end, at most `patience` seconds; how many did not.
+
+    A task still running a moment after its cancellation is cancelled again: a client
+    library can swallow a cancellation that arrives while it reads a reply."""
+    pending = {task for task in tasks if not task.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while pending:
+        for task in pending:
             task.cancel()
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=patience)
-            if pending:
-                log.warning(
-                    "eventwire: %d task(s) of %s did not end within %ss of being cancelled",
-                    len(pending),
-                    self._name,
-                    patience,
-                )
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(left, RECANCEL))
+    return len(pending)

@@ -1,0 +1,177 @@
+"""Options of the redis backend: ``redis://[[user]:password@]host[:port][/db][?option=value&...]``.
+
+``rediss://`` for TLS. Keyword options (``EventBus(..., backend_options={...})``) win over the
+URL's query. `RedisConnection` holds what a connection needs (the `RedisIdempotencyStore`
+takes those); `RedisSettings` adds how the backend uses streams.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
+from eventwire.errors import ConfigurationError, InvalidURLError
+from eventwire.urls import redact_url
+
+from eventwire_redis._info import MAX_MESSAGE_BYTES
+
+__all__ = ["RedisConnection", "RedisSettings"]
+
+_CERT_REQS = {
+    "required": ssl.CERT_REQUIRED,
+    "optional": ssl.CERT_OPTIONAL,
+    "none": ssl.CERT_NONE,
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RedisConnection(BackendSettings):
+    """How to reach the server: location, credentials, TLS, timeouts."""
+
+    backend = "redis"
+    schemes = ("redis", "rediss")
+
+    scheme: str = "redis"
+    host: str = "127.0.0.1"
+    port: int = 6379
+    username: str | None = option(
+        None, "ACL user (`AUTH user pass`); none: the default user", default_doc="from the URL"
+    )
+    password: str | None = option(
+        None,
+        "password of the ACL user, or the `requirepass` password; prefer the option, from a "
+        "secret store, to a password in the URL",
+        secret=True,
+        default_doc="from the URL",
+    )
+    db: int = option(0, "database number", minimum=0, default_doc="from the URL path, else 0")
+    client_name: str | None = option(None, "`CLIENT SETNAME` of the connections")
+    connect_timeout: Seconds = option(
+        5.0, "connecting fails with `BackendUnavailableError` within this", minimum=0.01
+    )
+    socket_timeout: Seconds = option(10.0, "one command's reply; must exceed `block`", minimum=0.5)
+    reconnect_timeout: Seconds = option(
+        30.0,
+        "how long `publish` (and a closing member's last acks) retry while the server is "
+        "away, then `PublishError`",
+        minimum=0,
+    )
+    ssl_ca_certs: str | None = option(
+        None,
+        "CA bundle to verify the server (`rediss://` only)",
+        default_doc="— (the system's CAs)",
+    )
+    ssl_certfile: str | None = option(None, "client certificate (mutual TLS)")
+    ssl_keyfile: str | None = option(None, "key of the client certificate")
+    ssl_cert_reqs: Literal["required", "optional", "none"] = option(
+        "required", "`required`, `optional` or `none` (tests only)"
+    )
+    ssl_check_hostname: bool = option(True, "verify the certificate's host name")
+
+    @classmethod
+    def from_location(cls, location: Location) -> dict[str, Any]:
+        if len(location.hosts) > 1:
+            raise InvalidURLError(
+                f"{redact_url(location.raw)!r} names several hosts; the redis backend "
+                "connects to one: write redis://host:6379/0"
+            )
+        parts = urlsplit(f"//{location.hosts[0]}" if location.hosts else "//")
+        db = location.path.strip("/")
+        if db and not db.isdigit():
+            raise ConfigurationError(
+                f"{redact_url(location.raw)!r}: the database {db!r} is not a number; write "
+                "redis://host:6379/0 (databases are numbered from 0)"
+            )
+        values: dict[str, Any] = {
+            "scheme": location.scheme,
+            "host": parts.hostname or "127.0.0.1",
+            "port": parts.port or 6379,
+            "username": location.username,
+            "password": location.password,
+        }
+        if db:
+            values["db"] = int(db)
+        return values
+
+    def __post_init__(self) -> None:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        object.__setattr__(self, "url", f"{self.scheme}://{host}:{self.port}/{self.db}")
+        if not self.tls and (self.ssl_ca_certs or self.ssl_certfile or self.ssl_keyfile):
+            raise ConfigurationError(f"{self.url!r}: ssl_* options need TLS; use rediss://")
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "rediss"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context for ``rediss://``."""
+        context = ssl.create_default_context(cafile=self.ssl_ca_certs)
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        context.check_hostname = self.ssl_check_hostname and self.ssl_cert_reqs != "none"
+        context.verify_mode = _CERT_REQS[self.ssl_cert_reqs]
+        return context
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RedisSettings(RedisConnection):
+    """Everything the backend needs: the connection, and how it uses streams."""
+
+    shards: int = option(
+        8,
+        "streams per new channel: the most members that can work at once on one group. "
+        "Fixed when the channel is first used (stored in `<channel>:meta`)",
+        minimum=1,
+    )
+    maxlen: int = option(
+        100_000,
+        "retention: entries kept per shard stream (`XADD ... MAXLEN ~`, approximate: Redis "
+        "trims whole nodes); `0` keeps everything",
+        minimum=0,
+    )
+    retention: Seconds | None = option(
+        None, "retention by age in seconds instead (`XADD ... MINID ~`)", minimum=1
+    )
+    lease_ttl: Seconds = option(
+        5.0,
+        "a member that stops renewing its shard leases this long loses them: how fast a "
+        "crashed member's events come back",
+        minimum=0.5,
+    )
+    claim_min_idle: Seconds = option(
+        0.0, "also wait until pending entries are idle this long before claiming them", minimum=0
+    )
+    fetch_count: int = option(
+        200,
+        "entries one read takes per shard (at most the subscription's `max_in_flight`)",
+        minimum=1,
+    )
+    block: Seconds = option(
+        0.2,
+        "how long a read waits on the server for new entries; also how fast a member "
+        "notices a rebalance",
+        minimum=0.01,
+    )
+    prefix: str = option("", "prefix of every key the backend creates")
+    max_message_bytes: ByteSize = option(
+        MAX_MESSAGE_BYTES,
+        "largest event (body, key and headers); lowered to the server's "
+        "`proto-max-bulk-len` if smaller",
+        minimum=1024,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.block >= self.socket_timeout:
+            raise ConfigurationError(
+                f"redis backend option block={self.block} must be shorter than "
+                f"socket_timeout={self.socket_timeout}"
+            )
+        if any(c.isspace() for c in self.prefix):
+            raise ConfigurationError(
+                f"redis backend option prefix={self.prefix!r} is invalid; give a key prefix "
+                "without spaces, e.g. 'shop:'"
+            )

@@ -1,0 +1,397 @@
+"""One group member on one channel: recovery of pending entries, the fetch loop and batched
+acknowledgements, on the kit's `ShardCoordinator` over a `RedisLeaseStore`.
+
+Three background tasks per member:
+
+- the *coordinator* (the kit's) heartbeats the member into the group's member set, holds
+  the leases of the shards it should own and gives a shard back once every entry read from
+  it is settled;
+- the *fetch loop* first recovers a newly leased shard (``XAUTOCLAIM`` of every entry a
+  previous owner left pending, in id order, delivery counts from ``XPENDING``), then reads
+  new entries of all its ready shards with one ``XREADGROUP ... BLOCK``, and hands them to
+  the pipeline one by one (a full pipeline blocks the loop: backpressure);
+- the *ack flusher* sends the acknowledgements collected meanwhile as one pipelined
+  ``XACK`` per shard, retried while the server is unreachable, then reports them settled.
+
+A shard is only read by the member holding its lease, and only after the entries an
+earlier owner left unsettled were delivered again, so events of one key are handled in
+order by one member at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import (
+    BaseSubscription,
+    Outage,
+    Shard,
+    ShardCoordinator,
+    ShardState,
+    cancel_and_wait,
+)
+from redis.exceptions import ResponseError
+
+from eventwire_redis._group import Claimed, StreamGroup
+from eventwire_redis._leases import RedisLeaseStore, Scripts
+from eventwire_redis._retry import RETRYABLE
+from eventwire_redis._topology import ChannelKeys, decode_entry
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from eventwire_redis._settings import RedisSettings
+
+__all__ = ["RedisInbound", "RedisSubscription"]
+
+log = logging.getLogger("eventwire.redis")
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until `event` is set or `timeout` passes; True if it was set (``asyncio.timeout``:
+    on Python 3.11 ``wait_for`` can swallow a cancellation that arrives as the event is set)."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+class RedisInbound:
+    """A stream entry delivered to this member (an `eventwire.backend.Inbound`)."""
+
+    __slots__ = ("_settled", "_shard", "_sub", "delivery_count", "entry_id", "message")
+
+    def __init__(
+        self,
+        message: WireMessage,
+        delivery_count: int,
+        entry_id: bytes,
+        shard: Shard,
+        sub: RedisSubscription,
+    ) -> None:
+        self.message = message
+        self.delivery_count = delivery_count
+        self.entry_id = entry_id
+        self._shard = shard
+        self._sub = sub
+        self._settled = False
+
+    @property
+    def stream(self) -> str:
+        return self._sub.streams[self._shard.index]
+
+    async def ack(self) -> None:
+        """Settle: queued for the next pipelined XACK (sent at once, retried until the
+        server has it; a crash before then delivers the entry again)."""
+        if not self._settled:
+            self._settled = True
+            self._sub.ack(self._shard, self.entry_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"<RedisInbound {self.stream} {self.entry_id.decode()} "
+            f"delivery_count={self.delivery_count}>"
+        )
+
+
+class RedisSubscription(BaseSubscription):
+    """One member of ``spec.group`` on ``spec.channel``; started by `RedisBackend.subscribe`."""
+
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        handler: MessageHandler,
+        *,
+        client: Redis,
+        scripts: Scripts,
+        settings: RedisSettings,
+        keys: ChannelKeys,
+        report_trimmed: Callable[[int], None],
+    ) -> None:
+        super().__init__(spec, handler)
+        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:8]}"
+        self.streams = keys.streams
+        self._client = client
+        self._settings = settings
+        self._group = spec.group
+        self._server = StreamGroup(client, scripts, keys.streams, spec.group, self.member_id)
+        self._report_trimmed = report_trimmed
+        self._store = RedisLeaseStore(scripts, keys, spec.group)
+        self.coordinator = ShardCoordinator(
+            self._store,
+            self.member_id,
+            len(keys.streams),
+            ttl=settings.lease_ttl,
+            interval=settings.lease_ttl / 3,
+            scrub=settings.scrub,
+        )
+        #: Per shard, the ids read and not settled (acked and the XACK sent) yet.
+        self._tracked: list[set[bytes]] = [set() for _ in keys.streams]
+        #: Shards whose last read was a full batch (the member is behind): check trimming.
+        self._behind: set[int] = set()
+        self._count = max(1, min(settings.fetch_count, spec.max_in_flight))
+        self._acks: dict[int, list[bytes]] = {}
+        self._ack_event = asyncio.Event()
+        self._fetch_task: asyncio.Task[None] | None = None
+
+    @property
+    def shards(self) -> list[int]:
+        """The shards this member holds now."""
+        return [s.index for s in self.coordinator.owned()]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the group on every shard, join, take a fair share of the shards.
+
+        Returns once the group exists everywhere (so every event published afterwards is
+        delivered to it) and this member holds its share of shards, or after ``lease_ttl``
+        if a departed member's leases have not expired yet (they are taken over later).
+        """
+        await self._server.create("0" if self.spec.from_beginning else "$")
+        await self.coordinator.tick()
+        self.spawn(self.coordinator.run(), "coordinator")
+        self._fetch_task = self.spawn(self._fetch(), "fetch")
+        self.spawn(self._flush_loop(), "acks")
+        await wait_event(self.coordinator.balanced, self._settings.lease_ttl)
+
+    async def _stop_fetching(self) -> None:
+        self.coordinator.stop()
+        if self._fetch_task is not None:
+            await cancel_and_wait([self._fetch_task])
+
+    async def _flush(self) -> None:
+        """Send the last acknowledgements, retried for up to ``reconnect_timeout``."""
+        await self._send_all(Outage("redis final acknowledgement", self._scrub), closing=True)
+        if self._acks:
+            log.warning(
+                "eventwire: %d acknowledgement(s) of %s/%s could not be sent; those events "
+                "will be delivered again",
+                sum(map(len, self._acks.values())),
+                self.spec.channel,
+                self._group,
+            )
+
+    async def _release(self) -> None:
+        """Give every lease back, leave, and remove this member's consumers."""
+        async with asyncio.timeout(self._settings.socket_timeout):
+            await self.coordinator.leave()
+            await self._server.leave()
+
+    def _drop(self) -> None:
+        self._acks.clear()
+
+    # -- acknowledgements -----------------------------------------------------------------
+
+    def ack(self, shard: Shard, entry_id: bytes) -> None:
+        if self.accepting:
+            self._acks.setdefault(shard.index, []).append(entry_id)
+            self._ack_event.set()
+
+    def _forget(self, shard: Shard, ids: Iterable[bytes]) -> None:
+        """`ids` of `shard` are settled for good (or given up): the coordinator may hand the
+        shard over once nothing of it is left."""
+        tracked = self._tracked[shard.index]
+        before = len(tracked)
+        tracked.difference_update(ids)
+        self.coordinator.settled(shard, before - len(tracked))
+
+    async def _send_acks(self) -> None:
+        batch, self._acks = self._acks, {}
+        try:
+            await self._server.ack(batch)
+        except BaseException:
+            for index, ids in batch.items():  # keep them, in order, for the next try
+                self._acks[index] = ids + self._acks.get(index, [])
+            raise
+        for index, ids in batch.items():
+            self._forget(self.coordinator.shards[index], ids)
+
+    async def _flush_loop(self) -> None:
+        outage = Outage(f"redis acknowledgement on {self.spec.channel}/{self._group}", self._scrub)
+        while True:
+            await self._ack_event.wait()
+            self._ack_event.clear()
+            await self._send_all(outage)
+
+    async def _send_all(self, outage: Outage, *, closing: bool = False) -> None:
+        """Send acks until none is left, retrying (when `closing`, for ``reconnect_timeout``)."""
+        deadline = time.monotonic() + self._settings.reconnect_timeout
+        while self._acks and (not closing or time.monotonic() < deadline):
+            try:
+                await self._send_acks()
+                outage.ok()
+            except RETRYABLE as exc:
+                await asyncio.sleep(outage.failed(exc))
+            except ResponseError as exc:
+                log.error(
+                    "eventwire: redis refused an acknowledgement on %s/%s: %s",
+                    self.spec.channel,
+                    self._group,
+                    self._scrub(str(exc)),
+                )
+                await asyncio.sleep(outage.failed(exc))
+
+    def _scrub(self, text: str) -> str:
+        return self._settings.scrub(text)
+
+    # -- fetching -------------------------------------------------------------------------
+
+    async def _fetch(self) -> None:
+        outage = Outage(f"redis read of {self.spec.channel}/{self._group}", self._scrub)
+        # The state, not only the cancellation, ends the loop: redis-py can swallow a
+        # cancellation that arrives while it reads a reply.
+        while self.running:
+            try:
+                await self._fetch_once()
+                outage.ok()
+            except RETRYABLE as exc:
+                # A reply may have been lost: what the server handed us is pending under
+                # our name. Recover every shard before reading new entries again.
+                self.coordinator.recover_again()
+                await asyncio.sleep(outage.failed(exc))
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    log.warning(
+                        "eventwire: the consumer group %s of %s vanished on the server; "
+                        "creating it again from the oldest retained entry",
+                        self._group,
+                        self.spec.channel,
+                    )
+                    self.coordinator.recover_again()
+                    with contextlib.suppress(*RETRYABLE, ResponseError):
+                        await self._server.create("0")
+                else:
+                    log.error(
+                        "eventwire: redis refused a read on %s/%s: %s",
+                        self.spec.channel,
+                        self._group,
+                        self._scrub(str(exc)),
+                    )
+                await asyncio.sleep(outage.failed(exc))
+
+    async def _fetch_once(self) -> None:
+        coordinator = self.coordinator
+        for shard in coordinator.to_recover():
+            if not self.running:
+                return
+            await self._recover(shard)
+        ready = coordinator.readable()
+        if not self.running:
+            return
+        if not ready:
+            coordinator.changed.clear()
+            await wait_event(coordinator.changed, self._settings.block)
+            if await self._client.get(self._store.gen_key) != self._store.gen:
+                coordinator.wake()
+            return
+        with coordinator.reading(ready):
+            gen, trimmed, entries = await self._server.read(
+                [s.index for s in ready],
+                self._count,
+                self._settings.block,
+                [s.index for s in ready if s.index in self._behind],
+                self._store.gen_key,
+            )
+            batch: list[RedisInbound] = []
+            for shard in ready:
+                got = entries.get(shard.index, [])
+                self._behind.discard(shard.index)
+                if len(got) >= self._count:  # behind: check for trimming with the next read
+                    self._behind.add(shard.index)
+                batch += self._take(shard, [(i, f, 1) for i, f in got])
+        if gen != self._store.gen:
+            coordinator.wake()  # members joined or left, or a shard was given back
+        for index, lost in trimmed.items():
+            self._report_lost(self.coordinator.shards[index], lost, "never read")
+        await self._deliver(batch)
+
+    def _take(self, shard: Shard, entries: list[Claimed]) -> list[RedisInbound]:
+        """Deliveries of `entries` (id, fields, delivery count), tracked until settled."""
+        self._tracked[shard.index].update(entry_id for entry_id, _, _ in entries)
+        self.coordinator.delivered(shard, len(entries))
+        return [RedisInbound(decode_entry(f), n, i, shard, self) for i, f, n in entries]
+
+    async def _deliver(self, batch: list[RedisInbound]) -> None:
+        done = 0
+        try:
+            for delivery in batch:
+                if not self.running:
+                    break
+                await self.deliver(delivery)
+                done += 1
+        finally:
+            # Stopped (cancelled) mid-batch: what was not handed over stays pending on the
+            # server for the shard's next owner; forget it here.
+            for delivery in batch[done:]:
+                if not delivery._settled:
+                    delivery._settled = True
+                    self._forget(delivery._shard, [delivery.entry_id])
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def _recovering(self, shard: Shard, epoch: int) -> bool:
+        return shard.state is ShardState.RECOVERING and shard.epoch == epoch and self.running
+
+    async def _recover(self, shard: Shard) -> None:
+        """Deliver again, in id order, every entry of `shard` pending for the group (left by
+        a member that crashed, stopped or lost the shard), then mark it recovered."""
+        epoch, stream = shard.epoch, self.streams[shard.index]
+        tracked = self._tracked[shard.index]
+        min_idle = int(self._settings.claim_min_idle * 1000)
+        await self._check_trimmed(shard)
+        cursor: bytes | str = "0-0"
+        while self._recovering(shard, epoch):
+            while min_idle and self._recovering(shard, epoch):
+                wait = await self._server.idle_wait(stream, min_idle, tracked)
+                if not wait:
+                    break
+                await asyncio.sleep(wait)
+            with self.coordinator.reading([shard]):
+                cursor, claimed, deleted = await self._server.claim(
+                    stream, cursor, min_idle, tracked
+                )
+                batch = self._take(shard, claimed)
+            self._report_lost(shard, deleted, "pending (delivered, not settled)")
+            if batch:
+                log.info(
+                    "eventwire: delivering again %d unsettled event(s) of %s for group %s",
+                    len(batch),
+                    stream,
+                    self._group,
+                )
+            await self._deliver(batch)
+            if cursor in (b"0-0", "0-0"):
+                if self.coordinator.mark_recovered(shard, epoch):
+                    await self._server.clean_consumers(stream, 2000 * self._settings.lease_ttl)
+                return
+
+    # -- trimming -------------------------------------------------------------------------
+
+    async def _check_trimmed(self, shard: Shard) -> None:
+        with self.coordinator.reading([shard]):
+            lost = await self._server.trimmed(shard.index)
+        self._report_lost(shard, lost, "never read")
+
+    def _report_lost(self, shard: Shard, count: int, what: str) -> None:
+        if not count:
+            return
+        log.error(
+            "eventwire: %d %s event(s) of %s for group %s were trimmed by the stream's "
+            "retention before they were settled; they cannot be delivered. Raise the "
+            "redis backend's maxlen/retention or add consumers",
+            count,
+            what,
+            self.streams[shard.index],
+            self._group,
+        )
+        self._report_trimmed(count)
