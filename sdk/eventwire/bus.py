@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from eventwire._naming import check_name
 from eventwire.backend import Backend, Subscription, SubscriptionSpec, WireMessage
-from eventwire.bindings import BINDINGS
+from eventwire.bindings import BINDINGS, check_user_headers, to_headers
 from eventwire.codec import PayloadValidator, encode
 from eventwire.deadletter import REPLAY, DeadLetter, dead_letter_channel
 from eventwire.envelope import Envelope
@@ -28,6 +28,7 @@ from eventwire.errors import (
 )
 from eventwire.events import Command, Event, Message, MessageSpec
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from eventwire.middleware import Middleware, PublishContext, check_middlewares, publishing
 from eventwire.pipeline import Consumer, Route
 from eventwire.plugins import create_backend, get_plugin_manager
 from eventwire.retry import RetryPolicy
@@ -77,11 +78,13 @@ class EventBus:
         idempotency_store: IdempotencyStore | None = None,
         backend_options: Mapping[str, Any] | None = None,
         close_timeout: float = 30.0,
+        middlewares: Sequence[Middleware] | None = None,
     ) -> None:
         if not isinstance(source, str) or not source:
             raise ConfigurationError(f"source must be a non-empty string, got {source!r}")
         self.source = source
         self._plugins = get_plugin_manager()
+        self._backend_args = (url, backend_options)
         self.backend: Backend = create_backend(url, backend_options, self._plugins)
         self.contract_path = Path(contract) if contract is not None else None
         self._validator: PayloadValidator | None = (
@@ -91,6 +94,8 @@ class EventBus:
             MemoryIdempotencyStore() if idempotency_store is None else idempotency_store
         )
         self.close_timeout = close_timeout
+        #: Wrap every handler attempt and every publish of this bus (see `Middleware`).
+        self.middlewares: list[Middleware] = list(check_middlewares(middlewares, "EventBus"))
         self.subscriptions: dict[tuple[str, str], SubscriptionInfo] = {}
         self.published: dict[str, type[Message]] = {}
         self._command_groups: dict[type[Message], str] = {}
@@ -126,6 +131,7 @@ class EventBus:
         idempotent: bool = False,
         from_beginning: bool = False,
         max_in_flight: int | None = None,
+        middlewares: Sequence[Middleware] | None = None,
     ) -> Callable[[H], H]:
         """Register an ``async def handler(event[, delivery])`` for `model`.
 
@@ -139,6 +145,7 @@ class EventBus:
           idempotency store).
         - ``from_beginning``: a new group starts from the oldest retained event.
         - ``max_in_flight``: unsettled deliveries at most (default ``max(64, 4*concurrency)``).
+        - ``middlewares``: wrap this handler's attempts, inside the bus's middlewares.
         """
         spec = _message_spec(model)
         channel = spec.require_channel()
@@ -149,6 +156,7 @@ class EventBus:
             raise ConfigurationError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r}")
+        layers = check_middlewares(middlewares, "subscribe()")
 
         def register(handler: H) -> H:
             function: Callable[..., Any] = handler
@@ -198,6 +206,7 @@ class EventBus:
                 retry=retry or DEFAULT_RETRY,
                 dead_letter=dead_letter,
                 idempotent=idempotent,
+                middlewares=layers,
             )
             return handler
 
@@ -206,13 +215,16 @@ class EventBus:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect and start every subscription."""
+        """Connect and start every subscription.
+
+        A bus that was closed starts again with a new connection (the same subscriptions).
+        """
         failed: BaseException | None = None
         async with self._lock:
             if self._state == "running":
                 return
-            if self._state != "new":
-                raise BusClosedError("this bus was closed; create a new EventBus")
+            if self._state == "closed":
+                self._renew(None)
             await self.backend.connect()
             self._state = "running"
             try:
@@ -235,6 +247,7 @@ class EventBus:
             store=self.idempotency_store,
             validator=self._validator,
             plugins=self._plugins,
+            middlewares=tuple(self.middlewares),
         )
         spec = SubscriptionSpec(
             channel=info.channel,
@@ -258,6 +271,18 @@ class EventBus:
             await asyncio.gather(*(sub.stop() for sub in self._running), return_exceptions=True)
             await asyncio.gather(*(c.drain(self.close_timeout) for c in self._consumers))
             await self.backend.close()
+
+    def _renew(self, backend: Backend | None) -> None:
+        """Back to a new, unstarted bus on `backend` (default: a new one for the URL)."""
+        if self._state == "running":
+            raise BusClosedError("the bus is running; close it first")
+        if backend is None:
+            url, options = self._backend_args
+            backend = create_backend(url, options, self._plugins)
+        self.backend = backend
+        self._consumers = []
+        self._running = []
+        self._state = "new"
 
     async def abort(self) -> None:
         """Drop the connection as a crash would (for tests): nothing more is settled."""
@@ -290,8 +315,7 @@ class EventBus:
     ) -> Envelope:
         """Publish one event; returns once the broker has stored it."""
         channel, wire, envelope = self._prepare(event, correlation_id, causation_id, headers)
-        await self.backend.publish(channel, [wire])
-        return envelope
+        return await self._send(event, channel, wire, envelope)
 
     async def publish_many(
         self,
@@ -305,15 +329,21 @@ class EventBus:
 
         Every event is validated before anything is sent: one invalid event sends nothing.
         """
+        prepared = [
+            (event, *self._prepare(event, correlation_id, causation_id, headers))
+            for event in events
+        ]
+        if publishing(tuple(self.middlewares)):
+            # Each message through the middlewares; the broker gets them in one go anyway.
+            return list(
+                await asyncio.gather(*(self._send(e, c, w, env) for e, c, w, env in prepared))
+            )
         batches: dict[str, list[WireMessage]] = {}
-        envelopes: list[Envelope] = []
-        for event in events:
-            channel, wire, envelope = self._prepare(event, correlation_id, causation_id, headers)
+        for _, channel, wire, _ in prepared:
             batches.setdefault(channel, []).append(wire)
-            envelopes.append(envelope)
         for channel, wires in batches.items():
             await self.backend.publish(channel, wires)
-        return envelopes
+        return [envelope for *_, envelope in prepared]
 
     async def send(
         self,
@@ -331,8 +361,34 @@ class EventBus:
         channel, wire, envelope = self._prepare(
             command, correlation_id, causation_id, headers, allow_command=True
         )
-        await self.backend.publish(channel, [wire])
-        return envelope
+        return await self._send(command, channel, wire, envelope)
+
+    async def _send(
+        self, event: Message, channel: str, wire: WireMessage, envelope: Envelope
+    ) -> Envelope:
+        """Hand one encoded message to the broker, through the publish middlewares."""
+        layers = publishing(tuple(self.middlewares))
+        if not layers:
+            await self.backend.publish(channel, [wire])
+            return envelope
+        context = PublishContext(event, channel, envelope, dict(envelope.headers))
+
+        async def run(index: int) -> None:
+            if index < len(layers):
+                await layers[index].publish(context, lambda: run(index + 1))
+                return
+            message = wire
+            if context.headers != envelope.headers:
+                user = {str(k): str(v) for k, v in context.headers.items()}
+                check_user_headers(user, self.backend.binding)
+                context.envelope = dataclasses.replace(envelope, headers=user)
+                message = WireMessage(
+                    wire.body, to_headers(context.envelope, self.backend.binding), wire.key
+                )
+            await self.backend.publish(channel, [message])
+
+        await run(0)
+        return context.envelope
 
     def _prepare(
         self,
@@ -359,6 +415,8 @@ class EventBus:
             )
         channel = spec.require_channel()
         user = {str(k): str(v) for k, v in headers.items()} if headers else {}
+        if user:
+            check_user_headers(user, self.backend.binding)
         envelope = Envelope.new(
             type=spec.type,
             source=self.source,
