@@ -316,7 +316,7 @@ def test_a_closed_bus_starts_again_with_its_subscriptions() -> None:
         for number in range(2):
             async with bus:
                 await bus.publish(OrderPlaced(order_id=f"o-{number}"))
-                await wait_for(lambda: len(seen) > number)
+                await wait_for(lambda n=number: len(seen) > n)
             assert bus.consumer_stats()[0]["group"] == "g"
 
     asyncio.run(main())
