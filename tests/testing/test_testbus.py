@@ -236,3 +236,18 @@ def test_testbus_needs_buses_and_an_active_session() -> None:
         TestBus(bus, bus)
     with pytest.raises(ConfigurationError, match="needs an active session"):
         asyncio.run(TestBus(bus).settled())
+
+
+def test_skip_backoff_keeps_the_attempts_but_not_the_waits() -> None:
+    bus = EventBus(source="patient")
+
+    @bus.subscribe(OrderPlaced, group="billing", retry=RetryPolicy(max_attempts=3, backoff=10))
+    async def bill(event: OrderPlaced) -> None:
+        raise ValueError("down")
+
+    async def main() -> None:
+        async with TestBus(bus, skip_backoff=True, timeout=5) as tb:
+            await tb.publish(OrderPlaced(order_id="o-1"))
+            assert [c.outcome for c in tb.calls(bill)] == ["retry", "retry", "dead_letter"]
+
+    asyncio.run(main())

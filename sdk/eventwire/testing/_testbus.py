@@ -57,6 +57,8 @@ class _Recorder(Middleware):
                 context.outcome = Disposition.dead_letter("failed")
                 context.error = exc
                 self._test._errors.append(exc)
+            elif self._test.skip_backoff and context.outcome and context.outcome.action == "retry":
+                context.outcome = Disposition.retry(0)
             call.error = exc
             call.disposition = context.outcome
             call.outcome = context.outcome.action if context.outcome else "retry"
@@ -89,7 +91,8 @@ class TestBus:
 
     ``await tb.publish(event)`` returns once every subscribed group has settled the event
     and everything it caused (acked or dead-lettered). ``raise_handler_errors=True``
-    re-raises a handler's exception there instead of retrying (the event is dead-lettered).
+    re-raises a handler's exception there instead of retrying (the event is dead-lettered);
+    ``skip_backoff=True`` retries at once, as often as the `RetryPolicy` says.
     The pipeline is the real one: retries, dead letters, idempotency and key order behave
     as on a broker.
     """
@@ -100,6 +103,7 @@ class TestBus:
         self,
         *buses: EventBus,
         raise_handler_errors: bool = False,
+        skip_backoff: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if not buses:
@@ -111,6 +115,7 @@ class TestBus:
             raise ConfigurationError("TestBus got the same bus twice")
         self.buses = buses
         self.raise_handler_errors = raise_handler_errors
+        self.skip_backoff = skip_backoff
         self.timeout = timeout
         #: Every message published through the buses during the session, in order.
         self.published: list[Published] = []
