@@ -39,6 +39,7 @@ log = logging.getLogger("eventwire")
 
 M = TypeVar("M", bound=Message)
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+Hook = TypeVar("Hook", bound=Callable[[], Any])
 
 DEFAULT_RETRY = RetryPolicy()
 _BASES = (Message, Event, Command)
@@ -102,6 +103,9 @@ class EventBus:
         self._consumers: list[Consumer] = []
         self._running: list[Subscription] = []
         self._state = "new"
+        self._on_startup: list[Callable[[], Any]] = []
+        self._on_shutdown: list[Callable[[], Any]] = []
+        self._hooks_started = False
         self._lock = asyncio.Lock()
         self._consumer_name = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
 
@@ -112,6 +116,33 @@ class EventBus:
     def url(self) -> str:
         """The backend URL without credentials."""
         return self.backend.url
+
+    @property
+    def state(self) -> str:
+        """``new``, ``running``, ``draining`` (closing: in-flight handlers finish) or ``closed``."""
+        return self._state
+
+    @property
+    def ready(self) -> bool:
+        """Connected and every subscription started, and not closing."""
+        return self._state == "running" and len(self._running) == len(self.subscriptions)
+
+    # -- lifespan ---------------------------------------------------------------------------
+
+    def on_startup(self, hook: Hook) -> Hook:
+        """Run ``hook()`` (sync or async) when the bus starts: connected, before consuming.
+
+        Hooks run in registration order and may publish; one that raises stops the start.
+        """
+        self._on_startup.append(_check_hook(hook, "on_startup"))
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        """Run ``hook()`` (sync or async) when the bus closes, after in-flight handlers
+        finished and before disconnecting (it may still publish). Hooks run in reverse
+        registration order, and only if the startup hooks all succeeded."""
+        self._on_shutdown.append(_check_hook(hook, "on_shutdown"))
+        return hook
 
     # -- declaring --------------------------------------------------------------------------
 
@@ -228,6 +259,9 @@ class EventBus:
             await self.backend.connect()
             self._state = "running"
             try:
+                for hook in self._on_startup:
+                    await _call_hook(hook)
+                self._hooks_started = True
                 for info in self.subscriptions.values():
                     await self._start_subscription(info)
             except BaseException as exc:
@@ -260,17 +294,36 @@ class EventBus:
         self._running.append(await self.backend.subscribe(spec, consumer.on_message))
 
     async def close(self) -> None:
-        """Stop consuming, let in-flight handlers finish and settle, then disconnect."""
+        """Stop consuming, let in-flight handlers finish and settle (for at most
+        ``close_timeout`` seconds), run the shutdown hooks, then disconnect.
+
+        Handlers still running may publish until they finish. What was fetched but not
+        started stays unsettled and is delivered again (to another member, or on restart).
+        """
         async with self._lock:
             if self._state == "closed":
                 return
             was_running = self._state == "running"
-            self._state = "closed"
+            self._state = "draining" if was_running else "closed"
             if not was_running:
                 return
-            await asyncio.gather(*(sub.stop() for sub in self._running), return_exceptions=True)
-            await asyncio.gather(*(c.drain(self.close_timeout) for c in self._consumers))
-            await self.backend.close()
+            failed: BaseException | None = None
+            try:
+                await asyncio.gather(*(sub.stop() for sub in self._running), return_exceptions=True)
+                await asyncio.gather(*(c.drain(self.close_timeout) for c in self._consumers))
+                if self._hooks_started:
+                    self._hooks_started = False
+                    for hook in reversed(self._on_shutdown):
+                        try:
+                            await _call_hook(hook)
+                        except Exception as exc:
+                            log.exception("eventwire: shutdown hook %r failed", hook)
+                            failed = failed or exc
+            finally:
+                self._state = "closed"
+                await self.backend.close()
+            if failed is not None:
+                raise failed
 
     def _renew(self, backend: Backend | None) -> None:
         """Back to a new, unstarted bus on `backend` (default: a new one for the URL)."""
@@ -282,7 +335,14 @@ class EventBus:
         self.backend = backend
         self._consumers = []
         self._running = []
+        self._hooks_started = False
         self._state = "new"
+
+    def _rebind(self, url: str) -> None:
+        """Use the broker at `url` from now on (the bus must not be running)."""
+        backend = create_backend(url, self._backend_args[1], self._plugins)
+        self._renew(backend)
+        self._backend_args = (url, self._backend_args[1])
 
     async def abort(self) -> None:
         """Drop the connection as a crash would (for tests): nothing more is settled."""
@@ -399,7 +459,7 @@ class EventBus:
         *,
         allow_command: bool = False,
     ) -> tuple[str, WireMessage, Envelope]:
-        if self._state != "running":
+        if self._state not in ("running", "draining"):
             raise BusClosedError(
                 f"cannot publish: the bus is {self._state}; publish inside 'async with bus' "
                 "(or after bus.start(), before bus.close())"
@@ -497,6 +557,26 @@ class EventBus:
             }
             for c in self._consumers
         ]
+
+
+def _check_hook(hook: object, name: str) -> Callable[[], Any]:
+    if not callable(hook):
+        raise ConfigurationError(f"@bus.{name} takes a function, got {hook!r}")
+    try:
+        inspect.signature(hook).bind()
+    except TypeError:
+        raise ConfigurationError(
+            f"@bus.{name} hook {getattr(hook, '__qualname__', hook)!r} must take no arguments"
+        ) from None
+    except ValueError:  # no signature to inspect (a builtin): accept it
+        pass
+    return hook
+
+
+async def _call_hook(hook: Callable[[], Any]) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
 
 
 def _message_spec(model: object) -> MessageSpec:
