@@ -30,8 +30,9 @@ from eventwire.events import Command, Event, Message, MessageSpec
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from eventwire.middleware import Middleware, PublishContext, check_middlewares, publishing
 from eventwire.pipeline import Consumer, Route
-from eventwire.plugins import create_backend, get_plugin_manager
+from eventwire.plugins import create_backend, get_plugin_manager, missing_client
 from eventwire.retry import RetryPolicy
+from eventwire.urls import url_scheme
 
 __all__ = ["EventBus", "SubscriptionInfo"]
 
@@ -256,7 +257,10 @@ class EventBus:
                 return
             if self._state == "closed":
                 self._renew(None)
-            await self.backend.connect()
+            try:
+                await self.backend.connect()
+            except ModuleNotFoundError as exc:  # a client imported on first use
+                raise missing_client(exc, url_scheme(self._backend_args[0])) from None
             self._state = "running"
             try:
                 for hook in self._on_startup:
@@ -268,6 +272,8 @@ class EventBus:
                 failed = exc
         if failed is not None:  # undo what started (outside the lock: close() takes it)
             await self.close()
+            if isinstance(failed, ModuleNotFoundError):
+                raise missing_client(failed, url_scheme(self._backend_args[0])) from None
             raise failed
 
     async def _start_subscription(self, info: SubscriptionInfo) -> None:

@@ -9,11 +9,18 @@ from typing import Any, cast
 import pluggy
 
 from eventwire import hookspecs
+from eventwire._extras import SCHEME_EXTRAS, install_hint
 from eventwire.backend import Backend, BackendInfo
 from eventwire.errors import ConfigurationError, UnknownBackendError
 from eventwire.urls import redact_url, url_scheme
 
-__all__ = ["available_backends", "create_backend", "get_plugin_manager", "hookimpl"]
+__all__ = [
+    "available_backends",
+    "create_backend",
+    "get_plugin_manager",
+    "hookimpl",
+    "missing_client",
+]
 
 PROJECT = "eventwire"
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -58,13 +65,30 @@ def create_backend(
     """The backend for `url`; `UnknownBackendError` lists the installed schemes."""
     pm = pm or get_plugin_manager()
     scheme = url_scheme(url)
-    backend = pm.hook.eventwire_make_backend(url=url, scheme=scheme, options=dict(options or {}))
+    try:
+        backend = pm.hook.eventwire_make_backend(
+            url=url, scheme=scheme, options=dict(options or {})
+        )
+    except ModuleNotFoundError as exc:
+        raise missing_client(exc, scheme) from None
     if backend is None:
         schemes = sorted({s for info in available_backends(pm) for s in info.schemes})
         listed = ", ".join(f"{s}://" for s in schemes) or "none"
+        extra = SCHEME_EXTRAS.get(scheme)
+        how = (
+            f"pip install 'eventwire[{extra}]'"
+            if extra
+            else "install a plugin that registers the scheme in the 'eventwire' entry-point group"
+        )
         raise UnknownBackendError(
             f"no installed backend serves {redact_url(url)!r} (scheme {scheme!r}); installed "
-            f"schemes: {listed}. Install the extra, e.g. pip install 'eventwire[{scheme}]', "
-            "or a plugin that registers the scheme in the 'eventwire' entry-point group"
+            f"schemes: {listed}; {how}"
         )
     return cast(Backend, backend)
+
+
+def missing_client(error: ModuleNotFoundError, scheme: str) -> ConfigurationError:
+    """The error for a backend whose broker client is not installed, naming the extra."""
+    return ConfigurationError(
+        install_hint(error, f"the {scheme}:// backend", prefer=SCHEME_EXTRAS.get(scheme))
+    )

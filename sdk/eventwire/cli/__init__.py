@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from eventwire._extras import install_hint
 from eventwire.errors import EventwireError
 
 __all__ = ["main"]
@@ -35,6 +36,8 @@ class _LazyGroup(click.Group):
         module, attr = target.split(":")
         try:
             command = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            return _unavailable(name, install_hint(exc, f"'eventwire {name}'"), exit_code=2)
         except (ImportError, AttributeError) as exc:
             return _unavailable(name, f"{type(exc).__name__}: {exc}")
         if not isinstance(command, click.Command):
@@ -42,13 +45,27 @@ class _LazyGroup(click.Group):
         return command
 
 
-def _unavailable(name: str, why: str) -> click.Command:
+class _MissingExtra(click.ClickException):
+    """An optional dependency is not installed (a usage problem: exit status 2)."""
+
+    exit_code = 2
+
+
+def _unavailable(name: str, why: str, exit_code: int = 1) -> click.Command:
     """A stand-in that says why a subcommand cannot load (instead of 'No such command')."""
 
     def fail() -> None:
+        if exit_code == 2:  # a missing optional dependency: the message says what to install
+            raise _MissingExtra(why)
         raise click.ClickException(f"'eventwire {name}' cannot load ({why}); reinstall eventwire")
 
-    return click.Command(name, callback=fail, help=f"(unavailable: {why})")
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"(unavailable: {why})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
