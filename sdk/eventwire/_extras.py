@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Mapping
 
-__all__ = ["EXTRAS", "SCHEME_EXTRAS", "extra_for", "install_hint", "missing_modules"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "EXTRAS",
+    "SCHEME_EXTRAS",
+    "extra_for",
+    "install_hint",
+    "missing_modules",
+]
 
 #: extra -> the top-level modules it installs that eventwire imports (pyproject.toml's
 #: [project.optional-dependencies]; a test keeps the two in step).
@@ -17,7 +24,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "conformance": ("pytest", "xdist", "pytest_timeout"),
     "reload": ("watchfiles",),
 }
-#: URL scheme -> the extra whose backend serves it.
+#: URL scheme of a built-in network backend -> the extra whose backend serves it.
 SCHEME_EXTRAS: Mapping[str, str] = {
     "kafka": "kafka",
     "amqp": "rabbit",
@@ -25,6 +32,17 @@ SCHEME_EXTRAS: Mapping[str, str] = {
     "redis": "redis",
     "rediss": "redis",
     "nats": "nats",
+}
+
+
+#: The example port of each built-in network scheme, for messages.
+DEFAULT_PORTS: Mapping[str, int] = {
+    "kafka": 9092,
+    "amqp": 5672,
+    "amqps": 5671,
+    "redis": 6379,
+    "rediss": 6379,
+    "nats": 4222,
 }
 
 

@@ -201,6 +201,14 @@ class EventBus:
                 raise ConfigurationError(
                     "subscribe before the bus starts (before 'async with bus' or bus.start())"
                 )
+            route = Route.for_handler(
+                model,
+                handler,
+                retry=retry or DEFAULT_RETRY,
+                dead_letter=dead_letter,
+                idempotent=idempotent,
+                middlewares=layers,
+            )
             name = group
             if name is None:
                 name = channel if spec.kind == "command" else f"{self.source}.{handler.__name__}"
@@ -232,14 +240,7 @@ class EventBus:
                 raise ConfigurationError(
                     f"{spec.type} already has a handler in group {name!r}; use another group"
                 )
-            info.routes[spec.type] = Route.for_handler(
-                model,
-                handler,
-                retry=retry or DEFAULT_RETRY,
-                dead_letter=dead_letter,
-                idempotent=idempotent,
-                middlewares=layers,
-            )
+            info.routes[spec.type] = route
             return handler
 
         return register
@@ -513,6 +514,11 @@ class EventBus:
         self, channel: str | type[Message], limit: int = 1000
     ) -> list[DeadLetter]:
         """The dead letters of `channel` (a name or a message class), oldest first."""
+        if self._state not in ("running", "draining"):
+            raise BusClosedError(
+                f"dead_letters() reads from the broker, and the bus is {self._state}; call it "
+                "inside 'async with bus' (or after bus.start())"
+            )
         name = _channel_name(channel)
         messages = await self.backend.browse(dead_letter_channel(name), limit)
         return [DeadLetter.from_wire(m) for m in messages]

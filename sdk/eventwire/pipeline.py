@@ -28,7 +28,7 @@ from eventwire.codec import PayloadValidator, decode, decode_envelope
 from eventwire.deadletter import dead_letter_channel, make_dead_letter
 from eventwire.delivery import Delivery, Disposition, Failure
 from eventwire.envelope import Envelope
-from eventwire.errors import DecodeError, NonRetryableError
+from eventwire.errors import ConfigurationError, DecodeError, NonRetryableError
 from eventwire.events import Message
 from eventwire.idempotency import Claim, IdempotencyStore
 from eventwire.middleware import ConsumeContext, Middleware, consuming
@@ -74,12 +74,27 @@ class Route:
     ) -> Route:
         # ``handler(event)`` or ``handler(event, delivery)``: a second positional parameter
         # without a default receives the `Delivery`.
-        params = [
-            p
-            for p in inspect.signature(handler).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-            and p.default is inspect.Parameter.empty
-        ]
+        params = list(inspect.signature(handler).parameters.values())
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p for p in positional if p.default is inspect.Parameter.empty]
+        keyword_only = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+        takes_varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+        problem = None
+        if not positional and not takes_varargs:
+            problem = "takes no arguments, so it cannot receive the event"
+        elif len(required) > 2:
+            names = ", ".join(p.name for p in required)
+            problem = f"requires {len(required)} arguments ({names}); it gets at most two"
+        elif keyword_only:
+            problem = f"requires keyword-only argument(s) {', '.join(keyword_only)}"
+        if problem is not None:
+            name = getattr(handler, "__qualname__", repr(handler))
+            kind = model.__name__
+            raise ConfigurationError(
+                f"handler {name} for {model.__eventwire__.type} {problem}; write "
+                f"'async def {getattr(handler, '__name__', 'handler')}(event: {kind})' or "
+                f"'(event: {kind}, delivery: Delivery)'"
+            )
         return cls(model, handler, retry, dead_letter, idempotent, len(params) >= 2, middlewares)
 
 

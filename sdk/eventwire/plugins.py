@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import pluggy
 
 from eventwire import hookspecs
-from eventwire._extras import SCHEME_EXTRAS, install_hint
+from eventwire._extras import DEFAULT_PORTS, SCHEME_EXTRAS, install_hint
 from eventwire.backend import Backend, BackendInfo
-from eventwire.errors import ConfigurationError, UnknownBackendError
+from eventwire.errors import ConfigurationError, InvalidURLError, UnknownBackendError
 from eventwire.urls import redact_url, url_scheme
 
 __all__ = [
@@ -65,6 +66,12 @@ def create_backend(
     """The backend for `url`; `UnknownBackendError` lists the installed schemes."""
     pm = pm or get_plugin_manager()
     scheme = url_scheme(url)
+    if scheme in DEFAULT_PORTS and not urlsplit(url).netloc.rsplit("@", 1)[-1].split(":")[0]:
+        # Every built-in broker URL names its host: none defaults to this machine.
+        raise InvalidURLError(
+            f"{redact_url(url)!r} names no broker host; write {scheme}://host:"
+            f"{DEFAULT_PORTS[scheme]} (e.g. {scheme}://127.0.0.1:{DEFAULT_PORTS[scheme]})"
+        )
     try:
         backend = pm.hook.eventwire_make_backend(
             url=url, scheme=scheme, options=dict(options or {})
