@@ -400,7 +400,7 @@ class EventBus:
             (event, *self._prepare(event, correlation_id, causation_id, headers))
             for event in events
         ]
-        if publishing(tuple(self.middlewares)):
+        if self.middlewares and publishing(tuple(self.middlewares)):
             # Each message through the middlewares; the broker gets them in one go anyway.
             return list(
                 await asyncio.gather(*(self._send(e, c, w, env) for e, c, w, env in prepared))
@@ -434,7 +434,7 @@ class EventBus:
         self, event: Message, channel: str, wire: WireMessage, envelope: Envelope
     ) -> Envelope:
         """Hand one encoded message to the broker, through the publish middlewares."""
-        layers = publishing(tuple(self.middlewares))
+        layers = publishing(tuple(self.middlewares)) if self.middlewares else ()
         if not layers:
             await self.backend.publish(channel, [wire])
             return envelope

@@ -95,7 +95,7 @@ class Route:
                 f"'async def {getattr(handler, '__name__', 'handler')}(event: {kind})' or "
                 f"'(event: {kind}, delivery: Delivery)'"
             )
-        return cls(model, handler, retry, dead_letter, idempotent, len(params) >= 2, middlewares)
+        return cls(model, handler, retry, dead_letter, idempotent, len(required) >= 2, middlewares)
 
 
 class _Abandon(Exception):

@@ -71,9 +71,13 @@ def test_handlers_that_fit_are_accepted() -> None:
 
     async def variadic(*args: Any) -> None: ...
 
-    for number, handler in enumerate([one, two, defaults, variadic]):
+    async def optional(event: Shipped, flag: int = 1) -> None: ...
+
+    handlers = [one, two, defaults, variadic, optional]
+    for number, handler in enumerate(handlers):
         bus.subscribe(Shipped, group=f"g{number}")(handler)
-    assert len(bus.subscriptions) == 4
+    takes_delivery = [info.routes["Shipped"].takes_delivery for info in bus.subscriptions.values()]
+    assert takes_delivery == [False, True, True, False, False]
 
 
 # -- model_construct and reserved headers, at publish --------------------------------------
