@@ -47,7 +47,8 @@ def venv(dists: Path, request: pytest.FixtureRequest) -> Path:
     core = [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
     # The core wheels are downloaded once (pip's HTTP cache, then this folder) and the venv
     # installs from that folder only, so no extra can slip in.
-    wheels = request.config.cache.mkdir("eventwire-core-wheels")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # no two downloads into one folder
+    wheels = request.config.cache.mkdir(f"eventwire-core-wheels-{worker}")
     fetched = _sh(sys.executable, "-m", "pip", "download", "-q", "-d", wheels, *core)
     assert fetched.returncode == 0, fetched.stderr[-2000:]
     home = dists / "venv"
