@@ -105,7 +105,15 @@ def generate(
     from eventwire.contracts._load import load_bus
     from eventwire.contracts._validate import validate_document
 
-    document = generate_asyncapi(load_bus(target), title=title, version=doc_version)
+    bus = load_bus(target)
+    if not bus.published:
+        click.secho(
+            f"warning: {target} declares nothing it publishes, so the document has no send "
+            "operations; if the service publishes, list its messages with bus.declare(...)",
+            fg="yellow",
+            err=True,
+        )
+    document = generate_asyncapi(bus, title=title, version=doc_version)
     problems = [p for p in validate_document(document) if p.severity == "error"]
     if problems:
         _print_problems(Console(stderr=True, highlight=False, soft_wrap=True), target, problems)
