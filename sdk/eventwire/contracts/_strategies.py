@@ -85,8 +85,45 @@ def _formats_for(schema: Schema) -> dict[str, st.SearchStrategy[str]]:
 
 
 def payload_strategy(schema: Schema) -> st.SearchStrategy[Any]:
-    """Every value `schema` accepts (hypothesis-jsonschema, with eventwire's formats)."""
-    return from_schema(schema, custom_formats=_formats_for(schema), allow_x00=False)
+    """Values `schema` accepts (hypothesis-jsonschema, with eventwire's formats).
+
+    In an open content model, unknown properties are generated as short scalars (not whole
+    JSON trees): a handler still meets fields it does not know, and generation stays fast.
+    """
+    bounded = _bound_open_objects(schema)
+    return from_schema(bounded, custom_formats=_formats_for(bounded), allow_x00=False)
+
+
+_EXTRA_VALUE: dict[str, Any] = {"type": ["string", "integer", "boolean", "null"], "maxLength": 8}
+
+
+def _bound_open_objects(schema: Schema) -> Schema:
+    def walk(node: Any, in_all_of: bool) -> Any:
+        if not isinstance(node, dict):
+            return node
+        out = dict(node)
+        for key in ("properties", "patternProperties"):
+            if isinstance(node.get(key), dict):
+                out[key] = {k: walk(v, False) for k, v in node[key].items()}
+        for key in ("items", "additionalItems", "additionalProperties", "then", "else"):
+            if isinstance(node.get(key), dict):
+                out[key] = walk(node[key], False)
+        if isinstance(node.get("items"), list):
+            out["items"] = [walk(v, False) for v in node["items"]]
+        for key in ("anyOf", "oneOf"):
+            if isinstance(node.get(key), list):
+                out[key] = [walk(v, in_all_of) for v in node[key]]
+        if isinstance(node.get("allOf"), list):
+            out["allOf"] = [walk(v, True) for v in node["allOf"]]
+        is_object = "properties" in node or _types(node) == ["object"]
+        open_model = not any(
+            k in node for k in ("additionalProperties", "patternProperties", "allOf")
+        )
+        if is_object and open_model and not in_all_of:
+            out["additionalProperties"] = _EXTRA_VALUE
+        return out
+
+    return walk(schema, False)  # type: ignore[no-any-return]
 
 
 def minimal(schema: Schema) -> Any:
