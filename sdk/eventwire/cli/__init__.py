@@ -20,6 +20,7 @@ COMMANDS = {
     "asyncapi": "eventwire.contracts.cli:asyncapi",
     "contracts": "eventwire.contracts.cli:contracts",
     "flow": "eventwire.flow.cli:flow",
+    "run": "eventwire.runner.cli:run",
 }
 
 
