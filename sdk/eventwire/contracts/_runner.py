@@ -1,9 +1,10 @@
 """Contract tests of a service's code (``eventwire contracts test``), in process.
 
-For every *receive* operation of the contract, the service's bus (on an isolated broker, its
-real pipeline; see `_harness`) gets the contract's examples, one case per coverage target and
-N generated valid messages of each message the operation receives, then one invalid message
-per violation. Four checks:
+For every *receive* operation of the contract, the service's bus — under an
+`eventwire.testing.TestBus`: its real pipeline on a fresh embedded broker, every handler run
+once per case (a failure is dead-lettered at once and recorded) — gets the contract's
+examples, one case per coverage target and N generated valid messages of each message the
+operation receives, then one invalid message per violation. Four checks:
 
 - ``handler``: the handler never fails on a contract-valid message (nor rejects it as
   invalid); a generated failure is shrunk by Hypothesis to a minimal case;
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -34,13 +36,13 @@ from typing import Any
 from jsonschema import Draft7Validator
 
 from eventwire.backend import WireMessage
-from eventwire.bindings import from_headers, to_headers
+from eventwire.bindings import BINDINGS, from_headers, to_headers
 from eventwire.bus import EventBus
-from eventwire.contracts._harness import Harness
 from eventwire.contracts._load import ContractValidator, deref, iter_messages
 from eventwire.contracts._schema import MessageModel, as_document, message_model
-from eventwire.deadletter import REASON
+from eventwire.deadletter import DeadLetter
 from eventwire.errors import ContractError, DecodeError
+from eventwire.testing import Call, NotSettledError, Published, TestBus
 
 __all__ = [
     "CHECKS",
@@ -60,6 +62,8 @@ CHECKS: Mapping[str, str] = {
     "follow-up": "the declared reply / x-eventwire-emits follows, with the correlation id",
     "invalid": "invalid messages are dead-lettered as 'invalid' and never reach a handler",
 }
+_POLL = 0.005
+_SDK = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PREFIX_BINDING = {"ce_": "kafka", "ce-": "nats", "cloudEvents:": "amqp"}
 
 
@@ -67,7 +71,6 @@ _PREFIX_BINDING = {"ce_": "kafka", "ce-": "nats", "cloudEvents:": "amqp"}
 class Options:
     """How much to send and how long to wait."""
 
-    url: str | None = None
     examples_only: bool = False
     max_cases: int = 25
     timeout: float = 2.0
@@ -156,6 +159,18 @@ class _Operation:
     messages: tuple[str, ...]
     #: received message name -> (message name, channel address or None: any channel)
     follow_ups: Mapping[str, tuple[tuple[str, str | None], ...]]
+
+
+@dataclasses.dataclass
+class _Sent:
+    """One case sent: its ids, where its reactions start, and what happened to it."""
+
+    event_id: str
+    correlation: str
+    start: int
+    unsettled: str = ""
+    calls: list[Call] = dataclasses.field(default_factory=list)
+    letters: list[DeadLetter] = dataclasses.field(default_factory=list)
 
 
 class _CaseFailed(Exception):
@@ -254,11 +269,13 @@ class _Contract:
 
 
 class _Run:
-    """One run: the harness, the cases and the findings."""
+    """One run: the service under a `TestBus`, the cases and what they caused."""
 
-    def __init__(self, contract: _Contract, harness: Harness, options: Options) -> None:
+    def __init__(self, contract: _Contract, test: TestBus, options: Options) -> None:
         self.contract = contract
-        self.harness = harness
+        self.test = test
+        self.bus = test.buses[0]
+        self.binding = self.bus.backend.binding
         self.options = options
         self.loop = asyncio.get_running_loop()
         self.exercised: dict[str, int] = {}
@@ -281,26 +298,37 @@ class _Run:
             envelope, id=event_id, correlationid=correlation, time=datetime.now(UTC)
         )
         body = json.dumps(message.payload).encode()
-        return WireMessage(body, to_headers(envelope, self.harness.binding), message.key)
+        return WireMessage(body, to_headers(envelope, self.binding), message.key)
 
-    async def send(self, message: Any) -> tuple[str, str, int, bool]:
-        event_id, correlation = str(uuid.uuid4()), str(uuid.uuid4())
-        start = len(self.harness.published)
+    async def send(self, message: Any) -> _Sent:
+        """Put `message` on its channel as a foreign producer would; wait until settled."""
+        sent = _Sent(str(uuid.uuid4()), str(uuid.uuid4()), len(self.test.published))
         self.exercised[message.name] = self.exercised.get(message.name, 0) + 1
-        wire = self.wire(message, event_id, correlation)
-        settled = await self.harness.inject(message.channel, wire)
-        return event_id, correlation, start, settled
+        wire = self.wire(message, sent.event_id, sent.correlation)
+        try:
+            await self.test.inject(message.channel, wire.body, wire.headers, key=wire.key)
+        except NotSettledError as exc:
+            sent.unsettled = str(exc).splitlines()[0]
+        except Exception:
+            pass
+        sent.calls = [c for c in self.test.calls() if c.delivery.id == sent.event_id]
+        letters = await self.test.dead_letters(message.channel)
+        sent.letters = [
+            letter
+            for letter in letters
+            if letter.original.headers.get(_id_header(self.binding)) == sent.event_id
+        ]
+        return sent
 
     def groups_for(self, channel: str, name: str) -> list[str]:
         return [
             info.group
-            for info in self.harness.bus.subscriptions.values()
+            for info in self.bus.subscriptions.values()
             if info.channel == channel and name in info.routes
         ]
 
     async def valid_case(self, op: _Operation, message: Any, label: str) -> list[Finding]:
-        calls_before = len(self.harness.calls)
-        event_id, correlation, start, settled = await self.send(message)
+        sent = await self.send(message)
         found: list[Finding] = []
 
         def finding(check: str, problem: str, detail: str = "") -> None:
@@ -308,73 +336,52 @@ class _Run:
                 Finding(check, message.name, op.id, label, problem, message.payload, detail)
             )
 
-        if not settled:
-            finding(
-                "handler",
-                f"not settled within {self.options.settle_timeout:g}s (a handler hangs?)",
-            )
-        for call in self.harness.calls[calls_before:]:
-            if call.event_id == event_id and call.error is not None:
+        if sent.unsettled:
+            finding("handler", f"{sent.unsettled} (a handler hangs?)")
+        for call in sent.calls:
+            if call.error is not None:
                 finding(
                     "handler",
                     f"group {call.group!r} raised {type(call.error).__name__}: {call.error}",
                     _handler_traceback(call.error),
                 )
-        published = self.harness.published[start:]
-        for item in published:
-            dead = item.message.headers.get(REASON)
-            if dead is None or not item.channel.endswith(".dlq"):
-                continue
-            if self.harness.event_id(item.message) == event_id and dead == "invalid":
-                error = item.message.headers.get("eventwire-dlq-error", "")
-                finding("handler", f"the service rejected a contract-valid message: {error}")
-        for item in published:
-            if REASON in item.message.headers and item.channel.endswith(".dlq"):
-                continue
-            for problem in self.check_publish(item.channel, item.message):
+        for letter in sent.letters:
+            if letter.reason == "invalid":
+                finding(
+                    "handler",
+                    f"group {letter.group!r} rejected a contract-valid message: {letter.error}",
+                )
+        for item in self.test.published[sent.start :]:
+            for problem in self.check_publish(item):
                 finding("publish", problem)
         expected = op.follow_ups.get(message.name)
-        if expected and not any(f.check == "handler" for f in found):
-
-            def follow_up() -> bool:
-                return any(
-                    self.is_follow_up(p.channel, p.message, expected, correlation)
-                    for p in self.harness.published[start:]
-                )
-
-            if not await self.harness.wait_for(follow_up, self.options.timeout):
-                names = " or ".join(
-                    name if channel is None else f"{name} on {channel!r}"
-                    for name, channel in expected
-                )
-                finding(
-                    "follow-up",
-                    f"no {names} with correlation id {correlation} within "
-                    f"{self.options.timeout:g}s",
-                )
+        failed = any(f.check == "handler" for f in found)
+        if expected and not failed and not await self.follow_up(sent, expected):
+            names = " or ".join(
+                name if channel is None else f"{name} on {channel!r}" for name, channel in expected
+            )
+            finding(
+                "follow-up",
+                f"no {names} with correlation id {sent.correlation} within "
+                f"{self.options.timeout:g}s",
+            )
         return found
 
-    def is_follow_up(
-        self,
-        channel: str,
-        message: WireMessage,
-        expected: tuple[tuple[str, str | None], ...],
-        correlation: str,
-    ) -> bool:
-        try:
-            envelope = from_headers(message.headers, self.harness.binding)
-        except DecodeError:
-            return False
-        return envelope.correlationid == correlation and any(
-            envelope.type == name and where in (None, channel) for name, where in expected
-        )
+    async def follow_up(self, sent: _Sent, expected: tuple[tuple[str, str | None], ...]) -> bool:
+        """Whether one of `expected` is published with the case's correlation id in time."""
+        deadline = self.loop.time() + self.options.timeout
+        while True:
+            for item in self.test.published[sent.start :]:
+                if item.correlation_id == sent.correlation and any(
+                    item.type == name and where in (None, item.channel) for name, where in expected
+                ):
+                    return True
+            if self.loop.time() >= deadline:
+                return False
+            await asyncio.sleep(_POLL)
 
-    def check_publish(self, channel: str, message: WireMessage) -> list[str]:
-        try:
-            envelope = from_headers(message.headers, self.harness.binding)
-        except DecodeError as exc:
-            return [f"published to {channel!r} a message that is not an event: {exc}"]
-        name = envelope.type
+    def check_publish(self, item: Published) -> list[str]:
+        name, channel = item.type, item.channel
         self.produced[name] = self.produced.get(name, 0) + 1
         declared = self.contract.sends.get(channel)
         if declared is None:
@@ -387,35 +394,32 @@ class _Run:
                 f"published {name} to {channel!r}, but the contract's send operations on that "
                 f"channel declare only {', '.join(sorted(declared))}"
             ]
+        body = json.dumps(item.payload).encode()
         problems = [
             f"published {name} breaks its payload schema at {p}"
-            for p in self.contract.validator.errors(name, message.body)
+            for p in self.contract.validator.errors(name, body)
         ]
         model = self.contract.model(name, channel)
         if model.headers:
             prefix = next((p for p in _PREFIX_BINDING if p + "id" in _props(model.headers)), "ce_")
-            named = to_headers(envelope, _PREFIX_BINDING[prefix])
+            named = to_headers(item.envelope, _PREFIX_BINDING[prefix])
             problems += [
                 f"published {name} breaks its headers schema at {e.json_path}: {e.message}"
                 for e in Draft7Validator(model.headers).iter_errors(named)
             ]
-        if model.has_key and message.key is None:
+        if model.has_key and item.key is None:
             problems.append(f"published {name} without a key; the contract gives it one")
-        elif model.key_field is not None and message.key is not None:
-            try:
-                value = json.loads(message.body).get(model.key_field)
-            except (ValueError, AttributeError):
-                value = None
-            if value is not None and _text(value) != message.key:
+        elif model.key_field is not None and item.key is not None:
+            value = item.payload.get(model.key_field)
+            if value is not None and _text(value) != item.key:
                 problems.append(
-                    f"published {name} with key {message.key!r}, not its "
+                    f"published {name} with key {item.key!r}, not its "
                     f"{model.key_field} {_text(value)!r}"
                 )
         return problems
 
     async def invalid_case(self, op: _Operation, message: Any) -> list[Finding]:
-        calls_before = len(self.harness.calls)
-        event_id, _, start, settled = await self.send(message)
+        sent = await self.send(message)
         found: list[Finding] = []
 
         def finding(problem: str) -> None:
@@ -423,24 +427,16 @@ class _Run:
                 Finding("invalid", message.name, op.id, message.violation, problem, message.payload)
             )
 
-        reached = {c.group for c in self.harness.calls[calls_before:] if c.event_id == event_id}
+        reached = {call.group for call in sent.calls}
         for group in sorted(reached):
             finding(f"group {group!r}: the handler received it ({message.violation})")
-        letters = {
-            item.message.headers.get("eventwire-dlq-group", ""): item.message.headers.get(REASON)
-            for item in self.harness.published[start:]
-            if item.channel == message.channel + ".dlq"
-            and self.harness.event_id(item.message) == event_id
-        }
+        reasons = {letter.group: letter.reason for letter in sent.letters}
         for group in self.groups_for(message.channel, message.name):
             if group in reached:
                 continue
-            reason = letters.get(group)
+            reason = reasons.get(group)
             if reason is None:
-                finding(
-                    f"group {group!r} did not dead-letter it"
-                    + ("" if settled else " (not settled)")
-                )
+                finding(f"group {group!r} did not dead-letter it")
             elif reason != "invalid":
                 finding(f"group {group!r} dead-lettered it with reason {reason!r}, not 'invalid'")
         return found
@@ -517,10 +513,10 @@ async def run_contract_test(
                 invalid = list(invalid_cases(loaded, name, channel=op.channel))
                 generated = valid_messages(loaded, name, channel=op.channel)
             plans.append((op, name, valid, generated, invalid))
-    harness = Harness(bus, options.url, settle_timeout=options.settle_timeout)
+    test = TestBus(bus, raise_handler_errors=True, timeout=options.settle_timeout)
     results: list[CheckResult] = []
-    async with harness:
-        run = _Run(contract, harness, options)
+    async with test:
+        run = _Run(contract, test, options)
         for op, name, valid, generated, invalid in plans:
             if progress is not None:
                 progress(f"{name} ({op.channel}, operation {op.id})")
@@ -563,7 +559,11 @@ async def run_contract_test(
         for name, channels in contract.channels.items()
     ]
     source = "<document>" if isinstance(document, Mapping) else str(document)
-    return ContractTestReport(source, harness.bus.url, results, coverage)
+    return ContractTestReport(source, test.url, results, coverage)
+
+
+def _id_header(binding: str) -> str:
+    return BINDINGS[binding] + "id"
 
 
 def _text(value: Any) -> str:
@@ -576,7 +576,11 @@ def _props(schema: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _handler_traceback(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)[1:]  # drop the harness's wrapper
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith(_SDK)
+    ]
     lines = traceback.format_list(frames)
     lines += traceback.format_exception_only(type(error), error)
     return "".join(lines).rstrip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -22,12 +23,6 @@ __all__ = ["render_junit", "render_report", "test"]
 @click.argument("document", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--app", "target", required=True, help="The service's bus: MODULE:BUS or file.py:BUS."
-)
-@click.option(
-    "--url",
-    default=None,
-    help="Broker URL to run on (default: a fresh embedded broker, memory://<unique>). "
-    "Use a broker of its own: the service's groups consume there.",
 )
 @click.option("--examples-only", is_flag=True, help="Send only the contract's examples.")
 @click.option(
@@ -53,7 +48,6 @@ __all__ = ["render_junit", "render_report", "test"]
 def test(
     document: Path,
     target: str,
-    url: str | None,
     examples_only: bool,
     max_cases: int,
     timeout: float,
@@ -72,14 +66,20 @@ def test(
     from eventwire.contracts._load import load_bus
 
     bus = load_bus(target)
-    options = Options(url=url, examples_only=examples_only, max_cases=max_cases, timeout=timeout)
+    options = Options(examples_only=examples_only, max_cases=max_cases, timeout=timeout)
     console = _console()
     console.print(f"contract tests of {target} against {document}", style="bold", markup=False)
 
     def progress(line: str) -> None:
         console.print(f"  {line}", style="dim", markup=False)
 
-    report = asyncio.run(run_contract_test(document, bus, options, progress=progress))
+    quiet = logging.getLogger("eventwire")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # dead letters and retries are what the report is about
+    try:
+        report = asyncio.run(run_contract_test(document, bus, options, progress=progress))
+    finally:
+        quiet.setLevel(level)
     render_report(console, report)
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
