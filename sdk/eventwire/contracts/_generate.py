@@ -289,6 +289,10 @@ def generate_asyncapi(
             operation["bindings"] = bindings
         operation["x-eventwire-group"] = group
         operation["x-eventwire-concurrency"] = info.concurrency
+        if info.emits:
+            emits = {t: list(names) for t, names in sorted(info.emits.items())}
+            single = len(info.routes) == 1
+            operation["x-eventwire-emits"] = next(iter(emits.values())) if single else emits
         operations[op_key] = operation
 
     _add_examples(document, bus.source, prefix)

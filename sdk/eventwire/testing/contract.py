@@ -17,6 +17,8 @@
   a value of a wrong type, a value outside its enum. Every one fails the schema.
 - `example_messages`, `coverage_messages`, `invalid_cases`: the same cases as plain lists, in
   a fixed order (for loops, ``@example`` or reports).
+- `assert_honours_contract(bus, document)` (async): the checks of ``eventwire contracts
+  test`` in a test; `check_contract` returns the report instead of failing.
 
 A document is a path (read and validated) or a mapping already loaded. A message is named by
 its ``name`` (the event type for documents eventwire generated) or its key; ``channel`` (an
@@ -65,6 +67,8 @@ __all__ = [
     "ContractMessage",
     "InvalidMessage",
     "UnsupportedSchemaError",
+    "assert_honours_contract",
+    "check_contract",
     "coverage_messages",
     "example_messages",
     "invalid_cases",
@@ -325,3 +329,44 @@ def invalid_messages(
         ).filter(lambda case: case is not None)
 
     return st.one_of([broken(violation) for violation in found])
+
+
+async def check_contract(
+    bus: Any,
+    document: Document,
+    *,
+    max_cases: int = 10,
+    examples_only: bool = False,
+    timeout: float = 2.0,
+) -> Any:
+    """Run ``eventwire contracts test``'s checks on `bus`; returns the report (no assertion).
+
+    The bus must not be running; it runs under a `eventwire.testing.TestBus` and is put back
+    afterwards, so a module-level bus can be checked and then used by other tests.
+    """
+    from eventwire.contracts._runner import Options, run_contract_test
+
+    options = Options(examples_only=examples_only, max_cases=max_cases, timeout=timeout)
+    return await run_contract_test(document, bus, options)
+
+
+async def assert_honours_contract(
+    bus: Any,
+    document: Document,
+    *,
+    max_cases: int = 10,
+    examples_only: bool = False,
+    timeout: float = 2.0,
+) -> None:
+    """Fail (``AssertionError`` listing every violation) unless `bus` honours `document`."""
+    report = await check_contract(
+        bus, document, max_cases=max_cases, examples_only=examples_only, timeout=timeout
+    )
+    if report.ok:
+        return
+    lines = [f"{len(report.findings)} contract violation(s) against {report.document}:"]
+    for finding in report.findings:
+        lines.append(f"- {finding.check} {finding.message}, case {finding.case}: {finding.problem}")
+        lines.append(f"  payload: {json.dumps(finding.payload, default=str)}")
+        lines += [f"  {line}" for line in finding.detail.splitlines()]
+    raise AssertionError("\n".join(lines))
