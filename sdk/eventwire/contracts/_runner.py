@@ -486,6 +486,7 @@ async def run_contract_test(
     options: Options | None = None,
     *,
     progress: Callable[[str], None] | None = None,
+    source: str | None = None,
 ) -> ContractTestReport:
     """Run the contract tests of `bus` against `document` (a path or a loaded mapping).
 
@@ -558,7 +559,8 @@ async def run_contract_test(
         MessageCoverage(name, channels, run.exercised.get(name, 0), run.produced.get(name, 0))
         for name, channels in contract.channels.items()
     ]
-    source = "<document>" if isinstance(document, Mapping) else str(document)
+    if source is None:
+        source = "<document>" if isinstance(document, Mapping) else str(document)
     return ContractTestReport(source, test.url, results, coverage)
 
 

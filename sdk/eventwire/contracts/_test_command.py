@@ -63,8 +63,9 @@ def test(
     x-eventwire-emits) come with the correlation id, and that invalid messages are
     dead-lettered as 'invalid' without reaching a handler. Exit 1 on any violation.
     """
-    from eventwire.contracts._load import load_bus
+    from eventwire.contracts._load import load_bus, load_document
 
+    loaded = load_document(document)
     bus = load_bus(target)
     options = Options(examples_only=examples_only, max_cases=max_cases, timeout=timeout)
     console = _console()
@@ -77,7 +78,9 @@ def test(
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # dead letters and retries are what the report is about
     try:
-        report = asyncio.run(run_contract_test(document, bus, options, progress=progress))
+        report = asyncio.run(
+            run_contract_test(loaded, bus, options, progress=progress, source=str(document))
+        )
     finally:
         quiet.setLevel(level)
     render_report(console, report)
