@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
@@ -167,6 +168,7 @@ def generate_asyncapi(
     key_map, definitions = models_json_schema(
         [(model, "validation") for _, model in ordered],
         ref_template="#/components/schemas/{model}",
+        schema_generator=_Schemas,
     )
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
 
@@ -298,6 +300,29 @@ def generate_asyncapi(
     _add_examples(document, bus.source, prefix)
     get_plugin_manager().hook.eventwire_asyncapi_document(document=document, bus=bus)
     return document
+
+
+#: A decimal numeral, as the string form of a ``Decimal`` field (pydantic says only "string").
+DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
+NON_NEGATIVE_DECIMAL_PATTERN = r"^\d+(\.\d+)?$"
+
+
+class _Schemas(GenerateJsonSchema):
+    """pydantic's schemas, with the string form of a ``Decimal`` held to a decimal numeral.
+
+    Without a pattern, a contract would accept any string where the code accepts only
+    numbers (``"" `` or ``"abc"`` as an amount), and a contract test finds that gap.
+    """
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        value = super().decimal_schema(schema)
+        ge, gt = schema.get("ge"), schema.get("gt")
+        non_negative = (ge is not None and ge >= 0) or (gt is not None and gt >= 0)
+        pattern = NON_NEGATIVE_DECIMAL_PATTERN if non_negative else DECIMAL_PATTERN
+        for branch in value.get("anyOf", ()):
+            if branch.get("type") == "string" and "pattern" not in branch:
+                branch["pattern"] = pattern
+        return value
 
 
 def _channel_bindings(binding: str, address: str) -> dict[str, Any]:
