@@ -303,8 +303,10 @@ def generate_asyncapi(
 
 
 #: A decimal numeral, as the string form of a ``Decimal`` field (pydantic says only "string").
-DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
-NON_NEGATIVE_DECIMAL_PATTERN = r"^\d+(\.\d+)?$"
+#: pydantic writes a Decimal in exponent notation when it is very small or large (1.5E-7).
+#: ASCII digits: ``\d`` also matches other scripts' digits in Python, which Decimal refuses.
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+NON_NEGATIVE_DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
 
 
 class _Schemas(GenerateJsonSchema):

@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -75,6 +76,7 @@ class Options:
     max_cases: int = 25
     timeout: float = 2.0
     settle_timeout: float = 10.0
+    shrink_time: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,12 +449,17 @@ class _Run:
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result()
 
     def shrink(self, op: _Operation, strategy: Any, max_cases: int) -> tuple[int, list[Finding]]:
-        """Run generated cases through Hypothesis; the first failure is shrunk and returned."""
+        """Run generated cases through Hypothesis; the first failure is shrunk and returned.
+
+        Shrinking runs real cases for at most ``options.shrink_time`` seconds; after that the
+        smallest failing case found so far is the answer (Hypothesis finishes on no-ops).
+        """
         from hypothesis import HealthCheck, Phase, given, settings
         from hypothesis.reporting import with_reporter
 
         ran = 0
         last: list[Finding] = []
+        budget_end: float | None = None
 
         @settings(
             max_examples=max_cases,
@@ -465,11 +472,15 @@ class _Run:
         )
         @given(strategy)
         def case(message: Any) -> None:
-            nonlocal ran, last
+            nonlocal ran, last, budget_end
+            if budget_end is not None and time.monotonic() > budget_end:
+                raise _CaseFailed("shrinking stopped: out of time")
             ran += 1
             found = self.run_sync(lambda: self.valid_case(op, message, "generated (shrunk)"))
             if found:
                 last = found
+                if budget_end is None:
+                    budget_end = time.monotonic() + self.options.shrink_time
                 raise _CaseFailed(found[0].problem)
 
         with with_reporter(lambda _: None):
