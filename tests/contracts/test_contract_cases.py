@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator
 
 from tests.contracts.conftest import REFERENCE_APP, V1, V2
 
-FAST = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _documents() -> Iterator[tuple[str, dict[str, Any]]]:

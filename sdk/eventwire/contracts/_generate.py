@@ -305,8 +305,9 @@ def generate_asyncapi(
 #: A decimal numeral, as the string form of a ``Decimal`` field (pydantic says only "string").
 #: pydantic writes a Decimal in exponent notation when it is very small or large (1.5E-7).
 #: ASCII digits: ``\d`` also matches other scripts' digits in Python, which Decimal refuses.
-DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
-NON_NEGATIVE_DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+#: The exponent is bounded: Decimal refuses one of 19 digits or more.
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,6})?$"
+NON_NEGATIVE_DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,6})?$"
 
 
 class _Schemas(GenerateJsonSchema):
