@@ -37,8 +37,10 @@ __all__ = [
     "Variant",
     "coverage_variants",
     "custom_formats",
+    "format_path",
     "minimal",
     "payload_strategy",
+    "usable_variants",
     "violations",
 ]
 

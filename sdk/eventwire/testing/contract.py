@@ -102,12 +102,6 @@ class ContractMessage:
     covers: str | None = None
     """What this case was built to exercise (``$.currency = "GBP"``), for coverage cases."""
 
-    def with_payload(self, payload: Any) -> ContractMessage:
-        """The same message with another payload (key recomputed by the caller if needed)."""
-        return ContractMessage(
-            self.name, self.channel, payload, self.headers, self.key, self.example, self.covers
-        )
-
 
 @dataclass(frozen=True)
 class InvalidMessage:
