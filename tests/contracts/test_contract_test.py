@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest
@@ -238,5 +239,56 @@ def test_the_pytest_helpers_pass_the_twin_and_fail_each_bug() -> None:
         # the buses are put back: the same bus can be checked again
         report = await check_contract(inventory.correct, read_document(CONTRACT), max_cases=2)
         assert report.ok
+
+    asyncio.run(main())
+
+
+def _follow_up_variant(replace: dict[str, Any]) -> dict[str, Any]:
+    document = read_document(CONTRACT)
+    operation = document["operations"]["receive_orders_inventory"]
+    del operation["x-eventwire-emits"]
+    operation.update(replace)
+    return document
+
+
+REPLY = {
+    "reply": {
+        "channel": {"$ref": "#/channels/inventory"},
+        "messages": [
+            {"$ref": "#/channels/inventory/messages/InventoryReserved"},
+            {"$ref": "#/channels/inventory/messages/InventoryReservationFailed"},
+        ],
+    }
+}
+MAPPING = {"x-eventwire-emits": {"OrderPlaced": ["InventoryReservationFailed"]}}
+
+
+def test_an_asyncapi_reply_is_a_follow_up_on_its_channel() -> None:
+    document = _follow_up_variant(REPLY)
+
+    async def main() -> None:
+        assert (await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)).ok
+        report = await check_contract(
+            inventory.forgets_follow_up, document, max_cases=3, timeout=0.1
+        )
+        problems = {f.problem.split(" with ")[0] for f in report.findings}
+        assert problems == {
+            "no InventoryReserved on 'inventory' or InventoryReservationFailed on 'inventory'"
+        }
+
+    asyncio.run(main())
+
+
+def test_the_mapping_form_of_emits_names_the_follow_up_per_message() -> None:
+    document = _follow_up_variant(MAPPING)
+
+    async def main() -> None:
+        report = await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)
+        # the correct service reserves most orders: InventoryReserved is not what was promised
+        assert {f.check for f in report.findings} == {"follow-up"}
+        assert all(
+            "no InventoryReservationFailed with correlation id" in f.problem
+            for f in report.findings
+        )
 
     asyncio.run(main())
