@@ -182,7 +182,8 @@ class EventBus:
         - ``middlewares``: wrap this handler's attempts, inside the bus's middlewares.
         - ``emits``: the message classes the handler publishes in reaction, one of which
           follows every event it handles, with the same correlation id. Written to the
-          AsyncAPI document as ``x-eventwire-emits`` and checked by ``eventwire contracts test``.
+          AsyncAPI document as ``x-eventwire-emits`` and checked by ``eventwire contracts test``;
+          they count as declared (`declare`).
         """
         spec = _message_spec(model)
         channel = spec.require_channel()
@@ -248,6 +249,7 @@ class EventBus:
             )
             if follow_ups:
                 info.emits[spec.type] = follow_ups
+                self.declare(*(emits or ()))  # what a handler emits, the bus publishes
             return handler
 
         return register

@@ -11,7 +11,9 @@ from xml.etree import ElementTree
 
 import pytest
 from click.testing import Result
-from eventwire.contracts import generate_asyncapi, read_document
+from eventwire import EventBus
+from eventwire.contracts import generate_asyncapi, read_document, validate_document
+from eventwire.errors import ConfigurationError
 from eventwire.testing.contract import assert_honours_contract, check_contract
 
 from tests.contracts.conftest import ROOT
@@ -292,3 +294,30 @@ def test_the_mapping_form_of_emits_names_the_follow_up_per_message() -> None:
         )
 
     asyncio.run(main())
+
+
+def test_emits_of_a_group_with_several_messages_is_a_mapping() -> None:
+    bus = EventBus(source="order")
+
+    @bus.subscribe(inventory.InventoryReserved, group="g", emits=[inventory.StockAudited])
+    async def reserved(event: inventory.InventoryReserved) -> None: ...
+
+    @bus.subscribe(inventory.InventoryReservationFailed, group="g")
+    async def failed(event: inventory.InventoryReservationFailed) -> None: ...
+
+    @bus.subscribe(inventory.OrderPlaced, group="g2", emits=[inventory.StockAudited])
+    async def placed(event: inventory.OrderPlaced) -> None: ...
+
+    document = generate_asyncapi(bus)
+    assert validate_document(document) == []  # what is emitted is published: in the document
+    operations = document["operations"]
+    assert "sendStockAudited" in operations
+    assert operations["receive_inventory_g"]["x-eventwire-emits"] == {
+        "InventoryReserved": ["StockAudited"]
+    }
+    assert operations["receive_orders_g2"]["x-eventwire-emits"] == ["StockAudited"]
+
+
+def test_emits_takes_message_classes_only() -> None:
+    with pytest.raises(ConfigurationError, match="expected an Event or Command subclass"):
+        EventBus().subscribe(inventory.OrderPlaced, emits=[dict])  # type: ignore[list-item]
