@@ -87,7 +87,7 @@ def test_every_invalid_case_breaks_the_schema(label: str, name: str) -> None:
     check()
 
 
-def test_invalid_cases_name_each_required_field_and_type() -> None:
+def test_invalid_cases_name_each_required_field_type_and_bound() -> None:
     violations = {case.violation for case in invalid_cases(V1, "ReserveInventory")}
     assert {
         "$.order_id: required property missing",
@@ -96,6 +96,9 @@ def test_invalid_cases_name_each_required_field_and_type() -> None:
         "$.lines[0].quantity: required property missing",
         "$.lines[0].quantity: string instead of integer",
         "$.lines: string instead of array",
+        "$.lines[0].quantity: 0 is below minimum 1",
+        "$.lines[0].sku: 0 characters, under minLength 1",
+        "$.lines[0].unit_price: -0.5 is below minimum 0.0",
     } <= violations
 
 

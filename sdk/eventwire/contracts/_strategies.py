@@ -8,7 +8,8 @@ Values come from `hypothesis-jsonschema` (``from_schema``), which needs ``hypoth
   property present, a boundary (``minimum``, ``maximum``, exclusive bounds, ``minLength``,
   ``maxLength``, ``minItems``, ``maxItems``), a formatted string present. The simplest value of
   each variant is a deterministic case, so every one of them is exercised in a handful of cases.
-- *violations*: each required property missing, each value of a wrong type, each enum left.
+- *violations*: each required property missing, each value of a wrong type, each enum left,
+  each bound crossed (numbers, string lengths).
   Each is checked to really fail the schema (jsonschema) before it is used.
 """
 
@@ -335,7 +336,8 @@ def _json_type(value: Any) -> str:
 
 
 def violations(schema: Schema) -> list[Invalid]:
-    """Each required property missing, each value of a wrong type, each enum left."""
+    """Each required property missing, each value of a wrong type, each enum left, each
+    numeric or length bound crossed."""
     out: list[Invalid] = []
     seen: set[tuple[str, DataPath]] = set()
     for site in _sites(schema):
@@ -365,6 +367,11 @@ def violations(schema: Schema) -> list[Invalid]:
                     _replacer(site.path, wrong),
                 )
             )
+        if site.path:  # each site once: a branch of anyOf has bounds of its own
+            for label, wrong in _out_of_bounds(site.node):
+                out.append(
+                    Invalid(f"{where}: {label}", site.path, focused, _replacer(site.path, wrong))
+                )
         enum = site.node.get("enum")
         if site.path and enum and ("enum", site.path) not in seen:
             seen.add(("enum", site.path))
@@ -378,6 +385,27 @@ def violations(schema: Schema) -> list[Invalid]:
                 )
             )
     return out
+
+
+def _out_of_bounds(node: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Values just past each numeric, length and size bound of `node`."""
+    integer = _types(node) == ["integer"]
+    step = 1 if integer else 0.5
+    for key, sign in (("minimum", -1), ("maximum", 1)):
+        bound = node.get(key)
+        if isinstance(bound, int | float) and not isinstance(bound, bool):
+            value = (math.ceil(bound) if sign < 0 else math.floor(bound)) if integer else bound
+            wrong = value + sign * step
+            yield f"{wrong} is {'below' if sign < 0 else 'above'} {key} {bound}", wrong
+    for key in ("exclusiveMinimum", "exclusiveMaximum"):
+        bound = node.get(key)
+        if isinstance(bound, int | float) and not isinstance(bound, bool):
+            yield f"{bound} is not within {key} {bound}", bound
+    low, high = node.get("minLength"), node.get("maxLength")
+    if isinstance(low, int) and low > 0:
+        yield f"{low - 1} characters, under minLength {low}", "x" * (low - 1)
+    if isinstance(high, int):
+        yield f"{high + 1} characters, over maxLength {high}", "x" * (high + 1)
 
 
 def _allowed_types(node: dict[str, Any]) -> set[str]:
