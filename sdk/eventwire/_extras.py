@@ -24,6 +24,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "conformance": ("pytest", "xdist", "pytest_timeout"),
     "reload": ("watchfiles",),
     "serve": ("starlette", "uvicorn"),
+    "testing": ("hypothesis", "hypothesis_jsonschema"),
 }
 #: URL scheme of a built-in network backend -> the extra whose backend serves it.
 SCHEME_EXTRAS: Mapping[str, str] = {

@@ -56,6 +56,8 @@ class SubscriptionInfo:
     max_in_flight: int
     from_beginning: bool
     routes: dict[str, Route]
+    #: message type -> the types its handler promises to publish in reaction (``emits=``)
+    emits: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def models(self) -> list[type[Message]]:
@@ -164,6 +166,7 @@ class EventBus:
         from_beginning: bool = False,
         max_in_flight: int | None = None,
         middlewares: Sequence[Middleware] | None = None,
+        emits: Sequence[type[Message]] | None = None,
     ) -> Callable[[H], H]:
         """Register an ``async def handler(event[, delivery])`` for `model`.
 
@@ -178,6 +181,10 @@ class EventBus:
         - ``from_beginning``: a new group starts from the oldest retained event.
         - ``max_in_flight``: unsettled deliveries at most (default ``max(64, 4*concurrency)``).
         - ``middlewares``: wrap this handler's attempts, inside the bus's middlewares.
+        - ``emits``: the message classes the handler publishes in reaction, one of which
+          follows every event it handles, with the same correlation id. Written to the
+          AsyncAPI document as ``x-eventwire-emits`` and checked by ``eventwire contracts test``;
+          they count as declared (`declare`).
         """
         spec = _message_spec(model)
         channel = spec.require_channel()
@@ -189,6 +196,7 @@ class EventBus:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r}")
         layers = check_middlewares(middlewares, "subscribe()")
+        follow_ups = tuple(_message_spec(m).type for m in emits or ())
 
         def register(handler: H) -> H:
             function: Callable[..., Any] = handler
@@ -241,6 +249,9 @@ class EventBus:
                     f"{spec.type} already has a handler in group {name!r}; use another group"
                 )
             info.routes[spec.type] = route
+            if follow_ups:
+                info.emits[spec.type] = follow_ups
+                self.declare(*(emits or ()))  # what a handler emits, the bus publishes
             return handler
 
         return register

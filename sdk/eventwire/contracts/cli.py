@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -316,3 +317,6 @@ def codegen(contract: Path, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(code, encoding="utf-8")
     click.echo(f"wrote {output}", err=True)
+
+
+contracts.add_command(importlib.import_module("eventwire.contracts._test_command").test)

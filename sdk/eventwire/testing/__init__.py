@@ -13,6 +13,9 @@
 backend back afterwards; ``tb.publish`` returns when every group has settled the event and
 everything it caused. The pytest plugin (installed with eventwire) adds the
 ``eventwire_testbus`` fixture.
+
+`eventwire.testing.contract` turns the messages of an AsyncAPI contract into Hypothesis
+strategies (valid and invalid cases); it needs the ``testing`` extra.
 """
 
 from eventwire.testing._records import Call, Published
