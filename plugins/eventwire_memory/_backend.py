@@ -283,6 +283,12 @@ class MemoryBackend:
         self._check_channel(channel)
         return broker.browse(channel, limit)
 
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Forget `group` on `channel` (its positions); members still joined keep theirs."""
+        broker = self._connected()
+        self._check_channel(channel)
+        broker.delete_group(channel, group)
+
     async def close(self) -> None:
         """Stop every subscription, then leave the groups: what is unsettled is redelivered."""
         if self._closed:

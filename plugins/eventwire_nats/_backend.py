@@ -27,6 +27,7 @@ from eventwire_nats._info import CAPABILITIES
 from eventwire_nats._topology import (
     ChannelTopology,
     consumer_config,
+    durable_name,
     shards_from_description,
     stream_config,
     stream_name,
@@ -669,6 +670,18 @@ class NatsBackend:
             with contextlib.suppress(Exception):
                 await js.delete_consumer(topology.stream, info.name)
         return out
+
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Delete `group`'s durable consumers on `channel` (one per shard)."""
+        from nats.js.errors import NotFoundError
+
+        self._connected()
+        topology = await self.topology(channel, create=False)
+        if topology is None:
+            return
+        for shard in range(topology.shards):
+            with contextlib.suppress(NotFoundError):
+                await self.js.delete_consumer(topology.stream, durable_name(group, shard))
 
     # -- shutdown ------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "Capabilities",
+    "GroupAdmin",
     "Inbound",
     "MessageHandler",
     "Subscription",
@@ -156,4 +157,13 @@ class Backend(Protocol):
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Read up to `limit` retained messages of `channel`, oldest first, without consuming."""
+        ...
+
+
+@runtime_checkable
+class GroupAdmin(Protocol):
+    """Optional: a backend that can remove a consumer group (throw-away readers use it)."""
+
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Forget `group` on `channel` and its position; no member of it may be running."""
         ...

@@ -308,3 +308,8 @@ def codegen(contract: Path, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(code, encoding="utf-8")
     click.echo(f"wrote {output}", err=True)
+
+
+from eventwire.contracts import _verify_cmd  # noqa: E402
+
+contracts.add_command(_verify_cmd.COMMAND)
