@@ -188,3 +188,20 @@ def foreign_mix(binding: str, orders: str, payments: str) -> list[tuple[str, Raw
         # not JSON
         (payments, (b"amount=12.5", headers(binding, "PaymentCharged", 8), "ord-8"), "payload"),
     ]
+
+
+def as_consumer(path: Path, name: str, channel_key: str = "orders") -> Path:
+    """A consumer's contract: the messages of one channel of `path`, received."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document["info"]["title"] = name
+    document["operations"] = {
+        f"receive{key}": {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{channel_key}"},
+            "messages": [{"$ref": f"#/channels/{channel_key}/messages/{key}"}],
+        }
+        for key in document["channels"][channel_key]["messages"]
+    }
+    out = path.with_name(f"{name}.yaml")
+    out.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return out

@@ -310,6 +310,10 @@ def codegen(contract: Path, output: Path) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
-from eventwire.contracts import _verify_cmd  # noqa: E402
 
-contracts.add_command(_verify_cmd.COMMAND)
+# Commands in modules of their own; they use the helpers above, so they are imported last.
+from eventwire.contracts._pact_cmd import COMMAND as _pact  # noqa: E402
+from eventwire.contracts._verify_cmd import COMMAND as _verify  # noqa: E402
+
+contracts.add_command(_pact)
+contracts.add_command(_verify)
