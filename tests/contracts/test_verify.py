@@ -188,9 +188,20 @@ def test_kafka_foreign_producer(tmp_path: Path) -> None:
         finally:
             await producer.stop()
 
+    async def groups() -> list[str]:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA.removeprefix("kafka://"))
+        await admin.start()
+        try:
+            return [g[0] for g in await admin.list_consumer_groups()]
+        finally:
+            await admin.close()
+
     report = asyncio.run(_verify_while(KAFKA, path, produce, len(mix)))
     _expect(report, mix)
     assert report.group_removed is True
+    assert report.group not in asyncio.run(groups())
 
 
 @pytest.mark.broker
@@ -213,6 +224,21 @@ def test_nats_foreign_producer(tmp_path: Path) -> None:
         finally:
             await nc.close()
 
+    async def consumers() -> list[str]:
+        from eventwire_nats._topology import stream_name
+
+        nc = await nats.connect(NATS)
+        try:
+            js = nc.jetstream()
+            return [
+                c.name
+                for channel in (orders, payments)
+                for c in await js.consumers_info(stream_name(channel))
+            ]
+        finally:
+            await nc.close()
+
     report = asyncio.run(_verify_while(NATS, path, produce, len(mix)))
     _expect(report, mix)
     assert report.group_removed is True
+    assert not [c for c in asyncio.run(consumers()) if c.startswith(report.group)]

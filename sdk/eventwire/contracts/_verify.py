@@ -9,7 +9,6 @@ backend can remove groups (`GroupAdmin`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -90,19 +89,19 @@ async def verify_live(
     from_beginning: bool = False,
     on_message: Callable[[Seen], None] | None = None,
     on_ready: Callable[[VerifyReport], None] | None = None,
+    stop: asyncio.Event | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> VerifyReport:
     """Watch the channels of `document` on `url` and check every message seen.
 
-    Stops after `duration` seconds or `count` messages, whichever comes first (with neither,
-    after `DEFAULT_DURATION` seconds). `on_ready` gets the (empty) report once every channel
-    is subscribed.
-    `ContractError` for an unknown channel, `BackendUnavailableError` for an unreachable
-    broker.
+    Stops after `duration` seconds, `count` messages or when `stop` is set, whichever comes
+    first (with none of them, after `DEFAULT_DURATION` seconds). `on_ready` gets the (empty)
+    report once every channel is subscribed. `ContractError` for an unknown channel,
+    `BackendUnavailableError` for an unreachable broker.
     """
     rules = ChannelRules(document, source)
     selected = select_channels(rules, channels)
-    if duration is None and count is None:
+    if duration is None and count is None and stop is None:
         duration = DEFAULT_DURATION
     backend = create_backend(url, options)
     group = f"eventwire-verify-{uuid.uuid4().hex[:12]}"
@@ -136,18 +135,28 @@ async def verify_live(
 
     await backend.connect()
     try:
-        for channel in selected:
-            spec = SubscriptionSpec(
-                channel=channel.address,
-                group=group,
-                from_beginning=from_beginning,
-                consumer="eventwire-verify",
+        await asyncio.gather(
+            *(
+                backend.subscribe(
+                    SubscriptionSpec(
+                        channel=channel.address,
+                        group=group,
+                        from_beginning=from_beginning,
+                        consumer="eventwire-verify",
+                    ),
+                    handler_for(channel.address),
+                )
+                for channel in selected
             )
-            await backend.subscribe(spec, handler_for(channel.address))
+        )
         if on_ready is not None:
             on_ready(report)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), duration)
+        waiters = [asyncio.ensure_future(e.wait()) for e in (done, stop) if e is not None]
+        try:
+            await asyncio.wait(waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
     finally:
         await backend.close()
     report.group_removed = await _remove_group(url, options, report.channels, group)
