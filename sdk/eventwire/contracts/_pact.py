@@ -75,6 +75,9 @@ class _Matchers:
     def __init__(self, document: Mapping[str, Any], match: Any) -> None:
         self.document = document
         self.match = match
+        #: Rules the matchers cannot express (alternatives), by JSON path, for
+        #: ``with_matching_rules``.
+        self.rules: dict[str, Any] = {}
 
     def _resolve(self, schema: Any) -> Any:
         for _ in range(_MAX_DEPTH):
@@ -93,24 +96,47 @@ class _Matchers:
                 return schema
         return schema
 
-    def build(self, schema: Any, value: Any, depth: int = 0) -> Any:
+    def _branch(self, schema: Any) -> dict[str, Any]:
+        """One Pact matcher for one alternative of an ``anyOf`` / ``oneOf``."""
+        schema = self._resolve(schema)
+        if not isinstance(schema, Mapping):
+            return {"match": "regex", "regex": "^[\\s\\S]*$"}
+        enum = schema.get("enum")
+        if isinstance(enum, list) and all(isinstance(v, str) for v in enum):
+            return {"match": "regex", "regex": _enum_pattern(enum)}
+        kind = schema.get("type")
+        if kind in ("number", "integer", "boolean", "null"):
+            return {"match": kind}
+        if kind == "string" and isinstance(schema.get("pattern"), str):
+            return {"match": "regex", "regex": schema["pattern"]}
+        if kind == "string":  # any string: Pact has no "is a string" matcher of its own
+            return {"match": "regex", "regex": "^[\\s\\S]*$"}
+        return {"match": "type"}
+
+    def build(self, schema: Any, value: Any, depth: int = 0, path: str = "$") -> Any:
         schema = self._resolve(schema)
         match = self.match
         if not isinstance(schema, Mapping) or depth > _MAX_DEPTH:
             return match.like(value)
         if "const" in schema:
             return value
+        for keyword in ("anyOf", "oneOf"):
+            if isinstance(schema.get(keyword), list):
+                self.rules[path] = {
+                    "combine": "OR",
+                    "matchers": [self._branch(b) for b in schema[keyword]],
+                }
+                return value
         enum = schema.get("enum")
         if isinstance(enum, list):
             if all(isinstance(v, str) for v in enum) and isinstance(value, str):
-                pattern = "^(" + "|".join(re.escape(v) for v in enum) + ")$"
-                return match.regex(value, regex=pattern)
+                return match.regex(value, regex=_enum_pattern(enum))
             return value
         if isinstance(value, dict):
             properties = schema.get("properties") or {}
             required = set(schema.get("required") or ())
             return {
-                name: self.build(properties.get(name, True), item, depth + 1)
+                name: self.build(properties.get(name, True), item, depth + 1, f"{path}.{name}")
                 for name, item in value.items()
                 if name in required
             }
@@ -119,7 +145,7 @@ class _Matchers:
                 return match.like(value)
             minimum = schema.get("minItems")
             return match.each_like(
-                self.build(schema.get("items", True), value[0], depth + 1),
+                self.build(schema.get("items", True), value[0], depth + 1, f"{path}[*]"),
                 min=max(int(minimum), 1) if isinstance(minimum, int) else 1,
             )
         if isinstance(value, str) and isinstance(schema.get("pattern"), str):
@@ -129,6 +155,10 @@ class _Matchers:
         if isinstance(value, int) and schema.get("type") == "integer":
             return match.int(value)
         return match.like(value)
+
+
+def _enum_pattern(values: Sequence[str]) -> str:
+    return "^(" + "|".join(re.escape(v) for v in values) + ")$"
 
 
 def _example(
@@ -175,9 +205,12 @@ def export_pacts(
     for entry in received:
         example = _example(consumer, entry, validator)
         schema = entry.message.get("payload")
+        matchers.rules = {}
         body = matchers.build(schema, example) if schema is not None else None
         interaction = contract.upon_receiving(interaction_name(entry.name, entry.channel), "Async")
         interaction.with_body(body, "application/json")
+        if matchers.rules:
+            interaction.with_matching_rules({"body": matchers.rules})
         interaction.with_metadata({"type": entry.name, "channel": entry.channel})
 
     def consumer_accepts(body: str | bytes | None, metadata: dict[str, object]) -> None:
