@@ -296,6 +296,16 @@ class RabbitBackend:
                 raise
             raise self._topology_error(exc, f"{channel}/{group}") from None
 
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Delete `group`'s hash exchange and shard queues on `channel`."""
+        scratch = await self._scratch()
+        try:
+            await scratch.exchange_delete(group_exchange(channel, group))
+            for shard in range(self.settings.shards):
+                await scratch.queue_delete(shard_queue(channel, group, shard))
+        finally:
+            await _close(scratch)
+
     async def _check_group(self, channel: str, group: str) -> None:
         """The group exists: its shard count must be ours (last shard there, next absent)."""
         count = self.settings.shards

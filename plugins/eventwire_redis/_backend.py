@@ -514,6 +514,25 @@ class RedisBackend:
     def _count_trimmed(self, count: int) -> None:
         self.trimmed_entries += count
 
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Destroy `group`'s consumer group on every shard stream of `channel`, with its
+        membership, lease and generation keys."""
+        client = self._connected()
+        keys = await self.channel_keys(channel)
+
+        async def destroy() -> None:
+            pipe = client.pipeline(transaction=False)
+            for stream in keys.streams:
+                pipe.xgroup_destroy(stream, group)
+            pipe.delete(
+                keys.members(group),
+                keys.gen(group),
+                *(keys.lease(group, n) for n in range(len(keys.streams))),
+            )
+            await pipe.execute(raise_on_error=False)
+
+        await self._retrying(destroy, f"delete group {group!r}")
+
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         from eventwire_redis._topology import decode_entry
 

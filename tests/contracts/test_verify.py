@@ -242,3 +242,62 @@ def test_nats_foreign_producer(tmp_path: Path) -> None:
     _expect(report, mix)
     assert report.group_removed is True
     assert not [c for c in asyncio.run(consumers()) if c.startswith(report.group)]
+
+
+# -- every backend removes the throw-away group --------------------------------------------
+
+REDIS = os.environ.get("EVENTWIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
+RABBIT = os.environ.get("EVENTWIRE_RABBIT_URL") or "amqp://guest:guest@127.0.0.1:5672/"
+
+
+async def _redis_groups(channel: str) -> list[str]:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS)
+    try:
+        names: list[str] = []
+        for n in range(int(await client.hget(f"{channel}:meta", "shards") or 0)):
+            names += [g["name"].decode() for g in await client.xinfo_groups(f"{channel}:{n}")]
+        return names
+    finally:
+        await client.aclose()
+
+
+async def _rabbit_has_queue(name: str) -> bool:
+    import aio_pika
+
+    connection = await aio_pika.connect_robust(RABBIT)
+    try:
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(name, passive=True)
+            return True
+        except aio_pika.exceptions.ChannelClosed:
+            return False
+    finally:
+        await connection.close()
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("url", [REDIS, RABBIT], ids=["redis", "rabbit"])
+def test_redis_and_rabbit_remove_the_group(tmp_path: Path, url: str) -> None:
+    from eventwire.contracts._mock import run_mock
+
+    path, orders, _ = contract(tmp_path)
+    document = load_document(path)
+
+    async def main() -> VerifyReport:
+        ready = asyncio.Event()
+        task = asyncio.create_task(
+            verify_live(document, url, count=2, duration=60, on_ready=lambda _: ready.set())
+        )
+        await asyncio.wait_for(ready.wait(), 60)
+        await run_mock(document, url)
+        return await task
+
+    report = asyncio.run(main())
+    assert (len(report.seen), report.violations, report.group_removed) == (2, [], True)
+    if url == REDIS:
+        assert report.group not in asyncio.run(_redis_groups(orders))
+    else:
+        assert not asyncio.run(_rabbit_has_queue(f"{orders}:{report.group}:0"))

@@ -13,7 +13,7 @@ from rich.text import Text
 from eventwire.contracts._verify import Seen, VerifyReport, verify_live, write_json, write_junit
 from eventwire.contracts.cli import _clear_errors
 
-__all__ = ["verify"]
+__all__ = ["COMMAND", "verify"]
 
 
 def _status(counts: dict[str, list[int]]) -> Text:
