@@ -93,7 +93,9 @@ def can_i_deploy_command(provider: Path, consumers: tuple[Path, ...], fmt: str) 
             )
         )
     else:
-        console = Console(highlight=False, soft_wrap=True, width=200)
+        console = Console(highlight=False)
+        if not console.is_terminal:
+            console.width = 160
         console.print(_table(expectations))
         if broken:
             who = sorted({e.consumer for e in broken})
