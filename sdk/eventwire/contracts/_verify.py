@@ -41,6 +41,8 @@ class Seen:
     type: str | None
     key: str | None
     problems: tuple[Problem, ...]
+    #: The start of the body, kept for messages that break the contract.
+    excerpt: str = ""
 
     @property
     def ok(self) -> bool:
@@ -122,7 +124,13 @@ async def verify_live(
             except DecodeError:
                 event_id = event_type = None
             seen = Seen(
-                len(report.seen) + 1, address, event_id, event_type, wire.key, tuple(problems)
+                len(report.seen) + 1,
+                address,
+                event_id,
+                event_type,
+                wire.key,
+                tuple(problems),
+                _excerpt(wire.body) if problems else "",
             )
             report.seen.append(seen)
             await inbound.ack()
@@ -162,6 +170,11 @@ async def verify_live(
     report.group_removed = await _remove_group(url, options, report.channels, group)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _excerpt(body: bytes, limit: int = 200) -> str:
+    text = body[:limit].decode("utf-8", "replace")
+    return text + ("…" if len(body) > limit else "")
 
 
 async def _remove_group(

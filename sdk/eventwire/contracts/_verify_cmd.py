@@ -94,6 +94,7 @@ def verify(
                 )
                 for problem in seen.problems:
                     console.print(f"  {problem.rule}: {problem.detail}", markup=False)
+                console.print(f"  body: {seen.excerpt}", style="dim", markup=False)
             live.update(_status(counts), refresh=True)
 
         def on_ready(report: VerifyReport) -> None:
