@@ -101,10 +101,12 @@ def test_cli_reports_and_exit_codes(tmp_path: Path, run: Callable[..., Result]) 
     assert bad.exit_code == 1, bad.output
     assert bad.output.count("VIOLATION") == 5
     assert "OrderShipped" in bad.output and "is not a message of channel" in bad.output
+    assert "body: amount=12.5" in bad.output  # the non-JSON body, as it arrived
     data = json.loads(report_json.read_text())
     assert (data["seen"], data["violations"]) == (8, 5)
     assert data["channels"][orders] == {"seen": 6, "violations": 4}
     assert data["group_removed"] is True
+    assert {m["excerpt"] for m in data["messages"]} >= {"amount=12.5"}
     suites = ElementTree.parse(report_xml).getroot()
     assert suites.get("tests") == "8" and suites.get("failures") == "5"
 
