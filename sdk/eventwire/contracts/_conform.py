@@ -18,11 +18,18 @@ from jsonschema import Draft202012Validator
 from eventwire.backend import WireMessage
 from eventwire.bindings import BINDINGS, from_headers, to_headers
 from eventwire.contracts._lint import _headers as merged_headers
-from eventwire.contracts._load import ContractValidator, deref, escape_pointer
+from eventwire.contracts._load import ContractValidator, deref, escape_pointer, iter_messages
 from eventwire.envelope import SPEC_VERSION
 from eventwire.errors import ContractError, DecodeError
 
-__all__ = ["ChannelRules", "ContractChannel", "Problem", "contract_channels"]
+__all__ = [
+    "ChannelRules",
+    "ContractChannel",
+    "Problem",
+    "contract_channels",
+    "declares_key",
+    "select_channels",
+]
 
 
 @dataclass(frozen=True)
@@ -70,20 +77,8 @@ def contract_channels(document: Mapping[str, Any]) -> list[ContractChannel]:
     return out
 
 
-def _messages_by_name(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    found: dict[str, Mapping[str, Any]] = {}
-    for key, node in (document.get("channels") or {}).items():
-        channel, pointer = deref(document, node, escape_pointer("channels", str(key)))
-        if not isinstance(channel, Mapping):
-            continue
-        for mkey, mnode in (channel.get("messages") or {}).items():
-            message, _ = deref(document, mnode, pointer + escape_pointer("messages", str(mkey)))
-            if isinstance(message, Mapping):
-                found.setdefault(str(message.get("name") or mkey), message)
-    return found
-
-
-def _declares_key(message: Mapping[str, Any]) -> bool:
+def declares_key(message: Mapping[str, Any]) -> bool:
+    """True when `message` declares an ordering key (``x-eventwire-key`` or a Kafka key)."""
     if message.get("x-eventwire-key"):
         return True
     bindings = message.get("bindings")
@@ -111,8 +106,13 @@ class ChannelRules:
         self._payloads = ContractValidator(document, source)
         self._keyed: set[str] = set()
         self._headers: dict[str, tuple[Draft202012Validator, str]] = {}
-        for name, message in _messages_by_name(document).items():
-            if _declares_key(message):
+        try:
+            entries = list(iter_messages(document))
+        except KeyError as exc:
+            raise ContractError(f"{source}: {exc.args[0]}") from None
+        for entry in entries:
+            name, message = entry.name, entry.message
+            if declares_key(message):
                 self._keyed.add(name)
             schema = merged_headers(document, message)
             if isinstance(schema, Mapping):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from eventwire.contracts._conform import contract_channels
+from eventwire.contracts._conform import contract_channels, declares_key
 from eventwire.contracts._diff import _payload, schema_inclusion
 from eventwire.contracts._load import ContractValidator
 from eventwire.contracts._operations import OperationMessage, operation_messages
@@ -135,17 +135,13 @@ def can_i_deploy(
                 )
                 for r in reasons
             ]
-            if _declares_key(expected.message) and not _declares_key(offered.message):
+            if declares_key(expected.message) and not declares_key(offered.message):
                 findings.append(
                     Finding("$", f"{label} expects an ordering key, {provider_label} declares none")
                 )
             status: Status = "breaks" if findings else "ok"
             out.append(Expectation(label, expected.channel, expected.name, status, findings))
     return out
-
-
-def _declares_key(message: Mapping[str, Any]) -> bool:
-    return bool(message.get("x-eventwire-key"))
 
 
 def _rejects_at(
