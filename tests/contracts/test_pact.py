@@ -20,6 +20,7 @@ from eventwire.contracts._pact import (
 )
 
 from tests.contracts._live import as_consumer, contract
+from tests.contracts.conftest import V1
 
 pytestmark = pytest.mark.usefixtures("no_tracking")
 
@@ -136,3 +137,42 @@ def test_export_of_a_contract_without_receive_operations_is_bad_input(
     result = run("contracts", "pact", "export", path, "--provider", "p", "-o", tmp_path)
     assert result.exit_code == 2
     assert "no receive operation" in result.output
+
+
+def test_alternatives_match_either_branch(tmp_path: Path, run: Callable[..., Result]) -> None:
+    """v1's PaymentCharged.amount is a number or a decimal string (anyOf): both verify, a
+    list does not."""
+    from contracts.reference_app import PaymentCharged
+
+    result = run(
+        "contracts",
+        "pact",
+        "export",
+        V1,
+        "--provider",
+        "payments",
+        "--consumer-name",
+        "orders",
+        "-o",
+        tmp_path,
+    )
+    assert result.exit_code == 0, result.output
+    file = tmp_path / "orders-payments.json"
+
+    def provider(amount: Any) -> Callable[[str, Mapping[str, Any]], PactMessage]:
+        def produce(description: str, _metadata: Mapping[str, Any]) -> PactMessage:
+            event = PaymentCharged(order_id="o-1", payment_id="p-1", amount=1, currency="EUR")
+            message = eventwire_message(event)
+            body = json.loads(message.body)
+            body["amount"] = amount
+            return PactMessage(json.dumps(body).encode(), message.metadata)
+
+        return produce
+
+    for amount in ("19.90", 19.9):
+        checked = verify_pacts(
+            "payments", [file], provider(amount), only="PaymentCharged on payments"
+        )
+        assert checked.ok, (amount, checked.mismatches)
+    broken = verify_pacts("payments", [file], provider([1]), only="PaymentCharged on payments")
+    assert {m[1] for m in broken.mismatches} == {"$.amount"}

@@ -96,11 +96,12 @@ class _Matchers:
                 return schema
         return schema
 
-    def _branch(self, schema: Any) -> dict[str, Any]:
-        """One Pact matcher for one alternative of an ``anyOf`` / ``oneOf``."""
+    def _branch(self, schema: Any) -> dict[str, Any] | None:
+        """A Pact matcher for one alternative of an ``anyOf`` / ``oneOf`` (``None``: any
+        string, which Pact can only match by the example's type)."""
         schema = self._resolve(schema)
         if not isinstance(schema, Mapping):
-            return {"match": "regex", "regex": "^[\\s\\S]*$"}
+            return {"match": "type"}
         enum = schema.get("enum")
         if isinstance(enum, list) and all(isinstance(v, str) for v in enum):
             return {"match": "regex", "regex": _enum_pattern(enum)}
@@ -109,9 +110,26 @@ class _Matchers:
             return {"match": kind}
         if kind == "string" and isinstance(schema.get("pattern"), str):
             return {"match": "regex", "regex": schema["pattern"]}
-        if kind == "string":  # any string: Pact has no "is a string" matcher of its own
-            return {"match": "regex", "regex": "^[\\s\\S]*$"}
+        if kind == "string":
+            return None
         return {"match": "type"}
+
+    def _alternatives(self, branches: list[Any], value: Any, path: str) -> Any:
+        """OR-combined rules for `branches` at `path`; returns the example to put there.
+
+        Pact has no "is a string" matcher: a branch that accepts any string is matched by
+        the example's type, so a number example becomes its text when such a branch exists.
+        """
+        matchers = [self._branch(b) for b in branches]
+        if None in matchers:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                value = json.dumps(value)
+            if isinstance(value, str):
+                matchers = [{"match": "type"}, *(m for m in matchers if m is not None)]
+            else:
+                matchers = [m or {"match": "type"} for m in matchers]
+        self.rules[path] = {"combine": "OR", "matchers": list(matchers)}
+        return value
 
     def build(self, schema: Any, value: Any, depth: int = 0, path: str = "$") -> Any:
         schema = self._resolve(schema)
@@ -122,11 +140,7 @@ class _Matchers:
             return value
         for keyword in ("anyOf", "oneOf"):
             if isinstance(schema.get(keyword), list):
-                self.rules[path] = {
-                    "combine": "OR",
-                    "matchers": [self._branch(b) for b in schema[keyword]],
-                }
-                return value
+                return self._alternatives(schema[keyword], value, path)
         enum = schema.get("enum")
         if isinstance(enum, list):
             if all(isinstance(v, str) for v in enum) and isinstance(value, str):
@@ -236,13 +250,16 @@ def _bytes(body: str | bytes) -> bytes:
 
 def verify_pacts(
     provider: str,
-    sources: Sequence[Path],
+    sources: Sequence[Path | str],
     produce: Callable[[str, Mapping[str, Any]], PactMessage],
+    *,
+    only: str | None = None,
 ) -> PactResult:
     """Verify `provider` against pact files or directories with pact-python's verifier.
 
     `produce(description, metadata)` returns the message the provider publishes for that
-    interaction; pact-python serves it from a local message-provider endpoint.
+    interaction; pact-python serves it from a local message-provider endpoint. `only`
+    verifies just the interactions whose description matches that regular expression.
     """
     pact = _pact()
 
@@ -257,6 +274,8 @@ def verify_pacts(
     verifier = pact.Verifier(provider).message_handler(handler)
     for source in sources:
         verifier.add_source(source)
+    if only is not None:
+        verifier.filter(description=only)
     try:
         verifier.verify()
         ok = True
