@@ -1,0 +1,1 @@
+"""Testing eventwire services: contract cases (`eventwire.testing.contract`)."""
