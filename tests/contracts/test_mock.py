@@ -13,7 +13,7 @@ import pytest
 from click.testing import Result
 from eventwire import Event, EventBus
 from eventwire.contracts._load import load_document
-from eventwire.contracts._mock import run_mock
+from eventwire.contracts._mock import GENERATED_PER_MESSAGE, run_mock
 from eventwire.contracts._verify import VerifyReport, verify_live
 
 from tests.contracts._live import contract
@@ -68,6 +68,20 @@ def test_examples_reach_an_eventwire_consumer(tmp_path: Path) -> None:
     assert {key for _, key in received} == {"ord-1"}
 
 
+def test_count_and_generated_messages_conform(tmp_path: Path) -> None:
+    path, _, _ = contract(tmp_path)
+    url = f"memory://mock-{uuid.uuid4().hex[:8]}"
+    document = load_document(path)
+    cycled = asyncio.run(run_mock(document, url, count=5))
+    assert cycled.total == 5
+    generated = asyncio.run(run_mock(document, url, generated=True))
+    assert generated.total == 2 + 2 * GENERATED_PER_MESSAGE
+    report = _verify(path, url, 5 + generated.total)
+    assert len(report.seen) == 5 + generated.total
+    assert report.violations == [], [s.problems for s in report.violations]
+    assert len({s.id for s in report.seen}) == len(report.seen)  # fresh ids
+
+
 def test_cli_progress_and_summary(tmp_path: Path, run: Callable[..., Result]) -> None:
     path, orders, _ = contract(tmp_path)
     url = f"memory://mock-{uuid.uuid4().hex[:8]}"
@@ -104,7 +118,7 @@ def test_nats_mock_while_verify_watches(tmp_path: Path) -> None:
             verify_live(document, NATS, count=12, duration=60, on_ready=lambda _: ready.set())
         )
         await asyncio.wait_for(ready.wait(), 60)
-        await run_mock(document, NATS, count=12)
+        await run_mock(document, NATS, generated=True, count=12)
         return await watching
 
     report = asyncio.run(main())

@@ -162,7 +162,7 @@ class ChannelRules:
                     f"(declared: {declared})",
                 )
             ]
-        if envelope.type in self._keyed and not wire.key:
+        if envelope.type in self._keyed and wire.key is None:
             problems.append(
                 Problem("key", f"{envelope.type} declares an ordering key, the message has none")
             )

@@ -25,7 +25,7 @@ from eventwire.contracts._diff import _payload, schema_inclusion
 from eventwire.contracts._load import ContractValidator
 from eventwire.contracts._operations import OperationMessage, operation_messages
 
-__all__ = ["Expectation", "Finding", "can_i_deploy"]
+__all__ = ["Expectation", "Finding", "can_i_deploy", "generated_counter_example"]
 
 Status = Literal["ok", "breaks", "not-sent", "other-provider"]
 
@@ -72,14 +72,35 @@ def _examples_of(message: Mapping[str, Any]) -> list[Any]:
     ]
 
 
+def generated_counter_example(
+    provider: Mapping[str, Any], offered: OperationMessage, rejects: Callable[[Any], bool]
+) -> Any:
+    """A payload of the provider's message that `rejects` holds for, from the contract cases
+    of `eventwire.testing.contract`: first the deterministic ones (each enum member, boundary,
+    optional field), then generated values, shrunk to a small one. ``None`` if none is found.
+    A schema the generator cannot handle raises `UnsupportedSchemaError` (with its path)."""
+    from eventwire.contracts._sample import search
+    from eventwire.testing.contract import coverage_messages, valid_messages
+
+    for message in coverage_messages(provider, offered.name, channel=offered.channel):
+        if rejects(message.payload):
+            return message.payload
+    strategy = valid_messages(provider, offered.name, channel=offered.channel)
+    return search(strategy.map(lambda m: m.payload), rejects)
+
+
 def can_i_deploy(
     provider: Mapping[str, Any],
     consumers: Sequence[tuple[str, Mapping[str, Any]]],
     *,
     provider_label: str = "provider",
-    search: CounterExampleSearch | None = None,
+    search: CounterExampleSearch | None = generated_counter_example,
 ) -> list[Expectation]:
-    """The verdict on every message each consumer (``(label, document)``) receives."""
+    """The verdict on every message each consumer (``(label, document)``) receives.
+
+    Counter-examples come from the provider's examples, then from `search` (default: values
+    generated from the provider's schema; ``None``: examples only).
+    """
     sent = {(m.channel, m.name): m for m in operation_messages(provider, "send")}
     provider_channels = {c.address for c in contract_channels(provider)} | {
         channel for channel, _ in sent

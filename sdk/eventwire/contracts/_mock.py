@@ -2,7 +2,9 @@
 
 A consuming team can build against a producer that does not exist yet: every message of
 every ``send`` operation is published on its channel, first its examples (a message without
-one gets a built example). Each is a CloudEvents
+one gets a built example), then, when asked, generated valid messages (the contract cases of
+`eventwire.testing.contract`: a case per enum member, boundary and optional field, then
+values generated from the schema). Each is a CloudEvents
 envelope of the backend's binding with a fresh id, the ordering key taken from the payload
 field the message names (``x-eventwire-key``) and the example's own user headers.
 """
@@ -29,6 +31,9 @@ from eventwire.plugins import create_backend
 from eventwire.urls import redact_url
 
 __all__ = ["MockMessage", "MockReport", "plan", "run_mock", "sent_messages"]
+
+#: Generated messages published per sent message with ``generated`` and no ``count``.
+GENERATED_PER_MESSAGE = 10
 
 _CE_PREFIXES = tuple({p for prefixes in READ_PREFIXES.values() for p in prefixes})
 
@@ -110,20 +115,50 @@ def _examples(
     return [MockMessage(sent.channel, sent.name, payload, {}, None)]
 
 
+def _generated(
+    document: Mapping[str, Any], sent: OperationMessage, count: int
+) -> list[MockMessage]:
+    """`count` distinct valid messages of `sent` that are not the document's examples."""
+    from eventwire.contracts._sample import sample
+    from eventwire.testing.contract import valid_messages
+
+    strategy = valid_messages(document, sent.name, channel=sent.channel)
+    out: list[MockMessage] = []
+    seen: set[str] = set()
+    for message in sample(strategy.filter(lambda m: m.example is None), count * 3):
+        text = json.dumps(message.payload, sort_keys=True)
+        if text in seen:
+            continue
+        seen.add(text)
+        headers = {str(k): str(v) for k, v in message.headers.items()}
+        out.append(MockMessage(sent.channel, sent.name, message.payload, headers, None))
+        if len(out) == count:
+            break
+    return out
+
+
 def plan(
     document: Mapping[str, Any],
     *,
     count: int | None = None,
+    generated: bool = False,
     source: str = "<contract>",
 ) -> list[MockMessage]:
-    """The messages to publish: every example once, or `count` messages cycling through
-    them."""
+    """The messages to publish: every example once, then (`generated`) valid generated ones
+    (`GENERATED_PER_MESSAGE` per message, or as many as `count` needs), cut at `count`,
+    cycling through them when `count` asks for more."""
     validator = ContractValidator(document, source)
     sent = sent_messages(document)
     if not sent:
         raise ContractError(f"{source}: the contract has no send operation; nothing to mock")
     examples = [m for s in sent for m in _examples(document, s, validator)]
     messages = list(examples)
+    if generated:
+        wanted = count - len(examples) if count is not None else GENERATED_PER_MESSAGE * len(sent)
+        per_message = -(-max(wanted, 0) // len(sent))
+        batches = [_generated(document, s, per_message) for s in sent]
+        extra = [m for batch in itertools.zip_longest(*batches) for m in batch if m is not None]
+        messages += extra[: max(wanted, 0)]
     if count is not None:
         messages = list(itertools.islice(itertools.cycle(messages), count))
     return messages
@@ -159,6 +194,7 @@ async def run_mock(
     source: str = "<contract>",
     rate: float | None = None,
     count: int | None = None,
+    generated: bool = False,
     on_publish: Callable[[MockMessage, int, int], None] | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> MockReport:
@@ -166,7 +202,7 @@ async def run_mock(
 
     `on_publish` gets each message with its number and the total after it is stored.
     """
-    messages = plan(document, count=count, source=source)
+    messages = plan(document, count=count, generated=generated, source=source)
     by_key = {(s.channel, s.name): s for s in sent_messages(document)}
     backend = create_backend(url, options)
     report = MockReport(redact_url(url))

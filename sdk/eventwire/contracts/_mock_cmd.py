@@ -26,15 +26,21 @@ __all__ = ["COMMAND", "mock"]
 @click.option(
     "--count",
     type=click.IntRange(min=1),
-    help="How many messages to publish (default: every example once).",
+    help="How many messages to publish (default: every example once; with --generated, "
+    "also 10 generated messages per sent message).",
+)
+@click.option(
+    "--generated",
+    is_flag=True,
+    help="After the examples, publish generated messages that are valid against the contract.",
 )
 @_clear_errors
-def mock(contract: Path, url: str, rate: float | None, count: int | None) -> None:
+def mock(contract: Path, url: str, rate: float | None, count: int | None, generated: bool) -> None:
     """Publish the messages CONTRACT sends to the broker URL, as a producer would.
 
     Every message of every send operation goes to its channel as an eventwire envelope
-    (CloudEvents headers, ordering key): its examples, or --count messages cycling through
-    them.
+    (CloudEvents headers, ordering key): first its examples, then, with --generated,
+    generated valid messages.
     """
     from eventwire.contracts._load import load_document
 
@@ -64,6 +70,7 @@ def mock(contract: Path, url: str, rate: float | None, count: int | None) -> Non
                 source=str(contract),
                 rate=rate,
                 count=count,
+                generated=generated,
                 on_publish=on_publish,
             )
         )
