@@ -303,3 +303,37 @@ def test_redis_and_rabbit_remove_the_group(tmp_path: Path, url: str) -> None:
         assert report.group not in asyncio.run(_redis_groups(orders))
     else:
         assert not asyncio.run(_rabbit_has_queue(f"{orders}:{report.group}:0"))
+
+
+def test_ctrl_c_stops_watching_and_reports(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    path, _, _ = contract(tmp_path)
+    report = tmp_path / "report.json"
+    eventwire = str(Path(sys.executable).with_name("eventwire"))
+    proc = subprocess.Popen(
+        [
+            eventwire,
+            "contracts",
+            "verify",
+            str(path),
+            "memory://",
+            "--duration",
+            "600",
+            "--json",
+            str(report),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("watching"), first
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3, out
+    assert "Traceback" not in out and "no message seen" in out
+    assert json.loads(report.read_text())["group_removed"] is True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from pathlib import Path
 
 import click
@@ -71,8 +73,8 @@ def verify(
 
     Reads with a throw-away consumer group (removed afterwards where the backend can) and
     checks each message's CloudEvents attributes, that its type is declared on its channel,
-    its key, headers and payload. Exit status: 0 when every message seen conforms, 1 on a
-    violation, 3 when nothing was seen, 2 on bad input.
+    its key, headers and payload. Ctrl-C stops watching and reports. Exit status: 0 when
+    every message seen conforms, 1 on a violation, 3 when nothing was seen, 2 on bad input.
     """
     from eventwire.contracts._load import load_document
 
@@ -106,8 +108,13 @@ def verify(
             )
             live.update(_status(counts), refresh=True)
 
-        report = asyncio.run(
-            verify_live(
+        async def watch() -> VerifyReport:
+            stop = asyncio.Event()  # Ctrl-C or SIGTERM: stop watching and report
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, stop.set)
+            return await verify_live(
                 document,
                 url,
                 source=str(contract),
@@ -117,8 +124,10 @@ def verify(
                 from_beginning=from_beginning,
                 on_message=on_message,
                 on_ready=on_ready,
+                stop=stop,
             )
-        )
+
+        report = asyncio.run(watch())
     _summary(console, report)
     if json_path is not None:
         write_json(report, json_path)
