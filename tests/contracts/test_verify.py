@@ -15,11 +15,11 @@ import pytest
 from click.testing import Result
 from eventwire.backend import WireMessage
 from eventwire.contracts._load import load_document
-from eventwire.contracts._verify import VerifyReport, verify_live
+from eventwire.contracts._verify import Seen, VerifyReport, verify_live
 from eventwire.plugins import create_backend
 from eventwire_memory._broker import get_broker
 
-from tests.contracts._live import contract, foreign_mix
+from tests.contracts._live import contract, foreign_mix, headers
 
 KAFKA = os.environ.get("EVENTWIRE_KAFKA_URL") or "kafka://127.0.0.1:9092"
 NATS = os.environ.get("EVENTWIRE_NATS_URL") or "nats://127.0.0.1:4222"
@@ -337,3 +337,44 @@ def test_ctrl_c_stops_watching_and_reports(tmp_path: Path) -> None:
     assert proc.returncode == 3, out
     assert "Traceback" not in out and "no message seen" in out
     assert json.loads(report.read_text())["group_removed"] is True
+
+
+def test_every_rule_on_its_own(tmp_path: Path) -> None:
+    """Each planted fault is reported by its rule, and only that one."""
+    path, orders, _ = contract(tmp_path)
+    url = f"memory://verify-{uuid.uuid4().hex[:8]}"
+    good = json.dumps({"order_id": "ord-1", "total": 1, "currency": "EUR"}).encode()
+
+    def h(n: int, **changes: str | None) -> dict[str, str]:
+        out = headers("kafka", "OrderPlaced", n)
+        for name, value in changes.items():
+            name = name.replace("_", "-") if name == "content_type" else f"ce_{name}"
+            if value is None:
+                out.pop(name)
+            else:
+                out[name] = value
+        return out
+
+    planted = [
+        (good, h(1), "ok-1", None),
+        (good, h(2, time=None), "ok-2", None),  # time is optional in CloudEvents
+        (good, h(3, specversion="0.3"), "k3", "cloudevents"),
+        (good, h(4, time="yesterday"), "k4", "cloudevents"),
+        (good, h(5, id=""), "k5", "cloudevents"),
+        (good, h(6, type=None), "k6", "cloudevents"),
+        (good, h(7, content_type="text/plain"), "k7", "headers"),
+        (json.dumps({"order_id": "", "total": -1}).encode(), h(8), "k8", "payload"),
+        (good, h(9), None, "key"),
+    ]
+    mix = [(orders, (body, hdrs, key), rule) for body, hdrs, key, rule in planted]
+    asyncio.run(_publish_memory(url, mix))
+    report = asyncio.run(
+        verify_live(load_document(path), url, from_beginning=True, count=len(mix), duration=30)
+    )
+    assert len(report.seen) == len(planted)
+
+    by_key: dict[str | None, Seen] = {s.key: s for s in report.seen}
+    for _body, _headers, key, rule in planted:
+        seen = by_key[key]
+        assert {p.rule for p in seen.problems} == ({rule} if rule else set()), seen.problems
+    assert len(report.violations) == 7
