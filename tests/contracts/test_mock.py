@@ -4,6 +4,7 @@ are received by an eventwire consumer and pass ``contracts verify``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import pytest
 from click.testing import Result
 from eventwire import Event, EventBus
 from eventwire.contracts._load import load_document
-from eventwire.contracts._mock import GENERATED_PER_MESSAGE, run_mock
+from eventwire.contracts._mock import GENERATED_PER_MESSAGE, plan, run_mock
 from eventwire.contracts._verify import VerifyReport, verify_live
 
 from tests.contracts._live import contract
@@ -74,8 +75,23 @@ def test_count_and_generated_messages_conform(tmp_path: Path) -> None:
     document = load_document(path)
     cycled = asyncio.run(run_mock(document, url, count=5))
     assert cycled.total == 5
-    generated = asyncio.run(run_mock(document, url, generated=True))
-    assert generated.total == 2 + 2 * GENERATED_PER_MESSAGE
+    planned = plan(document, generated=True)
+    # every enum member and both messages, beyond the two examples
+    assert {m.payload.get("currency") for m in planned if m.name == "OrderPlaced"} >= {
+        "EUR",
+        "USD",
+    }
+    assert {m.payload["reason"] for m in planned if m.name == "OrderCancelled"} == {
+        "out-of-stock",
+        "customer",
+    }
+    assert len(planned) >= 2 + 2 * GENERATED_PER_MESSAGE
+    assert len({json.dumps(m.payload, sort_keys=True) for m in planned}) == len(planned)
+    six = plan(document, generated=True, count=6)
+    assert [m.name for m in six[:2]] == ["OrderPlaced", "OrderCancelled"]  # the examples
+    assert len(six) == 6 and len({json.dumps(m.payload, sort_keys=True) for m in six}) == 6
+    generated = asyncio.run(run_mock(document, url, messages=planned))
+    assert generated.total == len(planned)
     report = _verify(path, url, 5 + generated.total)
     assert len(report.seen) == 5 + generated.total
     assert report.violations == [], [s.problems for s in report.violations]

@@ -16,7 +16,7 @@ import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +32,9 @@ from eventwire.urls import redact_url
 
 __all__ = ["MockMessage", "MockReport", "plan", "run_mock", "sent_messages"]
 
-#: Generated messages published per sent message with ``generated`` and no ``count``.
-GENERATED_PER_MESSAGE = 10
+#: Values generated from the schema per sent message, after its coverage cases, with
+#: ``generated`` and no ``count``.
+GENERATED_PER_MESSAGE = 3
 
 _CE_PREFIXES = tuple({p for prefixes in READ_PREFIXES.values() for p in prefixes})
 
@@ -116,25 +117,33 @@ def _examples(
 
 
 def _generated(
-    document: Mapping[str, Any], sent: OperationMessage, count: int
+    document: Mapping[str, Any], sent: OperationMessage, count: int | None
 ) -> list[MockMessage]:
-    """`count` distinct valid messages of `sent` that are not the document's examples."""
+    """Distinct valid messages of `sent` besides the document's examples: its coverage cases
+    (each enum member, boundary, optional field, ``anyOf`` branch), then values generated from
+    the schema — `count` in all, or every coverage case and `GENERATED_PER_MESSAGE` more."""
     from eventwire.contracts._sample import sample
-    from eventwire.testing.contract import valid_messages
+    from eventwire.testing.contract import coverage_messages, valid_messages
 
-    strategy = valid_messages(document, sent.name, channel=sent.channel)
     out: list[MockMessage] = []
     seen: set[str] = set()
-    for message in sample(strategy.filter(lambda m: m.example is None), count * 3):
-        text = json.dumps(message.payload, sort_keys=True)
-        if text in seen:
-            continue
-        seen.add(text)
-        headers = {str(k): str(v) for k, v in message.headers.items()}
-        out.append(MockMessage(sent.channel, sent.name, message.payload, headers, None))
-        if len(out) == count:
-            break
-    return out
+
+    def add(candidates: list[Any]) -> None:
+        for message in candidates:
+            text = json.dumps(message.payload, sort_keys=True)
+            if message.example is not None or text in seen:
+                continue
+            seen.add(text)
+            headers = {str(k): str(v) for k, v in message.headers.items()}
+            out.append(MockMessage(sent.channel, sent.name, message.payload, headers, None))
+
+    add(coverage_messages(document, sent.name, channel=sent.channel))
+    if count is None:
+        count = len(out) + GENERATED_PER_MESSAGE
+    if len(out) < count:
+        strategy = valid_messages(document, sent.name, channel=sent.channel)
+        add(sample(strategy, 2 * (count - len(out)) + 5))
+    return out[:count]
 
 
 def plan(
@@ -144,9 +153,9 @@ def plan(
     generated: bool = False,
     source: str = "<contract>",
 ) -> list[MockMessage]:
-    """The messages to publish: every example once, then (`generated`) valid generated ones
-    (`GENERATED_PER_MESSAGE` per message, or as many as `count` needs), cut at `count`,
-    cycling through them when `count` asks for more."""
+    """The messages to publish: every example once, then (`generated`) each message's
+    coverage cases and `GENERATED_PER_MESSAGE` generated values (or as many as `count`
+    needs), cut at `count`, cycling through them when `count` asks for more."""
     validator = ContractValidator(document, source)
     sent = sent_messages(document)
     if not sent:
@@ -154,11 +163,9 @@ def plan(
     examples = [m for s in sent for m in _examples(document, s, validator)]
     messages = list(examples)
     if generated:
-        wanted = count - len(examples) if count is not None else GENERATED_PER_MESSAGE * len(sent)
-        per_message = -(-max(wanted, 0) // len(sent))
+        per_message = None if count is None else -(-max(count - len(examples), 0) // len(sent))
         batches = [_generated(document, s, per_message) for s in sent]
-        extra = [m for batch in itertools.zip_longest(*batches) for m in batch if m is not None]
-        messages += extra[: max(wanted, 0)]
+        messages += [m for batch in itertools.zip_longest(*batches) for m in batch if m is not None]
     if count is not None:
         messages = list(itertools.islice(itertools.cycle(messages), count))
     return messages
@@ -195,14 +202,15 @@ async def run_mock(
     rate: float | None = None,
     count: int | None = None,
     generated: bool = False,
+    messages: Sequence[MockMessage] | None = None,
     on_publish: Callable[[MockMessage, int, int], None] | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> MockReport:
-    """Publish the planned messages to `url`, at most `rate` per second.
-
-    `on_publish` gets each message with its number and the total after it is stored.
+    """Publish the planned messages (or `messages`, from `plan`) to `url`, at most `rate`
+    per second. `on_publish` gets each message with its number and the total once stored.
     """
-    messages = plan(document, count=count, generated=generated, source=source)
+    if messages is None:
+        messages = plan(document, count=count, generated=generated, source=source)
     by_key = {(s.channel, s.name): s for s in sent_messages(document)}
     backend = create_backend(url, options)
     report = MockReport(redact_url(url))

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from eventwire.contracts._mock import MockMessage, run_mock
+from eventwire.contracts._mock import MockMessage, plan, run_mock
 from eventwire.contracts.cli import _clear_errors
 
 __all__ = ["COMMAND", "mock"]
@@ -46,6 +46,8 @@ def mock(contract: Path, url: str, rate: float | None, count: int | None, genera
 
     document = load_document(contract)
     console = Console(highlight=False, soft_wrap=True)
+    with console.status("building the messages from the contract"):
+        messages = plan(document, count=count, generated=generated, source=str(contract))
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -69,8 +71,7 @@ def mock(contract: Path, url: str, rate: float | None, count: int | None, genera
                 url,
                 source=str(contract),
                 rate=rate,
-                count=count,
-                generated=generated,
+                messages=messages,
                 on_publish=on_publish,
             )
         )
