@@ -23,7 +23,11 @@ from typing import Any, Literal
 from eventwire.contracts._conform import contract_channels, declares_key
 from eventwire.contracts._diff import _payload, schema_inclusion
 from eventwire.contracts._load import ContractValidator
-from eventwire.contracts._operations import OperationMessage, operation_messages
+from eventwire.contracts._operations import (
+    OperationMessage,
+    message_examples,
+    operation_messages,
+)
 
 __all__ = ["Expectation", "Finding", "can_i_deploy", "generated_counter_example"]
 
@@ -62,14 +66,6 @@ CounterExampleSearch = Callable[[Mapping[str, Any], OperationMessage, Callable[[
 def _path(reason: str) -> str:
     head = reason.split(":", 1)[0].strip()
     return head if head.startswith("$") else "$"
-
-
-def _examples_of(message: Mapping[str, Any]) -> list[Any]:
-    return [
-        e["payload"]
-        for e in message.get("examples") or ()
-        if isinstance(e, Mapping) and "payload" in e
-    ]
 
 
 def generated_counter_example(
@@ -148,6 +144,7 @@ def can_i_deploy(
                     *_counter_example(
                         provider,
                         offered,
+                        provider_validator,
                         _rejects_at(
                             _path(r), expected.name, provider_validator, consumer_validator
                         ),
@@ -186,11 +183,12 @@ def _rejects_at(
 def _counter_example(
     provider: Mapping[str, Any],
     offered: OperationMessage,
+    validator: ContractValidator,
     rejects: Callable[[Any], bool],
     search: CounterExampleSearch | None,
 ) -> tuple[Any, bool]:
     """(a payload `rejects`, found): the provider's examples first, then `search`."""
-    for payload in _examples_of(offered.message):
+    for payload, _ in message_examples(provider, offered, validator):
         if rejects(payload):
             return payload, True
     if search is not None:

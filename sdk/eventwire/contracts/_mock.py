@@ -4,9 +4,9 @@ A consuming team can build against a producer that does not exist yet: every mes
 every ``send`` operation is published on its channel, first its examples (a message without
 one gets a built example), then, when asked, generated valid messages (the contract cases of
 `eventwire.testing.contract`: a case per enum member, boundary and optional field, then
-values generated from the schema). Each is a CloudEvents
-envelope of the backend's binding with a fresh id, the ordering key taken from the payload
-field the message names (``x-eventwire-key``) and the example's own user headers.
+values generated from the schema). Each is a CloudEvents envelope of the backend's binding
+with a fresh id, the ordering key taken from the payload field the message names
+(``x-eventwire-key``) and the example's own user headers.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from typing import Any
 
 from eventwire.backend import WireMessage
 from eventwire.bindings import READ_PREFIXES, to_headers
-from eventwire.contracts._examples import build_example
-from eventwire.contracts._load import ContractValidator, resolve
-from eventwire.contracts._operations import OperationMessage, operation_messages
+from eventwire.contracts._load import ContractValidator
+from eventwire.contracts._operations import OperationMessage, message_examples, operation_messages
 from eventwire.envelope import Envelope
 from eventwire.errors import ContractError
 from eventwire.plugins import create_backend
@@ -36,7 +35,7 @@ __all__ = ["MockMessage", "MockReport", "plan", "run_mock", "sent_messages"]
 #: ``generated`` and no ``count``.
 GENERATED_PER_MESSAGE = 3
 
-_CE_PREFIXES = tuple({p for prefixes in READ_PREFIXES.values() for p in prefixes})
+_CE_PREFIXES = tuple(sorted({p for prefixes in READ_PREFIXES.values() for p in prefixes}))
 
 
 @dataclass(frozen=True)
@@ -82,38 +81,12 @@ def _examples(
     document: Mapping[str, Any], sent: OperationMessage, validator: ContractValidator
 ) -> list[MockMessage]:
     out: list[MockMessage] = []
-    for index, example in enumerate(sent.message.get("examples") or ()):
-        if not isinstance(example, Mapping) or "payload" not in example:
-            continue
-        payload = example["payload"]
-        problems = validator.errors(sent.name, json.dumps(payload).encode())
-        if problems:
-            raise ContractError(
-                f"{sent.pointer}/examples/{index}: the example of {sent.name} does not "
-                f"validate against its own schema: {problems[0]}"
-            )
-        raw_headers = example.get("headers") or {}
-        headers = {str(k): str(v) for k, v in raw_headers.items()}
+    for payload, headers in message_examples(document, sent, validator):
         source = next(
             (headers[f"{p}source"] for p in _CE_PREFIXES if f"{p}source" in headers), None
         )
         out.append(MockMessage(sent.channel, sent.name, payload, headers, source))
-    if out:
-        return out
-    schema = sent.message.get("payload")
-    if schema is None:
-        return [MockMessage(sent.channel, sent.name, None, {}, None)]
-    if isinstance(schema, Mapping) and "$ref" in schema:
-        schema = resolve(document, schema["$ref"])
-    payload = build_example(
-        schema, document, lambda p: not validator.errors(sent.name, json.dumps(p).encode())
-    )
-    if payload is None:
-        raise ContractError(
-            f"{sent.pointer}: {sent.name} has no example and none could be built from its "
-            "payload schema; add one under examples"
-        )
-    return [MockMessage(sent.channel, sent.name, payload, {}, None)]
+    return out
 
 
 def _generated(

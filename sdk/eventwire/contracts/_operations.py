@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from eventwire.contracts._load import deref, escape_pointer
+from eventwire.contracts._examples import build_example
+from eventwire.contracts._load import ContractValidator, deref, escape_pointer, resolve
 from eventwire.errors import ContractError
 
-__all__ = ["OperationMessage", "operation_messages"]
+__all__ = ["OperationMessage", "message_examples", "operation_messages"]
 
 
 @dataclass(frozen=True)
@@ -52,3 +54,40 @@ def operation_messages(
         except KeyError as exc:
             raise ContractError(f"{pointer}: {exc.args[0]}") from None
     return out
+
+
+def message_examples(
+    document: Mapping[str, Any], entry: OperationMessage, validator: ContractValidator
+) -> list[tuple[Any, dict[str, str]]]:
+    """The examples of `entry` as ``(payload, headers)``, each checked against the payload
+    schema (`ContractError` names the example that is not valid); a message without one gets
+    an example built from its schema (``None`` payload when it has no schema)."""
+    out: list[tuple[Any, dict[str, str]]] = []
+    for index, example in enumerate(entry.message.get("examples") or ()):
+        if not isinstance(example, Mapping) or "payload" not in example:
+            continue
+        payload = example["payload"]
+        problems = validator.errors(entry.name, json.dumps(payload).encode())
+        if problems:
+            raise ContractError(
+                f"{entry.pointer}/examples/{index}: the example of {entry.name} does not "
+                f"validate against its own schema: {problems[0]}"
+            )
+        headers = example.get("headers") or {}
+        out.append((payload, {str(k): str(v) for k, v in headers.items()}))
+    if out:
+        return out
+    schema = entry.message.get("payload")
+    if schema is None:
+        return [(None, {})]
+    if isinstance(schema, Mapping) and "$ref" in schema:
+        schema = resolve(document, schema["$ref"])
+    payload = build_example(
+        schema, document, lambda p: not validator.errors(entry.name, json.dumps(p).encode())
+    )
+    if payload is None:
+        raise ContractError(
+            f"{entry.pointer}: {entry.name} has no example and none could be built from its "
+            "payload schema; add one under examples"
+        )
+    return [(payload, {})]

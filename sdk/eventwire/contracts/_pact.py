@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eventwire.contracts._examples import build_example
 from eventwire.contracts._load import ContractValidator, resolve
-from eventwire.contracts._operations import OperationMessage, operation_messages
+from eventwire.contracts._operations import message_examples, operation_messages
 from eventwire.errors import ConfigurationError, ContractError
 
 __all__ = [
@@ -175,25 +174,6 @@ def _enum_pattern(values: Sequence[str]) -> str:
     return "^(" + "|".join(re.escape(v) for v in values) + ")$"
 
 
-def _example(
-    document: Mapping[str, Any], entry: OperationMessage, validator: ContractValidator
-) -> Any:
-    for example in entry.message.get("examples") or ():
-        if isinstance(example, Mapping) and "payload" in example:
-            return example["payload"]
-    schema = entry.message.get("payload")
-    if schema is None:
-        return None
-    payload = build_example(
-        schema, document, lambda p: not validator.errors(entry.name, json.dumps(p).encode())
-    )
-    if payload is None:
-        raise ContractError(
-            f"{entry.pointer}: {entry.name} has no example and none could be built; add one"
-        )
-    return payload
-
-
 def export_pacts(
     consumer: Mapping[str, Any],
     provider: str,
@@ -217,7 +197,7 @@ def export_pacts(
     matchers = _Matchers(consumer, pact.match)
     contract = pact.Pact(name, provider).with_specification("V4")
     for entry in received:
-        example = _example(consumer, entry, validator)
+        example = message_examples(consumer, entry, validator)[0][0]
         schema = entry.message.get("payload")
         matchers.rules = {}
         body = matchers.build(schema, example) if schema is not None else None
