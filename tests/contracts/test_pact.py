@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import Result
 from eventwire import Event
 from eventwire.contracts._pact import (
@@ -176,3 +177,27 @@ def test_alternatives_match_either_branch(tmp_path: Path, run: Callable[..., Res
         assert checked.ok, (amount, checked.mismatches)
     broken = verify_pacts("payments", [file], provider([1]), only="PaymentCharged on payments")
     assert {m[1] for m in broken.mismatches} == {"$.amount"}
+
+
+def test_pact_verify_command_checks_a_provider_contract(
+    tmp_path: Path, run: Callable[..., Result]
+) -> None:
+    file, _ = _export(tmp_path, run)
+    provider = next(p for p in tmp_path.glob("shop-*.yaml") if p.name != "shop-frontend.yaml")
+    ok = run("contracts", "pact", "verify", provider, file, "--provider-name", "order-service")
+    assert ok.exit_code == 0, ok.output
+    assert "every interaction verified" in ok.output
+
+    # a provider whose example sends a currency the consumer's pact does not accept, and that
+    # no longer sends OrderCancelled
+    document = yaml.safe_load(provider.read_text())
+    placed = document["components"]["schemas"]["OrderPlaced"]
+    placed["properties"]["currency"]["enum"].append("GBP")
+    document["components"]["messages"]["OrderPlaced"]["examples"][0]["payload"]["currency"] = "GBP"
+    del document["operations"]["sendOrderCancelled"]
+    broken = tmp_path / "broken-provider.yaml"
+    broken.write_text(yaml.safe_dump(document, sort_keys=False))
+    bad = run("contracts", "pact", "verify", broken, file, "--provider-name", "order-service")
+    assert bad.exit_code == 1, bad.output
+    assert "OrderPlaced" in bad.output and "$.currency" in bad.output
+    assert "OrderCancelled" in bad.output

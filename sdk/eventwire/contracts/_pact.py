@@ -24,6 +24,7 @@ from eventwire.contracts._operations import message_examples, operation_messages
 from eventwire.errors import ConfigurationError, ContractError
 
 __all__ = [
+    "ContractProvider",
     "PactMessage",
     "PactResult",
     "eventwire_message",
@@ -288,3 +289,27 @@ def eventwire_message(event: Any, *, correlation_id: str | None = None) -> PactM
     )
     wire = encode(event, envelope, "kafka")
     return PactMessage(wire.body, {**envelope.attributes(), "channel": spec.channel})
+
+
+class ContractProvider:
+    """A producer for `verify_pacts` that answers each interaction with the first example of
+    the message the provider's contract sends on that channel. An interaction for a message
+    it does not send fails the verification and is listed in `missing`."""
+
+    def __init__(self, provider: Mapping[str, Any], source: str = "<contract>") -> None:
+        self.provider = provider
+        self.source = source
+        self.validator = ContractValidator(provider, source)
+        self.sent = {
+            interaction_name(m.name, m.channel): m for m in operation_messages(provider, "send")
+        }
+        self.missing: list[str] = []
+
+    def __call__(self, description: str, _metadata: Mapping[str, Any]) -> PactMessage:
+        entry = self.sent.get(description)
+        if entry is None:  # an empty message fails the interaction (no traceback, no HTTP 500)
+            self.missing.append(description)
+            return PactMessage(b"", {"error": f"{self.source} does not send this message"})
+        payload, _ = message_examples(self.provider, entry, self.validator)[0]
+        metadata = {"type": entry.name, "channel": entry.channel}
+        return PactMessage(json.dumps(payload).encode(), metadata)

@@ -13,7 +13,8 @@ __all__ = ["COMMAND", "pact"]
 
 @click.group()
 def pact() -> None:
-    """Interoperate with Pact: export a consumer's expectations as message pacts."""
+    """Interoperate with Pact: export a consumer's expectations as message pacts, verify a
+    provider's contract against them."""
 
 
 @pact.command("export")
@@ -46,6 +47,37 @@ def export(consumer: Path, provider: str, consumer_name: str | None, out_dir: Pa
         source=str(consumer),
     )
     click.echo(f"wrote {written}", err=True)
+
+
+@pact.command("verify")
+@click.argument("provider", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("pacts", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--provider-name", help="The provider's name in the pacts (default: info.title).")
+@_clear_errors
+def verify(provider: Path, pacts: tuple[Path, ...], provider_name: str | None) -> None:
+    """Verify the contract PROVIDER against consumers' message PACTS (files or directories).
+
+    Each interaction is answered with the example of the message PROVIDER sends on that
+    channel; pact-python's verifier checks it against the consumer's expectation. Exits 1
+    when an interaction fails.
+    """
+    from eventwire.contracts._load import load_document
+    from eventwire.contracts._pact import ContractProvider, verify_pacts
+
+    document = load_document(provider)
+    name = provider_name or str((document.get("info") or {}).get("title") or "provider")
+    produce = ContractProvider(document, str(provider))
+    result = verify_pacts(name, list(pacts), produce)
+    for description in sorted(set(produce.missing)):
+        click.echo(f"FAILED {description}: {provider} does not send this message")
+    for interaction, path, mismatch in result.mismatches:
+        if not any(interaction.endswith(f" - {d}") for d in produce.missing):
+            click.echo(f"FAILED {interaction}: {path}: {mismatch}")
+    if not result.ok:
+        if not result.mismatches:
+            click.echo(result.output)
+        raise click.exceptions.Exit(1)
+    click.echo(f"{provider}: every interaction verified")
 
 
 #: The command, typed for ``contracts.cli`` (which imports this module at its end).
