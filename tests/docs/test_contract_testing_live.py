@@ -100,3 +100,22 @@ def test_can_i_deploy_and_pact_commands(tmp_path: Path) -> None:
     )
     assert exported.returncode == 0, exported.stderr
     assert list((tmp_path / "pacts").glob("*.json"))
+    verified = _run(
+        [
+            eventwire,
+            "contracts",
+            "pact",
+            "verify",
+            "contracts/order-service.v1.yaml",
+            str(tmp_path / "pacts"),
+            "--provider-name",
+            "order-service",
+        ],
+        tmp_path,
+    )
+    assert verified.returncode == 1, verified.stdout + verified.stderr
+    failed = [line for line in verified.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed == [
+        "FAILED RefundPayment on payments.commands: contracts/order-service.v1.yaml does not "
+        "send this message"
+    ]
