@@ -25,6 +25,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "reload": ("watchfiles",),
     "serve": ("starlette", "uvicorn"),
     "testing": ("hypothesis", "hypothesis_jsonschema"),
+    "contract": ("pact",),
 }
 #: URL scheme of a built-in network backend -> the extra whose backend serves it.
 SCHEME_EXTRAS: Mapping[str, str] = {

@@ -38,6 +38,7 @@ __all__ = [
     "BackendInfo",
     "Capabilities",
     "ChannelDeleter",
+    "GroupAdmin",
     "Inbound",
     "MessageHandler",
     "Subscription",
@@ -178,4 +179,13 @@ class ChannelDeleter(Protocol):
         members still subscribed may fail or wait on a channel that is gone. The caller
         deletes the dead-letter channel ``<channel>.dlq`` by name like any other.
         """
+        ...
+
+
+@runtime_checkable
+class GroupAdmin(Protocol):
+    """Optional: a backend that can remove a consumer group (throw-away readers use it)."""
+
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Forget `group` on `channel` and its position; no member of it may be running."""
         ...

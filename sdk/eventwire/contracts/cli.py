@@ -319,4 +319,14 @@ def codegen(contract: Path, output: Path) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
+# Commands in modules of their own; they use the helpers above, so they are imported last.
+from eventwire.contracts._deploy_cmd import COMMAND as _can_i_deploy  # noqa: E402
+from eventwire.contracts._mock_cmd import COMMAND as _mock  # noqa: E402
+from eventwire.contracts._pact_cmd import COMMAND as _pact  # noqa: E402
+from eventwire.contracts._verify_cmd import COMMAND as _verify  # noqa: E402
+
+contracts.add_command(_can_i_deploy)
+contracts.add_command(_mock)
+contracts.add_command(_pact)
+contracts.add_command(_verify)
 contracts.add_command(importlib.import_module("eventwire.contracts._test_command").test)
