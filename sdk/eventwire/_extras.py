@@ -23,6 +23,8 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "nats": ("nats", "nkeys", "faststream"),
     "conformance": ("pytest", "xdist", "pytest_timeout"),
     "reload": ("watchfiles",),
+    "otel": ("opentelemetry",),
+    "prometheus": ("prometheus_client",),
 }
 #: URL scheme of a built-in network backend -> the extra whose backend serves it.
 SCHEME_EXTRAS: Mapping[str, str] = {
