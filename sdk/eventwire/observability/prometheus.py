@@ -120,5 +120,11 @@ def enabled_recorder() -> PrometheusRecorder | None:
 def serve(port: int, host: str = "0.0.0.0") -> int:
     """Enable, and serve ``/metrics`` on `port` (0: any free port) in a thread; the port."""
     recorder = enable()
-    server, _ = prometheus_client.start_http_server(port, host, registry=recorder.registry)
+    try:
+        server, _ = prometheus_client.start_http_server(port, host, registry=recorder.registry)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve metrics on {host}:{port} ({exc.strerror or exc}); "
+            "choose another --metrics-port (0: any free port)"
+        ) from None
     return int(server.server_port)
