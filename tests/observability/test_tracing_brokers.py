@@ -22,8 +22,14 @@ URLS = {
         "rabbitmq",
     ),
     "nats": (os.environ.get("EVENTWIRE_NATS_URL") or "nats://127.0.0.1:4222", "nats"),
+    "kafka": (os.environ.get("EVENTWIRE_KAFKA_URL") or "kafka://127.0.0.1:9092", "kafka"),
 }
-HEADER = {"redis": "ce_traceparent", "rabbit": "cloudEvents:traceparent", "nats": "ce-traceparent"}
+HEADER = {
+    "kafka": "ce_traceparent",
+    "redis": "ce_traceparent",
+    "rabbit": "cloudEvents:traceparent",
+    "nats": "ce-traceparent",
+}
 RUN = uuid.uuid4().hex[:8]
 
 
