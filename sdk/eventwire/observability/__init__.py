@@ -37,10 +37,12 @@ def _needs_otel(what: str) -> None:
 
 
 def _meter_configured() -> bool:
+    """A global meter provider was installed, and it is not the API's no-op one."""
     from opentelemetry import metrics
     from opentelemetry.metrics import _internal
 
-    return not isinstance(metrics.get_meter_provider(), _internal._ProxyMeterProvider)
+    provider = metrics.get_meter_provider()
+    return not isinstance(provider, _internal._ProxyMeterProvider | metrics.NoOpMeterProvider)
 
 
 def instrumentation(backend: Backend, tracing: Any, metrics: Any) -> tuple[Middleware, ...]:

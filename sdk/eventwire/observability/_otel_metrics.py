@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from eventwire.observability import _attrs as a
 from eventwire.observability.metrics import BUCKETS, Labels
@@ -49,8 +51,13 @@ class OtelRecorder:
             "From the event's publish time to its handler's start (first attempt)",
             explicit_bucket_boundaries_advisory=list(BUCKETS),
         )
-        self._in_flight = meter.create_up_down_counter(
-            "eventwire.handler.in_flight", count, "Handler attempts running now"
+        # Read when the metrics are collected, not written per message.
+        self._running: dict[Labels, int] = {}
+        meter.create_observable_up_down_counter(
+            "eventwire.handler.in_flight",
+            [self._observe_in_flight],
+            count,
+            "Handler attempts running now",
         )
         self._cache: dict[Labels, Attributes] = {}
 
@@ -87,4 +94,7 @@ class OtelRecorder:
         self._latency.record(seconds, self._attrs(labels))
 
     def in_flight(self, labels: Labels, delta: int) -> None:
-        self._in_flight.add(delta, self._attrs(labels))
+        self._running[labels] = self._running.get(labels, 0) + delta
+
+    def _observe_in_flight(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, self._attrs(labels)) for labels, n in list(self._running.items())]

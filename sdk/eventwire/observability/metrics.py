@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Protocol
 
 from eventwire.middleware import CallNext, ConsumeContext, Middleware, PublishContext
@@ -52,10 +51,12 @@ class Metrics(Middleware):
         envelope = context.envelope
         labels = (self.system, context.channel, context.group, envelope.type)
         recorders = self.recorders
-        if context.attempt == 1 and envelope.time.year > 1970:  # a message without time: none
-            lag = (datetime.now(UTC) - envelope.time).total_seconds()
-            for recorder in recorders:
-                recorder.latency(labels, max(0.0, lag))
+        if context.attempt == 1:
+            sent = envelope.time.timestamp()
+            if sent > 0:  # 0: a message that carried no time
+                lag = max(0.0, time.time() - sent)  # another machine's clock may be ahead
+                for recorder in recorders:
+                    recorder.latency(labels, lag)
         for recorder in recorders:
             recorder.in_flight(labels, 1)
         start = time.perf_counter()

@@ -37,8 +37,12 @@ _SCOPE = "eventwire"
 
 
 def tracing_configured() -> bool:
-    """True once the application installed a global tracer provider (any, even a no-op)."""
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    """True once the application installed a global tracer provider that can record.
+
+    The API's `NoOpTracerProvider` never records nor propagates: nothing to add for it.
+    """
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 class Tracing(Middleware):
@@ -64,89 +68,76 @@ class Tracing(Middleware):
         self._parent_name, self._state_name = _tracecontext.write_names(binding)
 
     async def publish(self, context: PublishContext, call_next: CallNext) -> None:
+        span = self._tracer.start_span(f"send {context.channel}", kind=SpanKind.PRODUCER)
+        span_context = span.get_span_context()
+        if not span_context.is_valid:  # a no-op tracer: nothing to record or propagate
+            await call_next()
+            return
         envelope = context.envelope
-        with self._tracer.start_as_current_span(
-            f"send {context.channel}",
-            kind=SpanKind.PRODUCER,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            if span.is_recording():
-                span.set_attributes(
-                    {
-                        a.SYSTEM: self.system,
-                        a.DESTINATION: context.channel,
-                        a.OPERATION_TYPE: "send",
-                        a.OPERATION_NAME: "send",
-                        a.MESSAGE_ID: envelope.id,
-                        a.EVENT_ID: envelope.id,
-                        a.EVENT_TYPE: envelope.type,
-                    }
-                )
-                if envelope.correlationid is not None:
-                    span.set_attribute(a.CONVERSATION_ID, envelope.correlationid)
-            carrier: dict[str, str] = {}
-            _PROPAGATOR.inject(carrier)
-            if "traceparent" in carrier:
-                context.headers[self._parent_name] = carrier["traceparent"]
-                if "tracestate" in carrier:
-                    context.headers[self._state_name] = carrier["tracestate"]
-            try:
-                await call_next()
-            except Exception as exc:
-                _failed(span, exc)
-                raise
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    a.SYSTEM: self.system,
+                    a.DESTINATION: context.channel,
+                    a.OPERATION_TYPE: "send",
+                    a.OPERATION_NAME: "send",
+                    a.MESSAGE_ID: envelope.id,
+                    a.EVENT_ID: envelope.id,
+                    a.EVENT_TYPE: envelope.type,
+                }
+            )
+            if envelope.correlationid is not None:
+                span.set_attribute(a.CONVERSATION_ID, envelope.correlationid)
+        headers = context.headers
+        headers[self._parent_name] = _traceparent(span_context)
+        if span_context.trace_state:
+            headers[self._state_name] = span_context.trace_state.to_header()
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            await call_next()
+        except Exception as exc:
+            _failed(span, exc)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     async def consume(self, context: ConsumeContext, call_next: CallNext) -> None:
         envelope = context.envelope
         parent = self._parent(envelope.headers, context.channel)
-        with self._tracer.start_as_current_span(
-            f"process {context.channel}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        span = self._tracer.start_span(
+            f"process {context.channel}", context=parent, kind=SpanKind.CONSUMER
+        )
+        if not span.get_span_context().is_valid:  # a no-op tracer
+            await call_next()
+            return
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    a.SYSTEM: self.system,
+                    a.DESTINATION: context.channel,
+                    a.OPERATION_TYPE: "process",
+                    a.OPERATION_NAME: "process",
+                    a.GROUP: context.group,
+                    a.MESSAGE_ID: envelope.id,
+                    a.EVENT_ID: envelope.id,
+                    a.EVENT_TYPE: envelope.type,
+                    a.ATTEMPT: context.attempt,
+                }
+            )
+            if envelope.correlationid is not None:
+                span.set_attribute(a.CONVERSATION_ID, envelope.correlationid)
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        try:
+            await call_next()
+        except Exception as exc:
             if span.is_recording():
-                span.set_attributes(
-                    {
-                        a.SYSTEM: self.system,
-                        a.DESTINATION: context.channel,
-                        a.OPERATION_TYPE: "process",
-                        a.OPERATION_NAME: "process",
-                        a.GROUP: context.group,
-                        a.MESSAGE_ID: envelope.id,
-                        a.EVENT_ID: envelope.id,
-                        a.EVENT_TYPE: envelope.type,
-                        a.ATTEMPT: context.attempt,
-                    }
-                )
-                if envelope.correlationid is not None:
-                    span.set_attribute(a.CONVERSATION_ID, envelope.correlationid)
-            try:
-                await call_next()
-            except Exception as exc:
                 _failed(span, exc)
-                outcome = context.outcome
-                if outcome is not None and outcome.action == "retry":
-                    span.add_event(
-                        "retry",
-                        {
-                            a.ERROR_TYPE: type(exc).__qualname__,
-                            "eventwire.retry.delay": outcome.delay,
-                            a.ATTEMPT: context.attempt,
-                        },
-                    )
-                elif outcome is not None and outcome.action == "dead_letter":
-                    span.add_event(
-                        "dead_letter",
-                        {
-                            a.ERROR_TYPE: type(exc).__qualname__,
-                            "eventwire.dead_letter.reason": outcome.reason,
-                            a.ATTEMPT: context.attempt,
-                        },
-                    )
-                raise
+                _outcome(span, exc, context)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     def _parent(self, headers: Mapping[str, str], channel: str) -> otel_context.Context:
         """The producer's context from the headers, or an empty one (a new trace)."""
@@ -172,6 +163,30 @@ class Tracing(Middleware):
             len(parent),
         )
         return otel_context.Context()
+
+
+def _traceparent(span_context: trace.SpanContext) -> str:
+    """The W3C ``traceparent`` of `span_context` (version 00)."""
+    return (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{span_context.trace_flags:02x}"
+    )
+
+
+def _outcome(span: trace.Span, exc: BaseException, context: ConsumeContext) -> None:
+    """A ``retry`` or ``dead_letter`` event saying what the pipeline does after `exc`."""
+    outcome = context.outcome
+    if outcome is None or outcome.action == "ack":
+        return
+    attributes: dict[str, str | int | float] = {
+        a.ERROR_TYPE: type(exc).__qualname__,
+        a.ATTEMPT: context.attempt,
+    }
+    if outcome.action == "retry":
+        attributes["eventwire.retry.delay"] = outcome.delay
+    else:
+        attributes["eventwire.dead_letter.reason"] = outcome.reason
+    span.add_event(outcome.action, attributes)
 
 
 def _failed(span: trace.Span, exc: BaseException) -> None:
