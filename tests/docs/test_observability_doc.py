@@ -60,3 +60,24 @@ def test_the_json_log_line_lists_the_documented_fields() -> None:
 
     for field in FIELDS:
         assert f'"{field}"' in line.group(1)
+
+
+PERF = (ROOT / "docs/performance.md").read_text()
+RUN_PY = re.search(r"with `run.py`:\n\n```python\n(.*?)```", PERF, re.S)
+
+
+@pytest.mark.parametrize("mode", ["api-noop", "sdk-unsampled", "sdk-recording"])
+def test_the_cost_measurement_script_runs(mode: str, tmp_path: Path) -> None:
+    assert RUN_PY is not None
+    script = tmp_path / "run.py"
+    script.write_text(RUN_PY.group(1))
+    args = ["bench", "memory://", "--runners", "eventwire", "--only", "drain", "-n", "100"]
+    result = subprocess.run(
+        [sys.executable, str(script), mode, *args, "--rounds", "1", "--json", "out.json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert (tmp_path / "out.json").exists()
