@@ -26,6 +26,8 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "serve": ("starlette", "uvicorn"),
     "testing": ("hypothesis", "hypothesis_jsonschema"),
     "contract": ("pact",),
+    "otel": ("opentelemetry",),
+    "prometheus": ("prometheus_client",),
 }
 #: URL scheme of a built-in network backend -> the extra whose backend serves it.
 SCHEME_EXTRAS: Mapping[str, str] = {

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventwire._naming import check_name
 from eventwire.backend import Backend, Subscription, SubscriptionSpec, WireMessage
@@ -29,10 +29,15 @@ from eventwire.errors import (
 from eventwire.events import Command, Event, Message, MessageSpec
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from eventwire.middleware import Middleware, PublishContext, check_middlewares, publishing
+from eventwire.observability import instrumentation
 from eventwire.pipeline import Consumer, Route
 from eventwire.plugins import create_backend, get_plugin_manager, missing_client
 from eventwire.retry import RetryPolicy
 from eventwire.urls import url_scheme
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["EventBus", "SubscriptionInfo"]
 
@@ -71,6 +76,11 @@ class EventBus:
     ``EventBus("kafka://localhost:9092", source="order-service")``; ``"memory://"`` (the
     default) is the embedded broker. Use it as an async context manager (or call `start` and
     `close`). Subscriptions are declared with the `subscribe` decorator before the bus starts.
+
+    ``tracing``: with ``opentelemetry-api`` installed and a global tracer provider configured,
+    every publish and handler attempt is traced (docs/observability.md); ``False`` turns
+    that off, a ``TracerProvider`` is used instead of the global one. ``metrics`` likewise,
+    with a meter provider (or the Prometheus endpoint of `eventwire.observability.prometheus`).
     """
 
     def __init__(
@@ -83,6 +93,8 @@ class EventBus:
         backend_options: Mapping[str, Any] | None = None,
         close_timeout: float = 30.0,
         middlewares: Sequence[Middleware] | None = None,
+        tracing: bool | TracerProvider = True,
+        metrics: bool | MeterProvider = True,
     ) -> None:
         if not isinstance(source, str) or not source:
             raise ConfigurationError(f"source must be a non-empty string, got {source!r}")
@@ -100,6 +112,18 @@ class EventBus:
         self.close_timeout = close_timeout
         #: Wrap every handler attempt and every publish of this bus (see `Middleware`).
         self.middlewares: list[Middleware] = list(check_middlewares(middlewares, "EventBus"))
+        if not isinstance(tracing, bool) and not hasattr(tracing, "get_tracer"):
+            raise ConfigurationError(
+                f"tracing must be True, False or an OpenTelemetry TracerProvider, got {tracing!r}"
+            )
+        if not isinstance(metrics, bool) and not hasattr(metrics, "get_meter"):
+            raise ConfigurationError(
+                f"metrics must be True, False or an OpenTelemetry MeterProvider, got {metrics!r}"
+            )
+        self.tracing = tracing
+        self.metrics = metrics
+        #: The observing middlewares (outside the user's), decided when the bus starts.
+        self._observers: tuple[Middleware, ...] = ()
         self.subscriptions: dict[tuple[str, str], SubscriptionInfo] = {}
         self.published: dict[str, type[Message]] = {}
         self._command_groups: dict[type[Message], str] = {}
@@ -273,6 +297,7 @@ class EventBus:
                 await self.backend.connect()
             except ModuleNotFoundError as exc:  # a client imported on first use
                 raise missing_client(exc, url_scheme(self._backend_args[0])) from None
+            self._observers = instrumentation(self.backend, self.tracing, self.metrics)
             self._state = "running"
             try:
                 for hook in self._on_startup:
@@ -299,7 +324,7 @@ class EventBus:
             store=self.idempotency_store,
             validator=self._validator,
             plugins=self._plugins,
-            middlewares=tuple(self.middlewares),
+            middlewares=self._layers(),
         )
         spec = SubscriptionSpec(
             channel=info.channel,
@@ -411,7 +436,7 @@ class EventBus:
             (event, *self._prepare(event, correlation_id, causation_id, headers))
             for event in events
         ]
-        if self.middlewares and publishing(tuple(self.middlewares)):
+        if publishing(self._layers()):
             # Each message through the middlewares; the broker gets them in one go anyway.
             return list(
                 await asyncio.gather(*(self._send(e, c, w, env) for e, c, w, env in prepared))
@@ -445,7 +470,7 @@ class EventBus:
         self, event: Message, channel: str, wire: WireMessage, envelope: Envelope
     ) -> Envelope:
         """Hand one encoded message to the broker, through the publish middlewares."""
-        layers = publishing(tuple(self.middlewares)) if self.middlewares else ()
+        layers = publishing(self._layers())
         if not layers:
             await self.backend.publish(channel, [wire])
             return envelope
@@ -467,6 +492,12 @@ class EventBus:
 
         await run(0)
         return context.envelope
+
+    def _layers(self) -> tuple[Middleware, ...]:
+        """Every middleware of the bus, outermost first: the observers, then the user's."""
+        if not self._observers:
+            return tuple(self.middlewares) if self.middlewares else ()
+        return self._observers + tuple(self.middlewares)
 
     def _prepare(
         self,

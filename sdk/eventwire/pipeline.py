@@ -32,11 +32,14 @@ from eventwire.errors import ConfigurationError, DecodeError, NonRetryableError
 from eventwire.events import Message
 from eventwire.idempotency import Claim, IdempotencyStore
 from eventwire.middleware import ConsumeContext, Middleware, consuming
+from eventwire.observability.logs import DeliveryFields, EventFields
+from eventwire.observability.logs import current as log_fields
 from eventwire.retry import RetryPolicy
 
 __all__ = ["Consumer", "Route"]
 
 log = logging.getLogger("eventwire.pipeline")
+log.addFilter(EventFields())
 
 Handler = Callable[..., Awaitable[Any]]
 #: How long a claim on an event id lasts while its handler runs (renewed by completion).
@@ -189,13 +192,24 @@ class Consumer:
     # -- the steps -----------------------------------------------------------------------
 
     async def _process(self, inbound: Inbound) -> None:
-        message = inbound.message
         attempts = max(1, inbound.delivery_count)
+        fields = DeliveryFields(self.channel, self.group, attempts)
+        token = log_fields.set(fields)  # every log record about this delivery carries it
+        try:
+            await self._process_fields(inbound, attempts, fields)
+        finally:
+            log_fields.reset(token)
+
+    async def _process_fields(
+        self, inbound: Inbound, attempts: int, fields: DeliveryFields
+    ) -> None:
+        message = inbound.message
         try:
             envelope = decode_envelope(message.headers, self._binding)
         except DecodeError as exc:
             await self._dead_letter(inbound, "invalid", exc, attempts)
             return
+        fields.envelope = envelope
         route = self.routes.get(envelope.type)
         if route is None:  # another type on this channel: not this group's business
             await self._settle(inbound.ack)
@@ -221,7 +235,7 @@ class Consumer:
             await self._settle(inbound.ack)  # handled before: run the effect once
             return
         try:
-            outcome = await self._attempts(route, event, envelope, attempts)
+            outcome = await self._attempts(route, event, envelope, attempts, fields)
         except BaseException:
             if route.idempotent:  # best effort: an unreleased claim expires with its lease
                 with contextlib.suppress(Exception):
@@ -254,10 +268,16 @@ class Consumer:
             await self._pause(0.02)
 
     async def _attempts(
-        self, route: Route, event: Message, envelope: Envelope, attempt: int
+        self,
+        route: Route,
+        event: Message,
+        envelope: Envelope,
+        attempt: int,
+        fields: DeliveryFields,
     ) -> tuple[str, BaseException | None, int, str]:
         layers = self._layers[envelope.type]
         while True:
+            fields.attempt = attempt
             delivery = Delivery(envelope, attempt, self.channel, self.group)
             context: ConsumeContext | None = None
             try:

@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from eventwire.observability.logs import EventFields
+
 __all__ = ["LEVELS", "JsonFormatter", "configure_logging"]
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -35,7 +37,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, fmt: str, *, worker: str = "") -> None:
-    """Send every log record at `level` or above to stderr in format `fmt`."""
+    """Send every log record at `level` or above to stderr in format `fmt`.
+
+    Records written while a delivery is handled carry its ids (`EventFields`): JSON fields
+    in the ``json`` format.
+    """
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -44,6 +50,7 @@ def configure_logging(level: str, fmt: str, *, worker: str = "") -> None:
         handler.setFormatter(
             logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s")
         )
+    handler.addFilter(EventFields())  # the handler's own records carry the delivery's ids
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from eventwire.errors import ConfigurationError
+from eventwire.observability import prometheus
 from eventwire.runner._load import load_target
 from eventwire.runner._logs import LEVELS, configure_logging
 from eventwire.runner._serve import serve
@@ -48,6 +49,13 @@ log = logging.getLogger("eventwire.run")
     "--health-host", default="0.0.0.0", show_default=True, help="Address of the health endpoint."
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics at /metrics on this port (0: any free port, logged); "
+    "needs eventwire[prometheus].",
+)
+@click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Address of /metrics.")
+@click.option(
     "--drain-timeout",
     type=click.FloatRange(min=0),
     help="Seconds in-flight handlers get after SIGTERM (default: the bus's close_timeout).",
@@ -69,6 +77,8 @@ def run(
     reload: bool,
     health_port: int | None,
     health_host: str,
+    metrics_port: int | None,
+    metrics_host: str,
     drain_timeout: float | None,
     log_level: str,
     log_format: str,
@@ -85,10 +95,17 @@ def run(
         url_scheme(url)  # a malformed URL is a usage error, before anything starts
     if reload and workers > 1:
         raise click.UsageError("--reload runs one process; use it without --workers")
+    if metrics_port is not None and workers > 1:
+        raise click.UsageError(
+            "--metrics-port serves the metrics of one process; with --workers run one "
+            "'eventwire run --metrics-port' per process instead"
+        )
     argv = ["run", target, "--log-level", log_level, "--log-format", log_format]
     argv += ["--factory"] if factory else []
     argv += ["--url", url] if url is not None else []
     argv += ["--drain-timeout", str(drain_timeout)] if drain_timeout is not None else []
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port), "--metrics-host", metrics_host]
     if reload:
         _reload(argv + _health_args(health_port, health_host), drain_timeout)
         return
@@ -119,6 +136,8 @@ def run(
             url=url,
             health_port=health_port,
             health_host=health_host,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
             drain_timeout=drain_timeout,
             status_fd=int(fd) if fd else None,
         )
@@ -133,9 +152,14 @@ async def _serve_target(
     url: str | None,
     health_port: int | None,
     health_host: str,
+    metrics_port: int | None,
+    metrics_host: str,
     drain_timeout: float | None,
     status_fd: int | None,
 ) -> int:
+    if metrics_port is not None:
+        port = prometheus.serve(metrics_port, metrics_host)
+        log.info("metrics on http://%s:%d/metrics", metrics_host, port)
     bus = await load_target(target, factory=factory)
     if url is not None:
         bus._rebind(url)

@@ -1,0 +1,88 @@
+"""Observability of a bus: OpenTelemetry traces and metrics, a Prometheus endpoint.
+
+`EventBus` adds the instrumentation itself: tracing when ``opentelemetry-api`` is installed
+(``pip install 'eventwire[otel]'``) and the application configured a global tracer
+provider, metrics when it configured a meter provider or enabled the Prometheus endpoint
+(`eventwire.observability.prometheus`). ``EventBus(..., tracing=False, metrics=False)``
+turns them off; a provider passed instead is used rather than the global one. See
+docs/observability.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+from eventwire.errors import ConfigurationError
+from eventwire.middleware import Middleware
+from eventwire.observability._attrs import messaging_system
+from eventwire.observability.metrics import Metrics, Recorder
+
+if TYPE_CHECKING:
+    from eventwire.backend import Backend
+
+__all__ = ["instrumentation"]
+
+
+def _otel_installed() -> bool:
+    return importlib.util.find_spec("opentelemetry") is not None
+
+
+def _needs_otel(what: str) -> None:
+    if not _otel_installed():
+        raise ConfigurationError(
+            f"{what}=<a provider> needs 'opentelemetry', which is not installed: "
+            "pip install 'eventwire[otel]'"
+        )
+
+
+def _meter_configured() -> bool:
+    """A global meter provider was installed, and it is not the API's no-op one."""
+    from opentelemetry import metrics
+    from opentelemetry.metrics import _internal
+
+    provider = metrics.get_meter_provider()
+    return not isinstance(provider, _internal._ProxyMeterProvider | metrics.NoOpMeterProvider)
+
+
+def instrumentation(backend: Backend, tracing: Any, metrics: Any) -> tuple[Middleware, ...]:
+    """The middlewares that observe a bus on `backend`, outermost first.
+
+    `tracing` / `metrics`: ``True`` (when a global provider is configured), ``False``
+    (never) or a provider to use instead of the global one.
+    """
+    from eventwire.observability import prometheus
+
+    system = messaging_system(backend.name)
+    otel = _otel_installed()
+    meter_provider = None if isinstance(metrics, bool) else metrics
+    layers: list[Middleware] = []
+    if tracing is not False:
+        if tracing is not True:
+            _needs_otel("tracing")
+        if otel:
+            from eventwire.observability.tracing import Tracing, tracing_configured
+
+            if tracing is not True or tracing_configured():
+                layers.append(
+                    Tracing(
+                        system=system,
+                        binding=backend.binding,
+                        tracer_provider=None if tracing is True else tracing,
+                        meter_provider=meter_provider,
+                    )
+                )
+    if metrics is not False:
+        recorders: list[Recorder] = []
+        if metrics is not True:
+            _needs_otel("metrics")
+        if otel and (metrics is not True or _meter_configured()):
+            from eventwire.observability._otel_metrics import OtelRecorder
+
+            recorders.append(OtelRecorder(meter_provider))
+        scrape = prometheus.enabled_recorder()
+        if scrape is not None:
+            recorders.append(scrape)
+        if recorders:
+            layers.append(Metrics(system=system, recorders=recorders))
+    return tuple(layers)

@@ -1,0 +1,29 @@
+"""Names shared by traces, metrics and logs: OpenTelemetry messaging attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["SYSTEMS", "messaging_system"]
+
+#: eventwire backend name -> ``messaging.system`` (the semantic conventions' well-known
+#: values where one exists; the backend's own name otherwise).
+SYSTEMS: Mapping[str, str] = {"rabbit": "rabbitmq", "memory": "eventwire"}
+
+SYSTEM = "messaging.system"
+DESTINATION = "messaging.destination.name"
+OPERATION_TYPE = "messaging.operation.type"
+OPERATION_NAME = "messaging.operation.name"
+MESSAGE_ID = "messaging.message.id"
+CONVERSATION_ID = "messaging.message.conversation_id"
+GROUP = "messaging.consumer.group.name"
+#: The semantic conventions define a delivery attempt only for Google Pub/Sub, hence our own.
+ATTEMPT = "eventwire.delivery.attempt"
+EVENT_TYPE = "cloudevents.event_type"
+EVENT_ID = "cloudevents.event_id"
+ERROR_TYPE = "error.type"
+
+
+def messaging_system(backend_name: str) -> str:
+    """The ``messaging.system`` value of an eventwire backend."""
+    return SYSTEMS.get(backend_name, backend_name)

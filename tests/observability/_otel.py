@@ -1,0 +1,61 @@
+"""OpenTelemetry SDK providers with in-memory exporters, one set per test."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+P = ParamSpec("P")
+
+
+@dataclasses.dataclass
+class Telemetry:
+    tracer_provider: TracerProvider
+    spans: InMemorySpanExporter
+    meter_provider: MeterProvider
+    reader: InMemoryMetricReader
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+    def points(self, name: str) -> list[tuple[dict[str, object], object]]:
+        """(attributes, value or histogram point) of every data point of metric `name`."""
+        data = self.reader.get_metrics_data()
+        out: list[tuple[dict[str, object], object]] = []
+        if data is None:
+            return out
+        for resource in data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == name:
+                        for point in metric.data.data_points:
+                            value = getattr(point, "value", point)
+                            out.append((dict(point.attributes or {}), value))
+        return out
+
+
+def telemetry() -> Telemetry:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    return Telemetry(tracer_provider, spans, MeterProvider(metric_readers=[reader]), reader)
+
+
+def sync(fn: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
+    """Run an async test function in a fresh event loop."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        asyncio.run(fn(*args, **kwargs))
+
+    return run
