@@ -49,6 +49,7 @@ async def test_purge(backend: str, tmp_path: Path) -> None:
     try:
         await fill(url, domain, refunds, rejected=2, failed=1)
         live = await refunds.bus.backend.browse(domain.orders)
+        assert len(live) == 3
         base = f"/dead-letters/{domain.orders}"
         async with serve(build_app(url, domain, read_only=True)) as client:
             refused = await client.post(f"{base}/purge", headers=AUTH)
