@@ -4,7 +4,7 @@ In-process (ASGI), every default check (no 5xx, status codes, content types, res
 schemas and headers, valid data accepted, invalid data rejected, missing auth refused,
 unsupported methods answered 405 with Allow...), positive and negative cases, on the
 embedded broker and on Redis. A few dead letters are there so that the letter endpoints
-have something to find.
+have something to find; every test has its own broker (purge empties a dead-letter channel).
 """
 
 from __future__ import annotations
@@ -56,13 +56,15 @@ def _schema(url: str, tag: str) -> Any:
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
-@pytest.fixture(scope="module")
+# Function-scoped: each test gets a broker of its own, with fresh letters. Purging is one of
+# the operations, so a shared broker would leave the next test an empty dead-letter channel.
+@pytest.fixture
 def memory_schema() -> Any:
     tag = f"fz-{uuid.uuid4().hex[:8]}"
     return _schema(f"memory://{tag}", tag)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def redis_schema() -> Any:
     tag = f"fzr-{uuid.uuid4().hex[:8]}"
     return _schema(f"redis://127.0.0.1:6379/0?prefix={tag}:", tag)
@@ -101,10 +103,18 @@ def test_stateful_memory(memory_schema: Any) -> None:
     """Sequences that follow the document's links: list -> one letter -> replay it."""
     workflow = memory_schema.as_state_machine()
 
+    found: list[str] = []
+
     class Authorized(workflow):  # type: ignore[misc,valid-type]
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             CASES["stateful"] = CASES.get("stateful", 0) + 1
             return {"headers": dict(AUTH)}
+
+        def after_call(self, response: Any, case: Any) -> None:
+            super().after_call(response, case)
+            if case.operation.label == "GET /dead-letters/{channel}/{letter}":
+                if response.status_code == 200:
+                    found.append(case.path_parameters["letter"])
 
     Authorized.run(
         settings=settings(
@@ -114,3 +124,5 @@ def test_stateful_memory(memory_schema: Any) -> None:
             suppress_health_check=list(HealthCheck),
         )
     )
+    # The links reached real letters: this test's broker still had its dead letters.
+    assert found
