@@ -112,9 +112,9 @@ def test_stateful_memory(memory_schema: Any) -> None:
 
         def after_call(self, response: Any, case: Any) -> None:
             super().after_call(response, case)
-            if case.operation.label == "GET /dead-letters/{channel}/{letter}":
-                if response.status_code == 200:
-                    found.append(case.path_parameters["letter"])
+            letter = case.operation.label == "GET /dead-letters/{channel}/{letter}"
+            if letter and response.status_code == 200:
+                found.append(case.path_parameters["letter"])
 
     Authorized.run(
         settings=settings(
