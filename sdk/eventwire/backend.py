@@ -194,7 +194,7 @@ class ChannelPurger(Protocol):
         The channel stays usable: messages published afterwards are retained and browsed as
         before. All or nothing: brokers whose logs cannot drop single entries (Kafka topics,
         RabbitMQ streams) offer no selective form, so neither does this. Meant for
-        dead-letter channels, which nobody consumes; a group consuming `channel` never
-        receives a purged message it had not been delivered yet.
+        dead-letter channels, which no group consumes: what a purge does to a group of
+        `channel` is the broker's (RabbitMQ's group queues keep their own copies).
         """
         ...

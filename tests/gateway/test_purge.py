@@ -13,7 +13,7 @@ from eventwire.errors import UnsupportedOperationError
 
 from tests.gateway._domain import AUTH, make_domain
 from tests.gateway._letters import Refunds, fill
-from tests.gateway.conftest import build_app, serve
+from tests.gateway.conftest import build_app, serve, until
 
 pytestmark = pytest.mark.anyio
 
@@ -110,3 +110,39 @@ async def test_a_backend_that_cannot_purge_says_so(tmp_path: Path) -> None:
     async with bus:
         with pytest.raises(UnsupportedOperationError, match="the nopurge backend cannot purge"):
             await bus.purge_dead_letters("some.channel")
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_a_group_of_a_purged_channel_skips_what_was_purged(
+    backend: str, tmp_path: Path
+) -> None:
+    """A group that was behind on a purged channel gets only what was published after."""
+    import asyncio
+
+    from eventwire.backend import ChannelPurger, Inbound, SubscriptionSpec, WireMessage
+    from eventwire.plugins import create_backend
+
+    channel = f"purged-{tmp_path.name[-20:]}".replace("_", "-")
+    spec = SubscriptionSpec(channel, "late")
+    got: list[bytes] = []
+
+    async def handler(inbound: Inbound) -> None:
+        got.append(inbound.message.body)
+        await inbound.ack()
+
+    target = create_backend(_url(backend, tmp_path))
+    await target.connect()
+    try:
+        assert isinstance(target, ChannelPurger)
+        await (await target.subscribe(spec, handler)).stop()  # the group exists, is behind
+        await target.publish(channel, [WireMessage(b"old-%d" % i, {}) for i in range(3)])
+        assert await target.purge_channel(channel) == 3
+        assert await target.browse(channel) == []
+        await target.publish(channel, [WireMessage(b"new", {})])
+        assert [m.body for m in await target.browse(channel)] == [b"new"]
+        await target.subscribe(spec, handler)
+        await until(lambda: got)
+        await asyncio.sleep(0.2)
+        assert got == [b"new"]
+    finally:
+        await target.close()
