@@ -67,6 +67,7 @@ async def test_purge(backend: str, tmp_path: Path) -> None:
             channels = (await client.get("/dead-letters")).json()["channels"]
             assert {"channel": domain.orders, "count": 0, "truncated": False} in channels
             assert await refunds.bus.backend.browse(domain.orders) == live  # the live channel
+            assert await refunds.bus.purge_dead_letters(f"{domain.orders}-never") == 0
             again = await client.post(f"{base}/purge", headers=AUTH)
             assert again.json() == {"purged": 0}
             # The live channel still delivers, and new dead letters are kept and listed.
