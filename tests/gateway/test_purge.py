@@ -4,8 +4,8 @@ on every backend. Each test makes channels of its own (the real brokers are shar
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from eventwire import EventBus
@@ -91,26 +91,40 @@ async def test_purge_on_the_bus_by_message_class(tmp_path: Path) -> None:
         await refunds.bus.close()
 
 
-class _NoPurge:
-    """A backend without the optional purge ability (everything else delegated)."""
+@pytest.fixture
+def outside_backend() -> Iterator[str]:
+    """A third-party backend without the purge ability (tests/outside_plugin), registered in
+    this process for the test; yields a URL of it."""
+    import importlib
+    import sys
+    import uuid
 
-    name = "nopurge"
+    from eventwire.plugins import get_plugin_manager
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
+    sys.path.insert(0, str(Path(__file__).parents[1] / "outside_plugin" / "src"))
+    try:
+        module = importlib.import_module("eventwire_outside")
+    finally:
+        sys.path.pop(0)
+    manager = get_plugin_manager()
+    manager.register(module)
+    try:
+        yield f"outside://purge-{uuid.uuid4().hex[:8]}"
+    finally:
+        manager.unregister(module)
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "purge_channel":
-            raise AttributeError(name)
-        return getattr(self._inner, name)
 
-
-async def test_a_backend_that_cannot_purge_says_so(tmp_path: Path) -> None:
-    bus = EventBus(_url("memory", tmp_path), source="t")
-    bus.backend = _NoPurge(bus.backend)
-    async with bus:
-        with pytest.raises(UnsupportedOperationError, match="the nopurge backend cannot purge"):
+async def test_a_backend_that_cannot_purge_says_so(outside_backend: str, tmp_path: Path) -> None:
+    async with EventBus(outside_backend, source="t") as bus:
+        with pytest.raises(UnsupportedOperationError, match="the outside backend cannot purge"):
             await bus.purge_dead_letters("some.channel")
+    domain = make_domain(tmp_path)
+    async with serve(build_app(outside_backend, domain)) as client:
+        response = await client.post(f"/dead-letters/{domain.orders}/purge", headers=AUTH)
+    assert response.status_code == 501, response.text
+    problem = response.json()
+    assert problem["type"].endswith("/purge-unsupported")
+    assert "outside backend cannot purge" in problem["detail"]
 
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
