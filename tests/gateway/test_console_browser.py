@@ -102,7 +102,7 @@ async def test_purge_by_clicking_asks_first(tmp_path: Path) -> None:
     shows the emptied table with the count."""
     if shutil.which(CHROMIUM) is None:
         missing("chromium is not installed (apt-get install -y chromium)")
-    from playwright.async_api import async_playwright
+    from playwright.async_api import Dialog, async_playwright
 
     tag = f"gwp-{uuid.uuid4().hex[:8]}"
     url = f"redis://127.0.0.1:6379/0?prefix={tag}:"
@@ -122,10 +122,12 @@ async def test_purge_by_clicking_asks_first(tmp_path: Path) -> None:
                 assert await purge.inner_text() == f"Purge {domain.orders}.dlq"
 
                 asked: list[str] = []
-                page.once(
-                    "dialog",
-                    lambda d: (asked.append(d.message), asyncio.ensure_future(d.dismiss())),
-                )
+
+                async def dismiss(dialog: Dialog) -> None:
+                    asked.append(dialog.message)
+                    await dialog.dismiss()
+
+                page.once("dialog", dismiss)
                 await purge.click()
                 await until(lambda: asked, timeout=10)
                 assert "cannot be undone" in asked[0]
