@@ -56,7 +56,7 @@ class OrderPlaced(Event, channel="orders", key="order_id", version=1):
     lines: list[OrderLine] = Field(min_length=1)
     total: Decimal = Field(ge=0)
     currency: Currency = "EUR"
-    placed_at: datetime
+    placed_at: datetime = Field(strict=True)  # an RFC 3339 string, never a number
 
 
 class OrderCancelled(Event, channel="orders", key="order_id", version=1):
@@ -134,7 +134,7 @@ class ItemShipped(Event, channel="shipping", key="order_id", version=1):
     order_id: str
     carrier: str
     tracking_number: str
-    shipped_at: datetime
+    shipped_at: datetime = Field(strict=True)
 
 
 # -- the order service -------------------------------------------------------------------------

@@ -27,6 +27,9 @@ from eventwire_kafka._info import CAPABILITIES
 from eventwire_kafka._settings import KafkaSettings
 from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic
 
+#: Kafka error code of DeleteGroups for a group that does not exist (already gone).
+_GROUP_ID_NOT_FOUND = 69
+
 __all__ = ["KafkaBackend"]
 
 log = logging.getLogger("eventwire.kafka")
@@ -247,6 +250,22 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         kwargs = {k: v for k, v in self._client_kwargs().items() if k in _CONSUMER_CONNECTION_KEYS}
         kwargs.update(options)
         return AIOKafkaConsumer(**kwargs)
+
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Delete the consumer group `group` (a Kafka group spans topics: all of it goes).
+
+        The group must have no running member. aiokafka's admin client has no call for this;
+        the DeleteGroups request goes to the group's coordinator.
+        """
+        from aiokafka.errors import for_code
+        from aiokafka.protocol.admin import DeleteGroupsRequest
+
+        self._connected()
+        coordinator = await self._admin.find_coordinator(group)
+        response = await self._admin._send_request(DeleteGroupsRequest([group]), coordinator)
+        for _name, code in response.results:
+            if code and code != _GROUP_ID_NOT_FOUND:
+                raise for_code(code)(f"Kafka refused to delete the consumer group {group!r}")
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Up to `limit` records of `channel`, oldest first (by record time across

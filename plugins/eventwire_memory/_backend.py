@@ -142,6 +142,12 @@ class MemoryBackend(BaseBackend[MemorySettings]):
         self.check_channel(channel)
         return self.broker.browse(channel, limit)
 
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Forget `group` on `channel` (its positions); members still joined keep theirs."""
+        self.check_connected()
+        self.check_channel(channel)
+        self.broker.delete_group(channel, group)
+
     async def delete_channel(self, channel: str) -> bool:
         """Forget `channel`, its messages and its groups (`eventwire.backend.ChannelDeleter`)."""
         return self.broker.delete_channel(channel)

@@ -413,6 +413,11 @@ class MemoryBroker:
                 part.low = low
         return count
 
+    def delete_group(self, channel: str, group: str) -> bool:
+        """Forget `group` on `channel` and its positions; ``False`` if it did not exist."""
+        found = self._channels.get(channel)
+        return found is not None and found.groups.pop(group, None) is not None
+
     def partitions(self, channel: str) -> int | None:
         """The partition count of `channel`, or ``None`` if it does not exist yet."""
         found = self._channels.get(channel)

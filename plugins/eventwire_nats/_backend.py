@@ -25,7 +25,7 @@ from eventwire_nats._info import CAPABILITIES
 from eventwire_nats._publisher import Prepared, Publisher, describe
 from eventwire_nats._settings import NatsSettings
 from eventwire_nats._subscription import NatsSubscription
-from eventwire_nats._topology import ChannelTopology, Topology, stream_name
+from eventwire_nats._topology import ChannelTopology, Topology, durable_name, stream_name
 from eventwire_nats._wire import decode_headers, header_block, parse_header_lines
 
 __all__ = ["NatsBackend"]
@@ -231,6 +231,20 @@ class NatsBackend(BaseBackend[NatsSettings]):
         raise BackendUnavailableError(
             f"purge {channel!r} failed: JetStream answered {error.get('description')!r}"
         )
+
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Delete `group`'s durable consumers on `channel` (one per shard)."""
+        from nats.js.errors import NotFoundError
+
+        self.check_connected()
+        self.check_channel(channel)
+        with self.map_errors(f"delete group {group!r} of {channel!r}"):
+            topology = await self.topology.channel(channel, create=False)
+            if topology is None:
+                return
+            for shard in range(topology.shards):
+                with contextlib.suppress(NotFoundError):
+                    await self.js.delete_consumer(topology.stream, durable_name(group, shard))
 
     # -- consuming -----------------------------------------------------------------------
 

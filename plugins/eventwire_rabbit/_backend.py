@@ -221,6 +221,13 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         subscription.start()
         return subscription
 
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Delete `group`'s hash exchange and shard queues on `channel`."""
+        self.check_connected()
+        self.check_channel(channel)
+        with self.map_errors(f"delete group {group!r} of {channel!r}"):
+            await self._groups.delete_group(channel, group)
+
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         self.check_connected()
         self.check_channel(channel)

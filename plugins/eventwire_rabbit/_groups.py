@@ -148,6 +148,16 @@ class Groups:
         except Exception as exc:
             raise self._topology_error(exc, f"{channel}/{group}") from exc
 
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Delete `group`'s hash exchange and shard queues on `channel`."""
+        scratch = await self._backend.scratch()
+        try:
+            await scratch.exchange_delete(group_exchange(channel, group))
+            for shard in range(self._settings.shards):
+                await scratch.queue_delete(shard_queue(channel, group, shard))
+        finally:
+            await close_channel(scratch)
+
     async def _check_group(self, channel: str, group: str) -> None:
         """The group exists: its shard count must be ours (last shard there, next absent)."""
         count = self._settings.shards

@@ -280,6 +280,28 @@ class RedisBackend(BaseBackend[RedisSettings]):
     def _count_trimmed(self, count: int) -> None:
         self.trimmed_entries += count
 
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Destroy `group`'s consumer group on every shard stream of `channel`, with its
+        membership, lease and generation keys."""
+        self.check_connected()
+        self.check_channel(channel)
+        client = self.client
+        keys = await self.channel_keys(channel)
+
+        async def destroy() -> None:
+            pipe = client.pipeline(transaction=False)
+            for stream in keys.streams:
+                pipe.xgroup_destroy(stream, group)
+            pipe.delete(
+                keys.members(group),
+                keys.gen(group),
+                *(keys.lease(group, n) for n in range(len(keys.streams))),
+            )
+            await pipe.execute(raise_on_error=False)
+
+        with self.map_errors(f"delete group {group!r} of {channel!r}"):
+            await self._retrying(destroy, f"delete group {group!r}")
+
     async def delete_channel(self, channel: str) -> bool:
         """Delete every key of `channel` (streams, meta, members, leases, counters);
         ``False`` if it had none. The dead-letter channel is deleted by its own name."""

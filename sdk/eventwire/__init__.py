@@ -47,6 +47,7 @@ from eventwire.errors import (
 )
 from eventwire.events import Command, Event, MessageSpec
 from eventwire.idempotency import Claim, IdempotencyStore, MemoryIdempotencyStore
+from eventwire.middleware import ConsumeContext, Middleware, PublishContext
 from eventwire.plugins import available_backends, create_backend, hookimpl
 from eventwire.retry import RetryPolicy
 from eventwire.urls import redact_url
@@ -62,6 +63,7 @@ __all__ = [
     "Claim",
     "Command",
     "ConfigurationError",
+    "ConsumeContext",
     "ContractError",
     "DeadLetter",
     "DecodeError",
@@ -80,7 +82,9 @@ __all__ = [
     "MemoryIdempotencyStore",
     "MessageSpec",
     "MessageTooLargeError",
+    "Middleware",
     "NonRetryableError",
+    "PublishContext",
     "PublishError",
     "RetryPolicy",
     "Subscription",

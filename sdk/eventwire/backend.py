@@ -40,6 +40,7 @@ __all__ = [
     "Capabilities",
     "ChannelDeleter",
     "ChannelPurger",
+    "GroupAdmin",
     "Inbound",
     "MessageHandler",
     "Subscription",
@@ -197,4 +198,13 @@ class ChannelPurger(Protocol):
         dead-letter channels, which no group consumes: what a purge does to a group of
         `channel` is the broker's (RabbitMQ's group queues keep their own copies).
         """
+        ...
+
+
+@runtime_checkable
+class GroupAdmin(Protocol):
+    """Optional: a backend that can remove a consumer group (throw-away readers use it)."""
+
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Forget `group` on `channel` and its position; no member of it may be running."""
         ...

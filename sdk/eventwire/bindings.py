@@ -19,9 +19,16 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from eventwire.envelope import Envelope, format_time, parse_time
-from eventwire.errors import DecodeError
+from eventwire.errors import DecodeError, EventValidationError
 
-__all__ = ["BINDINGS", "READ_PREFIXES", "Binding", "from_headers", "to_headers"]
+__all__ = [
+    "BINDINGS",
+    "READ_PREFIXES",
+    "Binding",
+    "check_user_headers",
+    "from_headers",
+    "to_headers",
+]
 
 Binding = Literal["kafka", "nats", "amqp"]
 BINDINGS: Mapping[str, str] = {"kafka": "ce_", "nats": "ce-", "amqp": "cloudEvents:"}
@@ -66,6 +73,22 @@ _WRITE_NAMES: Mapping[str, Mapping[str, str]] = {
 _OPTIONAL = ("subject", "correlationid", "causationid", "dataversion")
 #: The time of a message that carries none (``time`` is optional in CloudEvents).
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+#: Header names that carry the envelope in some binding: never a user header.
+_RESERVED = frozenset(name.lower() for names in _READ_NAMES.values() for name in names)
+
+
+def check_user_headers(headers: Mapping[str, str], binding: str) -> None:
+    """`EventValidationError` if a user header takes a name the envelope uses."""
+    taken = sorted(name for name in headers if name.lower() in _RESERVED)
+    if taken:
+        raise EventValidationError(
+            f"header(s) {', '.join(map(repr, taken))} are reserved for the CloudEvents "
+            f"envelope (written as {BINDINGS[binding]}<attribute> and content-type); nothing "
+            "was sent. Pass the id, correlation or causation through publish()'s own "
+            "arguments, or rename the header"
+        )
 
 
 def _prefix(binding: str) -> str:

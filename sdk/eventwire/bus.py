@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from eventwire._naming import check_name
 from eventwire.backend import Backend, ChannelPurger, Subscription, SubscriptionSpec, WireMessage
-from eventwire.bindings import BINDINGS
+from eventwire.bindings import BINDINGS, check_user_headers, to_headers
 from eventwire.codec import PayloadValidator, encode
 from eventwire.deadletter import REPLAY, DeadLetter, dead_letter_channel
 from eventwire.envelope import Envelope
@@ -29,9 +29,11 @@ from eventwire.errors import (
 )
 from eventwire.events import Command, Event, Message, MessageSpec
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from eventwire.middleware import Middleware, PublishContext, check_middlewares, publishing
 from eventwire.pipeline import Consumer, Route
-from eventwire.plugins import create_backend, get_plugin_manager
+from eventwire.plugins import create_backend, get_plugin_manager, missing_client
 from eventwire.retry import RetryPolicy
+from eventwire.urls import url_scheme
 
 __all__ = ["EventBus", "SubscriptionInfo"]
 
@@ -39,6 +41,7 @@ log = logging.getLogger("eventwire")
 
 M = TypeVar("M", bound=Message)
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+Hook = TypeVar("Hook", bound=Callable[[], Any])
 
 DEFAULT_RETRY = RetryPolicy()
 _BASES = (Message, Event, Command)
@@ -54,6 +57,8 @@ class SubscriptionInfo:
     max_in_flight: int
     from_beginning: bool
     routes: dict[str, Route]
+    #: message type -> the types its handler promises to publish in reaction (``emits=``)
+    emits: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def models(self) -> list[type[Message]]:
@@ -78,11 +83,13 @@ class EventBus:
         idempotency_store: IdempotencyStore | None = None,
         backend_options: Mapping[str, Any] | None = None,
         close_timeout: float = 30.0,
+        middlewares: Sequence[Middleware] | None = None,
     ) -> None:
         if not isinstance(source, str) or not source:
             raise ConfigurationError(f"source must be a non-empty string, got {source!r}")
         self.source = source
         self._plugins = get_plugin_manager()
+        self._backend_args = (url, backend_options)
         self.backend: Backend = create_backend(url, backend_options, self._plugins)
         self.contract_path = Path(contract) if contract is not None else None
         self._validator: PayloadValidator | None = (
@@ -92,12 +99,17 @@ class EventBus:
             MemoryIdempotencyStore() if idempotency_store is None else idempotency_store
         )
         self.close_timeout = close_timeout
+        #: Wrap every handler attempt and every publish of this bus (see `Middleware`).
+        self.middlewares: list[Middleware] = list(check_middlewares(middlewares, "EventBus"))
         self.subscriptions: dict[tuple[str, str], SubscriptionInfo] = {}
         self.published: dict[str, type[Message]] = {}
         self._command_groups: dict[type[Message], str] = {}
         self._consumers: list[Consumer] = []
         self._running: list[Subscription] = []
         self._state = "new"
+        self._on_startup: list[Callable[[], Any]] = []
+        self._on_shutdown: list[Callable[[], Any]] = []
+        self._hooks_started = False
         self._lock = asyncio.Lock()
         self._member_prefix = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
 
@@ -108,6 +120,33 @@ class EventBus:
     def url(self) -> str:
         """The backend URL without credentials."""
         return self.backend.url
+
+    @property
+    def state(self) -> str:
+        """``new``, ``running``, ``draining`` (closing: in-flight handlers finish) or ``closed``."""
+        return self._state
+
+    @property
+    def ready(self) -> bool:
+        """Connected and every subscription started, and not closing."""
+        return self._state == "running" and len(self._running) == len(self.subscriptions)
+
+    # -- lifespan ---------------------------------------------------------------------------
+
+    def on_startup(self, hook: Hook) -> Hook:
+        """Run ``hook()`` (sync or async) when the bus starts: connected, before consuming.
+
+        Hooks run in registration order and may publish; one that raises stops the start.
+        """
+        self._on_startup.append(_check_hook(hook, "on_startup"))
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        """Run ``hook()`` (sync or async) when the bus closes, after in-flight handlers
+        finished and before disconnecting (it may still publish). Hooks run in reverse
+        registration order, and only if the startup hooks all succeeded."""
+        self._on_shutdown.append(_check_hook(hook, "on_shutdown"))
+        return hook
 
     # -- declaring --------------------------------------------------------------------------
 
@@ -127,6 +166,8 @@ class EventBus:
         idempotent: bool = False,
         from_beginning: bool = False,
         max_in_flight: int | None = None,
+        middlewares: Sequence[Middleware] | None = None,
+        emits: Sequence[type[Message]] | None = None,
     ) -> Callable[[H], H]:
         """Register an ``async def handler(event[, delivery])`` for `model`.
 
@@ -140,6 +181,11 @@ class EventBus:
           idempotency store).
         - ``from_beginning``: a new group starts from the oldest retained event.
         - ``max_in_flight``: unsettled deliveries at most (default ``max(64, 4*concurrency)``).
+        - ``middlewares``: wrap this handler's attempts, inside the bus's middlewares.
+        - ``emits``: the message classes the handler publishes in reaction, one of which
+          follows every event it handles, with the same correlation id. Written to the
+          AsyncAPI document as ``x-eventwire-emits`` and checked by ``eventwire contracts test``;
+          they count as declared (`declare`).
         """
         spec = _message_spec(model)
         channel = spec.require_channel()
@@ -150,6 +196,8 @@ class EventBus:
             raise ConfigurationError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r}")
+        layers = check_middlewares(middlewares, "subscribe()")
+        follow_ups = tuple(_message_spec(m).type for m in emits or ())
 
         def register(handler: H) -> H:
             function: Callable[..., Any] = handler
@@ -162,6 +210,14 @@ class EventBus:
                 raise ConfigurationError(
                     "subscribe before the bus starts (before 'async with bus' or bus.start())"
                 )
+            route = Route.for_handler(
+                model,
+                handler,
+                retry=retry or DEFAULT_RETRY,
+                dead_letter=dead_letter,
+                idempotent=idempotent,
+                middlewares=layers,
+            )
             name = group
             if name is None:
                 name = channel if spec.kind == "command" else f"{self.source}.{handler.__name__}"
@@ -193,13 +249,10 @@ class EventBus:
                 raise ConfigurationError(
                     f"{spec.type} already has a handler in group {name!r}; use another group"
                 )
-            info.routes[spec.type] = Route.for_handler(
-                model,
-                handler,
-                retry=retry or DEFAULT_RETRY,
-                dead_letter=dead_letter,
-                idempotent=idempotent,
-            )
+            info.routes[spec.type] = route
+            if follow_ups:
+                info.emits[spec.type] = follow_ups
+                self.declare(*(emits or ()))  # what a handler emits, the bus publishes
             return handler
 
         return register
@@ -207,22 +260,33 @@ class EventBus:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect and start every subscription."""
+        """Connect and start every subscription.
+
+        A bus that was closed starts again with a new connection (the same subscriptions).
+        """
         failed: BaseException | None = None
         async with self._lock:
             if self._state == "running":
                 return
-            if self._state != "new":
-                raise BusClosedError("this bus was closed; create a new EventBus")
-            await self.backend.connect()
+            if self._state == "closed":
+                self._renew(None)
+            try:
+                await self.backend.connect()
+            except ModuleNotFoundError as exc:  # a client imported on first use
+                raise missing_client(exc, url_scheme(self._backend_args[0])) from None
             self._state = "running"
             try:
+                for hook in self._on_startup:
+                    await _call_hook(hook)
+                self._hooks_started = True
                 for info in self.subscriptions.values():
                     await self._start_subscription(info)
             except BaseException as exc:
                 failed = exc
         if failed is not None:  # undo what started (outside the lock: close() takes it)
             await self.close()
+            if isinstance(failed, ModuleNotFoundError):
+                raise missing_client(failed, url_scheme(self._backend_args[0])) from None
             raise failed
 
     async def _start_subscription(self, info: SubscriptionInfo) -> None:
@@ -236,6 +300,7 @@ class EventBus:
             store=self.idempotency_store,
             validator=self._validator,
             plugins=self._plugins,
+            middlewares=tuple(self.middlewares),
         )
         spec = SubscriptionSpec(
             channel=info.channel,
@@ -248,17 +313,55 @@ class EventBus:
         self._running.append(await self.backend.subscribe(spec, consumer.on_message))
 
     async def close(self) -> None:
-        """Stop consuming, let in-flight handlers finish and settle, then disconnect."""
+        """Stop consuming, let in-flight handlers finish and settle (for at most
+        ``close_timeout`` seconds), run the shutdown hooks, then disconnect.
+
+        Handlers still running may publish until they finish. What was fetched but not
+        started stays unsettled and is delivered again (to another member, or on restart).
+        """
         async with self._lock:
             if self._state == "closed":
                 return
             was_running = self._state == "running"
-            self._state = "closed"
+            self._state = "draining" if was_running else "closed"
             if not was_running:
                 return
-            await asyncio.gather(*(sub.stop() for sub in self._running), return_exceptions=True)
-            await asyncio.gather(*(c.drain(self.close_timeout) for c in self._consumers))
-            await self.backend.close()
+            failed: BaseException | None = None
+            try:
+                await asyncio.gather(*(sub.stop() for sub in self._running), return_exceptions=True)
+                await asyncio.gather(*(c.drain(self.close_timeout) for c in self._consumers))
+                if self._hooks_started:
+                    self._hooks_started = False
+                    for hook in reversed(self._on_shutdown):
+                        try:
+                            await _call_hook(hook)
+                        except Exception as exc:
+                            log.exception("eventwire: shutdown hook %r failed", hook)
+                            failed = failed or exc
+            finally:
+                self._state = "closed"
+                await self.backend.close()
+            if failed is not None:
+                raise failed
+
+    def _renew(self, backend: Backend | None) -> None:
+        """Back to a new, unstarted bus on `backend` (default: a new one for the URL)."""
+        if self._state == "running":
+            raise BusClosedError("the bus is running; close it first")
+        if backend is None:
+            url, options = self._backend_args
+            backend = create_backend(url, options, self._plugins)
+        self.backend = backend
+        self._consumers = []
+        self._running = []
+        self._hooks_started = False
+        self._state = "new"
+
+    def _rebind(self, url: str) -> None:
+        """Use the broker at `url` from now on (the bus must not be running)."""
+        backend = create_backend(url, self._backend_args[1], self._plugins)
+        self._renew(backend)
+        self._backend_args = (url, self._backend_args[1])
 
     async def abort(self) -> None:
         """Drop the connection as a crash would (for tests): nothing more is settled."""
@@ -291,8 +394,7 @@ class EventBus:
     ) -> Envelope:
         """Publish one event; returns once the broker has stored it."""
         channel, wire, envelope = self._prepare(event, correlation_id, causation_id, headers)
-        await self.backend.publish(channel, [wire])
-        return envelope
+        return await self._send(event, channel, wire, envelope)
 
     async def publish_many(
         self,
@@ -306,15 +408,21 @@ class EventBus:
 
         Every event is validated before anything is sent: one invalid event sends nothing.
         """
+        prepared = [
+            (event, *self._prepare(event, correlation_id, causation_id, headers))
+            for event in events
+        ]
+        if self.middlewares and publishing(tuple(self.middlewares)):
+            # Each message through the middlewares; the broker gets them in one go anyway.
+            return list(
+                await asyncio.gather(*(self._send(e, c, w, env) for e, c, w, env in prepared))
+            )
         batches: dict[str, list[WireMessage]] = {}
-        envelopes: list[Envelope] = []
-        for event in events:
-            channel, wire, envelope = self._prepare(event, correlation_id, causation_id, headers)
+        for _, channel, wire, _ in prepared:
             batches.setdefault(channel, []).append(wire)
-            envelopes.append(envelope)
         for channel, wires in batches.items():
             await self.backend.publish(channel, wires)
-        return envelopes
+        return [envelope for *_, envelope in prepared]
 
     async def send(
         self,
@@ -332,8 +440,34 @@ class EventBus:
         channel, wire, envelope = self._prepare(
             command, correlation_id, causation_id, headers, allow_command=True
         )
-        await self.backend.publish(channel, [wire])
-        return envelope
+        return await self._send(command, channel, wire, envelope)
+
+    async def _send(
+        self, event: Message, channel: str, wire: WireMessage, envelope: Envelope
+    ) -> Envelope:
+        """Hand one encoded message to the broker, through the publish middlewares."""
+        layers = publishing(tuple(self.middlewares)) if self.middlewares else ()
+        if not layers:
+            await self.backend.publish(channel, [wire])
+            return envelope
+        context = PublishContext(event, channel, envelope, dict(envelope.headers))
+
+        async def run(index: int) -> None:
+            if index < len(layers):
+                await layers[index].publish(context, lambda: run(index + 1))
+                return
+            message = wire
+            if context.headers != envelope.headers:
+                user = {str(k): str(v) for k, v in context.headers.items()}
+                check_user_headers(user, self.backend.binding)
+                context.envelope = dataclasses.replace(envelope, headers=user)
+                message = WireMessage(
+                    wire.body, to_headers(context.envelope, self.backend.binding), wire.key
+                )
+            await self.backend.publish(channel, [message])
+
+        await run(0)
+        return context.envelope
 
     def _prepare(
         self,
@@ -344,7 +478,7 @@ class EventBus:
         *,
         allow_command: bool = False,
     ) -> tuple[str, WireMessage, Envelope]:
-        if self._state != "running":
+        if self._state not in ("running", "draining"):
             raise BusClosedError(
                 f"cannot publish: the bus is {self._state}; publish inside 'async with bus' "
                 "(or after bus.start(), before bus.close())"
@@ -360,6 +494,8 @@ class EventBus:
             )
         channel = spec.require_channel()
         user = {str(k): str(v) for k, v in headers.items()} if headers else {}
+        if user:
+            check_user_headers(user, self.backend.binding)
         envelope = Envelope.new(
             type=spec.type,
             source=self.source,
@@ -390,6 +526,11 @@ class EventBus:
         self, channel: str | type[Message], limit: int = 1000
     ) -> list[DeadLetter]:
         """The dead letters of `channel` (a name or a message class), oldest first."""
+        if self._state not in ("running", "draining"):
+            raise BusClosedError(
+                f"dead_letters() reads from the broker, and the bus is {self._state}; call it "
+                "inside 'async with bus' (or after bus.start())"
+            )
         name = _channel_name(channel)
         messages = await self.backend.browse(dead_letter_channel(name), limit)
         return [DeadLetter.from_wire(m) for m in messages]
@@ -460,6 +601,26 @@ class EventBus:
             }
             for c in self._consumers
         ]
+
+
+def _check_hook(hook: object, name: str) -> Callable[[], Any]:
+    if not callable(hook):
+        raise ConfigurationError(f"@bus.{name} takes a function, got {hook!r}")
+    try:
+        inspect.signature(hook).bind()
+    except TypeError:
+        raise ConfigurationError(
+            f"@bus.{name} hook {getattr(hook, '__qualname__', hook)!r} must take no arguments"
+        ) from None
+    except ValueError:  # no signature to inspect (a builtin): accept it
+        pass
+    return hook
+
+
+async def _call_hook(hook: Callable[[], Any]) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
 
 
 def _message_spec(model: object) -> MessageSpec:

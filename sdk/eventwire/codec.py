@@ -34,6 +34,13 @@ def encode(
 ) -> WireMessage:
     """Serialize `event` and check it; `EventValidationError` means nothing may be sent."""
     model = type(event)
+    fields = model.__pydantic_fields__
+    if len(event.__dict__) < len(fields):  # built with model_construct() and fields left out
+        missing = [name for name in fields if name not in event.__dict__]
+        raise EventValidationError(
+            f"{model.__name__} is missing required field(s) {', '.join(missing)} (was it built "
+            f"with model_construct()?) and was not sent; build it with {model.__name__}(...)"
+        )
     try:
         # Strict serialization: a value that does not fit its field (an instance built with
         # model_construct(), say) raises here instead of poisoning every consumer.

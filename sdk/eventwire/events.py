@@ -51,6 +51,29 @@ class MessageSpec:
 
 
 _OWN_KEYWORDS = frozenset({"channel", "key", "version", "type"})
+#: Words other libraries use for what eventwire calls a channel or a key.
+_SYNONYMS = {
+    "topic": "channel",
+    "queue": "channel",
+    "stream": "channel",
+    "subject": "channel",
+    "address": "channel",
+    "partition_key": "key",
+    "ordering_key": "key",
+    "routing_key": "key",
+    "schema_version": "version",
+    "name": "type",
+}
+
+
+def _unknown_keywords(name: str, unknown: list[str]) -> str:
+    hints = [f"{word!r} -> {_SYNONYMS[word]}" for word in unknown if word in _SYNONYMS]
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    return (
+        f"{name}: unknown class keyword(s) {', '.join(map(repr, unknown))}{hint}; an Event or "
+        "Command takes channel=, key=, version= and type= (and pydantic's model options, "
+        "e.g. frozen=True)"
+    )
 
 
 class Message(BaseModel):
@@ -64,6 +87,8 @@ class Message(BaseModel):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         own = {k: kwargs.pop(k) for k in list(kwargs) if k in _OWN_KEYWORDS}
+        if kwargs:  # pydantic's own class keywords (frozen=..., extra=...) never reach here
+            raise EventDefinitionError(_unknown_keywords(cls.__name__, sorted(kwargs)))
         cls._pending_declaration = own
         super().__init_subclass__(**kwargs)
 

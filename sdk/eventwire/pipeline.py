@@ -28,9 +28,10 @@ from eventwire.codec import PayloadValidator, decode, decode_envelope
 from eventwire.deadletter import dead_letter_channel, make_dead_letter
 from eventwire.delivery import Delivery, Disposition, Failure
 from eventwire.envelope import Envelope
-from eventwire.errors import DecodeError, NonRetryableError
+from eventwire.errors import ConfigurationError, DecodeError, NonRetryableError
 from eventwire.events import Message
 from eventwire.idempotency import Claim, IdempotencyStore
+from eventwire.middleware import ConsumeContext, Middleware, consuming
 from eventwire.retry import RetryPolicy
 
 __all__ = ["Consumer", "Route"]
@@ -45,6 +46,7 @@ DONE_TTL = 7 * 24 * 3600.0
 #: Pause between attempts to settle (ack / dead-letter / idempotency store) while the broker
 #: or the store is unreachable.
 SETTLE_RETRY = 0.5
+_ACK = Disposition.ack()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class Route:
     dead_letter: bool
     idempotent: bool
     takes_delivery: bool
+    middlewares: tuple[Middleware, ...] = ()
 
     @classmethod
     def for_handler(
@@ -67,16 +70,32 @@ class Route:
         retry: RetryPolicy,
         dead_letter: bool,
         idempotent: bool,
+        middlewares: tuple[Middleware, ...] = (),
     ) -> Route:
         # ``handler(event)`` or ``handler(event, delivery)``: a second positional parameter
         # without a default receives the `Delivery`.
-        params = [
-            p
-            for p in inspect.signature(handler).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-            and p.default is inspect.Parameter.empty
-        ]
-        return cls(model, handler, retry, dead_letter, idempotent, len(params) >= 2)
+        params = list(inspect.signature(handler).parameters.values())
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p for p in positional if p.default is inspect.Parameter.empty]
+        keyword_only = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+        takes_varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+        problem = None
+        if not positional and not takes_varargs:
+            problem = "takes no arguments, so it cannot receive the event"
+        elif len(required) > 2:
+            names = ", ".join(p.name for p in required)
+            problem = f"requires {len(required)} arguments ({names}); it gets at most two"
+        elif keyword_only:
+            problem = f"requires keyword-only argument(s) {', '.join(keyword_only)}"
+        if problem is not None:
+            name = getattr(handler, "__qualname__", repr(handler))
+            kind = model.__name__
+            raise ConfigurationError(
+                f"handler {name} for {model.__eventwire__.type} {problem}; write "
+                f"'async def {getattr(handler, '__name__', 'handler')}(event: {kind})' or "
+                f"'(event: {kind}, delivery: Delivery)'"
+            )
+        return cls(model, handler, retry, dead_letter, idempotent, len(required) >= 2, middlewares)
 
 
 class _Abandon(Exception):
@@ -98,6 +117,7 @@ class Consumer:
         store: IdempotencyStore,
         validator: PayloadValidator | None = None,
         plugins: pluggy.PluginManager | None = None,
+        middlewares: tuple[Middleware, ...] = (),
     ) -> None:
         self.backend = backend
         self.channel = channel
@@ -107,6 +127,10 @@ class Consumer:
         self._store = store
         self._validator = validator
         self._plugins = plugins
+        # Per message type: the consume middlewares around its handler, outermost first.
+        self._layers = {
+            name: consuming(middlewares + route.middlewares) for name, route in routes.items()
+        }
         self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._workers = asyncio.Semaphore(concurrency)
@@ -232,15 +256,23 @@ class Consumer:
     async def _attempts(
         self, route: Route, event: Message, envelope: Envelope, attempt: int
     ) -> tuple[str, BaseException | None, int, str]:
+        layers = self._layers[envelope.type]
         while True:
             delivery = Delivery(envelope, attempt, self.channel, self.group)
+            context: ConsumeContext | None = None
             try:
-                if route.takes_delivery:
+                if layers:
+                    context = ConsumeContext(event, delivery, route.handler)
+                    await self._layer(layers, 0, context, route)
+                elif route.takes_delivery:
                     await route.handler(event, delivery)
                 else:
                     await route.handler(event)
             except Exception as exc:
-                disposition = self._decide(exc, route, envelope, attempt)
+                if context is not None and context.error is exc and context.outcome is not None:
+                    disposition = context.outcome
+                else:
+                    disposition = self._decide(exc, route, envelope, attempt)
                 if disposition.action == "retry":
                     log.info(
                         "eventwire: %s %s attempt %d failed (%s: %s); retrying in %.2fs",
@@ -256,6 +288,29 @@ class Consumer:
                     continue
                 return disposition.action, exc, attempt, disposition.reason or "failed"
             return "ack", None, attempt, ""
+
+    async def _layer(
+        self, layers: tuple[Middleware, ...], index: int, context: ConsumeContext, route: Route
+    ) -> None:
+        """Run middleware `index` around the rest of the chain (the handler last)."""
+
+        async def call_next() -> None:
+            try:
+                if index + 1 < len(layers):
+                    await self._layer(layers, index + 1, context, route)
+                elif route.takes_delivery:
+                    await route.handler(context.event, context.delivery)
+                else:
+                    await route.handler(context.event)
+            except Exception as exc:
+                if context.error is not exc:  # decided once, where it was first seen
+                    context.error = exc
+                    context.outcome = self._decide(exc, route, context.envelope, context.attempt)
+                raise
+            context.error = None
+            context.outcome = _ACK
+
+        await layers[index].consume(context, call_next)
 
     def _decide(
         self, exc: Exception, route: Route, envelope: Envelope, attempt: int

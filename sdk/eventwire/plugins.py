@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import pluggy
 
 from eventwire import hookspecs
+from eventwire._extras import DEFAULT_PORTS, SCHEME_EXTRAS, install_hint
 from eventwire.backend import Backend, BackendInfo
-from eventwire.errors import ConfigurationError, UnknownBackendError
+from eventwire.errors import ConfigurationError, InvalidURLError, UnknownBackendError
 from eventwire.urls import redact_url, url_scheme
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "create_backend",
     "get_plugin_manager",
     "hookimpl",
+    "missing_client",
 ]
 
 PROJECT = "eventwire"
@@ -93,13 +96,36 @@ def create_backend(
     """The backend for `url`; `UnknownBackendError` lists the installed schemes."""
     pm = pm or get_plugin_manager()
     scheme = url_scheme(url)
-    backend = pm.hook.eventwire_make_backend(url=url, scheme=scheme, options=dict(options or {}))
+    if scheme in DEFAULT_PORTS and not urlsplit(url).netloc.rsplit("@", 1)[-1].split(":")[0]:
+        # Every built-in broker URL names its host: none defaults to this machine.
+        raise InvalidURLError(
+            f"{redact_url(url)!r} names no broker host; write {scheme}://host:"
+            f"{DEFAULT_PORTS[scheme]} (e.g. {scheme}://127.0.0.1:{DEFAULT_PORTS[scheme]})"
+        )
+    try:
+        backend = pm.hook.eventwire_make_backend(
+            url=url, scheme=scheme, options=dict(options or {})
+        )
+    except ModuleNotFoundError as exc:
+        raise missing_client(exc, scheme) from None
     if backend is None:
         schemes = sorted({s for info in available_backends(pm) for s in info.schemes})
         listed = ", ".join(f"{s}://" for s in schemes) or "none"
+        extra = SCHEME_EXTRAS.get(scheme)
+        how = (
+            f"pip install 'eventwire[{extra}]'"
+            if extra
+            else "install a plugin that registers the scheme in the 'eventwire' entry-point group"
+        )
         raise UnknownBackendError(
             f"no installed backend serves {redact_url(url)!r} (scheme {scheme!r}); installed "
-            f"schemes: {listed}. Install the extra, e.g. pip install 'eventwire[{scheme}]', "
-            "or a plugin that registers the scheme in the 'eventwire' entry-point group"
+            f"schemes: {listed}; {how}"
         )
     return cast(Backend, backend)
+
+
+def missing_client(error: ModuleNotFoundError, scheme: str) -> ConfigurationError:
+    """The error for a backend whose broker client is not installed, naming the extra."""
+    return ConfigurationError(
+        install_hint(error, f"the {scheme}:// backend", prefer=SCHEME_EXTRAS.get(scheme))
+    )

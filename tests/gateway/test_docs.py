@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ async def _fill(url: str) -> None:
                 customer_id="cus-1",
                 lines=[{"sku": "SKU-1", "quantity": 1, "unit_price": "5.00"}],
                 total="5.00",
-                placed_at="2026-11-30T08:00:00Z",
+                placed_at=datetime(2026, 11, 30, 8, tzinfo=UTC),
             )
         )
 

@@ -301,10 +301,27 @@ def test_publish_after_close_and_before_start() -> None:
             await bus.publish(OrderPlaced(order_id="x"))
         with pytest.raises(BusClosedError, match="closed"):
             await bus.publish(OrderPlaced(order_id="y"))
-        with pytest.raises(BusClosedError):
-            await bus.start()
 
     asyncio.run(main())
+
+
+def test_a_closed_bus_starts_again_with_its_subscriptions() -> None:
+    seen: list[str] = []
+    bus = EventBus(memory_url(), source="restart")
+
+    @bus.subscribe(OrderPlaced, group="g")
+    async def handle(event: OrderPlaced) -> None:
+        seen.append(event.order_id)
+
+    async def main() -> None:
+        for number in range(2):
+            async with bus:
+                await bus.publish(OrderPlaced(order_id=f"o-{number}"))
+                await wait_for(lambda n=number: len(seen) > n)
+            assert bus.consumer_stats()[0]["group"] == "g"
+
+    asyncio.run(main())
+    assert seen == ["o-0", "o-1"]
 
 
 def test_bad_subscriptions_are_rejected() -> None:

@@ -20,7 +20,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 
+from eventwire._extras import SCHEME_EXTRAS, install_hint
 from eventwire.errors import ConfigurationError
+from eventwire.urls import redact_url
 
 from eventwire_conformance.bench._urls import broker_kind
 from eventwire_conformance.bench.eventwire_runner import EventwireRunner
@@ -317,7 +319,13 @@ def build_runners(
             runner = make(config, payloads)
         except ImportError as exc:
             kind = "faststream" if make is faststream_runner else "raw"
-            unavailable[kind] = f"client library not installed: {exc}"
+            if isinstance(exc, ModuleNotFoundError):
+                scheme = config.url.split("://", 1)[0].lower()
+                unavailable[kind] = install_hint(
+                    exc, "this baseline", prefer=SCHEME_EXTRAS.get(scheme)
+                )
+            else:
+                unavailable[kind] = f"client library cannot load: {exc}"
             continue
         if runner is not None:
             runners.append(runner)
@@ -339,8 +347,9 @@ async def _start(runner: Runner, config: BenchConfig) -> None:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise BrokerUnreachableError(
             f"cannot reach the broker for {runner.kind} ({reason}) within "
-            f"{config.connect_timeout:.0f}s; is it running? "
-            "(conformance/brokers/brokers status)"
+            f"{config.connect_timeout:.0f}s; is a broker running at "
+            f"{redact_url(config.url)}? (In a clone of the eventwire repository, "
+            "conformance/brokers/brokers up starts one.)"
         ) from exc
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Literal
 
 from eventwire import Command, Event
+from pydantic import Field
 
 from contracts.reference_app import (
     ChargePayment,
@@ -85,7 +86,7 @@ class InventoryReserved(Event, channel="inventory", key="order_id", version=1):
     order_id: str
     reservation_id: str
     customer_id: str = ""
-    total: Decimal = Decimal(0)
+    total: Decimal = Field(default=Decimal(0), ge=0)
     currency: Currency = "EUR"
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from eventwire._extras import extra_for, install_hint
 from eventwire.errors import EventwireError
 
 __all__ = ["main"]
@@ -36,24 +37,48 @@ class _LazyGroup(click.Group):
             return None
         try:
             command = entry.load()
+        except ModuleNotFoundError as exc:
+            if extra_for(exc.name) is not None:  # an optional dependency: name the extra
+                return _unavailable(name, install_hint(exc, f"'eventwire {name}'"), exit_code=2)
+            return _broken(name, entry, exc)
         except Exception as exc:  # a broken or half-installed package
-            return _unavailable(name, entry, f"{type(exc).__name__}: {exc}")
+            return _broken(name, entry, exc)
         if not isinstance(command, click.Command):
-            return _unavailable(name, entry, f"{entry.value} is not a click command")
+            return _unavailable(name, f"'eventwire {name}': {entry.value} is not a click command")
         return command
 
 
-def _unavailable(name: str, entry: EntryPoint, why: str) -> click.Command:
-    """A stand-in that says why a subcommand cannot load (instead of 'No such command')."""
+def _broken(name: str, entry: EntryPoint, exc: Exception) -> click.Command:
     package = entry.dist.name if entry.dist is not None else entry.module
+    why = f"{type(exc).__name__}: {exc}"
+    return _unavailable(
+        name,
+        f"'eventwire {name}' cannot load ({why}); reinstall {package}, or uninstall "
+        f"it if you do not need the command",
+    )
+
+
+class _MissingExtra(click.ClickException):
+    """An optional dependency is not installed (a usage problem: exit status 2)."""
+
+    exit_code = 2
+
+
+def _unavailable(name: str, message: str, exit_code: int = 1) -> click.Command:
+    """A stand-in that says why a subcommand cannot load (instead of 'No such command')."""
 
     def fail() -> None:
-        raise click.ClickException(
-            f"'eventwire {name}' cannot load ({why}); reinstall {package}, or uninstall it "
-            f"if you do not need the command"
-        )
+        if exit_code == 2:  # a missing optional dependency: the message says what to install
+            raise _MissingExtra(message)
+        raise click.ClickException(message)
 
-    return click.Command(name, callback=fail, help=f"(unavailable: {why})")
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"(unavailable: {message})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from eventwire._extras import EXTRAS, missing_modules
+from eventwire.backend import BackendInfo
 from eventwire.plugins import available_backends
 
 GUARANTEES = [f"G{i:02d}" for i in range(1, 21)]
@@ -17,6 +20,7 @@ def backends() -> None:
     table = Table(title="eventwire backends")
     table.add_column("backend", style="bold")
     table.add_column("schemes")
+    table.add_column("client")
     table.add_column("binding")
     table.add_column("max message")
     table.add_column("declared unsupported")
@@ -27,8 +31,21 @@ def backends() -> None:
         table.add_row(
             info.name,
             ", ".join(f"{s}://" for s in info.schemes),
+            client_status(info),
             info.binding,
             limit,
             unsupported or f"none (all of {GUARANTEES[0]}-{GUARANTEES[-1]} claimed)",
         )
     Console().print(table)
+
+
+def client_status(info: BackendInfo) -> str:
+    """Whether the broker client of `info` is installed, and the extra that installs it."""
+    if info.name == "memory":
+        return "built in"
+    if info.name not in EXTRAS:
+        return "(plugin)"
+    missing = missing_modules(info.name)
+    if not missing:
+        return "installed"
+    return escape(f"missing: pip install 'eventwire[{info.name}]'")

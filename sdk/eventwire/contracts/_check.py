@@ -44,6 +44,32 @@ def _all_addresses(document: Mapping[str, Any]) -> set[str]:
     return {a for a in out if not a.endswith(DLQ_SUFFIX)}
 
 
+def _actions(document: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Message name -> the operation actions (send, receive) that carry it."""
+    out: dict[str, set[str]] = {}
+    for key, node in (document.get("operations") or {}).items():
+        operation, pointer = deref(document, node, f"/operations/{key}")
+        if not isinstance(operation, Mapping):
+            continue
+        action = str(operation.get("action"))
+        refs = operation.get("messages")
+        if not refs:  # no list: every message of its channel
+            channel, _ = deref(document, operation.get("channel"), pointer)
+            refs = list((channel.get("messages") or {}).values()) if channel else []
+        for ref in refs:
+            message, _ = deref(document, ref, pointer)
+            if isinstance(message, Mapping) and isinstance(ref, Mapping):
+                name = message.get("name") or str(ref.get("$ref", "")).rsplit("/", 1)[-1]
+                out.setdefault(str(name), set()).add(action)
+    return out
+
+
+def _does(subject: str, actions: set[str]) -> str:
+    if not actions:
+        return f"{subject} neither sends nor receives"
+    return f"{subject} " + " and ".join(f"{action}s" for action in sorted(actions))
+
+
 def check_documents(
     code: Mapping[str, Any], contract: Mapping[str, Any], *, partial: bool = False
 ) -> list[Problem]:
@@ -56,6 +82,7 @@ def check_documents(
     problems: list[Problem] = []
     mine, theirs = _entries(code, "code"), _entries(contract, "contract")
     extra_severity: Severity = "info" if partial else "error"
+    acts_mine, acts_theirs = _actions(code), _actions(contract)
     for name in sorted(set(mine) | set(theirs)):
         path = json_path(["messages", name])
         if name not in theirs:
@@ -76,6 +103,17 @@ def check_documents(
             )
             continue
         ours, their = mine[name], theirs[name]
+        did, promised = acts_mine.get(name, set()), acts_theirs.get(name, set())
+        if acts_theirs and did != promised:  # (a contract without operations: messages only)
+            unexpected = did - promised
+            problems.append(
+                Problem(
+                    path,
+                    f"{_does('the code', did)} {name}; {_does('the contract', promised)} it",
+                    "drift-operation",
+                    "error" if unexpected or not partial else "info",
+                )
+            )
         channels_ours = _addresses(code, ours.channels)
         channels_their = _addresses(contract, their.channels)
         if channels_ours != channels_their:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
@@ -154,6 +155,7 @@ def generate_asyncapi(
     key_map, definitions = models_json_schema(
         [(model, "validation") for _, model in ordered],
         ref_template="#/components/schemas/{model}",
+        schema_generator=_Schemas,
     )
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
 
@@ -270,6 +272,10 @@ def generate_asyncapi(
             operation["bindings"] = bindings
         operation["x-eventwire-group"] = group
         operation["x-eventwire-concurrency"] = info.concurrency
+        if info.emits:
+            emits = {t: list(names) for t, names in sorted(info.emits.items())}
+            single = len(info.routes) == 1
+            operation["x-eventwire-emits"] = next(iter(emits.values())) if single else emits
         operations[op_key] = operation
 
     _add_examples(document, bus.source, prefix)
@@ -279,6 +285,32 @@ def generate_asyncapi(
 
 def _bindings(bindings: dict[str, Any]) -> dict[str, Any]:
     return {"bindings": bindings} if bindings else {}
+
+
+#: A decimal numeral, as the string form of a ``Decimal`` field (pydantic says only "string").
+#: pydantic writes a Decimal in exponent notation when it is very small or large (1.5E-7).
+#: ASCII digits: ``\d`` also matches other scripts' digits in Python, which Decimal refuses.
+#: The exponent is bounded: Decimal refuses one of 19 digits or more.
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,6})?$"
+NON_NEGATIVE_DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,6})?$"
+
+
+class _Schemas(GenerateJsonSchema):
+    """pydantic's schemas, with the string form of a ``Decimal`` held to a decimal numeral.
+
+    Without a pattern, a contract would accept any string where the code accepts only
+    numbers (``"" `` or ``"abc"`` as an amount), and a contract test finds that gap.
+    """
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        value = super().decimal_schema(schema)
+        ge, gt = schema.get("ge"), schema.get("gt")
+        non_negative = (ge is not None and ge >= 0) or (gt is not None and gt >= 0)
+        pattern = NON_NEGATIVE_DECIMAL_PATTERN if non_negative else DECIMAL_PATTERN
+        for branch in value.get("anyOf", ()):
+            if branch.get("type") == "string" and "pattern" not in branch:
+                branch["pattern"] = pattern
+        return value
 
 
 def _add_examples(document: dict[str, Any], source: str, prefix: str) -> None:

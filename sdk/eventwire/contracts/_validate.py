@@ -15,7 +15,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
-from eventwire.contracts._load import deref, escape_pointer, resolve
+from eventwire.contracts._load import deref, escape_pointer, iter_messages, resolve
 
 __all__ = ["Problem", "Severity", "json_path", "official_schema", "validate_document"]
 
@@ -147,6 +147,45 @@ def _operation_problems(document: Mapping[str, Any]) -> Iterator[Problem]:
         reply = operation.get("reply")
         if isinstance(reply, Mapping) and "channel" in reply:
             yield from _check_messages_in_channel(reply, [*base, "reply"])
+        if "x-eventwire-emits" in operation:
+            yield from _emits_problems(document, operation, [*base, "x-eventwire-emits"])
+
+
+def _emits_problems(
+    document: Mapping[str, Any], operation: Mapping[str, Any], path: list[str | int]
+) -> Iterator[Problem]:
+    """``x-eventwire-emits``: message names, or received message name -> message names."""
+    emits = operation["x-eventwire-emits"]
+    if operation.get("action") != "receive":
+        yield Problem(json_path(path), "x-eventwire-emits belongs on a receive operation", "emits")
+        return
+    if isinstance(emits, list):
+        groups: list[tuple[list[str | int], Any]] = [(path, emits)]
+    elif isinstance(emits, Mapping):
+        groups = [([*path, str(k)], v) for k, v in emits.items()]
+    else:
+        yield Problem(
+            json_path(path),
+            "x-eventwire-emits must be a list of message names or a mapping from a received "
+            "message name to such a list",
+            "emits",
+        )
+        return
+    try:
+        known = {entry.name for entry in iter_messages(document)}
+    except KeyError:
+        return  # reported by the reference check
+    for where, names in groups:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            yield Problem(json_path(where), "must be a list of message names", "emits")
+            continue
+        for index, name in enumerate(names):
+            if name not in known:
+                yield Problem(
+                    json_path([*where, index]),
+                    f"{name!r} is not a message of this document",
+                    "emits",
+                )
 
 
 def _check_messages_in_channel(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -105,7 +106,15 @@ def generate(
     from eventwire.contracts._load import load_bus
     from eventwire.contracts._validate import validate_document
 
-    document = generate_asyncapi(load_bus(target), title=title, version=doc_version)
+    bus = load_bus(target)
+    if not bus.published:
+        click.secho(
+            f"warning: {target} declares nothing it publishes, so the document has no send "
+            "operations; if the service publishes, list its messages with bus.declare(...)",
+            fg="yellow",
+            err=True,
+        )
+    document = generate_asyncapi(bus, title=title, version=doc_version)
     problems = [p for p in validate_document(document) if p.severity == "error"]
     if problems:
         _print_problems(Console(stderr=True, highlight=False, soft_wrap=True), target, problems)
@@ -308,3 +317,16 @@ def codegen(contract: Path, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(code, encoding="utf-8")
     click.echo(f"wrote {output}", err=True)
+
+
+# Commands in modules of their own; they use the helpers above, so they are imported last.
+from eventwire.contracts._deploy_cmd import COMMAND as _can_i_deploy  # noqa: E402
+from eventwire.contracts._mock_cmd import COMMAND as _mock  # noqa: E402
+from eventwire.contracts._pact_cmd import COMMAND as _pact  # noqa: E402
+from eventwire.contracts._verify_cmd import COMMAND as _verify  # noqa: E402
+
+contracts.add_command(_can_i_deploy)
+contracts.add_command(_mock)
+contracts.add_command(_pact)
+contracts.add_command(_verify)
+contracts.add_command(importlib.import_module("eventwire.contracts._test_command").test)

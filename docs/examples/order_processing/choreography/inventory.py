@@ -28,7 +28,8 @@ class InventoryService:
         self.inventory = stock = inventory or Inventory()
         bus.declare(InventoryReserved, InventoryReservationFailed, InventoryReleased)
 
-        @bus.subscribe(OrderPlaced, group="inventory", idempotent=True)
+        @bus.subscribe(OrderPlaced, group="inventory", idempotent=True,
+                       emits=[InventoryReserved, InventoryReservationFailed])
         async def reserve(event: OrderPlaced, delivery: Delivery) -> None:
             outcome = stock.reserve(event.order_id, event.lines)
             if outcome["reserved"]:
@@ -40,7 +41,8 @@ class InventoryService:
                 await publish_after(bus, InventoryReservationFailed(
                     order_id=event.order_id, missing_skus=outcome["missing"]), delivery)
 
-        @bus.subscribe(PaymentDeclined, group="inventory", idempotent=True)
+        @bus.subscribe(PaymentDeclined, group="inventory", idempotent=True,
+                       emits=[InventoryReleased])
         async def release(event: PaymentDeclined, delivery: Delivery) -> None:
             stock.release(event.order_id)
             await publish_after(bus, InventoryReleased(order_id=event.order_id), delivery)

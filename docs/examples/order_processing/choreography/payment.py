@@ -27,7 +27,8 @@ class PaymentService:
         self.payments = payments = payments or Payments()
         bus.declare(PaymentCharged, PaymentDeclined)
 
-        @bus.subscribe(InventoryReserved, group="payment", idempotent=True)
+        @bus.subscribe(InventoryReserved, group="payment", idempotent=True,
+                       emits=[PaymentCharged, PaymentDeclined])
         async def charge(event: InventoryReserved, delivery: Delivery) -> None:
             outcome = payments.charge(event.order_id, event.customer_id, event.total)
             if outcome["charged"]:

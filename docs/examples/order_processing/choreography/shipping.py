@@ -22,7 +22,8 @@ class ShippingService:
         self.shipping = parcels = shipping or Shipping()
         bus.declare(ItemShipped)
 
-        @bus.subscribe(PaymentCharged, group="shipping", idempotent=True)
+        @bus.subscribe(PaymentCharged, group="shipping", idempotent=True,
+                       emits=[ItemShipped])
         async def ship(event: PaymentCharged, delivery: Delivery) -> None:
             parcel = parcels.ship(event.order_id)
             await publish_after(bus, ItemShipped(

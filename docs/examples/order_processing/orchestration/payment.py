@@ -27,7 +27,8 @@ class PaymentService:
         self.payments = payments = payments or Payments()
         bus.declare(PaymentCharged, PaymentDeclined, PaymentRefunded)
 
-        @bus.subscribe(ChargePayment, group="payment", idempotent=True)
+        @bus.subscribe(ChargePayment, group="payment", idempotent=True,
+                       emits=[PaymentCharged, PaymentDeclined])
         async def charge(command: ChargePayment, delivery: Delivery) -> None:
             outcome = payments.charge(command.order_id, command.customer_id, command.amount)
             if outcome["charged"]:
@@ -38,7 +39,7 @@ class PaymentService:
                 await publish_after(bus, PaymentDeclined(
                     order_id=command.order_id, reason=outcome["reason"]), delivery)
 
-        @bus.subscribe(RefundPayment, group="payment", idempotent=True)
+        @bus.subscribe(RefundPayment, group="payment", idempotent=True, emits=[PaymentRefunded])
         async def refund(command: RefundPayment, delivery: Delivery) -> None:
             payments.refund(command.order_id)  # nothing charged: nothing to refund
             await publish_after(bus, PaymentRefunded(order_id=command.order_id), delivery)

@@ -22,7 +22,7 @@ class ShippingService:
         self.shipping = parcels = shipping or Shipping()
         bus.declare(ItemShipped)
 
-        @bus.subscribe(ShipOrder, group="shipping", idempotent=True)
+        @bus.subscribe(ShipOrder, group="shipping", idempotent=True, emits=[ItemShipped])
         async def ship(command: ShipOrder, delivery: Delivery) -> None:
             parcel = parcels.ship(command.order_id)
             await publish_after(bus, ItemShipped(
