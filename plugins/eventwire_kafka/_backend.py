@@ -274,13 +274,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         check_topic(channel)
         if limit <= 0:
             return []
-        metadata = await self._admin.describe_topics([channel])
-        partitions = [
-            p["partition"]
-            for t in metadata
-            if t["topic"] == channel and not t["error_code"]
-            for p in t["partitions"]
-        ]
+        partitions = await self._partitions(channel)
         if not partitions:
             return []
         consumer = self._consumer(
@@ -303,6 +297,48 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         # follows publish order across partitions; then partition order.
         records.sort(key=lambda r: (r.timestamp, _ce_time(r), r.partition, r.offset))
         return [to_wire(r) for r in records[:limit]]
+
+    async def _partitions(self, channel: str) -> list[int]:
+        """The partitions of topic `channel` (none if it does not exist)."""
+        metadata = await self._admin.describe_topics([channel])
+        return [
+            p["partition"]
+            for t in metadata
+            if t["topic"] == channel and not t["error_code"]
+            for p in t["partitions"]
+        ]
+
+    async def purge_channel(self, channel: str) -> int:
+        """Delete the records of topic `channel` up to its end offsets now, through the
+        admin client's DeleteRecords (`eventwire.backend.ChannelPurger`). The topic, its
+        partitions and every group's committed offsets stay; records published afterwards
+        are kept. Returns how many offsets were removed (``0`` if there is no topic)."""
+        from aiokafka.admin import RecordsToDelete
+
+        self._connected()
+        check_topic(channel)
+        with self.map_errors(f"purge Kafka topic {channel!r}"):
+            partitions = await self._partitions(channel)
+            if not partitions:
+                return 0
+            tps = [TopicPartition(channel, p) for p in partitions]
+            consumer = self._consumer(group_id=None, client_id=f"{self.settings.client_id}-purge")
+            timeout = self.settings.request_timeout_ms / 1000
+            await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
+            try:
+                starts = await consumer.beginning_offsets(tps)
+                ends = await consumer.end_offsets(tps)
+            finally:
+                try:
+                    await asyncio.wait_for(consumer.stop(), timeout)
+                except Exception as exc:
+                    log.debug("eventwire: kafka purge consumer stop: %s", exc)
+            todo = {
+                tp: RecordsToDelete(before_offset=ends[tp]) for tp in tps if ends[tp] > starts[tp]
+            }
+            if todo:
+                await self._admin.delete_records(todo, timeout_ms=self.settings.request_timeout_ms)
+        return sum(ends[tp] - starts[tp] for tp in todo)
 
     async def _read(
         self, consumer: Any, channel: str, partitions: list[int], limit: int, records: list[Any]

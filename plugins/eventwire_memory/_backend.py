@@ -151,3 +151,9 @@ class MemoryBackend(BaseBackend[MemorySettings]):
     async def delete_channel(self, channel: str) -> bool:
         """Forget `channel`, its messages and its groups (`eventwire.backend.ChannelDeleter`)."""
         return self.broker.delete_channel(channel)
+
+    async def purge_channel(self, channel: str) -> int:
+        """Remove the channel's retained messages (`eventwire.backend.ChannelPurger`)."""
+        self.check_connected()
+        self.check_channel(channel)
+        return self.broker.purge_channel(channel)

@@ -92,7 +92,7 @@ class _Partition:
 
 
 class _Channel:
-    __slots__ = ("groups", "logs", "messages", "name", "partitions", "round_robin")
+    __slots__ = ("groups", "logs", "messages", "name", "partitions", "purged", "round_robin")
 
     def __init__(self, name: str, partitions: int) -> None:
         self.name = name
@@ -103,6 +103,8 @@ class _Channel:
         self.logs: list[list[int]] = [[] for _ in range(partitions)]
         self.groups: dict[str, _Group] = {}
         self.round_robin = 0
+        #: Messages below this sequence number were purged (no longer browsed or delivered).
+        self.purged = 0
 
     def notify(self) -> None:
         for group in self.groups.values():
@@ -385,6 +387,32 @@ class MemoryBroker:
         """
         return self._channels.pop(name, None) is not None
 
+    def purge_channel(self, name: str) -> int:
+        """Remove the retained messages of `name`, keeping the channel; returns how many.
+
+        Groups skip the purged messages they had not received yet (as if acked); deliveries
+        already made can still be acked.
+        """
+        found = self._channels.get(name)
+        if found is None:
+            return 0
+        count = len(found.messages) - found.purged
+        if not found.groups:
+            del self._channels[name]  # recreated with the same partitions on next publish
+            return count
+        found.purged = len(found.messages)
+        for group in found.groups.values():
+            for part in group.parts:
+                end = len(part.log)
+                part.acked.update(range(part.next, end))
+                part.next = end
+                low = part.low
+                while low in part.acked:
+                    part.acked.remove(low)
+                    low += 1
+                part.low = low
+        return count
+
     def delete_group(self, channel: str, group: str) -> bool:
         """Forget `group` on `channel` and its positions; ``False`` if it did not exist."""
         found = self._channels.get(channel)
@@ -429,7 +457,7 @@ class MemoryBroker:
         found = self._channels.get(channel)
         if found is None or limit <= 0:
             return []
-        return found.messages[:limit]
+        return found.messages[found.purged : found.purged + limit]
 
     def join(
         self,

@@ -213,6 +213,25 @@ class NatsBackend(BaseBackend[NatsSettings]):
             except NotFoundError:
                 return False
 
+    async def purge_channel(self, channel: str) -> int:
+        """Purge the channel's stream (`eventwire.backend.ChannelPurger`): JetStream's
+        ``STREAM.PURGE`` drops every message, keeps the stream and its consumers, and answers
+        how many it removed; ``0`` if there is no stream."""
+        self.check_connected()
+        self.check_channel(channel)
+        subject = f"$JS.API.STREAM.PURGE.{stream_name(channel)}"
+        with self.map_errors(f"purge {channel!r}"):
+            reply = await self.nc.request(subject, b"{}", timeout=self.settings.request_timeout)
+        answer = json.loads(reply.data)
+        error = answer.get("error")
+        if error is None:
+            return int(answer.get("purged", 0))
+        if error.get("code") == 404:
+            return 0
+        raise BackendUnavailableError(
+            f"purge {channel!r} failed: JetStream answered {error.get('description')!r}"
+        )
+
     async def delete_group(self, channel: str, group: str) -> None:
         """Delete `group`'s durable consumers on `channel` (one per shard)."""
         from nats.js.errors import NotFoundError

@@ -25,7 +25,7 @@ from faststream.rabbit.security import RabbitExternalAuth
 from faststream.security import BaseSecurity
 
 from eventwire_rabbit._consumer import RabbitSubscription
-from eventwire_rabbit._groups import Groups
+from eventwire_rabbit._groups import Groups, close_channel
 from eventwire_rabbit._history import scan
 from eventwire_rabbit._info import CAPABILITIES
 from eventwire_rabbit._settings import RabbitSettings
@@ -248,6 +248,38 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             except aiormq.exceptions.ChannelNotFoundEntity:
                 return []
         return found
+
+    async def purge_channel(self, channel: str) -> int:
+        """Delete the channel's history stream and declare it again through the channel's
+        topology (`eventwire.backend.ChannelPurger`): a stream cannot drop entries. Returns
+        how many messages the stream held when read just before (``0`` without a stream).
+        Messages routed to the channel while the stream is briefly absent are not kept."""
+        self.check_connected()
+        self.check_channel(channel)
+        count = 0
+
+        async def visit(message: DeliveredMessage) -> bool:
+            nonlocal count
+            count += 1
+            return False
+
+        timeout = self.settings.publish_timeout
+        stream = history_queue(channel)
+        publisher = await self.publisher_channel(time.monotonic() + timeout)
+        amqp = await self.amqp(timeout)
+        with self.map_errors(f"purging the history of {channel!r} within {timeout:g}s"):
+            try:
+                await scan(amqp, publisher, stream, "first", visit, timeout=timeout)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return 0
+            scratch = await self.scratch()
+            try:
+                await asyncio.wait_for(scratch.queue_delete(stream), timeout)
+            finally:
+                await close_channel(scratch)
+            self._groups.forget(channel)
+            await self._groups.ensure_channel(channel)
+        return count
 
     # -- shutdown --------------------------------------------------------------------------
 

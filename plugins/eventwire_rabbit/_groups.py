@@ -59,6 +59,10 @@ class Groups:
         known = self._declared.get(channel)
         return known is not None and known.done() and known.exception() is None
 
+    def forget(self, channel: str) -> None:
+        """Declare `channel` again on its next use (its topology was deleted)."""
+        self._declared.pop(channel, None)
+
     async def ensure_channel(self, channel: str) -> None:
         """Declare `channel`'s exchange and history stream once."""
         if self.declared(channel):

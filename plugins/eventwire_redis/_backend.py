@@ -318,6 +318,28 @@ class RedisBackend(BaseBackend[RedisSettings]):
         with self.map_errors(f"delete {channel!r}"):
             return bool(await self._retrying(delete, f"delete channel {channel!r}"))
 
+    async def purge_channel(self, channel: str) -> int:
+        """Trim every shard stream of `channel` to nothing (`eventwire.backend.ChannelPurger`):
+        ``XTRIM MAXLEN 0`` keeps the streams, their consumer groups and the channel's meta;
+        returns how many entries were removed."""
+        self.check_connected()
+        self.check_channel(channel)
+        client = self.client
+        with self.map_errors(f"purge {channel!r}"):
+            meta = f"{self.settings.prefix}{channel}:meta"
+            stored = await self._retrying(lambda: client.hget(meta, "shards"), "purge")
+            if stored is None:
+                return 0
+            keys = ChannelKeys(self.settings.prefix, channel, int(stored))
+
+            async def trim() -> list[Any]:
+                pipe = client.pipeline(transaction=False)
+                for stream in keys.streams:
+                    pipe.xtrim(stream, maxlen=0, approximate=False)
+                return list(await pipe.execute())
+
+            return sum(int(n) for n in await self._retrying(trim, "purge"))
+
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         self.check_connected()
         self.check_channel(channel)

@@ -139,3 +139,10 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         self._shards.pop(channel, None)
         with self.map_errors(f"delete {channel!r}"):
             return await self._db.run(self._db.delete_channel, channel)
+
+    async def purge_channel(self, channel: str) -> int:
+        """Remove the channel's retained messages (`eventwire.backend.ChannelPurger`)."""
+        self.check_connected()
+        self.check_channel(channel)
+        with self.map_errors(f"purge {channel!r}"):
+            return await self._db.run(self._db.purge_channel, channel)

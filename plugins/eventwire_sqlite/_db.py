@@ -221,6 +221,18 @@ class Database:
 
         return _transaction(conn, work)
 
+    def purge_channel(self, channel: str) -> int:
+        """Delete the messages of `channel` and the pending entries pointing at them; groups
+        keep their positions (new messages get higher sequence numbers). Returns the count."""
+        assert self._data is not None
+        conn = self._data
+
+        def work() -> int:
+            conn.execute("DELETE FROM pending WHERE channel = ?", (channel,))
+            return int(conn.execute("DELETE FROM messages WHERE channel = ?", (channel,)).rowcount)
+
+        return _transaction(conn, work)
+
     # -- groups ----------------------------------------------------------------------------
 
     def join(self, channel: str, group: str, from_beginning: bool) -> None:

@@ -23,7 +23,8 @@ Contract, for plugin authors (the conformance suite checks it):
 
 Optional abilities are separate small protocols a backend may also implement:
 `ChannelDeleter` (delete what a channel left on the broker; test runs and ``eventwire bench``
-clean up with it).
+clean up with it), `ChannelPurger` (remove a channel's retained messages and keep the channel;
+``EventBus.purge_dead_letters`` uses it on ``<channel>.dlq``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "BackendInfo",
     "Capabilities",
     "ChannelDeleter",
+    "ChannelPurger",
     "GroupAdmin",
     "Inbound",
     "MessageHandler",
@@ -178,6 +180,23 @@ class ChannelDeleter(Protocol):
         Meant for channels nobody consumes any more (a finished test run or benchmark):
         members still subscribed may fail or wait on a channel that is gone. The caller
         deletes the dead-letter channel ``<channel>.dlq`` by name like any other.
+        """
+        ...
+
+
+@runtime_checkable
+class ChannelPurger(Protocol):
+    """Optional: a backend that can remove every retained message of a channel in place."""
+
+    async def purge_channel(self, channel: str) -> int:
+        """Remove every message `channel` retains and return how many there were (``0`` if
+        the channel does not exist).
+
+        The channel stays usable: messages published afterwards are retained and browsed as
+        before. All or nothing: brokers whose logs cannot drop single entries (Kafka topics,
+        RabbitMQ streams) offer no selective form, so neither does this. Meant for
+        dead-letter channels, which no group consumes: what a purge does to a group of
+        `channel` is the broker's (RabbitMQ's group queues keep their own copies).
         """
         ...
 

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventwire._naming import check_name
-from eventwire.backend import Backend, Subscription, SubscriptionSpec, WireMessage
+from eventwire.backend import Backend, ChannelPurger, Subscription, SubscriptionSpec, WireMessage
 from eventwire.bindings import BINDINGS, check_user_headers, to_headers
 from eventwire.codec import PayloadValidator, encode
 from eventwire.deadletter import REPLAY, DeadLetter, dead_letter_channel
@@ -25,6 +25,7 @@ from eventwire.errors import (
     ConfigurationError,
     EventValidationError,
     MessageTooLargeError,
+    UnsupportedOperationError,
 )
 from eventwire.events import Command, Event, Message, MessageSpec
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
@@ -597,6 +598,26 @@ class EventBus:
         if selected:
             await self.backend.publish(name, selected)
         return len(selected)
+
+    async def purge_dead_letters(self, channel: str | type[Message]) -> int:
+        """Remove every dead letter of `channel` (a name or a message class); returns how
+        many were removed.
+
+        The whole dead-letter channel is purged: Kafka topics and RabbitMQ streams cannot
+        drop single entries, so there is no filtered form. ``channel`` itself is untouched,
+        and events dead-lettered afterwards are kept and listed as before. Raises
+        `UnsupportedOperationError` when the backend cannot purge (it does not implement
+        `eventwire.backend.ChannelPurger`).
+        """
+        if self._state != "running":
+            raise BusClosedError("purge_dead_letters needs a running bus")
+        backend = self.backend
+        if not isinstance(backend, ChannelPurger):
+            raise UnsupportedOperationError(
+                f"the {backend.name} backend cannot purge dead letters (it does not implement "
+                "eventwire.backend.ChannelPurger); delete them with the broker's own tools"
+            )
+        return await backend.purge_channel(dead_letter_channel(_channel_name(channel)))
 
     # -- introspection ----------------------------------------------------------------------
 

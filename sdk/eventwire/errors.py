@@ -21,6 +21,7 @@ __all__ = [
     "NonRetryableError",
     "PublishError",
     "UnknownBackendError",
+    "UnsupportedOperationError",
 ]
 
 
@@ -70,6 +71,10 @@ class PublishError(EventwireError):
 
 class MessageTooLargeError(PublishError, ValueError):
     """The encoded event is larger than the backend accepts; nothing was sent."""
+
+
+class UnsupportedOperationError(EventwireError, NotImplementedError):
+    """The backend in use cannot do what was asked (an optional ability it lacks)."""
 
 
 class NonRetryableError(EventwireError):

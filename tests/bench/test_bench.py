@@ -29,7 +29,9 @@ BROKER_URLS = {
 def run_bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "eventwire.cli", "bench", *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "160"},
     )
 
@@ -112,9 +114,22 @@ def test_bad_input_is_a_clear_error_with_exit_2(args: list[str], message: str) -
 
 def test_ctrl_c_stops_cleanly_and_reports_cleanup() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "eventwire.cli", "bench", "memory://", "--events", "2000000",
-         "--only", "publish", "--rounds", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "eventwire.cli",
+            "bench",
+            "memory://",
+            "--events",
+            "2000000",
+            "--only",
+            "publish",
+            "--rounds",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         time.sleep(3)  # well inside the publish figure

@@ -98,8 +98,13 @@ def test_orchestrator_restarted_mid_saga_resumes(tmp_path: Path) -> None:
             # payment comes up and charges; a new order service process resumes the saga
             payment_bus = PaymentService(url, first.payments).bus
             await payment_bus.start()
-            second = build("orchestration", url, saga_store=SqliteSagaStore(db),
-                           payments=first.payments, inventory=first.inventory)
+            second = build(
+                "orchestration",
+                url,
+                saga_store=SqliteSagaStore(db),
+                payments=first.payments,
+                inventory=first.inventory,
+            )
             async with second.order.bus, second.order.orchestrator:
                 await wait_for(lambda: seen.finished({"ord-00003"}))
                 assert await second.order.status("ord-00003") == "completed"

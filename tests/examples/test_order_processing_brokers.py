@@ -45,18 +45,32 @@ def _url(name: str) -> str:
 class Service:
     def __init__(self, mode: Mode, name: str, url: str, tmp: Path, seed: str) -> None:
         self.args = [
-            sys.executable, "-m", f"docs.examples.order_processing.{mode}.{name}",
-            "--url", url, "--db", str(tmp / f"{name}.db"),
-            "--saga-db", str(tmp / "sagas.db"), "--limit", str(LIMIT),
-            "--failure-rate", str(FAILURE_RATE), "--seed", seed, "--log-level", "WARNING",
+            sys.executable,
+            "-m",
+            f"docs.examples.order_processing.{mode}.{name}",
+            "--url",
+            url,
+            "--db",
+            str(tmp / f"{name}.db"),
+            "--saga-db",
+            str(tmp / "sagas.db"),
+            "--limit",
+            str(LIMIT),
+            "--failure-rate",
+            str(FAILURE_RATE),
+            "--seed",
+            seed,
+            "--log-level",
+            "WARNING",
         ]
         self.name, self.log = name, tmp / f"{name}.log"
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         log = self.log.open("a")
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            self.args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True
+        )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 60
         line = ""
@@ -89,8 +103,9 @@ def test_hundred_orders_with_declines_and_a_payment_crash(
 ) -> None:
     url, seed = _url(broker), uuid.uuid4().hex[:8]
     prefix = f"o{seed}"
-    orders = [make_order(n, "900.00" if n % 10 == 0 else "40.00", prefix=prefix)
-              for n in range(ORDERS)]
+    orders = [
+        make_order(n, "900.00" if n % 10 == 0 else "40.00", prefix=prefix) for n in range(ORDERS)
+    ]
     rule = Payments(limit=LIMIT, failure_rate=FAILURE_RATE, seed=seed)
     declined = {o.order_id for o in orders if rule.decline_reason(o.order_id, o.total)}
     ids = {o.order_id for o in orders}
@@ -109,8 +124,11 @@ def test_hundred_orders_with_declines_and_a_payment_crash(
                     await asyncio.sleep(1.0)
                     await asyncio.to_thread(services["payment"].start)
             await wait_for(lambda: seen.finished(ids), timeout=180, what="every order ended")
-            await wait_for(lambda: declined <= seen.released, timeout=30,
-                           what="stock of every declined order released")
+            await wait_for(
+                lambda: declined <= seen.released,
+                timeout=30,
+                what="stock of every declined order released",
+            )
         # the channels outlive a run: look only at this run's orders
         assert set(seen.cancelled) & ids == declined
         assert seen.completed & ids == ids - declined

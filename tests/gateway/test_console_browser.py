@@ -95,3 +95,51 @@ async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
         assert refunds.handled == ["r-1"]  # exactly the clicked letter, once
     finally:
         await refunds.bus.close()
+
+
+async def test_purge_by_clicking_asks_first(tmp_path: Path) -> None:
+    """Dismissing the confirmation purges nothing; confirming empties the DLQ, and the page
+    shows the emptied table with the count."""
+    if shutil.which(CHROMIUM) is None:
+        missing("chromium is not installed (apt-get install -y chromium)")
+    from playwright.async_api import Dialog, async_playwright
+
+    tag = f"gwp-{uuid.uuid4().hex[:8]}"
+    url = f"redis://127.0.0.1:6379/0?prefix={tag}:"
+    domain = make_domain(tmp_path, tag)
+    refunds = Refunds(url, domain)
+    await refunds.bus.start()
+    try:
+        await fill(url, domain, refunds, rejected=1, failed=2)
+        with http_server(build_app(url, domain)) as base:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                page = await browser.new_page()
+                await page.goto(f"{base}/console/{domain.orders}")
+                await page.fill("#token", TOKEN)
+                await page.dispatch_event("#token", "change")
+                purge = page.locator("button.danger")
+                assert await purge.inner_text() == f"Purge {domain.orders}.dlq"
+
+                asked: list[str] = []
+
+                async def dismiss(dialog: Dialog) -> None:
+                    asked.append(dialog.message)
+                    await dialog.dismiss()
+
+                page.once("dialog", dismiss)
+                await purge.click()
+                await until(lambda: asked, timeout=10)
+                assert "cannot be undone" in asked[0]
+                assert len(await refunds.bus.dead_letters(domain.orders)) == 3
+
+                page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+                await purge.click()
+                status = page.locator("#status")
+                await status.filter(has_text="Purged").wait_for()
+                assert await status.inner_text() == "Purged 3 letter(s)."
+                assert await page.locator("tbody tr").count() == 0
+                await browser.close()
+        assert await refunds.bus.dead_letters(domain.orders) == []
+    finally:
+        await refunds.bus.close()

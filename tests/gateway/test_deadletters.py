@@ -84,6 +84,9 @@ async def test_list_filter_page_get_and_replay(
         ("GET", "/dead-letters/{orders}/replay", 405, "method-not-allowed"),
         ("GET", "/dead-letters/nowhere", 404, "unknown-channel"),
         ("POST", "/dead-letters/nowhere/replay", 404, "unknown-channel"),
+        ("POST", "/dead-letters/nowhere/purge", 404, "unknown-channel"),
+        ("GET", "/dead-letters/{orders}/purge", 405, "method-not-allowed"),
+        ("POST", "/dead-letters/{orders}/purge?reason=rejected", 400, "invalid-parameter"),
         ("GET", "/dead-letters/{orders}?limit=0", 400, "invalid-parameter"),
         ("GET", "/dead-letters/{orders}?limit=501", 400, "invalid-parameter"),
         ("GET", "/dead-letters/{orders}?offset=-1", 400, "invalid-parameter"),
@@ -133,13 +136,16 @@ async def test_read_only_serves_no_mutation(domain: Domain, memory_url: Callable
     async with serve(build_app(memory_url(), domain, read_only=True)) as client:
         posted = await client.post("/events/OrderCancelled", json={}, headers=AUTH)
         replay = await client.post(f"/dead-letters/{domain.orders}/replay", headers=AUTH)
+        purge = await client.post(f"/dead-letters/{domain.orders}/purge", headers=AUTH)
         listed = await client.get(f"/dead-letters/{domain.orders}")
         openapi = (await client.get("/openapi.json")).json()
         console = (await client.get("/console")).text
-    assert posted.status_code == replay.status_code == 403
+    assert posted.status_code == replay.status_code == purge.status_code == 403
     assert posted.json()["type"].endswith("/read-only")
     assert listed.status_code == 200
-    assert not any(p.startswith("/events/") or p.endswith("/replay") for p in openapi["paths"])
+    assert not any(
+        p.startswith("/events/") or p.endswith(("/replay", "/purge")) for p in openapi["paths"]
+    )
     assert 'id="token"' not in console
 
 
@@ -166,7 +172,9 @@ async def test_console_pages(domain: Domain, memory_url: Callable[[], str]) -> N
             assert "AsyncApiStandalone" in (await client.get("/asyncapi/0/index.html")).text
     finally:
         await refunds.bus.close()
-    assert everything.text.count('data-post="/dead-letters/') == 3 + 1  # rows + replay all
+    # rows + replay all + purge
+    assert everything.text.count('data-post="/dead-letters/') == 3 + 1 + 1
+    assert f'data-post="/dead-letters/{domain.orders}/purge"' in everything.text
     assert rejected.text.count("refund desk closed") == 2 and "no stock record" not in rejected.text
     assert "Replay all 2 matching letters" in rejected.text
     assert bad.status_code == 400 and "since: &#x27;noon&#x27; is not an RFC 3339" in bad.text

@@ -4,7 +4,7 @@ In-process (ASGI), every default check (no 5xx, status codes, content types, res
 schemas and headers, valid data accepted, invalid data rejected, missing auth refused,
 unsupported methods answered 405 with Allow...), positive and negative cases, on the
 embedded broker and on Redis. A few dead letters are there so that the letter endpoints
-have something to find.
+have something to find; every test has its own broker (purge empties a dead-letter channel).
 """
 
 from __future__ import annotations
@@ -47,22 +47,35 @@ def _fill_dead_letters(url: str, domain: Any) -> None:
     asyncio.run(fill())
 
 
+#: The broker URL and the channel of each schema made by `_schema`.
+BROKERS: dict[int, tuple[str, str]] = {}
+
+
+async def _letters(url: str, channel: str) -> list[Any]:
+    async with EventBus(url, source="check") as bus:
+        return await bus.dead_letters(channel)
+
+
 def _schema(url: str, tag: str) -> Any:
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"eventwire-fuzz-{tag}"
     folder.mkdir(parents=True, exist_ok=True)
     domain = make_domain(folder, tag)
     _fill_dead_letters(url, domain)
     app = build_app(url, domain, max_body_bytes=64 * 1024)
-    return schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    BROKERS[id(schema)] = (url, domain.orders)
+    return schema
 
 
-@pytest.fixture(scope="module")
+# Function-scoped: each test gets a broker of its own, with fresh letters. Purging is one of
+# the operations, so a shared broker would leave the next test an empty dead-letter channel.
+@pytest.fixture
 def memory_schema() -> Any:
     tag = f"fz-{uuid.uuid4().hex[:8]}"
     return _schema(f"memory://{tag}", tag)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def redis_schema() -> Any:
     tag = f"fzr-{uuid.uuid4().hex[:8]}"
     return _schema(f"redis://127.0.0.1:6379/0?prefix={tag}:", tag)
@@ -99,6 +112,9 @@ def test_redis(case: Any) -> None:
 
 def test_stateful_memory(memory_schema: Any) -> None:
     """Sequences that follow the document's links: list -> one letter -> replay it."""
+    url, channel = BROKERS[id(memory_schema)]
+    # This test's broker has its own letters (no other test purged them).
+    assert len(asyncio.run(_letters(url, channel))) == 3
     workflow = memory_schema.as_state_machine()
 
     class Authorized(workflow):  # type: ignore[misc,valid-type]

@@ -76,8 +76,14 @@ def make_saga(timeout: float = 5.0) -> Saga:
         started_by=Go,
         saga_id=lambda e: e.sid,
         steps=[
-            Step("a", DoA, completed_by=[ADone], failed_by=[AFailed], compensation=UndoA,
-                 compensated_by=[AUndone]),
+            Step(
+                "a",
+                DoA,
+                completed_by=[ADone],
+                failed_by=[AFailed],
+                compensation=UndoA,
+                compensated_by=[AUndone],
+            ),
             Step("b", DoB, completed_by=[BDone], failed_by=[BFailed], compensation=UndoB),
             Step("c", DoC, completed_by=[CDone]),
         ],
@@ -101,8 +107,10 @@ class Participants:
         self.bus = EventBus(url, source="participants")
         self.replies: dict[str, Callable[[str], Event] | None] = {
             "DoA": lambda sid: ADone(sid=sid, token="tok-" + sid),
-            "UndoA": lambda sid: AUndone(sid=sid), "DoB": lambda sid: BDone(sid=sid),
-            "UndoB": None, "DoC": lambda sid: CDone(sid=sid),
+            "UndoA": lambda sid: AUndone(sid=sid),
+            "DoB": lambda sid: BDone(sid=sid),
+            "UndoB": None,
+            "DoC": lambda sid: CDone(sid=sid),
         }
         self.received: list[tuple[Command, Envelope]] = []
         self.gate = asyncio.Event()
@@ -115,13 +123,14 @@ class Participants:
         await self.gate.wait()
         make = self.replies[type(command).__name__]
         if make is not None:
-            await self.bus.publish(make(command.sid),  # type: ignore[attr-defined]
-                                   correlation_id=delivery.correlation_id,
-                                   causation_id=delivery.id)
+            await self.bus.publish(
+                make(command.sid),  # type: ignore[attr-defined]
+                correlation_id=delivery.correlation_id,
+                causation_id=delivery.id,
+            )
 
     def names(self, sid: str | None = None) -> list[str]:
-        return [type(c).__name__ for c, _ in self.received
-                if sid is None or c.sid == sid]  # type: ignore[attr-defined]
+        return [type(c).__name__ for c, _ in self.received if sid is None or c.sid == sid]  # type: ignore[attr-defined]
 
 
 class Outcomes:

@@ -49,10 +49,14 @@ def test_the_last_step_needs_no_compensation() -> None:
         ([_a(compensation=UndoA), Step("b", DoB, completed_by=[ADone])], "already answers"),
         ([Step("a", DoA, completed_by=[ADone], timeout=0)], "timeout must be > 0"),
         ([Step("bad name", DoA, completed_by=[ADone])], "step name"),
-        ([Step("a", DoA, completed_by=[ADone], compensation=None,
-               compensated_by=[AFailed])], "compensated_by without a compensation"),
-        ([Step("a", DoA, completed_by=[ADone], compensation=Go)],  # type: ignore[arg-type]
-         "not a Command subclass"),
+        (
+            [Step("a", DoA, completed_by=[ADone], compensation=None, compensated_by=[AFailed])],
+            "compensated_by without a compensation",
+        ),
+        (
+            [Step("a", DoA, completed_by=[ADone], compensation=Go)],  # type: ignore[arg-type]
+            "not a Command subclass",
+        ),
     ],
 )
 def test_bad_steps_are_rejected(steps: list[Step], match: str) -> None:
@@ -88,10 +92,17 @@ def test_orchestrator_checks_its_sagas_and_the_bus_state() -> None:
 
 
 def test_lifecycle_events_travel_on_the_saga_channel() -> None:
-    saga = Saga("order-flow", [_a(compensation=UndoA), Step("b", DoB, completed_by=[BDone],
-                                                            compensation=UndoB)])
+    saga = Saga(
+        "order-flow",
+        [_a(compensation=UndoA), Step("b", DoB, completed_by=[BDone], compensation=UndoB)],
+    )
     events = saga.events
     assert {m.__eventwire__.channel for m in events.all()} == {"sagas.order-flow"}
     assert [m.__eventwire__.type for m in events.all()] == [
-        "SagaStarted", "SagaStepCompleted", "SagaCompensating", "SagaCompleted", "SagaFailed"]
+        "SagaStarted",
+        "SagaStepCompleted",
+        "SagaCompensating",
+        "SagaCompleted",
+        "SagaFailed",
+    ]
     assert events.by_type("SagaFailed") is events.failed

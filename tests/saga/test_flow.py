@@ -17,10 +17,10 @@ from eventwire.flow import (
 from eventwire.flow.cli import flow
 
 E = "docs.examples.order_processing"
-CHOREOGRAPHY = [f"{E}.choreography.{s}:bus" for s in ("order", "inventory", "payment",
-                                                      "shipping")]
-ORCHESTRATION = [f"{E}.orchestration.{s}:bus" for s in ("order", "inventory", "payment",
-                                                       "shipping")]
+CHOREOGRAPHY = [f"{E}.choreography.{s}:bus" for s in ("order", "inventory", "payment", "shipping")]
+ORCHESTRATION = [
+    f"{E}.orchestration.{s}:bus" for s in ("order", "inventory", "payment", "shipping")
+]
 
 
 def test_choreography_graph_connects_publishers_to_consumers() -> None:
@@ -36,8 +36,7 @@ def test_choreography_graph_connects_publishers_to_consumers() -> None:
 
 
 def test_mermaid_text_of_the_orchestration(tmp_path: Path) -> None:
-    result = CliRunner().invoke(flow, [*ORCHESTRATION, "--format", "mermaid",
-                                       "--no-unconsumed"])
+    result = CliRunner().invoke(flow, [*ORCHESTRATION, "--format", "mermaid", "--no-unconsumed"])
     assert result.exit_code == 0, result.output
     text = result.output
     assert text.startswith("flowchart LR\n")
@@ -52,22 +51,41 @@ def test_svg_picture_is_well_formed_and_names_everything(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     root = ET.fromstring(out.read_text())
     texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
-    assert {"order", "inventory", "payment", "shipping", "OrderPlaced", "ItemShipped",
-            "InventoryReservationFailed", NOBODY} <= texts
-    paths = [p for p in root.iter("{http://www.w3.org/2000/svg}path")
-             if p.get("marker-end") == "url(#arrow-event)"]
+    assert {
+        "order",
+        "inventory",
+        "payment",
+        "shipping",
+        "OrderPlaced",
+        "ItemShipped",
+        "InventoryReservationFailed",
+        NOBODY,
+    } <= texts
+    paths = [
+        p
+        for p in root.iter("{http://www.w3.org/2000/svg}path")
+        if p.get("marker-end") == "url(#arrow-event)"
+    ]
     assert len(paths) >= 9  # one per arrow, plus the legend
 
 
 def test_asyncapi_documents_are_read_like_buses() -> None:
     doc = {
-        "asyncapi": "3.0.0", "info": {"title": "billing", "version": "1"},
-        "channels": {"orders": {"address": "orders", "messages": {
-            "OrderPlaced": {"name": "OrderPlaced", "payload": {"type": "object"}}}},
-            "bills": {"address": "bills", "messages": {"Billed": {"payload": {}}}}},
+        "asyncapi": "3.0.0",
+        "info": {"title": "billing", "version": "1"},
+        "channels": {
+            "orders": {
+                "address": "orders",
+                "messages": {"OrderPlaced": {"name": "OrderPlaced", "payload": {"type": "object"}}},
+            },
+            "bills": {"address": "bills", "messages": {"Billed": {"payload": {}}}},
+        },
         "operations": {
-            "onOrder": {"action": "receive", "channel": {"$ref": "#/channels/orders"},
-                        "messages": [{"$ref": "#/channels/orders/messages/OrderPlaced"}]},
+            "onOrder": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/orders"},
+                "messages": [{"$ref": "#/channels/orders/messages/OrderPlaced"}],
+            },
             "sendBilled": {"action": "send", "channel": {"$ref": "#/channels/bills"}},
         },
     }
@@ -78,8 +96,10 @@ def test_asyncapi_documents_are_read_like_buses() -> None:
     from docs.examples.order_processing.choreography import order
 
     graph = build_graph([participant_from_bus(order.bus), billing], unconsumed=False)
-    assert any(e.source == "order" and e.target == "billing" and "OrderPlaced" in e.messages
-               for e in graph.edges)
+    assert any(
+        e.source == "order" and e.target == "billing" and "OrderPlaced" in e.messages
+        for e in graph.edges
+    )
     assert "billing" in to_mermaid(graph) and "<svg" in to_svg(graph)
 
 
@@ -87,8 +107,9 @@ def test_flow_reads_the_reference_contracts() -> None:
     contracts = sorted(Path("contracts").glob("order-service.v1.yaml"))
     if not contracts:
         return
-    result = CliRunner().invoke(flow, [str(contracts[0]), *ORCHESTRATION[1:],
-                                       "--format", "mermaid"])
+    result = CliRunner().invoke(
+        flow, [str(contracts[0]), *ORCHESTRATION[1:], "--format", "mermaid"]
+    )
     assert result.exit_code == 0, result.output
     assert "ReserveInventory" in result.output
 

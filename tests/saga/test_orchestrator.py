@@ -24,8 +24,12 @@ from ._domain import (
 
 def _orchestrator(url: str, saga_timeout: float = 5.0, store: object = None) -> SagaOrchestrator:
     bus = EventBus(url, source="orchestrator")
-    return SagaOrchestrator(bus, [make_saga(saga_timeout)], store=store,  # type: ignore[arg-type]
-                            retry=FAST)
+    return SagaOrchestrator(
+        bus,
+        [make_saga(saga_timeout)],
+        store=store,  # type: ignore[arg-type]
+        retry=FAST,
+    )
 
 
 def test_happy_path_carries_correlation_and_causation() -> None:
@@ -48,8 +52,12 @@ def test_happy_path_carries_correlation_and_causation() -> None:
         assert state.completed == ["a", "b", "c"] and len(state.processed) == 4
         assert do_b[1].causationid == state.processed[1]  # caused by the ADone reply
         assert [t for t, _ in seen.lifecycle] == [
-            "SagaStarted", "SagaStepCompleted", "SagaStepCompleted", "SagaStepCompleted",
-            "SagaCompleted"]
+            "SagaStarted",
+            "SagaStepCompleted",
+            "SagaStepCompleted",
+            "SagaStepCompleted",
+            "SagaCompleted",
+        ]
         assert {env.correlationid for _, env in seen.lifecycle} == {"s1"}
         assert orch.sagas["abc"].events.channel == "sagas.abc"
 

@@ -94,7 +94,9 @@ def test_without_the_package_the_scheme_is_unknown() -> None:
 
 def test_cli_lists_every_subcommand() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "eventwire.cli", "--help"], capture_output=True, text=True,
+        [sys.executable, "-m", "eventwire.cli", "--help"],
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr

@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from eventwire.bus import EventBus
 from eventwire.contracts import render_html
 from eventwire.deadletter import DeadLetter
+from eventwire.errors import UnsupportedOperationError
 from eventwire.flow import build_graph, participant_from_asyncapi, to_svg
 from eventwire.gateway import _console
 from eventwire.gateway._auth import check_token
@@ -193,9 +194,21 @@ class _Gateway:
         log.info("eventwire gateway: replayed %d letter(s) of %s", count, channel)
         return JSONResponse({"replayed": count})
 
+    async def purge(self, request: Request) -> Response:
+        channel = self.channel(request)
+        self.guard(request)
+        try:
+            count = await self.link.bus.purge_dead_letters(channel)
+        except UnsupportedOperationError as exc:
+            raise Problem(501, "purge-unsupported", str(exc)) from None
+        log.info("eventwire gateway: purged %d letter(s) of %s", count, channel)
+        return JSONResponse({"purged": count})
+
     async def refuse(self, request: Request) -> Response:
         raise Problem(
-            403, "read-only", "this gateway runs --read-only: it neither publishes nor replays"
+            403,
+            "read-only",
+            "this gateway runs --read-only: it neither publishes, replays nor purges",
         )
 
     async def home(self, request: Request) -> Response:
@@ -319,6 +332,12 @@ def _routes(gateway: _Gateway) -> list[BaseRoute]:
             gateway.refuse if read_only else gateway.replay_many,
             ["POST"],
             _FILTERS,
+        ),
+        route(
+            "/dead-letters/{channel}/purge",
+            gateway.refuse if read_only else gateway.purge,
+            ["POST"],
+            none,
         ),
         route(
             "/dead-letters/{channel}/{letter:eventwire_letter}/replay",

@@ -15,7 +15,7 @@ def _layout(title: str, body: str, *, read_only: bool) -> str:
     token = (
         ""
         if read_only
-        else '<label for="token">Bearer token (for replay)</label>'
+        else '<label for="token">Bearer token (for replay and purge)</label>'
         '<input id="token" type="password" autocomplete="off" placeholder="token">'
     )
     return f"""<!DOCTYPE html>
@@ -40,8 +40,8 @@ def _layout(title: str, body: str, *, read_only: bool) -> str:
 """
 
 
-def _button(url: str, label: str, confirm: str, *, secondary: bool = False) -> str:
-    cls = ' class="secondary"' if secondary else ""
+def _button(url: str, label: str, confirm: str, *, kind: str | None = None) -> str:
+    cls = f' class="{kind}"' if kind else ""
     return (
         f'<button type="button"{cls} data-post="{escape(url)}" '
         f'data-confirm="{escape(confirm)}">{escape(label)}</button>'
@@ -130,7 +130,14 @@ def letters_page(
             f"{base}/replay" + (f"?{urlencode(filters)}" if filters else ""),
             f"Replay all {page['total']} {selection}",
             f"Replay all {page['total']} {selection} of {channel}?",
-            secondary=True,
+            kind="secondary",
+        )
+        + _button(
+            f"{base}/purge",
+            f"Purge {channel}.dlq",
+            f"Delete every dead letter of {channel} ({channel}.dlq), not only the ones "
+            "shown? This cannot be undone.",
+            kind="danger",
         )
         + "</div>"
     )

@@ -135,6 +135,11 @@ _REPLAYED = {
     "required": ["replayed"],
     "properties": {"replayed": {"type": "integer"}},
 }
+_PURGED = {
+    "type": "object",
+    "required": ["purged"],
+    "properties": {"purged": {"type": "integer"}},
+}
 _HEALTH = {
     "type": "object",
     "required": ["status"],
@@ -148,6 +153,7 @@ _MESSAGES = {
     413: "the body is larger than the limit",
     415: "the content type is not accepted",
     422: "the event breaks its contract; each violation is listed",
+    501: "the backend cannot purge dead letters",
     503: "the broker is unreachable or did not confirm; retry after Retry-After seconds",
 }
 _FILTERS: list[dict[str, Any]] = [
@@ -367,6 +373,20 @@ def build_openapi(
                 },
             }
         }
+        paths["/dead-letters/{channel}/purge"] = {
+            "post": {
+                "operationId": "purge_dead_letters",
+                "summary": "Remove every dead letter of the channel (no filter: the whole "
+                "dead-letter channel)",
+                "tags": ["dead letters"],
+                "security": [{"bearer": []}],
+                "parameters": [channel],
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/gateway.Purged"}, "how many"),
+                    **_problems(401, 404, 501, 503),
+                },
+            }
+        }
         paths["/dead-letters/{channel}/{letter}/replay"] = {
             "post": {
                 "operationId": "replay_dead_letter",
@@ -401,6 +421,7 @@ def build_openapi(
             "gateway.DeadLetterPage": _LETTER_PAGE,
             "gateway.Channels": _CHANNELS,
             "gateway.Replayed": _REPLAYED,
+            "gateway.Purged": _PURGED,
             "gateway.Health": _HEALTH,
         }
     )

@@ -34,7 +34,7 @@ class _Refused(click.ClickException):
     type=click.Path(dir_okay=False, path_type=Path),
     help="File holding the bearer token (default: $EVENTWIRE_GATEWAY_TOKEN).",
 )
-@click.option("--read-only", is_flag=True, help="Serve no ingress and no replay.")
+@click.option("--read-only", is_flag=True, help="Serve no ingress, replay or purge.")
 @click.option(
     "--max-body",
     default=1024 * 1024,

@@ -13,6 +13,11 @@
     status.textContent = text;
     status.className = ok ? "ok" : "bad";
   }
+  var done = sessionStorage.getItem("eventwire-done");
+  if (done) {
+    sessionStorage.removeItem("eventwire-done");
+    show(done, true);
+  }
   document.querySelectorAll("button[data-post]").forEach(function (button) {
     button.addEventListener("click", function () {
       if (!window.confirm(button.getAttribute("data-confirm"))) { return; }
@@ -22,7 +27,11 @@
         headers: token ? { "Authorization": "Bearer " + token } : {}
       }).then(function (response) {
         return response.json().then(function (body) {
-          if (response.ok) {
+          if (response.ok && body.purged !== undefined) {
+            // The table no longer matches the broker: show the page again, then the result.
+            sessionStorage.setItem("eventwire-done", "Purged " + body.purged + " letter(s).");
+            window.location.reload();
+          } else if (response.ok) {
             show("Replayed " + body.replayed + " letter(s).", true);
           } else {
             show("Refused (" + response.status + "): " + (body.detail || body.title), false);
