@@ -1,12 +1,18 @@
 """`Producers`: the backend's idempotent producer, replaced when the broker stops taking it.
 
 An idempotent producer numbers the records of each partition; the broker accepts a batch
-only if it continues the sequence it knows. After a broker restart the two can disagree
-(the broker answers ``OutOfOrderSequenceNumber`` or ``UnknownProducerId``). aiokafka does
-not retry these errors, and its producer has already counted the failed batch: every
-later batch of that partition carries a sequence the broker refuses too, so the producer
-never publishes there again. Its sender task also ends for good on ``ProducerFenced`` or
-``OutOfOrderSequenceNumber`` while asking for a producer id.
+only if it continues the sequence it knows. Around a broker restart the two can fall out
+of step, and aiokafka (0.14) never recovers from it:
+
+- a batch that waited longer than ``request_timeout_ms`` for a partition without a leader
+  (the broker is starting) fails with ``NotLeaderForPartitionError`` /
+  ``LeaderNotAvailableError`` *after* the producer counted its records, so the broker
+  never sees those sequence numbers;
+- the broker then answers ``OutOfOrderSequenceNumber`` (or ``UnknownProducerId`` when it
+  lost the producer's state) to every later batch of the partition; aiokafka does not
+  retry these, and the producer never publishes there again;
+- its sender task ends for good on ``ProducerFenced`` or ``OutOfOrderSequenceNumber``
+  while asking for a producer id.
 
 The cure is the one Kafka's own clients apply: a new producer id, that is a new
 ``AIOKafkaProducer`` (still idempotent, ``acks=all``). A publish that failed that way has
@@ -22,15 +28,25 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka.errors import OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
+from aiokafka.errors import (
+    LeaderNotAvailableError,
+    NotLeaderForPartitionError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from eventwire.backendkit import Outage
 
 __all__ = ["Producers", "is_fenced"]
 
 log = logging.getLogger("eventwire.kafka")
 
-#: Errors after which an idempotent producer never publishes to a partition again.
+#: Errors after which an idempotent producer never publishes to a partition again. (The
+#: idempotent producer retries the leader errors itself; it fails a batch with them only
+#: when the batch expired without a leader, its sequence numbers spent.)
 FENCED: tuple[type[BaseException], ...] = (
+    NotLeaderForPartitionError,
+    LeaderNotAvailableError,
     OutOfOrderSequenceNumber,
     UnknownProducerId,
     ProducerFenced,
