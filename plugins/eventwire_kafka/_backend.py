@@ -148,11 +148,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         """A started producer with the options FastStream's has (idempotent, acks=all)."""
         producer = AIOKafkaProducer(**self._client_kwargs())
         try:
-            with self.map_errors(
-                f"starting a new Kafka producer at {self.url} within "
-                f"{self.settings.connect_timeout:g}s"
-            ):
-                await asyncio.wait_for(producer.start(), self.settings.connect_timeout)
+            await asyncio.wait_for(producer.start(), self.settings.connect_timeout)
         except BaseException:
             await asyncio.shield(producer.stop())
             raise
