@@ -59,7 +59,11 @@ How each guarantee is met
 - G15: the producer is idempotent with ``acks=all``; `publish` returns once every record's
   future resolved; close flushes.
 - G16: aiokafka reconnects by itself; publishes wait (up to ``request_timeout_ms``) while
-  the broker is away, commits that fail are retried, the group is rejoined.
+  the broker is away, commits that fail are retried, the group is rejoined. When the
+  restarted broker no longer accepts the producer's sequence numbers
+  (``OutOfOrderSequenceNumber``, which aiokafka never recovers from), the backend replaces
+  the producer (idempotent, ``acks=all``) and sends the unconfirmed publish again (see
+  ``_producer``).
 - G17: topics are created with ``max.message.bytes`` = ``max_message_bytes`` (8 MiB by
   default); a message over a topic's limit raises `eventwire.errors.MessageTooLargeError`
   naming the limit before anything is sent.

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
-from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
@@ -24,6 +24,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from eventwire_kafka._consumer import KafkaSubscription, to_wire
 from eventwire_kafka._info import CAPABILITIES
+from eventwire_kafka._producer import Producers, is_fenced
 from eventwire_kafka._settings import KafkaSettings
 from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic
 
@@ -83,7 +84,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             max_message_bytes=self.settings.max_message_bytes,
         )
         self._broker: KafkaBroker | None = None
-        self._producer: Any = None
+        self._producers: Producers | None = None
         self._admin: Any = None
         self._topics: TopicManager | None = None
         self._partitioner = DefaultPartitioner()
@@ -130,16 +131,31 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         config = broker.config.broker_config
         self._broker = broker
         # Underneath FastStream: its aiokafka producer (idempotent, acks=all) and admin client.
-        self._producer = _aiokafka_producer(config.producer)
+        producers = self._producers = Producers(
+            _aiokafka_producer(config.producer),
+            self._new_producer,
+            s.scrub,
+            timeout=s.request_timeout_ms / 1000,
+        )
         self._admin = config.admin_client
         self._topics = TopicManager(
             self._admin,
-            self._producer,
+            lambda topic: producers.current.partitions_for(topic),
             partitions=s.partitions,
             replication_factor=s.replication_factor,
             max_message_bytes=s.max_message_bytes,
             timeout=s.request_timeout_ms / 1000,
         )
+
+    async def _new_producer(self) -> Any:
+        """A started producer with the options FastStream's has (idempotent, acks=all)."""
+        producer = AIOKafkaProducer(**self._client_kwargs())
+        try:
+            await asyncio.wait_for(producer.start(), self.settings.connect_timeout)
+        except BaseException:
+            await asyncio.shield(producer.stop())
+            raise
+        return producer
 
     def _connected(self) -> TopicManager:
         self.check_connected()
@@ -166,21 +182,39 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
                     f"{limit}; nothing was sent. Publish a reference to the data instead, or "
                     "raise max.message.bytes (option max_message_bytes for new topics)"
                 )
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            with self.map_errors(f"publish to Kafka topic {channel!r}", into=PublishError):
-                await self._send(channel, messages, futures)
-        except BaseException:
-            _consume(futures)
-            raise
+        producers = self._producers
+        assert producers is not None
+        with self.map_errors(f"publish to Kafka topic {channel!r}", into=PublishError):
+            for attempt in (1, 2):
+                producer = producers.current
+                futures: list[asyncio.Future[Any]] = []
+                try:
+                    await self._send(producer, channel, messages, futures)
+                except BaseException as exc:
+                    _consume(futures)
+                    if (
+                        attempt == 2
+                        or not isinstance(exc, Exception)
+                        or not is_fenced(producer, exc)
+                    ):
+                        raise
+                    # Not returned, so not confirmed: send it all again on a new producer.
+                    await producers.renew(producer, exc)
+                else:
+                    producers.ok()
+                    return
 
     async def _send(
-        self, channel: str, messages: Sequence[WireMessage], futures: list[asyncio.Future[Any]]
+        self,
+        producer: Any,
+        channel: str,
+        messages: Sequence[WireMessage],
+        futures: list[asyncio.Future[Any]],
     ) -> None:
         if len(messages) >= _BATCH_FROM:
-            await self._send_batches(channel, messages, futures)
+            await self._send_batches(producer, channel, messages, futures)
         else:
-            send = self._producer.send
+            send = producer.send
             for message in messages:
                 key = message.key
                 futures.append(
@@ -195,12 +229,15 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             await future
 
     async def _send_batches(
-        self, channel: str, messages: Sequence[WireMessage], futures: list[asyncio.Future[Any]]
+        self,
+        producer: Any,
+        channel: str,
+        messages: Sequence[WireMessage],
+        futures: list[asyncio.Future[Any]],
     ) -> None:
         """Pipelined publish of many messages: fill one record batch per partition (the
         partition of a key is the same murmur2 hash ``send`` uses) and hand over full
         batches; about twice as fast per message as one ``send`` call each."""
-        producer = self._producer
         partitions = sorted(await producer.partitions_for(channel))
         choose = self._partitioner
         open_batches: dict[int, Any] = {}
@@ -375,6 +412,8 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
 
     async def _close(self) -> None:
         """Flush and disconnect (the subscriptions have committed and left their groups)."""
+        if self._producers is not None:
+            await self._producers.close()
         if self._broker is not None:
             await _quiet_stop(self._broker)
         self._topics = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -66,7 +66,7 @@ class TopicManager:
     def __init__(
         self,
         admin: Any,
-        producer: Any,
+        partitions_for: Callable[[str], Awaitable[object]],
         *,
         partitions: int,
         replication_factor: int,
@@ -74,7 +74,7 @@ class TopicManager:
         timeout: float,
     ) -> None:
         self._admin = admin
-        self._producer = producer
+        self._partitions_for = partitions_for
         self._partitions = partitions
         self._replication = replication_factor
         self._max_bytes = max_message_bytes
@@ -128,7 +128,7 @@ class TopicManager:
             limits = await self._limits(topics)
             await asyncio.wait_for(self._wait_for_leaders(topics), self._timeout)
             for topic in topics:
-                await asyncio.wait_for(self._producer.partitions_for(topic), self._timeout)
+                await asyncio.wait_for(self._partitions_for(topic), self._timeout)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BackendUnavailableError(
                 f"could not create or look up Kafka topic(s) {', '.join(topics)}: "

@@ -401,6 +401,46 @@ def test_event_key_is_the_record_key_and_one_key_one_partition() -> None:
     run(scenario)
 
 
+def test_a_producer_the_broker_no_longer_accepts_is_replaced_and_nothing_is_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a broker restart the broker may refuse the idempotent producer's next sequence
+    number (``OutOfOrderSequenceNumber``); aiokafka never retries that, so every later
+    publish to the partition would fail. Here the producer's sequence is pushed ahead of
+    the broker's, which is that state exactly: the publish still succeeds (on a new
+    producer), for the one-by-one and the batch path, in order and without a duplicate."""
+    from aiokafka import TopicPartition
+
+    channel = unique("fenced")
+
+    def messages(*seqs: int) -> list[WireMessage]:
+        return [WireMessage(str(i).encode(), {"ce_id": f"e{i}"}, key="k") for i in seqs]
+
+    async def scenario() -> None:
+        backend = KafkaBackend(URL, {"partitions": 1})
+        await backend.connect()
+        try:
+            await backend.publish(channel, messages(0))
+            first = backend._producers.current  # type: ignore[union-attr]
+            first._txn_manager.increment_sequence_number(TopicPartition(channel, 0), 5)
+            await backend.publish(channel, messages(1))
+            second = backend._producers.current  # type: ignore[union-attr]
+            assert second is not first
+            second._txn_manager.increment_sequence_number(TopicPartition(channel, 0), 5)
+            await backend.publish(channel, messages(*range(2, 22)))
+            await backend.publish(channel, messages(22))
+            bodies = [int(m.body) for m in await backend.browse(channel, 100)]
+        finally:
+            await backend.close()
+        assert bodies == list(range(23))
+
+    with caplog.at_level(logging.WARNING, logger="eventwire"):
+        run(scenario)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("Kafka producer failed (OutOfOrderSequenceNumber" in m for m in logged), logged
+    assert any("Kafka producer works again" in m for m in logged), logged
+
+
 # -- consuming -----------------------------------------------------------------------------
 
 
