@@ -10,38 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.docs._guide import ROOT, python_blocks, run_as_test_module
+
 DOC = (ROOT / "docs/contract-testing.md").read_text().split("\n## Live traffic: verify")[0]
-PYTHON = re.findall(r"```python\n(.*?)```", DOC, flags=re.S)
 SHELL = re.findall(r"```sh\n(.*?)```", DOC, flags=re.S)
 
 
 def test_the_guide_runs_as_a_test_module(tmp_path: Path) -> None:
-    source = "\n\n".join(PYTHON)
-    tests = re.findall(r"^def (test_\w+)", source, flags=re.M)
-    assert len(tests) >= 4, "docs/contract-testing.md lost its examples"
-    module = tmp_path / "test_contract_testing_guide.py"
-    module.write_text(source)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:xdist",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(tmp_path),
-            str(module),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=ROOT,
+    run_as_test_module(
+        python_blocks(DOC), tmp_path, name="docs/contract-testing.md", at_least=4, timeout=240
     )
-    assert f"{len(tests)} passed" in result.stdout, result.stdout[-4000:] + result.stderr
 
 
 def test_the_guide_command_passes_on_the_reference_system() -> None:
