@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,48 +289,16 @@ def load_bus(target: str) -> Any:
 
     `ContractError` names the target and says what failed (without a traceback).
     """
-    import importlib
-    import importlib.util
-    import sys
-
+    from eventwire._target import resolve_target
     from eventwire.bus import EventBus
+    from eventwire.errors import ConfigurationError
 
-    module_name, sep, attr = target.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise ContractError(
-            f"{target!r} is not MODULE:BUS; write e.g. 'myapp.events:bus' or 'app.py:bus'"
-        )
     try:
-        if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
-            file = Path(module_name)
-            if not file.is_file():
-                raise ContractError(f"{target}: no such file {file}")
-            name = "_eventwire_target_" + re.sub(r"\W", "_", str(file.resolve()))
-            spec = importlib.util.spec_from_file_location(name, file)
-            if spec is None or spec.loader is None:
-                raise ContractError(f"{target}: cannot import {file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            sys.path.insert(0, str(file.resolve().parent))
-            try:
-                spec.loader.exec_module(module)
-            finally:
-                sys.path.remove(str(file.resolve().parent))
-        else:
-            if os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(module_name)
-    except ContractError:
-        raise
-    except Exception as exc:
-        raise ContractError(
-            f"{target}: importing {module_name} failed: {type(exc).__name__}: {exc}"
-        ) from None
-    try:
-        bus = getattr(module, attr)
-    except AttributeError:
-        raise ContractError(f"{target}: {module_name} has no attribute {attr!r}") from None
+        bus = resolve_target(target, example="myapp.events", isolated=True)
+    except ConfigurationError as exc:
+        raise ContractError(str(exc)) from None
     if not isinstance(bus, EventBus):
+        attr = target.rpartition(":")[2]
         raise ContractError(
             f"{target}: {attr} is a {type(bus).__name__}, not an eventwire EventBus"
         )
