@@ -30,7 +30,7 @@ import os
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -226,14 +226,22 @@ class _Contract:
             names.append(str(message.get("name") or str(ref.get("$ref", "")).rsplit("/", 1)[-1]))
         return tuple(names)
 
-    def _receive_operations(self) -> Iterable[_Operation]:
+    def _operations(
+        self, action: str
+    ) -> Iterator[tuple[str, Mapping[str, Any], str, str, tuple[str, ...]]]:
+        """Id, object, JSON path, channel address and message names of each `action`
+        operation, in document order."""
         for op_id, node in (self.document.get("operations") or {}).items():
             op, _ = deref(self.document, node, f"/operations/{op_id}")
-            if op.get("action") != "receive":
+            if op.get("action") != action:
                 continue
             where = f"$.operations.{op_id}"
             address, channel = self._ref_channel(op.get("channel"), f"{where}.channel")
-            messages = self._names(op.get("messages"), channel, f"{where}.messages")
+            names = self._names(op.get("messages"), channel, f"{where}.messages")
+            yield str(op_id), op, where, address, names
+
+    def _receive_operations(self) -> Iterable[_Operation]:
+        for op_id, op, where, address, messages in self._operations("receive"):
             follow: dict[str, tuple[tuple[str, str | None], ...]] = {}
             reply = op.get("reply")
             if isinstance(reply, Mapping):
@@ -255,17 +263,11 @@ class _Contract:
                     f"{where}.x-eventwire-emits must be a list of message names or a mapping "
                     "from a received message name to such a list"
                 )
-            yield _Operation(str(op_id), address, messages, follow)
+            yield _Operation(op_id, address, messages, follow)
 
     def _send_operations(self) -> dict[str, set[str]]:
         sends: dict[str, set[str]] = {}
-        for op_id, node in (self.document.get("operations") or {}).items():
-            op, _ = deref(self.document, node, f"/operations/{op_id}")
-            if op.get("action") != "send":
-                continue
-            where = f"$.operations.{op_id}"
-            address, channel = self._ref_channel(op.get("channel"), f"{where}.channel")
-            names = self._names(op.get("messages"), channel, f"{where}.messages")
+        for _, _, _, address, names in self._operations("send"):
             sends.setdefault(address, set()).update(names)
         return sends
 
