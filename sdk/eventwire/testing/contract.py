@@ -55,6 +55,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "missing); install them with: pip install 'eventwire[testing]'"
     ) from None
 
+from eventwire.bindings import BINDINGS
 from eventwire.contracts._schema import (
     MessageModel,
     UnsupportedSchemaError,
@@ -80,7 +81,8 @@ Document = str | os.PathLike[str] | Mapping[str, Any]
 #: The source written into the headers of generated messages.
 SOURCE = "eventwire-contract-test"
 _EPOCH = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-_PREFIXES = ("ce_", "ce-", "cloudEvents:")
+#: The CloudEvents header prefix of each binding (Kafka's first: the default).
+_PREFIXES = tuple(BINDINGS.values())
 
 
 @dataclass(frozen=True)
