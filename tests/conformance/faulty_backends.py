@@ -11,7 +11,12 @@ Each wraps the in-memory backend and breaks exactly one promise of the backend c
 - ``nodlq://``: silently drops everything published to a ``*.dlq`` channel;
 - ``noheaders://``: drops user headers and the correlation / causation ids;
 - ``crashloss://``: when a member crashes (``abort``), its unsettled deliveries are acked,
-  so they are lost instead of redelivered.
+  so they are lost instead of redelivered;
+- ``firstcount://``: every delivery says ``delivery_count`` 1, redeliveries too.
+
+``plugged://`` is not faulty: it is ``sqlite://`` (a backend shared by processes) under a
+scheme that exists only where this module is imported, so G12's consumer process finds it
+only if the suite hands its ``--plugin`` modules on.
 
 Two more serve the runner's own tests: ``down://`` never connects (an unreachable broker),
 and ``restartable://`` is the memory backend claiming G16, so the restart logic can run
@@ -246,6 +251,37 @@ class CrashLoss(FaultyBackend):
         await self.inner.abort()
 
 
+class _FirstCount:
+    """A delivery that hides how often it was delivered before."""
+
+    delivery_count = 1
+
+    def __init__(self, inbound: Inbound) -> None:
+        self._inbound = inbound
+        self.message = inbound.message
+
+    async def ack(self) -> None:
+        await self._inbound.ack()
+
+
+class FirstCount(FaultyBackend):
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        async def counted_once(inbound: Inbound) -> None:
+            await handler(_FirstCount(inbound))
+
+        return await self.inner.subscribe(spec, counted_once)
+
+
+class Plugged(FaultyBackend):
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        scheme, rest = url.split("://", 1)
+        self.name = scheme.lower()
+        self._url = redact_url(url)
+        self.inner = create_backend(f"sqlite://{rest}", options)
+        self.binding = self.inner.binding
+        self.capabilities = self.inner.capabilities
+
+
 class Down(FaultyBackend):
     async def connect(self) -> None:
         raise BackendUnavailableError(f"{self.url} is down (it never accepts a connection)")
@@ -265,10 +301,12 @@ FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
     "nodlq": (NoDlq, "drops everything sent to dead-letter channels"),
     "noheaders": (NoHeaders, "drops user headers and correlation ids"),
     "crashloss": (CrashLoss, "loses unsettled messages when a member crashes"),
+    "firstcount": (FirstCount, "reports delivery count 1 on every redelivery"),
 }
 HELPERS: dict[str, tuple[type[FaultyBackend], str]] = {
     "down": (Down, "never connects"),
     "restartable": (Restartable, "claims G16 (restarting it changes nothing)"),
+    "plugged": (Plugged, "is sqlite:// found only where this plugin is loaded"),
 }
 _ALL = {**FAULTS, **HELPERS}
 
