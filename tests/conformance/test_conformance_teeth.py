@@ -31,6 +31,11 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
     "crashloss": {"G12"},
     # a redelivery that does not say so
     "firstcount": {"G12"},
+    # key order across members (only with keys that do not come in a strict rotation)
+    "roundrobin": {"G05"},
+    # a key on two members during a hand-over; the crashed member's events were handed over
+    # as settled
+    "eager": {"G05", "G12"},
 }
 #: What the memory backend (and the faulty ones built on it) declare unsupported.
 DECLARED_UNSUPPORTED = {"G16"}
