@@ -17,7 +17,9 @@ Each wraps the in-memory backend and breaks exactly one promise of the backend c
   four partitions, so a strict rotation of 16 keys keeps each key on one by accident;
 - ``eager://``: when a member joins a group, the members already in it give up the
   partitions at once: their unsettled deliveries count as settled for the hand-over, so the
-  new owner starts on a key while the old owner still runs an event of it.
+  new owner starts on a key while the old owner still runs an event of it;
+- ``unbounded://``: no backpressure: it prefetches without limit and hands every delivery
+  to the handler at once, without waiting for the handler to take it.
 
 ``plugged://`` is not faulty: it is ``sqlite://`` (a backend shared by processes) under a
 scheme that exists only where this module is imported, so G12's consumer process finds it
@@ -359,6 +361,20 @@ class Eager(FaultyBackend):
         return subscription
 
 
+class Unbounded(FaultyBackend):
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def handed_over(inbound: Inbound) -> None:
+            task = loop.create_task(handler(inbound))  # never waits for the handler
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        unlimited = dataclasses.replace(spec, max_in_flight=1_000_000)
+        return await self.inner.subscribe(unlimited, handed_over)
+
+
 class Plugged(FaultyBackend):
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         scheme, rest = url.split("://", 1)
@@ -391,6 +407,7 @@ FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
     "firstcount": (FirstCount, "reports delivery count 1 on every redelivery"),
     "roundrobin": (RoundRobin, "spreads a key's messages over four partitions"),
     "eager": (Eager, "hands partitions to a joining member without waiting for settlement"),
+    "unbounded": (Unbounded, "prefetches without limit and never waits for the handler"),
 }
 HELPERS: dict[str, tuple[type[FaultyBackend], str]] = {
     "down": (Down, "never connects"),

@@ -96,9 +96,11 @@ def _layout(graph: FlowGraph) -> tuple[dict[str, _Box], set[Edge]]:
     position = {n: float(i) for members in layers.values() for i, n in enumerate(members)}
     for _ in range(2):
         for index in sorted(layers)[1:]:
+
             def mean(n: str) -> float:
                 preds = [position[e.source] for e in forward if e.target == n]
                 return sum(preds) / len(preds) if preds else position[n]
+
             layers[index].sort(key=mean)
             for i, n in enumerate(layers[index]):
                 position[n] = float(i)
@@ -122,19 +124,30 @@ def _layout(graph: FlowGraph) -> tuple[dict[str, _Box], set[Edge]]:
         for e in back:
             if layer[e.source] == index + 1 and layer[e.target] == index:
                 gap = max(gap, _label_size(e)[0])
-        pairs = [(e, r) for e in forward for r in back if layer[e.source] == index
-                 and (r.source, r.target) == (e.target, e.source)]
+        pairs = [
+            (e, r)
+            for e in forward
+            for r in back
+            if layer[e.source] == index and (r.source, r.target) == (e.target, e.source)
+        ]
         for e, r in pairs:
             gap = max(gap, _label_size(e)[0] + _label_size(r)[0] + 12)
         x += width + max(120.0, gap + 48)
     return boxes, back
 
 
-def _bezier(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, float],
-            p3: tuple[float, float], t: float = 0.5) -> tuple[float, float]:
+def _bezier(
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    p2: tuple[float, float],
+    p3: tuple[float, float],
+    t: float = 0.5,
+) -> tuple[float, float]:
     u = 1 - t
-    return (u**3 * p0[0] + 3 * u * u * t * p1[0] + 3 * u * t * t * p2[0] + t**3 * p3[0],
-            u**3 * p0[1] + 3 * u * u * t * p1[1] + 3 * u * t * t * p2[1] + t**3 * p3[1])
+    return (
+        u**3 * p0[0] + 3 * u * u * t * p1[0] + 3 * u * t * t * p2[0] + t**3 * p3[0],
+        u**3 * p0[1] + 3 * u * u * t * p1[1] + 3 * u * t * t * p2[1] + t**3 * p3[1],
+    )
 
 
 def _ports(boxes: dict[str, _Box], edges: Sequence[Edge]) -> dict[tuple[Edge, str], float]:
@@ -158,8 +171,13 @@ def _ports(boxes: dict[str, _Box], edges: Sequence[Edge]) -> dict[tuple[Edge, st
     return out
 
 
-def _at_x(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, float],
-          p3: tuple[float, float], x: float) -> tuple[float, float]:
+def _at_x(
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    p2: tuple[float, float],
+    p3: tuple[float, float],
+    x: float,
+) -> tuple[float, float]:
     """The point of the curve whose x is nearest `x` (sampled)."""
     points = [_bezier(p0, p1, p2, p3, i / 64) for i in range(65)]
     return min(points, key=lambda p: abs(p[0] - x))
@@ -167,21 +185,27 @@ def _at_x(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, flo
 
 def _label(x: float, y: float, edge: Edge, colour: str) -> list[str]:
     w, h = _label_size(edge)
-    parts = [f'<rect x="{x - w / 2:.1f}" y="{y - h / 2:.1f}" width="{w:.1f}" height="{h:.1f}" '
-             f'rx="3" fill="#ffffff" fill-opacity="0.92" stroke="{colour}" '
-             'stroke-width="0.6"/>']
+    parts = [
+        f'<rect x="{x - w / 2:.1f}" y="{y - h / 2:.1f}" width="{w:.1f}" height="{h:.1f}" '
+        f'rx="3" fill="#ffffff" fill-opacity="0.92" stroke="{colour}" '
+        'stroke-width="0.6"/>'
+    ]
     top = y - h / 2 + 3 + LINE * 0.75
     for i, message in enumerate(edge.messages):
-        parts.append(f'<text x="{x:.1f}" y="{top + i * LINE:.1f}" text-anchor="middle" '
-                     f'fill="{colour}">{escape(message)}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{top + i * LINE:.1f}" text-anchor="middle" '
+            f'fill="{colour}">{escape(message)}</text>'
+        )
     return parts
 
 
 def to_svg(graph: FlowGraph, title: str = "") -> str:
     """The picture of `graph` as SVG text."""
     if not graph.nodes:
-        return ('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"><text x="10" '
-                'y="24">(nothing to draw)</text></svg>\n')
+        return (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"><text x="10" '
+            'y="24">(nothing to draw)</text></svg>\n'
+        )
     boxes, back = _layout(graph)
     # an edge back to the neighbouring layer is drawn like a forward one, right to left
     near = {e for e in back if boxes[e.source].layer == boxes[e.target].layer + 1}
@@ -224,14 +248,12 @@ def to_svg(graph: FlowGraph, title: str = "") -> str:
                 mine_first = e.source == lo.name
                 anchor = wall + w / 2 if mine_first else wall + wp + 10 + w / 2
         else:  # in the first gap after the source, so a long edge's label clears the boxes
-            first_gap = min((b.x for b in boxes.values() if b.layer == s.layer + 1),
-                            default=p3[0])
+            first_gap = min((b.x for b in boxes.values() if b.layer == s.layer + 1), default=p3[0])
             anchor = (p0[0] + first_gap) / 2 if not reverse else (p0[0] + p3[0]) / 2
         labels += _label(*_at_x(p0, p1, p2, p3, anchor), e, colour)
     # edges that close a cycle: arcs alternately below and above the picture
     below, above = bottom, top
-    for i, e in enumerate(sorted(back, key=lambda e: abs(boxes[e.source].cx
-                                                         - boxes[e.target].cx))):
+    for i, e in enumerate(sorted(back, key=lambda e: abs(boxes[e.source].cx - boxes[e.target].cx))):
         s, t = boxes[e.source], boxes[e.target]
         colour = COMMAND_COLOUR if e.kind == "command" else EVENT_COLOUR
         _, h = _label_size(e)
@@ -270,9 +292,11 @@ def to_svg(graph: FlowGraph, title: str = "") -> str:
             f"{dashed}/>"
         )
         weight = "normal" if placeholder else "bold"
-        body.append(f'<text x="{box.cx:.1f}" y="{box.cy + 5:.1f}" text-anchor="middle" '
-                    f'font-size="14" font-weight="{weight}" fill="#1a202c">'
-                    f'{escape(box.name)}</text>')
+        body.append(
+            f'<text x="{box.cx:.1f}" y="{box.cy + 5:.1f}" text-anchor="middle" '
+            f'font-size="14" font-weight="{weight}" fill="#1a202c">'
+            f"{escape(box.name)}</text>"
+        )
     legend_y = below + 30
     title_h = 24.0 if title else 0.0
     shift_y = MARGIN + title_h - above
@@ -282,16 +306,20 @@ def to_svg(graph: FlowGraph, title: str = "") -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT}" font-size="12">',
         "<defs>",
-        *(f'<marker id="arrow-{kind}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" '
-          f'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-          f'fill="{colour}"/></marker>'
-          for kind, colour in (("event", EVENT_COLOUR), ("command", COMMAND_COLOUR))),
+        *(
+            f'<marker id="arrow-{kind}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" '
+            f'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+            f'fill="{colour}"/></marker>'
+            for kind, colour in (("event", EVENT_COLOUR), ("command", COMMAND_COLOUR))
+        ),
         "</defs>",
         f'<rect width="{width:.0f}" height="{height:.0f}" fill="#ffffff"/>',
     ]
     if title:
-        head.append(f'<text x="{MARGIN}" y="{MARGIN + 4:.0f}" font-size="16" '
-                    f'font-weight="bold" fill="#1a202c">{escape(title)}</text>')
+        head.append(
+            f'<text x="{MARGIN}" y="{MARGIN + 4:.0f}" font-size="16" '
+            f'font-weight="bold" fill="#1a202c">{escape(title)}</text>'
+        )
     legend = [
         f'<g transform="translate({MARGIN},{legend_y:.1f})">',
         f'<path d="M0,0 L36,0" stroke="{EVENT_COLOUR}" stroke-width="1.6" '
@@ -306,9 +334,17 @@ def to_svg(graph: FlowGraph, title: str = "") -> str:
     return "\n".join([*head, group, *body, *labels, *legend, "</g>", "</svg>"]) + "\n"
 
 
-def _path(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, float],
-          p3: tuple[float, float], kind: str, colour: str) -> str:
+def _path(
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    p2: tuple[float, float],
+    p3: tuple[float, float],
+    kind: str,
+    colour: str,
+) -> str:
     dash = ' stroke-dasharray="6 4"' if kind == "command" else ""
-    return (f'<path d="M{p0[0]:.1f},{p0[1]:.1f} C{p1[0]:.1f},{p1[1]:.1f} {p2[0]:.1f},'
-            f'{p2[1]:.1f} {p3[0]:.1f},{p3[1]:.1f}" fill="none" stroke="{colour}" '
-            f'stroke-width="1.6"{dash} marker-end="url(#arrow-{kind})"/>')
+    return (
+        f'<path d="M{p0[0]:.1f},{p0[1]:.1f} C{p1[0]:.1f},{p1[1]:.1f} {p2[0]:.1f},'
+        f'{p2[1]:.1f} {p3[0]:.1f},{p3[1]:.1f}" fill="none" stroke="{colour}" '
+        f'stroke-width="1.6"{dash} marker-end="url(#arrow-{kind})"/>'
+    )

@@ -24,15 +24,28 @@ _DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "svg"]), default=None,
-              help="Output format (default: from the -o suffix, else mermaid).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write here instead of standard output.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "svg"]),
+    default=None,
+    help="Output format (default: from the -o suffix, else mermaid).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output.",
+)
 @click.option("--title", default="", help="A title drawn on the SVG picture.")
-@click.option("--unconsumed/--no-unconsumed", default=True,
-              help="Draw messages nobody consumes, to a '(no consumer)' node.")
-def flow(sources: tuple[str, ...], fmt: str | None, output: Path | None, title: str,
-         unconsumed: bool) -> None:
+@click.option(
+    "--unconsumed/--no-unconsumed",
+    default=True,
+    help="Draw messages nobody consumes, to a '(no consumer)' node.",
+)
+def flow(
+    sources: tuple[str, ...], fmt: str | None, output: Path | None, title: str, unconsumed: bool
+) -> None:
     """Draw the event flow between services, from buses or AsyncAPI documents.
 
     SOURCES are MODULE:BUS (an EventBus, a callable returning one, or an object with a
@@ -60,5 +73,6 @@ def flow(sources: tuple[str, ...], fmt: str | None, output: Path | None, title: 
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output} ({len(graph.nodes)} services, {len(graph.edges)} arrows)",
-                   err=True)
+        click.echo(
+            f"wrote {output} ({len(graph.nodes)} services, {len(graph.edges)} arrows)", err=True
+        )

@@ -183,8 +183,7 @@ class SagaEvents:
 
     def all(self) -> list[type[SagaLifecycleEvent]]:
         """Every lifecycle class, in lifecycle order."""
-        return [self.started, self.step_completed, self.compensating, self.completed,
-                self.failed]
+        return [self.started, self.step_completed, self.compensating, self.completed, self.failed]
 
     def by_type(self, name: str) -> type[SagaLifecycleEvent]:
         """The class whose CloudEvents type is `name`."""

@@ -107,8 +107,10 @@ class SagaOrchestrator:
             self.bus.declare(*saga.commands(), *saga.events.all())
             if saga.started_by is not None:
                 self.bus.subscribe(
-                    saga.started_by, group=f"{self.group}.{saga.name}",
-                    concurrency=concurrency, retry=retry,
+                    saga.started_by,
+                    group=f"{self.group}.{saga.name}",
+                    concurrency=concurrency,
+                    retry=retry,
                 )(self._starter(saga))
         for model in sorted(replies, key=lambda m: m.__eventwire__.type):
             self.bus.subscribe(model, group=self.group, concurrency=concurrency, retry=retry)(
@@ -348,8 +350,9 @@ def _on_reply(saga: Saga, state: SagaState, event: Event, event_id: str) -> bool
         if model in step.completed_by:
             state.replies[step.name] = event.model_dump(mode="json")
             state.completed.append(step.name)
-            _emit(state, "lifecycle", event_id, type="SagaStepCompleted", step=step.name,
-                  reply=reply)
+            _emit(
+                state, "lifecycle", event_id, type="SagaStepCompleted", step=step.name, reply=reply
+            )
             if state.step + 1 < len(saga.steps):
                 _start_step(saga, state, state.step + 1, event_id)
             else:
@@ -359,8 +362,9 @@ def _on_reply(saga: Saga, state: SagaState, event: Event, event_id: str) -> bool
                 _emit(state, "final", event_id, outcome="completed")
             return True
         if model in step.failed_by:
-            _compensate(saga, state, step, f"{step.name} failed: {reply}", event_id,
-                        undo_current=False)
+            _compensate(
+                saga, state, step, f"{step.name} failed: {reply}", event_id, undo_current=False
+            )
             return True
     if (
         state.status == "compensating"
@@ -421,8 +425,7 @@ def _next_compensation(saga: Saga, state: SagaState, cause: str) -> None:
         state.to_compensate.pop(0)
     state.status = "failed"
     state.deadline = None
-    _emit(state, "lifecycle", cause, type="SagaFailed", step=state.failed_step,
-          reason=state.reason)
+    _emit(state, "lifecycle", cause, type="SagaFailed", step=state.failed_step, reason=state.reason)
     _emit(state, "final", cause, outcome="failed")
 
 
