@@ -2,7 +2,9 @@
 
 Run as ``python -m eventwire_conformance._crash_consumer --channel C --group G --out FILE``
 with the broker URL in the ``EVENTWIRE_CONFORMANCE_URL`` environment variable (not on the
-command line, where credentials would show in the process list). It prints ``ready`` once
+command line, where credentials would show in the process list). It imports the modules named
+(comma-separated) in ``EVENTWIRE_CONFORMANCE_PLUGINS`` first: the runner's ``-p/--plugin``
+modules, so a backend registered only through a plugin is found here too. It prints ``ready`` once
 subscribed, appends the ``seq`` of every event its handler takes to FILE, and blocks in the
 handler until the test kills the process with SIGKILL.
 """
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from pathlib import Path
 
 URL_VARIABLE = "EVENTWIRE_CONFORMANCE_URL"
+PLUGINS_VARIABLE = "EVENTWIRE_CONFORMANCE_PLUGINS"
 
 
 async def consume(url: str, channel: str, group: str, out: Path, concurrency: int) -> None:
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     if not url:
         print(f"set {URL_VARIABLE} to the broker URL", file=sys.stderr)
         return 2
+    for module in filter(None, os.environ.get(PLUGINS_VARIABLE, "").split(",")):
+        importlib.import_module(module)
     asyncio.run(consume(url, args.channel, args.group, args.out, args.concurrency))
     return 0
 

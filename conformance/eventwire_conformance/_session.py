@@ -31,6 +31,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE
 from eventwire_conformance._support import RESTART_CWD
 from eventwire_conformance.guarantees import IDS
 
@@ -152,6 +153,7 @@ def run_suite(run: SuiteRun, console: Console) -> SessionResult:
         env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", RESTART_CWD: os.getcwd()}
         if run.plugins:  # --plugin modules may live in the current directory (as for -m)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+            env[PLUGINS_VARIABLE] = ",".join(run.plugins)  # for G12's consumer process
         log_path = workdir / "pytest.log"
         with log_path.open("w", encoding="utf-8") as log:
             process = subprocess.Popen(

@@ -622,13 +622,17 @@ class EventBus:
     # -- introspection ----------------------------------------------------------------------
 
     def consumer_stats(self) -> list[dict[str, Any]]:
-        """Per subscription: channel, group, in-flight now and the peak seen."""
+        """Per subscription: channel, group, in-flight now and the peak seen, and the
+        deliveries handed over by the backend and not settled yet (in flight or waiting for
+        a slot of ``max_in_flight``) now and at the peak."""
         return [
             {
                 "channel": c.channel,
                 "group": c.group,
                 "in_flight": c.in_flight,
                 "peak_in_flight": c.peak_in_flight,
+                "handed": c.handed,
+                "peak_handed": c.peak_handed,
             }
             for c in self._consumers
         ]

@@ -142,6 +142,11 @@ class Consumer:
         self._closing = asyncio.Event()
         self.in_flight = 0
         self.peak_in_flight = 0
+        # Deliveries the backend has handed to `on_message` and that are not settled yet:
+        # the in-flight ones and the ones waiting for a free slot (what the backend holds
+        # beyond the window when it does not wait for the handler).
+        self.handed = 0
+        self.peak_handed = 0
 
     # -- delivery from the backend -------------------------------------------------------
 
@@ -149,8 +154,16 @@ class Consumer:
         """Accept one delivery; blocks while ``max_in_flight`` deliveries are unsettled."""
         if self._closing.is_set():
             return
-        await self._slots.acquire()
+        self.handed += 1
+        if self.handed > self.peak_handed:
+            self.peak_handed = self.handed
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self.handed -= 1
+            raise
         if self._closing.is_set():
+            self.handed -= 1
             return
         self.in_flight += 1
         if self.in_flight > self.peak_in_flight:
@@ -184,6 +197,7 @@ class Consumer:
                 finally:
                     chain.popleft()
                     self.in_flight -= 1
+                    self.handed -= 1
                     self._slots.release()
         finally:
             if key is not None and self._chains.get(key) is chain:

@@ -11,7 +11,19 @@ Each wraps the in-memory backend and breaks exactly one promise of the backend c
 - ``nodlq://``: silently drops everything published to a ``*.dlq`` channel;
 - ``noheaders://``: drops user headers and the correlation / causation ids;
 - ``crashloss://``: when a member crashes (``abort``), its unsettled deliveries are acked,
-  so they are lost instead of redelivered.
+  so they are lost instead of redelivered;
+- ``firstcount://``: every delivery says ``delivery_count`` 1, redeliveries too;
+- ``roundrobin://``: partitions by publish count, not by key (the key travels in a header):
+  four partitions, so a strict rotation of 16 keys keeps each key on one by accident;
+- ``eager://``: when a member joins a group, the members already in it give up the
+  partitions at once: their unsettled deliveries count as settled for the hand-over, so the
+  new owner starts on a key while the old owner still runs an event of it;
+- ``unbounded://``: no backpressure: it prefetches without limit and hands every delivery
+  to the handler at once, without waiting for the handler to take it.
+
+``plugged://`` is not faulty: it is ``sqlite://`` (a backend shared by processes) under a
+scheme that exists only where this module is imported, so G12's consumer process finds it
+only if the suite hands its ``--plugin`` modules on.
 
 Two more serve the runner's own tests: ``down://`` never connects (an unreachable broker),
 and ``restartable://`` is the memory backend claiming G16, so the restart logic can run
@@ -25,7 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import re
+import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -45,6 +59,7 @@ from eventwire import (
 )
 from eventwire.backend import MessageHandler
 from eventwire.plugins import get_plugin_manager
+from eventwire_memory._broker import DEFAULT_PARTITIONS
 
 __all__ = ["FAULTS", "HELPERS", "register"]
 
@@ -246,6 +261,130 @@ class CrashLoss(FaultyBackend):
         await self.inner.abort()
 
 
+class _FirstCount:
+    """A delivery that hides how often it was delivered before."""
+
+    delivery_count = 1
+
+    def __init__(self, inbound: Inbound) -> None:
+        self._inbound = inbound
+        self.message = inbound.message
+
+    async def ack(self) -> None:
+        await self._inbound.ack()
+
+
+class FirstCount(FaultyBackend):
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        async def counted_once(inbound: Inbound) -> None:
+            await handler(_FirstCount(inbound))
+
+        return await self.inner.subscribe(spec, counted_once)
+
+
+_ORIGINAL_KEY = "x-faulty-original-key"
+_rotation: defaultdict[tuple[str, str], int] = defaultdict(int)
+
+
+class _Rekeyed:
+    """A delivery whose message got its original key back."""
+
+    def __init__(self, inbound: Inbound) -> None:
+        self._inbound = inbound
+        self.delivery_count = inbound.delivery_count
+        self.message = self.restore(inbound.message)
+
+    @staticmethod
+    def restore(message: WireMessage) -> WireMessage:
+        if _ORIGINAL_KEY not in message.headers:
+            return message
+        headers = dict(message.headers)
+        key = headers.pop(_ORIGINAL_KEY)
+        return WireMessage(message.body, headers, key or None)
+
+    async def ack(self) -> None:
+        await self._inbound.ack()
+
+
+def _partition_key(partition: int) -> str:
+    """A key that the memory broker puts on `partition` (of its default count)."""
+    return next(
+        key
+        for key in (f"p{partition}-{n}" for n in itertools.count())
+        if zlib.crc32(key.encode()) % DEFAULT_PARTITIONS == partition
+    )
+
+
+class RoundRobin(FaultyBackend):
+    KEYS = [_partition_key(p) for p in range(4)]
+
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        if channel.endswith(".dlq"):
+            await self.inner.publish(channel, messages)
+            return
+        spread = []
+        for message in messages:
+            turn = _rotation[(self._url, channel)] % len(self.KEYS)
+            _rotation[(self._url, channel)] += 1
+            headers = {**message.headers, _ORIGINAL_KEY: message.key or ""}
+            spread.append(WireMessage(message.body, headers, self.KEYS[turn]))
+        await self.inner.publish(channel, spread)
+
+    async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
+        return [_Rekeyed.restore(m) for m in await self.inner.browse(channel, limit)]
+
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        async def rekeyed(inbound: Inbound) -> None:
+            await handler(_Rekeyed(inbound))
+
+        return await self.inner.subscribe(spec, rekeyed)
+
+
+#: Unsettled deliveries per group, by the inner delivery's id.
+_holding: defaultdict[tuple[str, str, str], dict[int, Inbound]] = defaultdict(dict)
+
+
+class Eager(FaultyBackend):
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        holding = _holding[(self._url, spec.channel, spec.group)]
+
+        def acked(inbound: Inbound) -> None:
+            holding.pop(id(inbound), None)
+
+        async def watched(inbound: Inbound) -> None:
+            holding[id(inbound)] = inbound
+            await handler(_Watched(inbound, acked))
+
+        subscription = await self.inner.subscribe(spec, watched)
+        for inbound in list(holding.values()):  # handed over without waiting for them
+            await inbound.ack()
+        return subscription
+
+
+class Unbounded(FaultyBackend):
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def handed_over(inbound: Inbound) -> None:
+            task = loop.create_task(handler(inbound))  # never waits for the handler
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        unlimited = dataclasses.replace(spec, max_in_flight=1_000_000)
+        return await self.inner.subscribe(unlimited, handed_over)
+
+
+class Plugged(FaultyBackend):
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        scheme, rest = url.split("://", 1)
+        self.name = scheme.lower()
+        self._url = redact_url(url)
+        self.inner = create_backend(f"sqlite://{rest}", options)
+        self.binding = self.inner.binding
+        self.capabilities = self.inner.capabilities
+
+
 class Down(FaultyBackend):
     async def connect(self) -> None:
         raise BackendUnavailableError(f"{self.url} is down (it never accepts a connection)")
@@ -265,10 +404,15 @@ FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
     "nodlq": (NoDlq, "drops everything sent to dead-letter channels"),
     "noheaders": (NoHeaders, "drops user headers and correlation ids"),
     "crashloss": (CrashLoss, "loses unsettled messages when a member crashes"),
+    "firstcount": (FirstCount, "reports delivery count 1 on every redelivery"),
+    "roundrobin": (RoundRobin, "spreads a key's messages over four partitions"),
+    "eager": (Eager, "hands partitions to a joining member without waiting for settlement"),
+    "unbounded": (Unbounded, "prefetches without limit and never waits for the handler"),
 }
 HELPERS: dict[str, tuple[type[FaultyBackend], str]] = {
     "down": (Down, "never connects"),
     "restartable": (Restartable, "claims G16 (restarting it changes nothing)"),
+    "plugged": (Plugged, "is sqlite:// found only where this plugin is loaded"),
 }
 _ALL = {**FAULTS, **HELPERS}
 

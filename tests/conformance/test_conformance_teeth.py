@@ -29,6 +29,15 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
     "noheaders": {"G01", "G08"},
     # crash redelivery
     "crashloss": {"G12"},
+    # a redelivery that does not say so
+    "firstcount": {"G12"},
+    # key order across members (only with keys that do not come in a strict rotation)
+    "roundrobin": {"G05"},
+    # a key on two members during a hand-over; the crashed member's events were handed over
+    # as settled
+    "eager": {"G05", "G12"},
+    # what the backend holds under a stalled handler
+    "unbounded": {"G19"},
 }
 #: What the memory backend (and the faulty ones built on it) declare unsupported.
 DECLARED_UNSUPPORTED = {"G16"}
@@ -81,3 +90,14 @@ def test_memory_backend_passes_everything_it_claims(tmp_path: Path) -> None:
     table = markdown.read_text()
     assert "| G05 key-order | passed |" in table, table
     assert "| G16 reconnect | unsupported |" in table, table
+
+
+@pytest.mark.slow
+def test_crash_consumer_process_loads_the_plugins(tmp_path: Path) -> None:
+    # plugged:// exists only where the faulty backends module is imported: G12's consumer
+    # process must load the runner's --plugin modules to find it.
+    url = f"plugged://{tmp_path / 'events.db'}"
+    code, report, output = run_suite(url, tmp_path, "--only", "G12")
+    result = statuses(report, "plugged")["G12"]
+    assert result["status"] == "passed", f"{result}\n{output[-3000:]}"
+    assert code == 0, f"exit status {code}\n{output[-3000:]}"

@@ -142,6 +142,12 @@ async def test_G18_close_finishes_in_flight_and_redelivers_nothing_finished(
 # -- G19 backpressure ------------------------------------------------------------------------
 
 
+#: Handler calls a correct backend may have waiting beyond the window: it awaits each call,
+#: so at most one per fetch loop (partition, shard, consumer) running at once. Every backend
+#: of the project has one call waiting at most (8 or 9 handed over with a window of 8).
+G19_WAITING_CALLS = 16
+
+
 async def test_G19_slow_handler_bounds_in_flight(harness: Harness) -> None:
     channel = harness.name("g19")
     model = ping_model(channel)
@@ -151,11 +157,13 @@ async def test_G19_slow_handler_bounds_in_flight(harness: Harness) -> None:
     done: set[int] = set()
     running = {"now": 0, "peak": 0}
     sampled: list[int] = []
+    stalled = asyncio.Event()
 
     @bus.subscribe(model, group=harness.name("grp"), concurrency=2, max_in_flight=window)
     async def slow(event: Ping) -> None:
         running["now"] += 1
         running["peak"] = max(running["peak"], running["now"])
+        await stalled.wait()
         await asyncio.sleep(0.005)
         running["now"] -= 1
         done.add(event.seq)
@@ -168,6 +176,15 @@ async def test_G19_slow_handler_bounds_in_flight(harness: Harness) -> None:
     async with bus, publisher:
         await publisher.publish_many(model(key=f"k{i % 50}", seq=i) for i in range(total))
         expected = set(range(total))
+        # The handler is stalled: the window fills, and a backend that does not wait for
+        # the handler keeps handing deliveries over (fetched, unsettled, held for nothing).
+        await harness.wait_for(
+            lambda: stats()["in_flight"] >= window,
+            lambda: f"the window of {window} to fill (in flight {stats()['in_flight']})",
+        )
+        await harness.quiet(0.5)
+        held = stats()["peak_handed"]
+        stalled.set()
 
         def finished() -> bool:
             sampled.append(stats()["in_flight"])
@@ -175,6 +192,12 @@ async def test_G19_slow_handler_bounds_in_flight(harness: Harness) -> None:
 
         await harness.wait_for(finished, lambda: missing(expected, done), extra=total * 0.005)
 
+    bound = window + G19_WAITING_CALLS
+    assert held <= bound, (
+        f"with the handler stalled, the backend handed over {held} of {total} deliveries "
+        f"that could not be settled (max_in_flight={window}; at most {bound}): it does not "
+        f"wait for the handler, so what it fetches is unbounded"
+    )
     peak = stats()["peak_in_flight"]
     assert peak <= window, f"peak_in_flight {peak} exceeds max_in_flight={window}"
     assert max(sampled) <= window, f"in_flight reached {max(sampled)} (max_in_flight={window})"

@@ -12,9 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from eventwire import EventBus, EventwireError
+from eventwire import Delivery, EventBus, EventwireError
 
-from eventwire_conformance._crash_consumer import URL_VARIABLE
+from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE, URL_VARIABLE
 from eventwire_conformance._events import Ping, ping_model
 from eventwire_conformance._support import RESTART_CWD, Harness, missing, unsupported
 
@@ -29,10 +29,13 @@ async def test_G12_killed_consumer_loses_nothing(harness: Harness, tmp_path: Pat
     model = ping_model(channel)
     group = harness.name("grp")
     got: set[int] = set()
+    attempts: dict[int, int] = {}
     survivor, publisher = harness.bus(), harness.bus()
 
     @survivor.subscribe(model, group=group, concurrency=4)
-    async def take(event: Ping) -> None:
+    async def take(event: Ping, delivery: Delivery) -> None:
+        # The pipeline's attempt number of a first try is the backend's delivery_count.
+        attempts.setdefault(event.seq, delivery.attempt)
         got.add(event.seq)
 
     expected = set(range(CRASH_EVENTS))
@@ -53,6 +56,12 @@ async def test_G12_killed_consumer_loses_nothing(harness: Harness, tmp_path: Pat
             # A broker notices a dead consumer process only after a session timeout.
             scale=3.0 if harness.capabilities.cross_process else 1.0,
         )
+    # A redelivery says so: the max-deliveries guard against poison events depends on it.
+    first = {seq: attempts[seq] for seq in sorted(held) if attempts.get(seq, 0) < 2}
+    assert not first, (
+        f"events redelivered after the crash came with delivery_count 1, as if never "
+        f"delivered before (seq: attempt seen by the survivor): {first}"
+    )
 
 
 async def _crash_in_process(
@@ -107,7 +116,8 @@ async def _crash_subprocess(
         "--concurrency",
         str(CRASH_CONCURRENCY),
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, URL_VARIABLE: harness.url},
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, URL_VARIABLE: harness.url, PLUGINS_VARIABLE: _plugins()},
     )
     try:
         assert process.stdout is not None
@@ -115,9 +125,8 @@ async def _crash_subprocess(
             line = await asyncio.wait_for(process.stdout.readline(), harness.patience)
         except TimeoutError:
             line = b""
-        assert line.strip() == b"ready", (
-            f"the consumer process did not start (exit code {process.returncode}, said {line!r})"
-        )
+        if line.strip() != b"ready":
+            raise AssertionError(await _did_not_start(process, line, harness.patience))
 
         def held() -> set[int]:
             return {int(x) for x in out.read_text().split()}
@@ -138,6 +147,28 @@ async def _crash_subprocess(
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+
+
+def _plugins() -> str:
+    """The ``-p`` modules of this run (the runner's ``--plugin``s), for the consumer process."""
+    given = os.environ.get(PLUGINS_VARIABLE, "").split(",")
+    return ",".join(module for module in given if module)
+
+
+async def _did_not_start(process: asyncio.subprocess.Process, line: bytes, patience: float) -> str:
+    """Why the consumer process did not say ``ready``: its exit code (after waiting for it;
+    still running after `patience` seconds is said as such) and the end of its stderr."""
+    try:
+        await asyncio.wait_for(process.wait(), patience)
+    except TimeoutError:
+        code = "still running"
+    else:
+        code = f"exit code {process.returncode}"
+    said = b""
+    if process.stderr is not None and process.returncode is not None:
+        said = await process.stderr.read()
+    tail = said.decode(errors="replace").strip().splitlines()[-1:] or [""]
+    return f"the consumer process did not start ({code}, said {line!r}; stderr: {tail[0]!r})"
 
 
 # -- G13 durable groups ----------------------------------------------------------------------
