@@ -322,7 +322,7 @@ def test_aws_up_status_down(private_broker: dict[str, str]) -> None:
     assert up.returncode == 0, up.stderr
     line = next(row for row in up.stdout.splitlines() if row.startswith("aws"))
     assert f"127.0.0.1:{port}" in line
-    assert f"eventbridge://eventwire?region=us-east-1&endpoint=http://127.0.0.1:{port}" in line
+    assert f"eventbridge://default?region=us-east-1&endpoint=http://127.0.0.1:{port}" in line
     assert "moto (EventBridge + SQS)" in line
 
     bus = f"bus-{uuid.uuid4().hex[:8]}"
