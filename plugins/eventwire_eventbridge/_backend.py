@@ -76,9 +76,12 @@ class EventBridgeInbound:
 class EventBridgeSubscription(BaseSubscription):
     """One member of ``spec.group``: long-polls the group's queue and hands each message on.
 
-    ``ack`` deletes the message. A message the member leaves unsettled is made visible again
-    when it closes (``ChangeMessageVisibility`` to 0), so another member gets it at once;
-    after a crash (``abort``) SQS delivers it again once ``visibility_timeout`` has passed.
+    ``ack`` deletes the message. While a message is unsettled the member keeps it hidden
+    (``ChangeMessageVisibilityBatch`` every third of ``visibility_timeout``), so a slow
+    handler or a full pipeline never lets another member take it. A message the member
+    leaves unsettled is made visible again when it closes, so another member gets it at
+    once; after a crash (``abort``) SQS delivers it again once ``visibility_timeout`` has
+    passed.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class EventBridgeSubscription(BaseSubscription):
         self._queue_url = queue_url
         self._unsettled: dict[str, EventBridgeInbound] = {}
         self._task = self.spawn(self._run(), f"receive:{spec.group}")
+        self.spawn(self._keep_hidden(), f"visibility:{spec.group}")
 
     async def _run(self) -> None:
         settings = self._backend.settings
@@ -129,6 +133,31 @@ class EventBridgeSubscription(BaseSubscription):
                 self._unsettled[receipt] = inbound
                 await self.deliver(inbound)
 
+    async def _keep_hidden(self) -> None:
+        """Extend the visibility of every unsettled message before it runs out."""
+        settings = self._backend.settings
+        outage = Outage(f"extending visibility on {self.spec.group}", settings.scrub)
+        while True:
+            await asyncio.sleep(settings.visibility_timeout / 3)
+            try:
+                await self._change_visibility(
+                    list(self._unsettled), int(settings.visibility_timeout)
+                )
+            except Exception as exc:
+                await asyncio.sleep(outage.failed(exc))
+            else:
+                outage.ok()
+
+    async def _change_visibility(self, receipts: list[str], seconds: int) -> None:
+        for start in range(0, len(receipts), 10):
+            await self._backend.sqs.change_message_visibility_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": seconds}
+                    for i, r in enumerate(receipts[start : start + 10])
+                ],
+            )
+
     async def ack(self, inbound: EventBridgeInbound) -> None:
         self._unsettled.pop(inbound.receipt, None)
         with self._backend.map_errors(f"ack on {self.spec.channel}/{self.spec.group}"):
@@ -143,14 +172,7 @@ class EventBridgeSubscription(BaseSubscription):
     async def _release(self) -> None:
         receipts = list(self._unsettled)
         self._unsettled.clear()
-        for start in range(0, len(receipts), 10):
-            await self._backend.sqs.change_message_visibility_batch(
-                QueueUrl=self._queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": 0}
-                    for i, r in enumerate(receipts[start : start + 10])
-                ],
-            )
+        await self._change_visibility(receipts, 0)
 
     def _drop(self) -> None:
         self._unsettled.clear()
