@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit system-deps brokers-up brokers-down clean
+.PHONY: demo test lint unit system-deps brokers-up brokers-down brokers-up-aws clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ brokers-up:
 
 brokers-down:
 	conformance/brokers/brokers down
+
+## A local EventBridge + SQS endpoint (moto_server from the venv's dev extra) on 127.0.0.1:4599.
+brokers-up-aws: $(STAMP)
+	conformance/brokers/brokers up aws
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

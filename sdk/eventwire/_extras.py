@@ -21,6 +21,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "rabbit": ("aio_pika", "aiormq", "faststream"),
     "redis": ("redis", "faststream"),
     "nats": ("nats", "nkeys", "faststream"),
+    "aws": ("aiobotocore", "botocore"),
     "conformance": ("pytest", "xdist", "pytest_timeout"),
     "reload": ("watchfiles",),
     "serve": ("starlette", "uvicorn"),
@@ -37,6 +38,7 @@ SCHEME_EXTRAS: Mapping[str, str] = {
     "redis": "redis",
     "rediss": "redis",
     "nats": "nats",
+    "eventbridge": "aws",
 }
 
 

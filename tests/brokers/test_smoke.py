@@ -33,7 +33,9 @@ PORT_VARS = (
     "EVENTWIRE_RABBIT_DIST_PORT",
     "EVENTWIRE_KAFKA_PORT",
     "EVENTWIRE_KAFKA_CONTROLLER_PORT",
+    "EVENTWIRE_AWS_PORT",
 )
+ALL_NAMES = ("kafka", "rabbit", "redis", "nats", "aws")
 
 
 def _run(coro_factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
@@ -78,6 +80,7 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in PORT_VARS}
     env["EVENTWIRE_BROKERS_DIR"] = str(tmp_path / "brokers")
     env["EVENTWIRE_BROKERS_CACHE"] = _shared_cache()
+    env["EVENTWIRE_VENV"] = sys.prefix  # moto_server comes from the venv running the tests
     for var in PORT_VARS:
         env[var] = str(_free_port())
     return env
@@ -89,7 +92,7 @@ def private_broker(isolated_env: dict[str, str]) -> Iterator[dict[str, str]]:
     try:
         yield isolated_env
     finally:
-        _script("down", env=isolated_env, timeout=120)
+        _script("down", *ALL_NAMES, env=isolated_env, timeout=120)
 
 
 # --------------------------------------------------------------------------- round trips
@@ -290,6 +293,74 @@ def test_restart_kafka_keeps_topic(private_broker: dict[str, str]) -> None:
     assert _run(read, timeout=90) == [b"order-0", b"order-1", b"order-2"]
 
 
+def _aws_json(port: int, service: str, target: str, body: dict[str, Any]) -> dict[str, Any]:
+    import json
+    import urllib.request
+
+    version = "1.1" if service == "events" else "1.0"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "X-Amz-Target": target,
+            "Content-Type": f"application/x-amz-json-{version}",
+            "Authorization": (
+                f"AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, "
+                "SignedHeaders=host, Signature=0"
+            ),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return dict(json.loads(resp.read() or b"{}"))
+
+
+def test_aws_up_status_down(private_broker: dict[str, str]) -> None:
+    """`up aws` serves EventBridge and SQS on loopback; `up` alone leaves it alone."""
+    port = int(private_broker["EVENTWIRE_AWS_PORT"])
+    up = _script("up", "aws", env=private_broker, timeout=120)
+    assert up.returncode == 0, up.stderr
+    line = next(row for row in up.stdout.splitlines() if row.startswith("aws"))
+    assert f"127.0.0.1:{port}" in line
+    assert f"eventbridge://default?region=us-east-1&endpoint=http://127.0.0.1:{port}" in line
+    assert "moto (EventBridge + SQS)" in line
+
+    bus = f"bus-{uuid.uuid4().hex[:8]}"
+    _aws_json(port, "events", "AWSEvents.CreateEventBus", {"Name": bus})
+    names = [
+        b["Name"] for b in _aws_json(port, "events", "AWSEvents.ListEventBuses", {})["EventBuses"]
+    ]
+    assert bus in names
+    _aws_json(port, "sqs", "AmazonSQS.CreateQueue", {"QueueName": bus})
+    assert any(
+        bus in url for url in _aws_json(port, "sqs", "AmazonSQS.ListQueues", {})["QueueUrls"]
+    )
+
+    status = _script("status", "aws", env=private_broker)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "running" in status.stdout
+    default_status = _script("status", env=private_broker)
+    assert not any(row.startswith("aws") for row in default_status.stdout.splitlines())
+
+    down = _script("down", "aws", env=private_broker)
+    assert down.returncode == 0
+    assert "aws     stopped  pid" in down.stdout
+    after = _script("status", "aws", env=private_broker)
+    assert after.returncode == 3
+    assert "aws     stopped" in after.stdout
+
+
+def test_aws_without_a_venv_names_the_make_target(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    isolated_env["EVENTWIRE_VENV"] = str(tmp_path / "no-venv")
+    result = _script("up", "aws", env=isolated_env)
+    assert result.returncode == 1
+    assert "aws: no project venv at" in result.stderr
+    assert "make .venv/.installed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -297,7 +368,7 @@ def test_unknown_name_lists_valid_names(isolated_env: dict[str, str]) -> None:
     result = _script("up", "kafak", env=isolated_env)
     assert result.returncode != 0
     assert "unknown broker name(s): kafak" in result.stderr
-    assert "valid names: kafka rabbit redis nats" in result.stderr
+    assert "valid names: kafka rabbit redis nats aws" in result.stderr
 
 
 def test_unknown_command_prints_usage(isolated_env: dict[str, str]) -> None:

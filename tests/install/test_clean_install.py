@@ -69,7 +69,8 @@ def test_the_api_names_the_extra_for_each_missing_client(venv: Path, tmp_path: P
 
         out = {}
         for url in ["kafka://127.0.0.1:9092", "redis://127.0.0.1:6379/0",
-                    "amqp://127.0.0.1:5672/", "nats://127.0.0.1:4222", "foo://x"]:
+                    "amqp://127.0.0.1:5672/", "nats://127.0.0.1:4222",
+                    "eventbridge://default?region=us-east-1", "foo://x"]:
             try:
                 asyncio.run(EventBus(url).start())  # some clients load on connect
                 out[url] = "started"
@@ -86,6 +87,7 @@ def test_the_api_names_the_extra_for_each_missing_client(venv: Path, tmp_path: P
         ("redis://127.0.0.1:6379/0", "redis"),
         ("amqp://127.0.0.1:5672/", "rabbit"),
         ("nats://127.0.0.1:4222", "nats"),
+        ("eventbridge://default?region=us-east-1", "aws"),
     ]:
         scheme = url.split(":")[0]
         assert errors[url].startswith(f"ConfigurationError: the {scheme}:// backend needs ")
@@ -123,8 +125,14 @@ def test_backends_shows_each_client_installed_or_missing(venv: Path) -> None:
         line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "://" in line
     }
     assert "built in" in rows["memory"]
-    for name in ("kafka", "nats", "rabbit", "redis"):
-        assert f"missing: pip install 'eventwire[{name}]'" in rows[name]
+    for name, extra in (
+        ("kafka", "kafka"),
+        ("nats", "nats"),
+        ("rabbit", "rabbit"),
+        ("redis", "redis"),
+        ("eventbridge", "aws"),
+    ):
+        assert f"missing: pip install 'eventwire[{extra}]'" in rows[name]
 
 
 def test_the_testing_kit_works_without_pytest(venv: Path, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from eventwire._extras import EXTRAS, missing_modules
+from eventwire._extras import EXTRAS, SCHEME_EXTRAS, missing_modules
 from eventwire.backend import BackendInfo
 from eventwire.plugins import available_backends
 
@@ -43,9 +43,10 @@ def client_status(info: BackendInfo) -> str:
     """Whether the broker client of `info` is installed, and the extra that installs it."""
     if info.name == "memory":
         return "built in"
-    if info.name not in EXTRAS:
+    extras = [SCHEME_EXTRAS[s] for s in info.schemes if s in SCHEME_EXTRAS]
+    extra = extras[0] if extras else info.name
+    if extra not in EXTRAS:
         return "(plugin)"
-    missing = missing_modules(info.name)
-    if not missing:
+    if not missing_modules(extra):
         return "installed"
-    return escape(f"missing: pip install 'eventwire[{info.name}]'")
+    return escape(f"missing: pip install 'eventwire[{extra}]'")
