@@ -1,7 +1,8 @@
 """Contract tests of a service's code (``eventwire contracts test``), in process.
 
 For every *receive* operation of the contract, the service's bus — under an
-`eventwire.testing.TestBus`: its real pipeline on a fresh embedded broker, every handler run
+`eventwire.testing.TestBus`: its real pipeline on a fresh embedded broker (or on the broker
+of ``Options.url``, where the contract's channels must carry nothing else), every handler run
 once per case (a failure is dead-lettered at once and recorded) — gets the contract's
 examples, one case per coverage target and N generated valid messages of each message the
 operation receives, then one invalid message per violation. Four checks:
@@ -76,6 +77,8 @@ class Options:
     max_cases: int = 25
     timeout: float = 2.0
     settle_timeout: float = 10.0
+    #: The broker the service's bus runs on (None: a fresh embedded memory:// broker).
+    url: str | None = None
     shrink_time: float = 10.0
 
 
@@ -316,11 +319,11 @@ class _Run:
         except Exception:
             pass
         sent.calls = [c for c in self.test.calls() if c.delivery.id == sent.event_id]
-        letters = await self.test.dead_letters(message.channel)
         sent.letters = [
             letter
-            for letter in letters
-            if letter.original.headers.get(_id_header(self.binding)) == sent.event_id
+            for letter in self.test.letters
+            if letter.channel == message.channel
+            and letter.original.headers.get(_id_header(self.binding)) == sent.event_id
         ]
         return sent
 
@@ -527,7 +530,7 @@ async def run_contract_test(
                 invalid = list(invalid_cases(loaded, name, channel=op.channel))
                 generated = valid_messages(loaded, name, channel=op.channel)
             plans.append((op, name, valid, generated, invalid))
-    test = TestBus(bus, raise_handler_errors=True, timeout=options.settle_timeout)
+    test = TestBus(bus, raise_handler_errors=True, timeout=options.settle_timeout, url=options.url)
     results: list[CheckResult] = []
     async with test:
         run = _Run(contract, test, options)

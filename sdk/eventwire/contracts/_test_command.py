@@ -40,6 +40,12 @@ __all__ = ["render_junit", "render_report", "test"]
     show_default=True,
     help="Seconds to wait for a declared follow-up message.",
 )
+@click.option(
+    "--url",
+    help="Run the service's bus on this broker (kafka://, amqp://, redis://, nats://, "
+    "sqlite://...) instead of a fresh embedded memory:// one; the contract's channels must "
+    "carry nothing else while it runs.",
+)
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON."
@@ -51,6 +57,7 @@ def test(
     examples_only: bool,
     max_cases: int,
     timeout: float,
+    url: str | None,
     junit: Path | None,
     json_path: Path | None,
 ) -> None:
@@ -67,11 +74,14 @@ def test(
 
     loaded = load_document(document)
     bus = load_bus(target)
-    options = Options(examples_only=examples_only, max_cases=max_cases, timeout=timeout)
+    options = Options(examples_only=examples_only, max_cases=max_cases, timeout=timeout, url=url)
     console = _console()
-    console.print(f"contract tests of {target} against {document}", style="bold", markup=False)
+    where = f" on {url}" if url else ""
+    title = [f"contract tests of {target} against {document}{where}"]
 
     def progress(line: str) -> None:
+        while title:  # once the bus runs: a broker that cannot be reached prints one line
+            console.print(title.pop(), style="bold", markup=False)
         console.print(f"  {line}", style="dim", markup=False)
 
     quiet = logging.getLogger("eventwire")

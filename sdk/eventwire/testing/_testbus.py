@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from eventwire.backend import Backend, WireMessage
-from eventwire.bus import EventBus
-from eventwire.deadletter import DeadLetter
+from eventwire.backend import (
+    Backend,
+    GroupAdmin,
+    MessageHandler,
+    Subscription,
+    SubscriptionSpec,
+    WireMessage,
+)
+from eventwire.bindings import BINDINGS
+from eventwire.bus import EventBus, SubscriptionInfo
+from eventwire.codec import decode_envelope
+from eventwire.deadletter import DLQ_SUFFIX, DeadLetter
 from eventwire.delivery import Disposition
 from eventwire.envelope import Envelope
-from eventwire.errors import ConfigurationError
+from eventwire.errors import ConfigurationError, DecodeError
 from eventwire.events import Command, Message
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from eventwire.middleware import CallNext, ConsumeContext, Middleware, PublishContext
@@ -37,6 +47,60 @@ class _Saved:
     backend: Backend
     fresh: bool
     store: IdempotencyStore
+    subscriptions: dict[tuple[str, str], SubscriptionInfo]
+
+
+#: A message on a channel: (channel, event id), or (channel, "body:" + hex) without an id.
+_Mark = tuple[str, str]
+
+
+def _mark(channel: str, message: WireMessage, binding: str) -> _Mark:
+    event_id = message.headers.get(BINDINGS[binding] + "id")
+    return (channel, event_id if event_id else "body:" + message.body.hex())
+
+
+class _Tap:
+    """The backend of a bus under test: records the dead letters its pipeline publishes.
+
+    The pipeline dead-letters what it cannot decode before any middleware runs; this is
+    where those final outcomes are seen. Everything else is the real backend's.
+    """
+
+    def __init__(self, backend: Backend, test: TestBus) -> None:
+        self._backend = backend
+        self._test = test
+        self.binding = backend.binding
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    @property
+    def url(self) -> str:
+        return self._backend.url
+
+    async def connect(self) -> None:
+        await self._backend.connect()
+
+    async def close(self) -> None:
+        await self._backend.close()
+
+    async def abort(self) -> None:
+        await self._backend.abort()
+
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        await self._backend.publish(channel, messages)
+        if channel.endswith(DLQ_SUFFIX):
+            for message in messages:
+                letter = DeadLetter.from_wire(message)
+                self._test.letters.append(letter)
+                mark = _mark(letter.channel, letter.original, self.binding)
+                self._test._final(mark, letter.group)
+
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        return await self._backend.subscribe(spec, handler)
+
+    async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
+        return await self._backend.browse(channel, limit)
 
 
 class _Recorder(Middleware):
@@ -62,13 +126,17 @@ class _Recorder(Middleware):
             call.error = exc
             call.disposition = context.outcome
             call.outcome = context.outcome.action if context.outcome else "retry"
+            if call.outcome == "dead_letter":
+                self._test._final((context.channel, context.envelope.id), context.group)
             raise
         call.disposition = context.outcome
         call.outcome = "ack"
+        self._test._final((context.channel, context.envelope.id), context.group)
 
     async def publish(self, context: PublishContext, call_next: CallNext) -> None:
         await call_next()
         event = context.event
+        self._test._expect((context.channel, context.envelope.id), context.envelope.type)
         self._test.published.append(
             Published(
                 channel=context.channel,
@@ -82,12 +150,19 @@ class _Recorder(Middleware):
 
 
 class TestBus:
-    """Run `buses` on a fresh embedded broker for one test, then put them back.
+    """Run `buses` on a fresh embedded broker (or on `url`) for one test, then put them back.
 
     ``async with TestBus(bus) as tb:`` starts each bus on its own ``memory://`` broker (with a
     fresh idempotency store), records what is published and every handler attempt, and on
     exit closes the buses and restores their backend, so a module-level bus serves test
     after test. Several buses (several services) share the one broker.
+    ``TestBus(bus, url="redis://...")`` runs them on that broker instead. The channels keep
+    their names (a contract fixes them), so each group gets a name of its own for the
+    session, ``<group>-test-<hex>``, starting at the end of its channel: the buses never
+    take messages from the service's real groups, and read only what arrives during the
+    session. Others' messages arriving meanwhile are handled too, and the other groups of
+    those channels see what the session publishes: use channels that carry no production
+    traffic. Only what this session publishes or injects is waited for.
 
     ``await tb.publish(event)`` returns once every subscribed group has settled the event
     and everything it caused (acked or dead-lettered). ``raise_handler_errors=True``
@@ -95,6 +170,11 @@ class TestBus:
     ``skip_backoff=True`` retries at once, as often as the `RetryPolicy` says.
     The pipeline is the real one: retries, dead letters, idempotency and key order behave
     as on a broker.
+
+    An event is settled when each group of the buses that handles its type on its channel
+    reached a final outcome for it: the handler returned (ack) or it was dead-lettered
+    (seen by the middleware, or on its way to the dead-letter channel when the pipeline
+    rejects it before any handler). The same signal on every backend.
     """
 
     __test__ = False  # not a pytest test class
@@ -105,6 +185,7 @@ class TestBus:
         raise_handler_errors: bool = False,
         skip_backoff: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
+        url: str | None = None,
     ) -> None:
         if not buses:
             raise ConfigurationError("TestBus needs at least one EventBus: TestBus(bus)")
@@ -121,10 +202,17 @@ class TestBus:
         self.published: list[Published] = []
         self._calls: list[Call] = []
         self._errors: list[BaseException] = []
+        #: Every dead letter the buses' pipelines wrote during the session, in order.
+        self.letters: list[DeadLetter] = []
+        self._session = uuid.uuid4().hex[:8]
         self._broker_name = f"eventwire-test-{uuid.uuid4().hex}"
+        self._url = url
+        self._expected: dict[_Mark, set[tuple[str, str]]] = {}
+        self._finals: set[tuple[_Mark, str]] = set()
         self._saved: dict[int, _Saved] = {}
         self._recorders: dict[int, _Recorder] = {}
         self._active = False
+        self._started = False
 
     def __repr__(self) -> str:
         state = "active" if self._active else "inactive"
@@ -133,7 +221,7 @@ class TestBus:
     @property
     def url(self) -> str:
         """The URL of this session's broker."""
-        return f"memory://{self._broker_name}"
+        return self._url or f"memory://{self._broker_name}"
 
     # -- session ----------------------------------------------------------------------------
 
@@ -150,18 +238,31 @@ class TestBus:
         try:
             for bus in self.buses:
                 self._saved[id(bus)] = _Saved(
-                    bus.backend, bus._state == "new", bus.idempotency_store
+                    bus.backend, bus._state == "new", bus.idempotency_store, bus.subscriptions
                 )
-                bus._renew(create_backend(self.url))
+                if self._url is not None:
+                    bus.subscriptions = self._session_groups(bus.subscriptions)
+                bus._renew(_Tap(create_backend(self.url), self))
                 bus.idempotency_store = MemoryIdempotencyStore()
                 recorder = self._recorders[id(bus)] = _Recorder(self, bus)
                 bus.middlewares.insert(0, recorder)
             for bus in self.buses:
                 await bus.start()
+                self._started = True
         except BaseException:
             await self._restore()
             raise
         return self
+
+    def _session_groups(
+        self, subscriptions: dict[tuple[str, str], SubscriptionInfo]
+    ) -> dict[tuple[str, str], SubscriptionInfo]:
+        """The subscriptions with this session's group names, starting at the channel's end."""
+        renamed = {}
+        for (channel, group), info in subscriptions.items():
+            name = f"{group}-test-{self._session}"
+            renamed[(channel, name)] = dataclasses.replace(info, group=name, from_beginning=False)
+        return renamed
 
     async def __aexit__(
         self,
@@ -178,7 +279,24 @@ class TestBus:
     async def _restore(self) -> None:
         for bus in self.buses:
             await bus.close()
+        started = self._url is not None and self._started
+        groups = [key for bus in self.buses if started for key in bus.subscriptions]
         self._detach()
+        if groups:
+            await self._forget(groups)
+
+    async def _forget(self, groups: list[tuple[str, str]]) -> None:
+        """Remove the session's groups from the broker (best effort: it may be gone)."""
+        backend = create_backend(self.url)
+        if not isinstance(backend, GroupAdmin):
+            return
+        with contextlib.suppress(Exception):
+            await backend.connect()
+            try:
+                for channel, group in groups:
+                    await backend.delete_group(channel, group)
+            finally:
+                await backend.close()
 
     def _abandon(self) -> None:
         """Put the buses back without closing them (their event loop is gone)."""
@@ -196,9 +314,11 @@ class TestBus:
             if saved is not None:
                 bus._renew(saved.backend if saved.fresh else None)
                 bus.idempotency_store = saved.store
-        from eventwire_memory import reset_brokers
+                bus.subscriptions = saved.subscriptions
+        if self._url is None:
+            from eventwire_memory import reset_brokers
 
-        reset_brokers([self._broker_name])
+            reset_brokers([self._broker_name])
         self._active = False
 
     def _require_active(self, what: str) -> None:
@@ -255,6 +375,12 @@ class TestBus:
         name = channel if isinstance(channel, str) else channel.__eventwire__.require_channel()
         data = body.encode() if isinstance(body, str) else bytes(body)
         message = WireMessage(data, dict(headers or {}), key)
+        binding = self.buses[0].backend.binding
+        try:
+            kind: str | None = decode_envelope(message.headers, binding).type
+        except DecodeError:
+            kind = None  # every group on the channel dead-letters it
+        self._expect(_mark(name, message, binding), kind)
         await self.buses[0].backend.publish(name, [message])
         await self.settled()
 
@@ -278,16 +404,27 @@ class TestBus:
         for bus in self.buses:
             yield from bus.subscriptions
 
-    def _unsettled(self) -> dict[tuple[str, str], int]:
-        from eventwire_memory import get_broker
+    def _expect(self, mark: _Mark, kind: str | None) -> None:
+        """`mark` was put on its channel: each group handling `kind` there must settle it."""
+        channel = mark[0]
+        self._expected[mark] = {
+            (channel, info.group)
+            for bus in self.buses
+            for info in bus.subscriptions.values()
+            if info.channel == channel and (kind is None or kind in info.routes)
+        }
 
-        broker = get_broker(self._broker_name)
-        lags: dict[tuple[str, str], int] = {}
-        for channel, group in self._groups():
-            state = broker.group_state(channel, group)
-            if state is not None and state.lag:
-                lags[(channel, group)] = state.lag
-        return lags
+    def _final(self, mark: _Mark, group: str) -> None:
+        """`group` reached a final outcome (ack or dead letter) for `mark`."""
+        self._finals.add((mark, group))
+
+    def _unsettled(self) -> dict[tuple[str, str], int]:
+        pending: dict[tuple[str, str], int] = {}
+        for mark, groups in self._expected.items():
+            for channel, group in groups:
+                if (mark, group) not in self._finals:
+                    pending[(channel, group)] = pending.get((channel, group), 0) + 1
+        return pending
 
     def _pending_report(self, limit: float) -> str:
         lines = [f"TestBus: not settled after {limit:g} s:"]

@@ -334,15 +334,18 @@ async def check_contract(
     max_cases: int = 10,
     examples_only: bool = False,
     timeout: float = 2.0,
+    url: str | None = None,
 ) -> Any:
     """Run ``eventwire contracts test``'s checks on `bus`; returns the report (no assertion).
 
     The bus must not be running; it runs under a `eventwire.testing.TestBus` and is put back
-    afterwards, so a module-level bus can be checked and then used by other tests.
+    afterwards, so a module-level bus can be checked and then used by other tests. `url` runs
+    it on that broker instead of a fresh embedded one (the contract's channels must carry
+    nothing else while it runs).
     """
     from eventwire.contracts._runner import Options, run_contract_test
 
-    options = Options(examples_only=examples_only, max_cases=max_cases, timeout=timeout)
+    options = Options(examples_only=examples_only, max_cases=max_cases, timeout=timeout, url=url)
     return await run_contract_test(document, bus, options)
 
 
@@ -353,10 +356,16 @@ async def assert_honours_contract(
     max_cases: int = 10,
     examples_only: bool = False,
     timeout: float = 2.0,
+    url: str | None = None,
 ) -> None:
     """Fail (``AssertionError`` listing every violation) unless `bus` honours `document`."""
     report = await check_contract(
-        bus, document, max_cases=max_cases, examples_only=examples_only, timeout=timeout
+        bus,
+        document,
+        max_cases=max_cases,
+        examples_only=examples_only,
+        timeout=timeout,
+        url=url,
     )
     if report.ok:
         return
