@@ -42,15 +42,18 @@ How each guarantee is met
   ``commit_interval_ms``, on revoke and on close), so concurrency inside a partition stays
   at-least-once. Retries happen in place in the pipeline; dead letters go to the topic
   ``<channel>.dlq`` (created with the channel's topic on subscribe) before the ack.
-  Kafka has no delivery count: the consumer counts deliveries per (partition, offset)
-  while it holds the partition; after a crash the count starts again at 1.
+  Kafka has no delivery count: before a fetched batch is handed to the pipeline, the
+  member commits its partitions again (the same offset) with metadata naming the records
+  handed out beyond it and their counts; the next owner, also after a crash, reads it on
+  assignment and delivers those records with ``delivery_count`` one higher.
 - G10: `KafkaBackend.browse` reads a topic with a group-less consumer, from the beginning
   to the end offsets, oldest first, and commits nothing.
 - G11: with ``idempotent=True`` the SDK's idempotency store runs each effect once per group,
   which also covers the records a rebalance or crash delivers twice.
 - G12: a crashed member stops heartbeating; after ``session_timeout_ms`` (10 s by default;
   the broker's ``group.min.session.timeout.ms`` is 6 s) its partitions move and every
-  record after the committed prefix is delivered again. `abort` drops the connections
+  record after the committed prefix is delivered again, the ones it held with
+  ``delivery_count`` >= 2 (the commit metadata above). `abort` drops the connections
   without committing.
 - G13/G14: a partition with no committed offset starts at the end (or at the beginning
   with ``from_beginning``) and that position is committed before `subscribe` returns, so

@@ -6,6 +6,11 @@
   offset of a partition is the end of its contiguous finished prefix, so a record is never
   committed before it (and every record before it) is settled.
 - Commits run every ``commit_interval_ms``, when partitions are revoked, and on close.
+- Before a fetched batch is handed over, its partitions are committed again (the same
+  offset) with metadata naming the records handed out beyond it and their delivery counts
+  (`eventwire_kafka._handed`); every commit carries it. The next owner of a partition,
+  even after this member was killed, delivers those records with ``delivery_count`` one
+  higher. One commit per fetched batch, not per record.
 - On a rebalance the revoked partitions stop dispatching, their in-flight records get up to
   ``revoke_timeout_ms`` to finish, and the finished prefix is committed before the
   partitions move: same-key records never run on two members at once.
@@ -24,9 +29,11 @@ from typing import Any
 
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseSubscription, Outage, SubscriptionState
 
+from eventwire_kafka import _handed
 from eventwire_kafka._settings import KafkaSettings
 
 __all__ = ["KafkaInbound", "KafkaSubscription", "to_wire"]
@@ -40,10 +47,22 @@ _POLL_MS = 500
 class _Partition:
     """What one member tracks for one assigned partition (one assignment generation)."""
 
-    __slots__ = ("committed", "drained", "entries", "lost", "next", "outstanding", "revoking", "tp")
+    __slots__ = (
+        "committed",
+        "drained",
+        "entries",
+        "handed",
+        "lost",
+        "next",
+        "outstanding",
+        "revoking",
+        "tp",
+    )
 
-    def __init__(self, tp: Any, position: int) -> None:
+    def __init__(self, tp: Any, position: int, handed: _handed.Runs) -> None:
         self.tp = tp
+        #: Deliveries before this assignment (from the commit metadata), by offset runs.
+        self.handed = handed
         #: Handed to the pipeline and not yet part of the committed prefix, offset order.
         self.entries: deque[KafkaInbound] = deque()
         #: Handed and not acked yet.
@@ -63,6 +82,14 @@ class _Partition:
         while entries and entries[0].done:
             self.next = entries.popleft().offset + 1
         return self.next
+
+    def metadata(self) -> str:
+        """The delivery record beyond the finished prefix: what is handed in this assignment,
+        then what earlier owners handed and this one has not fetched again yet."""
+        pairs = [(e.offset, e.delivery_count) for e in self.entries]
+        last = pairs[-1][0] if pairs else self.next - 1
+        pairs.extend(run for run in self.handed if run[0] > last)
+        return _handed.encode(pairs)
 
 
 class KafkaInbound:
@@ -129,9 +156,6 @@ class KafkaSubscription(BaseSubscription):
         self._consumer = consumer
         self._settings = settings
         self._parts: dict[Any, _Partition] = {}
-        #: Deliveries so far of records handed but not finished when their partition was
-        #: revoked, so the next delivery on this member counts one more.
-        self._redeliver: dict[Any, dict[int, int]] = {}
         self._assigned = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._fetch_task: asyncio.Task[None] | None = None
@@ -172,8 +196,10 @@ class KafkaSubscription(BaseSubscription):
             committed = await self._committed(assigned)
             for tp in sorted(assigned):
                 position = await consumer.position(tp)
-                part = _Partition(tp, position)
-                if committed.get(tp) is None:
+                previous = committed.get(tp)
+                handed = _handed.decode(previous.metadata) if previous is not None else []
+                part = _Partition(tp, position, handed)
+                if previous is None:
                     part.committed = -1
                     fresh[tp] = position
                 self._parts[tp] = part
@@ -193,12 +219,18 @@ class KafkaSubscription(BaseSubscription):
         finally:
             self._assigned.set()
 
-    async def _committed(self, assigned: set[Any]) -> dict[Any, int | None]:
+    async def _committed(self, assigned: set[Any]) -> dict[Any, OffsetAndMetadata | None]:
+        """The committed offset and metadata of each partition (None: nothing committed).
+
+        ``AIOKafkaConsumer.committed`` returns the offset only; the metadata comes from the
+        group coordinator's OffsetFetch, which that method wraps."""
         if not assigned:
             return {}
-        result: dict[Any, int | None] = {}
+        fetched = await self._consumer._coordinator.fetch_committed_offsets(list(assigned))
+        result: dict[Any, OffsetAndMetadata | None] = {}
         for tp in assigned:
-            result[tp] = await self._consumer.committed(tp)
+            found = fetched.get(tp)
+            result[tp] = found if found is not None and found.offset >= 0 else None
         return result
 
     async def _on_revoked(self, revoked: set[Any]) -> None:
@@ -240,9 +272,6 @@ class KafkaSubscription(BaseSubscription):
             )
         for part in parts:
             part.lost = True
-            remember = {e.offset: e.delivery_count for e in part.entries if not e.done}
-            if remember:
-                self._redeliver[part.tp] = remember
             if self._parts.get(part.tp) is part:
                 del self._parts[part.tp]
 
@@ -261,23 +290,14 @@ class KafkaSubscription(BaseSubscription):
                 await asyncio.sleep(fetching.failed(exc))
                 continue
             fetching.ok()
-            for tp, records in batches.items():
-                part = self._parts.get(tp)
-                if part is None:
-                    continue
-                entries = part.entries
-                redeliver = self._redeliver.get(tp)
-                for record in records:
+            batch = self._take(batches)
+            if not batch:
+                continue
+            await self._record_handed([part for part, _ in batch])
+            for part, entries in batch:
+                for entry in entries:
                     if part.revoking:
                         break
-                    offset = record.offset
-                    if offset < part.next or (entries and offset <= entries[-1].offset):
-                        continue  # already handed in this assignment
-                    count = 1
-                    if redeliver:
-                        count = redeliver.pop(offset, 0) + 1
-                    entry = KafkaInbound(to_wire(record), offset, count, part)
-                    entries.append(entry)
                     part.outstanding += 1
                     try:
                         taken = await self.deliver(entry)
@@ -286,8 +306,42 @@ class KafkaSubscription(BaseSubscription):
                         raise
                     if not taken:
                         self._abandon(part, entry)
-                if redeliver is not None and not redeliver:
-                    self._redeliver.pop(tp, None)
+
+    def _take(self, batches: dict[Any, list[Any]]) -> list[tuple[_Partition, list[KafkaInbound]]]:
+        """The records of `batches` not handed yet in this assignment, as entries appended
+        to their partitions (they block the commit point until delivered and acked)."""
+        batch = []
+        for tp, records in batches.items():
+            part = self._parts.get(tp)
+            if part is None or part.revoking:
+                continue
+            entries = part.entries
+            new = []
+            for record in records:
+                offset = record.offset
+                if offset < part.next or (entries and offset <= entries[-1].offset):
+                    continue  # already handed in this assignment
+                count = _handed.count_for(part.handed, offset) + 1
+                entry = KafkaInbound(to_wire(record), offset, count, part)
+                entries.append(entry)
+                new.append(entry)
+            if new:
+                batch.append((part, new))
+        return batch
+
+    async def _record_handed(self, parts: list[_Partition]) -> None:
+        """Commit `parts` with the metadata naming what is about to be handed over."""
+        try:
+            await self._commit(parts, force=True)
+        except Exception as exc:  # handed anyway: a later commit records them
+            log.warning(
+                "eventwire: kafka %s/%s: delivery record not committed (%s: %s); a member "
+                "crash now delivers these events again with their count unchanged",
+                self.spec.channel,
+                self.spec.group,
+                type(exc).__name__,
+                exc,
+            )
 
     @staticmethod
     def _abandon(part: _Partition, entry: KafkaInbound) -> None:
@@ -313,22 +367,23 @@ class KafkaSubscription(BaseSubscription):
             else:
                 committing.ok()
 
-    async def _commit(self, parts: list[_Partition]) -> None:
-        """Commit the finished prefix of `parts` where it moved."""
+    async def _commit(self, parts: list[_Partition], *, force: bool = False) -> None:
+        """Commit the finished prefix of `parts` where it moved (every part with `force`),
+        each with its delivery record as metadata."""
         async with self._commit_lock:
             offsets = {}
             for part in parts:
                 if part.lost:
                     continue
                 point = part.advance()
-                if point != part.committed:
-                    offsets[part.tp] = point
+                if force or point != part.committed:
+                    offsets[part.tp] = OffsetAndMetadata(point, part.metadata())
             if not offsets:
                 return
             await self._consumer.commit(offsets)
             for part in parts:
                 if part.tp in offsets:
-                    part.committed = offsets[part.tp]
+                    part.committed = offsets[part.tp].offset
 
     # -- stopping (the kit's shutdown contract) -----------------------------------------
 

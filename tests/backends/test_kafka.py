@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventwire import Event, EventBus, RetryPolicy
+from eventwire import Delivery, Event, EventBus, RetryPolicy
 from eventwire.backend import WireMessage
 from eventwire.errors import (
     BackendUnavailableError,
@@ -543,6 +543,45 @@ def test_close_settles_and_abort_commits_nothing() -> None:
         assert third == [10]
 
     run(scenario)
+
+
+def test_a_crashed_members_held_events_come_back_with_delivery_count_two() -> None:
+    """The member that held the events is gone (aborted: nothing committed, no revoke), so
+    only the commit metadata it wrote before handing them over tells the next owner."""
+    channel, group = unique("count"), unique("g")
+    options = {"commit_interval_ms": 60_000}
+
+    async def member(attempts: dict[int, int], hold: asyncio.Event | None) -> EventBus:
+        bus = EventBus(URL, source="t", backend_options=options)
+
+        @bus.subscribe(ping_model(channel), group=group, concurrency=4)
+        async def handle(event: PingBase, delivery: Delivery) -> None:
+            attempts[event.seq] = delivery.attempt
+            if hold is not None:
+                await hold.wait()
+
+        await bus.start()
+        return bus
+
+    async def scenario() -> tuple[dict[int, int], dict[int, int]]:
+        ping = ping_model(channel)
+        async with EventBus(URL, source="t") as publisher:
+            first: dict[int, int] = {}
+            bus = await member(first, asyncio.Event())  # never finishes anything
+            await publisher.publish_many([ping(key=f"k{i}", seq=i) for i in range(4)])
+            await wait_until(lambda: len(first) == 4, "the four held")
+            await bus.abort()
+            second: dict[int, int] = {}
+            bus = await member(second, None)
+            await wait_until(lambda: len(second) == 4, "the four again")
+            await publisher.publish(ping(key="new", seq=4))
+            await wait_until(lambda: 4 in second, "a new event")
+            await bus.close()
+        return first, second
+
+    first, second = run(scenario)
+    assert first == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert second == {0: 2, 1: 2, 2: 2, 3: 2, 4: 1}
 
 
 def test_rebalance_gives_back_nothing_twice_and_loses_nothing() -> None:
