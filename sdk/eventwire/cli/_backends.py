@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import click
 from rich.console import Console
 from rich.markup import escape
@@ -24,9 +26,11 @@ def backends() -> None:
     table.add_column("binding")
     table.add_column("max message")
     table.add_column("declared unsupported")
+    reasons: list[str] = []
     for info in available_backends():
         caps = info.capabilities
-        unsupported = "\n".join(f"{g}: {why}" for g, why in sorted(caps.unsupported.items()))
+        unsupported = ", ".join(sorted(caps.unsupported))
+        reasons += [f"{info.name} {g}: {why}" for g, why in sorted(caps.unsupported.items())]
         limit = f"{caps.max_message_bytes:,} B" if caps.max_message_bytes else "broker's"
         table.add_row(
             info.name,
@@ -36,17 +40,28 @@ def backends() -> None:
             limit,
             unsupported or f"none (all of {GUARANTEES[0]}-{GUARANTEES[-1]} claimed)",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if reasons:
+        console.print("why each declared guarantee is unsupported:", style="bold")
+        for reason in reasons:
+            console.print(f"  {escape(reason)}")
 
 
 def client_status(info: BackendInfo) -> str:
     """Whether the broker client of `info` is installed, and the extra that installs it."""
-    if info.name == "memory":
-        return "built in"
     extras = [SCHEME_EXTRAS[s] for s in info.schemes if s in SCHEME_EXTRAS]
     extra = extras[0] if extras else info.name
-    if extra not in EXTRAS:
-        return "(plugin)"
+    if extra not in EXTRAS:  # needs no client of its own
+        return "built in" if _shipped(info.name) else "(plugin)"
     if not missing_modules(extra):
         return "installed"
     return escape(f"missing: pip install 'eventwire[{extra}]'")
+
+
+def _shipped(name: str) -> bool:
+    """Whether the backend plugin `name` comes with the eventwire distribution itself."""
+    return any(
+        ep.name == name and ep.dist is not None and ep.dist.name == "eventwire"
+        for ep in entry_points(group="eventwire")
+    )
