@@ -26,8 +26,7 @@ async def test_inspect_and_replay_one(backend: str, tmp_path: Path) -> None:
     url = URLS[backend]
     domain = make_domain(tmp_path)
     refunds = Refunds(url, domain)
-    await refunds.bus.start()
-    try:
+    async with refunds.bus:
         await fill(url, domain, refunds, rejected=1, failed=1)
         async with serve(build_app(url, domain)) as client:
             base = f"/dead-letters/{domain.orders}"
@@ -43,5 +42,3 @@ async def test_inspect_and_replay_one(backend: str, tmp_path: Path) -> None:
             replayed = await client.post(f"{base}/{letter['id']}/replay", headers=AUTH)
             assert replayed.json() == {"replayed": 1}, replayed.text
             await until(lambda: refunds.handled == ["r-0"], timeout=30)
-    finally:
-        await refunds.bus.close()

@@ -46,8 +46,7 @@ async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
     url = f"redis://127.0.0.1:6379/0?prefix={tag}:"
     domain = make_domain(tmp_path, tag)
     refunds = Refunds(url, domain)
-    await refunds.bus.start()
-    try:
+    async with refunds.bus:
         await fill(url, domain, refunds, rejected=2, failed=2)
         refunds.healed = True
         with http_server(build_app(url, domain)) as base:
@@ -93,8 +92,6 @@ async def test_replay_one_letter_by_clicking(tmp_path: Path) -> None:
         await until(lambda: refunds.handled == ["r-1"], timeout=20)
         await asyncio.sleep(0.3)
         assert refunds.handled == ["r-1"]  # exactly the clicked letter, once
-    finally:
-        await refunds.bus.close()
 
 
 async def test_purge_by_clicking_asks_first(tmp_path: Path) -> None:
@@ -108,8 +105,7 @@ async def test_purge_by_clicking_asks_first(tmp_path: Path) -> None:
     url = f"redis://127.0.0.1:6379/0?prefix={tag}:"
     domain = make_domain(tmp_path, tag)
     refunds = Refunds(url, domain)
-    await refunds.bus.start()
-    try:
+    async with refunds.bus:
         await fill(url, domain, refunds, rejected=1, failed=2)
         with http_server(build_app(url, domain)) as base:
             async with async_playwright() as pw:
@@ -141,5 +137,3 @@ async def test_purge_by_clicking_asks_first(tmp_path: Path) -> None:
                 assert await page.locator("tbody tr").count() == 0
                 await browser.close()
         assert await refunds.bus.dead_letters(domain.orders) == []
-    finally:
-        await refunds.bus.close()

@@ -19,8 +19,7 @@ async def test_list_filter_page_get_and_replay(
 ) -> None:
     url = memory_url()
     refunds = Refunds(url, domain)
-    await refunds.bus.start()
-    try:
+    async with refunds.bus:
         await fill(url, domain, refunds, rejected=3, failed=2)
         async with serve(build_app(url, domain)) as client:
             channels = (await client.get("/dead-letters")).json()["channels"]
@@ -71,8 +70,6 @@ async def test_list_filter_page_get_and_replay(
             await until(lambda: len(refunds.handled) == 8)
             # the dead-letter channel is an audit log: replaying keeps its entries
             assert (await client.get(base)).json()["total"] == 5
-    finally:
-        await refunds.bus.close()
 
 
 @pytest.mark.parametrize(
@@ -116,8 +113,7 @@ async def test_a_replayed_letter_that_is_gone_is_404(
     """A letter listed, then removed by the broker's retention: replay answers 404."""
     url = memory_url()
     refunds = Refunds(url, domain)
-    await refunds.bus.start()
-    try:
+    async with refunds.bus:
         await fill(url, domain, refunds, rejected=1, failed=0)
         async with serve(build_app(url, domain)) as client:
             base = f"/dead-letters/{domain.orders}"
@@ -128,8 +124,6 @@ async def test_a_replayed_letter_that_is_gone_is_404(
             response = await client.post(f"{base}/{letter}/replay", headers=AUTH)
         assert response.status_code == 404, response.text
         assert refunds.handled == []
-    finally:
-        await refunds.bus.close()
 
 
 async def test_read_only_serves_no_mutation(domain: Domain, memory_url: Callable[[], str]) -> None:
@@ -153,8 +147,7 @@ async def test_console_pages(domain: Domain, memory_url: Callable[[], str]) -> N
     """The pages render what the API says; the filter form's empty fields mean no filter."""
     url = memory_url()
     refunds = Refunds(url, domain)
-    await refunds.bus.start()
-    try:
+    async with refunds.bus:
         await fill(url, domain, refunds, rejected=2, failed=1)
         async with serve(build_app(url, domain)) as client:
             home = await client.get("/", follow_redirects=True)
@@ -170,8 +163,6 @@ async def test_console_pages(domain: Domain, memory_url: Callable[[], str]) -> N
                 assert (await client.get(f"/console/static/{asset}")).status_code == 200
             assert (await client.get("/flow.svg")).text.startswith("<svg")
             assert "AsyncApiStandalone" in (await client.get("/asyncapi/0/index.html")).text
-    finally:
-        await refunds.bus.close()
     # rows + replay all + purge
     assert everything.text.count('data-post="/dead-letters/') == 3 + 1 + 1
     assert f'data-post="/dead-letters/{domain.orders}/purge"' in everything.text

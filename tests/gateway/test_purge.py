@@ -45,8 +45,7 @@ async def test_purge(backend: str, tmp_path: Path) -> None:
     url = _url(backend, tmp_path)
     domain = make_domain(tmp_path)
     refunds = Refunds(url, domain)
-    await refunds.bus.start()
-    try:
+    async with refunds.bus:
         await fill(url, domain, refunds, rejected=2, failed=1)
         live = await refunds.bus.backend.browse(domain.orders)
         assert len(live) == 3
@@ -74,21 +73,16 @@ async def test_purge(backend: str, tmp_path: Path) -> None:
             await fill(url, domain, refunds, rejected=1, failed=0)
             after = (await client.get(base)).json()
             assert after["total"] == 1 and after["items"][0]["reason"] == "rejected"
-    finally:
-        await refunds.bus.close()
 
 
 async def test_purge_on_the_bus_by_message_class(tmp_path: Path) -> None:
     url = _url("memory", tmp_path)
     domain = make_domain(tmp_path)
     refunds = Refunds(url, domain)
-    await refunds.bus.start()
-    try:
+    async with refunds.bus:
         await fill(url, domain, refunds, rejected=1, failed=1)
         assert await refunds.bus.purge_dead_letters(domain.OrderCancelled) == 2
         assert await refunds.bus.dead_letters(domain.OrderCancelled) == []
-    finally:
-        await refunds.bus.close()
 
 
 @pytest.fixture
