@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, BaseSubscription, ErrorMap, Outage
 from eventwire.errors import (
     BackendUnavailableError,
@@ -48,7 +48,7 @@ def resource_name(prefix: str, channel: str, group: str) -> str:
 class EventBridgeInbound:
     """A message received from the group's queue (an `eventwire.backend.Inbound`)."""
 
-    __slots__ = ("_settled", "_subscription", "delivery_count", "message", "receipt")
+    __slots__ = ("_settled", "_subscription", "delivery_count", "message", "message_id", "receipt")
 
     def __init__(
         self,
@@ -56,12 +56,21 @@ class EventBridgeInbound:
         message: WireMessage,
         receipt: str,
         delivery_count: int,
+        message_id: str = "",
     ) -> None:
         self.message = message
         self.receipt = receipt
         self.delivery_count = delivery_count
+        #: The SQS message id: the same on every receive of this message from the queue.
+        self.message_id = message_id
         self._subscription = subscription
         self._settled = False
+
+    @property
+    def origin(self) -> Origin:
+        """``<group queue>/<SQS message id>``."""
+        position = f"{self._subscription.spec.group}/{self.message_id}" if self.message_id else None
+        return Origin(position=position)
 
     async def ack(self) -> None:
         """Delete it from the queue; idempotent, ignored once the member closed or aborted."""
@@ -129,7 +138,9 @@ class EventBridgeSubscription(BaseSubscription):
                     continue
                 if channel != self.spec.channel:
                     continue
-                inbound = EventBridgeInbound(self, message, receipt, count)
+                inbound = EventBridgeInbound(
+                    self, message, receipt, count, raw.get("MessageId", "")
+                )
                 self._unsettled[receipt] = inbound
                 await self.deliver(inbound)
 

@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseSubscription, Outage, SubscriptionState
 
 from eventwire_kafka import _handed
@@ -96,14 +97,33 @@ class KafkaInbound:
     """A record handed to the pipeline, unsettled until `ack` (also the partition's
     bookkeeping entry for its offset)."""
 
-    __slots__ = ("_part", "delivery_count", "done", "message", "offset")
+    __slots__ = ("_part", "delivery_count", "done", "message", "offset", "timestamp")
 
-    def __init__(self, message: WireMessage, offset: int, count: int, part: _Partition) -> None:
+    def __init__(
+        self,
+        message: WireMessage,
+        offset: int,
+        count: int,
+        part: _Partition,
+        timestamp: int | None = None,
+    ) -> None:
         self.message = message
         self.offset = offset
         self.delivery_count = count
         self.done = False
         self._part = part
+        #: The record's timestamp (milliseconds since the epoch), if it has one.
+        self.timestamp = timestamp
+
+    @property
+    def origin(self) -> Origin:
+        """``<topic>/<partition>/<offset>`` and the record's timestamp."""
+        tp = self._part.tp
+        stamp = self.timestamp
+        return Origin(
+            position=f"{tp.topic}/{tp.partition}/{self.offset}",
+            timestamp=datetime.fromtimestamp(stamp / 1000, tz=UTC) if stamp else None,
+        )
 
     async def ack(self) -> None:
         if self.done:
@@ -322,7 +342,7 @@ class KafkaSubscription(BaseSubscription):
                 if offset < part.next or (entries and offset <= entries[-1].offset):
                     continue  # already handed in this assignment
                 count = _handed.count_for(part.handed, offset) + 1
-                entry = KafkaInbound(to_wire(record), offset, count, part)
+                entry = KafkaInbound(to_wire(record), offset, count, part, record.timestamp)
                 entries.append(entry)
                 new.append(entry)
             if new:

@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from types import MappingProxyType
 
-from eventwire.backend import WireMessage
+from eventwire.backend import Origin, WireMessage
 
 __all__ = [
     "DEFAULT_BROKER",
@@ -311,6 +311,12 @@ class MemoryInbound:
     def member(self) -> str:
         """The id of the member this was delivered to."""
         return self._member.id
+
+    @property
+    def origin(self) -> Origin:
+        """``<channel>/<index>``: the message's place in the channel's log."""
+        channel = self._member.group.channel
+        return Origin(position=f"{channel.name}/{self._part.log[self.offset]}")
 
     async def ack(self) -> None:
         """Settle this delivery; idempotent, and ignored once its member has left."""

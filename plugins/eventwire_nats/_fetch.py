@@ -27,11 +27,11 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from eventwire.backend import WireMessage
+from eventwire.backend import Origin, WireMessage
 from eventwire.backendkit import Shard, ShardState
 
 from eventwire_nats._topology import durable_name
-from eventwire_nats._wire import decode_headers, reply_metadata
+from eventwire_nats._wire import MSG_ID, decode_headers, reply_metadata, reply_origin
 
 if TYPE_CHECKING:
     from eventwire_nats._subscription import NatsSubscription
@@ -47,16 +47,33 @@ _READING = (ShardState.RECOVERING, ShardState.READY)
 class NatsInbound:
     """A message delivered by a JetStream pull consumer (an `eventwire.backend.Inbound`)."""
 
-    __slots__ = ("delivery_count", "fetch", "handed", "message", "reply", "seq", "since")
+    __slots__ = (
+        "delivery_count",
+        "fetch",
+        "handed",
+        "message",
+        "msg_id",
+        "reply",
+        "seq",
+        "since",
+    )
 
     def __init__(
-        self, message: WireMessage, count: int, reply: str, seq: int, fetch: ShardFetch
+        self,
+        message: WireMessage,
+        count: int,
+        reply: str,
+        seq: int,
+        fetch: ShardFetch,
+        msg_id: str | None = None,
     ) -> None:
         self.message = message
         self.delivery_count = count
         self.seq = seq
         self.reply = reply
         self.fetch = fetch
+        #: The producer's ``Nats-Msg-Id`` header, if it set one.
+        self.msg_id = msg_id
         #: When the server last heard of it (delivery, or the last progress signal).
         self.since = time.monotonic()
         self.handed = False
@@ -66,6 +83,13 @@ class NatsInbound:
             f"<NatsInbound shard={self.fetch.shard.index} seq={self.seq} "
             f"delivery_count={self.delivery_count}>"
         )
+
+    @property
+    def origin(self) -> Origin:
+        """``<stream>/<sequence>``, the server's timestamp, ``Nats-Msg-Id`` as message_id."""
+        stream, stamp = reply_origin(self.reply)
+        properties = {"message_id": self.msg_id} if self.msg_id else {}
+        return Origin(position=f"{stream}/{self.seq}", timestamp=stamp, properties=properties)
 
     async def ack(self) -> None:
         """Settle: the consumer will not deliver this message to the group again."""
@@ -211,7 +235,8 @@ class ShardFetch:
         except ValueError:
             return
         headers, key = decode_headers(msg.headers)
-        delivery = NatsInbound(WireMessage(msg.data, headers, key), count, reply, seq, self)
+        msg_id = msg.headers.get(MSG_ID) if msg.headers else None
+        delivery = NatsInbound(WireMessage(msg.data, headers, key), count, reply, seq, self, msg_id)
         member.track_delivery(delivery)
         if not member.running:
             return  # given back at close

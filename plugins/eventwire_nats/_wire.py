@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from eventwire.backend import WireMessage
 from eventwire.errors import PublishError
@@ -30,6 +31,7 @@ __all__ = [
     "header_block",
     "parse_header_lines",
     "reply_metadata",
+    "reply_origin",
 ]
 
 MSG_ID = "Nats-Msg-Id"
@@ -151,6 +153,14 @@ def reply_metadata(reply: str) -> tuple[int, int]:
     if len(tokens) >= 11:
         return int(tokens[7]), int(tokens[6])
     raise ValueError(f"not a JetStream ack subject: {reply!r}")
+
+
+def reply_origin(reply: str) -> tuple[str, datetime | None]:
+    """``(stream, server timestamp)`` from a JetStream ack subject (see `reply_metadata`)."""
+    tokens = reply.split(".")
+    stream, stamp = (tokens[2], tokens[7]) if len(tokens) == 9 else (tokens[4], tokens[9])
+    when = datetime.fromtimestamp(int(stamp) / 1e9, tz=UTC) if stamp.isdigit() else None
+    return stream, when
 
 
 def parse_header_lines(raw: bytes) -> dict[str, str]:

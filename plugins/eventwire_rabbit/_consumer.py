@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import aiormq
 from aiormq.abc import DeliveredMessage
-from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState, SubscriptionState
+from pamqp.commands import Basic
 
 from eventwire_rabbit._leases import Membership, RabbitLeaseStore, close_quietly
 from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._topology import shard_queue
-from eventwire_rabbit._wire import delivery_count, from_delivery
+from eventwire_rabbit._wire import delivery_count, from_delivery, origin_of
 
 if TYPE_CHECKING:
     from eventwire_rabbit._backend import RabbitBackend
@@ -49,13 +50,26 @@ _background: set[asyncio.Future[None]] = set()
 class RabbitInbound:
     """A message from a shard queue (an `eventwire.backend.Inbound`)."""
 
-    __slots__ = ("_shard", "_tag", "delivery_count", "message")
+    __slots__ = ("_properties", "_shard", "_tag", "delivery_count", "message")
 
-    def __init__(self, message: WireMessage, count: int, shard: _Shard, tag: int) -> None:
+    def __init__(
+        self,
+        message: WireMessage,
+        count: int,
+        shard: _Shard,
+        tag: int,
+        properties: Basic.Properties | None = None,
+    ) -> None:
         self.message = message
         self.delivery_count = count
         self._shard = shard
         self._tag = tag
+        self._properties = properties
+
+    @property
+    def origin(self) -> Origin:
+        """No position (a queue keeps none); the AMQP message properties and timestamp."""
+        return origin_of(self._properties)
 
     async def ack(self) -> None:
         """Settle: the ack is sent with the next batch (a no-op once its channel is gone:
@@ -132,9 +146,15 @@ class _Shard:
         tag = delivered.delivery.delivery_tag  # type: ignore[union-attr]
         assert tag is not None
         self.pending[tag] = False
-        headers = delivered.header.properties.headers
+        properties = delivered.header.properties
         self.sub.inbox.put_nowait(
-            RabbitInbound(from_delivery(delivered), delivery_count(headers), self, tag)
+            RabbitInbound(
+                from_delivery(delivered),
+                delivery_count(properties.headers),
+                self,
+                tag,
+                properties,
+            )
         )
 
     def ack(self, tag: int) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiormq.abc import DeliveredMessage
-from eventwire.backend import WireMessage
+from eventwire.backend import Origin, WireMessage
 from eventwire.deadletter import ATTEMPTS, CHANNEL, GROUP, REASON
 from pamqp.commands import Basic
 
@@ -17,6 +18,7 @@ __all__ = [
     "MARKER_HEADER",
     "delivery_count",
     "from_delivery",
+    "origin_of",
     "properties",
     "routing_key",
 ]
@@ -101,6 +103,25 @@ def from_delivery(delivered: DeliveredMessage) -> WireMessage:
     if broker_dead_lettered and REASON not in headers:
         _describe_broker_dead_letter(raw, headers)
     return WireMessage(body=delivered.body, headers=headers, key=key)
+
+
+#: AMQP 0-9-1 message properties an `Origin` carries (the ones a producer sets about itself).
+_ORIGIN_PROPERTIES = ("message_id", "correlation_id", "content_type", "message_type", "app_id")
+
+
+def origin_of(props: Basic.Properties | None) -> Origin:
+    """The `Origin` of a delivery with `props`: its properties as text, its timestamp."""
+    if props is None:
+        return Origin()
+    properties: dict[str, str] = {}
+    for name in _ORIGIN_PROPERTIES:
+        value = getattr(props, name, None)
+        if value is not None and value != "":
+            properties["type" if name == "message_type" else name] = _text(value)
+    stamp = props.timestamp
+    if isinstance(stamp, datetime) and stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return Origin(timestamp=stamp if isinstance(stamp, datetime) else None, properties=properties)
 
 
 def _describe_broker_dead_letter(raw: Mapping[str, Any], headers: dict[str, str]) -> None:

@@ -26,9 +26,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import (
     BaseSubscription,
     Outage,
@@ -88,6 +89,14 @@ class RedisInbound:
     @property
     def stream(self) -> str:
         return self._sub.streams[self._shard.index]
+
+    @property
+    def origin(self) -> Origin:
+        """``<stream>/<entry id>``; the time is the entry id's milliseconds."""
+        entry = self.entry_id.decode()
+        millis, _, _ = entry.partition("-")
+        stamp = datetime.fromtimestamp(int(millis) / 1000, tz=UTC) if millis.isdigit() else None
+        return Origin(position=f"{self.stream}/{entry}", timestamp=stamp)
 
     async def ack(self) -> None:
         """Settle: queued for the next pipelined XACK (sent at once, retried until the

@@ -19,10 +19,17 @@ ordering key, when there is one) and one field per header, named as the header (
 CloudEvents Kafka binding names, ``ce_id``, ``ce_type``, ``content-type`` ...). A header
 whose name starts with ``$`` is written with one more ``$`` in front, so no header can
 collide with the reserved fields.
+
+An entry without ``$body`` was written by another producer: a FastStream entry (one
+``__data__`` field in FastStream's binary message format, which carries its headers) is read
+with FastStream's own parser; any other entry becomes a JSON object of its fields as the body
+(what a FastStream stream subscriber reads too). The pipeline decides whether a subscription
+accepts such a message (`eventwire.foreign`).
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Mapping
 
@@ -44,6 +51,8 @@ __all__ = [
 ]
 
 BODY = b"$body"
+#: The one field of a stream entry FastStream writes (its binary message format).
+FASTSTREAM_DATA = b"__data__"
 KEY = b"$key"
 
 
@@ -95,9 +104,11 @@ def pack_command(head: list[bytes], args: list[bytes]) -> bytes:
 
 
 def decode_entry(fields: Mapping[bytes, bytes]) -> WireMessage:
-    """The message of a stream entry. Never fails: a foreign or damaged entry comes back
-    with whatever it has (an empty body, headers it carries), and the pipeline
-    dead-letters it as ``invalid``."""
+    """The message of a stream entry. Never fails: a damaged entry comes back with whatever
+    it has (an empty body, headers it carries), and the pipeline dead-letters it as
+    ``invalid``; an entry of another producer is read as the module docstring says."""
+    if BODY not in fields and not any(name.startswith(b"ce_") for name in fields):
+        return _foreign_entry(fields)
     body = b""
     key: str | None = None
     headers: dict[str, str] = {}
@@ -112,6 +123,24 @@ def decode_entry(fields: Mapping[bytes, bytes]) -> WireMessage:
                 text = text[1:]
             headers[text] = value.decode(errors="replace")
     return WireMessage(body=body, headers=headers, key=key)
+
+
+def _foreign_entry(fields: Mapping[bytes, bytes]) -> WireMessage:
+    """An entry without ``$body``: FastStream's ``__data__`` format, or plain fields."""
+    data = fields.get(FASTSTREAM_DATA)
+    if data is not None and len(fields) == 1:
+        from faststream.redis.parser.binary import BinaryMessageFormatV1
+
+        try:
+            body, headers = BinaryMessageFormatV1.parse(data)
+        except Exception:  # damaged: the bytes as they are, the pipeline judges them
+            body, headers = data, {}
+        return WireMessage(body=body, headers={str(k): str(v) for k, v in headers.items()})
+    document = {
+        name.decode(errors="replace"): value.decode(errors="replace")
+        for name, value in fields.items()
+    }
+    return WireMessage(body=json.dumps(document).encode(), headers={})
 
 
 #: KEYS[1] = stream; ARGV[1] = group, ARGV[2] = "0" (from the oldest retained entry) or "$".

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseSubscription, Outage, Shard, ShardCoordinator
 
 from eventwire_sqlite._db import Database, Row, SqliteLeaseStore
@@ -50,6 +50,11 @@ class SqliteInbound:
         self._shard = shard
         self._subscription = subscription
         self._settled = False
+
+    @property
+    def origin(self) -> Origin:
+        """``<channel>/<seq>``: the row of the message in the database's log."""
+        return Origin(position=f"{self._subscription.spec.channel}/{self.seq}")
 
     async def ack(self) -> None:
         """Settle it; idempotent, ignored once the member closed or aborted."""

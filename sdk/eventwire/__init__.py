@@ -22,6 +22,8 @@ from eventwire.backend import (
     BackendInfo,
     Capabilities,
     Inbound,
+    Located,
+    Origin,
     Subscription,
     SubscriptionSpec,
     WireMessage,
@@ -46,6 +48,7 @@ from eventwire.errors import (
     UnknownBackendError,
 )
 from eventwire.events import Command, Event, MessageSpec
+from eventwire.foreign import CloudEventsJSON, PlainJSON
 from eventwire.idempotency import Claim, IdempotencyStore, MemoryIdempotencyStore
 from eventwire.middleware import ConsumeContext, Middleware, PublishContext
 from eventwire.plugins import available_backends, create_backend, hookimpl
@@ -61,6 +64,7 @@ __all__ = [
     "BusClosedError",
     "Capabilities",
     "Claim",
+    "CloudEventsJSON",
     "Command",
     "ConfigurationError",
     "ConsumeContext",
@@ -79,11 +83,14 @@ __all__ = [
     "IdempotencyStore",
     "Inbound",
     "InvalidURLError",
+    "Located",
     "MemoryIdempotencyStore",
     "MessageSpec",
     "MessageTooLargeError",
     "Middleware",
     "NonRetryableError",
+    "Origin",
+    "PlainJSON",
     "PublishContext",
     "PublishError",
     "RetryPolicy",

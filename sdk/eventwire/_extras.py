@@ -29,6 +29,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "contract": ("pact",),
     "otel": ("opentelemetry",),
     "prometheus": ("prometheus_client",),
+    "cloudevents": ("cloudevents",),
 }
 #: URL scheme of a built-in network backend -> the extra whose backend serves it.
 SCHEME_EXTRAS: Mapping[str, str] = {

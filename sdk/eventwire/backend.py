@@ -24,13 +24,17 @@ Contract, for plugin authors (the conformance suite checks it):
 Optional abilities are separate small protocols a backend may also implement:
 `ChannelDeleter` (delete what a channel left on the broker; test runs and ``eventwire bench``
 clean up with it), `ChannelPurger` (remove a channel's retained messages and keep the channel;
-``EventBus.purge_dead_letters`` uses it on ``<channel>.dlq``).
+``EventBus.purge_dead_letters`` uses it on ``<channel>.dlq``), `Located` (an `Inbound` that
+says where the broker keeps the message and when it stored it: the `Origin`, from which the
+SDK derives a stable id for messages published by producers that are not eventwire, see
+`eventwire.foreign`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
@@ -42,7 +46,9 @@ __all__ = [
     "ChannelPurger",
     "GroupAdmin",
     "Inbound",
+    "Located",
     "MessageHandler",
+    "Origin",
     "Subscription",
     "SubscriptionSpec",
     "WireMessage",
@@ -78,6 +84,26 @@ class Inbound(Protocol):
 
 
 MessageHandler = Callable[[Inbound], Awaitable[None]]
+
+_NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Origin:
+    """Where the broker keeps a delivered message, and what it says about it besides headers.
+
+    ``position`` names the stored message and is the same every time the broker delivers
+    it again (to any member of the group, also after a crash): ``<topic>/<partition>/<offset>``
+    on Kafka, ``<stream>/<entry id>`` on Redis, ``<stream>/<sequence>`` on NATS JetStream;
+    ``None`` where the broker has no such thing (a RabbitMQ queue). ``timestamp`` is when
+    the broker (or the producer, on Kafka) stamped it, if known. ``properties`` are the
+    broker's own message properties that are not headers (AMQP 0-9-1: ``message_id``,
+    ``correlation_id``, ``content_type``, ``type``, ``app_id``), as text.
+    """
+
+    position: str | None = None
+    timestamp: datetime | None = None
+    properties: Mapping[str, str] = dataclasses.field(default_factory=lambda: _NO_PROPERTIES)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -198,6 +224,16 @@ class ChannelPurger(Protocol):
         dead-letter channels, which no group consumes: what a purge does to a group of
         `channel` is the broker's (RabbitMQ's group queues keep their own copies).
         """
+        ...
+
+
+@runtime_checkable
+class Located(Protocol):
+    """Optional: an `Inbound` that knows its `Origin` (computed when asked, off the hot path)."""
+
+    @property
+    def origin(self) -> Origin:
+        """Where and when the broker stored this message."""
         ...
 
 

@@ -28,6 +28,7 @@ from eventwire.errors import (
     UnsupportedOperationError,
 )
 from eventwire.events import Command, Event, Message, MessageSpec
+from eventwire.foreign import Accept, ForeignReader, PlainJSON, accept_forms
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from eventwire.middleware import Middleware, PublishContext, check_middlewares, publishing
 from eventwire.observability import instrumentation
@@ -64,6 +65,8 @@ class SubscriptionInfo:
     routes: dict[str, Route]
     #: message type -> the types its handler promises to publish in reaction (``emits=``)
     emits: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    #: The messages without eventwire's envelope the group accepts (``accept=``).
+    accept: tuple[Accept, ...] = ()
 
     @property
     def models(self) -> list[type[Message]]:
@@ -192,6 +195,7 @@ class EventBus:
         max_in_flight: int | None = None,
         middlewares: Sequence[Middleware] | None = None,
         emits: Sequence[type[Message]] | None = None,
+        accept: Accept | Sequence[Accept] | None = None,
     ) -> Callable[[H], H]:
         """Register an ``async def handler(event[, delivery])`` for `model`.
 
@@ -210,6 +214,10 @@ class EventBus:
           follows every event it handles, with the same correlation id. Written to the
           AsyncAPI document as ``x-eventwire-emits`` and checked by ``eventwire contracts test``;
           they count as declared (`declare`).
+        - ``accept``: messages from producers that are not eventwire this group also reads:
+          `CloudEventsJSON()` (structured CloudEvents) and/or `PlainJSON(...)` (plain JSON
+          payloads, typed by a field, a header or the group's only message type); see
+          `eventwire.foreign`. Every handler of one group declares the same forms.
         """
         spec = _message_spec(model)
         channel = spec.require_channel()
@@ -221,6 +229,7 @@ class EventBus:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r}")
         layers = check_middlewares(middlewares, "subscribe()")
+        forms = accept_forms(accept)
         follow_ups = tuple(_message_spec(m).type for m in emits or ())
 
         def register(handler: H) -> H:
@@ -273,6 +282,21 @@ class EventBus:
                 raise ConfigurationError(
                     f"{spec.type} already has a handler in group {name!r}; use another group"
                 )
+            if info.routes and info.accept != forms:
+                raise ConfigurationError(
+                    f"group {name!r} on channel {channel!r} is already subscribed with "
+                    f"accept={list(info.accept)!r}; every handler of a group accepts the same "
+                    "foreign messages, so give the same accept= (or use another group)"
+                )
+            untyped = any(isinstance(f, PlainJSON) and not f.typed for f in forms)
+            if untyped and info.routes:
+                raise ConfigurationError(
+                    f"group {name!r} on channel {channel!r} accepts PlainJSON() without "
+                    f"type_field= or type_header=, so it can handle one message type only; it "
+                    f"already handles {', '.join(sorted(info.routes))}. Say where the type of "
+                    "a plain message is, or use another group"
+                )
+            info.accept = forms
             info.routes[spec.type] = route
             if follow_ups:
                 info.emits[spec.type] = follow_ups
@@ -326,6 +350,13 @@ class EventBus:
             validator=self._validator,
             plugins=self._plugins,
             middlewares=self._layers(),
+            foreign=(
+                ForeignReader(
+                    info.accept, {t: r.model for t, r in info.routes.items()}, info.channel
+                )
+                if info.accept
+                else None
+            ),
         )
         spec = SubscriptionSpec(
             channel=info.channel,

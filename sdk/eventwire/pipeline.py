@@ -30,6 +30,7 @@ from eventwire.delivery import Delivery, Disposition, Failure
 from eventwire.envelope import Envelope
 from eventwire.errors import ConfigurationError, DecodeError, NonRetryableError
 from eventwire.events import Message
+from eventwire.foreign import ForeignReader
 from eventwire.idempotency import Claim, IdempotencyStore
 from eventwire.middleware import ConsumeContext, Middleware, consuming
 from eventwire.observability.logs import DeliveryFields, EventFields
@@ -121,6 +122,7 @@ class Consumer:
         validator: PayloadValidator | None = None,
         plugins: pluggy.PluginManager | None = None,
         middlewares: tuple[Middleware, ...] = (),
+        foreign: ForeignReader | None = None,
     ) -> None:
         self.backend = backend
         self.channel = channel
@@ -130,6 +132,8 @@ class Consumer:
         self._store = store
         self._validator = validator
         self._plugins = plugins
+        #: Reads the messages without eventwire's envelope this subscription accepts.
+        self._foreign = foreign
         # Per message type: the consume middlewares around its handler, outermost first.
         self._layers = {
             name: consuming(middlewares + route.middlewares) for name, route in routes.items()
@@ -218,11 +222,17 @@ class Consumer:
         self, inbound: Inbound, attempts: int, fields: DeliveryFields
     ) -> None:
         message = inbound.message
+        body = message.body
         try:
             envelope = decode_envelope(message.headers, self._binding)
         except DecodeError as exc:
-            await self._dead_letter(inbound, "invalid", exc, attempts)
-            return
+            try:
+                if self._foreign is None:
+                    raise
+                envelope, body = self._foreign.read(inbound, self._binding, exc)
+            except DecodeError as problem:
+                await self._dead_letter(inbound, "invalid", problem, attempts)
+                return
         fields.envelope = envelope
         route = self.routes.get(envelope.type)
         if route is None:  # another type on this channel: not this group's business
@@ -230,10 +240,10 @@ class Consumer:
             return
         try:
             if self._validator is not None:
-                problems = self._validator.errors(envelope.type, message.body)
+                problems = self._validator.errors(envelope.type, body)
                 if problems:
                     raise DecodeError("breaks the contract: " + "; ".join(problems))
-            event = decode(message.body, route.model)
+            event = decode(body, route.model)
         except DecodeError as exc:
             await self._dead_letter(inbound, "invalid", exc, attempts)
             return
