@@ -38,6 +38,9 @@ MSG_ID = "Nats-Msg-Id"
 KEY = "eventwire-key"
 KEYLESS = "eventwire-keyless"
 _SUBJECT = "ce-subject"
+#: Publish conditions the server checks (``Nats-Expected-Stream``, ``-Last-Sequence`` ...):
+#: another producer's, dropped on receipt, or a dead letter carrying them would be refused.
+_DIRECTIVE = "Nats-Expected-"
 _ID = "ce-id"
 _DLQ_GROUP = "eventwire-dlq-group"
 _REPLAY = "eventwire-replay"
@@ -131,9 +134,15 @@ def decode_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], s
     out.pop(MSG_ID, None)
     key = out.pop(KEY, None)
     keyless = out.pop(KEYLESS, None)
+    directives = None
     for name, value in out.items():
         if value.startswith(_B64):
             out[name] = _decode(value)
+        elif name.startswith(_DIRECTIVE):
+            directives = (directives or []) + [name]
+    if directives:  # another producer's publish conditions: not part of the message
+        for name in directives:
+            del out[name]
     if key is not None:
         key = _decode(key)
     elif keyless is None:

@@ -57,7 +57,7 @@ __all__ = [
 #: The content type of a CloudEvent in structured mode (JSON event format).
 STRUCTURED = "application/cloudevents+json"
 #: Where the id of a plain message may come from, tried in the order given.
-IdSource: TypeAlias = Literal["message-id", "position"]
+IdSource: TypeAlias = Literal["message-id", "position", "correlation-id"]
 _ID_SOURCES = frozenset(get_args(IdSource))
 #: Header names a producer's own message id travels in (FastStream reads ``message_id``).
 _MESSAGE_ID_HEADERS = ("message_id", "message-id")
@@ -96,8 +96,11 @@ class PlainJSON:
       declares ``type=``) is always accepted. Any other value is ``invalid``.
     - ``source``: the CloudEvents source of these messages (default ``foreign:<channel>``).
     - ``ids``: where the event id comes from, in order: ``"message-id"`` (the producer's
-      message id) and ``"position"`` (the broker's position of the message). A message
-      with none of them is ``invalid``: without a stable id a redelivery would run twice.
+      message id) and ``"position"`` (the broker's position of the message), by default;
+      ``"correlation-id"`` only when asked for: FastStream's RabbitMQ publisher sets no
+      message id but a fresh ``correlation_id`` per publish (unless its caller passes one,
+      as replies do). A message with none of them is ``invalid``: without a stable id a
+      redelivery would run twice.
     """
 
     type_field: str | None = None
@@ -223,9 +226,7 @@ class ForeignReader:
     ) -> tuple[Envelope, bytes]:
         model = self._model(form, message)
         event_id = _event_id(form, message, origin)
-        correlation = _first(message.headers, _CORRELATION_HEADERS) or origin.properties.get(
-            "correlation_id"
-        )
+        correlation = _correlation(message, origin)
         headers = {k: v for k, v in message.headers.items() if k.lower() != _CONTENT_TYPE}
         spec = model.__eventwire__
         envelope = Envelope(
@@ -341,18 +342,27 @@ def _event_id(form: PlainJSON, message: WireMessage, origin: Origin) -> str:
             found = _first(message.headers, _MESSAGE_ID_HEADERS) or origin.properties.get(
                 "message_id"
             )
+        elif source == "correlation-id":
+            found = _correlation(message, origin)
         else:
             found = origin.position
         if found:
             return found
+    looked = {
+        "message-id": "no producer message id (message_id header or property)",
+        "position": "no broker position (this broker keeps none for a queued message)",
+        "correlation-id": "no correlation_id",
+    }
     raise DecodeError(
-        "plain message has no stable id: no producer message id (a message_id header or "
-        "property) and no broker position; have the producer set one (FastStream: "
-        "publish(..., message_id=...)) so a redelivery is recognised"
-        if "position" in form.ids
-        else "plain message has no producer message id (a message_id header or property), "
-        "and PlainJSON(ids=...) does not allow the broker position"
+        f"plain message has no stable id: {', '.join(looked[s] for s in form.ids)}; have the "
+        "producer set a message id (FastStream: publish(..., message_id=...)) so that a "
+        "redelivery is recognised, or widen PlainJSON(ids=...)"
     )
+
+
+def _correlation(message: WireMessage, origin: Origin) -> str | None:
+    found = _first(message.headers, _CORRELATION_HEADERS)
+    return found or origin.properties.get("correlation_id")
 
 
 def _content_type(message: WireMessage, origin: Origin) -> str:

@@ -342,7 +342,7 @@ async def test_a_plain_message_without_a_stable_id_is_invalid() -> None:
         h.record("placed")
     )
     letter = await _one_invalid(h, "orders", plain({"order_id": "o-1", "total": 1}))
-    assert "no producer message id" in letter.error
+    assert "no stable id: no producer message id (message_id header or property);" in letter.error
 
 
 async def test_discriminator_on_a_non_object_body_is_invalid() -> None:
