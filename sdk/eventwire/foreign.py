@@ -57,7 +57,7 @@ __all__ = [
 #: The content type of a CloudEvent in structured mode (JSON event format).
 STRUCTURED = "application/cloudevents+json"
 #: Where the id of a plain message may come from, tried in the order given.
-IdSource: TypeAlias = Literal["message-id", "position", "correlation-id"]
+IdSource: TypeAlias = Literal["message-id", "position", "correlation-id", "field"]
 _ID_SOURCES = frozenset(get_args(IdSource))
 #: Header names a producer's own message id travels in (FastStream reads ``message_id``).
 _MESSAGE_ID_HEADERS = ("message_id", "message-id")
@@ -99,8 +99,11 @@ class PlainJSON:
       message id) and ``"position"`` (the broker's position of the message), by default;
       ``"correlation-id"`` only when asked for: FastStream's RabbitMQ publisher sets no
       message id but a fresh ``correlation_id`` per publish (unless its caller passes one,
-      as replies do). A message with none of them is ``invalid``: without a stable id a
+      as replies do); ``"field"``: the payload field ``id_field`` (a business key, such as
+      an order id for the one ``OrderPlaced`` of an order), for producers that send
+      nothing else. A message with none of them is ``invalid``: without a stable id a
       redelivery would run twice.
+    - ``id_field``: the payload field of ``"field"``.
     """
 
     type_field: str | None = None
@@ -108,6 +111,7 @@ class PlainJSON:
     names: Mapping[str, type[Message]] = dataclasses.field(default_factory=lambda: _NO_NAMES)
     source: str | None = None
     ids: tuple[IdSource, ...] = ("message-id", "position")
+    id_field: str | None = None
 
     def __post_init__(self) -> None:
         if self.type_field is not None and self.type_header is not None:
@@ -128,6 +132,13 @@ class PlainJSON:
                 f"PlainJSON ids must name one or more of {sorted(_ID_SOURCES)}, got {self.ids!r}"
             )
         object.__setattr__(self, "ids", ids)
+        if ("field" in ids) != (self.id_field is not None):
+            raise ConfigurationError(
+                "PlainJSON takes id_field= together with 'field' in ids=, e.g. "
+                "PlainJSON(ids=('message-id', 'field'), id_field='order_id')"
+            )
+        if self.id_field is not None and (not isinstance(self.id_field, str) or not self.id_field):
+            raise ConfigurationError("PlainJSON id_field must be a non-empty string")
         for name, model in dict(self.names).items():
             if not isinstance(model, type) or not issubclass(model, Message):
                 raise ConfigurationError(
@@ -344,6 +355,8 @@ def _event_id(form: PlainJSON, message: WireMessage, origin: Origin) -> str:
             )
         elif source == "correlation-id":
             found = _correlation(message, origin)
+        elif source == "field":
+            found = _field(message.body, form.id_field)
         else:
             found = origin.position
         if found:
@@ -352,12 +365,24 @@ def _event_id(form: PlainJSON, message: WireMessage, origin: Origin) -> str:
         "message-id": "no producer message id (message_id header or property)",
         "position": "no broker position (this broker keeps none for a queued message)",
         "correlation-id": "no correlation_id",
+        "field": f"no {form.id_field!r} field with a string or integer value",
     }
     raise DecodeError(
         f"plain message has no stable id: {', '.join(looked[s] for s in form.ids)}; have the "
         "producer set a message id (FastStream: publish(..., message_id=...)) so that a "
         "redelivery is recognised, or widen PlainJSON(ids=...)"
     )
+
+
+def _field(body: bytes, name: str | None) -> str | None:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    value = document.get(name) if isinstance(document, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value)
 
 
 def _correlation(message: WireMessage, origin: Origin) -> str | None:

@@ -399,3 +399,30 @@ async def test_names_for_a_type_the_group_does_not_handle_fail_at_start() -> Non
     bus.subscribe(OrderPlaced, group="g", accept=accept)(Harness().record("a"))
     with pytest.raises(ConfigurationError, match="does not handle; subscribe a handler"):
         await bus.start()
+
+
+async def test_a_payload_field_can_be_the_event_id_when_the_producer_sends_nothing_else() -> None:
+    h = Harness()
+    accept = PlainJSON(ids=("message-id", "field"), id_field="order_id")
+    h.bus.subscribe(OrderPlaced, group="g", idempotent=True, accept=accept)(h.record("placed"))
+    async with h.bus:
+        copy = plain({"order_id": "o-1", "total": 3})
+        await h.send("orders", copy, copy, plain({"order_id": "o-2", "total": 1}))
+        await wait_for(lambda: any(e.order_id == "o-2" for _, e, _ in h.handled))
+        await asyncio.sleep(0.05)
+    assert [d.envelope.id for _, _, d in h.handled] == ["o-1", "o-2"]
+
+
+async def test_a_missing_id_field_is_invalid_naming_it() -> None:
+    h = Harness()
+    accept = PlainJSON(ids=("field",), id_field="order_ref")
+    h.bus.subscribe(OrderPlaced, group="g", accept=accept)(h.record("placed"))
+    letter = await _one_invalid(h, "orders", plain({"order_id": "o-1", "total": 1}))
+    assert "no 'order_ref' field with a string or integer value" in letter.error
+
+
+def test_id_field_and_field_go_together() -> None:
+    with pytest.raises(ConfigurationError, match="id_field= together with 'field'"):
+        PlainJSON(id_field="order_id")
+    with pytest.raises(ConfigurationError, match="id_field= together with 'field'"):
+        PlainJSON(ids=("field",))

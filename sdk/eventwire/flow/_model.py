@@ -123,7 +123,11 @@ def _message_name(document: Mapping[str, Any], ref: Any, key: str = "") -> tuple
     message = _resolve(document, ref)
     if not isinstance(message, Mapping):
         raise ContractError(f"a message is not an object: {ref!r}")
-    name = str(message.get("name") or fallback or message.get("title") or "?")
+    # No name (FastStream names none): the payload's model, which is what its schema's
+    # title is for pydantic-generated documents, before the key of the reference.
+    payload = _resolve(document, message.get("payload")) if message.get("payload") else None
+    model = payload.get("title") if isinstance(payload, Mapping) else None
+    name = str(message.get("name") or model or fallback or message.get("title") or "?")
     kind: Kind = "command" if message.get("x-eventwire-kind") == "command" else "event"
     return name, kind
 
