@@ -97,12 +97,11 @@ class PlainJSON:
     - ``source``: the CloudEvents source of these messages (default ``foreign:<channel>``).
     - ``ids``: where the event id comes from, in order: ``"message-id"`` (the producer's
       message id) and ``"position"`` (the broker's position of the message), by default;
-      ``"correlation-id"`` only when asked for: FastStream's RabbitMQ publisher sets no
-      message id but a fresh ``correlation_id`` per publish (unless its caller passes one,
-      as replies do); ``"field"``: the payload field ``id_field`` (a business key, such as
-      an order id for the one ``OrderPlaced`` of an order), for producers that send
-      nothing else. A message with none of them is ``invalid``: without a stable id a
-      redelivery would run twice.
+      ``"correlation-id"`` only when asked for (a producer that sets a fresh one per message and no
+      message id; replies share their request's); ``"field"``: the payload field ``id_field``
+      (a business key, such as an order id for the one ``OrderPlaced`` of an order), for
+      producers that send nothing else. A message with none of them is ``invalid``: without a
+      stable id a redelivery would run twice.
     - ``id_field``: the payload field of ``"field"``.
     """
 

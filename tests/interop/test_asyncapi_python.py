@@ -6,10 +6,11 @@ What the generated client does (asyncapi-python 0.3.1, read from its AMQP wire):
 with the AMQP binding ``is: routingKey`` and ``exchange: {name, type: topic}``, as eventwire
 writes it, its publisher declares that durable topic exchange (the one eventwire declares for
 the channel) and publishes the encoded payload with the channel address as routing key, no
-headers, no message id, no correlation id, no content type and no type. So eventwire reads it
-with ``PlainJSON``, typed by the group's only message type, with a payload field as the event
-id. It ignores the operations' ``messages`` and sends any message of the channel from any send
-operation: a group that handles one type dead-letters the others as ``invalid``.
+headers, no correlation id, no content type and no type; aiormq gives the message a random message
+id, new on every send. So eventwire reads it with ``PlainJSON``, typed by the group's only message
+type, with a payload field as the event id (a resent order is one event). It ignores the operations'
+``messages`` and sends any message of the channel from any send operation: a group that handles one
+type dead-letters the others as ``invalid``.
 
 The channel addresses of the document are prefixed so that test runs never share exchanges.
 """
@@ -17,6 +18,7 @@ The channel addresses of the document are prefixed so that test runs never share
 from __future__ import annotations
 
 import importlib
+import json
 import importlib.util
 import sys
 import uuid
@@ -91,7 +93,7 @@ async def test_a_client_generated_by_asyncapi_python_reaches_an_eventwire_subscr
     store = RecordingStore()
     bus = EventBus(RABBIT_URL, source="billing", idempotency_store=store)
     handled: list[tuple[Any, Delivery]] = []
-    accept = PlainJSON(ids=("message-id", "field"), id_field="order_id", source="generated")
+    accept = PlainJSON(ids=("field",), id_field="order_id", source="generated")
 
     @bus.subscribe(OrderPlaced, group="billing", idempotent=True, accept=accept)
     async def bill(event: Any, delivery: Delivery) -> None:
@@ -121,17 +123,12 @@ async def test_a_client_generated_by_asyncapi_python_reaches_an_eventwire_subscr
             await send_placed.stop()
             await send_cancelled.stop()
         [letter] = await dead_letters(bus, OrderPlaced.__eventwire__.channel or "", 1)
-        try:
-            await wait_for(
-                lambda: store.count(example["order_id"], Claim.DONE) == 1,
-                "the copy of the generated client's OrderPlaced, recognised by the store",
-                timeout=10,
-            )
-        except AssertionError:
-            print("DEBUG", store.claims, handled)
-            raise
+        await wait_for(
+            lambda: store.count(example["order_id"], Claim.DONE) == 1,
+            "the copy of the generated client's OrderPlaced, recognised by the store",
+        )
     [(event, delivery)] = handled
-    assert event == OrderPlaced.model_validate(example)
+    assert event == OrderPlaced.model_validate_json(json.dumps(example))
     assert delivery.envelope.id == example["order_id"]
     assert delivery.envelope.source == "generated"
     assert letter.reason == "invalid"
