@@ -28,7 +28,13 @@ from eventwire.errors import (
     UnsupportedOperationError,
 )
 from eventwire.events import Command, Event, Message, MessageSpec
-from eventwire.foreign import Accept, ForeignReader, PlainJSON, accept_forms
+from eventwire.foreign import (
+    Accept,
+    ForeignReader,
+    PlainJSON,
+    accept_forms,
+    forms_from_document,
+)
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from eventwire.middleware import Middleware, PublishContext, check_middlewares, publishing
 from eventwire.observability import instrumentation
@@ -338,7 +344,25 @@ class EventBus:
                 raise missing_client(failed, url_scheme(self._backend_args[0])) from None
             raise failed
 
+    def _accept(self, info: SubscriptionInfo) -> tuple[Accept, ...]:
+        """What the subscription accepts: its own ``accept=``, else its channel's in the
+        contract (``x-eventwire-accept``)."""
+        if info.accept:
+            return info.accept
+        declared: Mapping[str, object] = getattr(self._validator, "accept", None) or {}
+        if info.channel not in declared:
+            return ()
+        models = {t: r.model for t, r in info.routes.items()}
+        where = f"{self.contract_path}: channel {info.channel!r}"
+        forms = forms_from_document(declared[info.channel], models, where)
+        try:
+            ForeignReader(forms, models, info.channel)  # the same checks as accept=
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
+        return forms
+
     async def _start_subscription(self, info: SubscriptionInfo) -> None:
+        accept = self._accept(info)
         consumer = Consumer(
             backend=self.backend,
             channel=info.channel,
@@ -351,10 +375,8 @@ class EventBus:
             plugins=self._plugins,
             middlewares=self._layers(),
             foreign=(
-                ForeignReader(
-                    info.accept, {t: r.model for t, r in info.routes.items()}, info.channel
-                )
-                if info.accept
+                ForeignReader(accept, {t: r.model for t, r in info.routes.items()}, info.channel)
+                if accept
                 else None
             ),
         )

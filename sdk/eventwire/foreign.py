@@ -45,6 +45,7 @@ from eventwire.errors import ConfigurationError, DecodeError
 from eventwire.events import Message
 
 __all__ = [
+    "EXTENSION",
     "STRUCTURED",
     "Accept",
     "CloudEventsJSON",
@@ -52,8 +53,14 @@ __all__ = [
     "IdSource",
     "PlainJSON",
     "accept_forms",
+    "describe_forms",
+    "forms_from_document",
 ]
 
+#: The AsyncAPI extension that lists the accepted forms: on a receive operation (what a
+#: group accepts, written by ``eventwire asyncapi generate``) and on a channel of a contract
+#: (what every subscription of the channel accepts unless it passes ``accept=``).
+EXTENSION = "x-eventwire-accept"
 #: The content type of a CloudEvent in structured mode (JSON event format).
 STRUCTURED = "application/cloudevents+json"
 #: Where the id of a plain message may come from, tried in the order given.
@@ -175,6 +182,76 @@ def accept_forms(accept: Accept | Sequence[Accept] | None) -> tuple[Accept, ...]
             raise ConfigurationError(f"accept= lists {type(form).__name__} twice; give it once")
         seen.add(type(form))
     return forms  # type: ignore[return-value]
+
+
+def describe_forms(forms: Sequence[Accept]) -> list[dict[str, Any]]:
+    """`forms` as the value of the `EXTENSION` (what `forms_from_document` reads back)."""
+    out: list[dict[str, Any]] = []
+    for form in forms:
+        if isinstance(form, CloudEventsJSON):
+            out.append({"form": "cloudevents", "contentType": STRUCTURED})
+            continue
+        entry: dict[str, Any] = {"form": "plain-json", "contentType": "application/json"}
+        if form.type_field is not None:
+            entry["typeField"] = form.type_field
+        if form.type_header is not None:
+            entry["typeHeader"] = form.type_header
+        if form.names:
+            entry["names"] = {k: m.__eventwire__.type for k, m in sorted(form.names.items())}
+        if form.source is not None:
+            entry["source"] = form.source
+        entry["ids"] = list(form.ids)
+        if form.id_field is not None:
+            entry["idField"] = form.id_field
+        out.append(entry)
+    return out
+
+
+_PLAIN_KEYS = {
+    "typeField": "type_field",
+    "typeHeader": "type_header",
+    "source": "source",
+    "idField": "id_field",
+}
+
+
+def forms_from_document(
+    value: object, models: Mapping[str, type[Message]], where: str
+) -> tuple[Accept, ...]:
+    """The forms an `EXTENSION` value declares; ``names`` resolve among `models` (the group's
+    message types). `ConfigurationError` naming `where` and the entry when it is not one."""
+    if not isinstance(value, list) or not value:
+        raise ConfigurationError(f"{where}: {EXTENSION} must be a non-empty list of forms")
+    forms: list[Accept] = []
+    for index, entry in enumerate(value):
+        at = f"{where}.{EXTENSION}[{index}]"
+        kind = entry.get("form") if isinstance(entry, dict) else None
+        if kind == "cloudevents":
+            forms.append(CloudEventsJSON())
+        elif kind == "plain-json":
+            assert isinstance(entry, dict)
+            options: dict[str, Any] = {
+                name: entry[key] for key, name in _PLAIN_KEYS.items() if key in entry
+            }
+            if "ids" in entry:
+                options["ids"] = tuple(entry["ids"])
+            names: dict[str, type[Message]] = {}
+            for name, type_name in dict(entry.get("names") or {}).items():
+                if type_name not in models:
+                    raise ConfigurationError(
+                        f"{at}: names maps {name!r} to {type_name!r}, which this group does not "
+                        f"handle (it handles {', '.join(sorted(models))})"
+                    )
+                names[name] = models[type_name]
+            try:
+                forms.append(PlainJSON(names=names, **options))
+            except (ConfigurationError, TypeError) as exc:
+                raise ConfigurationError(f"{at}: {exc}") from None
+        else:
+            raise ConfigurationError(
+                f"{at}: form must be 'cloudevents' or 'plain-json', got {kind!r}"
+            )
+    return accept_forms(forms)
 
 
 class ForeignReader:

@@ -18,8 +18,8 @@ The channel addresses of the document are prefixed so that test runs never share
 from __future__ import annotations
 
 import importlib
-import json
 import importlib.util
+import json
 import sys
 import uuid
 from pathlib import Path

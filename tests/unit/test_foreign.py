@@ -426,3 +426,79 @@ def test_id_field_and_field_go_together() -> None:
         PlainJSON(id_field="order_id")
     with pytest.raises(ConfigurationError, match="id_field= together with 'field'"):
         PlainJSON(ids=("field",))
+
+
+# -- in AsyncAPI documents ---------------------------------------------------------------------
+
+
+def _receive_operation(document: dict[str, Any], group: str) -> dict[str, Any]:
+    return next(
+        op for op in document["operations"].values() if op.get("x-eventwire-group") == group
+    )
+
+
+def test_the_generated_document_says_what_a_group_accepts() -> None:
+    from eventwire.contracts import generate_asyncapi, validate_document
+
+    bus = EventBus(memory_url(), source="shop")
+    accept = [CloudEventsJSON(), PlainJSON(type_field="kind", names={"placed": OrderPlaced})]
+    bus.subscribe(OrderPlaced, group="g", accept=accept)(Harness().record("a"))
+    bus.subscribe(OrderCancelled, group="other")(Harness().record("b"))
+    document = generate_asyncapi(bus)
+    assert _receive_operation(document, "g")["x-eventwire-accept"] == [
+        {"form": "cloudevents", "contentType": "application/cloudevents+json"},
+        {
+            "form": "plain-json",
+            "contentType": "application/json",
+            "typeField": "kind",
+            "names": {"placed": "OrderPlaced"},
+            "ids": ["message-id", "position"],
+        },
+    ]
+    assert "x-eventwire-accept" not in _receive_operation(document, "other")
+    assert [p for p in validate_document(document) if p.severity == "error"] == []
+
+
+def _contract(tmp_path: Any, accept: Any) -> Any:
+    import yaml
+    from eventwire.contracts import generate_asyncapi
+
+    bus = EventBus(memory_url(), source="shop")
+    bus.subscribe(OrderPlaced, group="g")(Harness().record("a"))
+    bus.subscribe(OrderCancelled, group="g")(Harness().record("b"))
+    document = generate_asyncapi(bus)
+    document["channels"]["orders"]["x-eventwire-accept"] = accept
+    path = tmp_path / "orders.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+async def test_a_contract_channel_declares_what_its_subscriptions_accept(tmp_path: Any) -> None:
+    accept = [{"form": "plain-json", "typeHeader": "x-type", "names": {"cancel": "OrderCancelled"}}]
+    h = Harness(contract=_contract(tmp_path, accept))
+    h.bus.subscribe(OrderPlaced, group="g")(h.record("placed"))
+    h.bus.subscribe(OrderCancelled, group="g")(h.record("cancelled"))
+    async with h.bus:
+        await h.send("orders", plain({"order_id": "o-1", "reason": "late"}, {"x-type": "cancel"}))
+        await wait_for(lambda: len(h.handled) == 1)
+    assert h.handled[0][0] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("accept", "message"),
+    [
+        ([{"form": "xml"}], "form must be 'cloudevents' or 'plain-json', got 'xml'"),
+        ([{"form": "plain-json", "typeField": "k", "names": {"x": "Nope"}}], "'Nope', which"),
+        ([{"form": "plain-json"}], "can handle one message type only|needs a group that handles"),
+        ({"form": "plain-json"}, "must be a non-empty list"),
+    ],
+)
+async def test_a_bad_contract_declaration_fails_the_start_naming_it(
+    tmp_path: Any, accept: Any, message: str
+) -> None:
+    h = Harness(contract=_contract(tmp_path, accept))
+    h.bus.subscribe(OrderPlaced, group="g")(h.record("placed"))
+    h.bus.subscribe(OrderCancelled, group="g")(h.record("cancelled"))
+    with pytest.raises(ConfigurationError, match=message) as info:
+        await h.bus.start()
+    assert "orders.yaml: channel 'orders'" in str(info.value)

@@ -21,6 +21,8 @@ from eventwire.contracts._examples import build_example
 from eventwire.contracts._load import DOCUMENT_URI
 from eventwire.deadletter import DLQ_SUFFIX
 from eventwire.events import Message
+from eventwire.foreign import EXTENSION as ACCEPT_EXTENSION
+from eventwire.foreign import describe_forms
 
 if TYPE_CHECKING:
     from eventwire.bus import EventBus
@@ -272,6 +274,8 @@ def generate_asyncapi(
             operation["bindings"] = bindings
         operation["x-eventwire-group"] = group
         operation["x-eventwire-concurrency"] = info.concurrency
+        if info.accept:
+            operation[ACCEPT_EXTENSION] = describe_forms(info.accept)
         if info.emits:
             emits = {t: list(names) for t, names in sorted(info.emits.items())}
             single = len(info.routes) == 1

@@ -218,6 +218,12 @@ class ContractValidator:
 
     def __init__(self, document: Mapping[str, Any], source: str = "<contract>") -> None:
         self.source = source
+        #: channel address -> its ``x-eventwire-accept`` value (`eventwire.foreign`), as written.
+        self.accept: dict[str, Any] = {
+            str(channel.get("address") or key): channel["x-eventwire-accept"]
+            for key, channel in (document.get("channels") or {}).items()
+            if isinstance(channel, Mapping) and "x-eventwire-accept" in channel
+        }
         registry: Registry[Any] = Registry().with_resource(
             DOCUMENT_URI, DRAFT202012.create_resource(document)
         )
