@@ -100,7 +100,8 @@ async def test_a_client_generated_by_asyncapi_python_reaches_an_eventwire_subscr
         handled.append((event, delivery))
 
     example = reference.OrderPlaced.model_config["json_schema_extra"]["examples"][0]
-    app = client.Application(AmqpWire(RABBIT_URL.rstrip("/")))
+    wire = AmqpWire(RABBIT_URL.rstrip("/"))
+    app = client.Application(wire)
     send_placed = app.producer.send_order_placed
     send_cancelled = app.producer.send_order_cancelled
     async with bus:
@@ -122,6 +123,7 @@ async def test_a_client_generated_by_asyncapi_python_reaches_an_eventwire_subscr
         finally:
             await send_placed.stop()
             await send_cancelled.stop()
+            await wire.close()
         [letter] = await dead_letters(bus, OrderPlaced.__eventwire__.channel or "", 1)
         await wait_for(
             lambda: store.count(example["order_id"], Claim.DONE) == 1,
