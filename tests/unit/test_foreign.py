@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections import Counter
 from typing import Any
 
@@ -505,3 +506,15 @@ async def test_a_bad_contract_declaration_fails_the_start_naming_it(
     with pytest.raises(ConfigurationError, match=message) as info:
         await h.bus.start()
     assert "orders.yaml: channel 'orders'" in str(info.value)
+
+
+def test_cloudevents_json_without_the_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "cloudevents" or m.startswith("cloudevents.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "cloudevents", None)  # import cloudevents fails
+    with pytest.raises(ConfigurationError) as info:
+        CloudEventsJSON()
+    assert str(info.value) == (
+        "CloudEventsJSON() needs 'cloudevents', which is not installed: "
+        "pip install 'eventwire[cloudevents]'"
+    )
