@@ -24,7 +24,8 @@ Contract, for plugin authors (the conformance suite checks it):
 Optional abilities are separate small protocols a backend may also implement:
 `ChannelDeleter` (delete what a channel left on the broker; test runs and ``eventwire bench``
 clean up with it), `ChannelPurger` (remove a channel's retained messages and keep the channel;
-``EventBus.purge_dead_letters`` uses it on ``<channel>.dlq``).
+``EventBus.purge_dead_letters`` uses it on ``<channel>.dlq``), `GroupAdmin` (remove a consumer
+group), `LagReporter` (how far a group is behind; the consumer-lag metric reads it).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "ChannelPurger",
     "GroupAdmin",
     "Inbound",
+    "LagReporter",
     "MessageHandler",
     "Subscription",
     "SubscriptionSpec",
@@ -207,4 +209,22 @@ class GroupAdmin(Protocol):
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Forget `group` on `channel` and its position; no member of it may be running."""
+        ...
+
+
+@runtime_checkable
+class LagReporter(Protocol):
+    """Optional: a backend that can tell how far a consumer group is behind its channel."""
+
+    async def lag(self, channel: str, group: str) -> int | None:
+        """How many messages of `channel` the broker holds for `group` that it has not
+        acknowledged yet, summed over the channel's partitions or shards; ``None`` if the
+        broker has no such group (or channel).
+
+        Counted by the broker itself, from any process: the group's members need not run
+        (a stopped group's lag grows with every publish). Whether messages delivered but not
+        yet acknowledged count is the broker's to say (each backend's docstring says it);
+        for a group whose members stopped after settling everything they took, every
+        backend reports the same number: the messages published since.
+        """
         ...

@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 from eventwire.errors import ConfigurationError
 from eventwire.middleware import Middleware
 from eventwire.observability._attrs import messaging_system
+from eventwire.observability.lag import LagWatch
 from eventwire.observability.metrics import Metrics, Recorder
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from eventwire.backend import Backend
 
-__all__ = ["instrumentation"]
+__all__ = ["instrumentation", "lag_watch"]
 
 
 def _otel_installed() -> bool:
@@ -86,3 +89,18 @@ def instrumentation(backend: Backend, tracing: Any, metrics: Any) -> tuple[Middl
         if recorders:
             layers.append(Metrics(system=system, recorders=recorders))
     return tuple(layers)
+
+
+def lag_watch(
+    backend: Backend, observers: Sequence[Middleware], groups: Iterable[tuple[str, str]]
+) -> LagWatch | None:
+    """A started watch of the consumer lag of `groups`, when the bus records metrics and
+    `backend` can tell the lag (`eventwire.backend.LagReporter`)."""
+    from eventwire.backend import LagReporter
+
+    layer = next((m for m in observers if isinstance(m, Metrics)), None)
+    if layer is None or not isinstance(backend, LagReporter):
+        return None
+    watch = LagWatch(backend, system=layer.system, groups=groups, recorders=layer.recorders)
+    watch.start()
+    return watch

@@ -9,7 +9,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from eventwire.observability import _attrs as a
-from eventwire.observability.metrics import BUCKETS, Labels
+from eventwire.observability.metrics import BUCKETS, GroupLabels, Labels
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -60,6 +60,13 @@ class OtelRecorder:
             "Handler attempts running now",
         )
         self._cache: dict[Labels, Attributes] = {}
+        self._lag: dict[GroupLabels, int] = {}
+        meter.create_observable_gauge(
+            "eventwire.consumer.lag",
+            [self._observe_lag],
+            count,
+            "Messages of the channel the group has not acknowledged, as the broker counts",
+        )
 
     def _attrs(self, labels: Labels) -> Attributes:
         attrs = self._cache.get(labels)
@@ -98,3 +105,12 @@ class OtelRecorder:
 
     def _observe_in_flight(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(n, self._attrs(labels)) for labels, n in list(self._running.items())]
+
+    def lag(self, labels: GroupLabels, messages: int) -> None:
+        self._lag[labels] = messages
+
+    def _observe_lag(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(n, {a.SYSTEM: system, a.DESTINATION: channel, a.GROUP: group})
+            for (system, channel, group), n in list(self._lag.items())
+        ]
