@@ -4,8 +4,10 @@
 (``pip install 'eventwire[otel]'``) and the application configured a global tracer
 provider, metrics when it configured a meter provider or enabled the Prometheus endpoint
 (`eventwire.observability.prometheus`). ``EventBus(..., tracing=False, metrics=False)``
-turns them off; a provider passed instead is used rather than the global one. See
-docs/observability.md.
+turns them off; a provider passed instead is used rather than the global one. A provider
+that can never record or export (the SDK's ``ALWAYS_OFF`` sampler, a ``MeterProvider``
+without readers) costs next to nothing: the trace context is only passed on, nothing is
+measured. See docs/observability.md.
 """
 
 from __future__ import annotations
@@ -48,6 +50,21 @@ def _meter_configured() -> bool:
     return not isinstance(provider, _internal._ProxyMeterProvider | metrics.NoOpMeterProvider)
 
 
+def _meter_exports(provider: Any) -> bool:
+    """Whether what `provider` (default: the global one) measures can be read by anyone.
+
+    The SDK's ``MeterProvider`` takes its readers when it is created: one made without
+    any never exports a measurement, so measuring into it would be work for nobody.
+    """
+    if provider is None:
+        from opentelemetry import metrics
+
+        provider = metrics.get_meter_provider()
+    config = getattr(provider, "_sdk_config", None)
+    readers = getattr(config, "metric_readers", None)
+    return readers is None or len(readers) > 0
+
+
 def instrumentation(backend: Backend, tracing: Any, metrics: Any) -> tuple[Middleware, ...]:
     """The middlewares that observe a bus on `backend`, outermost first.
 
@@ -64,22 +81,35 @@ def instrumentation(backend: Backend, tracing: Any, metrics: Any) -> tuple[Middl
         if tracing is not True:
             _needs_otel("tracing")
         if otel:
-            from eventwire.observability.tracing import Tracing, tracing_configured
+            from eventwire.observability.tracing import (
+                Propagation,
+                Tracing,
+                never_samples,
+                tracing_configured,
+            )
 
             if tracing is not True or tracing_configured():
-                layers.append(
-                    Tracing(
-                        system=system,
-                        binding=backend.binding,
-                        tracer_provider=None if tracing is True else tracing,
-                        meter_provider=meter_provider,
+                tracer_provider = None if tracing is True else tracing
+                if never_samples(tracer_provider):
+                    layers.append(
+                        Propagation(
+                            system=system, binding=backend.binding, meter_provider=meter_provider
+                        )
                     )
-                )
+                else:
+                    layers.append(
+                        Tracing(
+                            system=system,
+                            binding=backend.binding,
+                            tracer_provider=tracer_provider,
+                            meter_provider=meter_provider,
+                        )
+                    )
     if metrics is not False:
         recorders: list[Recorder] = []
         if metrics is not True:
             _needs_otel("metrics")
-        if otel and (metrics is not True or _meter_configured()):
+        if otel and (metrics is not True or _meter_configured()) and _meter_exports(meter_provider):
             from eventwire.observability._otel_metrics import OtelRecorder
 
             recorders.append(OtelRecorder(meter_provider))
