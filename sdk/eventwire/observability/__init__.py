@@ -51,17 +51,19 @@ def _meter_configured() -> bool:
 
 
 def _meter_exports(provider: Any) -> bool:
-    """Whether what `provider` (default: the global one) measures can be read by anyone.
+    """Whether what `provider` (default: the global one) measures can be read by anyone
+    now: an SDK ``MeterProvider`` without a metric reader never exports a measurement, so
+    measuring into it would be work for nobody. Decided when a bus starts (a reader added
+    later is seen from the bus's next start)."""
+    from opentelemetry import metrics
 
-    The SDK's ``MeterProvider`` takes its readers when it is created: one made without
-    any never exports a measurement, so measuring into it would be work for nobody.
-    """
     if provider is None:
-        from opentelemetry import metrics
-
         provider = metrics.get_meter_provider()
-    config = getattr(provider, "_sdk_config", None)
-    readers = getattr(config, "metric_readers", None)
+    if isinstance(provider, metrics.NoOpMeterProvider):
+        return False
+    readers = getattr(provider, "_metric_readers", None)  # SDK 1.3x and later
+    if readers is None:
+        readers = getattr(getattr(provider, "_sdk_config", None), "metric_readers", None)
     return readers is None or len(readers) > 0
 
 
@@ -81,6 +83,8 @@ def instrumentation(backend: Backend, tracing: Any, metrics: Any) -> tuple[Middl
         if tracing is not True:
             _needs_otel("tracing")
         if otel:
+            from opentelemetry.trace import NoOpTracerProvider
+
             from eventwire.observability.tracing import (
                 Propagation,
                 Tracing,
@@ -90,7 +94,9 @@ def instrumentation(backend: Backend, tracing: Any, metrics: Any) -> tuple[Middl
 
             if tracing is not True or tracing_configured():
                 tracer_provider = None if tracing is True else tracing
-                if never_samples(tracer_provider):
+                if isinstance(tracer_provider, NoOpTracerProvider):
+                    pass  # neither records nor propagates: nothing to add
+                elif never_samples(tracer_provider):
                     layers.append(
                         Propagation(
                             system=system, binding=backend.binding, meter_provider=meter_provider

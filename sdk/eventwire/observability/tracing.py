@@ -50,6 +50,7 @@ _SCOPE = "eventwire"
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
+_FLAGS = {"00": TraceFlags(0), "01": TraceFlags(1)}
 
 
 def tracing_configured() -> bool:
@@ -90,7 +91,7 @@ def parse(parent: str, state: str | None) -> SpanContext | None:
         int(trace_id, 16),
         int(span_id, 16),
         is_remote=True,
-        trace_flags=TraceFlags(int(flags, 16)),
+        trace_flags=_FLAGS.get(flags) or TraceFlags(int(flags, 16)),
         trace_state=trace_state,
     )
 
