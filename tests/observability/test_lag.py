@@ -163,3 +163,46 @@ async def test_no_watch_without_metrics_or_without_a_lag_reporter() -> None:
 
     async with bus:
         assert bus._lag is None
+
+
+@pytest.mark.broker
+@sync
+async def test_labels_never_carry_the_brokers_credentials_or_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bus on a URL with a user and password: no label of any metric (the lag gauge
+    included) holds them, nor the broker's host or port."""
+    base = URLS["nats"]
+    url = base.replace("nats://", "nats://lagtester:pw-7f3c9a@", 1)
+    secrets = ("lagtester", "pw-7f3c9a", "127.0.0.1", "4222")
+    channel = f"obs-lag-{uuid.uuid4().hex[:10]}"
+    ticked = _event(channel)
+    t = telemetry()
+    registry = prometheus_client.CollectorRegistry()
+    monkeypatch.setattr(
+        "eventwire.observability.prometheus._recorder", PrometheusRecorder(registry)
+    )
+    bus = EventBus(url, source="creds", tracing=t.tracer_provider, metrics=t.meter_provider)
+    done = asyncio.Event()
+
+    @bus.subscribe(ticked, group="ledger")
+    async def handle(event: Event) -> None:
+        done.set()
+
+    async with bus:
+        await bus.publish(ticked(key="k", n=1))
+        await asyncio.wait_for(done.wait(), 30)
+        assert bus._lag is not None
+        await bus._lag.poll()
+    text = prometheus_client.generate_latest(registry).decode()
+    assert f'eventwire_consumer_lag{{channel="{channel}"' in text
+    values = {
+        str(v)
+        for name in ("messages.published", "messages.handled", "consumer.lag")
+        for attrs, _ in t.points(f"eventwire.{name}")
+        for v in attrs.values()
+    }
+    assert channel in values
+    for secret in secrets:
+        assert secret not in text, f"{secret!r} in a Prometheus label"
+        assert not any(secret in v for v in values), f"{secret!r} in an OpenTelemetry attribute"
