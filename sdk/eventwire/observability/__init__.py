@@ -3,7 +3,8 @@
 `EventBus` adds the instrumentation itself: tracing when ``opentelemetry-api`` is installed
 (``pip install 'eventwire[otel]'``) and the application configured a global tracer
 provider, metrics when it configured a meter provider or enabled the Prometheus endpoint
-(`eventwire.observability.prometheus`). ``EventBus(..., tracing=False, metrics=False)``
+(`eventwire.observability.prometheus`), with the consumer lag the broker reports
+(`eventwire.observability.lag`). ``EventBus(..., tracing=False, metrics=False)``
 turns them off; a provider passed instead is used rather than the global one. A provider
 that can never record or export (the SDK's ``ALWAYS_OFF`` sampler, a ``MeterProvider``
 without readers) costs next to nothing: the trace context is only passed on, nothing is
