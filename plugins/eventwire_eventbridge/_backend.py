@@ -368,6 +368,33 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
             )
         return str(queue_url)
 
+    async def lag(self, channel: str, group: str) -> int | None:
+        """SQS's ``ApproximateNumberOfMessages`` (visible) plus
+        ``ApproximateNumberOfMessagesNotVisible`` (received, not deleted) of `group`'s queue
+        (`eventwire.backend.LagReporter`): approximate, as SQS says, and eventually
+        consistent; ``None`` if the group has no queue."""
+        self.check_connected()
+        self.check_channel(channel)
+        name = resource_name(self.settings.prefix, channel, group)
+        with self.map_errors(f"lag of group {group!r} on {channel!r}"):
+            try:
+                url = (await self.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+            except Exception as exc:
+                if _code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                    return None
+                raise
+            attrs = await self.sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )
+        values = attrs["Attributes"]
+        return int(values.get("ApproximateNumberOfMessages", 0)) + int(
+            values.get("ApproximateNumberOfMessagesNotVisible", 0)
+        )
+
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         self.check_connected()
         self.check_channel(channel)

@@ -86,6 +86,8 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         self._broker: KafkaBroker | None = None
         self._producers: Producers | None = None
         self._admin: Any = None
+        #: A group-less consumer that reads end offsets for `lag`, started on first use.
+        self._offsets: Any = None
         self._topics: TopicManager | None = None
         self._partitioner = DefaultPartitioner()
 
@@ -304,6 +306,33 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             if code and code != _GROUP_ID_NOT_FOUND:
                 raise for_code(code)(f"Kafka refused to delete the consumer group {group!r}")
 
+    async def lag(self, channel: str, group: str) -> int | None:
+        """Records of `channel` past `group`'s committed offsets: the end offset minus the
+        committed offset, summed over the partitions (`eventwire.backend.LagReporter`).
+        A member commits the lowest offset it has not finished, so delivered records still
+        being handled count. ``None`` if the topic does not exist or the group committed
+        nothing on it."""
+        self._connected()
+        check_topic(channel)
+        with self.map_errors(f"lag of group {group!r} on Kafka topic {channel!r}"):
+            partitions = await self._partitions(channel)
+            if not partitions:
+                return None
+            tps = [TopicPartition(channel, p) for p in partitions]
+            committed = await self._admin.list_consumer_group_offsets(group, partitions=tps)
+            positions = {tp: c.offset for tp, c in committed.items() if c.offset >= 0}
+            if not positions:
+                return None
+            ends = await (await self._offsets_consumer()).end_offsets(list(positions))
+            return sum(max(0, int(ends[tp]) - int(offset)) for tp, offset in positions.items())
+
+    async def _offsets_consumer(self) -> Any:
+        if self._offsets is None:
+            consumer = self._consumer(group_id=None, client_id=f"{self.settings.client_id}-lag")
+            await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
+            self._offsets = consumer
+        return self._offsets
+
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Up to `limit` records of `channel`, oldest first (by record time across
         partitions), read with a group-less consumer: nothing is committed."""
@@ -412,6 +441,9 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
 
     async def _close(self) -> None:
         """Flush and disconnect (the subscriptions have committed and left their groups)."""
+        if self._offsets is not None:
+            offsets, self._offsets = self._offsets, None
+            await _quiet_stop(offsets)
         if self._producers is not None:
             await self._producers.close()
         if self._broker is not None:

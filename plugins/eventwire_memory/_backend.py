@@ -148,6 +148,14 @@ class MemoryBackend(BaseBackend[MemorySettings]):
         self.check_channel(channel)
         self.broker.delete_group(channel, group)
 
+    async def lag(self, channel: str, group: str) -> int | None:
+        """Messages of `channel` that `group` has not acked yet, delivered or not
+        (`eventwire.backend.LagReporter`); ``None`` if the group never joined."""
+        self.check_connected()
+        self.check_channel(channel)
+        state = self.broker.group_state(channel, group)
+        return None if state is None else state.lag
+
     async def delete_channel(self, channel: str) -> bool:
         """Forget `channel`, its messages and its groups (`eventwire.backend.ChannelDeleter`)."""
         return self.broker.delete_channel(channel)

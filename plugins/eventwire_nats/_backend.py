@@ -232,6 +232,28 @@ class NatsBackend(BaseBackend[NatsSettings]):
             f"purge {channel!r} failed: JetStream answered {error.get('description')!r}"
         )
 
+    async def lag(self, channel: str, group: str) -> int | None:
+        """Messages `group`'s durable consumers on `channel` have not had acked: JetStream's
+        ``num_pending`` (not delivered yet) plus ``num_ack_pending`` (delivered, not acked),
+        summed over the shards (`eventwire.backend.LagReporter`); ``None`` if there is no
+        such consumer."""
+        from nats.js.errors import NotFoundError
+
+        self.check_connected()
+        self.check_channel(channel)
+        with self.map_errors(f"lag of group {group!r} on {channel!r}"):
+            topology = await self.topology.channel(channel, create=False)
+            if topology is None:
+                return None
+            total: int | None = None
+            for shard in range(topology.shards):
+                try:
+                    info = await self.js.consumer_info(topology.stream, durable_name(group, shard))
+                except NotFoundError:
+                    continue
+                total = (total or 0) + (info.num_pending or 0) + (info.num_ack_pending or 0)
+            return total
+
     async def delete_group(self, channel: str, group: str) -> None:
         """Delete `group`'s durable consumers on `channel` (one per shard)."""
         from nats.js.errors import NotFoundError

@@ -228,6 +228,16 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         with self.map_errors(f"delete group {group!r} of {channel!r}"):
             await self._groups.delete_group(channel, group)
 
+    async def lag(self, channel: str, group: str) -> int | None:
+        """Messages ready in `group`'s shard queues on `channel` (a passive declare's
+        ``message_count``), summed over the shards (`eventwire.backend.LagReporter`).
+        AMQP does not count delivered, unacked messages (at most the prefetch window per
+        member); ``None`` if the group has no queues."""
+        self.check_connected()
+        self.check_channel(channel)
+        with self.map_errors(f"lag of group {group!r} on {channel!r}"):
+            return await self._groups.lag(channel, group)
+
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         self.check_connected()
         self.check_channel(channel)

@@ -158,6 +158,22 @@ class Groups:
         finally:
             await close_channel(scratch)
 
+    async def lag(self, channel: str, group: str) -> int | None:
+        """The ready messages of `group`'s shard queues; ``None`` if it has none."""
+        total: int | None = None
+        for shard in range(self._settings.shards):
+            scratch = await self._backend.scratch()
+            try:
+                declared = await scratch.queue_declare(
+                    shard_queue(channel, group, shard), passive=True
+                )
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                continue
+            finally:
+                await close_channel(scratch)
+            total = (total or 0) + int(declared.message_count or 0)
+        return total
+
     async def _check_group(self, channel: str, group: str) -> None:
         """The group exists: its shard count must be ours (last shard there, next absent)."""
         count = self._settings.shards

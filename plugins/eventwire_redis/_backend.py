@@ -302,6 +302,42 @@ class RedisBackend(BaseBackend[RedisSettings]):
         with self.map_errors(f"delete group {group!r} of {channel!r}"):
             await self._retrying(destroy, f"delete group {group!r}")
 
+    async def lag(self, channel: str, group: str) -> int | None:
+        """Entries of `channel`'s shard streams that `group` has not acked: ``XINFO GROUPS``
+        ``lag`` (never read, capped at what retention kept) plus ``pending`` (read, not
+        acked), summed over the shards (`eventwire.backend.LagReporter`); ``None`` if no
+        shard has the group."""
+        self.check_connected()
+        self.check_channel(channel)
+        client = self.client
+        keys = await self.channel_keys(channel)
+
+        async def read() -> int | None:
+            pipe = client.pipeline(transaction=False)
+            for stream in keys.streams:
+                pipe.xlen(stream)
+                pipe.xinfo_groups(stream)
+            replies = await pipe.execute(raise_on_error=False)
+            total: int | None = None
+            shards = zip(keys.streams, replies[::2], replies[1::2], strict=True)
+            for stream, length, groups in shards:
+                if isinstance(groups, Exception):
+                    continue  # no such stream yet
+                info = next((g for g in groups if g.get("name") in (group, group.encode())), None)
+                if info is None:
+                    continue
+                unread = info.get("lag")
+                if unread is None:  # Redis cannot tell (entries deleted in the middle)
+                    last = info.get("last-delivered-id")
+                    last = last.decode() if isinstance(last, bytes) else str(last)
+                    unread = len(await client.xrange(stream, min=f"({last}", max="+") or ())
+                total = (total or 0) + min(int(unread), int(length)) + int(info["pending"])
+            return total
+
+        with self.map_errors(f"lag of group {group!r} on {channel!r}"):
+            result: int | None = await self._retrying(read, f"lag of group {group!r}")
+            return result
+
     async def delete_channel(self, channel: str) -> bool:
         """Delete every key of `channel` (streams, meta, members, leases, counters);
         ``False`` if it had none. The dead-letter channel is deleted by its own name."""

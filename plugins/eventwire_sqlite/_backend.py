@@ -133,6 +133,14 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         with self.map_errors(f"browse {channel!r}"):
             return await self._db.run(self._db.browse, channel, limit)
 
+    async def lag(self, channel: str, group: str) -> int | None:
+        """Messages of `channel` that `group` has not acked yet, handed out or not
+        (`eventwire.backend.LagReporter`); ``None`` if the group never joined."""
+        self.check_connected()
+        self.check_channel(channel)
+        with self.map_errors(f"lag of group {group!r} on {channel!r}"):
+            return await self._db.run(self._db.lag, channel, group)
+
     async def delete_channel(self, channel: str) -> bool:
         """Forget `channel` and everything about it (`eventwire.backend.ChannelDeleter`)."""
         self.check_connected()

@@ -248,6 +248,24 @@ class Database:
             ),
         )
 
+    def lag(self, channel: str, group: str) -> int | None:
+        """Messages of `channel` that `group` has not acked: those past its position on each
+        shard, plus its pending ones; ``None`` if the group never joined."""
+        assert self._data is not None
+        found = self._data.execute(
+            "SELECT start FROM groups WHERE channel = ? AND grp = ?", (channel, group)
+        ).fetchone()
+        if found is None:
+            return None
+        (count,) = self._data.execute(
+            "SELECT (SELECT COUNT(*) FROM messages m WHERE m.channel = ?1 AND m.seq > "
+            "  COALESCE((SELECT position FROM cursors c WHERE c.channel = ?1 AND c.grp = ?2 "
+            "            AND c.shard = m.shard), ?3)) "
+            "+ (SELECT COUNT(*) FROM pending p WHERE p.channel = ?1 AND p.grp = ?2)",
+            (channel, group, found[0]),
+        ).fetchone()
+        return int(count)
+
     def read(self, channel: str, group: str, shards: Sequence[int], limit: int) -> list[Row]:
         """Hand out up to `limit` new messages of `shards`, at most ``limit // len(shards)``
         (and at least one) per shard, in the order given: they become pending and the

@@ -27,7 +27,8 @@ clean up with it), `ChannelPurger` (remove a channel's retained messages and kee
 ``EventBus.purge_dead_letters`` uses it on ``<channel>.dlq``), `Located` (an `Inbound` that
 says where the broker keeps the message and when it stored it: the `Origin`, from which the
 SDK derives a stable id for messages published by producers that are not eventwire, see
-`eventwire.foreign`).
+`eventwire.foreign`), `GroupAdmin` (remove a consumer group), `LagReporter` (how far a group
+is behind; the consumer-lag metric reads it).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "GroupAdmin",
     "Inbound",
     "Located",
+    "LagReporter",
     "MessageHandler",
     "Origin",
     "Subscription",
@@ -243,4 +245,22 @@ class GroupAdmin(Protocol):
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Forget `group` on `channel` and its position; no member of it may be running."""
+        ...
+
+
+@runtime_checkable
+class LagReporter(Protocol):
+    """Optional: a backend that can tell how far a consumer group is behind its channel."""
+
+    async def lag(self, channel: str, group: str) -> int | None:
+        """How many messages of `channel` the broker holds for `group` that it has not
+        acknowledged yet, summed over the channel's partitions or shards; ``None`` if the
+        broker has no such group (or channel).
+
+        Counted by the broker itself, from any process: the group's members need not run
+        (a stopped group's lag grows with every publish). Whether messages delivered but not
+        yet acknowledged count is the broker's to say (each backend's docstring says it);
+        for a group whose members stopped after settling everything they took, every
+        backend reports the same number: the messages published since.
+        """
         ...

@@ -37,7 +37,7 @@ from eventwire.foreign import (
 )
 from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from eventwire.middleware import Middleware, PublishContext, check_middlewares, publishing
-from eventwire.observability import instrumentation
+from eventwire.observability import instrumentation, lag_watch
 from eventwire.pipeline import Consumer, Route
 from eventwire.plugins import create_backend, get_plugin_manager, missing_client
 from eventwire.retry import RetryPolicy
@@ -46,6 +46,8 @@ from eventwire.urls import url_scheme
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
+
+    from eventwire.observability.lag import LagWatch
 
 __all__ = ["EventBus", "SubscriptionInfo"]
 
@@ -134,6 +136,7 @@ class EventBus:
         self.metrics = metrics
         #: The observing middlewares (outside the user's), decided when the bus starts.
         self._observers: tuple[Middleware, ...] = ()
+        self._lag: LagWatch | None = None
         self.subscriptions: dict[tuple[str, str], SubscriptionInfo] = {}
         self.published: dict[str, type[Message]] = {}
         self._command_groups: dict[type[Message], str] = {}
@@ -336,6 +339,11 @@ class EventBus:
                 self._hooks_started = True
                 for info in self.subscriptions.values():
                     await self._start_subscription(info)
+                self._lag = lag_watch(
+                    self.backend,
+                    self._observers,
+                    ((info.channel, info.group) for info in self.subscriptions.values()),
+                )
             except BaseException as exc:
                 failed = exc
         if failed is not None:  # undo what started (outside the lock: close() takes it)
@@ -406,6 +414,8 @@ class EventBus:
                 return
             failed: BaseException | None = None
             try:
+                if self._lag is not None:
+                    await self._lag.stop()
                 await asyncio.gather(*(sub.stop() for sub in self._running), return_exceptions=True)
                 await asyncio.gather(*(c.drain(self.close_timeout) for c in self._consumers))
                 if self._hooks_started:
@@ -444,6 +454,8 @@ class EventBus:
     async def abort(self) -> None:
         """Drop the connection as a crash would (for tests): nothing more is settled."""
         self._state = "closed"
+        if self._lag is not None:
+            await self._lag.stop()
         for consumer in self._consumers:
             consumer.abandon()
         await self.backend.abort()

@@ -194,6 +194,13 @@ def test_unsettled_message_comes_back_after_close(endpoint: str) -> None:
     assert asyncio.run(main()) == (1, 2)
 
 
+def test_lag_of_a_stopped_group_counts_what_was_published_since(endpoint: str) -> None:
+    """The group handles 3 events and stops; 7 more are published: its queue holds 7."""
+    from tests.observability.test_lag import stopped_group_lag
+
+    assert asyncio.run(stopped_group_lag(_url(endpoint))) == 7
+
+
 def test_missing_credentials(
     endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -27,7 +27,25 @@ def parser(name: str) -> argparse.ArgumentParser:
                    help="share of the other payments declined (deterministic by order id)")
     p.add_argument("--seed", default="eventwire", help="seed of the injected declines")
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--trace-file", default=None,
+                   help="export this service's OpenTelemetry spans to this file, one JSON "
+                        "object a line (needs opentelemetry-sdk)")
     return p
+
+
+def export_spans(name: str, path: str) -> None:
+    """Install a global tracer provider that writes every span, as it ends, to `path`
+    (the SDK's own console exporter, one JSON line each; service.name = `name`)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+    out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(
+        out=out, formatter=lambda span: span.to_json(indent=None) + "\n")))
+    trace.set_tracer_provider(provider)
 
 
 async def serve(bus: EventBus, *extra: AbstractAsyncContextManager[Any], name: str) -> None:
@@ -51,6 +69,8 @@ def main(name: str, build: Callable[[argparse.Namespace], tuple[EventBus, Sequen
     options = parser(name).parse_args(argv)
     logging.basicConfig(level=options.log_level.upper(),
                         format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    if options.trace_file:
+        export_spans(name, options.trace_file)
     bus, extra = build(options)
     asyncio.run(serve(bus, *extra, name=name))
 

@@ -40,6 +40,17 @@ _READ: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def read(headers: Mapping[str, str], binding: str) -> tuple[str | None, str | None]:
     """The ``traceparent`` and ``tracestate`` values in `headers`, if any."""
     parents, states = _READ.get(binding) or _READ["kafka"]
-    parent = next((headers[n] for n in parents if n in headers), None)
-    state = next((headers[n] for n in states if n in headers), None)
+    parent = headers.get(parents[0])  # the binding's own name: what eventwire writes
+    if parent is None:
+        for name in parents[1:]:
+            parent = headers.get(name)
+            if parent is not None:
+                break
+        else:
+            return None, None  # no context, so no state worth reading either
+    state = None
+    for name in states:
+        state = headers.get(name)
+        if state is not None:
+            break
     return parent, state

@@ -1,7 +1,8 @@
 """Counters, histograms and an in-flight gauge of a bus, as a middleware.
 
 Recorded into OpenTelemetry instruments (when a meter provider is configured) and into a
-Prometheus registry (when one is enabled, e.g. by ``eventwire run --metrics-port``). Labels
+Prometheus registry (when one is enabled, e.g. by ``eventwire run --metrics-port``); the
+consumer lag comes from the broker (`eventwire.observability.lag`). Labels
 are the backend, channel, group, event type and error class only: never payload values,
 keys, ids or anything from the broker URL.
 """
@@ -14,12 +15,13 @@ from typing import Protocol
 
 from eventwire.middleware import CallNext, ConsumeContext, Middleware, PublishContext
 
-__all__ = ["Metrics", "Recorder"]
+__all__ = ["GroupLabels", "Labels", "Metrics", "Recorder"]
 
 #: Seconds; the semantic conventions' buckets for messaging durations, extended to a minute.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60)
 
 Labels = tuple[str, str, str, str]  # system, channel, group ("" when publishing), type
+GroupLabels = tuple[str, str, str]  # system, channel, group
 
 
 class Recorder(Protocol):
@@ -32,6 +34,7 @@ class Recorder(Protocol):
     def dead_lettered(self, labels: Labels) -> None: ...
     def latency(self, labels: Labels, seconds: float) -> None: ...
     def in_flight(self, labels: Labels, delta: int) -> None: ...
+    def lag(self, labels: GroupLabels, messages: int) -> None: ...
 
 
 class Metrics(Middleware):

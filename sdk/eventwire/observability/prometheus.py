@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from eventwire.errors import ConfigurationError
-from eventwire.observability.metrics import BUCKETS, Labels
+from eventwire.observability.metrics import BUCKETS, GroupLabels, Labels
 
 __all__ = ["PrometheusRecorder", "enabled_recorder", "serve"]
 
@@ -77,6 +77,12 @@ class PrometheusRecorder:
         self._in_flight = p.Gauge(
             "eventwire_handler_in_flight", "Handler attempts running now", _NAMES, registry=r
         )
+        self._lag = p.Gauge(
+            "eventwire_consumer_lag",
+            "Messages of the channel the group has not acknowledged, as the broker counts",
+            _NAMES[:3],
+            registry=r,
+        )
 
     def published(self, labels: Labels) -> None:
         self._published.labels(*labels).inc()
@@ -100,6 +106,9 @@ class PrometheusRecorder:
 
     def in_flight(self, labels: Labels, delta: int) -> None:
         self._in_flight.labels(*labels).inc(delta)
+
+    def lag(self, labels: GroupLabels, messages: int) -> None:
+        self._lag.labels(*labels).set(messages)
 
 
 def enable() -> PrometheusRecorder:

@@ -8,18 +8,31 @@ Each attempt is its own consumer span, a child of the producer: a retried event 
 span per attempt, the failed ones carrying the error and a ``retry`` or ``dead_letter``
 event. An unusable incoming ``traceparent`` is ignored: the attempt starts a new trace and
 ``eventwire.tracecontext.invalid`` counts it.
+
+With a tracer provider that never samples (the SDK's ``ALWAYS_OFF`` sampler) no span could
+ever be recorded: `Propagation` then only passes the trace context on, as the SDK would,
+without creating spans.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 from eventwire.middleware import CallNext, ConsumeContext, Middleware, PublishContext
 from eventwire.observability import _attrs as a
@@ -29,11 +42,15 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["Tracing", "tracing_configured"]
+__all__ = ["Propagation", "Tracing", "never_samples", "parse", "tracing_configured"]
 
 log = logging.getLogger("eventwire.tracing")
-_PROPAGATOR = TraceContextTextMapPropagator()
 _SCOPE = "eventwire"
+#: W3C Trace Context: version, trace id, parent id, flags; versions after 00 may append.
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+_FLAGS = {"00": TraceFlags(0), "01": TraceFlags(1)}
 
 
 def tracing_configured() -> bool:
@@ -45,7 +62,79 @@ def tracing_configured() -> bool:
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
-class Tracing(Middleware):
+def never_samples(provider: Any) -> bool:
+    """Whether `provider` (default: the global one) samples nothing, ever: the SDK's
+    ``ALWAYS_OFF`` sampler. Its spans would all be non-recording."""
+    if provider is None:
+        provider = trace.get_tracer_provider()
+    sampler = getattr(provider, "sampler", None)
+    describe = getattr(sampler, "get_description", None)
+    return callable(describe) and describe() == "AlwaysOffSampler"
+
+
+def parse(parent: str, state: str | None) -> SpanContext | None:
+    """The remote span context of a ``traceparent`` value (and ``tracestate``), or ``None``
+    if it is not a usable W3C one: what the API's propagator accepts, without its lookups.
+    """
+    match = _TRACEPARENT.fullmatch(parent)
+    if match is None:
+        return None
+    version, trace_id, span_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest) or trace_id == _ZERO_TRACE:
+        return None
+    if span_id == _ZERO_SPAN:
+        return None
+    trace_state = None
+    if state is not None and len(state) <= _tracecontext.MAX_TRACESTATE:
+        trace_state = TraceState.from_header([state])
+    return SpanContext(
+        int(trace_id, 16),
+        int(span_id, 16),
+        is_remote=True,
+        trace_flags=_FLAGS.get(flags) or TraceFlags(int(flags, 16)),
+        trace_state=trace_state,
+    )
+
+
+class _TraceContext(Middleware):
+    """What both middlewares share: the header names and reading the incoming context."""
+
+    def __init__(
+        self, *, system: str, binding: str, meter_provider: MeterProvider | None = None
+    ) -> None:
+        self.system = system
+        self.binding = binding
+        meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
+        self._invalid = meter.create_counter(
+            "eventwire.tracecontext.invalid",
+            unit="{message}",
+            description="Incoming trace context ignored (malformed or oversized)",
+        )
+        self._parent_name, self._state_name = _tracecontext.write_names(binding)
+
+    def _incoming(self, headers: Mapping[str, str], channel: str) -> SpanContext | None:
+        """The producer's span context from the headers, if usable (else a new trace)."""
+        parent, state = _tracecontext.read(headers, self.binding)
+        if parent is None:
+            return None
+        if len(parent) > _tracecontext.MAX_TRACEPARENT:
+            reason = "oversized"
+        else:
+            found = parse(parent, state)
+            if found is not None:
+                return found
+            reason = "malformed"
+        self._invalid.add(1, {a.SYSTEM: self.system, a.DESTINATION: channel, "reason": reason})
+        log.warning(
+            "eventwire: ignoring a %s traceparent on %s (%d characters); starting a new trace",
+            reason,
+            channel,
+            len(parent),
+        )
+        return None
+
+
+class Tracing(_TraceContext):
     """Producer and consumer spans for one bus (added by `EventBus` itself; see the docs)."""
 
     def __init__(
@@ -56,16 +145,8 @@ class Tracing(Middleware):
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
-        self.system = system
-        self.binding = binding
+        super().__init__(system=system, binding=binding, meter_provider=meter_provider)
         self._tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
-        self._invalid = meter.create_counter(
-            "eventwire.tracecontext.invalid",
-            unit="{message}",
-            description="Incoming trace context ignored (malformed or oversized)",
-        )
-        self._parent_name, self._state_name = _tracecontext.write_names(binding)
 
     async def publish(self, context: PublishContext, call_next: CallNext) -> None:
         span = self._tracer.start_span(f"send {context.channel}", kind=SpanKind.PRODUCER)
@@ -104,7 +185,10 @@ class Tracing(Middleware):
 
     async def consume(self, context: ConsumeContext, call_next: CallNext) -> None:
         envelope = context.envelope
-        parent = self._parent(envelope.headers, context.channel)
+        incoming = self._incoming(envelope.headers, context.channel)
+        parent = otel_context.Context()
+        if incoming is not None:
+            parent = trace.set_span_in_context(NonRecordingSpan(incoming), parent)
         span = self._tracer.start_span(
             f"process {context.channel}", context=parent, kind=SpanKind.CONSUMER
         )
@@ -139,30 +223,34 @@ class Tracing(Middleware):
             otel_context.detach(token)
             span.end()
 
-    def _parent(self, headers: Mapping[str, str], channel: str) -> otel_context.Context:
-        """The producer's context from the headers, or an empty one (a new trace)."""
-        parent, state = _tracecontext.read(headers, self.binding)
-        if parent is None:
-            return otel_context.Context()
-        reason = ""
-        if len(parent) > _tracecontext.MAX_TRACEPARENT:
-            reason = "oversized"
-        else:
-            carrier = {"traceparent": parent}
-            if state is not None and len(state) <= _tracecontext.MAX_TRACESTATE:
-                carrier["tracestate"] = state
-            extracted = _PROPAGATOR.extract(carrier, context=otel_context.Context())
-            if trace.get_current_span(extracted).get_span_context().is_valid:
-                return extracted
-            reason = "malformed"
-        self._invalid.add(1, {a.SYSTEM: self.system, a.DESTINATION: channel, "reason": reason})
-        log.warning(
-            "eventwire: ignoring a %s traceparent on %s (%d characters); starting a new trace",
-            reason,
-            channel,
-            len(parent),
-        )
-        return otel_context.Context()
+
+class Propagation(_TraceContext):
+    """The trace context passed on and nothing recorded, for a provider that never samples.
+
+    What the SDK's spans would carry, without making them: a handler runs in the incoming
+    context (so its logs and follow-ups keep the trace id), and each message sent carries
+    the current trace id (a new one outside any trace) with a new span id, not sampled.
+    """
+
+    async def publish(self, context: PublishContext, call_next: CallNext) -> None:
+        current = trace.get_current_span().get_span_context()
+        bits = random.getrandbits
+        trace_id = current.trace_id if current.is_valid else bits(128)
+        context.headers[self._parent_name] = f"00-{trace_id:032x}-{bits(64) or 1:016x}-00"
+        if current.is_valid and current.trace_state:
+            context.headers[self._state_name] = current.trace_state.to_header()
+        await call_next()
+
+    async def consume(self, context: ConsumeContext, call_next: CallNext) -> None:
+        incoming = self._incoming(context.envelope.headers, context.channel)
+        if incoming is None:
+            await call_next()
+            return
+        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(incoming)))
+        try:
+            await call_next()
+        finally:
+            otel_context.detach(token)
 
 
 def _traceparent(span_context: trace.SpanContext) -> str:

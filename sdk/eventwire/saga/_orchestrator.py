@@ -14,7 +14,8 @@ redelivered or when the orchestrator starts and resumes the active sagas (it als
 their timeouts). Messages may therefore be sent twice, never lost: the services handling
 the commands must be idempotent, as every eventwire consumer should be. Every message
 carries the saga id as its correlation id and the id of the message that caused it as its
-causation id.
+causation id. When the bus traces, each message is sent inside a span of the saga, in the
+trace of the message that started it (`eventwire.observability._saga`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventwire.bus import EventBus
 from eventwire.delivery import Delivery
@@ -35,6 +36,10 @@ from eventwire.errors import ConfigurationError
 from eventwire.events import Command, Event, Message
 from eventwire.retry import RetryPolicy
 from eventwire.saga._definition import Saga, SagaContext, Step
+from eventwire.saga._tracing import tracer_of, transition_span
+
+if TYPE_CHECKING:
+    from eventwire.observability._saga import SagaTracer
 from eventwire.saga._errors import UnknownSagaError
 from eventwire.saga._store import MemorySagaStore, SagaConflictError, SagaState, SagaStore
 
@@ -96,6 +101,7 @@ class SagaOrchestrator:
         self._started = False
         self._closing = False
         self._start_lock = asyncio.Lock()
+        self._tracer: SagaTracer | None = None
         self._subscribe(concurrency, retry)
 
     # -- wiring ------------------------------------------------------------------------
@@ -139,6 +145,7 @@ class SagaOrchestrator:
                 return
             self._wake = asyncio.Event()
             self._closing = False
+            self._tracer = tracer_of(self.bus)
             self._timer = asyncio.create_task(self._clock(), name="eventwire-saga-clock")
             self._started = True
             for state in await self.store.active():
@@ -207,6 +214,8 @@ class SagaOrchestrator:
             state = await self.store.load(saga_id)
             if state is None:
                 state = SagaState(saga=saga.name, saga_id=saga_id, data=data)
+                if self._tracer is not None:
+                    state.traceparent = self._tracer.origin()
                 state.processed.append(cause)
                 _emit(state, "lifecycle", cause, type="SagaStarted")
                 _start_step(saga, state, 0, cause)
@@ -279,14 +288,15 @@ class SagaOrchestrator:
             message = _build(saga, state, entry)
             if message is None:
                 continue
-            if isinstance(message, Command):
-                await self.bus.send(
-                    message, correlation_id=state.saga_id, causation_id=entry["cause"]
-                )
-            else:
-                await self.bus.publish(
-                    message, correlation_id=state.saga_id, causation_id=entry["cause"]
-                )
+            with transition_span(self._tracer, saga.name, state, entry):
+                if isinstance(message, Command):
+                    await self.bus.send(
+                        message, correlation_id=state.saga_id, causation_id=entry["cause"]
+                    )
+                else:
+                    await self.bus.publish(
+                        message, correlation_id=state.saga_id, causation_id=entry["cause"]
+                    )
         state.outbox = []
         try:
             await self.store.save(state)

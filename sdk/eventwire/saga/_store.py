@@ -44,6 +44,8 @@ class SagaState:
     - ``deadline``: when the awaited reply times out (Unix time), if a reply is awaited.
     - ``outbox``: messages decided but not yet confirmed sent; sent again after a crash.
     - ``version``: bumped by every save (optimistic concurrency).
+    - ``traceparent``: the W3C trace context of the span that started the saga ("" when
+      not traced): what the saga sends on a timeout or after a restart joins that trace.
     """
 
     saga: str
@@ -63,6 +65,7 @@ class SagaState:
     version: int = 0
     created: float = dataclasses.field(default_factory=time.time)
     updated: float = dataclasses.field(default_factory=time.time)
+    traceparent: str = ""
 
     @property
     def active(self) -> bool:
