@@ -38,6 +38,7 @@ class SuiteState:
     targets: dict[str, str]
     only: list[str]
     restart_cmd: str | None
+    kill_cmd: str | None
     timeout: float
     patience: float
     resolved: dict[str, Target | str] = dataclasses.field(default_factory=dict)
@@ -62,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
         targets=backend_ids(_urls(config)),
         only=only,
         restart_cmd=config.getoption("eventwire_restart_cmd") or None,
+        kill_cmd=config.getoption("eventwire_kill_cmd") or None,
         timeout=timeout,
         patience=patience,
     )
@@ -220,4 +222,11 @@ def harness(request: pytest.FixtureRequest, eventwire_target: str) -> Harness:
     if reason is not None:
         unsupported(f"declared by the {target.id} backend: {reason}")
     name = getattr(request.node, "originalname", request.node.name)
-    return Harness(target, patience=state.patience, restart_cmd=state.restart_cmd, test_name=name)
+    return Harness(
+        target,
+        patience=state.patience,
+        restart_cmd=state.restart_cmd,
+        kill_cmd=state.kill_cmd,
+        test_name=name,
+        properties=request.node.user_properties,
+    )

@@ -41,7 +41,7 @@ class InputError(click.ClickException):
 
 @click.group(name="conformance")
 def conformance() -> None:
-    """Check that a broker gives eventwire's guarantees (G01-G20)."""
+    """Check that a broker gives eventwire's guarantees (G01-G22)."""
 
 
 @conformance.command("list")
@@ -93,6 +93,13 @@ def list_guarantees() -> None:
     "backend's name); without it G16 is unsupported.",
 )
 @click.option(
+    "--kill-cmd",
+    metavar="CMD",
+    help="Shell command that kills the broker with SIGKILL and starts it again, returning "
+    "once it answers ({backend} is replaced by the backend's name); without it G22 is "
+    "not run.",
+)
+@click.option(
     "-n",
     "--workers",
     default="1",
@@ -133,6 +140,7 @@ def run(
     markdown_path: Path | None,
     junit_path: Path | None,
     restart_cmd: str | None,
+    kill_cmd: str | None,
     workers: str,
     plugins: tuple[str, ...],
     timeout: float,
@@ -169,6 +177,7 @@ def run(
             targets=targets,
             selected=selected,
             restart_cmd=restart_cmd,
+            kill_cmd=kill_cmd,
             workers=workers,
             plugins=plugins,
             timeout=timeout,

@@ -52,6 +52,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "replaced by the backend's name",
     )
     group.addoption(
+        "--eventwire-kill-cmd",
+        default=None,
+        metavar="CMD",
+        help="shell command that kills the broker with SIGKILL and starts it again, returning "
+        "once it answers (enables G22 broker crash under load); {backend} is replaced by the "
+        "backend's name",
+    )
+    group.addoption(
         "--eventwire-timeout",
         type=float,
         default=120.0,

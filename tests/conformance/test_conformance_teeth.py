@@ -54,7 +54,7 @@ def test_faulty_backend_fails_exactly_the_broken_guarantees(scheme: str, tmp_pat
     # Two workers: the waits of failing tests overlap.
     code, report, output = run_suite(f"{scheme}://", tmp_path, workers=2)
     results = statuses(report, scheme)
-    assert set(results) == {f"G{i:02d}" for i in range(1, 21)}, "every guarantee is reported"
+    assert set(results) == {f"G{i:02d}" for i in range(1, 23)}, "every guarantee is reported"
     failed = {gid for gid, r in results.items() if r["status"] == "failed"}
     expected = EXPECTED_FAILURES[scheme]
     unexpected = {gid: results[gid]["detail"] for gid in sorted(failed - expected)}
