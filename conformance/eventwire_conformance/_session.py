@@ -52,6 +52,7 @@ class SuiteRun:
     selected: Sequence[str]
     restart_cmd: str | None = None
     kill_cmd: str | None = None
+    load: int = 1
     workers: str = "1"
     plugins: Sequence[str] = ()
     timeout: float = 120.0
@@ -87,6 +88,8 @@ def pytest_command(run: SuiteRun, workdir: Path) -> list[str]:
         command += ["--eventwire-restart-cmd", run.restart_cmd]
     if run.kill_cmd:
         command += ["--eventwire-kill-cmd", run.kill_cmd]
+    if run.load != 1:
+        command += ["--eventwire-load", str(run.load)]
     for module in run.plugins:
         command += ["-p", module]
     if run.workers != "1":

@@ -39,6 +39,7 @@ class SuiteState:
     only: list[str]
     restart_cmd: str | None
     kill_cmd: str | None
+    load: int
     timeout: float
     patience: float
     resolved: dict[str, Target | str] = dataclasses.field(default_factory=dict)
@@ -59,11 +60,14 @@ def pytest_configure(config: pytest.Config) -> None:
     patience = float(config.getoption("eventwire_patience"))
     if timeout <= 0 or patience <= 0:
         raise pytest.UsageError("--eventwire-timeout and --eventwire-patience must be > 0")
+    if config.getoption("eventwire_load") < 1:
+        raise pytest.UsageError("--eventwire-load must be >= 1")
     config.stash[STATE] = SuiteState(
         targets=backend_ids(_urls(config)),
         only=only,
         restart_cmd=config.getoption("eventwire_restart_cmd") or None,
         kill_cmd=config.getoption("eventwire_kill_cmd") or None,
+        load=int(config.getoption("eventwire_load")),
         timeout=timeout,
         patience=patience,
     )
@@ -227,6 +231,7 @@ def harness(request: pytest.FixtureRequest, eventwire_target: str) -> Harness:
         patience=state.patience,
         restart_cmd=state.restart_cmd,
         kill_cmd=state.kill_cmd,
+        load=state.load,
         test_name=name,
         properties=request.node.user_properties,
     )

@@ -79,6 +79,7 @@ class Harness:
         patience: float,
         restart_cmd: str | None = None,
         kill_cmd: str | None = None,
+        load: int = 1,
         test_name: str = "test",
         properties: list[tuple[str, object]] | None = None,
     ) -> None:
@@ -88,6 +89,8 @@ class Harness:
         self.patience = patience
         self.restart_cmd = restart_cmd
         self.kill_cmd = kill_cmd
+        #: How many times the default number of events the chaos tests (G21, G22) use.
+        self.load = load
         self._properties = properties if properties is not None else []
         self._token = uuid.uuid4().hex[:10]
         self._test = test_name

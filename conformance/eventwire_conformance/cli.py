@@ -100,6 +100,14 @@ def list_guarantees() -> None:
     "not run.",
 )
 @click.option(
+    "--load",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Multiply the events of G21 and G22 by N (1: a few hundred, seconds).",
+)
+@click.option(
     "-n",
     "--workers",
     default="1",
@@ -141,6 +149,7 @@ def run(
     junit_path: Path | None,
     restart_cmd: str | None,
     kill_cmd: str | None,
+    load: int,
     workers: str,
     plugins: tuple[str, ...],
     timeout: float,
@@ -178,6 +187,7 @@ def run(
             selected=selected,
             restart_cmd=restart_cmd,
             kill_cmd=kill_cmd,
+            load=load,
             workers=workers,
             plugins=plugins,
             timeout=timeout,

@@ -60,6 +60,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "backend's name",
     )
     group.addoption(
+        "--eventwire-load",
+        type=int,
+        default=1,
+        metavar="N",
+        help="multiply the events of the chaos guarantees (G21, G22) by N (default 1: a few "
+        "hundred, seconds)",
+    )
+    group.addoption(
         "--eventwire-timeout",
         type=float,
         default=120.0,

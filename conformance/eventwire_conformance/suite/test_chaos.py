@@ -49,7 +49,7 @@ class Members:
         bus = self.harness.bus()
         return LocalMember(bus, self.model, self.group, name, self.local_runs)
 
-    async def crashable(self, name: str) -> LocalMember | MemberProcess:
+    async def crashable(self, name: str, scale: float = 1.0) -> LocalMember | MemberProcess:
         """A member the test can SIGKILL: a process if the backend is shared by processes."""
         if not self.harness.capabilities.cross_process:
             member = self.local(name)
@@ -61,7 +61,7 @@ class Members:
             self.group,
             self.tmp_path / f"{name}.runs",
             name=name,
-            patience=self.harness.patience,
+            patience=self.harness.patience * scale,
             handle=True,
         )
         self.processes.append(process)
@@ -103,7 +103,7 @@ async def test_G21_membership_change(harness: Harness, tmp_path: Path) -> None:
     members = Members(harness, channel, model, harness.name("grp"), tmp_path)
     publisher = harness.bus()
     keys = [f"key-{k:02d}" for k in range(MEMBERSHIP_KEYS)]
-    events = interleaved(keys, MEMBERSHIP_PER_KEY, seed=21)
+    events = interleaved(keys, MEMBERSHIP_PER_KEY * harness.load, seed=21)
     size = len(events) // SLICES
     published: set[tuple[str, int]] = set()
     log: list[str] = []
@@ -174,8 +174,8 @@ test_G21_membership_change.TIME_FACTOR = 2  # type: ignore[attr-defined]
 
 PUBLISHERS = 4
 KEYS_PER_PUBLISHER = 4
-CRASH_PER_KEY = 25  # 4 publishers x 4 keys x 25 = 400 events
-#: Published events (of all publishers) before the broker is killed.
+CRASH_PER_KEY = 25  # 4 publishers x 4 keys x 25 = 400 events (times --load)
+#: Published events (of all publishers, times --load) before the broker is killed.
 KILL_AFTER = 120
 
 
@@ -194,9 +194,11 @@ async def test_G22_broker_crash_under_load(harness: Harness, tmp_path: Path) -> 
     refused: list[str] = []
     deadline = time.monotonic() + harness.patience * 6
 
+    per_key, kill_after = CRASH_PER_KEY * harness.load, KILL_AFTER * harness.load
+
     async def publish(bus: EventBus, keys: list[str]) -> None:
         """Each key's events in order, one at a time; a refused publish is tried again."""
-        for seq in range(CRASH_PER_KEY):
+        for seq in range(per_key):
             for key in keys:
                 while True:
                     try:
@@ -216,7 +218,7 @@ async def test_G22_broker_crash_under_load(harness: Harness, tmp_path: Path) -> 
     publishers = [harness.bus() for _ in range(PUBLISHERS)]
     try:
         await members.crashable("p1")
-        await members.crashable("p2")
+        victim = await members.crashable("p2")
         for bus in publishers:
             await bus.start()
         tasks = [
@@ -225,12 +227,17 @@ async def test_G22_broker_crash_under_load(harness: Harness, tmp_path: Path) -> 
         ]
         try:
             await harness.wait_for(
-                lambda: len(confirmed) >= KILL_AFTER or all(t.done() for t in tasks),
+                lambda: len(confirmed) >= kill_after or all(t.done() for t in tasks),
                 lambda: f"{len(confirmed)} publishes confirmed before the broker crash",
+                scale=harness.load,
             )
-            code, output = await run_command_while(command, _pause, deadline)
+            kill = asyncio.ensure_future(run_command_while(command, _pause, deadline))
+            await crash(victim)  # a member dies with the broker
+            code, output = await kill
             assert code == 0, f"the kill command exited with {code}: {output[-500:]}"
             back = time.monotonic()
+            # and is started again (its first connection may wait for the broker's recovery)
+            await members.crashable("p2-again", scale=3.0)
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
