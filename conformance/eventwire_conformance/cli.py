@@ -170,13 +170,7 @@ def run(
         if path is not None:
             _check_writable(path, option)
     workers = _check_workers(workers)
-    if plugins and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like python -m: modules of the current directory
-    for module in plugins:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            raise InputError(f"--plugin {module}: cannot import it: {exc}") from None
+    _import_plugins(plugins)
     targets = backend_ids(urls)
     shown = _preflight(targets, console)
 
@@ -207,6 +201,71 @@ def run(
         if path is not None:
             console.print(f"{label} report: {path}")
     ctx.exit(1 if report.failed else 0)
+
+
+@conformance.command("soak")
+@click.argument("url", metavar="URL")
+@click.option(
+    "--duration",
+    default="10m",
+    show_default=True,
+    help="How long to publish and make chaos: 30s, 10m, 1h.",
+)
+@click.option("--kill-cmd", metavar="CMD", help="Shell command that SIGKILLs the broker and "
+              "starts it again (broker crashes are part of the chaos when given).")  # fmt: skip
+@click.option("--restart-cmd", metavar="CMD", help="Shell command that restarts the broker "
+              "gracefully (broker restarts are part of the chaos when given).")  # fmt: skip
+@click.option("--consumers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--publishers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--keys", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--seed", type=int, help="Seed of the random chaos (to repeat a run).")
+@click.option(
+    "-p", "--plugin", "plugins", multiple=True, metavar="MODULE",
+    help="Import MODULE first (e.g. a module that registers extra backends). Repeatable.",
+)  # fmt: skip
+@click.pass_context
+def soak_command(
+    ctx: click.Context,
+    url: str,
+    duration: str,
+    kill_cmd: str | None,
+    restart_cmd: str | None,
+    consumers: int,
+    publishers: int,
+    keys: int,
+    seed: int | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Bounded chaos against one broker: publishers and competing consumers on many keys,
+    consumers SIGKILLed (and the broker killed or restarted, with the commands) at random;
+    then what was lost, duplicated or out of order. Exit 1 on any loss or order violation."""
+    from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE
+    from eventwire_conformance.soak import SoakOptions, parse_duration, soak
+
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise InputError(f"--duration: {exc}") from None
+    _import_plugins(plugins)
+    os.environ[PLUGINS_VARIABLE] = ",".join(plugins)  # the consumer processes load them too
+    console = Console()
+    _preflight({"soak": url}, console)
+    options = SoakOptions(url, seconds, kill_cmd, restart_cmd, publishers, keys, consumers, seed)
+    result = asyncio.run(soak(options, lambda line: console.print(line, highlight=False)))
+    for line in result.lines():
+        console.print(line, highlight=False)
+    console.print("[green]no loss, no order violation[/]" if result.ok else "[bold red]FAILED[/]")
+    ctx.exit(0 if result.ok else 1)
+
+
+def _import_plugins(plugins: tuple[str, ...]) -> None:
+    if plugins and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like python -m: modules of the current directory
+    for module in plugins:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise InputError(f"--plugin {module}: cannot import it: {exc}") from None
 
 
 # -- checks before the run ---------------------------------------------------------------------
