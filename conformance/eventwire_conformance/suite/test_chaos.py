@@ -253,7 +253,7 @@ async def test_G22_broker_crash_under_load(harness: Harness, tmp_path: Path) -> 
             scale=4.0,
             interval=0.05,
         )
-        stalled_for = time.monotonic() - back
+        settled_after = time.monotonic() - back
     finally:
         await members.aclose()
 
@@ -266,7 +266,7 @@ async def test_G22_broker_crash_under_load(harness: Harness, tmp_path: Path) -> 
     duplicates = len(runs) - len({(r.key, r.seq) for r in runs})
     harness.note(
         f"{duplicates} duplicate runs of {len(confirmed)} confirmed events; all handled "
-        f"{stalled_for:.1f}s (bound {bound:g}s) after the broker was back; "
+        f"{settled_after:.1f}s (bound {bound:g}s) after the broker was back; "
         f"{len(refused)} publish attempts refused during the crash"
     )
 
