@@ -1,12 +1,16 @@
-"""A consumer process for the G12 crash test: it takes events and never finishes them.
+"""A consumer process for the crash tests (G12, G21, G22): a group member the test can SIGKILL.
 
 Run as ``python -m eventwire_conformance._crash_consumer --channel C --group G --out FILE``
 with the broker URL in the ``EVENTWIRE_CONFORMANCE_URL`` environment variable (not on the
 command line, where credentials would show in the process list). It imports the modules named
 (comma-separated) in ``EVENTWIRE_CONFORMANCE_PLUGINS`` first: the runner's ``-p/--plugin``
 modules, so a backend registered only through a plugin is found here too. It prints ``ready`` once
-subscribed, appends the ``seq`` of every event its handler takes to FILE, and blocks in the
-handler until the test kills the process with SIGKILL.
+subscribed. By default (G12) it appends the ``seq`` of every event its handler takes to FILE and
+blocks in the handler until the test kills the process with SIGKILL. With ``--handle`` it
+handles events (sleeping ``--sleep-ms`` times 0-2 in the handler) and appends one line per
+finished run to FILE: ``key seq begin end attempt``, the times from the system-wide monotonic
+clock, so the test can merge the runs of several processes (`eventwire_conformance._members`);
+SIGTERM makes it close the bus gracefully (a member leaving) and exit.
 """
 
 from __future__ import annotations
@@ -42,12 +46,41 @@ async def consume(url: str, channel: str, group: str, out: Path, concurrency: in
         await never.wait()
 
 
+async def handle(
+    url: str, channel: str, group: str, out: Path, concurrency: int, sleep: float
+) -> None:
+    import signal
+    import time
+
+    from eventwire import Delivery, EventBus
+
+    from eventwire_conformance._events import Ping, ping_model
+
+    model = ping_model(channel)
+    bus = EventBus(url, source="conformance/member")
+    leave = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, leave.set)
+
+    @bus.subscribe(model, group=group, concurrency=concurrency)
+    async def run(event: Ping, delivery: Delivery) -> None:
+        begin = time.monotonic()
+        await asyncio.sleep(sleep * (event.seq % 3))
+        with out.open("a", encoding="utf-8") as file:
+            file.write(f"{event.key} {event.seq} {begin} {time.monotonic()} {delivery.attempt}\n")
+
+    async with bus:
+        print("ready", flush=True)
+        await leave.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eventwire_conformance._crash_consumer")
     parser.add_argument("--channel", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--handle", action="store_true", help="handle events and record runs")
+    parser.add_argument("--sleep-ms", type=float, default=2.0)
     args = parser.parse_args(argv)
     url = os.environ.get(URL_VARIABLE)
     if not url:
@@ -55,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for module in filter(None, os.environ.get(PLUGINS_VARIABLE, "").split(",")):
         importlib.import_module(module)
-    asyncio.run(consume(url, args.channel, args.group, args.out, args.concurrency))
+    if args.handle:
+        sleep = args.sleep_ms / 1000
+        asyncio.run(handle(url, args.channel, args.group, args.out, args.concurrency, sleep))
+    else:
+        asyncio.run(consume(url, args.channel, args.group, args.out, args.concurrency))
     return 0
 
 

@@ -6,7 +6,8 @@ process (not the xdist workers) appends one JSON object per line to PATH:
 - ``{"event": "collected", "count": N}`` once the number of tests is known;
 - ``{"event": "result", "nodeid", "guarantee", "backend", "when", "outcome", "detail",
   "duration"}`` for each test phase worth reporting (every call, any phase that failed or
-  skipped);
+  skipped); a passed call's detail is what the test noted (`NOTE_PROPERTY`), e.g. the
+  duplicates it counted;
 - ``{"event": "collect-error", "nodeid", "detail"}`` when a module cannot be collected;
 - ``{"event": "finished", "exitstatus": N}`` at the end.
 """
@@ -17,6 +18,8 @@ import json
 from typing import IO, Any
 
 import pytest
+
+from eventwire_conformance._support import NOTE_PROPERTY
 
 DETAIL_LIMIT = 1500
 WRITER_NAME = "eventwire-conformance-results"
@@ -97,7 +100,9 @@ class ResultWriter:
                 "backend": props.get("eventwire_backend"),
                 "when": report.when,
                 "outcome": outcome,
-                "detail": report_detail(report) if not report.passed else "",
+                "detail": report_detail(report)
+                if not report.passed
+                else "; ".join(str(v) for k, v in report.user_properties if k == NOTE_PROPERTY),
                 "duration": round(report.duration, 3),
             }
         )

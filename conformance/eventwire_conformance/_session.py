@@ -51,6 +51,8 @@ class SuiteRun:
     targets: dict[str, str]
     selected: Sequence[str]
     restart_cmd: str | None = None
+    kill_cmd: str | None = None
+    load: int = 1
     workers: str = "1"
     plugins: Sequence[str] = ()
     timeout: float = 120.0
@@ -84,6 +86,10 @@ def pytest_command(run: SuiteRun, workdir: Path) -> list[str]:
         command += ["--eventwire-only", ",".join(run.selected)]
     if run.restart_cmd:
         command += ["--eventwire-restart-cmd", run.restart_cmd]
+    if run.kill_cmd:
+        command += ["--eventwire-kill-cmd", run.kill_cmd]
+    if run.load != 1:
+        command += ["--eventwire-load", str(run.load)]
     for module in run.plugins:
         command += ["-p", module]
     if run.workers != "1":
@@ -97,25 +103,28 @@ def pytest_command(run: SuiteRun, workdir: Path) -> list[str]:
 
 
 def run_phases(run: SuiteRun, console: Console) -> SessionResult:
-    """Run the suite; with several workers, G16 runs alone after everything else.
+    """Run the suite; with several workers, the guarantees that take the broker down run
+    alone after everything else.
 
-    G16 restarts the broker, which would break the connections of tests running beside it
-    in other workers, so it gets a session of its own with one worker.
+    G16 restarts the broker and G22 kills it, which would break the connections of tests
+    running beside them in other workers, so they get a session of their own with one worker
+    (only when their command is given: without it they are not run anyway).
     """
-    alone = "G16" in run.selected and run.restart_cmd and run.workers != "1"
-    rest = [gid for gid in run.selected if gid != "G16"]
-    if not alone or not rest:
+    disruptive = {"G16": run.restart_cmd, "G22": run.kill_cmd}
+    serial = [gid for gid in run.selected if disruptive.get(gid)]
+    rest = [gid for gid in run.selected if gid not in serial]
+    if not serial or not rest or run.workers == "1":
         return run_suite(run, console)
     junit = run.junit_path
     first = run_suite(
         dataclasses.replace(run, selected=rest, junit_path=_part(junit, "rest")), console
     )
     second = run_suite(
-        dataclasses.replace(run, selected=["G16"], workers="1", junit_path=_part(junit, "g16")),
+        dataclasses.replace(run, selected=serial, workers="1", junit_path=_part(junit, "serial")),
         console,
     )
     if junit is not None:
-        _merge_junit(junit, [_part(junit, "rest"), _part(junit, "g16")])
+        _merge_junit(junit, [_part(junit, "rest"), _part(junit, "serial")])
     return SessionResult(
         first.records + second.records,
         max(first.exitstatus, second.exitstatus),

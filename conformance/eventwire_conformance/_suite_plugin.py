@@ -38,6 +38,8 @@ class SuiteState:
     targets: dict[str, str]
     only: list[str]
     restart_cmd: str | None
+    kill_cmd: str | None
+    load: int
     timeout: float
     patience: float
     resolved: dict[str, Target | str] = dataclasses.field(default_factory=dict)
@@ -58,10 +60,14 @@ def pytest_configure(config: pytest.Config) -> None:
     patience = float(config.getoption("eventwire_patience"))
     if timeout <= 0 or patience <= 0:
         raise pytest.UsageError("--eventwire-timeout and --eventwire-patience must be > 0")
+    if config.getoption("eventwire_load") < 1:
+        raise pytest.UsageError("--eventwire-load must be >= 1")
     config.stash[STATE] = SuiteState(
         targets=backend_ids(_urls(config)),
         only=only,
         restart_cmd=config.getoption("eventwire_restart_cmd") or None,
+        kill_cmd=config.getoption("eventwire_kill_cmd") or None,
+        load=int(config.getoption("eventwire_load")),
         timeout=timeout,
         patience=patience,
     )
@@ -220,4 +226,12 @@ def harness(request: pytest.FixtureRequest, eventwire_target: str) -> Harness:
     if reason is not None:
         unsupported(f"declared by the {target.id} backend: {reason}")
     name = getattr(request.node, "originalname", request.node.name)
-    return Harness(target, patience=state.patience, restart_cmd=state.restart_cmd, test_name=name)
+    return Harness(
+        target,
+        patience=state.patience,
+        restart_cmd=state.restart_cmd,
+        kill_cmd=state.kill_cmd,
+        load=state.load,
+        test_name=name,
+        properties=request.node.user_properties,
+    )

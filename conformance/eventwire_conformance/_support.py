@@ -9,7 +9,10 @@ windows, used for negative checks ("nothing else arrives").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import os
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,18 +27,23 @@ from eventwire_conformance._events import Ping
 from eventwire_conformance.guarantees import UNSUPPORTED_PREFIX
 
 __all__ = [
+    "NOTE_PROPERTY",
     "RESTART_CWD",
     "UNSUPPORTED_PREFIX",
     "Harness",
     "PingHandler",
     "Target",
     "missing",
+    "run_command_while",
     "unsupported",
 ]
 
 #: Environment variable naming the folder the broker restart command runs in (the runner
 #: sets it to its own working directory; it starts pytest in a scratch folder).
 RESTART_CWD = "EVENTWIRE_RESTART_CWD"
+
+#: The ``user_properties`` name of what a passing test has to say (`Harness.note`).
+NOTE_PROPERTY = "eventwire_note"
 
 #: How long closing one bus may take when a test ends.
 CLOSE_TIMEOUT = 10.0
@@ -70,13 +78,20 @@ class Harness:
         *,
         patience: float,
         restart_cmd: str | None = None,
+        kill_cmd: str | None = None,
+        load: int = 1,
         test_name: str = "test",
+        properties: list[tuple[str, object]] | None = None,
     ) -> None:
         self.target = target
         self.url = target.url
         self.capabilities = target.capabilities
         self.patience = patience
         self.restart_cmd = restart_cmd
+        self.kill_cmd = kill_cmd
+        #: How many times the default number of events the chaos tests (G21, G22) use.
+        self.load = load
+        self._properties = properties if properties is not None else []
         self._token = uuid.uuid4().hex[:10]
         self._test = test_name
         self._count = 0
@@ -91,6 +106,10 @@ class Harness:
         name = f"ewc-{what}-{self._token}-{self._count}"
         self._names.append(name)
         return name
+
+    def note(self, text: str) -> None:
+        """Something the report shows even when the test passes (e.g. duplicates counted)."""
+        self._properties.append((NOTE_PROPERTY, text))
 
     # -- buses ----------------------------------------------------------------------------
 
@@ -180,6 +199,41 @@ class Harness:
     async def quiet(self, seconds: float = 0.3) -> None:
         """A window in which nothing more is expected to happen (before a negative check)."""
         await asyncio.sleep(seconds)
+
+
+async def run_command_while(
+    command: str, step: Callable[[], Awaitable[None]], deadline: float
+) -> tuple[int, str]:
+    """Run a broker command (G16's restart, G22's kill) in the shell, calling `step` (e.g.
+    publishing one event) over and over until it exits; returns (exit status, output).
+
+    The output goes to a file, not a pipe: a broker started in the background would keep a
+    pipe open, and the command would never seem to finish.
+    """
+    with tempfile.TemporaryFile() as out:
+        process = await asyncio.create_subprocess_shell(
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            # the runner starts pytest in a scratch folder: run the command where the user
+            # typed it, so a relative path such as conformance/brokers/brokers works
+            cwd=os.environ.get(RESTART_CWD) or None,
+        )
+        try:
+            exited = asyncio.ensure_future(process.wait())
+            while not exited.done():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the command {command!r} did not finish in time")
+                await step()
+                await asyncio.sleep(0.02)
+        finally:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        out.seek(0)
+        return int(process.returncode or 0), out.read().decode(errors="replace")
 
 
 async def _bounded(step: Awaitable[None], seconds: float) -> str | None:

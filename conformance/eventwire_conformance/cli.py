@@ -41,7 +41,7 @@ class InputError(click.ClickException):
 
 @click.group(name="conformance")
 def conformance() -> None:
-    """Check that a broker gives eventwire's guarantees (G01-G20)."""
+    """Check that a broker gives eventwire's guarantees (G01-G22)."""
 
 
 @conformance.command("list")
@@ -93,6 +93,21 @@ def list_guarantees() -> None:
     "backend's name); without it G16 is unsupported.",
 )
 @click.option(
+    "--kill-cmd",
+    metavar="CMD",
+    help="Shell command that kills the broker with SIGKILL and starts it again, returning "
+    "once it answers ({backend} is replaced by the backend's name); without it G22 is "
+    "not run.",
+)
+@click.option(
+    "--load",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Multiply the events of G21 and G22 by N (1: a few hundred, seconds).",
+)
+@click.option(
     "-n",
     "--workers",
     default="1",
@@ -133,6 +148,8 @@ def run(
     markdown_path: Path | None,
     junit_path: Path | None,
     restart_cmd: str | None,
+    kill_cmd: str | None,
+    load: int,
     workers: str,
     plugins: tuple[str, ...],
     timeout: float,
@@ -153,13 +170,7 @@ def run(
         if path is not None:
             _check_writable(path, option)
     workers = _check_workers(workers)
-    if plugins and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like python -m: modules of the current directory
-    for module in plugins:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            raise InputError(f"--plugin {module}: cannot import it: {exc}") from None
+    _import_plugins(plugins)
     targets = backend_ids(urls)
     shown = _preflight(targets, console)
 
@@ -169,6 +180,8 @@ def run(
             targets=targets,
             selected=selected,
             restart_cmd=restart_cmd,
+            kill_cmd=kill_cmd,
+            load=load,
             workers=workers,
             plugins=plugins,
             timeout=timeout,
@@ -188,6 +201,71 @@ def run(
         if path is not None:
             console.print(f"{label} report: {path}")
     ctx.exit(1 if report.failed else 0)
+
+
+@conformance.command("soak")
+@click.argument("url", metavar="URL")
+@click.option(
+    "--duration",
+    default="10m",
+    show_default=True,
+    help="How long to publish and make chaos: 30s, 10m, 1h.",
+)
+@click.option("--kill-cmd", metavar="CMD", help="Shell command that SIGKILLs the broker and "
+              "starts it again (broker crashes are part of the chaos when given).")  # fmt: skip
+@click.option("--restart-cmd", metavar="CMD", help="Shell command that restarts the broker "
+              "gracefully (broker restarts are part of the chaos when given).")  # fmt: skip
+@click.option("--consumers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--publishers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--keys", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--seed", type=int, help="Seed of the random chaos (to repeat a run).")
+@click.option(
+    "-p", "--plugin", "plugins", multiple=True, metavar="MODULE",
+    help="Import MODULE first (e.g. a module that registers extra backends). Repeatable.",
+)  # fmt: skip
+@click.pass_context
+def soak_command(
+    ctx: click.Context,
+    url: str,
+    duration: str,
+    kill_cmd: str | None,
+    restart_cmd: str | None,
+    consumers: int,
+    publishers: int,
+    keys: int,
+    seed: int | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Bounded chaos against one broker: publishers and competing consumers on many keys,
+    consumers SIGKILLed (and the broker killed or restarted, with the commands) at random;
+    then what was lost, duplicated or out of order. Exit 1 on any loss or order violation."""
+    from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE
+    from eventwire_conformance.soak import SoakOptions, parse_duration, soak
+
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise InputError(f"--duration: {exc}") from None
+    _import_plugins(plugins)
+    os.environ[PLUGINS_VARIABLE] = ",".join(plugins)  # the consumer processes load them too
+    console = Console()
+    _preflight({"soak": url}, console)
+    options = SoakOptions(url, seconds, kill_cmd, restart_cmd, publishers, keys, consumers, seed)
+    result = asyncio.run(soak(options, lambda line: console.print(line, highlight=False)))
+    for line in result.lines():
+        console.print(line, highlight=False)
+    console.print("[green]no loss, no order violation[/]" if result.ok else "[bold red]FAILED[/]")
+    ctx.exit(0 if result.ok else 1)
+
+
+def _import_plugins(plugins: tuple[str, ...]) -> None:
+    if plugins and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like python -m: modules of the current directory
+    for module in plugins:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise InputError(f"--plugin {module}: cannot import it: {exc}") from None
 
 
 # -- checks before the run ---------------------------------------------------------------------

@@ -118,6 +118,20 @@ GUARANTEES: dict[str, Guarantee] = {
             "with a contract attached, publishing an invalid event "
             "raises a clear error and sends nothing",
         ),
+        Guarantee(
+            "G21",
+            "membership",
+            "members join and leave (gracefully and by SIGKILL) while events flow: no key is "
+            "handled by two members at once, per-key order of first deliveries is kept, "
+            "nothing is lost",
+        ),
+        Guarantee(
+            "G22",
+            "broker-crash",
+            "the broker is SIGKILLed and started again under load: every publish that "
+            "returned is handled, per-key order of first deliveries is kept, duplicates "
+            "are counted",
+        ),
     )
 }
 

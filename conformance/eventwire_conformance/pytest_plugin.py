@@ -52,6 +52,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "replaced by the backend's name",
     )
     group.addoption(
+        "--eventwire-kill-cmd",
+        default=None,
+        metavar="CMD",
+        help="shell command that kills the broker with SIGKILL and starts it again, returning "
+        "once it answers (enables G22 broker crash under load); {backend} is replaced by the "
+        "backend's name",
+    )
+    group.addoption(
+        "--eventwire-load",
+        type=int,
+        default=1,
+        metavar="N",
+        help="multiply the events of the chaos guarantees (G21, G22) by N (default 1: a few "
+        "hundred, seconds)",
+    )
+    group.addoption(
         "--eventwire-timeout",
         type=float,
         default=120.0,

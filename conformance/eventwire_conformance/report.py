@@ -87,8 +87,9 @@ def _test_verdict(phases: list[Mapping[str, Any]]) -> tuple[str, str]:
             if detail.startswith(UNSUPPORTED_PREFIX):
                 return "unsupported", detail.removeprefix(UNSUPPORTED_PREFIX).strip()
             return "failed", f"skipped without a declared reason: {detail}"
-    if any(p["when"] == "call" and p["outcome"] == "passed" for p in phases):
-        return "passed", ""
+    for phase in phases:
+        if phase["when"] == "call" and phase["outcome"] == "passed":
+            return "passed", str(phase.get("detail") or "")
     return "failed", "no result for the test body"
 
 
@@ -139,7 +140,10 @@ def _combine(verdicts: Mapping[str, tuple[str, str]]) -> Outcome:
     if unsupported:
         return Outcome("unsupported", "; ".join(sorted(set(unsupported))), tests)
     count = len(verdicts)
-    return Outcome("passed", f"{count} test{'s' if count != 1 else ''} passed", tests)
+    notes = [d for _, d in verdicts.values() if d]
+    return Outcome(
+        "passed", "; ".join([f"{count} test{'s' if count != 1 else ''} passed", *notes]), tests
+    )
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -221,7 +225,8 @@ _MARK = {"passed": "passed", "failed": "FAILED", "unsupported": "unsupported", "
 
 
 def render(report: Report, console: Console) -> None:
-    """Print the matrix and the detail of every failed or unsupported guarantee."""
+    """Print the matrix and the detail of every failed or unsupported guarantee (and of a
+    pass that carries a note, such as the duplicates G22 counted)."""
     table = Table(title="eventwire conformance", title_justify="left")
     table.add_column("guarantee", style="bold", no_wrap=True, min_width=18)
     for name, backend in report.backends.items():
@@ -235,7 +240,8 @@ def render(report: Report, console: Console) -> None:
     console.print(table)
     for name, backend in report.backends.items():
         for gid, outcome in backend.results.items():
-            if outcome.status in ("failed", "unsupported"):
+            noted = outcome.status == "passed" and "; " in outcome.detail
+            if outcome.status in ("failed", "unsupported") or noted:
                 label = Text(f"{gid} {name} {outcome.status}: ", style=_STYLE[outcome.status])
                 console.print(label + Text(outcome.detail))
     for note in report.notes:

@@ -18,6 +18,8 @@ CAPABILITIES = Capabilities(
         {
             "G16": "the in-memory broker lives inside the process; there is no broker "
             "process to restart",
+            "G22": "the in-memory broker lives inside the process; there is no broker "
+            "process to kill",
         }
     ),
     cross_process=False,

@@ -1,7 +1,8 @@
-"""The whole conformance suite on every real broker: all twenty guarantees must pass.
+"""The whole conformance suite on every real broker: every guarantee must pass.
 
-G16 restarts the shared broker, which would disturb other tests using it, so these tests are
-marked ``restart``: ``make test`` runs them after the parallel run, one at a time.
+G16 restarts the shared broker and G22 kills it (SIGKILL) and starts it again, which would
+disturb other tests using it, so these tests are marked ``restart``: ``make test`` runs them
+after the parallel run, one at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IDS = [f"G{i:02d}" for i in range(1, 21)]
+BROKERS = "conformance/brokers/brokers"
+IDS = [f"G{i:02d}" for i in range(1, 23)]
 TARGETS = {
     "kafka": os.environ.get("EVENTWIRE_KAFKA_URL", "kafka://127.0.0.1:9092"),
     "rabbit": os.environ.get("EVENTWIRE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/"),
@@ -33,6 +35,7 @@ def test_every_guarantee_passes_on_the_real_broker(name: str, tmp_path: Path) ->
         sys.executable, "-m", "eventwire.cli", "conformance", "run", TARGETS[name],
         "--json", str(report), "-n", "2",
         "--restart-cmd", f"conformance/brokers/brokers restart {name}",  # relative: cwd=ROOT
+        "--kill-cmd", f"{BROKERS} kill {name} && {BROKERS} up {name}",
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, timeout=900, capture_output=True, text=True)
     assert report.exists(), done.stdout[-4000:] + done.stderr[-4000:]
@@ -46,14 +49,15 @@ def test_every_guarantee_passes_on_the_real_broker(name: str, tmp_path: Path) ->
 
 
 def test_every_guarantee_passes_on_a_sqlite_file(tmp_path: Path) -> None:
-    """The embedded durable backend needs no broker: its G16 "restart" makes the file
-    unavailable for a while (``python -m eventwire_sqlite.outage``)."""
+    """The embedded durable backend needs no broker: its G16 "restart" and G22 "crash" make
+    the file unavailable for a while (``python -m eventwire_sqlite.outage``)."""
     database = tmp_path / "conformance.db"
     report = tmp_path / "sqlite.json"
     command = [
         sys.executable, "-m", "eventwire.cli", "conformance", "run",
         f"sqlite://{database}?busy_timeout=1&lease_ttl=1", "--json", str(report), "-n", "2",
         "--restart-cmd", f"{sys.executable} -m eventwire_sqlite.outage {database}",
+        "--kill-cmd", f"{sys.executable} -m eventwire_sqlite.outage {database}",
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, timeout=600, capture_output=True, text=True)
     assert report.exists(), done.stdout[-4000:] + done.stderr[-4000:]

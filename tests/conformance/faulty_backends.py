@@ -19,15 +19,21 @@ Each wraps the in-memory backend and breaks exactly one promise of the backend c
   partitions at once: their unsettled deliveries count as settled for the hand-over, so the
   new owner starts on a key while the old owner still runs an event of it;
 - ``unbounded://``: no backpressure: it prefetches without limit and hands every delivery
-  to the handler at once, without waiting for the handler to take it.
+  to the handler at once, without waiting for the handler to take it;
+- ``hastyleave://``: a member that leaves (its subscription stops) settles what it holds at
+  once, so its partitions move on while its handlers still run (hand-over without waiting
+  for in-flight events);
+- ``leasesteal://``: a member that joins is handed, again, every event the members already
+  in the group hold unsettled, while they still run them (taking a lease held by a live
+  member).
 
 ``plugged://`` is not faulty: it is ``sqlite://`` (a backend shared by processes) under a
 scheme that exists only where this module is imported, so G12's consumer process finds it
 only if the suite hands its ``--plugin`` modules on.
 
 Two more serve the runner's own tests: ``down://`` never connects (an unreachable broker),
-and ``restartable://`` is the memory backend claiming G16, so the restart logic can run
-with a harmless restart command.
+and ``restartable://`` is the memory backend claiming G16 and G22, so the restart and kill
+logic can run with a harmless command.
 
 Importing this module registers them with eventwire's plugin manager; load it in pytest with
 ``-p tests.conformance.faulty_backends`` (or ``eventwire conformance run --plugin ...``).
@@ -361,6 +367,50 @@ class Eager(FaultyBackend):
         return subscription
 
 
+class _HastyStop:
+    """A subscription that, asked to stop, settles its member's unsettled deliveries at
+    once, so the group hands its partitions on while the handlers still run."""
+
+    def __init__(self, inner: Subscription, holding: dict[int, Inbound]) -> None:
+        self._inner = inner
+        self._holding = holding
+
+    async def stop(self) -> None:
+        for inbound in list(self._holding.values()):
+            await inbound.ack()
+        await self._inner.stop()
+
+
+class HastyLeave(FaultyBackend):
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        holding: dict[int, Inbound] = {}
+
+        async def watched(inbound: Inbound) -> None:
+            holding[id(inbound)] = inbound
+            await handler(_Watched(inbound, lambda done: holding.pop(id(done), None)))
+
+        return _HastyStop(await self.inner.subscribe(spec, watched), holding)
+
+
+class LeaseSteal(FaultyBackend):
+    async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
+        holding = _holding[(self._url, spec.channel, spec.group)]
+
+        def acked(inbound: Inbound) -> None:
+            holding.pop(id(inbound), None)
+
+        async def watched(inbound: Inbound) -> None:
+            holding[id(inbound)] = inbound
+            await handler(_Watched(inbound, acked))
+
+        stolen = list(holding.values())
+        subscription = await self.inner.subscribe(spec, watched)
+        # The newcomer takes what live members hold, as if their leases had expired.
+        for inbound in stolen:
+            await handler(_Replayed(inbound.message, inbound.delivery_count + 1))
+        return subscription
+
+
 class Unbounded(FaultyBackend):
     async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> Subscription:
         loop = asyncio.get_running_loop()
@@ -393,7 +443,9 @@ class Down(FaultyBackend):
 class Restartable(FaultyBackend):
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         super().__init__(url, options)
-        claimed = {k: v for k, v in self.capabilities.unsupported.items() if k != "G16"}
+        claimed = {
+            k: v for k, v in self.capabilities.unsupported.items() if k not in ("G16", "G22")
+        }
         self.capabilities = dataclasses.replace(self.capabilities, unsupported=claimed)
 
 
@@ -408,10 +460,12 @@ FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
     "roundrobin": (RoundRobin, "spreads a key's messages over four partitions"),
     "eager": (Eager, "hands partitions to a joining member without waiting for settlement"),
     "unbounded": (Unbounded, "prefetches without limit and never waits for the handler"),
+    "hastyleave": (HastyLeave, "hands a leaving member's partitions on before its handlers end"),
+    "leasesteal": (LeaseSteal, "lets a joining member take events live members still hold"),
 }
 HELPERS: dict[str, tuple[type[FaultyBackend], str]] = {
     "down": (Down, "never connects"),
-    "restartable": (Restartable, "claims G16 (restarting it changes nothing)"),
+    "restartable": (Restartable, "claims G16 and G22 (restarting or killing it changes nothing)"),
     "plugged": (Plugged, "is sqlite:// found only where this plugin is loaded"),
 }
 _ALL = {**FAULTS, **HELPERS}

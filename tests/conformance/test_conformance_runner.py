@@ -83,10 +83,10 @@ def test_parse_ids_normalises_and_rejects() -> None:
 
 
 def test_unknown_guarantee_id_is_refused() -> None:
-    done = run_cli("conformance", "run", "memory://", "--only", "G05,G21", timeout=30)
+    done = run_cli("conformance", "run", "memory://", "--only", "G05,G23", timeout=30)
     assert done.returncode == 2, done
-    assert "unknown guarantee id(s): G21" in done.stderr
-    assert "valid ids: G01" in done.stderr and "G20" in done.stderr
+    assert "unknown guarantee id(s): G23" in done.stderr
+    assert "valid ids: G01" in done.stderr and "G22" in done.stderr
 
 
 @pytest.mark.parametrize("where", ["missing-dir/report.json", "."])
@@ -183,6 +183,58 @@ def test_g16_runs_alone_from_the_callers_folder_after_the_rest(tmp_path: Path) -
     names = junit.read_text()
     assert "test_G16" in names and "test_G01" in names
     assert not list(junit.parent.glob(".junit.xml.*"))
+
+
+# -- G22 and its kill command -----------------------------------------------------------------
+
+
+def test_g22_without_kill_command_is_not_run_with_reason(tmp_path: Path) -> None:
+    code, report, _ = run_suite("restartable://", tmp_path, "--only", "G22")
+    g22 = report["backends"]["restartable"]["results"]["G22"]
+    assert g22["status"] == "unsupported"
+    assert "not run: no broker kill command" in g22["detail"]
+    assert code == 0
+
+
+@pytest.mark.parametrize(("command", "status"), [("sleep 0.3", "passed"), ("exit 3", "failed")])
+def test_g22_runs_the_kill_command_and_reports_duplicates(
+    command: str, status: str, tmp_path: Path
+) -> None:
+    code, report, output = run_suite(
+        "restartable://", tmp_path, "--only", "G22", "--kill-cmd", command
+    )
+    g22 = report["backends"]["restartable"]["results"]["G22"]
+    assert g22["status"] == status, (g22, output[-2000:])
+    if status == "failed":
+        assert "the kill command exited with 3" in g22["detail"]
+        assert code == 1
+    else:
+        # a pass still says what it counted
+        assert "duplicate runs of 400 confirmed events" in g22["detail"], g22
+        assert "G22 restartable passed" in output
+        assert code == 0
+
+
+def test_g16_and_g22_run_alone_after_the_rest(tmp_path: Path) -> None:
+    """With several workers the guarantees that take the broker down get a session of
+    their own, one test at a time, after the others."""
+    marker = tmp_path / "commands"
+    code, report, output = run_suite(
+        "restartable://",
+        tmp_path,
+        "--only",
+        "G01,G16,G22",
+        "--restart-cmd",
+        f"echo restart >> {marker}",
+        "--kill-cmd",
+        f"echo kill >> {marker}",
+        workers=2,
+    )
+    results = report["backends"]["restartable"]["results"]
+    statuses = {gid: r["status"] for gid, r in results.items() if r["status"] != "not-run"}
+    assert statuses == {"G01": "passed", "G16": "passed", "G22": "passed"}, output[-2000:]
+    assert code == 0
+    assert sorted(marker.read_text().split()) == ["kill", "restart"]
 
 
 # -- the pytest form ---------------------------------------------------------------------------

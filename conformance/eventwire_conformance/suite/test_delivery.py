@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -13,6 +11,7 @@ from decimal import Decimal
 from eventwire import Delivery, Envelope
 
 from eventwire_conformance._events import Ping, ping_model, rich_model
+from eventwire_conformance._members import Run, interleaved, overlapping
 from eventwire_conformance._support import Harness, PingHandler, missing
 
 # -- G01 roundtrip ---------------------------------------------------------------------------
@@ -243,30 +242,6 @@ PER_KEY = 63  # 16 x 63 = 1008 events
 JOIN_AFTER = KEYS * PER_KEY // 4
 
 
-def interleaved(keys: list[str], per_key: int, seed: int) -> list[tuple[str, int]]:
-    """(key, seq) pairs, each key's seqs in order, the keys in a shuffled (not rotating)
-    order: a partitioner that ignores the key cannot keep a key together by accident."""
-    order = [key for key in keys for _ in range(per_key)]
-    random.Random(seed).shuffle(order)
-    next_seq: Counter[str] = Counter()
-    pairs = []
-    for key in order:
-        pairs.append((key, next_seq[key]))
-        next_seq[key] += 1
-    return pairs
-
-
-def overlapping(spans: dict[str, list[tuple[float, float, str, int]]]) -> list[str]:
-    """Same-key handler runs that overlap in time: ``"key-03#12 on a / #13 on c"``."""
-    found = []
-    for key, runs in spans.items():
-        runs = sorted(runs)
-        for (_, end, member, seq), (begin, _, other, later) in itertools.pairwise(runs):
-            if begin < end:
-                found.append(f"{key}#{seq} on {member} / #{later} on {other}")
-    return found
-
-
 async def test_G05_key_order(harness: Harness) -> None:
     channel = harness.name("g05")
     model = ping_model(channel)
@@ -274,7 +249,7 @@ async def test_G05_key_order(harness: Harness) -> None:
     order: dict[str, list[int]] = defaultdict(list)
     warm: dict[str, int] = {"a": 0, "b": 0, "c": 0}
     by_member: Counter[str] = Counter()
-    spans: dict[str, list[tuple[float, float, str, int]]] = defaultdict(list)
+    runs: list[Run] = []
     parallel = {"now": 0, "peak": 0}
 
     def make(member: str) -> PingHandler:
@@ -292,7 +267,7 @@ async def test_G05_key_order(harness: Harness) -> None:
                 by_member[member] += 1
             finally:
                 parallel["now"] -= 1
-                spans[event.key].append((begin, time.monotonic(), member, event.seq))
+                runs.append(Run(begin, time.monotonic(), event.key, event.seq, member))
 
         return handle
 
@@ -337,7 +312,7 @@ async def test_G05_key_order(harness: Harness) -> None:
                 lambda: f"handled {first_deliveries()}/{total} events",
             )
 
-    two_at_once = overlapping(spans)
+    two_at_once = overlapping(runs)
     assert not two_at_once, (
         f"{len(two_at_once)} times a key was handled twice at the same time (the third "
         f"member joined after {joined_at} events), e.g. {two_at_once[:5]}"

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from eventwire import Delivery, EventBus, EventwireError
 
-from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE, URL_VARIABLE
 from eventwire_conformance._events import Ping, ping_model
-from eventwire_conformance._support import RESTART_CWD, Harness, missing, unsupported
+from eventwire_conformance._members import MemberProcess
+from eventwire_conformance._support import Harness, missing, run_command_while, unsupported
 
 # -- G12 crash -------------------------------------------------------------------------------
 
@@ -101,74 +95,28 @@ async def _crash_subprocess(
     events: list[Ping],
     survivor: EventBus,
 ) -> set[int]:
-    out = tmp_path / "held.txt"
-    out.touch()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eventwire_conformance._crash_consumer",
-        "--channel",
+    victim = await MemberProcess.start(
+        harness.url,
         channel,
-        "--group",
         group,
-        "--out",
-        str(out),
-        "--concurrency",
-        str(CRASH_CONCURRENCY),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, URL_VARIABLE: harness.url, PLUGINS_VARIABLE: _plugins()},
+        tmp_path / "held.txt",
+        name="victim",
+        patience=harness.patience,
+        concurrency=CRASH_CONCURRENCY,
     )
     try:
-        assert process.stdout is not None
-        try:
-            line = await asyncio.wait_for(process.stdout.readline(), harness.patience)
-        except TimeoutError:
-            line = b""
-        if line.strip() != b"ready":
-            raise AssertionError(await _did_not_start(process, line, harness.patience))
-
-        def held() -> set[int]:
-            return {int(x) for x in out.read_text().split()}
-
         await publisher.publish_many(events)
         await harness.wait_for(
-            lambda: len(held()) >= CRASH_CONCURRENCY,
+            lambda: len(victim.held()) >= CRASH_CONCURRENCY,
             lambda: (
-                f"the consumer process to hold {CRASH_CONCURRENCY} events (holds {len(held())})"
+                f"the consumer process to hold {CRASH_CONCURRENCY} events "
+                f"(holds {len(victim.held())})"
             ),
         )
         await survivor.start()
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
-        return held()
     finally:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-
-
-def _plugins() -> str:
-    """The ``-p`` modules of this run (the runner's ``--plugin``s), for the consumer process."""
-    given = os.environ.get(PLUGINS_VARIABLE, "").split(",")
-    return ",".join(module for module in given if module)
-
-
-async def _did_not_start(process: asyncio.subprocess.Process, line: bytes, patience: float) -> str:
-    """Why the consumer process did not say ``ready``: its exit code (after waiting for it;
-    still running after `patience` seconds is said as such) and the end of its stderr."""
-    try:
-        await asyncio.wait_for(process.wait(), patience)
-    except TimeoutError:
-        code = "still running"
-    else:
-        code = f"exit code {process.returncode}"
-    said = b""
-    if process.stderr is not None and process.returncode is not None:
-        said = await process.stderr.read()
-    tail = said.decode(errors="replace").strip().splitlines()[-1:] or [""]
-    return f"the consumer process did not start ({code}, said {line!r}; stderr: {tail[0]!r})"
+        await victim.kill()
+    return victim.held()
 
 
 # -- G13 durable groups ----------------------------------------------------------------------
@@ -311,7 +259,7 @@ async def test_G16_broker_restart_loses_nothing(harness: Harness) -> None:
         deadline = time.monotonic() + harness.patience * 4
         for _ in range(20):
             await publish_one(deadline)
-        code, output = await _restart_while(command, publish_one, deadline)
+        code, output = await run_command_while(command, lambda: publish_one(deadline), deadline)
         assert code == 0, f"the restart command exited with {code}: {output[-500:]}"
         for _ in range(20):
             await publish_one(deadline)
@@ -323,40 +271,6 @@ async def test_G16_broker_restart_loses_nothing(harness: Harness) -> None:
             ),
             scale=4.0,
         )
-
-
-async def _restart_while(
-    command: str, publish_one: Callable[[float], Awaitable[None]], deadline: float
-) -> tuple[int, str]:
-    """Run the restart command, publishing all the while; returns (exit status, output).
-
-    The output goes to a file, not a pipe: a broker started in the background would keep a
-    pipe open, and the command would never seem to finish.
-    """
-    with tempfile.TemporaryFile() as out:
-        restart = await asyncio.create_subprocess_shell(
-            command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            # the runner starts pytest in a scratch folder: run the command where the user
-            # typed it, so a relative path such as conformance/brokers/brokers works
-            cwd=os.environ.get(RESTART_CWD) or None,
-        )
-        try:
-            exited = asyncio.ensure_future(restart.wait())
-            while not exited.done():
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the restart command {command!r} did not finish in time")
-                await publish_one(deadline)
-                await asyncio.sleep(0.02)
-        finally:
-            if restart.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    restart.kill()
-                await restart.wait()
-        out.seek(0)
-        return int(restart.returncode or 0), out.read().decode(errors="replace")
 
 
 # A broker restart (stop, start, clients reconnecting) can take minutes.

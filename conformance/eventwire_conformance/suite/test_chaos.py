@@ -1,0 +1,279 @@
+"""G21-G22: members joining, leaving and crashing, and the broker crashing, under load.
+
+Both check the same three things on the runs every member recorded (`_members.Run`): nothing
+confirmed is lost, the first deliveries of each key come in publish order, and (G21) a key
+is never handled by two members at the same time. Consumer processes (the crash consumer
+with ``--handle``) stand for members that can be SIGKILLed; on a backend that cannot be shared
+by processes, an aborted bus stands in for the killed process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+from eventwire import EventBus, EventwireError
+
+from eventwire_conformance._events import Ping, ping_model
+from eventwire_conformance._members import (
+    LocalMember,
+    MemberProcess,
+    Run,
+    interleaved,
+    out_of_order,
+    overlapping,
+)
+from eventwire_conformance._support import Harness, run_command_while, unsupported
+
+#: How long a member leaving gracefully may take to close.
+LEAVE_TIMEOUT = 30.0
+
+
+class Members:
+    """The members of one group: local buses and consumer processes, and all their runs."""
+
+    def __init__(
+        self, harness: Harness, channel: str, model: type[Ping], group: str, tmp_path: Path
+    ) -> None:
+        self.harness = harness
+        self.channel = channel
+        self.model = model
+        self.group = group
+        self.tmp_path = tmp_path
+        self.local_runs: list[Run] = []
+        self.processes: list[MemberProcess] = []
+
+    def local(self, name: str) -> LocalMember:
+        bus = self.harness.bus()
+        return LocalMember(bus, self.model, self.group, name, self.local_runs)
+
+    async def crashable(self, name: str, scale: float = 1.0) -> LocalMember | MemberProcess:
+        """A member the test can SIGKILL: a process if the backend is shared by processes."""
+        if not self.harness.capabilities.cross_process:
+            member = self.local(name)
+            await member.bus.start()
+            return member
+        process = await MemberProcess.start(
+            self.harness.url,
+            self.channel,
+            self.group,
+            self.tmp_path / f"{name}.runs",
+            name=name,
+            patience=self.harness.patience * scale,
+            handle=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def runs(self) -> list[Run]:
+        return [*self.local_runs, *(r for p in self.processes for r in p.runs())]
+
+    def handled(self) -> set[tuple[str, int]]:
+        return {(run.key, run.seq) for run in self.runs()}
+
+    async def aclose(self) -> None:
+        for process in self.processes:
+            await process.kill()
+
+
+async def crash(member: LocalMember | MemberProcess) -> None:
+    await member.crash() if isinstance(member, LocalMember) else await member.kill()
+
+
+def not_handled(expected: set[tuple[str, int]], handled: set[tuple[str, int]]) -> str:
+    gone = sorted(expected - handled)
+    keys = Counter(key for key, _ in gone)
+    shown = ", ".join(f"{key} ({n}, from seq {min(s for k, s in gone if k == key)})"
+                      for key, n in sorted(keys.items())[:8])  # fmt: skip
+    return f"{len(gone)} of {len(expected)} not handled, on {len(keys)} keys: {shown}"
+
+
+# -- G21 membership change -------------------------------------------------------------------
+
+MEMBERSHIP_KEYS = 12
+MEMBERSHIP_PER_KEY = 25  # 12 x 25 = 300 events, published in 6 slices
+SLICES = 6
+
+
+async def test_G21_membership_change(harness: Harness, tmp_path: Path) -> None:
+    channel = harness.name("g21")
+    model = ping_model(channel)
+    members = Members(harness, channel, model, harness.name("grp"), tmp_path)
+    publisher = harness.bus()
+    keys = [f"key-{k:02d}" for k in range(MEMBERSHIP_KEYS)]
+    events = interleaved(keys, MEMBERSHIP_PER_KEY * harness.load, seed=21)
+    size = len(events) // SLICES
+    published: set[tuple[str, int]] = set()
+    log: list[str] = []
+
+    async def flow(slice_no: int) -> None:
+        """Publish the next slice, then wait until part of it is handled: the membership
+        change that follows happens while same-key events are in flight."""
+        chunk = events[slice_no * size : (slice_no + 1) * size]
+        await publisher.publish_many(model(key=key, seq=seq) for key, seq in chunk)
+        published.update(chunk)
+        await harness.wait_for(
+            lambda: len(members.handled()) >= len(published) - size // 2,
+            lambda: f"{not_handled(published, members.handled())} (after: {', '.join(log)})",
+            interval=0.02,
+        )
+
+    a, b = members.local("a"), members.local("b")
+    try:
+        async with publisher, a.bus:
+            victim = await members.crashable("v")
+            log.append("a, v running")
+            await flow(0)
+            await b.bus.start()
+            log.append("b joined")
+            await flow(1)
+            await crash(victim)
+            log.append("v SIGKILLed")
+            await flow(2)
+            joiner = await members.crashable("c")
+            log.append("c joined")
+            await flow(3)
+            await asyncio.wait_for(a.bus.close(), LEAVE_TIMEOUT)
+            log.append("a left")
+            await flow(4)
+            await crash(joiner)
+            log.append("c SIGKILLed")
+            await flow(5)
+            expected = set(events)
+            await harness.wait_for(
+                lambda: members.handled() >= expected,
+                lambda: f"{not_handled(expected, members.handled())} (after: {', '.join(log)})",
+                scale=3.0 if harness.capabilities.cross_process else 1.0,
+                interval=0.02,
+            )
+            await b.bus.close()
+    finally:
+        await members.aclose()
+
+    runs = members.runs()
+    two_at_once = overlapping(runs)
+    assert not two_at_once, (
+        f"{len(two_at_once)} times a key was handled by two runs at the same time while "
+        f"members changed ({', '.join(log)}), e.g. {two_at_once[:5]}"
+    )
+    wrong = out_of_order(runs)
+    assert not wrong, (
+        f"{len(wrong)} of {len(keys)} keys out of publish order while members changed "
+        f"({', '.join(log)}): " + "; ".join(f"{k}: {w}" for k, w in list(wrong.items())[:3])
+    )
+    duplicates = len(runs) - len({(r.key, r.seq) for r in runs})
+    harness.note(f"{duplicates} duplicate runs of {len(events)} events")
+
+
+test_G21_membership_change.TIME_FACTOR = 2  # type: ignore[attr-defined]
+
+
+# -- G22 broker crash under load -------------------------------------------------------------
+
+PUBLISHERS = 4
+KEYS_PER_PUBLISHER = 4
+CRASH_PER_KEY = 25  # 4 publishers x 4 keys x 25 = 400 events (times --load)
+#: Published events (of all publishers, times --load) before the broker is killed.
+KILL_AFTER = 120
+
+
+async def test_G22_broker_crash_under_load(harness: Harness, tmp_path: Path) -> None:
+    command = harness.kill_cmd
+    if not command:
+        unsupported(
+            "not run: no broker kill command given (--kill-cmd / --eventwire-kill-cmd); "
+            "G22 needs a way to SIGKILL the broker and start it again"
+        )
+    command = command.replace("{backend}", harness.target.id)
+    channel = harness.name("g22")
+    model = ping_model(channel)
+    members = Members(harness, channel, model, harness.name("grp"), tmp_path)
+    confirmed: set[tuple[str, int]] = set()
+    refused: list[str] = []
+    deadline = time.monotonic() + harness.patience * 6
+
+    per_key, kill_after = CRASH_PER_KEY * harness.load, KILL_AFTER * harness.load
+
+    async def publish(bus: EventBus, keys: list[str]) -> None:
+        """Each key's events in order, one at a time; a refused publish is tried again."""
+        for seq in range(per_key):
+            for key in keys:
+                while True:
+                    try:
+                        await asyncio.wait_for(bus.publish(model(key=key, seq=seq)), 30)
+                    except (EventwireError, ConnectionError, OSError, TimeoutError) as exc:
+                        refused.append(f"{type(exc).__name__}: {exc}")
+                        if time.monotonic() > deadline:
+                            raise AssertionError(
+                                f"publishing has not recovered from the broker crash: {refused[-1]}"
+                            ) from None
+                        await asyncio.sleep(0.2)
+                        continue
+                    confirmed.add((key, seq))
+                    break
+                await asyncio.sleep(0.005)
+
+    publishers = [harness.bus() for _ in range(PUBLISHERS)]
+    try:
+        await members.crashable("p1")
+        victim = await members.crashable("p2")
+        for bus in publishers:
+            await bus.start()
+        tasks = [
+            asyncio.ensure_future(publish(bus, [f"p{n}-k{k}" for k in range(KEYS_PER_PUBLISHER)]))
+            for n, bus in enumerate(publishers)
+        ]
+        try:
+            await harness.wait_for(
+                lambda: len(confirmed) >= kill_after or all(t.done() for t in tasks),
+                lambda: f"{len(confirmed)} publishes confirmed before the broker crash",
+                scale=harness.load,
+            )
+            kill = asyncio.ensure_future(run_command_while(command, _pause, deadline))
+            await crash(victim)  # a member dies with the broker
+            code, output = await kill
+            assert code == 0, f"the kill command exited with {code}: {output[-500:]}"
+            back = time.monotonic()
+            # and is started again (its first connection may wait for the broker's recovery)
+            await members.crashable("p2-again", scale=3.0)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        bound = harness.patience * 4
+        await harness.wait_for(
+            lambda: members.handled() >= confirmed,
+            lambda: (
+                f"stalled: {not_handled(confirmed, members.handled())} "
+                f"{time.monotonic() - back:.0f}s after the broker was back "
+                f"({len(refused)} publish attempts were refused during the crash)"
+            ),
+            scale=4.0,
+            interval=0.05,
+        )
+        settled_after = time.monotonic() - back
+    finally:
+        await members.aclose()
+
+    runs = members.runs()
+    wrong = out_of_order(runs)
+    assert not wrong, (
+        f"{len(wrong)} of {PUBLISHERS * KEYS_PER_PUBLISHER} keys out of publish order after "
+        "the broker crash: " + "; ".join(f"{k}: {w}" for k, w in list(wrong.items())[:3])
+    )
+    duplicates = len(runs) - len({(r.key, r.seq) for r in runs})
+    harness.note(
+        f"{duplicates} duplicate runs of {len(confirmed)} confirmed events; all handled "
+        f"{settled_after:.1f}s (bound {bound:g}s) after the broker was back; "
+        f"{len(refused)} publish attempts refused during the crash"
+    )
+
+
+async def _pause() -> None:
+    await asyncio.sleep(0.05)
+
+
+# Killing the broker, starting it again and clients reconnecting can take minutes.
+test_G22_broker_crash_under_load.TIME_FACTOR = 3  # type: ignore[attr-defined]
