@@ -48,6 +48,7 @@ How each guarantee is met:
 
 from eventwire_nats._backend import NatsBackend
 from eventwire_nats._fetch import NatsInbound
+from eventwire_nats._idempotency import NatsIdempotencyStore
 from eventwire_nats._info import BACKEND_INFO, CAPABILITIES, DEFAULT_MAX_PAYLOAD, SCHEMES
 from eventwire_nats._settings import NatsSettings
 from eventwire_nats._subscription import NatsSubscription
@@ -60,6 +61,7 @@ __all__ = [
     "SCHEMES",
     "ChannelTopology",
     "NatsBackend",
+    "NatsIdempotencyStore",
     "NatsInbound",
     "NatsSettings",
     "NatsSubscription",

@@ -24,7 +24,8 @@ Contract, for plugin authors (the conformance suite checks it):
 Optional abilities are separate small protocols a backend may also implement:
 `ChannelDeleter` (delete what a channel left on the broker; test runs and ``eventwire bench``
 clean up with it), `ChannelPurger` (remove a channel's retained messages and keep the channel;
-``EventBus.purge_dead_letters`` uses it on ``<channel>.dlq``).
+``EventBus.purge_dead_letters`` uses it on ``<channel>.dlq``), `IdempotencyStoreProvider` (the
+broker can remember handled event ids for every member of a group: the bus's default store).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from eventwire.idempotency import IdempotencyStore
 
 __all__ = [
     "Backend",
@@ -41,6 +45,7 @@ __all__ = [
     "ChannelDeleter",
     "ChannelPurger",
     "GroupAdmin",
+    "IdempotencyStoreProvider",
     "Inbound",
     "MessageHandler",
     "Subscription",
@@ -207,4 +212,19 @@ class GroupAdmin(Protocol):
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Forget `group` on `channel` and its position; no member of it may be running."""
+        ...
+
+
+@runtime_checkable
+class IdempotencyStoreProvider(Protocol):
+    """Optional: a backend whose broker can hold the idempotency store of every member.
+
+    ``EventBus`` uses it when no ``idempotency_store`` is given, so ``idempotent=True`` runs
+    an effect once per group across member processes without more configuration.
+    """
+
+    def shared_idempotency_store(self) -> IdempotencyStore:
+        """A new store on this backend's broker, shared by every process that uses the same
+        broker (not connected yet; the bus that asked closes it). Claims must be atomic
+        across processes and expire with their lease (`eventwire.idempotency`)."""
         ...
