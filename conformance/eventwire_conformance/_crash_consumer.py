@@ -1,4 +1,5 @@
-"""A consumer process for the G12 crash test: it takes events and never finishes them.
+"""A member process for the tests that need one: G12 (it takes events and never finishes
+them) and G11 (``--idempotent``: it handles events, then leaves on SIGTERM).
 
 Run as ``python -m eventwire_conformance._crash_consumer --channel C --group G --out FILE``
 with the broker URL in the ``EVENTWIRE_CONFORMANCE_URL`` environment variable (not on the
@@ -7,6 +8,11 @@ command line, where credentials would show in the process list). It imports the 
 modules, so a backend registered only through a plugin is found here too. It prints ``ready`` once
 subscribed, appends the ``seq`` of every event its handler takes to FILE, and blocks in the
 handler until the test kills the process with SIGKILL.
+
+With ``--idempotent`` the subscription has ``idempotent=True`` and the handler returns at once
+(after appending the ``seq``); SIGTERM closes the bus (settling what it handled) and ends the
+process. Its idempotency store is the one ``EVENTWIRE_CONFORMANCE_IDEMPOTENCY_STORE`` names
+(the runner's ``--idempotency-store``), else the backend's default.
 """
 
 from __future__ import annotations
@@ -15,27 +21,35 @@ import argparse
 import asyncio
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
 
 URL_VARIABLE = "EVENTWIRE_CONFORMANCE_URL"
 PLUGINS_VARIABLE = "EVENTWIRE_CONFORMANCE_PLUGINS"
+STORE_VARIABLE = "EVENTWIRE_CONFORMANCE_IDEMPOTENCY_STORE"
 
 
-async def consume(url: str, channel: str, group: str, out: Path, concurrency: int) -> None:
+async def consume(
+    url: str, channel: str, group: str, out: Path, concurrency: int, idempotent: bool = False
+) -> None:
     from eventwire import EventBus
 
     from eventwire_conformance._events import Ping, ping_model
 
     model = ping_model(channel)
-    bus = EventBus(url, source="conformance/crash-consumer")
+    store = os.environ.get(STORE_VARIABLE) or None
+    bus = EventBus(url, source="conformance/crash-consumer", idempotency_store=store)
     never = asyncio.Event()
+    if idempotent:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, never.set)
 
-    @bus.subscribe(model, group=group, concurrency=concurrency)
+    @bus.subscribe(model, group=group, concurrency=concurrency, idempotent=idempotent)
     async def hold(event: Ping) -> None:
         with out.open("a", encoding="utf-8") as file:
             file.write(f"{event.seq}\n")
-        await never.wait()
+        if not idempotent:
+            await asyncio.Event().wait()
 
     async with bus:
         print("ready", flush=True)
@@ -48,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", required=True)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--idempotent", action="store_true")
     args = parser.parse_args(argv)
     url = os.environ.get(URL_VARIABLE)
     if not url:
@@ -55,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for module in filter(None, os.environ.get(PLUGINS_VARIABLE, "").split(",")):
         importlib.import_module(module)
-    asyncio.run(consume(url, args.channel, args.group, args.out, args.concurrency))
+    asyncio.run(consume(url, args.channel, args.group, args.out, args.concurrency, args.idempotent))
     return 0
 
 

@@ -16,12 +16,14 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eventwire_conformance._crash_consumer import STORE_VARIABLE
 from eventwire_conformance._support import Harness, Target, unsupported
 from eventwire_conformance._targets import backend_ids
 from eventwire_conformance.guarantees import guarantee_of, parse_ids
@@ -40,6 +42,8 @@ class SuiteState:
     restart_cmd: str | None
     timeout: float
     patience: float
+    #: The idempotency store URL every bus of the run uses (``None``: the backend's default).
+    idempotency_store: str | None = None
     resolved: dict[str, Target | str] = dataclasses.field(default_factory=dict)
 
 
@@ -64,6 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
         restart_cmd=config.getoption("eventwire_restart_cmd") or None,
         timeout=timeout,
         patience=patience,
+        idempotency_store=config.getoption("eventwire_idempotency_store")
+        or os.environ.get(STORE_VARIABLE)
+        or None,
     )
     suite = str(SUITE_DIR)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -220,4 +227,10 @@ def harness(request: pytest.FixtureRequest, eventwire_target: str) -> Harness:
     if reason is not None:
         unsupported(f"declared by the {target.id} backend: {reason}")
     name = getattr(request.node, "originalname", request.node.name)
-    return Harness(target, patience=state.patience, restart_cmd=state.restart_cmd, test_name=name)
+    return Harness(
+        target,
+        patience=state.patience,
+        restart_cmd=state.restart_cmd,
+        test_name=name,
+        idempotency_store=state.idempotency_store,
+    )

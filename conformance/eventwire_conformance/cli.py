@@ -93,6 +93,13 @@ def list_guarantees() -> None:
     "backend's name); without it G16 is unsupported.",
 )
 @click.option(
+    "--idempotency-store",
+    metavar="URL",
+    help="The shared idempotency store every bus uses (redis://, nats://, sqlite:///path, "
+    "postgresql://...); default: the backend's own. Without either, G11 is unsupported on "
+    "a backend whose members may run in several processes.",
+)
+@click.option(
     "-n",
     "--workers",
     default="1",
@@ -133,6 +140,7 @@ def run(
     markdown_path: Path | None,
     junit_path: Path | None,
     restart_cmd: str | None,
+    idempotency_store: str | None,
     workers: str,
     plugins: tuple[str, ...],
     timeout: float,
@@ -160,6 +168,8 @@ def run(
             importlib.import_module(module)
         except Exception as exc:
             raise InputError(f"--plugin {module}: cannot import it: {exc}") from None
+    if idempotency_store is not None:
+        _check_store(idempotency_store)
     targets = backend_ids(urls)
     shown = _preflight(targets, console)
 
@@ -169,6 +179,7 @@ def run(
             targets=targets,
             selected=selected,
             restart_cmd=restart_cmd,
+            idempotency_store=idempotency_store,
             workers=workers,
             plugins=plugins,
             timeout=timeout,
@@ -191,6 +202,17 @@ def run(
 
 
 # -- checks before the run ---------------------------------------------------------------------
+
+
+def _check_store(url: str) -> None:
+    """A store URL no installed plugin serves (or whose client is missing) is bad input."""
+    from eventwire import EventwireError
+    from eventwire.plugins import open_idempotency_store
+
+    try:
+        open_idempotency_store(url)
+    except EventwireError as exc:
+        raise InputError(f"--idempotency-store: {exc}") from None
 
 
 def _check_writable(path: Path, option: str) -> None:
