@@ -57,13 +57,13 @@ from typing import Any
 
 from eventwire import (
     Backend,
-    Claim,
-    IdempotencyStore,
-    MemoryIdempotencyStore,
     BackendInfo,
     BackendUnavailableError,
     Capabilities,
+    Claim,
+    IdempotencyStore,
     Inbound,
+    MemoryIdempotencyStore,
     Subscription,
     SubscriptionSpec,
     WireMessage,

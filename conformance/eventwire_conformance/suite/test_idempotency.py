@@ -208,7 +208,7 @@ async def test_G11_duplicate_on_another_member_process_runs_once(
         if harness.capabilities.cross_process:
             await _handled_in_another_process(harness, channel, group, tmp_path, publisher, wire)
         else:
-            await _handled_by_another_bus(harness, model, group, publisher, wire)
+            await _handled_by_another_bus(harness, model, channel, group, publisher, wire)
         # The duplicate reaches this member, then a same-key event published after it.
         await member.start()
         await publisher.backend.publish(channel, [wire])
@@ -223,7 +223,12 @@ async def test_G11_duplicate_on_another_member_process_runs_once(
 
 
 async def _handled_by_another_bus(
-    harness: Harness, model: type[Ping], group: str, publisher: EventBus, wire: WireMessage
+    harness: Harness,
+    model: type[Ping],
+    channel: str,
+    group: str,
+    publisher: EventBus,
+    wire: WireMessage,
 ) -> None:
     other = harness.bus()
     handled: list[int] = []
@@ -233,7 +238,7 @@ async def _handled_by_another_bus(
         handled.append(event.seq)
 
     async with other:
-        await publisher.backend.publish(model.__eventwire__.channel, [wire])
+        await publisher.backend.publish(channel, [wire])
         await harness.wait_for(lambda: bool(handled), "the first copy in the other member")
 
 
