@@ -9,10 +9,11 @@ modules, so a backend registered only through a plugin is found here too. It pri
 subscribed, appends the ``seq`` of every event its handler takes to FILE, and blocks in the
 handler until the test kills the process with SIGKILL.
 
-With ``--idempotent`` the subscription has ``idempotent=True`` and the handler returns at once
-(after appending the ``seq``); SIGTERM closes the bus (settling what it handled) and ends the
-process. Its idempotency store is the one ``EVENTWIRE_CONFORMANCE_IDEMPOTENCY_STORE`` names
-(the runner's ``--idempotency-store``), else the backend's default.
+With ``--idempotent`` the subscription has ``idempotent=True``; the handler appends the
+``seq`` and returns, and the process dies (``os._exit``) right after the idempotency store
+recorded the event as done — before the delivery is acked, so the broker redelivers it to
+another member. Its store is the one ``EVENTWIRE_CONFORMANCE_IDEMPOTENCY_STORE`` names (the
+runner's ``--idempotency-store``), else the backend's default.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import argparse
 import asyncio
 import importlib
 import os
-import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from eventwire import Claim, IdempotencyStore
 
 URL_VARIABLE = "EVENTWIRE_CONFORMANCE_URL"
 PLUGINS_VARIABLE = "EVENTWIRE_CONFORMANCE_PLUGINS"
@@ -38,22 +42,42 @@ async def consume(
     from eventwire_conformance._events import Ping, ping_model
 
     model = ping_model(channel)
-    store = os.environ.get(STORE_VARIABLE) or None
-    bus = EventBus(url, source="conformance/crash-consumer", idempotency_store=store)
-    never = asyncio.Event()
+    bus = EventBus(
+        url,
+        source="conformance/crash-consumer",
+        idempotency_store=os.environ.get(STORE_VARIABLE) or None,
+    )
     if idempotent:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, never.set)
+        bus.idempotency_store = _DieWhenDone(bus.idempotency_store)
+    never = asyncio.Event()
 
     @bus.subscribe(model, group=group, concurrency=concurrency, idempotent=idempotent)
     async def hold(event: Ping) -> None:
         with out.open("a", encoding="utf-8") as file:
             file.write(f"{event.seq}\n")
         if not idempotent:
-            await asyncio.Event().wait()
+            await never.wait()
 
     async with bus:
         print("ready", flush=True)
         await never.wait()
+
+
+class _DieWhenDone:
+    """The bus's store, but the process dies as soon as an event is recorded as done."""
+
+    def __init__(self, inner: IdempotencyStore) -> None:
+        self._inner = inner
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        return await self._inner.claim(key, lease)
+
+    async def complete(self, key: str, ttl: float) -> None:
+        await self._inner.complete(key, ttl)
+        os._exit(0)  # a crash between the done mark and the ack
+
+    async def release(self, key: str) -> None:
+        await self._inner.release(key)
 
 
 def main(argv: list[str] | None = None) -> int:
