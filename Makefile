@@ -37,11 +37,14 @@ system-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 
+## The four brokers, and PostgreSQL for the SQL idempotency store (127.0.0.1:5433).
 brokers-up:
 	conformance/brokers/brokers up
+	conformance/brokers/brokers up postgres
 
 brokers-down:
 	conformance/brokers/brokers down
+	conformance/brokers/brokers down postgres
 
 ## A local EventBridge + SQS endpoint (moto_server from the venv's dev extra) on 127.0.0.1:4599.
 brokers-up-aws: $(STAMP)

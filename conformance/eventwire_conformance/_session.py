@@ -31,7 +31,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE
+from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE, STORE_VARIABLE
 from eventwire_conformance._support import RESTART_CWD
 from eventwire_conformance.guarantees import IDS
 
@@ -58,6 +58,8 @@ class SuiteRun:
     timeout: float = 120.0
     patience: float = 30.0
     junit_path: Path | None = None
+    #: The shared idempotency store for G11 (passed in the environment: it may hold secrets).
+    idempotency_store: str | None = None
 
 
 @dataclasses.dataclass
@@ -163,6 +165,8 @@ def run_suite(run: SuiteRun, console: Console) -> SessionResult:
         if run.plugins:  # --plugin modules may live in the current directory (as for -m)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
             env[PLUGINS_VARIABLE] = ",".join(run.plugins)  # for G12's consumer process
+        if run.idempotency_store:
+            env[STORE_VARIABLE] = run.idempotency_store
         log_path = workdir / "pytest.log"
         with log_path.open("w", encoding="utf-8") as log:
             process = subprocess.Popen(

@@ -16,12 +16,14 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eventwire_conformance._crash_consumer import STORE_VARIABLE
 from eventwire_conformance._support import Harness, Target, unsupported
 from eventwire_conformance._targets import backend_ids
 from eventwire_conformance.guarantees import guarantee_of, parse_ids
@@ -42,6 +44,8 @@ class SuiteState:
     load: int
     timeout: float
     patience: float
+    #: The idempotency store URL every bus of the run uses (``None``: the backend's default).
+    idempotency_store: str | None = None
     resolved: dict[str, Target | str] = dataclasses.field(default_factory=dict)
 
 
@@ -70,6 +74,9 @@ def pytest_configure(config: pytest.Config) -> None:
         load=int(config.getoption("eventwire_load")),
         timeout=timeout,
         patience=patience,
+        idempotency_store=config.getoption("eventwire_idempotency_store")
+        or os.environ.get(STORE_VARIABLE)
+        or None,
     )
     suite = str(SUITE_DIR)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -234,4 +241,5 @@ def harness(request: pytest.FixtureRequest, eventwire_target: str) -> Harness:
         load=state.load,
         test_name=name,
         properties=request.node.user_properties,
+        idempotency_store=state.idempotency_store,
     )

@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 import pytest
-from eventwire import Capabilities, EventBus
-from eventwire.backend import ChannelDeleter
-from eventwire.plugins import create_backend
+from eventwire import Capabilities, EventBus, IdempotencyStore, MemoryIdempotencyStore
+from eventwire.backend import ChannelDeleter, IdempotencyStoreProvider
+from eventwire.plugins import create_backend, open_idempotency_store
 
 from eventwire_conformance._events import Ping
 from eventwire_conformance.guarantees import UNSUPPORTED_PREFIX
@@ -82,6 +82,7 @@ class Harness:
         load: int = 1,
         test_name: str = "test",
         properties: list[tuple[str, object]] | None = None,
+        idempotency_store: str | None = None,
     ) -> None:
         self.target = target
         self.url = target.url
@@ -97,6 +98,10 @@ class Harness:
         self._count = 0
         self._buses: list[EventBus] = []
         self._names: list[str] = []
+        #: The idempotency store URL every bus uses (``None``: the backend's default).
+        self.idempotency_store = idempotency_store
+        self._stores: list[IdempotencyStore] = []
+        self._in_process_store: MemoryIdempotencyStore | None = None
 
     # -- names ----------------------------------------------------------------------------
 
@@ -116,9 +121,46 @@ class Harness:
     def bus(self, **kwargs: Any) -> EventBus:
         """A new `EventBus` on the backend under test (not started yet)."""
         kwargs.setdefault("source", f"conformance/{self._test}")
+        if self.idempotency_store is not None:
+            kwargs.setdefault("idempotency_store", self.idempotency_store)
         bus = EventBus(self.url, **kwargs)
         self._buses.append(bus)
         return bus
+
+    # -- idempotency stores ---------------------------------------------------------------
+
+    def store(self) -> IdempotencyStore:
+        """A new connection to the idempotency store under test, as one member process would
+        open it: the configured one, else the backend's own. A backend without one gets a
+        single in-process store for every call (its members here share one process)."""
+        store: IdempotencyStore
+        if self.idempotency_store is not None:
+            store = open_idempotency_store(self.idempotency_store)
+        else:
+            backend = create_backend(self.url)
+            if not isinstance(backend, IdempotencyStoreProvider):
+                if self._in_process_store is None:
+                    self._in_process_store = MemoryIdempotencyStore()
+                return self._in_process_store
+            store = backend.shared_idempotency_store()
+        self._stores.append(store)
+        return store
+
+    def no_shared_store(self) -> str | None:
+        """Why members in other processes cannot share an idempotency store here, or
+        ``None`` when they can (a store is configured, or the backend has its own)."""
+        if self.idempotency_store is not None:
+            return None
+        backend = create_backend(self.url)
+        if isinstance(backend, IdempotencyStoreProvider):
+            return None
+        return (
+            f"the {backend.name} backend has no idempotency store its members share: each "
+            "member process remembers handled event ids on its own (MemoryIdempotencyStore), "
+            "so a duplicate that reaches another member runs the handler again; run with "
+            "--idempotency-store URL (redis://, nats://, sqlite:///path, postgresql://...) to "
+            "check a shared one"
+        )
 
     async def aclose(self) -> list[str]:
         """Close every bus this test made, aborting the ones that do not close in time.
@@ -133,6 +175,13 @@ class Harness:
                 if await _bounded(bus.abort(), CLOSE_TIMEOUT / 2) is not None:
                     problems.append(f"aborting {bus.url} did not help either")
         self._buses.clear()
+        stores, self._stores = self._stores, []
+        for store in stores:
+            close = getattr(store, "close", None)
+            if close is not None:
+                problem = await _bounded(close(), CLOSE_TIMEOUT)
+                if problem is not None:
+                    problems.append(f"closing the idempotency store {store!r} {problem}")
         await self._delete_channels()
         return problems
 

@@ -108,6 +108,13 @@ def list_guarantees() -> None:
     help="Multiply the events of G21 and G22 by N (1: a few hundred, seconds).",
 )
 @click.option(
+    "--idempotency-store",
+    metavar="URL",
+    help="The shared idempotency store every bus uses (redis://, nats://, sqlite:///path, "
+    "postgresql://...); default: the backend's own. Without either, G11 is unsupported on "
+    "a backend whose members may run in several processes.",
+)
+@click.option(
     "-n",
     "--workers",
     default="1",
@@ -150,6 +157,7 @@ def run(
     restart_cmd: str | None,
     kill_cmd: str | None,
     load: int,
+    idempotency_store: str | None,
     workers: str,
     plugins: tuple[str, ...],
     timeout: float,
@@ -171,6 +179,8 @@ def run(
             _check_writable(path, option)
     workers = _check_workers(workers)
     _import_plugins(plugins)
+    if idempotency_store is not None:
+        _check_store(idempotency_store)
     targets = backend_ids(urls)
     shown = _preflight(targets, console)
 
@@ -182,6 +192,7 @@ def run(
             restart_cmd=restart_cmd,
             kill_cmd=kill_cmd,
             load=load,
+            idempotency_store=idempotency_store,
             workers=workers,
             plugins=plugins,
             timeout=timeout,
@@ -269,6 +280,17 @@ def _import_plugins(plugins: tuple[str, ...]) -> None:
 
 
 # -- checks before the run ---------------------------------------------------------------------
+
+
+def _check_store(url: str) -> None:
+    """A store URL no installed plugin serves (or whose client is missing) is bad input."""
+    from eventwire import EventwireError
+    from eventwire.plugins import open_idempotency_store
+
+    try:
+        open_idempotency_store(url)
+    except EventwireError as exc:
+        raise InputError(f"--idempotency-store: {exc}") from None
 
 
 def _check_writable(path: Path, option: str) -> None:

@@ -68,6 +68,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "hundred, seconds)",
     )
     group.addoption(
+        "--eventwire-idempotency-store",
+        default=None,
+        metavar="URL",
+        help="the shared idempotency store G11 checks across member processes (redis://, "
+        "nats://, sqlite:///path, postgresql://...); default: the backend's own, if it has "
+        "one (also read from EVENTWIRE_CONFORMANCE_IDEMPOTENCY_STORE)",
+    )
+    group.addoption(
         "--eventwire-timeout",
         type=float,
         default=120.0,

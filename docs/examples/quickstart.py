@@ -21,7 +21,7 @@ reserved: list[str] = []
     group="inventory",
     concurrency=8,  # different orders in parallel, one order's events in publish order
     retry=RetryPolicy(max_attempts=5, backoff=0.01, max_backoff=1),
-    idempotent=True,  # a redelivered or duplicated event runs once
+    idempotent=True,  # a redelivered or duplicated event runs once per group (see below)
 )
 async def reserve_stock(event: OrderPlaced, delivery: Delivery) -> None:
     if event.total < 0:

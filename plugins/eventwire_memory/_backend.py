@@ -9,6 +9,7 @@ from typing import Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, BaseSubscription
+from eventwire.idempotency import IdempotencyStore
 
 from eventwire_memory._broker import Member, MemoryBroker, get_broker
 from eventwire_memory._info import CAPABILITIES
@@ -111,6 +112,10 @@ class MemoryBackend(BaseBackend[MemorySettings]):
 
     async def _connect(self) -> None:
         self._broker = get_broker(self.broker_name)
+
+    def shared_idempotency_store(self) -> IdempotencyStore:
+        """The broker's store: every bus on this broker (in this process) shares it."""
+        return get_broker(self.broker_name).idempotency
 
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)

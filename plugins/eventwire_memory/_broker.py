@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from types import MappingProxyType
 
 from eventwire.backend import Origin, WireMessage
+from eventwire.idempotency import MemoryIdempotencyStore
 
 __all__ = [
     "DEFAULT_BROKER",
@@ -373,6 +374,8 @@ class MemoryBroker:
     def __init__(self, name: str = DEFAULT_BROKER) -> None:
         self.name = name
         self._channels: dict[str, _Channel] = {}
+        #: The idempotency store of every bus on this broker (`MemoryBackend`'s default).
+        self.idempotency = MemoryIdempotencyStore()
 
     def __repr__(self) -> str:
         return f"<MemoryBroker {self.name!r} channels={len(self._channels)}>"

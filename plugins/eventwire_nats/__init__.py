@@ -28,6 +28,8 @@ How each guarantee is met:
   and, after a crash, the previous owner's messages first (see `eventwire_nats._subscription`;
   a pull request that outlives a crashed client can still reorder a key across the crash:
   "Known limits" in docs/backends/nats.md).
+- G11: the default idempotency store is `NatsIdempotencyStore`, a JetStream KV bucket on the
+  same server, shared by every member process.
 - G06/G07/G08/G09/G11: ack after the SDK pipeline settles; retries happen in place (the
   pipeline) while ``+WPI`` keeps the message from being redelivered; ``delivery_count`` is
   the server's ``num_delivered``, so attempts resume after a crash; no ``max_deliver``: the
@@ -48,6 +50,7 @@ How each guarantee is met:
 
 from eventwire_nats._backend import NatsBackend
 from eventwire_nats._fetch import NatsInbound
+from eventwire_nats._idempotency import NatsIdempotencyStore
 from eventwire_nats._info import BACKEND_INFO, CAPABILITIES, DEFAULT_MAX_PAYLOAD, SCHEMES
 from eventwire_nats._settings import NatsSettings
 from eventwire_nats._subscription import NatsSubscription
@@ -60,6 +63,7 @@ __all__ = [
     "SCHEMES",
     "ChannelTopology",
     "NatsBackend",
+    "NatsIdempotencyStore",
     "NatsInbound",
     "NatsSettings",
     "NatsSubscription",

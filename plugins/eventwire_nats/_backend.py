@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, ConnectionState, ErrorMap
@@ -27,6 +27,9 @@ from eventwire_nats._settings import NatsSettings
 from eventwire_nats._subscription import NatsSubscription
 from eventwire_nats._topology import ChannelTopology, Topology, durable_name, stream_name
 from eventwire_nats._wire import decode_headers, header_block, parse_header_lines
+
+if TYPE_CHECKING:
+    from eventwire_nats._idempotency import NatsIdempotencyStore
 
 __all__ = ["NatsBackend"]
 
@@ -53,6 +56,7 @@ class NatsBackend(BaseBackend[NatsSettings]):
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(NatsSettings.parse(url, options))
+        self._args = (url, options)
         self.nc: Any = None
         self.js: Any = None
         self.topology: Topology = None  # type: ignore[assignment]  # set by connect
@@ -60,6 +64,12 @@ class NatsBackend(BaseBackend[NatsSettings]):
         self._round_robin = itertools.count()
         self._last_error: BaseException | None = None
         self._disconnected_at: float | None = None
+
+    def shared_idempotency_store(self) -> NatsIdempotencyStore:
+        """A `NatsIdempotencyStore` on this server (the bus's default store)."""
+        from eventwire_nats._idempotency import NatsIdempotencyStore
+
+        return NatsIdempotencyStore(*self._args)
 
     def client_errors(self) -> ErrorMap:
         import nats.errors

@@ -17,7 +17,9 @@ FastStream's ``RedisBroker`` builds the connection (URL, credentials, TLS, the r
 pool); everything else is redis-py underneath it, because FastStream's stream subscriber
 is bound to one stream and claims instead of reading new entries (see the docs page).
 `RedisIdempotencyStore` claims event ids with one Lua script (``SET ... NX PX`` semantics
-with a per-claim token), atomic on the server across processes.
+with a per-claim token), atomic on the server across processes; it is the backend's default
+store (`RedisBackend.shared_idempotency_store`), so ``idempotent=True`` holds across member
+processes without configuration.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from faststream.redis import RedisBroker
     from redis.asyncio import Redis
 
+    from eventwire_redis._idempotency import RedisIdempotencyStore
+
 __all__ = ["RedisBackend", "connect_client", "describe_connect_error"]
 
 log = logging.getLogger("eventwire.redis")
@@ -153,6 +155,12 @@ class RedisBackend(BaseBackend[RedisSettings]):
         self._channels: dict[str, asyncio.Future[ChannelKeys]] = {}
         #: Events retention trimmed before a group settled them (each one also logged).
         self.trimmed_entries = 0
+
+    def shared_idempotency_store(self) -> RedisIdempotencyStore:
+        """A `RedisIdempotencyStore` on this server (the bus's default store)."""
+        from eventwire_redis._idempotency import RedisIdempotencyStore
+
+        return RedisIdempotencyStore.from_settings(self.settings)
 
     @property
     def client(self) -> Redis:

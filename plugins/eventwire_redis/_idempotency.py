@@ -94,6 +94,15 @@ class RedisIdempotencyStore:
         self._scripts: tuple[AsyncScript, AsyncScript] | None = None
         self._lock = asyncio.Lock()
 
+    @classmethod
+    def from_settings(
+        cls, settings: RedisConnection, *, prefix: str = DEFAULT_PREFIX
+    ) -> RedisIdempotencyStore:
+        """A store on the server `settings` reach (the redis backend's default store)."""
+        store = cls("redis://127.0.0.1", prefix=prefix)
+        store._settings = settings
+        return store
+
     def __repr__(self) -> str:
         where = self._settings.url if self._settings is not None else "a redis client"
         return f"<RedisIdempotencyStore {where} prefix={self.prefix!r}>"

@@ -20,7 +20,8 @@ Guarantee by guarantee:
 - G06 at-least-once, G07 retry, G13 absent groups: a read marks messages pending in the
   transaction that moves the group's position; only an ack deletes the pending row.
 - G08-G11 (dead letters, idempotency, poison, validation) are the pipeline's; dead letters
-  are messages of ``<channel>.dlq``.
+  are messages of ``<channel>.dlq``. The default idempotency store is a table in the same
+  file (`SqliteIdempotencyStore`), so every process of the group shares it.
 - G12 crash: a killed process's leases expire after ``lease_ttl``; the next owner delivers
   its pending messages again with delivery count + 1.
 - G14 old events: ``from_beginning`` starts a new group at the beginning of what is retained.
@@ -38,6 +39,7 @@ Retention: events older than ``retention`` (7 days by default) are deleted by pu
 
 from eventwire_sqlite._backend import SqliteBackend
 from eventwire_sqlite._db import SqliteLeaseStore
+from eventwire_sqlite._idempotency import SqliteIdempotencyStore
 from eventwire_sqlite._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES
 from eventwire_sqlite._settings import SqliteSettings
 from eventwire_sqlite._subscription import SqliteInbound, SqliteSubscription
@@ -47,6 +49,7 @@ __all__ = [
     "CAPABILITIES",
     "MAX_MESSAGE_BYTES",
     "SqliteBackend",
+    "SqliteIdempotencyStore",
     "SqliteInbound",
     "SqliteLeaseStore",
     "SqliteSettings",

@@ -16,6 +16,7 @@ from eventwire.backendkit import BaseBackend
 from eventwire.errors import BackendUnavailableError, PublishError
 
 from eventwire_sqlite._db import Database
+from eventwire_sqlite._idempotency import SqliteIdempotencyStore
 from eventwire_sqlite._info import CAPABILITIES
 from eventwire_sqlite._settings import SqliteSettings
 from eventwire_sqlite._subscription import SqliteSubscription
@@ -46,6 +47,10 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         #: Publishes waiting for the next commit, and the task committing them.
         self._queue: list[tuple[str, list[tuple[int, WireMessage]], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+
+    def shared_idempotency_store(self) -> SqliteIdempotencyStore:
+        """A `SqliteIdempotencyStore` in this backend's file (the bus's default store)."""
+        return SqliteIdempotencyStore(self.settings)
 
     async def _connect(self) -> None:
         await self._db.open()

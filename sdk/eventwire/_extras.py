@@ -9,6 +9,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "EXTRAS",
     "SCHEME_EXTRAS",
+    "STORE_EXTRAS",
     "extra_for",
     "install_hint",
     "missing_modules",
@@ -30,6 +31,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "otel": ("opentelemetry",),
     "prometheus": ("prometheus_client",),
     "cloudevents": ("cloudevents",),
+    "postgres": ("asyncpg",),
 }
 #: URL scheme of a built-in network backend -> the extra whose backend serves it.
 SCHEME_EXTRAS: Mapping[str, str] = {
@@ -42,6 +44,14 @@ SCHEME_EXTRAS: Mapping[str, str] = {
     "eventbridge": "aws",
 }
 
+#: URL scheme of a built-in idempotency store -> the extra whose client it needs.
+STORE_EXTRAS: Mapping[str, str] = {
+    "redis": "redis",
+    "rediss": "redis",
+    "nats": "nats",
+    "postgresql": "postgres",
+    "postgres": "postgres",
+}
 
 #: The example port of each built-in network scheme, for messages.
 DEFAULT_PORTS: Mapping[str, int] = {

@@ -28,7 +28,8 @@ clean up with it), `ChannelPurger` (remove a channel's retained messages and kee
 says where the broker keeps the message and when it stored it: the `Origin`, from which the
 SDK derives a stable id for messages published by producers that are not eventwire, see
 `eventwire.foreign`), `GroupAdmin` (remove a consumer group), `LagReporter` (how far a group
-is behind; the consumer-lag metric reads it).
+is behind; the consumer-lag metric reads it), `IdempotencyStoreProvider` (the broker can
+remember handled event ids for every member of a group: the bus's default store).
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from eventwire.idempotency import IdempotencyStore
 
 __all__ = [
     "Backend",
@@ -46,9 +50,10 @@ __all__ = [
     "ChannelDeleter",
     "ChannelPurger",
     "GroupAdmin",
+    "IdempotencyStoreProvider",
     "Inbound",
-    "Located",
     "LagReporter",
+    "Located",
     "MessageHandler",
     "Origin",
     "Subscription",
@@ -263,4 +268,18 @@ class LagReporter(Protocol):
         for a group whose members stopped after settling everything they took, every
         backend reports the same number: the messages published since.
         """
+
+
+@runtime_checkable
+class IdempotencyStoreProvider(Protocol):
+    """Optional: a backend whose broker can hold the idempotency store of every member.
+
+    ``EventBus`` uses it when no ``idempotency_store`` is given, so ``idempotent=True`` runs
+    an effect once per group across member processes without more configuration.
+    """
+
+    def shared_idempotency_store(self) -> IdempotencyStore:
+        """A new store on this backend's broker, shared by every process that uses the same
+        broker (not connected yet; the bus that asked closes it). Claims must be atomic
+        across processes and expire with their lease (`eventwire.idempotency`)."""
         ...

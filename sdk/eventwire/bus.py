@@ -15,7 +15,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventwire._naming import check_name
-from eventwire.backend import Backend, ChannelPurger, Subscription, SubscriptionSpec, WireMessage
+from eventwire.backend import (
+    Backend,
+    ChannelPurger,
+    IdempotencyStoreProvider,
+    Subscription,
+    SubscriptionSpec,
+    WireMessage,
+)
 from eventwire.bindings import BINDINGS, check_user_headers, to_headers
 from eventwire.codec import PayloadValidator, encode
 from eventwire.deadletter import REPLAY, DeadLetter, dead_letter_channel
@@ -39,7 +46,12 @@ from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from eventwire.middleware import Middleware, PublishContext, check_middlewares, publishing
 from eventwire.observability import instrumentation, lag_watch
 from eventwire.pipeline import Consumer, Route
-from eventwire.plugins import create_backend, get_plugin_manager, missing_client
+from eventwire.plugins import (
+    create_backend,
+    get_plugin_manager,
+    missing_client,
+    open_idempotency_store,
+)
 from eventwire.retry import RetryPolicy
 from eventwire.urls import url_scheme
 
@@ -93,6 +105,13 @@ class EventBus:
     every publish and handler attempt is traced (docs/observability.md); ``False`` turns
     that off, a ``TracerProvider`` is used instead of the global one. ``metrics`` likewise,
     with a meter provider (or the Prometheus endpoint of `eventwire.observability.prometheus`).
+
+    ``idempotency_store``: where ``idempotent=True`` subscriptions remember handled event
+    ids — an `IdempotencyStore`, or a store URL (``"redis://cache:6379/0"``,
+    ``"nats://..."``, ``"sqlite:///var/lib/app/ids.db"``, ``"postgresql://..."``,
+    ``"memory://"`` for this process only). By default, the backend's broker when it can
+    hold one for every member (Redis, NATS, SQLite, memory), else a store in this process
+    (Kafka, RabbitMQ: see docs/idempotency.md). A store the bus opened, it closes.
     """
 
     def __init__(
@@ -101,7 +120,7 @@ class EventBus:
         *,
         source: str = "eventwire",
         contract: str | os.PathLike[str] | None = None,
-        idempotency_store: IdempotencyStore | None = None,
+        idempotency_store: IdempotencyStore | str | None = None,
         backend_options: Mapping[str, Any] | None = None,
         close_timeout: float = 30.0,
         middlewares: Sequence[Middleware] | None = None,
@@ -118,9 +137,10 @@ class EventBus:
         self._validator: PayloadValidator | None = (
             _load_contract(self.contract_path) if self.contract_path is not None else None
         )
-        self.idempotency_store: IdempotencyStore = (
-            MemoryIdempotencyStore() if idempotency_store is None else idempotency_store
-        )
+        self.idempotency_store: IdempotencyStore
+        #: Whether the bus opened the store (and closes it).
+        self._owns_store: bool
+        self.idempotency_store, self._owns_store = self._store(idempotency_store)
         self.close_timeout = close_timeout
         #: Wrap every handler attempt and every publish of this bus (see `Middleware`).
         self.middlewares: list[Middleware] = list(check_middlewares(middlewares, "EventBus"))
@@ -148,6 +168,29 @@ class EventBus:
         self._hooks_started = False
         self._lock = asyncio.Lock()
         self._member_prefix = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+
+    def _store(self, given: IdempotencyStore | str | None) -> tuple[IdempotencyStore, bool]:
+        """The idempotency store to use, and whether this bus opened it."""
+        if given is None:
+            if isinstance(self.backend, IdempotencyStoreProvider):
+                return self.backend.shared_idempotency_store(), True
+            return MemoryIdempotencyStore(), False
+        if isinstance(given, str):
+            return open_idempotency_store(given, self._plugins), True
+        if not isinstance(given, IdempotencyStore):
+            raise ConfigurationError(
+                f"idempotency_store must be an IdempotencyStore (claim, complete, release) or "
+                f"a store URL, got {given!r}"
+            )
+        return given, False
+
+    async def _close_store(self) -> None:
+        close = getattr(self.idempotency_store, "close", None)
+        if self._owns_store and close is not None:
+            try:
+                await close()
+            except Exception:  # closing a connection that is gone: nothing is lost
+                log.warning("eventwire: closing the idempotency store failed", exc_info=True)
 
     def __repr__(self) -> str:
         return f"EventBus({self.backend.url!r}, source={self.source!r}, state={self._state!r})"
@@ -428,7 +471,10 @@ class EventBus:
                             failed = failed or exc
             finally:
                 self._state = "closed"
-                await self.backend.close()
+                try:
+                    await self.backend.close()
+                finally:
+                    await self._close_store()
             if failed is not None:
                 raise failed
 
@@ -458,7 +504,10 @@ class EventBus:
             await self._lag.stop()
         for consumer in self._consumers:
             consumer.abandon()
-        await self.backend.abort()
+        try:
+            await self.backend.abort()
+        finally:
+            await self._close_store()
 
     async def __aenter__(self) -> EventBus:
         await self.start()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from eventwire.delivery import Disposition, Failure
     from eventwire.envelope import Envelope
     from eventwire.events import Message
+    from eventwire.idempotency import IdempotencyStore
 
 hookspec = pluggy.HookspecMarker("eventwire")
 
@@ -60,6 +61,17 @@ def eventwire_make_backend(url: str, scheme: str, options: Mapping[str, Any]) ->
 
     The first plugin that returns a backend wins. Import the broker client library here,
     lazily, never at module import time. Do not connect yet: ``Backend.connect`` does that.
+    """
+
+
+@hookspec(firstresult=True)
+def eventwire_make_idempotency_store(url: str, scheme: str) -> IdempotencyStore | None:
+    """Create the idempotency store `url` names, or return ``None`` if `scheme` is not yours.
+
+    Called for ``EventBus(..., idempotency_store="redis://...")`` (a URL instead of a store
+    object). The same rules as `eventwire_make_backend`: `url` may hold credentials (never
+    log it), import the client library here, lazily, and do not connect yet. The store must
+    make claims atomic across processes (see `eventwire.idempotency`).
     """
 
 

@@ -43,8 +43,11 @@ log = logging.getLogger("eventwire.pipeline")
 log.addFilter(EventFields())
 
 Handler = Callable[..., Awaitable[Any]]
-#: How long a claim on an event id lasts while its handler runs (renewed by completion).
-CLAIM_LEASE = 60.0
+#: How long a claim on an event id lasts while its handler runs (renewed by completion). A
+#: member that crashed holds its ids this long in a shared store: the copies the broker
+#: redelivers to the other members wait for it, so it is kept short; a handler run (with its
+#: in-place retries) longer than this lets a concurrent copy of the same id run too.
+CLAIM_LEASE = 20.0
 #: How long a handled event id is remembered by the idempotency store.
 DONE_TTL = 7 * 24 * 3600.0
 #: Pause between attempts to settle (ack / dead-letter / idempotency store) while the broker

@@ -1,4 +1,5 @@
-"""The plugin manager: loads the ``eventwire`` entry points and creates backends by URL."""
+"""The plugin manager: loads the ``eventwire`` entry points and creates backends and
+idempotency stores by URL."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from urllib.parse import urlsplit
 import pluggy
 
 from eventwire import hookspecs
-from eventwire._extras import DEFAULT_PORTS, SCHEME_EXTRAS, install_hint
+from eventwire._extras import DEFAULT_PORTS, SCHEME_EXTRAS, STORE_EXTRAS, install_hint
 from eventwire.backend import Backend, BackendInfo
 from eventwire.errors import ConfigurationError, InvalidURLError, UnknownBackendError
+from eventwire.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from eventwire.urls import redact_url, url_scheme
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "missing_client",
+    "open_idempotency_store",
 ]
 
 PROJECT = "eventwire"
@@ -129,3 +132,37 @@ def missing_client(error: ModuleNotFoundError, scheme: str) -> ConfigurationErro
     return ConfigurationError(
         install_hint(error, f"the {scheme}:// backend", prefer=SCHEME_EXTRAS.get(scheme))
     )
+
+
+#: Store URL schemes served without a plugin.
+_IN_PROCESS_STORE = "memory"
+
+
+def open_idempotency_store(url: str, pm: pluggy.PluginManager | None = None) -> IdempotencyStore:
+    """The idempotency store `url` names (not connected yet).
+
+    ``memory://`` is the in-process `MemoryIdempotencyStore`; the installed plugins serve
+    the rest (``redis://``, ``nats://``, ``sqlite:///path``, ``postgresql://`` ...).
+    """
+    scheme = url_scheme(url)
+    if scheme == _IN_PROCESS_STORE:
+        return MemoryIdempotencyStore()
+    pm = pm or get_plugin_manager()
+    try:
+        store = pm.hook.eventwire_make_idempotency_store(url=url, scheme=scheme)
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(
+            install_hint(exc, f"the {scheme}:// idempotency store", prefer=STORE_EXTRAS.get(scheme))
+        ) from None
+    if store is None:
+        extra = STORE_EXTRAS.get(scheme)
+        how = (
+            f"pip install 'eventwire[{extra}]'"
+            if extra
+            else "use memory://, redis://, nats://, sqlite:///path or postgresql://"
+        )
+        raise UnknownBackendError(
+            f"no installed plugin serves the idempotency store {redact_url(url)!r} "
+            f"(scheme {scheme!r}); {how}"
+        )
+    return cast(IdempotencyStore, store)

@@ -1,5 +1,8 @@
 """The whole conformance suite on every real broker: every guarantee must pass.
 
+Kafka and RabbitMQ cannot hold an idempotency store, so they run with a shared one (Kafka:
+PostgreSQL, RabbitMQ: an SQLite file), as their users would; Redis and NATS use their own.
+
 G16 restarts the shared broker and G22 kills it (SIGKILL) and starts it again, which would
 disturb other tests using it, so these tests are marked ``restart``: ``make test`` runs them
 after the parallel run, one at a time.
@@ -24,6 +27,18 @@ TARGETS = {
     "redis": os.environ.get("EVENTWIRE_REDIS_URL", "redis://127.0.0.1:6379/0"),
     "nats": os.environ.get("EVENTWIRE_NATS_URL", "nats://127.0.0.1:4222"),
 }
+POSTGRES = os.environ.get(
+    "EVENTWIRE_POSTGRES_URL", "postgresql://eventwire@127.0.0.1:5433/postgres"
+)
+
+
+def idempotency_store(name: str, tmp_path: Path) -> list[str]:
+    """The ``--idempotency-store`` option a backend without a store of its own runs with."""
+    if name == "kafka":
+        return ["--idempotency-store", POSTGRES]
+    if name == "rabbit":
+        return ["--idempotency-store", f"sqlite://{tmp_path / 'ids.db'}"]
+    return []
 
 
 @pytest.mark.broker
@@ -36,6 +51,7 @@ def test_every_guarantee_passes_on_the_real_broker(name: str, tmp_path: Path) ->
         "--json", str(report), "-n", "2",
         "--restart-cmd", f"conformance/brokers/brokers restart {name}",  # relative: cwd=ROOT
         "--kill-cmd", f"{BROKERS} kill {name} && {BROKERS} up {name}",
+        *idempotency_store(name, tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, timeout=900, capture_output=True, text=True)
     assert report.exists(), done.stdout[-4000:] + done.stderr[-4000:]

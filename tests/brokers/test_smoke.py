@@ -34,8 +34,9 @@ PORT_VARS = (
     "EVENTWIRE_KAFKA_PORT",
     "EVENTWIRE_KAFKA_CONTROLLER_PORT",
     "EVENTWIRE_AWS_PORT",
+    "EVENTWIRE_POSTGRES_PORT",
 )
-ALL_NAMES = ("kafka", "rabbit", "redis", "nats", "aws")
+ALL_NAMES = ("kafka", "rabbit", "redis", "nats", "aws", "postgres")
 
 
 def _run(coro_factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
@@ -331,6 +332,47 @@ def test_restart_kafka_keeps_topic(private_broker: dict[str, str]) -> None:
     restarted = _script("restart", "kafka", env=env)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert _run(read, timeout=90) == [b"order-0", b"order-1", b"order-2"]
+
+
+@pytest.mark.broker
+def test_postgres_up_serves_the_idempotency_store(
+    private_broker: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`up postgres`: a cluster of its own on loopback (run as the postgres user when root,
+    so its folder must be reachable by that user), trust for the eventwire user."""
+    import tempfile
+
+    from eventwire import Claim
+    from eventwire.plugins import open_idempotency_store
+
+    home = Path(tempfile.mkdtemp(prefix="eventwire-brokers-"))
+    home.chmod(0o755)
+    env = {**private_broker, "EVENTWIRE_BROKERS_DIR": str(home)}
+    port = int(env["EVENTWIRE_POSTGRES_PORT"])
+    try:
+        up = _script("up", "postgres", env=env, timeout=180)
+        assert up.returncode == 0, up.stdout + up.stderr
+        line = next(row for row in up.stdout.splitlines() if row.startswith("postgres"))
+        url = f"postgresql://eventwire@127.0.0.1:{port}/postgres"
+        assert url in line and "PostgreSQL" in line, line
+
+        async def claim_twice() -> tuple[Claim, Claim]:
+            first, second = open_idempotency_store(url), open_idempotency_store(url)
+            try:
+                return await first.claim("g:1", 30), await second.claim("g:1", 30)
+            finally:
+                await first.close()  # type: ignore[attr-defined]
+                await second.close()  # type: ignore[attr-defined]
+
+        assert _run(claim_twice) == (Claim.ACQUIRED, Claim.BUSY)
+        status = _script("status", "postgres", env=env)
+        assert status.returncode == 0 and "postgres running" in status.stdout, status.stdout
+    finally:
+        down = _script("down", "postgres", env=env, timeout=60)
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
+    assert "postgres stopped  pid" in down.stdout, down.stdout + down.stderr
 
 
 def _aws_json(port: int, service: str, target: str, body: dict[str, Any]) -> dict[str, Any]:

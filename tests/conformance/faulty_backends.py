@@ -27,6 +27,17 @@ Each wraps the in-memory backend and breaks exactly one promise of the backend c
   in the group hold unsettled, while they still run them (taking a lease held by a live
   member).
 
+Broken idempotency stores (`STORE_FAULTS`): each is a correct memory backend whose *default
+idempotency store* breaks one promise of `eventwire.idempotency`:
+
+- ``racyclaim://``: shared by every bus of the broker, but ``claim`` reads, waits for a
+  round trip, then writes: two members claiming one id at the same time both acquire it;
+- ``localstore://``: says it is the broker's store, but each bus gets a store of its own:
+  a duplicate that reaches another member runs again.
+
+``nostore://`` (a helper) is the memory backend without a store of its own, like Kafka and
+RabbitMQ: the cross-process part of G11 is unsupported unless a store is configured.
+
 ``plugged://`` is not faulty: it is ``sqlite://`` (a backend shared by processes) under a
 scheme that exists only where this module is imported, so G12's consumer process finds it
 only if the suite hands its ``--plugin`` modules on.
@@ -55,7 +66,10 @@ from eventwire import (
     BackendInfo,
     BackendUnavailableError,
     Capabilities,
+    Claim,
+    IdempotencyStore,
     Inbound,
+    MemoryIdempotencyStore,
     Subscription,
     SubscriptionSpec,
     WireMessage,
@@ -67,13 +81,14 @@ from eventwire.backend import MessageHandler
 from eventwire.plugins import get_plugin_manager
 from eventwire_memory._broker import DEFAULT_PARTITIONS
 
-__all__ = ["FAULTS", "HELPERS", "register"]
+__all__ = ["FAULTS", "HELPERS", "STORE_FAULTS", "register"]
 
 PLUGIN_NAME = "eventwire-conformance-faulty-backends"
 
 
-class FaultyBackend:
-    """Delegates everything to an in-memory broker of its own; subclasses add one fault."""
+class Wrapper:
+    """Delegates everything to an in-memory broker of its own (but has no idempotency store
+    of its own); subclasses add one fault."""
 
     binding: str
     capabilities: Capabilities
@@ -108,6 +123,13 @@ class FaultyBackend:
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         return await self.inner.browse(channel, limit)
+
+
+class FaultyBackend(Wrapper):
+    """A `Wrapper` whose default idempotency store is the inner backend's."""
+
+    def shared_idempotency_store(self) -> IdempotencyStore:
+        return self.inner.shared_idempotency_store()  # type: ignore[attr-defined,no-any-return]
 
 
 class _Replayed:
@@ -435,6 +457,46 @@ class Plugged(FaultyBackend):
         self.capabilities = self.inner.capabilities
 
 
+class _RacyStore:
+    """Claims in two steps with a round trip between them (a read, then a write)."""
+
+    def __init__(self, entries: dict[str, bool]) -> None:
+        self._entries = entries  # key -> done
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        known = self._entries.get(key)
+        await asyncio.sleep(0.02)  # the write goes out after the read came back
+        if known is not None:
+            return Claim.DONE if known else Claim.BUSY
+        self._entries[key] = False
+        return Claim.ACQUIRED
+
+    async def complete(self, key: str, ttl: float) -> None:
+        self._entries[key] = True
+
+    async def release(self, key: str) -> None:
+        if self._entries.get(key) is False:
+            del self._entries[key]
+
+
+#: The racy stores' entries, per broker (shared by every bus of it, like a real server's).
+_RACY_ENTRIES: defaultdict[str, dict[str, bool]] = defaultdict(dict)
+
+
+class RacyClaim(FaultyBackend):
+    def shared_idempotency_store(self) -> IdempotencyStore:
+        return _RacyStore(_RACY_ENTRIES[self.url])
+
+
+class LocalStore(FaultyBackend):
+    def shared_idempotency_store(self) -> IdempotencyStore:
+        return MemoryIdempotencyStore()
+
+
+class NoStore(Wrapper):
+    pass
+
+
 class Down(FaultyBackend):
     async def connect(self) -> None:
         raise BackendUnavailableError(f"{self.url} is down (it never accepts a connection)")
@@ -463,12 +525,17 @@ FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
     "hastyleave": (HastyLeave, "hands a leaving member's partitions on before its handlers end"),
     "leasesteal": (LeaseSteal, "lets a joining member take events live members still hold"),
 }
-HELPERS: dict[str, tuple[type[FaultyBackend], str]] = {
+STORE_FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
+    "racyclaim": (RacyClaim, "has an idempotency store whose claim is not atomic"),
+    "localstore": (LocalStore, "has an idempotency store per bus, not shared by the members"),
+}
+HELPERS: dict[str, tuple[type[Wrapper], str]] = {
+    "nostore": (NoStore, "has no idempotency store of its own"),
     "down": (Down, "never connects"),
     "restartable": (Restartable, "claims G16 and G22 (restarting or killing it changes nothing)"),
     "plugged": (Plugged, "is sqlite:// found only where this plugin is loaded"),
 }
-_ALL = {**FAULTS, **HELPERS}
+_ALL: dict[str, tuple[type[Wrapper], str]] = {**FAULTS, **STORE_FAULTS, **HELPERS}
 
 
 class _FaultyPlugin:

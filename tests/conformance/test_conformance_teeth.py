@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conformance._runner import run_suite
+from tests.conformance._runner import run_cli, run_suite
+from tests.conformance.faulty_backends import STORE_FAULTS
 
 #: What each fault must break, and nothing else.
 EXPECTED_FAILURES: dict[str, set[str]] = {
@@ -106,3 +107,65 @@ def test_crash_consumer_process_loads_the_plugins(tmp_path: Path) -> None:
     result = statuses(report, "plugged")["G12"]
     assert result["status"] == "passed", f"{result}\n{output[-3000:]}"
     assert code == 0, f"exit status {code}\n{output[-3000:]}"
+
+
+@pytest.mark.parametrize("scheme", sorted(STORE_FAULTS))
+def test_broken_idempotency_store_fails_G11(scheme: str, tmp_path: Path) -> None:
+    # racyclaim: two members claiming one id at once both acquire it (concurrent copies);
+    # localstore: a store per bus, so a copy reaching another member runs again.
+    code, report, output = run_suite(f"{scheme}://", tmp_path, "--only", "G11")
+    result = statuses(report, scheme)["G11"]
+    assert result["status"] == "failed", f"{result}\n{output[-3000:]}"
+    broken = {
+        "racyclaim": {"test_G11_concurrent_duplicates_run_once"},
+        "localstore": {
+            "test_G11_concurrent_duplicates_run_once",
+            "test_G11_redelivery_after_unacked_effect_runs_once",
+            "test_G11_duplicate_on_another_member_process_runs_once",
+        },
+    }[scheme]
+    failed = {name.split("[")[0] for name, status in result["tests"].items() if status == "failed"}
+    assert failed == broken, result
+    assert code == 1
+
+
+def test_without_a_shared_store_G11_is_unsupported_with_the_reason(tmp_path: Path) -> None:
+    # nostore:// has no store of its own, like Kafka and RabbitMQ.
+    code, report, output = run_suite("nostore://", tmp_path, "--only", "G11")
+    result = statuses(report, "nostore")["G11"]
+    assert result["status"] == "unsupported", f"{result}\n{output[-3000:]}"
+    assert "no idempotency store its members share" in result["detail"], result
+    assert "--idempotency-store" in result["detail"], result
+    assert code == 0
+
+
+def test_a_configured_shared_store_makes_G11_checkable(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'ids.db'}"
+    code, report, output = run_suite(
+        "nostore://", tmp_path, "--only", "G11", "--idempotency-store", store
+    )
+    result = statuses(report, "nostore")["G11"]
+    assert result["status"] == "passed", f"{result}\n{output[-3000:]}"
+    assert code == 0
+
+
+def test_an_in_process_store_fails_G11_across_member_processes(tmp_path: Path) -> None:
+    # sqlite:// members live in several processes: a store each process keeps to itself
+    # (memory://) lets the copy that reaches the second process run again.
+    url = f"sqlite://{tmp_path / 'events.db'}"
+    code, report, output = run_suite(
+        url, tmp_path, "--only", "G11", "--idempotency-store", "memory://"
+    )
+    result = statuses(report, "sqlite")["G11"]
+    assert result["tests"]["test_G11_duplicate_on_another_member_process_runs_once[sqlite]"] == (
+        "failed"
+    ), f"{result}\n{output[-3000:]}"
+    assert "not shared by the group's members" in result["detail"], result
+    assert code == 1
+
+
+def test_a_store_url_nobody_serves_is_refused_before_the_run() -> None:
+    done = run_cli("conformance", "run", "memory://", "--idempotency-store", "bogus://x")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--idempotency-store" in done.stderr and "'bogus'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,7 +1,8 @@
 """The eventwire rows: only the public `EventBus` API, on whatever backend the URL names.
 
-Guarantees stay on: the pipeline acks after the handler returns, ``idempotent=True`` uses the
-bus's in-memory idempotency store, and every payload is validated by its pydantic model on
+Guarantees stay on: the pipeline acks after the handler returns, ``idempotent=True`` uses an
+in-memory idempotency store (``"memory://"``, the same on every backend, so the rows compare
+the brokers rather than the stores), and every payload is validated by its pydantic model on
 both sides (`EventBus.publish` serializes and revalidates; the consumer decodes into the model).
 """
 
@@ -93,7 +94,9 @@ class EventwireRunner:
             yield
 
     def _consumer_bus(self, channel: str, group: str, tracker: Tracker | None) -> EventBus:
-        bus = EventBus(self._config.url, source=SOURCE, close_timeout=5.0)
+        bus = EventBus(
+            self._config.url, source=SOURCE, close_timeout=5.0, idempotency_store="memory://"
+        )
 
         @bus.subscribe(
             self._model(channel),

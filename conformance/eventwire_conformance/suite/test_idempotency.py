@@ -1,7 +1,12 @@
 """G11: the same event id delivered twice runs the handler's effect once per group.
 
-Three ways to get a second delivery: the same message published twice, a redelivery after
-the member that handled it went away before acking, and copies arriving at the same time.
+Four ways to get a second delivery: the same message published twice, a redelivery after
+the member that handled it went away before acking, copies arriving at the same time at two
+members, and a copy reaching a member in another process after the first was handled.
+Every member opens its own connection to the idempotency store under test (the configured
+one, else the backend's own): a store whose claim is not atomic across connections runs
+concurrent copies twice, and one that is not shared across processes runs the late copy
+again. A backend with neither reports the cross-process case as unsupported.
 A broker may drop a duplicate publish itself (NATS JetStream's ``Nats-Msg-Id``), so for
 duplicates the tests wait until later work is done (a same-key event published after the
 copies) or for a quiet window; the redelivery test waits until the store has recognised
@@ -12,38 +17,28 @@ deduplicated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sys
 from collections import Counter
+from pathlib import Path
 
-from eventwire import Claim, Delivery, Envelope, MemoryIdempotencyStore, WireMessage
+from eventwire import Claim, Delivery, Envelope, EventBus, IdempotencyStore, WireMessage
 from eventwire.codec import encode
 
+from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE, STORE_VARIABLE, URL_VARIABLE
 from eventwire_conformance._events import Ping, ping_model
-from eventwire_conformance._support import Harness
+from eventwire_conformance._support import Harness, unsupported
 
 
-class RecordingStore:
-    """An in-memory idempotency store that records claims; can stall on ``complete``."""
+class Ledger:
+    """What the members' stores answered, shared by the `RecordingStore` of each member."""
 
     def __init__(self) -> None:
-        self._inner = MemoryIdempotencyStore()
         self.claims: list[tuple[str, Claim]] = []
         self.completed: list[str] = []
         #: While set, ``complete`` never returns: the member dies between effect and ack.
         self.stall = False
-
-    async def claim(self, key: str, lease: float) -> Claim:
-        state = await self._inner.claim(key, lease)
-        self.claims.append((key, state))
-        return state
-
-    async def complete(self, key: str, ttl: float) -> None:
-        await self._inner.complete(key, ttl)
-        self.completed.append(key)
-        if self.stall:
-            await asyncio.Event().wait()
-
-    async def release(self, key: str) -> None:
-        await self._inner.release(key)
 
     def count(self, event_id: str, state: Claim, group: str = "") -> int:
         """Claims of `event_id` (in `group`, if given) that got `state`."""
@@ -52,6 +47,28 @@ class RecordingStore:
             for key, got in self.claims
             if got is state and key.endswith(event_id) and group in key
         )
+
+
+class RecordingStore:
+    """One member's connection to the store under test, recording into a shared `Ledger`."""
+
+    def __init__(self, inner: IdempotencyStore, ledger: Ledger) -> None:
+        self._inner = inner
+        self.ledger = ledger
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        state = await self._inner.claim(key, lease)
+        self.ledger.claims.append((key, state))
+        return state
+
+    async def complete(self, key: str, ttl: float) -> None:
+        await self._inner.complete(key, ttl)
+        self.ledger.completed.append(key)
+        if self.ledger.stall:
+            await asyncio.Event().wait()
+
+    async def release(self, key: str) -> None:
+        await self._inner.release(key)
 
 
 def _wire(model: type[Ping], event: Ping, binding: str) -> tuple[WireMessage, Envelope]:
@@ -100,10 +117,10 @@ async def test_G11_redelivery_after_unacked_effect_runs_once(harness: Harness) -
     channel = harness.name("g11r")
     model = ping_model(channel)
     group = harness.name("grp")
-    store = RecordingStore()
+    store = Ledger()
     effects: Counter[str] = Counter()
-    first = harness.bus(idempotency_store=store, close_timeout=0.3)
-    second = harness.bus(idempotency_store=store)
+    first = harness.bus(idempotency_store=RecordingStore(harness.store(), store), close_timeout=0.3)
+    second = harness.bus(idempotency_store=RecordingStore(harness.store(), store))
     publisher = harness.bus()
     for bus in (first, second):
 
@@ -124,7 +141,8 @@ async def test_G11_redelivery_after_unacked_effect_runs_once(harness: Harness) -
         store.stall = False
         async with second:
             await harness.wait_for(
-                lambda: store.count(sent.id, Claim.DONE) >= 1,
+                # recognised as handled, or (a store that forgot it) handled again
+                lambda: store.count(sent.id, Claim.DONE) >= 1 or effects[sent.id] > 1,
                 "the unacked event to be redelivered to the next member of the group",
             )
 
@@ -135,9 +153,11 @@ async def test_G11_concurrent_duplicates_run_once(harness: Harness) -> None:
     channel = harness.name("g11c")
     model = ping_model(channel, keyed=False)  # no key: copies may run in parallel
     group = harness.name("grp")
-    store = RecordingStore()
+    store = Ledger()
     effects: Counter[str] = Counter()
-    members = [harness.bus(idempotency_store=store), harness.bus(idempotency_store=store)]
+    members = [
+        harness.bus(idempotency_store=RecordingStore(harness.store(), store)) for _ in range(2)
+    ]
     for bus in members:
 
         @bus.subscribe(model, group=group, concurrency=4, idempotent=True)
@@ -158,3 +178,131 @@ async def test_G11_concurrent_duplicates_run_once(harness: Harness) -> None:
         f"the effect ran {effects[envelope.id]} times for {copies} concurrent copies of one "
         f"event ({recognised} copies were recognised as duplicates)"
     )
+
+
+async def test_G11_duplicate_on_another_member_process_runs_once(
+    harness: Harness, tmp_path: Path
+) -> None:
+    reason = harness.no_shared_store()
+    if reason is not None:
+        unsupported(reason)
+    channel = harness.name("g11p")
+    model = ping_model(channel)
+    group = harness.name("grp")
+    ledger = Ledger()
+    effects: Counter[str] = Counter()
+    member = harness.bus(idempotency_store=RecordingStore(harness.store(), ledger))
+    publisher = harness.bus()
+
+    @member.subscribe(model, group=group, idempotent=True)
+    async def effect(event: Ping, delivery: Delivery) -> None:
+        effects[delivery.id] += 1
+
+    async with publisher:
+        wire, envelope = _wire(model, model(key="dup", seq=1), publisher.backend.binding)
+        if harness.capabilities.cross_process:
+            # Another member process handles it and dies after the store recorded it, before
+            # the ack: the broker redelivers it to this member.
+            await _handled_in_another_process(harness, channel, group, tmp_path, publisher, wire)
+            await member.start()
+        else:
+            # The members share one process: another bus (its own store connection) handles
+            # it, then a copy of it is published.
+            await _handled_by_another_bus(harness, model, channel, group, publisher, wire)
+            await member.start()
+            await publisher.backend.publish(channel, [wire])
+        await harness.wait_for(
+            # recognised as handled, or (a store the other member did not share) run again
+            lambda: ledger.count(envelope.id, Claim.DONE) >= 1 or effects[envelope.id] >= 1,
+            "the event handled by the other member to reach this one",
+            scale=3.0 if harness.capabilities.cross_process else 1.0,
+        )
+
+    assert effects[envelope.id] == 0, (
+        f"the effect ran again in another member for an event id the first member had "
+        f"already handled ({effects[envelope.id]} time(s)): the idempotency store is not "
+        "shared by the group's members"
+    )
+
+
+async def _handled_by_another_bus(
+    harness: Harness,
+    model: type[Ping],
+    channel: str,
+    group: str,
+    publisher: EventBus,
+    wire: WireMessage,
+) -> None:
+    other = harness.bus(idempotency_store=harness.store())
+    handled: list[int] = []
+
+    @other.subscribe(model, group=group, idempotent=True)
+    async def effect(event: Ping) -> None:
+        handled.append(event.seq)
+
+    async with other:
+        await publisher.backend.publish(channel, [wire])
+        await harness.wait_for(lambda: bool(handled), "the first copy in the other member")
+
+
+async def _handled_in_another_process(
+    harness: Harness,
+    channel: str,
+    group: str,
+    tmp_path: Path,
+    publisher: EventBus,
+    wire: WireMessage,
+) -> None:
+    out = tmp_path / "handled.txt"
+    out.touch()
+    env = {
+        **os.environ,
+        URL_VARIABLE: harness.url,
+        STORE_VARIABLE: harness.idempotency_store or "",
+        PLUGINS_VARIABLE: os.environ.get(PLUGINS_VARIABLE, ""),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "eventwire_conformance._crash_consumer",
+        "--channel",
+        channel,
+        "--group",
+        group,
+        "--out",
+        str(out),
+        "--idempotent",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        try:
+            # A new interpreter importing eventwire and its plugins: slow on a busy host.
+            line = await asyncio.wait_for(process.stdout.readline(), harness.patience * 3)
+        except TimeoutError:
+            line = b""
+        if line.strip() != b"ready":
+            process.kill()
+            said = (await process.stderr.read()).decode(errors="replace").strip()
+            raise AssertionError(
+                f"the member process did not start (said {line!r}; stderr: "
+                f"{(said.splitlines() or [''])[-1]!r})"
+            )
+        await publisher.backend.publish(channel, [wire])
+        try:
+            code = await asyncio.wait_for(process.wait(), harness.patience * 3)
+        except TimeoutError:
+            code = None
+        if code != 0 or not out.read_text().split():
+            said = (await process.stderr.read()).decode(errors="replace").strip()
+            raise AssertionError(
+                f"the member process did not handle the event and stop (exit code {code}; "
+                f"stderr: {(said.splitlines() or [''])[-1]!r})"
+            )
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()

@@ -1,0 +1,145 @@
+"""`NatsIdempotencyStore`: handled event ids in a JetStream key-value bucket, shared by every
+process of a group.
+
+``EventBus("nats://...")`` uses it by default; any backend can use one:
+``EventBus("kafka://...", idempotency_store="nats://nats:4222")``. One key per claimed id
+(the base64url form of ``<group>:<event id>``, since KV keys allow few characters) in the
+bucket ``eventwire_idempotency``:
+
+- ``claim``: ``create`` (only if absent — atomic on the server) with ``busy <token>
+  <expiry>``: ``ACQUIRED``. If the key exists: ``done`` -> ``DONE``; a claim whose expiry
+  passed is taken over with ``update(last=revision)`` (compare-and-set: of two processes
+  taking over one expired claim, one wins, the other says ``BUSY``); else ``BUSY``.
+- ``complete`` writes ``done``; ``release`` deletes the key only while it still holds this
+  claim's token (compare-and-set on its revision).
+
+Done ids are kept for the bucket's ``max_age`` (``DONE_TTL``, 7 days), set when the bucket is
+created: NATS 2.9 has no per-key TTL. Claim expiry compares wall clocks of the members'
+hosts (keep them in sync; a skew of a few seconds only shortens or lengthens a 60 s lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from eventwire.errors import BackendUnavailableError
+from eventwire.idempotency import Claim
+
+__all__ = ["BUCKET", "DONE_TTL", "NatsIdempotencyStore"]
+
+BUCKET = "eventwire_idempotency"
+#: How long done ids are kept (the bucket's max age; the pipeline asks for the same).
+DONE_TTL = 7 * 24 * 3600.0
+_DONE = b"done"
+
+
+class NatsIdempotencyStore:
+    """An `eventwire.idempotency.IdempotencyStore` in a NATS JetStream KV bucket (atomic,
+    shared across processes).
+
+    ``url`` and ``options``: as for the nats backend (``nats://user:pass@host:4222``,
+    ``tls://...``, ``creds``, ``connect_timeout`` ...). ``bucket``: the KV bucket's name.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        bucket: str = BUCKET,
+    ) -> None:
+        from eventwire_nats._backend import NatsBackend
+
+        self._connection = NatsBackend(url, options)
+        self.bucket = bucket
+        self._kv: Any = None
+        self._lock = asyncio.Lock()
+        self._claims: dict[str, bytes] = {}
+
+    def __repr__(self) -> str:
+        return f"<NatsIdempotencyStore {self._connection.url} bucket={self.bucket}>"
+
+    async def _ready(self) -> Any:
+        if self._kv is not None:
+            return self._kv
+        async with self._lock:
+            if self._kv is None:
+                from nats.js.api import KeyValueConfig
+
+                await self._connection.connect()
+                js = self._connection.js
+                try:
+                    self._kv = await js.create_key_value(
+                        KeyValueConfig(bucket=self.bucket, history=1, ttl=DONE_TTL)
+                    )
+                except Exception as exc:
+                    raise BackendUnavailableError(
+                        f"idempotency store {self!r}: cannot open the KV bucket: {exc}"
+                    ) from exc
+        return self._kv
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+        kv = await self._ready()
+        name = _key(key)
+        value = f"busy {uuid.uuid4().hex} {time.time() + lease:.3f}".encode()
+        try:
+            await kv.create(name, value)
+        except KeyWrongLastSequenceError:
+            try:
+                entry = await kv.get(name)
+            except KeyNotFoundError:  # released or purged meanwhile: ask again
+                return Claim.BUSY
+            if entry.value == _DONE:
+                return Claim.DONE
+            if not _expired(entry.value):
+                return Claim.BUSY
+            try:  # the holder's lease ran out: take it over, unless someone else did
+                await kv.update(name, value, last=entry.revision)
+            except KeyWrongLastSequenceError:
+                return Claim.BUSY
+        self._claims[key] = value
+        return Claim.ACQUIRED
+
+    async def complete(self, key: str, ttl: float) -> None:
+        kv = await self._ready()
+        await kv.put(_key(key), _DONE)
+        self._claims.pop(key, None)
+
+    async def release(self, key: str) -> None:
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+        value = self._claims.pop(key, None)
+        if value is None:
+            return
+        kv = await self._ready()
+        name = _key(key)
+        try:
+            entry = await kv.get(name)
+            if entry.value == value:
+                await kv.delete(name, last=entry.revision)
+        except (KeyNotFoundError, KeyWrongLastSequenceError):
+            pass  # taken over or gone: not ours to free any more
+
+    async def close(self) -> None:
+        """Disconnect (a later call connects again)."""
+        self._kv = None
+        await self._connection.close()
+
+
+def _key(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+def _expired(value: bytes) -> bool:
+    try:
+        expires = float(value.split()[2])
+    except (IndexError, ValueError):
+        return True  # not a claim this store wrote: treat as expired
+    return expires <= time.time()

@@ -1,0 +1,11 @@
+"""A PostgreSQL idempotency store: ``EventBus(url, idempotency_store="postgresql://...")``.
+
+For backends whose broker cannot hold one (Kafka, RabbitMQ) and for services that already run
+PostgreSQL: every member process of a group claims event ids in one table, so a duplicate
+that reaches another member does not run the effect again. Needs ``eventwire[postgres]``
+(asyncpg). See `PostgresIdempotencyStore`.
+"""
+
+from eventwire_postgres._store import DEFAULT_TABLE, PostgresIdempotencyStore
+
+__all__ = ["DEFAULT_TABLE", "PostgresIdempotencyStore"]
