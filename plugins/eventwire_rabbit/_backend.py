@@ -93,7 +93,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     def _security(self) -> BaseSecurity | None:
         settings = self.settings
-        context = settings.ssl_context()
+        context = settings.ssl()
         if settings.external_auth:
             return RabbitExternalAuth(ssl_context=context)
         if context is not None:

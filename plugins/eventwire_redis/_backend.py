@@ -66,7 +66,7 @@ def make_broker(settings: RedisConnection) -> RedisBroker:
     if settings.client_name:
         kwargs["client_name"] = settings.client_name
     if settings.tls:
-        kwargs["security"] = BaseSecurity(ssl_context=settings.ssl_context(), use_ssl=True)
+        kwargs["security"] = BaseSecurity(ssl_context=settings.tls_context(), use_ssl=True)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     # RESP2 (``protocol=2``): the reply shapes the backend parses are the classic ones,
     # whatever redis-py's default protocol is.
