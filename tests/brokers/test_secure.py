@@ -145,7 +145,7 @@ def case_url(broker: str, case: str, tmp: Path) -> str:
     if case == "wrong_password":
         return with_query(url, password_file=str(_wrong_password(tmp)))
     if case == "unknown_user":
-        return with_netloc(url, f"nobody@127.0.0.1:{port}")
+        return with_query(url, username="nobody")
     if case == "other_ca":
         return with_query(url, ca_file=certs("other-ca.pem"))
     if case == "expired_cert":
@@ -161,9 +161,7 @@ def case_url(broker: str, case: str, tmp: Path) -> str:
         scheme = {"redis": "redis", "rabbit": "amqp", "nats": "nats"}[broker]
         return with_netloc(plain, urlsplit(plain).netloc, scheme)
     if case == "denied":
-        return with_query(
-            with_netloc(url, f"denied@127.0.0.1:{port}"), password_file=certs("denied.password")
-        )
+        return with_query(url, username="denied", password_file=certs("denied.password"))
     raise KeyError(case)
 
 

@@ -34,7 +34,12 @@ from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
 from eventwire.backendkit._outage import Outage
 from eventwire.backendkit._plugin import BackendPlugin, lazy_exports
-from eventwire.backendkit._security import CredentialOptions, TlsOptions
+from eventwire.backendkit._security import (
+    CredentialOptions,
+    TlsOptions,
+    describe_permission_failure,
+    describe_tls_failure,
+)
 from eventwire.backendkit._settings import (
     BackendSettings,
     Location,
@@ -76,6 +81,8 @@ __all__ = [
     "check_messages",
     "check_spec",
     "coerce",
+    "describe_permission_failure",
+    "describe_tls_failure",
     "lazy_exports",
     "map_errors",
     "message_size",

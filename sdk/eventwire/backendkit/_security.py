@@ -17,7 +17,12 @@ import ssl
 from eventwire.backendkit._settings import BackendSettings, option
 from eventwire.errors import ConfigurationError
 
-__all__ = ["CredentialOptions", "TlsOptions"]
+__all__ = [
+    "CredentialOptions",
+    "TlsOptions",
+    "describe_permission_failure",
+    "describe_tls_failure",
+]
 
 log = logging.getLogger("eventwire.backendkit")
 
@@ -154,3 +159,94 @@ class CredentialOptions(BackendSettings):
                     "empty; write the password into it"
                 )
             object.__setattr__(self, "password", value)
+
+
+#: OpenSSL alert reasons a broker sends when it refuses the client's certificate.
+_CLIENT_CERT_ALERTS = ("CERTIFICATE_EXPIRED", "UNKNOWN_CA", "CERTIFICATE_REQUIRED", "BAD_CERT")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, its causes and contexts, and the errors it groups (first seen first)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+        todo += [a for a in current.args if isinstance(a, BaseException)]
+        todo += list(getattr(current, "exceptions", ()))
+    return seen
+
+
+#: What brokers say when a user may not do something (Redis, NATS, RabbitMQ, Kafka).
+_PERMISSION_WORDS = (
+    "noperm",
+    "no permissions",
+    "permissions violation",
+    "access_refused",
+    "access refused",
+    "authorizationfailed",
+    "authorization failed",
+    "not authorized",
+)
+
+
+def describe_permission_failure(exc: BaseException) -> str | None:
+    """One line saying the broker refused the user permission, or ``None`` if it did not."""
+    for error in _chain(exc):
+        text = " ".join(str(error).split())
+        words = f"{type(error).__name__} {text}".lower()
+        if any(word in words for word in _PERMISSION_WORDS):
+            return (
+                f"the user has no permission for it ({type(error).__name__}: {text[:300]}); "
+                "grant the user access to this channel, or connect as a user that has it"
+            )
+    return None
+
+
+def describe_tls_failure(exc: BaseException, *, tls: bool) -> str | None:
+    """One line saying which TLS problem made a connection fail, or ``None`` if none did.
+
+    Recognises an untrusted or mismatched broker certificate, a client certificate the
+    broker refused (expired, from another CA, missing), a TLS client on a plain port, and a
+    plain client on a TLS port (the broker drops it: reset, closed, or a garbled reply).
+    """
+    for error in _chain(exc):
+        if isinstance(error, ssl.SSLCertVerificationError):
+            reason = error.verify_message or error.reason or "verification failed"
+            hint = (
+                "connect with a host name the certificate names"
+                if "hostname" in str(reason).lower() or "ip address mismatch" in str(reason).lower()
+                else "give the CA that signed it in ca_file"
+            )
+            return f"TLS: the broker's certificate was not accepted ({reason}); {hint}"
+        if isinstance(error, ssl.SSLError):
+            reason = str(error.reason or error)
+            if any(alert in reason.upper() for alert in _CLIENT_CERT_ALERTS):
+                return (
+                    f"TLS: the broker refused the client certificate ({reason}); give in "
+                    "cert_file / key_file a valid certificate signed by the broker's CA"
+                )
+            if "WRONG_VERSION_NUMBER" in reason.upper() or "RECORD_LAYER" in reason.upper():
+                return "TLS: the port does not speak TLS; connect without TLS or to the TLS port"
+            return f"TLS handshake failed ({reason}); check ca_file, cert_file and key_file"
+    for error in _chain(exc):
+        text = str(error).lower()
+        if isinstance(error, ConnectionResetError | EOFError | ssl.SSLEOFError) or any(
+            hint in text
+            for hint in ("connection reset", "closed by", "connection lost", "unexpected eof")
+        ):
+            if tls:
+                # TLS 1.3: the broker checks the client certificate after the client's side
+                # of the handshake is done, so a refusal shows as a dropped connection.
+                return (
+                    "TLS: the broker closed the connection right after the handshake; it may "
+                    "refuse the client certificate (cert_file: expired, or not signed by its CA)"
+                )
+            return (
+                "the broker closed the connection at once; if the port serves TLS, "
+                "connect with TLS (the TLS scheme or tls=true)"
+            )
+    return None
