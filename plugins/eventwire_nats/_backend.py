@@ -119,7 +119,7 @@ class NatsBackend(BaseBackend[NatsSettings]):
             auth = any(w in str(exc).lower() for w in ("authorization", "authentication"))
             raise BackendUnavailableError(
                 f"could not connect to NATS at {self.url}: {describe(exc)}"
-                + (". Check user/password, token or credentials" if auth else "")
+                + (". Check username/password, token or credentials" if auth else "")
             ) from exc
         # Connected: from now on reconnect as configured (forever by default).
         nc.options["max_reconnect_attempts"] = s.max_reconnect_attempts

@@ -219,6 +219,8 @@ class BaseBackend(abc.ABC, Generic[S]):
         with map_errors(action, mapping, secrets=secrets, advice=advice, into=into):
             try:
                 yield
+            except EventwireError:
+                raise
             except Exception as exc:
                 problem = describe_permission_failure(exc)
                 if problem is None:

@@ -234,9 +234,16 @@ def describe_tls_failure(exc: BaseException, *, tls: bool) -> str | None:
             return f"TLS handshake failed ({reason}); check ca_file, cert_file and key_file"
     for error in _chain(exc):
         text = str(error).lower()
-        if isinstance(error, ConnectionResetError | EOFError | ssl.SSLEOFError) or any(
+        dropped = ConnectionResetError | BrokenPipeError | EOFError | ssl.SSLEOFError
+        if isinstance(error, dropped) or any(
             hint in text
-            for hint in ("connection reset", "closed by", "connection lost", "unexpected eof")
+            for hint in (
+                "connection reset",
+                "broken pipe",
+                "closed by",
+                "connection lost",
+                "unexpected eof",
+            )
         ):
             if tls:
                 # TLS 1.3: the broker checks the client certificate after the client's side
