@@ -29,7 +29,7 @@ pytestmark = pytest.mark.broker
 BROKERS = load_brokers_script()
 CONNECT_TIMEOUT = 3.0
 #: How each broker is named in its errors.
-NAMED = {"redis": "redis", "nats": "nats", "rabbit": "rabbitmq", "kafka": "kafka"}
+NAMED = {"redis": "redis", "nats": "nats", "rabbit": "rabbit", "kafka": "kafka"}
 #: The secure listeners: (broker, index into secure_urls) - NATS and Kafka have two each.
 LISTENERS = {
     "redis": ("redis", 0),

@@ -39,6 +39,7 @@ from eventwire.backendkit._security import (
     TlsOptions,
     describe_permission_failure,
     describe_tls_failure,
+    diagnose_tls,
 )
 from eventwire.backendkit._settings import (
     BackendSettings,
@@ -83,6 +84,7 @@ __all__ = [
     "coerce",
     "describe_permission_failure",
     "describe_tls_failure",
+    "diagnose_tls",
     "lazy_exports",
     "map_errors",
     "message_size",

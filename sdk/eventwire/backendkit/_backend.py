@@ -227,6 +227,6 @@ class BaseBackend(abc.ABC, Generic[S]):
                     raise
                 error = into or BackendUnavailableError
                 raise error(
-                    f"{self.settings.backend} at {self.url} refused to {action}: "
+                    f"{action} refused by {self.settings.backend} at {self.url}: "
                     f"{scrub(problem, secrets)}"
                 ) from exc

@@ -9,6 +9,8 @@ subclass that defines ``__post_init__`` calls ``super().__post_init__()`` first.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -22,6 +24,7 @@ __all__ = [
     "TlsOptions",
     "describe_permission_failure",
     "describe_tls_failure",
+    "diagnose_tls",
 ]
 
 log = logging.getLogger("eventwire.backendkit")
@@ -162,7 +165,13 @@ class CredentialOptions(BackendSettings):
 
 
 #: OpenSSL alert reasons a broker sends when it refuses the client's certificate.
-_CLIENT_CERT_ALERTS = ("CERTIFICATE_EXPIRED", "UNKNOWN_CA", "CERTIFICATE_REQUIRED", "BAD_CERT")
+_CLIENT_CERT_ALERTS = (
+    "CERTIFICATE_EXPIRED",
+    "CERTIFICATE_UNKNOWN",
+    "UNKNOWN_CA",
+    "CERTIFICATE_REQUIRED",
+    "BAD_CERT",
+)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -256,4 +265,40 @@ def describe_tls_failure(exc: BaseException, *, tls: bool) -> str | None:
                 "the broker closed the connection at once; if the port serves TLS, "
                 "connect with TLS (the TLS scheme or tls=true)"
             )
+    return None
+
+
+async def diagnose_tls(
+    host: str, port: int, context: ssl.SSLContext | None, timeout: float
+) -> str | None:
+    """Why a broker's port refuses this client at the TLS level, found by connecting once.
+
+    For a client library that reports only "cannot connect": with `context`, a TLS handshake
+    (and a short read, where TLS 1.3 brings a refused client certificate) as the client
+    would make it; without, whether the port answers a TLS handshake, i.e. serves TLS. The
+    answer is a line of `describe_tls_failure`, or ``None`` when TLS is not the problem.
+    """
+    probe = context
+    if probe is None:
+        probe = ssl.create_default_context()
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port, ssl=probe)
+            try:
+                if context is None:
+                    return "TLS: the port serves TLS; connect with TLS (the TLS scheme or tls=true)"
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(1.0, timeout)):
+                        await reader.read(1)
+                # A refused client certificate shows as an alert or a dropped connection.
+                if reader.at_eof():
+                    return describe_tls_failure(ConnectionResetError(), tls=True)
+            finally:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError) as exc:
+        return describe_tls_failure(exc, tls=context is not None) if context is not None else None
     return None
