@@ -251,3 +251,11 @@ def secrets() -> list[str]:
     """The passwords and the NKEY seed of the secure setup."""
     found = [BROKERS.secure_password(user) for user in ("eventwire", "denied")]
     return [*found, Path(certs("nkey.seed")).read_text().strip()]
+
+
+def test_aws_has_no_secure_mode() -> None:
+    done = subprocess.run(
+        [str(BROKERS_SCRIPT), "up", "--secure", "aws"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "--secure starts redis nats rabbit kafka; aws has no secure mode"
