@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit system-deps brokers-up brokers-down brokers-up-aws clean
+.PHONY: demo test lint unit system-deps brokers-up brokers-down brokers-up-aws secure-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ demo: $(STAMP)
 
 ## Everything: lint, types, brokers up, the whole test suite against memory and the real brokers.
 test: $(STAMP) lint system-deps brokers-up
-	EVENTWIRE_BROKERS=1 $(PY) -m pytest -n 2 --durations=15 -m "not restart"
-	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m restart
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -n 2 --durations=15 -m "not restart and not secure_matrix"
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m "restart and not secure_matrix"
+
+## The conformance matrix over TLS with authentication on the secure brokers (not in `make test`).
+secure-matrix: $(STAMP)
+	conformance/brokers/brokers up --secure
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m secure_matrix
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sdk plugins conformance tests
@@ -37,14 +42,17 @@ system-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 
-## The four brokers, and PostgreSQL for the SQL idempotency store (127.0.0.1:5433).
-brokers-up:
+## The four brokers, PostgreSQL for the SQL idempotency store (127.0.0.1:5433), and the
+## secure (TLS + authentication) brokers beside them.
+brokers-up: $(STAMP)
 	conformance/brokers/brokers up
 	conformance/brokers/brokers up postgres
+	conformance/brokers/brokers up --secure
 
 brokers-down:
 	conformance/brokers/brokers down
 	conformance/brokers/brokers down postgres
+	conformance/brokers/brokers down --secure
 
 ## A local EventBridge + SQS endpoint (moto_server from the venv's dev extra) on 127.0.0.1:4599.
 brokers-up-aws: $(STAMP)

@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ErrorMap, message_size
+from eventwire.backendkit import BaseBackend, ErrorMap, diagnose_tls, message_size
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import (
     BackendUnavailableError,
@@ -124,6 +125,9 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
                 probe = AIOKafkaClient(**_probe_kwargs(broker._connection_kwargs))
                 try:
                     await asyncio.wait_for(probe.bootstrap(), s.connect_timeout)
+                except KafkaConnectionError as exc:
+                    await self._explain(exc, _probe_kwargs(broker._connection_kwargs))
+                    raise
                 finally:
                     await probe.close()
                 await asyncio.wait_for(broker.connect(), s.connect_timeout)
@@ -148,6 +152,35 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             max_message_bytes=s.max_message_bytes,
             timeout=s.request_timeout_ms / 1000,
         )
+
+    async def _explain(self, exc: KafkaConnectionError, kwargs: dict[str, Any]) -> None:
+        """aiokafka says only "unable to bootstrap": a TLS problem or a refused SASL login
+        gets its own message (one connection to the first bootstrap broker finds which)."""
+        s = self.settings
+        host, _, port = s.hosts[0].rpartition(":")
+        if s.uses_sasl:
+            try:
+                login_kwargs = {k: v for k, v in kwargs.items() if k in _LOGIN_KEYS}
+                conn = await asyncio.wait_for(
+                    create_conn(host.strip("[]"), int(port), **login_kwargs),
+                    min(s.connect_timeout, 3),
+                )
+                conn.close()
+            except Exception as login:
+                if "authentication" in str(login).lower():
+                    raise BackendUnavailableError(
+                        f"Kafka at {self.url} refused the SASL {s.sasl_mechanism} login: "
+                        "wrong user name or password (authentication failed); check the "
+                        "credentials (URL, username / password, password_env or password_file)"
+                    ) from exc
+        context = s.ssl_context if s.uses_ssl else None
+        problem = await diagnose_tls(
+            host.strip("[]"), int(port), context, min(s.connect_timeout, 3.0)
+        )
+        if problem is not None:
+            raise BackendUnavailableError(
+                f"cannot connect to Kafka at {self.url}: {problem}"
+            ) from exc
 
     async def _new_producer(self) -> Any:
         """A started producer with the options FastStream's has (idempotent, acks=all)."""
@@ -467,6 +500,18 @@ _CONSUMER_CONNECTION_KEYS = frozenset(
         "sasl_kerberos_service_name",
         "sasl_kerberos_domain_name",
         "sasl_oauth_token_provider",
+    }
+)
+
+
+#: What `aiokafka.conn.create_conn` takes of the client's arguments (to diagnose a login).
+_LOGIN_KEYS = frozenset(
+    {
+        "ssl_context",
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
     }
 )
 

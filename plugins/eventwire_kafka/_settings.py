@@ -8,11 +8,16 @@ context is built here, so a missing certificate file fails at construction.
 from __future__ import annotations
 
 import dataclasses
-import ssl
-from ssl import SSLContext
 from typing import Any, Literal
 
-from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
+from eventwire.backendkit import (
+    ByteSize,
+    CredentialOptions,
+    Location,
+    Seconds,
+    TlsOptions,
+    option,
+)
 from eventwire.errors import ConfigurationError, InvalidURLError
 
 from eventwire_kafka._info import DEFAULT_MAX_MESSAGE_BYTES, SCHEMES
@@ -22,11 +27,14 @@ __all__ = ["KafkaSettings"]
 DEFAULT_PORT = 9092
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-_CREDENTIALS = "(URL kafka://user:password@host:9092 or options username and password)"
+_CREDENTIALS = (
+    "(URL kafka://user:password@host:9092, or the options username and password, "
+    "password_env or password_file)"
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class KafkaSettings(BackendSettings):
+class KafkaSettings(CredentialOptions, TlsOptions):
     """Everything the backend needs to connect, from the URL and options."""
 
     backend = "kafka"
@@ -48,12 +56,8 @@ class KafkaSettings(BackendSettings):
         minimum=1024,
     )
     username: str | None = option(
-        None,
-        "SASL user name (alternative to `user:password@` in the URL)",
-        secret=True,
-        default_doc="from the URL",
+        None, "SASL user name (kept out of logs too)", secret=True, default_doc="from the URL"
     )
-    password: str | None = option(None, "SASL password", secret=True, default_doc="from the URL")
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = option(
         None,
         "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`",
@@ -63,17 +67,6 @@ class KafkaSettings(BackendSettings):
         None,
         "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`",
         default_doc="from the credentials and TLS options",
-    )
-    ssl: bool = option(
-        False, "use TLS (also implied by `ssl_cafile`, `ssl_certfile`, `ssl_context`)"
-    )
-    ssl_cafile: str | None = option(None, "CA bundle")
-    ssl_certfile: str | None = option(None, "client certificate (mutual TLS)")
-    ssl_keyfile: str | None = option(None, "client certificate's key")
-    ssl_password: str | None = option(None, "password of the key file", secret=True)
-    ssl_check_hostname: bool = option(True, "check the broker's certificate host name")
-    ssl_context: SSLContext | None = option(
-        None, "a ready TLS context (wins over the other `ssl_` options)"
     )
     client_id: str = option("eventwire", "Kafka client id (consumers add the member name)")
     connect_timeout: Seconds = option(
@@ -143,6 +136,9 @@ class KafkaSettings(BackendSettings):
         }
 
     def __post_init__(self) -> None:
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            object.__setattr__(self, "tls", True)
+        super().__post_init__()
         if self.replication_factor == 0:
             raise ConfigurationError(
                 "kafka backend option replication_factor=0 is invalid; give -1 (the broker's "
@@ -183,35 +179,17 @@ class KafkaSettings(BackendSettings):
         if sasl and self.sasl_mechanism is None:
             object.__setattr__(self, "sasl_mechanism", "PLAIN")
         if self.uses_ssl:
-            object.__setattr__(self, "ssl_context", self._build_ssl())
+            object.__setattr__(self, "ssl_context", self.tls_context())
+        elif self.tls:
+            raise ConfigurationError(
+                f"TLS options were given but security_protocol={protocol} does not use TLS; "
+                "use SSL or SASL_SSL"
+            )
 
     def _inferred_protocol(self) -> SecurityProtocol:
-        tls = self.ssl or any(
-            value is not None for value in (self.ssl_cafile, self.ssl_certfile, self.ssl_context)
-        )
         if self.username is not None:
-            return "SASL_SSL" if tls else "SASL_PLAINTEXT"
-        return "SSL" if tls else "PLAINTEXT"
-
-    def _build_ssl(self) -> SSLContext:
-        if self.ssl_context is not None:
-            return self.ssl_context
-        try:
-            context = ssl.create_default_context(cafile=self.ssl_cafile)
-            if self.ssl_certfile:
-                context.load_cert_chain(
-                    self.ssl_certfile, keyfile=self.ssl_keyfile, password=self.ssl_password
-                )
-        except (OSError, ssl.SSLError) as exc:
-            # The message names files, never the key's password.
-            raise ConfigurationError(
-                f"kafka backend TLS setup failed ({type(exc).__name__}: "
-                f"{getattr(exc, 'strerror', None) or 'cannot load the certificate files'}); "
-                "check ssl_cafile, ssl_certfile, ssl_keyfile and ssl_password"
-            ) from exc
-        if not self.ssl_check_hostname:
-            context.check_hostname = False
-        return context
+            return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
+        return "SSL" if self.tls else "PLAINTEXT"
 
     @property
     def uses_ssl(self) -> bool:

@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ConnectionState, ErrorMap
+from eventwire.backendkit import (
+    BaseBackend,
+    ConnectionState,
+    ErrorMap,
+    describe_permission_failure,
+    describe_tls_failure,
+)
 from eventwire.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -105,6 +111,10 @@ class NatsBackend(BaseBackend[NatsSettings]):
             nc = await asyncio.wait_for(broker.connect(), s.connect_timeout)
         except TimeoutError as exc:
             cause = self._last_error
+            if cause is not None and (tls_problem := describe_tls_failure(cause, tls=s.tls)):
+                raise BackendUnavailableError(
+                    f"could not connect to NATS at {self.url}: {tls_problem}"
+                ) from exc
             detail = f" (last error: {describe(cause)})" if cause is not None else ""
             raise BackendUnavailableError(
                 f"could not connect to NATS at {self.url} within {s.connect_timeout:g}s"
@@ -112,10 +122,14 @@ class NatsBackend(BaseBackend[NatsSettings]):
                 "the network is slow"
             ) from exc
         except Exception as exc:
+            if tls_problem := describe_tls_failure(exc, tls=s.tls):
+                raise BackendUnavailableError(
+                    f"could not connect to NATS at {self.url}: {tls_problem}"
+                ) from exc
             auth = any(w in str(exc).lower() for w in ("authorization", "authentication"))
             raise BackendUnavailableError(
                 f"could not connect to NATS at {self.url}: {describe(exc)}"
-                + (". Check user/password, token or credentials" if auth else "")
+                + (". Check username/password, token or credentials" if auth else "")
             ) from exc
         # Connected: from now on reconnect as configured (forever by default).
         nc.options["max_reconnect_attempts"] = s.max_reconnect_attempts
@@ -133,6 +147,11 @@ class NatsBackend(BaseBackend[NatsSettings]):
                 "NoStreamResponseError",
             ):
                 raise BackendUnavailableError(_NO_JETSTREAM.format(url=self.url)) from exc
+            last = self._last_error
+            if last is not None and (refused := describe_permission_failure(last)):
+                raise BackendUnavailableError(
+                    f"NATS at {self.url} refused the JetStream API ($JS.API.>): {refused}"
+                ) from exc
             raise BackendUnavailableError(
                 f"NATS at {self.url} did not answer a JetStream request ({describe(exc)}); "
                 "JetStream is required"

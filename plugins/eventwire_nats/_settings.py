@@ -12,7 +12,7 @@ import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from eventwire.backendkit import BackendSettings, Location, Seconds, option
+from eventwire.backendkit import CredentialOptions, Location, Seconds, TlsOptions, option
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
 
@@ -23,12 +23,11 @@ __all__ = ["NatsSettings"]
 DEFAULT_PORT = 4222
 _BUCKET = re.compile(r"^[a-zA-Z0-9_-]+$")
 _AUTH = ("token", "credentials_file", "nkey_seed_file", "nkey_seed")
-_TLS = ("tls_ca_file", "tls_cert_file", "tls_key_file", "tls_hostname", "ssl_context")
 _NEEDS_NKEYS = "; needs the `nkeys` package"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class NatsSettings(BackendSettings):
+class NatsSettings(CredentialOptions, TlsOptions):
     """Everything the nats backend needs to connect and to build its topology."""
 
     backend = "nats"
@@ -42,31 +41,16 @@ class NatsSettings(BackendSettings):
     servers: tuple[str, ...] = option(
         (), "more server addresses (`h2:4222,h3`), added to the URL's"
     )
-    user: str | None = option(
-        None, "user name of user/password authentication", default_doc="from the URL"
-    )
-    password: str | None = option(
-        None,
-        "password; prefer this option (from a secret store) to a password in the URL",
-        secret=True,
-        default_doc="from the URL",
-    )
     token: str | None = option(
         None, "token authentication (`nats://token@host`)", secret=True, default_doc="from the URL"
     )
     credentials_file: str | None = option(None, "a `.creds` file (JWT + NKEY seed)" + _NEEDS_NKEYS)
     nkey_seed_file: str | None = option(None, "an NKEY seed file" + _NEEDS_NKEYS)
     nkey_seed: str | None = option(None, "an NKEY seed itself" + _NEEDS_NKEYS, secret=True)
-    tls: bool = option(False, "TLS (implied by any `tls_*` option and by `ssl_context`)")
-    tls_ca_file: str | None = option(None, "CA bundle that signs the server certificate")
-    tls_cert_file: str | None = option(None, "client certificate (mutual TLS)")
-    tls_key_file: str | None = option(None, "client private key (mutual TLS)")
     tls_hostname: str | None = option(None, "server name to verify the certificate against")
-    tls_verify: bool = option(True, "`false` skips certificate verification (tests only)")
     tls_handshake_first: bool = option(
         False, "TLS before the server's INFO (server option `handshake_first`)"
     )
-    ssl_context: ssl.SSLContext | None = option(None, "a TLS context (`backend_options` only)")
     name: str = option("eventwire", "connection name shown by the server")
     connect_timeout: Seconds = option(
         5.0, "the first connect fails with `BackendUnavailableError` within this", minimum=0.1
@@ -124,36 +108,35 @@ class NatsSettings(BackendSettings):
             )
         values: dict[str, Any] = {"hosts": location.hosts}
         if location.password is not None:
-            values.update(user=location.username or "", password=location.password)
+            values.update(username=location.username or "", password=location.password)
         elif location.username:
             values["token"] = location.username
         return values
 
     def __post_init__(self) -> None:
+        if self.tls_hostname or self.tls_handshake_first:
+            object.__setattr__(self, "tls", True)
+        super().__post_init__()
         addresses = [_address(h, "the URL") for h in self.hosts]
         addresses += [_address(h, "the servers option") for h in self.servers]
         addresses = list(dict.fromkeys(addresses)) or [f"nats://127.0.0.1:{DEFAULT_PORT}"]
         hosts = ",".join(a.split("://", 1)[1] for a in addresses)
         derived: dict[str, object] = {"addresses": tuple(addresses), "url": f"nats://{hosts}"}
-        if any(getattr(self, k) for k in _TLS) or self.tls_handshake_first or not self.tls_verify:
-            derived["tls"] = True
         if self.max_age and self.duplicate_window > self.max_age:
             derived["duplicate_window"] = self.max_age
         for name, value in derived.items():
             object.__setattr__(self, name, value)  # derived from the fields just parsed
-        if self.tls_key_file and not self.tls_cert_file:
-            raise ConfigurationError(
-                "nats backend option tls_key_file is given without tls_cert_file; give both"
-            )
         if not _BUCKET.match(self.lease_bucket):
             raise ConfigurationError(
                 f"nats backend option lease_bucket={self.lease_bucket!r} is invalid; use "
                 "letters, digits, '_' and '-'"
             )
         auth = [k for k in _AUTH if getattr(self, k)]
-        if self.user or self.password:
-            if not (self.user and self.password):
-                raise ConfigurationError("nats backend: give both user and password (or neither)")
+        if self.username or self.password:
+            if not (self.username and self.password):
+                raise ConfigurationError(
+                    "nats backend: give both username and password (or neither)"
+                )
             auth.insert(0, "user/password")
         if len(auth) > 1:
             raise ConfigurationError(
@@ -162,21 +145,7 @@ class NatsSettings(BackendSettings):
 
     def ssl(self) -> ssl.SSLContext | None:
         """The TLS context to connect with, or ``None`` for a plain connection."""
-        if self.ssl_context is not None or not self.tls:
-            return self.ssl_context
-        context = ssl.create_default_context(cafile=self.tls_ca_file)
-        if not self.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.tls_cert_file:
-            try:
-                context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigurationError(
-                    f"nats backend: cannot load the client certificate {self.tls_cert_file!r} "
-                    f"(key {self.tls_key_file!r}): {exc}"
-                ) from exc
-        return context
+        return self.tls_context() if self.tls else None
 
     def security(self) -> Any:
         """FastStream's ``security=`` object for these credentials and TLS, or ``None``."""
@@ -197,8 +166,8 @@ class NatsSettings(BackendSettings):
         try:
             if self.token:
                 return NatsToken(self.token, **tls)
-            if self.user and self.password is not None:
-                return NatsUserPassword(self.user, self.password, **tls)
+            if self.username and self.password is not None:
+                return NatsUserPassword(self.username, self.password, **tls)
             if self.credentials_file:
                 return NatsCredentials(self.credentials_file, **tls)
             if self.nkey_seed_file:
@@ -227,7 +196,7 @@ def _address(entry: str, where: str) -> str:
     if "@" in entry:
         raise InvalidURLError(
             f"put credentials once, before the first host (nats://user:pass@h1,h2), or in the "
-            f"options user/password/token, not in a server address of {where}"
+            f"options username/password/token, not in a server address of {where}"
         )
     try:
         parts = urlsplit(f"//{entry}")

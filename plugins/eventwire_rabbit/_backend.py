@@ -13,7 +13,7 @@ from typing import Any, cast
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ConnectionState
+from eventwire.backendkit import BaseBackend, ConnectionState, describe_tls_failure
 from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
@@ -93,7 +93,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     def _security(self) -> BaseSecurity | None:
         settings = self.settings
-        context = settings.ssl_context()
+        context = settings.ssl()
         if settings.external_auth:
             return RabbitExternalAuth(ssl_context=context)
         if context is not None:
@@ -103,6 +103,8 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     def _connect_error(self, exc: BaseException) -> BackendUnavailableError:
         where = f"RabbitMQ at {self.settings.host}:{self.settings.port}"
         text = str(exc)
+        if tls_problem := describe_tls_failure(exc, tls=self.settings.tls):
+            return BackendUnavailableError(f"cannot connect to {where}: {tls_problem}")
         if isinstance(exc, TimeoutError):
             return BackendUnavailableError(
                 f"{where} did not accept a connection within "

@@ -8,7 +8,14 @@ import ssl
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
+from eventwire.backendkit import (
+    ByteSize,
+    CredentialOptions,
+    Location,
+    Seconds,
+    TlsOptions,
+    option,
+)
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
 
@@ -20,7 +27,7 @@ _AGE = re.compile(r"^[0-9]+[YMDhms]$")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class RabbitSettings(BackendSettings):
+class RabbitSettings(CredentialOptions, TlsOptions):
     """Everything the backend needs to connect and to lay out its topology."""
 
     backend = "rabbit"
@@ -30,20 +37,8 @@ class RabbitSettings(BackendSettings):
     host: str = "localhost"
     #: The URL's port; 0 until resolved (5671 with TLS, else 5672).
     port: int = 0
-    username: str = option(
-        "guest",
-        "user name; prefer the options (from a secret store) to credentials in the URL",
-        default_doc="from the URL (`guest`)",
-    )
-    password: str | None = option(
-        None, "password; `guest` when not given", secret=True, default_doc="from the URL"
-    )
+    username: str | None = option("guest", "user name", default_doc="from the URL (`guest`)")
     vhost: str = option("/", "virtual host", default_doc="from the URL's path (`/`)")
-    tls: bool = option(False, "TLS", default_doc="from the scheme: `true` for `amqps://`")
-    ca_file: str | None = option(None, "CA bundle")
-    cert_file: str | None = option(None, "client certificate (mutual TLS)")
-    key_file: str | None = option(None, "the client certificate's key")
-    verify: bool = option(True, "verify the broker's certificate and host name")
     external_auth: bool = option(
         False, "SASL EXTERNAL: authenticate with the client certificate (needs `cert_file`)"
     )
@@ -141,8 +136,9 @@ class RabbitSettings(BackendSettings):
         return values
 
     def __post_init__(self) -> None:
-        if self.key_file and not self.cert_file:
-            raise ConfigurationError("rabbit backend option key_file needs cert_file as well")
+        if self.scheme == "amqps":
+            object.__setattr__(self, "tls", True)
+        super().__post_init__()
         if self.external_auth and not self.cert_file:
             raise ConfigurationError(
                 "rabbit backend option external_auth=true needs a client certificate (cert_file)"
@@ -157,25 +153,16 @@ class RabbitSettings(BackendSettings):
                 f"rabbit backend option history_max_age={self.history_max_age!r} must be a "
                 "RabbitMQ age such as '7D', '12h', '30m' or '90s' (units Y M D h m s)"
             )
-        # Derived values: amqps:// always means TLS, the default port follows TLS.
-        tls = self.tls or self.scheme == "amqps"
-        port = self.port or (5671 if tls else 5672)
+        # Derived values: the default port follows TLS, the redacted URL says amqps for TLS.
+        port = self.port or (5671 if self.tls else 5672)
+        scheme = "amqps" if self.tls else "amqp"
         vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
-        object.__setattr__(self, "tls", tls)
         object.__setattr__(self, "port", port)
-        object.__setattr__(self, "url", f"{self.scheme}://{self.host}:{port}/{vhost}")
+        object.__setattr__(self, "url", f"{scheme}://{self.host}:{port}/{vhost}")
 
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context for ``amqps://`` (or ``tls=true``), else ``None``."""
-        if not self.tls:
-            return None
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if not self.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.cert_file:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        return context
+    def ssl(self) -> ssl.SSLContext | None:
+        """The TLS context for ``amqps://`` (or any TLS option), else ``None``."""
+        return self.tls_context() if self.tls else None
 
     def amqp_url(self) -> str:
         """The URL handed to the client library (credentials inside, never logged by us)."""
@@ -184,7 +171,7 @@ class RabbitSettings(BackendSettings):
         user = (
             ""
             if self.external_auth
-            else f"{quote(self.username, safe='')}:{quote(password, safe='')}@"
+            else f"{quote(self.username or 'guest', safe='')}:{quote(password, safe='')}@"
         )
         vhost = quote(self.vhost, safe="")
         return f"{scheme}://{user}{self.host}:{self.port}/{vhost}?heartbeat={self.heartbeat}"

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend
+from eventwire.backendkit import BaseBackend, describe_tls_failure
 from eventwire.deadletter import DLQ_SUFFIX
 from eventwire.errors import BackendUnavailableError, PublishError
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
@@ -68,7 +68,7 @@ def make_broker(settings: RedisConnection) -> RedisBroker:
     if settings.client_name:
         kwargs["client_name"] = settings.client_name
     if settings.tls:
-        kwargs["security"] = BaseSecurity(ssl_context=settings.ssl_context(), use_ssl=True)
+        kwargs["security"] = BaseSecurity(ssl_context=settings.tls_context(), use_ssl=True)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     # RESP2 (``protocol=2``): the reply shapes the backend parses are the classic ones,
     # whatever redis-py's default protocol is.
@@ -79,6 +79,8 @@ def describe_connect_error(settings: RedisConnection, exc: BaseException) -> str
     """A clear, credential-free account of why connecting failed, and what to do."""
     url = settings.url
     text = settings.scrub(str(exc)) or type(exc).__name__
+    if tls_problem := describe_tls_failure(exc, tls=settings.tls):
+        return f"cannot connect to redis at {url}: {tls_problem}"
     if (
         isinstance(exc, AuthenticationError)
         or "WRONGPASS" in text

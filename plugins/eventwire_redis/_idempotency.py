@@ -63,7 +63,7 @@ class RedisIdempotencyStore:
 
     ``url_or_client``: a ``redis://`` / ``rediss://`` URL (with the redis backend's
     connection options as keyword arguments: ``password``, ``db``, ``connect_timeout``,
-    ``ssl_ca_certs`` ...) or a connected ``redis.asyncio.Redis`` client (which the store
+    ``ca_file`` ...) or a connected ``redis.asyncio.Redis`` client (which the store
     does not close). ``prefix`` namespaces the keys.
     """
 

@@ -8,11 +8,17 @@ takes those); `RedisSettings` adds how the backend uses streams.
 from __future__ import annotations
 
 import dataclasses
-import ssl
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
+from eventwire.backendkit import (
+    ByteSize,
+    CredentialOptions,
+    Location,
+    Seconds,
+    TlsOptions,
+    option,
+)
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
 
@@ -20,15 +26,9 @@ from eventwire_redis._info import MAX_MESSAGE_BYTES
 
 __all__ = ["RedisConnection", "RedisSettings"]
 
-_CERT_REQS = {
-    "required": ssl.CERT_REQUIRED,
-    "optional": ssl.CERT_OPTIONAL,
-    "none": ssl.CERT_NONE,
-}
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class RedisConnection(BackendSettings):
+class RedisConnection(CredentialOptions, TlsOptions):
     """How to reach the server: location, credentials, TLS, timeouts."""
 
     backend = "redis"
@@ -39,13 +39,6 @@ class RedisConnection(BackendSettings):
     port: int = 6379
     username: str | None = option(
         None, "ACL user (`AUTH user pass`); none: the default user", default_doc="from the URL"
-    )
-    password: str | None = option(
-        None,
-        "password of the ACL user, or the `requirepass` password; prefer the option, from a "
-        "secret store, to a password in the URL",
-        secret=True,
-        default_doc="from the URL",
     )
     db: int = option(0, "database number", minimum=0, default_doc="from the URL path, else 0")
     client_name: str | None = option(None, "`CLIENT SETNAME` of the connections")
@@ -59,17 +52,6 @@ class RedisConnection(BackendSettings):
         "away, then `PublishError`",
         minimum=0,
     )
-    ssl_ca_certs: str | None = option(
-        None,
-        "CA bundle to verify the server (`rediss://` only)",
-        default_doc="— (the system's CAs)",
-    )
-    ssl_certfile: str | None = option(None, "client certificate (mutual TLS)")
-    ssl_keyfile: str | None = option(None, "key of the client certificate")
-    ssl_cert_reqs: Literal["required", "optional", "none"] = option(
-        "required", "`required`, `optional` or `none` (tests only)"
-    )
-    ssl_check_hostname: bool = option(True, "verify the certificate's host name")
 
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:
@@ -97,23 +79,14 @@ class RedisConnection(BackendSettings):
         return values
 
     def __post_init__(self) -> None:
+        if self.scheme == "rediss":
+            object.__setattr__(self, "tls", True)
+        super().__post_init__()
+        # rediss:// and the TLS options mean the same: the redacted URL says which.
+        scheme = "rediss" if self.tls else "redis"
+        object.__setattr__(self, "scheme", scheme)
         host = f"[{self.host}]" if ":" in self.host else self.host
-        object.__setattr__(self, "url", f"{self.scheme}://{host}:{self.port}/{self.db}")
-        if not self.tls and (self.ssl_ca_certs or self.ssl_certfile or self.ssl_keyfile):
-            raise ConfigurationError(f"{self.url!r}: ssl_* options need TLS; use rediss://")
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme == "rediss"
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """The TLS context for ``rediss://``."""
-        context = ssl.create_default_context(cafile=self.ssl_ca_certs)
-        if self.ssl_certfile:
-            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
-        context.check_hostname = self.ssl_check_hostname and self.ssl_cert_reqs != "none"
-        context.verify_mode = _CERT_REQS[self.ssl_cert_reqs]
-        return context
+        object.__setattr__(self, "url", f"{scheme}://{host}:{self.port}/{self.db}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -135,7 +135,7 @@ def test_unknown_option_lists_the_known_ones() -> None:
         EventBus(URL + "?partitons=3")
     text = str(info.value)
     assert "partitons" in text
-    for known in ("partitions", "session_timeout_ms", "sasl_mechanism", "ssl_cafile"):
+    for known in ("partitions", "session_timeout_ms", "sasl_mechanism", "ca_file"):
         assert known in text
     known = set(KafkaSettings.option_specs())
     assert known >= {"partitions", "password", "revoke_timeout_ms", "commit_interval_ms"}
@@ -150,10 +150,11 @@ def test_unknown_option_lists_the_known_ones() -> None:
         {"security_protocol": "SASL_SSL"},  # no credentials
         {"sasl_mechanism": "GSSAPI", "username": "u", "password": "p"},
         {"connect_timeout": 0},
-        {"ssl": "perhaps"},
+        {"tls": "perhaps"},
         {"replication_factor": 0},
         {"ssl_context": "/etc/ca.pem"},
-        {"ssl_cafile": "/nonexistent/ca.pem"},
+        {"ca_file": "/nonexistent/ca.pem"},
+        {"tls": True, "security_protocol": "PLAINTEXT"},
     ],
 )
 def test_bad_option_values_name_the_option(options: dict[str, Any]) -> None:
@@ -169,9 +170,9 @@ def test_credentials_and_tls_choose_the_security_protocol() -> None:
         "SCRAM-SHA-512",
         "bob",
     )
-    s = KafkaSettings.parse("kafka://h:9092", {"username": "bob", "password": SECRET, "ssl": True})
+    s = KafkaSettings.parse("kafka://h:9092", {"username": "bob", "password": SECRET, "tls": True})
     assert s.security_protocol == "SASL_SSL" and s.ssl_context is not None
-    s = KafkaSettings.parse("kafka://h:9092?ssl=true&ssl_check_hostname=false", {})
+    s = KafkaSettings.parse("kafka://h:9092?tls=true&tls_verify=false", {})
     assert s.security_protocol == "SSL" and s.ssl_context is not None
     assert s.ssl_context.check_hostname is False
     assert SECRET not in repr(KafkaSettings.parse(f"kafka://bob:{SECRET}@h:9092", {}))
@@ -239,7 +240,7 @@ def test_credentials_never_leak() -> None:
             EventBus(URL, source="t", backend_options={"password": SECRET, "x": 1})
         texts.append(str(bad_option.value))
         with pytest.raises(ConfigurationError) as bad_value:
-            EventBus(URL, source="t", backend_options={"password": SECRET, "ssl": SECRET})
+            EventBus(URL, source="t", backend_options={"password": SECRET, "tls": SECRET})
         texts.append(str(bad_value.value))
         bus = EventBus(url, source="t")
         backend = bus.backend

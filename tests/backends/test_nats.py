@@ -151,7 +151,7 @@ def test_url_hosts_credentials_and_options_are_parsed() -> None:
     )
     assert settings.addresses == ("nats://h1:4333", "nats://h2:4222", "nats://h3:4444")
     assert settings.url == "nats://h1:4333,h2:4222,h3:4444"
-    assert (settings.user, settings.password) == ("alice", SECRET)
+    assert (settings.username, settings.password) == ("alice", SECRET)
     assert (settings.shards, settings.ack_wait, settings.lease_ttl) == (4, 2.5, 3.0)
     assert settings.max_age == 3600.0
     assert settings.duplicate_window == 120.0
@@ -181,7 +181,7 @@ def test_unknown_option_lists_the_known_ones() -> None:
         NatsBackend(URL, {"shard": 4})
     text = str(info.value)
     assert "'shard'" in text
-    for known in ("shards", "ack_wait", "lease_ttl", "token", "tls_ca_file"):
+    for known in ("shards", "ack_wait", "lease_ttl", "token", "ca_file"):
         assert known in text
 
 
@@ -193,8 +193,8 @@ def test_unknown_option_lists_the_known_ones() -> None:
         ({"storage": "disk"}, "storage='disk'"),
         ({"tls": "maybe"}, "tls='maybe'"),
         ({"lease_bucket": "a.b"}, "lease_bucket='a.b'"),
-        ({"tls_key_file": "/k.pem"}, "without tls_cert_file"),
-        ({"user": "bob"}, "both user and password"),
+        ({"key_file": "/k.pem"}, "without cert_file"),
+        ({"username": "bob"}, "both username and password"),
         ({"token": SECRET, "nkey_seed_file": "/x"}, "one way to authenticate"),
     ],
 )
@@ -207,7 +207,7 @@ def test_bad_options_name_the_problem(options: dict[str, Any], needle: str) -> N
 
 def test_bad_secret_value_is_not_echoed() -> None:
     with pytest.raises(ConfigurationError) as info:
-        NatsBackend(URL, {"password": 12345, "user": "u"})
+        NatsBackend(URL, {"password": 12345, "username": "u"})
     assert "12345" not in str(info.value)
     assert "<hidden>" in str(info.value)
 

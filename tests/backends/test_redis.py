@@ -122,7 +122,7 @@ def log_text() -> Iterator[io.StringIO]:
 def test_options_from_url_and_keywords() -> None:
     settings = RedisSettings.parse(
         f"rediss://app:{SECRET}@cache.internal:6380/3?shards=4&lease_ttl=2.5&maxlen=500",
-        {"fetch_count": 50, "shards": 16, "ssl_cert_reqs": "none"},
+        {"fetch_count": 50, "shards": 16, "tls_verify": "false"},
     )
     assert (settings.host, settings.port, settings.db) == ("cache.internal", 6380, 3)
     assert (settings.username, settings.password, settings.tls) == ("app", SECRET, True)
@@ -139,10 +139,10 @@ def test_options_from_url_and_keywords() -> None:
         (URL + "?colour=blue", {}, "'colour'"),
         (URL, {"shards": 0}, "shards=0"),
         (URL, {"lease_ttl": "soon"}, "lease_ttl='soon'"),
-        (URL, {"ssl_cert_reqs": "maybe"}, "required, optional, none"),
+        (URL, {"tls_verify": "maybe"}, "tls_verify='maybe'"),
         (URL, {"block": 30, "socket_timeout": 10}, "shorter than socket_timeout"),
         ("redis://127.0.0.1:6379/zero", {}, "not a number"),
-        (URL, {"ssl_ca_certs": "/tmp/ca.pem"}, "rediss://"),
+        (URL, {"ca_file": "/nonexistent/ca.pem"}, "ca_file='/nonexistent/ca.pem' cannot be loaded"),
     ],
 )
 def test_bad_options_name_the_problem(url: str, options: dict[str, Any], needle: str) -> None:
@@ -154,7 +154,7 @@ def test_bad_options_name_the_problem(url: str, options: dict[str, Any], needle:
 def test_unknown_option_lists_the_known_ones() -> None:
     with pytest.raises(ConfigurationError) as info:
         EventBus(URL, backend_options={"max_len": 10})
-    for known in ("maxlen", "shards", "lease_ttl", "password", "ssl_ca_certs"):
+    for known in ("maxlen", "shards", "lease_ttl", "password", "ca_file"):
         assert known in str(info.value)
 
 
@@ -707,7 +707,7 @@ def test_tls_roundtrip_and_untrusted_certificate(tls_server: tuple[int, Path]) -
         with pytest.raises(BackendUnavailableError) as info:
             await RedisBackend(f"rediss://127.0.0.1:{port}/0", {"connect_timeout": 3}).connect()
         assert "rediss://127.0.0.1" in str(info.value)
-        bus = EventBus(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}")
+        bus = EventBus(f"rediss://127.0.0.1:{port}/0?ca_file={ca}")
 
         @bus.subscribe(model, group=unique("grp"))
         async def handle(event: PingBase) -> None:

@@ -26,9 +26,32 @@ __all__ = ["RedisRawRunner", "create_group", "sweep"]
 
 
 def _client(url: str) -> Any:
+    """A redis-py client for `url`, read as the redis backend reads it (its TLS and
+    credential options included)."""
     import redis.asyncio
+    from eventwire_redis import RedisSettings
 
-    return redis.asyncio.from_url(url, socket_connect_timeout=5)
+    settings = RedisSettings.parse(url)
+    tls: dict[str, Any] = {}
+    if settings.tls:
+        tls = {
+            "ssl": True,
+            "ssl_ca_certs": settings.ca_file,
+            "ssl_certfile": settings.cert_file,
+            "ssl_keyfile": settings.key_file,
+            "ssl_password": settings.key_password,
+            "ssl_cert_reqs": "required" if settings.tls_verify else "none",
+            "ssl_check_hostname": settings.tls_verify,
+        }
+    return redis.asyncio.Redis(
+        host=settings.host,
+        port=settings.port,
+        db=settings.db,
+        username=settings.username,
+        password=settings.password,
+        socket_connect_timeout=5,
+        **tls,
+    )
 
 
 async def create_group(client: Any, stream: str, group: str) -> None:

@@ -13,6 +13,9 @@ A backend built on the kit is its broker's primitives plus a few declarations:
 - `BaseSubscription`: the one shutdown contract (``stop`` / ``close`` / ``abort``, see
   its module), background-task supervision, the one place a handler exception is caught;
   `Outage` for a loop that retries a failing broker call (log once, back off).
+- `TlsOptions`, `CredentialOptions`: the TLS and credential options, spelled and meaning the
+  same on every backend (``ca_file``, ``cert_file``, ``tls_verify``, ``password_file``...);
+  a backend's settings inherit them.
 - `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol);
   `lazy_exports`: the package's names that need the client library, imported on first use.
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
@@ -31,6 +34,13 @@ from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
 from eventwire.backendkit._outage import Outage
 from eventwire.backendkit._plugin import BackendPlugin, lazy_exports
+from eventwire.backendkit._security import (
+    CredentialOptions,
+    TlsOptions,
+    describe_permission_failure,
+    describe_tls_failure,
+    diagnose_tls,
+)
 from eventwire.backendkit._settings import (
     BackendSettings,
     Location,
@@ -52,6 +62,7 @@ __all__ = [
     "BaseSubscription",
     "ByteSize",
     "ConnectionState",
+    "CredentialOptions",
     "ErrorMap",
     "Grant",
     "LeaseRequest",
@@ -66,10 +77,14 @@ __all__ = [
     "ShardCoordinator",
     "ShardState",
     "SubscriptionState",
+    "TlsOptions",
     "cancel_and_wait",
     "check_messages",
     "check_spec",
     "coerce",
+    "describe_permission_failure",
+    "describe_tls_failure",
+    "diagnose_tls",
     "lazy_exports",
     "map_errors",
     "message_size",

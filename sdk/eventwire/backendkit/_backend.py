@@ -26,7 +26,8 @@ from typing import ClassVar, Generic, TypeVar
 from eventwire._naming import check_name
 from eventwire.backend import Capabilities, SubscriptionSpec, WireMessage
 from eventwire.backendkit._checks import check_messages, check_spec
-from eventwire.backendkit._errors import ErrorMap, map_errors
+from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
+from eventwire.backendkit._security import describe_permission_failure
 from eventwire.backendkit._settings import BackendSettings
 from eventwire.backendkit._subscription import BaseSubscription
 from eventwire.errors import BackendUnavailableError, BusClosedError, EventwireError
@@ -209,7 +210,23 @@ class BaseBackend(abc.ABC, Generic[S]):
         advice: str | None = None,
         into: type[EventwireError] | None = None,
     ) -> Iterator[None]:
-        """`eventwire.backendkit.map_errors` with this backend's `error_map` and secrets."""
+        """`eventwire.backendkit.map_errors` with this backend's `error_map` and secrets.
+
+        A broker that refuses the action for lack of permission gets its own message, naming
+        the broker (`describe_permission_failure`)."""
         mapping = {**_NETWORK, **self.client_errors()}
-        with map_errors(action, mapping, secrets=self.settings.secrets(), advice=advice, into=into):
-            yield
+        secrets = self.settings.secrets()
+        with map_errors(action, mapping, secrets=secrets, advice=advice, into=into):
+            try:
+                yield
+            except EventwireError:
+                raise
+            except Exception as exc:
+                problem = describe_permission_failure(exc)
+                if problem is None:
+                    raise
+                error = into or BackendUnavailableError
+                raise error(
+                    f"{action} refused by {self.settings.backend} at {self.url}: "
+                    f"{scrub(problem, secrets)}"
+                ) from exc

@@ -100,6 +100,10 @@ class BackendSettings:
 
     url: str = ""
 
+    def __post_init__(self) -> None:
+        """Checks and derived values after parsing. An override calls the base's first (the
+        shared option groups of `eventwire.backendkit` resolve their values here)."""
+
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:
         """Field values taken from the URL's location (host, port, path, credentials).
