@@ -117,7 +117,9 @@ class LocalMember:
         @bus.subscribe(model, group=group, concurrency=4)
         async def handle(event: Ping, delivery: Delivery) -> None:
             begin = time.monotonic()
-            await asyncio.sleep(0.002 * (event.seq % 3))  # uneven: keys overtake each other
+            # Uneven (keys overtake each other), and long enough that a membership change
+            # finds same-key events still running on the member that held them.
+            await asyncio.sleep(0.01 * (event.seq % 3))
             if not self.dead:
                 runs.append(
                     Run(begin, time.monotonic(), event.key, event.seq, name, delivery.attempt)

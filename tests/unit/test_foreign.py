@@ -27,7 +27,8 @@ from eventwire import (
     WireMessage,
 )
 from eventwire.deadletter import DeadLetter
-from eventwire_conformance.suite.test_idempotency import RecordingStore
+from eventwire.idempotency import MemoryIdempotencyStore
+from eventwire_conformance.suite.test_idempotency import Ledger, RecordingStore
 
 from tests.unit._helpers import memory_url, wait_for
 
@@ -142,7 +143,8 @@ async def test_a_redelivery_keeps_its_position_id_so_the_store_recognises_it(
     idempotent: bool, backend: str, tmp_path: Any
 ) -> None:
     url = memory_url() if backend == "memory" else f"sqlite://{tmp_path}/events.db"
-    store = RecordingStore()
+    ledger = Ledger()
+    store = RecordingStore(MemoryIdempotencyStore(), ledger)  # one store both members share
     effects: list[str] = []
     first = EventBus(url, source="shop", idempotency_store=store, close_timeout=0.2)
     second = EventBus(url, source="shop", idempotency_store=store)
@@ -151,22 +153,22 @@ async def test_a_redelivery_keeps_its_position_id_so_the_store_recognises_it(
         @bus.subscribe(OrderPlaced, group="billing", idempotent=idempotent, accept=PlainJSON())
         async def bill(event: OrderPlaced, delivery: Delivery) -> None:
             effects.append(delivery.envelope.id)
-            if store.stall and not idempotent:  # no store step to stall in: stall here
+            if ledger.stall and not idempotent:  # no store step to stall in: stall here
                 await asyncio.Event().wait()
 
     await first.start()
-    store.stall = True
+    ledger.stall = True
     await first.backend.publish("orders", [plain({"order_id": "o-1", "total": 3})])
     await wait_for(lambda: len(effects) == 1)
     if idempotent:
-        await wait_for(lambda: len(store.completed) == 1)
+        await wait_for(lambda: len(ledger.completed) == 1)
     await first.close()  # the effect ran; the member went away before acking
-    store.stall = False
+    ledger.stall = False
     [position] = set(effects)  # memory: orders/<index>, sqlite: orders/<row>
     assert position in ("orders/0", "orders/1")
     async with second:
         if idempotent:
-            await wait_for(lambda: store.count(position, Claim.DONE) == 1)
+            await wait_for(lambda: ledger.count(position, Claim.DONE) == 1)
         else:
             await wait_for(lambda: len(effects) == 2)
     assert effects == [position] * (1 if idempotent else 2)
