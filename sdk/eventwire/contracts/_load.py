@@ -16,6 +16,7 @@ from jsonschema.exceptions import SchemaError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from eventwire.contracts._fast import Check, compile_payload_check
 from eventwire.errors import ContractError
 
 __all__ = [
@@ -212,8 +213,10 @@ def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
 class ContractValidator:
     """Validates event payloads against the message schemas of one contract.
 
-    One compiled `Draft202012Validator` per message, built once; ``errors`` costs a JSON
-    parse plus one schema validation.
+    One compiled `Draft202012Validator` per message, built once. Where the schema reads the
+    same in draft 7 (see `eventwire.contracts._fast`), a `fastjsonschema` function compiled
+    from it answers first, in about a microsecond for a typical event; jsonschema words the
+    problems of a payload that function rejects. ``errors`` costs a JSON parse plus that.
     """
 
     def __init__(self, document: Mapping[str, Any], source: str = "<contract>") -> None:
@@ -222,6 +225,7 @@ class ContractValidator:
             DOCUMENT_URI, DRAFT202012.create_resource(document)
         )
         self._validators: dict[str, Draft202012Validator | None] = {}
+        self._compiled: dict[str, Check] = {}
         try:
             entries = list(iter_messages(document))
         except KeyError as exc:
@@ -246,6 +250,9 @@ class ContractValidator:
                 registry=registry,
                 format_checker=Draft202012Validator.FORMAT_CHECKER,
             )
+            check = compile_payload_check(document, pointer)
+            if check is not None:
+                self._compiled[entry.name] = check
 
     @property
     def message_types(self) -> list[str]:
@@ -268,6 +275,13 @@ class ContractValidator:
             instance = json.loads(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             return [f"$: payload is not JSON: {exc}"]
+        check = self._compiled.get(message_type)
+        if check is not None:
+            try:
+                check(instance)
+                return []
+            except Exception:  # rejected (or the compiled code choked): jsonschema words it
+                pass
         return [
             f"{error.json_path}: {error.message}"
             for error in sorted(validator.iter_errors(instance), key=lambda e: e.json_path)
