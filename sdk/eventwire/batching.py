@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -298,7 +299,7 @@ class BatchConsumer(Consumer):
         for item in items:
             key = item.claim_key
             if key is not None:
-                await self._settle(lambda key=key: self._store.complete(key, DONE_TTL))
+                await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
         for item in items:
             await self._settle(item.inbound.ack)
 

@@ -1,180 +1,80 @@
-"""Compiled payload checks: `fastjsonschema` code for schemas where it agrees with jsonschema.
+"""Compiled payload checks: a `jsonschema_rs` validator that answers "valid" in about a
+microsecond, before jsonschema is asked anything.
 
-`ContractValidator` answers "valid" from the compiled function and asks jsonschema only for
-a payload the compiled function rejects (jsonschema then words every problem, or finds none,
-and its answer is the one returned). So a compiled check may be stricter than jsonschema
-without changing any result; it must never be more lenient. Two differences would make it
-so, and both are kept out:
+`ContractValidator` trusts only the *valid* answer of the compiled check; a payload it rejects
+goes to jsonschema, which words every problem (or finds none, and then the payload is valid).
+So the compiled check may be stricter than jsonschema without changing any result, and it
+must never be more lenient. jsonschema-rs implements draft 2020-12 itself (the draft of
+contract payloads), so keywords mean the same; the one difference that could make it more
+lenient is formats: jsonschema-rs's ``date-time`` takes a leap second and the year 0 that
+jsonschema's checker (rfc3339-validator) refuses, its ``date`` the year 0 too. So every
+format jsonschema checks is handed to jsonschema-rs as jsonschema's own function, except
+`NATIVE_FORMATS`, where jsonschema-rs was checked to be as strict or stricter
+(tests/contracts/test_fast_validation.py).
 
-- fastjsonschema implements JSON Schema drafts 4, 6 and 7, contracts use 2020-12. A schema
-  is compiled only when every keyword it reaches means the same in draft 7 and 2020-12
-  (`SAME_IN_DRAFT7` plus annotations); one with ``prefixItems``, ``unevaluated*``,
-  ``dependent*``, ``$id``/``$anchor``/``$dynamicRef`` or a ``$ref`` with validating siblings
-  (draft 7 ignores those siblings) is left to jsonschema alone.
-- formats: every format the compiled code checks calls jsonschema's own format checker.
+Patterns are Rust regular expressions there and Python's in jsonschema; for the syntax both
+share they match the same strings, except that Python's ``$`` also matches before a final
+newline (Python is the more lenient one there, so that case reaches jsonschema).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 
-__all__ = ["SAME_IN_DRAFT7", "compile_payload_check"]
+__all__ = ["NATIVE_FORMATS", "Check", "compile_payload_check"]
 
-#: Validation keywords with the same meaning in draft 7 and draft 2020-12.
-SAME_IN_DRAFT7 = frozenset(
-    {
-        "type",
-        "enum",
-        "const",
-        "multipleOf",
-        "maximum",
-        "exclusiveMaximum",
-        "minimum",
-        "exclusiveMinimum",
-        "maxLength",
-        "minLength",
-        "pattern",
-        "format",
-        "maxItems",
-        "minItems",
-        "uniqueItems",
-        "contains",
-        "maxProperties",
-        "minProperties",
-        "required",
-        "properties",
-        "patternProperties",
-        "additionalProperties",
-        "propertyNames",
-        "allOf",
-        "anyOf",
-        "oneOf",
-        "not",
-        "if",
-        "then",
-        "else",
-        "items",
-        "$ref",
-    }
-)
-#: Keywords that carry no assertion in either draft (or hold subschemas only reached by $ref).
-_ANNOTATIONS = frozenset(
-    {
-        "title",
-        "description",
-        "default",
-        "examples",
-        "example",
-        "deprecated",
-        "readOnly",
-        "writeOnly",
-        "$comment",
-        "$defs",
-        "definitions",
-        "$schema",
-        "contentMediaType",
-        "contentEncoding",
-        "discriminator",
-        "externalDocs",
-        "xml",
-    }
-)
-#: Keywords whose value is one subschema, a list of them, or a name -> subschema map.
-_ONE = frozenset({"contains", "propertyNames", "not", "if", "then", "else", "items"})
-_LIST = frozenset({"allOf", "anyOf", "oneOf"})
-_MAP = frozenset({"properties", "patternProperties"})
+#: Formats jsonschema-rs checks at least as strictly as jsonschema's format checker.
+NATIVE_FORMATS = frozenset({"email", "idn-email", "ipv4", "uuid"})
 
-Check = Callable[[Any], Any]
+#: True when the payload is valid for sure; False: ask jsonschema.
+Check = Callable[[Any], bool]
 
 
 def compile_payload_check(document: Mapping[str, Any], pointer: str) -> Check | None:
-    """A compiled check of the schema at `pointer` in `document`, or ``None`` when the schema
-    uses something draft 7 would read differently (or fastjsonschema is not installed)."""
-    try:
-        import fastjsonschema
-    except ModuleNotFoundError:  # pragma: no cover - a dependency of eventwire
-        return None
-    formats: set[str] = set()
-    if not _same_in_draft7(document, _resolve(document, pointer), formats, set()):
-        return None
+    """The compiled check of the schema at `pointer` in `document` (``None`` when
+    jsonschema-rs cannot compile it: jsonschema alone then)."""
+    import jsonschema_rs
+
+    root = {k: v for k, v in document.items() if k not in ("$id", "$schema")}
+    root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    root["$ref"] = "#" + pointer
     checker = Draft202012Validator.FORMAT_CHECKER
-    root = {
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        **{k: v for k, v in document.items() if k not in ("$schema", "$id")},
-        "$ref": "#" + pointer,
+    formats = {
+        name: _format(func, raises)
+        for name, (func, raises) in checker.checkers.items()
+        if name not in NATIVE_FORMATS
     }
     try:
-        return fastjsonschema.compile(  # type: ignore[no-any-return]
-            root,
-            formats={name: _format(checker.conforms, name) for name in formats},
-            use_default=False,
-            detailed_exceptions=False,
+        validator = jsonschema_rs.Draft202012Validator(
+            root, formats=formats, validate_formats=True, ignore_unknown_formats=True
         )
-    except Exception:  # a construct the compiler does not take: jsonschema alone
+    except Exception:  # a schema (or a remote reference) it does not take
         return None
+    is_valid: Callable[[Any], bool] = validator.is_valid
 
-
-def _format(conforms: Callable[[object, str], bool], name: str) -> Callable[[object], bool]:
-    return lambda value: conforms(value, name)
-
-
-def _resolve(document: Mapping[str, Any], pointer: str) -> Any:
-    node: Any = document
-    for token in pointer.lstrip("/").split("/") if pointer else ():
-        token = token.replace("~1", "/").replace("~0", "~")
-        node = node[int(token)] if isinstance(node, list) else node[token]
-    return node
-
-
-def _same_in_draft7(
-    document: Mapping[str, Any], node: Any, formats: set[str], seen: set[str]
-) -> bool:
-    if isinstance(node, bool):
-        return True
-    if not isinstance(node, Mapping):
-        return False
-    ref = node.get("$ref")
-    if ref is not None:
-        if not isinstance(ref, str) or not ref.startswith("#"):
-            return False
-        if any(k in SAME_IN_DRAFT7 for k in node if k != "$ref"):
-            return False  # draft 7 ignores the siblings of $ref; 2020-12 applies them
-        if ref in seen:
-            return True
-        seen.add(ref)
+    def check(instance: Any) -> bool:
         try:
-            target = _resolve(document, unquote(ref[1:]))
-        except (KeyError, IndexError, ValueError, TypeError):
+            return is_valid(instance)
+        except Exception:  # e.g. an integer beyond 64 bits: jsonschema decides
             return False
-        return _same_in_draft7(document, target, formats, seen)
-    for key, value in node.items():
-        if key.startswith("x-") or key in _ANNOTATIONS:
-            continue
-        if key not in SAME_IN_DRAFT7:
+
+    return check
+
+
+def _format(
+    func: Callable[[object], object], raises: type[Exception] | tuple[type[Exception], ...]
+) -> Callable[[object], bool]:
+    """jsonschema's own check of a format (as `FormatChecker.conforms` runs it)."""
+    if not raises:
+        return lambda value: bool(func(value))
+
+    def conforms(value: object) -> bool:
+        try:
+            return bool(func(value))
+        except raises:
             return False
-        if key == "format":
-            if not isinstance(value, str):
-                return False
-            formats.add(value)
-        elif key == "items" and isinstance(value, list):
-            return False  # the tuple form: prefixItems in 2020-12
-        elif key in _ONE or key == "additionalProperties":
-            if isinstance(value, (Mapping, bool)) and not _same_in_draft7(
-                document, value, formats, seen
-            ):
-                return False
-        elif key in _LIST:
-            if not isinstance(value, list) or not all(
-                _same_in_draft7(document, v, formats, seen) for v in value
-            ):
-                return False
-        elif key in _MAP and (
-            not isinstance(value, Mapping)
-            or not all(_same_in_draft7(document, v, formats, seen) for v in value.values())
-        ):
-            return False
-    return True
+
+    return conforms
