@@ -142,3 +142,28 @@ def test_a_schema_jsonschema_rs_cannot_compile_is_left_to_jsonschema() -> None:
     assert compile_payload_check(document, "/components/schemas/OrderPlaced") is not None
     broken = {**document, "components": {"schemas": {"Bad": {"$ref": "https://invalid./x"}}}}
     assert compile_payload_check(broken, "/components/schemas/Bad") is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"order_id":"x\x01y"}',
+        b'{"order_id":"\\ud800"}',
+        b'{"total":NaN}',
+        b'\xef\xbb\xbf{"order_id":"o"}',
+        '{"order_id":"o"}'.encode("utf-16"),
+        b'{"order_id":"\xff"}',
+        b'{"a":1,}',
+        b'{"a":1} x',
+        b'{"a":01}',
+        b"[1,2",
+        json.dumps(ORDER).encode() + b"\n",
+        json.dumps({**ORDER, "total": 10**30}).encode(),
+        json.dumps({**ORDER, "order_id": "\u00e9\u4e2d"}, ensure_ascii=False).encode(),
+    ],
+)
+def test_bodies_the_fast_parser_refuses_get_the_answer_of_json_loads(
+    both: tuple[ContractValidator, ContractValidator], body: bytes
+) -> None:
+    fast, slow = both
+    assert fast.errors("OrderPlaced", body) == slow.errors("OrderPlaced", body)
