@@ -311,3 +311,35 @@ def test_batch_error_checks_what_it_is_given() -> None:
     assert "2 event(s) of the batch failed (index 1, 4)" in str(
         BatchError({4: ValueError(), 1: ValueError()})
     )
+
+
+@pytest.mark.parametrize("url", ["memory", "sqlite"], indirect=True)
+async def test_a_batch_cut_short_by_a_crash_is_delivered_again(url: str) -> None:
+    if url == "memory://":
+        url = f"memory://{fresh('crash')}"  # one in-process broker shared by both buses
+    channel = fresh("crash")
+    model = order_model(channel)
+    policy = BatchPolicy(max_size=10, max_wait=0.05)
+    started = asyncio.Event()
+    first = EventBus(url, source="batch-test")
+
+    @first.subscribe(model, group="g", from_beginning=True, batch=policy)
+    async def stuck(events: list[Order]) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never finishes: the process dies first
+
+    await first.start()
+    await first.publish_many(model(key="k", seq=seq) for seq in range(5))
+    await asyncio.wait_for(started.wait(), 30)
+    await first.abort()
+
+    second = EventBus(url, source="batch-test")
+    seen: list[int] = []
+
+    @second.subscribe(model, group="g", from_beginning=True, batch=policy)
+    async def handle(events: list[Order]) -> None:
+        seen.extend(e.seq for e in events)
+
+    async with second:
+        await until(lambda: len(seen) >= 5)
+    assert seen == [0, 1, 2, 3, 4]
