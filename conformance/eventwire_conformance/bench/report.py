@@ -243,8 +243,7 @@ def print_table(result: BenchResult, console: Console | None = None) -> None:
     ratios = [
         (mine, other)
         for mine, other in RATIOS
-        if (mine == "eventwire"
-        and (other in ALWAYS or other in measured))
+        if (mine == "eventwire" and (other in ALWAYS or other in measured))
         or (mine in measured and other in measured)
     ]
     table.add_column("figure", style="bold")
