@@ -1,7 +1,8 @@
 """Batch handlers: ``@bus.subscribe(Model, batch=BatchPolicy(...))`` and ``handle(events)``.
 
 A batch subscription collects deliveries until ``max_size`` are waiting or ``max_wait``
-seconds passed since the first of them arrived, then calls the handler once with the list of
+seconds passed since the first of them arrived (or since the previous batch finished, for
+events that arrived while it ran), then calls the handler once with the list of
 events, in delivery order (so per-key order holds inside the list). Batches of one member run
 one at a time, and a batch is finished (handled, retried, dead-lettered, settled) before the
 next one starts, so per-key order also holds across batches.
