@@ -296,13 +296,13 @@ class BatchConsumer(Consumer):
         return {}
 
     async def _finish(self, items: list[_Item]) -> None:
-        """Settle handled events: remember their ids (idempotent), then ack."""
+        """Settle handled events: remember their ids (idempotent), then ack them all at
+        once (an ack is a round trip on most brokers: one after the other would add up)."""
         for item in items:
             key = item.claim_key
             if key is not None:
                 await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
-        for item in items:
-            await self._settle(item.inbound.ack)
+        await asyncio.gather(*(self._settle(item.inbound.ack) for item in items))
 
     async def _give_up(self, item: _Item, reason: str, error: Exception) -> None:
         key = item.claim_key
