@@ -28,6 +28,7 @@ from eventwire.backend import (
     SubscriptionSpec,
     WireMessage,
 )
+from eventwire.batching import BatchError, BatchPolicy
 from eventwire.bus import EventBus
 from eventwire.deadletter import DeadLetter
 from eventwire.delivery import Delivery, Disposition, Failure
@@ -61,6 +62,8 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BackendUnavailableError",
+    "BatchError",
+    "BatchPolicy",
     "BusClosedError",
     "Capabilities",
     "Claim",

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from eventwire._bulk import encode_many
 from eventwire._naming import check_name
 from eventwire.backend import (
     Backend,
@@ -23,6 +24,7 @@ from eventwire.backend import (
     SubscriptionSpec,
     WireMessage,
 )
+from eventwire.batching import BatchConsumer, BatchPolicy
 from eventwire.bindings import BINDINGS, check_user_headers, to_headers
 from eventwire.codec import PayloadValidator, encode
 from eventwire.deadletter import REPLAY, DeadLetter, dead_letter_channel
@@ -87,6 +89,8 @@ class SubscriptionInfo:
     emits: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     #: The messages without eventwire's envelope the group accepts (``accept=``).
     accept: tuple[Accept, ...] = ()
+    #: Set for a batch subscription (its one handler takes a list of events).
+    batch: BatchPolicy | None = None
 
     @property
     def models(self) -> list[type[Message]]:
@@ -248,6 +252,7 @@ class EventBus:
         middlewares: Sequence[Middleware] | None = None,
         emits: Sequence[type[Message]] | None = None,
         accept: Accept | Sequence[Accept] | None = None,
+        batch: BatchPolicy | None = None,
     ) -> Callable[[H], H]:
         """Register an ``async def handler(event[, delivery])`` for `model`.
 
@@ -270,12 +275,20 @@ class EventBus:
           `CloudEventsJSON()` (structured CloudEvents) and/or `PlainJSON(...)` (plain JSON
           payloads, typed by a field, a header or the group's only message type); see
           `eventwire.foreign`. Every handler of one group declares the same forms.
+        - ``batch``: a `BatchPolicy` makes this a batch handler,
+          ``async def handle(events: list[Model])``, called with up to ``max_size`` events
+          in delivery order; it reports a partial failure by raising `BatchError`
+          (see `eventwire.batching`). A batch handler is alone in its group, runs one batch
+          at a time (``concurrency`` 1) and takes no consume middlewares; ``max_in_flight``
+          defaults to ``2 * max_size`` and must be at least ``max_size``.
         """
         spec = _message_spec(model)
         channel = spec.require_channel()
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
         window = max_in_flight if max_in_flight is not None else max(64, 4 * concurrency)
+        if batch is not None:
+            window = _check_batch(spec.type, batch, concurrency, max_in_flight, middlewares)
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ConfigurationError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -303,6 +316,12 @@ class EventBus:
                 idempotent=idempotent,
                 middlewares=layers,
             )
+            if batch is not None and route.takes_delivery:
+                raise ConfigurationError(
+                    f"batch handler {handler.__qualname__} for {spec.type} takes one argument, "
+                    f"the list of events: write 'async def {handler.__name__}(events: "
+                    f"list[{model.__name__}])'"
+                )
             name = group
             if name is None:
                 name = channel if spec.kind == "command" else f"{self.source}.{handler.__name__}"
@@ -317,8 +336,14 @@ class EventBus:
                 self._command_groups[model] = name
             key = (channel, name)
             info = self.subscriptions.get(key)
+            if info is not None and (batch is not None or info.batch is not None):
+                raise ConfigurationError(
+                    f"group {name!r} on channel {channel!r} already has a handler; a batch "
+                    "handler needs a group of its own (pass group=...)"
+                )
             if info is None:
                 info = SubscriptionInfo(channel, name, concurrency, window, from_beginning, {})
+                info.batch = batch
                 self.subscriptions[key] = info
             elif (info.concurrency, info.max_in_flight, info.from_beginning) != (
                 concurrency,
@@ -414,7 +439,11 @@ class EventBus:
 
     async def _start_subscription(self, info: SubscriptionInfo) -> None:
         accept = self._accept(info)
-        consumer = Consumer(
+        options: dict[str, Any] = {}
+        if info.batch is not None:
+            options["policy"] = info.batch
+        consumer = (Consumer if info.batch is None else BatchConsumer)(
+            **options,
             backend=self.backend,
             channel=info.channel,
             group=info.group,
@@ -547,6 +576,11 @@ class EventBus:
 
         Every event is validated before anything is sent: one invalid event sends nothing.
         """
+        if (
+            not publishing(self._layers())
+            and not self._plugins.hook.eventwire_enrich_headers.get_hookimpls()
+        ):
+            return await self._publish_bulk(events, correlation_id, causation_id, headers)
         prepared = [
             (event, *self._prepare(event, correlation_id, causation_id, headers))
             for event in events
@@ -562,6 +596,36 @@ class EventBus:
         for channel, wires in batches.items():
             await self.backend.publish(channel, wires)
         return [envelope for *_, envelope in prepared]
+
+    async def _publish_bulk(
+        self,
+        events: Iterable[Message],
+        correlation_id: str | None,
+        causation_id: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> list[Envelope]:
+        """`publish_many` without middlewares or header hooks: encode everything in one go
+        (`eventwire._bulk`), then one backend call per channel."""
+        self._check_open()
+        user = {str(k): str(v) for k, v in headers.items()} if headers else {}
+        if user:
+            check_user_headers(user, self.backend.binding)
+        encoded = encode_many(
+            events,
+            source=self.source,
+            binding=self.backend.binding,
+            validator=self._validator,
+            max_bytes=self.backend.capabilities.max_message_bytes,
+            backend_name=self.backend.name,
+            correlationid=correlation_id,
+            causationid=causation_id,
+            user=user,
+        )
+        for kind, model in encoded.models.items():
+            self.published.setdefault(kind, model)
+        for channel, wires in encoded.batches.items():
+            await self.backend.publish(channel, wires)
+        return encoded.envelopes
 
     async def send(
         self,
@@ -614,6 +678,13 @@ class EventBus:
             return tuple(self.middlewares) if self.middlewares else ()
         return self._observers + tuple(self.middlewares)
 
+    def _check_open(self) -> None:
+        if self._state not in ("running", "draining"):
+            raise BusClosedError(
+                f"cannot publish: the bus is {self._state}; publish inside 'async with bus' "
+                "(or after bus.start(), before bus.close())"
+            )
+
     def _prepare(
         self,
         event: Message,
@@ -623,11 +694,7 @@ class EventBus:
         *,
         allow_command: bool = False,
     ) -> tuple[str, WireMessage, Envelope]:
-        if self._state not in ("running", "draining"):
-            raise BusClosedError(
-                f"cannot publish: the bus is {self._state}; publish inside 'async with bus' "
-                "(or after bus.start(), before bus.close())"
-            )
+        self._check_open()
         if not isinstance(event, Message):
             raise EventValidationError(
                 f"publish() takes an eventwire Event, got {type(event).__name__}"
@@ -750,6 +817,36 @@ class EventBus:
             }
             for c in self._consumers
         ]
+
+
+def _check_batch(
+    kind: str,
+    batch: object,
+    concurrency: int,
+    max_in_flight: int | None,
+    middlewares: Sequence[Middleware] | None,
+) -> int:
+    """Check the settings of a batch subscription; its in-flight window."""
+    if not isinstance(batch, BatchPolicy):
+        raise ConfigurationError(f"batch must be a BatchPolicy, got {batch!r}")
+    if concurrency != 1:
+        raise ConfigurationError(
+            f"a batch handler for {kind} runs one batch at a time (in key order); drop "
+            f"concurrency={concurrency} or raise BatchPolicy max_size instead"
+        )
+    if middlewares:
+        raise ConfigurationError(
+            f"consume middlewares wrap one event; the batch handler for {kind} cannot take "
+            "them: drop middlewares= or subscribe without batch="
+        )
+    if max_in_flight is None:
+        return 2 * batch.max_size
+    if isinstance(max_in_flight, int) and max_in_flight < batch.max_size:
+        raise ConfigurationError(
+            f"max_in_flight={max_in_flight} is below BatchPolicy max_size="
+            f"{batch.max_size} for {kind}: a batch could never fill; raise max_in_flight"
+        )
+    return max_in_flight
 
 
 def _check_hook(hook: object, name: str) -> Callable[[], Any]:

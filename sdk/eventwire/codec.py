@@ -13,7 +13,7 @@ from eventwire.envelope import Envelope
 from eventwire.errors import DecodeError, EventValidationError
 from eventwire.events import Message
 
-__all__ = ["JSON", "PayloadValidator", "decode", "encode"]
+__all__ = ["JSON", "PayloadValidator", "decode", "encode", "encode_body"]
 
 JSON = "application/json"
 
@@ -33,6 +33,14 @@ def encode(
     validator: PayloadValidator | None = None,
 ) -> WireMessage:
     """Serialize `event` and check it; `EventValidationError` means nothing may be sent."""
+    body = encode_body(event, envelope.type, validator)
+    return WireMessage(body=body, headers=to_headers(envelope, binding), key=envelope.subject)
+
+
+def encode_body(
+    event: Message, message_type: str, validator: PayloadValidator | None = None
+) -> bytes:
+    """The JSON payload of `event`, checked (`EventValidationError`: nothing may be sent)."""
     model = type(event)
     fields = model.__pydantic_fields__
     if len(event.__dict__) < len(fields):  # built with model_construct() and fields left out
@@ -44,18 +52,18 @@ def encode(
     try:
         # Strict serialization: a value that does not fit its field (an instance built with
         # model_construct(), say) raises here instead of poisoning every consumer.
-        body = model.__pydantic_serializer__.to_json(event, warnings="error")
+        body: bytes = model.__pydantic_serializer__.to_json(event, warnings="error")
     except (ValueError, TypeError, AttributeError) as exc:
         raise EventValidationError(
             f"{model.__name__} is not valid and was not sent: {exc}"
         ) from None
     if validator is not None:
-        problems = validator.errors(envelope.type, body)
+        problems = validator.errors(message_type, body)
         if problems:
             raise EventValidationError(
                 f"{model.__name__} breaks its contract and was not sent: " + "; ".join(problems)
             )
-    return WireMessage(body=body, headers=to_headers(envelope, binding), key=envelope.subject)
+    return body
 
 
 def decode_envelope(headers: Mapping[str, str], binding: str) -> Envelope:

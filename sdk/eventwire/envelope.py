@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from random import getrandbits
@@ -81,11 +80,13 @@ class Envelope:
 def new_id() -> str:
     """A random (version 4) UUID as text.
 
-    Drawn from `random.getrandbits`, which Python reseeds in every forked child; about three
+    Drawn from `random.getrandbits`, which Python reseeds in every forked child, and
+    formatted directly (the text `uuid.UUID` would print, without building one); several
     times cheaper than ``str(uuid.uuid4())`` on the publish path. Event ids need to be unique,
     not secret.
     """
-    return str(uuid.UUID(int=getrandbits(128) & _V4_MASK | _V4_BITS))
+    h = f"{getrandbits(128) & _V4_MASK | _V4_BITS:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _V4_MASK = ~(0xF000 << 64 | 0xC000 << 48) & (1 << 128) - 1

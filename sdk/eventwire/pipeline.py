@@ -221,21 +221,29 @@ class Consumer:
         finally:
             log_fields.reset(token)
 
-    async def _process_fields(
-        self, inbound: Inbound, attempts: int, fields: DeliveryFields
-    ) -> None:
+    async def _read(self, inbound: Inbound, attempts: int) -> tuple[Envelope, bytes] | None:
+        """The delivery's envelope and payload: eventwire's own headers, else one of the
+        foreign forms the group accepts; ``None`` once a message that is neither has been
+        dead-lettered as invalid."""
         message = inbound.message
-        body = message.body
         try:
-            envelope = decode_envelope(message.headers, self._binding)
+            return decode_envelope(message.headers, self._binding), message.body
         except DecodeError as exc:
             try:
                 if self._foreign is None:
                     raise
-                envelope, body = self._foreign.read(inbound, self._binding, exc)
+                return self._foreign.read(inbound, self._binding, exc)
             except DecodeError as problem:
                 await self._dead_letter(inbound, "invalid", problem, attempts)
-                return
+                return None
+
+    async def _process_fields(
+        self, inbound: Inbound, attempts: int, fields: DeliveryFields
+    ) -> None:
+        read = await self._read(inbound, attempts)
+        if read is None:
+            return
+        envelope, body = read
         fields.envelope = envelope
         route = self.routes.get(envelope.type)
         if route is None:  # another type on this channel: not this group's business

@@ -59,6 +59,21 @@ def check_report(report: dict[str, Any], runners: tuple[str, ...]) -> None:
         for other in ("faststream", "raw"):
             ratio = entry["ratio"][f"eventwire/{other}"]
             assert (ratio is not None and ratio > 0) == (other in runners), (figure, other)
+        batch = entry["eventwire_batch"]
+        if figure in ("e2e", "drain"):  # the batch API's row: the consuming figures only
+            assert batch["received"] == [batch["events"]] * report["config"]["rounds"]
+            assert batch["msg_per_s"]["median"] > 0
+            ratio = entry["ratio"]["eventwire_batch/raw"]
+            assert (ratio is not None and ratio > 0) == ("raw" in runners), figure
+        else:
+            assert batch is None, figure
+    validation = report["contract_validation"]
+    assert validation["target_us"] == 5.0
+    for kind in ("BenchEvent", "OrderPlaced"):
+        costs = validation["messages"][kind]
+        assert costs["compiled"] > 0 and costs["jsonschema_alone"] > 0, kind
+    assert validation["met"] == all(m["compiled"] < 5.0 for m in validation["messages"].values())
+    assert {t["id"] for t in report["targets"]} >= {"batch-drain-vs-raw", "publish-vs-faststream"}
 
 
 def test_quick_memory_run_reports_every_figure(tmp_path: Path) -> None:
@@ -163,5 +178,11 @@ def test_quick_run_on_a_real_broker(backend: str, tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     check_report(report, ("eventwire", "faststream", "raw"))
     assert report["backend"] == backend
+    confirmed = report["figures"]["drain"]["faststream_confirmed"]
+    assert (confirmed is not None) == (backend == "rabbit")
+    if backend == "rabbit":  # the FastStream targets are held to the same guarantees
+        against = {t["id"]: t["against"] for t in report["targets"]}
+        assert against["consume-drain-vs-faststream"] == "faststream_confirmed"
+        assert confirmed["received"] == [confirmed["events"]] * report["config"]["rounds"]
     assert report["cleanup"]["error"] is None, report["cleanup"]
     assert report["cleanup"]["deleted"], "the run's channels were not found for deletion"

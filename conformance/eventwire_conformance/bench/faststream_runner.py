@@ -21,7 +21,7 @@ from typing import Any
 from eventwire_conformance.bench._urls import broker_kind, kafka_bootstrap
 from eventwire_conformance.bench.model import BenchConfig, PayloadFactory, Tracker
 
-__all__ = ["FastStreamRunner", "faststream_runner"]
+__all__ = ["ConfirmedRabbitRunner", "FastStreamRunner", "confirmed_runner", "faststream_runner"]
 
 _ACK = {
     "kafka": "default ACK_FIRST (auto-commit before the handler)",
@@ -40,8 +40,17 @@ def faststream_runner(config: BenchConfig, payloads: PayloadFactory) -> FastStre
     return FastStreamRunner(config, payloads, kind)
 
 
+def confirmed_runner(config: BenchConfig, payloads: PayloadFactory) -> FastStreamRunner | None:
+    """FastStream held to eventwire's guarantees where its default does less (RabbitMQ)."""
+    if broker_kind(config.url) != "rabbit":
+        return None
+    return ConfirmedRabbitRunner(config, payloads, "rabbit")
+
+
 class FastStreamRunner:
     kind = "faststream"
+    #: Publish persistent messages (RabbitMQ).
+    persist = False
 
     def __init__(self, config: BenchConfig, payloads: PayloadFactory, broker: str) -> None:
         self._config = config
@@ -96,9 +105,7 @@ class FastStreamRunner:
 
             await create_topic(kafka_bootstrap(self._config.url), channel)
         elif self._broker_kind == "rabbit":
-            from faststream.rabbit import RabbitQueue
-
-            await self._publisher.declare_queue(RabbitQueue(channel))
+            await self._publisher.declare_queue(self._queue(channel))
         elif self._broker_kind == "redis":
             from eventwire_conformance.bench._raw_redis import create_group
 
@@ -108,13 +115,21 @@ class FastStreamRunner:
 
             await create_stream(self._side_client.jetstream(), channel)
 
+    def _queue(self, channel: str) -> Any:
+        from faststream.rabbit import RabbitQueue
+
+        return RabbitQueue(channel)
+
+    def _rabbit_options(self) -> dict[str, Any]:
+        return {}
+
     async def publish_one(self, channel: str, seq: int) -> None:
         fields = self._payloads.fields(seq)
         broker = self._publisher
         if self._broker_kind == "kafka":
             await broker.publish(fields, topic=channel, key=fields["key"].encode())
         elif self._broker_kind == "rabbit":
-            await broker.publish(fields, queue=channel)
+            await broker.publish(fields, queue=channel, persist=self.persist)
         elif self._broker_kind == "redis":
             await broker.publish(fields, stream=channel)
         else:
@@ -154,9 +169,7 @@ class FastStreamRunner:
         if self._broker_kind == "kafka":
             subscriber = broker.subscriber(channel, group_id=group, auto_offset_reset="earliest")
         elif self._broker_kind == "rabbit":
-            from faststream.rabbit import RabbitQueue
-
-            subscriber = broker.subscriber(RabbitQueue(channel))
+            subscriber = broker.subscriber(self._queue(channel), **self._rabbit_options())
         elif self._broker_kind == "redis":
             from faststream.redis import StreamSub
 
@@ -183,3 +196,30 @@ class FastStreamRunner:
             yield
         finally:
             await broker.stop()
+
+
+class ConfirmedRabbitRunner(FastStreamRunner):
+    """FastStream on RabbitMQ with what eventwire promises: persistent messages, publisher
+    confirms (FastStream's default), a durable quorum queue, and at most 64 unacked
+    deliveries (eventwire's default in-flight window; FastStream's default is unlimited)."""
+
+    kind = "faststream_confirmed"
+    persist = True
+
+    def __init__(self, config: BenchConfig, payloads: PayloadFactory, broker: str) -> None:
+        super().__init__(config, payloads, broker)
+        self.label = (
+            f"FastStream {version('faststream')} held to eventwire's guarantees: persistent "
+            "messages, publisher confirms, durable quorum queue, prefetch 64, ack after the "
+            "handler"
+        )
+
+    def _queue(self, channel: str) -> Any:
+        from faststream.rabbit import QueueType, RabbitQueue
+
+        return RabbitQueue(channel, durable=True, queue_type=QueueType.QUORUM)
+
+    def _rabbit_options(self) -> dict[str, Any]:
+        from faststream.rabbit import Channel
+
+        return {"channel": Channel(prefetch_count=64)}

@@ -25,9 +25,10 @@ from eventwire.errors import ConfigurationError
 from eventwire.urls import redact_url
 
 from eventwire_conformance.bench._urls import broker_kind
-from eventwire_conformance.bench.eventwire_runner import EventwireRunner
-from eventwire_conformance.bench.faststream_runner import faststream_runner
+from eventwire_conformance.bench.eventwire_runner import BatchRunner, EventwireRunner
+from eventwire_conformance.bench.faststream_runner import confirmed_runner, faststream_runner
 from eventwire_conformance.bench.model import (
+    FIGURES,
     KINDS,
     BenchConfig,
     BrokerUnreachableError,
@@ -37,6 +38,7 @@ from eventwire_conformance.bench.model import (
     bounded,
 )
 from eventwire_conformance.bench.raw_runner import raw_runner, sweep
+from eventwire_conformance.bench.validation import ValidationCost, measure_validation
 
 __all__ = [
     "BenchResult",
@@ -104,6 +106,8 @@ class BenchResult:
     peak_rss: int = 0
     deleted: list[str] = dataclasses.field(default_factory=list)
     cleanup_error: str | None = None
+    #: The cost of contract validation (measured with the eventwire row).
+    validation: ValidationCost | None = None
 
     def stat(self, figure: str, kind: str, metric: str = "rate") -> Spread | None:
         """The spread of `metric` ("rate", "p50_ms", "p99_ms", "rss_growth") over rounds."""
@@ -310,15 +314,19 @@ def build_runners(
     else:
         if "eventwire" in config.runners:
             runners.append(eventwire)
-    for make in (faststream_runner, raw_runner):
-        if (make is faststream_runner and "faststream" not in config.runners) or (
-            make is raw_runner and "raw" not in config.runners
-        ):
+        if "eventwire_batch" in config.runners:
+            runners.append(BatchRunner(config, payloads))
+    makers = (
+        ("faststream", faststream_runner),
+        ("faststream_confirmed", confirmed_runner),
+        ("raw", raw_runner),
+    )
+    for kind, make in makers:
+        if kind not in config.runners:
             continue
         try:
             runner = make(config, payloads)
         except ImportError as exc:
-            kind = "faststream" if make is faststream_runner else "raw"
             if isinstance(exc, ModuleNotFoundError):
                 scheme = config.url.split("://", 1)[0].lower()
                 unavailable[kind] = install_hint(
@@ -329,11 +337,14 @@ def build_runners(
             continue
         if runner is not None:
             runners.append(runner)
+        elif kind == "faststream_confirmed":
+            unavailable[kind] = "only for RabbitMQ, where FastStream's default does less"
     for kind in KINDS:
         if kind not in config.runners:
             unavailable.setdefault(kind, "not measured in this run (--runners)")
     if broker_kind(config.url) == "memory":
         unavailable["faststream"] = "not applicable: memory:// has no FastStream broker"
+        unavailable["faststream_confirmed"] = unavailable["faststream"]
         unavailable["raw"] = "not applicable: memory:// has no client library"
     return runners, unavailable
 
@@ -379,7 +390,14 @@ async def run_bench(
     channels: list[str] = []
     started: list[Runner] = []
     clock = time.perf_counter()
-    progress.begin(len(config.figures) * config.rounds * len(runners))
+    progress.begin(
+        config.rounds
+        * sum(
+            figure in getattr(runner, "figures", FIGURES)
+            for figure in config.figures
+            for runner in runners
+        )
+    )
     try:
         for runner in runners:
             progress.step(f"connecting · {runner.kind}")
@@ -388,6 +406,8 @@ async def run_bench(
         for figure in config.figures:
             for rnd in range(config.rounds):
                 for runner in runners:
+                    if figure not in getattr(runner, "figures", FIGURES):
+                        continue
                     channel = f"{marker}-{figure.replace('_', '-')}-{runner.kind}-r{rnd}"
                     channels.append(channel)
                     progress.step(f"{figure} · {runner.kind} · round {rnd + 1}/{config.rounds}")
@@ -396,6 +416,9 @@ async def run_bench(
                     if backend == "memory":  # free the retained log before the next figure
                         await sweep(config.url, marker, [channel], [group])
                     progress.advance()
+        if "eventwire" in config.runners and "eventwire" not in unavailable:
+            progress.step("contract validation")
+            result.validation = measure_validation(payloads, min(config.events, 5_000))
     finally:
         progress.step("cleaning up")
         try:

@@ -1,0 +1,322 @@
+"""Batch handlers: ``@bus.subscribe(Model, batch=BatchPolicy(...))`` and ``handle(events)``.
+
+A batch subscription collects deliveries until ``max_size`` are waiting or ``max_wait``
+seconds passed since the first of them arrived (or since the previous batch finished, for
+events that arrived while it ran), then calls the handler once with the list of
+events, in delivery order (so per-key order holds inside the list). Batches of one member run
+one at a time, and a batch is finished (handled, retried, dead-lettered, settled) before the
+next one starts, so per-key order also holds across batches.
+
+Per event, everything the single-event pipeline does still happens: an undecodable or
+contract-breaking payload is dead-lettered before the batch is built, an id already handled
+(``idempotent=True``) is acked without being handed over, and each event's outcome is its
+own:
+
+- the handler returns: every event of the batch is handled; all are settled;
+- the handler raises `BatchError` naming failed indices: the other events are settled now;
+  each failed one is decided on like a failed single event (the retry policy, a
+  `NonRetryableError`, the ``eventwire_consume_error`` hook) and the ones to retry are
+  handed over again, as a smaller batch in their original order, after the longest of
+  their backoff delays; the others are dead-lettered;
+- the handler raises anything else: the whole batch failed with that error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from eventwire.backend import Inbound
+from eventwire.codec import decode
+from eventwire.envelope import Envelope
+from eventwire.errors import ConfigurationError, DecodeError
+from eventwire.events import Message
+from eventwire.pipeline import DONE_TTL, Consumer, _Abandon
+
+__all__ = ["BatchError", "BatchPolicy"]
+
+log = logging.getLogger("eventwire.pipeline")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    """How a batch subscription groups deliveries.
+
+    ``max_size``: events per handler call at most. ``max_wait``: seconds the first waiting
+    event may wait for the batch to fill before the handler runs with what is there.
+    """
+
+    max_size: int = 100
+    max_wait: float = 0.05
+
+    def __post_init__(self) -> None:
+        size = self.max_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigurationError(f"BatchPolicy max_size must be an int >= 1, got {size!r}")
+        wait = self.max_wait
+        if (
+            isinstance(wait, bool)
+            or not isinstance(wait, (int, float))
+            or not math.isfinite(wait)
+            or wait < 0
+        ):
+            raise ConfigurationError(
+                f"BatchPolicy max_wait must be a number of seconds >= 0, got {wait!r}"
+            )
+
+
+class BatchError(Exception):
+    """Raised by a batch handler when some events of its batch failed.
+
+    ``failed`` maps the index of each failed event in the list the handler received to the
+    exception it failed with (a `NonRetryableError` dead-letters it at once). Every index
+    not named is handled and is settled.
+    """
+
+    def __init__(self, failed: Mapping[int, Exception]) -> None:
+        self.failed: dict[int, Exception] = dict(failed)
+        for index, error in self.failed.items():
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise TypeError(f"BatchError: indices are ints, got {index!r}")
+            if not isinstance(error, Exception):
+                raise TypeError(f"BatchError: index {index} maps to {error!r}, not an exception")
+        indices = ", ".join(str(i) for i in sorted(self.failed)[:10])
+        more = ", ..." if len(self.failed) > 10 else ""
+        super().__init__(f"{len(self.failed)} event(s) of the batch failed (index {indices}{more})")
+
+
+@dataclasses.dataclass(slots=True)
+class _Item:
+    inbound: Inbound
+    event: Message
+    envelope: Envelope
+    attempt: int
+    claim_key: str | None
+
+
+class BatchConsumer(Consumer):
+    """The pipeline of a batch subscription (one route, one batch running at a time)."""
+
+    def __init__(self, *, policy: BatchPolicy, **options: Any) -> None:
+        super().__init__(**options)
+        if len(self.routes) != 1:
+            raise ConfigurationError("a batch subscription has exactly one handler")
+        (self._route,) = self.routes.values()
+        self._policy = policy
+        self._buffer: list[Inbound] = []
+        self._first_at = 0.0
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    # -- delivery from the backend -------------------------------------------------------
+
+    async def on_message(self, inbound: Inbound) -> None:
+        """Accept one delivery into the next batch; blocks while the window is full."""
+        if self._closing.is_set():
+            return
+        self.handed += 1
+        self.peak_handed = max(self.peak_handed, self.handed)
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self.handed -= 1
+            raise
+        if self._closing.is_set():
+            self.handed -= 1
+            return
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        buffer = self._buffer
+        buffer.append(inbound)
+        if len(buffer) == 1:
+            self._first_at = asyncio.get_running_loop().time()
+            self._wake.set()
+        elif len(buffer) >= self._policy.max_size:
+            self._wake.set()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop())
+            self._tasks.add(self._flusher)
+            self._flusher.add_done_callback(self._tasks.discard)
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        policy = self._policy
+        buffer = self._buffer
+        try:
+            while not self._closing.is_set():
+                if not buffer:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                while len(buffer) < policy.max_size and not self._closing.is_set():
+                    remaining = self._first_at + policy.max_wait - loop.time()
+                    if remaining <= 0:
+                        break
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), remaining)
+                    except TimeoutError:
+                        break
+                if self._closing.is_set():
+                    break
+                batch = buffer[: policy.max_size]
+                del buffer[: policy.max_size]
+                if buffer:
+                    self._first_at = loop.time()
+                await self._run(batch)
+        finally:
+            self._forget(len(buffer))  # left unsettled: delivered again
+            buffer.clear()
+
+    def _forget(self, count: int) -> None:
+        for _ in range(count):
+            self.in_flight -= 1
+            self.handed -= 1
+            self._slots.release()
+
+    # -- one batch -----------------------------------------------------------------------
+
+    async def _run(self, batch: list[Inbound]) -> None:
+        try:
+            items = []
+            for inbound in batch:
+                item = await self._admit(inbound)
+                if item is not None:
+                    items.append(item)
+            if items:
+                await self._deliver(items)
+        except _Abandon:
+            pass
+        except Exception:  # the pipeline must never die of one batch
+            log.exception("eventwire: unexpected error in %s/%s", self.channel, self.group)
+        finally:
+            self._forget(len(batch))
+
+    async def _admit(self, inbound: Inbound) -> _Item | None:
+        """Decode, validate and claim one delivery; settle it here when it is not for the
+        handler (invalid, of another type, delivered too often, handled before)."""
+        attempts = max(1, inbound.delivery_count)
+        read = await self._read(inbound, attempts)
+        if read is None:
+            return None
+        envelope, body = read
+        route = self.routes.get(envelope.type)
+        if route is None:  # another type on this channel: not this group's business
+            await self._settle(inbound.ack)
+            return None
+        try:
+            if self._validator is not None:
+                problems = self._validator.errors(envelope.type, body)
+                if problems:
+                    raise DecodeError("breaks the contract: " + "; ".join(problems))
+            event = decode(body, route.model)
+        except DecodeError as exc:
+            await self._dead_letter(inbound, "invalid", exc, attempts)
+            return None
+        if attempts > route.retry.max_attempts:
+            await self._dead_letter(
+                inbound, "max-deliveries", None, attempts - 1, enabled=route.dead_letter
+            )
+            return None
+        claim_key = None
+        if route.idempotent:
+            claim_key = f"{self.group}:{envelope.id}"
+            if not await self._claim(claim_key):
+                await self._settle(inbound.ack)  # handled before: run the effect once
+                return None
+        return _Item(inbound, event, envelope, attempts, claim_key)
+
+    async def _deliver(self, items: list[_Item]) -> None:
+        """Hand `items` to the handler until each is settled, retried or dead-lettered."""
+        route = self._route
+        pending = items
+        try:
+            while pending:
+                failed = await self._call(pending)
+                handled = [item for i, item in enumerate(pending) if i not in failed]
+                retry: list[_Item] = []
+                delay = 0.0
+                for index in sorted(failed):
+                    item, error = pending[index], failed[index]
+                    disposition = self._decide(error, route, item.envelope, item.attempt)
+                    if disposition.action == "retry":
+                        retry.append(item)
+                        delay = max(delay, disposition.delay)
+                    elif disposition.action == "ack":
+                        handled.append(item)
+                    else:
+                        await self._give_up(item, disposition.reason or "failed", error)
+                await self._finish(handled)
+                pending = retry
+                if retry:
+                    log.info(
+                        "eventwire: %d event(s) of a batch of %s failed; retrying in %.2fs",
+                        len(retry),
+                        route.model.__eventwire__.type,
+                        delay,
+                    )
+                    await self._pause(delay)
+                    for item in retry:
+                        item.attempt += 1
+        except BaseException:
+            # Unsettled: a redelivery may try again (an unreleased claim expires anyway).
+            for item in pending:
+                if item.claim_key is not None:
+                    with contextlib.suppress(Exception):
+                        await self._store.release(item.claim_key)
+            raise
+
+    async def _call(self, items: list[_Item]) -> dict[int, Exception]:
+        """Run the handler on `items`; the failed indices and their errors."""
+        try:
+            await self._route.handler([item.event for item in items])
+        except BatchError as exc:
+            wrong = [i for i in exc.failed if not 0 <= i < len(items)]
+            if not wrong:
+                return exc.failed
+            log.error(
+                "eventwire: batch handler of %s/%s raised BatchError with index(es) %s outside "
+                "its batch of %d; the whole batch counts as failed",
+                self.channel,
+                self.group,
+                ", ".join(map(str, wrong)),
+                len(items),
+            )
+            return dict.fromkeys(range(len(items)), exc)
+        except Exception as exc:
+            return dict.fromkeys(range(len(items)), exc)
+        return {}
+
+    async def _finish(self, items: list[_Item]) -> None:
+        """Settle handled events: remember their ids (idempotent), then ack them all at
+        once (an ack is a round trip on most brokers: one after the other would add up)."""
+        for item in items:
+            key = item.claim_key
+            if key is not None:
+                await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
+        await asyncio.gather(*(self._settle(item.inbound.ack) for item in items))
+
+    async def _give_up(self, item: _Item, reason: str, error: Exception) -> None:
+        key = item.claim_key
+        if key is not None:
+            await self._settle(lambda: self._store.release(key))
+        await self._dead_letter(
+            item.inbound, reason, error, item.attempt, enabled=self._route.dead_letter
+        )
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def abandon(self) -> None:
+        super().abandon()
+        self._wake.set()
+
+    async def drain(self, timeout: float) -> None:
+        self._closing.set()
+        self._wake.set()
+        await super().drain(timeout)

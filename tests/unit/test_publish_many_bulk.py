@@ -1,0 +1,111 @@
+"""`publish_many`'s bulk encoding (`eventwire._bulk`) writes what one `publish` per event
+writes, and refuses the same mistakes, before anything is sent."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from eventwire import (
+    Command,
+    Event,
+    EventBus,
+    EventValidationError,
+    MessageTooLargeError,
+)
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fresh() -> str:
+    """A memory broker of its own (the default one is shared by the process)."""
+    return f"memory://bulk-{uuid.uuid4().hex[:8]}"
+
+
+class Placed(Event, channel="bulk-orders", key="order_id", version=2):
+    order_id: str
+    total: int
+
+
+class Noted(Event, channel="bulk-notes"):
+    text: str
+
+
+class Ship(Command, channel="bulk-ship"):
+    order_id: str
+
+
+async def test_bulk_messages_equal_single_publishes_but_for_id_and_time() -> None:
+    async with EventBus(fresh(), source="shop") as bus:
+        single = await bus.publish(
+            Placed(order_id="o-1", total=3), correlation_id="c-1", headers={"tenant": "t"}
+        )
+        many = await bus.publish_many(
+            [Placed(order_id="o-2", total=4), Noted(text="hi"), Placed(order_id="o-3", total=5)],
+            correlation_id="c-1",
+            headers={"tenant": "t"},
+        )
+        orders = await bus.backend.browse("bulk-orders")
+        notes = await bus.backend.browse("bulk-notes")
+    assert [e.subject for e in many] == ["o-2", None, "o-3"]
+    assert len({e.id for e in [single, *many]}) == 4
+    assert many[0].time == many[1].time == many[2].time  # one clock reading per call
+    first, second, third = orders
+    moving = {"ce_id", "ce_time", "ce_subject"}
+    same = {k: v for k, v in first.headers.items() if k not in moving}
+    assert {k: v for k, v in second.headers.items() if k not in moving} == same
+    assert same["tenant"] == "t" and same["ce_correlationid"] == "c-1"
+    assert same["ce_dataversion"] == "2"
+    assert (second.key, second.headers["ce_subject"], second.headers["ce_id"]) == (
+        "o-2",
+        "o-2",
+        many[0].id,
+    )
+    assert third.headers["ce_id"] == many[2].id
+    assert second.body == b'{"order_id":"o-2","total":4}'
+    (note,) = notes
+    assert "ce_subject" not in note.headers and note.key is None
+    assert note.headers["ce_type"] == "Noted" and note.headers["ce_id"] == many[1].id
+
+
+@pytest.mark.parametrize(
+    ("events", "error", "text"),
+    [
+        ([Placed(order_id="a", total=1), "text"], EventValidationError, "got str"),
+        ([Placed(order_id="a", total=1), Ship(order_id="b")], EventValidationError, "bus.send"),
+        (
+            [Placed(order_id="a", total=1), Placed.model_construct(order_id="b")],
+            EventValidationError,
+            "missing required field",
+        ),
+        ([Noted(text="x" * 9_000_000)], MessageTooLargeError, "over the memory backend's limit"),
+    ],
+)
+async def test_one_bad_event_sends_nothing(
+    events: list[object], error: type[Exception], text: str
+) -> None:
+    async with EventBus(fresh()) as bus:
+        with pytest.raises(error, match=text):
+            await bus.publish_many(events)  # type: ignore[arg-type]
+        assert await bus.backend.browse("bulk-orders") == []
+        assert await bus.backend.browse("bulk-notes") == []
+
+
+async def test_reserved_user_headers_are_refused() -> None:
+    async with EventBus(fresh()) as bus:
+        with pytest.raises(EventValidationError, match="reserved for the CloudEvents"):
+            await bus.publish_many([Noted(text="x")], headers={"ce_id": "mine"})
+
+
+async def test_a_contract_checks_every_event_of_the_batch() -> None:
+    class OrderPlaced(Event, channel="orders"):
+        order_id: str
+        customer_id: str
+
+    contract = ROOT / "contracts" / "order-service.v1.yaml"
+    async with EventBus(fresh(), contract=contract) as bus:
+        with pytest.raises(EventValidationError, match="breaks its contract"):
+            await bus.publish_many([OrderPlaced(order_id="o", customer_id="c")])
+        assert await bus.backend.browse("orders") == []
