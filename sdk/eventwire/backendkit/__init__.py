@@ -13,6 +13,12 @@ A backend built on the kit is its broker's primitives plus a few declarations:
 - `BaseSubscription`: the one shutdown contract (``stop`` / ``close`` / ``abort``, see
   its module), background-task supervision, the one place a handler exception is caught;
   `Outage` for a loop that retries a failing broker call (log once, back off).
+- `AckBatcher`: acks queued one by one, sent in batches by a background task, the last
+  ones on close; `Memo`: per-key topology worked out once (single flight); `retrying`,
+  `quietly`, `wait_event`: a call retried while the broker is away, a bounded quiet
+  shutdown step, a bounded wait for an event.
+- `address`, `join_host`, `tls_context`: server addresses and client TLS contexts, read
+  the same way by every backend.
 - `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol);
   `lazy_exports`: the package's names that need the client library, imported on first use.
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
@@ -23,12 +29,15 @@ A backend built on the kit is its broker's primitives plus a few declarations:
 worked examples.
 """
 
+from eventwire.backendkit._acks import AckBatcher
+from eventwire.backendkit._aio import Memo, quietly, retrying, wait_event
 from eventwire.backendkit._backend import BaseBackend, ConnectionState
 from eventwire.backendkit._checks import check_messages, check_spec, message_size
 from eventwire.backendkit._coerce import ByteSize, Seconds, coerce
 from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
+from eventwire.backendkit._net import address, join_host, tls_context
 from eventwire.backendkit._outage import Outage
 from eventwire.backendkit._plugin import BackendPlugin, lazy_exports
 from eventwire.backendkit._settings import (
@@ -46,6 +55,7 @@ from eventwire.backendkit._subscription import (
 )
 
 __all__ = [
+    "AckBatcher",
     "BackendPlugin",
     "BackendSettings",
     "BaseBackend",
@@ -57,6 +67,7 @@ __all__ = [
     "LeaseRequest",
     "LeaseStore",
     "Location",
+    "Memo",
     "MemoryLeaseStore",
     "OptionInfo",
     "OptionSpec",
@@ -66,15 +77,21 @@ __all__ = [
     "ShardCoordinator",
     "ShardState",
     "SubscriptionState",
+    "address",
     "cancel_and_wait",
     "check_messages",
     "check_spec",
     "coerce",
+    "join_host",
     "lazy_exports",
     "map_errors",
     "message_size",
     "option",
+    "quietly",
     "render_options_table",
+    "retrying",
     "scrub",
     "sync_options_tables",
+    "tls_context",
+    "wait_event",
 ]
