@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from eventwire.backend import BackendInfo, Capabilities
+from eventwire.backendkit import BackendPlugin
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES", "plugin"]
 
 SCHEMES = (
     "redis",
@@ -28,3 +29,6 @@ BACKEND_INFO = BackendInfo(
     capabilities=CAPABILITIES,
     binding="kafka",
 )
+
+#: The plugin (the ``redis`` entry point of the ``eventwire`` group).
+plugin = BackendPlugin(BACKEND_INFO, "eventwire_redis._backend:RedisBackend")
