@@ -10,21 +10,23 @@ from __future__ import annotations
 import dataclasses
 import ssl
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
+from eventwire.backendkit import (
+    BackendSettings,
+    ByteSize,
+    Location,
+    Seconds,
+    address,
+    join_host,
+    option,
+    tls_context,
+)
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
 
 from eventwire_redis._info import MAX_MESSAGE_BYTES
 
 __all__ = ["RedisConnection", "RedisSettings"]
-
-_CERT_REQS = {
-    "required": ssl.CERT_REQUIRED,
-    "optional": ssl.CERT_OPTIONAL,
-    "none": ssl.CERT_NONE,
-}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -78,7 +80,8 @@ class RedisConnection(BackendSettings):
                 f"{redact_url(location.raw)!r} names several hosts; the redis backend "
                 "connects to one: write redis://host:6379/0"
             )
-        parts = urlsplit(f"//{location.hosts[0]}" if location.hosts else "//")
+        where = repr(redact_url(location.raw))
+        host, port = address(location.hosts[0], 6379, where) if location.hosts else ("", 6379)
         db = location.path.strip("/")
         if db and not db.isdigit():
             raise ConfigurationError(
@@ -87,8 +90,8 @@ class RedisConnection(BackendSettings):
             )
         values: dict[str, Any] = {
             "scheme": location.scheme,
-            "host": parts.hostname or "127.0.0.1",
-            "port": parts.port or 6379,
+            "host": host or "127.0.0.1",
+            "port": port,
             "username": location.username,
             "password": location.password,
         }
@@ -97,8 +100,8 @@ class RedisConnection(BackendSettings):
         return values
 
     def __post_init__(self) -> None:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        object.__setattr__(self, "url", f"{self.scheme}://{host}:{self.port}/{self.db}")
+        location = join_host(self.host, self.port)
+        object.__setattr__(self, "url", f"{self.scheme}://{location}/{self.db}")
         if not self.tls and (self.ssl_ca_certs or self.ssl_certfile or self.ssl_keyfile):
             raise ConfigurationError(f"{self.url!r}: ssl_* options need TLS; use rediss://")
 
@@ -108,11 +111,16 @@ class RedisConnection(BackendSettings):
 
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context for ``rediss://``."""
-        context = ssl.create_default_context(cafile=self.ssl_ca_certs)
-        if self.ssl_certfile:
-            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
-        context.check_hostname = self.ssl_check_hostname and self.ssl_cert_reqs != "none"
-        context.verify_mode = _CERT_REQS[self.ssl_cert_reqs]
+        context = tls_context(
+            "redis",
+            ca_file=self.ssl_ca_certs,
+            cert_file=self.ssl_certfile,
+            key_file=self.ssl_keyfile,
+            verify=self.ssl_cert_reqs != "none",
+            check_hostname=self.ssl_check_hostname,
+        )
+        if self.ssl_cert_reqs == "optional":
+            context.verify_mode = ssl.CERT_OPTIONAL
         return context
 
 
