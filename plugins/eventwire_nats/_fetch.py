@@ -28,7 +28,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import WireMessage
-from eventwire.backendkit import Shard, ShardState
+from eventwire.backendkit import Shard, ShardState, wait_event
 
 from eventwire_nats._topology import durable_name
 from eventwire_nats._wire import decode_headers, reply_metadata
@@ -36,7 +36,7 @@ from eventwire_nats._wire import decode_headers, reply_metadata
 if TYPE_CHECKING:
     from eventwire_nats._subscription import NatsSubscription
 
-__all__ = ["NAK", "NatsInbound", "ShardFetch", "wait"]
+__all__ = ["NAK", "NatsInbound", "ShardFetch"]
 
 log = logging.getLogger("eventwire.nats")
 
@@ -118,7 +118,9 @@ class ShardFetch:
                     await self._check_barrier()
                 await self._request()
                 self.wake.clear()
-                await wait(self.wake, 0.1 if self.barrier is not None else member.pull_expires / 2)
+                await wait_event(
+                    self.wake, 0.1 if self.barrier is not None else member.pull_expires / 2
+                )
             await self._end()
 
     async def _begin(self) -> None:
@@ -177,7 +179,7 @@ class ShardFetch:
         member = self.member
         while self.outstanding > 0 and time.monotonic() < self.deadline and member.accepting:
             self.wake.clear()
-            await wait(self.wake, 0.05)
+            await wait_event(self.wake, 0.05)
         sub, self.sub = self.sub, None
         if sub is not None:
             # Not sub.drain(): it flushes, and a flush cancelled half-way breaks nats-py's
@@ -224,11 +226,3 @@ class ShardFetch:
         delivery.handed = True
         self.handed += 1
         await self.member.deliver(delivery)
-
-
-async def wait(event: asyncio.Event, timeout: float) -> None:
-    """Wait until `event` is set, at most `timeout` seconds (asyncio.timeout, not wait_for:
-    on Python 3.11, wait_for loses a cancellation that arrives as the event is set)."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            await event.wait()

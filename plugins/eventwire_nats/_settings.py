@@ -12,6 +12,7 @@ import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from eventwire import backendkit
 from eventwire.backendkit import BackendSettings, Location, Seconds, option
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
@@ -164,19 +165,13 @@ class NatsSettings(BackendSettings):
         """The TLS context to connect with, or ``None`` for a plain connection."""
         if self.ssl_context is not None or not self.tls:
             return self.ssl_context
-        context = ssl.create_default_context(cafile=self.tls_ca_file)
-        if not self.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.tls_cert_file:
-            try:
-                context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigurationError(
-                    f"nats backend: cannot load the client certificate {self.tls_cert_file!r} "
-                    f"(key {self.tls_key_file!r}): {exc}"
-                ) from exc
-        return context
+        return backendkit.tls_context(
+            "nats",
+            ca_file=self.tls_ca_file,
+            cert_file=self.tls_cert_file,
+            key_file=self.tls_key_file,
+            verify=self.tls_verify,
+        )
 
     def security(self) -> Any:
         """FastStream's ``security=`` object for these credentials and TLS, or ``None``."""
@@ -229,12 +224,4 @@ def _address(entry: str, where: str) -> str:
             f"put credentials once, before the first host (nats://user:pass@h1,h2), or in the "
             f"options user/password/token, not in a server address of {where}"
         )
-    try:
-        parts = urlsplit(f"//{entry}")
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidURLError(f"server address {entry!r} in {where} has an invalid port") from exc
-    if not parts.hostname or parts.path:
-        raise InvalidURLError(f"server address {entry!r} in {where} is not host[:port]")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"nats://{host}:{port or DEFAULT_PORT}"
+    return "nats://" + backendkit.join_host(*backendkit.address(entry, DEFAULT_PORT, where))

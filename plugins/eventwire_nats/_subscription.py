@@ -28,9 +28,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec
-from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState
+from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState, wait_event
 
-from eventwire_nats._fetch import NAK, NatsInbound, ShardFetch, wait
+from eventwire_nats._fetch import NAK, NatsInbound, ShardFetch
 from eventwire_nats._leases import NatsLeaseStore
 from eventwire_nats._topology import ChannelTopology, group_token
 
@@ -94,7 +94,7 @@ class NatsSubscription(BaseSubscription):
         self.spawn(self.coordinator.run(), "leases")
         self.spawn(self._watch(), "shards")
         self.spawn(self._keep_alive(), "progress")
-        await wait(self.coordinator.balanced, SETTLE_TIMEOUT)
+        await wait_event(self.coordinator.balanced, SETTLE_TIMEOUT)
 
     async def _signal(self, msg: Any) -> None:
         if msg.data.decode(errors="replace") != self.member_id:
@@ -145,7 +145,7 @@ class NatsSubscription(BaseSubscription):
                     self._fetches[shard.index] = (fetch, task)
             for fetch, _ in self._fetches.values():
                 fetch.wake.set()
-            await wait(changed, self.coordinator.interval)
+            await wait_event(changed, self.coordinator.interval)
 
     async def _fetch(self, fetch: ShardFetch) -> None:
         try:
