@@ -275,7 +275,6 @@ class RedisBackend(BaseBackend[RedisSettings]):
     async def delete_group(self, channel: str, group: str) -> None:
         """Destroy `group`'s consumer group on every shard stream of `channel`, with its
         membership, lease and generation keys."""
-        self.check_connected()
         self.check_channel(channel)
         client = self.client
         keys = await self.channel_keys(channel)
@@ -297,7 +296,6 @@ class RedisBackend(BaseBackend[RedisSettings]):
     async def delete_channel(self, channel: str) -> bool:
         """Delete every key of `channel` (streams, meta, members, leases, counters);
         ``False`` if it had none. The dead-letter channel is deleted by its own name."""
-        self.check_connected()
         self.check_channel(channel)
         self._channels.forget(channel)
         client = self.client
@@ -314,7 +312,6 @@ class RedisBackend(BaseBackend[RedisSettings]):
         """Trim every shard stream of `channel` to nothing (`eventwire.backend.ChannelPurger`):
         ``XTRIM MAXLEN 0`` keeps the streams, their consumer groups and the channel's meta;
         returns how many entries were removed."""
-        self.check_connected()
         self.check_channel(channel)
         client = self.client
         with self.map_errors(f"purge {channel!r}"):
@@ -333,7 +330,6 @@ class RedisBackend(BaseBackend[RedisSettings]):
             return sum(int(n) for n in await self._retrying(trim, "purge"))
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
-        self.check_connected()
         self.check_channel(channel)
         if limit <= 0:
             return []

@@ -11,16 +11,8 @@ import dataclasses
 import ssl
 from typing import Any, Literal
 
-from eventwire.backendkit import (
-    BackendSettings,
-    ByteSize,
-    Location,
-    Seconds,
-    address,
-    join_host,
-    option,
-    tls_context,
-)
+from eventwire import backendkit
+from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
 
@@ -81,7 +73,9 @@ class RedisConnection(BackendSettings):
                 "connects to one: write redis://host:6379/0"
             )
         where = repr(redact_url(location.raw))
-        host, port = address(location.hosts[0], 6379, where) if location.hosts else ("", 6379)
+        host, port = (
+            backendkit.address(location.hosts[0], 6379, where) if location.hosts else ("", 6379)
+        )
         db = location.path.strip("/")
         if db and not db.isdigit():
             raise ConfigurationError(
@@ -100,7 +94,7 @@ class RedisConnection(BackendSettings):
         return values
 
     def __post_init__(self) -> None:
-        location = join_host(self.host, self.port)
+        location = backendkit.join_host(self.host, self.port)
         object.__setattr__(self, "url", f"{self.scheme}://{location}/{self.db}")
         if not self.tls and (self.ssl_ca_certs or self.ssl_certfile or self.ssl_keyfile):
             raise ConfigurationError(f"{self.url!r}: ssl_* options need TLS; use rediss://")
@@ -111,7 +105,7 @@ class RedisConnection(BackendSettings):
 
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context for ``rediss://``."""
-        context = tls_context(
+        context = backendkit.tls_context(
             "redis",
             ca_file=self.ssl_ca_certs,
             cert_file=self.ssl_certfile,
