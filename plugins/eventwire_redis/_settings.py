@@ -112,6 +112,7 @@ class RedisConnection(BackendSettings):
             key_file=self.ssl_keyfile,
             verify=self.ssl_cert_reqs != "none",
             check_hostname=self.ssl_check_hostname,
+            names=("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"),
         )
         if self.ssl_cert_reqs == "optional":
             context.verify_mode = ssl.CERT_OPTIONAL

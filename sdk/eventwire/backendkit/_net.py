@@ -45,24 +45,26 @@ def tls_context(
     password: str | None = None,
     verify: bool = True,
     check_hostname: bool = True,
+    names: tuple[str, str, str] = ("ca_file", "cert_file", "key_file"),
 ) -> ssl.SSLContext:
     """A client TLS context trusting `ca_file` (the system's CAs without it), presenting
     `cert_file` / `key_file` (mutual TLS) if given; `verify` false accepts any certificate
-    (tests only), `check_hostname` false any host name on a verified certificate."""
+    (tests only), `check_hostname` false any host name on a verified certificate. `names`
+    are the backend's options for the three files, for the error message."""
     try:
         context = ssl.create_default_context(cafile=ca_file)
         if cert_file:
             context.load_cert_chain(cert_file, keyfile=key_file, password=password)
     except (OSError, ssl.SSLError) as exc:
         reason = getattr(exc, "strerror", None) or "cannot load the certificate files"
-        files = ", ".join(
-            f"{what} {name!r}"
-            for what, name in (("CA", ca_file), ("certificate", cert_file), ("key", key_file))
-            if name
+        given = ", ".join(
+            f"{option}={path!r}"
+            for option, path in zip(names, (ca_file, cert_file, key_file), strict=True)
+            if path
         )
         raise ConfigurationError(
-            f"{backend} backend TLS setup failed ({type(exc).__name__}: {reason}); check the "
-            f"files ({files or 'none given'}) and the key's password"
+            f"{backend} backend TLS setup failed ({type(exc).__name__}: {reason}); check "
+            f"{given or ', '.join(names)} and the key's password"
         ) from exc
     if not verify or not check_hostname:
         context.check_hostname = False
