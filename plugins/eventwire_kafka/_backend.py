@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
@@ -11,7 +10,7 @@ from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ErrorMap, message_size
+from eventwire.backendkit import BaseBackend, ErrorMap, message_size, quietly
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import (
     BackendUnavailableError,
@@ -32,8 +31,6 @@ from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic
 _GROUP_ID_NOT_FOUND = 69
 
 __all__ = ["KafkaBackend"]
-
-log = logging.getLogger("eventwire.kafka")
 
 #: `publish` fills record batches itself from this many messages on (pipelined publish).
 _BATCH_FROM = 16
@@ -126,7 +123,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
                     await probe.close()
                 await asyncio.wait_for(broker.connect(), s.connect_timeout)
         except BaseException:
-            await _quiet_stop(broker)
+            await quietly(broker.stop(), "kafka disconnect", timeout=10)
             raise
         config = broker.config.broker_config
         self._broker = broker
@@ -322,14 +319,12 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             fetch_max_bytes=max(50 * 1024 * 1024, self.settings.max_message_bytes * 2),
         )
         records: list[Any] = []
+        timeout = self.settings.request_timeout_ms / 1000
         try:
             with self.map_errors(f"reading Kafka topic {channel!r}"):
                 await self._read(consumer, channel, partitions, limit, records)
         finally:
-            try:
-                await asyncio.wait_for(consumer.stop(), self.settings.request_timeout_ms / 1000)
-            except Exception as exc:
-                log.debug("eventwire: kafka browse consumer stop: %s", exc)
+            await quietly(consumer.stop(), "kafka browse consumer stop", timeout=timeout)
         # Record time (ms) first; within one millisecond the CloudEvents time (µs), which
         # follows publish order across partitions; then partition order.
         records.sort(key=lambda r: (r.timestamp, _ce_time(r), r.partition, r.offset))
@@ -366,10 +361,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
                 starts = await consumer.beginning_offsets(tps)
                 ends = await consumer.end_offsets(tps)
             finally:
-                try:
-                    await asyncio.wait_for(consumer.stop(), timeout)
-                except Exception as exc:
-                    log.debug("eventwire: kafka purge consumer stop: %s", exc)
+                await quietly(consumer.stop(), "kafka purge consumer stop", timeout=timeout)
             todo = {
                 tp: RecordsToDelete(before_offset=ends[tp]) for tp in tps if ends[tp] > starts[tp]
             }
@@ -415,7 +407,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         if self._producers is not None:
             await self._producers.close()
         if self._broker is not None:
-            await _quiet_stop(self._broker)
+            await quietly(self._broker.stop(), "kafka disconnect", timeout=10)
         self._topics = None
 
 
@@ -467,10 +459,3 @@ def _consume(futures: list[asyncio.Future[Any]]) -> None:
     """Retrieve the outcome of send futures nobody awaits any more (no warnings)."""
     for future in futures:
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-
-async def _quiet_stop(broker: KafkaBroker) -> None:
-    try:
-        await asyncio.wait_for(broker.stop(), 10)
-    except Exception as exc:
-        log.debug("eventwire: kafka disconnect: %s", exc)

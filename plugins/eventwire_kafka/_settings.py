@@ -8,10 +8,10 @@ context is built here, so a missing certificate file fails at construction.
 from __future__ import annotations
 
 import dataclasses
-import ssl
 from ssl import SSLContext
 from typing import Any, Literal
 
+from eventwire import backendkit
 from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
 from eventwire.errors import ConfigurationError, InvalidURLError
 
@@ -129,7 +129,11 @@ class KafkaSettings(BackendSettings):
                 f"{where!r} has a path; a kafka URL is kafka://host:9092[,host2:9092]"
                 "[?option=value]"
             )
-        hosts = tuple(_address(item, where) for item in location.hosts if item.strip())
+        hosts = tuple(
+            backendkit.join_host(*backendkit.address(item, DEFAULT_PORT, repr(where)))
+            for item in location.hosts
+            if item.strip()
+        )
         if not hosts:
             raise InvalidURLError(
                 f"{where!r} names no broker; write kafka://host:9092 (several: "
@@ -196,22 +200,15 @@ class KafkaSettings(BackendSettings):
     def _build_ssl(self) -> SSLContext:
         if self.ssl_context is not None:
             return self.ssl_context
-        try:
-            context = ssl.create_default_context(cafile=self.ssl_cafile)
-            if self.ssl_certfile:
-                context.load_cert_chain(
-                    self.ssl_certfile, keyfile=self.ssl_keyfile, password=self.ssl_password
-                )
-        except (OSError, ssl.SSLError) as exc:
-            # The message names files, never the key's password.
-            raise ConfigurationError(
-                f"kafka backend TLS setup failed ({type(exc).__name__}: "
-                f"{getattr(exc, 'strerror', None) or 'cannot load the certificate files'}); "
-                "check ssl_cafile, ssl_certfile, ssl_keyfile and ssl_password"
-            ) from exc
-        if not self.ssl_check_hostname:
-            context.check_hostname = False
-        return context
+        return backendkit.tls_context(
+            "kafka",
+            ca_file=self.ssl_cafile,
+            cert_file=self.ssl_certfile,
+            key_file=self.ssl_keyfile,
+            password=self.ssl_password,
+            check_hostname=self.ssl_check_hostname,
+            names=("ssl_cafile", "ssl_certfile", "ssl_keyfile"),
+        )
 
     @property
     def uses_ssl(self) -> bool:
@@ -220,18 +217,3 @@ class KafkaSettings(BackendSettings):
     @property
     def uses_sasl(self) -> bool:
         return bool(self.security_protocol and self.security_protocol.startswith("SASL_"))
-
-
-def _address(item: str, where: str) -> str:
-    """``host:port`` of one broker address (``[v6]:port`` kept bracketed), port defaulted."""
-    item = item.strip()
-    if item.startswith("["):
-        host, _, port = item[1:].partition("]")
-        host, port = f"[{host}]", port.removeprefix(":")
-    elif item.count(":") == 1:
-        host, port = item.split(":")
-    else:
-        host, port = item, ""
-    if not host or (port and not port.isdigit()) or (port and not 0 < int(port) < 65536):
-        raise InvalidURLError(f"{where!r} has an invalid broker address {item!r}; write host:port")
-    return f"{host}:{port or DEFAULT_PORT}"
