@@ -26,7 +26,7 @@ test: $(STAMP) lint system-deps brokers-up
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sdk plugins conformance tests
-	$(VENV)/bin/mypy sdk plugins conformance
+	$(VENV)/bin/mypy sdk plugins conformance tests
 
 ## Only the tests that need no broker.
 unit: $(STAMP)

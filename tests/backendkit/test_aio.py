@@ -66,7 +66,7 @@ async def test_retrying_retries_what_is_retryable_until_the_limit() -> None:
     async def refused() -> str:
         raise ValueError("not retryable")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not retryable"):
         await retrying(refused, "test call", 5.0, (ConnectionError,))
 
     async def down() -> str:

@@ -19,6 +19,8 @@ from eventwire.testing.contract import assert_honours_contract, check_contract
 from tests.contracts.conftest import ROOT
 from tests.contracts.services import inventory
 
+pytestmark = pytest.mark.anyio
+
 SERVICES = Path(__file__).parent / "services"
 CONTRACT = SERVICES / "inventory.yaml"
 APP = SERVICES / "inventory.py"
@@ -230,19 +232,16 @@ def test_validate_names_an_unknown_emitted_message(
     assert "x-eventwire-emits[1]" in result.output and "'Nope' is not a message" in result.output
 
 
-def test_the_pytest_helpers_pass_the_twin_and_fail_each_bug() -> None:
-    async def main() -> None:
-        await assert_honours_contract(inventory.correct, CONTRACT, max_cases=5, timeout=0.1)
-        for bug, (check, _) in BUGS.items():
-            with pytest.raises(AssertionError, match=f"- {check} OrderPlaced"):
-                await assert_honours_contract(
-                    getattr(inventory, bug), CONTRACT, max_cases=5, timeout=0.1
-                )
-        # the buses are put back: the same bus can be checked again
-        report = await check_contract(inventory.correct, read_document(CONTRACT), max_cases=2)
-        assert report.ok
-
-    asyncio.run(main())
+async def test_the_pytest_helpers_pass_the_twin_and_fail_each_bug() -> None:
+    await assert_honours_contract(inventory.correct, CONTRACT, max_cases=5, timeout=0.1)
+    for bug, (check, _) in BUGS.items():
+        with pytest.raises(AssertionError, match=f"- {check} OrderPlaced"):
+            await assert_honours_contract(
+                getattr(inventory, bug), CONTRACT, max_cases=5, timeout=0.1
+            )
+    # the buses are put back: the same bus can be checked again
+    report = await check_contract(inventory.correct, read_document(CONTRACT), max_cases=2)
+    assert report.ok
 
 
 def _follow_up_variant(replace: dict[str, Any]) -> dict[str, Any]:

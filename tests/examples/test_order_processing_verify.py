@@ -7,6 +7,7 @@ accepted: the check can fail."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import uuid
 from collections.abc import Callable
@@ -78,7 +79,7 @@ def test_live_traffic_of_the_example_conforms(mode: Mode) -> None:
                     stop=stop,
                     duration=180,
                     on_message=keep(name),
-                    on_ready=lambda _, e=event: e.set(),
+                    on_ready=functools.partial(_set, event),
                 )
             )
             for doc, name, event in zip((SYSTEM, V1), ours, ready, strict=True)
@@ -102,3 +103,7 @@ def test_live_traffic_of_the_example_conforms(mode: Mode) -> None:
     assert len({s.key for s in ours["system"]}) == ORDERS
     undeclared = {s.type for s in ours["v1"] if s.problems and s.problems[0].rule == "type"}
     assert {"OrderCompleted", "InventoryReleased"} <= undeclared
+
+
+def _set(event: asyncio.Event, _report: object) -> None:
+    event.set()

@@ -106,7 +106,7 @@ def test_hooks_must_be_functions_without_arguments() -> None:
     bus = EventBus(memory_url())
     with pytest.raises(ConfigurationError, match="must take no arguments"):
 
-        @bus.on_startup
+        @bus.on_startup  # type: ignore[type-var]
         def needs(app: object) -> None: ...
 
     with pytest.raises(ConfigurationError, match="takes a function"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,6 +20,8 @@ from eventwire import (
 from eventwire.testing import TestBus
 
 from ._helpers import memory_url
+
+pytestmark = pytest.mark.anyio
 
 
 class Shipped(Event, channel="sm-shipping", key="order_id"):
@@ -73,7 +76,7 @@ def test_handlers_that_fit_are_accepted() -> None:
 
     async def optional(event: Shipped, flag: int = 1) -> None: ...
 
-    handlers = [one, two, defaults, variadic, optional]
+    handlers: list[Callable[..., Awaitable[None]]] = [one, two, defaults, variadic, optional]
     for number, handler in enumerate(handlers):
         bus.subscribe(Shipped, group=f"g{number}")(handler)
     takes_delivery = [info.routes["Shipped"].takes_delivery for info in bus.subscriptions.values()]
@@ -118,7 +121,7 @@ def test_user_headers_with_an_envelope_name_are_refused(name: str) -> None:
 def test_an_unknown_class_keyword_names_the_valid_ones() -> None:
     with pytest.raises(EventDefinitionError) as info:
 
-        class Placed(Event, topic="orders"):  # type: ignore[call-arg]
+        class Placed(Event, topic="orders"):
             order_id: str
 
     text = str(info.value)
@@ -138,21 +141,18 @@ def test_pydantic_class_keywords_still_work() -> None:
 # -- dead letters, before start -------------------------------------------------------------
 
 
-def test_dead_letters_before_start_says_to_start_the_bus() -> None:
-    async def main() -> None:
-        bus = EventBus(memory_url())
-        with pytest.raises(BusClosedError) as info:
-            await bus.dead_letters(Shipped)
-        assert str(info.value) == (
-            "dead_letters() reads from the broker, and the bus is new; call it inside "
-            "'async with bus' (or after bus.start())"
-        )
-        async with bus:
-            assert await bus.dead_letters(Shipped) == []
-        with pytest.raises(BusClosedError, match="the bus is closed"):
-            await bus.dead_letters(Shipped)
-
-    asyncio.run(main())
+async def test_dead_letters_before_start_says_to_start_the_bus() -> None:
+    bus = EventBus(memory_url())
+    with pytest.raises(BusClosedError) as info:
+        await bus.dead_letters(Shipped)
+    assert str(info.value) == (
+        "dead_letters() reads from the broker, and the bus is new; call it inside "
+        "'async with bus' (or after bus.start())"
+    )
+    async with bus:
+        assert await bus.dead_letters(Shipped) == []
+    with pytest.raises(BusClosedError, match="the bus is closed"):
+        await bus.dead_letters(Shipped)
 
 
 # -- URLs without a host --------------------------------------------------------------------
