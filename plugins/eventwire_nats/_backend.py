@@ -252,7 +252,17 @@ class NatsBackend(BaseBackend[NatsSettings]):
             assert topology is not None
             kv = await self.topology.lease_bucket()
             await self.topology.consumers(topology, spec)
-        subscription = NatsSubscription(self, spec, topology, handler, kv)
+        subscription = NatsSubscription(
+            spec,
+            handler,
+            topology,
+            kv,
+            settings=self.settings,
+            nc=self.nc,
+            js=self.js,
+            send=self.publisher.send,
+            lease_ttl=self.topology.lease_ttl,
+        )
         self.track(subscription)
         with self.map_errors(f"subscribe to {spec.channel!r}"):
             await subscription.start()

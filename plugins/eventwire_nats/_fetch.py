@@ -25,18 +25,44 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-from eventwire.backend import WireMessage
-from eventwire.backendkit import Shard, ShardState, wait_event
+from eventwire.backend import Inbound, SubscriptionSpec, WireMessage
+from eventwire.backendkit import Shard, ShardCoordinator, ShardState, wait_event
 
-from eventwire_nats._topology import durable_name
+from eventwire_nats._settings import NatsSettings
+from eventwire_nats._topology import ChannelTopology, durable_name
 from eventwire_nats._wire import decode_headers, reply_metadata
 
-if TYPE_CHECKING:
-    from eventwire_nats._subscription import NatsSubscription
 
-__all__ = ["NAK", "NatsInbound", "ShardFetch"]
+class Member(Protocol):
+    """What a fetch needs of its group member (`eventwire_nats.NatsSubscription`)."""
+
+    spec: SubscriptionSpec
+    settings: NatsSettings
+    coordinator: ShardCoordinator
+    topology: ChannelTopology
+    nc: Any
+    js: Any
+    #: Seconds before a lease's expiry after which no pull request may run any more.
+    margin: float
+    pull_expires: float
+
+    @property
+    def running(self) -> bool: ...
+    @property
+    def accepting(self) -> bool: ...
+    def share(self) -> int: ...
+    def track_delivery(self, delivery: NatsInbound) -> None: ...
+    def forget(self, delivery: NatsInbound) -> bool: ...
+    async def settle(self, delivery: NatsInbound) -> None: ...
+    async def deliver(self, inbound: Inbound) -> bool: ...
+    @property
+    def send(self) -> Callable[[str, bytes], Awaitable[None]]: ...
+
+
+__all__ = ["NAK", "Member", "NatsInbound", "ShardFetch"]
 
 log = logging.getLogger("eventwire.nats")
 
@@ -75,7 +101,7 @@ class NatsInbound:
 class ShardFetch:
     """One member reading one shard in one lease epoch (see the module docstring)."""
 
-    def __init__(self, member: NatsSubscription, shard: Shard) -> None:
+    def __init__(self, member: Member, shard: Shard) -> None:
         self.member = member
         self.shard = shard
         self.epoch = shard.epoch

@@ -171,6 +171,7 @@ class NatsSettings(BackendSettings):
             cert_file=self.tls_cert_file,
             key_file=self.tls_key_file,
             verify=self.tls_verify,
+            names=("tls_ca_file", "tls_cert_file", "tls_key_file"),
         )
 
     def security(self) -> Any:
