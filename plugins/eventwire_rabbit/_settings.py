@@ -6,8 +6,9 @@ import dataclasses
 import re
 import ssl
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from eventwire import backendkit
 from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
@@ -125,13 +126,11 @@ class RabbitSettings(BackendSettings):
                 f"{safe!r} names {'no' if not location.hosts else 'more than one'} host; write "
                 "e.g. amqp://user:password@localhost:5672/vhost"
             )
-        address = urlsplit(f"//{location.hosts[0]}")
-        if not address.hostname:
-            raise InvalidURLError(f"{safe!r} names no host; write e.g. amqp://localhost:5672/")
+        host, port = backendkit.address(location.hosts[0], 0, repr(safe))
         values: dict[str, Any] = {
             "scheme": location.scheme,
-            "host": address.hostname,
-            "port": address.port or 0,
+            "host": host,
+            "port": port,
             "vhost": location.path.removeprefix("/") or "/",
         }
         if location.username:
@@ -169,13 +168,13 @@ class RabbitSettings(BackendSettings):
         """The TLS context for ``amqps://`` (or ``tls=true``), else ``None``."""
         if not self.tls:
             return None
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if not self.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.cert_file:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        return context
+        return backendkit.tls_context(
+            "rabbit",
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            verify=self.verify,
+        )
 
     def amqp_url(self) -> str:
         """The URL handed to the client library (credentials inside, never logged by us)."""
