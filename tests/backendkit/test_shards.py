@@ -289,7 +289,7 @@ def test_recover_again_sends_every_owned_shard_back_to_recovery(store: MemoryLea
     assert states(a) == [RECOVERING, RECOVERING]
 
 
-def test_the_run_loop_retries_a_failing_store_and_logs_without_secrets(
+async def test_the_run_loop_retries_a_failing_store_and_logs_without_secrets(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Flaky(MemoryLeaseStore):
@@ -301,18 +301,15 @@ def test_the_run_loop_retries_a_failing_store_and_logs_without_secrets(
                 raise ConnectionError("redis://user:hunter2@host refused")
             return list(await super().heartbeat(member, ttl, alive=alive))
 
-    async def main() -> None:
-        store = Flaky()
-        a = ShardCoordinator(
-            store, "a", 2, ttl=1.0, interval=0.001, scrub=lambda t: t.replace("hunter2", "***")
-        )
-        task = asyncio.create_task(a.run())
-        await asyncio.wait_for(a.balanced.wait(), 5)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        assert states(a) == [RECOVERING, RECOVERING]
-
-    asyncio.run(main())
+    store = Flaky()
+    a = ShardCoordinator(
+        store, "a", 2, ttl=1.0, interval=0.001, scrub=lambda t: t.replace("hunter2", "***")
+    )
+    task = asyncio.create_task(a.run())
+    await asyncio.wait_for(a.balanced.wait(), 5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert states(a) == [RECOVERING, RECOVERING]
     text = caplog.text
     assert "the lease heartbeat of a failed (ConnectionError" in text and "hunter2" not in text
     assert text.count("failed (") == 1  # once per outage, not once per try

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -264,35 +263,26 @@ REPLY = {
 MAPPING = {"x-eventwire-emits": {"OrderPlaced": ["InventoryReservationFailed"]}}
 
 
-def test_an_asyncapi_reply_is_a_follow_up_on_its_channel() -> None:
+async def test_an_asyncapi_reply_is_a_follow_up_on_its_channel() -> None:
     document = _follow_up_variant(REPLY)
 
-    async def main() -> None:
-        assert (await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)).ok
-        report = await check_contract(
-            inventory.forgets_follow_up, document, max_cases=3, timeout=0.1
-        )
-        problems = {f.problem.split(" with ")[0] for f in report.findings}
-        assert problems == {
-            "no InventoryReserved on 'inventory' or InventoryReservationFailed on 'inventory'"
-        }
-
-    asyncio.run(main())
+    assert (await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)).ok
+    report = await check_contract(inventory.forgets_follow_up, document, max_cases=3, timeout=0.1)
+    problems = {f.problem.split(" with ")[0] for f in report.findings}
+    assert problems == {
+        "no InventoryReserved on 'inventory' or InventoryReservationFailed on 'inventory'"
+    }
 
 
-def test_the_mapping_form_of_emits_names_the_follow_up_per_message() -> None:
+async def test_the_mapping_form_of_emits_names_the_follow_up_per_message() -> None:
     document = _follow_up_variant(MAPPING)
 
-    async def main() -> None:
-        report = await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)
-        # the correct service reserves most orders: InventoryReserved is not what was promised
-        assert {f.check for f in report.findings} == {"follow-up"}
-        assert all(
-            "no InventoryReservationFailed with correlation id" in f.problem
-            for f in report.findings
-        )
-
-    asyncio.run(main())
+    report = await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)
+    # the correct service reserves most orders: InventoryReserved is not what was promised
+    assert {f.check for f in report.findings} == {"follow-up"}
+    assert all(
+        "no InventoryReservationFailed with correlation id" in f.problem for f in report.findings
+    )
 
 
 def test_emits_of_a_group_with_several_messages_is_a_mapping() -> None:

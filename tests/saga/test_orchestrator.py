@@ -201,22 +201,19 @@ async def test_failed_send_is_sent_again_when_the_reply_is_retried() -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_store_rejects_a_stale_write(kind: str, tmp_path: Path) -> None:
+async def test_store_rejects_a_stale_write(kind: str, tmp_path: Path) -> None:
     from eventwire.saga import SagaConflictError, SagaState
 
-    async def main() -> None:
-        store = MemorySagaStore() if kind == "memory" else SqliteSagaStore(tmp_path / "s.db")
-        await store.save(SagaState(saga="abc", saga_id="k"))
-        with pytest.raises(SagaConflictError):
-            await store.save(SagaState(saga="abc", saga_id="k"))  # exists already
-        a, b = await store.load("k"), await store.load("k")
-        assert a is not None and b is not None
-        a.step = 1
-        await store.save(a)
-        with pytest.raises(SagaConflictError):
-            await store.save(b)
-        loaded = await store.load("k")
-        assert loaded is not None and loaded.step == 1 and loaded.version == 2
-        assert [s.saga_id for s in await store.active()] == ["k"]
-
-    asyncio.run(main())
+    store = MemorySagaStore() if kind == "memory" else SqliteSagaStore(tmp_path / "s.db")
+    await store.save(SagaState(saga="abc", saga_id="k"))
+    with pytest.raises(SagaConflictError):
+        await store.save(SagaState(saga="abc", saga_id="k"))  # exists already
+    a, b = await store.load("k"), await store.load("k")
+    assert a is not None and b is not None
+    a.step = 1
+    await store.save(a)
+    with pytest.raises(SagaConflictError):
+        await store.save(b)
+    loaded = await store.load("k")
+    assert loaded is not None and loaded.step == 1 and loaded.version == 2
+    assert [s.saga_id for s in await store.active()] == ["k"]

@@ -276,7 +276,7 @@ async def test_publish_after_close_and_before_start() -> None:
         await bus.publish(OrderPlaced(order_id="y"))
 
 
-def test_a_closed_bus_starts_again_with_its_subscriptions() -> None:
+async def test_a_closed_bus_starts_again_with_its_subscriptions() -> None:
     seen: list[str] = []
     bus = EventBus(memory_url(), source="restart")
 
@@ -284,14 +284,11 @@ def test_a_closed_bus_starts_again_with_its_subscriptions() -> None:
     async def handle(event: OrderPlaced) -> None:
         seen.append(event.order_id)
 
-    async def main() -> None:
-        for number in range(2):
-            async with bus:
-                await bus.publish(OrderPlaced(order_id=f"o-{number}"))
-                await wait_for(functools.partial(_longer_than, seen, number))
-            assert bus.consumer_stats()[0]["group"] == "g"
-
-    asyncio.run(main())
+    for number in range(2):
+        async with bus:
+            await bus.publish(OrderPlaced(order_id=f"o-{number}"))
+            await wait_for(functools.partial(_longer_than, seen, number))
+        assert bus.consumer_stats()[0]["group"] == "g"
     assert seen == ["o-0", "o-1"]
 
 
@@ -369,35 +366,32 @@ async def test_replay_dead_letters() -> None:
         await wait_for(lambda: done == ["a"])
 
 
-def test_non_retryable_error_dead_letters_at_once() -> None:
+async def test_non_retryable_error_dead_letters_at_once() -> None:
     from eventwire import NonRetryableError
 
-    async def main() -> None:
-        bus = EventBus(memory_url())
-        calls: list[int] = []
+    bus = EventBus(memory_url())
+    calls: list[int] = []
 
-        @bus.subscribe(OrderPlaced, group="g", retry=FAST)
-        async def handle(event: OrderPlaced, delivery: Delivery) -> None:
-            calls.append(delivery.attempt)
-            raise NonRetryableError("unknown customer", reason="unknown-customer")
+    @bus.subscribe(OrderPlaced, group="g", retry=FAST)
+    async def handle(event: OrderPlaced, delivery: Delivery) -> None:
+        calls.append(delivery.attempt)
+        raise NonRetryableError("unknown customer", reason="unknown-customer")
 
-        async with bus:
-            await bus.publish(OrderPlaced(order_id="o-1"))
-            letters: list[Any] = []
-            for _ in range(500):
-                letters = await bus.dead_letters("orders")
-                if letters:
-                    break
-                await asyncio.sleep(0.01)
-        assert calls == [1]
-        assert [(x.reason, x.attempts, x.error) for x in letters] == [
-            ("unknown-customer", 1, "unknown customer")
-        ]
-
-    asyncio.run(main())
+    async with bus:
+        await bus.publish(OrderPlaced(order_id="o-1"))
+        letters: list[Any] = []
+        for _ in range(500):
+            letters = await bus.dead_letters("orders")
+            if letters:
+                break
+            await asyncio.sleep(0.01)
+    assert calls == [1]
+    assert [(x.reason, x.attempts, x.error) for x in letters] == [
+        ("unknown-customer", 1, "unknown customer")
+    ]
 
 
-def test_an_unreachable_idempotency_store_delays_but_loses_nothing() -> None:
+async def test_an_unreachable_idempotency_store_delays_but_loses_nothing() -> None:
     from eventwire import Claim, MemoryIdempotencyStore
 
     class FlakyStore(MemoryIdempotencyStore):
@@ -420,34 +414,31 @@ def test_an_unreachable_idempotency_store_delays_but_loses_nothing() -> None:
             self._maybe_fail("complete")
             await super().complete(key, ttl)
 
-    async def main() -> None:
-        import eventwire.pipeline as pipeline
+    import eventwire.pipeline as pipeline
 
-        store = FlakyStore()
-        bus = EventBus(memory_url(), idempotency_store=store)
-        effects: list[str] = []
+    store = FlakyStore()
+    bus = EventBus(memory_url(), idempotency_store=store)
+    effects: list[str] = []
 
-        @bus.subscribe(OrderPlaced, group="g", idempotent=True)
-        async def handle(event: OrderPlaced) -> None:
-            effects.append(event.order_id)
+    @bus.subscribe(OrderPlaced, group="g", idempotent=True)
+    async def handle(event: OrderPlaced) -> None:
+        effects.append(event.order_id)
 
-        pause, pipeline.SETTLE_RETRY = pipeline.SETTLE_RETRY, 0.01
-        try:
-            async with bus:
-                await bus.publish(OrderPlaced(order_id="o-1"))
-                await wait_for(lambda: store.failures == {"claim": 0, "complete": 0})
-                await bus.publish(OrderPlaced(order_id="o-2"))
-                await wait_for(lambda: effects == ["o-1", "o-2"] or len(effects) > 2)
-                (first,) = [m for m in await bus.backend.browse("orders") if b"o-1" in m.body]
-                await bus.backend.publish("orders", [first])  # a redelivery of o-1
-                await bus.publish(OrderPlaced(order_id="o-3"))
-                await wait_for(lambda: "o-3" in effects)
-                assert await bus.dead_letters("orders") == []
-        finally:
-            pipeline.SETTLE_RETRY = pause
-        assert effects == ["o-1", "o-2", "o-3"]
-
-    asyncio.run(main())
+    pause, pipeline.SETTLE_RETRY = pipeline.SETTLE_RETRY, 0.01
+    try:
+        async with bus:
+            await bus.publish(OrderPlaced(order_id="o-1"))
+            await wait_for(lambda: store.failures == {"claim": 0, "complete": 0})
+            await bus.publish(OrderPlaced(order_id="o-2"))
+            await wait_for(lambda: effects == ["o-1", "o-2"] or len(effects) > 2)
+            (first,) = [m for m in await bus.backend.browse("orders") if b"o-1" in m.body]
+            await bus.backend.publish("orders", [first])  # a redelivery of o-1
+            await bus.publish(OrderPlaced(order_id="o-3"))
+            await wait_for(lambda: "o-3" in effects)
+            assert await bus.dead_letters("orders") == []
+    finally:
+        pipeline.SETTLE_RETRY = pause
+    assert effects == ["o-1", "o-2", "o-3"]
 
 
 def _longer_than(items: list[str], count: int) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -86,33 +85,27 @@ def test_handlers_that_fit_are_accepted() -> None:
 # -- model_construct and reserved headers, at publish --------------------------------------
 
 
-def test_an_event_built_with_model_construct_missing_a_field_is_not_sent() -> None:
+async def test_an_event_built_with_model_construct_missing_a_field_is_not_sent() -> None:
     bus = EventBus(source="shop")
 
-    async def main() -> None:
-        async with TestBus(bus) as tb:
-            with pytest.raises(EventValidationError) as info:
-                await tb.publish(Shipped.model_construct(order_id="o-1"))
-            assert "Shipped is missing required field(s) carrier" in str(info.value)
-            assert "model_construct()" in str(info.value)
-            await tb.publish(Shipped.model_construct(order_id="o-2", carrier="dhl"))  # complete
-            assert [p.payload for p in tb.published] == [{"order_id": "o-2", "carrier": "dhl"}]
-
-    asyncio.run(main())
+    async with TestBus(bus) as tb:
+        with pytest.raises(EventValidationError) as info:
+            await tb.publish(Shipped.model_construct(order_id="o-1"))
+        assert "Shipped is missing required field(s) carrier" in str(info.value)
+        assert "model_construct()" in str(info.value)
+        await tb.publish(Shipped.model_construct(order_id="o-2", carrier="dhl"))  # complete
+        assert [p.payload for p in tb.published] == [{"order_id": "o-2", "carrier": "dhl"}]
 
 
 @pytest.mark.parametrize("name", ["ce_id", "ce_type", "CE_SOURCE", "ce-id", "content-type"])
-def test_user_headers_with_an_envelope_name_are_refused(name: str) -> None:
+async def test_user_headers_with_an_envelope_name_are_refused(name: str) -> None:
     bus = EventBus(source="shop")
 
-    async def main() -> None:
-        async with TestBus(bus) as tb:
-            with pytest.raises(EventValidationError, match="reserved for the CloudEvents"):
-                await tb.publish(Shipped(order_id="o", carrier="c"), headers={name: "x"})
-            await tb.publish(Shipped(order_id="o", carrier="c"), headers={"x-trace": "t"})
-            assert [dict(p.headers) for p in tb.published] == [{"x-trace": "t"}]
-
-    asyncio.run(main())
+    async with TestBus(bus) as tb:
+        with pytest.raises(EventValidationError, match="reserved for the CloudEvents"):
+            await tb.publish(Shipped(order_id="o", carrier="c"), headers={name: "x"})
+        await tb.publish(Shipped(order_id="o", carrier="c"), headers={"x-trace": "t"})
+        assert [dict(p.headers) for p in tb.published] == [{"x-trace": "t"}]
 
 
 # -- class keywords, at class definition ---------------------------------------------------
