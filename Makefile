@@ -31,7 +31,7 @@ secure-matrix: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sdk plugins conformance tests
-	$(VENV)/bin/mypy sdk plugins conformance
+	$(VENV)/bin/mypy sdk plugins conformance tests
 
 ## Only the tests that need no broker.
 unit: $(STAMP)

@@ -22,14 +22,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from eventwire import Event, EventBus
+from eventwire.backend import ChannelDeleter
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-
-from eventwire import Event, EventBus
-from eventwire.backend import ChannelDeleter
 
 #: set-up -> (tracing, metrics) options of the consuming bus
 SETUPS: dict[str, Callable[[], tuple[Any, Any]]] = {

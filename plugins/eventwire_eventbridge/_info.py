@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from eventwire.asyncapi import AsyncAPIProtocol
-from eventwire.backend import Backend, BackendInfo, Capabilities
+from eventwire.backend import BackendInfo, Capabilities
+from eventwire.backendkit import BackendPlugin
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_ENTRY_BYTES", "SCHEME", "asyncapi_protocol"]
+__all__ = ["ASYNCAPI", "BACKEND_INFO", "CAPABILITIES", "MAX_ENTRY_BYTES", "SCHEME", "plugin"]
 
 SCHEME = "eventbridge"
 #: PutEvents refuses an entry over 256 KiB (Time, Source, DetailType, Detail, Resources).
@@ -47,9 +48,11 @@ BACKEND_INFO = BackendInfo(
 )
 
 
-def asyncapi_protocol(backend: Backend) -> AsyncAPIProtocol:
-    """How the backend appears in AsyncAPI: protocol ``eventbridge``, no bindings."""
-    return AsyncAPIProtocol(
-        "eventbridge",
-        description="an AWS EventBridge event bus; each group reads its own SQS queue",
-    )
+#: How the backend appears in AsyncAPI: protocol ``eventbridge``, no bindings.
+ASYNCAPI = AsyncAPIProtocol(
+    "eventbridge",
+    description="an AWS EventBridge event bus; each group reads its own SQS queue",
+)
+
+#: The plugin (the ``eventbridge`` entry point of the ``eventwire`` group).
+plugin = BackendPlugin(BACKEND_INFO, "eventwire_eventbridge._backend:EventBridgeBackend", ASYNCAPI)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
@@ -12,7 +11,7 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ErrorMap, diagnose_tls, message_size
+from eventwire.backendkit import BaseBackend, ErrorMap, diagnose_tls, message_size, quietly
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import (
     BackendUnavailableError,
@@ -26,18 +25,15 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from eventwire_kafka._consumer import KafkaSubscription, to_wire
 from eventwire_kafka._info import CAPABILITIES
 from eventwire_kafka._producer import Producers, is_fenced
+from eventwire_kafka._send import send
 from eventwire_kafka._settings import KafkaSettings
-from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic
+from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic, read_topic
 
 #: Kafka error code of DeleteGroups for a group that does not exist (already gone).
 _GROUP_ID_NOT_FOUND = 69
 
 __all__ = ["KafkaBackend"]
 
-log = logging.getLogger("eventwire.kafka")
-
-#: `publish` fills record batches itself from this many messages on (pipelined publish).
-_BATCH_FROM = 16
 #: Room the producer's request limit keeps above ``max_message_bytes`` (batch framing).
 _REQUEST_HEADROOM = 64 * 1024
 
@@ -132,7 +128,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
                     await probe.close()
                 await asyncio.wait_for(broker.connect(), s.connect_timeout)
         except BaseException:
-            await _quiet_stop(broker)
+            await quietly(broker.stop(), "kafka disconnect", timeout=10)
             raise
         config = broker.config.broker_config
         self._broker = broker
@@ -224,7 +220,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
                 producer = producers.current
                 futures: list[asyncio.Future[Any]] = []
                 try:
-                    await self._send(producer, channel, messages, futures)
+                    await send(producer, self._partitioner, channel, messages, futures)
                 except BaseException as exc:
                     _consume(futures)
                     if (
@@ -238,58 +234,6 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
                 else:
                     producers.ok()
                     return
-
-    async def _send(
-        self,
-        producer: Any,
-        channel: str,
-        messages: Sequence[WireMessage],
-        futures: list[asyncio.Future[Any]],
-    ) -> None:
-        if len(messages) >= _BATCH_FROM:
-            await self._send_batches(producer, channel, messages, futures)
-        else:
-            send = producer.send
-            for message in messages:
-                key = message.key
-                futures.append(
-                    await send(
-                        channel,
-                        message.body,
-                        key=key.encode() if key is not None else None,
-                        headers=[(k, v.encode()) for k, v in message.headers.items()],
-                    )
-                )
-        for future in futures:
-            await future
-
-    async def _send_batches(
-        self,
-        producer: Any,
-        channel: str,
-        messages: Sequence[WireMessage],
-        futures: list[asyncio.Future[Any]],
-    ) -> None:
-        """Pipelined publish of many messages: fill one record batch per partition (the
-        partition of a key is the same murmur2 hash ``send`` uses) and hand over full
-        batches; about twice as fast per message as one ``send`` call each."""
-        partitions = sorted(await producer.partitions_for(channel))
-        choose = self._partitioner
-        open_batches: dict[int, Any] = {}
-        for message in messages:
-            key = message.key.encode() if message.key is not None else None
-            partition = choose(key, partitions, partitions)
-            headers = [(k, v.encode()) for k, v in message.headers.items()]
-            batch = open_batches.get(partition)
-            if batch is None:
-                batch = open_batches[partition] = producer.create_batch()
-            if batch.append(key=key, value=message.body, timestamp=None, headers=headers) is None:
-                futures.append(await producer.send_batch(batch, channel, partition=partition))
-                batch = open_batches[partition] = producer.create_batch()
-                batch.append(key=key, value=message.body, timestamp=None, headers=headers)
-        for partition, batch in open_batches.items():
-            batch.close()
-            futures.append(await producer.send_batch(batch, channel, partition=partition))
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -345,10 +289,10 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         A member commits the lowest offset it has not finished, so delivered records still
         being handled count. ``None`` if the topic does not exist or the group committed
         nothing on it."""
-        self._connected()
+        topics = self._connected()
         check_topic(channel)
         with self.map_errors(f"lag of group {group!r} on Kafka topic {channel!r}"):
-            partitions = await self._partitions(channel)
+            partitions = await topics.partitions(channel)
             if not partitions:
                 return None
             tps = [TopicPartition(channel, p) for p in partitions]
@@ -369,11 +313,11 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Up to `limit` records of `channel`, oldest first (by record time across
         partitions), read with a group-less consumer: nothing is committed."""
-        self._connected()
+        topics = self._connected()
         check_topic(channel)
         if limit <= 0:
             return []
-        partitions = await self._partitions(channel)
+        partitions = await topics.partitions(channel)
         if not partitions:
             return []
         consumer = self._consumer(
@@ -384,28 +328,18 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             fetch_max_bytes=max(50 * 1024 * 1024, self.settings.max_message_bytes * 2),
         )
         records: list[Any] = []
+        timeout = self.settings.request_timeout_ms / 1000
         try:
             with self.map_errors(f"reading Kafka topic {channel!r}"):
-                await self._read(consumer, channel, partitions, limit, records)
+                records = await read_topic(
+                    consumer, channel, partitions, limit, timeout, self.settings.connect_timeout
+                )
         finally:
-            try:
-                await asyncio.wait_for(consumer.stop(), self.settings.request_timeout_ms / 1000)
-            except Exception as exc:
-                log.debug("eventwire: kafka browse consumer stop: %s", exc)
+            await quietly(consumer.stop(), "kafka browse consumer stop", timeout=timeout)
         # Record time (ms) first; within one millisecond the CloudEvents time (µs), which
         # follows publish order across partitions; then partition order.
         records.sort(key=lambda r: (r.timestamp, _ce_time(r), r.partition, r.offset))
         return [to_wire(r) for r in records[:limit]]
-
-    async def _partitions(self, channel: str) -> list[int]:
-        """The partitions of topic `channel` (none if it does not exist)."""
-        metadata = await self._admin.describe_topics([channel])
-        return [
-            p["partition"]
-            for t in metadata
-            if t["topic"] == channel and not t["error_code"]
-            for p in t["partitions"]
-        ]
 
     async def purge_channel(self, channel: str) -> int:
         """Delete the records of topic `channel` up to its end offsets now, through the
@@ -414,10 +348,10 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         are kept. Returns how many offsets were removed (``0`` if there is no topic)."""
         from aiokafka.admin import RecordsToDelete
 
-        self._connected()
+        topics = self._connected()
         check_topic(channel)
         with self.map_errors(f"purge Kafka topic {channel!r}"):
-            partitions = await self._partitions(channel)
+            partitions = await topics.partitions(channel)
             if not partitions:
                 return 0
             tps = [TopicPartition(channel, p) for p in partitions]
@@ -428,10 +362,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
                 starts = await consumer.beginning_offsets(tps)
                 ends = await consumer.end_offsets(tps)
             finally:
-                try:
-                    await asyncio.wait_for(consumer.stop(), timeout)
-                except Exception as exc:
-                    log.debug("eventwire: kafka purge consumer stop: %s", exc)
+                await quietly(consumer.stop(), "kafka purge consumer stop", timeout=timeout)
             todo = {
                 tp: RecordsToDelete(before_offset=ends[tp]) for tp in tps if ends[tp] > starts[tp]
             }
@@ -439,48 +370,17 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
                 await self._admin.delete_records(todo, timeout_ms=self.settings.request_timeout_ms)
         return sum(ends[tp] - starts[tp] for tp in todo)
 
-    async def _read(
-        self, consumer: Any, channel: str, partitions: list[int], limit: int, records: list[Any]
-    ) -> None:
-        """Every record of `channel` up to its end offsets now, `limit` per partition."""
-        timeout = self.settings.request_timeout_ms / 1000
-        await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
-        tps = [TopicPartition(channel, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        wanted = {tp for tp in tps if ends[tp] > starts[tp]}
-        if wanted:
-            await consumer.seek_to_beginning(*wanted)
-        taken = dict.fromkeys(wanted, 0)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while wanted and loop.time() < deadline:
-            batches = await consumer.getmany(*wanted, timeout_ms=200, max_records=limit)
-            for tp, items in batches.items():
-                for record in items:
-                    if tp in wanted and record.offset < ends[tp]:
-                        records.append(record)
-                        taken[tp] += 1
-                if tp in wanted and (
-                    taken[tp] >= limit or (items and items[-1].offset >= ends[tp] - 1)
-                ):
-                    wanted.discard(tp)
-            for tp in list(wanted):
-                if await consumer.position(tp) >= ends[tp]:
-                    wanted.discard(tp)
-
     # -- shutdown ------------------------------------------------------------------------
 
     async def _close(self) -> None:
         """Flush and disconnect (the subscriptions have committed and left their groups)."""
         if self._offsets is not None:
             offsets, self._offsets = self._offsets, None
-            await _quiet_stop(offsets)
+            await quietly(offsets.stop(), "kafka offsets consumer stop", timeout=10)
         if self._producers is not None:
             await self._producers.close()
         if self._broker is not None:
-            await _quiet_stop(self._broker)
+            await quietly(self._broker.stop(), "kafka disconnect", timeout=10)
         self._topics = None
 
 
@@ -544,10 +444,3 @@ def _consume(futures: list[asyncio.Future[Any]]) -> None:
     """Retrieve the outcome of send futures nobody awaits any more (no warnings)."""
     for future in futures:
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-
-async def _quiet_stop(broker: KafkaBroker) -> None:
-    try:
-        await asyncio.wait_for(broker.stop(), 10)
-    except Exception as exc:
-        log.debug("eventwire: kafka disconnect: %s", exc)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from eventwire.backend import BackendInfo, Capabilities
+from eventwire.backendkit import BackendPlugin
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "DEFAULT_MAX_MESSAGE_BYTES", "SCHEMES"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "DEFAULT_MAX_MESSAGE_BYTES", "SCHEMES", "plugin"]
 
 SCHEMES = ("kafka",)
 
@@ -21,4 +22,11 @@ BACKEND_INFO = BackendInfo(
     "prefix per partition, idempotent acks=all producer, <channel>.dlq topics)",
     capabilities=CAPABILITIES,
     binding="kafka",
+)
+
+#: The plugin (the ``kafka`` entry point of the ``eventwire`` group).
+plugin = BackendPlugin(
+    BACKEND_INFO,
+    "eventwire_kafka._backend:KafkaBackend",
+    "eventwire_kafka._asyncapi:asyncapi_protocol",
 )

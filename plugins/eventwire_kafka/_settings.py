@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+from eventwire import backendkit
 from eventwire.backendkit import (
     ByteSize,
     CredentialOptions,
@@ -122,7 +123,11 @@ class KafkaSettings(CredentialOptions, TlsOptions):
                 f"{where!r} has a path; a kafka URL is kafka://host:9092[,host2:9092]"
                 "[?option=value]"
             )
-        hosts = tuple(_address(item, where) for item in location.hosts if item.strip())
+        hosts = tuple(
+            backendkit.join_host(*backendkit.address(item, DEFAULT_PORT, repr(where)))
+            for item in location.hosts
+            if item.strip()
+        )
         if not hosts:
             raise InvalidURLError(
                 f"{where!r} names no broker; write kafka://host:9092 (several: "
@@ -198,18 +203,3 @@ class KafkaSettings(CredentialOptions, TlsOptions):
     @property
     def uses_sasl(self) -> bool:
         return bool(self.security_protocol and self.security_protocol.startswith("SASL_"))
-
-
-def _address(item: str, where: str) -> str:
-    """``host:port`` of one broker address (``[v6]:port`` kept bracketed), port defaulted."""
-    item = item.strip()
-    if item.startswith("["):
-        host, _, port = item[1:].partition("]")
-        host, port = f"[{host}]", port.removeprefix(":")
-    elif item.count(":") == 1:
-        host, port = item.split(":")
-    else:
-        host, port = item, ""
-    if not host or (port and not port.isdigit()) or (port and not 0 < int(port) < 65536):
-        raise InvalidURLError(f"{where!r} has an invalid broker address {item!r}; write host:port")
-    return f"{host}:{port or DEFAULT_PORT}"

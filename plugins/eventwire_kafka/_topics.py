@@ -8,13 +8,14 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 from eventwire._naming import check_name
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import BackendUnavailableError, ConfigurationError
 
-__all__ = ["MAX_TOPIC_LENGTH", "TopicManager", "check_topic"]
+__all__ = ["MAX_TOPIC_LENGTH", "TopicManager", "check_topic", "read_topic"]
 
 log = logging.getLogger("eventwire.kafka")
 
@@ -171,3 +172,51 @@ class TopicManager:
                     if entry[0] == "max.message.bytes" and entry[1] is not None:
                         limits[name] = int(entry[1])
         return limits
+
+    async def partitions(self, channel: str) -> list[int]:
+        """The partitions of topic `channel` (none if it does not exist)."""
+        metadata = await self._admin.describe_topics([channel])
+        return [
+            p["partition"]
+            for t in metadata
+            if t["topic"] == channel and not t["error_code"]
+            for p in t["partitions"]
+        ]
+
+
+async def read_topic(
+    consumer: Any,
+    channel: str,
+    partitions: list[int],
+    limit: int,
+    timeout: float,
+    connect_timeout: float,
+) -> list[Any]:
+    """Every record of `channel` up to its end offsets now, `limit` per partition."""
+    records: list[Any] = []
+    await asyncio.wait_for(consumer.start(), connect_timeout)
+    tps = [TopicPartition(channel, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    ends = await consumer.end_offsets(tps)
+    starts = await consumer.beginning_offsets(tps)
+    wanted = {tp for tp in tps if ends[tp] > starts[tp]}
+    if wanted:
+        await consumer.seek_to_beginning(*wanted)
+    taken = dict.fromkeys(wanted, 0)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while wanted and loop.time() < deadline:
+        batches = await consumer.getmany(*wanted, timeout_ms=200, max_records=limit)
+        for tp, items in batches.items():
+            for record in items:
+                if tp in wanted and record.offset < ends[tp]:
+                    records.append(record)
+                    taken[tp] += 1
+            if tp in wanted and (
+                taken[tp] >= limit or (items and items[-1].offset >= ends[tp] - 1)
+            ):
+                wanted.discard(tp)
+        for tp in list(wanted):
+            if await consumer.position(tp) >= ends[tp]:
+                wanted.discard(tp)
+    return records

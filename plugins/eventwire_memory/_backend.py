@@ -143,13 +143,11 @@ class MemoryBackend(BaseBackend[MemorySettings]):
         return subscription
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
-        self.check_connected()
         self.check_channel(channel)
         return self.broker.browse(channel, limit)
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Forget `group` on `channel` (its positions); members still joined keep theirs."""
-        self.check_connected()
         self.check_channel(channel)
         self.broker.delete_group(channel, group)
 
@@ -167,6 +165,5 @@ class MemoryBackend(BaseBackend[MemorySettings]):
 
     async def purge_channel(self, channel: str) -> int:
         """Remove the channel's retained messages (`eventwire.backend.ChannelPurger`)."""
-        self.check_connected()
         self.check_channel(channel)
         return self.broker.purge_channel(channel)

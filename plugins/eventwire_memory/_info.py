@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from eventwire.asyncapi import AsyncAPIProtocol
-from eventwire.backend import Backend, BackendInfo, Capabilities
+from eventwire.backend import BackendInfo, Capabilities
+from eventwire.backendkit import BackendPlugin
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME", "asyncapi_protocol"]
+__all__ = ["ASYNCAPI", "BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME", "plugin"]
 
 SCHEME = "memory"
 #: The largest message (body, key, header names and values) the memory backend stores.
@@ -36,10 +37,12 @@ BACKEND_INFO = BackendInfo(
 )
 
 
-def asyncapi_protocol(backend: Backend) -> AsyncAPIProtocol:
-    """How the memory backend appears in AsyncAPI: its own protocol name, no bindings."""
-    return AsyncAPIProtocol(
-        "memory",
-        description="eventwire's embedded in-memory broker (inside the process; no network)",
-        server_extensions={"x-eventwire-embedded": True},
-    )
+#: How the memory backend appears in AsyncAPI: its own protocol name, no bindings.
+ASYNCAPI = AsyncAPIProtocol(
+    "memory",
+    description="eventwire's embedded in-memory broker (inside the process; no network)",
+    server_extensions=MappingProxyType({"x-eventwire-embedded": True}),
+)
+
+#: The plugin (the ``memory`` entry point of the ``eventwire`` group).
+plugin = BackendPlugin(BACKEND_INFO, "eventwire_memory._backend:MemoryBackend", ASYNCAPI)

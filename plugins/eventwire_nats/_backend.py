@@ -233,7 +233,6 @@ class NatsBackend(BaseBackend[NatsSettings]):
         of its groups expire with the lease bucket's ``max_age``); ``False`` if none."""
         from nats.js.errors import NotFoundError
 
-        self.check_connected()
         self.check_channel(channel)
         self.topology.forget(channel)
         with self.map_errors(f"delete {channel!r}"):
@@ -246,7 +245,6 @@ class NatsBackend(BaseBackend[NatsSettings]):
         """Purge the channel's stream (`eventwire.backend.ChannelPurger`): JetStream's
         ``STREAM.PURGE`` drops every message, keeps the stream and its consumers, and answers
         how many it removed; ``0`` if there is no stream."""
-        self.check_connected()
         self.check_channel(channel)
         subject = f"$JS.API.STREAM.PURGE.{stream_name(channel)}"
         with self.map_errors(f"purge {channel!r}"):
@@ -287,7 +285,6 @@ class NatsBackend(BaseBackend[NatsSettings]):
         """Delete `group`'s durable consumers on `channel` (one per shard)."""
         from nats.js.errors import NotFoundError
 
-        self.check_connected()
         self.check_channel(channel)
         with self.map_errors(f"delete group {group!r} of {channel!r}"):
             topology = await self.topology.channel(channel, create=False)
@@ -306,14 +303,23 @@ class NatsBackend(BaseBackend[NatsSettings]):
             assert topology is not None
             kv = await self.topology.lease_bucket()
             await self.topology.consumers(topology, spec)
-        subscription = NatsSubscription(self, spec, topology, handler, kv)
+        subscription = NatsSubscription(
+            spec,
+            handler,
+            topology,
+            kv,
+            settings=self.settings,
+            nc=self.nc,
+            js=self.js,
+            send=self.publisher.send,
+            lease_ttl=self.topology.lease_ttl,
+        )
         self.track(subscription)
         with self.map_errors(f"subscribe to {spec.channel!r}"):
             await subscription.start()
         return subscription
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
-        self.check_connected()
         self.check_channel(channel)
         if limit <= 0:
             return []

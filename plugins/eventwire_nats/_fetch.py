@@ -25,18 +25,44 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-from eventwire.backend import Origin, WireMessage
-from eventwire.backendkit import Shard, ShardState
+from eventwire.backend import Inbound, Origin, SubscriptionSpec, WireMessage
+from eventwire.backendkit import Shard, ShardCoordinator, ShardState, wait_event
 
-from eventwire_nats._topology import durable_name
+from eventwire_nats._settings import NatsSettings
+from eventwire_nats._topology import ChannelTopology, durable_name
 from eventwire_nats._wire import MSG_ID, decode_headers, reply_metadata, reply_origin
 
-if TYPE_CHECKING:
-    from eventwire_nats._subscription import NatsSubscription
 
-__all__ = ["NAK", "NatsInbound", "ShardFetch", "wait"]
+class Member(Protocol):
+    """What a fetch needs of its group member (`eventwire_nats.NatsSubscription`)."""
+
+    spec: SubscriptionSpec
+    settings: NatsSettings
+    coordinator: ShardCoordinator
+    topology: ChannelTopology
+    nc: Any
+    js: Any
+    #: Seconds before a lease's expiry after which no pull request may run any more.
+    margin: float
+    pull_expires: float
+
+    @property
+    def running(self) -> bool: ...
+    @property
+    def accepting(self) -> bool: ...
+    def share(self) -> int: ...
+    def track_delivery(self, delivery: NatsInbound) -> None: ...
+    def forget(self, delivery: NatsInbound) -> bool: ...
+    async def settle(self, delivery: NatsInbound) -> None: ...
+    async def deliver(self, inbound: Inbound) -> bool: ...
+    @property
+    def send(self) -> Callable[[str, bytes], Awaitable[None]]: ...
+
+
+__all__ = ["NAK", "Member", "NatsInbound", "ShardFetch"]
 
 log = logging.getLogger("eventwire.nats")
 
@@ -99,7 +125,7 @@ class NatsInbound:
 class ShardFetch:
     """One member reading one shard in one lease epoch (see the module docstring)."""
 
-    def __init__(self, member: NatsSubscription, shard: Shard) -> None:
+    def __init__(self, member: Member, shard: Shard) -> None:
         self.member = member
         self.shard = shard
         self.epoch = shard.epoch
@@ -142,7 +168,9 @@ class ShardFetch:
                     await self._check_barrier()
                 await self._request()
                 self.wake.clear()
-                await wait(self.wake, 0.1 if self.barrier is not None else member.pull_expires / 2)
+                await wait_event(
+                    self.wake, 0.1 if self.barrier is not None else member.pull_expires / 2
+                )
             await self._end()
 
     async def _begin(self) -> None:
@@ -201,7 +229,7 @@ class ShardFetch:
         member = self.member
         while self.outstanding > 0 and time.monotonic() < self.deadline and member.accepting:
             self.wake.clear()
-            await wait(self.wake, 0.05)
+            await wait_event(self.wake, 0.05)
         sub, self.sub = self.sub, None
         if sub is not None:
             # Not sub.drain(): it flushes, and a flush cancelled half-way breaks nats-py's
@@ -249,11 +277,3 @@ class ShardFetch:
         delivery.handed = True
         self.handed += 1
         await self.member.deliver(delivery)
-
-
-async def wait(event: asyncio.Event, timeout: float) -> None:
-    """Wait until `event` is set, at most `timeout` seconds (asyncio.timeout, not wait_for:
-    on Python 3.11, wait_for loses a cancellation that arrives as the event is set)."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            await event.wait()

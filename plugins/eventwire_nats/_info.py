@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from eventwire.backend import BackendInfo, Capabilities
+from eventwire.backendkit import BackendPlugin
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "DEFAULT_MAX_PAYLOAD", "SCHEMES"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "DEFAULT_MAX_PAYLOAD", "SCHEMES", "plugin"]
 
 SCHEMES = ("nats",)
 
@@ -21,4 +22,12 @@ BACKEND_INFO = BackendInfo(
     "consumers per group and shard, leases in a key-value bucket (FastStream + nats-py)",
     capabilities=CAPABILITIES,
     binding="nats",
+)
+
+#: The plugin (the ``nats`` entry point of the ``eventwire`` group).
+plugin = BackendPlugin(
+    BACKEND_INFO,
+    "eventwire_nats._backend:NatsBackend",
+    "eventwire_nats._asyncapi:asyncapi_protocol",
+    idempotency_store="eventwire_nats._idempotency:NatsIdempotencyStore",
 )

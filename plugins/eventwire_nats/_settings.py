@@ -12,6 +12,7 @@ import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from eventwire import backendkit
 from eventwire.backendkit import CredentialOptions, Location, Seconds, TlsOptions, option
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
@@ -198,12 +199,4 @@ def _address(entry: str, where: str) -> str:
             f"put credentials once, before the first host (nats://user:pass@h1,h2), or in the "
             f"options username/password/token, not in a server address of {where}"
         )
-    try:
-        parts = urlsplit(f"//{entry}")
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidURLError(f"server address {entry!r} in {where} has an invalid port") from exc
-    if not parts.hostname or parts.path:
-        raise InvalidURLError(f"server address {entry!r} in {where} is not host[:port]")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"nats://{host}:{port or DEFAULT_PORT}"
+    return "nats://" + backendkit.join_host(*backendkit.address(entry, DEFAULT_PORT, where))

@@ -25,17 +25,16 @@ import contextlib
 import math
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec
-from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState
+from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState, wait_event
 
-from eventwire_nats._fetch import NAK, NatsInbound, ShardFetch, wait
+from eventwire_nats._fetch import NAK, NatsInbound, ShardFetch
 from eventwire_nats._leases import NatsLeaseStore
+from eventwire_nats._settings import NatsSettings
 from eventwire_nats._topology import ChannelTopology, group_token
-
-if TYPE_CHECKING:
-    from eventwire_nats._backend import NatsBackend
 
 __all__ = ["NatsInbound", "NatsSubscription"]
 
@@ -50,28 +49,32 @@ class NatsSubscription(BaseSubscription):
 
     def __init__(
         self,
-        backend: NatsBackend,
         spec: SubscriptionSpec,
-        topology: ChannelTopology,
         handler: MessageHandler,
+        topology: ChannelTopology,
         kv: Any,
+        *,
+        settings: NatsSettings,
+        nc: Any,
+        js: Any,
+        send: Callable[[str, bytes], Awaitable[None]],
+        lease_ttl: float,
     ) -> None:
         super().__init__(spec, handler)
         self.topology = topology
-        self.settings = backend.settings
-        self.nc, self.js = backend.nc, backend.js
-        self.send = backend.publisher.send
+        self.settings = settings
+        self.nc, self.js = nc, js
+        self.send = send
         consumer = "".join(c if c.isalnum() or c in "-_" else "-" for c in spec.member_prefix)
         self.member_id = f"{consumer[:60]}-{uuid.uuid4().hex[:8]}"
         token = group_token(topology.stream, spec.group)
-        self.store = NatsLeaseStore(backend.js, kv, backend.nc, self.settings.lease_bucket, token)
-        ttl = backend.topology.lease_ttl
+        self.store = NatsLeaseStore(js, kv, nc, settings.lease_bucket, token)
         self.coordinator = ShardCoordinator(
-            self.store, self.member_id, topology.shards, ttl=ttl, scrub=self.settings.scrub
+            self.store, self.member_id, topology.shards, ttl=lease_ttl, scrub=self.settings.scrub
         )
         #: A lease is read from until this long before the coordinator stops trusting it.
-        self.margin = 0.4 * ttl
-        self.pull_expires = min(1.0, max(0.2, 0.2 * ttl))
+        self.margin = 0.4 * lease_ttl
+        self.pull_expires = min(1.0, max(0.2, 0.2 * lease_ttl))
         self._fetches: dict[int, tuple[ShardFetch, asyncio.Task[None]]] = {}
         #: Unsettled deliveries, oldest sign of life first (for the progress signals).
         self._unsettled: dict[NatsInbound, None] = {}
@@ -94,7 +97,7 @@ class NatsSubscription(BaseSubscription):
         self.spawn(self.coordinator.run(), "leases")
         self.spawn(self._watch(), "shards")
         self.spawn(self._keep_alive(), "progress")
-        await wait(self.coordinator.balanced, SETTLE_TIMEOUT)
+        await wait_event(self.coordinator.balanced, SETTLE_TIMEOUT)
 
     async def _signal(self, msg: Any) -> None:
         if msg.data.decode(errors="replace") != self.member_id:
@@ -145,7 +148,7 @@ class NatsSubscription(BaseSubscription):
                     self._fetches[shard.index] = (fetch, task)
             for fetch, _ in self._fetches.values():
                 fetch.wake.set()
-            await wait(changed, self.coordinator.interval)
+            await wait_event(changed, self.coordinator.interval)
 
     async def _fetch(self, fetch: ShardFetch) -> None:
         try:

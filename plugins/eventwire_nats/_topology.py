@@ -22,6 +22,7 @@ import zlib
 from typing import Any
 
 from eventwire.backend import SubscriptionSpec
+from eventwire.backendkit import Memo
 from eventwire.errors import ConfigurationError
 
 from eventwire_nats._settings import NatsSettings
@@ -90,28 +91,19 @@ class Topology:
         self.settings = settings
         #: The lease bucket's ``max_age``: how long a lease lives (see `lease_bucket`).
         self.lease_ttl = settings.lease_ttl
-        self._channels: dict[str, ChannelTopology] = {}
-        self._pending: dict[str, asyncio.Task[ChannelTopology | None]] = {}
+        self._channels: Memo[str, ChannelTopology | None] = Memo()
         self._kv: Any = None
         self._kv_lock = asyncio.Lock()
 
     def forget(self, channel: str) -> None:
         """Look the channel's stream up again next time (it was deleted)."""
-        self._channels.pop(channel, None)
+        self._channels.forget(channel)
 
     async def channel(self, channel: str, *, create: bool = True) -> ChannelTopology | None:
         """The stream of `channel` (created if needed and `create`); one lookup at a time."""
-        found = self._channels.get(channel)
-        if found is not None:
-            return found
-        pending = self._pending.get(channel)
-        if pending is None:
-            pending = self._pending[channel] = asyncio.ensure_future(self._stream(channel, create))
-            pending.add_done_callback(lambda _: self._pending.pop(channel, None))
-        found = await asyncio.shield(pending)
-        if found is not None:
-            self._channels[channel] = found
-        return found
+        return await self._channels.get(
+            channel, lambda: self._stream(channel, create), keep=lambda found: found is not None
+        )
 
     async def _stream(self, channel: str, create: bool) -> ChannelTopology | None:
         from nats.js import api

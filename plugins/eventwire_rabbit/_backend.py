@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
 import aiormq
@@ -25,11 +25,11 @@ from faststream.rabbit.security import RabbitExternalAuth
 from faststream.security import BaseSecurity
 
 from eventwire_rabbit._consumer import RabbitSubscription
-from eventwire_rabbit._groups import Groups, close_channel
+from eventwire_rabbit._groups import Groups
 from eventwire_rabbit._history import scan
 from eventwire_rabbit._info import CAPABILITIES
 from eventwire_rabbit._settings import RabbitSettings
-from eventwire_rabbit._topology import history_queue
+from eventwire_rabbit._topology import close_channel, history_queue
 from eventwire_rabbit._wire import from_delivery, properties, routing_key
 
 __all__ = ["RabbitBackend"]
@@ -162,10 +162,15 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
                 self._publisher = channel
             return channel
 
-    async def scratch(self) -> aiormq.abc.AbstractChannel:
-        """A fresh channel for declarations (a failed one closes the channel)."""
+    @contextlib.asynccontextmanager
+    async def scratch(self) -> AsyncIterator[aiormq.abc.AbstractChannel]:
+        """A fresh channel for declarations (a failed one closes the channel), closed after."""
         amqp = await self.amqp(self.settings.publish_timeout)
-        return await amqp.channel()
+        channel = await amqp.channel()
+        try:
+            yield channel
+        finally:
+            await close_channel(channel)
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -225,7 +230,6 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Delete `group`'s hash exchange and shard queues on `channel`."""
-        self.check_connected()
         self.check_channel(channel)
         with self.map_errors(f"delete group {group!r} of {channel!r}"):
             await self._groups.delete_group(channel, group)
@@ -241,7 +245,6 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             return await self._groups.lag(channel, group)
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
-        self.check_connected()
         self.check_channel(channel)
         found: list[WireMessage] = []
         if limit <= 0:
@@ -266,7 +269,6 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         topology (`eventwire.backend.ChannelPurger`): a stream cannot drop entries. Returns
         how many messages the stream held when read just before (``0`` without a stream).
         Messages routed to the channel while the stream is briefly absent are not kept."""
-        self.check_connected()
         self.check_channel(channel)
         count = 0
 
@@ -284,11 +286,8 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
                 await scan(amqp, publisher, stream, "first", visit, timeout=timeout)
             except aiormq.exceptions.ChannelNotFoundEntity:
                 return 0
-            scratch = await self.scratch()
-            try:
+            async with self.scratch() as scratch:
                 await asyncio.wait_for(scratch.queue_delete(stream), timeout)
-            finally:
-                await close_channel(scratch)
             self._groups.forget(channel)
             await self._groups.ensure_channel(channel)
         return count

@@ -24,7 +24,7 @@ import logging
 import math
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -32,13 +32,10 @@ from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMess
 from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState, SubscriptionState
 from pamqp.commands import Basic
 
-from eventwire_rabbit._leases import Membership, RabbitLeaseStore, close_quietly
+from eventwire_rabbit._leases import Membership, RabbitLeaseStore
 from eventwire_rabbit._settings import RabbitSettings
-from eventwire_rabbit._topology import shard_queue
+from eventwire_rabbit._topology import Connection, close_channel, shard_queue
 from eventwire_rabbit._wire import delivery_count, from_delivery, origin_of
-
-if TYPE_CHECKING:
-    from eventwire_rabbit._backend import RabbitBackend
 
 __all__ = ["RabbitInbound", "RabbitSubscription"]
 
@@ -125,7 +122,7 @@ class _Shard:
             await channel.basic_consume(self.queue, self._on_message)
         except BaseException:
             self.state = "closed"
-            await close_quietly(channel)
+            await close_channel(channel)
             raise
         channel.closing.add_done_callback(self._on_closed)
 
@@ -206,7 +203,7 @@ class _Shard:
         if self.channel is not None and not self.channel.is_closed and not self.sub.aborted:
             await self.flush()
         self.state = "closed"
-        await close_quietly(self.channel)
+        await close_channel(self.channel)
 
 
 class RabbitSubscription(BaseSubscription):
@@ -214,7 +211,7 @@ class RabbitSubscription(BaseSubscription):
 
     def __init__(
         self,
-        backend: RabbitBackend,
+        backend: Connection,
         settings: RabbitSettings,
         spec: SubscriptionSpec,
         handler: MessageHandler,
@@ -227,7 +224,7 @@ class RabbitSubscription(BaseSubscription):
         self.shards: dict[int, _Shard] = {}
         self.membership = Membership(self)
         self.store = RabbitLeaseStore(self)
-        self.coordinator = ShardCoordinator(
+        self.coordinator: ShardCoordinator = ShardCoordinator(
             self.store,
             self.member_id,
             settings.shards,

@@ -10,10 +10,9 @@ group exchange is bound, catching up in rounds until a round is short.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -28,6 +27,7 @@ from eventwire.errors import (
 
 from eventwire_rabbit._history import scan
 from eventwire_rabbit._topology import (
+    Connection,
     declare_channel,
     declare_hash_exchange,
     declare_shards,
@@ -37,10 +37,7 @@ from eventwire_rabbit._topology import (
     shard_queue,
 )
 
-if TYPE_CHECKING:
-    from eventwire_rabbit._backend import RabbitBackend
-
-__all__ = ["Groups", "close_channel"]
+__all__ = ["Groups"]
 
 #: A from_beginning copy stops catching up once a round copies fewer messages than this.
 _CATCH_UP = 50
@@ -49,7 +46,7 @@ _CATCH_UP = 50
 class Groups:
     """The channels and groups one backend has declared (each once, concurrent callers wait)."""
 
-    def __init__(self, backend: RabbitBackend) -> None:
+    def __init__(self, backend: Connection) -> None:
         self._backend = backend
         self._settings = backend.settings
         self._declared: dict[str, asyncio.Future[None]] = {}
@@ -72,11 +69,8 @@ class Groups:
             known = asyncio.get_running_loop().create_future()
             self._declared[channel] = known
             try:
-                scratch = await self._backend.scratch()
-                try:
+                async with self._backend.scratch() as scratch:
                     await declare_channel(scratch, self._settings, channel)
-                finally:
-                    await close_channel(scratch)
             except BaseException as exc:
                 self._declared.pop(channel, None)
                 known.set_exception(self._topology_error(exc, channel))
@@ -106,17 +100,15 @@ class Groups:
 
     async def _exists(self, name: str, *, queue: bool = False) -> bool:
         """Whether the exchange (or, with `queue`, the queue) `name` exists."""
-        scratch = await self._backend.scratch()
-        try:
-            if queue:
-                await scratch.queue_declare(name, passive=True)
-            else:
-                await scratch.exchange_declare(name, passive=True)
-            return True
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
-        finally:
-            await close_channel(scratch)
+        async with self._backend.scratch() as scratch:
+            try:
+                if queue:
+                    await scratch.queue_declare(name, passive=True)
+                else:
+                    await scratch.exchange_declare(name, passive=True)
+                return True
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return False
 
     async def ensure_group(self, spec: SubscriptionSpec) -> None:
         """Create the group's shards and hash exchange once (and fill them from history for
@@ -129,8 +121,7 @@ class Groups:
             if await self._exists(name):
                 await self._check_group(channel, group)
                 return
-            lock = await self._backend.scratch()
-            try:
+            async with self._backend.scratch() as lock:
                 try:
                     await lock.queue_declare(
                         init_lock_queue(channel, group), exclusive=True, auto_delete=True
@@ -141,8 +132,6 @@ class Groups:
                 if await self._exists(name):
                     return
                 await self._create_group(spec)
-            finally:
-                await close_channel(lock)
         except EventwireError:
             raise
         except Exception as exc:
@@ -150,27 +139,22 @@ class Groups:
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Delete `group`'s hash exchange and shard queues on `channel`."""
-        scratch = await self._backend.scratch()
-        try:
+        async with self._backend.scratch() as scratch:
             await scratch.exchange_delete(group_exchange(channel, group))
             for shard in range(self._settings.shards):
                 await scratch.queue_delete(shard_queue(channel, group, shard))
-        finally:
-            await close_channel(scratch)
 
     async def lag(self, channel: str, group: str) -> int | None:
         """The ready messages of `group`'s shard queues; ``None`` if it has none."""
         total: int | None = None
         for shard in range(self._settings.shards):
-            scratch = await self._backend.scratch()
             try:
-                declared = await scratch.queue_declare(
-                    shard_queue(channel, group, shard), passive=True
-                )
+                async with self._backend.scratch() as scratch:
+                    declared = await scratch.queue_declare(
+                        shard_queue(channel, group, shard), passive=True
+                    )
             except aiormq.exceptions.ChannelNotFoundEntity:
                 continue
-            finally:
-                await close_channel(scratch)
             total = (total or 0) + int(declared.message_count or 0)
         return total
 
@@ -198,8 +182,7 @@ class Groups:
     async def _create_group(self, spec: SubscriptionSpec) -> None:
         channel, group = spec.channel, spec.group
         settings = self._settings
-        scratch = await self._backend.scratch()
-        try:
+        async with self._backend.scratch() as scratch:
             shards = await declare_shards(scratch, settings, channel, group)
             copy = spec.from_beginning and (settings.history or channel.endswith(".dlq"))
             start: int | str = "first"
@@ -219,8 +202,6 @@ class Groups:
                 # in the shards twice: at-least-once).
                 await self._copy_history(channel, temp, start)
                 await scratch.exchange_delete(temp)
-        finally:
-            await close_channel(scratch)
 
     async def _copy_history(
         self, channel: str, target: str, start: int | str
@@ -268,13 +249,6 @@ class Groups:
             end = None
         await _confirmed(window)
         return copied, (end if end is not None else start)
-
-
-async def close_channel(channel: aiormq.abc.AbstractChannel) -> None:
-    """Close `channel` if it is open, ignoring trouble (it is going away either way)."""
-    if not channel.is_closed:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(channel.close(), 5)
 
 
 async def _confirmed(window: list[asyncio.Future[Any]]) -> None:

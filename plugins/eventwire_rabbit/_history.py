@@ -9,7 +9,6 @@ every reader and never reach a group (they are not routed through the channel ex
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +16,7 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
+from eventwire_rabbit._topology import close_channel
 from eventwire_rabbit._wire import MARKER_HEADER
 
 __all__ = ["Visitor", "scan"]
@@ -79,5 +79,4 @@ async def scan(
             if await visit(message):
                 return None
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(channel.close(), 5)
+        await close_channel(channel)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from eventwire.backend import BackendInfo, Capabilities
+from eventwire.backendkit import BackendPlugin
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES", "plugin"]
 
 SCHEMES = (
     "amqp",
@@ -23,4 +24,11 @@ BACKEND_INFO = BackendInfo(
     "channels): quorum-queue shards with single active consumer, history streams",
     capabilities=CAPABILITIES,
     binding="amqp",
+)
+
+#: The plugin (the ``rabbit`` entry point of the ``eventwire`` group).
+plugin = BackendPlugin(
+    BACKEND_INFO,
+    "eventwire_rabbit._backend:RabbitBackend",
+    "eventwire_rabbit._asyncapi:asyncapi_protocol",
 )

@@ -6,8 +6,9 @@ import dataclasses
 import re
 import ssl
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from eventwire import backendkit
 from eventwire.backendkit import (
     ByteSize,
     CredentialOptions,
@@ -120,13 +121,11 @@ class RabbitSettings(CredentialOptions, TlsOptions):
                 f"{safe!r} names {'no' if not location.hosts else 'more than one'} host; write "
                 "e.g. amqp://user:password@localhost:5672/vhost"
             )
-        address = urlsplit(f"//{location.hosts[0]}")
-        if not address.hostname:
-            raise InvalidURLError(f"{safe!r} names no host; write e.g. amqp://localhost:5672/")
+        host, port = backendkit.address(location.hosts[0], 0, repr(safe))
         values: dict[str, Any] = {
             "scheme": location.scheme,
-            "host": address.hostname,
-            "port": address.port or 0,
+            "host": host,
+            "port": port,
             "vhost": location.path.removeprefix("/") or "/",
         }
         if location.username:

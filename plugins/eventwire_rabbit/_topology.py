@@ -17,15 +17,19 @@ derived here with ``:`` cannot collide with a channel's own exchange.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Protocol
 
 import aiormq
+from eventwire.backendkit import quietly
 
 from eventwire_rabbit._settings import RabbitSettings
 
 __all__ = [
     "HASH_WEIGHT",
     "MEMBERS_EXCHANGE",
+    "Connection",
+    "close_channel",
     "group_exchange",
     "history_queue",
     "init_lock_queue",
@@ -35,6 +39,18 @@ __all__ = [
 ]
 
 MEMBERS_EXCHANGE = "eventwire:members"
+
+
+class Connection(Protocol):
+    """What the group and member code needs of the backend (`RabbitBackend`)."""
+
+    @property
+    def settings(self) -> RabbitSettings: ...
+    async def amqp(self, timeout: float | None = None) -> aiormq.abc.AbstractConnection: ...
+    async def publisher_channel(self, deadline: float) -> aiormq.Channel: ...
+    def scratch(self) -> contextlib.AbstractAsyncContextManager[aiormq.abc.AbstractChannel]: ...
+
+
 #: Points on the consistent-hash ring per shard (1 point per shard spreads keys unevenly).
 HASH_WEIGHT = "16"
 
@@ -118,3 +134,9 @@ async def declare_hash_exchange(
     )
     for queue in shards:
         await amqp.queue_bind(queue, name, routing_key=HASH_WEIGHT)
+
+
+async def close_channel(channel: aiormq.abc.AbstractChannel | None) -> None:
+    """Close `channel` if it is open, ignoring trouble (it is going away either way)."""
+    if channel is not None and not channel.is_closed:
+        await quietly(channel.close(), "rabbit channel close")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, describe_tls_failure
+from eventwire.backendkit import BaseBackend, Memo, describe_tls_failure, quietly
 from eventwire.deadletter import DLQ_SUFFIX
 from eventwire.errors import BackendUnavailableError, PublishError
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
@@ -122,11 +122,11 @@ async def connect_client(
             info = await client.info("server")
     except Exception as exc:  # also e.g. an unreadable TLS certificate file
         if client is not None:
-            await _quietly(client.aclose())
+            await quietly(client.aclose(), "redis disconnect")
         raise BackendUnavailableError(what + describe_connect_error(settings, exc)) from exc
     version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
     if version < minimum:
-        await _quietly(client.aclose())
+        await quietly(client.aclose(), "redis disconnect")
         raise BackendUnavailableError(
             f"{what}redis at {settings.url} runs {info.get('redis_version')}; eventwire needs "
             f"Redis {'.'.join(map(str, minimum))} or newer (XAUTOCLAIM, consumer group lag)"
@@ -154,7 +154,7 @@ class RedisBackend(BaseBackend[RedisSettings]):
         self._client: Redis | None = None
         self._scripts: Scripts | None = None
         self._publisher: Publisher | None = None
-        self._channels: dict[str, asyncio.Future[ChannelKeys]] = {}
+        self._channels: Memo[str, ChannelKeys] = Memo()
         #: Events retention trimmed before a group settled them (each one also logged).
         self.trimmed_entries = 0
 
@@ -196,7 +196,7 @@ class RedisBackend(BaseBackend[RedisSettings]):
         """Crash: drop the connections; no ack, no lease release (members' leases expire
         after ``lease_ttl`` and survivors take the shards and their pending entries)."""
         if self._client is not None:
-            await _quietly(self._client.connection_pool.disconnect())
+            await quietly(self._client.connection_pool.disconnect(), "redis disconnect")
         await self._disconnect(0)
 
     async def _disconnect(self, patience: float) -> None:
@@ -205,9 +205,9 @@ class RedisBackend(BaseBackend[RedisSettings]):
         broker, client = self._broker, self._client
         self._broker = self._client = self._scripts = self._publisher = None
         if broker is not None:
-            await _quietly(broker.stop())
+            await quietly(broker.stop(), "redis disconnect")
         elif client is not None:
-            await _quietly(client.aclose())
+            await quietly(client.aclose(), "redis disconnect")
 
     async def _retrying(self, call: Callable[[], Awaitable[Any]], what: str) -> Any:
         return await retrying(call, what, self.settings.reconnect_timeout, self.settings.scrub)
@@ -217,15 +217,7 @@ class RedisBackend(BaseBackend[RedisSettings]):
     async def channel_keys(self, channel: str) -> ChannelKeys:
         """The keys of `channel`; the first use fixes its shard count on the server (the
         calls made meanwhile wait for the same answer)."""
-        known = self._channels.get(channel)
-        if known is None:
-            known = self._channels[channel] = asyncio.ensure_future(self._resolve(channel))
-        try:
-            return await asyncio.shield(known)
-        except Exception:
-            if self._channels.get(channel) is known:  # ask again next time
-                del self._channels[channel]
-            raise
+        return await self._channels.get(channel, lambda: self._resolve(channel))
 
     async def _resolve(self, channel: str) -> ChannelKeys:
         client = self.client
@@ -293,7 +285,6 @@ class RedisBackend(BaseBackend[RedisSettings]):
     async def delete_group(self, channel: str, group: str) -> None:
         """Destroy `group`'s consumer group on every shard stream of `channel`, with its
         membership, lease and generation keys."""
-        self.check_connected()
         self.check_channel(channel)
         client = self.client
         keys = await self.channel_keys(channel)
@@ -351,9 +342,8 @@ class RedisBackend(BaseBackend[RedisSettings]):
     async def delete_channel(self, channel: str) -> bool:
         """Delete every key of `channel` (streams, meta, members, leases, counters);
         ``False`` if it had none. The dead-letter channel is deleted by its own name."""
-        self.check_connected()
         self.check_channel(channel)
-        self._channels.pop(channel, None)
+        self._channels.forget(channel)
         client = self.client
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", f"{self.settings.prefix}{channel}") + ":*"
 
@@ -368,7 +358,6 @@ class RedisBackend(BaseBackend[RedisSettings]):
         """Trim every shard stream of `channel` to nothing (`eventwire.backend.ChannelPurger`):
         ``XTRIM MAXLEN 0`` keeps the streams, their consumer groups and the channel's meta;
         returns how many entries were removed."""
-        self.check_connected()
         self.check_channel(channel)
         client = self.client
         with self.map_errors(f"purge {channel!r}"):
@@ -387,7 +376,6 @@ class RedisBackend(BaseBackend[RedisSettings]):
             return sum(int(n) for n in await self._retrying(trim, "purge"))
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
-        self.check_connected()
         self.check_channel(channel)
         if limit <= 0:
             return []
@@ -413,11 +401,3 @@ class RedisBackend(BaseBackend[RedisSettings]):
 def _id_order(entry_id: bytes) -> tuple[int, int]:
     ms, _, seq = entry_id.partition(b"-")
     return int(ms), int(seq or 0)
-
-
-async def _quietly(awaitable: Awaitable[Any]) -> None:
-    try:
-        async with asyncio.timeout(5):
-            await awaitable
-    except Exception:
-        log.debug("eventwire: error while disconnecting from redis", exc_info=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from eventwire.backend import BackendInfo, Capabilities
+from eventwire.backendkit import BackendPlugin
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES", "plugin"]
 
 SCHEMES = (
     "redis",
@@ -27,4 +28,11 @@ BACKEND_INFO = BackendInfo(
     "take-over (redis-py, connection set up by FastStream)",
     capabilities=CAPABILITIES,
     binding="kafka",
+)
+
+#: The plugin (the ``redis`` entry point of the ``eventwire`` group).
+plugin = BackendPlugin(
+    BACKEND_INFO,
+    "eventwire_redis._backend:RedisBackend",
+    idempotency_store="eventwire_redis._idempotency:RedisIdempotencyStore",
 )

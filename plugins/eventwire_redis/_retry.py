@@ -1,13 +1,12 @@
-"""Retrying while the server is away: which errors mean that, and a call retried until a limit."""
+"""Which redis-py errors mean "the server is not reachable right now", and a call retried
+through them (the kit's `eventwire.backendkit.retrying`)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from eventwire.backendkit import Outage
+from eventwire.backendkit import retrying as _retrying
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -29,18 +28,4 @@ async def retrying(
 ) -> T:
     """Run `call`, retrying while the server is unreachable; after `limit` seconds the last
     error is raised (the caller maps it with ``map_errors``)."""
-    deadline = time.monotonic() + limit
-    outage: Outage | None = None
-    while True:
-        try:
-            result = await call()
-        except RETRYABLE as exc:
-            outage = outage or Outage(f"redis {what}", scrub)
-            delay = outage.failed(exc)
-            if time.monotonic() + delay > deadline:
-                raise
-            await asyncio.sleep(delay)
-            continue
-        if outage is not None:
-            outage.ok()
-        return result
+    return await _retrying(call, f"redis {what}", limit, RETRYABLE, scrub)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
-from urllib.parse import urlsplit
 
+from eventwire import backendkit
 from eventwire.backendkit import (
     ByteSize,
     CredentialOptions,
@@ -60,7 +60,10 @@ class RedisConnection(CredentialOptions, TlsOptions):
                 f"{redact_url(location.raw)!r} names several hosts; the redis backend "
                 "connects to one: write redis://host:6379/0"
             )
-        parts = urlsplit(f"//{location.hosts[0]}" if location.hosts else "//")
+        where = repr(redact_url(location.raw))
+        host, port = (
+            backendkit.address(location.hosts[0], 6379, where) if location.hosts else ("", 6379)
+        )
         db = location.path.strip("/")
         if db and not db.isdigit():
             raise ConfigurationError(
@@ -69,8 +72,8 @@ class RedisConnection(CredentialOptions, TlsOptions):
             )
         values: dict[str, Any] = {
             "scheme": location.scheme,
-            "host": parts.hostname or "127.0.0.1",
-            "port": parts.port or 6379,
+            "host": host or "127.0.0.1",
+            "port": port,
             "username": location.username,
             "password": location.password,
         }

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -31,12 +30,14 @@ from typing import TYPE_CHECKING
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import (
+    AckBatcher,
     BaseSubscription,
     Outage,
     Shard,
     ShardCoordinator,
     ShardState,
     cancel_and_wait,
+    wait_event,
 )
 from redis.exceptions import ResponseError
 
@@ -55,15 +56,11 @@ __all__ = ["RedisInbound", "RedisSubscription"]
 log = logging.getLogger("eventwire.redis")
 
 
-async def wait_event(event: asyncio.Event, timeout: float) -> bool:
-    """Wait until `event` is set or `timeout` passes; True if it was set (``asyncio.timeout``:
-    on Python 3.11 ``wait_for`` can swallow a cancellation that arrives as the event is set)."""
-    try:
-        async with asyncio.timeout(timeout):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True
+def _by_shard(batch: list[tuple[Shard, bytes]]) -> dict[Shard, list[bytes]]:
+    grouped: dict[Shard, list[bytes]] = {}
+    for shard, entry_id in batch:
+        grouped.setdefault(shard, []).append(entry_id)
+    return grouped
 
 
 class RedisInbound:
@@ -148,8 +145,13 @@ class RedisSubscription(BaseSubscription):
         #: Shards whose last read was a full batch (the member is behind): check trimming.
         self._behind: set[int] = set()
         self._count = max(1, min(settings.fetch_count, spec.max_in_flight))
-        self._acks: dict[int, list[bytes]] = {}
-        self._ack_event = asyncio.Event()
+        self._acks: AckBatcher[tuple[Shard, bytes]] = AckBatcher(
+            self._send_acks,
+            self._sent,
+            what=f"redis acknowledgement on {spec.channel}/{spec.group}",
+            scrub=settings.scrub,
+            patience=settings.reconnect_timeout,
+        )
         self._fetch_task: asyncio.Task[None] | None = None
 
     @property
@@ -170,7 +172,7 @@ class RedisSubscription(BaseSubscription):
         await self.coordinator.tick()
         self.spawn(self.coordinator.run(), "coordinator")
         self._fetch_task = self.spawn(self._fetch(), "fetch")
-        self.spawn(self._flush_loop(), "acks")
+        self.spawn(self._acks.run(), "acks")
         await wait_event(self.coordinator.balanced, self._settings.lease_ttl)
 
     async def _stop_fetching(self) -> None:
@@ -180,15 +182,7 @@ class RedisSubscription(BaseSubscription):
 
     async def _flush(self) -> None:
         """Send the last acknowledgements, retried for up to ``reconnect_timeout``."""
-        await self._send_all(Outage("redis final acknowledgement", self._scrub), closing=True)
-        if self._acks:
-            log.warning(
-                "eventwire: %d acknowledgement(s) of %s/%s could not be sent; those events "
-                "will be delivered again",
-                sum(map(len, self._acks.values())),
-                self.spec.channel,
-                self._group,
-            )
+        await self._acks.flush()
 
     async def _release(self) -> None:
         """Give every lease back, leave, and remove this member's consumers."""
@@ -197,14 +191,21 @@ class RedisSubscription(BaseSubscription):
             await self._server.leave()
 
     def _drop(self) -> None:
-        self._acks.clear()
+        self._acks.drop()
 
     # -- acknowledgements -----------------------------------------------------------------
 
     def ack(self, shard: Shard, entry_id: bytes) -> None:
         if self.accepting:
-            self._acks.setdefault(shard.index, []).append(entry_id)
-            self._ack_event.set()
+            self._acks.add((shard, entry_id))
+
+    async def _send_acks(self, batch: list[tuple[Shard, bytes]]) -> None:
+        """``XACK`` a batch: the ids of each shard, in one round trip."""
+        await self._server.ack({s.index: ids for s, ids in _by_shard(batch).items()})
+
+    def _sent(self, batch: list[tuple[Shard, bytes]]) -> None:
+        for shard, ids in _by_shard(batch).items():
+            self._forget(shard, ids)
 
     def _forget(self, shard: Shard, ids: Iterable[bytes]) -> None:
         """`ids` of `shard` are settled for good (or given up): the coordinator may hand the
@@ -213,42 +214,6 @@ class RedisSubscription(BaseSubscription):
         before = len(tracked)
         tracked.difference_update(ids)
         self.coordinator.settled(shard, before - len(tracked))
-
-    async def _send_acks(self) -> None:
-        batch, self._acks = self._acks, {}
-        try:
-            await self._server.ack(batch)
-        except BaseException:
-            for index, ids in batch.items():  # keep them, in order, for the next try
-                self._acks[index] = ids + self._acks.get(index, [])
-            raise
-        for index, ids in batch.items():
-            self._forget(self.coordinator.shards[index], ids)
-
-    async def _flush_loop(self) -> None:
-        outage = Outage(f"redis acknowledgement on {self.spec.channel}/{self._group}", self._scrub)
-        while True:
-            await self._ack_event.wait()
-            self._ack_event.clear()
-            await self._send_all(outage)
-
-    async def _send_all(self, outage: Outage, *, closing: bool = False) -> None:
-        """Send acks until none is left, retrying (when `closing`, for ``reconnect_timeout``)."""
-        deadline = time.monotonic() + self._settings.reconnect_timeout
-        while self._acks and (not closing or time.monotonic() < deadline):
-            try:
-                await self._send_acks()
-                outage.ok()
-            except RETRYABLE as exc:
-                await asyncio.sleep(outage.failed(exc))
-            except ResponseError as exc:
-                log.error(
-                    "eventwire: redis refused an acknowledgement on %s/%s: %s",
-                    self.spec.channel,
-                    self._group,
-                    self._scrub(str(exc)),
-                )
-                await asyncio.sleep(outage.failed(exc))
 
     def _scrub(self, text: str) -> str:
         return self._settings.scrub(text)

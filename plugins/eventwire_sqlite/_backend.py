@@ -133,7 +133,6 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         return subscription
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
-        self.check_connected()
         self.check_channel(channel)
         with self.map_errors(f"browse {channel!r}"):
             return await self._db.run(self._db.browse, channel, limit)
@@ -155,7 +154,6 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
 
     async def purge_channel(self, channel: str) -> int:
         """Remove the channel's retained messages (`eventwire.backend.ChannelPurger`)."""
-        self.check_connected()
         self.check_channel(channel)
         with self.map_errors(f"purge {channel!r}"):
             return await self._db.run(self._db.purge_channel, channel)

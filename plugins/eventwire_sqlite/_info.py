@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from eventwire.asyncapi import AsyncAPIProtocol
-from eventwire.backend import Backend, BackendInfo, Capabilities
+from types import MappingProxyType
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME", "asyncapi_protocol"]
+from eventwire.asyncapi import AsyncAPIProtocol
+from eventwire.backend import BackendInfo, Capabilities
+from eventwire.backendkit import BackendPlugin
+
+__all__ = ["ASYNCAPI", "BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEME", "plugin"]
 
 SCHEME = "sqlite"
 #: The default ``max_message_bytes`` (body, key and headers of one event); SQLite itself
@@ -25,11 +28,18 @@ BACKEND_INFO = BackendInfo(
 )
 
 
-def asyncapi_protocol(backend: Backend) -> AsyncAPIProtocol:
-    """How the sqlite backend appears in AsyncAPI: its own protocol name, no bindings."""
-    return AsyncAPIProtocol(
-        "sqlite",
-        description="eventwire's embedded durable broker: one SQLite file shared by the "
-        "processes of one host",
-        server_extensions={"x-eventwire-embedded": True},
-    )
+#: How the sqlite backend appears in AsyncAPI: its own protocol name, no bindings.
+ASYNCAPI = AsyncAPIProtocol(
+    "sqlite",
+    description="eventwire's embedded durable broker: one SQLite file shared by the "
+    "processes of one host",
+    server_extensions=MappingProxyType({"x-eventwire-embedded": True}),
+)
+
+#: The plugin (the ``sqlite`` entry point of the ``eventwire`` group).
+plugin = BackendPlugin(
+    BACKEND_INFO,
+    "eventwire_sqlite._backend:SqliteBackend",
+    ASYNCAPI,
+    idempotency_store="eventwire_sqlite._idempotency:SqliteIdempotencyStore",
+)

@@ -8,9 +8,9 @@ Three background tasks per member (`BaseSubscription.spawn`):
   shard left pending (delivery count + 1), then reads new messages of its ready shards in
   one transaction that marks them pending; it hands them to the handler one by one (a full
   pipeline blocks it: backpressure) and sleeps ``poll_interval`` when there is nothing;
-- the *ack flusher* deletes the acked entries' pending rows in one transaction per batch,
-  then reports them settled to the coordinator (which gives a draining shard back once its
-  last one is settled).
+- the *ack flusher* (the kit's `AckBatcher`) deletes the acked entries' pending rows in one
+  transaction per batch, then reports them settled to the coordinator (which gives a
+  draining shard back once its last one is settled).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseSubscription, Outage, Shard, ShardCoordinator
+from eventwire.backendkit import AckBatcher, BaseSubscription, Outage, Shard, ShardCoordinator
 
 from eventwire_sqlite._db import Database, Row, SqliteLeaseStore
 
@@ -94,8 +94,12 @@ class SqliteSubscription(BaseSubscription):
             scrub=scrub,
         )
         self._limit = min(settings.fetch_count, spec.max_in_flight)
-        self._acks: list[tuple[Shard, int]] = []
-        self._ack_event = asyncio.Event()
+        self._acks: AckBatcher[tuple[Shard, int]] = AckBatcher(
+            self._send_acks,
+            self._sent,
+            what=f"sqlite acknowledgement on {spec.channel}/{spec.group}",
+            scrub=scrub,
+        )
         self._wake = asyncio.Event()
         self._fetch: asyncio.Task[None] | None = None
         self._turn = 0
@@ -107,7 +111,7 @@ class SqliteSubscription(BaseSubscription):
         """Start the tasks; return once this member holds its share (or ``lease_ttl`` passed)."""
         self.spawn(self.coordinator.run(), "coordinator")
         self._fetch = self.spawn(self._fetch_loop(), "fetch")
-        self.spawn(self._flush_loop(), "acks")
+        self.spawn(self._acks.run(), "acks")
         # another member may still drain a shard of ours: it comes once settled
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.coordinator.balanced.wait(), self._settings.lease_ttl)
@@ -231,36 +235,22 @@ class SqliteSubscription(BaseSubscription):
 
     def ack(self, shard: Shard, seq: int) -> None:
         if self.accepting:
-            self._acks.append((shard, seq))
-            self._ack_event.set()
+            self._acks.add((shard, seq))
 
-    async def _flush_loop(self) -> None:
-        outage = Outage(f"sqlite acks of {self.spec.channel}/{self.spec.group}", self._scrub)
-        while True:
-            await self._ack_event.wait()
-            self._ack_event.clear()
-            try:
-                await self._flush()
-                outage.ok()
-            except sqlite3.Error as exc:
-                self._ack_event.set()
-                await asyncio.sleep(outage.failed(exc))
+    async def _send_acks(self, batch: list[tuple[Shard, int]]) -> None:
+        entries = [(shard.index, seq) for shard, seq in batch]
+        await self._db.run(self._db.ack, self.spec.channel, self.spec.group, entries)
+
+    def _sent(self, batch: list[tuple[Shard, int]]) -> None:
+        for shard, _ in batch:
+            self.coordinator.settled(shard)
 
     async def _flush(self) -> None:
         """Send the acks taken so far (also the last ones, on close)."""
-        while self._acks:
-            batch, self._acks = self._acks, []
-            entries = [(shard.index, seq) for shard, seq in batch]
-            try:
-                await self._db.run(self._db.ack, self.spec.channel, self.spec.group, entries)
-            except BaseException:
-                self._acks[:0] = batch  # keep them, in order, for the next try
-                raise
-            for shard, _ in batch:
-                self.coordinator.settled(shard)
+        await self._acks.flush()
 
     async def _release(self) -> None:
         await self.coordinator.leave()
 
     def _drop(self) -> None:
-        self._acks.clear()
+        self._acks.drop()

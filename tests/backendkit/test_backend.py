@@ -154,7 +154,12 @@ async def test_the_connection_guard_says_what_to_do() -> None:
     backend = FakeBackend()
     with pytest.raises(BusClosedError, match="not connected; call connect"):
         await backend.publish("orders", [])
+    with pytest.raises(BusClosedError, match="not connected; call connect"):
+        backend.check_channel("orders")  # the guard of browse, delete_group, purge...
     await backend.connect()
+    backend.check_channel("orders")
+    with pytest.raises(ConfigurationError):
+        backend.check_channel("bad channel name")
     await backend.close()
     with pytest.raises(BusClosedError, match="is closed; create a new backend"):
         await backend.publish("orders", [])

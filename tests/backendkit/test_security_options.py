@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eventwire.errors import ConfigurationError
@@ -15,7 +16,7 @@ from eventwire_rabbit import RabbitSettings
 from eventwire_redis import RedisSettings
 
 SECRET = "Sh0uld-never-show-4f1e"
-URLS = {
+URLS: dict[str, tuple[Any, str]] = {
     "redis": (RedisSettings, "redis://app@cache:6379/0"),
     "rabbit": (RabbitSettings, "amqp://app@rabbit:5672/shop"),
     "nats": (NatsSettings, "nats://nats:4222?username=app"),

@@ -25,6 +25,8 @@ from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+pytestmark = pytest.mark.anyio
+
 T = TypeVar("T")
 TTL = 5.0
 UNOWNED, RECOVERING, READY, DRAINING = (
@@ -287,7 +289,7 @@ def test_recover_again_sends_every_owned_shard_back_to_recovery(store: MemoryLea
     assert states(a) == [RECOVERING, RECOVERING]
 
 
-def test_the_run_loop_retries_a_failing_store_and_logs_without_secrets(
+async def test_the_run_loop_retries_a_failing_store_and_logs_without_secrets(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Flaky(MemoryLeaseStore):
@@ -299,37 +301,33 @@ def test_the_run_loop_retries_a_failing_store_and_logs_without_secrets(
                 raise ConnectionError("redis://user:hunter2@host refused")
             return list(await super().heartbeat(member, ttl, alive=alive))
 
-    async def main() -> None:
-        store = Flaky()
-        a = ShardCoordinator(
-            store, "a", 2, ttl=1.0, interval=0.001, scrub=lambda t: t.replace("hunter2", "***")
-        )
-        task = asyncio.create_task(a.run())
-        await asyncio.wait_for(a.balanced.wait(), 5)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        assert states(a) == [RECOVERING, RECOVERING]
-
-    asyncio.run(main())
+    store = Flaky()
+    a = ShardCoordinator(
+        store, "a", 2, ttl=1.0, interval=0.001, scrub=lambda t: t.replace("hunter2", "***")
+    )
+    task = asyncio.create_task(a.run())
+    await asyncio.wait_for(a.balanced.wait(), 5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert states(a) == [RECOVERING, RECOVERING]
     text = caplog.text
     assert "the lease heartbeat of a failed (ConnectionError" in text and "hunter2" not in text
     assert text.count("failed (") == 1  # once per outage, not once per try
     assert "the lease heartbeat of a works again" in text
 
 
-def test_the_run_loop_ends_when_cancelled_just_as_it_is_woken(store: MemoryLeaseStore) -> None:
-    async def main() -> None:
-        a = ShardCoordinator(store, "a", 2, ttl=1.0, interval=60)
-        task = asyncio.create_task(a.run())
-        await asyncio.wait_for(a.balanced.wait(), 5)
-        await asyncio.sleep(0)
-        a.wake()  # the wait ends in the next step of the loop ...
-        await asyncio.sleep(0)
-        task.cancel()  # ... and the cancellation arrives meanwhile: it must not be lost
-        done, _ = await asyncio.wait([task], timeout=5)
-        assert done and task.cancelled()
-
-    asyncio.run(main())
+async def test_the_run_loop_ends_when_cancelled_just_as_it_is_woken(
+    store: MemoryLeaseStore,
+) -> None:
+    a = ShardCoordinator(store, "a", 2, ttl=1.0, interval=60)
+    task = asyncio.create_task(a.run())
+    await asyncio.wait_for(a.balanced.wait(), 5)
+    await asyncio.sleep(0)
+    a.wake()  # the wait ends in the next step of the loop ...
+    await asyncio.sleep(0)
+    task.cancel()  # ... and the cancellation arrives meanwhile: it must not be lost
+    done, _ = await asyncio.wait([task], timeout=5)
+    assert done and task.cancelled()
 
 
 def test_the_in_memory_store_answers_requests_in_order(store: MemoryLeaseStore) -> None:

@@ -32,6 +32,8 @@ from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, _batches
 from eventwire_eventbridge._envelope import entry_size, to_entry
 from eventwire_eventbridge._info import MAX_ENTRY_BYTES
 
+pytestmark = pytest.mark.anyio
+
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -234,24 +236,21 @@ def test_credentials_in_the_url_are_refused() -> None:
     assert "AWS chain" in str(info.value)
 
 
-def test_payload_over_the_entry_limit_sends_nothing(endpoint: str) -> None:
+async def test_payload_over_the_entry_limit_sends_nothing(endpoint: str) -> None:
     channel = _channel()
     sqs, raw_url = _raw_queue(endpoint, channel)
     # Under the kit's limit by its formula, but JSON escaping doubles every quote.
     quoted = b'"' * (150 * 1024)
 
-    async def main() -> None:
-        backend = EventBridgeBackend(_url(endpoint))
-        await backend.connect()
-        try:
-            with pytest.raises(MessageTooLargeError, match="at most 262144 bytes"):
-                await backend.publish(channel, [WireMessage(b"small", {}), WireMessage(quoted, {})])
-            with pytest.raises(MessageTooLargeError):
-                await backend.publish(channel, [WireMessage(b"x" * MAX_ENTRY_BYTES, {})])
-        finally:
-            await backend.close()
-
-    asyncio.run(main())
+    backend = EventBridgeBackend(_url(endpoint))
+    await backend.connect()
+    try:
+        with pytest.raises(MessageTooLargeError, match="at most 262144 bytes"):
+            await backend.publish(channel, [WireMessage(b"small", {}), WireMessage(quoted, {})])
+        with pytest.raises(MessageTooLargeError):
+            await backend.publish(channel, [WireMessage(b"x" * MAX_ENTRY_BYTES, {})])
+    finally:
+        await backend.close()
     raw = sqs.receive_message(QueueUrl=raw_url, WaitTimeSeconds=1)
     assert raw.get("Messages", []) == []
 

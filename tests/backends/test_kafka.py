@@ -16,12 +16,11 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from eventwire import Delivery, Event, EventBus, RetryPolicy
+from eventwire import Delivery, EventBus, RetryPolicy
 from eventwire.backend import WireMessage
 from eventwire.errors import (
     BackendUnavailableError,
@@ -31,44 +30,15 @@ from eventwire.errors import (
 )
 from eventwire_kafka import KafkaBackend, KafkaSettings
 
+from tests.backends._base import PingBase, namer, ping_model, run, wait_until
+
 pytestmark = pytest.mark.broker
 
 URL = os.environ.get("EVENTWIRE_KAFKA_URL") or "kafka://127.0.0.1:9092"
+unique = namer("kafka")
 BOOTSTRAP = URL.split("://", 1)[1].split("?", 1)[0].rsplit("@", 1)[-1]
 SECRET = "s3cr3t-Pa55-" + uuid.uuid4().hex[:8]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def unique(what: str) -> str:
-    return f"ewt-kafka-{what}-{uuid.uuid4().hex[:10]}"
-
-
-class PingBase(Event):
-    key: str
-    seq: int
-    data: str = ""
-
-
-def ping_model(channel: str) -> type[PingBase]:
-    class Ping(PingBase, channel=channel, key="key"):
-        pass
-
-    return Ping
-
-
-def run(factory: Callable[[], Awaitable[Any]], timeout: float = 90.0) -> Any:
-    async def main() -> Any:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(main())
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def admin_client() -> Any:
@@ -137,8 +107,8 @@ def test_unknown_option_lists_the_known_ones() -> None:
     assert "partitons" in text
     for known in ("partitions", "session_timeout_ms", "sasl_mechanism", "ca_file"):
         assert known in text
-    known = set(KafkaSettings.option_specs())
-    assert known >= {"partitions", "password", "revoke_timeout_ms", "commit_interval_ms"}
+    options = set(KafkaSettings.option_specs())
+    assert options >= {"partitions", "password", "revoke_timeout_ms", "commit_interval_ms"}
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,12 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from eventwire import Delivery, Event, EventBus, RetryPolicy
+from eventwire import Delivery, EventBus, RetryPolicy
 from eventwire.backend import SubscriptionSpec, WireMessage
 from eventwire.errors import (
     BackendUnavailableError,
@@ -32,44 +32,16 @@ from eventwire.errors import (
     InvalidURLError,
     MessageTooLargeError,
 )
-from eventwire_nats import NatsBackend, NatsSettings, stream_name
+from eventwire_nats import NatsBackend, NatsSettings, NatsSubscription, stream_name
+
+from tests.backends._base import PingBase, namer, ping_model, run, wait_until
 
 pytestmark = pytest.mark.broker
 
 URL = os.environ.get("EVENTWIRE_NATS_URL") or "nats://127.0.0.1:4222"
+unique = namer("nats")
 SECRET = "s3cr3t-Pa55-" + uuid.uuid4().hex[:8]
 FAST = RetryPolicy(max_attempts=2, backoff=0.01, max_backoff=0.01, jitter=0)
-
-
-def unique(what: str) -> str:
-    return f"ewt-nats-{what}-{uuid.uuid4().hex[:10]}"
-
-
-class PingBase(Event):
-    key: str
-    seq: int
-
-
-def ping_model(channel: str) -> type[PingBase]:
-    class Ping(PingBase, channel=channel, key="key"):
-        pass
-
-    return Ping
-
-
-def run(factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(bounded())
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def connected(url: str = URL, **options: Any) -> NatsBackend:
@@ -568,12 +540,12 @@ def test_two_members_split_the_shards_and_keep_key_order() -> None:
 
         try:
             async with buses["a"], buses["b"]:
-                subs = [bus._running[0] for bus in buses.values()]
+                subs = [cast(NatsSubscription, bus._running[0]) for bus in buses.values()]
                 await wait_until(
                     lambda: (
                         sorted(s for sub in subs for s in sub.owned) == list(range(8))
                         and all(len(sub.owned) == 4 for sub in subs)
-                    ),  # type: ignore[attr-defined]
+                    ),
                     "the shards to be split 4/4",
                 )
                 publisher = EventBus(URL, source="p")

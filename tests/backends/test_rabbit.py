@@ -8,18 +8,19 @@ topology it creates, confirms, history streams and shard ownership.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiormq
 import pytest
-from eventwire import Event, EventBus
+from eventwire import EventBus
 from eventwire.backend import SubscriptionSpec, WireMessage
 from eventwire.errors import (
     BackendUnavailableError,
@@ -30,16 +31,15 @@ from eventwire.errors import (
 )
 from eventwire_rabbit import RabbitBackend
 
-pytestmark = pytest.mark.broker
+from tests.backends._base import namer, ping_model, wait_until
+
+pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_RABBIT_URL") or "amqp://guest:guest@127.0.0.1:5672/"
+unique = namer("rabbit")
 SECRET = "s3cr3t-Pa55word-" + uuid.uuid4().hex[:6]
 #: Test groups expire when unused, so repeated runs leave no queues behind.
 OPTIONS = {"group_expires": 600}
-
-
-def unique(what: str) -> str:
-    return f"ewt-rabbit-{what}-{uuid.uuid4().hex[:10]}"
 
 
 def with_password(url: str, password: str, path: str | None = None) -> str:
@@ -47,26 +47,6 @@ def with_password(url: str, password: str, path: str | None = None) -> str:
     user = parts.username or "guest"
     netloc = f"{user}:{password}@{parts.hostname}:{parts.port or 5672}"
     return urlunsplit((parts.scheme, netloc, parts.path if path is None else path, "", ""))
-
-
-class PingBase(Event):
-    key: str
-    seq: int
-
-
-def ping_model(channel: str) -> type[PingBase]:
-    class Ping(PingBase, channel=channel, key="key"):
-        pass
-
-    return Ping
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def raw(action: Callable[[aiormq.abc.AbstractChannel], Awaitable[Any]]) -> Any:
@@ -97,56 +77,50 @@ async def exists(kind: str, name: str) -> bool:
 # -- round trip --------------------------------------------------------------------------
 
 
-def test_roundtrip_keeps_body_headers_key_and_order() -> None:
-    async def main() -> None:
-        backend = RabbitBackend(URL, OPTIONS)
-        await backend.connect()
-        channel, got = unique("rt"), []
+async def test_roundtrip_keeps_body_headers_key_and_order() -> None:
+    backend = RabbitBackend(URL, OPTIONS)
+    await backend.connect()
+    channel, got = unique("rt"), []
 
-        async def handler(inbound: Any) -> None:
-            got.append(inbound)
-            await inbound.ack()
+    async def handler(inbound: Any) -> None:
+        got.append(inbound)
+        await inbound.ack()
 
-        try:
-            await backend.subscribe(SubscriptionSpec(channel, unique("grp")), handler)
-            sent = [
-                WireMessage(f"body-{n}".encode(), {"h": f"v{n}", "x-tenant": "acme"}, "k1")
-                for n in range(20)
-            ]
-            sent.append(WireMessage(b"\x00\xff binary", {}, None))
-            await backend.publish(channel, sent)
-            await wait_until(lambda: len(got) == len(sent), "21 deliveries")
-        finally:
-            await backend.close()
-        keyed = [d.message for d in got if d.message.key == "k1"]
-        assert [m.body for m in keyed] == [m.body for m in sent[:20]]  # key order
-        assert keyed[3].headers == {"h": "v3", "x-tenant": "acme"}
-        assert all(isinstance(v, str) for m in keyed for v in m.headers.values())
-        unkeyed = [d.message for d in got if d.message.key is None]
-        assert [m.body for m in unkeyed] == [b"\x00\xff binary"]
-        assert {d.delivery_count for d in got} == {1}
-
-    asyncio.run(main())
+    try:
+        await backend.subscribe(SubscriptionSpec(channel, unique("grp")), handler)
+        sent = [
+            WireMessage(f"body-{n}".encode(), {"h": f"v{n}", "x-tenant": "acme"}, "k1")
+            for n in range(20)
+        ]
+        sent.append(WireMessage(b"\x00\xff binary", {}, None))
+        await backend.publish(channel, sent)
+        await wait_until(lambda: len(got) == len(sent), "21 deliveries")
+    finally:
+        await backend.close()
+    keyed = [d.message for d in got if d.message.key == "k1"]
+    assert [m.body for m in keyed] == [m.body for m in sent[:20]]  # key order
+    assert keyed[3].headers == {"h": "v3", "x-tenant": "acme"}
+    assert all(isinstance(v, str) for m in keyed for v in m.headers.values())
+    unkeyed = [d.message for d in got if d.message.key is None]
+    assert [m.body for m in unkeyed] == [b"\x00\xff binary"]
+    assert {d.delivery_count for d in got} == {1}
 
 
-def test_bus_roundtrip_through_the_amqp_binding() -> None:
-    async def main() -> None:
-        model = ping_model(unique("bus"))
-        bus = EventBus(URL, source="tests/rabbit", backend_options=OPTIONS)
-        got: list[Any] = []
+async def test_bus_roundtrip_through_the_amqp_binding() -> None:
+    model = ping_model(unique("bus"))
+    bus = EventBus(URL, source="tests/rabbit", backend_options=OPTIONS)
+    got: list[Any] = []
 
-        @bus.subscribe(model, group=unique("grp"), concurrency=4)
-        async def handle(event: Any) -> None:
-            got.append(event)
+    @bus.subscribe(model, group=unique("grp"), concurrency=4)
+    async def handle(event: Any) -> None:
+        got.append(event)
 
-        async with bus:
-            await bus.publish_many(model(key=f"k{n % 3}", seq=n) for n in range(30))
-            await wait_until(lambda: len(got) == 30, "30 events")
-        for key in ("k0", "k1", "k2"):
-            seqs = [e.seq for e in got if e.key == key]
-            assert seqs == sorted(seqs), f"{key} out of order: {seqs}"
-
-    asyncio.run(main())
+    async with bus:
+        await bus.publish_many(model(key=f"k{n % 3}", seq=n) for n in range(30))
+        await wait_until(lambda: len(got) == 30, "30 events")
+    for key in ("k0", "k1", "k2"):
+        seqs = [e.seq for e in got if e.key == key]
+        assert seqs == sorted(seqs), f"{key} out of order: {seqs}"
 
 
 # -- options and URLs ----------------------------------------------------------------------
@@ -204,7 +178,7 @@ def capture_logs() -> tuple[io.StringIO, logging.Handler]:
     return buffer, handler
 
 
-def test_wrong_password_is_named_and_never_leaks() -> None:
+async def test_wrong_password_is_named_and_never_leaks() -> None:
     url = with_password(URL, SECRET)
     buffer, handler = capture_logs()
     try:
@@ -212,7 +186,7 @@ def test_wrong_password_is_named_and_never_leaks() -> None:
         assert SECRET not in repr(backend) and SECRET not in backend.url
         assert SECRET not in repr(backend.settings)
         with pytest.raises(BackendUnavailableError) as info:
-            asyncio.run(backend.connect())
+            await backend.connect()
     finally:
         logging.getLogger().removeHandler(handler)
     message = str(info.value)
@@ -222,22 +196,22 @@ def test_wrong_password_is_named_and_never_leaks() -> None:
     assert SECRET not in buffer.getvalue(), "the password appeared in the logs"
 
 
-def test_password_from_options_never_leaks_either() -> None:
+async def test_password_from_options_never_leaks_either() -> None:
     backend = RabbitBackend(with_password(URL, "x"), {"password": SECRET})
     with pytest.raises(BackendUnavailableError) as info:
-        asyncio.run(backend.connect())
+        await backend.connect()
     assert SECRET not in str(info.value) and SECRET not in repr(backend)
 
 
-def test_unknown_vhost_is_named() -> None:
+async def test_unknown_vhost_is_named() -> None:
     vhost = unique("vhost")
     backend = RabbitBackend(URL.rstrip("/") + "/" + vhost)
     with pytest.raises(BackendUnavailableError) as info:
-        asyncio.run(backend.connect())
+        await backend.connect()
     assert vhost in str(info.value) and "virtual host" in str(info.value)
 
 
-def test_unreachable_broker_fails_fast_without_log_spam() -> None:
+async def test_unreachable_broker_fails_fast_without_log_spam() -> None:
     import socket
 
     with socket.socket() as probe:  # a port nothing listens on
@@ -248,7 +222,7 @@ def test_unreachable_broker_fails_fast_without_log_spam() -> None:
     try:
         backend = RabbitBackend(f"amqp://guest:{SECRET}@127.0.0.1:{port}/", {"connect_timeout": 2})
         with pytest.raises(BackendUnavailableError) as info:
-            asyncio.run(backend.connect())
+            await backend.connect()
     finally:
         logging.getLogger().removeHandler(handler)
     assert time.monotonic() - started < 10
@@ -261,196 +235,173 @@ def test_unreachable_broker_fails_fast_without_log_spam() -> None:
 # -- what the backend creates and how it publishes ------------------------------------------
 
 
-def test_topology_is_durable_and_messages_persistent() -> None:
-    async def main() -> None:
-        channel, group = unique("topo"), unique("grp")
-        backend = RabbitBackend(URL, {**OPTIONS, "shards": 3})
-        await backend.connect()
-        try:
-            await backend.subscribe(SubscriptionSpec(channel, group), _ack_all)
-            await backend.publish(channel, [WireMessage(b"{}", {"a": "1"}, "k")])
-        finally:
-            await backend.close()
-        assert await exists("exchange", channel)
-        assert await exists("exchange", f"{channel}:{group}")
-        assert await exists("exchange", f"{channel}.dlq")
-        assert await exists("queue", f"{channel}:history")
-        assert await exists("queue", f"{channel}.dlq:history")
-        for shard in range(3):
-            assert await exists("queue", f"{channel}:{group}:{shard}")
-        assert not await exists("queue", f"{channel}:{group}:3")
+async def test_topology_is_durable_and_messages_persistent() -> None:
+    channel, group = unique("topo"), unique("grp")
+    backend = RabbitBackend(URL, {**OPTIONS, "shards": 3})
+    await backend.connect()
+    try:
+        await backend.subscribe(SubscriptionSpec(channel, group), _ack_all)
+        await backend.publish(channel, [WireMessage(b"{}", {"a": "1"}, "k")])
+    finally:
+        await backend.close()
+    assert await exists("exchange", channel)
+    assert await exists("exchange", f"{channel}:{group}")
+    assert await exists("exchange", f"{channel}.dlq")
+    assert await exists("queue", f"{channel}:history")
+    assert await exists("queue", f"{channel}.dlq:history")
+    for shard in range(3):
+        assert await exists("queue", f"{channel}:{group}:{shard}")
+    assert not await exists("queue", f"{channel}:{group}:3")
 
-        async def first_of_stream(amqp: aiormq.abc.AbstractChannel) -> Any:
-            await amqp.basic_qos(prefetch_count=10)
-            got: asyncio.Queue[Any] = asyncio.Queue()
+    async def first_of_stream(amqp: aiormq.abc.AbstractChannel) -> Any:
+        await amqp.basic_qos(prefetch_count=10)
+        got: asyncio.Queue[Any] = asyncio.Queue()
 
-            async def take(message: Any) -> None:
-                got.put_nowait(message)
+        async def take(message: Any) -> None:
+            got.put_nowait(message)
 
-            await amqp.basic_consume(
-                f"{channel}:history", take, arguments={"x-stream-offset": "first"}
-            )
-            return await asyncio.wait_for(got.get(), 10)
+        await amqp.basic_consume(f"{channel}:history", take, arguments={"x-stream-offset": "first"})
+        return await asyncio.wait_for(got.get(), 10)
 
-        message = await raw(first_of_stream)
-        assert message.header.properties.delivery_mode == 2  # persistent
-        assert message.header.properties.headers["a"] == "1"
-
-    asyncio.run(main())
+    message = await raw(first_of_stream)
+    assert message.header.properties.delivery_mode == 2  # persistent
+    assert message.header.properties.headers["a"] == "1"
 
 
 async def _ack_all(inbound: Any) -> None:
     await inbound.ack()
 
 
-def test_confirm_nack_raises_publish_error() -> None:
-    async def main() -> None:
-        channel = unique("nack")
-        backend = RabbitBackend(URL, OPTIONS)
-        await backend.connect()
-        full = unique("full")
-        try:
-            await backend.publish(channel, [WireMessage(b"{}", {}, "k")])  # creates it
+async def test_confirm_nack_raises_publish_error() -> None:
+    channel = unique("nack")
+    backend = RabbitBackend(URL, OPTIONS)
+    await backend.connect()
+    full = unique("full")
+    try:
+        await backend.publish(channel, [WireMessage(b"{}", {}, "k")])  # creates it
 
-            async def full_queue(amqp: aiormq.abc.AbstractChannel) -> None:
-                await amqp.queue_declare(
-                    full,
-                    durable=True,
-                    arguments={
-                        "x-queue-type": "classic",
-                        "x-max-length": 0,
-                        "x-overflow": "reject-publish",
-                        "x-expires": 600_000,
-                    },
-                )
-                await amqp.queue_bind(full, channel, routing_key="#")
+        async def full_queue(amqp: aiormq.abc.AbstractChannel) -> None:
+            await amqp.queue_declare(
+                full,
+                durable=True,
+                arguments={
+                    "x-queue-type": "classic",
+                    "x-max-length": 0,
+                    "x-overflow": "reject-publish",
+                    "x-expires": 600_000,
+                },
+            )
+            await amqp.queue_bind(full, channel, routing_key="#")
 
-            await raw(full_queue)
-            with pytest.raises(PublishError, match="refused"):
-                await backend.publish(channel, [WireMessage(b"{}", {}, "k")])
-        finally:
-            await backend.close()
-
-    asyncio.run(main())
+        await raw(full_queue)
+        with pytest.raises(PublishError, match="refused"):
+            await backend.publish(channel, [WireMessage(b"{}", {}, "k")])
+    finally:
+        await backend.close()
 
 
-def test_message_too_large_is_refused_before_sending() -> None:
-    async def main() -> None:
-        model = ping_model(unique("large"))
-        bus = EventBus(URL, backend_options={**OPTIONS, "max_message_size": 200})
-        assert bus.backend.capabilities.max_message_bytes == 200
-        async with bus:
-            with pytest.raises(MessageTooLargeError, match="200"):
-                await bus.publish(model(key="k" * 300, seq=1))
-            with pytest.raises(MessageTooLargeError, match="limit of 200 bytes"):
-                await bus.backend.publish(
-                    model.__eventwire__.channel or "", [WireMessage(b"x" * 201, {}, None)]
-                )
-
-    asyncio.run(main())
+async def test_message_too_large_is_refused_before_sending() -> None:
+    model = ping_model(unique("large"))
+    bus = EventBus(URL, backend_options={**OPTIONS, "max_message_size": 200})
+    assert bus.backend.capabilities.max_message_bytes == 200
+    async with bus:
+        with pytest.raises(MessageTooLargeError, match="200"):
+            await bus.publish(model(key="k" * 300, seq=1))
+        with pytest.raises(MessageTooLargeError, match="limit of 200 bytes"):
+            await bus.backend.publish(
+                model.__eventwire__.channel or "", [WireMessage(b"x" * 201, {}, None)]
+            )
 
 
 # -- history: browse and from_beginning ------------------------------------------------------
 
 
-def test_browse_reads_history_without_consuming() -> None:
-    async def main() -> None:
-        channel = unique("browse")
-        backend = RabbitBackend(URL, OPTIONS)
-        await backend.connect()
-        try:
-            assert await backend.browse(channel) == []  # nothing declared yet
-            await backend.publish(
-                channel, [WireMessage(str(n).encode(), {"n": str(n)}, f"k{n}") for n in range(5)]
-            )
-            first = await backend.browse(channel)
-            again = await backend.browse(channel, limit=3)
-        finally:
-            await backend.close()
-        assert [m.body for m in first] == [b"0", b"1", b"2", b"3", b"4"]
-        assert [m.key for m in first] == [f"k{n}" for n in range(5)]
-        assert [m.body for m in again] == [b"0", b"1", b"2"]
-
-    asyncio.run(main())
+async def test_browse_reads_history_without_consuming() -> None:
+    channel = unique("browse")
+    backend = RabbitBackend(URL, OPTIONS)
+    await backend.connect()
+    try:
+        assert await backend.browse(channel) == []  # nothing declared yet
+        await backend.publish(
+            channel, [WireMessage(str(n).encode(), {"n": str(n)}, f"k{n}") for n in range(5)]
+        )
+        first = await backend.browse(channel)
+        again = await backend.browse(channel, limit=3)
+    finally:
+        await backend.close()
+    assert [m.body for m in first] == [b"0", b"1", b"2", b"3", b"4"]
+    assert [m.key for m in first] == [f"k{n}" for n in range(5)]
+    assert [m.body for m in again] == [b"0", b"1", b"2"]
 
 
-def test_new_group_from_beginning_gets_old_events_once_and_in_order() -> None:
-    async def main() -> None:
-        channel = unique("fb")
-        backend = RabbitBackend(URL, OPTIONS)
-        await backend.connect()
-        got: list[WireMessage] = []
+async def test_new_group_from_beginning_gets_old_events_once_and_in_order() -> None:
+    channel = unique("fb")
+    backend = RabbitBackend(URL, OPTIONS)
+    await backend.connect()
+    got: list[WireMessage] = []
 
-        async def handler(inbound: Any) -> None:
-            got.append(inbound.message)
-            await inbound.ack()
+    async def handler(inbound: Any) -> None:
+        got.append(inbound.message)
+        await inbound.ack()
 
-        try:
-            await backend.publish(
-                channel, [WireMessage(str(n).encode(), {}, f"k{n % 2}") for n in range(40)]
-            )
-            await backend.subscribe(
-                SubscriptionSpec(channel, unique("grp"), from_beginning=True), handler
-            )
-            await backend.subscribe(SubscriptionSpec(channel, unique("late")), _ack_all)
-            await backend.publish(channel, [WireMessage(b"40", {}, "k0")])
-            await wait_until(lambda: len(got) >= 41, "41 deliveries")
-            await asyncio.sleep(0.3)
-        finally:
-            await backend.close()
-        bodies = [int(m.body) for m in got]
-        assert sorted(bodies) == list(range(41)), bodies
-        for key in ("k0", "k1"):
-            seqs = [int(m.body) for m in got if m.key == key]
-            assert seqs == sorted(seqs)
-
-    asyncio.run(main())
+    try:
+        await backend.publish(
+            channel, [WireMessage(str(n).encode(), {}, f"k{n % 2}") for n in range(40)]
+        )
+        await backend.subscribe(
+            SubscriptionSpec(channel, unique("grp"), from_beginning=True), handler
+        )
+        await backend.subscribe(SubscriptionSpec(channel, unique("late")), _ack_all)
+        await backend.publish(channel, [WireMessage(b"40", {}, "k0")])
+        await wait_until(lambda: len(got) >= 41, "41 deliveries")
+        await asyncio.sleep(0.3)
+    finally:
+        await backend.close()
+    bodies = [int(m.body) for m in got]
+    assert sorted(bodies) == list(range(41)), bodies
+    for key in ("k0", "k1"):
+        seqs = [int(m.body) for m in got if m.key == key]
+        assert seqs == sorted(seqs)
 
 
 # -- group members and shards ---------------------------------------------------------------
 
 
-def test_members_split_the_shards_and_take_over_a_crashed_one() -> None:
-    async def main() -> None:
-        channel, group = unique("share"), unique("grp")
-        options = {**OPTIONS, "member_heartbeat": 0.1, "member_lease": 1.0}
-        a, b = RabbitBackend(URL, options), RabbitBackend(URL, options)
-        await a.connect()
-        await b.connect()
-        try:
-            sub_a = await a.subscribe(SubscriptionSpec(channel, group, member_prefix="a"), _ack_all)
-            sub_b = await b.subscribe(SubscriptionSpec(channel, group, member_prefix="b"), _ack_all)
+async def test_members_split_the_shards_and_take_over_a_crashed_one() -> None:
+    channel, group = unique("share"), unique("grp")
+    options = {**OPTIONS, "member_heartbeat": 0.1, "member_lease": 1.0}
+    a, b = RabbitBackend(URL, options), RabbitBackend(URL, options)
+    await a.connect()
+    await b.connect()
+    try:
+        sub_a = await a.subscribe(SubscriptionSpec(channel, group, member_prefix="a"), _ack_all)
+        sub_b = await b.subscribe(SubscriptionSpec(channel, group, member_prefix="b"), _ack_all)
 
-            def split() -> bool:
-                owned_a, owned_b = set(sub_a.owned), set(sub_b.owned)
-                return not owned_a & owned_b and len(owned_a | owned_b) == 8 and len(owned_a) == 4
+        def split() -> bool:
+            owned_a, owned_b = set(sub_a.owned), set(sub_b.owned)
+            return not owned_a & owned_b and len(owned_a | owned_b) == 8 and len(owned_a) == 4
 
-            await wait_until(split, "two members owning 4 shards each")
-            await b.abort()  # crash: a takes every shard after the lease
-            await wait_until(lambda: sub_a.owned == list(range(8)), "takeover of all shards")
-        finally:
-            await a.close()
-            await b.close()
-
-    asyncio.run(main())
+        await wait_until(split, "two members owning 4 shards each")
+        await b.abort()  # crash: a takes every shard after the lease
+        await wait_until(lambda: sub_a.owned == list(range(8)), "takeover of all shards")
+    finally:
+        await a.close()
+        await b.close()
 
 
-def test_shard_count_mismatch_is_a_clear_error() -> None:
-    async def main() -> None:
-        channel, group = unique("mismatch"), unique("grp")
-        first = RabbitBackend(URL, {**OPTIONS, "shards": 2})
-        second = RabbitBackend(URL, {**OPTIONS, "shards": 3})
-        await first.connect()
-        await second.connect()
-        try:
-            await first.subscribe(SubscriptionSpec(channel, group), _ack_all)
-            with pytest.raises(ConfigurationError, match="shards"):
-                await second.subscribe(SubscriptionSpec(channel, group), _ack_all)
-        finally:
-            await first.close()
-            await second.close()
-
-    asyncio.run(main())
+async def test_shard_count_mismatch_is_a_clear_error() -> None:
+    channel, group = unique("mismatch"), unique("grp")
+    first = RabbitBackend(URL, {**OPTIONS, "shards": 2})
+    second = RabbitBackend(URL, {**OPTIONS, "shards": 3})
+    await first.connect()
+    await second.connect()
+    try:
+        await first.subscribe(SubscriptionSpec(channel, group), _ack_all)
+        with pytest.raises(ConfigurationError, match="shards"):
+            await second.subscribe(SubscriptionSpec(channel, group), _ack_all)
+    finally:
+        await first.close()
+        await second.close()
 
 
 class _Member:
@@ -476,69 +427,55 @@ class _Member:
 FAST = {"member_heartbeat": 0.1, "member_lease": 1.0}
 
 
-def test_a_shard_is_handed_over_only_once_its_deliveries_are_settled() -> None:
-    async def main() -> None:
-        channel, group = unique("handover"), unique("grp")
-        # Members sorted by id own the shards round-robin: "b-..." wants the only shard.
-        a, b = _Member("z", FAST), _Member("b", FAST)
-        try:
-            sub_a = await a.join(channel, group)
-            await a.backend.publish(channel, [WireMessage(b"1", {}, "k")])
-            await wait_until(lambda: a.bodies() == [b"1"], "the first event at a")
-            await b.join(channel, group)
-            lease = sub_a.coordinator.shards[0]
-            await wait_until(lambda: lease.state.value == "draining", "a draining its shard")
-            await a.got[0].ack()  # settled: now a gives the shard up, b takes it
-            await a.backend.publish(channel, [WireMessage(b"2", {}, "k")])
-            await wait_until(lambda: b.bodies() == [b"2"], "the next event at b")
-            assert a.bodies() == [b"1"]  # had a let go earlier, b would get 1 again first
-        finally:
-            await a.backend.close()
-            await b.backend.close()
-
-    asyncio.run(main())
+@contextlib.asynccontextmanager
+async def hand_over(what: str, **a_options: Any) -> AsyncIterator[tuple[_Member, _Member, Any]]:
+    """Members ``a`` and ``b`` of a one-shard group on a new channel ``what``: ``a`` holds
+    the shard and event ``1`` unsettled when ``b`` joins; members sorted by id own the shards
+    round-robin, so ``b`` wants the only shard. Yields ``a``, ``b`` and ``a``'s subscription;
+    both leave at the end."""
+    channel, group = unique(what), unique("grp")
+    a, b = _Member("z", {**FAST, **a_options}), _Member("b", FAST)
+    try:
+        sub_a = await a.join(channel, group)
+        await a.backend.publish(channel, [WireMessage(b"1", {}, "k")])
+        await wait_until(lambda: a.bodies() == [b"1"], "the first event at a")
+        await b.join(channel, group)
+        yield a, b, sub_a
+    finally:
+        await a.backend.close()
+        await b.backend.close()
 
 
-def test_a_draining_shard_gives_up_after_release_timeout(
+async def draining(sub: Any) -> None:
+    lease = sub.coordinator.shards[0]
+    await wait_until(lambda: lease.state.value == "draining", "a draining its shard")
+
+
+async def test_a_shard_is_handed_over_only_once_its_deliveries_are_settled() -> None:
+    async with hand_over("handover") as (a, b, sub_a):
+        await draining(sub_a)
+        await a.got[0].ack()  # settled: now a gives the shard up, b takes it
+        await a.backend.publish(sub_a.spec.channel, [WireMessage(b"2", {}, "k")])
+        await wait_until(lambda: b.bodies() == [b"2"], "the next event at b")
+        assert a.bodies() == [b"1"]  # had a let go earlier, b would get 1 again first
+
+
+async def test_a_draining_shard_gives_up_after_release_timeout(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def main() -> None:
-        channel, group = unique("stuck"), unique("grp")
-        a, b = _Member("z", {**FAST, "release_timeout": 0.5}), _Member("b", FAST)
-        try:
-            await a.join(channel, group)
-            await a.backend.publish(channel, [WireMessage(b"1", {}, "k")])
-            await wait_until(lambda: a.bodies() == [b"1"], "the event at a")
-            await b.join(channel, group)  # a never settles it: b gets it once a gives up
-            await wait_until(lambda: b.bodies() == [b"1"], "the event at b")
-            assert b.got[0].delivery_count == 2
-            assert "handing the shard over anyway" in caplog.text
-        finally:
-            await a.backend.close()
-            await b.backend.close()
-
-    asyncio.run(main())
+    async with hand_over("stuck", release_timeout=0.5) as (_, b, _):
+        # a never settles it: b gets it once a gives up
+        await wait_until(lambda: b.bodies() == [b"1"], "the event at b")
+        assert b.got[0].delivery_count == 2
+        assert "handing the shard over anyway" in caplog.text
 
 
-def test_a_shard_wanted_again_while_draining_hands_over_what_it_held() -> None:
-    async def main() -> None:
-        channel, group = unique("flap"), unique("grp")
-        a, b = _Member("z", FAST), _Member("b", FAST)
-        try:
-            sub_a = await a.join(channel, group)
-            await a.backend.publish(channel, [WireMessage(b"1", {}, "k")])
-            await wait_until(lambda: a.bodies() == [b"1"], "the first event at a")
-            await b.join(channel, group)
-            lease = sub_a.coordinator.shards[0]
-            await wait_until(lambda: lease.state.value == "draining", "a draining its shard")
-            await a.backend.publish(channel, [WireMessage(b"2", {}, "k")])
-            await wait_until(lambda: bool(sub_a.shards[0].held), "the second event held")
-            assert a.bodies() == [b"1"]  # not handed to the handler while draining
-            await b.backend.close()  # b leaves before a gave the shard up
-            await wait_until(lambda: a.bodies() == [b"1", b"2"], "the held event at a")
-            assert b.got == []
-        finally:
-            await a.backend.close()
-            await b.backend.close()
-
-    asyncio.run(main())
+async def test_a_shard_wanted_again_while_draining_hands_over_what_it_held() -> None:
+    async with hand_over("flap") as (a, b, sub_a):
+        await draining(sub_a)
+        await a.backend.publish(sub_a.spec.channel, [WireMessage(b"2", {}, "k")])
+        await wait_until(lambda: bool(sub_a.shards[0].held), "the second event held")
+        assert a.bodies() == [b"1"]  # not handed to the handler while draining
+        await b.backend.close()  # b leaves before a gave the shard up
+        await wait_until(lambda: a.bodies() == [b"1", b"2"], "the held event at a")
+        assert b.got == []

@@ -19,13 +19,13 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from eventwire import Delivery, Event, EventBus, RetryPolicy
+from eventwire import Delivery, EventBus, RetryPolicy
 from eventwire.backend import SubscriptionSpec, WireMessage
 from eventwire.backendkit import Grant, LeaseRequest
 from eventwire.errors import (
@@ -37,45 +37,16 @@ from eventwire.errors import (
 from eventwire_redis import ChannelKeys, RedisBackend, RedisLeaseStore, RedisSettings
 from eventwire_redis._leases import Scripts
 
+from tests.backends._base import PingBase, namer, ping_model, run, wait_until
+
 pytestmark = pytest.mark.broker
 
 URL = os.environ.get("EVENTWIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
+unique = namer("redis")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKERS_SCRIPT = REPO_ROOT / "conformance" / "brokers" / "brokers"
 SECRET = "s3cr3t-Pa55-" + uuid.uuid4().hex[:8]
 FAST = RetryPolicy(max_attempts=1, backoff=0.01, max_backoff=0.01, jitter=0)
-
-
-def unique(what: str) -> str:
-    return f"ewt-redis-{what}-{uuid.uuid4().hex[:10]}"
-
-
-class PingBase(Event):
-    key: str
-    seq: int
-
-
-def ping_model(channel: str) -> type[PingBase]:
-    class Ping(PingBase, channel=channel, key="key"):
-        pass
-
-    return Ping
-
-
-def run(factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await factory()
-
-    return asyncio.run(bounded())
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def raw_client(url: str = URL) -> aioredis.Redis:

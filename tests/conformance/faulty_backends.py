@@ -439,7 +439,7 @@ class Unbounded(FaultyBackend):
         tasks: set[asyncio.Task[None]] = set()
 
         async def handed_over(inbound: Inbound) -> None:
-            task = loop.create_task(handler(inbound))  # never waits for the handler
+            task = loop.create_task(_run(handler, inbound))  # never waits for the handler
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
@@ -569,3 +569,7 @@ def register() -> None:
 
 
 register()
+
+
+async def _run(handler: MessageHandler, inbound: Inbound) -> None:
+    await handler(inbound)

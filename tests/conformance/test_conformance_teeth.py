@@ -49,8 +49,8 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
 DECLARED_UNSUPPORTED = {"G16", "G22"}
 
 
-def statuses(report: dict[str, Any], backend: str) -> dict[str, dict[str, str]]:
-    results: dict[str, dict[str, str]] = report["backends"][backend]["results"]
+def statuses(report: dict[str, Any], backend: str) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = report["backends"][backend]["results"]
     return results
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,8 @@ from eventwire.testing.contract import assert_honours_contract, check_contract
 
 from tests.contracts.conftest import ROOT
 from tests.contracts.services import inventory
+
+pytestmark = pytest.mark.anyio
 
 SERVICES = Path(__file__).parent / "services"
 CONTRACT = SERVICES / "inventory.yaml"
@@ -230,19 +231,16 @@ def test_validate_names_an_unknown_emitted_message(
     assert "x-eventwire-emits[1]" in result.output and "'Nope' is not a message" in result.output
 
 
-def test_the_pytest_helpers_pass_the_twin_and_fail_each_bug() -> None:
-    async def main() -> None:
-        await assert_honours_contract(inventory.correct, CONTRACT, max_cases=5, timeout=0.1)
-        for bug, (check, _) in BUGS.items():
-            with pytest.raises(AssertionError, match=f"- {check} OrderPlaced"):
-                await assert_honours_contract(
-                    getattr(inventory, bug), CONTRACT, max_cases=5, timeout=0.1
-                )
-        # the buses are put back: the same bus can be checked again
-        report = await check_contract(inventory.correct, read_document(CONTRACT), max_cases=2)
-        assert report.ok
-
-    asyncio.run(main())
+async def test_the_pytest_helpers_pass_the_twin_and_fail_each_bug() -> None:
+    await assert_honours_contract(inventory.correct, CONTRACT, max_cases=5, timeout=0.1)
+    for bug, (check, _) in BUGS.items():
+        with pytest.raises(AssertionError, match=f"- {check} OrderPlaced"):
+            await assert_honours_contract(
+                getattr(inventory, bug), CONTRACT, max_cases=5, timeout=0.1
+            )
+    # the buses are put back: the same bus can be checked again
+    report = await check_contract(inventory.correct, read_document(CONTRACT), max_cases=2)
+    assert report.ok
 
 
 def _follow_up_variant(replace: dict[str, Any]) -> dict[str, Any]:
@@ -265,35 +263,26 @@ REPLY = {
 MAPPING = {"x-eventwire-emits": {"OrderPlaced": ["InventoryReservationFailed"]}}
 
 
-def test_an_asyncapi_reply_is_a_follow_up_on_its_channel() -> None:
+async def test_an_asyncapi_reply_is_a_follow_up_on_its_channel() -> None:
     document = _follow_up_variant(REPLY)
 
-    async def main() -> None:
-        assert (await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)).ok
-        report = await check_contract(
-            inventory.forgets_follow_up, document, max_cases=3, timeout=0.1
-        )
-        problems = {f.problem.split(" with ")[0] for f in report.findings}
-        assert problems == {
-            "no InventoryReserved on 'inventory' or InventoryReservationFailed on 'inventory'"
-        }
-
-    asyncio.run(main())
+    assert (await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)).ok
+    report = await check_contract(inventory.forgets_follow_up, document, max_cases=3, timeout=0.1)
+    problems = {f.problem.split(" with ")[0] for f in report.findings}
+    assert problems == {
+        "no InventoryReserved on 'inventory' or InventoryReservationFailed on 'inventory'"
+    }
 
 
-def test_the_mapping_form_of_emits_names_the_follow_up_per_message() -> None:
+async def test_the_mapping_form_of_emits_names_the_follow_up_per_message() -> None:
     document = _follow_up_variant(MAPPING)
 
-    async def main() -> None:
-        report = await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)
-        # the correct service reserves most orders: InventoryReserved is not what was promised
-        assert {f.check for f in report.findings} == {"follow-up"}
-        assert all(
-            "no InventoryReservationFailed with correlation id" in f.problem
-            for f in report.findings
-        )
-
-    asyncio.run(main())
+    report = await check_contract(inventory.correct, document, max_cases=3, timeout=0.1)
+    # the correct service reserves most orders: InventoryReserved is not what was promised
+    assert {f.check for f in report.findings} == {"follow-up"}
+    assert all(
+        "no InventoryReservationFailed with correlation id" in f.problem for f in report.findings
+    )
 
 
 def test_emits_of_a_group_with_several_messages_is_a_mapping() -> None:

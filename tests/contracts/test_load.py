@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ from eventwire.contracts import load_validator
 from eventwire.errors import ContractError
 
 from .conftest import V1
+
+pytestmark = pytest.mark.anyio
 
 GOOD = {
     "order_id": "o-1",
@@ -125,14 +126,11 @@ class OrderPlaced(Event, channel="orders", key="order_id"):
     customer_id: str
 
 
-def test_bus_refuses_to_publish_what_breaks_the_contract() -> None:
-    async def main() -> None:
-        bus = EventBus("memory://contract-test", source="shop", contract=V1)
-        async with bus:
-            with pytest.raises(EventValidationError, match=r"breaks its contract.*\$: 'lines'"):
-                await bus.publish(OrderPlaced(order_id="o-1", customer_id="c-1"))
-
-    asyncio.run(main())
+async def test_bus_refuses_to_publish_what_breaks_the_contract() -> None:
+    bus = EventBus("memory://contract-test", source="shop", contract=V1)
+    async with bus:
+        with pytest.raises(EventValidationError, match=r"breaks its contract.*\$: 'lines'"):
+            await bus.publish(OrderPlaced(order_id="o-1", customer_id="c-1"))
 
 
 def test_bus_with_broken_contract_fails_at_construction(tmp_path: Path) -> None:

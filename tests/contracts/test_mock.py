@@ -19,6 +19,8 @@ from eventwire.contracts._verify import VerifyReport, verify_live
 
 from tests.contracts._live import contract
 
+pytestmark = pytest.mark.anyio
+
 NATS = os.environ.get("EVENTWIRE_NATS_URL") or "nats://127.0.0.1:4222"
 
 
@@ -28,7 +30,7 @@ def _verify(path: Path, url: str, count: int) -> VerifyReport:
     )
 
 
-def test_examples_reach_an_eventwire_consumer(tmp_path: Path) -> None:
+async def test_examples_reach_an_eventwire_consumer(tmp_path: Path) -> None:
     path, orders, _ = contract(tmp_path)
     url = f"memory://mock-{uuid.uuid4().hex[:8]}"
 
@@ -43,29 +45,26 @@ def test_examples_reach_an_eventwire_consumer(tmp_path: Path) -> None:
 
     received: list[tuple[Event, str | None]] = []
 
-    async def main() -> None:
-        bus = EventBus(url, source="shop-frontend")
+    bus = EventBus(url, source="shop-frontend")
 
-        @bus.subscribe(OrderPlaced, group="frontend", from_beginning=True)
-        async def placed(event: OrderPlaced) -> None:
-            received.append((event, event.message_key()))
+    @bus.subscribe(OrderPlaced, group="frontend", from_beginning=True)
+    async def placed(event: OrderPlaced) -> None:
+        received.append((event, event.message_key()))
 
-        @bus.subscribe(OrderCancelled, group="frontend", from_beginning=True)
-        async def cancelled(event: OrderCancelled) -> None:
-            received.append((event, event.message_key()))
+    @bus.subscribe(OrderCancelled, group="frontend", from_beginning=True)
+    async def cancelled(event: OrderCancelled) -> None:
+        received.append((event, event.message_key()))
 
-        async with bus:
-            report = await run_mock(load_document(path), url, source=str(path))
-            assert report.total == 2
-            for _ in range(200):
-                if len(received) == 2:
-                    break
-                await asyncio.sleep(0.02)
-
-    asyncio.run(main())
+    async with bus:
+        report = await run_mock(load_document(path), url, source=str(path))
+        assert report.total == 2
+        for _ in range(200):
+            if len(received) == 2:
+                break
+            await asyncio.sleep(0.02)
     assert sorted(type(e).__name__ for e, _ in received) == ["OrderCancelled", "OrderPlaced"]
-    placed = next(e for e, _ in received if isinstance(e, OrderPlaced))
-    assert (placed.order_id, placed.total, placed.currency) == ("ord-1", 12.5, "EUR")
+    order = next(e for e, _ in received if isinstance(e, OrderPlaced))
+    assert (order.order_id, order.total, order.currency) == ("ord-1", 12.5, "EUR")
     assert {key for _, key in received} == {"ord-1"}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,9 @@ def test_alternatives_match_either_branch(tmp_path: Path, run: Callable[..., Res
 
     def provider(amount: Any) -> Callable[[str, Mapping[str, Any]], PactMessage]:
         def produce(description: str, _metadata: Mapping[str, Any]) -> PactMessage:
-            event = PaymentCharged(order_id="o-1", payment_id="p-1", amount=1, currency="EUR")
+            event = PaymentCharged(
+                order_id="o-1", payment_id="p-1", amount=Decimal(1), currency="EUR"
+            )
             message = eventwire_message(event)
             body = json.loads(message.body)
             body["amount"] = amount

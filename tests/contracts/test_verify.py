@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -25,7 +25,7 @@ KAFKA = os.environ.get("EVENTWIRE_KAFKA_URL") or "kafka://127.0.0.1:9092"
 NATS = os.environ.get("EVENTWIRE_NATS_URL") or "nats://127.0.0.1:4222"
 
 
-def _expect(report: VerifyReport, mix: list[tuple[str, object, str | None]]) -> None:
+def _expect(report: VerifyReport, mix: Sequence[tuple[str, object, str | None]]) -> None:
     """Exactly the planted violations, each for its reason; the valid ones pass."""
     assert len(report.seen) == len(mix)
     expected = sorted(rule for _, _, rule in mix if rule is not None)

@@ -7,6 +7,7 @@ accepted: the check can fail."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from eventwire.contracts._verify import Seen
 from docs.examples.order_processing._logic import Payments
 from docs.examples.order_processing.observer import wait_for
 from docs.examples.order_processing.system import MODES, Mode, build, make_order
+
+pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM = ROOT / "contracts/order-processing.yaml"
@@ -51,7 +54,7 @@ EXPECTED = {
 
 @pytest.mark.broker
 @pytest.mark.parametrize("mode", MODES)
-def test_live_traffic_of_the_example_conforms(mode: Mode) -> None:
+async def test_live_traffic_of_the_example_conforms(mode: Mode) -> None:
     prefix = f"v{uuid.uuid4().hex[:6]}"
     orders = [
         make_order(n, "900.00" if n % 4 == 0 else "40.00", prefix=prefix) for n in range(ORDERS)
@@ -67,38 +70,39 @@ def test_live_traffic_of_the_example_conforms(mode: Mode) -> None:
     def types(name: str) -> set[str | None]:
         return {s.type for s in ours[name]}
 
-    async def main() -> None:
-        stop, ready = asyncio.Event(), [asyncio.Event(), asyncio.Event()]
-        watchers = [
-            asyncio.create_task(
-                verify_live(
-                    load_document(doc),
-                    NATS,
-                    source=doc.name,
-                    stop=stop,
-                    duration=180,
-                    on_message=keep(name),
-                    on_ready=lambda _, e=event: e.set(),
-                )
+    stop, ready = asyncio.Event(), [asyncio.Event(), asyncio.Event()]
+    watchers = [
+        asyncio.create_task(
+            verify_live(
+                load_document(doc),
+                NATS,
+                source=doc.name,
+                stop=stop,
+                duration=180,
+                on_message=keep(name),
+                on_ready=functools.partial(_set, event),
             )
-            for doc, name, event in zip((SYSTEM, V1), ours, ready, strict=True)
-        ]
-        for event in ready:
-            await asyncio.wait_for(event.wait(), 60)
-        async with build(mode, NATS, payments=Payments(limit=Decimal(500))) as system:
-            for order in orders:
-                await system.place(order)
-            await wait_for(
-                lambda: types("system") >= EXPECTED and types("v1") >= EXPECTED,
-                timeout=120,
-                what="every kind of message of the flow seen",
-            )
-        stop.set()
-        await asyncio.gather(*watchers)
-
-    asyncio.run(main())
+        )
+        for doc, name, event in zip((SYSTEM, V1), ours, ready, strict=True)
+    ]
+    for event in ready:
+        await asyncio.wait_for(event.wait(), 60)
+    async with build(mode, NATS, payments=Payments(limit=Decimal(500))) as system:
+        for order in orders:
+            await system.place(order)
+        await wait_for(
+            lambda: types("system") >= EXPECTED and types("v1") >= EXPECTED,
+            timeout=120,
+            what="every kind of message of the flow seen",
+        )
+    stop.set()
+    await asyncio.gather(*watchers)
     bad = [(s.channel, s.type, s.problems) for s in ours["system"] if s.problems]
     assert bad == []
     assert len({s.key for s in ours["system"]}) == ORDERS
     undeclared = {s.type for s in ours["v1"] if s.problems and s.problems[0].rule == "type"}
     assert {"OrderCompleted", "InventoryReleased"} <= undeclared
+
+
+def _set(event: asyncio.Event, _report: object) -> None:
+    event.set()

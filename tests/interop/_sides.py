@@ -164,7 +164,7 @@ class RabbitSide:
         """aio-pika: ``content-type``, ``message_id`` and ``correlation_id`` as properties."""
         import aio_pika
 
-        properties = dict(headers)
+        properties: dict[str, Any] = dict(headers)
         message = aio_pika.Message(
             body,
             content_type=properties.pop("content-type", None),
@@ -216,7 +216,7 @@ class RedisSide:
     async def faststream_publish(self, channel: str, payload: BaseModel, **options: Any) -> None:
         from faststream.redis import RedisBroker
 
-        async with RedisBroker(self.url, logger=None) as broker:
+        async with RedisBroker(self.url, logger=None) as broker:  # type: ignore[arg-type]
             await broker.publish(payload, stream=f"{channel}:0", **options)
 
     async def raw_publish(
@@ -235,7 +235,7 @@ class RedisSide:
         # The SDK has no Redis binding: FastStream carries the content type in its format.
         from faststream.redis import RedisBroker
 
-        async with RedisBroker(self.url, logger=None) as broker:
+        async with RedisBroker(self.url, logger=None) as broker:  # type: ignore[arg-type]
             await broker.publish(
                 structured_body(event), stream=f"{channel}:0", headers={"content-type": STRUCTURED}
             )

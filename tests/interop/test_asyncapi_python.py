@@ -29,7 +29,8 @@ import pytest
 import yaml
 from eventwire import Claim, Delivery, EventBus, PlainJSON
 from eventwire.contracts import generate_asyncapi
-from eventwire_conformance.suite.test_idempotency import RecordingStore
+from eventwire.idempotency import MemoryIdempotencyStore
+from eventwire_conformance.suite.test_idempotency import Ledger, RecordingStore
 
 from tests.interop._sides import RABBIT_URL
 from tests.interop.test_interop import dead_letters, wait_for
@@ -67,7 +68,7 @@ def generate_client(document: dict[str, Any], where: Path, package: str) -> Any:
     generator = CodeGenerator()
     # The generator type-checks its output with mypy in a subprocess (10-20 s here): its own
     # concern, not this round trip's.
-    generator.template_renderer.run_mypy = lambda output_dir: None  # type: ignore[method-assign]
+    generator.template_renderer.run_mypy = lambda output_dir: None
     generator.generate(spec, where / package)
     sys.path.insert(0, str(where))
     try:
@@ -83,14 +84,16 @@ async def test_a_client_generated_by_asyncapi_python_reaches_an_eventwire_subscr
 
     tag = uuid.uuid4().hex[:10]
     prefix = f"ewt-ap-{tag}-"
-    reference = reference_module(f"reference_app_{tag}")
+    reference: Any = reference_module(f"reference_app_{tag}")
     reference.bus._rebind(RABBIT_URL)
     client = generate_client(prefixed_document(reference.bus, prefix), tmp_path, f"ap_{tag}")
 
-    class OrderPlaced(reference.OrderPlaced, channel=prefix + "orders", type="OrderPlaced"):
+    class OrderPlaced(reference.OrderPlaced, channel=prefix + "orders", type="OrderPlaced"):  # type: ignore[misc,call-arg]
         pass
 
-    store = RecordingStore()
+    ledger = Ledger()
+
+    store = RecordingStore(MemoryIdempotencyStore(), ledger)
     bus = EventBus(RABBIT_URL, source="billing", idempotency_store=store)
     handled: list[tuple[Any, Delivery]] = []
     accept = PlainJSON(ids=("field",), id_field="order_id", source="generated")
@@ -126,7 +129,7 @@ async def test_a_client_generated_by_asyncapi_python_reaches_an_eventwire_subscr
             await wire.close()
         [letter] = await dead_letters(bus, OrderPlaced.__eventwire__.channel or "", 1)
         await wait_for(
-            lambda: store.count(example["order_id"], Claim.DONE) == 1,
+            lambda: ledger.count(example["order_id"], Claim.DONE) == 1,
             "the copy of the generated client's OrderPlaced, recognised by the store",
         )
     [(event, delivery)] = handled

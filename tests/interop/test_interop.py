@@ -23,7 +23,8 @@ import pytest
 from cloudevents.core.v1.event import CloudEvent
 from eventwire import Claim, CloudEventsJSON, Delivery, Event, EventBus, PlainJSON
 from eventwire.deadletter import DeadLetter
-from eventwire_conformance.suite.test_idempotency import RecordingStore
+from eventwire.idempotency import MemoryIdempotencyStore
+from eventwire_conformance.suite.test_idempotency import Ledger, RecordingStore
 
 from tests.interop._sides import SIDES, Side, unique
 
@@ -158,7 +159,8 @@ async def test_a_raw_client_redelivery_is_recognised_by_the_idempotency_store(
     channel = unique(side.name)
     model = order_model(channel)
     group = unique("grp")
-    store = RecordingStore()
+    ledger = Ledger()
+    store = RecordingStore(MemoryIdempotencyStore(), ledger)
     effects: list[str] = []
     first = EventBus(side.url, source="billing", idempotency_store=store, close_timeout=0.3)
     second = EventBus(side.url, source="billing", idempotency_store=store)
@@ -173,17 +175,17 @@ async def test_a_raw_client_redelivery_is_recognised_by_the_idempotency_store(
         headers["message_id"] = "m-" + channel
     await first.start()
     try:
-        store.stall = True
+        ledger.stall = True
         await side.raw_publish(channel, {"order_id": "o-1", "total": 3}, headers)
-        await wait_for(lambda: len(store.completed) == 1, "the first handling")
+        await wait_for(lambda: len(ledger.completed) == 1, "the first handling")
     finally:
         # The effect ran and was recorded, but the member goes away before it acks.
         await first.close()
-    store.stall = False
+    ledger.stall = False
     [event_id] = effects
     async with second:
         await wait_for(
-            lambda: store.count(event_id, Claim.DONE) >= 1,
+            lambda: ledger.count(event_id, Claim.DONE) >= 1,
             "the broker to redeliver the unacked message to the next member",
         )
     assert effects == [event_id], "the redelivered message ran the effect again"

@@ -29,7 +29,7 @@ from eventwire_memory import (
     get_broker,
     reset_brokers,
 )
-from eventwire_memory import plugin as memory_plugin
+from eventwire_memory._info import plugin as memory_plugin
 
 _names = itertools.count()
 #: A stuck test fails instead of hanging the run.

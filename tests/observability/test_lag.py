@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import prometheus_client
 import pytest
@@ -24,7 +25,7 @@ URLS = {
 }
 
 
-def _event(channel: str) -> type[Event]:
+def _event(channel: str) -> Any:  # a model class made here, with `key` and `n`
     class Ticked(Event, channel=channel, key="key"):
         key: str
         n: int
@@ -64,11 +65,12 @@ async def stopped_group_lag(url: str, *, before: int = 3, during: int = 7) -> in
             for n in range(before):
                 await producer.publish(ticked(key=f"k{n % 4}", n=n))
             await asyncio.wait_for(got_all.wait(), 60)
-        assert isinstance(producer.backend, LagReporter)
+        reporter = producer.backend
+        assert isinstance(reporter, LagReporter)
         for n in range(during):
             await producer.publish(ticked(key=f"k{n % 4}", n=before + n))
-        value = await _eventually(lambda: producer.backend.lag(channel, "ledger"), during)
-        unknown = await producer.backend.lag(channel, "nobody")
+        value = await _eventually(lambda: reporter.lag(channel, "ledger"), during)
+        unknown = await reporter.lag(channel, "nobody")
         assert unknown is None, f"a group that never joined has lag {unknown}, not None"
         return value
 

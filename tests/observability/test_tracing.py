@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import pytest
 from eventwire import Event, EventBus, NonRetryableError, RetryPolicy
@@ -108,7 +109,7 @@ async def test_retries_and_dead_lettering_are_span_events_with_the_error() -> No
         await tb.publish(OrderPlaced(order_id="o-2"))
     attempts = sorted(
         (s for s in t.finished() if s.kind == SpanKind.CONSUMER),
-        key=lambda s: s.attributes["eventwire.delivery.attempt"],  # type: ignore[index]
+        key=lambda s: cast(int, (s.attributes or {})["eventwire.delivery.attempt"]),
     )
     assert [s.attributes["eventwire.delivery.attempt"] for s in attempts] == [1, 2]  # type: ignore[index]
     for span in attempts:

@@ -382,7 +382,7 @@ def test_handlers_of_one_group_declare_the_same_forms() -> None:
         (lambda: PlainJSON(type_field="a", type_header="b"), "not both"),
         (lambda: PlainJSON(ids=("offset",)), "ids must name"),  # type: ignore[arg-type]
         (lambda: PlainJSON(names={"x": OrderPlaced}), "needs type_field= or type_header="),
-        (lambda: PlainJSON(type_field="k", names={"x": dict}), "must be an Event or Command"),
+        (lambda: PlainJSON(type_field="k", names={"x": dict}), "must be an Event or Command"),  # type: ignore[dict-item]
         (lambda: PlainJSON(source=""), "source must be a non-empty string"),
     ],
 )
@@ -447,7 +447,10 @@ def test_the_generated_document_says_what_a_group_accepts() -> None:
     from eventwire.contracts import generate_asyncapi, validate_document
 
     bus = EventBus(memory_url(), source="shop")
-    accept = [CloudEventsJSON(), PlainJSON(type_field="kind", names={"placed": OrderPlaced})]
+    accept: list[CloudEventsJSON | PlainJSON] = [
+        CloudEventsJSON(),
+        PlainJSON(type_field="kind", names={"placed": OrderPlaced}),
+    ]
     bus.subscribe(OrderPlaced, group="g", accept=accept)(Harness().record("a"))
     bus.subscribe(OrderCancelled, group="other")(Harness().record("b"))
     document = generate_asyncapi(bus)

@@ -9,6 +9,8 @@ from eventwire import ConfigurationError, Event, EventBus
 
 from ._helpers import memory_url, wait_for
 
+pytestmark = pytest.mark.anyio
+
 
 class Placed(Event, channel="life-orders", key="order_id"):
     order_id: str
@@ -18,7 +20,7 @@ class Billed(Event, channel="life-bills", key="order_id"):
     order_id: str
 
 
-def test_hooks_run_in_order_around_consuming() -> None:
+async def test_hooks_run_in_order_around_consuming() -> None:
     steps: list[str] = []
     bus = EventBus(memory_url(), source="life")
 
@@ -43,13 +45,10 @@ def test_hooks_run_in_order_around_consuming() -> None:
     async def handle(event: Placed) -> None:
         steps.append(f"handled {event.order_id}")
 
-    async def main() -> None:
-        async with bus:
-            assert bus.ready
-            await wait_for(lambda: "handled from-startup" in steps)
-        assert not bus.ready
-
-    asyncio.run(main())
+    async with bus:
+        assert bus.ready
+        await wait_for(lambda: "handled from-startup" in steps)
+    assert not bus.ready
     assert steps == [
         "startup db ready=False",
         "startup cache",
@@ -59,7 +58,7 @@ def test_hooks_run_in_order_around_consuming() -> None:
     ]
 
 
-def test_a_failing_startup_hook_stops_the_start_and_skips_the_shutdown_hooks() -> None:
+async def test_a_failing_startup_hook_stops_the_start_and_skips_the_shutdown_hooks() -> None:
     steps: list[str] = []
     bus = EventBus(memory_url(), source="life")
 
@@ -71,16 +70,13 @@ def test_a_failing_startup_hook_stops_the_start_and_skips_the_shutdown_hooks() -
     def never() -> None:
         steps.append("shutdown")
 
-    async def main() -> None:
-        with pytest.raises(RuntimeError, match="database unreachable"):
-            await bus.start()
-        assert bus.state == "closed"
-
-    asyncio.run(main())
+    with pytest.raises(RuntimeError, match="database unreachable"):
+        await bus.start()
+    assert bus.state == "closed"
     assert steps == []
 
 
-def test_a_failing_shutdown_hook_still_closes_and_is_raised() -> None:
+async def test_a_failing_shutdown_hook_still_closes_and_is_raised() -> None:
     bus = EventBus(memory_url(), source="life")
     later: list[str] = []
 
@@ -92,13 +88,10 @@ def test_a_failing_shutdown_hook_still_closes_and_is_raised() -> None:
     def first() -> None:
         raise RuntimeError("flush failed")
 
-    async def main() -> None:
-        await bus.start()
-        with pytest.raises(RuntimeError, match="flush failed"):
-            await bus.close()
-        assert bus.state == "closed"
-
-    asyncio.run(main())
+    await bus.start()
+    with pytest.raises(RuntimeError, match="flush failed"):
+        await bus.close()
+    assert bus.state == "closed"
     assert later == ["ran"]
 
 
@@ -106,14 +99,14 @@ def test_hooks_must_be_functions_without_arguments() -> None:
     bus = EventBus(memory_url())
     with pytest.raises(ConfigurationError, match="must take no arguments"):
 
-        @bus.on_startup
+        @bus.on_startup  # type: ignore[type-var]
         def needs(app: object) -> None: ...
 
     with pytest.raises(ConfigurationError, match="takes a function"):
         bus.on_shutdown(42)  # type: ignore[type-var]
 
 
-def test_a_handler_still_running_when_the_bus_closes_can_publish_its_follow_up() -> None:
+async def test_a_handler_still_running_when_the_bus_closes_can_publish_its_follow_up() -> None:
     bus = EventBus(memory_url(), source="life")
     release: list[asyncio.Event] = []
     billed: list[str] = []
@@ -129,16 +122,13 @@ def test_a_handler_still_running_when_the_bus_closes_can_publish_its_follow_up()
     async def audit(event: Billed) -> None:
         billed.append(event.order_id)
 
-    async def main() -> None:
-        await bus.start()
-        await bus.publish(Placed(order_id="o-1"))
-        await wait_for(lambda: bool(release))
-        closing = asyncio.create_task(bus.close())
-        await wait_for(lambda: bus.state == "draining")
-        release[0].set()
-        await closing
-        assert bus.state == "closed"
-        async with bus:  # the follow-up was stored: a restart delivers it
-            await wait_for(lambda: billed == ["o-1"])
-
-    asyncio.run(main())
+    await bus.start()
+    await bus.publish(Placed(order_id="o-1"))
+    await wait_for(lambda: bool(release))
+    closing = asyncio.create_task(bus.close())
+    await wait_for(lambda: bus.state == "draining")
+    release[0].set()
+    await closing
+    assert bus.state == "closed"
+    async with bus:  # the follow-up was stored: a restart delivers it
+        await wait_for(lambda: billed == ["o-1"])

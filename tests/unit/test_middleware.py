@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 
 import pytest
@@ -22,6 +21,8 @@ from eventwire.middleware import CallNext
 from eventwire.testing import TestBus
 
 from ._helpers import memory_url, wait_for
+
+pytestmark = pytest.mark.anyio
 
 REQUEST = contextvars.ContextVar[str]("request", default="")
 
@@ -51,7 +52,7 @@ class Trace(Middleware):
         self.log.append(f"pub <{self.name}")
 
 
-def test_bus_middlewares_wrap_subscription_middlewares_in_list_order() -> None:
+async def test_bus_middlewares_wrap_subscription_middlewares_in_list_order() -> None:
     log: list[str] = []
     bus = EventBus(memory_url(), source="order", middlewares=[Trace("a", log), Trace("b", log)])
 
@@ -59,12 +60,9 @@ def test_bus_middlewares_wrap_subscription_middlewares_in_list_order() -> None:
     async def handle(event: Placed) -> None:
         log.append("handler")
 
-    async def main() -> None:
-        async with bus:
-            await bus.publish(Placed(order_id="o-1"))
-            await wait_for(lambda: "<a:ack" in log)
-
-    asyncio.run(main())
+    async with bus:
+        await bus.publish(Placed(order_id="o-1"))
+        await wait_for(lambda: "<a:ack" in log)
     assert log == [
         "pub a>", "pub b>", "pub <b", "pub <a",
         "a>", "b>", "c>", "handler", "<c:ack", "<b:ack", "<a:ack",
@@ -87,7 +85,7 @@ class SetsRequest(Middleware):
         assert context.envelope.headers["x-request"] == context.headers["x-request"]
 
 
-def test_context_set_around_the_handler_and_headers_added_at_publish() -> None:
+async def test_context_set_around_the_handler_and_headers_added_at_publish() -> None:
     seen: list[tuple[str, str, int, str, str | None]] = []
     bus = EventBus(memory_url(), source="order", middlewares=[SetsRequest()])
 
@@ -98,13 +96,10 @@ def test_context_set_around_the_handler_and_headers_added_at_publish() -> None:
              delivery.correlation_id)
         )  # fmt: skip
 
-    async def main() -> None:
-        async with TestBus(bus, raise_handler_errors=True) as tb:
-            await tb.publish(Placed(order_id="o-1"), correlation_id="c-1")
-            await tb.publish(Placed(order_id="o-2"), headers={"x-request": "r-2"})
-            assert [p.headers["x-request"] for p in tb.published] == ["origin", "r-2"]
-
-    asyncio.run(main())
+    async with TestBus(bus, raise_handler_errors=True) as tb:
+        await tb.publish(Placed(order_id="o-1"), correlation_id="c-1")
+        await tb.publish(Placed(order_id="o-2"), headers={"x-request": "r-2"})
+        assert [p.headers["x-request"] for p in tb.published] == ["origin", "r-2"]
     assert seen == [("origin", "origin", 1, "g", "c-1"), ("r-2", "r-2", 1, "g", None)]
     assert REQUEST.get() == ""
 
@@ -127,7 +122,7 @@ class Sees(Middleware):
             )  # fmt: skip
 
 
-def test_a_middleware_sees_envelope_attempt_and_the_pipelines_decision() -> None:
+async def test_a_middleware_sees_envelope_attempt_and_the_pipelines_decision() -> None:
     sees = Sees()
     bus = EventBus(memory_url(), source="order", middlewares=[sees])
 
@@ -136,13 +131,10 @@ def test_a_middleware_sees_envelope_attempt_and_the_pipelines_decision() -> None
         if event.order_id == "bad":
             raise ValueError("no")
 
-    async def main() -> None:
-        async with TestBus(bus) as tb:
-            bad = await tb.publish(Placed(order_id="bad"))
-            good = await tb.publish(Placed(order_id="good"))
-            assert [a[-1] for a in sees.attempts] == [bad.id, bad.id, good.id]
-
-    asyncio.run(main())
+    async with TestBus(bus) as tb:
+        bad = await tb.publish(Placed(order_id="bad"))
+        good = await tb.publish(Placed(order_id="good"))
+        assert [a[-1] for a in sees.attempts] == [bad.id, bad.id, good.id]
     assert [a[:-1] for a in sees.attempts] == [
         ("Placed", "mw-orders", "g", 1, "retry", "ValueError"),
         ("Placed", "mw-orders", "g", 2, "dead_letter", "ValueError"),
@@ -163,7 +155,7 @@ class Fails(Middleware):
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
-def test_an_exception_in_a_middleware_is_retried_then_dead_lettered_like_a_handlers(
+async def test_an_exception_in_a_middleware_is_retried_then_dead_lettered_like_a_handlers(
     when: str,
 ) -> None:
     sees = Sees()
@@ -179,15 +171,12 @@ def test_an_exception_in_a_middleware_is_retried_then_dead_lettered_like_a_handl
     async def handle(event: Placed, delivery: Delivery) -> None:
         runs.append(delivery.attempt)
 
-    async def main() -> None:
-        async with TestBus(bus) as tb:
-            await tb.publish(Placed(order_id="o-1"))
-            [letter] = await tb.dead_letters(Placed)
-            assert (letter.reason, letter.error_type, letter.attempts) == (
-                "max-attempts", "RuntimeError", 3,
-            )  # fmt: skip
-
-    asyncio.run(main())
+    async with TestBus(bus) as tb:
+        await tb.publish(Placed(order_id="o-1"))
+        [letter] = await tb.dead_letters(Placed)
+        assert (letter.reason, letter.error_type, letter.attempts) == (
+            "max-attempts", "RuntimeError", 3,
+        )  # fmt: skip
     assert [(a[3], a[4], a[5]) for a in sees.attempts] == [
         (1, "retry", "RuntimeError"),
         (2, "retry", "RuntimeError"),
@@ -209,7 +198,7 @@ class Decides(Middleware):
             raise
 
 
-def test_a_middleware_can_swallow_an_error_or_change_the_decision() -> None:
+async def test_a_middleware_can_swallow_an_error_or_change_the_decision() -> None:
     sees = Sees()
     bus = EventBus(memory_url(), source="order", middlewares=[sees, Decides()])
 
@@ -217,13 +206,10 @@ def test_a_middleware_can_swallow_an_error_or_change_the_decision() -> None:
     async def handle(event: Placed) -> None:
         raise ValueError("ignored") if event.order_id == "value" else KeyError("sku")
 
-    async def main() -> None:
-        async with TestBus(bus) as tb:
-            await tb.publish(Placed(order_id="value"))
-            await tb.publish(Placed(order_id="key"))
-            assert [d.reason for d in await tb.dead_letters(Placed)] == ["unknown-key"]
-
-    asyncio.run(main())
+    async with TestBus(bus) as tb:
+        await tb.publish(Placed(order_id="value"))
+        await tb.publish(Placed(order_id="key"))
+        assert [d.reason for d in await tb.dead_letters(Placed)] == ["unknown-key"]
     assert [(a[4], a[5]) for a in sees.attempts] == [("ack", None), ("dead_letter", "KeyError")]
 
 
@@ -240,27 +226,24 @@ class AddsReserved(Middleware):
         await call_next()
 
 
-def test_publish_middlewares_can_refuse_and_cannot_forge_the_envelope() -> None:
+async def test_publish_middlewares_can_refuse_and_cannot_forge_the_envelope() -> None:
     bus = EventBus(memory_url(), source="order", middlewares=[Refuses()])
     forging = EventBus(memory_url(), source="order", middlewares=[AddsReserved()])
 
-    async def main() -> None:
-        async with TestBus(bus) as tb:
-            with pytest.raises(PermissionError):
-                await tb.publish(Placed(order_id="secret"))
-            with pytest.raises(PermissionError):  # one refused: publish_many raises
-                await bus.publish_many([Placed(order_id="a"), Placed(order_id="secret")])
-            envelopes = await bus.publish_many([Placed(order_id="b"), Placed(order_id="c")])
-            # The refused message stops alone; the others of the batch were sent.
-            sent = [p.event.order_id for p in tb.published]  # type: ignore[attr-defined]
-            assert sent == ["a", "b", "c"]
-            assert [e.id for e in envelopes] == [p.id for p in tb.published[1:]]
-        async with TestBus(forging) as tb:
-            with pytest.raises(EventValidationError, match="'ce_id' are reserved"):
-                await tb.publish(Placed(order_id="x"))
-            assert tb.published == []
-
-    asyncio.run(main())
+    async with TestBus(bus) as tb:
+        with pytest.raises(PermissionError):
+            await tb.publish(Placed(order_id="secret"))
+        with pytest.raises(PermissionError):  # one refused: publish_many raises
+            await bus.publish_many([Placed(order_id="a"), Placed(order_id="secret")])
+        envelopes = await bus.publish_many([Placed(order_id="b"), Placed(order_id="c")])
+        # The refused message stops alone; the others of the batch were sent.
+        sent = [p.event.order_id for p in tb.published]  # type: ignore[attr-defined]
+        assert sent == ["a", "b", "c"]
+        assert [e.id for e in envelopes] == [p.id for p in tb.published[1:]]
+    async with TestBus(forging) as tb:
+        with pytest.raises(EventValidationError, match="'ce_id' are reserved"):
+            await tb.publish(Placed(order_id="x"))
+        assert tb.published == []
 
 
 def test_middlewares_must_be_instances() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,6 +19,8 @@ from eventwire import (
 from eventwire.testing import TestBus
 
 from ._helpers import memory_url
+
+pytestmark = pytest.mark.anyio
 
 
 class Shipped(Event, channel="sm-shipping", key="order_id"):
@@ -73,7 +75,7 @@ def test_handlers_that_fit_are_accepted() -> None:
 
     async def optional(event: Shipped, flag: int = 1) -> None: ...
 
-    handlers = [one, two, defaults, variadic, optional]
+    handlers: list[Callable[..., Awaitable[None]]] = [one, two, defaults, variadic, optional]
     for number, handler in enumerate(handlers):
         bus.subscribe(Shipped, group=f"g{number}")(handler)
     takes_delivery = [info.routes["Shipped"].takes_delivery for info in bus.subscriptions.values()]
@@ -83,33 +85,27 @@ def test_handlers_that_fit_are_accepted() -> None:
 # -- model_construct and reserved headers, at publish --------------------------------------
 
 
-def test_an_event_built_with_model_construct_missing_a_field_is_not_sent() -> None:
+async def test_an_event_built_with_model_construct_missing_a_field_is_not_sent() -> None:
     bus = EventBus(source="shop")
 
-    async def main() -> None:
-        async with TestBus(bus) as tb:
-            with pytest.raises(EventValidationError) as info:
-                await tb.publish(Shipped.model_construct(order_id="o-1"))
-            assert "Shipped is missing required field(s) carrier" in str(info.value)
-            assert "model_construct()" in str(info.value)
-            await tb.publish(Shipped.model_construct(order_id="o-2", carrier="dhl"))  # complete
-            assert [p.payload for p in tb.published] == [{"order_id": "o-2", "carrier": "dhl"}]
-
-    asyncio.run(main())
+    async with TestBus(bus) as tb:
+        with pytest.raises(EventValidationError) as info:
+            await tb.publish(Shipped.model_construct(order_id="o-1"))
+        assert "Shipped is missing required field(s) carrier" in str(info.value)
+        assert "model_construct()" in str(info.value)
+        await tb.publish(Shipped.model_construct(order_id="o-2", carrier="dhl"))  # complete
+        assert [p.payload for p in tb.published] == [{"order_id": "o-2", "carrier": "dhl"}]
 
 
 @pytest.mark.parametrize("name", ["ce_id", "ce_type", "CE_SOURCE", "ce-id", "content-type"])
-def test_user_headers_with_an_envelope_name_are_refused(name: str) -> None:
+async def test_user_headers_with_an_envelope_name_are_refused(name: str) -> None:
     bus = EventBus(source="shop")
 
-    async def main() -> None:
-        async with TestBus(bus) as tb:
-            with pytest.raises(EventValidationError, match="reserved for the CloudEvents"):
-                await tb.publish(Shipped(order_id="o", carrier="c"), headers={name: "x"})
-            await tb.publish(Shipped(order_id="o", carrier="c"), headers={"x-trace": "t"})
-            assert [dict(p.headers) for p in tb.published] == [{"x-trace": "t"}]
-
-    asyncio.run(main())
+    async with TestBus(bus) as tb:
+        with pytest.raises(EventValidationError, match="reserved for the CloudEvents"):
+            await tb.publish(Shipped(order_id="o", carrier="c"), headers={name: "x"})
+        await tb.publish(Shipped(order_id="o", carrier="c"), headers={"x-trace": "t"})
+        assert [dict(p.headers) for p in tb.published] == [{"x-trace": "t"}]
 
 
 # -- class keywords, at class definition ---------------------------------------------------
@@ -118,7 +114,7 @@ def test_user_headers_with_an_envelope_name_are_refused(name: str) -> None:
 def test_an_unknown_class_keyword_names_the_valid_ones() -> None:
     with pytest.raises(EventDefinitionError) as info:
 
-        class Placed(Event, topic="orders"):  # type: ignore[call-arg]
+        class Placed(Event, topic="orders"):
             order_id: str
 
     text = str(info.value)
@@ -138,21 +134,18 @@ def test_pydantic_class_keywords_still_work() -> None:
 # -- dead letters, before start -------------------------------------------------------------
 
 
-def test_dead_letters_before_start_says_to_start_the_bus() -> None:
-    async def main() -> None:
-        bus = EventBus(memory_url())
-        with pytest.raises(BusClosedError) as info:
-            await bus.dead_letters(Shipped)
-        assert str(info.value) == (
-            "dead_letters() reads from the broker, and the bus is new; call it inside "
-            "'async with bus' (or after bus.start())"
-        )
-        async with bus:
-            assert await bus.dead_letters(Shipped) == []
-        with pytest.raises(BusClosedError, match="the bus is closed"):
-            await bus.dead_letters(Shipped)
-
-    asyncio.run(main())
+async def test_dead_letters_before_start_says_to_start_the_bus() -> None:
+    bus = EventBus(memory_url())
+    with pytest.raises(BusClosedError) as info:
+        await bus.dead_letters(Shipped)
+    assert str(info.value) == (
+        "dead_letters() reads from the broker, and the bus is new; call it inside "
+        "'async with bus' (or after bus.start())"
+    )
+    async with bus:
+        assert await bus.dead_letters(Shipped) == []
+    with pytest.raises(BusClosedError, match="the bus is closed"):
+        await bus.dead_letters(Shipped)
 
 
 # -- URLs without a host --------------------------------------------------------------------

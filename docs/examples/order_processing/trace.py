@@ -185,7 +185,7 @@ def to_svg(spans: Sequence[Span], title: str) -> str:
     def depth(span: Span) -> int:
         d, seen = 0, span
         while seen.parent_id in by_id:
-            seen, d = by_id[seen.parent_id], d + 1  # type: ignore[index]
+            seen, d = by_id[seen.parent_id], d + 1
         return d
 
     t0 = min(s.start for s in spans)

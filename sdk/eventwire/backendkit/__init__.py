@@ -16,6 +16,11 @@ A backend built on the kit is its broker's primitives plus a few declarations:
 - `TlsOptions`, `CredentialOptions`: the TLS and credential options, spelled and meaning the
   same on every backend (``ca_file``, ``cert_file``, ``tls_verify``, ``password_file``...);
   a backend's settings inherit them.
+- `AckBatcher`: acks queued one by one, sent in batches by a background task, the last
+  ones on close; `Memo`: per-key topology worked out once (single flight); `retrying`,
+  `quietly`, `wait_event`: a call retried while the broker is away, a bounded quiet
+  shutdown step, a bounded wait for an event.
+- `address`, `join_host`: server addresses, read the same way by every backend.
 - `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol);
   `lazy_exports`: the package's names that need the client library, imported on first use.
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
@@ -26,12 +31,15 @@ A backend built on the kit is its broker's primitives plus a few declarations:
 worked examples.
 """
 
+from eventwire.backendkit._acks import AckBatcher
+from eventwire.backendkit._aio import Memo, quietly, retrying, wait_event
 from eventwire.backendkit._backend import BaseBackend, ConnectionState
 from eventwire.backendkit._checks import check_messages, check_spec, message_size
 from eventwire.backendkit._coerce import ByteSize, Seconds, coerce
 from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
+from eventwire.backendkit._net import address, join_host
 from eventwire.backendkit._outage import Outage
 from eventwire.backendkit._plugin import BackendPlugin, lazy_exports
 from eventwire.backendkit._security import (
@@ -56,6 +64,7 @@ from eventwire.backendkit._subscription import (
 )
 
 __all__ = [
+    "AckBatcher",
     "BackendPlugin",
     "BackendSettings",
     "BaseBackend",
@@ -68,6 +77,7 @@ __all__ = [
     "LeaseRequest",
     "LeaseStore",
     "Location",
+    "Memo",
     "MemoryLeaseStore",
     "OptionInfo",
     "OptionSpec",
@@ -78,6 +88,7 @@ __all__ = [
     "ShardState",
     "SubscriptionState",
     "TlsOptions",
+    "address",
     "cancel_and_wait",
     "check_messages",
     "check_spec",
@@ -85,11 +96,15 @@ __all__ = [
     "describe_permission_failure",
     "describe_tls_failure",
     "diagnose_tls",
+    "join_host",
     "lazy_exports",
     "map_errors",
     "message_size",
     "option",
+    "quietly",
     "render_options_table",
+    "retrying",
     "scrub",
     "sync_options_tables",
+    "wait_event",
 ]

@@ -169,14 +169,15 @@ class BaseBackend(abc.ABC, Generic[S]):
             )
 
     def check_channel(self, channel: str) -> None:
-        """`ConfigurationError` for a channel name a broker would reject (checked once)."""
+        """Connected (`check_connected`), and `ConfigurationError` for a channel name a
+        broker would reject (checked once): the guard of every call on one channel."""
+        self.check_connected()
         if channel not in self._checked:
             check_name("channel", channel)
             self._checked.add(channel)
 
     def check_publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         """Connected, a valid channel, every message within ``capabilities.max_message_bytes``."""
-        self.check_connected()
         self.check_channel(channel)
         check_messages(self.name, channel, messages, self.capabilities.max_message_bytes)
 

@@ -8,10 +8,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from eventwire.plugins import hookimpl
+from eventwire.urls import url_scheme
 
 if TYPE_CHECKING:
     from eventwire.asyncapi import AsyncAPIProtocol
     from eventwire.backend import Backend, BackendInfo
+    from eventwire.idempotency import IdempotencyStore
 
 __all__ = ["BackendPlugin", "lazy_exports"]
 
@@ -47,20 +49,35 @@ class BackendPlugin:
     :param backend: ``"package.module:Class"``, called as ``Class(url, options)``; imported
         only when a URL of the backend is used (the client library loads then).
     :param asyncapi: ``"package.module:function"``, called with the backend, returning its
-        `eventwire.asyncapi.AsyncAPIProtocol`; ``None``: protocol ``info.name``, no bindings.
+        `eventwire.asyncapi.AsyncAPIProtocol` (bindings); or the `AsyncAPIProtocol` itself
+        when it does not depend on the backend; ``None``: the protocol is the URL's scheme
+        (``redis``, ``rediss`` ...), no bindings.
+    :param idempotency_store: ``"package.module:Class"``, called as ``Class(url)``, when the
+        broker can hold an idempotency store too: then ``idempotency_store="<scheme>://..."``
+        on any bus opens one (the ``eventwire_make_idempotency_store`` hook).
 
-    In the plugin module (the entry point)::
+    The instance is the plugin: name it as the entry point, in a module that does not
+    import the client library (``_info.py`` next to `BackendInfo`)::
 
         plugin = BackendPlugin(BACKEND_INFO, "eventwire_example._backend:ExampleBackend")
-        eventwire_backend_info = plugin.eventwire_backend_info
-        eventwire_make_backend = plugin.eventwire_make_backend
-        eventwire_asyncapi_protocol = plugin.eventwire_asyncapi_protocol
+
+        # pyproject.toml
+        [project.entry-points.eventwire]
+        example = "eventwire_example._info:plugin"
     """
 
-    def __init__(self, info: BackendInfo, backend: str, asyncapi: str | None = None) -> None:
+    def __init__(
+        self,
+        info: BackendInfo,
+        backend: str,
+        asyncapi: str | AsyncAPIProtocol | None = None,
+        *,
+        idempotency_store: str | None = None,
+    ) -> None:
         self.info = info
         self.backend = backend
         self.asyncapi = asyncapi
+        self.idempotency_store = idempotency_store
 
     @hookimpl
     def eventwire_backend_info(self) -> BackendInfo:
@@ -81,5 +98,13 @@ class BackendPlugin:
         if self.asyncapi is None:
             from eventwire.asyncapi import AsyncAPIProtocol
 
-            return AsyncAPIProtocol(self.info.name)
+            return AsyncAPIProtocol(url_scheme(backend.url))
+        if not isinstance(self.asyncapi, str):
+            return self.asyncapi
         return cast("AsyncAPIProtocol", _load(self.asyncapi)(backend))
+
+    @hookimpl
+    def eventwire_make_idempotency_store(self, url: str, scheme: str) -> IdempotencyStore | None:
+        if self.idempotency_store is None or scheme not in self.info.schemes:
+            return None
+        return cast("IdempotencyStore", _load(self.idempotency_store)(url))

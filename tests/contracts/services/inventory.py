@@ -75,7 +75,7 @@ def build(bug: str | None = None) -> EventBus:
     async def reserve(event: OrderPlaced, delivery: Delivery) -> None:
         if bug == "crashes_on_gbp" and event.currency == "GBP":
             raise KeyError("no exchange rate for GBP")
-        corr = {"correlation_id": delivery.correlation_id, "causation_id": delivery.id}
+        correlation = delivery.correlation_id
         if event.shipping == "pickup":
             if bug == "forgets_follow_up":
                 return
@@ -84,12 +84,16 @@ def build(bug: str | None = None) -> EventBus:
                 if bug == "omits_field"
                 else InventoryReservationFailed(order_id=event.order_id, reason="no pickup point")
             )
-            await bus.publish(failed, **corr)
+            await bus.publish(failed, correlation_id=correlation, causation_id=delivery.id)
             return
         if bug == "undeclared_channel":
-            await bus.publish(StockAudited(order_id=event.order_id), **corr)
+            await bus.publish(
+                StockAudited(order_id=event.order_id),
+                correlation_id=correlation,
+                causation_id=delivery.id,
+            )
         reserved = InventoryReserved(order_id=event.order_id, reservation_id=f"r-{event.order_id}")
-        await bus.publish(reserved, **corr)
+        await bus.publish(reserved, correlation_id=correlation, causation_id=delivery.id)
 
     return bus
 
