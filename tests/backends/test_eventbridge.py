@@ -16,7 +16,9 @@ from typing import Any
 import boto3
 import pytest
 from aiobotocore.awsrequest import AioAWSResponse
+from eventwire import Event, EventBus
 from eventwire.backend import Inbound, SubscriptionSpec, WireMessage
+from eventwire.contracts import generate_asyncapi, validate_document
 from eventwire.errors import (
     ConfigurationError,
     InvalidURLError,
@@ -24,10 +26,11 @@ from eventwire.errors import (
     PublishError,
 )
 from eventwire_eventbridge import EventBridgeBackend
-from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, REQUEST_ATTEMPTS
+from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, REQUEST_ATTEMPTS, resource_name
 from eventwire_eventbridge._batcher import PutBatcher
 from eventwire_eventbridge._envelope import entry_size, to_entry
 from eventwire_eventbridge._info import MAX_ENTRY_BYTES
+from eventwire_eventbridge._names import STORE_GROUP
 
 from tests.backends._moto import CREDENTIALS, REGION, bus_url, moto_server
 
@@ -398,3 +401,38 @@ def test_concurrent_publishes_share_requests_within_the_put_events_limits() -> N
         assert all(sum(entry_size(e) for e in b) <= MAX_ENTRY_BYTES for b in sent)
 
     asyncio.run(main())
+
+
+class Shipped(Event, channel="shipping", key="order_id"):
+    order_id: str
+
+
+def test_asyncapi_describes_the_bus_the_rules_and_the_sqs_queues() -> None:
+    bus = EventBus("eventbridge://orders-bus?region=eu-west-1&visibility_timeout=20s")
+    bus.declare(Shipped)
+
+    @bus.subscribe(Shipped, group="billing")
+    async def handle(event: Shipped) -> None: ...
+
+    document = generate_asyncapi(bus)
+    assert validate_document(document) == []  # the official AsyncAPI 3.0 schema
+    (server,) = document["servers"].values()
+    assert server["protocol"] == "eventbridge"
+    assert server["x-eventbridge"] == {"eventBusName": "orders-bus", "region": "eu-west-1"}
+    channel = document["channels"]["shipping"]
+    assert channel["x-eventbridge-rule"] == {"eventPattern": {"detail": {"channel": ["shipping"]}}}
+    receive = document["operations"]["receive_shipping_billing"]
+    sqs = receive["bindings"]["sqs"]
+    assert sqs["bindingVersion"] == "0.2.0"
+    group_queue, store = sqs["queues"]
+    assert group_queue["name"] == resource_name("eventwire", "shipping", "billing")
+    assert group_queue["visibilityTimeout"] == 20 and group_queue["fifoQueue"] is False
+    assert store["name"] == resource_name("eventwire", "shipping.dlq", STORE_GROUP)
+    assert "x-eventbridge" in document["components"]["messages"]["Shipped"]
+
+
+def test_asyncapi_of_other_backends_gets_no_eventbridge_details() -> None:
+    bus = EventBus("memory://")
+    bus.declare(Shipped)
+    found = json.dumps(generate_asyncapi(bus))
+    assert "eventbridge" not in found and '"sqs"' not in found
