@@ -24,6 +24,7 @@ from eventwire.errors import (
     InvalidURLError,
     MessageTooLargeError,
     PublishError,
+    UnsupportedOperationError,
 )
 from eventwire_eventbridge import EventBridgeBackend
 from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, REQUEST_ATTEMPTS, resource_name
@@ -436,3 +437,39 @@ def test_asyncapi_of_other_backends_gets_no_eventbridge_details() -> None:
     bus.declare(Shipped)
     found = json.dumps(generate_asyncapi(bus))
     assert "eventbridge" not in found and '"sqs"' not in found
+
+
+def test_dead_letter_channels_are_kept_listed_and_purged(endpoint: str) -> None:
+    """A dead-letter channel's store keeps what was published to it, lists it as often as
+    asked (nothing consumed), purges it; an ordinary channel cannot be listed."""
+    channel = _channel()
+    dlq = f"{channel}.dlq"
+
+    async def main() -> tuple[list[bytes], list[bytes], int, list[WireMessage]]:
+        backend = EventBridgeBackend(_url(endpoint))
+        await backend.connect()
+        try:
+            await backend.publish(dlq, [WireMessage(f"dead-{i}".encode(), {}) for i in range(12)])
+            first: list[WireMessage] = []
+            for _ in range(100):  # routed to the store by the emulator, soon after
+                first = await backend.browse(dlq)
+                if len(first) == 12:
+                    break
+            second = await backend.browse(dlq)
+            with pytest.raises(UnsupportedOperationError, match="only dead-letter channels"):
+                await backend.browse(channel)
+            purged = await backend.purge_channel(dlq)
+            return (
+                sorted(m.body for m in first),
+                sorted(m.body for m in second),
+                purged,
+                await backend.browse(dlq),
+            )
+        finally:
+            await backend.delete_channel(dlq)
+            await backend.close()
+
+    first, second, purged, after = asyncio.run(main())
+    expected = sorted(f"dead-{i}".encode() for i in range(12))
+    assert first == expected and second == expected
+    assert purged == 12 and after == []

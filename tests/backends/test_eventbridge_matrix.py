@@ -28,6 +28,7 @@ DECLARED = "declared by the eventbridge backend: "
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_every_guarantee_passes_or_is_unsupported_for_an_aws_limit(tmp_path: Path) -> None:
     report = tmp_path / "eventbridge.json"
     with moto_server(tmp_path / "moto.log") as endpoint:
