@@ -160,8 +160,9 @@ class EventBridgeSubscription(BaseSubscription):
     # -- acknowledgements -----------------------------------------------------------------
 
     def ack(self, inbound: EventBridgeInbound) -> None:
-        """Queue the deletion of `inbound` (`_ack_loop` sends it)."""
-        self._unsettled.pop(inbound.receipt, None)
+        """Queue the deletion of `inbound` (`_ack_loop` sends it). It stays hidden (in
+        ``_unsettled``) until SQS has deleted it, so a slow deletion never lets another
+        member receive it."""
         self._acks.append(inbound.receipt)
         self._ack_event.set()
 
@@ -217,6 +218,7 @@ class EventBridgeSubscription(BaseSubscription):
             if not failed.get("SenderFault", True):
                 again.append(receipts[int(failed["Id"])])
                 continue
+            self._unsettled.pop(receipts[int(failed["Id"])], None)
             log.warning(
                 "eventwire: %s/%s: SQS refused to delete an acked message (%s: %s); it will "
                 "be delivered again",
@@ -225,6 +227,8 @@ class EventBridgeSubscription(BaseSubscription):
                 failed.get("Code"),
                 failed.get("Message", ""),
             )
+        for done in reply.get("Successful", ()):
+            self._unsettled.pop(receipts[int(done["Id"])], None)
         return again
 
     # -- the shutdown hooks ---------------------------------------------------------------

@@ -23,7 +23,8 @@ from eventwire_eventbridge import CAPABILITIES
 from tests.backends._moto import bus_url, moto_server, set_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
-IDS = [f"G{i:02d}" for i in range(1, 21) if i != 15]
+ALL = [f"G{i:02d}" for i in range(1, 21)]
+IDS = [gid for gid in ALL if gid != "G15"]
 DECLARED = "declared by the eventbridge backend: "
 
 
@@ -32,8 +33,9 @@ DECLARED = "declared by the eventbridge backend: "
 def test_every_guarantee_passes_or_is_unsupported_for_an_aws_limit(tmp_path: Path) -> None:
     report = tmp_path / "eventbridge.json"
     with moto_server(tmp_path / "moto.log") as endpoint:
-        # A short visibility timeout: G12's crashed member's events come back in 5 s.
-        url = bus_url(endpoint, extra="&visibility_timeout=5s")
+        # G12's crashed member's events come back after 20 s, within the patience; a
+        # shorter timeout lets a loaded machine's slow calls expire messages still held.
+        url = bus_url(endpoint, extra="&visibility_timeout=20s")
         command = [
             sys.executable, "-m", "eventwire.cli", "conformance", "run", url,
             "--only", ",".join(IDS), "--json", str(report), "-n", "2",
@@ -45,7 +47,8 @@ def test_every_guarantee_passes_or_is_unsupported_for_an_aws_limit(tmp_path: Pat
     assert report.exists(), done.stdout[-4000:] + done.stderr[-4000:]
     (backend,) = json.loads(report.read_text())["backends"].values()
     results = backend["results"]
-    assert sorted(results) == IDS
+    assert sorted(results) == ALL
+    assert results.pop("G15")["status"] == "not-run"
     failed = {gid: r for gid, r in results.items() if r["status"] not in ("passed", "unsupported")}
     assert failed == {}, done.stdout[-6000:]
     unsupported = {gid: r["detail"] for gid, r in results.items() if r["status"] == "unsupported"}
