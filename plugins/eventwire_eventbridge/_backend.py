@@ -5,27 +5,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import difflib
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, BaseSubscription, ErrorMap, Outage
+from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseBackend, ErrorMap
+from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import (
     BackendUnavailableError,
     ConfigurationError,
     MessageTooLargeError,
     PublishError,
+    UnsupportedOperationError,
 )
 
-from eventwire_eventbridge._envelope import channel_pattern, entry_size, from_event, to_entry
+from eventwire_eventbridge import _store
+from eventwire_eventbridge._batcher import Entry, PutBatcher
+from eventwire_eventbridge._envelope import TARGET_INPUT, channel_pattern, entry_size, to_entry
 from eventwire_eventbridge._info import CAPABILITIES, MAX_ENTRY_BYTES
+from eventwire_eventbridge._names import STORE_GROUP, resource_name
 from eventwire_eventbridge._settings import EventBridgeSettings
+from eventwire_eventbridge._subscription import EventBridgeInbound, EventBridgeSubscription
 
-__all__ = ["EventBridgeBackend", "EventBridgeInbound", "EventBridgeSubscription"]
+__all__ = [
+    "EventBridgeBackend",
+    "EventBridgeInbound",
+    "EventBridgeSubscription",
+    "resource_name",
+]
 
 log = logging.getLogger("eventwire.eventbridge")
 
@@ -34,159 +44,8 @@ MAX_BATCH_ENTRIES = 10
 #: Entry error codes worth another PutEvents (bounded); any other code fails the publish.
 _RETRYABLE = frozenset({"ThrottlingException", "InternalFailure", "InternalException"})
 _PUT_ATTEMPTS = 4
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def resource_name(prefix: str, channel: str, group: str) -> str:
-    """The rule and queue name of `group` on `channel`: readable, unique, within the limits
-    of both (rule: 64 characters; queue: 80; letters, digits, ``-`` and ``_``)."""
-    digest = hashlib.sha256(f"{channel}\0{group}".encode()).hexdigest()[:10]
-    readable = _NAME_CHARS.sub("-", f"{channel}-{group}")[: 64 - len(prefix) - 12]
-    return f"{prefix}-{readable}-{digest}"
-
-
-class EventBridgeInbound:
-    """A message received from the group's queue (an `eventwire.backend.Inbound`)."""
-
-    __slots__ = ("_settled", "_subscription", "delivery_count", "message", "message_id", "receipt")
-
-    def __init__(
-        self,
-        subscription: EventBridgeSubscription,
-        message: WireMessage,
-        receipt: str,
-        delivery_count: int,
-        message_id: str = "",
-    ) -> None:
-        self.message = message
-        self.receipt = receipt
-        self.delivery_count = delivery_count
-        #: The SQS message id: the same on every receive of this message from the queue.
-        self.message_id = message_id
-        self._subscription = subscription
-        self._settled = False
-
-    @property
-    def origin(self) -> Origin:
-        """``<group queue>/<SQS message id>``."""
-        position = f"{self._subscription.spec.group}/{self.message_id}" if self.message_id else None
-        return Origin(position=position)
-
-    async def ack(self) -> None:
-        """Delete it from the queue; idempotent, ignored once the member closed or aborted."""
-        if not self._settled and self._subscription.accepting:
-            self._settled = True
-            await self._subscription.ack(self)
-
-    def __repr__(self) -> str:
-        return f"<EventBridgeInbound delivery_count={self.delivery_count}>"
-
-
-class EventBridgeSubscription(BaseSubscription):
-    """One member of ``spec.group``: long-polls the group's queue and hands each message on.
-
-    ``ack`` deletes the message. While a message is unsettled the member keeps it hidden
-    (``ChangeMessageVisibilityBatch`` every third of ``visibility_timeout``), so a slow
-    handler or a full pipeline never lets another member take it. A message the member
-    leaves unsettled is made visible again when it closes, so another member gets it at
-    once; after a crash (``abort``) SQS delivers it again once ``visibility_timeout`` has
-    passed.
-    """
-
-    def __init__(
-        self,
-        spec: SubscriptionSpec,
-        handler: MessageHandler,
-        backend: EventBridgeBackend,
-        queue_url: str,
-    ) -> None:
-        super().__init__(spec, handler)
-        self._backend = backend
-        self._queue_url = queue_url
-        self._unsettled: dict[str, EventBridgeInbound] = {}
-        self._task = self.spawn(self._run(), f"receive:{spec.group}")
-        self.spawn(self._keep_hidden(), f"visibility:{spec.group}")
-
-    async def _run(self) -> None:
-        settings = self._backend.settings
-        outage = Outage(f"receiving from {self.spec.channel}/{self.spec.group}", settings.scrub)
-        batch = max(1, min(10, self.spec.max_in_flight))
-        while self.running:
-            try:
-                reply = await self._backend.sqs.receive_message(
-                    QueueUrl=self._queue_url,
-                    MaxNumberOfMessages=batch,
-                    WaitTimeSeconds=int(settings.wait_time),
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                )
-            except Exception as exc:
-                await asyncio.sleep(outage.failed(exc))
-                continue
-            outage.ok()
-            for raw in reply.get("Messages", ()):
-                receipt = raw["ReceiptHandle"]
-                count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-                try:
-                    channel, message = from_event(raw["Body"])
-                except (ValueError, KeyError, TypeError):
-                    log.warning(
-                        "eventwire: %s/%s: a message in the group's queue is not an event of "
-                        "this backend; it is left there",
-                        self.spec.channel,
-                        self.spec.group,
-                    )
-                    continue
-                if channel != self.spec.channel:
-                    continue
-                inbound = EventBridgeInbound(
-                    self, message, receipt, count, raw.get("MessageId", "")
-                )
-                self._unsettled[receipt] = inbound
-                await self.deliver(inbound)
-
-    async def _keep_hidden(self) -> None:
-        """Extend the visibility of every unsettled message before it runs out."""
-        settings = self._backend.settings
-        outage = Outage(f"extending visibility on {self.spec.group}", settings.scrub)
-        while True:
-            await asyncio.sleep(settings.visibility_timeout / 3)
-            try:
-                await self._change_visibility(
-                    list(self._unsettled), int(settings.visibility_timeout)
-                )
-            except Exception as exc:
-                await asyncio.sleep(outage.failed(exc))
-            else:
-                outage.ok()
-
-    async def _change_visibility(self, receipts: list[str], seconds: int) -> None:
-        for start in range(0, len(receipts), 10):
-            await self._backend.sqs.change_message_visibility_batch(
-                QueueUrl=self._queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": seconds}
-                    for i, r in enumerate(receipts[start : start + 10])
-                ],
-            )
-
-    async def ack(self, inbound: EventBridgeInbound) -> None:
-        self._unsettled.pop(inbound.receipt, None)
-        with self._backend.map_errors(f"ack on {self.spec.channel}/{self.spec.group}"):
-            await self._backend.sqs.delete_message(
-                QueueUrl=self._queue_url, ReceiptHandle=inbound.receipt
-            )
-
-    async def _stop_fetching(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _release(self) -> None:
-        receipts = list(self._unsettled)
-        self._unsettled.clear()
-        await self._change_visibility(receipts, 0)
-
-    def _drop(self) -> None:
-        self._unsettled.clear()
+#: Attempts of one request (the AWS SDK's standard retry mode: throttling, 5xx, timeouts).
+REQUEST_ATTEMPTS = 3
 
 
 class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
@@ -204,6 +63,11 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         self._stack: contextlib.AsyncExitStack | None = None
         self._events: Any = None
         self._sqs: Any = None
+        self._batcher = PutBatcher(
+            self._put, max_entries=MAX_BATCH_ENTRIES, max_bytes=MAX_ENTRY_BYTES, parallel=4
+        )
+        #: (channel, group) -> the group's queue URL, for the routes this backend made.
+        self._routes: dict[tuple[str, str], str] = {}
 
     @property
     def events(self) -> Any:
@@ -237,9 +101,10 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         config = AioConfig(
             connect_timeout=settings.connect_timeout,
             read_timeout=max(30.0, settings.wait_time + 10.0),
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries={"total_max_attempts": REQUEST_ATTEMPTS, "mode": "standard"},
         )
         session = get_session()
+        _check_region(settings.region or session.get_config_variable("region"))
         stack = contextlib.AsyncExitStack()
         try:
             with self.map_errors(
@@ -272,14 +137,22 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         self._stack = stack
 
     async def _close(self) -> None:
+        await self._batcher.close()
         if self._stack is not None:
             stack, self._stack = self._stack, None
             await stack.aclose()
 
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        """Send `messages` with ``PutEvents``; returns once EventBridge took every entry.
+
+        Entries of concurrent calls share requests (`PutBatcher`). An entry throttled or
+        failed inside EventBridge is sent again (bounded); any other refused entry fails
+        the call with `PublishError` naming the error codes (the others stay sent).
+        """
         self.check_publish(channel, messages)
-        entries = [to_entry(self.settings.bus, channel, m) for m in messages]
-        for entry in entries:
+        entries: list[Entry] = []
+        for message in messages:
+            entry = to_entry(self.settings.bus, channel, message)
             size = entry_size(entry)
             if size > MAX_ENTRY_BYTES:
                 raise MessageTooLargeError(
@@ -287,48 +160,67 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
                     f"PutEvents takes at most {MAX_ENTRY_BYTES} bytes (256 KiB) per entry. "
                     "Send a smaller event (put a large payload in S3 and send its reference)"
                 )
-        for batch in _batches(entries):
-            await self._put(channel, batch)
-
-    async def _put(self, channel: str, batch: list[dict[str, Any]]) -> None:
-        """One batch through PutEvents; throttled entries again (bounded), any other failed
-        entry fails the publish with its error code."""
-        pending = batch
-        for attempt in range(_PUT_ATTEMPTS):
+            entries.append((entry, size))
+        if _store.is_kept(channel):
+            await self._ensure_route(channel, STORE_GROUP)
+        try:
             with self.map_errors(f"publish to {channel!r}", into=PublishError):
-                reply = await self.events.put_events(Entries=pending)
-            if not reply.get("FailedEntryCount"):
-                return
-            results = reply["Entries"]
-            failed = [
-                (entry, result)
-                for entry, result in zip(pending, results, strict=True)
-                if result.get("ErrorCode")
-            ]
-            fatal = [(e, r) for e, r in failed if r["ErrorCode"] not in _RETRYABLE]
-            if fatal or attempt == _PUT_ATTEMPTS - 1:
-                shown = fatal or failed
-                codes = "; ".join(
-                    f"{r['ErrorCode']}: {r.get('ErrorMessage', '')}".strip() for _, r in shown[:3]
-                )
+                results = await self._batcher.put(entries)
+        except PublishError as exc:
+            if _code(exc.__cause__) == "ThrottlingException":
                 raise PublishError(
-                    f"publish to {channel!r} failed: EventBridge refused {len(failed)} of "
-                    f"{len(pending)} entries ({codes}); the others were sent"
-                )
-            pending = [entry for entry, _ in failed]
+                    f"publish to {channel!r} failed: EventBridge throttled PutEvents "
+                    f"(ThrottlingException) through {REQUEST_ATTEMPTS} attempts: the "
+                    "account's PutEvents quota in this region is used up; publish less at "
+                    "once, or raise the quota (Service Quotas)"
+                ) from exc.__cause__
+            raise
+        refused = [r for r in results if r is not None]
+        if refused:
+            raise PublishError(
+                f"publish to {channel!r} failed: EventBridge refused {len(refused)} of "
+                f"{len(entries)} entries ({'; '.join(refused[:3])}); the others were sent"
+            )
+
+    async def _put(self, batch: list[dict[str, Any]]) -> list[str | None]:
+        """One batch through PutEvents: entries throttled or failed inside EventBridge are
+        sent again (bounded, with backoff); per entry, ``None`` or the refusal."""
+        outcome: list[str | None] = [None] * len(batch)
+        pending = list(range(len(batch)))
+        for attempt in range(_PUT_ATTEMPTS):
+            reply = await self.events.put_events(Entries=[batch[i] for i in pending])
+            if not reply.get("FailedEntryCount"):
+                for i in pending:
+                    outcome[i] = None
+                return outcome
+            again: list[int] = []
+            for i, result in zip(pending, reply["Entries"], strict=True):
+                code = result.get("ErrorCode")
+                outcome[i] = f"{code}: {result.get('ErrorMessage', '')}".strip() if code else None
+                if code in _RETRYABLE:
+                    again.append(i)
+            if not again or attempt == _PUT_ATTEMPTS - 1:
+                return outcome
+            pending = again
             await asyncio.sleep(0.1 * 2**attempt)
+        return outcome
 
     async def subscribe(
         self, spec: SubscriptionSpec, handler: MessageHandler
     ) -> EventBridgeSubscription:
         self.check_subscribe(spec)
         queue_url = await self._ensure_route(spec.channel, spec.group)
+        # Dead letters of this group are kept from the start (EventBridge keeps nothing).
+        await self._ensure_route(dead_letter_channel(spec.channel), STORE_GROUP)
         subscription = EventBridgeSubscription(spec, handler, self, queue_url)
         self.track(subscription)
         return subscription
 
     async def _ensure_route(self, channel: str, group: str) -> str:
         """The group's queue and the rule that feeds it (both idempotent to create)."""
+        known = self._routes.get((channel, group))
+        if known is not None:
+            return known
         settings = self.settings
         name = resource_name(settings.prefix, channel, group)
         with self.map_errors(f"subscribe {group!r} to {channel!r}", into=BackendUnavailableError):
@@ -358,7 +250,7 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
             targets = await self.events.put_targets(
                 Rule=name,
                 EventBusName=settings.bus,
-                Targets=[{"Id": "group-queue", "Arn": queue_arn}],
+                Targets=[{"Id": "group-queue", "Arn": queue_arn, "InputTransformer": TARGET_INPUT}],
             )
         if targets.get("FailedEntryCount"):
             failure = targets["FailedEntries"][0]
@@ -366,6 +258,7 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
                 f"subscribe {group!r} to {channel!r} failed: EventBridge refused the queue "
                 f"target ({failure.get('ErrorCode')}: {failure.get('ErrorMessage')})"
             )
+        self._routes[(channel, group)] = str(queue_url)
         return str(queue_url)
 
     async def lag(self, channel: str, group: str) -> int | None:
@@ -396,11 +289,46 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         )
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
+        """The dead letters a dead-letter channel's store keeps, oldest first; any other
+        channel raises `UnsupportedOperationError` (EventBridge keeps no events)."""
+        self.check_connected()
         self.check_channel(channel)
-        raise ConfigurationError(
-            f"cannot list the events of {channel!r}: EventBridge keeps no events outside an "
-            "archive, and this backend creates none (see docs/backends/eventbridge.md)"
-        )
+        if not _store.is_kept(channel):
+            raise UnsupportedOperationError(
+                f"cannot list the events of {channel!r}: EventBridge keeps no events; only "
+                "dead-letter channels (<channel>.dlq) are kept, each in an SQS queue of its own"
+            )
+        queue_url = await self._store_url(channel)
+        if queue_url is None:
+            return []
+        with self.map_errors(f"list {channel!r}", into=BackendUnavailableError):
+            return await _store.read(self.sqs, queue_url, limit, int(self.settings.wait_time))
+
+    async def purge_channel(self, channel: str) -> int:
+        """Delete what a dead-letter channel's store keeps (``0`` for any other channel:
+        EventBridge keeps none of its events)."""
+        self.check_connected()
+        self.check_channel(channel)
+        queue_url = await self._store_url(channel) if _store.is_kept(channel) else None
+        if queue_url is None:
+            return 0
+        with self.map_errors(f"purge {channel!r}", into=BackendUnavailableError):
+            return await _store.purge(self.sqs, queue_url, int(self.settings.wait_time))
+
+    async def _store_url(self, channel: str) -> str | None:
+        """The URL of `channel`'s store queue; ``None`` when nobody made one yet."""
+        known = self._routes.get((channel, STORE_GROUP))
+        if known is not None:
+            return known
+        name = resource_name(self.settings.prefix, channel, STORE_GROUP)
+        try:
+            reply = await self.sqs.get_queue_url(QueueName=name)
+        except Exception as exc:
+            if "NonExistentQueue" in _code(exc) or "QueueDoesNotExist" in _code(exc):
+                return None
+            with self.map_errors(f"list {channel!r}", into=BackendUnavailableError):
+                raise
+        return str(reply["QueueUrl"])
 
     async def delete_channel(self, channel: str) -> bool:
         """Delete the rules and queues this backend made for `channel` (every group)."""
@@ -418,6 +346,8 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
                 for r in page["Rules"]
                 if json.loads(r.get("EventPattern") or "{}") == pattern
             ]
+        for key in [k for k in self._routes if k[0] == channel]:
+            del self._routes[key]
         for name in names:
             found = True
             await self.events.remove_targets(
@@ -428,23 +358,6 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
                 url = (await self.sqs.get_queue_url(QueueName=name))["QueueUrl"]
                 await self.sqs.delete_queue(QueueUrl=url)
         return found
-
-
-def _batches(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Entries in PutEvents requests of at most 10 entries and 256 KiB."""
-    batches: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    size = 0
-    for entry in entries:
-        n = entry_size(entry)
-        if current and (len(current) == MAX_BATCH_ENTRIES or size + n > MAX_ENTRY_BYTES):
-            batches.append(current)
-            current, size = [], 0
-        current.append(entry)
-        size += n
-    if current:
-        batches.append(current)
-    return batches
 
 
 def _queue_policy(queue_arn: str, rule_arn: str) -> str:
@@ -464,6 +377,29 @@ def _queue_policy(queue_arn: str, rule_arn: str) -> str:
     )
 
 
-def _code(exc: Exception) -> str:
+def _check_region(region: str | None) -> None:
+    """`ConfigurationError` for a region no AWS partition has (botocore's endpoint data,
+    offline); ``None`` is left to the SDK, which names the ways to give one."""
+    if region is None:
+        return
+    from botocore.session import Session
+
+    session = Session()
+    known = {
+        name
+        for partition in session.get_available_partitions()
+        for name in session.get_available_regions("events", partition_name=partition)
+    }
+    if region in known:
+        return
+    close = difflib.get_close_matches(region, sorted(known), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ConfigurationError(
+        f"unknown AWS region {region!r}{hint}; give a region EventBridge runs in, e.g. "
+        "eu-west-1 (?region=... or AWS_REGION)"
+    )
+
+
+def _code(exc: BaseException | None) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))

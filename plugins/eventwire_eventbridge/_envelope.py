@@ -25,7 +25,7 @@ from typing import Any
 from eventwire.backend import WireMessage
 from eventwire.bindings import BINDINGS
 
-__all__ = ["channel_pattern", "entry_size", "from_event", "to_entry"]
+__all__ = ["TARGET_INPUT", "channel_pattern", "entry_size", "from_event", "to_entry"]
 
 _PREFIX = BINDINGS["kafka"]
 #: ``Source`` / ``DetailType`` of a message without CloudEvents headers.
@@ -67,7 +67,8 @@ def entry_size(entry: Mapping[str, Any]) -> int:
 
 
 def from_event(body: str) -> tuple[str, WireMessage]:
-    """The channel and the message of an EventBridge event as a rule delivered it to SQS."""
+    """The channel and the message of an EventBridge event as a rule delivered it to SQS
+    (the whole event, or only its ``detail`` as `TARGET_INPUT` gives it)."""
     event = json.loads(body)
     detail = event["detail"]
     if "data_base64" in detail:
@@ -76,6 +77,11 @@ def from_event(body: str) -> tuple[str, WireMessage]:
         data = str(detail["data"]).encode("utf-8")
     headers = {str(k): str(v) for k, v in dict(detail.get("headers") or {}).items()}
     return str(detail["channel"]), WireMessage(data, headers, detail.get("key"))
+
+
+#: The rule target's input transformer: the queue gets ``{"detail": ...}``, all a consumer
+#: reads (CloudEvents attributes travel in ``detail.headers``), not the whole event.
+TARGET_INPUT = {"InputPathsMap": {"detail": "$.detail"}, "InputTemplate": '{"detail": <detail>}'}
 
 
 def channel_pattern(channel: str) -> str:

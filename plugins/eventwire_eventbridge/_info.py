@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from eventwire.asyncapi import AsyncAPIProtocol
 from eventwire.backend import BackendInfo, Capabilities
 from eventwire.backendkit import BackendPlugin
 
-__all__ = ["ASYNCAPI", "BACKEND_INFO", "CAPABILITIES", "MAX_ENTRY_BYTES", "SCHEME", "plugin"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_ENTRY_BYTES", "SCHEME", "plugin"]
 
 SCHEME = "eventbridge"
 #: PutEvents refuses an entry over 256 KiB (Time, Source, DetailType, Detail, Resources).
@@ -22,17 +21,19 @@ MAX_MESSAGE_BYTES = (MAX_ENTRY_BYTES - ENVELOPE_ALLOWANCE) * 3 // 4
 CAPABILITIES = Capabilities(
     unsupported=MappingProxyType(
         {
-            "G05": "a rule delivers to a standard SQS queue, which does not keep order "
-            "('best-effort ordering'); a FIFO queue target takes one static MessageGroupId "
-            "per rule (SqsParameters), so per-key groups cannot come from EventBridge",
-            "G14": "EventBridge keeps no events for a new rule; starting a group from the "
-            "oldest event needs an archive and a replay, which this backend does not create",
-            "G10": "EventBridge keeps no events to list: browsing a channel (the dead-letter "
-            "channel included) needs an archive, which this backend does not create",
-            "G16": "there is no broker process to restart on AWS; the local endpoint "
-            "(moto) keeps everything in memory and loses it on a restart",
-            "G17": "PutEvents refuses an entry over 256 KiB, so a 1 MiB event cannot be "
-            "sent (larger payloads belong in S3, with a reference in the event)",
+            "G05": "a rule delivers to a standard SQS queue, which gives best-effort ordering "
+            "only; a FIFO queue target takes one static MessageGroupId per target "
+            "(SqsParameters), so EventBridge cannot put each key in a message group of its own",
+            "G14": "EventBridge keeps no events for a rule created after them; the only way "
+            "back is an archive replay, which AWS documents as not in the original order, "
+            "replayed in 1-minute intervals and to be started about 10 minutes after the "
+            "events (archiving is asynchronous), so this backend does not offer it",
+            "G16": "EventBridge and SQS are managed services without a broker process to "
+            "restart; the local endpoint (moto) keeps everything in memory, so restarting it "
+            "starts an empty account and measures the emulator, not the backend",
+            "G17": "PutEvents refuses an entry over 256 KiB (the PutEvents API reference; the "
+            "local endpoint enforces it too), so a 1 MiB event cannot be sent; large payloads "
+            "belong in S3, with a reference in the event",
         }
     ),
     max_message_bytes=MAX_MESSAGE_BYTES,
@@ -42,17 +43,15 @@ BACKEND_INFO = BackendInfo(
     name="eventbridge",
     schemes=(SCHEME,),
     description="AWS EventBridge (publish: PutEvents) routed by rules to one SQS queue per "
-    "group (consume: ReceiveMessage / DeleteMessage)",
+    "group (consume: ReceiveMessage / DeleteMessageBatch)",
     capabilities=CAPABILITIES,
     binding="kafka",
 )
 
-
-#: How the backend appears in AsyncAPI: protocol ``eventbridge``, no bindings.
-ASYNCAPI = AsyncAPIProtocol(
-    "eventbridge",
-    description="an AWS EventBridge event bus; each group reads its own SQS queue",
-)
-
 #: The plugin (the ``eventbridge`` entry point of the ``eventwire`` group).
-plugin = BackendPlugin(BACKEND_INFO, "eventwire_eventbridge._backend:EventBridgeBackend", ASYNCAPI)
+plugin = BackendPlugin(
+    BACKEND_INFO,
+    "eventwire_eventbridge._backend:EventBridgeBackend",
+    "eventwire_eventbridge._asyncapi:asyncapi_protocol",
+    asyncapi_document="eventwire_eventbridge._asyncapi:add_bindings",
+)

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,67 +15,44 @@ from typing import Any
 
 import boto3
 import pytest
+from aiobotocore.awsrequest import AioAWSResponse
+from eventwire import Event, EventBus
 from eventwire.backend import Inbound, SubscriptionSpec, WireMessage
+from eventwire.contracts import generate_asyncapi, validate_document
 from eventwire.errors import (
     ConfigurationError,
     InvalidURLError,
     MessageTooLargeError,
     PublishError,
+    UnsupportedOperationError,
 )
 from eventwire_eventbridge import EventBridgeBackend
-from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, _batches
+from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, REQUEST_ATTEMPTS, resource_name
+from eventwire_eventbridge._batcher import PutBatcher
 from eventwire_eventbridge._envelope import entry_size, to_entry
 from eventwire_eventbridge._info import MAX_ENTRY_BYTES
+from eventwire_eventbridge._names import STORE_GROUP
+
+from tests.backends._moto import CREDENTIALS, REGION, bus_url, moto_server
 
 pytestmark = pytest.mark.anyio
 
-REGION = "us-east-1"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto_server of this module on a free port."""
-    moto = Path(sys.prefix) / "bin" / "moto_server"
-    assert moto.exists(), "moto_server is missing: pip install -e '.[dev]' (moto[server])"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                assert proc.poll() is None, "moto_server exited"
-                assert time.monotonic() < deadline, "moto_server did not answer in 30 s"
-                time.sleep(0.1)
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def _url(endpoint: str, bus: str = "default", extra: str = "") -> str:
-    return f"eventbridge://{bus}?region={REGION}&endpoint={endpoint}&wait_time=1s{extra}"
+    return bus_url(endpoint, bus, extra)
 
 
 def _client(endpoint: str, service: str) -> Any:
@@ -110,7 +82,11 @@ def _channel() -> str:
     return f"eb.test.{uuid.uuid4().hex[:10]}"
 
 
-async def _collect(backend: EventBridgeBackend, channel: str, want: int) -> list[Inbound]:
+async def _collect(
+    backend: EventBridgeBackend, channel: str, want: int, publish: Any = None
+) -> list[Inbound]:
+    """Subscribe group ``g``, await `publish` (once the group's rule exists), and collect
+    `want` deliveries (acking each), for 30 s at most."""
     got: list[Inbound] = []
 
     async def handler(inbound: Inbound) -> None:
@@ -119,7 +95,9 @@ async def _collect(backend: EventBridgeBackend, channel: str, want: int) -> list
 
     subscription = await backend.subscribe(SubscriptionSpec(channel, "g"), handler)
     try:
-        for _ in range(200):
+        if publish is not None:
+            await publish
+        for _ in range(600):
             if len(got) >= want:
                 break
             await asyncio.sleep(0.05)
@@ -143,13 +121,11 @@ def test_round_trip_and_envelope_mapping(endpoint: str) -> None:
         backend = EventBridgeBackend(_url(endpoint))
         await backend.connect()
         try:
-            subscription = asyncio.create_task(_collect(backend, channel, 2))
-            await asyncio.sleep(0.5)  # the group's rule exists before the publish
-            await backend.publish(
+            sent = backend.publish(
                 channel,
                 [WireMessage(b'{"order": 7}', headers, "order-7"), WireMessage(b"\xff\x00", {})],
             )
-            return await subscription
+            return await _collect(backend, channel, 2, sent)
         finally:
             await backend.close()
 
@@ -256,27 +232,250 @@ async def test_payload_over_the_entry_limit_sends_nothing(endpoint: str) -> None
 
 
 def test_partial_put_events_failure_is_an_error(endpoint: str) -> None:
+    """The emulator refuses one entry of a request: the publish names it, the other stays
+    sent. The request is changed at the one boundary the SDK offers (its ``before-send``
+    event, after signing): no publish can build a malformed entry itself."""
     channel = _channel()
-    good = to_entry("default", channel, WireMessage(b"ok", {}))
-    malformed = dict(good, Detail="not json")
+    sqs, raw_url = _raw_queue(endpoint, channel)
+
+    def corrupt_first(request: Any, **_: Any) -> None:
+        # Same length (the request is signed, its Content-Length set): "{" becomes "x".
+        body = bytes(request.body)
+        start = body.index(b'\\"channel\\"') - 1
+        request.body = body[:start] + b"x" + body[start + 1 :]
 
     async def main() -> None:
         backend = EventBridgeBackend(_url(endpoint))
         await backend.connect()
         try:
-            await backend._put(channel, [malformed, good])
+            backend.events.meta.events.register("before-send.events.PutEvents", corrupt_first)
+            await backend.publish(channel, [WireMessage(b"lost", {}), WireMessage(b"ok", {})])
         finally:
             await backend.close()
 
     with pytest.raises(PublishError) as info:
         asyncio.run(main())
-    assert "refused 1 of 2 entries (MalformedDetail" in str(info.value)
+    message = str(info.value)
+    assert "EventBridge refused 1 of 2 entries (MalformedDetail" in message
+    assert "the others were sent" in message and "\n" not in message
+    raw = sqs.receive_message(QueueUrl=raw_url, MaxNumberOfMessages=10, WaitTimeSeconds=2)
+    assert [json.loads(m["Body"])["detail"]["data"] for m in raw["Messages"]] == ["ok"]
 
 
-def test_batches_keep_to_the_put_events_limits() -> None:
-    small = [to_entry("b", "c", WireMessage(b"x", {})) for _ in range(25)]
-    assert [len(b) for b in _batches(small)] == [MAX_BATCH_ENTRIES, MAX_BATCH_ENTRIES, 5]
-    big = [to_entry("b", "c", WireMessage(b"y" * (100 * 1024), {})) for _ in range(5)]
-    batches = _batches(big)
-    assert [len(b) for b in batches] == [2, 2, 1]
-    assert all(sum(entry_size(e) for e in b) <= MAX_ENTRY_BYTES for b in batches)
+class _Body:
+    """The raw body of a reply the SDK reads (aiobotocore awaits ``read``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def read(self) -> bytes:
+        return self._data
+
+
+def _reply(request: Any, status: int, body: dict[str, Any]) -> AioAWSResponse:
+    headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "test"}
+    return AioAWSResponse(request.url, status, headers, _Body(json.dumps(body).encode()))
+
+
+THROTTLED = {"__type": "ThrottlingException", "message": "Rate exceeded"}
+
+
+def test_throttling_is_retried_a_bounded_number_of_times_then_a_clear_error(
+    endpoint: str,
+) -> None:
+    """PutEvents answers ThrottlingException: the SDK's standard retries (3 attempts), then
+    one clear error. The throttled replies come from the SDK's ``before-send`` event (moto
+    cannot throttle); everything around them is the real client."""
+    channel = _channel()
+    attempts: list[int] = []
+
+    def throttle(request: Any, **_: Any) -> AioAWSResponse:
+        attempts.append(1)
+        return _reply(request, 400, THROTTLED)
+
+    async def main() -> None:
+        backend = EventBridgeBackend(_url(endpoint))
+        await backend.connect()
+        try:
+            backend.events.meta.events.register("before-send.events.PutEvents", throttle)
+            await backend.publish(channel, [WireMessage(b"x", {})])
+        finally:
+            await backend.close()
+
+    with pytest.raises(PublishError) as info:
+        asyncio.run(main())
+    message = str(info.value)
+    assert len(attempts) == REQUEST_ATTEMPTS
+    assert "throttled PutEvents (ThrottlingException) through 3 attempts" in message
+    assert "raise the quota" in message and "\n" not in message
+
+
+def test_a_throttled_publish_that_recovers_is_delivered(endpoint: str) -> None:
+    channel = _channel()
+    attempts: list[int] = []
+
+    def throttle_twice(request: Any, **_: Any) -> AioAWSResponse | None:
+        attempts.append(1)
+        return _reply(request, 400, THROTTLED) if len(attempts) <= 2 else None
+
+    async def main() -> list[Inbound]:
+        backend = EventBridgeBackend(_url(endpoint))
+        await backend.connect()
+        try:
+            backend.events.meta.events.register("before-send.events.PutEvents", throttle_twice)
+            sent = backend.publish(channel, [WireMessage(b"late", {})])
+            return await _collect(backend, channel, 1, sent)
+        finally:
+            await backend.close()
+
+    got = asyncio.run(main())
+    assert [inbound.message.body for inbound in got] == [b"late"]
+    assert len(attempts) == 3
+
+
+def test_throttled_entries_are_sent_again_then_a_clear_error(endpoint: str) -> None:
+    """EventBridge takes the request but fails an entry with ThrottlingException (its
+    FailedEntryCount): the backend sends that entry again, 4 times at most."""
+    channel = _channel()
+    attempts: list[int] = []
+
+    def fail_entries(request: Any, **_: Any) -> AioAWSResponse:
+        attempts.append(len(json.loads(request.body)["Entries"]))
+        failed = {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}
+        return _reply(request, 200, {"FailedEntryCount": 1, "Entries": [failed]})
+
+    async def main() -> None:
+        backend = EventBridgeBackend(_url(endpoint))
+        await backend.connect()
+        try:
+            backend.events.meta.events.register("before-send.events.PutEvents", fail_entries)
+            await backend.publish(channel, [WireMessage(b"x", {})])
+        finally:
+            await backend.close()
+
+    with pytest.raises(PublishError) as info:
+        asyncio.run(main())
+    assert attempts == [1, 1, 1, 1]
+    assert "refused 1 of 1 entries (ThrottlingException: Rate exceeded)" in str(info.value)
+
+
+def test_unknown_region(endpoint: str) -> None:
+    async def main() -> None:
+        url = f"eventbridge://default?region=eu-west-9&endpoint={endpoint}"
+        await EventBridgeBackend(url).connect()
+
+    with pytest.raises(ConfigurationError) as info:
+        asyncio.run(main())
+    message = str(info.value)
+    assert "unknown AWS region 'eu-west-9'" in message and "eu-west-1" in message
+    assert "\n" not in message
+
+
+def test_no_region_at_all(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+
+    async def main() -> None:
+        await EventBridgeBackend("eventbridge://default").connect()
+
+    with pytest.raises(ConfigurationError, match="give a region"):
+        asyncio.run(main())
+
+
+def test_concurrent_publishes_share_requests_within_the_put_events_limits() -> None:
+    sent: list[list[dict[str, object]]] = []
+
+    async def send(batch: list[dict[str, object]]) -> list[str | None]:
+        sent.append(batch)
+        await asyncio.sleep(0)
+        return [None] * len(batch)
+
+    def entries(n: int, size: int) -> list[tuple[dict[str, object], int]]:
+        made = [to_entry("b", "c", WireMessage(b"y" * size, {})) for _ in range(n)]
+        return [(entry, entry_size(entry)) for entry in made]
+
+    async def main() -> None:
+        batcher = PutBatcher(
+            send, max_entries=MAX_BATCH_ENTRIES, max_bytes=MAX_ENTRY_BYTES, parallel=2
+        )
+        results = await asyncio.gather(*(batcher.put(entries(1, 1)) for _ in range(25)))
+        assert results == [[None]] * 25
+        assert [len(b) for b in sent] == [10, 10, 5]
+        sent.clear()
+        await batcher.put(entries(5, 100 * 1024))
+        assert [len(b) for b in sent] == [2, 2, 1]
+        assert all(sum(entry_size(e) for e in b) <= MAX_ENTRY_BYTES for b in sent)
+
+    asyncio.run(main())
+
+
+class Shipped(Event, channel="shipping", key="order_id"):
+    order_id: str
+
+
+def test_asyncapi_describes_the_bus_the_rules_and_the_sqs_queues() -> None:
+    bus = EventBus("eventbridge://orders-bus?region=eu-west-1&visibility_timeout=20s")
+    bus.declare(Shipped)
+
+    @bus.subscribe(Shipped, group="billing")
+    async def handle(event: Shipped) -> None: ...
+
+    document = generate_asyncapi(bus)
+    assert validate_document(document) == []  # the official AsyncAPI 3.0 schema
+    (server,) = document["servers"].values()
+    assert server["protocol"] == "eventbridge"
+    assert server["x-eventbridge"] == {"eventBusName": "orders-bus", "region": "eu-west-1"}
+    channel = document["channels"]["shipping"]
+    assert channel["x-eventbridge-rule"] == {"eventPattern": {"detail": {"channel": ["shipping"]}}}
+    receive = document["operations"]["receive_shipping_billing"]
+    sqs = receive["bindings"]["sqs"]
+    assert sqs["bindingVersion"] == "0.2.0"
+    group_queue, store = sqs["queues"]
+    assert group_queue["name"] == resource_name("eventwire", "shipping", "billing")
+    assert group_queue["visibilityTimeout"] == 20 and group_queue["fifoQueue"] is False
+    assert store["name"] == resource_name("eventwire", "shipping.dlq", STORE_GROUP)
+    assert "x-eventbridge" in document["components"]["messages"]["Shipped"]
+
+
+def test_asyncapi_of_other_backends_gets_no_eventbridge_details() -> None:
+    bus = EventBus("memory://")
+    bus.declare(Shipped)
+    found = json.dumps(generate_asyncapi(bus))
+    assert "eventbridge" not in found and '"sqs"' not in found
+
+
+def test_dead_letter_channels_are_kept_listed_and_purged(endpoint: str) -> None:
+    """A dead-letter channel's store keeps what was published to it, lists it as often as
+    asked (nothing consumed), purges it; an ordinary channel cannot be listed."""
+    channel = _channel()
+    dlq = f"{channel}.dlq"
+
+    async def main() -> tuple[list[bytes], list[bytes], int, list[WireMessage]]:
+        backend = EventBridgeBackend(_url(endpoint))
+        await backend.connect()
+        try:
+            await backend.publish(dlq, [WireMessage(f"dead-{i}".encode(), {}) for i in range(12)])
+            first: list[WireMessage] = []
+            for _ in range(100):  # routed to the store by the emulator, soon after
+                first = await backend.browse(dlq)
+                if len(first) == 12:
+                    break
+            second = await backend.browse(dlq)
+            with pytest.raises(UnsupportedOperationError, match="only dead-letter channels"):
+                await backend.browse(channel)
+            purged = await backend.purge_channel(dlq)
+            return (
+                sorted(m.body for m in first),
+                sorted(m.body for m in second),
+                purged,
+                await backend.browse(dlq),
+            )
+        finally:
+            await backend.delete_channel(dlq)
+            await backend.close()
+
+    first, second, purged, after = asyncio.run(main())
+    expected = sorted(f"dead-{i}".encode() for i in range(12))
+    assert first == expected and second == expected
+    assert purged == 12 and after == []

@@ -101,7 +101,12 @@ class Service:
 def test_hundred_orders_with_declines_and_a_payment_crash(
     broker: str, mode: Mode, tmp_path: Path
 ) -> None:
-    url, seed = _url(broker), uuid.uuid4().hex[:8]
+    run_hundred_orders(_url(broker), mode, tmp_path)
+
+
+def run_hundred_orders(url: str, mode: Mode, tmp_path: Path) -> None:
+    """The scenario on the broker at `url` (the services inherit this process's environment)."""
+    seed = uuid.uuid4().hex[:8]
     prefix = f"o{seed}"
     orders = [
         make_order(n, "900.00" if n % 10 == 0 else "40.00", prefix=prefix) for n in range(ORDERS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 
 from eventwire.plugins import hookimpl
@@ -52,6 +52,9 @@ class BackendPlugin:
         `eventwire.asyncapi.AsyncAPIProtocol` (bindings); or the `AsyncAPIProtocol` itself
         when it does not depend on the backend; ``None``: the protocol is the URL's scheme
         (``redis``, ``rediss`` ...), no bindings.
+    :param asyncapi_document: ``"package.module:function"``, called as ``function(document,
+        bus)`` for a bus of this backend after its AsyncAPI document is built, to add what
+        bindings cannot say (``x-`` extensions, security schemes); edits in place.
     :param idempotency_store: ``"package.module:Class"``, called as ``Class(url)``, when the
         broker can hold an idempotency store too: then ``idempotency_store="<scheme>://..."``
         on any bus opens one (the ``eventwire_make_idempotency_store`` hook).
@@ -72,11 +75,13 @@ class BackendPlugin:
         backend: str,
         asyncapi: str | AsyncAPIProtocol | None = None,
         *,
+        asyncapi_document: str | None = None,
         idempotency_store: str | None = None,
     ) -> None:
         self.info = info
         self.backend = backend
         self.asyncapi = asyncapi
+        self.asyncapi_document = asyncapi_document
         self.idempotency_store = idempotency_store
 
     @hookimpl
@@ -108,3 +113,8 @@ class BackendPlugin:
         if self.idempotency_store is None or scheme not in self.info.schemes:
             return None
         return cast("IdempotencyStore", _load(self.idempotency_store)(url))
+
+    @hookimpl
+    def eventwire_asyncapi_document(self, document: MutableMapping[str, Any], bus: Any) -> None:
+        if self.asyncapi_document is not None and bus.backend.name == self.info.name:
+            _load(self.asyncapi_document)(document, bus)
