@@ -34,6 +34,10 @@ CAPABILITIES = Capabilities(
             "G17": "PutEvents refuses an entry over 256 KiB (the PutEvents API reference; the "
             "local endpoint enforces it too), so a 1 MiB event cannot be sent; large payloads "
             "belong in S3, with a reference in the event",
+            "G21": "it checks per-key order while members join and leave, and a standard SQS "
+            "queue gives best-effort ordering only (see G05)",
+            "G22": "EventBridge and SQS are managed services without a broker process to "
+            "kill; killing the local endpoint (moto) loses the whole account, as for G16",
         }
     ),
     max_message_bytes=MAX_MESSAGE_BYTES,

@@ -137,7 +137,9 @@ class EventBridgeSubscription(BaseSubscription):
                     continue
                 if channel != self.spec.channel:
                     continue
-                inbound = EventBridgeInbound(self, message, receipt, count, raw.get("MessageId", ""))
+                inbound = EventBridgeInbound(
+                    self, message, receipt, count, raw.get("MessageId", "")
+                )
                 self._unsettled[receipt] = inbound
                 await self.deliver(inbound)
 
