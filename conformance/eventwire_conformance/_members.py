@@ -26,7 +26,7 @@ from typing import IO
 
 from eventwire import Delivery, EventBus
 
-from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE, URL_VARIABLE
+from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE, STORE_VARIABLE, URL_VARIABLE
 from eventwire_conformance._events import Ping
 
 __all__ = [
@@ -169,7 +169,11 @@ class MemberProcess:
         patience: float,
         concurrency: int = 4,
         handle: bool = False,
+        idempotent: bool = False,
+        store: str | None = None,
     ) -> MemberProcess:
+        """Start a member; `handle` and `idempotent` pick its role (`_crash_consumer`),
+        `store` is the idempotency store URL it uses (default: the backend's own)."""
         with _open_files(out) as stderr:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -184,9 +188,15 @@ class MemberProcess:
                 "--concurrency",
                 str(concurrency),
                 *(["--handle"] if handle else []),
+                *(["--idempotent"] if idempotent else []),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
-                env={**os.environ, URL_VARIABLE: url, PLUGINS_VARIABLE: plugins()},
+                env={
+                    **os.environ,
+                    URL_VARIABLE: url,
+                    PLUGINS_VARIABLE: plugins(),
+                    STORE_VARIABLE: store or "",
+                },
             )
         member = cls(process, out, name)
         assert process.stdout is not None
@@ -245,6 +255,12 @@ class MemberProcess:
             code = "still running"
         else:
             code = f"exit code {process.returncode}"
+        return (
+            f"the consumer process did not start ({code}, said {line!r}; "
+            f"stderr: {self.stderr_tail()!r})"
+        )
+
+    def stderr_tail(self) -> str:
+        """The last line the process wrote to its stderr."""
         said = self.out.with_name(self.out.name + ".stderr").read_text(errors="replace")
-        tail = said.strip().splitlines()[-1:] or [""]
-        return f"the consumer process did not start ({code}, said {line!r}; stderr: {tail[0]!r})"
+        return (said.strip().splitlines()[-1:] or [""])[0]

@@ -1,22 +1,23 @@
 """Encoding many events at once for ``EventBus.publish_many``.
 
 The same checks and the same wire messages as one `EventBus.publish` per event, with the work
-that is equal for every event of a call done once: the clock is read and formatted once (one
-``time`` for the whole call), and the CloudEvents headers of each message type are built once
-as a template that each event copies, adding its own ``id`` and ``subject``.
+that is equal for every event of a call done once: the clock is read once (each event's
+``time`` is that reading plus its index in microseconds, so times still follow publish order,
+as they do for single publishes), and the CloudEvents headers of each message type are built
+once as a template that each event copies, adding its own ``id``, ``time`` and ``subject``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from eventwire.backend import WireMessage
 from eventwire.bindings import BINDINGS, to_headers
 from eventwire.codec import PayloadValidator, encode_body
-from eventwire.envelope import Envelope, new_id
+from eventwire.envelope import Envelope, format_time, new_id
 from eventwire.errors import EventValidationError, MessageTooLargeError
 from eventwire.events import Message, MessageSpec
 
@@ -58,11 +59,12 @@ def encode_many(
     """Encode `events` (``EventValidationError`` / ``MessageTooLargeError``: none is sent)."""
     now = datetime.now(UTC)
     prefix = BINDINGS[binding]
-    id_name, subject_name = prefix + "id", prefix + "subject"
+    id_name, subject_name, time_name = prefix + "id", prefix + "subject", prefix + "time"
     headers = MappingProxyType(dict(user)) if user else _EMPTY
     kinds: dict[type[Message], _Kind] = {}
     out = Encoded({}, [], {})
-    for event in events:
+    for index, event in enumerate(events):
+        time = now + timedelta(microseconds=index)
         model = type(event)
         kind = kinds.get(model)
         if kind is None:
@@ -76,7 +78,7 @@ def encode_many(
             id=new_id(),
             type=spec.type,
             source=source,
-            time=now,
+            time=time,
             subject=subject,
             correlationid=correlationid,
             causationid=causationid,
@@ -92,6 +94,7 @@ def encode_many(
             )
         wire_headers = kind.headers.copy()
         wire_headers[id_name] = envelope.id
+        wire_headers[time_name] = format_time(time)
         if subject is not None:
             wire_headers[subject_name] = subject
         batch = out.batches.get(kind.channel)

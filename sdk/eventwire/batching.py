@@ -118,20 +118,8 @@ class BatchConsumer(Consumer):
 
     async def on_message(self, inbound: Inbound) -> None:
         """Accept one delivery into the next batch; blocks while the window is full."""
-        if self._closing.is_set():
+        if not await self._take_slot():
             return
-        self.handed += 1
-        self.peak_handed = max(self.peak_handed, self.handed)
-        try:
-            await self._slots.acquire()
-        except BaseException:
-            self.handed -= 1
-            raise
-        if self._closing.is_set():
-            self.handed -= 1
-            return
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         buffer = self._buffer
         buffer.append(inbound)
         if len(buffer) == 1:

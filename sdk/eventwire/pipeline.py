@@ -157,10 +157,11 @@ class Consumer:
 
     # -- delivery from the backend -------------------------------------------------------
 
-    async def on_message(self, inbound: Inbound) -> None:
-        """Accept one delivery; blocks while ``max_in_flight`` deliveries are unsettled."""
+    async def _take_slot(self) -> bool:
+        """Wait for room in the ``max_in_flight`` window; ``False`` when closing (the
+        delivery is left unsettled, for the broker to give to another member)."""
         if self._closing.is_set():
-            return
+            return False
         self.handed += 1
         if self.handed > self.peak_handed:
             self.peak_handed = self.handed
@@ -171,10 +172,16 @@ class Consumer:
             raise
         if self._closing.is_set():
             self.handed -= 1
-            return
+            return False
         self.in_flight += 1
         if self.in_flight > self.peak_in_flight:
             self.peak_in_flight = self.in_flight
+        return True
+
+    async def on_message(self, inbound: Inbound) -> None:
+        """Accept one delivery; blocks while ``max_in_flight`` deliveries are unsettled."""
+        if not await self._take_slot():
+            return
         key = inbound.message.key
         if key is not None:
             chain = self._chains.get(key)

@@ -225,7 +225,11 @@ def test_nats_jetstream_round_trip(nats_url: str) -> None:
 
 @pytest.mark.broker
 @pytest.mark.slow
-def test_restart_redis_keeps_stream(private_broker: dict[str, str]) -> None:
+@pytest.mark.parametrize("how", ["restart", "kill"])
+def test_restart_or_kill_redis_keeps_stream(private_broker: dict[str, str], how: str) -> None:
+    """`restart` stops gracefully; `kill` is a crash (SIGKILL, the process is gone at once)
+    and `up` brings the broker back on the same data: with ``appendfsync always`` every
+    acknowledged write survives either way."""
     import redis.asyncio as aioredis
 
     env = private_broker
@@ -249,49 +253,20 @@ def test_restart_redis_keeps_stream(private_broker: dict[str, str]) -> None:
             await client.aclose()
 
     written = _run(write)
-    restarted = _script("restart", "redis", env=env)
-    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    assert "stopped" in restarted.stdout
-    assert _run(read) == written
-
-
-@pytest.mark.broker
-@pytest.mark.slow
-def test_kill_redis_then_up_keeps_stream(private_broker: dict[str, str]) -> None:
-    """`kill` is a crash (SIGKILL, the process is gone at once), and `up` brings the broker
-    back on the same data: with ``appendfsync always`` every acknowledged write survives."""
-    import redis.asyncio as aioredis
-
-    env = private_broker
-    up = _script("up", "redis", env=env)
-    assert up.returncode == 0, up.stdout + up.stderr
-    url = f"redis://127.0.0.1:{env['EVENTWIRE_REDIS_PORT']}/0"
-
-    async def write():  # type: ignore[no-untyped-def]
-        client = aioredis.from_url(url)
-        try:
-            return [await client.xadd("orders", {"n": str(i)}) for i in range(3)]
-        finally:
-            await client.aclose()
-
-    async def read() -> list[Any]:
-        client = aioredis.from_url(url)
-        try:
-            entries: Any = await client.xrange("orders")
-            return [entry_id for entry_id, _ in entries]
-        finally:
-            await client.aclose()
-
-    written = _run(write)
-    killed = _script("kill", "redis", env=env)
-    assert killed.returncode == 0, killed.stdout + killed.stderr
-    assert "killed" in killed.stdout and "SIGKILL" in killed.stdout
-    status = _script("status", "redis", env=env)
-    assert status.returncode == 3 and "stopped" in status.stdout, status.stdout
-    again = _script("kill", "redis", env=env)
-    assert again.returncode == 1 and "not running" in again.stderr, again.stderr
-    up = _script("up", "redis", env=env)
-    assert up.returncode == 0, up.stdout + up.stderr
+    if how == "restart":
+        restarted = _script("restart", "redis", env=env)
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert "stopped" in restarted.stdout
+    else:
+        killed = _script("kill", "redis", env=env)
+        assert killed.returncode == 0, killed.stdout + killed.stderr
+        assert "killed" in killed.stdout and "SIGKILL" in killed.stdout
+        status = _script("status", "redis", env=env)
+        assert status.returncode == 3 and "stopped" in status.stdout, status.stdout
+        again = _script("kill", "redis", env=env)
+        assert again.returncode == 1 and "not running" in again.stderr, again.stderr
+        up = _script("up", "redis", env=env)
+        assert up.returncode == 0, up.stdout + up.stderr
     assert _run(read) == written
 
 

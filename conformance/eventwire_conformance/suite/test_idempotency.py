@@ -17,17 +17,14 @@ deduplicated.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
 from collections import Counter
 from pathlib import Path
 
 from eventwire import Claim, Delivery, Envelope, EventBus, IdempotencyStore, WireMessage
 from eventwire.codec import encode
 
-from eventwire_conformance._crash_consumer import PLUGINS_VARIABLE, STORE_VARIABLE, URL_VARIABLE
 from eventwire_conformance._events import Ping, ping_model
+from eventwire_conformance._members import MemberProcess
 from eventwire_conformance._support import Harness, unsupported
 
 
@@ -253,56 +250,27 @@ async def _handled_in_another_process(
     publisher: EventBus,
     wire: WireMessage,
 ) -> None:
-    out = tmp_path / "handled.txt"
-    out.touch()
-    env = {
-        **os.environ,
-        URL_VARIABLE: harness.url,
-        STORE_VARIABLE: harness.idempotency_store or "",
-        PLUGINS_VARIABLE: os.environ.get(PLUGINS_VARIABLE, ""),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eventwire_conformance._crash_consumer",
-        "--channel",
+    # A new interpreter importing eventwire and its plugins: slow on a busy host.
+    member = await MemberProcess.start(
+        harness.url,
         channel,
-        "--group",
         group,
-        "--out",
-        str(out),
-        "--idempotent",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
+        tmp_path / "handled.txt",
+        name="the second member",
+        patience=harness.patience * 3,
+        idempotent=True,
+        store=harness.idempotency_store,
     )
     try:
-        assert process.stdout is not None and process.stderr is not None
-        try:
-            # A new interpreter importing eventwire and its plugins: slow on a busy host.
-            line = await asyncio.wait_for(process.stdout.readline(), harness.patience * 3)
-        except TimeoutError:
-            line = b""
-        if line.strip() != b"ready":
-            process.kill()
-            said = (await process.stderr.read()).decode(errors="replace").strip()
-            raise AssertionError(
-                f"the member process did not start (said {line!r}; stderr: "
-                f"{(said.splitlines() or [''])[-1]!r})"
-            )
         await publisher.backend.publish(channel, [wire])
         try:
-            code = await asyncio.wait_for(process.wait(), harness.patience * 3)
+            code = await asyncio.wait_for(member.process.wait(), harness.patience * 3)
         except TimeoutError:
             code = None
-        if code != 0 or not out.read_text().split():
-            said = (await process.stderr.read()).decode(errors="replace").strip()
+        if code != 0 or not member.held():
             raise AssertionError(
                 f"the member process did not handle the event and stop (exit code {code}; "
-                f"stderr: {(said.splitlines() or [''])[-1]!r})"
+                f"stderr: {member.stderr_tail()!r})"
             )
     finally:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        await member.kill()
