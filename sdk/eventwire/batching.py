@@ -33,9 +33,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from eventwire.backend import Inbound
-from eventwire.codec import decode
 from eventwire.envelope import Envelope
-from eventwire.errors import ConfigurationError, DecodeError
+from eventwire.errors import ConfigurationError
 from eventwire.events import Message
 from eventwire.pipeline import DONE_TTL, Consumer, _Abandon
 
@@ -174,7 +173,7 @@ class BatchConsumer(Consumer):
         try:
             items = []
             for inbound in batch:
-                item = await self._admit(inbound)
+                item = await self._admit_item(inbound)
                 if item is not None:
                     items.append(item)
             if items:
@@ -186,39 +185,14 @@ class BatchConsumer(Consumer):
         finally:
             self._forget(len(batch))
 
-    async def _admit(self, inbound: Inbound) -> _Item | None:
-        """Decode, validate and claim one delivery; settle it here when it is not for the
-        handler (invalid, of another type, delivered too often, handled before)."""
+    async def _admit_item(self, inbound: Inbound) -> _Item | None:
+        """One delivery through the pipeline's admission (`Consumer._admit`); ``None`` when
+        it was settled there."""
         attempts = max(1, inbound.delivery_count)
-        read = await self._read(inbound, attempts)
-        if read is None:
+        admitted = await self._admit(inbound, attempts)
+        if admitted is None:
             return None
-        envelope, body = read
-        route = self.routes.get(envelope.type)
-        if route is None:  # another type on this channel: not this group's business
-            await self._settle(inbound.ack)
-            return None
-        try:
-            if self._validator is not None:
-                problems = self._validator.errors(envelope.type, body)
-                if problems:
-                    raise DecodeError("breaks the contract: " + "; ".join(problems))
-            event = decode(body, route.model)
-        except DecodeError as exc:
-            await self._dead_letter(inbound, "invalid", exc, attempts)
-            return None
-        if attempts > route.retry.max_attempts:
-            await self._dead_letter(
-                inbound, "max-deliveries", None, attempts - 1, enabled=route.dead_letter
-            )
-            return None
-        claim_key = None
-        if route.idempotent:
-            claim_key = f"{self.group}:{envelope.id}"
-            if not await self._claim(claim_key):
-                await self._settle(inbound.ack)  # handled before: run the effect once
-                return None
-        return _Item(inbound, event, envelope, attempts, claim_key)
+        return _Item(inbound, admitted.event, admitted.envelope, attempts, admitted.claim_key)
 
     async def _deliver(self, items: list[_Item]) -> None:
         """Hand `items` to the handler until each is settled, retried or dead-lettered."""

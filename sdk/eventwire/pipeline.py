@@ -105,6 +105,17 @@ class Route:
         return cls(model, handler, retry, dead_letter, idempotent, len(required) >= 2, middlewares)
 
 
+@dataclasses.dataclass(slots=True)
+class Admitted:
+    """A delivery that is for a handler: decoded, validated, under the policy's attempts and
+    (for an idempotent route) claimed under `claim_key`."""
+
+    envelope: Envelope
+    route: Route
+    event: Message
+    claim_key: str | None
+
+
 class _Abandon(Exception):
     """The consumer is closing: leave this delivery unsettled for redelivery."""
 
@@ -244,18 +255,22 @@ class Consumer:
                 await self._dead_letter(inbound, "invalid", problem, attempts)
                 return None
 
-    async def _process_fields(
-        self, inbound: Inbound, attempts: int, fields: DeliveryFields
-    ) -> None:
+    async def _admit(
+        self, inbound: Inbound, attempts: int, fields: DeliveryFields | None = None
+    ) -> Admitted | None:
+        """Decode, validate and claim one delivery; ``None`` once it is settled here because
+        it is not for a handler (invalid, of another type, delivered too often, handled
+        before). `fields` (the log fields) get the envelope as soon as it is read."""
         read = await self._read(inbound, attempts)
         if read is None:
-            return
+            return None
         envelope, body = read
-        fields.envelope = envelope
+        if fields is not None:
+            fields.envelope = envelope
         route = self.routes.get(envelope.type)
         if route is None:  # another type on this channel: not this group's business
             await self._settle(inbound.ack)
-            return
+            return None
         try:
             if self._validator is not None:
                 problems = self._validator.errors(envelope.type, body)
@@ -264,31 +279,48 @@ class Consumer:
             event = decode(body, route.model)
         except DecodeError as exc:
             await self._dead_letter(inbound, "invalid", exc, attempts)
-            return
+            return None
         if attempts > route.retry.max_attempts:
             # Delivered more often than the policy allows (e.g. it crashed every consumer
             # that took it): do not run it again.
             await self._dead_letter(
                 inbound, "max-deliveries", None, attempts - 1, enabled=route.dead_letter
             )
+            return None
+        claim_key = None
+        if route.idempotent:
+            claim_key = f"{self.group}:{envelope.id}"
+            if not await self._claim(claim_key):
+                await self._settle(inbound.ack)  # handled before: run the effect once
+                return None
+        return Admitted(envelope, route, event, claim_key)
+
+    async def _process_fields(
+        self, inbound: Inbound, attempts: int, fields: DeliveryFields
+    ) -> None:
+        admitted = await self._admit(inbound, attempts, fields)
+        if admitted is None:
             return
-        claim_key = f"{self.group}:{envelope.id}"
-        if route.idempotent and not await self._claim(claim_key):
-            await self._settle(inbound.ack)  # handled before: run the effect once
-            return
+        envelope, route, event, claim_key = (
+            admitted.envelope,
+            admitted.route,
+            admitted.event,
+            admitted.claim_key,
+        )
         try:
             outcome = await self._attempts(route, event, envelope, attempts, fields)
         except BaseException:
-            if route.idempotent:  # best effort: an unreleased claim expires with its lease
+            if claim_key is not None:  # best effort: an unreleased claim expires with its lease
                 with contextlib.suppress(Exception):
                     await self._store.release(claim_key)
             raise
         action, error, attempt, reason = outcome
-        if route.idempotent:
+        if claim_key is not None:
+            key = claim_key
             if action == "dead_letter":
-                await self._settle(lambda: self._store.release(claim_key))
+                await self._settle(lambda: self._store.release(key))
             else:
-                await self._settle(lambda: self._store.complete(claim_key, DONE_TTL))
+                await self._settle(lambda: self._store.complete(key, DONE_TTL))
         if action == "dead_letter":
             await self._dead_letter(inbound, reason, error, attempt, enabled=route.dead_letter)
         else:
