@@ -41,10 +41,14 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
     "unbounded": {"G19"},
     # a leaving member's key runs on with another member while its handler still runs; what
     # the leaving member fetched but had not started is settled unhandled (lost)
-    "hastyleave": {"G11", "G18", "G21"},
+    "hastyleave": {"G11", "G18"},
     # a joining member runs what a live member still runs (and what it finishes)
     "leasesteal": {"G05", "G18", "G21"},
 }
+#: Guarantees that catch a fault only when the run's timing exposes it, so they may fail or
+#: pass: G21 sees a hasty leave only if the leaving member is still running a key whose next
+#: event is already waiting (G11 and G18 catch that fault every time).
+SOMETIMES: dict[str, set[str]] = {"hastyleave": {"G21"}}
 #: What the memory backend (and the faulty ones built on it) declare unsupported.
 DECLARED_UNSUPPORTED = {"G16", "G22"}
 
@@ -63,7 +67,8 @@ def test_faulty_backend_fails_exactly_the_broken_guarantees(scheme: str, tmp_pat
     assert set(results) == {f"G{i:02d}" for i in range(1, 23)}, "every guarantee is reported"
     failed = {gid for gid, r in results.items() if r["status"] == "failed"}
     expected = EXPECTED_FAILURES[scheme]
-    unexpected = {gid: results[gid]["detail"] for gid in sorted(failed - expected)}
+    either = SOMETIMES.get(scheme, set())
+    unexpected = {gid: results[gid]["detail"] for gid in sorted(failed - expected - either)}
     survived = sorted(expected - failed)
     assert not unexpected and not survived, (
         f"{scheme}://: guarantees that failed but should not: {unexpected}; guarantees the "
@@ -72,7 +77,7 @@ def test_faulty_backend_fails_exactly_the_broken_guarantees(scheme: str, tmp_pat
     others = {
         gid: r["status"]
         for gid, r in results.items()
-        if gid not in expected
+        if gid not in expected | either
         and r["status"] != ("unsupported" if gid in DECLARED_UNSUPPORTED else "passed")
     }
     assert not others, f"{scheme}://: unexpected statuses {others}"
