@@ -7,21 +7,25 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
-from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ErrorMap, diagnose_tls, message_size, quietly
+from eventwire.backendkit import BaseBackend, ErrorMap, message_size, quietly
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import (
     BackendUnavailableError,
-    ConfigurationError,
     MessageTooLargeError,
     PublishError,
 )
 from faststream.kafka import KafkaBroker
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from eventwire_kafka._connect import (
+    CONSUMER_CONNECTION_KEYS,
+    aiokafka_producer,
+    explain,
+    probe_kwargs,
+    security,
+)
 from eventwire_kafka._consumer import KafkaSubscription, to_wire
 from eventwire_kafka._info import CAPABILITIES
 from eventwire_kafka._producer import Producers, is_fenced
@@ -29,35 +33,10 @@ from eventwire_kafka._send import send
 from eventwire_kafka._settings import KafkaSettings
 from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic, read_topic
 
-#: Kafka error code of DeleteGroups for a group that does not exist (already gone).
-_GROUP_ID_NOT_FOUND = 69
-
 __all__ = ["KafkaBackend"]
 
 #: Room the producer's request limit keeps above ``max_message_bytes`` (batch framing).
 _REQUEST_HEADROOM = 64 * 1024
-
-
-def _security(settings: KafkaSettings) -> BaseSecurity | None:
-    """FastStream's security object for the settings (FastStream turns it into the
-    aiokafka ``security_protocol`` / ``sasl_*`` / ``ssl_context`` arguments)."""
-    use_ssl = settings.uses_ssl
-    if settings.uses_sasl:
-        assert settings.username is not None and settings.password is not None
-        kind = {
-            "PLAIN": SASLPlaintext,
-            "SCRAM-SHA-256": SASLScram256,
-            "SCRAM-SHA-512": SASLScram512,
-        }[settings.sasl_mechanism or "PLAIN"]
-        return kind(
-            settings.username,
-            settings.password,
-            ssl_context=settings.ssl_context,
-            use_ssl=use_ssl,
-        )
-    if use_ssl:
-        return BaseSecurity(ssl_context=settings.ssl_context, use_ssl=True)
-    return None
 
 
 class KafkaBackend(BaseBackend[KafkaSettings]):
@@ -98,7 +77,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         s = self.settings
         broker = KafkaBroker(
             list(s.hosts),
-            security=_security(s),
+            security=security(s),
             client_id=s.client_id,
             request_timeout_ms=s.request_timeout_ms,
             acks="all",
@@ -118,11 +97,11 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             ):
                 # Probe first with a plain client, closed whatever happens: a failed
                 # ``KafkaBroker.connect`` would leave its half-started producer behind.
-                probe = AIOKafkaClient(**_probe_kwargs(broker._connection_kwargs))
+                probe = AIOKafkaClient(**probe_kwargs(broker._connection_kwargs))
                 try:
                     await asyncio.wait_for(probe.bootstrap(), s.connect_timeout)
                 except KafkaConnectionError as exc:
-                    await self._explain(exc, _probe_kwargs(broker._connection_kwargs))
+                    await explain(s, self.url, exc, probe_kwargs(broker._connection_kwargs))
                     raise
                 finally:
                     await probe.close()
@@ -134,49 +113,15 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         self._broker = broker
         # Underneath FastStream: its aiokafka producer (idempotent, acks=all) and admin client.
         producers = self._producers = Producers(
-            _aiokafka_producer(config.producer),
+            aiokafka_producer(config.producer),
             self._new_producer,
             s.scrub,
             timeout=s.request_timeout_ms / 1000,
         )
         self._admin = config.admin_client
         self._topics = TopicManager(
-            self._admin,
-            lambda topic: producers.current.partitions_for(topic),
-            partitions=s.partitions,
-            replication_factor=s.replication_factor,
-            max_message_bytes=s.max_message_bytes,
-            timeout=s.request_timeout_ms / 1000,
+            self._admin, lambda topic: producers.current.partitions_for(topic), s
         )
-
-    async def _explain(self, exc: KafkaConnectionError, kwargs: dict[str, Any]) -> None:
-        """aiokafka says only "unable to bootstrap": a TLS problem or a refused SASL login
-        gets its own message (one connection to the first bootstrap broker finds which)."""
-        s = self.settings
-        host, _, port = s.hosts[0].rpartition(":")
-        if s.uses_sasl:
-            try:
-                login_kwargs = {k: v for k, v in kwargs.items() if k in _LOGIN_KEYS}
-                conn = await asyncio.wait_for(
-                    create_conn(host.strip("[]"), int(port), **login_kwargs),
-                    min(s.connect_timeout, 3),
-                )
-                conn.close()
-            except Exception as login:
-                if "authentication" in str(login).lower():
-                    raise BackendUnavailableError(
-                        f"Kafka at {self.url} refused the SASL {s.sasl_mechanism} login: "
-                        "wrong user name or password (authentication failed); check the "
-                        "credentials (URL, username / password, password_env or password_file)"
-                    ) from exc
-        context = s.ssl_context if s.uses_ssl else None
-        problem = await diagnose_tls(
-            host.strip("[]"), int(port), context, min(s.connect_timeout, 3.0)
-        )
-        if problem is not None:
-            raise BackendUnavailableError(
-                f"cannot connect to Kafka at {self.url}: {problem}"
-            ) from exc
 
     async def _new_producer(self) -> Any:
         """A started producer with the options FastStream's has (idempotent, acks=all)."""
@@ -198,11 +143,11 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
         topics = self._connected()
-        limit = topics.limits.get(channel)
+        limit = topics.limit(channel)
         if limit is None:
             check_topic(channel)
             await topics.ensure([channel])
-            limit = topics.limits[channel]
+            limit = topics.limit(channel) or self.settings.max_message_bytes
         limit = min(limit, self.settings.max_message_bytes + _REQUEST_HEADROOM)
         for index, message in enumerate(messages):
             size = message_size(message) + RECORD_OVERHEAD
@@ -263,25 +208,15 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
     def _consumer(self, **options: Any) -> Any:
         from aiokafka import AIOKafkaConsumer
 
-        kwargs = {k: v for k, v in self._client_kwargs().items() if k in _CONSUMER_CONNECTION_KEYS}
+        kwargs = {k: v for k, v in self._client_kwargs().items() if k in CONSUMER_CONNECTION_KEYS}
         kwargs.update(options)
         return AIOKafkaConsumer(**kwargs)
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Delete the consumer group `group` (a Kafka group spans topics: all of it goes).
 
-        The group must have no running member. aiokafka's admin client has no call for this;
-        the DeleteGroups request goes to the group's coordinator.
-        """
-        from aiokafka.errors import for_code
-        from aiokafka.protocol.admin import DeleteGroupsRequest
-
-        self._connected()
-        coordinator = await self._admin.find_coordinator(group)
-        response = await self._admin._send_request(DeleteGroupsRequest([group]), coordinator)
-        for _name, code in response.results:
-            if code and code != _GROUP_ID_NOT_FOUND:
-                raise for_code(code)(f"Kafka refused to delete the consumer group {group!r}")
+        The group must have no running member."""
+        await self._connected().delete_group(group)
 
     async def lag(self, channel: str, group: str) -> int | None:
         """Records of `channel` past `group`'s committed offsets: the end offset minus the
@@ -382,55 +317,6 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         if self._broker is not None:
             await quietly(self._broker.stop(), "kafka disconnect", timeout=10)
         self._topics = None
-
-
-_CONSUMER_CONNECTION_KEYS = frozenset(
-    {
-        "bootstrap_servers",
-        "client_id",
-        "request_timeout_ms",
-        "retry_backoff_ms",
-        "metadata_max_age_ms",
-        "security_protocol",
-        "ssl_context",
-        "connections_max_idle_ms",
-        "sasl_mechanism",
-        "sasl_plain_username",
-        "sasl_plain_password",
-        "sasl_kerberos_service_name",
-        "sasl_kerberos_domain_name",
-        "sasl_oauth_token_provider",
-    }
-)
-
-
-#: What `aiokafka.conn.create_conn` takes of the client's arguments (to diagnose a login).
-_LOGIN_KEYS = frozenset(
-    {
-        "ssl_context",
-        "security_protocol",
-        "sasl_mechanism",
-        "sasl_plain_username",
-        "sasl_plain_password",
-    }
-)
-
-
-def _probe_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    keys = _CONSUMER_CONNECTION_KEYS - {"client_id"}
-    return {k: v for k, v in kwargs.items() if k in keys}
-
-
-def _aiokafka_producer(producer: object) -> Any:
-    """The ``AIOKafkaProducer`` that FastStream's producer wraps (started by
-    ``KafkaBroker.connect`` with ``enable_idempotence=True, acks="all"``)."""
-    try:
-        return cast(Any, producer)._producer.producer
-    except AttributeError:  # pragma: no cover - a FastStream release moved it
-        raise ConfigurationError(
-            "this FastStream release keeps its aiokafka producer elsewhere; install the "
-            "FastStream version eventwire[kafka] pins"
-        ) from None
 
 
 def _ce_time(record: Any) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -12,8 +13,11 @@ from aiokafka import TopicPartition
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 from eventwire._naming import check_name
+from eventwire.backendkit import Memo
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import BackendUnavailableError, ConfigurationError
+
+from eventwire_kafka._settings import KafkaSettings
 
 __all__ = ["MAX_TOPIC_LENGTH", "TopicManager", "check_topic", "read_topic"]
 
@@ -23,6 +27,8 @@ log = logging.getLogger("eventwire.kafka")
 MAX_TOPIC_LENGTH = 249
 _LEGAL = re.compile(r"^[A-Za-z0-9._-]+$")
 _TOPIC_ALREADY_EXISTS = 36
+#: Kafka error code of DeleteGroups for a group that does not exist (already gone).
+_GROUP_ID_NOT_FOUND = 69
 #: Bytes a record batch adds around one record (batch header 61, record framing).
 RECORD_OVERHEAD = 128
 
@@ -65,77 +71,50 @@ class TopicManager:
     remembers each topic's ``max.message.bytes``."""
 
     def __init__(
-        self,
-        admin: Any,
-        partitions_for: Callable[[str], Awaitable[object]],
-        *,
-        partitions: int,
-        replication_factor: int,
-        max_message_bytes: int,
-        timeout: float,
+        self, admin: Any, partitions_for: Callable[[str], Awaitable[object]], s: KafkaSettings
     ) -> None:
-        self._admin = admin
-        self._partitions_for = partitions_for
-        self._partitions = partitions
-        self._replication = replication_factor
-        self._max_bytes = max_message_bytes
-        self._timeout = timeout
+        self._admin, self._partitions_for = admin, partitions_for
+        self._partitions, self._replication = s.partitions, s.replication_factor
+        self._max_bytes, self._timeout = s.max_message_bytes, s.request_timeout_ms / 1000
         #: topic -> its max.message.bytes, for every topic known to exist.
-        self.limits: dict[str, int] = {}
-        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._limits: Memo[str, int] = Memo()
+
+    def limit(self, topic: str) -> int | None:
+        """`topic`'s ``max.message.bytes`` if the topic is known to exist."""
+        return self._limits.known(topic)
 
     async def ensure(self, topics: Iterable[str]) -> None:
-        """Make sure every topic in `topics` exists and its limit is known."""
-        missing = [t for t in topics if t not in self.limits]
-        if not missing:
-            return
-        waits = [self._pending[t] for t in missing if t in self._pending]
-        mine = [t for t in missing if t not in self._pending]
-        if mine:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            for topic in mine:
-                self._pending[topic] = future
-            try:
-                await self._create(mine)
-                future.set_result(None)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved: the waiters re-raise it
-                raise
-            finally:
-                for topic in mine:
-                    self._pending.pop(topic, None)
-        for wait in waits:
-            await asyncio.shield(wait)
+        """Make sure every topic in `topics` exists and its limit is known (each topic is
+        created once; concurrent callers wait for the same attempt)."""
+        await asyncio.gather(
+            *(self._limits.get(t, functools.partial(self._create, t)) for t in topics)
+        )
 
-    async def _create(self, topics: list[str]) -> None:
-        for topic in topics:
-            check_topic(topic)
+    async def _create(self, topic: str) -> int:
+        check_topic(topic)
         configs = {"max.message.bytes": str(self._max_bytes)}
-        new = [_NewTopic(t, self._partitions, self._replication, configs) for t in topics]
+        new = [_NewTopic(topic, self._partitions, self._replication, configs)]
         try:
             response = await asyncio.wait_for(
                 self._admin.create_topics(new, timeout_ms=int(self._timeout * 1000)),
                 self._timeout,
             )
             for item in response.topic_errors:
-                topic, code = item[0], item[1]
+                code = item[1]
                 if code and code != _TOPIC_ALREADY_EXISTS:
                     error = for_code(code)
                     message = item[2] if len(item) > 2 and item[2] else error.description
                     raise ConfigurationError(
                         f"Kafka refused to create topic {topic!r}: {error.__name__}: {message}"
                     )
-            limits = await self._limits(topics)
-            await asyncio.wait_for(self._wait_for_leaders(topics), self._timeout)
-            for topic in topics:
-                await asyncio.wait_for(self._partitions_for(topic), self._timeout)
+            limit = await self._limit(topic)
+            await asyncio.wait_for(self._wait_for_leaders([topic]), self._timeout)
+            await asyncio.wait_for(self._partitions_for(topic), self._timeout)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BackendUnavailableError(
-                f"could not create or look up Kafka topic(s) {', '.join(topics)}: "
-                f"{type(exc).__name__}: {exc}"
+                f"could not create or look up Kafka topic {topic}: {type(exc).__name__}: {exc}"
             ) from None
-        self.limits.update(limits)
+        return limit
 
     async def _wait_for_leaders(self, topics: list[str]) -> None:
         """Return once every partition of `topics` has a leader (a fresh topic has none for
@@ -155,23 +134,31 @@ class TopicManager:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
 
-    async def _limits(self, topics: list[str]) -> dict[str, int]:
-        resources = [
-            ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None}) for t in topics
-        ]
-        limits = dict.fromkeys(topics, self._max_bytes)
+    async def _limit(self, topic: str) -> int:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})
+        limit = self._max_bytes
         try:
-            responses = await self._admin.describe_configs(resources)
+            responses = await self._admin.describe_configs([resource])
         except KafkaError as exc:
-            log.warning("eventwire: cannot read max.message.bytes of %s: %s", topics, exc)
-            return limits
+            log.warning("eventwire: cannot read max.message.bytes of %s: %s", topic, exc)
+            return limit
         for response in responses:
-            for resource in response.resources:
-                name, entries = resource[3], resource[4]
-                for entry in entries:
+            for found in response.resources:
+                for entry in found[4]:
                     if entry[0] == "max.message.bytes" and entry[1] is not None:
-                        limits[name] = int(entry[1])
-        return limits
+                        limit = int(entry[1])
+        return limit
+
+    async def delete_group(self, group: str) -> None:
+        """Delete the consumer group `group` (aiokafka's admin client has no call for this:
+        the DeleteGroups request goes to the group's coordinator)."""
+        from aiokafka.protocol.admin import DeleteGroupsRequest
+
+        coordinator = await self._admin.find_coordinator(group)
+        response = await self._admin._send_request(DeleteGroupsRequest([group]), coordinator)
+        for _name, code in response.results:
+            if code and code != _GROUP_ID_NOT_FOUND:
+                raise for_code(code)(f"Kafka refused to delete the consumer group {group!r}")
 
     async def partitions(self, channel: str) -> list[int]:
         """The partitions of topic `channel` (none if it does not exist)."""

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -17,8 +16,9 @@ from eventwire.backendkit import (
     BaseBackend,
     ConnectionState,
     ErrorMap,
+    connect_failure,
+    describe_exception,
     describe_permission_failure,
-    describe_tls_failure,
 )
 from eventwire.errors import (
     BackendUnavailableError,
@@ -27,12 +27,13 @@ from eventwire.errors import (
     PublishError,
 )
 
+from eventwire_nats._admin import purge_stream, read_stream
 from eventwire_nats._info import CAPABILITIES
-from eventwire_nats._publisher import Prepared, Publisher, describe
+from eventwire_nats._publisher import Prepared, Publisher
 from eventwire_nats._settings import NatsSettings
 from eventwire_nats._subscription import NatsSubscription
 from eventwire_nats._topology import ChannelTopology, Topology, durable_name, stream_name
-from eventwire_nats._wire import decode_headers, header_block, parse_header_lines
+from eventwire_nats._wire import header_block, parse_header_lines
 
 if TYPE_CHECKING:
     from eventwire_nats._idempotency import NatsIdempotencyStore
@@ -109,27 +110,15 @@ class NatsBackend(BaseBackend[NatsSettings]):
         )
         try:
             nc = await asyncio.wait_for(broker.connect(), s.connect_timeout)
-        except TimeoutError as exc:
-            cause = self._last_error
-            if cause is not None and (tls_problem := describe_tls_failure(cause, tls=s.tls)):
-                raise BackendUnavailableError(
-                    f"could not connect to NATS at {self.url}: {tls_problem}"
-                ) from exc
-            detail = f" (last error: {describe(cause)})" if cause is not None else ""
-            raise BackendUnavailableError(
-                f"could not connect to NATS at {self.url} within {s.connect_timeout:g}s"
-                f"{detail}. Is nats-server running and reachable? Raise connect_timeout if "
-                "the network is slow"
-            ) from exc
         except Exception as exc:
-            if tls_problem := describe_tls_failure(exc, tls=s.tls):
-                raise BackendUnavailableError(
-                    f"could not connect to NATS at {self.url}: {tls_problem}"
-                ) from exc
-            auth = any(w in str(exc).lower() for w in ("authorization", "authentication"))
-            raise BackendUnavailableError(
-                f"could not connect to NATS at {self.url}: {describe(exc)}"
-                + (". Check username/password, token or credentials" if auth else "")
+            raise connect_failure(
+                exc,
+                f"NATS at {self.url}",
+                tls=s.tls,
+                timeout=s.connect_timeout,
+                secrets=s.secrets(),
+                cause=self._last_error,
+                login_advice="check username/password, token or credentials",
             ) from exc
         # Connected: from now on reconnect as configured (forever by default).
         nc.options["max_reconnect_attempts"] = s.max_reconnect_attempts
@@ -153,8 +142,8 @@ class NatsBackend(BaseBackend[NatsSettings]):
                     f"NATS at {self.url} refused the JetStream API ($JS.API.>): {refused}"
                 ) from exc
             raise BackendUnavailableError(
-                f"NATS at {self.url} did not answer a JetStream request ({describe(exc)}); "
-                "JetStream is required"
+                f"NATS at {self.url} did not answer a JetStream request "
+                f"({describe_exception(exc)}); JetStream is required"
             ) from exc
         self.capabilities = dataclasses.replace(CAPABILITIES, max_message_bytes=nc.max_payload)
         self.topology = Topology(self.js, s)
@@ -163,7 +152,7 @@ class NatsBackend(BaseBackend[NatsSettings]):
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
-        log.debug("eventwire: nats connection error: %s", describe(exc))
+        log.debug("eventwire: nats connection error: %s", describe_exception(exc))
 
     async def _on_disconnected(self) -> None:
         if self.state is ConnectionState.CONNECTED and self._disconnected_at is None:
@@ -246,18 +235,8 @@ class NatsBackend(BaseBackend[NatsSettings]):
         ``STREAM.PURGE`` drops every message, keeps the stream and its consumers, and answers
         how many it removed; ``0`` if there is no stream."""
         self.check_channel(channel)
-        subject = f"$JS.API.STREAM.PURGE.{stream_name(channel)}"
         with self.map_errors(f"purge {channel!r}"):
-            reply = await self.nc.request(subject, b"{}", timeout=self.settings.request_timeout)
-        answer = json.loads(reply.data)
-        error = answer.get("error")
-        if error is None:
-            return int(answer.get("purged", 0))
-        if error.get("code") == 404:
-            return 0
-        raise BackendUnavailableError(
-            f"purge {channel!r} failed: JetStream answered {error.get('description')!r}"
-        )
+            return await purge_stream(self.nc, channel, self.settings.request_timeout)
 
     async def lag(self, channel: str, group: str) -> int | None:
         """Messages `group`'s durable consumers on `channel` have not had acked: JetStream's
@@ -266,7 +245,6 @@ class NatsBackend(BaseBackend[NatsSettings]):
         such consumer."""
         from nats.js.errors import NotFoundError
 
-        self.check_connected()
         self.check_channel(channel)
         with self.map_errors(f"lag of group {group!r} on {channel!r}"):
             topology = await self.topology.channel(channel, create=False)
@@ -325,43 +303,8 @@ class NatsBackend(BaseBackend[NatsSettings]):
             return []
         with self.map_errors(f"browse {channel!r}"):
             topology = await self.topology.channel(channel, create=False)
-            return [] if topology is None else await self._browse(topology.stream, limit)
-
-    async def _browse(self, stream: str, limit: int) -> list[WireMessage]:
-        """Read `stream` from its start with an ephemeral consumer that acks nothing."""
-        from nats.js import api
-
-        info = await self.js.add_consumer(
-            stream,
-            api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.ALL,
-                ack_policy=api.AckPolicy.NONE,
-                inactive_threshold=30.0,
-                mem_storage=True,
-                num_replicas=1,
-            ),
-        )
-        inbox = self.nc.new_inbox()
-        sub = await self.nc.subscribe(inbox)
-        out: list[WireMessage] = []
-        subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{info.name}"
-        try:
-            while len(out) < limit:
-                want = min(limit - len(out), 1000)
-                request = json.dumps({"batch": want, "no_wait": True}).encode()
-                await self.nc.publish(subject, request, reply=inbox)
-                for _ in range(want):
-                    try:
-                        msg = await sub.next_msg(timeout=self.settings.request_timeout)
-                    except TimeoutError:
-                        return out
-                    if not msg.reply and (msg.headers or {}).get("Status"):
-                        return out  # no more messages
-                    headers, key = decode_headers(msg.headers)
-                    out.append(WireMessage(msg.data, headers, key))
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-            with contextlib.suppress(Exception):
-                await self.js.delete_consumer(stream, info.name)
-        return out
+            if topology is None:
+                return []
+            return await read_stream(
+                self.js, self.nc, topology.stream, limit, self.settings.request_timeout
+            )

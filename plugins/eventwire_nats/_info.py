@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from eventwire.asyncapi import AsyncAPIProtocol
 from eventwire.backend import BackendInfo, Capabilities
 from eventwire.backendkit import BackendPlugin
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "DEFAULT_MAX_PAYLOAD", "SCHEMES", "plugin"]
+__all__ = [
+    "BACKEND_INFO",
+    "CAPABILITIES",
+    "DEFAULT_MAX_PAYLOAD",
+    "SCHEMES",
+    "NatsAsyncAPI",
+    "plugin",
+]
 
 SCHEMES = ("nats",)
 
@@ -24,10 +34,18 @@ BACKEND_INFO = BackendInfo(
     binding="nats",
 )
 
+
+class NatsAsyncAPI(AsyncAPIProtocol):
+    """AsyncAPI protocol ``nats``, NATS bindings 0.1.0: the group as the receive's queue."""
+
+    def receive_bindings(self, group: str) -> dict[str, Any]:
+        return {"nats": {"queue": group, "bindingVersion": "0.1.0"}}
+
+
 #: The plugin (the ``nats`` entry point of the ``eventwire`` group).
 plugin = BackendPlugin(
     BACKEND_INFO,
     "eventwire_nats._backend:NatsBackend",
-    "eventwire_nats._asyncapi:asyncapi_protocol",
+    NatsAsyncAPI("nats"),
     idempotency_store="eventwire_nats._idempotency:NatsIdempotencyStore",
 )

@@ -17,11 +17,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from eventwire.backendkit import describe_exception
 from eventwire.errors import MessageTooLargeError, PublishError
 
 from eventwire_nats._settings import NatsSettings
 
-__all__ = ["Prepared", "Publisher", "describe"]
+__all__ = ["Prepared", "Publisher"]
 
 #: (subject, header block, body) of one message ready to send.
 Prepared = tuple[bytes, bytes, bytes]
@@ -63,12 +64,6 @@ def _headers(block: bytes) -> dict[str, str]:
     """A header block back as a dict (for nats-py's public publish API)."""
     lines = block.decode().split("\r\n")[1:]
     return dict(line.split(": ", 1) for line in lines if line)
-
-
-def describe(exc: BaseException) -> str:
-    """An exception as text for an error message (the client never sees secrets)."""
-    text = str(exc).strip() or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
 
 class Publisher:
@@ -116,7 +111,7 @@ class Publisher:
                 try:
                     await self._send(prepared, todo, f"{self._prefix}{batch_id}.")
                 except Exception as exc:  # connection closed, or outbound buffer full
-                    last = describe(exc)
+                    last = describe_exception(exc)
                     if nc.is_closed:
                         raise PublishError(
                             f"could not publish to {channel!r}: the NATS connection is closed "

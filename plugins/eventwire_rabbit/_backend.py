@@ -13,7 +13,7 @@ from typing import Any, cast
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ConnectionState, describe_tls_failure
+from eventwire.backendkit import BaseBackend, ConnectionState, connect_failure
 from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
@@ -26,7 +26,7 @@ from faststream.security import BaseSecurity
 
 from eventwire_rabbit._consumer import RabbitSubscription
 from eventwire_rabbit._groups import Groups
-from eventwire_rabbit._history import scan
+from eventwire_rabbit._history import Visitor, scan
 from eventwire_rabbit._info import CAPABILITIES
 from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._topology import close_channel, history_queue
@@ -101,36 +101,22 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         return None
 
     def _connect_error(self, exc: BaseException) -> BackendUnavailableError:
-        where = f"RabbitMQ at {self.settings.host}:{self.settings.port}"
-        text = str(exc)
-        if tls_problem := describe_tls_failure(exc, tls=self.settings.tls):
-            return BackendUnavailableError(f"cannot connect to {where}: {tls_problem}")
-        if isinstance(exc, TimeoutError):
-            return BackendUnavailableError(
-                f"{where} did not accept a connection within "
-                f"{self.settings.connect_timeout:g}s; is the broker running and reachable? "
-                "(option connect_timeout)"
-            )
-        errors = aiormq.exceptions
-        if (
-            isinstance(exc, errors.ProbableAuthenticationError | errors.AuthenticationError)
-            or "ACCESS_REFUSED" in text
-        ):
-            return BackendUnavailableError(
-                f"{where} refused the login: wrong user name or password (ACCESS_REFUSED); "
-                "check the credentials in the URL or the username/password options"
-            )
-        if "Connection.Close" in text or "NOT_ALLOWED" in text:
-            return BackendUnavailableError(
-                f"{where} refused to open virtual host {self.settings.vhost!r}: it does not "
-                "exist or the user may not use it (NOT_ALLOWED); create it (rabbitmqctl "
-                "add_vhost) or fix the URL path"
-            )
-        if isinstance(exc, OSError | errors.AMQPConnectionError):
-            return BackendUnavailableError(
-                f"cannot connect to {where}: {type(exc).__name__}: {self.settings.scrub(text)}"
-            )
-        return BackendUnavailableError(f"cannot connect to {where}: {type(exc).__name__}")
+        s = self.settings
+        return connect_failure(
+            exc,
+            f"RabbitMQ at {s.host}:{s.port}",
+            tls=s.tls,
+            timeout=s.connect_timeout,
+            secrets=s.secrets(),
+            login=("authentication", "access_refused"),
+            login_advice="wrong user name or password; check the credentials in the URL or "
+            "the username/password options",
+            refusals=dict.fromkeys(
+                ("NOT_ALLOWED", "Connection.Close"),
+                f"refused to open virtual host {s.vhost!r}: it does not exist or the user may "
+                "not use it (NOT_ALLOWED); create it (rabbitmqctl add_vhost) or fix the URL path",
+            ),
+        )
 
     async def amqp(self, timeout: float | None = None) -> aiormq.abc.AbstractConnection:
         """The current AMQP connection, waiting while the robust connection reconnects."""
@@ -176,8 +162,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
-        if not self._groups.declared(channel):
-            await self._groups.ensure_channel(channel)
+        await self._groups.ensure_channel(channel)
         deadline = time.monotonic() + self.settings.publish_timeout
         todo = list(messages)
         while todo:
@@ -239,7 +224,6 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         ``message_count``), summed over the shards (`eventwire.backend.LagReporter`).
         AMQP does not count delivered, unacked messages (at most the prefetch window per
         member); ``None`` if the group has no queues."""
-        self.check_connected()
         self.check_channel(channel)
         with self.map_errors(f"lag of group {group!r} on {channel!r}"):
             return await self._groups.lag(channel, group)
@@ -254,14 +238,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             found.append(from_delivery(message))
             return len(found) >= limit
 
-        timeout = self.settings.publish_timeout
-        publisher = await self.publisher_channel(time.monotonic() + timeout)
-        amqp = await self.amqp(timeout)
-        with self.map_errors(f"reading the history of {channel!r} within {timeout:g}s"):
-            try:
-                await scan(amqp, publisher, history_queue(channel), "first", visit, timeout=timeout)
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                return []
+        await self._read_history(channel, visit, "reading")
         return found
 
     async def purge_channel(self, channel: str) -> int:
@@ -277,20 +254,26 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             count += 1
             return False
 
+        if await self._read_history(channel, visit, "purging"):
+            timeout = self.settings.publish_timeout
+            with self.map_errors(f"purging the history of {channel!r} within {timeout:g}s"):
+                async with self.scratch() as scratch:
+                    await asyncio.wait_for(scratch.queue_delete(history_queue(channel)), timeout)
+                self._groups.forget(channel)
+                await self._groups.ensure_channel(channel)
+        return count
+
+    async def _read_history(self, channel: str, visit: Visitor, doing: str) -> bool:
+        """Visit `channel`'s history stream (see `scan`); whether there is one."""
         timeout = self.settings.publish_timeout
-        stream = history_queue(channel)
         publisher = await self.publisher_channel(time.monotonic() + timeout)
         amqp = await self.amqp(timeout)
-        with self.map_errors(f"purging the history of {channel!r} within {timeout:g}s"):
+        with self.map_errors(f"{doing} the history of {channel!r} within {timeout:g}s"):
             try:
-                await scan(amqp, publisher, stream, "first", visit, timeout=timeout)
+                await scan(amqp, publisher, history_queue(channel), "first", visit, timeout=timeout)
             except aiormq.exceptions.ChannelNotFoundEntity:
-                return 0
-            async with self.scratch() as scratch:
-                await asyncio.wait_for(scratch.queue_delete(stream), timeout)
-            self._groups.forget(channel)
-            await self._groups.ensure_channel(channel)
-        return count
+                return False
+        return True
 
     # -- shutdown --------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire.backend import SubscriptionSpec
+from eventwire.backendkit import Memo
 from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
@@ -49,38 +50,31 @@ class Groups:
     def __init__(self, backend: Connection) -> None:
         self._backend = backend
         self._settings = backend.settings
-        self._declared: dict[str, asyncio.Future[None]] = {}
+        self._declared: Memo[str, None] = Memo()
 
     def declared(self, channel: str) -> bool:
         """Whether `channel`'s topology is known to exist."""
-        known = self._declared.get(channel)
-        return known is not None and known.done() and known.exception() is None
+        return channel in self._declared
 
     def forget(self, channel: str) -> None:
         """Declare `channel` again on its next use (its topology was deleted)."""
-        self._declared.pop(channel, None)
+        self._declared.forget(channel)
 
     async def ensure_channel(self, channel: str) -> None:
         """Declare `channel`'s exchange and history stream once."""
-        if self.declared(channel):
-            return
-        known = self._declared.get(channel)
-        if known is None or known.done():
-            known = asyncio.get_running_loop().create_future()
-            self._declared[channel] = known
-            try:
-                async with self._backend.scratch() as scratch:
-                    await declare_channel(scratch, self._settings, channel)
-            except BaseException as exc:
-                self._declared.pop(channel, None)
-                known.set_exception(self._topology_error(exc, channel))
-                known.exception()  # retrieved: waiters get it through await
-                raise self._topology_error(exc, channel) from exc
-            known.set_result(None)
-            return
-        await asyncio.shield(known)
+        await self._declared.get(channel, lambda: self._declare_channel(channel))
 
-    def _topology_error(self, exc: BaseException, what: str) -> Exception:
+    async def _declare_channel(self, channel: str) -> None:
+        try:
+            async with self._backend.scratch() as scratch:
+                await declare_channel(scratch, self._settings, channel)
+        except Exception as exc:
+            error = self._topology_error(exc, channel)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _topology_error(self, exc: Exception, what: str) -> Exception:
         if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
             return ConfigurationError(
                 f"RabbitMQ refused to declare the topology of {what!r}: {exc}. It exists with "

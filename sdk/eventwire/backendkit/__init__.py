@@ -21,6 +21,8 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   `quietly`, `wait_event`: a call retried while the broker is away, a bounded quiet
   shutdown step, a bounded wait for an event.
 - `address`, `join_host`: server addresses, read the same way by every backend.
+- `connect_failure`: why a first connect failed (TLS, timeout, login, a broker's own
+  refusals), as one line that says what to do; `describe_exception` for one error.
 - `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol);
   `lazy_exports`: the package's names that need the client library, imported on first use.
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
@@ -42,6 +44,7 @@ from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, Memory
 from eventwire.backendkit._net import address, join_host
 from eventwire.backendkit._outage import Outage
 from eventwire.backendkit._plugin import BackendPlugin, lazy_exports
+from eventwire.backendkit._refused import connect_failure, describe_exception
 from eventwire.backendkit._security import (
     CredentialOptions,
     TlsOptions,
@@ -93,6 +96,8 @@ __all__ = [
     "check_messages",
     "check_spec",
     "coerce",
+    "connect_failure",
+    "describe_exception",
     "describe_permission_failure",
     "describe_tls_failure",
     "diagnose_tls",
