@@ -111,15 +111,9 @@ class NatsBackend(BaseBackend[NatsSettings]):
         try:
             nc = await asyncio.wait_for(broker.connect(), s.connect_timeout)
         except Exception as exc:
-            raise connect_failure(
-                exc,
-                f"NATS at {self.url}",
-                tls=s.tls,
-                timeout=s.connect_timeout,
-                secrets=s.secrets(),
-                cause=self._last_error,
-                login_advice="check username/password, token or credentials",
-            ) from exc
+            advice = "check username/password, token or credentials"
+            where, cause = f"NATS at {self.url}", self._last_error
+            raise connect_failure(exc, where, s, cause=cause, login_advice=advice) from exc
         # Connected: from now on reconnect as configured (forever by default).
         nc.options["max_reconnect_attempts"] = s.max_reconnect_attempts
         if hasattr(nc, "_parse_header_lines"):

@@ -105,9 +105,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         return connect_failure(
             exc,
             f"RabbitMQ at {s.host}:{s.port}",
-            tls=s.tls,
-            timeout=s.connect_timeout,
-            secrets=s.secrets(),
+            s,
             login=("authentication", "access_refused"),
             login_advice="wrong user name or password; check the credentials in the URL or "
             "the username/password options",

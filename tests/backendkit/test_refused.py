@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 
 from eventwire.backendkit import connect_failure, describe_exception
 from eventwire.errors import BackendUnavailableError
 
 WHERE = "Example at broker:7000"
+
+
+@dataclasses.dataclass
+class Settings:
+    """What `connect_failure` reads of a backend's settings."""
+
+    tls: bool = False
+    connect_timeout: float = 5.0
+    hidden: tuple[str, ...] = ()
+
+    def secrets(self) -> tuple[str, ...]:
+        return self.hidden
 
 
 def _untrusted() -> ssl.SSLCertVerificationError:
@@ -18,7 +31,7 @@ def _untrusted() -> ssl.SSLCertVerificationError:
 
 def test_a_timeout_names_the_limit_and_the_last_error() -> None:
     error = connect_failure(
-        TimeoutError(), WHERE, tls=False, timeout=2, cause=ConnectionRefusedError("refused")
+        TimeoutError(), WHERE, Settings(connect_timeout=2), cause=ConnectionRefusedError("refused")
     )
     assert isinstance(error, BackendUnavailableError)
     text = str(error)
@@ -28,7 +41,7 @@ def test_a_timeout_names_the_limit_and_the_last_error() -> None:
 
 
 def test_a_tls_problem_behind_a_timeout_is_named_before_the_timeout() -> None:
-    error = connect_failure(TimeoutError(), WHERE, tls=True, timeout=2, cause=_untrusted())
+    error = connect_failure(TimeoutError(), WHERE, Settings(tls=True), cause=_untrusted())
     assert str(error).startswith(f"cannot connect to {WHERE}: TLS: the broker's certificate")
 
 
@@ -37,9 +50,7 @@ def test_a_refused_login_is_recognised_by_its_markers_and_keeps_secrets_out() ->
     error = connect_failure(
         exc,
         WHERE,
-        tls=False,
-        timeout=5,
-        secrets=["s3cret"],
+        Settings(hidden=("s3cret",)),
         login=("access_refused",),
         login_advice="check the credentials",
     )
@@ -52,13 +63,13 @@ def test_a_refused_login_is_recognised_by_its_markers_and_keeps_secrets_out() ->
 def test_a_broker_refusal_gets_the_backend_s_own_words() -> None:
     exc = RuntimeError("Connection.Close: NOT_ALLOWED - vhost missing")
     error = connect_failure(
-        exc, WHERE, tls=False, timeout=5, refusals={"NOT_ALLOWED": "refused the virtual host"}
+        exc, WHERE, Settings(), refusals={"NOT_ALLOWED": "refused the virtual host"}
     )
     assert str(error) == f"{WHERE} refused the virtual host"
 
 
 def test_anything_else_says_what_failed() -> None:
-    error = connect_failure(OSError("no route to host"), WHERE, tls=False, timeout=5)
+    error = connect_failure(OSError("no route to host"), WHERE, Settings())
     assert str(error) == f"cannot connect to {WHERE}: OSError: no route to host"
 
 

@@ -44,7 +44,7 @@ from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, Memory
 from eventwire.backendkit._net import address, join_host
 from eventwire.backendkit._outage import Outage
 from eventwire.backendkit._plugin import BackendPlugin, lazy_exports
-from eventwire.backendkit._refused import connect_failure, describe_exception
+from eventwire.backendkit._refused import Connecting, connect_failure, describe_exception
 from eventwire.backendkit._security import (
     CredentialOptions,
     TlsOptions,
@@ -73,6 +73,7 @@ __all__ = [
     "BaseBackend",
     "BaseSubscription",
     "ByteSize",
+    "Connecting",
     "ConnectionState",
     "CredentialOptions",
     "ErrorMap",

@@ -13,18 +13,30 @@ same problem reads the same on every backend:
 4. another refusal the backend knows (`refusals`: marker → what it means and what to do);
 5. anything else: ``cannot connect to <where>: <ExcType>: <detail>``.
 
-Details are scrubbed of `secrets` and of any URL's user info, on one line.
+Details are scrubbed of the settings' secrets and of any URL's user info, on one line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from eventwire.backendkit._errors import scrub
 from eventwire.backendkit._security import describe_tls_failure
 from eventwire.errors import BackendUnavailableError
 
-__all__ = ["connect_failure", "describe_exception"]
+__all__ = ["Connecting", "connect_failure", "describe_exception"]
+
+
+class Connecting(Protocol):
+    """What `connect_failure` reads of a backend's settings (`TlsOptions` subclasses with a
+    ``connect_timeout`` option have it)."""
+
+    @property
+    def tls(self) -> bool: ...
+    @property
+    def connect_timeout(self) -> float: ...
+    def secrets(self) -> tuple[str, ...]: ...
 
 
 def describe_exception(exc: BaseException, secrets: Iterable[str] = ()) -> str:
@@ -39,10 +51,8 @@ def describe_exception(exc: BaseException, secrets: Iterable[str] = ()) -> str:
 def connect_failure(
     exc: BaseException,
     where: str,
+    settings: Connecting,
     *,
-    tls: bool,
-    timeout: float,
-    secrets: Iterable[str] = (),
     cause: BaseException | None = None,
     login: Iterable[str] = ("authentication", "authorization"),
     login_advice: str = "check the user name and password",
@@ -51,9 +61,9 @@ def connect_failure(
     """The `BackendUnavailableError` for a first connect that failed with `exc`.
 
     :param where: the broker as the message names it (``"RabbitMQ at host:5672"``).
-    :param tls: whether TLS was asked for (a plain client on a TLS port reads differently).
-    :param timeout: the ``connect_timeout`` that ran out, for the timeout message.
-    :param secrets: texts never shown (passwords, tokens).
+    :param settings: the backend's settings: whether TLS was asked for (a plain client on a
+        TLS port reads differently), the ``connect_timeout`` that ran out, the secrets never
+        shown.
     :param cause: the client's last error, when `exc` is only the timeout that followed it.
     :param login: lower-case markers of a refused login, looked for in ``ExcType: text``.
     :param login_advice: what to do about a refused login.
@@ -62,7 +72,7 @@ def connect_failure(
 
     Raise it ``from exc`` so the cause is kept.
     """
-    secrets = tuple(secrets)
+    tls, timeout, secrets = settings.tls, settings.connect_timeout, settings.secrets()
     for error in (exc, cause):
         problem = describe_tls_failure(error, tls=tls) if error is not None else None
         if problem is not None:
