@@ -13,7 +13,12 @@ from typing import Any, cast
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ConnectionState, connect_failure
+from eventwire.backendkit import (
+    BaseBackend,
+    ConnectionState,
+    connect_failure,
+    resend_unconfirmed,
+)
 from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
@@ -161,9 +166,8 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
         await self._groups.ensure_channel(channel)
-        deadline = time.monotonic() + self.settings.publish_timeout
-        todo = list(messages)
-        while todo:
+
+        async def send(todo: list[WireMessage], deadline: float) -> list[WireMessage]:
             publisher = await self.publisher_channel(deadline)
             results = await asyncio.gather(
                 *(
@@ -179,25 +183,28 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
                 return_exceptions=True,
             )
             todo = [m for m, r in zip(todo, results, strict=True) if _resend(channel, r)]
-            if todo:
-                if self.state is not ConnectionState.CONNECTED:
-                    raise PublishError(
-                        f"the backend closed before RabbitMQ confirmed {len(todo)} message(s) "
-                        f"for channel {channel!r}; they may not be stored"
-                    )
-                if time.monotonic() > deadline:
-                    raise PublishError(
-                        f"RabbitMQ did not confirm {len(todo)} message(s) for channel "
-                        f"{channel!r} within {self.settings.publish_timeout:g}s (option "
-                        "publish_timeout); they may not be stored"
-                    )
-                log.warning(
-                    "eventwire: %d publish(es) to %s not confirmed (connection lost); "
-                    "sending again",
-                    len(todo),
-                    channel,
+            if todo and self.state is not ConnectionState.CONNECTED:
+                raise PublishError(
+                    f"the backend closed before RabbitMQ confirmed {len(todo)} message(s) "
+                    f"for channel {channel!r}; they may not be stored"
                 )
-                await asyncio.sleep(0.1)
+            return todo
+
+        timeout = self.settings.publish_timeout
+        await resend_unconfirmed(
+            send,
+            messages,
+            timeout=timeout,
+            give_up=lambda todo: PublishError(
+                f"RabbitMQ did not confirm {len(todo)} message(s) for channel {channel!r} "
+                f"within {timeout:g}s (option publish_timeout); they may not be stored"
+            ),
+            before_resend=lambda todo: log.warning(
+                "eventwire: %d publish(es) to %s not confirmed (connection lost); sending again",
+                len(todo),
+                channel,
+            ),
+        )
 
     # -- consuming -------------------------------------------------------------------------
 
