@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -144,10 +143,6 @@ class NatsSettings(CredentialOptions, TlsOptions):
                 f"nats backend: choose one way to authenticate, got {', '.join(auth)}"
             )
 
-    def ssl(self) -> ssl.SSLContext | None:
-        """The TLS context to connect with, or ``None`` for a plain connection."""
-        return self.tls_context() if self.tls else None
-
     def security(self) -> Any:
         """FastStream's ``security=`` object for these credentials and TLS, or ``None``."""
         from faststream.nats.security import (
@@ -159,7 +154,7 @@ class NatsSettings(CredentialOptions, TlsOptions):
         )
 
         tls: dict[str, Any] = {
-            "ssl_context": self.ssl(),
+            "ssl_context": self.tls_context() if self.tls else None,
             "use_ssl": self.tls or None,
             "tls_hostname": self.tls_hostname,
             "tls_handshake_first": self.tls_handshake_first,

@@ -98,7 +98,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     def _security(self) -> BaseSecurity | None:
         settings = self.settings
-        context = settings.ssl()
+        context = settings.tls_context() if settings.tls else None
         if settings.external_auth:
             return RabbitExternalAuth(ssl_context=context)
         if context is not None:

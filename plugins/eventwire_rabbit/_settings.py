@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import ssl
 from typing import Any
 from urllib.parse import quote
 
@@ -158,10 +157,6 @@ class RabbitSettings(CredentialOptions, TlsOptions):
         vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
         object.__setattr__(self, "port", port)
         object.__setattr__(self, "url", f"{scheme}://{self.host}:{port}/{vhost}")
-
-    def ssl(self) -> ssl.SSLContext | None:
-        """The TLS context for ``amqps://`` (or any TLS option), else ``None``."""
-        return self.tls_context() if self.tls else None
 
     def amqp_url(self) -> str:
         """The URL handed to the client library (credentials inside, never logged by us)."""

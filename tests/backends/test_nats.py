@@ -141,8 +141,8 @@ def test_servers_option_as_a_list_tls_implied_and_a_context_object() -> None:
         "nats://h1?tls_verify=false", {"servers": ["tls://h2:4223", "h1:4222"]}
     )
     assert settings.addresses == ("nats://h1:4222", "nats://h2:4223")
-    assert settings.tls and settings.ssl() is not None
-    assert NatsSettings.parse("nats://", {"ssl_context": context}).ssl() is context
+    assert settings.tls and settings.tls_context() is not None
+    assert NatsSettings.parse("nats://", {"ssl_context": context}).tls_context() is context
     assert NatsSettings.parse("nats://").addresses == ("nats://127.0.0.1:4222",)
     with pytest.raises(ConfigurationError, match="ssl_context='yes'"):
         NatsSettings.parse("nats://?ssl_context=yes")
