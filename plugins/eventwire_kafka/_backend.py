@@ -42,7 +42,7 @@ _REQUEST_HEADROOM = 64 * 1024
 class KafkaBackend(BaseBackend[KafkaSettings]):
     """A connection to a Kafka cluster: ``kafka://host1:9092,host2:9092[?options]``.
 
-    See the package docstring for how each guarantee is met and `KafkaSettings` for the options.
+    See docs/backends/kafka.md for how each guarantee is met and `KafkaSettings` for the options.
     """
 
     name = "kafka"

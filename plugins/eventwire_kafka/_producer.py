@@ -24,7 +24,6 @@ by the broker, so order is kept.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,11 +34,9 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
-from eventwire.backendkit import Outage
+from eventwire.backendkit import Outage, quietly
 
 __all__ = ["Producers", "is_fenced"]
-
-log = logging.getLogger("eventwire.kafka")
 
 #: Errors after which an idempotent producer never publishes to a partition again. (The
 #: idempotent producer retries the leader errors itself; it fails a batch with them only
@@ -107,7 +104,4 @@ class Producers:
                 await self._stop(self.current)
 
     async def _stop(self, producer: Any) -> None:
-        try:
-            await asyncio.wait_for(producer.stop(), self._timeout)
-        except Exception as exc:
-            log.debug("eventwire: kafka producer stop: %s", exc)
+        await quietly(producer.stop(), "kafka producer stop", timeout=self._timeout)

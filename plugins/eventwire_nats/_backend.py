@@ -54,7 +54,7 @@ class NatsBackend(BaseBackend[NatsSettings]):
 
     Built on FastStream's `NatsBroker` for the connection (servers, authentication, TLS,
     reconnects); streams, consumers, pull requests, acks and publish confirmations go
-    through the nats-py client underneath it (see the package docstring for why).
+    through the nats-py client underneath it (docs/backends/nats.md says why).
     """
 
     name = "nats"

@@ -1,14 +1,7 @@
-"""What the NATS backend creates on the server, and how it names it.
-
-- one stream per channel, ``EW_<channel>`` (dots become ``_``; a channel with dots gets a
-  short hash suffix so ``a.b`` and ``a_b`` never share a stream), file storage, capturing
-  the subjects ``<channel>.<shard>``; the shard count is written in the stream's
-  description (``eventwire channel <channel> shards=<n>``) so every publisher and consumer
-  agrees on it, whatever its own ``shards`` option says;
-- per group and shard a durable pull consumer ``<group>_<shard>`` filtered on
-  ``<channel>.<shard>`` (explicit acks, ``ack_wait``, ``max_ack_pending``, no delivery limit:
-  the SDK dead-letters);
-- one key-value bucket (``lease_bucket``) holding group membership and shard leases.
+"""What the NATS backend creates on the server (a stream per channel, a durable pull
+consumer per group and shard, the lease bucket), and how it names it: the table in "What the
+backend creates" in ``docs/backends/nats.md``. The shard count is written in the stream's
+description, so every publisher and consumer agrees on it whatever its own ``shards`` says.
 """
 
 from __future__ import annotations

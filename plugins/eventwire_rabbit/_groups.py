@@ -52,10 +52,6 @@ class Groups:
         self._settings = backend.settings
         self._declared: Memo[str, None] = Memo()
 
-    def declared(self, channel: str) -> bool:
-        """Whether `channel`'s topology is known to exist."""
-        return channel in self._declared
-
     def forget(self, channel: str) -> None:
         """Declare `channel` again on its next use (its topology was deleted)."""
         self._declared.forget(channel)

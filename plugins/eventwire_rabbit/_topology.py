@@ -1,18 +1,8 @@
 """What the rabbit backend creates on the broker, and the names it gives it.
 
-Channel and group names never contain ``:`` (see `eventwire._naming`), so every name
-derived here with ``:`` cannot collide with a channel's own exchange.
-
-- ``<channel>``: durable topic exchange; publishers send here, routing key = the event key.
-- ``<channel>:history``: stream queue bound with ``#``: the retained log that ``browse`` and
-  ``from_beginning`` read (retention ``history_max_age`` / ``history_max_bytes``).
-- ``<channel>:<group>``: durable ``x-consistent-hash`` exchange bound with ``#`` to the
-  channel exchange: one per group, so every group gets every message.
-- ``<channel>:<group>:<n>``: durable quorum queues with single active consumer, the group's
-  shards; same key -> same shard. Dead-letter exchange ``<channel>.dlq`` (broker-side
-  backstop after ``delivery_limit`` redeliveries).
-- ``eventwire:members``: durable topic exchange for group membership heartbeats (routing key
-  ``<channel>:<group>``) into one exclusive, server-named queue per member.
+Channel and group names never contain ``:`` (see `eventwire._naming`), so every name derived
+here with ``:`` cannot collide with a channel's own exchange. The table of what each name is
+and who creates it: "What the backend creates" in ``docs/backends/rabbit.md``.
 """
 
 from __future__ import annotations
