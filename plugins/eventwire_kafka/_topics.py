@@ -86,9 +86,8 @@ class TopicManager:
     async def ensure(self, topics: Iterable[str]) -> None:
         """Make sure every topic in `topics` exists and its limit is known (each topic is
         created once; concurrent callers wait for the same attempt)."""
-        await asyncio.gather(
-            *(self._limits.get(t, functools.partial(self._create, t)) for t in topics)
-        )
+        for topic in topics:
+            await self._limits.get(topic, functools.partial(self._create, topic))
 
     async def _create(self, topic: str) -> int:
         check_topic(topic)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from eventwire.backendkit import describe_exception, resend_unconfirmed
+from eventwire.backendkit import describe_exception
 from eventwire.errors import MessageTooLargeError, PublishError
 
 from eventwire_nats._settings import NatsSettings
@@ -100,10 +100,10 @@ class Publisher:
         """Send every message, wait for every PubAck, resend what was not confirmed until
         ``publish_timeout``; `recreate` makes the channel's stream again if it is gone."""
         nc, timeout = self.nc, self._settings.publish_timeout
+        deadline = time.monotonic() + timeout
+        todo = list(range(len(prepared)))
         last = "no answer"
-
-        async def send(todo: list[int], deadline: float) -> list[int]:
-            nonlocal last
+        while True:
             batch_id = str(next(self._tokens))
             batch = _Batch(todo, asyncio.get_running_loop().create_future())
             self._batches[batch_id] = batch
@@ -126,6 +126,8 @@ class Publisher:
             finally:
                 self._batches.pop(batch_id, None)
             failed = sorted(batch.waiting | set(batch.errors))
+            if not failed:
+                return
             for error in batch.errors.values():
                 if error.kind == "too-large":
                     raise MessageTooLargeError(
@@ -133,23 +135,18 @@ class Publisher:
                         f"{error}; the server's max_payload is {nc.max_payload} bytes"
                     )
                 last = str(error)
-            no_stream = any(error.kind == "no-stream" for error in batch.errors.values())
-            if no_stream and time.monotonic() < deadline:
+            if time.monotonic() >= deadline:
+                raise PublishError(
+                    f"NATS did not confirm {len(failed)} of {len(prepared)} message(s) for "
+                    f"channel {channel!r} within {timeout:g}s ({last}); they may or may not be "
+                    "stored. Publishing them again is safe: the stream drops repeated event ids "
+                    "within its duplicate window"
+                )
+            if any(error.kind == "no-stream" for error in batch.errors.values()):
                 with contextlib.suppress(Exception):
                     await recreate()
-            return failed
-
-        await resend_unconfirmed(
-            send,
-            range(len(prepared)),
-            timeout=timeout,
-            give_up=lambda failed: PublishError(
-                f"NATS did not confirm {len(failed)} of {len(prepared)} message(s) for "
-                f"channel {channel!r} within {timeout:g}s ({last}); they may or may not be "
-                "stored. Publishing them again is safe: the stream drops repeated event ids "
-                "within its duplicate window"
-            ),
-        )
+            todo = failed
+            await asyncio.sleep(0.1)
 
     async def _send(self, prepared: list[Prepared], todo: list[int], reply_prefix: str) -> None:
         """Write the HPUB commands of `todo` in writes of about 1 MB.

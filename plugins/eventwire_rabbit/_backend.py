@@ -17,7 +17,6 @@ from eventwire.backendkit import (
     BaseBackend,
     ConnectionState,
     connect_failure,
-    resend_unconfirmed,
 )
 from eventwire.errors import (
     BackendUnavailableError,
@@ -166,8 +165,9 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
         await self._groups.ensure_channel(channel)
-
-        async def send(todo: list[WireMessage], deadline: float) -> list[WireMessage]:
+        deadline = time.monotonic() + self.settings.publish_timeout
+        todo = list(messages)
+        while todo:
             publisher = await self.publisher_channel(deadline)
             results = await asyncio.gather(
                 *(
@@ -183,28 +183,25 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
                 return_exceptions=True,
             )
             todo = [m for m, r in zip(todo, results, strict=True) if _resend(channel, r)]
-            if todo and self.state is not ConnectionState.CONNECTED:
-                raise PublishError(
-                    f"the backend closed before RabbitMQ confirmed {len(todo)} message(s) "
-                    f"for channel {channel!r}; they may not be stored"
+            if todo:
+                if self.state is not ConnectionState.CONNECTED:
+                    raise PublishError(
+                        f"the backend closed before RabbitMQ confirmed {len(todo)} message(s) "
+                        f"for channel {channel!r}; they may not be stored"
+                    )
+                if time.monotonic() > deadline:
+                    raise PublishError(
+                        f"RabbitMQ did not confirm {len(todo)} message(s) for channel "
+                        f"{channel!r} within {self.settings.publish_timeout:g}s (option "
+                        "publish_timeout); they may not be stored"
+                    )
+                log.warning(
+                    "eventwire: %d publish(es) to %s not confirmed (connection lost); "
+                    "sending again",
+                    len(todo),
+                    channel,
                 )
-            return todo
-
-        timeout = self.settings.publish_timeout
-        await resend_unconfirmed(
-            send,
-            messages,
-            timeout=timeout,
-            give_up=lambda todo: PublishError(
-                f"RabbitMQ did not confirm {len(todo)} message(s) for channel {channel!r} "
-                f"within {timeout:g}s (option publish_timeout); they may not be stored"
-            ),
-            before_resend=lambda todo: log.warning(
-                "eventwire: %d publish(es) to %s not confirmed (connection lost); sending again",
-                len(todo),
-                channel,
-            ),
-        )
+                await asyncio.sleep(0.1)
 
     # -- consuming -------------------------------------------------------------------------
 

@@ -21,8 +21,6 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   `quietly`, `wait_event`: a call retried while the broker is away, a bounded quiet
   shutdown step, a bounded wait for an event.
 - `address`, `join_host`: server addresses, read the same way by every backend.
-- `resend_unconfirmed`: a publish that sends again what the broker did not confirm (after a
-  lost connection), until a deadline.
 - `connect_failure`: why a first connect failed (TLS, timeout, login, a broker's own
   refusals), as one line that says what to do; `describe_exception` for one error.
 - `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol);
@@ -40,7 +38,6 @@ from eventwire.backendkit._aio import Memo, quietly, retrying, wait_event
 from eventwire.backendkit._backend import BaseBackend, ConnectionState
 from eventwire.backendkit._checks import check_messages, check_spec, message_size
 from eventwire.backendkit._coerce import ByteSize, Seconds, coerce
-from eventwire.backendkit._confirm import resend_unconfirmed
 from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
@@ -112,7 +109,6 @@ __all__ = [
     "option",
     "quietly",
     "render_options_table",
-    "resend_unconfirmed",
     "retrying",
     "scrub",
     "sync_options_tables",
