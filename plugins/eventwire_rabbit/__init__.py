@@ -1,8 +1,9 @@
 """The RabbitMQ backend: ``amqp://user:password@host:5672/vhost`` and ``amqps://``.
 
 Topology (see `eventwire_rabbit._topology`): a durable topic exchange per channel; a history
-stream per channel; per group a consistent-hash exchange over ``shards`` quorum queues with
-single active consumer; ``<channel>.dlq`` is a channel like any other.
+stream per channel; per group a headers exchange that routes the key's slot (set by the
+publisher) to one of ``shards`` quorum queues with single active consumer; ``<channel>.dlq``
+is a channel like any other.
 
 How each guarantee is achieved:
 
@@ -10,8 +11,9 @@ How each guarantee is achieved:
   ``cloudEvents:*`` entries of the 0-9-1 headers table (the AMQP binding's application
   properties), header values are delivered as ``str``, the key in an ``eventwire-key``
   header. Each channel has its own exchange; each group its own exchange bound to it.
-- G04/G05: the group's hash exchange sends a key always to the same shard; a shard queue has
-  single active consumer, so one member at a time takes it, in queue order. Members learn of
+- G04/G05: the group's exchange sends a key always to the same shard (a fixed slot table in
+  durable bindings, the same after a broker restart); a shard queue has single active
+  consumer, so one member at a time takes it, in queue order. Members learn of
   each other through heartbeats and own the shards round-robin (the backend kit's shard
   coordinator over a lease store on these primitives); a member gives a shard up by
   closing that shard's AMQP channel after its handed-out messages finished: the broker puts

@@ -6,8 +6,15 @@ derived here with ``:`` cannot collide with a channel's own exchange.
 - ``<channel>``: durable topic exchange; publishers send here, routing key = the event key.
 - ``<channel>:history``: stream queue bound with ``#``: the retained log that ``browse`` and
   ``from_beginning`` read (retention ``history_max_age`` / ``history_max_bytes``).
-- ``<channel>:<group>``: durable ``x-consistent-hash`` exchange bound with ``#`` to the
-  channel exchange: one per group, so every group gets every message.
+- ``<channel>:<group>``: durable ``headers`` exchange bound with ``#`` to the channel
+  exchange: one per group, so every group gets every message. It routes on the slot
+  publishers put in the ``eventwire-slot`` header (one of ``SLOTS``, from the key): slot ``s``
+  is bound to shard ``s mod shards``, a fixed table kept in the broker's durable bindings, so
+  a key keeps its shard across broker restarts. (A consistent-hash exchange does not: its ring
+  lives in memory and is rebuilt at boot in the order the bindings are recovered, which
+  varies, and keys then land on other shards while their older events wait in the old one.)
+- ``<channel>:<group>:unslotted``: the group exchange's alternate exchange, for messages
+  without the slot header (other publishers): ``x-consistent-hash`` over the same shards.
 - ``<channel>:<group>:<n>``: durable quorum queues with single active consumer, the group's
   shards; same key -> same shard. Dead-letter exchange ``<channel>.dlq`` (broker-side
   backstop after ``delivery_limit`` redeliveries).
@@ -24,18 +31,21 @@ import aiormq
 from eventwire.backendkit import quietly
 
 from eventwire_rabbit._settings import RabbitSettings
+from eventwire_rabbit._wire import SLOT_HEADER, SLOTS
 
 __all__ = [
     "HASH_WEIGHT",
     "MEMBERS_EXCHANGE",
     "Connection",
     "close_channel",
+    "declare_router",
     "group_exchange",
     "history_queue",
     "init_lock_queue",
     "shard_arguments",
     "shard_queue",
     "stream_arguments",
+    "unslotted_exchange",
 ]
 
 MEMBERS_EXCHANGE = "eventwire:members"
@@ -61,6 +71,11 @@ def history_queue(channel: str) -> str:
 
 def group_exchange(channel: str, group: str) -> str:
     return f"{channel}:{group}"
+
+
+def unslotted_exchange(router: str) -> str:
+    """The alternate exchange of the router `router` (messages without a slot)."""
+    return f"{router}:unslotted"
 
 
 def shard_queue(channel: str, group: str, shard: int) -> str:
@@ -124,7 +139,8 @@ async def declare_hash_exchange(
     *,
     durable: bool,
 ) -> None:
-    """A consistent-hash exchange over `shards`, bound in shard order (same ring each time)."""
+    """A consistent-hash exchange over `shards`, bound in shard order (same ring each time
+    it is created; not necessarily after a broker restart)."""
     await amqp.exchange_declare(
         name,
         exchange_type="x-consistent-hash",
@@ -134,6 +150,33 @@ async def declare_hash_exchange(
     )
     for queue in shards:
         await amqp.queue_bind(queue, name, routing_key=HASH_WEIGHT)
+
+
+async def declare_router(
+    amqp: aiormq.abc.AbstractChannel,
+    name: str,
+    shards: list[str],
+    *,
+    durable: bool,
+) -> None:
+    """The headers exchange `name` sending slot ``s`` to ``shards[s mod len(shards)]``, with
+    its consistent-hash alternate exchange for messages that carry no slot."""
+    fallback = unslotted_exchange(name)
+    await declare_hash_exchange(amqp, fallback, shards, durable=durable)
+    await amqp.exchange_declare(
+        name,
+        exchange_type="headers",
+        durable=durable,
+        auto_delete=False,
+        arguments={"alternate-exchange": fallback, "x-eventwire-shards": len(shards)},
+    )
+    for slot in range(SLOTS):
+        await amqp.queue_bind(
+            shards[slot % len(shards)],
+            name,
+            routing_key="",
+            arguments={"x-match": "all", SLOT_HEADER: str(slot)},
+        )
 
 
 async def close_channel(channel: aiormq.abc.AbstractChannel | None) -> None:
