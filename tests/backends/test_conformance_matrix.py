@@ -43,6 +43,7 @@ def idempotency_store(name: str, tmp_path: Path) -> list[str]:
 
 @pytest.mark.broker
 @pytest.mark.restart
+@pytest.mark.timeout(960)  # the whole suite with a restart and a crash; the run's own limit: 900 s
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_every_guarantee_passes_on_the_real_broker(name: str, tmp_path: Path) -> None:
     report = tmp_path / f"{name}.json"
