@@ -5,7 +5,7 @@ from __future__ import annotations
 from eventwire.backend import BackendInfo, Capabilities
 from eventwire.backendkit import BackendPlugin
 
-__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES", "plugin"]
+__all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES", "SLOTS", "plugin"]
 
 SCHEMES = (
     "amqp",
@@ -14,6 +14,9 @@ SCHEMES = (
 #: RabbitMQ's default ``max_message_size`` (128 MiB); the ``max_message_size`` option
 #: changes it per backend, to match a broker configured otherwise.
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+#: How many slots keys are hashed into (see `eventwire_rabbit._wire.slot`); a group has at
+#: most this many shards.
+SLOTS = 64
 
 CAPABILITIES = Capabilities(cross_process=True, max_message_bytes=MAX_MESSAGE_BYTES)
 

@@ -20,8 +20,7 @@ from eventwire.backendkit import (
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
 
-from eventwire_rabbit._info import MAX_MESSAGE_BYTES, SCHEMES
-from eventwire_rabbit._wire import SLOTS
+from eventwire_rabbit._info import MAX_MESSAGE_BYTES, SCHEMES, SLOTS
 
 __all__ = ["RabbitSettings"]
 

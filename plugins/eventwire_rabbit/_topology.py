@@ -30,8 +30,9 @@ from typing import Any, Protocol
 import aiormq
 from eventwire.backendkit import quietly
 
+from eventwire_rabbit._info import SLOTS
 from eventwire_rabbit._settings import RabbitSettings
-from eventwire_rabbit._wire import SLOT_HEADER, SLOTS
+from eventwire_rabbit._wire import SLOT_HEADER
 
 __all__ = [
     "HASH_WEIGHT",

@@ -14,10 +14,11 @@ from eventwire.backend import Origin, WireMessage
 from eventwire.deadletter import ATTEMPTS, CHANNEL, GROUP, REASON
 from pamqp.commands import Basic
 
+from eventwire_rabbit._info import SLOTS
+
 __all__ = [
     "KEY_HEADER",
     "MARKER_HEADER",
-    "SLOTS",
     "SLOT_HEADER",
     "delivery_count",
     "from_delivery",
@@ -34,8 +35,6 @@ MARKER_HEADER = "eventwire-marker"
 #: The slot of the message (a decimal string), set by the publisher: a group's exchange sends
 #: slot ``s`` to its shard ``s mod shards`` (`eventwire_rabbit._topology.declare_router`).
 SLOT_HEADER = "eventwire-slot"
-#: How many slots keys are hashed into; a group has at most this many shards.
-SLOTS = 64
 #: Headers the broker adds that are not part of the event.
 _BROKER_HEADERS = frozenset(
     {
