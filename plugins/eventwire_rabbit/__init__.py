@@ -1,10 +1,10 @@
 """The RabbitMQ backend: ``amqp://user:password@host:5672/vhost`` and ``amqps://``.
 
-A durable topic exchange and a history stream per channel; per group a consistent-hash
-exchange over ``shards`` quorum queues with single active consumer (`eventwire_rabbit.
-_topology`). FastStream's ``RabbitBroker`` owns the connection; aiormq channels underneath it
-publish and consume. Options: `RabbitSettings`. How each guarantee is achieved and why
-FastStream's subscriber is not used: ``docs/backends/rabbit.md``.
+A durable topic exchange and a history stream per channel; per group a headers exchange
+that routes each key's slot to one of ``shards`` quorum queues with single active consumer
+(`eventwire_rabbit._topology`). FastStream's ``RabbitBroker`` owns the connection; aiormq
+channels underneath it publish and consume. Options: `RabbitSettings`. How each guarantee is
+achieved and why FastStream's subscriber is not used: ``docs/backends/rabbit.md``.
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         return subscription
 
     async def delete_group(self, channel: str, group: str) -> None:
-        """Delete `group`'s hash exchange and shard queues on `channel`."""
+        """Delete `group`'s exchanges and shard queues on `channel`."""
         self.check_channel(channel)
         with self.map_errors(f"delete group {group!r} of {channel!r}"):
             await self._groups.delete_group(channel, group)

@@ -3,8 +3,8 @@
 A group is created by one member at a time (an exclusive lock queue); the bound group
 exchange marks a finished group, so a member that finds it only checks the shard count.
 A ``from_beginning`` group is filled from the channel's history stream through a temporary
-hash exchange bound to the same shards in the same order (same key, same shard) before the
-group exchange is bound, catching up in rounds until a round is short.
+router bound to the same shards in the same way (same key, same shard) before the group
+exchange is bound, catching up in rounds until a round is short.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from eventwire_rabbit._history import scan
 from eventwire_rabbit._topology import (
     Connection,
     declare_channel,
-    declare_hash_exchange,
+    declare_router,
     declare_shards,
     group_exchange,
     history_queue,
     init_lock_queue,
     shard_queue,
+    unslotted_exchange,
 )
 
 __all__ = ["Groups"]
@@ -101,7 +102,7 @@ class Groups:
                 return False
 
     async def ensure_group(self, spec: SubscriptionSpec) -> None:
-        """Create the group's shards and hash exchange once (and fill them from history for
+        """Create the group's shards and exchanges once (and fill them from history for
         ``from_beginning``); the bound group exchange marks a finished group."""
         channel, group = spec.channel, spec.group
         name = group_exchange(channel, group)
@@ -128,9 +129,11 @@ class Groups:
             raise self._topology_error(exc, f"{channel}/{group}") from exc
 
     async def delete_group(self, channel: str, group: str) -> None:
-        """Delete `group`'s hash exchange and shard queues on `channel`."""
+        """Delete `group`'s exchanges and shard queues on `channel`."""
         async with self._backend.scratch() as scratch:
-            await scratch.exchange_delete(group_exchange(channel, group))
+            name = group_exchange(channel, group)
+            await scratch.exchange_delete(name)
+            await scratch.exchange_delete(unslotted_exchange(name))
             for shard in range(self._settings.shards):
                 await scratch.queue_delete(shard_queue(channel, group, shard))
 
@@ -179,19 +182,20 @@ class Groups:
             temp = f"{group_exchange(channel, group)}:init-{uuid.uuid4().hex[:8]}"
             if copy:
                 # Same shards bound in the same order: the same key lands in the same shard.
-                await declare_hash_exchange(scratch, temp, shards, durable=False)
+                await declare_router(scratch, temp, shards, durable=False)
                 for _ in range(8):  # catch up until a round is short
                     copied, start = await self._copy_history(channel, temp, start)
                     if copied < _CATCH_UP:
                         break
             name = group_exchange(channel, group)
-            await declare_hash_exchange(scratch, name, shards, durable=True)
+            await declare_router(scratch, name, shards, durable=True)
             await scratch.exchange_bind(name, channel, routing_key="#")
             if copy:
                 # What arrived between the last round and the binding (a few may now be
                 # in the shards twice: at-least-once).
                 await self._copy_history(channel, temp, start)
                 await scratch.exchange_delete(temp)
+                await scratch.exchange_delete(unslotted_exchange(temp))
 
     async def _copy_history(
         self, channel: str, target: str, start: int | str

@@ -13,6 +13,7 @@ __all__ = [
     "CAPABILITIES",
     "MAX_MESSAGE_BYTES",
     "SCHEMES",
+    "SLOTS",
     "RabbitAsyncAPI",
     "asyncapi_protocol",
     "plugin",
@@ -23,6 +24,9 @@ _BINDINGS = "0.3.0"
 #: RabbitMQ's default ``max_message_size`` (128 MiB); the ``max_message_size`` option
 #: changes it per backend, to match a broker configured otherwise.
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+#: How many slots keys are hashed into (see `eventwire_rabbit._wire.slot`); a group has at
+#: most this many shards.
+SLOTS = 64
 
 CAPABILITIES = Capabilities(cross_process=True, max_message_bytes=MAX_MESSAGE_BYTES)
 

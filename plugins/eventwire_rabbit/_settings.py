@@ -19,7 +19,7 @@ from eventwire.backendkit import (
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
 
-from eventwire_rabbit._info import MAX_MESSAGE_BYTES, SCHEMES
+from eventwire_rabbit._info import MAX_MESSAGE_BYTES, SCHEMES, SLOTS
 
 __all__ = ["RabbitSettings"]
 
@@ -62,7 +62,10 @@ class RabbitSettings(CredentialOptions, TlsOptions):
         minimum=0.1,
     )
     shards: int = option(
-        8, "queues per group; the most members that can work at once on one group", minimum=1
+        8,
+        "queues per group (at most 64); the most members that can work at once on one group",
+        minimum=1,
+        maximum=SLOTS,
     )
     prefetch: int | None = option(
         None,

@@ -13,19 +13,23 @@ from typing import Any, Protocol
 import aiormq
 from eventwire.backendkit import quietly
 
+from eventwire_rabbit._info import SLOTS
 from eventwire_rabbit._settings import RabbitSettings
+from eventwire_rabbit._wire import SLOT_HEADER
 
 __all__ = [
     "HASH_WEIGHT",
     "MEMBERS_EXCHANGE",
     "Connection",
     "close_channel",
+    "declare_router",
     "group_exchange",
     "history_queue",
     "init_lock_queue",
     "shard_arguments",
     "shard_queue",
     "stream_arguments",
+    "unslotted_exchange",
 ]
 
 MEMBERS_EXCHANGE = "eventwire:members"
@@ -51,6 +55,11 @@ def history_queue(channel: str) -> str:
 
 def group_exchange(channel: str, group: str) -> str:
     return f"{channel}:{group}"
+
+
+def unslotted_exchange(router: str) -> str:
+    """The alternate exchange of the router `router` (messages without a slot)."""
+    return f"{router}:unslotted"
 
 
 def shard_queue(channel: str, group: str, shard: int) -> str:
@@ -114,7 +123,8 @@ async def declare_hash_exchange(
     *,
     durable: bool,
 ) -> None:
-    """A consistent-hash exchange over `shards`, bound in shard order (same ring each time)."""
+    """A consistent-hash exchange over `shards`, bound in shard order (same ring each time
+    it is created; not necessarily after a broker restart)."""
     await amqp.exchange_declare(
         name,
         exchange_type="x-consistent-hash",
@@ -124,6 +134,33 @@ async def declare_hash_exchange(
     )
     for queue in shards:
         await amqp.queue_bind(queue, name, routing_key=HASH_WEIGHT)
+
+
+async def declare_router(
+    amqp: aiormq.abc.AbstractChannel,
+    name: str,
+    shards: list[str],
+    *,
+    durable: bool,
+) -> None:
+    """The headers exchange `name` sending slot ``s`` to ``shards[s mod len(shards)]``, with
+    its consistent-hash alternate exchange for messages that carry no slot."""
+    fallback = unslotted_exchange(name)
+    await declare_hash_exchange(amqp, fallback, shards, durable=durable)
+    await amqp.exchange_declare(
+        name,
+        exchange_type="headers",
+        durable=durable,
+        auto_delete=False,
+        arguments={"alternate-exchange": fallback, "x-eventwire-shards": len(shards)},
+    )
+    for slot in range(SLOTS):
+        await amqp.queue_bind(
+            shards[slot % len(shards)],
+            name,
+            routing_key="",
+            arguments={"x-match": "all", SLOT_HEADER: str(slot)},
+        )
 
 
 async def close_channel(channel: aiormq.abc.AbstractChannel | None) -> None:

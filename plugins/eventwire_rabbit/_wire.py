@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -13,20 +14,27 @@ from eventwire.backend import Origin, WireMessage
 from eventwire.deadletter import ATTEMPTS, CHANNEL, GROUP, REASON
 from pamqp.commands import Basic
 
+from eventwire_rabbit._info import SLOTS
+
 __all__ = [
     "KEY_HEADER",
     "MARKER_HEADER",
+    "SLOT_HEADER",
     "delivery_count",
     "from_delivery",
     "origin_of",
     "properties",
     "routing_key",
+    "slot",
 ]
 
 #: The event key travels in this header (the routing key may be a hash of it).
 KEY_HEADER = "eventwire-key"
 #: Set on the position markers the backend writes into history streams (never delivered).
 MARKER_HEADER = "eventwire-marker"
+#: The slot of the message (a decimal string), set by the publisher: a group's exchange sends
+#: slot ``s`` to its shard ``s mod shards`` (`eventwire_rabbit._topology.declare_router`).
+SLOT_HEADER = "eventwire-slot"
 #: Headers the broker adds that are not part of the event.
 _BROKER_HEADERS = frozenset(
     {
@@ -48,7 +56,8 @@ _unkeyed = itertools.count()
 
 
 def routing_key(key: str | None) -> str:
-    """The routing key the consistent-hash exchanges shard by: the key, or a spread value."""
+    """The routing key: the key, or a spread value (messages without a slot are sharded by
+    it)."""
     if key is None:
         return f"~{next(_unkeyed)}"  # spread unkeyed messages over every shard
     if len(key) * 4 <= _ROUTING_KEY_LIMIT or len(key.encode()) <= _ROUTING_KEY_LIMIT:
@@ -56,11 +65,21 @@ def routing_key(key: str | None) -> str:
     return "#" + hashlib.sha256(key.encode()).hexdigest()
 
 
+def slot(key: str | None) -> str:
+    """The slot of `key` (CRC-32 of its UTF-8 bytes mod `SLOTS`: the same in every process
+    and version); unkeyed messages are spread over every slot."""
+    if key is None:
+        return str(next(_unkeyed) % SLOTS)
+    return str(zlib.crc32(key.encode()) % SLOTS)
+
+
 def properties(message: WireMessage) -> Basic.Properties:
-    """Persistent message properties carrying the headers (and the key) as a header table."""
+    """Persistent message properties carrying the headers (and the key and its slot) as a
+    header table."""
     headers: dict[str, Any] = dict(message.headers)
     if message.key is not None:
         headers[KEY_HEADER] = message.key
+    headers[SLOT_HEADER] = slot(message.key)
     return Basic.Properties(
         delivery_mode=2,
         headers=headers,
@@ -98,6 +117,8 @@ def from_delivery(delivered: DeliveredMessage) -> WireMessage:
             continue
         if name == KEY_HEADER:
             key = _text(value)
+            continue
+        if name == SLOT_HEADER:
             continue
         headers[name] = value if type(value) is str else _text(value)
     if broker_dead_lettered and REASON not in headers:

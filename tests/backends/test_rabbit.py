@@ -30,6 +30,7 @@ from eventwire.errors import (
     PublishError,
 )
 from eventwire_rabbit import RabbitBackend
+from eventwire_rabbit._wire import slot
 
 from tests.backends._base import namer, ping_model, wait_until
 
@@ -138,6 +139,7 @@ def test_unknown_option_lists_the_known_ones() -> None:
     ("options", "needle"),
     [
         ({"shards": 0}, "shards"),
+        ({"shards": 65}, "from 1 to 64"),
         ({"shards": "many"}, "shards"),
         ({"connect_timeout": -1}, "connect_timeout"),
         ({"tls": "maybe"}, "tls"),
@@ -270,6 +272,65 @@ async def test_topology_is_durable_and_messages_persistent() -> None:
 
 async def _ack_all(inbound: Any) -> None:
     await inbound.ack()
+
+
+async def _drain(amqp: aiormq.abc.AbstractChannel, queue: str) -> list[Any]:
+    """The header tables of the messages ready in `queue`, consumed (a single-active-consumer
+    queue refuses ``basic.get``)."""
+    ready = (await amqp.queue_declare(queue, passive=True)).message_count or 0
+    got: list[Any] = []
+    done = asyncio.Event()
+
+    async def take(message: Any) -> None:
+        got.append(message.header.properties.headers or {})
+        await amqp.basic_ack(message.delivery.delivery_tag)
+        if len(got) >= ready:
+            done.set()
+
+    if ready:
+        await amqp.basic_consume(queue, take)
+        await asyncio.wait_for(done.wait(), 10)
+    return got
+
+
+def test_the_slot_of_a_key_is_part_of_the_wire_format() -> None:
+    """Existing groups route by it: a new version that hashed keys differently would send a
+    key's next events to another shard than its waiting ones. Unkeyed events use every slot."""
+    assert [slot(key) for key in ("order-1", "p0-k3", "é", "")] == ["47", "58", "62", "0"]
+    assert {slot(None) for _ in range(64)} == {str(n) for n in range(64)}
+
+
+async def test_a_key_lands_on_the_shard_its_slot_names() -> None:
+    """Routing is a fixed table (slot s -> shard s mod shards) kept in the broker's durable
+    bindings, not a hash ring rebuilt in memory at boot: the shard of every key is known from
+    the key alone. A message without the slot header (another publisher) still lands on a
+    shard, through the group's alternate exchange."""
+    channel, group, shards = unique("slots"), unique("grp"), 3
+    backend = RabbitBackend(URL, {**OPTIONS, "shards": shards})
+    await backend.connect()
+    keys = [f"key-{n}" for n in range(40)]
+    try:
+        subscription = await backend.subscribe(SubscriptionSpec(channel, group), _ack_all)
+        await subscription.close()  # the group exists; nobody consumes its shards now
+        await backend.publish(channel, [WireMessage(b"{}", {}, key) for key in keys])
+    finally:
+        await backend.close()
+
+    async def foreign_and_drain(amqp: aiormq.abc.AbstractChannel) -> dict[int, list[Any]]:
+        await amqp.confirm_delivery()
+        await amqp.basic_publish(b"{}", exchange=channel, routing_key="foreign")
+        return {shard: await _drain(amqp, f"{channel}:{group}:{shard}") for shard in range(shards)}
+
+    found = await raw(foreign_and_drain)
+    placed = {
+        str(headers["eventwire-key"]): shard
+        for shard, messages in found.items()
+        for headers in messages
+        if "eventwire-key" in headers
+    }
+    assert placed == {key: int(slot(key)) % shards for key in keys}
+    assert sum(len(messages) for messages in found.values()) == len(keys) + 1  # + the foreign
+    assert len(set(placed.values())) == shards  # 40 keys spread over every shard
 
 
 async def test_confirm_nack_raises_publish_error() -> None:
