@@ -145,6 +145,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             lambda topic: producers.current.partitions_for(topic),
             partitions=s.partitions,
             replication_factor=s.replication_factor,
+            min_insync_replicas=s.min_insync_replicas,
             max_message_bytes=s.max_message_bytes,
             timeout=s.request_timeout_ms / 1000,
         )

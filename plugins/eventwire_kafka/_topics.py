@@ -70,7 +70,8 @@ class TopicManager:
         partitions_for: Callable[[str], Awaitable[object]],
         *,
         partitions: int,
-        replication_factor: int,
+        replication_factor: int | None,
+        min_insync_replicas: int | None,
         max_message_bytes: int,
         timeout: float,
     ) -> None:
@@ -78,6 +79,7 @@ class TopicManager:
         self._partitions_for = partitions_for
         self._partitions = partitions
         self._replication = replication_factor
+        self._min_insync = min_insync_replicas
         self._max_bytes = max_message_bytes
         self._timeout = timeout
         #: topic -> its max.message.bytes, for every topic known to exist.
@@ -111,9 +113,9 @@ class TopicManager:
     async def _create(self, topics: list[str]) -> None:
         for topic in topics:
             check_topic(topic)
-        configs = {"max.message.bytes": str(self._max_bytes)}
-        new = [_NewTopic(t, self._partitions, self._replication, configs) for t in topics]
         try:
+            replication, configs = await self._replication_configs()
+            new = [_NewTopic(t, self._partitions, replication, configs) for t in topics]
             response = await asyncio.wait_for(
                 self._admin.create_topics(new, timeout_ms=int(self._timeout * 1000)),
                 self._timeout,
@@ -136,6 +138,22 @@ class TopicManager:
                 f"{type(exc).__name__}: {exc}"
             ) from None
         self.limits.update(limits)
+
+    async def _replication_configs(self) -> tuple[int, dict[str, str]]:
+        """The replication factor and topic configs of a new topic: by default three
+        replicas (fewer on a smaller cluster) and ``min.insync.replicas=2`` from three on, so
+        a confirmed (``acks=all``) publish is on two brokers and survives losing one."""
+        replication = self._replication
+        if replication is None:
+            cluster = await self._admin.describe_cluster()
+            replication = max(1, min(3, len(cluster["brokers"])))
+        configs = {"max.message.bytes": str(self._max_bytes)}
+        min_insync = self._min_insync
+        if min_insync is None and replication >= 3:
+            min_insync = 2
+        if min_insync is not None:
+            configs["min.insync.replicas"] = str(min_insync)
+        return replication, configs
 
     async def _wait_for_leaders(self, topics: list[str]) -> None:
         """Return once every partition of `topics` has a leader (a fresh topic has none for
