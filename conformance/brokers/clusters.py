@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -249,8 +250,17 @@ def _kafka_string(data: bytes, pos: int) -> tuple[str, int]:
     return data[pos : pos + n].decode(errors="replace"), pos + n
 
 
-def kafka_metadata(port: int) -> tuple[list[int], dict[tuple[str, int], tuple[int, list[int]]]]:
-    """Metadata v1 for every topic: the broker ids, and (topic, partition) -> (leader, isr)."""
+@dataclass
+class Partition:
+    """One partition in a Metadata answer."""
+
+    leader: int
+    replicas: list[int]
+    isr: list[int]
+
+
+def kafka_metadata(port: int) -> tuple[list[int], dict[tuple[str, int], Partition]]:
+    """Metadata v1 for every topic: the broker ids, and (topic, partition) -> its partition."""
     data = _kafka_request(port, 3, 1, struct.pack(">i", -1), flexible=False)
     pos = 0
     (count,) = struct.unpack_from(">i", data, pos)
@@ -264,7 +274,7 @@ def kafka_metadata(port: int) -> tuple[list[int], dict[tuple[str, int], tuple[in
     pos += 4  # controller id: KRaft names a random live broker here, not the active controller
     (count,) = struct.unpack_from(">i", data, pos)
     pos += 4
-    partitions: dict[tuple[str, int], tuple[int, list[int]]] = {}
+    partitions: dict[tuple[str, int], Partition] = {}
     for _ in range(count):
         topic, pos = _kafka_string(data, pos + 2)
         pos += 1  # is_internal
@@ -272,11 +282,12 @@ def kafka_metadata(port: int) -> tuple[list[int], dict[tuple[str, int], tuple[in
         pos += 4
         for _ in range(nparts):
             _err, index, leader, nreplicas = struct.unpack_from(">hiii", data, pos)
+            replicas = list(struct.unpack_from(f">{nreplicas}i", data, pos + 14))
             pos += 14 + 4 * nreplicas
             (nisr,) = struct.unpack_from(">i", data, pos)
             isr = list(struct.unpack_from(f">{nisr}i", data, pos + 4))
             pos += 4 + 4 * nisr
-            partitions[(topic, index)] = (leader, isr)
+            partitions[(topic, index)] = Partition(leader, replicas, isr)
     return sorted(brokers), partitions
 
 
@@ -488,6 +499,8 @@ class KafkaCluster(Cluster):
     name = "kafka"
 
     def prepare(self) -> None:
+        """One cluster id for the three nodes; every blank node's storage formatted with it
+        (in parallel: each format is a JVM start)."""
         ids = cluster_home("kafka") / "cluster-id"
         if not ids.exists():
             cluster_id = ""
@@ -499,50 +512,51 @@ class KafkaCluster(Cluster):
             raise core.BrokerError(
                 "kafka: no java found (set JAVA_HOME or install openjdk-17-jre-headless)"
             )
+        formats = {}
+        for node in NODES:
+            props = self.configure(node)
+            if (node_home("kafka", node) / "data" / "meta.properties").exists():
+                continue
+            argv = [*self.jvm(node), "-Xmx256m", "-cp", f"{core.kafka_libs_dir()}/*"]
+            argv += ["kafka.tools.StorageTool", "format", f"--cluster-id={ids.read_text().strip()}"]
+            with open(node_home("kafka", node) / "format.log", "wb") as out:
+                formats[node] = subprocess.Popen(
+                    [*argv, "--config", str(props)],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(node_home("kafka", node)),
+                )
+        for node, proc in formats.items():
+            if proc.wait() != 0:
+                raise core.BrokerError(
+                    f"kafka node {node}: formatting the storage failed (exit {proc.returncode})\n"
+                    + log_tail("kafka", node)
+                )
 
-    def launch(self, node: int) -> None:
+    def configure(self, node: int) -> Path:
+        """Write the node's server.properties and log4j2.properties; return the former."""
         home = node_home("kafka", node)
         data = home / "data"
         data.mkdir(parents=True, exist_ok=True)
         props = home / "server.properties"
         props.write_text(_kafka_properties(node, self.ports, data))
-        log4j = home / "log4j2.properties"
-        log4j.write_text(core.KAFKA_LOG4J)
-        classpath = f"{core.kafka_libs_dir()}/*"
-        jvm = [
+        (home / "log4j2.properties").write_text(core.KAFKA_LOG4J)
+        return props
+
+    def jvm(self, node: int) -> list[str]:
+        home = node_home("kafka", node)
+        return [
             core.java_bin(),
             "-Djava.awt.headless=true",
             "-Dlog4j2.shutdownHookEnabled=false",
-            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={home}",
         ]
-        if not (data / "meta.properties").exists():
-            cluster_id = (cluster_home("kafka") / "cluster-id").read_text().strip()
-            with open(home / "format.log", "wb") as out:
-                proc = subprocess.run(
-                    [
-                        *jvm,
-                        "-Xmx256m",
-                        "-cp",
-                        classpath,
-                        "kafka.tools.StorageTool",
-                        "format",
-                        f"--cluster-id={cluster_id}",
-                        "--config",
-                        str(props),
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=str(home),
-                )
-            if proc.returncode != 0:
-                raise core.BrokerError(
-                    f"kafka node {node}: formatting the storage failed (exit {proc.returncode})\n"
-                    + log_tail("kafka", node)
-                )
+
+    def launch(self, node: int) -> None:
         heap = os.environ.get("EVENTWIRE_CLUSTER_KAFKA_HEAP", "512m")
         argv = [
-            *jvm,
+            *self.jvm(node),
             f"-Xmx{heap}",
             "-Xms128m",
             "-XX:+UseG1GC",
@@ -550,11 +564,10 @@ class KafkaCluster(Cluster):
             "-XX:InitiatingHeapOccupancyPercent=35",
             "-XX:+ExplicitGCInvokesConcurrent",
             "-XX:+ExitOnOutOfMemoryError",
-            "-XX:ActiveProcessorCount=2",
             "-cp",
-            classpath,
+            f"{core.kafka_libs_dir()}/*",
             "kafka.Kafka",
-            str(props),
+            str(self.configure(node)),
         ]
         spawn("kafka", node, "kafka", argv)
 
@@ -563,7 +576,7 @@ class KafkaCluster(Cluster):
         what = core.probe_kafka(port)
         leader = kafka_quorum_leader(port)
         brokers, partitions = kafka_metadata(port)
-        led = sum(1 for lead, _ in partitions.values() if lead == node)
+        led = sum(1 for partition in partitions.values() if partition.leader == node)
         role = "active controller" if leader == node else ""
         role += f"{', ' if role else ''}leads {led} partitions"
         return NodeView(True, f"{what}, brokers {brokers}", role)
@@ -577,12 +590,26 @@ class KafkaCluster(Cluster):
             return result
         brokers, partitions = kafka_metadata(self.ports[answering[0]]["port"])
         leader = kafka_quorum_leader(self.ports[answering[0]]["port"])
-        result.formed = len(answering) == len(running) and set(running) <= set(brokers)
-        short_isr = sum(1 for _, isr in partitions.values() if len(isr) < len(running))
-        result.detail = (
-            f"active controller: node {leader}; {len(partitions)} partitions, "
-            f"{short_isr} with fewer in-sync replicas than running nodes"
+        # Joined = registered, and back in the in-sync set of every partition it replicates.
+        behind = [
+            f"{topic}-{index}"
+            for (topic, index), partition in sorted(partitions.items())
+            if set(partition.replicas) & set(running) - set(partition.isr)
+        ]
+        result.formed = (
+            len(answering) == len(running) and set(running) <= set(brokers) and not behind
         )
+        shown = [
+            f"{topic}-{index} on node {partition.leader}"
+            for (topic, index), partition in sorted(partitions.items())
+            if not topic.startswith("__")
+        ]
+        result.detail = f"active controller: node {leader}; {len(partitions)} partitions"
+        if behind:
+            result.detail += f", {len(behind)} with a running replica out of sync"
+        if shown:
+            more = f" and {len(shown) - 20} more" if len(shown) > 20 else ""
+            result.detail += "\n  partition leaders: " + ", ".join(shown[:20]) + more
         return result
 
 
@@ -1001,24 +1028,28 @@ def _wait_answering(cluster: Cluster, nodes: list[int]) -> None:
 
 
 def down(names: list[str], node: int | None) -> int:
+    """Stop nodes gracefully. All nodes of a cluster get SIGTERM at once: one by one, the last
+    Kafka node would wait for a controller quorum that is already gone."""
     for name in names:
-        for n in [node] if node else list(NODES):
-            pids = node_pids(name, n)
-            if not pids:
+        targets = [node] if node else list(NODES)
+        pids = {n: node_pids(name, n) for n in targets}
+        for n in targets:
+            if not pids[n]:
                 print(f"{name} node{n} stopped (was not running)")
-                continue
-            t0 = time.monotonic()
-            # The sentinel first: a stopping node must not be seen as a failed master.
-            for kind in reversed(processes(name)):
-                if kind in pids:
-                    core.stop_pid("redis" if kind == "sentinel" else name, pids[kind])
-            for kind in processes(name):
+            for pid in pids[n].values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, core.STOP_SIGNAL.get(name, signal.SIGTERM))
+        t0 = time.monotonic()
+        for n in targets:
+            for kind, pid in pids[n].items():
+                core.stop_pid("redis" if kind == "sentinel" else name, pid)
                 with contextlib.suppress(OSError):
                     pid_path(name, n, kind).unlink()
-            print(
-                f"{name} node{n} stopped  pid {','.join(map(str, pids.values()))} "
-                f"in {time.monotonic() - t0:.1f} s"
-            )
+            if pids[n]:
+                print(
+                    f"{name} node{n} stopped  pid {','.join(map(str, pids[n].values()))} "
+                    f"in {time.monotonic() - t0:.1f} s"
+                )
     return 0
 
 
