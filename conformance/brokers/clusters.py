@@ -709,6 +709,7 @@ sentinel parallel-syncs {REDIS_SERVICE} 1
         fields = dict(zip(sentinel[::2], sentinel[1::2], strict=False))
         what += (
             f"; sentinel {ports['sentinel']}: master {fields.get('port', '?')}, "
+            f"{fields.get('num-slaves', '?')} replicas, "
             f"{fields.get('num-other-sentinels', '?')} other sentinels"
         )
         return NodeView(True, what, role)
@@ -740,7 +741,10 @@ sentinel parallel-syncs {REDIS_SERVICE} 1
             len(masters) == 1
             and self.ports[masters[0]]["port"] == master
             and connected >= len(running) - 1
-            and all(port == master and other >= len(running) - 1 for port, _, other in seen)
+            and all(
+                port == master and replicas >= len(running) - 1 and others >= len(running) - 1
+                for port, replicas, others in seen
+            )
         )
         result.detail = f"master (per the sentinels): {HOST}:{master}"
         return result
