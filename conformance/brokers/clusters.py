@@ -145,6 +145,20 @@ def node_running(name: str, node: int) -> bool:
     return len(node_pids(name, node)) == len(processes(name))
 
 
+def node_exited(name: str, node: int) -> bool:
+    """A process this script started for the node is gone (or a zombie). Unlike
+    `node_running`, this does not look for the marker: between fork and exec a new process
+    still shows this script's command line."""
+    for kind in processes(name):
+        try:
+            pid = int(pid_path(name, node, kind).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if core._cmdline(pid) is None:
+            return True
+    return False
+
+
 def url(name: str, ports: dict[int, dict[str, int]]) -> str:
     """The multi-host URL a backend takes for the whole cluster."""
     if name == "redis":
@@ -876,14 +890,19 @@ class RabbitCluster(Cluster):
             and {self.nodename(n) for n in NODES} <= disc
         )
         queues = self.ctl(answering[0], "list_queues", "name", "type", "leader", "members")
-        led: dict[str, int] = {}
-        for queue in queues or []:
-            if queue.get("type") == "quorum":
-                led[str(queue.get("leader"))] = led.get(str(queue.get("leader")), 0) + 1
+        leaders = {
+            str(queue.get("name")): str(queue.get("leader"))
+            for queue in queues or []
+            if queue.get("type") in ("quorum", "stream")
+        }
         for node in answering:
-            count = led.get(self.nodename(node), 0)
+            count = sum(1 for leader in leaders.values() if leader == self.nodename(node))
             result.nodes[node].role = f"leads {count} quorum queues"
         result.detail = f"members: {', '.join(sorted(disc)) or '-'}"
+        shown = [f"{queue} on {leader}" for queue, leader in sorted(leaders.items())]
+        if shown:
+            more = f" and {len(shown) - 20} more" if len(shown) > 20 else ""
+            result.detail += "\n  queue leaders: " + ", ".join(shown[:20]) + more
         return result
 
 
@@ -944,12 +963,7 @@ def _wait_formed(cluster: Cluster, t0: float) -> bool:
             if view.detail:
                 print(f"  {view.detail}", flush=True)
             return True
-        gone = [
-            n
-            for n in NODES
-            if pid_path(cluster.name, n, processes(cluster.name)[0]).exists()
-            and not node_running(cluster.name, n)
-        ]
+        gone = [n for n in NODES if node_exited(cluster.name, n)]
         if gone:
             print(
                 f"{cluster.name} cluster: node {gone[0]} exited before the cluster formed",
@@ -1003,10 +1017,11 @@ def up(names: list[str], node: int | None) -> int:
                 cluster.prepare()
                 state = {"ports": {str(n): p for n, p in ports.items()}, "started": time.time()}
                 state_path(name).write_text(json.dumps(state))
-                for wave in cluster.launch_order(to_start):
+                waves = cluster.launch_order(to_start)
+                for index, wave in enumerate(waves):
                     for n in wave:
                         cluster.launch(n)
-                    if wave is not cluster.launch_order(to_start)[-1]:
+                    if index < len(waves) - 1:
                         _wait_answering(cluster, wave)
         except core.BrokerError as exc:
             print(str(exc), file=sys.stderr)
@@ -1022,7 +1037,7 @@ def _wait_answering(cluster: Cluster, nodes: list[int]) -> None:
     while time.monotonic() < deadline:
         if all(cluster.node_answers(n) for n in nodes):
             return
-        dead = [n for n in nodes if not node_running(cluster.name, n)]
+        dead = [n for n in nodes if node_exited(cluster.name, n)]
         if dead:
             raise core.BrokerError(
                 f"{cluster.name} cluster: node {dead[0]} exited\n{log_tail(cluster.name, dead[0])}"
