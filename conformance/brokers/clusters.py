@@ -941,8 +941,9 @@ def _print_node(cluster: Cluster, node: int, view: NodeView | None) -> None:
     print(f"  node{node} {state:<8} pid {pid:<13} {listed}{role}{what}", flush=True)
 
 
-def _wait_formed(cluster: Cluster, t0: float) -> bool:
-    """Wait until every running node answers and they form one cluster."""
+def _wait_formed(cluster: Cluster, t0: float, launched: list[int]) -> bool:
+    """Wait until every running node answers and they form one cluster (a node launched
+    here that exits meanwhile ends the wait)."""
     deadline = time.monotonic() + _timeout(cluster.name)
     view = ClusterView()
     running: list[int] = []
@@ -963,7 +964,7 @@ def _wait_formed(cluster: Cluster, t0: float) -> bool:
             if view.detail:
                 print(f"  {view.detail}", flush=True)
             return True
-        gone = [n for n in NODES if node_exited(cluster.name, n)]
+        gone = [n for n in launched if node_exited(cluster.name, n)]
         if gone:
             print(
                 f"{cluster.name} cluster: node {gone[0]} exited before the cluster formed",
@@ -1027,7 +1028,7 @@ def up(names: list[str], node: int | None) -> int:
             print(str(exc), file=sys.stderr)
             failures += 1
             continue
-        if not _wait_formed(cluster, t0):
+        if not _wait_formed(cluster, t0, to_start):
             failures += 1
     return 1 if failures else 0
 
@@ -1085,8 +1086,10 @@ def kill(names: list[str], node: int | None) -> int:
             return 1
         for n in targets:
             pids = node_pids(name, n)
-            for pid in pids.values():
+            for kind, pid in pids.items():
                 core.kill_tree(pid)
+                with contextlib.suppress(OSError):
+                    pid_path(name, n, kind).unlink()
             print(
                 f"{name} node{n} killed   pid {','.join(map(str, pids.values()))} "
                 f"(SIGKILL; start it again with: brokers up {name} --node {n})"
