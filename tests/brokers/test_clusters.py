@@ -196,11 +196,21 @@ def test_nats_cluster_survives_and_rejoins(started: dict[str, str]) -> None:
     _ok("up", "nats", "--node", str(leader), env=env)
     _assert_formed("nats", env)
     # The restarted server holds its replica again, with the messages written while it was down.
-    url = f"http://{HOST}:{monitors[leader - 1]}/jsz?streams=true"
+    assert _stream_messages(monitors[leader - 1], stream) == 10
+    # A graceful restart of the whole cluster keeps the stream on every node.
+    _ok("restart", "--cluster", "nats", env=env)
+    _assert_formed("nats", env)
+    assert [_stream_messages(port, stream) for port in monitors] == [10, 10, 10]
+
+
+def _stream_messages(monitor: int, stream: str) -> int:
+    """How many messages the server on this monitoring port holds for the stream."""
+    url = f"http://{HOST}:{monitor}/jsz?streams=true"
     with urllib.request.urlopen(url, timeout=5) as resp:
         jsz = json.loads(resp.read())
     details = [s for a in jsz["account_details"] for s in a["stream_detail"] if s["name"] == stream]
-    assert details and details[0]["state"]["messages"] == 10
+    assert details, f"the server on monitoring port {monitor} holds no replica of {stream}"
+    return int(details[0]["state"]["messages"])
 
 
 # --------------------------------------------------------------------------- Kafka
@@ -331,6 +341,12 @@ def test_redis_sentinel_fails_over_and_the_old_master_rejoins(started: dict[str,
             assert await node.get(key) == "after"
 
     _run(lambda: _retry(rejoined, 30))
+    # After down and up, the master is still the one the sentinels promoted.
+    _ok("down", "--cluster", "redis", env=env)
+    _ok("up", "--cluster", "redis", env=env)
+    assert f"master (per the sentinels): {HOST}:{data_ports[new - 1]}" in _assert_formed(
+        "redis", env
+    )
 
 
 # --------------------------------------------------------------------------- RabbitMQ
