@@ -953,7 +953,8 @@ def _wait_formed(cluster: Cluster, t0: float, launched: list[int]) -> bool:
             view = cluster.view(running)
         except (OSError, ValueError, struct.error, IndexError, KeyError, TypeError) as exc:
             view = ClusterView(detail=f"{type(exc).__name__}: {exc}")
-        if view.formed and len(view.nodes) == len(running):
+        # A node launched here counts once it runs (just after the fork it does not yet).
+        if view.formed and len(view.nodes) == len(running) and set(launched) <= set(running):
             print(
                 f"{cluster.name} cluster up: {len(running)} nodes joined in "
                 f"{time.monotonic() - t0:.1f} s; {url(cluster.name, cluster.ports)}",
