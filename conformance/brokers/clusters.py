@@ -145,6 +145,20 @@ def node_running(name: str, node: int) -> bool:
     return len(node_pids(name, node)) == len(processes(name))
 
 
+def node_exited(name: str, node: int) -> bool:
+    """A process this script started for the node is gone (or a zombie). Unlike
+    `node_running`, this does not look for the marker: between fork and exec a new process
+    still shows this script's command line."""
+    for kind in processes(name):
+        try:
+            pid = int(pid_path(name, node, kind).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if core._cmdline(pid) is None:
+            return True
+    return False
+
+
 def url(name: str, ports: dict[int, dict[str, int]]) -> str:
     """The multi-host URL a backend takes for the whole cluster."""
     if name == "redis":
@@ -709,6 +723,7 @@ sentinel parallel-syncs {REDIS_SERVICE} 1
         fields = dict(zip(sentinel[::2], sentinel[1::2], strict=False))
         what += (
             f"; sentinel {ports['sentinel']}: master {fields.get('port', '?')}, "
+            f"{fields.get('num-slaves', '?')} replicas, "
             f"{fields.get('num-other-sentinels', '?')} other sentinels"
         )
         return NodeView(True, what, role)
@@ -740,7 +755,10 @@ sentinel parallel-syncs {REDIS_SERVICE} 1
             len(masters) == 1
             and self.ports[masters[0]]["port"] == master
             and connected >= len(running) - 1
-            and all(port == master and other >= len(running) - 1 for port, _, other in seen)
+            and all(
+                port == master and replicas >= len(running) - 1 and others >= len(running) - 1
+                for port, replicas, others in seen
+            )
         )
         result.detail = f"master (per the sentinels): {HOST}:{master}"
         return result
@@ -872,14 +890,19 @@ class RabbitCluster(Cluster):
             and {self.nodename(n) for n in NODES} <= disc
         )
         queues = self.ctl(answering[0], "list_queues", "name", "type", "leader", "members")
-        led: dict[str, int] = {}
-        for queue in queues or []:
-            if queue.get("type") == "quorum":
-                led[str(queue.get("leader"))] = led.get(str(queue.get("leader")), 0) + 1
+        leaders = {
+            str(queue.get("name")): str(queue.get("leader"))
+            for queue in queues or []
+            if queue.get("type") in ("quorum", "stream")
+        }
         for node in answering:
-            count = led.get(self.nodename(node), 0)
+            count = sum(1 for leader in leaders.values() if leader == self.nodename(node))
             result.nodes[node].role = f"leads {count} quorum queues"
         result.detail = f"members: {', '.join(sorted(disc)) or '-'}"
+        shown = [f"{queue} on {leader}" for queue, leader in sorted(leaders.items())]
+        if shown:
+            more = f" and {len(shown) - 20} more" if len(shown) > 20 else ""
+            result.detail += "\n  queue leaders: " + ", ".join(shown[:20]) + more
         return result
 
 
@@ -918,8 +941,9 @@ def _print_node(cluster: Cluster, node: int, view: NodeView | None) -> None:
     print(f"  node{node} {state:<8} pid {pid:<13} {listed}{role}{what}", flush=True)
 
 
-def _wait_formed(cluster: Cluster, t0: float) -> bool:
-    """Wait until every running node answers and they form one cluster."""
+def _wait_formed(cluster: Cluster, t0: float, launched: list[int]) -> bool:
+    """Wait until every running node answers and they form one cluster (a node launched
+    here that exits meanwhile ends the wait)."""
     deadline = time.monotonic() + _timeout(cluster.name)
     view = ClusterView()
     running: list[int] = []
@@ -929,7 +953,8 @@ def _wait_formed(cluster: Cluster, t0: float) -> bool:
             view = cluster.view(running)
         except (OSError, ValueError, struct.error, IndexError, KeyError, TypeError) as exc:
             view = ClusterView(detail=f"{type(exc).__name__}: {exc}")
-        if view.formed and len(view.nodes) == len(running):
+        # A node launched here counts once it runs (just after the fork it does not yet).
+        if view.formed and len(view.nodes) == len(running) and set(launched) <= set(running):
             print(
                 f"{cluster.name} cluster up: {len(running)} nodes joined in "
                 f"{time.monotonic() - t0:.1f} s; {url(cluster.name, cluster.ports)}",
@@ -940,12 +965,7 @@ def _wait_formed(cluster: Cluster, t0: float) -> bool:
             if view.detail:
                 print(f"  {view.detail}", flush=True)
             return True
-        gone = [
-            n
-            for n in NODES
-            if pid_path(cluster.name, n, processes(cluster.name)[0]).exists()
-            and not node_running(cluster.name, n)
-        ]
+        gone = [n for n in launched if node_exited(cluster.name, n)]
         if gone:
             print(
                 f"{cluster.name} cluster: node {gone[0]} exited before the cluster formed",
@@ -999,16 +1019,17 @@ def up(names: list[str], node: int | None) -> int:
                 cluster.prepare()
                 state = {"ports": {str(n): p for n, p in ports.items()}, "started": time.time()}
                 state_path(name).write_text(json.dumps(state))
-                for wave in cluster.launch_order(to_start):
+                waves = cluster.launch_order(to_start)
+                for index, wave in enumerate(waves):
                     for n in wave:
                         cluster.launch(n)
-                    if wave is not cluster.launch_order(to_start)[-1]:
+                    if index < len(waves) - 1:
                         _wait_answering(cluster, wave)
         except core.BrokerError as exc:
             print(str(exc), file=sys.stderr)
             failures += 1
             continue
-        if not _wait_formed(cluster, t0):
+        if not _wait_formed(cluster, t0, to_start):
             failures += 1
     return 1 if failures else 0
 
@@ -1018,7 +1039,7 @@ def _wait_answering(cluster: Cluster, nodes: list[int]) -> None:
     while time.monotonic() < deadline:
         if all(cluster.node_answers(n) for n in nodes):
             return
-        dead = [n for n in nodes if not node_running(cluster.name, n)]
+        dead = [n for n in nodes if node_exited(cluster.name, n)]
         if dead:
             raise core.BrokerError(
                 f"{cluster.name} cluster: node {dead[0]} exited\n{log_tail(cluster.name, dead[0])}"
@@ -1066,8 +1087,10 @@ def kill(names: list[str], node: int | None) -> int:
             return 1
         for n in targets:
             pids = node_pids(name, n)
-            for pid in pids.values():
+            for kind, pid in pids.items():
                 core.kill_tree(pid)
+                with contextlib.suppress(OSError):
+                    pid_path(name, n, kind).unlink()
             print(
                 f"{name} node{n} killed   pid {','.join(map(str, pids.values()))} "
                 f"(SIGKILL; start it again with: brokers up {name} --node {n})"
