@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit system-deps brokers-up brokers-down brokers-up-aws secure-matrix test-aws clean
+.PHONY: demo test lint unit system-deps brokers-up brokers-down brokers-up-aws secure-matrix test-aws test-clusters clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,8 @@ demo: $(STAMP)
 
 ## Everything: lint, types, brokers up, the whole test suite against memory and the real brokers.
 test: $(STAMP) lint system-deps brokers-up
-	EVENTWIRE_BROKERS=1 $(PY) -m pytest -n 2 --durations=15 -m "not restart and not secure_matrix and not aws_matrix"
-	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m "restart and not secure_matrix and not aws_matrix"
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -n 2 --durations=15 -m "not restart and not secure_matrix and not aws_matrix and not cluster"
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m "restart and not secure_matrix and not aws_matrix and not cluster"
 
 ## The conformance matrix over TLS with authentication on the secure brokers (not in `make test`).
 secure-matrix: $(STAMP)
@@ -32,6 +32,11 @@ secure-matrix: $(STAMP)
 ## The conformance matrix on a local EventBridge + SQS endpoint (the test starts its own).
 test-aws: $(STAMP)
 	$(PY) -m pytest -p no:xdist -m aws_matrix
+
+## Three-node Kafka, RabbitMQ, Redis Sentinel and NATS clusters, one at a time: each test starts
+## its own on free ports, kills the node that leads, starts it again (not in `make test`).
+test-clusters: $(STAMP)
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m cluster tests/brokers/test_clusters.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sdk plugins conformance tests

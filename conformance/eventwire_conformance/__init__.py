@@ -1,4 +1,4 @@
-"""The eventwire conformance suite: guarantees G01-G22, checked against a real broker.
+"""The eventwire conformance suite: guarantees G01-G23, checked against a real broker.
 
 - `eventwire_conformance.pytest_plugin`: the pytest plugin (``--eventwire-url URL``);
 - `eventwire_conformance.cli`: ``eventwire conformance run URL [URL ...]``;

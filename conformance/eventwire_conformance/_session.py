@@ -52,6 +52,8 @@ class SuiteRun:
     selected: Sequence[str]
     restart_cmd: str | None = None
     kill_cmd: str | None = None
+    node_kill_cmd: str | None = None
+    node_start_cmd: str | None = None
     load: int = 1
     workers: str = "1"
     plugins: Sequence[str] = ()
@@ -90,6 +92,10 @@ def pytest_command(run: SuiteRun, workdir: Path) -> list[str]:
         command += ["--eventwire-restart-cmd", run.restart_cmd]
     if run.kill_cmd:
         command += ["--eventwire-kill-cmd", run.kill_cmd]
+    if run.node_kill_cmd:
+        command += ["--eventwire-node-kill-cmd", run.node_kill_cmd]
+    if run.node_start_cmd:
+        command += ["--eventwire-node-start-cmd", run.node_start_cmd]
     if run.load != 1:
         command += ["--eventwire-load", str(run.load)]
     for module in run.plugins:
@@ -108,11 +114,12 @@ def run_phases(run: SuiteRun, console: Console) -> SessionResult:
     """Run the suite; with several workers, the guarantees that take the broker down run
     alone after everything else.
 
-    G16 restarts the broker and G22 kills it, which would break the connections of tests
-    running beside them in other workers, so they get a session of their own with one worker
-    (only when their command is given: without it they are not run anyway).
+    G16 restarts the broker, G22 kills it and G23 kills one node of a cluster, which would
+    break the connections of tests running beside them in other workers, so they get a
+    session of their own with one worker (only when their command is given: without it they
+    are not run anyway).
     """
-    disruptive = {"G16": run.restart_cmd, "G22": run.kill_cmd}
+    disruptive = {"G16": run.restart_cmd, "G22": run.kill_cmd, "G23": run.node_kill_cmd}
     serial = [gid for gid in run.selected if disruptive.get(gid)]
     rest = [gid for gid in run.selected if gid not in serial]
     if not serial or not rest or run.workers == "1":

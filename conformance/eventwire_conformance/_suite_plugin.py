@@ -41,6 +41,8 @@ class SuiteState:
     only: list[str]
     restart_cmd: str | None
     kill_cmd: str | None
+    node_kill_cmd: str | None
+    node_start_cmd: str | None
     load: int
     timeout: float
     patience: float
@@ -71,6 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
         only=only,
         restart_cmd=config.getoption("eventwire_restart_cmd") or None,
         kill_cmd=config.getoption("eventwire_kill_cmd") or None,
+        node_kill_cmd=config.getoption("eventwire_node_kill_cmd") or None,
+        node_start_cmd=config.getoption("eventwire_node_start_cmd") or None,
         load=int(config.getoption("eventwire_load")),
         timeout=timeout,
         patience=patience,
@@ -238,6 +242,8 @@ def harness(request: pytest.FixtureRequest, eventwire_target: str) -> Harness:
         patience=state.patience,
         restart_cmd=state.restart_cmd,
         kill_cmd=state.kill_cmd,
+        node_kill_cmd=state.node_kill_cmd,
+        node_start_cmd=state.node_start_cmd,
         load=state.load,
         test_name=name,
         properties=request.node.user_properties,

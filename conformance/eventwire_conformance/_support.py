@@ -79,6 +79,8 @@ class Harness:
         patience: float,
         restart_cmd: str | None = None,
         kill_cmd: str | None = None,
+        node_kill_cmd: str | None = None,
+        node_start_cmd: str | None = None,
         load: int = 1,
         test_name: str = "test",
         properties: list[tuple[str, object]] | None = None,
@@ -90,7 +92,10 @@ class Harness:
         self.patience = patience
         self.restart_cmd = restart_cmd
         self.kill_cmd = kill_cmd
-        #: How many times the default number of events the chaos tests (G21, G22) use.
+        #: G23: kill the node leading a channel; start it again (``{node}``).
+        self.node_kill_cmd = node_kill_cmd
+        self.node_start_cmd = node_start_cmd
+        #: How many times the default number of events the chaos tests (G21-G23) use.
         self.load = load
         self._properties = properties if properties is not None else []
         self._token = uuid.uuid4().hex[:10]

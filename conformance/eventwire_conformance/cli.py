@@ -41,7 +41,7 @@ class InputError(click.ClickException):
 
 @click.group(name="conformance")
 def conformance() -> None:
-    """Check that a broker gives eventwire's guarantees (G01-G22)."""
+    """Check that a broker gives eventwire's guarantees (G01-G23)."""
 
 
 @conformance.command("list")
@@ -100,12 +100,25 @@ def list_guarantees() -> None:
     "not run.",
 )
 @click.option(
+    "--node-kill-cmd",
+    metavar="CMD",
+    help="Shell command that SIGKILLs the cluster node leading a channel ({channel}, {url} "
+    "and {backend} are replaced) and prints that node's name as its last line; with "
+    "--node-start-cmd it enables G23, otherwise G23 is not run.",
+)
+@click.option(
+    "--node-start-cmd",
+    metavar="CMD",
+    help="Shell command that starts a killed cluster node again ({node} is replaced by the "
+    "name --node-kill-cmd printed, {backend} by the backend's name), returning once it runs.",
+)
+@click.option(
     "--load",
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
     metavar="N",
-    help="Multiply the events of G21 and G22 by N (1: a few hundred, seconds).",
+    help="Multiply the events of G21, G22 and G23 by N (1: a few hundred, seconds).",
 )
 @click.option(
     "--idempotency-store",
@@ -156,6 +169,8 @@ def run(
     junit_path: Path | None,
     restart_cmd: str | None,
     kill_cmd: str | None,
+    node_kill_cmd: str | None,
+    node_start_cmd: str | None,
     load: int,
     idempotency_store: str | None,
     workers: str,
@@ -191,6 +206,8 @@ def run(
             selected=selected,
             restart_cmd=restart_cmd,
             kill_cmd=kill_cmd,
+            node_kill_cmd=node_kill_cmd,
+            node_start_cmd=node_start_cmd,
             load=load,
             idempotency_store=idempotency_store,
             workers=workers,

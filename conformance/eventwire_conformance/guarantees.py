@@ -132,6 +132,13 @@ GUARANTEES: dict[str, Guarantee] = {
             "returned is handled, per-key order of first deliveries is kept, duplicates "
             "are counted",
         ),
+        Guarantee(
+            "G23",
+            "node-failure",
+            "the cluster node leading the channel is SIGKILLed under load and started again: "
+            "every confirmed publish is handled, per-key order of first deliveries is kept, "
+            "the bus goes on without a restart",
+        ),
     )
 }
 

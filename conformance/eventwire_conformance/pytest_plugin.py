@@ -60,11 +60,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "backend's name",
     )
     group.addoption(
+        "--eventwire-node-kill-cmd",
+        default=None,
+        metavar="CMD",
+        help="shell command that SIGKILLs the cluster node leading a channel and prints the "
+        "node's name as its last line (enables G23 node failure, with "
+        "--eventwire-node-start-cmd); {channel}, {url} and {backend} are replaced",
+    )
+    group.addoption(
+        "--eventwire-node-start-cmd",
+        default=None,
+        metavar="CMD",
+        help="shell command that starts the killed cluster node again, returning once it runs; "
+        "{node} is replaced by the name the kill command printed, {backend} by the backend's",
+    )
+    group.addoption(
         "--eventwire-load",
         type=int,
         default=1,
         metavar="N",
-        help="multiply the events of the chaos guarantees (G21, G22) by N (default 1: a few "
+        help="multiply the events of the chaos guarantees (G21, G22, G23) by N (default 1: a few "
         "hundred, seconds)",
     )
     group.addoption(

@@ -38,6 +38,8 @@ CAPABILITIES = Capabilities(
             "queue gives best-effort ordering only (see G05)",
             "G22": "EventBridge and SQS are managed services without a broker process to "
             "kill; killing the local endpoint (moto) loses the whole account, as for G16",
+            "G23": "EventBridge and SQS replicate across availability zones inside AWS; "
+            "there is no node of theirs a client could kill",
         }
     ),
     max_message_bytes=MAX_MESSAGE_BYTES,

@@ -46,10 +46,18 @@ class KafkaSettings(CredentialOptions, TlsOptions):
     partitions: int = option(
         8, "partitions of the topics the backend creates (channel and `<channel>.dlq`)", minimum=1
     )
-    replication_factor: int = option(
-        -1,
+    replication_factor: int | None = option(
+        None,
         "replication of created topics; `-1` = the broker's `default.replication.factor`",
         minimum=-1,
+        default_doc="min(3, brokers in the cluster)",
+    )
+    min_insync_replicas: int | None = option(
+        None,
+        "`min.insync.replicas` of created topics: replicas that must have a publish before "
+        "it is confirmed (`acks=all`)",
+        minimum=1,
+        default_doc="2 when the replication factor is 3 or more, else the broker's",
     )
     max_message_bytes: ByteSize = option(
         DEFAULT_MAX_MESSAGE_BYTES,
@@ -148,6 +156,16 @@ class KafkaSettings(CredentialOptions, TlsOptions):
             raise ConfigurationError(
                 "kafka backend option replication_factor=0 is invalid; give -1 (the broker's "
                 "default) or a whole number >= 1"
+            )
+        if (
+            self.min_insync_replicas is not None
+            and self.replication_factor is not None
+            and self.replication_factor > 0
+            and self.min_insync_replicas > self.replication_factor
+        ):
+            raise ConfigurationError(
+                f"kafka backend option min_insync_replicas={self.min_insync_replicas} is above "
+                f"replication_factor={self.replication_factor}; every publish would be refused"
             )
         if (self.username is None) != (self.password is None):
             raise ConfigurationError(

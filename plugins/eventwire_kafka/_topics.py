@@ -75,6 +75,7 @@ class TopicManager:
     ) -> None:
         self._admin, self._partitions_for = admin, partitions_for
         self._partitions, self._replication = s.partitions, s.replication_factor
+        self._min_insync = s.min_insync_replicas
         self._max_bytes, self._timeout = s.max_message_bytes, s.request_timeout_ms / 1000
         #: topic -> its max.message.bytes, for every topic known to exist.
         self._limits: Memo[str, int] = Memo()
@@ -91,9 +92,9 @@ class TopicManager:
 
     async def _create(self, topic: str) -> int:
         check_topic(topic)
-        configs = {"max.message.bytes": str(self._max_bytes)}
-        new = [_NewTopic(topic, self._partitions, self._replication, configs)]
         try:
+            replication, configs = await self._replication_configs()
+            new = [_NewTopic(topic, self._partitions, replication, configs)]
             response = await asyncio.wait_for(
                 self._admin.create_topics(new, timeout_ms=int(self._timeout * 1000)),
                 self._timeout,
@@ -114,6 +115,22 @@ class TopicManager:
                 f"could not create or look up Kafka topic {topic}: {type(exc).__name__}: {exc}"
             ) from None
         return limit
+
+    async def _replication_configs(self) -> tuple[int, dict[str, str]]:
+        """The replication factor and topic configs of a new topic: by default three
+        replicas (fewer on a smaller cluster) and ``min.insync.replicas=2`` from three on, so
+        a confirmed (``acks=all``) publish is on two brokers and survives losing one."""
+        replication = self._replication
+        if replication is None:
+            cluster = await self._admin.describe_cluster()
+            replication = max(1, min(3, len(cluster["brokers"])))
+        configs = {"max.message.bytes": str(self._max_bytes)}
+        min_insync = self._min_insync
+        if min_insync is None and replication >= 3:
+            min_insync = 2
+        if min_insync is not None:
+            configs["min.insync.replicas"] = str(min_insync)
+        return replication, configs
 
     async def _wait_for_leaders(self, topics: list[str]) -> None:
         """Return once every partition of `topics` has a leader (a fresh topic has none for

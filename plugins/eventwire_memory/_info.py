@@ -21,6 +21,8 @@ CAPABILITIES = Capabilities(
             "process to restart",
             "G22": "the in-memory broker lives inside the process; there is no broker "
             "process to kill",
+            "G23": "the in-memory broker lives inside the process; there is no cluster "
+            "node to kill",
         }
     ),
     cross_process=False,

@@ -32,7 +32,13 @@ from eventwire_nats._info import CAPABILITIES
 from eventwire_nats._publisher import Prepared, Publisher
 from eventwire_nats._settings import NatsSettings
 from eventwire_nats._subscription import NatsSubscription
-from eventwire_nats._topology import ChannelTopology, Topology, durable_name, stream_name
+from eventwire_nats._topology import (
+    ChannelTopology,
+    Topology,
+    cluster_replicas,
+    durable_name,
+    stream_name,
+)
 from eventwire_nats._wire import header_block, parse_header_lines
 
 if TYPE_CHECKING:
@@ -140,7 +146,8 @@ class NatsBackend(BaseBackend[NatsSettings]):
                 f"({describe_exception(exc)}); JetStream is required"
             ) from exc
         self.capabilities = dataclasses.replace(CAPABILITIES, max_message_bytes=nc.max_payload)
-        self.topology = Topology(self.js, s)
+        replicas = s.replicas or cluster_replicas(getattr(nc, "_server_info", {}) or {})
+        self.topology = Topology(self.js, s, replicas)
         self.publisher = Publisher(nc, s)
         await self.publisher.start()
 

@@ -75,7 +75,12 @@ class NatsIdempotencyStore:
                 js = self._connection.js
                 try:
                     self._kv = await js.create_key_value(
-                        KeyValueConfig(bucket=self.bucket, history=1, ttl=DONE_TTL)
+                        KeyValueConfig(
+                            bucket=self.bucket,
+                            history=1,
+                            ttl=DONE_TTL,
+                            replicas=self._connection.topology.replicas,
+                        )
                     )
                 except Exception as exc:
                     raise BackendUnavailableError(

@@ -83,7 +83,13 @@ class NatsSettings(CredentialOptions, TlsOptions):
     storage: Literal["file", "memory"] = option(
         "file", "`file` or `memory`, for the streams the backend creates"
     )
-    replicas: int = option(1, "stream replicas in a cluster", minimum=1)
+    replicas: int | None = option(
+        None,
+        "replicas of the streams and key-value buckets the backend creates",
+        minimum=1,
+        maximum=5,
+        default_doc="min(3, servers in the cluster): 1 on a single server",
+    )
     max_age: Seconds = option(
         0.0, "retention: how long a stream keeps a message (`0`: for ever)", minimum=0
     )

@@ -23,6 +23,7 @@ from eventwire_nats._settings import NatsSettings
 __all__ = [
     "ChannelTopology",
     "Topology",
+    "cluster_replicas",
     "durable_name",
     "group_token",
     "shards_from_description",
@@ -56,6 +57,15 @@ def group_token(stream: str, group: str) -> str:
     return hashlib.sha1(f"{stream}\0{group}".encode()).hexdigest()[:20]
 
 
+def cluster_replicas(server_info: dict[str, Any]) -> int:
+    """The default replicas of what the backend creates: three on a cluster of three or more
+    servers, fewer on a smaller one. A clustered server lists every server's client address
+    in ``connect_urls`` (unless it was told not to advertise them: then say ``replicas``)."""
+    if not server_info.get("cluster"):
+        return 1
+    return max(1, min(3, len(server_info.get("connect_urls") or ())))
+
+
 def shards_from_description(description: str | None) -> int | None:
     match = _DESCRIPTION.match(description or "")
     return int(match.group(2)) if match else None
@@ -79,9 +89,11 @@ class ChannelTopology:
 class Topology:
     """Creates and remembers what the backend needs on the server (see the module docstring)."""
 
-    def __init__(self, js: Any, settings: NatsSettings) -> None:
+    def __init__(self, js: Any, settings: NatsSettings, replicas: int) -> None:
         self.js = js
         self.settings = settings
+        #: Replicas of the streams and buckets created here (`cluster_replicas` by default).
+        self.replicas = replicas
         #: The lease bucket's ``max_age``: how long a lease lives (see `lease_bucket`).
         self.lease_ttl = settings.lease_ttl
         self._channels: Memo[str, ChannelTopology | None] = Memo()
@@ -114,7 +126,7 @@ class Topology:
                 subjects=[f"{channel}.*"],
                 retention=api.RetentionPolicy.LIMITS,
                 storage=api.StorageType(s.storage),
-                num_replicas=s.replicas,
+                num_replicas=self.replicas,
                 max_age=s.max_age or None,
                 max_bytes=s.max_bytes,
                 max_msgs=s.max_msgs,
@@ -196,7 +208,7 @@ class Topology:
                     ttl=s.lease_ttl,
                     history=1,
                     storage=api.StorageType.FILE,
-                    replicas=s.replicas,
+                    replicas=self.replicas,
                 )
             except Exception:  # created by another member meanwhile
                 kv = await self.js.key_value(bucket)

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import aiormq
 from aiormq.abc import DeliveredMessage
+from eventwire import backendkit
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import (
     BaseBackend,
@@ -29,6 +30,7 @@ from faststream.rabbit.security import RabbitExternalAuth
 from faststream.security import BaseSecurity
 
 from eventwire_rabbit._consumer import RabbitSubscription
+from eventwire_rabbit._failover import failover_connection
 from eventwire_rabbit._groups import Groups
 from eventwire_rabbit._history import Visitor, scan
 from eventwire_rabbit._info import CAPABILITIES
@@ -69,9 +71,20 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     # -- connection ----------------------------------------------------------------------
 
     async def _connect(self) -> None:
+        """Connect to the first node of the URL that answers (each node in turn)."""
+        nodes = self.settings.nodes
+        for node in range(len(nodes)):
+            try:
+                await self._connect_to(node)
+                return
+            except BackendUnavailableError:
+                if node == len(nodes) - 1:
+                    raise
+
+    async def _connect_to(self, node: int) -> None:
         settings = self.settings
         broker = RabbitBroker(
-            settings.amqp_url(),
+            settings.amqp_url(node),
             timeout=settings.connect_timeout,
             reconnect_interval=settings.reconnect_interval,
             fail_fast=True,
@@ -80,6 +93,8 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             app_id="eventwire",
             specification_url=self.url,
         )
+        # later reconnections move on to the other nodes when this one is down
+        broker._connection_kwargs["connection_class"] = failover_connection(settings.nodes, node)
         self._broker = broker
         try:
             self._connection = await asyncio.wait_for(
@@ -93,7 +108,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             self._broker = None
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise self._connect_error(exc) from exc
+            raise self._connect_error(exc, node) from exc
 
     def _security(self) -> BaseSecurity | None:
         settings = self.settings
@@ -104,11 +119,11 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             return BaseSecurity(ssl_context=context, use_ssl=True)
         return None
 
-    def _connect_error(self, exc: BaseException) -> BackendUnavailableError:
+    def _connect_error(self, exc: BaseException, node: int) -> BackendUnavailableError:
         s = self.settings
         return connect_failure(
             exc,
-            f"RabbitMQ at {s.host}:{s.port}",
+            f"RabbitMQ at {backendkit.join_host(*s.nodes[node])}",
             s,
             login=("authentication", "access_refused"),
             login_advice="wrong user name or password; check the credentials in the URL or "
@@ -132,8 +147,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
                 return connection
             if deadline is not None and time.monotonic() > deadline:
                 raise BackendUnavailableError(
-                    f"RabbitMQ at {self.settings.host}:{self.settings.port} is unreachable "
-                    "(reconnecting)"
+                    f"RabbitMQ at {self.settings.where} is unreachable (reconnecting)"
                 )
             await asyncio.sleep(0.05)
 

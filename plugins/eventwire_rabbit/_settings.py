@@ -1,11 +1,15 @@
-"""The rabbit backend's options: ``amqp[s]://[user[:password]@]host[:port][/vhost][?opt=v]``."""
+"""The rabbit backend's options:
+``amqp[s]://[user[:password]@]host[:port][,host2[:port]...][/vhost][?opt=v]``.
+
+Several hosts name the nodes of one cluster: the backend connects to the first that answers
+and, when its node dies, to the next (`eventwire_rabbit._failover`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from eventwire import backendkit
 from eventwire.backendkit import (
@@ -37,6 +41,8 @@ class RabbitSettings(CredentialOptions, TlsOptions):
     host: str = "localhost"
     #: The URL's port; 0 until resolved (5671 with TLS, else 5672).
     port: int = 0
+    #: Every node of the URL as (host, port), the first one first; ports resolved like `port`.
+    nodes: tuple[tuple[str, int], ...] = ()
     username: str | None = option("guest", "user name", default_doc="from the URL (`guest`)")
     vhost: str = option("/", "virtual host", default_doc="from the URL's path (`/`)")
     external_auth: bool = option(
@@ -108,6 +114,13 @@ class RabbitSettings(CredentialOptions, TlsOptions):
     history_max_bytes: ByteSize = option(
         1 << 30, "history retention by size, per channel", minimum=1
     )
+    quorum_size: int | None = option(
+        None,
+        "nodes holding each queue and history stream the backend creates "
+        "(`x-quorum-initial-group-size`, `x-initial-cluster-size`)",
+        minimum=1,
+        default_doc="RabbitMQ's: every node of the cluster",
+    )
     max_message_size: ByteSize = option(
         MAX_MESSAGE_BYTES,
         "the broker's `max_message_size`; larger events fail at publish with "
@@ -118,16 +131,20 @@ class RabbitSettings(CredentialOptions, TlsOptions):
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:
         safe = redact_url(location.raw)
-        if len(location.hosts) != 1:
+        netloc = urlsplit(location.raw).netloc.rsplit("@", 1)[-1]
+        hosts = [h for h in location.hosts if h.strip()]
+        if not hosts or not all(netloc.split(",")):
             raise InvalidURLError(
-                f"{safe!r} names {'no' if not location.hosts else 'more than one'} host; write "
-                "e.g. amqp://user:password@localhost:5672/vhost"
+                f"{safe!r} names {'an empty' if hosts else 'no'} host; write e.g. "
+                "amqp://user:password@localhost:5672/vhost (a cluster: "
+                "amqp://user:password@node1:5672,node2:5672,node3:5672/vhost)"
             )
-        host, port = backendkit.address(location.hosts[0], 0, repr(safe))
+        nodes = tuple(backendkit.address(h, 0, repr(safe)) for h in hosts)
         values: dict[str, Any] = {
             "scheme": location.scheme,
-            "host": host,
-            "port": port,
+            "host": nodes[0][0],
+            "port": nodes[0][1],
+            "nodes": nodes,
             "vhost": location.path.removeprefix("/") or "/",
         }
         if location.username:
@@ -155,14 +172,23 @@ class RabbitSettings(CredentialOptions, TlsOptions):
                 "RabbitMQ age such as '7D', '12h', '30m' or '90s' (units Y M D h m s)"
             )
         # Derived values: the default port follows TLS, the redacted URL says amqps for TLS.
-        port = self.port or (5671 if self.tls else 5672)
+        default = 5671 if self.tls else 5672
+        nodes = tuple((h, p or default) for h, p in self.nodes or ((self.host, self.port),))
         scheme = "amqps" if self.tls else "amqp"
         vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
-        object.__setattr__(self, "port", port)
-        object.__setattr__(self, "url", f"{scheme}://{self.host}:{port}/{vhost}")
+        hosts = ",".join(backendkit.join_host(h, p) for h, p in nodes)
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "port", nodes[0][1])
+        object.__setattr__(self, "url", f"{scheme}://{hosts}/{vhost}")
 
-    def amqp_url(self) -> str:
-        """The URL handed to the client library (credentials inside, never logged by us)."""
+    @property
+    def where(self) -> str:
+        """The nodes for messages: ``host:port`` or ``host:port,host2:port`` (no credentials)."""
+        return ",".join(backendkit.join_host(h, p) for h, p in self.nodes)
+
+    def amqp_url(self, node: int = 0) -> str:
+        """The URL of the `node`-th node handed to the client library (credentials inside,
+        never logged by us)."""
         scheme = "amqps" if self.tls else "amqp"
         password = "guest" if self.password is None else self.password
         user = (
@@ -171,4 +197,5 @@ class RabbitSettings(CredentialOptions, TlsOptions):
             else f"{quote(self.username or 'guest', safe='')}:{quote(password, safe='')}@"
         )
         vhost = quote(self.vhost, safe="")
-        return f"{scheme}://{user}{self.host}:{self.port}/{vhost}?heartbeat={self.heartbeat}"
+        host = backendkit.join_host(*self.nodes[node])
+        return f"{scheme}://{user}{host}/{vhost}?heartbeat={self.heartbeat}"

@@ -77,7 +77,7 @@ def stream_arguments(settings: RabbitSettings) -> dict[str, Any]:
         "x-max-age": settings.history_max_age,
         "x-max-length-bytes": settings.history_max_bytes,
         "x-stream-max-segment-size-bytes": segment,
-    }
+    } | ({"x-initial-cluster-size": settings.quorum_size} if settings.quorum_size else {})
 
 
 def shard_arguments(settings: RabbitSettings, channel: str) -> dict[str, Any]:
@@ -92,6 +92,8 @@ def shard_arguments(settings: RabbitSettings, channel: str) -> dict[str, Any]:
         arguments["x-delivery-limit"] = settings.delivery_limit
     if settings.group_expires is not None:
         arguments["x-expires"] = int(settings.group_expires * 1000)
+    if settings.quorum_size:
+        arguments["x-quorum-initial-group-size"] = settings.quorum_size
     return arguments
 
 

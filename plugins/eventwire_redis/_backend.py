@@ -108,16 +108,40 @@ def describe_connect_error(settings: RedisConnection, exc: BaseException) -> str
     )
 
 
+def sentinel_client(settings: RedisConnection) -> Redis:
+    """A redis-py client of the master the sentinels of `settings` name: its connections
+    ask the sentinels for the master, again after a failover (redis-py's Sentinel)."""
+    from redis.asyncio import Redis
+    from redis.asyncio.sentinel import Sentinel
+
+    timeouts = {
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+    }
+    kwargs: dict[str, Any] = dict(
+        timeouts,
+        db=settings.db,
+        socket_keepalive=True,
+        protocol=2,
+        username=settings.username,
+        password=settings.password,
+        client_name=settings.client_name,
+    )
+    sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
+    client: Redis = sentinel.master_for(settings.service, redis_class=Redis)
+    return client
+
+
 async def connect_client(
     settings: RedisConnection, what: str = "", minimum: tuple[int, int] = MIN_SERVER
-) -> tuple[RedisBroker, Redis]:
-    """A connected FastStream broker and its redis-py client, checked with ``INFO server``
-    (within ``connect_timeout``) to run Redis `minimum` or newer; else
-    `BackendUnavailableError` saying why, prefixed with `what`."""
-    broker = make_broker(settings)
+) -> tuple[RedisBroker | None, Redis]:
+    """A connected FastStream broker and its redis-py client (through Sentinel: the client
+    alone), checked with ``INFO server`` (within ``connect_timeout``) to run Redis `minimum`
+    or newer; else `BackendUnavailableError` saying why, prefixed with `what`."""
+    broker = None if settings.sentinels else make_broker(settings)
     client: Redis | None = None
     try:
-        client = await broker.connect()
+        client = sentinel_client(settings) if broker is None else await broker.connect()
         async with asyncio.timeout(settings.connect_timeout + 1):
             info = await client.info("server")
     except Exception as exc:  # also e.g. an unreadable TLS certificate file

@@ -10,6 +10,7 @@ __all__ = ["BACKEND_INFO", "CAPABILITIES", "MAX_MESSAGE_BYTES", "SCHEMES", "plug
 SCHEMES = (
     "redis",
     "rediss",
+    "redis+sentinel",
 )
 
 #: The default ``max_message_bytes`` (body, key and headers of one event). Redis itself takes

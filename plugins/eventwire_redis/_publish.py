@@ -4,7 +4,9 @@ Whatever is queued while a pipeline is on its way goes in the next one: one conn
 one round trip per batch of up to `PIPELINE_CHUNK` commands, and each caller learns the
 outcome of its own commands. An event goes to shard ``crc32(key) % shards`` (no key:
 round-robin); every ``XADD`` trims with ``MAXLEN ~ maxlen`` (or ``MINID ~`` for
-``retention``).
+``retention``). With ``replica_acks`` (1 through Sentinel), each round trip ends with
+``WAIT replica_acks replica_timeout``: Redis replicates asynchronously, so a batch is
+confirmed only once that many replicas have it, and a failover cannot lose it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import WireMessage
-from eventwire.errors import BusClosedError
+from eventwire.errors import BusClosedError, PublishError
 from redis.exceptions import ResponseError
 
 from eventwire_redis._retry import retrying
@@ -111,6 +113,15 @@ class Publisher:
             )
         except Exception as exc:
             results = [exc] * len(packed)
+        if settings.replica_acks and len(results) > len(packed):
+            acks = results.pop()
+            if not isinstance(acks, int) or acks < settings.replica_acks:
+                refused = PublishError(
+                    f"redis at {settings.url}: {acks} of the {settings.replica_acks} replicas "
+                    f"asked for (replica_acks) had the publish within "
+                    f"replica_timeout={settings.replica_timeout:g}s; it is not confirmed"
+                )
+                results = [refused] * len(packed)
         position = 0
         for commands, future in batch:
             mine = results[position : position + len(commands)]
@@ -128,6 +139,11 @@ class Publisher:
         pool = self._client.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         results: list[Any] = []
+        settings = self._settings
+        if settings.replica_acks:
+            # on the same connection: WAIT covers the writes this connection made before it
+            wait = [str(settings.replica_acks), str(int(settings.replica_timeout * 1000))]
+            packed = [*packed, pack_command([b"WAIT"], [w.encode() for w in wait])]
         try:
             for start in range(0, len(packed), PIPELINE_CHUNK):
                 chunk = packed[start : start + PIPELINE_CHUNK]

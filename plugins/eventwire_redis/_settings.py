@@ -1,6 +1,9 @@
 """Options of the redis backend: ``redis://[[user]:password@]host[:port][/db][?option=value&...]``.
 
-``rediss://`` for TLS. Keyword options (``EventBus(..., backend_options={...})``) win over the
+``rediss://`` for TLS. ``redis+sentinel://[[user]:password@]sentinel1:26379[,sentinel2...]
+/SERVICE[/db]`` finds the master of SERVICE through Redis Sentinel (and the master again
+after a failover); the credentials are the master's, the sentinels are asked without.
+Keyword options (``EventBus(..., backend_options={...})``) win over the
 URL's query. `RedisConnection` holds what a connection needs (the `RedisIdempotencyStore`
 takes those); `RedisSettings` adds how the backend uses streams.
 """
@@ -22,7 +25,7 @@ from eventwire.backendkit import (
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
 
-from eventwire_redis._info import MAX_MESSAGE_BYTES
+from eventwire_redis._info import MAX_MESSAGE_BYTES, SCHEMES
 
 __all__ = ["RedisConnection", "RedisSettings"]
 
@@ -32,11 +35,14 @@ class RedisConnection(CredentialOptions, TlsOptions):
     """How to reach the server: location, credentials, TLS, timeouts."""
 
     backend = "redis"
-    schemes = ("redis", "rediss")
+    schemes = SCHEMES
 
     scheme: str = "redis"
     host: str = "127.0.0.1"
     port: int = 6379
+    #: ``redis+sentinel://``: the sentinels (host, port) and the master's service name.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str = ""
     username: str | None = option(
         None, "ACL user (`AUTH user pass`); none: the default user", default_doc="from the URL"
     )
@@ -55,6 +61,8 @@ class RedisConnection(CredentialOptions, TlsOptions):
 
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:
+        if location.scheme.endswith("+sentinel"):
+            return cls._sentinel_location(location)
         if len(location.hosts) > 1:
             raise InvalidURLError(
                 f"{redact_url(location.raw)!r} names several hosts; the redis backend "
@@ -81,15 +89,48 @@ class RedisConnection(CredentialOptions, TlsOptions):
             values["db"] = int(db)
         return values
 
+    @classmethod
+    def _sentinel_location(cls, location: Location) -> dict[str, Any]:
+        safe = redact_url(location.raw)
+        sentinels = tuple(
+            backendkit.address(h, 26379, repr(safe)) for h in location.hosts if h.strip()
+        )
+        parts = [p for p in location.path.split("/") if p]
+        db_ok = len(parts) == 1 or (len(parts) == 2 and parts[1].isdigit())
+        if not sentinels or not db_ok:
+            raise InvalidURLError(
+                f"{safe!r}: write redis+sentinel://sentinel1:26379,sentinel2:26379/SERVICE[/db] "
+                "(the sentinels and the name of the master they watch)"
+            )
+        values: dict[str, Any] = {
+            "scheme": location.scheme,
+            "sentinels": sentinels,
+            "service": parts[0],
+            "username": location.username,
+            "password": location.password,
+        }
+        if len(parts) == 2:
+            values["db"] = int(parts[1])
+        return values
+
     def __post_init__(self) -> None:
         if self.scheme == "rediss":
             object.__setattr__(self, "tls", True)
         super().__post_init__()
+        if self.sentinels and self.tls:
+            raise ConfigurationError(
+                "the redis backend does not speak TLS through Sentinel; use redis+sentinel:// "
+                "on a trusted network, or rediss://host:6380 to one server"
+            )
         # rediss:// and the TLS options mean the same: the redacted URL says which.
-        scheme = "rediss" if self.tls else "redis"
+        scheme = ("rediss" if self.tls else "redis") + ("+sentinel" if self.sentinels else "")
         object.__setattr__(self, "scheme", scheme)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        object.__setattr__(self, "url", f"{scheme}://{host}:{self.port}/{self.db}")
+        if self.sentinels:
+            hosts = ",".join(backendkit.join_host(h, p) for h, p in self.sentinels)
+            url = f"{scheme}://{hosts}/{self.service}/{self.db}"
+        else:
+            url = f"{scheme}://{backendkit.join_host(self.host, self.port)}/{self.db}"
+        object.__setattr__(self, "url", url)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -132,6 +173,16 @@ class RedisSettings(RedisConnection):
         minimum=0.01,
     )
     prefix: str = option("", "prefix of every key the backend creates")
+    replica_acks: int | None = option(
+        None,
+        "replicas that must have a publish before it is confirmed (`WAIT`); fewer within "
+        "`replica_timeout` fail it with `PublishError`",
+        minimum=0,
+        default_doc="1 with `redis+sentinel://`, else 0",
+    )
+    replica_timeout: Seconds = option(
+        2.0, "how long a publish waits for `replica_acks` replicas", minimum=0.01
+    )
     max_message_bytes: ByteSize = option(
         MAX_MESSAGE_BYTES,
         "largest event (body, key and headers); lowered to the server's "
@@ -141,6 +192,8 @@ class RedisSettings(RedisConnection):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.replica_acks is None:
+            object.__setattr__(self, "replica_acks", 1 if self.sentinels else 0)
         if self.block >= self.socket_timeout:
             raise ConfigurationError(
                 f"redis backend option block={self.block} must be shorter than "

@@ -15,8 +15,15 @@ SCHEME = "sqlite"
 #: stores up to 1 GB per value.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
-# Every guarantee (G16: the database file becomes unavailable for a while, then comes back).
-CAPABILITIES = Capabilities(cross_process=True, max_message_bytes=MAX_MESSAGE_BYTES)
+# Every guarantee but G23 (G16: the database file becomes unavailable for a while, then
+# comes back).
+CAPABILITIES = Capabilities(
+    unsupported=MappingProxyType(
+        {"G23": "one SQLite file on one host: there is no cluster whose node could fail"}
+    ),
+    cross_process=True,
+    max_message_bytes=MAX_MESSAGE_BYTES,
+)
 
 BACKEND_INFO = BackendInfo(
     name="sqlite",

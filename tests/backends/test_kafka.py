@@ -122,6 +122,7 @@ def test_unknown_option_lists_the_known_ones() -> None:
         {"connect_timeout": 0},
         {"tls": "perhaps"},
         {"replication_factor": 0},
+        {"replication_factor": 2, "min_insync_replicas": 3},
         {"ssl_context": "/etc/ca.pem"},
         {"ca_file": "/nonexistent/ca.pem"},
         {"tls": True, "security_protocol": "PLAINTEXT"},
@@ -289,6 +290,9 @@ def test_topics_are_created_with_partitions_limit_and_dlq() -> None:
                 await admin.close()
         counts = {t["topic"]: len(t["partitions"]) for t in described if not t["error_code"]}
         assert counts == {channel: 3, channel + ".dlq": 3}
+        # one broker: one replica by default (min(3, brokers)), min.insync.replicas untouched
+        replicas = {len(p["replicas"]) for t in described for p in t["partitions"]}
+        assert replicas == {1}
         assert bus.backend.capabilities.max_message_bytes == 8 * 1024 * 1024
 
     run(scenario)

@@ -33,6 +33,7 @@ from eventwire.errors import (
     MessageTooLargeError,
 )
 from eventwire_nats import NatsBackend, NatsSettings, NatsSubscription, stream_name
+from eventwire_nats._topology import cluster_replicas
 
 from tests.backends._base import PingBase, namer, ping_model, run, wait_until
 
@@ -161,6 +162,8 @@ def test_unknown_option_lists_the_known_ones() -> None:
     ("options", "needle"),
     [
         ({"shards": 0}, "shards=0"),
+        ({"replicas": 0}, "replicas=0"),
+        ({"replicas": 7}, "replicas=7"),
         ({"ack_wait": "soon"}, "ack_wait='soon'"),
         ({"storage": "disk"}, "storage='disk'"),
         ({"tls": "maybe"}, "tls='maybe'"),
@@ -301,6 +304,7 @@ def test_topology_stream_consumers_and_leases() -> None:
             assert info.config.subjects == [f"{channel}.*"]
             assert info.config.description == f"eventwire channel {channel} shards=4"
             assert getattr(info.config.storage, "value", info.config.storage) == "file"
+            assert info.config.num_replicas == 1  # a single server: min(3, cluster size)
             consumers = sorted(c.name for c in await backend.js.consumers_info(name))
             assert len(consumers) == 4 and all(c.startswith("shop_billing_") for c in consumers)
             for consumer in consumers:
@@ -613,3 +617,16 @@ def test_crashed_members_messages_come_back_first_to_the_next_owner() -> None:
     # (seen once in CI: 6 before 0); see "Known limits" in docs/backends/nats.md.
     assert sorted({seq for seq, _ in later}) == list(range(8)), later
     assert dict(later)[0] >= 2, "the crashed member's event comes back as a redelivery"
+
+
+@pytest.mark.parametrize(
+    ("info", "replicas"),
+    [
+        ({}, 1),  # a single server
+        ({"cluster": "c", "connect_urls": ["a:4222", "b:4222"]}, 2),
+        ({"cluster": "c", "connect_urls": ["a:4222", "b:4222", "c:4222", "d:4222"]}, 3),
+        ({"cluster": "c"}, 1),  # a cluster that does not advertise its servers
+    ],
+)
+def test_default_replicas_follow_the_cluster_size(info: dict[str, Any], replicas: int) -> None:
+    assert cluster_replicas(info) == replicas

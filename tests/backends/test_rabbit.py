@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +31,7 @@ from eventwire.errors import (
     PublishError,
 )
 from eventwire_rabbit import RabbitBackend
+from eventwire_rabbit._topology import shard_arguments, stream_arguments
 from eventwire_rabbit._wire import slot
 
 from tests.backends._base import namer, ping_model, wait_until
@@ -124,6 +126,91 @@ async def test_bus_roundtrip_through_the_amqp_binding() -> None:
         assert seqs == sorted(seqs), f"{key} out of order: {seqs}"
 
 
+# -- several nodes ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Proxy:
+    """A TCP relay on loopback to the shared broker: a "node" the test can kill."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def kill(self) -> None:
+        """Stop listening and cut every connection, as a node that died."""
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+
+async def test_connect_skips_a_node_that_is_down() -> None:
+    parts = urlsplit(URL)
+    url = f"amqp://guest:guest@127.0.0.1:{free_port()},{parts.hostname}:{parts.port}/"
+    model = ping_model(unique("down"))
+    bus = EventBus(url, source="tests/rabbit", backend_options=OPTIONS)
+    got: list[Any] = []
+
+    @bus.subscribe(model, group=unique("grp"))
+    async def handle(event: Any) -> None:
+        got.append(event.seq)
+
+    async with bus:
+        await bus.publish_many(model(key="k", seq=n) for n in range(5))
+        await wait_until(lambda: len(got) == 5, "5 events")
+    assert got == list(range(5))
+
+
+async def test_the_bus_moves_to_another_node_when_its_node_dies() -> None:
+    """The first node (a relay to the broker) dies: the bus reconnects to the second node
+    of the URL by itself, and nothing confirmed is lost."""
+    parts = urlsplit(URL)
+    node = Proxy((parts.hostname or "127.0.0.1", parts.port or 5672))
+    await node.start()
+    url = f"amqp://guest:guest@127.0.0.1:{node.port},{parts.hostname}:{parts.port}/"
+    model = ping_model(unique("failover"))
+    bus = EventBus(url, source="tests/rabbit", backend_options=OPTIONS)
+    got: list[int] = []
+
+    @bus.subscribe(model, group=unique("grp"))
+    async def handle(event: Any) -> None:
+        got.append(event.seq)
+
+    async with bus:
+        await bus.publish_many(model(key="k", seq=n) for n in range(5))
+        await wait_until(lambda: len(got) == 5, "5 events before the node dies")
+        await node.kill()
+        await bus.publish_many(model(key="k", seq=n) for n in range(5, 10))
+        await wait_until(lambda: set(got) >= set(range(10)), "10 events after the failover")
+    first = list(dict.fromkeys(got))
+    assert first == list(range(10))
+
+
 # -- options and URLs ----------------------------------------------------------------------
 
 
@@ -165,6 +252,21 @@ def test_url_forms() -> None:
         RabbitBackend("amqp://")
     with pytest.raises(InvalidURLError):
         RabbitBackend("amqp://h:notaport/")
+
+
+def test_a_cluster_url_names_every_node() -> None:
+    settings = RabbitBackend("amqp://u:p@n1,n2:5673,[::1]:5674/v?quorum_size=3").settings
+    assert settings.nodes == (("n1", 5672), ("n2", 5673), ("::1", 5674))
+    assert settings.url == "amqp://n1:5672,n2:5673,[::1]:5674/v"
+    assert settings.amqp_url(1).startswith("amqp://u:p@n2:5673/v?")
+    assert shard_arguments(settings, "c")["x-quorum-initial-group-size"] == 3
+    assert stream_arguments(settings)["x-initial-cluster-size"] == 3
+    # without the option RabbitMQ decides (every node of the cluster)
+    single = RabbitBackend("amqp://h").settings
+    assert "x-quorum-initial-group-size" not in shard_arguments(single, "c")
+    for bad in ("amqp://n1,,n3/", "amqp://n1,/"):
+        with pytest.raises(InvalidURLError, match="empty host"):
+            RabbitBackend(bad)
 
 
 # -- bad input at connect ----------------------------------------------------------------

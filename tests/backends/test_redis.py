@@ -33,6 +33,7 @@ from eventwire.errors import (
     ConfigurationError,
     InvalidURLError,
     MessageTooLargeError,
+    PublishError,
 )
 from eventwire_redis import ChannelKeys, RedisBackend, RedisLeaseStore, RedisSettings
 from eventwire_redis._leases import Scripts
@@ -101,6 +102,37 @@ def test_options_from_url_and_keywords() -> None:
     assert (settings.lease_ttl, settings.maxlen, settings.fetch_count) == (2.5, 500, 50)
     assert settings.url == "rediss://cache.internal:6380/3"
     assert SECRET not in repr(settings)
+
+
+def test_a_sentinel_url_names_the_sentinels_and_the_service() -> None:
+    settings = RedisSettings.parse(f"redis+sentinel://:{SECRET}@s1,s2:26380,[::1]/orders/2")
+    assert settings.sentinels == (("s1", 26379), ("s2", 26380), ("::1", 26379))
+    assert (settings.service, settings.db, settings.password) == ("orders", 2, SECRET)
+    assert settings.url == "redis+sentinel://s1:26379,s2:26380,[::1]:26379/orders/2"
+    assert settings.replica_acks == 1  # through Sentinel a publish waits for one replica
+    assert RedisSettings.parse("redis+sentinel://s1/orders?replica_acks=2").replica_acks == 2
+    assert RedisSettings.parse(URL).replica_acks == 0  # one server: unchanged
+    for bad in ("redis+sentinel://s1", "redis+sentinel://s1/orders/x", "redis+sentinel:///o"):
+        with pytest.raises(InvalidURLError, match="SERVICE"):
+            RedisSettings.parse(bad)
+    with pytest.raises(ConfigurationError, match="TLS through Sentinel"):
+        RedisSettings.parse("redis+sentinel://s1/orders?tls=true")
+
+
+def test_a_publish_no_replica_acknowledged_is_not_confirmed() -> None:
+    """``replica_acks=1`` on a server without replicas: ``WAIT`` counts none, so the publish
+    fails with `PublishError` instead of being confirmed."""
+
+    async def scenario() -> None:
+        backend = RedisBackend(URL, {"replica_acks": 1, "replica_timeout": 0.1})
+        await backend.connect()
+        try:
+            with pytest.raises(PublishError, match="0 of the 1 replicas"):
+                await backend.publish(unique("wait"), [WireMessage(b"{}", {}, "k")])
+        finally:
+            await backend.close()
+
+    run(scenario)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 FAULTY = "tests.conformance.faulty_backends"
+#: The file whose existence means "the leading node is down" to ``unreplicated://``.
+NODE_DOWN_VARIABLE = "EVENTWIRE_TEST_NODE_DOWN"
 CLI = "import sys; from eventwire.cli import main; sys.exit(main())"
 
 

@@ -43,8 +43,14 @@ scheme that exists only where this module is imported, so G12's consumer process
 only if the suite hands its ``--plugin`` modules on.
 
 Two more serve the runner's own tests: ``down://`` never connects (an unreachable broker),
-and ``restartable://`` is the memory backend claiming G16 and G22, so the restart and kill
-logic can run with a harmless command.
+and ``restartable://`` is the memory backend claiming G16, G22 and G23, so the restart and
+kill logic can run with a harmless command.
+
+``unreplicated://`` (G23's teeth) claims G23 like ``restartable://`` but confirms a publish
+before it is replicated: a message becomes part of the log (deliverable) only
+`Unreplicated.REPLICATION` seconds after ``publish`` returned, and is lost if the leading
+node "dies" first, that is if the file named by the environment variable `NODE_DOWN_VARIABLE`
+exists then (the node kill command creates it, the start command removes it).
 
 Importing this module registers them with eventwire's plugin manager; load it in pytest with
 ``-p tests.conformance.faulty_backends`` (or ``eventwire conformance run --plugin ...``).
@@ -55,10 +61,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import os
 import re
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from eventwire import (
@@ -80,6 +88,8 @@ from eventwire import (
 from eventwire.backend import MessageHandler
 from eventwire.plugins import get_plugin_manager
 from eventwire_memory._broker import DEFAULT_PARTITIONS
+
+from tests.conformance._runner import NODE_DOWN_VARIABLE
 
 __all__ = ["FAULTS", "HELPERS", "STORE_FAULTS", "register"]
 
@@ -506,9 +516,45 @@ class Restartable(FaultyBackend):
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         super().__init__(url, options)
         claimed = {
-            k: v for k, v in self.capabilities.unsupported.items() if k not in ("G16", "G22")
+            k: v for k, v in self.capabilities.unsupported.items() if k not in ("G16", "G22", "G23")
         }
         self.capabilities = dataclasses.replace(self.capabilities, unsupported=claimed)
+
+
+class Unreplicated(Restartable):
+    """Confirms publishes the leader has not replicated yet (see the module docstring)."""
+
+    REPLICATION = 0.2
+
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        super().__init__(url, options)
+        self._log: asyncio.Queue[tuple[float, str, Sequence[WireMessage]]] = asyncio.Queue()
+        self._replicator: asyncio.Task[None] | None = None
+
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        if self._replicator is None:
+            self._replicator = asyncio.ensure_future(self._replicate())
+        self._log.put_nowait((asyncio.get_running_loop().time(), channel, messages))
+
+    async def _replicate(self) -> None:
+        loop = asyncio.get_running_loop()
+        variable = os.environ.get(NODE_DOWN_VARIABLE)
+        marker = Path(variable) if variable else None
+        while True:
+            when, channel, messages = await self._log.get()
+            await asyncio.sleep(max(0.0, when + self.REPLICATION - loop.time()))
+            if marker is None or not marker.exists():
+                await self.inner.publish(channel, messages)
+
+    async def close(self) -> None:
+        if self._replicator is not None:
+            self._replicator.cancel()
+        await super().close()
+
+    async def abort(self) -> None:
+        if self._replicator is not None:
+            self._replicator.cancel()
+        await super().abort()
 
 
 FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
@@ -532,7 +578,11 @@ STORE_FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
 HELPERS: dict[str, tuple[type[Wrapper], str]] = {
     "nostore": (NoStore, "has no idempotency store of its own"),
     "down": (Down, "never connects"),
-    "restartable": (Restartable, "claims G16 and G22 (restarting or killing it changes nothing)"),
+    "restartable": (
+        Restartable,
+        "claims G16, G22 and G23 (restarting or killing it changes nothing)",
+    ),
+    "unreplicated": (Unreplicated, "confirms a publish before it is replicated"),
     "plugged": (Plugged, "is sqlite:// found only where this plugin is loaded"),
 }
 _ALL: dict[str, tuple[type[Wrapper], str]] = {**FAULTS, **STORE_FAULTS, **HELPERS}

@@ -12,7 +12,14 @@ import pytest
 from eventwire_conformance.guarantees import IDS, UNSUPPORTED_PREFIX, parse_ids
 from eventwire_conformance.report import aggregate, to_json, to_markdown
 
-from tests.conformance._runner import FAULTY, REPO, run_cli, run_pytest, run_suite
+from tests.conformance._runner import (
+    FAULTY,
+    NODE_DOWN_VARIABLE,
+    REPO,
+    run_cli,
+    run_pytest,
+    run_suite,
+)
 
 
 def _result(
@@ -288,3 +295,56 @@ def test_pytest_form_reports_unsupported_and_unreachable(tmp_path: Path) -> None
     assert f"{UNSUPPORTED_PREFIX} declared by the memory backend" in done.stdout
     assert "1 passed, 1 skipped" in done.stdout and "2 errors" in done.stdout, done.stdout
     assert "down:// is down" in done.stdout
+
+
+# -- G23 and its node commands ----------------------------------------------------------------
+
+
+def test_g23_without_node_commands_is_not_run_with_reason(tmp_path: Path) -> None:
+    code, report, _ = run_suite(
+        "restartable://", tmp_path, "--only", "G23", "--node-kill-cmd", "echo n1"
+    )
+    g23 = report["backends"]["restartable"]["results"]["G23"]
+    assert g23["status"] == "unsupported"
+    assert "not run: no cluster node commands" in g23["detail"]
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("kill", "start", "status", "said"),
+    [
+        # the start command gets the node the kill command printed last
+        ("echo killing; echo node-2", "test {node} = node-2", "passed", "node node-2 killed"),
+        ("echo node-2", "exit 4", "failed", "the node start command exited with 4"),
+        ("true", "true", "failed", "printed no node name"),
+    ],
+)
+def test_g23_runs_the_node_commands(
+    kill: str, start: str, status: str, said: str, tmp_path: Path
+) -> None:
+    code, report, output = run_suite(
+        "restartable://", tmp_path, "--only", "G23",
+        "--node-kill-cmd", kill, "--node-start-cmd", start,
+    )  # fmt: skip
+    g23 = report["backends"]["restartable"]["results"]["G23"]
+    assert g23["status"] == status, (g23, output[-2000:])
+    assert said in g23["detail"], g23
+    assert code == (0 if status == "passed" else 1)
+
+
+def test_g23_fails_a_backend_that_confirms_before_replicating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``unreplicated://`` confirms a publish before the leader replicated it: the events
+    confirmed just before the leading node is killed are lost."""
+    marker = tmp_path / "node-down"
+    monkeypatch.setenv(NODE_DOWN_VARIABLE, str(marker))
+    code, report, output = run_suite(
+        "unreplicated://", tmp_path, "--only", "G23",
+        "--node-kill-cmd", f"touch {marker} && echo leader-1",
+        "--node-start-cmd", f"rm {marker}",
+    )  # fmt: skip
+    g23 = report["backends"]["unreplicated"]["results"]["G23"]
+    assert g23["status"] == "failed", (g23, output[-2000:])
+    assert "with node leader-1 down" in g23["detail"] and "not handled" in g23["detail"], g23
+    assert code == 1

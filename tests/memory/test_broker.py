@@ -94,7 +94,7 @@ def test_backend_satisfies_protocol_and_declares_capabilities() -> None:
     assert (backend.name, backend.binding, backend.url) == ("memory", "kafka", "memory://")
     assert MemoryBackend("memory://iso?partitions=3").url == "memory://iso"
     assert CAPABILITIES.cross_process is False
-    assert set(CAPABILITIES.unsupported) == {"G16", "G22"}
+    assert set(CAPABILITIES.unsupported) == {"G16", "G22", "G23"}
     assert CAPABILITIES.max_message_bytes == MAX_MESSAGE_BYTES == 8 * 1024 * 1024
 
 

@@ -1,6 +1,7 @@
-"""G21-G22: members joining, leaving and crashing, and the broker crashing, under load.
+"""G21-G23: members joining, leaving and crashing, the broker crashing, and a cluster node
+failing, under load.
 
-Both check the same three things on the runs every member recorded (`_members.Run`): nothing
+All check the same three things on the runs every member recorded (`_members.Run`): nothing
 confirmed is lost, the first deliveries of each key come in publish order, and (G21) a key
 is never handled by two members at the same time. Consumer processes (the crash consumer
 with ``--handle``) stand for members that can be SIGKILLed; on a backend that cannot be shared
@@ -10,6 +11,8 @@ by processes, an aborted bus stands in for the killed process.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import shlex
 import time
 from collections import Counter
 from pathlib import Path
@@ -277,3 +280,162 @@ async def _pause() -> None:
 
 # Killing the broker, starting it again and clients reconnecting can take minutes.
 test_G22_broker_crash_under_load.TIME_FACTOR = 3  # type: ignore[attr-defined]
+
+
+# -- G23 cluster node failure ----------------------------------------------------------------
+
+#: Confirmed events (of all publishers, times --load) before the leading node is killed,
+#: while it is down, and after it is back, at least.
+NODE_PHASE = 120
+
+
+def _node_command(template: str, **values: str) -> str:
+    """`template` with each ``{name}`` replaced by its value, quoted for the shell."""
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", shlex.quote(value))
+    return template
+
+
+def _command_deadline(harness: Harness) -> float:
+    return time.monotonic() + harness.patience * 6
+
+
+async def test_G23_node_failure(harness: Harness, tmp_path: Path) -> None:
+    kill_cmd, start_cmd = harness.node_kill_cmd, harness.node_start_cmd
+    if not kill_cmd or not start_cmd:
+        unsupported(
+            "not run: no cluster node commands given (--node-kill-cmd and --node-start-cmd / "
+            "--eventwire-node-kill-cmd and --eventwire-node-start-cmd); G23 needs a cluster "
+            "and a way to SIGKILL the node leading a channel and start it again"
+        )
+    backend = harness.target.id
+    channel = harness.name("g23")
+    model = ping_model(channel)
+    members = Members(harness, channel, model, harness.name("grp"), tmp_path)
+    confirmed: set[tuple[str, int]] = set()
+    confirmed_at: list[float] = []
+    refused: list[str] = []
+    deadline = time.monotonic() + harness.patience * 6
+    phase = NODE_PHASE * harness.load
+    stop = asyncio.Event()
+
+    async def publish(bus: EventBus, keys: list[str]) -> None:
+        """Each key's events in order, one at a time, until `stop`; a refused publish is
+        tried again."""
+        for seq in itertools.count():
+            if stop.is_set():
+                return
+            for key in keys:
+                while True:
+                    try:
+                        await asyncio.wait_for(bus.publish(model(key=key, seq=seq)), 30)
+                    except (EventwireError, ConnectionError, OSError, TimeoutError) as exc:
+                        refused.append(f"{type(exc).__name__}: {exc}")
+                        if time.monotonic() > deadline:
+                            raise AssertionError(
+                                f"publishing has not recovered from the node failure: {refused[-1]}"
+                            ) from None
+                        await asyncio.sleep(0.2)
+                        continue
+                    confirmed.add((key, seq))
+                    confirmed_at.append(time.monotonic())
+                    break
+                await asyncio.sleep(0.005)
+
+    # The same buses from start to end: none is restarted or recreated for the failure.
+    publishers = [harness.bus() for _ in range(PUBLISHERS)]
+    try:
+        await members.crashable("m1")
+        await members.crashable("m2")
+        for bus in publishers:
+            await bus.start()
+        tasks = [
+            asyncio.ensure_future(publish(bus, [f"p{n}-k{k}" for k in range(KEYS_PER_PUBLISHER)]))
+            for n, bus in enumerate(publishers)
+        ]
+        try:
+            await harness.wait_for(
+                lambda: len(confirmed) >= phase or any(t.done() for t in tasks),
+                lambda: f"{len(confirmed)} publishes confirmed before the node failure",
+                scale=harness.load,
+            )
+            kill = _node_command(kill_cmd, channel=channel, url=harness.url, backend=backend)
+            # each command gets its own bound: starting a node can take a minute or more
+            code, output = await run_command_while(kill, _pause, _command_deadline(harness))
+            killed = time.monotonic()
+            assert code == 0, f"the node kill command exited with {code}: {output[-500:]}"
+            lines = [line.strip() for line in output.splitlines() if line.strip()]
+            assert lines, "the node kill command printed no node name (its last line)"
+            node = lines[-1]
+            before = set(confirmed)
+            # The rest of the cluster serves alone: what was confirmed before the failure is
+            # handled while the node is down, and publishing goes on.
+            await harness.wait_for(
+                lambda: members.handled() >= before,
+                lambda: (
+                    f"with node {node} down: {not_handled(before, members.handled())} "
+                    "(confirmed before it was killed)"
+                ),
+                scale=2.0,
+                interval=0.05,
+            )
+            handled_after = time.monotonic() - killed
+            await harness.wait_for(
+                lambda: len(confirmed) >= len(before) + phase or any(t.done() for t in tasks),
+                lambda: (
+                    f"with node {node} down: {len(confirmed) - len(before)} publishes "
+                    f"confirmed since it was killed ({len(refused)} refused"
+                    + (f", the last: {refused[-1]}" if refused else "")
+                    + ")"
+                ),
+                scale=2.0,
+            )
+            start = _node_command(start_cmd, node=node, backend=backend)
+            code, output = await run_command_while(start, _pause, _command_deadline(harness))
+            assert code == 0, f"the node start command exited with {code}: {output[-500:]}"
+            back = time.monotonic()
+            rejoined = len(confirmed)
+            await harness.wait_for(
+                lambda: len(confirmed) >= rejoined + phase or any(t.done() for t in tasks),
+                lambda: (
+                    f"{len(confirmed) - rejoined} publishes confirmed since node {node} "
+                    "was started again"
+                ),
+                scale=2.0,
+            )
+            stop.set()
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        await harness.wait_for(
+            lambda: members.handled() >= confirmed,
+            lambda: (
+                f"stalled: {not_handled(confirmed, members.handled())} "
+                f"{time.monotonic() - back:.0f}s after node {node} was started again "
+                f"({len(refused)} publish attempts were refused during the failure)"
+            ),
+            scale=4.0,
+            interval=0.05,
+        )
+    finally:
+        await members.aclose()
+
+    runs = members.runs()
+    wrong = out_of_order(runs)
+    assert not wrong, (
+        f"{len(wrong)} of {PUBLISHERS * KEYS_PER_PUBLISHER} keys out of publish order when "
+        f"node {node} failed: " + "; ".join(f"{k}: {w}" for k, w in list(wrong.items())[:3])
+    )
+    duplicates = len(runs) - len({(r.key, r.seq) for r in runs})
+    paused = max((b - a for a, b in itertools.pairwise(sorted(confirmed_at))), default=0.0)
+    harness.note(
+        f"node {node} killed: {duplicates} duplicate runs of {len(confirmed)} confirmed events; "
+        f"longest pause between confirmed publishes {paused:.1f}s; everything confirmed "
+        f"before the kill handled {handled_after:.1f}s after it; {len(refused)} publish attempts "
+        "refused"
+    )
+
+
+# A leader election, clients moving to other nodes and the node rejoining can take a while.
+test_G23_node_failure.TIME_FACTOR = 3  # type: ignore[attr-defined]
