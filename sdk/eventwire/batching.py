@@ -29,7 +29,7 @@ import dataclasses
 import functools
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventwire.backend import Inbound
@@ -119,9 +119,26 @@ class BatchConsumer(Consumer):
         """Accept one delivery into the next batch; blocks while the window is full."""
         if not await self._take_slot():
             return
+        self._buffer.append(inbound)
+        self._buffered(1)
+
+    __call__ = on_message
+
+    def take_many(self, inbounds: Sequence[Inbound]) -> int:
+        """Accept the prefix of a fetched batch the window has room for, without waiting."""
+        if self._closing.is_set():
+            return 0
+        taken = self._window.take(len(inbounds))
+        if taken:
+            self._count_taken(taken)
+            self._buffer.extend(inbounds[:taken])
+            self._buffered(taken)
+        return taken
+
+    def _buffered(self, count: int) -> None:
+        """`count` deliveries were appended to the buffer: wake the flusher when due."""
         buffer = self._buffer
-        buffer.append(inbound)
-        if len(buffer) == 1:
+        if len(buffer) == count:
             self._first_at = asyncio.get_running_loop().time()
             self._wake.set()
         elif len(buffer) >= self._policy.max_size:
@@ -162,37 +179,28 @@ class BatchConsumer(Consumer):
             buffer.clear()
 
     def _forget(self, count: int) -> None:
-        for _ in range(count):
-            self.in_flight -= 1
-            self.handed -= 1
-            self._slots.release()
+        self._settled(count)
 
     # -- one batch -----------------------------------------------------------------------
 
     async def _run(self, batch: list[Inbound]) -> None:
         try:
-            items = []
-            for inbound in batch:
-                item = await self._admit_item(inbound)
-                if item is not None:
-                    items.append(item)
-            if items:
-                await self._deliver(items)
+            start = 0
+            while start < len(batch):  # split where an event id repeats (a duplicate)
+                admitted, start = await self._admit_run(batch, start)
+                items = [
+                    _Item(inbound, found.event, found.envelope, attempts, found.claim_key)
+                    for inbound, found in await self._claim_all(admitted)
+                    for attempts in (max(1, inbound.delivery_count),)
+                ]
+                if items:
+                    await self._deliver(items)
         except _Abandon:
             pass
         except Exception:  # the pipeline must never die of one batch
             log.exception("eventwire: unexpected error in %s/%s", self.channel, self.group)
         finally:
             self._forget(len(batch))
-
-    async def _admit_item(self, inbound: Inbound) -> _Item | None:
-        """One delivery through the pipeline's admission (`Consumer._admit`); ``None`` when
-        it was settled there."""
-        attempts = max(1, inbound.delivery_count)
-        admitted = await self._admit(inbound, attempts)
-        if admitted is None:
-            return None
-        return _Item(inbound, admitted.event, admitted.envelope, attempts, admitted.claim_key)
 
     async def _deliver(self, items: list[_Item]) -> None:
         """Hand `items` to the handler until each is settled, retried or dead-lettered."""
@@ -256,11 +264,15 @@ class BatchConsumer(Consumer):
         return {}
 
     async def _finish(self, items: list[_Item]) -> None:
-        """Settle handled events: remember their ids (idempotent), then ack them all at
-        once (an ack is a round trip on most brokers: one after the other would add up)."""
-        for item in items:
-            key = item.claim_key
-            if key is not None:
+        """Settle handled events: remember their ids (idempotent; one round trip with a
+        `BatchIdempotencyStore`), then ack them all at once (an ack is a round trip on most
+        brokers: one after the other would add up)."""
+        keys = [item.claim_key for item in items if item.claim_key is not None]
+        store = self._batch_store
+        if store is not None and len(keys) > 1:
+            await self._settle(functools.partial(store.complete_many, keys, DONE_TTL))
+        else:
+            for key in keys:
                 await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
         await asyncio.gather(*(self._settle(item.inbound.ack) for item in items))
 

@@ -468,7 +468,7 @@ class EventBus:
             member_prefix=self._member_prefix,
         )
         self._consumers.append(consumer)
-        self._running.append(await self.backend.subscribe(spec, consumer.on_message))
+        self._running.append(await self.backend.subscribe(spec, consumer))
 
     async def close(self) -> None:
         """Stop consuming, let in-flight handlers finish and settle (for at most
