@@ -33,9 +33,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventwire.backend import Inbound
+from eventwire.delivery import Delivery
 from eventwire.envelope import Envelope
 from eventwire.errors import ConfigurationError
 from eventwire.events import Message
+from eventwire.middleware import BatchConsumeContext, Middleware, consuming_batches
 from eventwire.pipeline import DONE_TTL, Consumer, _Abandon
 
 __all__ = ["BatchError", "BatchPolicy"]
@@ -107,6 +109,9 @@ class BatchConsumer(Consumer):
         if len(self.routes) != 1:
             raise ConfigurationError("a batch subscription has exactly one handler")
         (self._route,) = self.routes.values()
+        middlewares: tuple[Middleware, ...] = options.get("middlewares", ())
+        #: The middlewares around each handler call, outermost first.
+        self._batch_layers = consuming_batches(middlewares + self._route.middlewares)
         self._policy = policy
         self._buffer: list[Inbound] = []
         self._first_at = 0.0
@@ -243,9 +248,21 @@ class BatchConsumer(Consumer):
             raise
 
     async def _call(self, items: list[_Item]) -> dict[int, Exception]:
-        """Run the handler on `items`; the failed indices and their errors."""
+        """Run the handler (inside the middlewares) on `items`; the failed indices and their
+        errors."""
+        events = [item.event for item in items]
         try:
-            await self._route.handler([item.event for item in items])
+            if self._batch_layers:
+                deliveries = [
+                    Delivery(item.envelope, item.attempt, self.channel, self.group)
+                    for item in items
+                ]
+                context = BatchConsumeContext(
+                    events, deliveries, self._route.handler, self.channel, self.group
+                )
+                await self._batch_layer(0, context)
+            else:
+                await self._route.handler(events)
         except BatchError as exc:
             wrong = [i for i in exc.failed if not 0 <= i < len(items)]
             if not wrong:
@@ -262,6 +279,33 @@ class BatchConsumer(Consumer):
         except Exception as exc:
             return dict.fromkeys(range(len(items)), exc)
         return {}
+
+    async def _batch_layer(self, index: int, context: BatchConsumeContext) -> None:
+        """Run middleware `index` around the rest of the chain (the handler last)."""
+        layers = self._batch_layers
+
+        async def call_next() -> None:
+            try:
+                if index + 1 < len(layers):
+                    await self._batch_layer(index + 1, context)
+                else:
+                    await context.handler(context.events)
+            except Exception as exc:
+                if context.error is not exc:  # told once, where it was first seen
+                    context.error = exc
+                    context.failed = self._failures(exc, len(context.events))
+                raise
+            context.error = None
+            context.failed = {}
+
+        await layers[index].consume_batch(context, call_next)
+
+    @staticmethod
+    def _failures(exc: Exception, count: int) -> dict[int, Exception]:
+        """Which events of a call of `count` failed, by what the handler raised."""
+        if isinstance(exc, BatchError) and all(0 <= i < count for i in exc.failed):
+            return dict(exc.failed)
+        return dict.fromkeys(range(count), exc)
 
     async def _finish(self, items: list[_Item]) -> None:
         """Settle handled events: remember their ids (idempotent; one round trip with a
