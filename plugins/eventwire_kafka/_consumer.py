@@ -1,7 +1,8 @@
 """One group member: an ``AIOKafkaConsumer`` with manual commits of the finished prefix.
 
-- Records are fetched in batches (``getmany``) and handed to the pipeline one by one, in
-  offset order per partition; the pipeline runs different keys concurrently.
+- Records are fetched in batches (``getmany``) and handed to the pipeline per partition, in
+  offset order, as a batch (``BaseSubscription.hand_many``: the pipeline takes what fits in
+  its in-flight window in one step); the pipeline runs different keys concurrently.
 - Every handed record is tracked per partition. ``ack`` marks it finished; the committed
   offset of a partition is the end of its contiguous finished prefix, so a record is never
   committed before it (and every record before it) is settled.
@@ -315,6 +316,9 @@ class KafkaSubscription(BaseSubscription):
                 continue
             await self._record_handed([part for part, _ in batch])
             for part, entries in batch:
+                if self.takes_batches:
+                    await self._hand_batch(part, entries)
+                    continue
                 for entry in entries:
                     if part.revoking:
                         break
@@ -326,6 +330,22 @@ class KafkaSubscription(BaseSubscription):
                         raise
                     if not taken:
                         self._abandon(part, entry)
+
+    async def _hand_batch(self, part: _Partition, entries: list[KafkaInbound]) -> None:
+        """Hand a partition's fetched records to the pipeline in as few steps as its window
+        allows; stop handing once the partition is revoked or the pipeline closes."""
+        handed = 0
+        waited = False
+        while handed < len(entries) and not part.revoking:
+            taken = self.take_batch(entries[handed:] if handed else entries)
+            if not taken and waited:  # no room after room was promised: closing, or raised
+                return
+            part.outstanding += taken  # nothing of it can be settled before this line
+            handed += taken
+            if handed < len(entries):
+                if not await self.wait_room():
+                    return
+                waited = True
 
     def _take(self, batches: dict[Any, list[Any]]) -> list[tuple[_Partition, list[KafkaInbound]]]:
         """The records of `batches` not handed yet in this assignment, as entries appended

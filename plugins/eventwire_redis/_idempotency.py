@@ -11,6 +11,9 @@ Works with any backend: ``EventBus("kafka://...", idempotency_store=RedisIdempot
 - ``complete`` sets ``done`` with the TTL (the effect ran; remembered for ``ttl``).
 - ``release`` deletes the key only while it still holds the token of *this* claim, so a
   release after the lease expired never frees somebody else's claim.
+- ``claim_many`` and ``complete_many`` (`eventwire.idempotency.BatchIdempotencyStore`) send
+  the same script calls and ``SET`` commands for many keys in one pipeline (one round trip); a
+  retried pipeline carries the same tokens, so a claim it already made is ``ACQUIRED``.
 
 Commands are retried while the server is unreachable (up to ``reconnect_timeout``).
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backendkit import map_errors
@@ -162,6 +165,45 @@ class RedisIdempotencyStore:
         name, ttl_ms = self._key(key), max(1, int(ttl * 1000))
         await self._retrying(lambda: client.set(name, b"done", px=ttl_ms))
         self._claims.pop(key, None)
+
+    async def claim_many(self, keys: Sequence[str], lease: float) -> list[Claim]:
+        claim, _ = await self._ready()
+        client = self._client
+        assert client is not None
+        tokens = [f"busy:{uuid.uuid4().hex}" for _ in keys]
+        names = [self._key(key) for key in keys]
+        lease_ms = max(1, int(lease * 1000))
+
+        async def send() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for name, token in zip(names, tokens, strict=True):
+                await claim(keys=[name], args=[token, lease_ms], client=pipe)
+            return await pipe.execute()
+
+        answers = await self._retrying(send)
+        states = []
+        for key, token, answer in zip(keys, tokens, answers, strict=True):
+            state = _ANSWERS[answer if isinstance(answer, bytes) else str(answer).encode()]
+            if state is Claim.ACQUIRED:
+                self._claims[key] = token
+            states.append(state)
+        return states
+
+    async def complete_many(self, keys: Sequence[str], ttl: float) -> None:
+        await self._ready()
+        client = self._client
+        assert client is not None
+        ttl_ms = max(1, int(ttl * 1000))
+
+        async def send() -> None:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(self._key(key), b"done", px=ttl_ms)
+            await pipe.execute()
+
+        await self._retrying(send)
+        for key in keys:
+            self._claims.pop(key, None)
 
     async def release(self, key: str) -> None:
         _, release = await self._ready()

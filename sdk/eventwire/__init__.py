@@ -51,7 +51,7 @@ from eventwire.errors import (
 from eventwire.events import Command, Event, MessageSpec
 from eventwire.foreign import CloudEventsJSON, PlainJSON
 from eventwire.idempotency import Claim, IdempotencyStore, MemoryIdempotencyStore
-from eventwire.middleware import ConsumeContext, Middleware, PublishContext
+from eventwire.middleware import BatchConsumeContext, ConsumeContext, Middleware, PublishContext
 from eventwire.plugins import available_backends, create_backend, hookimpl
 from eventwire.retry import RetryPolicy
 from eventwire.urls import redact_url
@@ -62,6 +62,7 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BackendUnavailableError",
+    "BatchConsumeContext",
     "BatchError",
     "BatchPolicy",
     "BusClosedError",

@@ -30,6 +30,11 @@ SDK derives a stable id for messages published by producers that are not eventwi
 `eventwire.foreign`), `GroupAdmin` (remove a consumer group), `LagReporter` (how far a group
 is behind; the consumer-lag metric reads it), `IdempotencyStoreProvider` (the broker can
 remember handled event ids for every member of a group: the bus's default store).
+
+The other way round, the handler `subscribe` receives may be a `BatchReceiver`: a backend
+that fetches in batches then hands over a fetched batch in one synchronous call
+(``take_many``) instead of one awaited call per message (the kit's
+``BaseSubscription.hand_many`` does both).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Backend",
     "BackendInfo",
+    "BatchReceiver",
     "Capabilities",
     "ChannelDeleter",
     "ChannelPurger",
@@ -91,6 +97,31 @@ class Inbound(Protocol):
 
 
 MessageHandler = Callable[[Inbound], Awaitable[None]]
+
+
+@runtime_checkable
+class BatchReceiver(Protocol):
+    """Optional: a `MessageHandler` that also takes a fetched batch in one step.
+
+    ``take_many`` is equivalent to calling the handler with each delivery of a prefix of
+    `inbounds` in turn (so per-key order holds as long as the backend hands a key's messages
+    in order), except that it never waits: it takes as many as the handler's in-flight
+    window has room for and returns that count; the backend keeps the rest and hands them
+    over after ``room()`` returned. Stop fetching while the rest waits (backpressure).
+    """
+
+    def __call__(self, inbound: Inbound, /) -> Awaitable[None]:
+        """Take one delivery (the `MessageHandler` call)."""
+        ...
+
+    def take_many(self, inbounds: Sequence[Inbound], /) -> int:
+        """Take the longest prefix of `inbounds` there is room for; how many were taken."""
+        ...
+
+    async def room(self) -> bool:
+        """Wait until a batch can be taken; ``False`` once the handler takes no more."""
+        ...
+
 
 _NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
 

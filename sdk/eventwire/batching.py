@@ -29,13 +29,15 @@ import dataclasses
 import functools
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventwire.backend import Inbound
+from eventwire.delivery import Delivery
 from eventwire.envelope import Envelope
 from eventwire.errors import ConfigurationError
 from eventwire.events import Message
+from eventwire.middleware import BatchConsumeContext, Middleware, consuming_batches
 from eventwire.pipeline import DONE_TTL, Consumer, _Abandon
 
 __all__ = ["BatchError", "BatchPolicy"]
@@ -107,6 +109,9 @@ class BatchConsumer(Consumer):
         if len(self.routes) != 1:
             raise ConfigurationError("a batch subscription has exactly one handler")
         (self._route,) = self.routes.values()
+        middlewares: tuple[Middleware, ...] = options.get("middlewares", ())
+        #: The middlewares around each handler call, outermost first.
+        self._batch_layers = consuming_batches(middlewares + self._route.middlewares)
         self._policy = policy
         self._buffer: list[Inbound] = []
         self._first_at = 0.0
@@ -119,9 +124,26 @@ class BatchConsumer(Consumer):
         """Accept one delivery into the next batch; blocks while the window is full."""
         if not await self._take_slot():
             return
+        self._buffer.append(inbound)
+        self._buffered(1)
+
+    __call__ = on_message
+
+    def take_many(self, inbounds: Sequence[Inbound]) -> int:
+        """Accept the prefix of a fetched batch the window has room for, without waiting."""
+        if self._closing.is_set():
+            return 0
+        taken = self._window.take(len(inbounds))
+        if taken:
+            self._count_taken(taken)
+            self._buffer.extend(inbounds[:taken])
+            self._buffered(taken)
+        return taken
+
+    def _buffered(self, count: int) -> None:
+        """`count` deliveries were appended to the buffer: wake the flusher when due."""
         buffer = self._buffer
-        buffer.append(inbound)
-        if len(buffer) == 1:
+        if len(buffer) == count:
             self._first_at = asyncio.get_running_loop().time()
             self._wake.set()
         elif len(buffer) >= self._policy.max_size:
@@ -162,37 +184,28 @@ class BatchConsumer(Consumer):
             buffer.clear()
 
     def _forget(self, count: int) -> None:
-        for _ in range(count):
-            self.in_flight -= 1
-            self.handed -= 1
-            self._slots.release()
+        self._settled(count)
 
     # -- one batch -----------------------------------------------------------------------
 
     async def _run(self, batch: list[Inbound]) -> None:
         try:
-            items = []
-            for inbound in batch:
-                item = await self._admit_item(inbound)
-                if item is not None:
-                    items.append(item)
-            if items:
-                await self._deliver(items)
+            start = 0
+            while start < len(batch):  # split where an event id repeats (a duplicate)
+                admitted, start = await self._admit_run(batch, start)
+                items = [
+                    _Item(inbound, found.event, found.envelope, attempts, found.claim_key)
+                    for inbound, found in await self._claim_all(admitted)
+                    for attempts in (max(1, inbound.delivery_count),)
+                ]
+                if items:
+                    await self._deliver(items)
         except _Abandon:
             pass
         except Exception:  # the pipeline must never die of one batch
             log.exception("eventwire: unexpected error in %s/%s", self.channel, self.group)
         finally:
             self._forget(len(batch))
-
-    async def _admit_item(self, inbound: Inbound) -> _Item | None:
-        """One delivery through the pipeline's admission (`Consumer._admit`); ``None`` when
-        it was settled there."""
-        attempts = max(1, inbound.delivery_count)
-        admitted = await self._admit(inbound, attempts)
-        if admitted is None:
-            return None
-        return _Item(inbound, admitted.event, admitted.envelope, attempts, admitted.claim_key)
 
     async def _deliver(self, items: list[_Item]) -> None:
         """Hand `items` to the handler until each is settled, retried or dead-lettered."""
@@ -235,9 +248,21 @@ class BatchConsumer(Consumer):
             raise
 
     async def _call(self, items: list[_Item]) -> dict[int, Exception]:
-        """Run the handler on `items`; the failed indices and their errors."""
+        """Run the handler (inside the middlewares) on `items`; the failed indices and their
+        errors."""
+        events = [item.event for item in items]
         try:
-            await self._route.handler([item.event for item in items])
+            if self._batch_layers:
+                deliveries = [
+                    Delivery(item.envelope, item.attempt, self.channel, self.group)
+                    for item in items
+                ]
+                context = BatchConsumeContext(
+                    events, deliveries, self._route.handler, self.channel, self.group
+                )
+                await self._batch_layer(0, context)
+            else:
+                await self._route.handler(events)
         except BatchError as exc:
             wrong = [i for i in exc.failed if not 0 <= i < len(items)]
             if not wrong:
@@ -255,12 +280,43 @@ class BatchConsumer(Consumer):
             return dict.fromkeys(range(len(items)), exc)
         return {}
 
+    async def _batch_layer(self, index: int, context: BatchConsumeContext) -> None:
+        """Run middleware `index` around the rest of the chain (the handler last)."""
+        layers = self._batch_layers
+
+        async def call_next() -> None:
+            try:
+                if index + 1 < len(layers):
+                    await self._batch_layer(index + 1, context)
+                else:
+                    await context.handler(context.events)
+            except Exception as exc:
+                if context.error is not exc:  # told once, where it was first seen
+                    context.error = exc
+                    context.failed = self._failures(exc, len(context.events))
+                raise
+            context.error = None
+            context.failed = {}
+
+        await layers[index].consume_batch(context, call_next)
+
+    @staticmethod
+    def _failures(exc: Exception, count: int) -> dict[int, Exception]:
+        """Which events of a call of `count` failed, by what the handler raised."""
+        if isinstance(exc, BatchError) and all(0 <= i < count for i in exc.failed):
+            return dict(exc.failed)
+        return dict.fromkeys(range(count), exc)
+
     async def _finish(self, items: list[_Item]) -> None:
-        """Settle handled events: remember their ids (idempotent), then ack them all at
-        once (an ack is a round trip on most brokers: one after the other would add up)."""
-        for item in items:
-            key = item.claim_key
-            if key is not None:
+        """Settle handled events: remember their ids (idempotent; one round trip with a
+        `BatchIdempotencyStore`), then ack them all at once (an ack is a round trip on most
+        brokers: one after the other would add up)."""
+        keys = [item.claim_key for item in items if item.claim_key is not None]
+        store = self._batch_store
+        if store is not None and len(keys) > 1:
+            await self._settle(functools.partial(store.complete_many, keys, DONE_TTL))
+        else:
+            for key in keys:
                 await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
         await asyncio.gather(*(self._settle(item.inbound.ack) for item in items))
 

@@ -279,8 +279,8 @@ class EventBus:
           ``async def handle(events: list[Model])``, called with up to ``max_size`` events
           in delivery order; it reports a partial failure by raising `BatchError`
           (see `eventwire.batching`). A batch handler is alone in its group, runs one batch
-          at a time (``concurrency`` 1) and takes no consume middlewares; ``max_in_flight``
-          defaults to ``2 * max_size`` and must be at least ``max_size``.
+          at a time (``concurrency`` 1), its middlewares run through ``consume_batch``;
+          ``max_in_flight`` defaults to ``2 * max_size`` and must be at least ``max_size``.
         """
         spec = _message_spec(model)
         channel = spec.require_channel()
@@ -468,7 +468,7 @@ class EventBus:
             member_prefix=self._member_prefix,
         )
         self._consumers.append(consumer)
-        self._running.append(await self.backend.subscribe(spec, consumer.on_message))
+        self._running.append(await self.backend.subscribe(spec, consumer))
 
     async def close(self) -> None:
         """Stop consuming, let in-flight handlers finish and settle (for at most
@@ -834,11 +834,13 @@ def _check_batch(
             f"a batch handler for {kind} runs one batch at a time (in key order); drop "
             f"concurrency={concurrency} or raise BatchPolicy max_size instead"
         )
-    if middlewares:
-        raise ConfigurationError(
-            f"consume middlewares wrap one event; the batch handler for {kind} cannot take "
-            "them: drop middlewares= or subscribe without batch="
-        )
+    for middleware in check_middlewares(middlewares, "subscribe()"):
+        if type(middleware).consume_batch is Middleware.consume_batch:
+            raise ConfigurationError(
+                f"middleware {middleware!r} does not override consume_batch, so it would never "
+                f"run around the batch handler for {kind}: override consume_batch, or "
+                "subscribe without batch="
+            )
     if max_in_flight is None:
         return 2 * batch.max_size
     if isinstance(max_in_flight, int) and max_in_flight < batch.max_size:

@@ -8,6 +8,10 @@ The pipeline claims ``<group>:<event id>`` before running a handler:
 - ``BUSY``: another delivery of the same id is being handled right now (a concurrent
   duplicate): wait and claim again. A claim is a *lease*: if its holder crashed, it expires
   after ``lease`` seconds and the id can be claimed again, so a crash never loses an event.
+
+A store may also implement `BatchIdempotencyStore` (``claim_many`` / ``complete_many``):
+the pipeline then claims a key's run of fetched events, and completes the handled ones, in
+one round trip each instead of one per event.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from __future__ import annotations
 import enum
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Claim", "IdempotencyStore", "MemoryIdempotencyStore"]
+__all__ = ["BatchIdempotencyStore", "Claim", "IdempotencyStore", "MemoryIdempotencyStore"]
 
 
 class Claim(enum.Enum):
@@ -42,6 +47,22 @@ class IdempotencyStore(Protocol):
 
     async def release(self, key: str) -> None:
         """Give up a claim (the handler failed): the key may be claimed again."""
+        ...
+
+
+@runtime_checkable
+class BatchIdempotencyStore(Protocol):
+    """Optional: a store that claims and completes many keys in one round trip.
+
+    Each key is answered exactly as `IdempotencyStore.claim` / ``complete`` would answer it
+    alone (atomic per key; the keys need not be atomic together)."""
+
+    async def claim_many(self, keys: Sequence[str], lease: float) -> list[Claim]:
+        """`claim` each of `keys` (distinct); the answers in the same order."""
+        ...
+
+    async def complete_many(self, keys: Sequence[str], ttl: float) -> None:
+        """`complete` each of `keys`."""
         ...
 
 
@@ -72,6 +93,14 @@ class MemoryIdempotencyStore:
 
     async def complete(self, key: str, ttl: float) -> None:
         self._put(key, True, time.monotonic() + ttl)
+
+    async def claim_many(self, keys: Sequence[str], lease: float) -> list[Claim]:
+        return [await self.claim(key, lease) for key in keys]
+
+    async def complete_many(self, keys: Sequence[str], ttl: float) -> None:
+        expires = time.monotonic() + ttl
+        for key in keys:
+            self._put(key, True, expires)
 
     async def release(self, key: str) -> None:
         entry = self._entries.get(key)

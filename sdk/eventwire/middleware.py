@@ -20,6 +20,15 @@ by a middleware is handled exactly like one raised by the handler (retry, then d
 A middleware that catches the exception and returns makes the attempt succeed (ack); one
 that assigns ``context.outcome`` and re-raises the same exception changes the decision.
 
+Batch handlers (``subscribe(..., batch=BatchPolicy(...))``): `consume_batch` runs once per
+call of the handler with a `BatchConsumeContext` (the events and their deliveries, in the
+order the handler gets them). When ``call_next()`` returns or raises, ``context.failed``
+maps the index of each failed event to its exception (empty: all handled) and
+``context.error`` holds what the handler raised (a `BatchError` or anything else); a
+middleware that catches it and returns makes the whole call succeed. `consume` is not called
+for batch handlers, nor `consume_batch` for single-event ones: a middleware meant for both
+overrides both (the bus's tracing and metrics do).
+
 Publishing: `publish` runs once per message, after the message was validated and encoded,
 around the broker's confirm. Headers set in ``context.headers`` before ``call_next()``
 travel with the message (user headers; the envelope's reserved names are refused).
@@ -36,7 +45,7 @@ from eventwire.envelope import Envelope
 from eventwire.errors import ConfigurationError
 from eventwire.events import Message
 
-__all__ = ["CallNext", "ConsumeContext", "Middleware", "PublishContext"]
+__all__ = ["BatchConsumeContext", "CallNext", "ConsumeContext", "Middleware", "PublishContext"]
 
 CallNext = Callable[[], Awaitable[None]]
 
@@ -75,6 +84,25 @@ class ConsumeContext:
 
 
 @dataclasses.dataclass(slots=True)
+class BatchConsumeContext:
+    """One call of a batch handler, as middlewares see it.
+
+    ``failed`` and ``error`` are set when ``call_next()`` returns or raises: the index of
+    each failed event with its exception, and the exception the call raised. ``state`` is
+    free for middlewares to share values during the call.
+    """
+
+    events: list[Message]
+    deliveries: list[Delivery]
+    handler: Callable[..., Awaitable[Any]]
+    channel: str
+    group: str
+    failed: dict[int, Exception] | None = None
+    error: BaseException | None = None
+    state: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(slots=True)
 class PublishContext:
     """One message on its way to the broker, as middlewares see it.
 
@@ -101,6 +129,10 @@ class Middleware:
         """Wrap one handler attempt; await ``call_next()`` to run the rest of the chain."""
         await call_next()
 
+    async def consume_batch(self, context: BatchConsumeContext, call_next: CallNext) -> None:
+        """Wrap one call of a batch handler; await ``call_next()`` to run the rest."""
+        await call_next()
+
     async def publish(self, context: PublishContext, call_next: CallNext) -> None:
         """Wrap one publish; await ``call_next()`` to send the message."""
         await call_next()
@@ -109,6 +141,11 @@ class Middleware:
 def consuming(middlewares: tuple[Middleware, ...]) -> tuple[Middleware, ...]:
     """The middlewares that override `Middleware.consume`, in order."""
     return tuple(m for m in middlewares if type(m).consume is not Middleware.consume)
+
+
+def consuming_batches(middlewares: tuple[Middleware, ...]) -> tuple[Middleware, ...]:
+    """The middlewares that override `Middleware.consume_batch`, in order."""
+    return tuple(m for m in middlewares if type(m).consume_batch is not Middleware.consume_batch)
 
 
 def publishing(middlewares: tuple[Middleware, ...]) -> tuple[Middleware, ...]:

@@ -8,6 +8,14 @@ time, in the order the backend delivered them (one worker task per key that has 
 different keys run in parallel up to ``concurrency``. At most ``max_in_flight`` deliveries are
 unsettled at once: beyond that the backend's delivery call blocks, which is the backpressure
 that keeps memory flat.
+
+A backend may hand over a fetched batch instead of one delivery per call (the consumer is a
+`eventwire.backend.BatchReceiver`): `Consumer.take_many` takes what fits in the window in one
+step and queues each key's run behind its worker at once. With an idempotency store that
+claims in bulk (`eventwire.idempotency.BatchIdempotencyStore`), a worker handles the run
+queued for its key as one step: decoded and validated, claimed in one round trip, handled
+one event after another (per-event retries and dead-letters as always), then the handled
+ids are completed in one round trip and their deliveries acked.
 """
 
 from __future__ import annotations
@@ -15,14 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pluggy
 
+from eventwire._window import Window
 from eventwire.backend import Backend, Inbound, WireMessage
 from eventwire.codec import PayloadValidator, decode, decode_envelope
 from eventwire.deadletter import dead_letter_channel, make_dead_letter
@@ -31,7 +41,7 @@ from eventwire.envelope import Envelope
 from eventwire.errors import ConfigurationError, DecodeError, NonRetryableError
 from eventwire.events import Message
 from eventwire.foreign import ForeignReader
-from eventwire.idempotency import Claim, IdempotencyStore
+from eventwire.idempotency import BatchIdempotencyStore, Claim, IdempotencyStore
 from eventwire.middleware import ConsumeContext, Middleware, consuming
 from eventwire.observability.logs import DeliveryFields, EventFields
 from eventwire.observability.logs import current as log_fields
@@ -53,6 +63,10 @@ DONE_TTL = 7 * 24 * 3600.0
 #: Pause between attempts to settle (ack / dead-letter / idempotency store) while the broker
 #: or the store is unreachable.
 SETTLE_RETRY = 0.5
+#: The most deliveries of one key handled as one run (claimed and completed together, with a
+#: `BatchIdempotencyStore`); a run starts at `RUN_START` and adapts to the handlers' speed.
+RUN_MAX = 64
+RUN_START = 8
 _ACK = Disposition.ack()
 
 
@@ -153,7 +167,9 @@ class Consumer:
             name: consuming(middlewares + route.middlewares) for name, route in routes.items()
         }
         self._max_in_flight = max_in_flight
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._window = Window(max_in_flight)
+        self._batch_store = store if isinstance(store, BatchIdempotencyStore) else None
+        self._run_limit = RUN_START
         self._workers = asyncio.Semaphore(concurrency)
         self._chains: dict[str, deque[Inbound]] = {}  # key -> deliveries waiting, in order
         self._tasks: set[asyncio.Task[None]] = set()
@@ -177,17 +193,31 @@ class Consumer:
         if self.handed > self.peak_handed:
             self.peak_handed = self.handed
         try:
-            await self._slots.acquire()
+            taken = await self._window.acquire()
         except BaseException:
             self.handed -= 1
             raise
-        if self._closing.is_set():
+        if not taken:
             self.handed -= 1
             return False
         self.in_flight += 1
         if self.in_flight > self.peak_in_flight:
             self.peak_in_flight = self.in_flight
         return True
+
+    def _count_taken(self, count: int) -> None:
+        self.handed += count
+        if self.handed > self.peak_handed:
+            self.peak_handed = self.handed
+        self.in_flight += count
+        if self.in_flight > self.peak_in_flight:
+            self.peak_in_flight = self.in_flight
+
+    def _settled(self, count: int) -> None:
+        """`count` deliveries taken from the window are settled (or left to the broker)."""
+        self.in_flight -= count
+        self.handed -= count
+        self._window.release(count)
 
     async def on_message(self, inbound: Inbound) -> None:
         """Accept one delivery; blocks while ``max_in_flight`` deliveries are unsettled."""
@@ -202,28 +232,72 @@ class Consumer:
             chain = self._chains[key] = deque((inbound,))
         else:
             chain = deque((inbound,))
+        self._start(key, chain)
+
+    __call__ = on_message
+
+    def take_many(self, inbounds: Sequence[Inbound]) -> int:
+        """Accept the longest prefix of `inbounds` the window has room for, without waiting
+        (`eventwire.backend.BatchReceiver`); how many were taken. Each key's run of the
+        prefix is queued behind that key's worker in one step."""
+        if self._closing.is_set():
+            return 0
+        taken = self._window.take(len(inbounds))
+        if not taken:
+            return 0
+        self._count_taken(taken)
+        chains = self._chains
+        fresh: dict[str, deque[Inbound]] = {}
+        for index in range(taken):
+            inbound = inbounds[index]
+            key = inbound.message.key
+            if key is None:
+                self._start(None, deque((inbound,)))
+                continue
+            chain = chains.get(key)
+            if chain is None:
+                chain = chains[key] = fresh[key] = deque()
+            chain.append(inbound)
+        for key, chain in fresh.items():
+            self._start(key, chain)
+        return taken
+
+    async def room(self) -> bool:
+        """Wait until the window has room worth handing a batch to (a quarter of it);
+        ``False`` once the consumer is closing."""
+        wanted = max(1, self._max_in_flight // 4)
+        return await self._window.wait_room(wanted) and not self._closing.is_set()
+
+    def _start(self, key: str | None, chain: deque[Inbound]) -> None:
         task = asyncio.create_task(self._work(key, chain))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _work(self, key: str | None, chain: deque[Inbound]) -> None:
-        """Handle one key's deliveries in order, until its queue is empty."""
+        """Handle one key's deliveries in order, until its queue is empty: one at a time,
+        or (with a `BatchIdempotencyStore`) in runs of what is queued, claimed together."""
+        batched = self._batch_store is not None
         try:
             while chain:
+                count = 1
                 try:
                     if not self._closing.is_set():
                         async with self._workers:
-                            if not self._closing.is_set():
+                            if self._closing.is_set():
+                                pass
+                            elif batched and len(chain) > 1:
+                                count = min(len(chain), self._run_limit)
+                                count = await self._process_run([chain[i] for i in range(count)])
+                            else:
                                 await self._process(chain[0])
                 except _Abandon:
                     pass
                 except Exception:  # the pipeline must never die of one message
                     log.exception("eventwire: unexpected error in %s/%s", self.channel, self.group)
                 finally:
-                    chain.popleft()
-                    self.in_flight -= 1
-                    self.handed -= 1
-                    self._slots.release()
+                    for _ in range(count):
+                        chain.popleft()
+                    self._settled(count)
         finally:
             if key is not None and self._chains.get(key) is chain:
                 del self._chains[key]
@@ -256,11 +330,17 @@ class Consumer:
                 return None
 
     async def _admit(
-        self, inbound: Inbound, attempts: int, fields: DeliveryFields | None = None
+        self,
+        inbound: Inbound,
+        attempts: int,
+        fields: DeliveryFields | None = None,
+        *,
+        claim: bool = True,
     ) -> Admitted | None:
         """Decode, validate and claim one delivery; ``None`` once it is settled here because
         it is not for a handler (invalid, of another type, delivered too often, handled
-        before). `fields` (the log fields) get the envelope as soon as it is read."""
+        before). `fields` (the log fields) get the envelope as soon as it is read. With
+        ``claim=False`` the claim key is named but not claimed (`_claim_all` does that)."""
         read = await self._read(inbound, attempts)
         if read is None:
             return None
@@ -290,7 +370,7 @@ class Consumer:
         claim_key = None
         if route.idempotent:
             claim_key = f"{self.group}:{envelope.id}"
-            if not await self._claim(claim_key):
+            if claim and not await self._claim(claim_key):
                 await self._settle(inbound.ack)  # handled before: run the effect once
                 return None
         return Admitted(envelope, route, event, claim_key)
@@ -324,6 +404,144 @@ class Consumer:
         if action == "dead_letter":
             await self._dead_letter(inbound, reason, error, attempt, enabled=route.dead_letter)
         else:
+            await self._settle(inbound.ack)
+
+    async def _claim_all(
+        self, admitted: list[tuple[Inbound, Admitted]]
+    ) -> list[tuple[Inbound, Admitted]]:
+        """Claim the claim keys of `admitted` deliveries (named by ``_admit(claim=False)``):
+        one round trip with a `BatchIdempotencyStore`. Those handled before are acked here
+        and left out of the answer; concurrent duplicates are waited out as in `_claim`."""
+        keys = [item.claim_key for _, item in admitted if item.claim_key is not None]
+        if not keys:
+            return admitted
+        if self._batch_store is None or len(keys) == 1:
+            states = None
+        else:
+            states = iter(await self._claim_states(self._batch_store, keys))
+        kept = []
+        for inbound, item in admitted:
+            key = item.claim_key
+            if key is not None:
+                state = Claim.BUSY if states is None else next(states)
+                acquired = state is Claim.ACQUIRED
+                if state is Claim.BUSY:
+                    acquired = await self._claim(key)
+                if not acquired:
+                    await self._settle(inbound.ack)  # handled before: run the effect once
+                    continue
+            kept.append((inbound, item))
+        return kept
+
+    async def _claim_states(self, store: BatchIdempotencyStore, keys: list[str]) -> list[Claim]:
+        while True:
+            try:
+                return await store.claim_many(keys, CLAIM_LEASE)
+            except Exception as exc:  # the store is unreachable: wait, keep the events
+                log.warning("eventwire: idempotency store failed (%s); retrying", exc)
+                await self._pause(SETTLE_RETRY)
+
+    async def _admit_run(
+        self, run: list[Inbound], start: int
+    ) -> tuple[list[tuple[Inbound, Admitted]], int]:
+        """`_admit` (without claiming) ``run[start:]`` up to the first delivery whose claim
+        key repeats one before it (a duplicate of an event in the run: it may only be
+        claimed once the first is settled); the admitted ones and the index it stopped at."""
+        admitted: list[tuple[Inbound, Admitted]] = []
+        keys: set[str] = set()
+        index = start
+        while index < len(run):
+            inbound = run[index]
+            attempts = max(1, inbound.delivery_count)
+            try:
+                item = await self._admit(inbound, attempts, claim=False)
+            except _Abandon:
+                raise
+            except Exception:  # left unsettled, as `_work` leaves a failed delivery
+                log.exception("eventwire: unexpected error in %s/%s", self.channel, self.group)
+                item = None
+            if item is not None:
+                key = item.claim_key
+                if key is not None:
+                    if key in keys:
+                        break
+                    keys.add(key)
+                admitted.append((inbound, item))
+            index += 1
+        return admitted, index
+
+    async def _process_run(self, run: list[Inbound]) -> int:
+        """Handle a key's queued deliveries in order, in one step: admit them (up to a
+        repeated event id; claims in one round trip), run each handler in turn (retries in
+        place, dead-letters as `_process`), then remember the handled ids in one round trip
+        and ack them. Returns how many deliveries of `run` it took (the rest wait).
+
+        Claims are leases: a claim older than half its lease is renewed (released and
+        claimed again) before its event runs, and the run length adapts so that a run
+        usually ends well within one lease."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        admitted, consumed = await self._admit_run(run, 0)
+        admitted = await self._claim_all(admitted)
+        claimed_at = loop.time()
+        done: list[str] = []
+        handled: list[Inbound] = []
+        index = 0
+        try:
+            while index < len(admitted) and not self._closing.is_set():
+                inbound, item = admitted[index]
+                key = item.claim_key
+                if key is not None and loop.time() - claimed_at > CLAIM_LEASE / 2:
+                    await self._settle(functools.partial(self._store.release, key))
+                    if not await self._claim(key):
+                        await self._settle(inbound.ack)
+                        index += 1
+                        continue
+                    claimed_at = loop.time()
+                attempts = max(1, inbound.delivery_count)
+                fields = DeliveryFields(self.channel, self.group, attempts)
+                fields.envelope = item.envelope
+                token = log_fields.set(fields)
+                try:
+                    action, error, attempt, reason = await self._attempts(
+                        item.route, item.event, item.envelope, attempts, fields
+                    )
+                    if action == "dead_letter":
+                        if key is not None:
+                            await self._settle(functools.partial(self._store.release, key))
+                        await self._dead_letter(
+                            inbound, reason, error, attempt, enabled=item.route.dead_letter
+                        )
+                    else:
+                        if key is not None:
+                            done.append(key)
+                        handled.append(inbound)
+                finally:
+                    log_fields.reset(token)
+                index += 1
+        finally:
+            for _, item in admitted[index:]:  # not run: a redelivery may claim them at once
+                if item.claim_key is not None:
+                    with contextlib.suppress(Exception):
+                        await self._store.release(item.claim_key)
+            await self._finish_run(done, handled)
+        elapsed = loop.time() - started
+        if elapsed > CLAIM_LEASE / 8:
+            self._run_limit = max(1, self._run_limit // 2)
+        elif self._run_limit < RUN_MAX:
+            self._run_limit = min(RUN_MAX, self._run_limit * 2)
+        return consumed
+
+    async def _finish_run(self, done: list[str], handled: list[Inbound]) -> None:
+        """Remember the handled ids (one round trip), then ack their deliveries."""
+        store = self._batch_store
+        if done:
+            if store is not None:
+                await self._settle(functools.partial(store.complete_many, done, DONE_TTL))
+            else:
+                for key in done:
+                    await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
+        for inbound in handled:
             await self._settle(inbound.ack)
 
     async def _claim(self, key: str) -> bool:
@@ -487,12 +705,12 @@ class Consumer:
     def abandon(self) -> None:
         """Stop at once (a crash): nothing more is handled or settled."""
         self._closing.set()
+        self._window.close()
 
     async def drain(self, timeout: float) -> None:
         """Let running handlers finish and settle; leave the rest unsettled."""
         self._closing.set()
-        for _ in range(self._max_in_flight):  # wake a backend blocked on a full window
-            self._slots.release()
+        self._window.close()  # wake a backend blocked on a full window
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in pending:

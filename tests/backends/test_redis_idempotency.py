@@ -265,3 +265,30 @@ def test_two_processes_racing_on_the_same_ids_run_each_effect_once(tmp_path: Pat
     assert not twice, f"effects not run exactly once: {dict(list(twice.items())[:10])}"
     handled = [int(out.split()[-1]) for out in outputs]
     assert sum(handled) == count, handled
+
+
+def test_claim_many_and_complete_many_answer_as_one_at_a_time() -> None:
+    space = prefix()
+
+    async def scenario() -> None:
+        store = RedisIdempotencyStore(URL, prefix=space)
+        other = RedisIdempotencyStore(URL, prefix=space)
+        try:
+            assert await other.claim("g:busy", 30) is Claim.ACQUIRED
+            await other.complete("g:done", 60)
+            keys = ["g:new-1", "g:busy", "g:done", "g:new-2"]
+            states = await store.claim_many(keys, 30)
+            assert states == [Claim.ACQUIRED, Claim.BUSY, Claim.DONE, Claim.ACQUIRED]
+            assert await other.claim("g:new-1", 30) is Claim.BUSY  # held by `store`
+            await store.release("g:new-2")  # its own claim: released like a single claim
+            assert await other.claim("g:new-2", 30) is Claim.ACQUIRED
+            await store.complete_many(["g:new-1", "g:busy"], 60)
+            assert await other.claim_many(["g:new-1", "g:busy"], 30) == [Claim.DONE, Claim.DONE]
+            await store.release("g:new-1")  # completed: nothing to release any more
+            assert await other.claim("g:new-1", 30) is Claim.DONE
+        finally:
+            await store.close()
+            await other.close()
+            await forget(space)
+
+    run(scenario)

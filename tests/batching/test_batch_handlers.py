@@ -23,6 +23,7 @@ from eventwire import (
     ConfigurationError,
     Event,
     EventBus,
+    Middleware,
     NonRetryableError,
     RetryPolicy,
 )
@@ -293,8 +294,10 @@ def test_bad_batch_subscriptions_are_refused() -> None:
         bus.subscribe(model, batch=policy, concurrency=4)(handle)
     with pytest.raises(ConfigurationError, match="max_in_flight=5 is below"):
         bus.subscribe(model, batch=policy, max_in_flight=5)(handle)
-    with pytest.raises(ConfigurationError, match="cannot take them"):
+    with pytest.raises(ConfigurationError, match=r"not an eventwire\.Middleware"):
         bus.subscribe(model, batch=policy, middlewares=[object()])(handle)  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="does not override consume_batch"):
+        bus.subscribe(model, batch=policy, middlewares=[Middleware()])(handle)
     with pytest.raises(ConfigurationError, match="takes one argument, the list of events"):
         bus.subscribe(model, batch=policy)(two)
     bus.subscribe(model, group="g", batch=policy)(handle)

@@ -25,10 +25,10 @@ import abc
 import asyncio
 import enum
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
-from eventwire.backend import Inbound, MessageHandler, SubscriptionSpec
+from eventwire.backend import BatchReceiver, Inbound, MessageHandler, SubscriptionSpec
 
 __all__ = ["BaseSubscription", "SubscriptionState", "cancel_and_wait"]
 
@@ -57,6 +57,8 @@ class BaseSubscription(abc.ABC):
         self.spec = spec
         self.state = SubscriptionState.RUNNING
         self._handler = handler
+        #: The handler, when it takes fetched batches in one step (`hand_many`).
+        self._receiver = handler if isinstance(handler, BatchReceiver) else None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._name = f"{type(self).__name__}:{spec.channel}/{spec.group}"
 
@@ -150,6 +152,35 @@ class BaseSubscription(abc.ABC):
             )
             return False
         return True
+
+    @property
+    def takes_batches(self) -> bool:
+        """Whether the handler takes fetched batches (`take_batch`, `wait_room`)."""
+        return self._receiver is not None
+
+    def take_batch(self, inbounds: Sequence[Inbound]) -> int:
+        """Hand the longest prefix of `inbounds` that fits in the handler's in-flight window
+        to it, in one synchronous step (only when `takes_batches`); how many it took.
+
+        Nothing runs between the call and the hand-over, so whatever the backend checked
+        just before still holds, and no delivery of the prefix is settled before this
+        returns (count them in flight right after). Zero when the handler raised (logged;
+        the batch stays unsettled, as with `deliver`) or takes no more."""
+        assert self._receiver is not None, "take_batch needs a BatchReceiver handler"
+        try:
+            return self._receiver.take_many(inbounds)
+        except Exception:
+            log.exception(
+                "eventwire: the handler of %s/%s raised on a batch; it stays unsettled",
+                self.spec.channel,
+                self.spec.group,
+            )
+            return 0
+
+    async def wait_room(self) -> bool:
+        """Wait until the handler has room for a batch; ``False`` once it takes no more."""
+        assert self._receiver is not None, "wait_room needs a BatchReceiver handler"
+        return await self._receiver.room()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], role: str) -> asyncio.Task[Any]:
         """Run `coro` as a background task of this subscription, ended by close and abort.

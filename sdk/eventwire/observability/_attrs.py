@@ -22,6 +22,9 @@ ATTEMPT = "eventwire.delivery.attempt"
 EVENT_TYPE = "cloudevents.event_type"
 EVENT_ID = "cloudevents.event_id"
 ERROR_TYPE = "error.type"
+BATCH_COUNT = "messaging.batch.message_count"
+#: How many events of a batch handler's call failed.
+BATCH_FAILED = "eventwire.batch.failed_count"
 
 
 def messaging_system(backend_name: str) -> str:

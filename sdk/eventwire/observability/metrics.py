@@ -13,7 +13,13 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from eventwire.middleware import CallNext, ConsumeContext, Middleware, PublishContext
+from eventwire.middleware import (
+    BatchConsumeContext,
+    CallNext,
+    ConsumeContext,
+    Middleware,
+    PublishContext,
+)
 
 __all__ = ["GroupLabels", "Labels", "Metrics", "Recorder"]
 
@@ -80,3 +86,33 @@ class Metrics(Middleware):
         for recorder in recorders:
             recorder.in_flight(labels, -1)
             recorder.handled(labels, seconds)
+
+    async def consume_batch(self, context: BatchConsumeContext, call_next: CallNext) -> None:
+        """Each event of a batch handler's call counts as one attempt lasting the call."""
+        now = time.time()
+        labels = []
+        for delivery in context.deliveries:
+            envelope = delivery.envelope
+            label = (self.system, context.channel, context.group, envelope.type)
+            labels.append(label)
+            sent = envelope.time.timestamp()
+            if delivery.attempt == 1 and sent > 0:
+                for recorder in self.recorders:
+                    recorder.latency(label, max(0.0, now - sent))
+        for label in labels:
+            for recorder in self.recorders:
+                recorder.in_flight(label, 1)
+        start = time.perf_counter()
+        try:
+            await call_next()
+        finally:
+            seconds = time.perf_counter() - start
+            failed = context.failed or {}
+            for index, label in enumerate(labels):
+                error = failed.get(index)
+                for recorder in self.recorders:
+                    recorder.in_flight(label, -1)
+                    if error is None:
+                        recorder.handled(label, seconds)
+                    else:
+                        recorder.failed(label, type(error).__qualname__, seconds)

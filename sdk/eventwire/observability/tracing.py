@@ -6,7 +6,9 @@ travels in the CloudEvents distributed-tracing extension attributes (see `_trace
 the consumer span is its child, so a handler that publishes a follow-up continues the trace.
 Each attempt is its own consumer span, a child of the producer: a retried event shows one
 span per attempt, the failed ones carrying the error and a ``retry`` or ``dead_letter``
-event. An unusable incoming ``traceparent`` is ignored: the attempt starts a new trace and
+event. A call of a batch handler is one consumer span linked to the producer span of each
+of its events (``messaging.batch.message_count`` events). An unusable incoming
+``traceparent`` is ignored: the attempt starts a new trace and
 ``eventwire.tracecontext.invalid`` counts it.
 
 With a tracer provider that never samples (the SDK's ``ALWAYS_OFF`` sampler) no span could
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import (
+    Link,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -34,7 +37,13 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-from eventwire.middleware import CallNext, ConsumeContext, Middleware, PublishContext
+from eventwire.middleware import (
+    BatchConsumeContext,
+    CallNext,
+    ConsumeContext,
+    Middleware,
+    PublishContext,
+)
 from eventwire.observability import _attrs as a
 from eventwire.observability import _tracecontext
 
@@ -218,6 +227,46 @@ class Tracing(_TraceContext):
             if span.is_recording():
                 _failed(span, exc)
                 _outcome(span, exc, context)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    async def consume_batch(self, context: BatchConsumeContext, call_next: CallNext) -> None:
+        """One consumer span per call of a batch handler, linked to the producer span of
+        every event of the batch (a batch has no single parent; the span starts a trace)."""
+        links = []
+        for delivery in context.deliveries:
+            incoming = self._incoming(delivery.envelope.headers, context.channel)
+            if incoming is not None:
+                links.append(Link(incoming))
+        span = self._tracer.start_span(
+            f"process {context.channel}",
+            context=otel_context.Context(),
+            kind=SpanKind.CONSUMER,
+            links=links,
+        )
+        if not span.get_span_context().is_valid:  # a no-op tracer
+            await call_next()
+            return
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    a.SYSTEM: self.system,
+                    a.DESTINATION: context.channel,
+                    a.OPERATION_TYPE: "process",
+                    a.OPERATION_NAME: "process",
+                    a.GROUP: context.group,
+                    a.BATCH_COUNT: len(context.events),
+                }
+            )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            await call_next()
+        except Exception as exc:
+            if span.is_recording():
+                _failed(span, exc)
+                span.set_attribute(a.BATCH_FAILED, len(context.failed or ()))
             raise
         finally:
             otel_context.detach(token)
