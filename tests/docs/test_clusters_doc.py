@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from eventwire.backendkit import BackendSettings
 from eventwire_kafka import KafkaSettings
 from eventwire_nats import NatsSettings
 from eventwire_rabbit._settings import RabbitSettings
@@ -34,7 +35,7 @@ def test_the_example_prints_every_cluster_url_without_credentials(tmp_path: Path
 
 
 def test_the_options_it_names_exist() -> None:
-    named = {
+    named: dict[type[BackendSettings], tuple[str, ...]] = {
         KafkaSettings: ("replication_factor", "min_insync_replicas"),
         RabbitSettings: ("quorum_size",),
         NatsSettings: ("replicas",),
