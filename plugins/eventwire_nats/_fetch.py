@@ -15,7 +15,16 @@ ready), inside ``coordinator.reading(...)`` so the shard is not given back while
 - once it may read no more (draining, lease lost, stopped), it sends no new request, keeps
   its inbox until every request sent has been answered or has expired (a request cannot be
   cancelled on NATS 2.9, and one whose inbox is gone can still take a redelivered message),
-  unsubscribes and gives back (nak) what it held back.
+  unsubscribes and forgets what it held back.
+
+A delivery this member gives up without handling it (held back, or cut off while the
+handler waited for room in ``max_in_flight``: nats-py cancels a subscription's running
+callback when it unsubscribes) is forgotten, not nak'ed: it stops counting as in flight, so
+the shard can be given back, and it stops getting progress signals, so the server delivers
+it again after ``ack_wait``. A nak would hand it out at once, before older messages of the
+shard that are still pending (an earlier owner's, or replies lost with a connection), and
+the next owner would see a key's newer event first; redeliveries after ``ack_wait`` come in
+sequence order.
 """
 
 from __future__ import annotations
@@ -236,11 +245,8 @@ class ShardFetch:
             # connection. Every requested message has been handled by the callback here.
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        while self.held and member.accepting:
-            delivery = self.held.popleft()
-            if member.forget(delivery):
-                with contextlib.suppress(Exception):
-                    await member.send(delivery.reply, NAK)
+        while self.held:
+            member.forget(self.held.popleft())
 
     async def on_message(self, msg: Any) -> None:
         reply = msg.reply
@@ -276,4 +282,9 @@ class ShardFetch:
     async def _hand(self, delivery: NatsInbound) -> None:
         delivery.handed = True
         self.handed += 1
-        await self.member.deliver(delivery)
+        try:
+            await self.member.deliver(delivery)
+        except asyncio.CancelledError:
+            # the handler was waiting for room and never took it (see the module docstring)
+            self.member.forget(delivery)
+            raise
