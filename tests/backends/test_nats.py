@@ -11,6 +11,7 @@ free ports, so the shared broker is never touched.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import os
@@ -665,3 +666,53 @@ def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> None:
 
     run(main, timeout=90)
     assert list(dict.fromkeys(later)) == [1, 2, 3, 4], later
+
+
+def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
+    """After a broker crash nats-server 2.9 can leave a consumer's ack floor behind for good
+    (here the server's answer is altered to say so): the next owner must go on once every
+    message still pending is one it holds back itself."""
+    channel = unique("floor")
+    bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
+    options = {"lease_ttl": 1.5, "ack_wait": 1, "lease_bucket": bucket, "shards": 1}
+    taken: list[int] = []
+    later: list[int] = []
+
+    async def crashes(inbound: Any) -> None:
+        taken.append(int(inbound.message.body))
+
+    async def next_owner(inbound: Any) -> None:
+        later.append(int(inbound.message.body))
+        await inbound.ack()
+
+    async def main() -> None:
+        first, second = await connected(**options), await connected(**options)
+        real = second.js.consumer_info
+
+        async def floor_behind(*args: Any, **kwargs: Any) -> Any:
+            info = await real(*args, **kwargs)
+            return dataclasses.replace(
+                info, ack_floor=dataclasses.replace(info.ack_floor, stream_seq=0)
+            )
+
+        second.js.consumer_info = floor_behind
+        try:
+            spec = SubscriptionSpec(channel, "g", max_in_flight=3)
+            await first.subscribe(spec, crashes)
+            await first.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3)])
+            await wait_until(lambda: len(taken) == 3, "the first member to take three")
+            await first.abort()  # nothing acked: they come back after ack_wait
+            await second.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3, 6)])
+            await second.subscribe(spec, next_owner)
+            await wait_until(lambda: len(set(later)) >= 6, "the next owner to handle all six")
+        finally:
+            await second.close()
+            cleanup = await connected()
+            try:
+                await drop_stream(cleanup, channel)
+                await cleanup.js.delete_key_value(bucket)
+            finally:
+                await cleanup.close()
+
+    run(main, timeout=90)
+    assert list(dict.fromkeys(later)) == list(range(6)), later
