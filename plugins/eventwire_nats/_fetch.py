@@ -5,9 +5,13 @@ ready), inside ``coordinator.reading(...)`` so the shard is not given back while
 
 - it first asks the shard's durable consumer what is unacknowledged. Nothing: the shard is
   recovered at once. Messages an earlier owner left pending (it crashed): messages newer
-  than the last one delivered are held back until the consumer's ack floor has passed it,
-  so the earlier owner's messages (redelivered after ``ack_wait``, or at once if nak'ed)
-  run first; then the held ones are handed over in order and the shard is recovered;
+  than the last one delivered are held back until none of the earlier ones is pending any
+  more (the consumer's ack floor has passed the last one, or every message pending is one
+  held back here: after a broker crash nats-server 2.9 can leave the ack floor behind for
+  good), so the earlier owner's messages (redelivered after ``ack_wait``, or at once if
+  nak'ed) run first; then the held ones are handed over in order and the shard is
+  recovered. A reconnection while recovering starts the recovery again (the server may have
+  lost what it knew of the held messages);
 - it sends pull requests to its own inbox for at most its share of ``max_in_flight``
   minus what it handed out and what is asked for already; a request expires within
   ``0.2 * lease_ttl`` and never outlives ``0.6 * lease_ttl`` after the lease's last
@@ -15,7 +19,16 @@ ready), inside ``coordinator.reading(...)`` so the shard is not given back while
 - once it may read no more (draining, lease lost, stopped), it sends no new request, keeps
   its inbox until every request sent has been answered or has expired (a request cannot be
   cancelled on NATS 2.9, and one whose inbox is gone can still take a redelivered message),
-  unsubscribes and gives back (nak) what it held back.
+  unsubscribes and forgets what it held back.
+
+A delivery this member gives up without handling it (held back, or cut off while the
+handler waited for room in ``max_in_flight``: nats-py cancels a subscription's running
+callback when it unsubscribes) is forgotten, not nak'ed: it stops counting as in flight, so
+the shard can be given back, and it stops getting progress signals, so the server delivers
+it again after ``ack_wait``. A nak would hand it out at once, before older messages of the
+shard that are still pending (an earlier owner's, or replies lost with a connection), and
+the next owner would see a key's newer event first; redeliveries after ``ack_wait`` come in
+sequence order.
 """
 
 from __future__ import annotations
@@ -139,6 +152,8 @@ class ShardFetch:
         self.handed = 0
         #: While recovering: the last message delivered to an earlier owner.
         self.barrier: int | None = None
+        #: The connection was re-established while recovering: recover again.
+        self.stale = False
         self.held: deque[NatsInbound] = deque()
         self.wake = asyncio.Event()
 
@@ -146,12 +161,18 @@ class ShardFetch:
     def reading(self) -> bool:
         """Whether this fetch may still read: running, same epoch, recovering or ready."""
         shard = self.shard
-        return self.member.running and shard.epoch == self.epoch and shard.state in _READING
+        return (
+            self.member.running
+            and shard.epoch == self.epoch
+            and shard.state in _READING
+            and not self.stale
+        )
 
     def reset(self) -> None:
         """The connection was re-established: the pull requests sent before are gone."""
         self.outstanding = 0
         self.deadline = 0.0
+        self.stale = self.barrier is not None
         self.wake.set()
 
     async def run(self) -> None:
@@ -194,7 +215,10 @@ class ShardFetch:
             info = await self.member.js.consumer_info(self.member.topology.stream, self.durable)
         except Exception:
             return
-        if self.barrier is None or info.ack_floor.stream_seq < self.barrier:
+        if self.barrier is None:
+            return
+        ours = len({delivery.seq for delivery in self.held})
+        if info.ack_floor.stream_seq < self.barrier and info.num_ack_pending > ours:
             return
         while self.held and self.reading:
             await self._hand(self.held.popleft())
@@ -236,11 +260,8 @@ class ShardFetch:
             # connection. Every requested message has been handled by the callback here.
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        while self.held and member.accepting:
-            delivery = self.held.popleft()
-            if member.forget(delivery):
-                with contextlib.suppress(Exception):
-                    await member.send(delivery.reply, NAK)
+        while self.held:
+            member.forget(self.held.popleft())
 
     async def on_message(self, msg: Any) -> None:
         reply = msg.reply
@@ -276,4 +297,9 @@ class ShardFetch:
     async def _hand(self, delivery: NatsInbound) -> None:
         delivery.handed = True
         self.handed += 1
-        await self.member.deliver(delivery)
+        try:
+            await self.member.deliver(delivery)
+        except asyncio.CancelledError:
+            # the handler was waiting for room and never took it (see the module docstring)
+            self.member.forget(delivery)
+            raise

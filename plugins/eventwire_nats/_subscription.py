@@ -113,11 +113,13 @@ class NatsSubscription(BaseSubscription):
             await asyncio.wait(tasks)
 
     async def _release(self) -> None:
-        """Give back what is unsettled (nak: redelivered at once) and every lease."""
+        """Give back what the handler did not settle (nak: redelivered at once) and every
+        lease; what a fetch held back comes back after ``ack_wait`` (see `_fetch`)."""
         try:
             for delivery in list(self._unsettled):
-                with contextlib.suppress(Exception):
-                    await self.send(delivery.reply, NAK)
+                if delivery.handed:
+                    with contextlib.suppress(Exception):
+                        await self.send(delivery.reply, NAK)
             self._unsettled.clear()
             await self.coordinator.leave()
         finally:

@@ -11,6 +11,7 @@ free ports, so the shared broker is never touched.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import os
@@ -630,3 +631,103 @@ def test_crashed_members_messages_come_back_first_to_the_next_owner() -> None:
 )
 def test_default_replicas_follow_the_cluster_size(info: dict[str, Any], replicas: int) -> None:
     assert cluster_replicas(info) == replicas
+def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> None:
+    """The handler blocks a fetch (the member's ``max_in_flight`` window is full) when the
+    shard must go to a member that joins. Ending the fetch cancels the blocked call: the
+    delivery it carried was never handled, so it must not count as in flight, or the shard
+    is never given back (its lease renewed and the message kept alive for ever)."""
+    channel = unique("blocked")
+    bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
+    options = {"lease_ttl": 1.5, "ack_wait": 1, "lease_bucket": bucket, "shards": 1}
+    taken: list[Any] = []
+    cancelled = asyncio.Event()
+    later: list[int] = []
+
+    async def full_window(inbound: Any) -> None:
+        taken.append(inbound)
+        if len(taken) > 1:  # the window is full: wait for room, as the pipeline does
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+    async def next_owner(inbound: Any) -> None:
+        later.append(int(inbound.message.body))
+        await inbound.ack()
+
+    async def main() -> None:
+        first, second = await connected(**options), await connected(**options)
+        try:
+            # member ids sort by prefix: the joiner ("a-…") takes the only shard
+            spec = SubscriptionSpec(channel, "g", max_in_flight=2, member_prefix="b")
+            await first.subscribe(spec, full_window)
+            await first.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(5)])
+            await wait_until(lambda: len(taken) == 2, "the second delivery to wait for room")
+            joiner = SubscriptionSpec(channel, "g", max_in_flight=2, member_prefix="a")
+            await second.subscribe(joiner, next_owner)
+            await asyncio.wait_for(cancelled.wait(), 30)
+            await taken[0].ack()  # the first one is handled: nothing is in flight any more
+            await wait_until(lambda: len(later) >= 4, "the next owner to handle the rest")
+        finally:
+            await first.close()
+            await second.close()
+            cleanup = await connected()
+            try:
+                await drop_stream(cleanup, channel)
+                await cleanup.js.delete_key_value(bucket)
+            finally:
+                await cleanup.close()
+
+    run(main, timeout=90)
+    assert list(dict.fromkeys(later)) == [1, 2, 3, 4], later
+
+
+def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
+    """After a broker crash nats-server 2.9 can leave a consumer's ack floor behind for good
+    (here the server's answer is altered to say so): the next owner must go on once every
+    message still pending is one it holds back itself."""
+    channel = unique("floor")
+    bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
+    options = {"lease_ttl": 1.5, "ack_wait": 1, "lease_bucket": bucket, "shards": 1}
+    taken: list[int] = []
+    later: list[int] = []
+
+    async def crashes(inbound: Any) -> None:
+        taken.append(int(inbound.message.body))
+
+    async def next_owner(inbound: Any) -> None:
+        later.append(int(inbound.message.body))
+        await inbound.ack()
+
+    async def main() -> None:
+        first, second = await connected(**options), await connected(**options)
+        real = second.js.consumer_info
+
+        async def floor_behind(*args: Any, **kwargs: Any) -> Any:
+            info = await real(*args, **kwargs)
+            return dataclasses.replace(
+                info, ack_floor=dataclasses.replace(info.ack_floor, stream_seq=0)
+            )
+
+        second.js.consumer_info = floor_behind
+        try:
+            spec = SubscriptionSpec(channel, "g", max_in_flight=3)
+            await first.subscribe(spec, crashes)
+            await first.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3)])
+            await wait_until(lambda: len(taken) == 3, "the first member to take three")
+            await first.abort()  # nothing acked: they come back after ack_wait
+            await second.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3, 6)])
+            await second.subscribe(spec, next_owner)
+            await wait_until(lambda: len(set(later)) >= 6, "the next owner to handle all six")
+        finally:
+            await second.close()
+            cleanup = await connected()
+            try:
+                await drop_stream(cleanup, channel)
+                await cleanup.js.delete_key_value(bucket)
+            finally:
+                await cleanup.close()
+
+    run(main, timeout=90)
+    assert list(dict.fromkeys(later)) == list(range(6)), later

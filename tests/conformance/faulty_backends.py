@@ -42,9 +42,12 @@ RabbitMQ: the cross-process part of G11 is unsupported unless a store is configu
 scheme that exists only where this module is imported, so G12's consumer process finds it
 only if the suite hands its ``--plugin`` modules on.
 
-Two more serve the runner's own tests: ``down://`` never connects (an unreachable broker),
-and ``restartable://`` is the memory backend claiming G16, G22 and G23, so the restart and
-kill logic can run with a harmless command.
+Three more serve the runner's own tests: ``down://`` never connects (an unreachable broker),
+``restartable://`` is the memory backend claiming G16, G22 and G23, so the restart and kill
+logic can run with a harmless command, and ``stuckcrash://`` is ``restartable://`` whose
+crashed member keeps its partitions for ever (its subscriptions live on without a handler
+taking anything), so the events of those partitions stall, as a shard does when its dead
+owner is never taken over: G22 must report them.
 
 ``unreplicated://`` (G23's teeth) claims G23 like ``restartable://`` but confirms a publish
 before it is replicated: a message becomes part of the log (deliverable) only
@@ -557,6 +560,12 @@ class Unreplicated(Restartable):
         await super().abort()
 
 
+class StuckCrash(Restartable):
+    async def abort(self) -> None:
+        """A crash that leaves the member's subscriptions running: its partitions stay
+        with a member that hands nothing to a handler any more."""
+
+
 FAULTS: dict[str, tuple[type[FaultyBackend], str]] = {
     "lossy": (Lossy, "loses every 10th message of a channel"),
     "reorder": (Reorder, "swaps same-key messages"),
@@ -584,6 +593,7 @@ HELPERS: dict[str, tuple[type[Wrapper], str]] = {
     ),
     "unreplicated": (Unreplicated, "confirms a publish before it is replicated"),
     "plugged": (Plugged, "is sqlite:// found only where this plugin is loaded"),
+    "stuckcrash": (StuckCrash, "claims G22, and a crashed member keeps its partitions"),
 }
 _ALL: dict[str, tuple[type[Wrapper], str]] = {**FAULTS, **STORE_FAULTS, **HELPERS}
 

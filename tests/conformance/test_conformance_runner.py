@@ -222,6 +222,18 @@ def test_g22_runs_the_kill_command_and_reports_duplicates(
         assert code == 0
 
 
+def test_g22_reports_events_stalled_after_the_crash(tmp_path: Path) -> None:
+    # the member that dies with the broker keeps its partitions: their events never come
+    code, report, output = run_suite(
+        "stuckcrash://", tmp_path, "--only", "G22", "--kill-cmd", "sleep 0.3", "--patience", "2"
+    )
+    g22 = report["backends"]["stuckcrash"]["results"]["G22"]
+    assert g22["status"] == "failed", (g22, output[-2000:])
+    assert "stalled: " in g22["detail"], g22
+    assert "after the broker was back" in g22["detail"], g22
+    assert code == 1
+
+
 def test_g16_and_g22_run_alone_after_the_rest(tmp_path: Path) -> None:
     """With several workers the guarantees that take the broker down get a session of
     their own, one test at a time, after the others."""
