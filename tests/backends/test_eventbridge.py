@@ -27,7 +27,8 @@ from eventwire.errors import (
     UnsupportedOperationError,
 )
 from eventwire_eventbridge import CAPABILITIES, EventBridgeBackend
-from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, REQUEST_ATTEMPTS, resource_name
+from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, resource_name
+from eventwire_eventbridge._clients import REQUEST_ATTEMPTS
 from eventwire_eventbridge._batcher import PutBatcher
 from eventwire_eventbridge._envelope import entry_size, to_entry
 from eventwire_eventbridge._info import MAX_ENTRY_BYTES
@@ -526,7 +527,7 @@ def test_the_moto_launcher_keeps_the_retention_answer(launcher: Any) -> None:
 
     sqs = SQSBackend(REGION, "123456789012")
     sqs.create_queue("kept", MessageRetentionPeriod="60")
-    message = sqs.send_message("kept", "body")
+    message: Any = sqs.send_message("kept", "body")
     now = unix_time_millis()
     for age in (0, 30_000, 59_000, 61_000, 3_600_000):
         message.sent_timestamp = int(now - age)
