@@ -28,8 +28,8 @@ from eventwire.errors import (
 )
 from eventwire_eventbridge import CAPABILITIES, EventBridgeBackend
 from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, resource_name
-from eventwire_eventbridge._clients import REQUEST_ATTEMPTS
 from eventwire_eventbridge._batcher import PutBatcher
+from eventwire_eventbridge._clients import REQUEST_ATTEMPTS
 from eventwire_eventbridge._envelope import entry_size, to_entry
 from eventwire_eventbridge._info import MAX_ENTRY_BYTES
 from eventwire_eventbridge._names import STORE_GROUP
