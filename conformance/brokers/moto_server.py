@@ -13,6 +13,8 @@ the emulator answers is unchanged; only how much CPU it spends to answer:
   the queue's messages: each received message costs nine passes over the whole queue, so
   draining a backlog of N messages costs N² (10,000 events: hours on a small machine). The
   check reads the queue's retention period directly instead, with the same result.
+- ``DeleteMessage`` (each entry of ``DeleteMessageBatch``) walks the queue twice, building
+  a list of receipt handles for every message; it walks it once here, comparing handles.
 - Every visibility and delay check of a message (each of those passes, and each
   ``SendMessage`` makes three more) reads the clock through two ``datetime`` objects; the SQS
   model reads the same clock with ``time.time()`` instead.
@@ -25,6 +27,8 @@ import sys
 import time
 from typing import Any
 
+from moto.core import utils
+
 
 def retained(backend: Any, queue_name: str, message: Any) -> bool:
     """moto's ``SQSBackend.is_message_valid_based_on_retention_period``, the same answer in
@@ -33,10 +37,30 @@ def retained(backend: Any, queue_name: str, message: Any) -> bool:
     return bool(period + message.sent_timestamp / 1000 > time.time())
 
 
+def delete_message(queue: Any, receipt_handle: str) -> None:
+    """moto's ``Queue.delete_message`` in one pass: delete the message that has or had
+    `receipt_handle` (again: nothing), else ``ReceiptHandleIsInvalid``."""
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+    if receipt_handle in queue.deleted_messages:
+        return
+    found = [
+        m
+        for m in queue._messages
+        if m.receipt_handle == receipt_handle or receipt_handle in m._old_receipt_handles
+    ]
+    if not found:
+        raise ReceiptHandleIsInvalid()
+    remaining = list(queue._messages)  # a new list, as moto makes: readers keep theirs
+    for message in found:
+        queue.pending_messages.discard(message)
+        queue.deleted_messages.update(message.all_receipt_handles)
+        remaining.remove(message)  # by identity: Message has no __eq__
+    queue._messages = remaining
+
+
 def unix_time(dt: Any = None) -> float:
     """moto's ``unix_time``: seconds since the epoch, of `dt` or of now."""
-    from moto.core import utils
-
     return time.time() if dt is None else float(utils.unix_time(dt))
 
 
@@ -49,10 +73,12 @@ def _patch() -> None:
     import jsonpath_ng.ext
     from moto.sqs import models
 
-    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
-    models.SQSBackend.is_message_valid_based_on_retention_period = retained
-    models.unix_time = unix_time
-    models.unix_time_millis = unix_time_millis
+    memoized = functools.lru_cache(maxsize=256)(vars(jsonpath_ng.ext)["parse"])
+    setattr(jsonpath_ng.ext, "parse", memoized)  # noqa: B010 (patching a third party)
+    setattr(models.SQSBackend, "is_message_valid_based_on_retention_period", retained)  # noqa: B010
+    setattr(models.Queue, "delete_message", delete_message)  # noqa: B010
+    setattr(models, "unix_time", unix_time)  # noqa: B010
+    setattr(models, "unix_time_millis", unix_time_millis)  # noqa: B010
 
 
 def main(argv: list[str]) -> None:

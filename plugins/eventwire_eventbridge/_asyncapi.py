@@ -25,14 +25,12 @@ from eventwire.backend import Backend
 from eventwire.deadletter import dead_letter_channel
 
 from eventwire_eventbridge._envelope import channel_pattern
-from eventwire_eventbridge._names import STORE_GROUP, resource_name
+from eventwire_eventbridge._names import RETENTION_SECONDS, STORE_GROUP, resource_name
 from eventwire_eventbridge._settings import EventBridgeSettings
 
 __all__ = ["SQS_BINDING_VERSION", "add_bindings", "asyncapi_protocol"]
 
 SQS_BINDING_VERSION = "0.2.0"
-#: SQS's maximum retention, which the backend sets on every queue it creates.
-RETENTION_SECONDS = 1_209_600
 
 
 def _settings(backend: Any) -> EventBridgeSettings | None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from eventwire.errors import BackendUnavailableError
 
 from eventwire_eventbridge._envelope import TARGET_INPUT, channel_pattern
-from eventwire_eventbridge._names import resource_name
+from eventwire_eventbridge._names import RETENTION_SECONDS, resource_name
 
 if TYPE_CHECKING:
     from eventwire_eventbridge._backend import EventBridgeBackend
@@ -23,8 +23,6 @@ __all__ = ["TARGET_ID", "Routes", "error_code"]
 
 #: The id of a rule's one target, the group's queue.
 TARGET_ID = "group-queue"
-#: Retention of a group's queue: 14 days, SQS's maximum.
-RETENTION_SECONDS = 1_209_600
 
 
 class Routes:

@@ -544,3 +544,30 @@ def test_the_moto_launcher_reads_the_same_clock(launcher: Any) -> None:
     assert abs(launcher.unix_time_millis() - utils.unix_time_millis()) < 1000
     moment = datetime(2026, 1, 2, 3, 4, 5, 678000)
     assert launcher.unix_time(moment) == utils.unix_time(moment)
+
+
+def test_the_moto_launcher_deletes_as_moto_does(launcher: Any) -> None:
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Queue, SQSBackend
+
+    def scenario(delete: Any) -> list[Any]:
+        sqs = SQSBackend(REGION, "123456789012")
+        queue = sqs.create_queue("q", VisibilityTimeout="0")
+        for body in ("a", "b", "c"):
+            sqs.send_message("q", body)
+        first = sqs.receive_message("q", 10, 0, 0)
+        second = sqs.receive_message("q", 10, 0, 0)  # new handles; the old ones still delete
+        outcome: list[Any] = []
+        for handle in (first[0].receipt_handle, second[1].receipt_handle, "nonsense"):
+            try:
+                delete(queue, handle)
+                outcome.append(sorted(m.body for m in queue._messages))
+            except ReceiptHandleIsInvalid:
+                outcome.append("invalid")
+        delete(queue, first[0].receipt_handle)  # deleted already: nothing
+        outcome.append(sorted(m.body for m in queue._messages))
+        return outcome
+
+    expected = scenario(Queue.delete_message)
+    assert expected == [["b", "c"], ["c"], "invalid", ["c"]]
+    assert scenario(launcher.delete_message) == expected
