@@ -426,6 +426,7 @@ def test_asyncapi_describes_the_bus_the_rules_and_the_sqs_queues() -> None:
     assert validate_document(document) == []  # the official AsyncAPI 3.0 schema
     (server,) = document["servers"].values()
     assert server["protocol"] == "eventbridge"
+    assert server["host"] == "events.eu-west-1.amazonaws.com"
     assert server["x-eventbridge"] == {"eventBusName": "orders-bus", "region": "eu-west-1"}
     channel = document["channels"]["shipping"]
     assert channel["x-eventbridge-rule"] == {"eventPattern": {"detail": {"channel": ["shipping"]}}}
