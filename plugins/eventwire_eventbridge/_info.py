@@ -55,11 +55,12 @@ EMULATOR_UNSUPPORTED = MappingProxyType(
     {
         "G04": "the endpoint is not AWS's own, and the local emulator (moto 5.x) can return one "
         "message to two ReceiveMessage calls on a queue at the same moment (it checks that a "
-        "message is visible and marks it received without a lock; moto issue 519), so two "
-        "members of a group may each handle one event. SQS hides a received message from "
-        "every other receiver for its visibility timeout (a standard queue may still, "
-        "rarely, deliver a second copy: at least once); run G04 against a real account "
-        "without endpoint (docs/backends/eventbridge.md)",
+        "message is visible and marks it received without a lock: the race of moto issue "
+        "519, closed in 2016, is back in 5.x), so two members of a group may each handle "
+        "one event. SQS hides a received message from every other receiver for its "
+        "visibility timeout (a standard queue may still, rarely, deliver a second copy: at "
+        "least once); run G04 against a real account without endpoint "
+        "(docs/backends/eventbridge.md)",
     }
 )
 
