@@ -14,7 +14,8 @@ the emulator answers is unchanged; only how much CPU it spends to answer:
   draining a backlog of N messages costs N² (10,000 events: hours on a small machine). The
   check reads the queue's retention period directly instead, with the same result.
 - ``DeleteMessage`` (each entry of ``DeleteMessageBatch``) walks the queue twice, building
-  a list of receipt handles for every message; it walks it once here, comparing handles.
+  a list of receipt handles for every message; it walks it once here, comparing handles,
+  and replaces the queue's list under the lock ``SendMessage`` appends with.
 - Every visibility and delay check of a message (each of those passes, and each
   ``SendMessage`` makes three more) reads the clock through two ``datetime`` objects; the SQS
   model reads the same clock with ``time.time()`` instead.
@@ -51,12 +52,16 @@ def delete_message(queue: Any, receipt_handle: str) -> None:
     ]
     if not found:
         raise ReceiptHandleIsInvalid()
-    remaining = list(queue._messages)  # a new list, as moto makes: readers keep theirs
-    for message in found:
-        queue.pending_messages.discard(message)
-        queue.deleted_messages.update(message.all_receipt_handles)
-        remaining.remove(message)  # by identity: Message has no __eq__
-    queue._messages = remaining
+    # Under the lock SendMessage appends with: a message sent meanwhile is kept (moto's own
+    # rebuilds the list and assigns it without that lock, so one appended meanwhile would be
+    # dropped). A new list, as moto makes, so readers iterating the old one keep theirs.
+    with queue._messages_lock:
+        remaining = list(queue._messages)
+        for message in found:
+            queue.pending_messages.discard(message)
+            queue.deleted_messages.update(message.all_receipt_handles)
+            remaining.remove(message)  # by identity: Message has no __eq__
+        queue._messages = remaining
 
 
 def unix_time(dt: Any = None) -> float:
