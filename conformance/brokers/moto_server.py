@@ -52,9 +52,10 @@ def delete_message(queue: Any, receipt_handle: str) -> None:
     ]
     if not found:
         raise ReceiptHandleIsInvalid()
-    # Under the lock SendMessage appends with: a message sent meanwhile is kept (moto's own
-    # rebuilds the list and assigns it without that lock, so one appended meanwhile would be
-    # dropped). A new list, as moto makes, so readers iterating the old one keep theirs.
+    # Under the lock SendMessage appends with. moto's own rebuilds the list and assigns it
+    # without a lock: two deletions at once can bring a deleted message back, and a message
+    # appended meanwhile can be dropped. A new list, as moto makes, so readers iterating
+    # the old one keep theirs.
     with queue._messages_lock:
         remaining = list(queue._messages)
         for message in found:
