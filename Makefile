@@ -29,7 +29,8 @@ secure-matrix: $(STAMP)
 	conformance/brokers/brokers up --secure
 	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m secure_matrix
 
-## The conformance matrix on a local EventBridge + SQS endpoint (the test starts its own).
+## The conformance matrix on a local EventBridge + SQS endpoint (the tests start their own): two
+## runs, G15 on its own; minutes, so not in `make test` (docs/backends/eventbridge.md).
 test-aws: $(STAMP)
 	$(PY) -m pytest -p no:xdist -m aws_matrix
 

@@ -2,7 +2,8 @@
 
 AsyncAPI has SQS bindings (0.2.0) but none for EventBridge. So:
 
-- the server: protocol ``eventbridge``, with ``x-eventbridge`` naming the bus and region;
+- the server: protocol ``eventbridge``, host the EventBridge endpoint (the region's, or the
+  ``endpoint`` option's), with ``x-eventbridge`` naming the bus and region;
 - each channel: ``x-eventbridge-rule``, the event pattern of the rules that route it;
 - each message: ``x-eventbridge``, where its CloudEvents ``type`` and ``source`` go in the
   EventBridge envelope (``detail-type``, ``source``);
@@ -19,20 +20,19 @@ from __future__ import annotations
 import json
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from eventwire.asyncapi import AsyncAPIProtocol
 from eventwire.backend import Backend
 from eventwire.deadletter import dead_letter_channel
 
 from eventwire_eventbridge._envelope import channel_pattern
-from eventwire_eventbridge._names import STORE_GROUP, resource_name
+from eventwire_eventbridge._names import RETENTION_SECONDS, STORE_GROUP, resource_name
 from eventwire_eventbridge._settings import EventBridgeSettings
 
 __all__ = ["SQS_BINDING_VERSION", "add_bindings", "asyncapi_protocol"]
 
 SQS_BINDING_VERSION = "0.2.0"
-#: SQS's maximum retention, which the backend sets on every queue it creates.
-RETENTION_SECONDS = 1_209_600
 
 
 def _settings(backend: Any) -> EventBridgeSettings | None:
@@ -57,12 +57,25 @@ def asyncapi_protocol(backend: Backend) -> AsyncAPIProtocol:
     )
 
 
+def _api_host(settings: EventBridgeSettings) -> str | None:
+    """The host PutEvents goes to: the endpoint's, or the region's EventBridge endpoint."""
+    if settings.endpoint is not None:
+        return urlsplit(settings.endpoint).netloc or None
+    if settings.region is None:
+        return None
+    suffix = "amazonaws.com.cn" if settings.region.startswith("cn-") else "amazonaws.com"
+    return f"events.{settings.region}.{suffix}"
+
+
 def add_bindings(document: MutableMapping[str, Any], bus: Any) -> None:
     """The ``eventwire_asyncapi_document`` hook: the rules, the envelope and the SQS queues
     of a bus on this backend (other buses are left alone)."""
     settings = _settings(getattr(bus, "backend", None))
     if settings is None:
         return
+    for server in document.get("servers", {}).values():
+        if server.get("protocol") == "eventbridge":
+            server["host"] = _api_host(settings) or server["host"]
     channels: dict[str, Any] = document.get("channels", {})
     for channel in channels.values():
         pattern = json.loads(channel_pattern(channel["address"]))

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
-import json
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,9 +23,11 @@ from eventwire.errors import (
 
 from eventwire_eventbridge import _store
 from eventwire_eventbridge._batcher import Entry, PutBatcher
-from eventwire_eventbridge._envelope import TARGET_INPUT, channel_pattern, entry_size, to_entry
-from eventwire_eventbridge._info import CAPABILITIES, MAX_ENTRY_BYTES
+from eventwire_eventbridge._clients import REQUEST_ATTEMPTS, is_aws_endpoint, open_clients
+from eventwire_eventbridge._envelope import entry_size, to_entry
+from eventwire_eventbridge._info import CAPABILITIES, EMULATOR_UNSUPPORTED, MAX_ENTRY_BYTES
 from eventwire_eventbridge._names import STORE_GROUP, resource_name
+from eventwire_eventbridge._routes import Routes, error_code
 from eventwire_eventbridge._settings import EventBridgeSettings
 from eventwire_eventbridge._subscription import EventBridgeInbound, EventBridgeSubscription
 
@@ -44,8 +45,6 @@ MAX_BATCH_ENTRIES = 10
 #: Entry error codes worth another PutEvents (bounded); any other code fails the publish.
 _RETRYABLE = frozenset({"ThrottlingException", "InternalFailure", "InternalException"})
 _PUT_ATTEMPTS = 4
-#: Attempts of one request (the AWS SDK's standard retry mode: throttling, 5xx, timeouts).
-REQUEST_ATTEMPTS = 3
 
 
 class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
@@ -60,14 +59,17 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         self, url: str = "eventbridge://default", options: Mapping[str, Any] | None = None
     ) -> None:
         super().__init__(EventBridgeSettings.parse(url, options))
+        if not is_aws_endpoint(self.settings.endpoint):
+            self.capabilities = dataclasses.replace(
+                CAPABILITIES, unsupported={**CAPABILITIES.unsupported, **EMULATOR_UNSUPPORTED}
+            )
         self._stack: contextlib.AsyncExitStack | None = None
         self._events: Any = None
         self._sqs: Any = None
         self._batcher = PutBatcher(
             self._put, max_entries=MAX_BATCH_ENTRIES, max_bytes=MAX_ENTRY_BYTES, parallel=4
         )
-        #: (channel, group) -> the group's queue URL, for the routes this backend made.
-        self._routes: dict[tuple[str, str], str] = {}
+        self._routes = Routes(self)
 
     @property
     def events(self) -> Any:
@@ -93,18 +95,9 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         }
 
     async def _connect(self) -> None:
-        from aiobotocore.config import AioConfig
-        from aiobotocore.session import get_session
         from botocore.exceptions import ClientError
 
         settings = self.settings
-        config = AioConfig(
-            connect_timeout=settings.connect_timeout,
-            read_timeout=max(30.0, settings.wait_time + 10.0),
-            retries={"total_max_attempts": REQUEST_ATTEMPTS, "mode": "standard"},
-        )
-        session = get_session()
-        _check_region(settings.region or session.get_config_variable("region"))
         stack = contextlib.AsyncExitStack()
         try:
             with self.map_errors(
@@ -112,19 +105,11 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
                 advice="give a region (?region=... or AWS_REGION) and credentials through the "
                 "AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, a role)",
             ):
-                kwargs = {
-                    "region_name": settings.region,
-                    "endpoint_url": settings.endpoint,
-                    "config": config,
-                }
-                self._events = await stack.enter_async_context(
-                    session.create_client("events", **kwargs)
-                )
-                self._sqs = await stack.enter_async_context(session.create_client("sqs", **kwargs))
+                self._events, self._sqs = await open_clients(settings, stack)
                 try:
                     await self._events.describe_event_bus(Name=settings.bus)
                 except ClientError as exc:
-                    if _code(exc) == "ResourceNotFoundException":
+                    if error_code(exc) == "ResourceNotFoundException":
                         raise ConfigurationError(
                             f"the event bus {settings.bus!r} does not exist in "
                             f"{self._events.meta.region_name}; create it (aws events "
@@ -162,12 +147,12 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
                 )
             entries.append((entry, size))
         if _store.is_kept(channel):
-            await self._ensure_route(channel, STORE_GROUP)
+            await self._routes.ensure(channel, STORE_GROUP)
         try:
             with self.map_errors(f"publish to {channel!r}", into=PublishError):
                 results = await self._batcher.put(entries)
         except PublishError as exc:
-            if _code(exc.__cause__) == "ThrottlingException":
+            if error_code(exc.__cause__) == "ThrottlingException":
                 raise PublishError(
                     f"publish to {channel!r} failed: EventBridge throttled PutEvents "
                     f"(ThrottlingException) through {REQUEST_ATTEMPTS} attempts: the "
@@ -209,57 +194,12 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         self, spec: SubscriptionSpec, handler: MessageHandler
     ) -> EventBridgeSubscription:
         self.check_subscribe(spec)
-        queue_url = await self._ensure_route(spec.channel, spec.group)
+        queue_url = await self._routes.ensure(spec.channel, spec.group)
         # Dead letters of this group are kept from the start (EventBridge keeps nothing).
-        await self._ensure_route(dead_letter_channel(spec.channel), STORE_GROUP)
+        await self._routes.ensure(dead_letter_channel(spec.channel), STORE_GROUP)
         subscription = EventBridgeSubscription(spec, handler, self, queue_url)
         self.track(subscription)
         return subscription
-
-    async def _ensure_route(self, channel: str, group: str) -> str:
-        """The group's queue and the rule that feeds it (both idempotent to create)."""
-        known = self._routes.get((channel, group))
-        if known is not None:
-            return known
-        settings = self.settings
-        name = resource_name(settings.prefix, channel, group)
-        with self.map_errors(f"subscribe {group!r} to {channel!r}", into=BackendUnavailableError):
-            queue = await self.sqs.create_queue(
-                QueueName=name,
-                Attributes={
-                    "VisibilityTimeout": str(int(settings.visibility_timeout)),
-                    "MessageRetentionPeriod": "1209600",
-                },
-            )
-            queue_url = queue["QueueUrl"]
-            attrs = await self.sqs.get_queue_attributes(
-                QueueUrl=queue_url, AttributeNames=["QueueArn"]
-            )
-            queue_arn = attrs["Attributes"]["QueueArn"]
-            rule = await self.events.put_rule(
-                Name=name,
-                EventBusName=settings.bus,
-                EventPattern=channel_pattern(channel),
-                State="ENABLED",
-                Description=f"eventwire: channel {channel} to group {group}",
-            )
-            await self.sqs.set_queue_attributes(
-                QueueUrl=queue_url,
-                Attributes={"Policy": _queue_policy(queue_arn, rule["RuleArn"])},
-            )
-            targets = await self.events.put_targets(
-                Rule=name,
-                EventBusName=settings.bus,
-                Targets=[{"Id": "group-queue", "Arn": queue_arn, "InputTransformer": TARGET_INPUT}],
-            )
-        if targets.get("FailedEntryCount"):
-            failure = targets["FailedEntries"][0]
-            raise BackendUnavailableError(
-                f"subscribe {group!r} to {channel!r} failed: EventBridge refused the queue "
-                f"target ({failure.get('ErrorCode')}: {failure.get('ErrorMessage')})"
-            )
-        self._routes[(channel, group)] = str(queue_url)
-        return str(queue_url)
 
     async def lag(self, channel: str, group: str) -> int | None:
         """SQS's ``ApproximateNumberOfMessages`` (visible) plus
@@ -268,14 +208,10 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         consistent; ``None`` if the group has no queue."""
         self.check_connected()
         self.check_channel(channel)
-        name = resource_name(self.settings.prefix, channel, group)
+        url = await self._routes.find(channel, group, f"lag of group {group!r} on {channel!r}")
+        if url is None:
+            return None
         with self.map_errors(f"lag of group {group!r} on {channel!r}"):
-            try:
-                url = (await self.sqs.get_queue_url(QueueName=name))["QueueUrl"]
-            except Exception as exc:
-                if _code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-                    return None
-                raise
             attrs = await self.sqs.get_queue_attributes(
                 QueueUrl=url,
                 AttributeNames=[
@@ -298,7 +234,7 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
                 f"cannot list the events of {channel!r}: EventBridge keeps no events; only "
                 "dead-letter channels (<channel>.dlq) are kept, each in an SQS queue of its own"
             )
-        queue_url = await self._store_url(channel)
+        queue_url = await self._routes.find(channel, STORE_GROUP, f"list {channel!r}")
         if queue_url is None:
             return []
         with self.map_errors(f"list {channel!r}", into=BackendUnavailableError):
@@ -309,97 +245,15 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         EventBridge keeps none of its events)."""
         self.check_connected()
         self.check_channel(channel)
-        queue_url = await self._store_url(channel) if _store.is_kept(channel) else None
+        if not _store.is_kept(channel):
+            return 0
+        queue_url = await self._routes.find(channel, STORE_GROUP, f"purge {channel!r}")
         if queue_url is None:
             return 0
         with self.map_errors(f"purge {channel!r}", into=BackendUnavailableError):
             return await _store.purge(self.sqs, queue_url, int(self.settings.wait_time))
 
-    async def _store_url(self, channel: str) -> str | None:
-        """The URL of `channel`'s store queue; ``None`` when nobody made one yet."""
-        known = self._routes.get((channel, STORE_GROUP))
-        if known is not None:
-            return known
-        name = resource_name(self.settings.prefix, channel, STORE_GROUP)
-        try:
-            reply = await self.sqs.get_queue_url(QueueName=name)
-        except Exception as exc:
-            if "NonExistentQueue" in _code(exc) or "QueueDoesNotExist" in _code(exc):
-                return None
-            with self.map_errors(f"list {channel!r}", into=BackendUnavailableError):
-                raise
-        return str(reply["QueueUrl"])
-
     async def delete_channel(self, channel: str) -> bool:
         """Delete the rules and queues this backend made for `channel` (every group)."""
         self.check_connected()
-        settings = self.settings
-        found = False
-        pattern = json.loads(channel_pattern(channel))
-        paginator = self.events.get_paginator("list_rules")
-        names: list[str] = []
-        async for page in paginator.paginate(
-            EventBusName=settings.bus, NamePrefix=f"{settings.prefix}-"
-        ):
-            names += [
-                r["Name"]
-                for r in page["Rules"]
-                if json.loads(r.get("EventPattern") or "{}") == pattern
-            ]
-        for key in [k for k in self._routes if k[0] == channel]:
-            del self._routes[key]
-        for name in names:
-            found = True
-            await self.events.remove_targets(
-                Rule=name, EventBusName=settings.bus, Ids=["group-queue"]
-            )
-            await self.events.delete_rule(Name=name, EventBusName=settings.bus)
-            with contextlib.suppress(Exception):
-                url = (await self.sqs.get_queue_url(QueueName=name))["QueueUrl"]
-                await self.sqs.delete_queue(QueueUrl=url)
-        return found
-
-
-def _queue_policy(queue_arn: str, rule_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "events.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-                }
-            ],
-        }
-    )
-
-
-def _check_region(region: str | None) -> None:
-    """`ConfigurationError` for a region no AWS partition has (botocore's endpoint data,
-    offline); ``None`` is left to the SDK, which names the ways to give one."""
-    if region is None:
-        return
-    from botocore.session import Session
-
-    session = Session()
-    known = {
-        name
-        for partition in session.get_available_partitions()
-        for name in session.get_available_regions("events", partition_name=partition)
-    }
-    if region in known:
-        return
-    close = difflib.get_close_matches(region, sorted(known), n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise ConfigurationError(
-        f"unknown AWS region {region!r}{hint}; give a region EventBridge runs in, e.g. "
-        "eu-west-1 (?region=... or AWS_REGION)"
-    )
-
-
-def _code(exc: BaseException | None) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
+        return await self._routes.delete(channel)

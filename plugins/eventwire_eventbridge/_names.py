@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ["STORE_GROUP", "resource_name"]
+__all__ = ["RETENTION_SECONDS", "STORE_GROUP", "resource_name"]
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+#: How long every queue the backend creates keeps a message: 14 days, SQS's maximum.
+RETENTION_SECONDS = 1_209_600
 
 #: The group name of a dead-letter channel's store queue: not a valid group name (``*``),
 #: so no group of the channel ever shares its queue.

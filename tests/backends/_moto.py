@@ -1,10 +1,7 @@
 """A local AWS endpoint (moto_server, from the dev extra) of a test's own, on a free port.
 
-moto routes every event a rule matches through an input template whose JSON paths it
-parses again, with a new parser, for each event and target (about 4 ms each on this
-machine). The server here memoizes that parse (the same path always gives the same
-expression): the emulator's behaviour is unchanged, its CPU time per routed event halves,
-which keeps the conformance run of ``eventbridge://`` within seconds per guarantee.
+It runs conformance/brokers/moto_server.py, moto_server with two of its costs cut (the
+answers are moto's own), as `conformance/brokers/brokers up aws` does.
 """
 
 from __future__ import annotations
@@ -31,13 +28,7 @@ CREDENTIALS = {
     "AWS_EC2_METADATA_DISABLED": "true",
 }
 
-_LAUNCH = """
-import functools, sys
-import jsonpath_ng.ext
-jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
-from moto.server import main
-main(sys.argv[1:])
-"""
+LAUNCHER = Path(__file__).resolve().parents[2] / "conformance" / "brokers" / "moto_server.py"
 
 
 def _free_port() -> int:
@@ -54,7 +45,7 @@ def moto_server(log: Path | None = None) -> Iterator[str]:
     port = _free_port()
     out = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-c", _LAUNCH, "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(LAUNCHER), "-H", "127.0.0.1", "-p", str(port)],
         stdout=out,
         stderr=subprocess.STDOUT,
     )

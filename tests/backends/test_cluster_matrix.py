@@ -26,8 +26,7 @@ from tests.backends.test_conformance_matrix import IDS, idempotency_store
 ROOT = Path(__file__).resolve().parents[2]
 BROKERS = "conformance/brokers/brokers"
 LEADER = (
-    f"n=$({sys.executable} -m eventwire_conformance.leader {{url}} {{channel}} "
-    "| grep -o '[0-9]*$')"
+    f"n=$({sys.executable} -m eventwire_conformance.leader {{url}} {{channel}} | grep -o '[0-9]*$')"
 )
 #: How each cluster's G23 finds the node to kill (the shell variable ``n``).
 FIND_NODE = {
@@ -69,9 +68,7 @@ def cluster_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.mark.cluster
 @pytest.mark.timeout(1500)
 @pytest.mark.parametrize("name", CLUSTERS)
-def test_every_guarantee_passes_on_the_cluster(
-    name: str, cluster_url: str, tmp_path: Path
-) -> None:
+def test_every_guarantee_passes_on_the_cluster(name: str, cluster_url: str, tmp_path: Path) -> None:
     report = tmp_path / f"{name}.json"
     b = BROKERS
     command = [

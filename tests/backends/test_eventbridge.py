@@ -26,9 +26,10 @@ from eventwire.errors import (
     PublishError,
     UnsupportedOperationError,
 )
-from eventwire_eventbridge import EventBridgeBackend
-from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, REQUEST_ATTEMPTS, resource_name
+from eventwire_eventbridge import CAPABILITIES, EventBridgeBackend
+from eventwire_eventbridge._backend import MAX_BATCH_ENTRIES, resource_name
 from eventwire_eventbridge._batcher import PutBatcher
+from eventwire_eventbridge._clients import REQUEST_ATTEMPTS
 from eventwire_eventbridge._envelope import entry_size, to_entry
 from eventwire_eventbridge._info import MAX_ENTRY_BYTES
 from eventwire_eventbridge._names import STORE_GROUP
@@ -425,6 +426,7 @@ def test_asyncapi_describes_the_bus_the_rules_and_the_sqs_queues() -> None:
     assert validate_document(document) == []  # the official AsyncAPI 3.0 schema
     (server,) = document["servers"].values()
     assert server["protocol"] == "eventbridge"
+    assert server["host"] == "events.eu-west-1.amazonaws.com"
     assert server["x-eventbridge"] == {"eventBusName": "orders-bus", "region": "eu-west-1"}
     channel = document["channels"]["shipping"]
     assert channel["x-eventbridge-rule"] == {"eventPattern": {"detail": {"channel": ["shipping"]}}}
@@ -479,3 +481,94 @@ def test_dead_letter_channels_are_kept_listed_and_purged(endpoint: str) -> None:
     expected = sorted(f"dead-{i}".encode() for i in range(12))
     assert first == expected and second == expected
     assert purged == 12 and after == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "emulator"),
+    [
+        (None, False),
+        ("https://events.eu-west-1.amazonaws.com", False),
+        ("https://vpce-0a1b-x.sqs.us-east-1.vpce.amazonaws.com", False),
+        ("https://events.cn-north-1.amazonaws.com.cn", False),
+        ("http://127.0.0.1:4599", True),
+        ("http://localstack:4566", True),
+        ("https://amazonaws.com.example.org", True),
+    ],
+)
+def test_g04_is_declared_unsupported_on_an_emulator_endpoint_only(
+    endpoint: str | None, emulator: bool
+) -> None:
+    extra = f"&endpoint={endpoint}" if endpoint else ""
+    backend = EventBridgeBackend(f"eventbridge://default?region=us-east-1{extra}")
+    unsupported = backend.capabilities.unsupported
+    assert ("G04" in unsupported) is emulator
+    assert set(unsupported) - {"G04"} == set(CAPABILITIES.unsupported)
+    if emulator:
+        assert "moto issue 519" in unsupported["G04"]
+
+
+@pytest.fixture
+def launcher() -> Any:
+    """conformance/brokers/moto_server.py, imported (it patches nothing until it runs)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "conformance" / "brokers" / "moto_server.py"
+    spec = importlib.util.spec_from_file_location("moto_launcher", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_moto_launcher_keeps_the_retention_answer(launcher: Any) -> None:
+    """conformance/brokers/moto_server.py replaces moto's retention check (nine passes over
+    the queue per received message) by one that must answer the same."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import SQSBackend
+
+    sqs = SQSBackend(REGION, "123456789012")
+    sqs.create_queue("kept", MessageRetentionPeriod="60")
+    message: Any = sqs.send_message("kept", "body")
+    now = unix_time_millis()
+    for age in (0, 30_000, 59_000, 61_000, 3_600_000):
+        message.sent_timestamp = int(now - age)
+        original = SQSBackend.is_message_valid_based_on_retention_period(sqs, "kept", message)
+        assert launcher.retained(sqs, "kept", message) is original
+        assert original is (age < 60_000)
+
+
+def test_the_moto_launcher_reads_the_same_clock(launcher: Any) -> None:
+    from datetime import datetime
+
+    from moto.core import utils
+
+    assert abs(launcher.unix_time_millis() - utils.unix_time_millis()) < 1000
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678000)
+    assert launcher.unix_time(moment) == utils.unix_time(moment)
+
+
+def test_the_moto_launcher_deletes_as_moto_does(launcher: Any) -> None:
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Queue, SQSBackend
+
+    def scenario(delete: Any) -> list[Any]:
+        sqs = SQSBackend(REGION, "123456789012")
+        queue = sqs.create_queue("q", VisibilityTimeout="0")
+        for body in ("a", "b", "c"):
+            sqs.send_message("q", body)
+        first = sqs.receive_message("q", 10, 0, 0)
+        second = sqs.receive_message("q", 10, 0, 0)  # new handles; the old ones still delete
+        outcome: list[Any] = []
+        for handle in (first[0].receipt_handle, second[1].receipt_handle, "nonsense"):
+            try:
+                delete(queue, handle)
+                outcome.append(sorted(m.body for m in queue._messages))
+            except ReceiptHandleIsInvalid:
+                outcome.append("invalid")
+        delete(queue, first[0].receipt_handle)  # deleted already: nothing
+        outcome.append(sorted(m.body for m in queue._messages))
+        return outcome
+
+    expected = scenario(Queue.delete_message)
+    assert expected == [["b", "c"], ["c"], "invalid", ["c"]]
+    assert scenario(launcher.delete_message) == expected

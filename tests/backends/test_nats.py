@@ -631,6 +631,8 @@ def test_crashed_members_messages_come_back_first_to_the_next_owner() -> None:
 )
 def test_default_replicas_follow_the_cluster_size(info: dict[str, Any], replicas: int) -> None:
     assert cluster_replicas(info) == replicas
+
+
 def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> None:
     """The handler blocks a fetch (the member's ``max_in_flight`` window is full) when the
     shard must go to a member that joins. Ending the fetch cancels the blocked call: the
