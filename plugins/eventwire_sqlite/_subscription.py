@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import AckBatcher, BaseSubscription, Outage, Shard, ShardCoordinator
 
-from eventwire_sqlite._db import Database, Row, SqliteLeaseStore
+from eventwire_sqlite._db import Database, Row
+from eventwire_sqlite._leases import SqliteLeaseStore
 
 if TYPE_CHECKING:
     from eventwire_sqlite._settings import SqliteSettings
