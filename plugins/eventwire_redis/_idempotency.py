@@ -119,7 +119,7 @@ class RedisIdempotencyStore:
         return self._scripts
 
     async def _connect(self) -> Redis:
-        from eventwire_redis._backend import connect_client
+        from eventwire_redis._connection import connect_client
 
         assert self._settings is not None
         _, client = await connect_client(self._settings, "idempotency store: ", (0, 0))
