@@ -25,7 +25,8 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   `lazy_exports`: the package's names that need the client library, imported on first use.
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
   after in-flight deliveries are settled (`ShardState`); `MemoryLeaseStore` is the
-  in-process store.
+  in-process store. `ShardedSubscription` runs a member's coordinator, fetch loop and
+  `AckBatcher` with the shutdown hooks wired; its deliveries are `ShardInbound` (settled once).
 
 ``docs/backend-authors.md`` is the guide; ``eventwire_memory`` and ``eventwire_sqlite`` are
 worked examples.
@@ -56,6 +57,7 @@ from eventwire.backendkit._settings import (
     OptionSpec,
     option,
 )
+from eventwire.backendkit._sharded import ShardedSubscription, ShardInbound
 from eventwire.backendkit._shards import Shard, ShardCoordinator, ShardState
 from eventwire.backendkit._subscription import (
     BaseSubscription,
@@ -85,7 +87,9 @@ __all__ = [
     "Seconds",
     "Shard",
     "ShardCoordinator",
+    "ShardInbound",
     "ShardState",
+    "ShardedSubscription",
     "SubscriptionState",
     "TlsOptions",
     "address",
