@@ -14,11 +14,10 @@ from eventwire.deadletter import DLQ_SUFFIX
 from eventwire.errors import BackendUnavailableError, PublishError
 from redis.exceptions import RedisError, ResponseError
 
-from eventwire_redis._connection import connect_client
+from eventwire_redis._connection import connect_client, retrying
 from eventwire_redis._info import CAPABILITIES
 from eventwire_redis._leases import Scripts
 from eventwire_redis._publish import Publisher
-from eventwire_redis._retry import retrying
 from eventwire_redis._settings import RedisSettings
 from eventwire_redis._subscription import RedisSubscription
 from eventwire_redis._topology import (

@@ -1,14 +1,20 @@
 """Connecting to Redis: the FastStream broker holding the settings, the redis-py client,
-the server version check, and why a connection failed (credential-free)."""
+the server version check, why a connection failed (credential-free), and which errors mean
+"the server is not reachable right now" (a call retried through them: the kit's
+`eventwire.backendkit.retrying`)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from eventwire import backendkit
 from eventwire.backendkit import describe_tls_failure, quietly
 from eventwire.errors import BackendUnavailableError
 from redis.exceptions import AuthenticationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from eventwire_redis._settings import RedisConnection
 
@@ -16,7 +22,16 @@ if TYPE_CHECKING:
     from faststream.redis import RedisBroker
     from redis.asyncio import Redis
 
-__all__ = ["MIN_SERVER", "connect_client", "describe_connect_error", "make_broker"]
+__all__ = [
+    "MIN_SERVER",
+    "RETRYABLE",
+    "connect_client",
+    "describe_connect_error",
+    "make_broker",
+    "retrying",
+]
+
+T = TypeVar("T")
 
 #: Oldest server with everything the backend uses (XAUTOCLAIM returning deleted ids,
 #: XGROUP CREATE ... ENTRIESREAD, the lag field of XINFO GROUPS).
@@ -114,3 +129,20 @@ async def connect_client(
             f"Redis {'.'.join(map(str, minimum))} or newer (XAUTOCLAIM, consumer group lag)"
         )
     return broker, client
+
+
+#: Errors that mean "the server is not reachable right now": retried, never fatal.
+RETRYABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    TimeoutError,
+)
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]], what: str, limit: float, scrub: Callable[[str], str]
+) -> T:
+    """Run `call`, retrying while the server is unreachable; after `limit` seconds the last
+    error is raised (the caller maps it with ``map_errors``)."""
+    return await backendkit.retrying(call, f"redis {what}", limit, RETRYABLE, scrub)

@@ -132,7 +132,7 @@ class RedisIdempotencyStore:
     async def _retrying(self, call: Callable[[], Awaitable[Any]]) -> Any:
         from redis.exceptions import RedisError
 
-        from eventwire_redis._retry import retrying
+        from eventwire_redis._connection import retrying
 
         settings = self._settings
         limit = settings.reconnect_timeout if settings is not None else 30.0

@@ -18,7 +18,7 @@ from eventwire.backend import WireMessage
 from eventwire.errors import BusClosedError
 from redis.exceptions import ResponseError
 
-from eventwire_redis._retry import retrying
+from eventwire_redis._connection import retrying
 from eventwire_redis._topology import ChannelKeys, encode_entry, pack_command, shard_of
 
 if TYPE_CHECKING:

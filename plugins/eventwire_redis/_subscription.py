@@ -39,9 +39,9 @@ from eventwire.backendkit import (
 )
 from redis.exceptions import ResponseError
 
+from eventwire_redis._connection import RETRYABLE
 from eventwire_redis._group import Claimed, StreamGroup
 from eventwire_redis._leases import RedisLeaseStore, Scripts
-from eventwire_redis._retry import RETRYABLE
 from eventwire_redis._topology import ChannelKeys, decode_entry
 
 if TYPE_CHECKING:
