@@ -17,7 +17,9 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   same on every backend (``ca_file``, ``cert_file``, ``tls_verify``, ``password_file``...);
   a backend's settings inherit them.
 - `AckBatcher`: acks queued one by one, sent in batches by a background task, the last
-  ones on close; `Memo`: per-key topology worked out once (single flight); `retrying`,
+  ones on close; `GroupCommit`: concurrent publishes written together (what queues during
+  a write goes in the next one), each caller told its own outcome; `Memo`: per-key
+  topology worked out once (single flight); `retrying`,
   `quietly`, `wait_event`: a call retried while the broker is away, a bounded quiet
   shutdown step, a bounded wait for an event.
 - `address`, `join_host`: server addresses, read the same way by every backend.
@@ -39,6 +41,7 @@ from eventwire.backendkit._checks import check_messages, check_spec, message_siz
 from eventwire.backendkit._coerce import ByteSize, Seconds, coerce
 from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
+from eventwire.backendkit._group_commit import GroupCommit
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
 from eventwire.backendkit._net import address, join_host
 from eventwire.backendkit._outage import Outage
@@ -76,6 +79,7 @@ __all__ = [
     "CredentialOptions",
     "ErrorMap",
     "Grant",
+    "GroupCommit",
     "LeaseRequest",
     "LeaseStore",
     "Location",
