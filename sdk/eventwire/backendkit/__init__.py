@@ -19,9 +19,9 @@ A backend built on the kit is its broker's primitives plus a few declarations:
 - `AckBatcher`: acks queued one by one, sent in batches by a background task, the last
   ones on close; `GroupCommit`: concurrent publishes written together (what queues during
   a write goes in the next one), each caller told its own outcome; `Memo`: per-key
-  topology worked out once (single flight); `retrying`,
-  `quietly`, `wait_event`: a call retried while the broker is away, a bounded quiet
-  shutdown step, a bounded wait for an event.
+  topology worked out once (single flight); `retrying`, `quietly`, `wait_event`: a call
+  retried while the broker is away, a bounded quiet shutdown step, a bounded wait for an
+  event.
 - `address`, `join_host`: server addresses, read the same way by every backend.
 - `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol);
   `lazy_exports`: the package's names that need the client library, imported on first use.
