@@ -32,7 +32,6 @@ from eventwire_memory._broker import (
     GroupState,
     MemoryBroker,
     MemoryInbound,
-    PartitionState,
     get_broker,
     reset_brokers,
 )
@@ -51,7 +50,6 @@ __all__ = [
     "MemoryInbound",
     "MemorySettings",
     "MemorySubscription",
-    "PartitionState",
     "get_broker",
     "reset_brokers",
 ]

@@ -11,7 +11,7 @@ from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, BaseSubscription
 from eventwire.idempotency import IdempotencyStore
 
-from eventwire_memory._broker import Member, MemoryBroker, get_broker
+from eventwire_memory._broker import Member, MemoryBroker, get_broker, reset_brokers
 from eventwire_memory._info import CAPABILITIES
 from eventwire_memory._settings import MemorySettings
 
@@ -158,6 +158,10 @@ class MemoryBackend(BaseBackend[MemorySettings]):
         self.check_channel(channel)
         state = self.broker.group_state(channel, group)
         return None if state is None else state.lag
+
+    def reset_broker(self) -> None:
+        """Forget this URL's broker (`eventwire.backend.BrokerReset`)."""
+        reset_brokers([self.broker_name])
 
     async def delete_channel(self, channel: str) -> bool:
         """Forget `channel`, its messages and its groups (`eventwire.backend.ChannelDeleter`)."""

@@ -43,7 +43,6 @@ __all__ = [
     "Member",
     "MemoryBroker",
     "MemoryInbound",
-    "PartitionState",
     "get_broker",
     "reset_brokers",
 ]
@@ -331,41 +330,16 @@ class MemoryInbound:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class PartitionState:
-    """A snapshot of one partition of a group."""
-
-    partition: int
-    end: int
-    low_watermark: int
-    next_offset: int
-    pending: int
-    acked_above_low: int
-    to_redeliver: int
-    owner: str | None
-
-    @property
-    def lag(self) -> int:
-        """Messages not acked yet."""
-        return self.end - self.low_watermark - self.acked_above_low
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class GroupState:
     """A snapshot of one consumer group on one channel."""
 
     channel: str
     group: str
     members: tuple[str, ...]
-    active_members: tuple[str, ...]
-    partitions: tuple[PartitionState, ...]
-
-    @property
-    def pending(self) -> int:
-        return sum(p.pending for p in self.partitions)
-
-    @property
-    def lag(self) -> int:
-        return sum(p.lag for p in self.partitions)
+    #: Deliveries handed out and not settled yet.
+    pending: int
+    #: Messages not acked yet, delivered or not.
+    lag: int
 
 
 class MemoryBroker:
@@ -498,24 +472,13 @@ class MemoryBroker:
         state = found.groups.get(group) if found is not None else None
         if state is None:
             return None
+        parts = state.parts
         return GroupState(
             channel=channel,
             group=group,
             members=tuple(m.id for m in state.members),
-            active_members=tuple(m.id for m in state.members if m.active),
-            partitions=tuple(
-                PartitionState(
-                    partition=part.index,
-                    end=len(part.log),
-                    low_watermark=part.low,
-                    next_offset=part.next,
-                    pending=len(part.pending),
-                    acked_above_low=len(part.acked),
-                    to_redeliver=len(part.redeliver),
-                    owner=part.owner.id if part.owner is not None else None,
-                )
-                for part in state.parts
-            ),
+            pending=sum(len(p.pending) for p in parts),
+            lag=sum(len(p.log) - p.low - len(p.acked) for p in parts),
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import re
@@ -10,16 +9,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, Memo, describe_tls_failure, quietly
+from eventwire.backendkit import BaseBackend, Memo, quietly
 from eventwire.deadletter import DLQ_SUFFIX
 from eventwire.errors import BackendUnavailableError, PublishError
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
+from eventwire_redis._connection import connect_client, retrying
 from eventwire_redis._info import CAPABILITIES
 from eventwire_redis._leases import Scripts
 from eventwire_redis._publish import Publisher
-from eventwire_redis._retry import retrying
-from eventwire_redis._settings import RedisConnection, RedisSettings
+from eventwire_redis._settings import RedisSettings
 from eventwire_redis._subscription import RedisSubscription
 from eventwire_redis._topology import (
     ChannelKeys,
@@ -32,130 +31,9 @@ if TYPE_CHECKING:
 
     from eventwire_redis._idempotency import RedisIdempotencyStore
 
-__all__ = ["RedisBackend", "connect_client", "describe_connect_error"]
+__all__ = ["RedisBackend"]
 
 log = logging.getLogger("eventwire.redis")
-
-#: Oldest server with everything the backend uses (XAUTOCLAIM returning deleted ids,
-#: XGROUP CREATE ... ENTRIESREAD, the lag field of XINFO GROUPS).
-MIN_SERVER = (7, 0)
-
-
-def make_broker(settings: RedisConnection) -> RedisBroker:
-    """A FastStream `RedisBroker` holding the connection settings (nothing else of it runs).
-
-    Credentials go in as keyword arguments, never in its URL, so FastStream's own
-    description of the server (e.g. an AsyncAPI document) carries none.
-    """
-    from faststream.redis import RedisBroker
-    from faststream.security import BaseSecurity
-
-    kwargs: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "db": settings.db,
-        "socket_connect_timeout": settings.connect_timeout,
-        "socket_timeout": settings.socket_timeout,
-        "socket_keepalive": True,
-        "retry_on_error": [],
-        "specification_url": settings.url,
-        "protocol": settings.scheme,
-    }
-    if settings.username:
-        kwargs["username"] = settings.username
-    if settings.password:
-        kwargs["password"] = settings.password
-    if settings.client_name:
-        kwargs["client_name"] = settings.client_name
-    if settings.tls:
-        kwargs["security"] = BaseSecurity(ssl_context=settings.tls_context(), use_ssl=True)
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    # RESP2 (``protocol=2``): the reply shapes the backend parses are the classic ones,
-    # whatever redis-py's default protocol is.
-    return RedisBroker(f"redis://{host}:{settings.port}/{settings.db}?protocol=2", **kwargs)
-
-
-def describe_connect_error(settings: RedisConnection, exc: BaseException) -> str:
-    """A clear, credential-free account of why connecting failed, and what to do."""
-    url = settings.url
-    text = settings.scrub(str(exc)) or type(exc).__name__
-    if tls_problem := describe_tls_failure(exc, tls=settings.tls):
-        return f"cannot connect to redis at {url}: {tls_problem}"
-    if (
-        isinstance(exc, AuthenticationError)
-        or "WRONGPASS" in text
-        or "NOAUTH" in text
-        or ("AUTH" in text and "password" in text)
-    ):
-        who = f"user {settings.username!r}" if settings.username else "the default user"
-        return (
-            f"redis at {url} refused the credentials of {who} ({text}); check the user and "
-            "password in the URL or the username/password options"
-        )
-    if "DB index is out of range" in text or "invalid DB index" in text:
-        return (
-            f"redis at {url} has no database {settings.db} ({text}); databases are numbered "
-            "from 0 to the server's 'databases' setting minus one (16 by default)"
-        )
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError) or "Timeout" in type(exc).__name__:
-        return (
-            f"redis at {url} did not answer within connect_timeout={settings.connect_timeout}s"
-            f" ({text}); check the host, port and firewall, or raise connect_timeout"
-        )
-    return (
-        f"cannot connect to redis at {url} ({type(exc).__name__}: {text}); check that the "
-        "server runs and the host and port are right"
-    )
-
-
-def sentinel_client(settings: RedisConnection) -> Redis:
-    """A redis-py client of the master the sentinels of `settings` name: its connections
-    ask the sentinels for the master, again after a failover (redis-py's Sentinel)."""
-    from redis.asyncio import Redis
-    from redis.asyncio.sentinel import Sentinel
-
-    timeouts = {
-        "socket_connect_timeout": settings.connect_timeout,
-        "socket_timeout": settings.socket_timeout,
-    }
-    kwargs: dict[str, Any] = dict(
-        timeouts,
-        db=settings.db,
-        socket_keepalive=True,
-        protocol=2,
-        username=settings.username,
-        password=settings.password,
-        client_name=settings.client_name,
-    )
-    sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
-    client: Redis = sentinel.master_for(settings.service, redis_class=Redis)
-    return client
-
-
-async def connect_client(
-    settings: RedisConnection, what: str = "", minimum: tuple[int, int] = MIN_SERVER
-) -> tuple[RedisBroker | None, Redis]:
-    """A connected FastStream broker and its redis-py client (through Sentinel: the client
-    alone), checked with ``INFO server`` (within ``connect_timeout``) to run Redis `minimum`
-    or newer; else `BackendUnavailableError` saying why, prefixed with `what`."""
-    broker = None if settings.sentinels else make_broker(settings)
-    client: Redis | None = None
-    try:
-        client = sentinel_client(settings) if broker is None else await broker.connect()
-        async with asyncio.timeout(settings.connect_timeout + 1):
-            info = await client.info("server")
-    except Exception as exc:  # also e.g. an unreadable TLS certificate file
-        if client is not None:
-            await quietly(client.aclose(), "redis disconnect")
-        raise BackendUnavailableError(what + describe_connect_error(settings, exc)) from exc
-    version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
-    if version < minimum:
-        await quietly(client.aclose(), "redis disconnect")
-        raise BackendUnavailableError(
-            f"{what}redis at {settings.url} runs {info.get('redis_version')}; eventwire needs "
-            f"Redis {'.'.join(map(str, minimum))} or newer (XAUTOCLAIM, consumer group lag)"
-        )
-    return broker, client
 
 
 class RedisBackend(BaseBackend[RedisSettings]):
@@ -266,6 +144,12 @@ class RedisBackend(BaseBackend[RedisSettings]):
                 wanted,
             )
         return ChannelKeys(self.settings.prefix, channel, shards)
+
+    async def _existing_keys(self, channel: str, what: str) -> ChannelKeys | None:
+        """The keys of `channel` as the server has it, without creating it; ``None`` if new."""
+        meta = f"{self.settings.prefix}{channel}:meta"
+        stored = await self._retrying(lambda: self.client.hget(meta, "shards"), what)
+        return None if stored is None else ChannelKeys(self.settings.prefix, channel, int(stored))
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -385,11 +269,9 @@ class RedisBackend(BaseBackend[RedisSettings]):
         self.check_channel(channel)
         client = self.client
         with self.map_errors(f"purge {channel!r}"):
-            meta = f"{self.settings.prefix}{channel}:meta"
-            stored = await self._retrying(lambda: client.hget(meta, "shards"), "purge")
-            if stored is None:
+            keys = await self._existing_keys(channel, "purge")
+            if keys is None:
                 return 0
-            keys = ChannelKeys(self.settings.prefix, channel, int(stored))
 
             async def trim() -> list[Any]:
                 pipe = client.pipeline(transaction=False)
@@ -405,11 +287,9 @@ class RedisBackend(BaseBackend[RedisSettings]):
             return []
         client = self.client
         with self.map_errors(f"browse {channel!r}"):
-            meta = f"{self.settings.prefix}{channel}:meta"
-            stored = await self._retrying(lambda: client.hget(meta, "shards"), "browse")
-            if stored is None:
+            keys = await self._existing_keys(channel, "browse")
+            if keys is None:
                 return []
-            keys = ChannelKeys(self.settings.prefix, channel, int(stored))
 
             async def read() -> list[Any]:
                 pipe = client.pipeline(transaction=False)

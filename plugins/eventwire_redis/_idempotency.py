@@ -122,7 +122,7 @@ class RedisIdempotencyStore:
         return self._scripts
 
     async def _connect(self) -> Redis:
-        from eventwire_redis._backend import connect_client
+        from eventwire_redis._connection import connect_client
 
         assert self._settings is not None
         _, client = await connect_client(self._settings, "idempotency store: ", (0, 0))
@@ -135,7 +135,7 @@ class RedisIdempotencyStore:
     async def _retrying(self, call: Callable[[], Awaitable[Any]]) -> Any:
         from redis.exceptions import RedisError
 
-        from eventwire_redis._retry import retrying
+        from eventwire_redis._connection import retrying
 
         settings = self._settings
         limit = settings.reconnect_timeout if settings is not None else 30.0

@@ -11,16 +11,16 @@ confirmed only once that many replicas have it, and a failover cannot lose it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import WireMessage
+from eventwire.backendkit import GroupCommit
 from eventwire.errors import BusClosedError, PublishError
 from redis.exceptions import ResponseError
 
-from eventwire_redis._retry import retrying
+from eventwire_redis._connection import retrying
 from eventwire_redis._topology import ChannelKeys, encode_entry, pack_command, shard_of
 
 if TYPE_CHECKING:
@@ -33,8 +33,6 @@ __all__ = ["PIPELINE_CHUNK", "Publisher"]
 #: XADDs per pipeline round trip.
 PIPELINE_CHUNK = 1000
 
-_Item = tuple[list[bytes], "asyncio.Future[None]"]
-
 
 class Publisher:
     """Sends the XADDs of every `publish` of one backend (see the module docstring)."""
@@ -42,32 +40,18 @@ class Publisher:
     def __init__(self, client: Redis, settings: RedisSettings) -> None:
         self._client = client
         self._settings = settings
-        self._queue: list[_Item] = []
-        self._task: asyncio.Task[None] | None = None
         self._round_robin: dict[str, int] = {}
+        self._commits: GroupCommit[list[bytes]] = GroupCommit(
+            self._send, name="eventwire-redis:publish", size=len, limit=PIPELINE_CHUNK
+        )
 
     async def publish(self, keys: ChannelKeys, messages: Sequence[WireMessage]) -> None:
         """Store `messages` on the shard streams of `keys`; returns once Redis has them."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((self._commands(keys, messages), future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="eventwire-redis:publish")
-        await future
+        await self._commits.submit(self._commands(keys, messages))
 
     async def close(self, patience: float) -> None:
         """Send what is queued (for up to `patience` seconds), then stop."""
-        task = self._task
-        if task is not None and not task.done():
-            try:
-                async with asyncio.timeout(patience):
-                    await asyncio.shield(task)
-            except TimeoutError:
-                task.cancel()
-                await asyncio.wait([task], timeout=5)
-        for _, future in self._queue:
-            if not future.done():
-                future.set_exception(BusClosedError("the redis backend was closed"))
-        self._queue = []
+        await self._commits.close(patience, BusClosedError("the redis backend was closed"))
 
     def _head(self, stream: str) -> list[bytes]:
         settings, name = self._settings, stream.encode()
@@ -95,43 +79,28 @@ class Publisher:
         self._round_robin[keys.base] = robin
         return commands
 
-    async def _run(self) -> None:
-        while self._queue:
-            batch: list[_Item] = []
-            size = 0
-            while self._queue and (not batch or size + len(self._queue[0][0]) <= PIPELINE_CHUNK):
-                batch.append(self._queue.pop(0))
-                size += len(batch[-1][0])
-            await self._send(batch)
-
-    async def _send(self, batch: list[_Item]) -> None:
-        packed = [command for commands, _ in batch for command in commands]
+    async def _send(self, batch: list[list[bytes]]) -> list[Exception | None]:
+        """One pipelined round trip for `batch`; per publish, the first error reply."""
+        packed = [command for commands in batch for command in commands]
         settings = self._settings
-        try:
-            results = await retrying(
-                lambda: self._execute(packed), "publish", settings.reconnect_timeout, settings.scrub
-            )
-        except Exception as exc:
-            results = [exc] * len(packed)
+        results = await retrying(
+            lambda: self._execute(packed), "publish", settings.reconnect_timeout, settings.scrub
+        )
         if settings.replica_acks and len(results) > len(packed):
             acks = results.pop()
             if not isinstance(acks, int) or acks < settings.replica_acks:
-                refused = PublishError(
+                raise PublishError(
                     f"redis at {settings.url}: {acks} of the {settings.replica_acks} replicas "
                     f"asked for (replica_acks) had the publish within "
                     f"replica_timeout={settings.replica_timeout:g}s; it is not confirmed"
                 )
-                results = [refused] * len(packed)
+        outcomes: list[Exception | None] = []
         position = 0
-        for commands, future in batch:
+        for commands in batch:
             mine = results[position : position + len(commands)]
             position += len(commands)
-            error = next((r for r in mine if isinstance(r, Exception)), None)
-            if not future.done():
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(None)
+            outcomes.append(next((r for r in mine if isinstance(r, Exception)), None))
+        return outcomes
 
     async def _execute(self, packed: list[bytes]) -> list[Any]:
         """Write the commands (already in RESP) on one pooled connection in chunks and

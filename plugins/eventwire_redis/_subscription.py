@@ -28,22 +28,20 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
+from eventwire.backend import MessageHandler, Origin, SubscriptionSpec
 from eventwire.backendkit import (
-    AckBatcher,
-    BaseSubscription,
     Outage,
     Shard,
-    ShardCoordinator,
+    ShardedSubscription,
+    ShardInbound,
     ShardState,
-    cancel_and_wait,
     wait_event,
 )
 from redis.exceptions import ResponseError
 
+from eventwire_redis._connection import RETRYABLE
 from eventwire_redis._group import Claimed, StreamGroup
 from eventwire_redis._leases import RedisLeaseStore, Scripts
-from eventwire_redis._retry import RETRYABLE
 from eventwire_redis._topology import ChannelKeys, decode_entry
 
 if TYPE_CHECKING:
@@ -63,53 +61,26 @@ def _by_shard(batch: list[tuple[Shard, bytes]]) -> dict[Shard, list[bytes]]:
     return grouped
 
 
-class RedisInbound:
-    """A stream entry delivered to this member (an `eventwire.backend.Inbound`)."""
+class RedisInbound(ShardInbound[bytes]):
+    """A stream entry delivered to this member (an `eventwire.backend.Inbound`); ``ack()``
+    queues it for the next pipelined XACK (sent at once, retried until the server has it; a
+    crash before then delivers the entry again)."""
 
-    __slots__ = ("_settled", "_shard", "_sub", "delivery_count", "entry_id", "message")
-
-    def __init__(
-        self,
-        message: WireMessage,
-        delivery_count: int,
-        entry_id: bytes,
-        shard: Shard,
-        sub: RedisSubscription,
-    ) -> None:
-        self.message = message
-        self.delivery_count = delivery_count
-        self.entry_id = entry_id
-        self._shard = shard
-        self._sub = sub
-        self._settled = False
-
-    @property
-    def stream(self) -> str:
-        return self._sub.streams[self._shard.index]
+    __slots__ = ()
 
     @property
     def origin(self) -> Origin:
         """``<stream>/<entry id>``; the time is the entry id's milliseconds."""
-        entry = self.entry_id.decode()
+        entry = self.position.decode()
         millis, _, _ = entry.partition("-")
         stamp = datetime.fromtimestamp(int(millis) / 1000, tz=UTC) if millis.isdigit() else None
-        return Origin(position=f"{self.stream}/{entry}", timestamp=stamp)
-
-    async def ack(self) -> None:
-        """Settle: queued for the next pipelined XACK (sent at once, retried until the
-        server has it; a crash before then delivers the entry again)."""
-        if not self._settled:
-            self._settled = True
-            self._sub.ack(self._shard, self.entry_id)
-
-    def __repr__(self) -> str:
-        return (
-            f"<RedisInbound {self.stream} {self.entry_id.decode()} "
-            f"delivery_count={self.delivery_count}>"
-        )
+        subscription = self.subscription
+        assert isinstance(subscription, RedisSubscription)
+        stream = subscription.streams[self.shard.index]
+        return Origin(position=f"{stream}/{entry}", timestamp=stamp)
 
 
-class RedisSubscription(BaseSubscription):
+class RedisSubscription(ShardedSubscription[bytes]):
     """One member of ``spec.group`` on ``spec.channel``; started by `RedisBackend.subscribe`."""
 
     def __init__(
@@ -123,43 +94,31 @@ class RedisSubscription(BaseSubscription):
         keys: ChannelKeys,
         report_trimmed: Callable[[int], None],
     ) -> None:
-        super().__init__(spec, handler)
-        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:8]}"
+        member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:8]}"
+        self._store = RedisLeaseStore(scripts, keys, spec.group)
+        super().__init__(
+            spec,
+            handler,
+            store=self._store,
+            member_id=member_id,
+            shards=len(keys.streams),
+            ttl=settings.lease_ttl,
+            scrub=settings.scrub,
+            backend="redis",
+            interval=settings.lease_ttl / 3,
+            ack_patience=settings.reconnect_timeout,
+        )
         self.streams = keys.streams
         self._client = client
         self._settings = settings
         self._group = spec.group
-        self._server = StreamGroup(client, scripts, keys.streams, spec.group, self.member_id)
+        self._server = StreamGroup(client, scripts, keys.streams, spec.group, member_id)
         self._report_trimmed = report_trimmed
-        self._store = RedisLeaseStore(scripts, keys, spec.group)
-        self.coordinator = ShardCoordinator(
-            self._store,
-            self.member_id,
-            len(keys.streams),
-            ttl=settings.lease_ttl,
-            interval=settings.lease_ttl / 3,
-            scrub=settings.scrub,
-        )
         #: Per shard, the ids read and not settled (acked and the XACK sent) yet.
         self._tracked: list[set[bytes]] = [set() for _ in keys.streams]
         #: Shards whose last read was a full batch (the member is behind): check trimming.
         self._behind: set[int] = set()
         self._count = max(1, min(settings.fetch_count, spec.max_in_flight))
-        self._acks: AckBatcher[tuple[Shard, bytes]] = AckBatcher(
-            self._send_acks,
-            self._sent,
-            what=f"redis acknowledgement on {spec.channel}/{spec.group}",
-            scrub=settings.scrub,
-            patience=settings.reconnect_timeout,
-        )
-        self._fetch_task: asyncio.Task[None] | None = None
-
-    @property
-    def shards(self) -> list[int]:
-        """The shards this member holds now."""
-        return [s.index for s in self.coordinator.owned()]
-
-    # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Create the group on every shard, join, take a fair share of the shards.
@@ -170,19 +129,7 @@ class RedisSubscription(BaseSubscription):
         """
         await self._server.create("0" if self.spec.from_beginning else "$")
         await self.coordinator.tick()
-        self.spawn(self.coordinator.run(), "coordinator")
-        self._fetch_task = self.spawn(self._fetch(), "fetch")
-        self.spawn(self._acks.run(), "acks")
-        await wait_event(self.coordinator.balanced, self._settings.lease_ttl)
-
-    async def _stop_fetching(self) -> None:
-        self.coordinator.stop()
-        if self._fetch_task is not None:
-            await cancel_and_wait([self._fetch_task])
-
-    async def _flush(self) -> None:
-        """Send the last acknowledgements, retried for up to ``reconnect_timeout``."""
-        await self._acks.flush()
+        await super().start()
 
     async def _release(self) -> None:
         """Give every lease back, leave, and remove this member's consumers."""
@@ -190,14 +137,7 @@ class RedisSubscription(BaseSubscription):
             await self.coordinator.leave()
             await self._server.leave()
 
-    def _drop(self) -> None:
-        self._acks.drop()
-
     # -- acknowledgements -----------------------------------------------------------------
-
-    def ack(self, shard: Shard, entry_id: bytes) -> None:
-        if self.accepting:
-            self._acks.add((shard, entry_id))
 
     async def _send_acks(self, batch: list[tuple[Shard, bytes]]) -> None:
         """``XACK`` a batch: the ids of each shard, in one round trip."""
@@ -293,7 +233,7 @@ class RedisSubscription(BaseSubscription):
         """Deliveries of `entries` (id, fields, delivery count), tracked until settled."""
         self._tracked[shard.index].update(entry_id for entry_id, _, _ in entries)
         self.coordinator.delivered(shard, len(entries))
-        return [RedisInbound(decode_entry(f), n, i, shard, self) for i, f, n in entries]
+        return [RedisInbound(self, shard, i, decode_entry(f), n) for i, f, n in entries]
 
     async def _deliver(self, batch: list[RedisInbound]) -> None:
         done = 0
@@ -307,9 +247,9 @@ class RedisSubscription(BaseSubscription):
             # Stopped (cancelled) mid-batch: what was not handed over stays pending on the
             # server for the shard's next owner; forget it here.
             for delivery in batch[done:]:
-                if not delivery._settled:
-                    delivery._settled = True
-                    self._forget(delivery._shard, [delivery.entry_id])
+                if not delivery.settled:
+                    delivery.settled = True
+                    self._forget(delivery.shard, [delivery.position])
 
     # -- recovery -------------------------------------------------------------------------
 

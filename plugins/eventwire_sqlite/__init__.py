@@ -38,9 +38,9 @@ Retention: events older than ``retention`` (7 days by default) are deleted by pu
 """
 
 from eventwire_sqlite._backend import SqliteBackend
-from eventwire_sqlite._db import SqliteLeaseStore
 from eventwire_sqlite._idempotency import SqliteIdempotencyStore
 from eventwire_sqlite._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES
+from eventwire_sqlite._leases import SqliteLeaseStore
 from eventwire_sqlite._settings import SqliteSettings
 from eventwire_sqlite._subscription import SqliteInbound, SqliteSubscription
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sqlite3
 import time
@@ -12,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend
+from eventwire.backendkit import BaseBackend, GroupCommit
 from eventwire.errors import BackendUnavailableError, PublishError
 
 from eventwire_sqlite._db import Database
@@ -44,9 +43,11 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         self._shards: dict[str, int] = {}
         self._round_robin = 0
         self._trimmed = 0.0
-        #: Publishes waiting for the next commit, and the task committing them.
-        self._queue: list[tuple[str, list[tuple[int, WireMessage]], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        #: Publishes written in one transaction with those waiting meanwhile (group commit:
+        #: one disk sync for all of them).
+        self._commits: GroupCommit[tuple[str, list[tuple[int, WireMessage]]]] = GroupCommit(
+            self._write, name=f"eventwire-sqlite:{self.url}"
+        )
 
     def shared_idempotency_store(self) -> SqliteIdempotencyStore:
         """A `SqliteIdempotencyStore` in this backend's file (the bus's default store)."""
@@ -80,34 +81,14 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         with self.map_errors(f"publish to {channel!r}", into=PublishError):
             shards = await self._channel_shards(channel)
             rows = [(self._shard(m.key, shards), m) for m in messages]
-            await self._commit(channel, rows)
+            await self._commits.submit((channel, rows))
         for subscription in list(_LOCAL.get(self.settings.path, ())):
             if subscription.spec.channel == channel:
                 subscription.notify()
 
-    async def _commit(self, channel: str, rows: list[tuple[int, WireMessage]]) -> None:
-        """Store `rows`, in one transaction with the publishes waiting meanwhile (group
-        commit: one disk sync for all of them)."""
-        done = asyncio.get_running_loop().create_future()
-        self._queue.append((channel, rows, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name=f"eventwire-sqlite:{self.url}")
-        await done
-
-    async def _write(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                await self._db.run(self._db.append, [(c, rows) for c, rows, _ in batch])
-                await self._apply_retention()
-            except Exception as exc:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+    async def _write(self, batch: list[tuple[str, list[tuple[int, WireMessage]]]]) -> None:
+        await self._db.run(self._db.append, batch)
+        await self._apply_retention()
 
     async def _apply_retention(self) -> None:
         retention = self.settings.retention

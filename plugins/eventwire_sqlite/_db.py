@@ -15,7 +15,7 @@ Tables (``seq`` is one increasing number for the whole file):
 - ``cursors(channel, grp, shard, position)`` — the last ``seq`` handed out per shard;
 - ``pending(channel, grp, shard, seq, deliveries)`` — handed out, not acked;
 - ``members(channel, grp, member, expires)``, ``leases(channel, grp, shard, holder,
-  expires)`` — who lives and who reads which shard (`SqliteLeaseStore`).
+  expires)`` — who lives and who reads which shard (`eventwire_sqlite._leases`).
 
 Member and lease rows change several times a second and need no durability: they go
 through a second connection with ``synchronous=OFF`` (the setting is per connection).
@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from eventwire.backend import WireMessage
-from eventwire.backendkit import Grant, LeaseRequest
 
 from eventwire_sqlite._settings import SqliteSettings
 
-__all__ = ["Database", "Row", "SqliteLeaseStore"]
+__all__ = ["Database", "Row", "transaction"]
 
 T = TypeVar("T")
 
@@ -71,7 +70,7 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
-def _transaction(connection: sqlite3.Connection, work: Callable[[], T]) -> T:
+def transaction(connection: sqlite3.Connection, work: Callable[[], T]) -> T:
     connection.execute("BEGIN IMMEDIATE")
     try:
         result = work()
@@ -90,6 +89,12 @@ class Database:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._data: sqlite3.Connection | None = None
         self._meta: sqlite3.Connection | None = None
+
+    @property
+    def meta(self) -> sqlite3.Connection:
+        """The connection for member and lease rows (``synchronous=OFF``)."""
+        assert self._meta is not None
+        return self._meta
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """Run ``work(*args)`` on the database thread."""
@@ -167,7 +172,7 @@ class Database:
             ).fetchone()
             return int(shards)
 
-        return _transaction(conn, work)
+        return transaction(conn, work)
 
     def append(self, batches: Sequence[tuple[str, Sequence[tuple[int, WireMessage]]]]) -> None:
         """Store every batch of (shard, message) rows of every channel in one transaction:
@@ -180,7 +185,7 @@ class Database:
             for channel, rows in batches
             for shard, m in rows
         ]
-        _transaction(
+        transaction(
             conn,
             lambda: conn.executemany(
                 "INSERT INTO messages (channel, shard, key, body, headers, created) "
@@ -193,7 +198,7 @@ class Database:
         """Delete the messages created before `before` (retention); how many went."""
         assert self._data is not None
         conn = self._data
-        return _transaction(
+        return transaction(
             conn, lambda: conn.execute("DELETE FROM messages WHERE created < ?", (before,)).rowcount
         )
 
@@ -219,7 +224,7 @@ class Database:
                 ).rowcount
             return found > 0
 
-        return _transaction(conn, work)
+        return transaction(conn, work)
 
     def purge_channel(self, channel: str) -> int:
         """Delete the messages of `channel` and the pending entries pointing at them; groups
@@ -231,7 +236,7 @@ class Database:
             conn.execute("DELETE FROM pending WHERE channel = ?", (channel,))
             return int(conn.execute("DELETE FROM messages WHERE channel = ?", (channel,)).rowcount)
 
-        return _transaction(conn, work)
+        return transaction(conn, work)
 
     # -- groups ----------------------------------------------------------------------------
 
@@ -240,7 +245,7 @@ class Database:
         assert self._data is not None
         conn = self._data
         start = "0" if from_beginning else "(SELECT COALESCE(MAX(seq), 0) FROM messages)"
-        _transaction(
+        transaction(
             conn,
             lambda: conn.execute(
                 f"INSERT OR IGNORE INTO groups (channel, grp, start) VALUES (?, ?, {start})",
@@ -307,7 +312,7 @@ class Database:
                 rows.extend((shard, seq, 1, key, body, headers) for seq, key, body, headers in got)
             return rows
 
-        return _transaction(conn, work)
+        return transaction(conn, work)
 
     def recover(self, channel: str, group: str, shard: int) -> tuple[list[Row], int]:
         """Hand out again every pending message of `shard` (delivery count + 1), in order;
@@ -335,13 +340,13 @@ class Database:
             rows = [(shard, seq, n, key, body, headers) for seq, n, key, body, headers in got]
             return rows, lost
 
-        return _transaction(conn, work)
+        return transaction(conn, work)
 
     def ack(self, channel: str, group: str, entries: Sequence[tuple[int, int]]) -> None:
         """Settle `entries` (shard, seq): they are not handed out to this group again."""
         assert self._data is not None
         conn = self._data
-        _transaction(
+        transaction(
             conn,
             lambda: conn.executemany(
                 "DELETE FROM pending WHERE channel = ? AND grp = ? AND shard = ? AND seq = ?",
@@ -354,7 +359,7 @@ class Database:
         their last delivery, so the next delivery counts as the one it really is."""
         assert self._data is not None
         conn = self._data
-        _transaction(
+        transaction(
             conn,
             lambda: conn.executemany(
                 "UPDATE pending SET deliveries = deliveries - 1 WHERE channel = ? AND grp = ? "
@@ -362,104 +367,3 @@ class Database:
                 [(channel, group, shard, seq) for shard, seq in entries],
             ),
         )
-
-    # -- members and leases ----------------------------------------------------------------
-
-    def heartbeat(
-        self, channel: str, group: str, member: str, ttl: float, alive: bool
-    ) -> list[str]:
-        assert self._meta is not None
-        conn = self._meta
-
-        def work() -> list[str]:
-            now = time.time()
-            key = (channel, group)
-            if alive:
-                conn.execute(
-                    "INSERT INTO members (channel, grp, member, expires) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (channel, grp, member) DO UPDATE SET expires = excluded.expires",
-                    (*key, member, now + ttl),
-                )
-            else:
-                conn.execute(
-                    "DELETE FROM members WHERE channel = ? AND grp = ? AND member = ?",
-                    (*key, member),
-                )
-            conn.execute(
-                "DELETE FROM members WHERE channel = ? AND grp = ? AND expires <= ?", (*key, now)
-            )
-            rows = conn.execute(
-                "SELECT member FROM members WHERE channel = ? AND grp = ?", key
-            ).fetchall()
-            return [name for (name,) in rows]
-
-        return _transaction(conn, work)
-
-    def leases(
-        self, channel: str, group: str, member: str, ttl: float, requests: Sequence[LeaseRequest]
-    ) -> list[Grant]:
-        assert self._meta is not None
-        conn = self._meta
-
-        def work() -> list[Grant]:
-            now = time.time()
-            grants: list[Grant] = []
-            for request in requests:
-                key = (channel, group, request.shard)
-                found = conn.execute(
-                    "SELECT holder, expires FROM leases WHERE channel = ? AND grp = ? "
-                    "AND shard = ?",
-                    key,
-                ).fetchone()
-                live = found is not None and found[1] > now
-                if live and found[0] == member:
-                    grant = Grant.RENEWED
-                elif not live and request.take:
-                    grant = Grant.ACQUIRED
-                else:
-                    grants.append(Grant.DENIED)
-                    continue
-                conn.execute(
-                    "INSERT INTO leases (channel, grp, shard, holder, expires) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, grp, shard) DO UPDATE SET "
-                    "holder = excluded.holder, expires = excluded.expires",
-                    (*key, member, now + ttl),
-                )
-                grants.append(grant)
-            return grants
-
-        return _transaction(conn, work)
-
-    def release(self, channel: str, group: str, member: str, shards: Sequence[int]) -> None:
-        assert self._meta is not None
-        conn = self._meta
-        _transaction(
-            conn,
-            lambda: conn.executemany(
-                "DELETE FROM leases WHERE channel = ? AND grp = ? AND shard = ? AND holder = ?",
-                [(channel, group, shard, member) for shard in shards],
-            ),
-        )
-
-
-class SqliteLeaseStore:
-    """The kit's `eventwire.backendkit.LeaseStore` as rows of the database file.
-
-    Expiry is judged by the wall clock of the process writing the row: the processes
-    sharing a file share a host, hence a clock.
-    """
-
-    def __init__(self, database: Database, channel: str, group: str) -> None:
-        self._db = database
-        self._key = (channel, group)
-
-    async def heartbeat(self, member: str, ttl: float, *, alive: bool) -> Sequence[str]:
-        return await self._db.run(self._db.heartbeat, *self._key, member, ttl, alive)
-
-    async def leases(
-        self, member: str, ttl: float, requests: Sequence[LeaseRequest]
-    ) -> Sequence[Grant]:
-        return await self._db.run(self._db.leases, *self._key, member, ttl, requests)
-
-    async def release(self, member: str, shards: Sequence[int]) -> None:
-        await self._db.run(self._db.release, *self._key, member, shards)

@@ -25,9 +25,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
-from eventwire.backendkit import AckBatcher, BaseSubscription, Outage, Shard, ShardCoordinator
+from eventwire.backendkit import Outage, Shard, ShardedSubscription, ShardInbound
 
-from eventwire_sqlite._db import Database, Row, SqliteLeaseStore
+from eventwire_sqlite._db import Database, Row
+from eventwire_sqlite._leases import SqliteLeaseStore
 
 if TYPE_CHECKING:
     from eventwire_sqlite._settings import SqliteSettings
@@ -37,39 +38,27 @@ __all__ = ["SqliteInbound", "SqliteSubscription"]
 log = logging.getLogger("eventwire.sqlite")
 
 
-class SqliteInbound:
-    """A message handed to this member (an `eventwire.backend.Inbound`)."""
+class SqliteInbound(ShardInbound[int]):
+    """A message handed to this member (an `eventwire.backend.Inbound`); the position is
+    the row's ``seq``."""
 
-    __slots__ = ("_settled", "_shard", "_subscription", "delivery_count", "message", "seq")
-
-    def __init__(self, subscription: SqliteSubscription, shard: Shard, row: Row) -> None:
-        _, seq, deliveries, key, body, headers = row
-        self.message = WireMessage(bytes(body), json.loads(headers), key)
-        self.delivery_count = deliveries
-        self.seq = seq
-        self._shard = shard
-        self._subscription = subscription
-        self._settled = False
+    __slots__ = ()
 
     @property
     def origin(self) -> Origin:
         """``<channel>/<seq>``: the row of the message in the database's log."""
-        return Origin(position=f"{self._subscription.spec.channel}/{self.seq}")
-
-    async def ack(self) -> None:
-        """Settle it; idempotent, ignored once the member closed or aborted."""
-        if not self._settled:
-            self._settled = True
-            self._subscription.ack(self._shard, self.seq)
-
-    def __repr__(self) -> str:
-        return (
-            f"<SqliteInbound shard={self._shard.index} seq={self.seq} "
-            f"delivery_count={self.delivery_count}>"
-        )
+        return Origin(position=f"{self.subscription.spec.channel}/{self.position}")
 
 
-class SqliteSubscription(BaseSubscription):
+def _inbound(subscription: SqliteSubscription, row: Row) -> SqliteInbound:
+    shard, seq, deliveries, key, body, headers = row
+    message = WireMessage(bytes(body), json.loads(headers), key)
+    return SqliteInbound(
+        subscription, subscription.coordinator.shards[shard], seq, message, deliveries
+    )
+
+
+class SqliteSubscription(ShardedSubscription[int]):
     """One member of ``spec.group`` on ``spec.channel``; started by `SqliteBackend.subscribe`."""
 
     def __init__(
@@ -81,40 +70,25 @@ class SqliteSubscription(BaseSubscription):
         shards: int,
         scrub: Callable[[str], str],
     ) -> None:
-        super().__init__(spec, handler)
-        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}"
+        super().__init__(
+            spec,
+            handler,
+            store=SqliteLeaseStore(database, spec.channel, spec.group),
+            member_id=f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}",
+            shards=shards,
+            ttl=settings.lease_ttl,
+            scrub=scrub,
+            backend="sqlite",
+        )
         self._db = database
         self._settings = settings
         self._scrub = scrub
-        self.coordinator = ShardCoordinator(
-            SqliteLeaseStore(database, spec.channel, spec.group),
-            self.member_id,
-            shards,
-            ttl=settings.lease_ttl,
-            scrub=scrub,
-        )
         self._limit = min(settings.fetch_count, spec.max_in_flight)
-        self._acks: AckBatcher[tuple[Shard, int]] = AckBatcher(
-            self._send_acks,
-            self._sent,
-            what=f"sqlite acknowledgement on {spec.channel}/{spec.group}",
-            scrub=scrub,
-        )
         self._wake = asyncio.Event()
-        self._fetch: asyncio.Task[None] | None = None
         self._turn = 0
 
     def __repr__(self) -> str:
         return f"<SqliteSubscription {self.spec.channel}/{self.spec.group} {self.member_id}>"
-
-    async def start(self) -> None:
-        """Start the tasks; return once this member holds its share (or ``lease_ttl`` passed)."""
-        self.spawn(self.coordinator.run(), "coordinator")
-        self._fetch = self.spawn(self._fetch_loop(), "fetch")
-        self.spawn(self._acks.run(), "acks")
-        # another member may still drain a shard of ours: it comes once settled
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.coordinator.balanced.wait(), self._settings.lease_ttl)
 
     def notify(self) -> None:
         """New messages were written (by this process): look now, not at the next poll."""
@@ -122,7 +96,7 @@ class SqliteSubscription(BaseSubscription):
 
     # -- fetching --------------------------------------------------------------------------
 
-    async def _fetch_loop(self) -> None:
+    async def _fetch(self) -> None:
         outage = Outage(f"sqlite read of {self.spec.channel}/{self.spec.group}", self._scrub)
         while self.running:
             self._wake.clear()
@@ -206,7 +180,7 @@ class SqliteSubscription(BaseSubscription):
             for row in rows:
                 if not self.running:
                     break
-                await self.deliver(SqliteInbound(self, self.coordinator.shards[row[0]], row))
+                await self.deliver(_inbound(self, row))
                 done += 1
         finally:
             if done < len(rows):
@@ -225,17 +199,7 @@ class SqliteSubscription(BaseSubscription):
             for row in rows:
                 self.coordinator.settled(self.coordinator.shards[row[0]])
 
-    async def _stop_fetching(self) -> None:
-        self.coordinator.stop()
-        if self._fetch is not None:
-            self._fetch.cancel()
-            await asyncio.gather(self._fetch, return_exceptions=True)
-
     # -- acknowledgements ------------------------------------------------------------------
-
-    def ack(self, shard: Shard, seq: int) -> None:
-        if self.accepting:
-            self._acks.add((shard, seq))
 
     async def _send_acks(self, batch: list[tuple[Shard, int]]) -> None:
         entries = [(shard.index, seq) for shard, seq in batch]
@@ -244,13 +208,3 @@ class SqliteSubscription(BaseSubscription):
     def _sent(self, batch: list[tuple[Shard, int]]) -> None:
         for shard, _ in batch:
             self.coordinator.settled(shard)
-
-    async def _flush(self) -> None:
-        """Send the acks taken so far (also the last ones, on close)."""
-        await self._acks.flush()
-
-    async def _release(self) -> None:
-        await self.coordinator.leave()
-
-    def _drop(self) -> None:
-        self._acks.drop()

@@ -29,7 +29,9 @@ says where the broker keeps the message and when it stored it: the `Origin`, fro
 SDK derives a stable id for messages published by producers that are not eventwire, see
 `eventwire.foreign`), `GroupAdmin` (remove a consumer group), `LagReporter` (how far a group
 is behind; the consumer-lag metric reads it), `IdempotencyStoreProvider` (the broker can
-remember handled event ids for every member of a group: the bus's default store).
+remember handled event ids for every member of a group: the bus's default store),
+`BrokerReset` (a broker that lives in this process can be forgotten whole; ``TestBus``
+forgets the private broker of each session with it).
 
 The other way round, the handler `subscribe` receives may be a `BatchReceiver`: a backend
 that fetches in batches then hands over a fetched batch in one synchronous call
@@ -52,6 +54,7 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BatchReceiver",
+    "BrokerReset",
     "Capabilities",
     "ChannelDeleter",
     "ChannelPurger",
@@ -272,6 +275,17 @@ class Located(Protocol):
     @property
     def origin(self) -> Origin:
         """Where and when the broker stored this message."""
+        ...
+
+
+@runtime_checkable
+class BrokerReset(Protocol):
+    """Optional: a backend whose broker lives in this process and can be forgotten whole."""
+
+    def reset_broker(self) -> None:
+        """Forget the broker this backend's URL names: its channels, groups, messages and
+        remembered event ids. Needs no connection; a backend connected to it afterwards
+        starts on an empty broker. No member of it may be running."""
         ...
 
 

@@ -888,6 +888,6 @@ def _event_id(message: WireMessage, binding: str) -> str | None:
 
 
 def _load_contract(path: Path) -> PayloadValidator:
-    from eventwire.contracts import load_validator
+    from eventwire.contracts._load import load_validator
 
     return load_validator(path)

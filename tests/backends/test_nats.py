@@ -640,7 +640,7 @@ def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> None:
     is never given back (its lease renewed and the message kept alive for ever)."""
     channel = unique("blocked")
     bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
-    options = {"lease_ttl": 1.5, "ack_wait": 1, "lease_bucket": bucket, "shards": 1}
+    options: dict[str, Any] = {"lease_ttl": 1.5, "ack_wait": 1, "lease_bucket": bucket, "shards": 1}
     taken: list[Any] = []
     cancelled = asyncio.Event()
     later: list[int] = []
@@ -691,7 +691,7 @@ def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
     message still pending is one it holds back itself."""
     channel = unique("floor")
     bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
-    options = {"lease_ttl": 1.5, "ack_wait": 1, "lease_bucket": bucket, "shards": 1}
+    options: dict[str, Any] = {"lease_ttl": 1.5, "ack_wait": 1, "lease_bucket": bucket, "shards": 1}
     taken: list[int] = []
     later: list[int] = []
 

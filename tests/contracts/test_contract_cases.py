@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from eventwire.contracts import ContractValidator, generate_asyncapi, read_document
-from eventwire.contracts._load import load_bus
+from eventwire.contracts._bus_target import load_bus
 from eventwire.errors import ContractError
 from eventwire.testing.contract import (
     ContractMessage,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from eventwire.contracts import check_bus, load_document
-from eventwire.contracts._load import load_bus
+from eventwire.contracts._bus_target import load_bus
 from eventwire.testing.contract import assert_honours_contract
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,11 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   same on every backend (``ca_file``, ``cert_file``, ``tls_verify``, ``password_file``...);
   a backend's settings inherit them.
 - `AckBatcher`: acks queued one by one, sent in batches by a background task, the last
-  ones on close; `Memo`: per-key topology worked out once (single flight); `retrying`,
-  `quietly`, `wait_event`: a call retried while the broker is away, a bounded quiet
-  shutdown step, a bounded wait for an event.
+  ones on close; `GroupCommit`: concurrent publishes written together (what queues during
+  a write goes in the next one), each caller told its own outcome; `Memo`: per-key
+  topology worked out once (single flight); `retrying`, `quietly`, `wait_event`: a call
+  retried while the broker is away, a bounded quiet shutdown step, a bounded wait for an
+  event.
 - `address`, `join_host`: server addresses, read the same way by every backend.
 - `connect_failure`: why a first connect failed (TLS, timeout, login, a broker's own
   refusals), as one line that says what to do; `describe_exception` for one error.
@@ -27,7 +29,8 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   `lazy_exports`: the package's names that need the client library, imported on first use.
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
   after in-flight deliveries are settled (`ShardState`); `MemoryLeaseStore` is the
-  in-process store.
+  in-process store. `ShardedSubscription` runs a member's coordinator, fetch loop and
+  `AckBatcher` with the shutdown hooks wired; its deliveries are `ShardInbound` (settled once).
 
 ``docs/backend-authors.md`` is the guide; ``eventwire_memory`` and ``eventwire_sqlite`` are
 worked examples.
@@ -40,6 +43,7 @@ from eventwire.backendkit._checks import check_messages, check_spec, message_siz
 from eventwire.backendkit._coerce import ByteSize, Seconds, coerce
 from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
+from eventwire.backendkit._group_commit import GroupCommit
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
 from eventwire.backendkit._net import address, join_host
 from eventwire.backendkit._outage import Outage
@@ -59,6 +63,7 @@ from eventwire.backendkit._settings import (
     OptionSpec,
     option,
 )
+from eventwire.backendkit._sharded import ShardedSubscription, ShardInbound
 from eventwire.backendkit._shards import Shard, ShardCoordinator, ShardState
 from eventwire.backendkit._subscription import (
     BaseSubscription,
@@ -78,6 +83,7 @@ __all__ = [
     "CredentialOptions",
     "ErrorMap",
     "Grant",
+    "GroupCommit",
     "LeaseRequest",
     "LeaseStore",
     "Location",
@@ -89,7 +95,9 @@ __all__ = [
     "Seconds",
     "Shard",
     "ShardCoordinator",
+    "ShardInbound",
     "ShardState",
+    "ShardedSubscription",
     "SubscriptionState",
     "TlsOptions",
     "address",

@@ -26,15 +26,11 @@ from eventwire.contracts._diff import (
     schema_compatibility,
     schema_inclusion,
 )
+from eventwire.contracts._document import read_document
 from eventwire.contracts._generate import generate_asyncapi
 from eventwire.contracts._html import render_html
 from eventwire.contracts._lint import lint_document
-from eventwire.contracts._load import (
-    ContractValidator,
-    load_document,
-    load_validator,
-    read_document,
-)
+from eventwire.contracts._load import ContractValidator, load_document, load_validator
 from eventwire.contracts._mock import run_mock
 from eventwire.contracts._pact import PactMessage, eventwire_message, export_pacts, verify_pacts
 from eventwire.contracts._validate import Problem, validate_document

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from eventwire.contracts._diff import schema_inclusion
+from eventwire.contracts._document import MessageEntry, deref, iter_messages
 from eventwire.contracts._generate import generate_asyncapi
-from eventwire.contracts._load import MessageEntry, deref, iter_messages
 from eventwire.contracts._validate import Problem, Severity, json_path
 from eventwire.deadletter import DLQ_SUFFIX
 from eventwire.errors import ContractError

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from eventwire.contracts._load import deref, iter_messages, resolve
+from eventwire.contracts._document import deref, iter_messages, resolve
 from eventwire.deadletter import DLQ_SUFFIX
 from eventwire.errors import ContractError
 

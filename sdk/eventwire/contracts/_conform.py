@@ -17,8 +17,9 @@ from jsonschema import Draft202012Validator
 
 from eventwire.backend import WireMessage
 from eventwire.bindings import BINDINGS, from_headers, to_headers
+from eventwire.contracts._document import deref, escape_pointer, iter_messages
 from eventwire.contracts._lint import _headers as merged_headers
-from eventwire.contracts._load import ContractValidator, deref, escape_pointer, iter_messages
+from eventwire.contracts._load import ContractValidator
 from eventwire.envelope import SPEC_VERSION
 from eventwire.errors import ContractError, DecodeError
 

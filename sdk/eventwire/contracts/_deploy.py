@@ -75,8 +75,8 @@ def generated_counter_example(
     of `eventwire.testing.contract`: first the deterministic ones (each enum member, boundary,
     optional field), then generated values, shrunk to a small one. ``None`` if none is found.
     A schema the generator cannot handle raises `UnsupportedSchemaError` (with its path)."""
+    from eventwire.contracts._cases import coverage_messages, valid_messages
     from eventwire.contracts._sample import search
-    from eventwire.testing.contract import coverage_messages, valid_messages
 
     for message in coverage_messages(provider, offered.name, channel=offered.channel):
         if rejects(message.payload):

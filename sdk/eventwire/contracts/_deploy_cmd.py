@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from eventwire.contracts._commands import clear_errors
 from eventwire.contracts._deploy import Expectation, can_i_deploy
-from eventwire.contracts.cli import _clear_errors
 
 __all__ = ["COMMAND", "can_i_deploy_command"]
 
@@ -63,7 +63,7 @@ def _table(expectations: list[Expectation]) -> Table:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-@_clear_errors
+@clear_errors
 def can_i_deploy_command(provider: Path, consumers: tuple[Path, ...], fmt: str) -> None:
     """Check that every consumer accepts everything PROVIDER may send; exit 1 if not.
 

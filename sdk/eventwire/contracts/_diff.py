@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from eventwire.contracts._load import deref, iter_messages, resolve
+from eventwire.contracts._document import deref, iter_messages, resolve
 from eventwire.errors import ContractError
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from eventwire.contracts._load import resolve
+from eventwire.contracts._document import resolve
 
 __all__ = ["build_example"]
 

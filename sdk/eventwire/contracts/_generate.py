@@ -17,8 +17,8 @@ from referencing.jsonschema import DRAFT202012
 from eventwire.asyncapi import AsyncAPIProtocol
 from eventwire.bindings import BINDINGS
 from eventwire.codec import JSON
+from eventwire.contracts._document import DOCUMENT_URI
 from eventwire.contracts._examples import build_example
-from eventwire.contracts._load import DOCUMENT_URI
 from eventwire.deadletter import DLQ_SUFFIX
 from eventwire.events import Message
 from eventwire.foreign import EXTENSION as ACCEPT_EXTENSION

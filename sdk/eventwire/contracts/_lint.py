@@ -11,7 +11,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from eventwire.bindings import BINDINGS
-from eventwire.contracts._load import DOCUMENT_URI, deref, iter_messages, resolve
+from eventwire.contracts._document import DOCUMENT_URI, deref, iter_messages, resolve
 from eventwire.contracts._validate import Problem, json_path
 
 __all__ = ["RULES", "lint_document"]

@@ -95,8 +95,8 @@ def _generated(
     """Distinct valid messages of `sent` besides the document's examples: its coverage cases
     (each enum member, boundary, optional field, ``anyOf`` branch), then values generated from
     the schema — `count` in all, or every coverage case and `GENERATED_PER_MESSAGE` more."""
+    from eventwire.contracts._cases import coverage_messages, valid_messages
     from eventwire.contracts._sample import sample
-    from eventwire.testing.contract import coverage_messages, valid_messages
 
     out: list[MockMessage] = []
     seen: set[str] = set()

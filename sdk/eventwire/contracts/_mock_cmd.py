@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from eventwire.contracts._commands import clear_errors
 from eventwire.contracts._mock import MockMessage, plan, run_mock
-from eventwire.contracts.cli import _clear_errors
 
 __all__ = ["COMMAND", "mock"]
 
@@ -34,7 +34,7 @@ __all__ = ["COMMAND", "mock"]
     is_flag=True,
     help="After the examples, publish generated messages that are valid against the contract.",
 )
-@_clear_errors
+@clear_errors
 def mock(contract: Path, url: str, rate: float | None, count: int | None, generated: bool) -> None:
     """Publish the messages CONTRACT sends to the broker URL, as a producer would.
 

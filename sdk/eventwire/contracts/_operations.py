@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from eventwire.contracts._document import deref, escape_pointer, resolve
 from eventwire.contracts._examples import build_example
-from eventwire.contracts._load import ContractValidator, deref, escape_pointer, resolve
+from eventwire.contracts._load import ContractValidator
 from eventwire.errors import ContractError
 
 __all__ = ["OperationMessage", "message_examples", "operation_messages"]

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eventwire.contracts._load import ContractValidator, resolve
+from eventwire.contracts._document import resolve
+from eventwire.contracts._load import ContractValidator
 from eventwire.contracts._operations import message_examples, operation_messages
 from eventwire.errors import ConfigurationError, ContractError
 

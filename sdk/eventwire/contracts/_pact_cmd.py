@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from eventwire.contracts.cli import _clear_errors
+from eventwire.contracts._commands import clear_errors
 
 __all__ = ["COMMAND", "pact"]
 
@@ -29,7 +29,7 @@ def pact() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write the pact file to.",
 )
-@_clear_errors
+@clear_errors
 def export(consumer: Path, provider: str, consumer_name: str | None, out_dir: Path) -> None:
     """Write the messages CONSUMER receives as a Pact V4 message pact with PROVIDER.
 
@@ -53,7 +53,7 @@ def export(consumer: Path, provider: str, consumer_name: str | None, out_dir: Pa
 @click.argument("provider", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("pacts", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--provider-name", help="The provider's name in the pacts (default: info.title).")
-@_clear_errors
+@clear_errors
 def verify(provider: Path, pacts: tuple[Path, ...], provider_name: str | None) -> None:
     """Verify the contract PROVIDER against consumers' message PACTS (files or directories).
 

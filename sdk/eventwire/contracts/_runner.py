@@ -40,7 +40,8 @@ from jsonschema import Draft7Validator
 from eventwire.backend import WireMessage
 from eventwire.bindings import BINDINGS, from_headers, to_headers
 from eventwire.bus import EventBus
-from eventwire.contracts._load import ContractValidator, deref, iter_messages
+from eventwire.contracts._document import deref, iter_messages
+from eventwire.contracts._load import ContractValidator
 from eventwire.contracts._schema import MessageModel, as_document, message_model
 from eventwire.deadletter import DeadLetter
 from eventwire.errors import ContractError, DecodeError
@@ -509,7 +510,7 @@ async def run_contract_test(
     Bad input (document, message without schema, unsupported schema keyword, bus already
     started, unreachable broker) raises an `EventwireError` before anything is sent.
     """
-    from eventwire.testing.contract import (
+    from eventwire.contracts._cases import (
         coverage_messages,
         example_messages,
         invalid_cases,

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eventwire.contracts._load import deref, iter_messages, load_document, payload_pointer
+from eventwire.contracts._document import deref, iter_messages, payload_pointer
+from eventwire.contracts._load import load_document
 from eventwire.errors import ContractError
 
 __all__ = [

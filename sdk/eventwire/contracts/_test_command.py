@@ -13,8 +13,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from eventwire.contracts._commands import clear_errors, make_console
 from eventwire.contracts._runner import CHECKS, ContractTestReport, Options, run_contract_test
-from eventwire.contracts.cli import _clear_errors, _console
 
 __all__ = ["render_junit", "render_report", "test"]
 
@@ -50,7 +50,7 @@ __all__ = ["render_junit", "render_report", "test"]
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON."
 )
-@_clear_errors
+@clear_errors
 def test(
     document: Path,
     target: str,
@@ -70,12 +70,13 @@ def test(
     x-eventwire-emits) come with the correlation id, and that invalid messages are
     dead-lettered as 'invalid' without reaching a handler. Exit 1 on any violation.
     """
-    from eventwire.contracts._load import load_bus, load_document
+    from eventwire.contracts._bus_target import load_bus
+    from eventwire.contracts._load import load_document
 
     loaded = load_document(document)
     bus = load_bus(target)
     options = Options(examples_only=examples_only, max_cases=max_cases, timeout=timeout, url=url)
-    console = _console()
+    console = make_console()
     where = f" on {url}" if url else ""
     title = [f"contract tests of {target} against {document}{where}"]
 

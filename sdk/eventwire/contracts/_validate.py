@@ -15,7 +15,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
-from eventwire.contracts._load import deref, escape_pointer, iter_messages, resolve
+from eventwire.contracts._document import deref, escape_pointer, iter_messages, resolve
 
 __all__ = ["Problem", "Severity", "json_path", "official_schema", "validate_document"]
 
@@ -224,7 +224,7 @@ def _json_schema_problems(document: Mapping[str, Any]) -> Iterator[Problem]:
     if isinstance(components, Mapping) and isinstance(components.get("schemas"), Mapping):
         for name, schema in components["schemas"].items():
             targets.append((escape_pointer("components", "schemas", str(name)), schema))
-    from eventwire.contracts._load import iter_messages
+    from eventwire.contracts._document import iter_messages
 
     try:
         entries = list(iter_messages(document))

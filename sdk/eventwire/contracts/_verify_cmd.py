@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from eventwire.contracts._commands import clear_errors
 from eventwire.contracts._verify import Seen, VerifyReport, verify_live, write_json, write_junit
-from eventwire.contracts.cli import _clear_errors
 
 __all__ = ["COMMAND", "verify"]
 
@@ -58,7 +58,7 @@ def _status(counts: dict[str, list[int]]) -> Text:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a JUnit XML report here.",
 )
-@_clear_errors
+@clear_errors
 def verify(
     contract: Path,
     url: str,

@@ -2,44 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import yaml
 from rich.console import Console
 
-from eventwire.errors import EventwireError
+from eventwire.contracts._commands import CommandError, clear_errors, make_console
 
 __all__ = ["asyncapi", "contracts"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 _STYLES = {"error": "red", "warning": "yellow", "info": "dim"}
-
-
-class CommandError(click.ClickException):
-    """Bad input (a file, a module): printed without a traceback, exit status 2."""
-
-    exit_code = 2
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
-
-
-def _clear_errors(command: F) -> F:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except EventwireError as exc:
-            raise CommandError(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -97,13 +74,13 @@ def asyncapi() -> None:
     show_default=True,
     help="info.version of the document.",
 )
-@_clear_errors
+@clear_errors
 def generate(
     target: str, fmt: str, output: Path | None, title: str | None, doc_version: str
 ) -> None:
     """Write the AsyncAPI document of the bus TARGET (MODULE:BUS or path/to/file.py:BUS)."""
+    from eventwire.contracts._bus_target import load_bus
     from eventwire.contracts._generate import generate_asyncapi
-    from eventwire.contracts._load import load_bus
     from eventwire.contracts._validate import validate_document
 
     bus = load_bus(target)
@@ -133,16 +110,16 @@ def generate(
 
 @asyncapi.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@_clear_errors
+@clear_errors
 def validate(files: tuple[Path, ...]) -> None:
     """Check AsyncAPI 3.0 documents: the official schema, references, operation messages.
 
     Prints every problem with its JSON path; exits 1 when there is an error.
     """
-    from eventwire.contracts._load import read_document
+    from eventwire.contracts._document import read_document
     from eventwire.contracts._validate import validate_document
 
-    console = _console()
+    console = make_console()
     failed = False
     for file in files:
         problems = validate_document(read_document(file))
@@ -165,7 +142,7 @@ def validate(files: tuple[Path, ...]) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write.",
 )
-@_clear_errors
+@clear_errors
 def html(file: Path, out_dir: Path) -> None:
     """Render FILE as an HTML page that works offline (no CDN, no network)."""
     from eventwire.contracts._html import render_html
@@ -191,15 +168,16 @@ def contracts() -> None:
     help="The code may use a part of the contract: messages and channels only in "
     "the contract are not drift.",
 )
-@_clear_errors
+@clear_errors
 def check(target: str, contract: Path, partial: bool) -> None:
     """Report drift between the bus TARGET (MODULE:BUS) and CONTRACT; exit 1 on drift."""
+    from eventwire.contracts._bus_target import load_bus
     from eventwire.contracts._check import check_bus
-    from eventwire.contracts._load import load_bus, load_document
+    from eventwire.contracts._load import load_document
 
     document = load_document(contract)
     problems = check_bus(load_bus(target), document, partial=partial)
-    console = _console()
+    console = make_console()
     _print_problems(console, str(contract), problems)
     if any(p.severity == "error" for p in problems):
         raise click.exceptions.Exit(1)
@@ -228,7 +206,7 @@ def check(target: str, contract: Path, partial: bool) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-@_clear_errors
+@clear_errors
 def diff(files: tuple[Path, ...], mode: str, fmt: str) -> None:
     """Compatibility of the last of FILES (new) against the others (old, oldest first).
 
@@ -254,7 +232,7 @@ def diff(files: tuple[Path, ...], mode: str, fmt: str) -> None:
             )
         )
     else:
-        console = _console()
+        console = make_console()
         for v in report.verdicts:
             if v.change == "unchanged":
                 continue
@@ -280,13 +258,13 @@ def diff(files: tuple[Path, ...], mode: str, fmt: str) -> None:
 
 @contracts.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@_clear_errors
+@clear_errors
 def lint(files: tuple[Path, ...]) -> None:
     """Naming and completeness rules for contracts; exits 1 on an error finding."""
     from eventwire.contracts._lint import lint_document
     from eventwire.contracts._load import load_document
 
-    console = _console()
+    console = make_console()
     failed = False
     for file in files:
         findings = lint_document(load_document(file))
@@ -307,7 +285,7 @@ def lint(files: tuple[Path, ...]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The Python module to write.",
 )
-@_clear_errors
+@clear_errors
 def codegen(contract: Path, output: Path) -> None:
     """Write Event and Command classes (and a bus) for the messages of CONTRACT."""
     from eventwire.contracts._codegen import generate_code

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eventwire.contracts import ContractValidator, load_document
-from eventwire.contracts._load import deref, escape_pointer
+from eventwire.contracts._document import deref, escape_pointer
 from eventwire.deadletter import DLQ_SUFFIX
 from eventwire.errors import ContractError
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from eventwire.backend import (
     Backend,
+    BrokerReset,
     GroupAdmin,
     MessageHandler,
     Subscription,
@@ -316,9 +317,9 @@ class TestBus:
                 bus.idempotency_store = saved.store
                 bus.subscriptions = saved.subscriptions
         if self._url is None:
-            from eventwire_memory import reset_brokers
-
-            reset_brokers([self._broker_name])
+            backend = create_backend(self.url)
+            if isinstance(backend, BrokerReset):
+                backend.reset_broker()
         self._active = False
 
     def _require_active(self, what: str) -> None:

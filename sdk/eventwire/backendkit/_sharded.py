@@ -1,0 +1,165 @@
+"""`ShardedSubscription`: a group member over shard leases, with its three tasks wired.
+
+A backend whose group members share a channel's shards through the kit's `ShardCoordinator`
+runs the same three background tasks on every member: the coordinator (heartbeat and
+leases), the backend's fetch loop, and an `AckBatcher` sending acks in batches. This class
+owns them and the shutdown hooks they need (`BaseSubscription`'s contract): ``stop`` stops
+the coordinator and the fetch loop, ``close`` sends the last acks and gives the leases back,
+``abort`` forgets queued acks. A backend writes the fetch loop and how a batch of acks is
+sent; its deliveries are `ShardInbound` objects, settled once.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit._acks import AckBatcher
+from eventwire.backendkit._aio import wait_event
+from eventwire.backendkit._leases import LeaseStore
+from eventwire.backendkit._shards import Shard, ShardCoordinator
+from eventwire.backendkit._subscription import BaseSubscription, cancel_and_wait
+
+__all__ = ["ShardInbound", "ShardedSubscription"]
+
+#: How a backend names one message within its shard (a stream entry id, a row number...).
+P = TypeVar("P")
+
+
+class ShardedSubscription(BaseSubscription, Generic[P]):
+    """A member of ``spec.group`` reading the shards the coordinator grants it.
+
+    :param store: the backend's `LeaseStore` for this channel and group.
+    :param member_id: this member's name in the group.
+    :param shards: the channel's shard count.
+    :param ttl: the lease time-to-live in seconds (a crashed member's shards come back after).
+    :param scrub: removes credentials from error text before it is logged.
+    :param backend: the backend's name, in log lines.
+    :param interval: seconds between heartbeats (the coordinator's default if ``None``).
+    :param ack_patience: how long ``close`` retries the last acks.
+
+    Implement `_fetch` (the fetch loop: run while `running`), `_send_acks` (send a batch of
+    ``(shard, position)`` acks, raising if it failed) and `_sent` (they are settled: tell the
+    coordinator). `start` returns once this member holds its share of shards.
+    """
+
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        handler: MessageHandler,
+        *,
+        store: LeaseStore,
+        member_id: str,
+        shards: int,
+        ttl: float,
+        scrub: Callable[[str], str],
+        backend: str,
+        interval: float | None = None,
+        ack_patience: float = 0.0,
+    ) -> None:
+        super().__init__(spec, handler)
+        self.member_id = member_id
+        self.coordinator = ShardCoordinator(
+            store, member_id, shards, ttl=ttl, interval=interval, scrub=scrub
+        )
+        self._acks: AckBatcher[tuple[Shard, P]] = AckBatcher(
+            self._send_acks,
+            self._sent,
+            what=f"{backend} acknowledgement on {spec.channel}/{spec.group}",
+            scrub=scrub,
+            patience=ack_patience,
+        )
+        self._ttl = ttl
+        self._fetch_task: asyncio.Task[None] | None = None
+
+    @property
+    def shards(self) -> list[int]:
+        """The shards this member holds now."""
+        return [s.index for s in self.coordinator.owned()]
+
+    async def start(self) -> None:
+        """Start the coordinator, the fetch loop and the ack flusher; return once this member
+        holds its share of shards, or after ``ttl`` (a departed member's leases have not
+        expired yet, or another member still drains a shard: they come later)."""
+        self.spawn(self.coordinator.run(), "coordinator")
+        self._fetch_task = self.spawn(self._fetch(), "fetch")
+        self.spawn(self._acks.run(), "acks")
+        await wait_event(self.coordinator.balanced, self._ttl)
+
+    def ack(self, shard: Shard, position: P) -> None:
+        """Queue the ack of `position` on `shard` (ignored once closed or aborted)."""
+        if self.accepting:
+            self._acks.add((shard, position))
+
+    # -- what the backend writes -----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _fetch(self) -> None:
+        """The fetch loop: recover and read the shards the coordinator makes ready."""
+
+    @abc.abstractmethod
+    async def _send_acks(self, batch: list[tuple[Shard, P]]) -> None:
+        """Send `batch` to the broker; raise if it failed (the batcher retries)."""
+
+    @abc.abstractmethod
+    def _sent(self, batch: list[tuple[Shard, P]]) -> None:
+        """`batch` is settled on the broker: report it to the coordinator."""
+
+    # -- the shutdown hooks ----------------------------------------------------------------
+
+    async def _stop_fetching(self) -> None:
+        self.coordinator.stop()
+        if self._fetch_task is not None:
+            await cancel_and_wait([self._fetch_task])
+
+    async def _flush(self) -> None:
+        """Send the acks taken so far (also the last ones, on close)."""
+        await self._acks.flush()
+
+    async def _release(self) -> None:
+        """Give every lease back and leave the member set."""
+        await self.coordinator.leave()
+
+    def _drop(self) -> None:
+        self._acks.drop()
+
+
+class ShardInbound(Generic[P]):
+    """A delivery read from a shard (an `eventwire.backend.Inbound`), settled at most once.
+
+    ``ack()`` queues ``(shard, position)`` on its subscription's batcher the first time and
+    does nothing after; a backend subclass adds its `origin` (where the broker keeps it).
+    """
+
+    __slots__ = ("delivery_count", "message", "position", "settled", "shard", "subscription")
+
+    def __init__(
+        self,
+        subscription: ShardedSubscription[P],
+        shard: Shard,
+        position: P,
+        message: WireMessage,
+        delivery_count: int,
+    ) -> None:
+        self.message = message
+        self.delivery_count = delivery_count
+        self.position = position
+        self.shard = shard
+        self.subscription = subscription
+        #: Acked, or given up (the member stopped before handing it to the handler).
+        self.settled = False
+
+    async def ack(self) -> None:
+        """Settle it; idempotent, ignored once the member closed or aborted."""
+        if not self.settled:
+            self.settled = True
+            self.subscription.ack(self.shard, self.position)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} shard={self.shard.index} position={self.position!r} "
+            f"delivery_count={self.delivery_count}>"
+        )

@@ -1,0 +1,124 @@
+"""`ShardedSubscription` and `ShardInbound`: the member's three tasks and its shutdown hooks,
+over the kit's in-process lease store and a list per shard standing in for the broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from eventwire.backend import Inbound, MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backendkit import (
+    MemoryLeaseStore,
+    Shard,
+    ShardedSubscription,
+    ShardInbound,
+    SubscriptionState,
+)
+
+from tests.backends._base import wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+class ListSubscription(ShardedSubscription[int]):
+    """Hands out each shard's list once; `sent` records what reached the 'broker'."""
+
+    def __init__(
+        self, handler: MessageHandler, logs: list[list[bytes]], store: MemoryLeaseStore
+    ) -> None:
+        super().__init__(
+            SubscriptionSpec("orders", "billing"),
+            handler,
+            store=store,
+            member_id="member-1",
+            shards=len(logs),
+            ttl=1.0,
+            scrub=str,
+            backend="test",
+            interval=0.01,
+        )
+        self.logs = logs
+        self.next = [0] * len(logs)
+        self.sent: list[tuple[int, int]] = []
+
+    async def _fetch(self) -> None:
+        coordinator = self.coordinator
+        while self.running:
+            for shard in coordinator.to_recover():
+                coordinator.mark_recovered(shard, shard.epoch)
+            ready = coordinator.readable()
+            batch: list[tuple[Shard, int]] = []
+            with coordinator.reading(ready):
+                for shard in ready:
+                    for i in range(self.next[shard.index], len(self.logs[shard.index])):
+                        batch.append((shard, i))
+                        coordinator.delivered(shard)
+                    self.next[shard.index] = len(self.logs[shard.index])
+            for shard, i in batch:
+                message = WireMessage(self.logs[shard.index][i], {})
+                await self.deliver(ShardInbound(self, shard, i, message, 1))
+            await asyncio.sleep(0.01)
+
+    async def _send_acks(self, batch: list[tuple[Shard, int]]) -> None:
+        self.sent += [(shard.index, i) for shard, i in batch]
+
+    def _sent(self, batch: list[tuple[Shard, int]]) -> None:
+        for shard, _ in batch:
+            self.coordinator.settled(shard)
+
+
+async def _ignore(inbound: Inbound) -> None:
+    return None
+
+
+async def test_start_holds_every_shard_acks_are_sent_once_and_close_gives_leases_back() -> None:
+    store = MemoryLeaseStore()
+    got: list[ShardInbound[int]] = []
+
+    async def handler(inbound: Inbound) -> None:
+        assert isinstance(inbound, ShardInbound)
+        got.append(inbound)
+        await inbound.ack()
+        await inbound.ack()  # a second ack of one delivery sends nothing more
+
+    sub = ListSubscription(handler, [[b"a", b"b"], [b"c"]], store)
+    await sub.start()
+    assert sub.shards == [0, 1]  # alone in the group: start returned holding its share
+    await wait_until(lambda: len(sub.sent) == 3, "three acks sent", 5)
+    await asyncio.sleep(0.05)
+    assert sorted(sub.sent) == [(0, 0), (0, 1), (1, 0)]
+    assert all(d.settled for d in got) and "position=0" in repr(got[0])
+    await sub.close()
+    assert sub.state is SubscriptionState.CLOSED
+    # the leases were given back: another member takes every shard at once
+    other = ListSubscription(_ignore, [[], []], store)
+    await other.coordinator.tick()
+    assert [s.index for s in other.coordinator.owned()] == [0, 1]
+
+
+async def test_close_sends_the_acks_taken_after_stop_and_abort_sends_none() -> None:
+    held: list[ShardInbound[int]] = []
+
+    async def keep(inbound: Inbound) -> None:
+        assert isinstance(inbound, ShardInbound)
+        held.append(inbound)
+
+    sub = ListSubscription(keep, [[b"a"], [b"b"]], MemoryLeaseStore())
+    await sub.start()
+    await wait_until(lambda: len(held) == 2, "two deliveries", 5)
+    await sub.stop()
+    await held[0].ack()  # still accepted after stop
+    await sub.close()
+    assert sub.sent == [(held[0].shard.index, 0)]
+    await held[1].ack()  # ignored once closed
+    assert len(sub.sent) == 1
+
+    held.clear()
+    crashed = ListSubscription(keep, [[b"a"]], MemoryLeaseStore())
+    await crashed.start()
+    await wait_until(lambda: len(held) == 1, "one delivery", 5)
+    crashed._acks.add((held[0].shard, 0))  # queued, not sent yet
+    await crashed.abort()
+    await crashed._acks.flush()  # abort forgot the queued ack: nothing left to send
+    await held[0].ack()
+    assert crashed.sent == [] and crashed.state is SubscriptionState.ABORTED
