@@ -23,6 +23,7 @@ demo: $(STAMP)
 test: $(STAMP) lint system-deps brokers-up
 	EVENTWIRE_BROKERS=1 $(PY) -m pytest -n 2 --durations=15 -m "not restart and not secure_matrix and not aws_matrix and not cluster"
 	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m "restart and not secure_matrix and not aws_matrix and not cluster"
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m cluster_ci
 
 ## The conformance matrix over TLS with authentication on the secure brokers (not in `make test`).
 secure-matrix: $(STAMP)
@@ -34,10 +35,11 @@ secure-matrix: $(STAMP)
 test-aws: $(STAMP)
 	$(PY) -m pytest -p no:xdist -m aws_matrix
 
-## Three-node Kafka, RabbitMQ, Redis Sentinel and NATS clusters, one at a time: each test starts
-## its own on free ports, kills the node that leads, starts it again (not in `make test`).
+## Three-node Kafka, RabbitMQ, Redis Sentinel and NATS clusters, one at a time: each cluster test
+## starts its own on free ports, kills the node that leads, starts it again; then the whole
+## conformance suite (G01-G23) on each cluster. `make test` runs the NATS cluster's suite only.
 test-clusters: $(STAMP)
-	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m cluster tests/brokers/test_clusters.py
+	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m cluster tests/brokers/test_clusters.py tests/backends/test_cluster_matrix.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sdk plugins conformance tests
