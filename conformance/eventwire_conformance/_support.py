@@ -19,7 +19,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 import pytest
-from eventwire import Capabilities, EventBus, IdempotencyStore, MemoryIdempotencyStore
+from eventwire import (
+    Capabilities,
+    EventBus,
+    EventwireError,
+    IdempotencyStore,
+    MemoryIdempotencyStore,
+)
 from eventwire.backend import ChannelDeleter, IdempotencyStoreProvider
 from eventwire.plugins import create_backend, open_idempotency_store
 
@@ -253,6 +259,25 @@ class Harness:
     async def quiet(self, seconds: float = 0.3) -> None:
         """A window in which nothing more is expected to happen (before a negative check)."""
         await asyncio.sleep(seconds)
+
+
+async def publish_confirmed(
+    bus: EventBus, event: Any, deadline: float, refused: list[str], after: str
+) -> None:
+    """Publish `event` until the broker confirms it: a refused publish is noted in `refused`
+    and tried again every 0.2 s until `deadline` (``time.monotonic()``), then an
+    AssertionError says publishing has not recovered from `after` (e.g. "the restart")."""
+    while True:
+        try:
+            await asyncio.wait_for(bus.publish(event), 30)
+            return
+        except (EventwireError, ConnectionError, OSError, TimeoutError) as exc:
+            refused.append(f"{type(exc).__name__}: {exc}")
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"publishing has not recovered from {after}: {refused[-1]}"
+                ) from None
+            await asyncio.sleep(0.2)
 
 
 async def run_command_while(

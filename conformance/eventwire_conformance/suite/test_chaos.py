@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from eventwire import EventBus, EventwireError
+from eventwire import EventBus
 
 from eventwire_conformance._events import Ping, ping_model
 from eventwire_conformance._members import (
@@ -28,7 +28,12 @@ from eventwire_conformance._members import (
     out_of_order,
     overlapping,
 )
-from eventwire_conformance._support import Harness, run_command_while, unsupported
+from eventwire_conformance._support import (
+    Harness,
+    publish_confirmed,
+    run_command_while,
+    unsupported,
+)
 
 #: How long a member leaving gracefully may take to close.
 LEAVE_TIMEOUT = 30.0
@@ -203,19 +208,9 @@ async def test_G22_broker_crash_under_load(harness: Harness, tmp_path: Path) -> 
         """Each key's events in order, one at a time; a refused publish is tried again."""
         for seq in range(per_key):
             for key in keys:
-                while True:
-                    try:
-                        await asyncio.wait_for(bus.publish(model(key=key, seq=seq)), 30)
-                    except (EventwireError, ConnectionError, OSError, TimeoutError) as exc:
-                        refused.append(f"{type(exc).__name__}: {exc}")
-                        if time.monotonic() > deadline:
-                            raise AssertionError(
-                                f"publishing has not recovered from the broker crash: {refused[-1]}"
-                            ) from None
-                        await asyncio.sleep(0.2)
-                        continue
-                    confirmed.add((key, seq))
-                    break
+                event = model(key=key, seq=seq)
+                await publish_confirmed(bus, event, deadline, refused, "the broker crash")
+                confirmed.add((key, seq))
                 await asyncio.sleep(0.005)
 
     publishers = [harness.bus() for _ in range(PUBLISHERS)]
@@ -326,20 +321,10 @@ async def test_G23_node_failure(harness: Harness, tmp_path: Path) -> None:
             if stop.is_set():
                 return
             for key in keys:
-                while True:
-                    try:
-                        await asyncio.wait_for(bus.publish(model(key=key, seq=seq)), 30)
-                    except (EventwireError, ConnectionError, OSError, TimeoutError) as exc:
-                        refused.append(f"{type(exc).__name__}: {exc}")
-                        if time.monotonic() > deadline:
-                            raise AssertionError(
-                                f"publishing has not recovered from the node failure: {refused[-1]}"
-                            ) from None
-                        await asyncio.sleep(0.2)
-                        continue
-                    confirmed.add((key, seq))
-                    confirmed_at.append(time.monotonic())
-                    break
+                event = model(key=key, seq=seq)
+                await publish_confirmed(bus, event, deadline, refused, "the node failure")
+                confirmed.add((key, seq))
+                confirmed_at.append(time.monotonic())
                 await asyncio.sleep(0.005)
 
     # The same buses from start to end: none is restarted or recreated for the failure.

@@ -6,11 +6,17 @@ import asyncio
 import time
 from pathlib import Path
 
-from eventwire import Delivery, EventBus, EventwireError
+from eventwire import Delivery, EventBus
 
 from eventwire_conformance._events import Ping, ping_model
 from eventwire_conformance._members import MemberProcess
-from eventwire_conformance._support import Harness, missing, run_command_while, unsupported
+from eventwire_conformance._support import (
+    Harness,
+    missing,
+    publish_confirmed,
+    run_command_while,
+    unsupported,
+)
 
 # -- G12 crash -------------------------------------------------------------------------------
 
@@ -241,19 +247,8 @@ async def test_G16_broker_restart_loses_nothing(harness: Harness) -> None:
         nonlocal seq
         event = model(key=f"k{seq % 4}", seq=seq)
         seq += 1
-        while True:
-            try:
-                await asyncio.wait_for(publisher.publish(event), 30)
-            except (EventwireError, ConnectionError, OSError, TimeoutError) as exc:
-                refused.append(f"{type(exc).__name__}: {exc}")
-                if time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"publishing has not recovered from the restart: {refused[-1]}"
-                    ) from None
-                await asyncio.sleep(0.2)
-                continue
-            confirmed.add(event.seq)
-            return
+        await publish_confirmed(publisher, event, deadline, refused, "the restart")
+        confirmed.add(event.seq)
 
     async with consumer, publisher:
         deadline = time.monotonic() + harness.patience * 4
