@@ -23,6 +23,7 @@ from eventwire import EventBus
 from docs.examples.order_processing._logic import Ledger, Payments
 from docs.examples.order_processing.observer import Observer, wait_for
 from docs.examples.order_processing.system import MODES, Mode, make_order
+from tests.examples._turns import one_run_at_a_time
 
 ROOT = Path(__file__).resolve().parents[2]
 URLS = {
@@ -101,7 +102,9 @@ class Service:
 def test_hundred_orders_with_declines_and_a_payment_crash(
     broker: str, mode: Mode, tmp_path: Path
 ) -> None:
-    run_hundred_orders(_url(broker), mode, tmp_path)
+    url = _url(broker)
+    with one_run_at_a_time(url):
+        run_hundred_orders(url, mode, tmp_path)
 
 
 def run_hundred_orders(url: str, mode: Mode, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from docs.examples.order_processing.trace import CLIENT, Span, load, run, to_svg, trace_of
+from tests.examples._turns import one_run_at_a_time
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -79,7 +80,9 @@ def _check_connected(spans: list[Span]) -> None:
 @pytest.mark.parametrize("broker", sorted(URLS))
 def test_one_trace_per_order_across_the_service_processes(broker: str, tmp_path: Path) -> None:
     variable, default, system = URLS[broker]
-    completed_id, declined_id = run(os.environ.get(variable) or default, tmp_path)
+    url = os.environ.get(variable) or default
+    with one_run_at_a_time(url):
+        completed_id, declined_id = run(url, tmp_path)
     spans = load(tmp_path.glob("*.jsonl"))
 
     completed = trace_of(spans, completed_id)

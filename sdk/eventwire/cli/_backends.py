@@ -13,7 +13,7 @@ from eventwire._extras import EXTRAS, SCHEME_EXTRAS, missing_modules
 from eventwire.backend import BackendInfo
 from eventwire.plugins import available_backends
 
-GUARANTEES = [f"G{i:02d}" for i in range(1, 23)]
+GUARANTEES = [f"G{i:02d}" for i in range(1, 24)]
 
 
 @click.command()
