@@ -49,6 +49,7 @@ PORTS: dict[str, dict[str, tuple[str, int]]] = {
     "rabbit": {
         "port": ("EVENTWIRE_CLUSTER_RABBIT_PORT", 19672),
         "dist": ("EVENTWIRE_CLUSTER_RABBIT_DIST_PORT", 19772),
+        "management": ("EVENTWIRE_CLUSTER_RABBIT_MANAGEMENT_PORT", 19872),
     },
     "redis": {
         "port": ("EVENTWIRE_CLUSTER_REDIS_PORT", 19379),
@@ -828,12 +829,17 @@ class RabbitCluster(Cluster):
         home = node_home("rabbit", node)
         for sub in ("home", "mnesia", "log"):
             (home / sub).mkdir(parents=True, exist_ok=True)
-        (home / "enabled_plugins").write_text("[rabbitmq_consistent_hash_exchange].\n")
+        # the management API tells G23 which node leads a channel's queues
+        (home / "enabled_plugins").write_text(
+            "[rabbitmq_consistent_hash_exchange,rabbitmq_management].\n"
+        )
         peers = "".join(
             f"cluster_formation.classic_config.nodes.{n} = {self.nodename(n)}\n" for n in NODES
         )
         (home / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = {HOST}:{self.ports[node]['port']}\n"
+            f"management.tcp.ip = {HOST}\n"
+            f"management.tcp.port = {self.ports[node]['management']}\n"
             "loopback_users.guest = true\n"
             "disk_free_limit.absolute = 100MB\n"
             "vm_memory_high_watermark.absolute = 1GB\n"

@@ -1,4 +1,5 @@
-"""What the backend tests share: unique names, a keyed test event, bounded waits.
+"""What the backend tests share: unique names, a keyed test event, bounded waits, and the
+conformance-matrix run (`run_matrix`).
 
 Each test module names its broker once (``unique = namer("kafka")``) and keeps only what is
 specific to its backend: options, URLs, the topology it creates, raw-client checks.
@@ -7,14 +8,31 @@ specific to its backend: options, URLs, the topology it creates, raw-client chec
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from pathlib import Path
 from typing import Any
 
 from eventwire import Event
 
-__all__ = ["PingBase", "namer", "ping_model", "run", "wait_until"]
+__all__ = [
+    "GUARANTEES",
+    "ROOT",
+    "PingBase",
+    "namer",
+    "ping_model",
+    "run",
+    "run_matrix",
+    "wait_until",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Every guarantee of the conformance suite.
+GUARANTEES = [f"G{i:02d}" for i in range(1, 24)]
 
 
 def namer(backend: str) -> Callable[[str], str]:
@@ -59,3 +77,32 @@ async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def run_matrix(
+    url: str,
+    tmp_path: Path,
+    *options: str,
+    timeout: float,
+    unsupported: Collection[str] = (),
+) -> dict[str, Any]:
+    """``eventwire conformance run URL -n 2 OPTIONS`` from the repository root, then its JSON
+    report: every guarantee has a result, those in `unsupported` say so, every other one
+    passed, and the run exits 0. Returns the backend's part of the report."""
+    report = tmp_path / "conformance.json"
+    command = [sys.executable, "-m", "eventwire.cli", "conformance", "run", url,
+               "--json", str(report), "-n", "2", *options]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, timeout=timeout, capture_output=True, text=True)
+    assert report.exists(), done.stdout[-4000:] + done.stderr[-4000:]
+    (backend,) = json.loads(report.read_text())["backends"].values()
+    results: dict[str, Any] = backend["results"]
+    assert sorted(results) == GUARANTEES
+    assert {gid: results[gid]["status"] for gid in unsupported} == dict.fromkeys(
+        unsupported, "unsupported"
+    )
+    failed = {
+        gid: r for gid, r in results.items() if gid not in unsupported and r["status"] != "passed"
+    }
+    assert failed == {}, done.stdout[-4000:]
+    assert done.returncode == 0
+    return dict(backend)

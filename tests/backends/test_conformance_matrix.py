@@ -10,17 +10,15 @@ after the parallel run, one at a time.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.backends._base import run_matrix
+
 BROKERS = "conformance/brokers/brokers"
-IDS = [f"G{i:02d}" for i in range(1, 24)]
 TARGETS = {
     "kafka": os.environ.get("EVENTWIRE_KAFKA_URL", "kafka://127.0.0.1:9092"),
     "rabbit": os.environ.get("EVENTWIRE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/"),
@@ -46,46 +44,26 @@ def idempotency_store(name: str, tmp_path: Path) -> list[str]:
 @pytest.mark.timeout(960)  # the whole suite with a restart and a crash; the run's own limit: 900 s
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_every_guarantee_passes_on_the_real_broker(name: str, tmp_path: Path) -> None:
-    report = tmp_path / f"{name}.json"
     crash = f"{BROKERS} kill {name} && {BROKERS} up {name}"
-    command = [
-        sys.executable, "-m", "eventwire.cli", "conformance", "run", TARGETS[name],
-        "--json", str(report), "-n", "2",
-        "--restart-cmd", f"conformance/brokers/brokers restart {name}",  # relative: cwd=ROOT
+    backend = run_matrix(
+        TARGETS[name], tmp_path,
+        "--restart-cmd", f"{BROKERS} restart {name}",  # relative: the run's cwd is the root
         "--kill-cmd", crash,
         *idempotency_store(name, tmp_path),
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, timeout=900, capture_output=True, text=True)
-    assert report.exists(), done.stdout[-4000:] + done.stderr[-4000:]
-    (backend,) = json.loads(report.read_text())["backends"].values()
+        timeout=900,
+        unsupported=["G23"],  # a single broker: no cluster node to fail
+    )  # fmt: skip
     assert "guest" not in backend["url"]
-    results = backend["results"]
-    assert sorted(results) == IDS
-    # a single broker: G23 (a cluster node failing) is not run
-    assert results.pop("G23")["status"] == "unsupported"
-    failed = {gid: r for gid, r in results.items() if r["status"] != "passed"}
-    assert failed == {}, done.stdout[-4000:]
-    assert done.returncode == 0
 
 
 def test_every_guarantee_passes_on_a_sqlite_file(tmp_path: Path) -> None:
     """The embedded durable backend needs no broker: its G16 "restart" and G22 "crash" make
     the file unavailable for a while (``python -m eventwire_sqlite.outage``)."""
     database = tmp_path / "conformance.db"
-    report = tmp_path / "sqlite.json"
-    command = [
-        sys.executable, "-m", "eventwire.cli", "conformance", "run",
-        f"sqlite://{database}?busy_timeout=1&lease_ttl=1", "--json", str(report), "-n", "2",
-        "--restart-cmd", f"{sys.executable} -m eventwire_sqlite.outage {database}",
-        "--kill-cmd", f"{sys.executable} -m eventwire_sqlite.outage {database}",
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, timeout=600, capture_output=True, text=True)
-    assert report.exists(), done.stdout[-4000:] + done.stderr[-4000:]
-    (backend,) = json.loads(report.read_text())["backends"].values()
-    results = backend["results"]
-    assert sorted(results) == IDS
-    # one file on one host: there is no cluster node to fail
-    assert results.pop("G23")["status"] == "unsupported"
-    failed = {gid: r for gid, r in results.items() if r["status"] != "passed"}
-    assert failed == {}, done.stdout[-4000:]
-    assert done.returncode == 0
+    outage = f"{sys.executable} -m eventwire_sqlite.outage {database}"
+    run_matrix(
+        f"sqlite://{database}?busy_timeout=1&lease_ttl=1", tmp_path,
+        "--restart-cmd", outage, "--kill-cmd", outage,
+        timeout=600,
+        unsupported=["G23"],  # one file on one host: no cluster node to fail
+    )  # fmt: skip

@@ -33,7 +33,11 @@ HOST = "127.0.0.1"
 #: Node 1's port per variable; node N listens on port + N - 1.
 CLUSTER_PORT_VARS = {
     "kafka": ("EVENTWIRE_CLUSTER_KAFKA_PORT", "EVENTWIRE_CLUSTER_KAFKA_CONTROLLER_PORT"),
-    "rabbit": ("EVENTWIRE_CLUSTER_RABBIT_PORT", "EVENTWIRE_CLUSTER_RABBIT_DIST_PORT"),
+    "rabbit": (
+        "EVENTWIRE_CLUSTER_RABBIT_PORT",
+        "EVENTWIRE_CLUSTER_RABBIT_DIST_PORT",
+        "EVENTWIRE_CLUSTER_RABBIT_MANAGEMENT_PORT",
+    ),
     "redis": ("EVENTWIRE_CLUSTER_REDIS_PORT", "EVENTWIRE_CLUSTER_REDIS_SENTINEL_PORT"),
     "nats": (
         "EVENTWIRE_CLUSTER_NATS_PORT",
@@ -120,6 +124,19 @@ async def _retry(action: Callable[[], Awaitable[Any]], seconds: float = 60.0) ->
             if loop.time() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+def _leader(url: str, channel: str, *options: str) -> str:
+    """What ``python -m eventwire_conformance.leader`` (G23's helper) names."""
+    done = subprocess.run(
+        [sys.executable, "-m", "eventwire_conformance.leader", url, channel, *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 def _assert_formed(name: str, env: dict[str, str]) -> str:
@@ -312,6 +329,8 @@ def test_redis_sentinel_fails_over_and_the_old_master_rejoins(started: dict[str,
         return data_ports.index(port) + 1
 
     old = _run(first_write)
+    url = f"redis+sentinel://{hosts}/mymaster"
+    assert _leader(url, "orders") == f"{HOST}:{data_ports[old - 1]}"
     _ok("kill", "redis", "--node", str(old), env=env)
     _assert_degraded("redis", env, old)
 
@@ -330,6 +349,7 @@ def test_redis_sentinel_fails_over_and_the_old_master_rejoins(started: dict[str,
 
     new = _run(failover_write)
     assert new != old
+    assert _leader(url, "orders") == f"{HOST}:{data_ports[new - 1]}"
     _ok("up", "redis", "--node", str(old), env=env)
     _assert_formed("redis", env)
 
@@ -360,10 +380,13 @@ def test_rabbit_quorum_queue_survives_and_the_node_rejoins(started: dict[str, st
 
     env = started
     ports = _ports(env, "EVENTWIRE_CLUSTER_RABBIT_PORT")
-    queue = f"cl{uuid.uuid4().hex[:8]}"
-    assert "amqp://guest:guest@" + ",".join(f"{HOST}:{p}" for p in ports) in _assert_formed(
-        "rabbit", env
-    )
+    managements = [
+        f"http://{HOST}:{p}" for p in _ports(env, "EVENTWIRE_CLUSTER_RABBIT_MANAGEMENT_PORT")
+    ]
+    channel = f"cl{uuid.uuid4().hex[:8]}"
+    queue = f"{channel}:grp:0"  # named like a group's shard queue of `channel`
+    url = "amqp://guest:guest@" + ",".join(f"{HOST}:{p}" for p in ports) + "/"
+    assert url in _assert_formed("rabbit", env)
 
     async def publish(port: int, values: range) -> int:
         connection = await aio_pika.connect(f"amqp://guest:guest@{HOST}:{port}/")
@@ -381,10 +404,14 @@ def test_rabbit_quorum_queue_survives_and_the_node_rejoins(started: dict[str, st
     leaders = re.search(rf"{queue} on eventwire-c(\d)-", _assert_formed("rabbit", env))
     assert leaders, "status names no leader for the quorum queue"
     leader = int(leaders.group(1))
+    assert _leader(url, channel, "--management", managements[1]).startswith(f"eventwire-c{leader}-")
     _ok("kill", "rabbit", "--node", str(leader), env=env)
     _assert_degraded("rabbit", env, leader)
     survivor = ports[leader % 3]
     _run(lambda: _retry(lambda: publish(survivor, range(5, 10))), timeout=180)
+    # a survivor leads the queue now
+    new = _leader(url, channel, "--management", managements[leader % 3])
+    assert new.startswith("eventwire-c") and not new.startswith(f"eventwire-c{leader}-")
     _ok("up", "rabbit", "--node", str(leader), env=env)
     status = _assert_formed("rabbit", env)
     assert status.count("3 nodes running in its cluster") == 3

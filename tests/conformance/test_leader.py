@@ -1,5 +1,6 @@
 """``python -m eventwire_conformance.leader URL CHANNEL`` (G23's helper): the node leading a
-channel on a real Kafka broker, and a clear one-line error for bad input."""
+channel on a real Kafka broker, and a clear one-line error for bad input. The RabbitMQ and
+Redis Sentinel leaders are checked on the clusters (tests/brokers/test_clusters.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ def leader(*args: str) -> subprocess.CompletedProcess[str]:
     [
         ((), "usage: python -m eventwire_conformance.leader URL CHANNEL"),
         (("memory://", "orders"), "cannot find a channel's leader on memory://"),
+        (("amqp://127.0.0.1:5672/", "orders", "--management"), "usage: "),
+        (
+            ("amqp://127.0.0.1:5672/", "orders", "--management", "http://127.0.0.1:9"),
+            "no RabbitMQ management API answered (enable the rabbitmq_management plugin",
+        ),
+        (
+            ("redis+sentinel://127.0.0.1:9/mymaster", "orders"),
+            "no sentinel of 127.0.0.1:9 names a master for 'mymaster'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], said: str) -> None:
