@@ -126,8 +126,7 @@ async def _sentinel_master(settings: Any) -> str:
     except Exception as exc:  # redis-py's MasterNotFoundError and connection errors
         where = ",".join(f"{host}:{port}" for host, port in settings.sentinels)
         raise ValueError(
-            f"no sentinel of {where} names a master for {settings.service!r} "
-            f"({type(exc).__name__})"
+            f"no sentinel of {where} names a master for {settings.service!r} ({type(exc).__name__})"
         ) from exc
     finally:
         for client in sentinel.sentinels:
