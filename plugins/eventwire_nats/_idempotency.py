@@ -24,13 +24,14 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from eventwire.errors import BackendUnavailableError
 from eventwire.idempotency import Claim
 
-__all__ = ["BUCKET", "DONE_TTL", "NatsIdempotencyStore"]
+from eventwire_nats._topology import Topology
+
+__all__ = ["BUCKET", "DONE_TTL", "JetStreamConnection", "NatsIdempotencyStore"]
 
 BUCKET = "eventwire_idempotency"
 #: How long done ids are kept (the bucket's max age; the pipeline asks for the same).
@@ -38,24 +39,32 @@ DONE_TTL = 7 * 24 * 3600.0
 _DONE = b"done"
 
 
+class JetStreamConnection(Protocol):
+    """What the store needs of its connection: a `eventwire_nats.NatsBackend` (not connected
+    yet; the store connects it on first use and closes it)."""
+
+    js: Any
+    topology: Topology
+
+    @property
+    def url(self) -> str: ...
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class NatsIdempotencyStore:
     """An `eventwire.idempotency.IdempotencyStore` in a NATS JetStream KV bucket (atomic,
     shared across processes).
 
-    ``url`` and ``options``: as for the nats backend (``nats://user:pass@host:4222``,
-    ``tls://...``, ``creds``, ``connect_timeout`` ...). ``bucket``: the KV bucket's name.
+    ``connection``: its own `NatsBackend` (``NatsBackend.idempotency_store(url)`` builds one
+    from a URL: ``nats://user:pass@host:4222``, ``tls://...``, ``creds``,
+    ``connect_timeout`` ...). ``bucket``: the KV bucket's name.
     """
 
-    def __init__(
-        self,
-        url: str,
-        options: Mapping[str, Any] | None = None,
-        *,
-        bucket: str = BUCKET,
-    ) -> None:
-        from eventwire_nats._backend import NatsBackend
-
-        self._connection = NatsBackend(url, options)
+    def __init__(self, connection: JetStreamConnection, *, bucket: str = BUCKET) -> None:
+        self._connection = connection
         self.bucket = bucket
         self._kv: Any = None
         self._lock = asyncio.Lock()
