@@ -19,6 +19,7 @@ from eventwire.backendkit import (
     connect_failure,
     describe_exception,
     describe_permission_failure,
+    shard_of,
 )
 from eventwire.errors import (
     BackendUnavailableError,
@@ -213,7 +214,7 @@ class NatsBackend(BaseBackend[NatsSettings]):
                 "raise max_payload in the server configuration (at most 64 MB)"
             )
         key = message.key
-        shard = topology.shard_of(key) if key is not None else next(self._round_robin)
+        shard = shard_of(key, topology.shards) if key is not None else next(self._round_robin)
         subject = f"{topology.channel}.{shard % topology.shards}"
         return subject.encode(), header, body
 

@@ -82,9 +82,6 @@ class ChannelTopology:
     def subject(self, shard: int) -> str:
         return f"{self.channel}.{shard}"
 
-    def shard_of(self, key: str) -> int:
-        return zlib.crc32(key.encode()) % self.shards
-
 
 class Topology:
     """Creates and remembers what the backend needs on the server (see the module docstring)."""
