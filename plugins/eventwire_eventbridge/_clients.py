@@ -39,8 +39,7 @@ def sqs_batches(items: Sequence[str]) -> list[list[str]]:
 class AwsClients(Protocol):
     """What the routes and subscriptions use of the backend (`EventBridgeBackend`)."""
 
-    @property
-    def settings(self) -> EventBridgeSettings: ...
+    settings: EventBridgeSettings
 
     @property
     def events(self) -> Any: ...
