@@ -20,12 +20,12 @@ hosts (keep them in sync; a skew of a few seconds only shortens or lengthens a 6
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 import uuid
 from typing import Any, Protocol
 
+from eventwire.backendkit import Memo
 from eventwire.errors import BackendUnavailableError
 from eventwire.idempotency import Claim
 
@@ -66,36 +66,32 @@ class NatsIdempotencyStore:
     def __init__(self, connection: JetStreamConnection, *, bucket: str = BUCKET) -> None:
         self._connection = connection
         self.bucket = bucket
-        self._kv: Any = None
-        self._lock = asyncio.Lock()
+        self._kv: Memo[str, Any] = Memo()
         self._claims: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
         return f"<NatsIdempotencyStore {self._connection.url} bucket={self.bucket}>"
 
     async def _ready(self) -> Any:
-        if self._kv is not None:
-            return self._kv
-        async with self._lock:
-            if self._kv is None:
-                from nats.js.api import KeyValueConfig
+        """The KV bucket (connected and created on first use, once)."""
+        return await self._kv.get(self.bucket, self._open)
 
-                await self._connection.connect()
-                js = self._connection.js
-                try:
-                    self._kv = await js.create_key_value(
-                        KeyValueConfig(
-                            bucket=self.bucket,
-                            history=1,
-                            ttl=DONE_TTL,
-                            replicas=self._connection.topology.replicas,
-                        )
-                    )
-                except Exception as exc:
-                    raise BackendUnavailableError(
-                        f"idempotency store {self!r}: cannot open the KV bucket: {exc}"
-                    ) from exc
-        return self._kv
+    async def _open(self) -> Any:
+        from nats.js.api import KeyValueConfig
+
+        await self._connection.connect()
+        config = KeyValueConfig(
+            bucket=self.bucket,
+            history=1,
+            ttl=DONE_TTL,
+            replicas=self._connection.topology.replicas,
+        )
+        try:
+            return await self._connection.js.create_key_value(config)
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"idempotency store {self!r}: cannot open the KV bucket: {exc}"
+            ) from exc
 
     async def claim(self, key: str, lease: float) -> Claim:
         from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -143,7 +139,7 @@ class NatsIdempotencyStore:
 
     async def close(self) -> None:
         """Disconnect (a later call connects again)."""
-        self._kv = None
+        self._kv.forget(self.bucket)
         await self._connection.close()
 
 
