@@ -1,22 +1,59 @@
 """What botocore's endpoint data (offline, shipped with it) says about a region or an
-endpoint, and the two API clients the backend opens."""
+endpoint, the two API clients the backend opens, and what the backend's parts use of it
+(`AwsClients`)."""
 
 from __future__ import annotations
 
 import contextlib
 import difflib
 import functools
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from eventwire.errors import ConfigurationError
+from eventwire.errors import ConfigurationError, EventwireError
 
 from eventwire_eventbridge._settings import EventBridgeSettings
 
-__all__ = ["check_region", "is_aws_endpoint", "open_clients"]
+__all__ = [
+    "SQS_BATCH",
+    "AwsClients",
+    "check_region",
+    "is_aws_endpoint",
+    "open_clients",
+    "sqs_batches",
+]
 
 #: Attempts of one request (the AWS SDK's standard retry mode: throttling, 5xx, timeouts).
 REQUEST_ATTEMPTS = 3
+#: The SQS batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch, ReceiveMessage)
+#: take at most 10 entries.
+SQS_BATCH = 10
+
+
+def sqs_batches(items: Sequence[str]) -> list[list[str]]:
+    """`items` in chunks of at most `SQS_BATCH`."""
+    return [list(items[i : i + SQS_BATCH]) for i in range(0, len(items), SQS_BATCH)]
+
+
+class AwsClients(Protocol):
+    """What the routes and subscriptions use of the backend (`EventBridgeBackend`)."""
+
+    settings: EventBridgeSettings
+
+    @property
+    def events(self) -> Any: ...
+
+    @property
+    def sqs(self) -> Any: ...
+
+    def map_errors(
+        self,
+        action: str,
+        *,
+        advice: str | None = None,
+        into: type[EventwireError] | None = None,
+    ) -> contextlib.AbstractContextManager[None]: ...
 
 
 def check_region(region: str | None) -> None:

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import TYPE_CHECKING
 
 from eventwire.errors import BackendUnavailableError
 
+from eventwire_eventbridge._clients import AwsClients
 from eventwire_eventbridge._envelope import TARGET_INPUT, channel_pattern
 from eventwire_eventbridge._names import RETENTION_SECONDS, resource_name
-
-if TYPE_CHECKING:
-    from eventwire_eventbridge._backend import EventBridgeBackend
 
 __all__ = ["TARGET_ID", "Routes", "error_code"]
 
@@ -28,7 +25,7 @@ TARGET_ID = "group-queue"
 class Routes:
     """The routes of one backend: made on demand, their queue URLs remembered."""
 
-    def __init__(self, backend: EventBridgeBackend) -> None:
+    def __init__(self, backend: AwsClients) -> None:
         self._backend = backend
         #: (channel, group) -> the group's queue URL, for the routes this backend made.
         self._urls: dict[tuple[str, str], str] = {}

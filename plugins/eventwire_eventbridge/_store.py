@@ -12,8 +12,8 @@ from typing import Any
 from eventwire.backend import WireMessage
 from eventwire.deadletter import DLQ_SUFFIX
 
+from eventwire_eventbridge._clients import SQS_BATCH, sqs_batches
 from eventwire_eventbridge._envelope import from_event
-from eventwire_eventbridge._subscription import SQS_BATCH, sqs_batches
 
 __all__ = ["HIDE_SECONDS", "is_kept", "purge", "read"]
 

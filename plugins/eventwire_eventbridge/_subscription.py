@@ -6,30 +6,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseSubscription, Outage
 
+from eventwire_eventbridge._clients import SQS_BATCH, AwsClients, sqs_batches
 from eventwire_eventbridge._envelope import from_event
 
-if TYPE_CHECKING:
-    from eventwire_eventbridge._backend import EventBridgeBackend
-
-__all__ = ["SQS_BATCH", "EventBridgeInbound", "EventBridgeSubscription", "sqs_batches"]
+__all__ = ["EventBridgeInbound", "EventBridgeSubscription"]
 
 log = logging.getLogger("eventwire.eventbridge")
 
-#: The SQS batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch, ReceiveMessage)
-#: take at most 10 entries.
-SQS_BATCH = 10
 #: How many DeleteMessageBatch calls one member has in flight at once.
 PARALLEL_DELETES = 4
-
-
-def sqs_batches(items: list[str]) -> list[list[str]]:
-    """`items` in chunks of at most `SQS_BATCH`."""
-    return [items[i : i + SQS_BATCH] for i in range(0, len(items), SQS_BATCH)]
 
 
 class EventBridgeInbound:
@@ -87,7 +77,7 @@ class EventBridgeSubscription(BaseSubscription):
         self,
         spec: SubscriptionSpec,
         handler: MessageHandler,
-        backend: EventBridgeBackend,
+        backend: AwsClients,
         queue_url: str,
     ) -> None:
         super().__init__(spec, handler)

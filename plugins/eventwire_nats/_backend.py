@@ -9,7 +9,7 @@ import itertools
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import (
@@ -19,6 +19,7 @@ from eventwire.backendkit import (
     connect_failure,
     describe_exception,
     describe_permission_failure,
+    shard_of,
 )
 from eventwire.errors import (
     BackendUnavailableError,
@@ -28,6 +29,7 @@ from eventwire.errors import (
 )
 
 from eventwire_nats._admin import purge_stream, read_stream
+from eventwire_nats._idempotency import NatsIdempotencyStore
 from eventwire_nats._info import CAPABILITIES
 from eventwire_nats._publisher import Prepared, Publisher
 from eventwire_nats._settings import NatsSettings
@@ -40,9 +42,6 @@ from eventwire_nats._topology import (
     stream_name,
 )
 from eventwire_nats._wire import header_block, parse_header_lines
-
-if TYPE_CHECKING:
-    from eventwire_nats._idempotency import NatsIdempotencyStore
 
 __all__ = ["NatsBackend"]
 
@@ -78,11 +77,16 @@ class NatsBackend(BaseBackend[NatsSettings]):
         self._last_error: BaseException | None = None
         self._disconnected_at: float | None = None
 
+    @classmethod
+    def idempotency_store(
+        cls, url: str, options: Mapping[str, Any] | None = None
+    ) -> NatsIdempotencyStore:
+        """A `NatsIdempotencyStore` on the server of `url`, on a connection of its own."""
+        return NatsIdempotencyStore(cls(url, options))
+
     def shared_idempotency_store(self) -> NatsIdempotencyStore:
         """A `NatsIdempotencyStore` on this server (the bus's default store)."""
-        from eventwire_nats._idempotency import NatsIdempotencyStore
-
-        return NatsIdempotencyStore(*self._args)
+        return self.idempotency_store(*self._args)
 
     def client_errors(self) -> ErrorMap:
         import nats.errors
@@ -210,7 +214,7 @@ class NatsBackend(BaseBackend[NatsSettings]):
                 "raise max_payload in the server configuration (at most 64 MB)"
             )
         key = message.key
-        shard = topology.shard_of(key) if key is not None else next(self._round_robin)
+        shard = shard_of(key, topology.shards) if key is not None else next(self._round_robin)
         subject = f"{topology.channel}.{shard % topology.shards}"
         return subject.encode(), header, body
 

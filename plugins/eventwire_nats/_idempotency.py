@@ -20,17 +20,18 @@ hosts (keep them in sync; a skew of a few seconds only shortens or lengthens a 6
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from eventwire.backendkit import Memo
 from eventwire.errors import BackendUnavailableError
 from eventwire.idempotency import Claim
 
-__all__ = ["BUCKET", "DONE_TTL", "NatsIdempotencyStore"]
+from eventwire_nats._topology import Topology
+
+__all__ = ["BUCKET", "DONE_TTL", "JetStreamConnection", "NatsIdempotencyStore"]
 
 BUCKET = "eventwire_idempotency"
 #: How long done ids are kept (the bucket's max age; the pipeline asks for the same).
@@ -38,55 +39,59 @@ DONE_TTL = 7 * 24 * 3600.0
 _DONE = b"done"
 
 
+class JetStreamConnection(Protocol):
+    """What the store needs of its connection: a `eventwire_nats.NatsBackend` (not connected
+    yet; the store connects it on first use and closes it)."""
+
+    js: Any
+    topology: Topology
+
+    @property
+    def url(self) -> str: ...
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class NatsIdempotencyStore:
     """An `eventwire.idempotency.IdempotencyStore` in a NATS JetStream KV bucket (atomic,
     shared across processes).
 
-    ``url`` and ``options``: as for the nats backend (``nats://user:pass@host:4222``,
-    ``tls://...``, ``creds``, ``connect_timeout`` ...). ``bucket``: the KV bucket's name.
+    ``connection``: its own `NatsBackend` (``NatsBackend.idempotency_store(url)`` builds one
+    from a URL: ``nats://user:pass@host:4222``, ``tls://...``, ``creds``,
+    ``connect_timeout`` ...). ``bucket``: the KV bucket's name.
     """
 
-    def __init__(
-        self,
-        url: str,
-        options: Mapping[str, Any] | None = None,
-        *,
-        bucket: str = BUCKET,
-    ) -> None:
-        from eventwire_nats._backend import NatsBackend
-
-        self._connection = NatsBackend(url, options)
+    def __init__(self, connection: JetStreamConnection, *, bucket: str = BUCKET) -> None:
+        self._connection = connection
         self.bucket = bucket
-        self._kv: Any = None
-        self._lock = asyncio.Lock()
+        self._kv: Memo[str, Any] = Memo()
         self._claims: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
         return f"<NatsIdempotencyStore {self._connection.url} bucket={self.bucket}>"
 
     async def _ready(self) -> Any:
-        if self._kv is not None:
-            return self._kv
-        async with self._lock:
-            if self._kv is None:
-                from nats.js.api import KeyValueConfig
+        """The KV bucket (connected and created on first use, once)."""
+        return await self._kv.get(self.bucket, self._open)
 
-                await self._connection.connect()
-                js = self._connection.js
-                try:
-                    self._kv = await js.create_key_value(
-                        KeyValueConfig(
-                            bucket=self.bucket,
-                            history=1,
-                            ttl=DONE_TTL,
-                            replicas=self._connection.topology.replicas,
-                        )
-                    )
-                except Exception as exc:
-                    raise BackendUnavailableError(
-                        f"idempotency store {self!r}: cannot open the KV bucket: {exc}"
-                    ) from exc
-        return self._kv
+    async def _open(self) -> Any:
+        from nats.js.api import KeyValueConfig
+
+        await self._connection.connect()
+        config = KeyValueConfig(
+            bucket=self.bucket,
+            history=1,
+            ttl=DONE_TTL,
+            replicas=self._connection.topology.replicas,
+        )
+        try:
+            return await self._connection.js.create_key_value(config)
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"idempotency store {self!r}: cannot open the KV bucket: {exc}"
+            ) from exc
 
     async def claim(self, key: str, lease: float) -> Claim:
         from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -134,7 +139,7 @@ class NatsIdempotencyStore:
 
     async def close(self) -> None:
         """Disconnect (a later call connects again)."""
-        self._kv = None
+        self._kv.forget(self.bucket)
         await self._connection.close()
 
 

@@ -47,5 +47,5 @@ plugin = BackendPlugin(
     BACKEND_INFO,
     "eventwire_nats._backend:NatsBackend",
     NatsAsyncAPI("nats"),
-    idempotency_store="eventwire_nats._idempotency:NatsIdempotencyStore",
+    idempotency_store="eventwire_nats._backend:NatsBackend.idempotency_store",
 )

@@ -82,9 +82,6 @@ class ChannelTopology:
     def subject(self, shard: int) -> str:
         return f"{self.channel}.{shard}"
 
-    def shard_of(self, key: str) -> int:
-        return zlib.crc32(key.encode()) % self.shards
-
 
 class Topology:
     """Creates and remembers what the backend needs on the server (see the module docstring)."""
@@ -97,8 +94,7 @@ class Topology:
         #: The lease bucket's ``max_age``: how long a lease lives (see `lease_bucket`).
         self.lease_ttl = settings.lease_ttl
         self._channels: Memo[str, ChannelTopology | None] = Memo()
-        self._kv: Any = None
-        self._kv_lock = asyncio.Lock()
+        self._buckets: Memo[str, Any] = Memo()
 
     def forget(self, channel: str) -> None:
         """Look the channel's stream up again next time (it was deleted)."""
@@ -188,10 +184,7 @@ class Topology:
     async def lease_bucket(self) -> Any:
         """The key-value bucket of memberships and leases (created by the first backend; its
         ``max_age`` is the lease lifetime every member uses, whatever its ``lease_ttl``)."""
-        async with self._kv_lock:
-            if self._kv is None:
-                self._kv = await self._open_bucket()
-            return self._kv
+        return await self._buckets.get(self.settings.lease_bucket, self._open_bucket)
 
     async def _open_bucket(self) -> Any:
         from nats.js import api

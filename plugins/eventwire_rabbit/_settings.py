@@ -80,7 +80,10 @@ class RabbitSettings(CredentialOptions, TlsOptions):
         default_doc="from `max_in_flight`: max(16, 2 * max_in_flight / shards)",
     )
     member_heartbeat: Seconds = option(
-        0.5, "seconds between a member's announcements to its group", minimum=0.05
+        0.5,
+        "seconds between a member's announcements to its group",
+        minimum=0.05,
+        below="member_lease",
     )
     member_lease: Seconds = option(
         3.0,
@@ -160,11 +163,6 @@ class RabbitSettings(CredentialOptions, TlsOptions):
         if self.external_auth and not self.cert_file:
             raise ConfigurationError(
                 "rabbit backend option external_auth=true needs a client certificate (cert_file)"
-            )
-        if self.member_lease <= self.member_heartbeat:
-            raise ConfigurationError(
-                f"rabbit backend option member_lease={self.member_lease:g} must be longer "
-                f"than member_heartbeat={self.member_heartbeat:g}"
             )
         if not _AGE.match(self.history_max_age):
             raise ConfigurationError(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiormq.abc import DeliveredMessage
 from eventwire.backend import Origin, WireMessage
+from eventwire.backendkit import shard_of
 from eventwire.deadletter import ATTEMPTS, CHANNEL, GROUP, REASON
 from pamqp.commands import Basic
 
@@ -70,7 +70,7 @@ def slot(key: str | None) -> str:
     and version); unkeyed messages are spread over every slot."""
     if key is None:
         return str(next(_unkeyed) % SLOTS)
-    return str(zlib.crc32(key.encode()) % SLOTS)
+    return str(shard_of(key, SLOTS))
 
 
 def properties(message: WireMessage) -> Basic.Properties:

@@ -171,6 +171,7 @@ class RedisSettings(RedisConnection):
         "how long a read waits on the server for new entries; also how fast a member "
         "notices a rebalance",
         minimum=0.01,
+        below="socket_timeout",
     )
     prefix: str = option("", "prefix of every key the backend creates")
     replica_acks: int | None = option(
@@ -194,11 +195,6 @@ class RedisSettings(RedisConnection):
         super().__post_init__()
         if self.replica_acks is None:
             object.__setattr__(self, "replica_acks", 1 if self.sentinels else 0)
-        if self.block >= self.socket_timeout:
-            raise ConfigurationError(
-                f"redis backend option block={self.block} must be shorter than "
-                f"socket_timeout={self.socket_timeout}"
-            )
         if any(c.isspace() for c in self.prefix):
             raise ConfigurationError(
                 f"redis backend option prefix={self.prefix!r} is invalid; give a key prefix "

@@ -3,8 +3,8 @@
 For a channel ``C`` (and the optional key prefix ``P``):
 
 - ``P C:<n>`` for n in 0..shards-1: the shard streams. A message goes to shard
-  ``crc32(key) % shards`` (no key: round-robin). Every group is a consumer group on every
-  shard stream.
+  ``crc32(key) % shards`` (`eventwire.backendkit.shard_of`; no key: round-robin). Every
+  group is a consumer group on every shard stream.
 - ``P C:meta``: a hash; ``shards`` is fixed by whoever touches the channel first, and every
   publisher and consumer uses that number afterwards.
 - ``P C:members:<group>``: a sorted set of the live members of a group (score: when the
@@ -30,10 +30,10 @@ accepts such a message (`eventwire.foreign`).
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Mapping
 
 from eventwire.backend import WireMessage
+from eventwire.backendkit import shard_of
 
 __all__ = [
     "BODY",
@@ -74,11 +74,6 @@ class ChannelKeys:
 
     def gen(self, group: str) -> str:
         return f"{self.base}:gen:{group}"
-
-
-def shard_of(key: str, shards: int) -> int:
-    """The shard of an ordering key (the same function as the memory backend's partitions)."""
-    return zlib.crc32(key.encode()) % shards
 
 
 def encode_entry(message: WireMessage) -> list[bytes]:

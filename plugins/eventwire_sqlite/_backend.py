@@ -6,12 +6,11 @@ import dataclasses
 import sqlite3
 import time
 import weakref
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, GroupCommit
+from eventwire.backendkit import BaseBackend, GroupCommit, shard_of
 from eventwire.errors import BackendUnavailableError, PublishError
 
 from eventwire_sqlite._db import Database
@@ -72,7 +71,7 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         if key is None:
             self._round_robin = (self._round_robin + 1) % shards
             return self._round_robin
-        return zlib.crc32(key.encode()) % shards
+        return shard_of(key, shards)
 
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)

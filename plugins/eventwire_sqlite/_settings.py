@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, Literal
 
 from eventwire.backendkit import BackendSettings, ByteSize, Location, Seconds, option
-from eventwire.errors import ConfigurationError, InvalidURLError
+from eventwire.errors import InvalidURLError
 
 from eventwire_sqlite._info import MAX_MESSAGE_BYTES
 
@@ -47,6 +47,7 @@ class SqliteSettings(BackendSettings):
         "how often an idle member looks for events written by other processes (events of "
         "the same process wake it at once)",
         minimum=0.001,
+        below="lease_ttl",
     )
     fetch_count: int = option(
         200, "events one read takes (at most the subscription's max_in_flight)", minimum=1
@@ -83,10 +84,3 @@ class SqliteSettings(BackendSettings):
                 "memory:// for an in-process broker, or name a file"
             )
         return {"path": path, "url": f"sqlite://{path}"}
-
-    def __post_init__(self) -> None:
-        if self.poll_interval >= self.lease_ttl:
-            raise ConfigurationError(
-                f"sqlite backend option poll_interval={self.poll_interval} must be shorter "
-                f"than lease_ttl={self.lease_ttl}"
-            )

@@ -282,3 +282,25 @@ def test_a_bad_list_item_or_object_is_refused(options: dict[str, object], messag
     with pytest.raises(ConfigurationError) as caught:
         ListSettings.parse("lists://", options)
     assert message in str(caught.value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PollSettings(BackendSettings):
+    backend = "poll"
+    schemes = ("poll",)
+
+    lease_ttl: Seconds = option(2.0, "lease time")
+    poll_interval: Seconds = option(0.5, "poll period", below="lease_ttl")
+    retry: Seconds | None = option(None, "retry period", below="lease_ttl")
+
+
+def test_an_option_below_another_is_checked_after_parsing() -> None:
+    assert PollSettings.parse("poll://?poll_interval=1.5").poll_interval == 1.5
+    assert PollSettings.parse("poll://", {"retry": None}).retry is None  # unset: not compared
+    with pytest.raises(ConfigurationError) as caught:
+        PollSettings.parse("poll://?lease_ttl=1", {"retry": 0.5, "poll_interval": "1s"})
+    assert str(caught.value) == (
+        "poll backend option poll_interval=1 must be shorter than lease_ttl=1"
+    )
+    with pytest.raises(ConfigurationError, match=r"retry=3 must be shorter than lease_ttl=2"):
+        PollSettings.parse("poll://?retry=3")

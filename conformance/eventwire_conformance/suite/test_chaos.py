@@ -85,6 +85,78 @@ class Members:
         for process in self.processes:
             await process.kill()
 
+    async def start_load(
+        self, load: Load, names: tuple[str, str], first: int
+    ) -> list[LocalMember | MemberProcess]:
+        """Two crashable members (returned), then `PUBLISHERS` buses each publishing its
+        keys' events (`load`); returns once `first` publishes are confirmed."""
+        started = [await self.crashable(name) for name in names]
+        publishers = [self.harness.bus() for _ in range(PUBLISHERS)]
+        for bus in publishers:
+            await bus.start()
+        for n, bus in enumerate(publishers):
+            load.start(bus, [f"p{n}-k{k}" for k in range(KEYS_PER_PUBLISHER)])
+        await load.reached(first, f"before {load.during}")
+        return started
+
+
+class Load:
+    """Events published under load: each bus sends its keys' events in order, one at a time
+    (`per_key` of each, or until `finish`); a refused publish is tried again until
+    `deadline`. The same buses from start to end: none is restarted or recreated."""
+
+    def __init__(
+        self, harness: Harness, model: type[Ping], during: str, per_key: int | None = None
+    ) -> None:
+        self.harness = harness
+        self.model = model
+        self.during = during
+        self.per_key = per_key
+        self.deadline = time.monotonic() + harness.patience * 6
+        self.confirmed: set[tuple[str, int]] = set()
+        self.confirmed_at: list[float] = []
+        self.refused: list[str] = []
+        self._tasks: list[asyncio.Future[None]] = []
+        self._stop = asyncio.Event()
+
+    def start(self, bus: EventBus, keys: list[str]) -> None:
+        self._tasks.append(asyncio.ensure_future(self._publish(bus, keys)))
+
+    async def _publish(self, bus: EventBus, keys: list[str]) -> None:
+        seqs = range(self.per_key) if self.per_key is not None else itertools.count()
+        for seq in seqs:
+            if self._stop.is_set():
+                return
+            for key in keys:
+                event = self.model(key=key, seq=seq)
+                await publish_confirmed(bus, event, self.deadline, self.refused, self.during)
+                self.confirmed.add((key, seq))
+                self.confirmed_at.append(time.monotonic())
+                await asyncio.sleep(0.005)
+
+    async def reached(self, count: int, when: str, scale: float | None = None) -> None:
+        """Wait until `count` publishes are confirmed (or a publisher has ended)."""
+        await self.harness.wait_for(
+            lambda: len(self.confirmed) >= count or any(t.done() for t in self._tasks),
+            lambda: (
+                f"{len(self.confirmed)} of {count} publishes confirmed {when} "
+                f"({len(self.refused)} "
+                "refused" + (f", the last: {self.refused[-1]}" if self.refused else "") + ")"
+            ),
+            scale=self.harness.load if scale is None else scale,
+        )
+
+    async def finish(self) -> None:
+        """Wait for every publisher to end: after its `per_key` events, or at once (after
+        the event it is publishing) when there is no `per_key`."""
+        if self.per_key is None:
+            self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
 
 async def crash(member: LocalMember | MemberProcess) -> None:
     await member.crash() if isinstance(member, LocalMember) else await member.kill()
@@ -198,48 +270,21 @@ async def test_G22_broker_crash_under_load(harness: Harness, tmp_path: Path) -> 
     channel = harness.name("g22")
     model = ping_model(channel)
     members = Members(harness, channel, model, harness.name("grp"), tmp_path)
-    confirmed: set[tuple[str, int]] = set()
-    refused: list[str] = []
-    deadline = time.monotonic() + harness.patience * 6
-
-    per_key, kill_after = CRASH_PER_KEY * harness.load, KILL_AFTER * harness.load
-
-    async def publish(bus: EventBus, keys: list[str]) -> None:
-        """Each key's events in order, one at a time; a refused publish is tried again."""
-        for seq in range(per_key):
-            for key in keys:
-                event = model(key=key, seq=seq)
-                await publish_confirmed(bus, event, deadline, refused, "the broker crash")
-                confirmed.add((key, seq))
-                await asyncio.sleep(0.005)
-
-    publishers = [harness.bus() for _ in range(PUBLISHERS)]
+    load = Load(harness, model, "the broker crash", per_key=CRASH_PER_KEY * harness.load)
+    confirmed, refused = load.confirmed, load.refused
     try:
-        await members.crashable("p1")
-        victim = await members.crashable("p2")
-        for bus in publishers:
-            await bus.start()
-        tasks = [
-            asyncio.ensure_future(publish(bus, [f"p{n}-k{k}" for k in range(KEYS_PER_PUBLISHER)]))
-            for n, bus in enumerate(publishers)
-        ]
         try:
-            await harness.wait_for(
-                lambda: len(confirmed) >= kill_after or all(t.done() for t in tasks),
-                lambda: f"{len(confirmed)} publishes confirmed before the broker crash",
-                scale=harness.load,
-            )
-            kill = asyncio.ensure_future(run_command_while(command, _pause, deadline))
+            _, victim = await members.start_load(load, ("p1", "p2"), KILL_AFTER * harness.load)
+            kill = asyncio.ensure_future(run_command_while(command, _pause, load.deadline))
             await crash(victim)  # a member dies with the broker
             code, output = await kill
             assert code == 0, f"the kill command exited with {code}: {output[-500:]}"
             back = time.monotonic()
             # and is started again (its first connection may wait for the broker's recovery)
             await members.crashable("p2-again", scale=3.0)
-            await asyncio.gather(*tasks)
+            await load.finish()
         finally:
-            for task in tasks:
-                task.cancel()
+            load.cancel()
         bound = harness.patience * 4
         await harness.wait_for(
             lambda: members.handled() >= confirmed,
@@ -307,43 +352,12 @@ async def test_G23_node_failure(harness: Harness, tmp_path: Path) -> None:
     channel = harness.name("g23")
     model = ping_model(channel)
     members = Members(harness, channel, model, harness.name("grp"), tmp_path)
-    confirmed: set[tuple[str, int]] = set()
-    confirmed_at: list[float] = []
-    refused: list[str] = []
-    deadline = time.monotonic() + harness.patience * 6
+    load = Load(harness, model, "the node failure")
+    confirmed, refused = load.confirmed, load.refused
     phase = NODE_PHASE * harness.load
-    stop = asyncio.Event()
-
-    async def publish(bus: EventBus, keys: list[str]) -> None:
-        """Each key's events in order, one at a time, until `stop`; a refused publish is
-        tried again."""
-        for seq in itertools.count():
-            if stop.is_set():
-                return
-            for key in keys:
-                event = model(key=key, seq=seq)
-                await publish_confirmed(bus, event, deadline, refused, "the node failure")
-                confirmed.add((key, seq))
-                confirmed_at.append(time.monotonic())
-                await asyncio.sleep(0.005)
-
-    # The same buses from start to end: none is restarted or recreated for the failure.
-    publishers = [harness.bus() for _ in range(PUBLISHERS)]
     try:
-        await members.crashable("m1")
-        await members.crashable("m2")
-        for bus in publishers:
-            await bus.start()
-        tasks = [
-            asyncio.ensure_future(publish(bus, [f"p{n}-k{k}" for k in range(KEYS_PER_PUBLISHER)]))
-            for n, bus in enumerate(publishers)
-        ]
         try:
-            await harness.wait_for(
-                lambda: len(confirmed) >= phase or any(t.done() for t in tasks),
-                lambda: f"{len(confirmed)} publishes confirmed before the node failure",
-                scale=harness.load,
-            )
+            await members.start_load(load, ("m1", "m2"), phase)
             kill = _node_command(kill_cmd, channel=channel, url=harness.url, backend=backend)
             # each command gets its own bound: starting a node can take a minute or more
             code, output = await run_command_while(kill, _pause, _command_deadline(harness))
@@ -365,34 +379,17 @@ async def test_G23_node_failure(harness: Harness, tmp_path: Path) -> None:
                 interval=0.05,
             )
             handled_after = time.monotonic() - killed
-            await harness.wait_for(
-                lambda: len(confirmed) >= len(before) + phase or any(t.done() for t in tasks),
-                lambda: (
-                    f"with node {node} down: {len(confirmed) - len(before)} publishes "
-                    f"confirmed since it was killed ({len(refused)} refused"
-                    + (f", the last: {refused[-1]}" if refused else "")
-                    + ")"
-                ),
-                scale=2.0,
-            )
+            await load.reached(len(before) + phase, f"with node {node} down", scale=2.0)
             start = _node_command(start_cmd, node=node, backend=backend)
             code, output = await run_command_while(start, _pause, _command_deadline(harness))
             assert code == 0, f"the node start command exited with {code}: {output[-500:]}"
             back = time.monotonic()
-            rejoined = len(confirmed)
-            await harness.wait_for(
-                lambda: len(confirmed) >= rejoined + phase or any(t.done() for t in tasks),
-                lambda: (
-                    f"{len(confirmed) - rejoined} publishes confirmed since node {node} "
-                    "was started again"
-                ),
-                scale=2.0,
+            await load.reached(
+                len(confirmed) + phase, f"since node {node} was started again", scale=2.0
             )
-            stop.set()
-            await asyncio.gather(*tasks)
+            await load.finish()
         finally:
-            for task in tasks:
-                task.cancel()
+            load.cancel()
         await harness.wait_for(
             lambda: members.handled() >= confirmed,
             lambda: (
@@ -413,7 +410,7 @@ async def test_G23_node_failure(harness: Harness, tmp_path: Path) -> None:
         f"node {node} failed: " + "; ".join(f"{k}: {w}" for k, w in list(wrong.items())[:3])
     )
     duplicates = len(runs) - len({(r.key, r.seq) for r in runs})
-    paused = max((b - a for a, b in itertools.pairwise(sorted(confirmed_at))), default=0.0)
+    paused = max((b - a for a, b in itertools.pairwise(sorted(load.confirmed_at))), default=0.0)
     harness.note(
         f"node {node} killed: {duplicates} duplicate runs of {len(confirmed)} confirmed events; "
         f"longest pause between confirmed publishes {paused:.1f}s; everything confirmed "

@@ -29,8 +29,9 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   `lazy_exports`: the package's names that need the client library, imported on first use.
 - `ShardCoordinator` over a `LeaseStore`: which member reads which shard, hand-over only
   after in-flight deliveries are settled (`ShardState`); `MemoryLeaseStore` is the
-  in-process store. `ShardedSubscription` runs a member's coordinator, fetch loop and
-  `AckBatcher` with the shutdown hooks wired; its deliveries are `ShardInbound` (settled once).
+  in-process store; `shard_of` is the one key → shard function. `ShardedSubscription` runs
+  a member's coordinator, fetch loop and `AckBatcher` with the shutdown hooks wired; its
+  deliveries are `ShardInbound` (settled once).
 
 ``docs/backend-authors.md`` is the guide; ``eventwire_memory`` and ``eventwire_sqlite`` are
 worked examples.
@@ -64,7 +65,7 @@ from eventwire.backendkit._settings import (
     option,
 )
 from eventwire.backendkit._sharded import ShardedSubscription, ShardInbound
-from eventwire.backendkit._shards import Shard, ShardCoordinator, ShardState
+from eventwire.backendkit._shards import Shard, ShardCoordinator, ShardState, shard_of
 from eventwire.backendkit._subscription import (
     BaseSubscription,
     SubscriptionState,
@@ -119,6 +120,7 @@ __all__ = [
     "render_options_table",
     "retrying",
     "scrub",
+    "shard_of",
     "sync_options_tables",
     "wait_event",
 ]

@@ -19,8 +19,12 @@ __all__ = ["BackendPlugin", "lazy_exports"]
 
 
 def _load(target: str) -> Any:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    """``"package.module:name"`` or ``"package.module:Class.attribute"``, imported."""
+    module, _, path = target.partition(":")
+    found: Any = importlib.import_module(module)
+    for name in path.split("."):
+        found = getattr(found, name)
+    return found
 
 
 def lazy_exports(package: str, modules: Mapping[str, str]) -> Callable[[str], Any]:
@@ -55,7 +59,8 @@ class BackendPlugin:
     :param asyncapi_document: ``"package.module:function"``, called as ``function(document,
         bus)`` for a bus of this backend after its AsyncAPI document is built, to add what
         bindings cannot say (``x-`` extensions, security schemes); edits in place.
-    :param idempotency_store: ``"package.module:Class"``, called as ``Class(url)``, when the
+    :param idempotency_store: ``"package.module:Class"`` (or ``"package.module:Class.factory"``),
+        called with the URL, when the
         broker can hold an idempotency store too: then ``idempotency_store="<scheme>://..."``
         on any bus opens one (the ``eventwire_make_idempotency_store`` hook).
 

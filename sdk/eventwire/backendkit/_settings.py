@@ -37,6 +37,8 @@ class OptionSpec:
     maximum: float | None = None
     #: How the docs show the default when the value alone would mislead ("from the URL").
     default_doc: str | None = None
+    #: Another option this one must stay below (a poll interval below a lease time).
+    below: str | None = None
 
 
 def option(
@@ -47,15 +49,17 @@ def option(
     minimum: float | None = None,
     maximum: float | None = None,
     default_doc: str | None = None,
+    below: str | None = None,
 ) -> T:
     """Declare a settings field as an option a user may set in the URL query or as a keyword.
 
     `doc` is the sentence shown in the docs' options table; a `secret` option never shows in
     ``repr``, in the redacted URL or in an error message; `minimum` / `maximum` bound numbers
-    (inclusive). The default must be immutable (a number, a string, ``None``, an enum member,
-    a tuple).
+    (inclusive); `below` names another option this one must be smaller than (checked after
+    parsing: ``poll_interval=2 must be shorter than lease_ttl=1``). The default must be
+    immutable (a number, a string, ``None``, an enum member, a tuple).
     """
-    spec = OptionSpec(doc, secret, minimum, maximum, default_doc)
+    spec = OptionSpec(doc, secret, minimum, maximum, default_doc, below)
     field = dataclasses.field(default=default, repr=not secret, metadata={_SPEC: spec})
     return field
 
@@ -102,7 +106,17 @@ class BackendSettings:
 
     def __post_init__(self) -> None:
         """Checks and derived values after parsing. An override calls the base's first (the
-        shared option groups of `eventwire.backendkit` resolve their values here)."""
+        shared option groups of `eventwire.backendkit` resolve their values here; the base
+        checks the `option` ``below`` bounds)."""
+        for name, spec in _specs(type(self)).items():
+            if spec.below is None:
+                continue
+            value, bound = getattr(self, name), getattr(self, spec.below)
+            if value is not None and bound is not None and value >= bound:
+                raise ConfigurationError(
+                    f"{self.backend} backend option {name}={value:g} must be shorter than "
+                    f"{spec.below}={bound:g}"
+                )
 
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """`ShardCoordinator`: which member of a group reads which shard, under leases.
 
-A channel's messages are split over ``n`` shards (a key always lands on the same one); the
+A channel's messages are split over ``n`` shards (a key always lands on the same one:
+`shard_of`); the
 members of a group share them: shard ``i`` goes to the ``(i mod m)``-th of the ``m`` live
 members sorted by id. Each member runs a coordinator over a `LeaseStore`. Per shard, the
 coordinator keeps a `ShardState`:
@@ -34,14 +35,21 @@ import contextlib
 import enum
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore
 from eventwire.backendkit._outage import Outage
 
-__all__ = ["Shard", "ShardCoordinator", "ShardState"]
+__all__ = ["Shard", "ShardCoordinator", "ShardState", "shard_of"]
 
 log = logging.getLogger("eventwire.backendkit")
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The shard of an ordering key: CRC-32 of its UTF-8 bytes mod `shards`, the same in
+    every process, version and backend, so all of a key's events go to one shard (G05)."""
+    return zlib.crc32(key.encode()) % shards
 
 
 class ShardState(enum.Enum):

@@ -192,6 +192,18 @@ class Tracing(_TraceContext):
             otel_context.detach(token)
             span.end()
 
+    def _consumer_attributes(
+        self, context: ConsumeContext | BatchConsumeContext
+    ) -> dict[str, str | int]:
+        """The attributes every consumer span carries, one event or a batch."""
+        return {
+            a.SYSTEM: self.system,
+            a.DESTINATION: context.channel,
+            a.OPERATION_TYPE: "process",
+            a.OPERATION_NAME: "process",
+            a.GROUP: context.group,
+        }
+
     async def consume(self, context: ConsumeContext, call_next: CallNext) -> None:
         envelope = context.envelope
         incoming = self._incoming(envelope.headers, context.channel)
@@ -207,11 +219,7 @@ class Tracing(_TraceContext):
         if span.is_recording():
             span.set_attributes(
                 {
-                    a.SYSTEM: self.system,
-                    a.DESTINATION: context.channel,
-                    a.OPERATION_TYPE: "process",
-                    a.OPERATION_NAME: "process",
-                    a.GROUP: context.group,
+                    **self._consumer_attributes(context),
                     a.MESSAGE_ID: envelope.id,
                     a.EVENT_ID: envelope.id,
                     a.EVENT_TYPE: envelope.type,
@@ -251,14 +259,7 @@ class Tracing(_TraceContext):
             return
         if span.is_recording():
             span.set_attributes(
-                {
-                    a.SYSTEM: self.system,
-                    a.DESTINATION: context.channel,
-                    a.OPERATION_TYPE: "process",
-                    a.OPERATION_NAME: "process",
-                    a.GROUP: context.group,
-                    a.BATCH_COUNT: len(context.events),
-                }
+                {**self._consumer_attributes(context), a.BATCH_COUNT: len(context.events)}
             )
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
