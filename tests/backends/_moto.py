@@ -1,7 +1,7 @@
 """A local AWS endpoint (moto_server, from the dev extra) of a test's own, on a free port.
 
-It runs conformance/brokers/moto_server.py, moto_server with two of its costs cut (the
-answers are moto's own), as `conformance/brokers/brokers up aws` does.
+It runs conformance/brokers/moto_server.py, moto_server with its costliest steps cut and
+its deletion race fixed, as `conformance/brokers/brokers up aws` does.
 """
 
 from __future__ import annotations
