@@ -72,9 +72,9 @@ def moto_server(log: Path | None = None) -> Iterator[str]:
             out.close()
 
 
-def bus_url(endpoint: str, bus: str = "default", extra: str = "") -> str:
+def bus_url(endpoint: str, bus: str = "default", extra: str = "", wait_time: str = "1s") -> str:
     """The ``eventbridge://`` URL of `bus` on the local `endpoint`."""
-    return f"eventbridge://{bus}?region={REGION}&endpoint={endpoint}&wait_time=1s{extra}"
+    return f"eventbridge://{bus}?region={REGION}&endpoint={endpoint}&wait_time={wait_time}{extra}"
 
 
 def set_credentials(env: dict[str, str] | None = None) -> dict[str, str]:
