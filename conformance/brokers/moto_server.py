@@ -1,9 +1,11 @@
-"""moto_server, the local EventBridge + SQS endpoint, with two of its costs cut.
+"""moto_server, the local EventBridge + SQS endpoint, with its costliest steps cut and its
+deletion race fixed.
 
     python conformance/brokers/moto_server.py -H 127.0.0.1 -p PORT   (moto_server's arguments)
 
 Used by `conformance/brokers/brokers up aws` and by the tests (tests/backends/_moto.py). What
-the emulator answers is unchanged; only how much CPU it spends to answer:
+the emulator answers is unchanged but for the deletion race (below); the rest only changes
+how much CPU it spends to answer:
 
 - moto routes every event a rule matches through an input template whose JSON paths it
   parses again, with a new parser, for each event and target (about 4 ms each). The same
@@ -14,8 +16,12 @@ the emulator answers is unchanged; only how much CPU it spends to answer:
   draining a backlog of N messages costs N² (10,000 events: hours on a small machine). The
   check reads the queue's retention period directly instead, with the same result.
 - ``DeleteMessage`` (each entry of ``DeleteMessageBatch``) walks the queue twice, building
-  a list of receipt handles for every message; it walks it once here, comparing handles,
-  and replaces the queue's list under the lock ``SendMessage`` appends with.
+  a list of receipt handles for every message; it walks it once here, comparing handles.
+  That is also the one change to an answer: moto's own replaces the queue's list without
+  the lock ``SendMessage`` appends with, so under concurrent deletions and sends (a member
+  sends up to four ``DeleteMessageBatch`` calls at once while EventBridge routes new
+  events) deleted messages come back and new ones are dropped, which AWS never does. Here
+  the whole deletion holds that lock.
 - Every visibility and delay check of a message (each of those passes, and each
   ``SendMessage`` makes three more) reads the clock through two ``datetime`` objects; the SQS
   model reads the same clock with ``time.time()`` instead.
@@ -40,28 +46,30 @@ def retained(backend: Any, queue_name: str, message: Any) -> bool:
 
 def delete_message(queue: Any, receipt_handle: str) -> None:
     """moto's ``Queue.delete_message`` in one pass: delete the message that has or had
-    `receipt_handle` (again: nothing), else ``ReceiptHandleIsInvalid``."""
+    `receipt_handle` (again: nothing), else ``ReceiptHandleIsInvalid``.
+
+    All of it under the lock ``SendMessage`` appends with. moto's own rebuilds the queue's
+    list and assigns it without a lock: two deletions at once can bring a deleted message
+    back, and a message appended meanwhile is dropped. A new list, as moto makes, so
+    readers iterating the old one keep theirs."""
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
 
-    if receipt_handle in queue.deleted_messages:
-        return
-    found = [
-        m
-        for m in queue._messages
-        if m.receipt_handle == receipt_handle or receipt_handle in m._old_receipt_handles
-    ]
-    if not found:
-        raise ReceiptHandleIsInvalid()
-    # Under the lock SendMessage appends with. moto's own rebuilds the list and assigns it
-    # without a lock: two deletions at once can bring a deleted message back, and a message
-    # appended meanwhile can be dropped. A new list, as moto makes, so readers iterating
-    # the old one keep theirs.
     with queue._messages_lock:
-        remaining = list(queue._messages)
-        for message in found:
-            queue.pending_messages.discard(message)
-            queue.deleted_messages.update(message.all_receipt_handles)
-            remaining.remove(message)  # by identity: Message has no __eq__
+        if receipt_handle in queue.deleted_messages:
+            return
+        remaining = []
+        found = False
+        for message in queue._messages:
+            if message.receipt_handle == receipt_handle or (
+                receipt_handle in message._old_receipt_handles
+            ):
+                found = True
+                queue.pending_messages.discard(message)
+                queue.deleted_messages.update(message.all_receipt_handles)
+            else:
+                remaining.append(message)
+        if not found:
+            raise ReceiptHandleIsInvalid()
         queue._messages = remaining
 
 

@@ -142,7 +142,8 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
             if size > MAX_ENTRY_BYTES:
                 raise MessageTooLargeError(
                     f"an event on {channel!r} is {size} bytes as an EventBridge entry; "
-                    f"PutEvents takes at most {MAX_ENTRY_BYTES} bytes (256 KiB) per entry. "
+                    f"this backend sends at most {MAX_ENTRY_BYTES} bytes (256 KiB, the limit of "
+                    "the PutEvents API reference) per entry. "
                     "Send a smaller event (put a large payload in S3 and send its reference)"
                 )
             entries.append((entry, size))

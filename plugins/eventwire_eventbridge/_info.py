@@ -38,9 +38,11 @@ CAPABILITIES = Capabilities(
             "G16": "EventBridge and SQS are managed services without a broker process to "
             "restart; the local endpoint (moto) keeps everything in memory, so restarting it "
             "starts an empty account and measures the emulator, not the backend",
-            "G17": "PutEvents refuses an entry over 256 KiB (the PutEvents API reference; the "
-            "local endpoint enforces it too), so a 1 MiB event cannot be sent; large payloads "
-            "belong in S3, with a reference in the event",
+            "G17": "a 1 MiB event does not fit one EventBridge entry: this backend refuses an "
+            "entry over 256 KiB, the limit of the PutEvents API reference and of the local "
+            "endpoint, and the 1 MB that AWS announced for EventBridge events in January 2026 "
+            "is less than a 1 MiB payload plus its envelope; large payloads belong in S3, with "
+            "a reference in the event",
             "G21": "it checks per-key order while members join and leave, and a standard SQS "
             "queue gives best-effort ordering only (see G05)",
             "G22": "EventBridge and SQS are managed services without a broker process to "

@@ -572,3 +572,57 @@ def test_the_moto_launcher_deletes_as_moto_does(launcher: Any) -> None:
     expected = scenario(Queue.delete_message)
     assert expected == [["b", "c"], ["c"], "invalid", ["c"]]
     assert scenario(launcher.delete_message) == expected
+
+
+class _Interleaved(list[Any]):
+    """A queue's message list that, once, runs `meanwhile` in another thread in the middle
+    of a pass over it, and gives it 0.5 s: what two SQS calls at once do in moto_server's
+    threads, made certain."""
+
+    def __init__(self, items: list[Any], meanwhile: Any) -> None:
+        super().__init__(items)
+        self.meanwhile = meanwhile
+        self.threads: list[Any] = []
+
+    def __iter__(self) -> Iterator[Any]:
+        for i, item in enumerate(list.__iter__(self)):
+            yield item
+            if i == 0 and not self.threads:
+                import threading
+
+                self.threads.append(threading.Thread(target=self.meanwhile))
+                self.threads[0].start()
+                self.threads[0].join(0.5)
+
+
+def _delete_while_another_call_runs(delete: Any) -> list[str]:
+    """Delete ``a`` while, in the middle of it, another thread deletes ``b`` and sends
+    ``d``; the bodies left in the queue."""
+    from moto.sqs.models import SQSBackend
+
+    sqs = SQSBackend(REGION, "123456789012")
+    queue = sqs.create_queue("q")
+    for body in ("a", "b", "c"):
+        sqs.send_message("q", body)
+    received = {m.body: m.receipt_handle for m in sqs.receive_message("q", 10, 0, 300)}
+
+    def meanwhile() -> None:
+        delete(queue, received["b"])
+        sqs.send_message("q", "d")
+
+    interleaved = _Interleaved(queue._messages, meanwhile)
+    queue._messages = interleaved
+    delete(queue, received["a"])
+    for thread in interleaved.threads:
+        thread.join()
+    return sorted(m.body for m in queue._messages)
+
+
+def test_the_moto_launcher_deletes_and_sends_safely_at_the_same_time(launcher: Any) -> None:
+    """A member's parallel ``DeleteMessageBatch`` calls meet EventBridge routing new events
+    to the queue: every deleted message stays deleted and every sent one stays queued."""
+    from moto.sqs.models import Queue
+
+    assert _delete_while_another_call_runs(launcher.delete_message) == ["c", "d"]
+    # moto's own assigns the list without the lock: "b" comes back and "d" is lost.
+    assert _delete_while_another_call_runs(Queue.delete_message) == ["b", "c"]
