@@ -318,7 +318,7 @@ class BatchConsumer(Consumer):
         else:
             for key in keys:
                 await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
-        await asyncio.gather(*(self._settle(item.inbound.ack) for item in items))
+        await self._ack_all([item.inbound for item in items], together=True)
 
     async def _give_up(self, item: _Item, reason: str, error: Exception) -> None:
         key = item.claim_key

@@ -375,6 +375,28 @@ class Consumer:
                 return None
         return Admitted(envelope, route, event, claim_key)
 
+    def _admit_now(self, inbound: Inbound, attempts: int) -> Admitted | None:
+        """`_admit` without claiming and without waiting, for the usual delivery: eventwire's
+        envelope, a handler for its type, a valid payload, not delivered too often. ``None``
+        for any other (nothing is settled here: `_admit` decides what to do with it)."""
+        message = inbound.message
+        try:
+            envelope = decode_envelope(message.headers, self._binding)
+        except DecodeError:
+            return None
+        route = self.routes.get(envelope.type)
+        if route is None or attempts > route.retry.max_attempts:
+            return None
+        body = message.body
+        if self._validator is not None and self._validator.errors(envelope.type, body):
+            return None
+        try:
+            event = decode(body, route.model)
+        except DecodeError:
+            return None
+        claim_key = f"{self.group}:{envelope.id}" if route.idempotent else None
+        return Admitted(envelope, route, event, claim_key)
+
     async def _process_fields(
         self, inbound: Inbound, attempts: int, fields: DeliveryFields
     ) -> None:
@@ -454,7 +476,9 @@ class Consumer:
             inbound = run[index]
             attempts = max(1, inbound.delivery_count)
             try:
-                item = await self._admit(inbound, attempts, claim=False)
+                item = self._admit_now(inbound, attempts)
+                if item is None:  # to settle here, or a foreign form: the full path
+                    item = await self._admit(inbound, attempts, claim=False)
             except _Abandon:
                 raise
             except Exception:  # left unsettled, as `_work` leaves a failed delivery
@@ -541,8 +565,23 @@ class Consumer:
             else:
                 for key in done:
                     await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
-        for inbound in handled:
-            await self._settle(inbound.ack)
+        await self._ack_all(handled)
+
+    async def _ack_all(self, inbounds: Sequence[Inbound], *, together: bool = False) -> None:
+        """Ack `inbounds`: in one step where their class acks in bulk
+        (`eventwire.backend.BulkAck`), else one after the other, or all at once with
+        `together` (where each ack is a broker round trip)."""
+        if not inbounds:
+            return
+        cls = type(inbounds[0])
+        ack_many = getattr(cls, "ack_many", None)
+        if ack_many is not None and all(type(inbound) is cls for inbound in inbounds):
+            await self._settle(functools.partial(ack_many, inbounds))
+        elif together:
+            await asyncio.gather(*(self._settle(inbound.ack) for inbound in inbounds))
+        else:
+            for inbound in inbounds:
+                await self._settle(inbound.ack)
 
     async def _claim(self, key: str) -> bool:
         """True when this delivery should run the handler; waits out concurrent duplicates."""
