@@ -107,8 +107,9 @@ MessageHandler = Callable[[Inbound], Awaitable[None]]
 class BulkAck(Protocol):
     """Optional, on an `Inbound` class: ``ack_many`` acks several deliveries of that class in
     one step (e.g. marks them settled for the next commit), with the effect of awaiting
-    ``ack()`` on each in turn. The pipeline settles a handled batch with it when every
-    delivery of the batch is of that class."""
+    ``ack()`` on each in turn; a delivery acked before is skipped, so a call that failed may
+    be made again. The pipeline settles a handled batch with it when every delivery of the
+    batch is of that class."""
 
     @staticmethod
     def ack_many(inbounds: Sequence[Inbound], /) -> Awaitable[None]:
