@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,6 +135,18 @@ class KafkaInbound:
         part.outstanding -= 1
         if part.outstanding == 0 and part.drained is not None:
             part.drained.set()
+
+    @staticmethod
+    async def ack_many(inbounds: Sequence[KafkaInbound]) -> None:
+        """`ack` each of `inbounds` in one step (`eventwire.backend.BulkAck`): a flag per
+        record; the committer commits each partition's finished prefix."""
+        for inbound in inbounds:
+            if not inbound.done:
+                inbound.done = True
+                part = inbound._part
+                part.outstanding -= 1
+                if part.outstanding == 0 and part.drained is not None:
+                    part.drained.set()
 
 
 def to_wire(record: Any) -> WireMessage:
@@ -306,12 +319,15 @@ class KafkaSubscription(BaseSubscription):
         )
         while True:
             try:
-                batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=max_records)
+                # The client's records are not kept past `_take` (nor promoted by the garbage
+                # collector while the batch waits for room): only the entries are.
+                batch = self._take(
+                    await consumer.getmany(timeout_ms=_POLL_MS, max_records=max_records)
+                )
             except KafkaError as exc:
                 await asyncio.sleep(fetching.failed(exc))
                 continue
             fetching.ok()
-            batch = self._take(batches)
             if not batch:
                 continue
             await self._record_handed([part for part, _ in batch])
@@ -336,8 +352,14 @@ class KafkaSubscription(BaseSubscription):
         allows; stop handing once the partition is revoked or the pipeline closes."""
         handed = 0
         waited = False
+        window = self.spec.max_in_flight  # the most one step can take: slice no further
         while handed < len(entries) and not part.revoking:
-            taken = self.take_batch(entries[handed:] if handed else entries)
+            step = (
+                entries
+                if handed == 0 and len(entries) <= window
+                else entries[handed : handed + window]
+            )
+            taken = self.take_batch(step)
             if not taken and waited:  # no room after room was promised: closing, or raised
                 return
             part.outstanding += taken  # nothing of it can be settled before this line
@@ -356,15 +378,18 @@ class KafkaSubscription(BaseSubscription):
             if part is None or part.revoking:
                 continue
             entries = part.entries
+            handed = part.handed
+            # Offsets up to `seen` are handed in this assignment already.
+            seen = entries[-1].offset if entries else part.next - 1
             new = []
             for record in records:
                 offset = record.offset
-                if offset < part.next or (entries and offset <= entries[-1].offset):
-                    continue  # already handed in this assignment
-                count = _handed.count_for(part.handed, offset) + 1
-                entry = KafkaInbound(to_wire(record), offset, count, part, record.timestamp)
-                entries.append(entry)
-                new.append(entry)
+                if offset <= seen:
+                    continue
+                count = _handed.count_for(handed, offset) + 1 if handed else 1
+                new.append(KafkaInbound(to_wire(record), offset, count, part, record.timestamp))
+                seen = offset
+            entries.extend(new)
             if new:
                 batch.append((part, new))
         return batch

@@ -112,7 +112,11 @@ class KafkaSettings(CredentialOptions, TlsOptions):
         "how often finished offsets are committed (also on revoke and close)",
         minimum=10,
     )
-    fetch_max_records: int = option(1000, "records per `getmany`", minimum=1)
+    fetch_max_records: int = option(
+        250,
+        "records per `getmany` (fewer records alive at once: fewer garbage collections)",
+        minimum=1,
+    )
     max_partition_fetch_bytes: ByteSize = option(
         1024 * 1024,
         "prefetch per partition (bounds memory while a handler is slow)",

@@ -31,7 +31,8 @@ SDK derives a stable id for messages published by producers that are not eventwi
 is behind; the consumer-lag metric reads it), `IdempotencyStoreProvider` (the broker can
 remember handled event ids for every member of a group: the bus's default store),
 `BrokerReset` (a broker that lives in this process can be forgotten whole; ``TestBus``
-forgets the private broker of each session with it).
+forgets the private broker of each session with it), `BulkAck` (an `Inbound` class that acks
+several of its deliveries in one step: the pipeline settles a handled batch with it).
 
 The other way round, the handler `subscribe` receives may be a `BatchReceiver`: a backend
 that fetches in batches then hands over a fetched batch in one synchronous call
@@ -55,6 +56,7 @@ __all__ = [
     "BackendInfo",
     "BatchReceiver",
     "BrokerReset",
+    "BulkAck",
     "Capabilities",
     "ChannelDeleter",
     "ChannelPurger",
@@ -100,6 +102,19 @@ class Inbound(Protocol):
 
 
 MessageHandler = Callable[[Inbound], Awaitable[None]]
+
+
+class BulkAck(Protocol):
+    """Optional, on an `Inbound` class: ``ack_many`` acks several deliveries of that class in
+    one step (e.g. marks them settled for the next commit), with the effect of awaiting
+    ``ack()`` on each in turn; a delivery acked before is skipped, so a call that failed may
+    be made again. The pipeline settles a handled batch with it when every delivery of the
+    batch is of that class."""
+
+    @staticmethod
+    def ack_many(inbounds: Sequence[Inbound], /) -> Awaitable[None]:
+        """Ack every delivery of `inbounds`."""
+        ...
 
 
 @runtime_checkable

@@ -34,11 +34,9 @@ from typing import Any
 
 from eventwire.backend import Inbound
 from eventwire.delivery import Delivery
-from eventwire.envelope import Envelope
 from eventwire.errors import ConfigurationError
-from eventwire.events import Message
 from eventwire.middleware import BatchConsumeContext, Middleware, consuming_batches
-from eventwire.pipeline import DONE_TTL, Consumer, _Abandon
+from eventwire.pipeline import DONE_TTL, Admitted, Consumer, _Abandon
 
 __all__ = ["BatchError", "BatchPolicy"]
 
@@ -90,15 +88,6 @@ class BatchError(Exception):
         indices = ", ".join(str(i) for i in sorted(self.failed)[:10])
         more = ", ..." if len(self.failed) > 10 else ""
         super().__init__(f"{len(self.failed)} event(s) of the batch failed (index {indices}{more})")
-
-
-@dataclasses.dataclass(slots=True)
-class _Item:
-    inbound: Inbound
-    event: Message
-    envelope: Envelope
-    attempt: int
-    claim_key: str | None
 
 
 class BatchConsumer(Consumer):
@@ -193,11 +182,7 @@ class BatchConsumer(Consumer):
             start = 0
             while start < len(batch):  # split where an event id repeats (a duplicate)
                 admitted, start = await self._admit_run(batch, start)
-                items = [
-                    _Item(inbound, found.event, found.envelope, attempts, found.claim_key)
-                    for inbound, found in await self._claim_all(admitted)
-                    for attempts in (max(1, inbound.delivery_count),)
-                ]
+                items = await self._claim_all(admitted)
                 if items:
                     await self._deliver(items)
         except _Abandon:
@@ -207,7 +192,7 @@ class BatchConsumer(Consumer):
         finally:
             self._forget(len(batch))
 
-    async def _deliver(self, items: list[_Item]) -> None:
+    async def _deliver(self, items: list[Admitted]) -> None:
         """Hand `items` to the handler until each is settled, retried or dead-lettered."""
         route = self._route
         pending = items
@@ -215,7 +200,7 @@ class BatchConsumer(Consumer):
             while pending:
                 failed = await self._call(pending)
                 handled = [item for i, item in enumerate(pending) if i not in failed]
-                retry: list[_Item] = []
+                retry: list[Admitted] = []
                 delay = 0.0
                 for index in sorted(failed):
                     item, error = pending[index], failed[index]
@@ -247,7 +232,7 @@ class BatchConsumer(Consumer):
                         await self._store.release(item.claim_key)
             raise
 
-    async def _call(self, items: list[_Item]) -> dict[int, Exception]:
+    async def _call(self, items: list[Admitted]) -> dict[int, Exception]:
         """Run the handler (inside the middlewares) on `items`; the failed indices and their
         errors."""
         events = [item.event for item in items]
@@ -307,7 +292,7 @@ class BatchConsumer(Consumer):
             return dict(exc.failed)
         return dict.fromkeys(range(count), exc)
 
-    async def _finish(self, items: list[_Item]) -> None:
+    async def _finish(self, items: list[Admitted]) -> None:
         """Settle handled events: remember their ids (idempotent; one round trip with a
         `BatchIdempotencyStore`), then ack them all at once (an ack is a round trip on most
         brokers: one after the other would add up)."""
@@ -318,9 +303,9 @@ class BatchConsumer(Consumer):
         else:
             for key in keys:
                 await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
-        await asyncio.gather(*(self._settle(item.inbound.ack) for item in items))
+        await self._ack_all([item.inbound for item in items], together=True)
 
-    async def _give_up(self, item: _Item, reason: str, error: Exception) -> None:
+    async def _give_up(self, item: Admitted, reason: str, error: Exception) -> None:
         key = item.claim_key
         if key is not None:
             await self._settle(lambda: self._store.release(key))

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-from eventwire.envelope import Envelope, format_time, parse_time
+from eventwire.envelope import Envelope, assemble, format_time, parse_time
 from eventwire.errors import DecodeError, EventValidationError
 
 __all__ = [
@@ -41,6 +41,7 @@ READ_PREFIXES: Mapping[str, tuple[str, ...]] = {
 }
 CONTENT_TYPE = "content-type"
 _REQUIRED = ("id", "type", "source", "specversion")
+_REQUIRED_SET = frozenset(_REQUIRED)
 _KNOWN = frozenset(
     {
         "id",
@@ -130,35 +131,38 @@ def from_headers(headers: Mapping[str, str], binding: str = "kafka") -> Envelope
     attrs: dict[str, str] = {}
     user: dict[str, str] = {}
     for name, value in headers.items():
-        attr = names.get(name) or names.get(name.lower())
+        attr = names.get(name)
         if attr is None:
-            user[name] = value
-        else:
-            attrs[attr] = str(value)
-    missing = [a for a in _REQUIRED if a not in attrs]
-    if missing:
+            attr = names.get(name.lower())
+            if attr is None:
+                user[name] = value
+                continue
+        attrs[attr] = value if value.__class__ is str else str(value)
+    get = attrs.get
+    if not attrs.keys() >= _REQUIRED_SET:
+        missing = [a for a in _REQUIRED if a not in attrs]
         raise DecodeError(
             f"message has no CloudEvents {', '.join(missing)} header(s) "
             f"(expected {prefix}<attribute> headers of the {binding} binding)"
         )
+    text = get("time")
     try:
-        time = _read_time(attrs["time"]) if "time" in attrs else None
+        time = _EPOCH if text is None else _read_time(text)
     except (ValueError, OverflowError):
-        raise DecodeError(f"CloudEvents time {attrs['time']!r} is not RFC 3339") from None
-    envelope = Envelope(
-        id=attrs["id"],
-        type=attrs["type"],
-        source=attrs["source"],
-        time=time if time is not None else _EPOCH,
-        specversion=attrs["specversion"],
-        datacontenttype=attrs.get("datacontenttype", "application/json"),
-        subject=attrs.get("subject"),
-        correlationid=attrs.get("correlationid"),
-        causationid=attrs.get("causationid"),
-        dataversion=attrs.get("dataversion"),
-        headers=user,
+        raise DecodeError(f"CloudEvents time {text!r} is not RFC 3339") from None
+    return assemble(
+        attrs["id"],
+        attrs["type"],
+        attrs["source"],
+        time,
+        attrs["specversion"],
+        get("datacontenttype", "application/json"),
+        get("subject"),
+        get("correlationid"),
+        get("causationid"),
+        get("dataversion"),
+        user,
     )
-    return envelope
 
 
 def _read_time(value: str) -> datetime:

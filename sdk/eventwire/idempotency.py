@@ -95,7 +95,18 @@ class MemoryIdempotencyStore:
         self._put(key, True, time.monotonic() + ttl)
 
     async def claim_many(self, keys: Sequence[str], lease: float) -> list[Claim]:
-        return [await self.claim(key, lease) for key in keys]
+        now = time.monotonic()
+        expires = now + lease
+        entries = self._entries
+        states = []
+        for key in keys:
+            entry = entries.get(key)
+            if entry is not None and entry[1] > now:
+                states.append(Claim.DONE if entry[0] else Claim.BUSY)
+            else:
+                self._put(key, False, expires)
+                states.append(Claim.ACQUIRED)
+        return states
 
     async def complete_many(self, keys: Sequence[str], ttl: float) -> None:
         expires = time.monotonic() + ttl

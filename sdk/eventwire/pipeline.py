@@ -122,12 +122,14 @@ class Route:
 @dataclasses.dataclass(slots=True)
 class Admitted:
     """A delivery that is for a handler: decoded, validated, under the policy's attempts and
-    (for an idempotent route) claimed under `claim_key`."""
+    (for an idempotent route) claimed under `claim_key`; `attempt` is the attempt it is at."""
 
     envelope: Envelope
     route: Route
     event: Message
     claim_key: str | None
+    inbound: Inbound
+    attempt: int
 
 
 class _Abandon(Exception):
@@ -373,7 +375,29 @@ class Consumer:
             if claim and not await self._claim(claim_key):
                 await self._settle(inbound.ack)  # handled before: run the effect once
                 return None
-        return Admitted(envelope, route, event, claim_key)
+        return Admitted(envelope, route, event, claim_key, inbound, attempts)
+
+    def _admit_now(self, inbound: Inbound, attempts: int) -> Admitted | None:
+        """`_admit` without claiming and without waiting, for the usual delivery: eventwire's
+        envelope, a handler for its type, a valid payload, not delivered too often. ``None``
+        for any other (nothing is settled here: `_admit` decides what to do with it)."""
+        message = inbound.message
+        try:
+            envelope = decode_envelope(message.headers, self._binding)
+        except DecodeError:
+            return None
+        route = self.routes.get(envelope.type)
+        if route is None or attempts > route.retry.max_attempts:
+            return None
+        body = message.body
+        if self._validator is not None and self._validator.errors(envelope.type, body):
+            return None
+        try:
+            event = decode(body, route.model)
+        except DecodeError:
+            return None
+        claim_key = f"{self.group}:{envelope.id}" if route.idempotent else None
+        return Admitted(envelope, route, event, claim_key, inbound, attempts)
 
     async def _process_fields(
         self, inbound: Inbound, attempts: int, fields: DeliveryFields
@@ -406,13 +430,11 @@ class Consumer:
         else:
             await self._settle(inbound.ack)
 
-    async def _claim_all(
-        self, admitted: list[tuple[Inbound, Admitted]]
-    ) -> list[tuple[Inbound, Admitted]]:
+    async def _claim_all(self, admitted: list[Admitted]) -> list[Admitted]:
         """Claim the claim keys of `admitted` deliveries (named by ``_admit(claim=False)``):
         one round trip with a `BatchIdempotencyStore`. Those handled before are acked here
         and left out of the answer; concurrent duplicates are waited out as in `_claim`."""
-        keys = [item.claim_key for _, item in admitted if item.claim_key is not None]
+        keys = [item.claim_key for item in admitted if item.claim_key is not None]
         if not keys:
             return admitted
         if self._batch_store is None or len(keys) == 1:
@@ -420,7 +442,7 @@ class Consumer:
         else:
             states = iter(await self._claim_states(self._batch_store, keys))
         kept = []
-        for inbound, item in admitted:
+        for item in admitted:
             key = item.claim_key
             if key is not None:
                 state = Claim.BUSY if states is None else next(states)
@@ -428,9 +450,9 @@ class Consumer:
                 if state is Claim.BUSY:
                     acquired = await self._claim(key)
                 if not acquired:
-                    await self._settle(inbound.ack)  # handled before: run the effect once
+                    await self._settle(item.inbound.ack)  # handled before: run the effect once
                     continue
-            kept.append((inbound, item))
+            kept.append(item)
         return kept
 
     async def _claim_states(self, store: BatchIdempotencyStore, keys: list[str]) -> list[Claim]:
@@ -441,20 +463,20 @@ class Consumer:
                 log.warning("eventwire: idempotency store failed (%s); retrying", exc)
                 await self._pause(SETTLE_RETRY)
 
-    async def _admit_run(
-        self, run: list[Inbound], start: int
-    ) -> tuple[list[tuple[Inbound, Admitted]], int]:
+    async def _admit_run(self, run: list[Inbound], start: int) -> tuple[list[Admitted], int]:
         """`_admit` (without claiming) ``run[start:]`` up to the first delivery whose claim
         key repeats one before it (a duplicate of an event in the run: it may only be
         claimed once the first is settled); the admitted ones and the index it stopped at."""
-        admitted: list[tuple[Inbound, Admitted]] = []
+        admitted: list[Admitted] = []
         keys: set[str] = set()
         index = start
         while index < len(run):
             inbound = run[index]
             attempts = max(1, inbound.delivery_count)
             try:
-                item = await self._admit(inbound, attempts, claim=False)
+                item = self._admit_now(inbound, attempts)
+                if item is None:  # to settle here, or a foreign form: the full path
+                    item = await self._admit(inbound, attempts, claim=False)
             except _Abandon:
                 raise
             except Exception:  # left unsettled, as `_work` leaves a failed delivery
@@ -466,7 +488,7 @@ class Consumer:
                     if key in keys:
                         break
                     keys.add(key)
-                admitted.append((inbound, item))
+                admitted.append(item)
             index += 1
         return admitted, index
 
@@ -489,7 +511,8 @@ class Consumer:
         index = 0
         try:
             while index < len(admitted) and not self._closing.is_set():
-                inbound, item = admitted[index]
+                item = admitted[index]
+                inbound = item.inbound
                 key = item.claim_key
                 if key is not None and loop.time() - claimed_at > CLAIM_LEASE / 2:
                     await self._settle(functools.partial(self._store.release, key))
@@ -520,7 +543,7 @@ class Consumer:
                     log_fields.reset(token)
                 index += 1
         finally:
-            for _, item in admitted[index:]:  # not run: a redelivery may claim them at once
+            for item in admitted[index:]:  # not run: a redelivery may claim them at once
                 if item.claim_key is not None:
                     with contextlib.suppress(Exception):
                         await self._store.release(item.claim_key)
@@ -541,8 +564,23 @@ class Consumer:
             else:
                 for key in done:
                     await self._settle(functools.partial(self._store.complete, key, DONE_TTL))
-        for inbound in handled:
-            await self._settle(inbound.ack)
+        await self._ack_all(handled)
+
+    async def _ack_all(self, inbounds: Sequence[Inbound], *, together: bool = False) -> None:
+        """Ack `inbounds`: in one step where their class acks in bulk
+        (`eventwire.backend.BulkAck`), else one after the other, or all at once with
+        `together` (where each ack is a broker round trip)."""
+        if not inbounds:
+            return
+        cls = type(inbounds[0])
+        ack_many = getattr(cls, "ack_many", None)
+        if ack_many is not None and all(type(inbound) is cls for inbound in inbounds):
+            await self._settle(functools.partial(ack_many, inbounds))
+        elif together:
+            await asyncio.gather(*(self._settle(inbound.ack) for inbound in inbounds))
+        else:
+            for inbound in inbounds:
+                await self._settle(inbound.ack)
 
     async def _claim(self, key: str) -> bool:
         """True when this delivery should run the handler; waits out concurrent duplicates."""

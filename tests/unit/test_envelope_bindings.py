@@ -130,3 +130,29 @@ def test_event_ids_are_distinct_version_4_uuids() -> None:
     assert len(set(ids)) == len(ids)
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
     assert all(str(u) == i for u, i in zip(parsed, ids, strict=True))
+
+
+def test_a_decoded_envelope_is_a_full_frozen_envelope() -> None:
+    """`from_headers` builds the envelope without the dataclass ``__init__``: every field is
+    set, it compares, hashes and stays frozen like one built the usual way."""
+    import dataclasses
+
+    sent = Envelope.new(
+        type="orders.placed",
+        source="svc",
+        subject="k1",
+        correlationid="c",
+        causationid="d",
+        dataversion="2",
+        headers={"x-tenant": "t"},
+    )
+    got = from_headers(to_headers(sent, "kafka"), "kafka")
+    for field in dataclasses.fields(Envelope):
+        assert getattr(got, field.name) == getattr(sent, field.name), field.name
+    assert got == sent and hash(got.id) == hash(sent.id)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.id = "other"  # type: ignore[misc]
+    bare = from_headers(
+        {"ce_id": "1", "ce_type": "t", "ce_source": "s", "ce_specversion": "1.0"}, "kafka"
+    )
+    assert (bare.subject, bare.time.year, bare.datacontenttype) == (None, 1970, "application/json")

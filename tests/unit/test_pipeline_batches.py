@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from eventwire import RetryPolicy
+from eventwire import NonRetryableError, RetryPolicy
 from eventwire.backend import BatchReceiver
 from eventwire.idempotency import BatchIdempotencyStore, Claim, MemoryIdempotencyStore
 from eventwire.pipeline import Consumer, Route
@@ -199,3 +199,51 @@ async def test_closing_mid_run_settles_what_ran_and_releases_the_rest() -> None:
 
 def test_the_memory_store_claims_in_bulk() -> None:
     assert isinstance(MemoryIdempotencyStore(), BatchIdempotencyStore)
+
+
+class BulkInbound(FakeInbound):
+    """A delivery whose class acks in bulk (`eventwire.backend.BulkAck`), recording each call."""
+
+    bulk_calls: list[int] = []
+
+    @staticmethod
+    async def ack_many(inbounds: Sequence[FakeInbound]) -> None:
+        BulkInbound.bulk_calls.append(len(inbounds))
+        for inbound in inbounds:
+            inbound.acks += 1
+
+
+async def test_a_handled_run_is_acked_in_one_step_where_the_class_acks_in_bulk() -> None:
+    BulkInbound.bulk_calls = []
+    gate = asyncio.Event()
+
+    async def handle(event: Placed) -> None:
+        if event.n == 0:
+            await gate.wait()  # the rest of the key queues up behind the first
+        if event.n == 3:
+            raise NonRetryableError("bad")  # dead-lettered: acked on its own, after the dlq
+
+    pipe, backend = pipeline(handle, CountingStore())
+    batch = [BulkInbound(Placed(order_id="a", n=n)) for n in range(5)]
+    assert pipe.take_many(batch[:1]) == 1
+    await asyncio.sleep(0.01)
+    assert pipe.take_many(batch[1:]) == 4
+    gate.set()
+    await settled(*batch)
+    assert all(i.acks == 1 for i in batch)  # each settled once
+    # The first ran alone (acked by `ack`); the run behind it acked its three handled in one.
+    assert BulkInbound.bulk_calls == [3]
+    assert len(backend.published) == 1  # the dead letter
+
+
+async def test_mixed_delivery_classes_are_acked_one_by_one() -> None:
+    BulkInbound.bulk_calls = []
+
+    async def handle(event: Placed) -> None:
+        pass
+
+    pipe, _ = pipeline(handle, CountingStore())
+    batch = [BulkInbound(Placed(order_id="a", n=0)), FakeInbound(Placed(order_id="a", n=1))]
+    await pipe._ack_all(batch)
+    assert [i.acks for i in batch] == [1, 1]
+    assert BulkInbound.bulk_calls == []
