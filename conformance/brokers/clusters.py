@@ -495,6 +495,9 @@ num.partitions=1
 default.replication.factor=3
 min.insync.replicas=2
 unclean.leader.election.enable=false
+auto.leader.rebalance.enable=true
+leader.imbalance.check.interval.seconds=10
+leader.imbalance.per.broker.percentage=0
 offsets.topic.replication.factor=3
 offsets.topic.num.partitions=10
 transaction.state.log.replication.factor=3
@@ -592,8 +595,9 @@ class KafkaCluster(Cluster):
         leader = kafka_quorum_leader(port)
         brokers, partitions = kafka_metadata(port)
         led = sum(1 for partition in partitions.values() if partition.leader == node)
+        preferred = sum(1 for p in partitions.values() if p.replicas[:1] == [node])
         role = "active controller" if leader == node else ""
-        role += f"{', ' if role else ''}leads {led} partitions"
+        role += f"{', ' if role else ''}leads {led} partitions, preferred leader of {preferred}"
         return NodeView(True, f"{what}, brokers {brokers}", role)
 
     def view(self, running: list[int]) -> ClusterView:
@@ -619,9 +623,17 @@ class KafkaCluster(Cluster):
             for (topic, index), partition in sorted(partitions.items())
             if not topic.startswith("__")
         ]
+        # The first replica is the preferred leader; the controller moves leadership back
+        # to it once it is in sync (auto.leader.rebalance.enable, every 10 s).
+        elsewhere = [p for p in partitions.values() if p.replicas and p.leader != p.replicas[0]]
         result.detail = f"active controller: node {leader}; {len(partitions)} partitions"
         if behind:
             result.detail += f", {len(behind)} with a running replica out of sync"
+        result.detail += (
+            f", {len(elsewhere)} led by another node than their preferred leader"
+            if elsewhere
+            else ", each led by its preferred leader"
+        )
         if shown:
             more = f" and {len(shown) - 20} more" if len(shown) > 20 else ""
             result.detail += "\n  partition leaders: " + ", ".join(shown[:20]) + more

@@ -83,6 +83,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             acks="all",
             enable_idempotence=True,
             linger_ms=s.linger_ms,
+            max_batch_size=min(s.max_batch_bytes, s.max_message_bytes),
             compression_type=cast(Any, s.compression_type),
             max_request_size=s.max_message_bytes + _REQUEST_HEADROOM,
             allow_auto_create_topics=False,

@@ -123,6 +123,13 @@ class KafkaSettings(CredentialOptions, TlsOptions):
         minimum=1024,
     )
     linger_ms: int = option(0, "producer batching delay", minimum=0)
+    max_batch_bytes: ByteSize = option(
+        1024 * 1024,
+        "producer record batch per partition (at most `max_message_bytes`): concurrent "
+        "publishes beyond one full batch wait for it to be sent, and that wait counts against "
+        "`request_timeout_ms`",
+        minimum=1024,
+    )
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = option(
         None, "`gzip`, `snappy`, `lz4` or `zstd` (the codec's library must be installed)"
     )

@@ -416,6 +416,37 @@ def test_a_producer_the_broker_no_longer_accepts_is_replaced_and_nothing_is_lost
     assert any("Kafka producer works again" in m for m in logged), logged
 
 
+def test_a_burst_of_concurrent_publishes_waits_in_one_batch_not_behind_many() -> None:
+    """The producer keeps one open record batch per partition; a publish that finds it full
+    waits until the sender has taken it, and that wait counts against `request_timeout_ms`.
+    With batches of a few records (``max_batch_bytes=1024``: the fault planted here) a
+    thousand concurrent publishes to one partition queue behind hundreds of round trips
+    and run out of time; with the default batch the burst fits in one and is confirmed."""
+    channel = unique("burst")
+
+    async def burst(options: dict[str, Any]) -> list[BaseException]:
+        backend = KafkaBackend(URL, {"partitions": 1, **options})
+        await backend.connect()
+        try:
+            producer = backend._producers.current  # type: ignore[union-attr]
+            assert producer._message_accumulator._batch_size == backend.settings.max_batch_bytes
+            results = await asyncio.gather(
+                *(
+                    backend.publish(channel, [WireMessage(b"x" * 200, {"ce_id": f"e{i}"}, "k")])
+                    for i in range(1000)
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            await backend.close()
+        return [r for r in results if isinstance(r, BaseException)]
+
+    assert run(lambda: burst({})) == []
+    starved = run(lambda: burst({"max_batch_bytes": 1024, "request_timeout_ms": 1000}))
+    assert starved, "1000 publishes in batches of 1 KiB all made it within 1 s"
+    assert "KafkaTimeoutError" in str(starved[0]), starved[0]
+
+
 # -- consuming -----------------------------------------------------------------------------
 
 

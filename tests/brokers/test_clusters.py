@@ -302,6 +302,17 @@ def test_kafka_cluster_survives_and_rejoins(started: dict[str, str]) -> None:
 
     assert _run(after) == [str(i).encode() for i in range(10)]
 
+    # While the node was down the survivors took over its partitions; once it is in sync
+    # again the controller gives each back to its preferred leader (its first replica).
+    async def rebalanced() -> None:
+        partition = await describe(boot)
+        assert partition["leader"] == partition["replicas"][0], partition
+
+    _run(lambda: _retry(rebalanced, seconds=90), timeout=150)
+    status = _assert_formed("kafka", env)
+    assert re.search(rf"^  node{leader} running .*preferred leader of [1-9]", status, re.M), status
+    assert f"{topic}-0 on node {leader}" in status, status
+
 
 # --------------------------------------------------------------------------- Redis
 
