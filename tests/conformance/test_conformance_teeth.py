@@ -47,8 +47,10 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
 }
 #: Guarantees that catch a fault only when the run's timing exposes it, so they may fail or
 #: pass: G21 sees a hasty leave only if the leaving member is still running a key whose next
-#: event is already waiting (G11 and G18 catch that fault every time).
-SOMETIMES: dict[str, set[str]] = {"hastyleave": {"G21"}}
+#: event is already waiting (G11 and G18 catch that fault every time). G15 with redeliver:
+#: each of its 10,000 events arrives twice, which a loaded machine may not get through within
+#: these runs' short patience (`lossy` is the fault G15 must catch).
+SOMETIMES: dict[str, set[str]] = {"hastyleave": {"G21"}, "redeliver": {"G15"}}
 #: What the memory backend (and the faulty ones built on it) declare unsupported.
 DECLARED_UNSUPPORTED = {"G16", "G22", "G23"}
 
