@@ -145,6 +145,8 @@ def test_ctrl_c_stops_cleanly_and_reports_cleanup() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a test run started in the background inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         time.sleep(3)  # well inside the publish figure
