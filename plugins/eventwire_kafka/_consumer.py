@@ -127,7 +127,8 @@ class KafkaInbound:
             timestamp=datetime.fromtimestamp(stamp / 1000, tz=UTC) if stamp else None,
         )
 
-    async def ack(self) -> None:
+    def _finish(self) -> None:
+        """Mark the record finished (once); the committer commits the finished prefix."""
         if self.done:
             return
         self.done = True
@@ -136,17 +137,15 @@ class KafkaInbound:
         if part.outstanding == 0 and part.drained is not None:
             part.drained.set()
 
+    async def ack(self) -> None:
+        self._finish()
+
     @staticmethod
     async def ack_many(inbounds: Sequence[KafkaInbound]) -> None:
         """`ack` each of `inbounds` in one step (`eventwire.backend.BulkAck`): a flag per
         record; the committer commits each partition's finished prefix."""
         for inbound in inbounds:
-            if not inbound.done:
-                inbound.done = True
-                part = inbound._part
-                part.outstanding -= 1
-                if part.outstanding == 0 and part.drained is not None:
-                    part.drained.set()
+            inbound._finish()
 
 
 def to_wire(record: Any) -> WireMessage:

@@ -11,6 +11,7 @@ import importlib.machinery
 import importlib.util
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -92,3 +93,17 @@ def load_brokers_script() -> ModuleType:
 @pytest.fixture(scope="session")
 def brokers_script() -> ModuleType:
     return load_brokers_script()
+
+
+def run_brokers_script(
+    *args: str, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``conformance/brokers/brokers ARGS`` with `env`; its output captured, never checked."""
+    return subprocess.run(
+        [sys.executable, str(BROKERS_SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -27,8 +27,9 @@ from typing import Any
 
 import pytest
 
+from tests.brokers.conftest import run_brokers_script
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BROKERS_SCRIPT = REPO_ROOT / "conformance" / "brokers" / "brokers"
 HOST = "127.0.0.1"
 #: Node 1's port per variable; node N listens on port + N - 1.
 CLUSTER_PORT_VARS = {
@@ -51,14 +52,7 @@ ALL_VARS = [var for group in CLUSTER_PORT_VARS.values() for var in group]
 def _script(
     *args: str, env: dict[str, str], timeout: float = 420
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(BROKERS_SCRIPT), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_brokers_script(*args, env=env, timeout=timeout)
 
 
 def _ok(*args: str, env: dict[str, str]) -> str:

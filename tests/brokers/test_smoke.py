@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.brokers.conftest import run_brokers_script
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BROKERS_SCRIPT = REPO_ROOT / "conformance" / "brokers" / "brokers"
 
 PORT_VARS = (
     "EVENTWIRE_REDIS_PORT",
@@ -65,14 +66,7 @@ def _shared_cache() -> str:
 def _script(
     *args: str, env: dict[str, str], timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(BROKERS_SCRIPT), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_brokers_script(*args, env=env, timeout=timeout)
 
 
 @pytest.fixture

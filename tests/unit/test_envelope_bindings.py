@@ -137,15 +137,7 @@ def test_a_decoded_envelope_is_a_full_frozen_envelope() -> None:
     set, it compares, hashes and stays frozen like one built the usual way."""
     import dataclasses
 
-    sent = Envelope.new(
-        type="orders.placed",
-        source="svc",
-        subject="k1",
-        correlationid="c",
-        causationid="d",
-        dataversion="2",
-        headers={"x-tenant": "t"},
-    )
+    sent = _envelope()
     got = from_headers(to_headers(sent, "kafka"), "kafka")
     for field in dataclasses.fields(Envelope):
         assert getattr(got, field.name) == getattr(sent, field.name), field.name
