@@ -81,6 +81,21 @@ class Members:
     def handled(self) -> set[tuple[str, int]]:
         return {(run.key, run.seq) for run in self.runs()}
 
+    async def all_handled(self, load: Load, back: float, after: str) -> None:
+        """Wait until every publish `load` confirmed is handled; `back` is when the broker
+        was back (`after` says how)."""
+        confirmed = load.confirmed
+        await self.harness.wait_for(
+            lambda: self.handled() >= confirmed,
+            lambda: (
+                f"stalled: {not_handled(confirmed, self.handled())} "
+                f"{time.monotonic() - back:.0f}s after {after} "
+                f"({len(load.refused)} publish attempts were refused during {load.during})"
+            ),
+            scale=4.0,
+            interval=0.05,
+        )
+
     async def aclose(self) -> None:
         for process in self.processes:
             await process.kill()
@@ -286,16 +301,7 @@ async def test_G22_broker_crash_under_load(harness: Harness, tmp_path: Path) -> 
         finally:
             load.cancel()
         bound = harness.patience * 4
-        await harness.wait_for(
-            lambda: members.handled() >= confirmed,
-            lambda: (
-                f"stalled: {not_handled(confirmed, members.handled())} "
-                f"{time.monotonic() - back:.0f}s after the broker was back "
-                f"({len(refused)} publish attempts were refused during the crash)"
-            ),
-            scale=4.0,
-            interval=0.05,
-        )
+        await members.all_handled(load, back, "the broker was back")
         settled_after = time.monotonic() - back
     finally:
         await members.aclose()
@@ -390,16 +396,7 @@ async def test_G23_node_failure(harness: Harness, tmp_path: Path) -> None:
             await load.finish()
         finally:
             load.cancel()
-        await harness.wait_for(
-            lambda: members.handled() >= confirmed,
-            lambda: (
-                f"stalled: {not_handled(confirmed, members.handled())} "
-                f"{time.monotonic() - back:.0f}s after node {node} was started again "
-                f"({len(refused)} publish attempts were refused during the failure)"
-            ),
-            scale=4.0,
-            interval=0.05,
-        )
+        await members.all_handled(load, back, f"node {node} was started again")
     finally:
         await members.aclose()
 
