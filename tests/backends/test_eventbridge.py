@@ -107,7 +107,7 @@ async def _collect(
     return got
 
 
-def test_round_trip_and_envelope_mapping(endpoint: str) -> None:
+async def test_round_trip_and_envelope_mapping(endpoint: str) -> None:
     channel = _channel()
     headers = {
         "ce_id": "evt-1",
@@ -130,7 +130,7 @@ def test_round_trip_and_envelope_mapping(endpoint: str) -> None:
         finally:
             await backend.close()
 
-    got = asyncio.run(main())
+    got = await main()
     messages = {inbound.message.body: inbound for inbound in got}
     assert messages[b'{"order": 7}'].message == WireMessage(b'{"order": 7}', headers, "order-7")
     assert messages[b"\xff\x00"].message == WireMessage(b"\xff\x00", {}, None)
@@ -146,7 +146,7 @@ def test_round_trip_and_envelope_mapping(endpoint: str) -> None:
     assert events["eventwire.message"]["source"] == "eventwire"
 
 
-def test_unsettled_message_comes_back_after_close(endpoint: str) -> None:
+async def test_unsettled_message_comes_back_after_close(endpoint: str) -> None:
     channel = _channel()
 
     async def main() -> tuple[int, int]:
@@ -170,17 +170,17 @@ def test_unsettled_message_comes_back_after_close(endpoint: str) -> None:
         finally:
             await backend.close()
 
-    assert asyncio.run(main()) == (1, 2)
+    assert await main() == (1, 2)
 
 
-def test_lag_of_a_stopped_group_counts_what_was_published_since(endpoint: str) -> None:
+async def test_lag_of_a_stopped_group_counts_what_was_published_since(endpoint: str) -> None:
     """The group handles 3 events and stops; 7 more are published: its queue holds 7."""
     from tests.observability.test_lag import stopped_group_lag
 
-    assert asyncio.run(stopped_group_lag(_url(endpoint))) == 7
+    assert await stopped_group_lag(_url(endpoint)) == 7
 
 
-def test_missing_credentials(
+async def test_missing_credentials(
     endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
@@ -192,18 +192,18 @@ def test_missing_credentials(
         await EventBridgeBackend(_url(endpoint)).connect()
 
     with pytest.raises(ConfigurationError) as info:
-        asyncio.run(main())
+        await main()
     message = str(info.value)
     assert "NoCredentialsError" in message
     assert "AWS_ACCESS_KEY_ID" in message and "\n" not in message
 
 
-def test_bus_that_does_not_exist(endpoint: str) -> None:
+async def test_bus_that_does_not_exist(endpoint: str) -> None:
     async def main() -> None:
         await EventBridgeBackend(_url(endpoint, bus="no-such-bus")).connect()
 
     with pytest.raises(ConfigurationError, match="the event bus 'no-such-bus' does not exist"):
-        asyncio.run(main())
+        await main()
 
 
 def test_credentials_in_the_url_are_refused() -> None:
@@ -232,7 +232,7 @@ async def test_payload_over_the_entry_limit_sends_nothing(endpoint: str) -> None
     assert raw.get("Messages", []) == []
 
 
-def test_partial_put_events_failure_is_an_error(endpoint: str) -> None:
+async def test_partial_put_events_failure_is_an_error(endpoint: str) -> None:
     """The emulator refuses one entry of a request: the publish names it, the other stays
     sent. The request is changed at the one boundary the SDK offers (its ``before-send``
     event, after signing): no publish can build a malformed entry itself."""
@@ -255,7 +255,7 @@ def test_partial_put_events_failure_is_an_error(endpoint: str) -> None:
             await backend.close()
 
     with pytest.raises(PublishError) as info:
-        asyncio.run(main())
+        await main()
     message = str(info.value)
     assert "EventBridge refused 1 of 2 entries (MalformedDetail" in message
     assert "the others were sent" in message and "\n" not in message
@@ -281,7 +281,7 @@ def _reply(request: Any, status: int, body: dict[str, Any]) -> AioAWSResponse:
 THROTTLED = {"__type": "ThrottlingException", "message": "Rate exceeded"}
 
 
-def test_throttling_is_retried_a_bounded_number_of_times_then_a_clear_error(
+async def test_throttling_is_retried_a_bounded_number_of_times_then_a_clear_error(
     endpoint: str,
 ) -> None:
     """PutEvents answers ThrottlingException: the SDK's standard retries (3 attempts), then
@@ -304,14 +304,14 @@ def test_throttling_is_retried_a_bounded_number_of_times_then_a_clear_error(
             await backend.close()
 
     with pytest.raises(PublishError) as info:
-        asyncio.run(main())
+        await main()
     message = str(info.value)
     assert len(attempts) == REQUEST_ATTEMPTS
     assert "throttled PutEvents (ThrottlingException) through 3 attempts" in message
     assert "raise the quota" in message and "\n" not in message
 
 
-def test_a_throttled_publish_that_recovers_is_delivered(endpoint: str) -> None:
+async def test_a_throttled_publish_that_recovers_is_delivered(endpoint: str) -> None:
     channel = _channel()
     attempts: list[int] = []
 
@@ -329,12 +329,12 @@ def test_a_throttled_publish_that_recovers_is_delivered(endpoint: str) -> None:
         finally:
             await backend.close()
 
-    got = asyncio.run(main())
+    got = await main()
     assert [inbound.message.body for inbound in got] == [b"late"]
     assert len(attempts) == 3
 
 
-def test_throttled_entries_are_sent_again_then_a_clear_error(endpoint: str) -> None:
+async def test_throttled_entries_are_sent_again_then_a_clear_error(endpoint: str) -> None:
     """EventBridge takes the request but fails an entry with ThrottlingException (its
     FailedEntryCount): the backend sends that entry again, 4 times at most."""
     channel = _channel()
@@ -355,24 +355,24 @@ def test_throttled_entries_are_sent_again_then_a_clear_error(endpoint: str) -> N
             await backend.close()
 
     with pytest.raises(PublishError) as info:
-        asyncio.run(main())
+        await main()
     assert attempts == [1, 1, 1, 1]
     assert "refused 1 of 1 entries (ThrottlingException: Rate exceeded)" in str(info.value)
 
 
-def test_unknown_region(endpoint: str) -> None:
+async def test_unknown_region(endpoint: str) -> None:
     async def main() -> None:
         url = f"eventbridge://default?region=eu-west-9&endpoint={endpoint}"
         await EventBridgeBackend(url).connect()
 
     with pytest.raises(ConfigurationError) as info:
-        asyncio.run(main())
+        await main()
     message = str(info.value)
     assert "unknown AWS region 'eu-west-9'" in message and "eu-west-1" in message
     assert "\n" not in message
 
 
-def test_no_region_at_all(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_no_region_at_all(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
@@ -381,10 +381,10 @@ def test_no_region_at_all(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         await EventBridgeBackend("eventbridge://default").connect()
 
     with pytest.raises(ConfigurationError, match="give a region"):
-        asyncio.run(main())
+        await main()
 
 
-def test_concurrent_publishes_share_requests_within_the_put_events_limits() -> None:
+async def test_concurrent_publishes_share_requests_within_the_put_events_limits() -> None:
     sent: list[list[dict[str, object]]] = []
 
     async def send(batch: list[dict[str, object]]) -> list[str | None]:
@@ -408,7 +408,7 @@ def test_concurrent_publishes_share_requests_within_the_put_events_limits() -> N
         assert [len(b) for b in sent] == [2, 2, 1]
         assert all(sum(entry_size(e) for e in b) <= MAX_ENTRY_BYTES for b in sent)
 
-    asyncio.run(main())
+    await main()
 
 
 class Shipped(Event, channel="shipping", key="order_id"):
@@ -447,7 +447,7 @@ def test_asyncapi_of_other_backends_gets_no_eventbridge_details() -> None:
     assert "eventbridge" not in found and '"sqs"' not in found
 
 
-def test_dead_letter_channels_are_kept_listed_and_purged(endpoint: str) -> None:
+async def test_dead_letter_channels_are_kept_listed_and_purged(endpoint: str) -> None:
     """A dead-letter channel's store keeps what was published to it, lists it as often as
     asked (nothing consumed), purges it; an ordinary channel cannot be listed."""
     channel = _channel()
@@ -477,7 +477,7 @@ def test_dead_letter_channels_are_kept_listed_and_purged(endpoint: str) -> None:
             await backend.delete_channel(dlq)
             await backend.close()
 
-    first, second, purged, after = asyncio.run(main())
+    first, second, purged, after = await main()
     expected = sorted(f"dead-{i}".encode() for i in range(12))
     assert first == expected and second == expected
     assert purged == 12 and after == []

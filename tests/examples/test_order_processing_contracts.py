@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from pathlib import Path
 
@@ -28,15 +27,17 @@ def _service(contract: Path) -> str:
 
 
 @pytest.mark.parametrize("contract", SERVICES, ids=[c.stem for c in SERVICES])
-def test_each_service_honours_its_contract(contract: Path) -> None:
+@pytest.mark.anyio
+async def test_each_service_honours_its_contract(contract: Path) -> None:
     bus = importlib.import_module(_service(contract)).bus
     problems = check_bus(bus, load_document(contract))
     assert [p for p in problems if p.severity == "error"] == []
-    asyncio.run(assert_honours_contract(bus, contract, max_cases=3, timeout=0.5))
+    await assert_honours_contract(bus, contract, max_cases=3, timeout=0.5)
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_the_reference_order_service_honours_the_reference_contracts(version: str) -> None:
+@pytest.mark.anyio
+async def test_the_reference_order_service_honours_the_reference_contracts(version: str) -> None:
     bus = load_bus(f"{ROOT / 'contracts' / 'reference_app.py'}:bus")
     contract = ROOT / "contracts" / f"order-service.{version}.yaml"
-    asyncio.run(assert_honours_contract(bus, contract, max_cases=3, timeout=0.5))
+    await assert_honours_contract(bus, contract, max_cases=3, timeout=0.5)

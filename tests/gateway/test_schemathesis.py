@@ -110,11 +110,12 @@ def test_redis(case: Any) -> None:
     case.call_and_validate(headers=dict(AUTH))
 
 
-def test_stateful_memory(memory_schema: Any) -> None:
+@pytest.mark.anyio
+async def test_stateful_memory(memory_schema: Any) -> None:
     """Sequences that follow the document's links: list -> one letter -> replay it."""
     url, channel = BROKERS[id(memory_schema)]
     # This test's broker has its own letters (no other test purged them).
-    assert len(asyncio.run(_letters(url, channel))) == 3
+    assert len(await _letters(url, channel)) == 3
     workflow = memory_schema.as_state_machine()
 
     class Authorized(workflow):  # type: ignore[misc,valid-type]

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from eventwire import ConfigurationError, EventBus
 from eventwire.saga import Saga, SagaOrchestrator, Step
@@ -74,7 +72,8 @@ def test_bad_saga_options_are_rejected() -> None:
         Saga("t", one, started_by=DoA)  # type: ignore[arg-type]
 
 
-def test_orchestrator_checks_its_sagas_and_the_bus_state() -> None:
+@pytest.mark.anyio
+async def test_orchestrator_checks_its_sagas_and_the_bus_state() -> None:
     saga = Saga("one", [Step("c", DoC, completed_by=[CDone])])
     bus = EventBus(memory_url(), source="o")
     with pytest.raises(ConfigurationError, match="at least one Saga"):
@@ -88,7 +87,7 @@ def test_orchestrator_checks_its_sagas_and_the_bus_state() -> None:
             with pytest.raises(ConfigurationError, match="subscribe before the bus starts"):
                 SagaOrchestrator(running, [saga])
 
-    asyncio.run(started())
+    await started()
 
 
 def test_lifecycle_events_travel_on_the_saga_channel() -> None:

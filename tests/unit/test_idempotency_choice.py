@@ -4,7 +4,6 @@ opened."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -82,7 +81,8 @@ class _Closing(MemoryIdempotencyStore):
         self.closed += 1
 
 
-def test_the_bus_closes_the_store_it_opened_only(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_the_bus_closes_the_store_it_opened_only(tmp_path: Path) -> None:
     async def main() -> None:
         path = tmp_path / "ids.db"
         bus = EventBus(memory_url(), idempotency_store=f"sqlite://{path}")
@@ -110,4 +110,4 @@ def test_the_bus_closes_the_store_it_opened_only(tmp_path: Path) -> None:
             pass
         assert mine.closed == 0  # the caller's store stays open
 
-    asyncio.run(main())
+    await main()
