@@ -38,107 +38,61 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from eventwire.backend import Inbound, Origin, SubscriptionSpec, WireMessage
-from eventwire.backendkit import Shard, ShardCoordinator, ShardState, wait_event
+from eventwire.backend import Origin, WireMessage
+from eventwire.backendkit import Shard, ShardInbound, ShardState, wait_event
 
-from eventwire_nats._settings import NatsSettings
-from eventwire_nats._topology import ChannelTopology, durable_name
+from eventwire_nats._topology import durable_name
 from eventwire_nats._wire import MSG_ID, decode_headers, reply_metadata, reply_origin
 
+if TYPE_CHECKING:
+    from eventwire_nats._subscription import NatsSubscription
 
-class Member(Protocol):
-    """What a fetch needs of its group member (`eventwire_nats.NatsSubscription`)."""
-
-    spec: SubscriptionSpec
-    settings: NatsSettings
-    coordinator: ShardCoordinator
-    topology: ChannelTopology
-    nc: Any
-    js: Any
-    #: Seconds before a lease's expiry after which no pull request may run any more.
-    margin: float
-    pull_expires: float
-
-    @property
-    def running(self) -> bool: ...
-    @property
-    def accepting(self) -> bool: ...
-    def share(self) -> int: ...
-    def track_delivery(self, delivery: NatsInbound) -> None: ...
-    def forget(self, delivery: NatsInbound) -> bool: ...
-    async def settle(self, delivery: NatsInbound) -> None: ...
-    async def deliver(self, inbound: Inbound) -> bool: ...
-    @property
-    def send(self) -> Callable[[str, bytes], Awaitable[None]]: ...
-
-
-__all__ = ["NAK", "Member", "NatsInbound", "ShardFetch"]
+__all__ = ["NatsInbound", "ShardFetch"]
 
 log = logging.getLogger("eventwire.nats")
 
-NAK = b"-NAK"
 _READING = (ShardState.RECOVERING, ShardState.READY)
 
 
-class NatsInbound:
-    """A message delivered by a JetStream pull consumer (an `eventwire.backend.Inbound`)."""
+class NatsInbound(ShardInbound[str]):
+    """A message delivered by a JetStream pull consumer (an `eventwire.backend.Inbound`);
+    its position is its ack subject."""
 
-    __slots__ = (
-        "delivery_count",
-        "fetch",
-        "handed",
-        "message",
-        "msg_id",
-        "reply",
-        "seq",
-        "since",
-    )
+    __slots__ = ("fetch", "handed", "msg_id", "seq", "since")
 
     def __init__(
         self,
-        message: WireMessage,
-        count: int,
+        fetch: ShardFetch,
         reply: str,
         seq: int,
-        fetch: ShardFetch,
-        msg_id: str | None = None,
+        message: WireMessage,
+        count: int,
+        msg_id: str | None,
     ) -> None:
-        self.message = message
-        self.delivery_count = count
-        self.seq = seq
-        self.reply = reply
+        super().__init__(fetch.member, fetch.shard, reply, message, count)
         self.fetch = fetch
+        self.seq = seq
         #: The producer's ``Nats-Msg-Id`` header, if it set one.
         self.msg_id = msg_id
         #: When the server last heard of it (delivery, or the last progress signal).
         self.since = time.monotonic()
+        #: Handed to the handler (not only held back by its fetch).
         self.handed = False
-
-    def __repr__(self) -> str:
-        return (
-            f"<NatsInbound shard={self.fetch.shard.index} seq={self.seq} "
-            f"delivery_count={self.delivery_count}>"
-        )
 
     @property
     def origin(self) -> Origin:
         """``<stream>/<sequence>``, the server's timestamp, ``Nats-Msg-Id`` as message_id."""
-        stream, stamp = reply_origin(self.reply)
+        stream, stamp = reply_origin(self.position)
         properties = {"message_id": self.msg_id} if self.msg_id else {}
         return Origin(position=f"{stream}/{self.seq}", timestamp=stamp, properties=properties)
-
-    async def ack(self) -> None:
-        """Settle: the consumer will not deliver this message to the group again."""
-        await self.fetch.member.settle(self)
 
 
 class ShardFetch:
     """One member reading one shard in one lease epoch (see the module docstring)."""
 
-    def __init__(self, member: Member, shard: Shard) -> None:
+    def __init__(self, member: NatsSubscription, shard: Shard) -> None:
         self.member = member
         self.shard = shard
         self.epoch = shard.epoch
@@ -285,8 +239,8 @@ class ShardFetch:
             return
         headers, key = decode_headers(msg.headers)
         msg_id = msg.headers.get(MSG_ID) if msg.headers else None
-        delivery = NatsInbound(WireMessage(msg.data, headers, key), count, reply, seq, self, msg_id)
-        member.track_delivery(delivery)
+        delivery = NatsInbound(self, reply, seq, WireMessage(msg.data, headers, key), count, msg_id)
+        member.track(delivery)
         if not member.running:
             return  # given back at close
         if self.barrier is not None and seq > self.barrier:

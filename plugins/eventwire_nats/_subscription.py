@@ -1,4 +1,4 @@
-"""One group member on one channel: pull requests, deliveries, progress signals.
+"""One group member on one channel, on the kit's `ShardedSubscription`.
 
 How a member keeps key order with several members (G05) on NATS 2.9 (which has no pinned
 pull consumers):
@@ -6,12 +6,12 @@ pull consumers):
 - A channel's stream has ``shards`` subjects ``<channel>.<n>``; a key always goes to the same
   one. Each group has one durable pull consumer per shard.
 - Which member reads which shard is the kit's `ShardCoordinator` over leases in a key-value
-  bucket (`NatsLeaseStore`): shard ``i`` goes to the ``(i mod m)``-th of the ``m`` live
-  members, and a shard changes hands only after what its owner took from it is settled.
-- A member reads a shard it may read (recovering or ready) with a `ShardFetch`: pull
-  requests that end before the lease can pass on, the previous owner's messages first after
-  a crash, and every request ended before the shard is given back (see `eventwire_nats.
-  _fetch`). The lease is given back once every delivery taken from the shard is settled.
+  bucket (`NatsLeaseStore`); a shard changes hands only after what its owner took from it is
+  settled.
+- The fetch loop starts a `ShardFetch` for every shard this member may read (recovering or
+  ready): pull requests that end before the lease can pass on, the previous owner's messages
+  first after a crash (see `eventwire_nats._fetch`).
+- Acks go through the kit's `AckBatcher` as core messages to each delivery's reply subject.
 
 Every unsettled delivery older than ``ack_wait / 3`` gets a ``+WPI`` (work in progress)
 now and then, so a slow handler or retries in place never trigger a redelivery; a crashed
@@ -29,9 +29,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec
-from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState, wait_event
+from eventwire.backendkit import Shard, ShardedSubscription, wait_event
 
-from eventwire_nats._fetch import NAK, NatsInbound, ShardFetch
+from eventwire_nats._fetch import NatsInbound, ShardFetch
 from eventwire_nats._leases import NatsLeaseStore
 from eventwire_nats._settings import NatsSettings
 from eventwire_nats._topology import ChannelTopology, group_token
@@ -39,12 +39,11 @@ from eventwire_nats._topology import ChannelTopology, group_token
 __all__ = ["NatsInbound", "NatsSubscription"]
 
 _ACK = b"+ACK"
+_NAK = b"-NAK"
 _WPI = b"+WPI"
-#: How long `subscribe` waits for this member's first share of the shards.
-SETTLE_TIMEOUT = 3.0
 
 
-class NatsSubscription(BaseSubscription):
+class NatsSubscription(ShardedSubscription[str]):
     """One member of ``spec.group`` on ``spec.channel`` (see the module docstring)."""
 
     def __init__(
@@ -60,48 +59,50 @@ class NatsSubscription(BaseSubscription):
         send: Callable[[str, bytes], Awaitable[None]],
         lease_ttl: float,
     ) -> None:
-        super().__init__(spec, handler)
+        consumer = "".join(c if c.isalnum() or c in "-_" else "-" for c in spec.member_prefix)
+        token = group_token(topology.stream, spec.group)
+        self.store = NatsLeaseStore(js, kv, nc, settings.lease_bucket, token)
+        super().__init__(
+            spec,
+            handler,
+            store=self.store,
+            member_id=f"{consumer[:60]}-{uuid.uuid4().hex[:8]}",
+            shards=topology.shards,
+            ttl=lease_ttl,
+            scrub=settings.scrub,
+            backend="nats",
+        )
         self.topology = topology
         self.settings = settings
         self.nc, self.js = nc, js
         self.send = send
-        consumer = "".join(c if c.isalnum() or c in "-_" else "-" for c in spec.member_prefix)
-        self.member_id = f"{consumer[:60]}-{uuid.uuid4().hex[:8]}"
-        token = group_token(topology.stream, spec.group)
-        self.store = NatsLeaseStore(js, kv, nc, settings.lease_bucket, token)
-        self.coordinator = ShardCoordinator(
-            self.store, self.member_id, topology.shards, ttl=lease_ttl, scrub=self.settings.scrub
-        )
         #: A lease is read from until this long before the coordinator stops trusting it.
         self.margin = 0.4 * lease_ttl
         self.pull_expires = min(1.0, max(0.2, 0.2 * lease_ttl))
         self._fetches: dict[int, tuple[ShardFetch, asyncio.Task[None]]] = {}
-        #: Unsettled deliveries, oldest sign of life first (for the progress signals).
-        self._unsettled: dict[NatsInbound, None] = {}
+        #: Unsettled deliveries by ack subject, oldest sign of life first.
+        self._unsettled: dict[str, NatsInbound] = {}
         self._signal_sub: Any = None
 
     def __repr__(self) -> str:
         return f"<NatsSubscription {self.spec.channel}/{self.spec.group} {self.member_id}>"
 
-    @property
-    def owned(self) -> list[int]:
-        """The shards this member reads now (recovering or ready)."""
-        reading = (ShardState.RECOVERING, ShardState.READY)
-        return [s.index for s in self.coordinator.shards if s.state in reading]
-
-    # -- lifecycle ------------------------------------------------------------------------
-
     async def start(self) -> None:
-        """Start the tasks; return once this member reads its share (or after a while)."""
         self._signal_sub = await self.nc.subscribe(self.store.signal_subject, cb=self._signal)
-        self.spawn(self.coordinator.run(), "leases")
-        self.spawn(self._watch(), "shards")
         self.spawn(self._keep_alive(), "progress")
-        await wait_event(self.coordinator.balanced, SETTLE_TIMEOUT)
+        await super().start()
 
     async def _signal(self, msg: Any) -> None:
         if msg.data.decode(errors="replace") != self.member_id:
             self.coordinator.wake()  # another member joined, left or gave a shard back
+
+    def reset_requests(self) -> None:
+        """The connection was re-established: pull requests sent before are gone."""
+        for fetch, _ in self._fetches.values():
+            fetch.reset()
+        self.coordinator.wake()
+
+    # -- the shutdown hooks ----------------------------------------------------------------
 
     async def _stop_fetching(self) -> None:
         """Leave the member set; every fetch ends once its last pull request has."""
@@ -111,48 +112,44 @@ class NatsSubscription(BaseSubscription):
         tasks = [task for _, task in self._fetches.values()]
         if tasks:
             await asyncio.wait(tasks)
+        await super()._stop_fetching()
 
     async def _release(self) -> None:
         """Give back what the handler did not settle (nak: redelivered at once) and every
         lease; what a fetch held back comes back after ``ack_wait`` (see `_fetch`)."""
         try:
-            for delivery in list(self._unsettled):
+            for reply, delivery in list(self._unsettled.items()):
                 if delivery.handed:
                     with contextlib.suppress(Exception):
-                        await self.send(delivery.reply, NAK)
+                        await self.send(reply, _NAK)
             self._unsettled.clear()
-            await self.coordinator.leave()
+            await super()._release()
         finally:
             if self._signal_sub is not None:
                 with contextlib.suppress(Exception):
                     await self._signal_sub.unsubscribe()
 
     def _drop(self) -> None:
+        super()._drop()
         self._unsettled.clear()
 
-    def reset_requests(self) -> None:
-        """The connection was re-established: pull requests sent before are gone."""
-        for fetch, _ in self._fetches.values():
-            fetch.reset()
-        self.coordinator.wake()
+    # -- fetching ------------------------------------------------------------------------
 
-    # -- fetching ----------------------------------------------------------------------------
-
-    async def _watch(self) -> None:
+    async def _fetch(self) -> None:
         """Start a fetch for every shard this member may read and reads no more."""
-        changed = self.coordinator.changed
+        coordinator = self.coordinator
         while self.running:
-            changed.clear()
-            for shard in self.coordinator.to_recover() + self.coordinator.readable():
+            coordinator.changed.clear()
+            for shard in coordinator.to_recover() + coordinator.readable():
                 if shard.index not in self._fetches:
                     fetch = ShardFetch(self, shard)
-                    task = self.spawn(self._fetch(fetch), f"shard-{shard.index}")
+                    task = self.spawn(self._run_fetch(fetch), f"shard-{shard.index}")
                     self._fetches[shard.index] = (fetch, task)
             for fetch, _ in self._fetches.values():
                 fetch.wake.set()
-            await wait_event(changed, self.coordinator.interval)
+            await wait_event(coordinator.changed, coordinator.interval)
 
-    async def _fetch(self, fetch: ShardFetch) -> None:
+    async def _run_fetch(self, fetch: ShardFetch) -> None:
         try:
             await fetch.run()
         finally:
@@ -164,29 +161,34 @@ class NatsSubscription(BaseSubscription):
         """How many unsettled deliveries one fetch may have: ``max_in_flight`` split."""
         return max(1, math.ceil(self.spec.max_in_flight / (len(self._fetches) or 1)))
 
-    # -- settling ----------------------------------------------------------------------------
+    # -- settling ------------------------------------------------------------------------
 
-    def track_delivery(self, delivery: NatsInbound) -> None:
+    def track(self, delivery: NatsInbound) -> None:
         """`delivery` was received: it counts against its shard until it is settled."""
-        self._unsettled[delivery] = None
-        self.coordinator.delivered(delivery.fetch.shard)
+        self._unsettled[delivery.position] = delivery
+        self.coordinator.delivered(delivery.shard)
 
-    def forget(self, delivery: NatsInbound) -> bool:
-        """`delivery` is settled (acked, or given back): ``False`` if it was already."""
-        if self._unsettled.pop(delivery, 0) is not None:
-            return False
+    def forget(self, delivery: NatsInbound) -> None:
+        """`delivery` is settled (acked, or given back without a nak)."""
+        delivery.settled = True
+        if self._unsettled.pop(delivery.position, None) is None:
+            return
         fetch = delivery.fetch
         if delivery.handed:
             fetch.handed -= 1
         fetch.wake.set()
-        self.coordinator.settled(fetch.shard)
-        return True
+        self.coordinator.settled(delivery.shard)
 
-    async def settle(self, delivery: NatsInbound) -> None:
-        """Ack `delivery` (ignored once it is settled or the member closed)."""
-        if delivery in self._unsettled and self.accepting:
-            await self.send(delivery.reply, _ACK)
-            self.forget(delivery)
+    async def _send_acks(self, batch: list[tuple[Shard, str]]) -> None:
+        for _, reply in batch:
+            if reply in self._unsettled:
+                await self.send(reply, _ACK)
+
+    def _sent(self, batch: list[tuple[Shard, str]]) -> None:
+        for _, reply in batch:
+            delivery = self._unsettled.get(reply)
+            if delivery is not None:
+                self.forget(delivery)
 
     async def _keep_alive(self) -> None:
         """Tell the server that old unsettled deliveries are still being worked on."""
@@ -195,16 +197,16 @@ class NatsSubscription(BaseSubscription):
             await asyncio.sleep(ack_wait / 6)
             now = time.monotonic()
             refreshed: list[NatsInbound] = []
-            for delivery in self._unsettled:
+            for delivery in self._unsettled.values():
                 if now - delivery.since < ack_wait / 3:
                     break
                 refreshed.append(delivery)
             for delivery in refreshed:
                 try:
-                    await self.send(delivery.reply, _WPI)
+                    await self.send(delivery.position, _WPI)
                 except Exception:
                     break
                 delivery.since = now
                 # keep the dict ordered by the time of the last sign of life
-                if self._unsettled.pop(delivery, 0) is None:
-                    self._unsettled[delivery] = None
+                if self._unsettled.pop(delivery.position, None) is not None:
+                    self._unsettled[delivery.position] = delivery

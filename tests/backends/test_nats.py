@@ -315,7 +315,7 @@ def test_topology_stream_consumers_and_leases() -> None:
                 assert ci.config.ack_wait == 7
                 assert ci.config.max_ack_pending == 32
                 assert ci.config.filter_subject == f"{channel}.{consumer.rsplit('_', 1)[1]}"
-            assert sorted(sub.owned) == [0, 1, 2, 3]
+            assert sorted(sub.shards) == [0, 1, 2, 3]
             await sub.stop()
             await sub.close()
         finally:
@@ -548,8 +548,8 @@ def test_two_members_split_the_shards_and_keep_key_order() -> None:
                 subs = [cast(NatsSubscription, bus._running[0]) for bus in buses.values()]
                 await wait_until(
                     lambda: (
-                        sorted(s for sub in subs for s in sub.owned) == list(range(8))
-                        and all(len(sub.owned) == 4 for sub in subs)
+                        sorted(s for sub in subs for s in sub.shards) == list(range(8))
+                        and all(len(sub.shards) == 4 for sub in subs)
                     ),
                     "the shards to be split 4/4",
                 )
