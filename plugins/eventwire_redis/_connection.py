@@ -10,9 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventwire import backendkit
-from eventwire.backendkit import describe_tls_failure, quietly
+from eventwire.backendkit import connect_failure, quietly
 from eventwire.errors import BackendUnavailableError
-from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -74,36 +73,24 @@ def make_broker(settings: RedisConnection) -> RedisBroker:
 
 
 def describe_connect_error(settings: RedisConnection, exc: BaseException) -> str:
-    """A clear, credential-free account of why connecting failed, and what to do."""
-    url = settings.url
-    text = settings.scrub(str(exc)) or type(exc).__name__
-    if tls_problem := describe_tls_failure(exc, tls=settings.tls):
-        return f"cannot connect to redis at {url}: {tls_problem}"
-    if (
-        isinstance(exc, AuthenticationError)
-        or "WRONGPASS" in text
-        or "NOAUTH" in text
-        or ("AUTH" in text and "password" in text)
-    ):
-        who = f"user {settings.username!r}" if settings.username else "the default user"
-        return (
-            f"redis at {url} refused the credentials of {who} ({text}); check the user and "
-            "password in the URL or the username/password options"
-        )
-    if "DB index is out of range" in text or "invalid DB index" in text:
-        return (
-            f"redis at {url} has no database {settings.db} ({text}); databases are numbered "
-            "from 0 to the server's 'databases' setting minus one (16 by default)"
-        )
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError) or "Timeout" in type(exc).__name__:
-        return (
-            f"redis at {url} did not answer within connect_timeout={settings.connect_timeout}s"
-            f" ({text}); check the host, port and firewall, or raise connect_timeout"
-        )
-    return (
-        f"cannot connect to redis at {url} ({type(exc).__name__}: {text}); check that the "
-        "server runs and the host and port are right"
+    """A clear, credential-free account of why connecting failed, and what to do (the
+    kit's `connect_failure`, with the server's own refusals)."""
+    who = f"user {settings.username!r}" if settings.username else "the default user"
+    numbered = (
+        f"has no database {settings.db}; databases are numbered from 0 to the server's "
+        "'databases' setting minus one (16 by default)"
     )
+    timed_out = "Timeout" in type(exc).__name__ or isinstance(exc, TimeoutError)
+    error = connect_failure(
+        TimeoutError() if timed_out else exc,
+        f"redis at {settings.url}",
+        settings,
+        cause=exc if timed_out else None,
+        login=("wrongpass", "noauth", "authenticationerror", "auth"),
+        login_advice=f"check the password of {who} in the URL or the username/password options",
+        refusals={"DB index is out of range": numbered, "invalid DB index": numbered},
+    )
+    return str(error)
 
 
 def sentinel_client(settings: RedisConnection) -> Redis:
@@ -166,8 +153,11 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 
 
 async def retrying(
-    call: Callable[[], Awaitable[T]], what: str, limit: float, scrub: Callable[[str], str]
+    call: Callable[[], Awaitable[T]], what: str, settings: RedisConnection | None
 ) -> T:
-    """Run `call`, retrying while the server is unreachable; after `limit` seconds the last
-    error is raised (the caller maps it with ``map_errors``)."""
+    """Run `call`, retrying while the server is unreachable; after the `settings`'
+    ``reconnect_timeout`` (30 s without settings) the last error is raised (the caller maps
+    it with ``map_errors``)."""
+    limit = settings.reconnect_timeout if settings is not None else 30.0
+    scrub = settings.scrub if settings is not None else str
     return await backendkit.retrying(call, f"redis {what}", limit, RETRYABLE, scrub)

@@ -12,7 +12,7 @@ from eventwire_redis._leases import Scripts
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["Claimed", "StreamGroup"]
+__all__ = ["Claimed", "StreamGroup", "group_info"]
 
 #: Entries claimed per XAUTOCLAIM page while recovering a shard.
 RECOVER_PAGE = 200
@@ -139,24 +139,18 @@ class StreamGroup:
         }
         return replies[0], trimmed, entries
 
-    async def trimmed(self, shard: int) -> int:
-        """How many entries of `shard` the group never read were trimmed away."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xlen(self.streams[shard])
-        pipe.xinfo_groups(self.streams[shard])
-        length, groups = await pipe.execute()
-        return self._unread_trimmed(length, groups)
-
     def _unread_trimmed(self, length: Any, groups: Any) -> int:
         """How many entries the group never read were trimmed away, from ``XLEN`` and
         ``XINFO GROUPS``: ``lag`` counts the entries added after the group's position;
         trimming removes the oldest first, so if unread ones were trimmed every retained
         entry is unread and ``lag - length`` of them are gone."""
-        for info in groups or ():
-            if info.get("name") in (self.group, self.group.encode()):
-                lag = info.get("lag")
-                return max(0, int(lag) - int(length or 0)) if lag is not None else 0
-        return 0
+        lag = (group_info(groups, self.group) or {}).get("lag")
+        return max(0, int(lag) - int(length or 0)) if lag is not None else 0
+
+
+def group_info(groups: Any, group: str) -> Any:
+    """The entry of `group` in an ``XINFO GROUPS`` reply; ``None`` if it is not there."""
+    return next((g for g in groups or () if g.get("name") in (group, group.encode())), None)
 
 
 def _as_bytes(value: object) -> bytes:

@@ -111,12 +111,12 @@ class RedisSubscription(ShardedSubscription[bytes]):
         self.streams = keys.streams
         self._client = client
         self._settings = settings
-        self._group = spec.group
         self._server = StreamGroup(client, scripts, keys.streams, spec.group, member_id)
         self._report_trimmed = report_trimmed
         #: Per shard, the ids read and not settled (acked and the XACK sent) yet.
         self._tracked: list[set[bytes]] = [set() for _ in keys.streams]
-        #: Shards whose last read was a full batch (the member is behind): check trimming.
+        #: Shards to check for trimming with the next read: the last read was a full batch
+        #: (the member is behind), or the shard was just taken.
         self._behind: set[int] = set()
         self._count = max(1, min(settings.fetch_count, spec.max_in_flight))
 
@@ -155,13 +155,12 @@ class RedisSubscription(ShardedSubscription[bytes]):
         tracked.difference_update(ids)
         self.coordinator.settled(shard, before - len(tracked))
 
-    def _scrub(self, text: str) -> str:
-        return self._settings.scrub(text)
-
     # -- fetching -------------------------------------------------------------------------
 
     async def _fetch(self) -> None:
-        outage = Outage(f"redis read of {self.spec.channel}/{self._group}", self._scrub)
+        outage = Outage(
+            f"redis read of {self.spec.channel}/{self.spec.group}", self._settings.scrub
+        )
         # The state, not only the cancellation, ends the loop: redis-py can swallow a
         # cancellation that arrives while it reads a reply.
         while self.running:
@@ -178,7 +177,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
                     log.warning(
                         "eventwire: the consumer group %s of %s vanished on the server; "
                         "creating it again from the oldest retained entry",
-                        self._group,
+                        self.spec.group,
                         self.spec.channel,
                     )
                     self.coordinator.recover_again()
@@ -188,8 +187,8 @@ class RedisSubscription(ShardedSubscription[bytes]):
                     log.error(
                         "eventwire: redis refused a read on %s/%s: %s",
                         self.spec.channel,
-                        self._group,
-                        self._scrub(str(exc)),
+                        self.spec.group,
+                        self._settings.scrub(str(exc)),
                     )
                 await asyncio.sleep(outage.failed(exc))
 
@@ -262,7 +261,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         epoch, stream = shard.epoch, self.streams[shard.index]
         tracked = self._tracked[shard.index]
         min_idle = int(self._settings.claim_min_idle * 1000)
-        await self._check_trimmed(shard)
+        self._behind.add(shard.index)  # the next read checks for trimmed unread entries
         cursor: bytes | str = "0-0"
         while self._recovering(shard, epoch):
             while min_idle and self._recovering(shard, epoch):
@@ -281,7 +280,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
                     "eventwire: delivering again %d unsettled event(s) of %s for group %s",
                     len(batch),
                     stream,
-                    self._group,
+                    self.spec.group,
                 )
             await self._deliver(batch)
             if cursor in (b"0-0", "0-0"):
@@ -290,11 +289,6 @@ class RedisSubscription(ShardedSubscription[bytes]):
                 return
 
     # -- trimming -------------------------------------------------------------------------
-
-    async def _check_trimmed(self, shard: Shard) -> None:
-        with self.coordinator.reading([shard]):
-            lost = await self._server.trimmed(shard.index)
-        self._report_lost(shard, lost, "never read")
 
     def _report_lost(self, shard: Shard, count: int, what: str) -> None:
         if not count:
@@ -306,6 +300,6 @@ class RedisSubscription(ShardedSubscription[bytes]):
             count,
             what,
             self.streams[shard.index],
-            self._group,
+            self.spec.group,
         )
         self._report_trimmed(count)
