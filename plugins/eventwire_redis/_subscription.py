@@ -1,21 +1,12 @@
-"""One group member on one channel: recovery of pending entries, the fetch loop and batched
-acknowledgements, on the kit's `ShardCoordinator` over a `RedisLeaseStore`.
+"""One group member on one channel, on the kit's `ShardedSubscription` over a
+`RedisLeaseStore`: the fetch loop and how acks are sent.
 
-Three background tasks per member:
-
-- the *coordinator* (the kit's) heartbeats the member into the group's member set, holds
-  the leases of the shards it should own and gives a shard back once every entry read from
-  it is settled;
-- the *fetch loop* first recovers a newly leased shard (``XAUTOCLAIM`` of every entry a
-  previous owner left pending, in id order, delivery counts from ``XPENDING``), then reads
-  new entries of all its ready shards with one ``XREADGROUP ... BLOCK``, and hands them to
-  the pipeline one by one (a full pipeline blocks the loop: backpressure);
-- the *ack flusher* sends the acknowledgements collected meanwhile as one pipelined
-  ``XACK`` per shard, retried while the server is unreachable, then reports them settled.
-
-A shard is only read by the member holding its lease, and only after the entries an
-earlier owner left unsettled were delivered again, so events of one key are handled in
-order by one member at a time.
+The fetch loop first recovers a newly leased shard (``XAUTOCLAIM`` of every entry an earlier
+owner left pending, in id order, delivery counts from ``XPENDING``), then reads new entries
+of all its ready shards with one ``XREADGROUP ... BLOCK`` and hands them to the pipeline one
+by one (a full pipeline blocks the loop: backpressure). Acks go out as one pipelined
+``XACK`` per shard. A shard is read only by its lease holder, and only after what an earlier
+owner left unsettled was delivered again: events of one key are handled in order.
 """
 
 from __future__ import annotations
