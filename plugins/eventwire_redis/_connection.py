@@ -1,7 +1,5 @@
-"""Connecting to Redis: the FastStream broker holding the settings, the redis-py client,
-the server version check, why a connection failed (credential-free), and which errors mean
-"the server is not reachable right now" (a call retried through them: the kit's
-`eventwire.backendkit.retrying`)."""
+"""Connecting to Redis (FastStream's broker, or redis-py's Sentinel client), the server
+version check, and which errors mean "the server is not reachable right now"."""
 
 from __future__ import annotations
 
@@ -21,15 +19,7 @@ if TYPE_CHECKING:
     from faststream.redis import RedisBroker
     from redis.asyncio import Redis
 
-__all__ = [
-    "MIN_SERVER",
-    "RETRYABLE",
-    "connect_client",
-    "describe_connect_error",
-    "make_broker",
-    "retrying",
-    "sentinel_client",
-]
+__all__ = ["MIN_SERVER", "RETRYABLE", "connect_client", "retrying"]
 
 T = TypeVar("T")
 
@@ -72,27 +62,6 @@ def make_broker(settings: RedisConnection) -> RedisBroker:
     return RedisBroker(f"redis://{host}:{settings.port}/{settings.db}?protocol=2", **kwargs)
 
 
-def describe_connect_error(settings: RedisConnection, exc: BaseException) -> str:
-    """A clear, credential-free account of why connecting failed, and what to do (the
-    kit's `connect_failure`, with the server's own refusals)."""
-    who = f"user {settings.username!r}" if settings.username else "the default user"
-    numbered = (
-        f"has no database {settings.db}; databases are numbered from 0 to the server's "
-        "'databases' setting minus one (16 by default)"
-    )
-    timed_out = "Timeout" in type(exc).__name__ or isinstance(exc, TimeoutError)
-    error = connect_failure(
-        TimeoutError() if timed_out else exc,
-        f"redis at {settings.url}",
-        settings,
-        cause=exc if timed_out else None,
-        login=("wrongpass", "noauth", "authenticationerror", "auth"),
-        login_advice=f"check the password of {who} in the URL or the username/password options",
-        refusals={"DB index is out of range": numbered, "invalid DB index": numbered},
-    )
-    return str(error)
-
-
 def sentinel_client(settings: RedisConnection) -> Redis:
     """A redis-py client of the master the sentinels of `settings` name: its connections
     ask the sentinels for the master, again after a failover (redis-py's Sentinel)."""
@@ -132,7 +101,22 @@ async def connect_client(
     except Exception as exc:  # also e.g. an unreadable TLS certificate file
         if client is not None:
             await quietly(client.aclose(), "redis disconnect")
-        raise BackendUnavailableError(what + describe_connect_error(settings, exc)) from exc
+        who = f"user {settings.username!r}" if settings.username else "the default user"
+        numbered = (
+            f"has no database {settings.db}; databases are numbered from 0 to the server's "
+            "'databases' setting minus one (16 by default)"
+        )
+        timed_out = "Timeout" in type(exc).__name__ or isinstance(exc, TimeoutError)
+        error = connect_failure(
+            TimeoutError() if timed_out else exc,
+            f"redis at {settings.url}",
+            settings,
+            cause=exc if timed_out else None,
+            login=("wrongpass", "noauth", "authenticationerror", "auth"),
+            login_advice=f"check the password of {who} in the URL or the username/password options",
+            refusals={"DB index is out of range": numbered, "invalid DB index": numbered},
+        )
+        raise BackendUnavailableError(f"{what}{error}") from exc
     version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
     if version < minimum:
         await quietly(client.aclose(), "redis disconnect")

@@ -42,10 +42,13 @@ class StreamGroup:
             await self._scripts.create_group(keys=[stream], args=[self.group, start], client=pipe)
         await pipe.execute()
 
-    async def ack(self, entries: dict[int, list[bytes]]) -> None:
-        """``XACK`` the ids of each shard, in one round trip."""
+    async def ack(self, entries: list[tuple[int, bytes]]) -> None:
+        """``XACK`` (shard, entry id) pairs: one command per shard, in one round trip."""
+        by_shard: dict[int, list[bytes]] = {}
+        for shard, entry_id in entries:
+            by_shard.setdefault(shard, []).append(entry_id)
         pipe = self.client.pipeline(transaction=False)
-        for shard, ids in entries.items():
+        for shard, ids in by_shard.items():
             pipe.xack(self.streams[shard], self.group, *ids)
         await pipe.execute()
 

@@ -45,13 +45,6 @@ __all__ = ["RedisInbound", "RedisSubscription"]
 log = logging.getLogger("eventwire.redis")
 
 
-def _by_shard(batch: list[tuple[Shard, bytes]]) -> dict[Shard, list[bytes]]:
-    grouped: dict[Shard, list[bytes]] = {}
-    for shard, entry_id in batch:
-        grouped.setdefault(shard, []).append(entry_id)
-    return grouped
-
-
 class RedisInbound(ShardInbound[bytes]):
     """A stream entry delivered to this member (an `eventwire.backend.Inbound`); ``ack()``
     queues it for the next pipelined XACK (sent at once, retried until the server has it; a
@@ -131,20 +124,15 @@ class RedisSubscription(ShardedSubscription[bytes]):
     # -- acknowledgements -----------------------------------------------------------------
 
     async def _send_acks(self, batch: list[tuple[Shard, bytes]]) -> None:
-        """``XACK`` a batch: the ids of each shard, in one round trip."""
-        await self._server.ack({s.index: ids for s, ids in _by_shard(batch).items()})
+        await self._server.ack([(shard.index, entry_id) for shard, entry_id in batch])
 
-    def _sent(self, batch: list[tuple[Shard, bytes]]) -> None:
-        for shard, ids in _by_shard(batch).items():
-            self._forget(shard, ids)
-
-    def _forget(self, shard: Shard, ids: Iterable[bytes]) -> None:
-        """`ids` of `shard` are settled for good (or given up): the coordinator may hand the
-        shard over once nothing of it is left."""
-        tracked = self._tracked[shard.index]
-        before = len(tracked)
-        tracked.difference_update(ids)
-        self.coordinator.settled(shard, before - len(tracked))
+    def _sent(self, batch: Iterable[tuple[Shard, bytes]]) -> None:
+        """The entries of `batch` are settled for good (or given up): the coordinator may
+        hand a shard over once nothing of it is left."""
+        for shard, entry_id in batch:
+            if entry_id in self._tracked[shard.index]:
+                self._tracked[shard.index].discard(entry_id)
+                self.coordinator.settled(shard)
 
     # -- fetching -------------------------------------------------------------------------
 
@@ -239,7 +227,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
             for delivery in batch[done:]:
                 if not delivery.settled:
                     delivery.settled = True
-                    self._forget(delivery.shard, [delivery.position])
+                    self._sent([(delivery.shard, delivery.position)])
 
     # -- recovery -------------------------------------------------------------------------
 
