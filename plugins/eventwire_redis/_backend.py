@@ -37,10 +37,8 @@ T = TypeVar("T")
 
 
 class RedisBackend(BaseBackend[RedisSettings]):
-    """Redis Streams: ``redis://[[user]:password@]host[:port][/db][?options]``, ``rediss://``.
-
-    See the package docstring for how each guarantee is achieved and the options.
-    """
+    """Redis Streams: ``redis://[[user]:password@]host[:port][/db][?options]``, ``rediss://``
+    (the package docstring and ``docs/backends/redis.md`` say how)."""
 
     name = "redis"
     binding = "kafka"
@@ -287,10 +285,8 @@ class RedisBackend(BaseBackend[RedisSettings]):
         replies = await self._on_streams(
             channel, f"browse {channel!r}", lambda p, s: p.xrange(s, count=limit)
         )
-        entries = sorted((e for reply in replies for e in reply), key=lambda e: _id_order(e[0]))
+        entries = sorted(
+            (e for reply in replies for e in reply),
+            key=lambda e: tuple(int(n) for n in e[0].split(b"-")),  # (ms, sequence)
+        )
         return [decode_entry(fields) for _, fields in entries[:limit]]
-
-
-def _id_order(entry_id: bytes) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq or 0)

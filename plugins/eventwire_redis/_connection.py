@@ -28,6 +28,19 @@ T = TypeVar("T")
 MIN_SERVER = (7, 0)
 
 
+def _options(settings: RedisConnection) -> dict[str, Any]:
+    """The redis-py connection options both ways of connecting pass on."""
+    return {
+        "db": settings.db,
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "socket_keepalive": True,
+        "username": settings.username or None,
+        "password": settings.password or None,
+        "client_name": settings.client_name or None,
+    }
+
+
 def make_broker(settings: RedisConnection) -> RedisBroker:
     """A FastStream `RedisBroker` holding the connection settings (nothing else of it runs).
 
@@ -37,29 +50,20 @@ def make_broker(settings: RedisConnection) -> RedisBroker:
     from faststream.redis import RedisBroker
     from faststream.security import BaseSecurity
 
-    kwargs: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "db": settings.db,
-        "socket_connect_timeout": settings.connect_timeout,
-        "socket_timeout": settings.socket_timeout,
-        "socket_keepalive": True,
-        "retry_on_error": [],
-        "specification_url": settings.url,
-        "protocol": settings.scheme,
-    }
-    if settings.username:
-        kwargs["username"] = settings.username
-    if settings.password:
-        kwargs["password"] = settings.password
-    if settings.client_name:
-        kwargs["client_name"] = settings.client_name
-    if settings.tls:
-        kwargs["security"] = BaseSecurity(ssl_context=settings.tls_context(), use_ssl=True)
+    tls = BaseSecurity(ssl_context=settings.tls_context(), use_ssl=True) if settings.tls else None
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     # RESP2 (``protocol=2``): the reply shapes the backend parses are the classic ones,
     # whatever redis-py's default protocol is.
-    return RedisBroker(f"redis://{host}:{settings.port}/{settings.db}?protocol=2", **kwargs)
+    return RedisBroker(
+        f"redis://{host}:{settings.port}/{settings.db}?protocol=2",
+        host=settings.host,
+        port=settings.port,
+        retry_on_error=[],
+        specification_url=settings.url,
+        protocol=settings.scheme,
+        security=tls,
+        **_options(settings),
+    )
 
 
 def sentinel_client(settings: RedisConnection) -> Redis:
@@ -68,20 +72,9 @@ def sentinel_client(settings: RedisConnection) -> Redis:
     from redis.asyncio import Redis
     from redis.asyncio.sentinel import Sentinel
 
-    timeouts = {
-        "socket_connect_timeout": settings.connect_timeout,
-        "socket_timeout": settings.socket_timeout,
-    }
-    kwargs: dict[str, Any] = dict(
-        timeouts,
-        db=settings.db,
-        socket_keepalive=True,
-        protocol=2,
-        username=settings.username,
-        password=settings.password,
-        client_name=settings.client_name,
-    )
-    sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
+    options = _options(settings)
+    timeouts = {name: options[name] for name in ("socket_connect_timeout", "socket_timeout")}
+    sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=timeouts, protocol=2, **options)  # type: ignore[no-untyped-call]
     client: Redis = sentinel.master_for(settings.service, redis_class=Redis)
     return client
 

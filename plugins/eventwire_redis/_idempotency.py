@@ -11,9 +11,10 @@ Works with any backend: ``EventBus("kafka://...", idempotency_store=RedisIdempot
 - ``complete`` sets ``done`` with the TTL (the effect ran; remembered for ``ttl``).
 - ``release`` deletes the key only while it still holds the token of *this* claim, so a
   release after the lease expired never frees somebody else's claim.
-- ``claim_many`` and ``complete_many`` (`eventwire.idempotency.BatchIdempotencyStore`) send
-  the same script calls and ``SET`` commands for many keys in one pipeline (one round trip); a
-  retried pipeline carries the same tokens, so a claim it already made is ``ACQUIRED``.
+- ``claim_many`` and ``complete_many`` (`eventwire.idempotency.BatchIdempotencyStore`; a
+  single ``claim`` or ``complete`` is one of a single key) send the script calls and ``SET``
+  commands in one pipeline; a retried pipeline carries the same tokens, so a claim it
+  already made is ``ACQUIRED``.
 
 Commands are retried while the server is unreachable (up to ``reconnect_timeout``).
 """
