@@ -71,6 +71,13 @@ class RedisBackend(BaseBackend[RedisSettings]):
         assert self._client is not None
         return self._client
 
+    @property
+    def scripts(self) -> Scripts:
+        """The Lua scripts, registered on `client` (connected)."""
+        self.check_connected()
+        assert self._scripts is not None
+        return self._scripts
+
     # -- connection -------------------------------------------------------------------------
 
     async def _connect(self) -> None:
@@ -181,17 +188,9 @@ class RedisBackend(BaseBackend[RedisSettings]):
 
     async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> RedisSubscription:
         self.check_subscribe(spec)
-        assert self._scripts is not None
         with self.map_errors(f"join group {spec.group!r} on {spec.channel!r}"):
-            subscription = RedisSubscription(
-                spec,
-                handler,
-                client=self.client,
-                scripts=self._scripts,
-                settings=self.settings,
-                keys=await self.channel_keys(spec.channel),
-                report_trimmed=self._count_trimmed,
-            )
+            keys = await self.channel_keys(spec.channel)
+            subscription = RedisSubscription(spec, handler, backend=self, keys=keys)
             try:
                 await subscription.start()
             except BaseException:
@@ -199,9 +198,6 @@ class RedisBackend(BaseBackend[RedisSettings]):
                 raise
         self.track(subscription)
         return subscription
-
-    def _count_trimmed(self, count: int) -> None:
-        self.trimmed_entries += count
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Destroy `group`'s consumer group on every shard stream of `channel`, with its

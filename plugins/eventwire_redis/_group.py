@@ -3,6 +3,7 @@ group on every shard stream — and the stream commands a member runs on it."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
@@ -99,19 +100,17 @@ class StreamGroup:
 
     async def clean_consumers(self, stream: str, idle_ms: float) -> None:
         """Forget the consumers of crashed members once nothing is pending for them."""
-        try:
+        with contextlib.suppress(ResponseError):  # the stream or group went away meanwhile
             consumers = await self.client.xinfo_consumers(stream, self.group)
             stale = [
-                c["name"]
+                c["name"].decode()
                 for c in consumers
                 if not c.get("pending")
                 and c["name"] != self.member.encode()
                 and int(c.get("idle", 0)) > idle_ms
             ]
             if stale:
-                await self.leave([s.decode() for s in stale], stream)
-        except ResponseError:
-            pass
+                await self.leave(stale, stream)
 
     async def read(
         self, shards: list[int], count: int, block: float, check: list[int], gen_key: str

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -32,13 +32,11 @@ from redis.exceptions import ResponseError
 
 from eventwire_redis._connection import RETRYABLE
 from eventwire_redis._group import Claimed, StreamGroup
-from eventwire_redis._leases import RedisLeaseStore, Scripts
+from eventwire_redis._leases import RedisLeaseStore
 from eventwire_redis._topology import ChannelKeys, decode_entry
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
-    from eventwire_redis._settings import RedisSettings
+    from eventwire_redis._backend import RedisBackend
 
 __all__ = ["RedisInbound", "RedisSubscription"]
 
@@ -72,13 +70,11 @@ class RedisSubscription(ShardedSubscription[bytes]):
         spec: SubscriptionSpec,
         handler: MessageHandler,
         *,
-        client: Redis,
-        scripts: Scripts,
-        settings: RedisSettings,
+        backend: RedisBackend,
         keys: ChannelKeys,
-        report_trimmed: Callable[[int], None],
     ) -> None:
         member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:8]}"
+        client, scripts, settings = backend.client, backend.scripts, backend.settings
         self._store = RedisLeaseStore(scripts, keys, spec.group)
         super().__init__(
             spec,
@@ -96,7 +92,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         self._client = client
         self._settings = settings
         self._server = StreamGroup(client, scripts, keys.streams, spec.group, member_id)
-        self._report_trimmed = report_trimmed
+        self._backend = backend
         #: Per shard, the ids read and not settled (acked and the XACK sent) yet.
         self._tracked: list[set[bytes]] = [set() for _ in keys.streams]
         #: Shards to check for trimming with the next read: the last read was a full batch
@@ -281,4 +277,4 @@ class RedisSubscription(ShardedSubscription[bytes]):
             self.streams[shard.index],
             self.spec.group,
         )
-        self._report_trimmed(count)
+        self._backend.trimmed_entries += count

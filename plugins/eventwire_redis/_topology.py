@@ -46,11 +46,10 @@ KEY = b"$key"
 class ChannelKeys:
     """The Redis key names of one channel."""
 
-    __slots__ = ("base", "meta", "streams")
+    __slots__ = ("base", "streams")
 
     def __init__(self, prefix: str, channel: str, shards: int) -> None:
         self.base = f"{prefix}{channel}"
-        self.meta = f"{self.base}:meta"
         self.streams = [f"{self.base}:{n}" for n in range(shards)]
 
     def members(self, group: str) -> str:
@@ -78,9 +77,7 @@ def pack_command(head: list[bytes], args: list[bytes]) -> bytes:
     """One command in RESP (what redis-py's ``pack_command`` makes, for bytes arguments
     only, without its generality: publishing packs one command per event)."""
     parts = [b"*%d\r\n" % (len(head) + len(args))]
-    for arg in head:
-        parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
-    for arg in args:
+    for arg in (*head, *args):
         parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
     return b"".join(parts)
 
