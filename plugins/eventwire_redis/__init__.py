@@ -1,25 +1,15 @@
-"""The Redis Streams backend: ``redis://`` and ``rediss://`` (TLS), and a Redis idempotency
-store any backend can use.
+"""The Redis Streams backend: ``redis://``, ``rediss://`` (TLS) and ``redis+sentinel://``,
+and a Redis idempotency store any backend can use.
 
 ``redis://[[user]:password@]host[:port][/db][?option=value...]``; the options are the fields
-of `RedisSettings` (``docs/backends/redis.md`` has them, and how each guarantee is achieved).
-
-A channel is ``shards`` streams; an event goes to ``crc32(key) % shards`` as one entry of
-CloudEvents header fields. A group is a consumer group on every shard stream; its members
-share the shards through the backend kit's `eventwire.backendkit.ShardCoordinator` over
-`RedisLeaseStore` (leases ``SET NX PX``, members in a heartbeat sorted set). A member that
-takes a shard first claims what earlier owners left pending (``XAUTOCLAIM``, in id order),
-delivers it, and only then reads new entries; it acks (``XACK``) in batches and gives a
-shard back only once every entry it read there is settled. Retention trimming entries a
-group has not settled is reported (``RedisBackend.trimmed_entries`` and an ``ERROR`` log).
-
-FastStream's ``RedisBroker`` builds the connection (URL, credentials, TLS, the redis-py
-pool); everything else is redis-py underneath it, because FastStream's stream subscriber
-is bound to one stream and claims instead of reading new entries (see the docs page).
-`RedisIdempotencyStore` claims event ids with one Lua script (``SET ... NX PX`` semantics
-with a per-claim token), atomic on the server across processes; it is the backend's default
-store (`RedisBackend.shared_idempotency_store`), so ``idempotent=True`` holds across member
-processes without configuration.
+of `RedisSettings`. ``docs/backends/redis.md`` has them, the keys on the server, and how each
+guarantee is achieved: a channel is ``shards`` streams (``crc32(key) % shards``), a group is
+a consumer group on every one of them, its members share the shards through the kit's
+`eventwire.backendkit.ShardCoordinator` over `RedisLeaseStore`, and a new owner of a shard
+first delivers what earlier owners left pending (``XAUTOCLAIM``). FastStream's
+``RedisBroker`` builds the connection; the rest is redis-py underneath it.
+`RedisIdempotencyStore` (one Lua script per claim, atomic on the server) is the backend's
+default store, so ``idempotent=True`` holds across member processes.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, Memo, quietly
@@ -15,15 +15,13 @@ from eventwire.errors import BackendUnavailableError, PublishError
 from redis.exceptions import RedisError, ResponseError
 
 from eventwire_redis._connection import connect_client, retrying
+from eventwire_redis._group import group_info
 from eventwire_redis._info import CAPABILITIES
 from eventwire_redis._leases import Scripts
 from eventwire_redis._publish import Publisher
 from eventwire_redis._settings import RedisSettings
 from eventwire_redis._subscription import RedisSubscription
-from eventwire_redis._topology import (
-    ChannelKeys,
-    decode_entry,
-)
+from eventwire_redis._topology import ChannelKeys, decode_entry
 
 if TYPE_CHECKING:
     from faststream.redis import RedisBroker
@@ -35,12 +33,12 @@ __all__ = ["RedisBackend"]
 
 log = logging.getLogger("eventwire.redis")
 
+T = TypeVar("T")
+
 
 class RedisBackend(BaseBackend[RedisSettings]):
-    """Redis Streams: ``redis://[[user]:password@]host[:port][/db][?options]``, ``rediss://``.
-
-    See the package docstring for how each guarantee is achieved and the options.
-    """
+    """Redis Streams: ``redis://[[user]:password@]host[:port][/db][?options]``, ``rediss://``
+    (the package docstring and ``docs/backends/redis.md`` say how)."""
 
     name = "redis"
     binding = "kafka"
@@ -64,7 +62,7 @@ class RedisBackend(BaseBackend[RedisSettings]):
         """A `RedisIdempotencyStore` on this server (the bus's default store)."""
         from eventwire_redis._idempotency import RedisIdempotencyStore
 
-        return RedisIdempotencyStore.from_settings(self.settings)
+        return RedisIdempotencyStore(self.settings)
 
     @property
     def client(self) -> Redis:
@@ -72,6 +70,13 @@ class RedisBackend(BaseBackend[RedisSettings]):
         self.check_connected()
         assert self._client is not None
         return self._client
+
+    @property
+    def scripts(self) -> Scripts:
+        """The Lua scripts, registered on `client` (connected)."""
+        self.check_connected()
+        assert self._scripts is not None
+        return self._scripts
 
     # -- connection -------------------------------------------------------------------------
 
@@ -111,8 +116,11 @@ class RedisBackend(BaseBackend[RedisSettings]):
         elif client is not None:
             await quietly(client.aclose(), "redis disconnect")
 
-    async def _retrying(self, call: Callable[[], Awaitable[Any]], what: str) -> Any:
-        return await retrying(call, what, self.settings.reconnect_timeout, self.settings.scrub)
+    async def _run(self, action: str, work: Callable[[], Awaitable[T]]) -> T:
+        """`work()`, retried while the server is unreachable (up to ``reconnect_timeout``),
+        its errors mapped by `map_errors`."""
+        with self.map_errors(action):
+            return await retrying(work, action, self.settings)
 
     # -- channels ---------------------------------------------------------------------------
 
@@ -134,7 +142,7 @@ class RedisBackend(BaseBackend[RedisSettings]):
             pipe.hget(meta, "shards")
             return (await pipe.execute())[1]
 
-        shards = int(await self._retrying(resolve, f"set up channel {channel!r}"))
+        shards = int(await retrying(resolve, f"set up channel {channel!r}", self.settings))
         if shards != wanted:
             log.info(
                 "eventwire: channel %s has %d shards on the server (shards=%d is only used "
@@ -145,11 +153,23 @@ class RedisBackend(BaseBackend[RedisSettings]):
             )
         return ChannelKeys(self.settings.prefix, channel, shards)
 
-    async def _existing_keys(self, channel: str, what: str) -> ChannelKeys | None:
-        """The keys of `channel` as the server has it, without creating it; ``None`` if new."""
-        meta = f"{self.settings.prefix}{channel}:meta"
-        stored = await self._retrying(lambda: self.client.hget(meta, "shards"), what)
-        return None if stored is None else ChannelKeys(self.settings.prefix, channel, int(stored))
+    async def _on_streams(
+        self, channel: str, action: str, command: Callable[[Any, str], object]
+    ) -> list[Any]:
+        """One pipelined `command` (pipeline, stream) per shard stream of `channel` as the
+        server has it, retried and mapped; ``[]`` if the channel is new (nothing is created)."""
+        client, prefix = self.client, self.settings.prefix
+
+        async def run() -> list[Any]:
+            stored = await client.hget(f"{prefix}{channel}:meta", "shards")
+            if stored is None:
+                return []
+            pipe = client.pipeline(transaction=False)
+            for stream in ChannelKeys(prefix, channel, int(stored)).streams:
+                command(pipe, stream)
+            return list(await pipe.execute())
+
+        return await self._run(action, run)
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -168,17 +188,9 @@ class RedisBackend(BaseBackend[RedisSettings]):
 
     async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> RedisSubscription:
         self.check_subscribe(spec)
-        assert self._scripts is not None
         with self.map_errors(f"join group {spec.group!r} on {spec.channel!r}"):
-            subscription = RedisSubscription(
-                spec,
-                handler,
-                client=self.client,
-                scripts=self._scripts,
-                settings=self.settings,
-                keys=await self.channel_keys(spec.channel),
-                report_trimmed=self._count_trimmed,
-            )
+            keys = await self.channel_keys(spec.channel)
+            subscription = RedisSubscription(spec, handler, backend=self, keys=keys)
             try:
                 await subscription.start()
             except BaseException:
@@ -187,17 +199,14 @@ class RedisBackend(BaseBackend[RedisSettings]):
         self.track(subscription)
         return subscription
 
-    def _count_trimmed(self, count: int) -> None:
-        self.trimmed_entries += count
-
     async def delete_group(self, channel: str, group: str) -> None:
         """Destroy `group`'s consumer group on every shard stream of `channel`, with its
         membership, lease and generation keys."""
         self.check_channel(channel)
         client = self.client
-        keys = await self.channel_keys(channel)
 
         async def destroy() -> None:
+            keys = await self.channel_keys(channel)
             pipe = client.pipeline(transaction=False)
             for stream in keys.streams:
                 pipe.xgroup_destroy(stream, group)
@@ -208,20 +217,18 @@ class RedisBackend(BaseBackend[RedisSettings]):
             )
             await pipe.execute(raise_on_error=False)
 
-        with self.map_errors(f"delete group {group!r} of {channel!r}"):
-            await self._retrying(destroy, f"delete group {group!r}")
+        await self._run(f"delete group {group!r} of {channel!r}", destroy)
 
     async def lag(self, channel: str, group: str) -> int | None:
         """Entries of `channel`'s shard streams that `group` has not acked: ``XINFO GROUPS``
         ``lag`` (never read, capped at what retention kept) plus ``pending`` (read, not
         acked), summed over the shards (`eventwire.backend.LagReporter`); ``None`` if no
         shard has the group."""
-        self.check_connected()
         self.check_channel(channel)
         client = self.client
-        keys = await self.channel_keys(channel)
 
         async def read() -> int | None:
+            keys = await self.channel_keys(channel)
             pipe = client.pipeline(transaction=False)
             for stream in keys.streams:
                 pipe.xlen(stream)
@@ -230,10 +237,8 @@ class RedisBackend(BaseBackend[RedisSettings]):
             total: int | None = None
             shards = zip(keys.streams, replies[::2], replies[1::2], strict=True)
             for stream, length, groups in shards:
-                if isinstance(groups, Exception):
-                    continue  # no such stream yet
-                info = next((g for g in groups if g.get("name") in (group, group.encode())), None)
-                if info is None:
+                info = None if isinstance(groups, Exception) else group_info(groups, group)
+                if info is None:  # no such stream or group yet
                     continue
                 unread = info.get("lag")
                 if unread is None:  # Redis cannot tell (entries deleted in the middle)
@@ -243,9 +248,7 @@ class RedisBackend(BaseBackend[RedisSettings]):
                 total = (total or 0) + min(int(unread), int(length)) + int(info["pending"])
             return total
 
-        with self.map_errors(f"lag of group {group!r} on {channel!r}"):
-            result: int | None = await self._retrying(read, f"lag of group {group!r}")
-            return result
+        return await self._run(f"lag of group {group!r} on {channel!r}", read)
 
     async def delete_channel(self, channel: str) -> bool:
         """Delete every key of `channel` (streams, meta, members, leases, counters);
@@ -259,49 +262,27 @@ class RedisBackend(BaseBackend[RedisSettings]):
             keys = [key async for key in client.scan_iter(match=pattern, count=500)]
             return int(await client.delete(*keys)) if keys else 0
 
-        with self.map_errors(f"delete {channel!r}"):
-            return bool(await self._retrying(delete, f"delete channel {channel!r}"))
+        return bool(await self._run(f"delete {channel!r}", delete))
 
     async def purge_channel(self, channel: str) -> int:
         """Trim every shard stream of `channel` to nothing (`eventwire.backend.ChannelPurger`):
         ``XTRIM MAXLEN 0`` keeps the streams, their consumer groups and the channel's meta;
         returns how many entries were removed."""
         self.check_channel(channel)
-        client = self.client
-        with self.map_errors(f"purge {channel!r}"):
-            keys = await self._existing_keys(channel, "purge")
-            if keys is None:
-                return 0
-
-            async def trim() -> list[Any]:
-                pipe = client.pipeline(transaction=False)
-                for stream in keys.streams:
-                    pipe.xtrim(stream, maxlen=0, approximate=False)
-                return list(await pipe.execute())
-
-            return sum(int(n) for n in await self._retrying(trim, "purge"))
+        trims = await self._on_streams(
+            channel, f"purge {channel!r}", lambda p, s: p.xtrim(s, maxlen=0, approximate=False)
+        )
+        return sum(int(n) for n in trims)
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         self.check_channel(channel)
         if limit <= 0:
             return []
-        client = self.client
-        with self.map_errors(f"browse {channel!r}"):
-            keys = await self._existing_keys(channel, "browse")
-            if keys is None:
-                return []
-
-            async def read() -> list[Any]:
-                pipe = client.pipeline(transaction=False)
-                for stream in keys.streams:
-                    pipe.xrange(stream, count=limit)
-                return list(await pipe.execute())
-
-            replies = await self._retrying(read, "browse")
-        entries = sorted((e for reply in replies for e in reply), key=lambda e: _id_order(e[0]))
+        replies = await self._on_streams(
+            channel, f"browse {channel!r}", lambda p, s: p.xrange(s, count=limit)
+        )
+        entries = sorted(
+            (e for reply in replies for e in reply),
+            key=lambda e: tuple(int(n) for n in e[0].split(b"-")),  # (ms, sequence)
+        )
         return [decode_entry(fields) for _, fields in entries[:limit]]
-
-
-def _id_order(entry_id: bytes) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq or 0)

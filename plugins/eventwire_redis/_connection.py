@@ -1,7 +1,5 @@
-"""Connecting to Redis: the FastStream broker holding the settings, the redis-py client,
-the server version check, why a connection failed (credential-free), and which errors mean
-"the server is not reachable right now" (a call retried through them: the kit's
-`eventwire.backendkit.retrying`)."""
+"""Connecting to Redis (FastStream's broker, or redis-py's Sentinel client), the server
+version check, and which errors mean "the server is not reachable right now"."""
 
 from __future__ import annotations
 
@@ -10,9 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventwire import backendkit
-from eventwire.backendkit import describe_tls_failure, quietly
+from eventwire.backendkit import connect_failure, quietly
 from eventwire.errors import BackendUnavailableError
-from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -22,21 +19,26 @@ if TYPE_CHECKING:
     from faststream.redis import RedisBroker
     from redis.asyncio import Redis
 
-__all__ = [
-    "MIN_SERVER",
-    "RETRYABLE",
-    "connect_client",
-    "describe_connect_error",
-    "make_broker",
-    "retrying",
-    "sentinel_client",
-]
+__all__ = ["MIN_SERVER", "RETRYABLE", "connect_client", "retrying"]
 
 T = TypeVar("T")
 
 #: Oldest server with everything the backend uses (XAUTOCLAIM returning deleted ids,
 #: XGROUP CREATE ... ENTRIESREAD, the lag field of XINFO GROUPS).
 MIN_SERVER = (7, 0)
+
+
+def _options(settings: RedisConnection) -> dict[str, Any]:
+    """The redis-py connection options both ways of connecting pass on."""
+    return {
+        "db": settings.db,
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "socket_keepalive": True,
+        "username": settings.username or None,
+        "password": settings.password or None,
+        "client_name": settings.client_name or None,
+    }
 
 
 def make_broker(settings: RedisConnection) -> RedisBroker:
@@ -48,61 +50,19 @@ def make_broker(settings: RedisConnection) -> RedisBroker:
     from faststream.redis import RedisBroker
     from faststream.security import BaseSecurity
 
-    kwargs: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "db": settings.db,
-        "socket_connect_timeout": settings.connect_timeout,
-        "socket_timeout": settings.socket_timeout,
-        "socket_keepalive": True,
-        "retry_on_error": [],
-        "specification_url": settings.url,
-        "protocol": settings.scheme,
-    }
-    if settings.username:
-        kwargs["username"] = settings.username
-    if settings.password:
-        kwargs["password"] = settings.password
-    if settings.client_name:
-        kwargs["client_name"] = settings.client_name
-    if settings.tls:
-        kwargs["security"] = BaseSecurity(ssl_context=settings.tls_context(), use_ssl=True)
+    tls = BaseSecurity(ssl_context=settings.tls_context(), use_ssl=True) if settings.tls else None
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     # RESP2 (``protocol=2``): the reply shapes the backend parses are the classic ones,
     # whatever redis-py's default protocol is.
-    return RedisBroker(f"redis://{host}:{settings.port}/{settings.db}?protocol=2", **kwargs)
-
-
-def describe_connect_error(settings: RedisConnection, exc: BaseException) -> str:
-    """A clear, credential-free account of why connecting failed, and what to do."""
-    url = settings.url
-    text = settings.scrub(str(exc)) or type(exc).__name__
-    if tls_problem := describe_tls_failure(exc, tls=settings.tls):
-        return f"cannot connect to redis at {url}: {tls_problem}"
-    if (
-        isinstance(exc, AuthenticationError)
-        or "WRONGPASS" in text
-        or "NOAUTH" in text
-        or ("AUTH" in text and "password" in text)
-    ):
-        who = f"user {settings.username!r}" if settings.username else "the default user"
-        return (
-            f"redis at {url} refused the credentials of {who} ({text}); check the user and "
-            "password in the URL or the username/password options"
-        )
-    if "DB index is out of range" in text or "invalid DB index" in text:
-        return (
-            f"redis at {url} has no database {settings.db} ({text}); databases are numbered "
-            "from 0 to the server's 'databases' setting minus one (16 by default)"
-        )
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError) or "Timeout" in type(exc).__name__:
-        return (
-            f"redis at {url} did not answer within connect_timeout={settings.connect_timeout}s"
-            f" ({text}); check the host, port and firewall, or raise connect_timeout"
-        )
-    return (
-        f"cannot connect to redis at {url} ({type(exc).__name__}: {text}); check that the "
-        "server runs and the host and port are right"
+    return RedisBroker(
+        f"redis://{host}:{settings.port}/{settings.db}?protocol=2",
+        host=settings.host,
+        port=settings.port,
+        retry_on_error=[],
+        specification_url=settings.url,
+        protocol=settings.scheme,
+        security=tls,
+        **_options(settings),
     )
 
 
@@ -112,20 +72,9 @@ def sentinel_client(settings: RedisConnection) -> Redis:
     from redis.asyncio import Redis
     from redis.asyncio.sentinel import Sentinel
 
-    timeouts = {
-        "socket_connect_timeout": settings.connect_timeout,
-        "socket_timeout": settings.socket_timeout,
-    }
-    kwargs: dict[str, Any] = dict(
-        timeouts,
-        db=settings.db,
-        socket_keepalive=True,
-        protocol=2,
-        username=settings.username,
-        password=settings.password,
-        client_name=settings.client_name,
-    )
-    sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
+    options = _options(settings)
+    timeouts = {name: options[name] for name in ("socket_connect_timeout", "socket_timeout")}
+    sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=timeouts, protocol=2, **options)  # type: ignore[no-untyped-call]
     client: Redis = sentinel.master_for(settings.service, redis_class=Redis)
     return client
 
@@ -145,7 +94,22 @@ async def connect_client(
     except Exception as exc:  # also e.g. an unreadable TLS certificate file
         if client is not None:
             await quietly(client.aclose(), "redis disconnect")
-        raise BackendUnavailableError(what + describe_connect_error(settings, exc)) from exc
+        who = f"user {settings.username!r}" if settings.username else "the default user"
+        numbered = (
+            f"has no database {settings.db}; databases are numbered from 0 to the server's "
+            "'databases' setting minus one (16 by default)"
+        )
+        timed_out = "Timeout" in type(exc).__name__ or isinstance(exc, TimeoutError)
+        error = connect_failure(
+            TimeoutError() if timed_out else exc,
+            f"redis at {settings.url}",
+            settings,
+            cause=exc if timed_out else None,
+            login=("wrongpass", "noauth", "authenticationerror", "auth"),
+            login_advice=f"check the password of {who} in the URL or the username/password options",
+            refusals={"DB index is out of range": numbered, "invalid DB index": numbered},
+        )
+        raise BackendUnavailableError(f"{what}{error}") from exc
     version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
     if version < minimum:
         await quietly(client.aclose(), "redis disconnect")
@@ -166,8 +130,11 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 
 
 async def retrying(
-    call: Callable[[], Awaitable[T]], what: str, limit: float, scrub: Callable[[str], str]
+    call: Callable[[], Awaitable[T]], what: str, settings: RedisConnection | None
 ) -> T:
-    """Run `call`, retrying while the server is unreachable; after `limit` seconds the last
-    error is raised (the caller maps it with ``map_errors``)."""
+    """Run `call`, retrying while the server is unreachable; after the `settings`'
+    ``reconnect_timeout`` (30 s without settings) the last error is raised (the caller maps
+    it with ``map_errors``)."""
+    limit = settings.reconnect_timeout if settings is not None else 30.0
+    scrub = settings.scrub if settings is not None else str
     return await backendkit.retrying(call, f"redis {what}", limit, RETRYABLE, scrub)

@@ -3,6 +3,7 @@ group on every shard stream — and the stream commands a member runs on it."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
@@ -12,7 +13,7 @@ from eventwire_redis._leases import Scripts
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["Claimed", "StreamGroup"]
+__all__ = ["Claimed", "StreamGroup", "group_info"]
 
 #: Entries claimed per XAUTOCLAIM page while recovering a shard.
 RECOVER_PAGE = 200
@@ -42,10 +43,13 @@ class StreamGroup:
             await self._scripts.create_group(keys=[stream], args=[self.group, start], client=pipe)
         await pipe.execute()
 
-    async def ack(self, entries: dict[int, list[bytes]]) -> None:
-        """``XACK`` the ids of each shard, in one round trip."""
+    async def ack(self, entries: list[tuple[int, bytes]]) -> None:
+        """``XACK`` (shard, entry id) pairs: one command per shard, in one round trip."""
+        by_shard: dict[int, list[bytes]] = {}
+        for shard, entry_id in entries:
+            by_shard.setdefault(shard, []).append(entry_id)
         pipe = self.client.pipeline(transaction=False)
-        for shard, ids in entries.items():
+        for shard, ids in by_shard.items():
             pipe.xack(self.streams[shard], self.group, *ids)
         await pipe.execute()
 
@@ -96,19 +100,17 @@ class StreamGroup:
 
     async def clean_consumers(self, stream: str, idle_ms: float) -> None:
         """Forget the consumers of crashed members once nothing is pending for them."""
-        try:
+        with contextlib.suppress(ResponseError):  # the stream or group went away meanwhile
             consumers = await self.client.xinfo_consumers(stream, self.group)
             stale = [
-                c["name"]
+                c["name"].decode()
                 for c in consumers
                 if not c.get("pending")
                 and c["name"] != self.member.encode()
                 and int(c.get("idle", 0)) > idle_ms
             ]
             if stale:
-                await self.leave([s.decode() for s in stale], stream)
-        except ResponseError:
-            pass
+                await self.leave(stale, stream)
 
     async def read(
         self, shards: list[int], count: int, block: float, check: list[int], gen_key: str
@@ -139,24 +141,18 @@ class StreamGroup:
         }
         return replies[0], trimmed, entries
 
-    async def trimmed(self, shard: int) -> int:
-        """How many entries of `shard` the group never read were trimmed away."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xlen(self.streams[shard])
-        pipe.xinfo_groups(self.streams[shard])
-        length, groups = await pipe.execute()
-        return self._unread_trimmed(length, groups)
-
     def _unread_trimmed(self, length: Any, groups: Any) -> int:
         """How many entries the group never read were trimmed away, from ``XLEN`` and
         ``XINFO GROUPS``: ``lag`` counts the entries added after the group's position;
         trimming removes the oldest first, so if unread ones were trimmed every retained
         entry is unread and ``lag - length`` of them are gone."""
-        for info in groups or ():
-            if info.get("name") in (self.group, self.group.encode()):
-                lag = info.get("lag")
-                return max(0, int(lag) - int(length or 0)) if lag is not None else 0
-        return 0
+        lag = (group_info(groups, self.group) or {}).get("lag")
+        return max(0, int(lag) - int(length or 0)) if lag is not None else 0
+
+
+def group_info(groups: Any, group: str) -> Any:
+    """The entry of `group` in an ``XINFO GROUPS`` reply; ``None`` if it is not there."""
+    return next((g for g in groups or () if g.get("name") in (group, group.encode())), None)
 
 
 def _as_bytes(value: object) -> bytes:

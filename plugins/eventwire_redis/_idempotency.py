@@ -11,9 +11,10 @@ Works with any backend: ``EventBus("kafka://...", idempotency_store=RedisIdempot
 - ``complete`` sets ``done`` with the TTL (the effect ran; remembered for ``ttl``).
 - ``release`` deletes the key only while it still holds the token of *this* claim, so a
   release after the lease expired never frees somebody else's claim.
-- ``claim_many`` and ``complete_many`` (`eventwire.idempotency.BatchIdempotencyStore`) send
-  the same script calls and ``SET`` commands for many keys in one pipeline (one round trip); a
-  retried pipeline carries the same tokens, so a claim it already made is ``ACQUIRED``.
+- ``claim_many`` and ``complete_many`` (`eventwire.idempotency.BatchIdempotencyStore`; a
+  single ``claim`` or ``complete`` is one of a single key) send the script calls and ``SET``
+  commands in one pipeline; a retried pipeline carries the same tokens, so a claim it
+  already made is ``ACQUIRED``.
 
 Commands are retried while the server is unreachable (up to ``reconnect_timeout``).
 """
@@ -66,13 +67,13 @@ class RedisIdempotencyStore:
 
     ``url_or_client``: a ``redis://`` / ``rediss://`` URL (with the redis backend's
     connection options as keyword arguments: ``password``, ``db``, ``connect_timeout``,
-    ``ca_file`` ...) or a connected ``redis.asyncio.Redis`` client (which the store
-    does not close). ``prefix`` namespaces the keys.
+    ``ca_file`` ...), parsed `RedisConnection` settings, or a connected
+    ``redis.asyncio.Redis`` client (which the store does not close). ``prefix`` namespaces the keys.
     """
 
     def __init__(
         self,
-        url_or_client: str | Redis,
+        url_or_client: str | Redis | RedisConnection,
         *,
         prefix: str = DEFAULT_PREFIX,
         **options: Any,
@@ -87,102 +88,64 @@ class RedisIdempotencyStore:
         self._owned = False
         if isinstance(url_or_client, str):
             self._settings = RedisConnection.parse(url_or_client, options)
+        elif options:
+            raise ConfigurationError(
+                "connection options are only taken with a URL; configure the client "
+                f"instead (got {', '.join(sorted(options))})"
+            )
+        elif isinstance(url_or_client, RedisConnection):
+            self._settings = url_or_client
         else:
-            if options:
-                raise ConfigurationError(
-                    "connection options are only taken with a URL; configure the client "
-                    f"instead (got {', '.join(sorted(options))})"
-                )
             self._client = url_or_client
         self._scripts: tuple[AsyncScript, AsyncScript] | None = None
         self._lock = asyncio.Lock()
-
-    @classmethod
-    def from_settings(
-        cls, settings: RedisConnection, *, prefix: str = DEFAULT_PREFIX
-    ) -> RedisIdempotencyStore:
-        """A store on the server `settings` reach (the redis backend's default store)."""
-        store = cls("redis://127.0.0.1", prefix=prefix)
-        store._settings = settings
-        return store
 
     def __repr__(self) -> str:
         where = self._settings.url if self._settings is not None else "a redis client"
         return f"<RedisIdempotencyStore {where} prefix={self.prefix!r}>"
 
-    async def _ready(self) -> tuple[AsyncScript, AsyncScript]:
-        if self._scripts is not None:
-            return self._scripts
+    async def _ready(self) -> tuple[Redis, AsyncScript, AsyncScript]:
         async with self._lock:
+            if self._client is None:
+                from eventwire_redis._connection import connect_client
+
+                assert self._settings is not None
+                _, client = await connect_client(self._settings, "idempotency store: ", (0, 0))
+                self._client, self._owned = client, True
             if self._scripts is None:
-                client = self._client
-                if client is None:
-                    client = await self._connect()
-                self._scripts = (client.register_script(_CLAIM), client.register_script(_RELEASE))
-        return self._scripts
-
-    async def _connect(self) -> Redis:
-        from eventwire_redis._connection import connect_client
-
-        assert self._settings is not None
-        _, client = await connect_client(self._settings, "idempotency store: ", (0, 0))
-        self._client, self._owned = client, True
-        return client
-
-    def _key(self, key: str) -> str:
-        return self.prefix + key
+                register = self._client.register_script
+                self._scripts = (register(_CLAIM), register(_RELEASE))
+        return self._client, *self._scripts
 
     async def _retrying(self, call: Callable[[], Awaitable[Any]]) -> Any:
         from redis.exceptions import RedisError
 
         from eventwire_redis._connection import retrying
 
-        settings = self._settings
-        limit = settings.reconnect_timeout if settings is not None else 30.0
-        scrub = settings.scrub if settings is not None else str
+        secrets = self._settings.secrets() if self._settings is not None else ()
         mapping = {RedisError: BackendUnavailableError, OSError: BackendUnavailableError}
-        with map_errors(f"idempotency store {self!r}", mapping, secrets=self._secrets()):
-            return await retrying(call, "idempotency store", limit, scrub)
-
-    def _secrets(self) -> tuple[str, ...]:
-        return self._settings.secrets() if self._settings is not None else ()
+        with map_errors(f"idempotency store {self!r}", mapping, secrets=secrets):
+            return await retrying(call, "idempotency store", self._settings)
 
     async def claim(self, key: str, lease: float) -> Claim:
-        claim, _ = await self._ready()
-        token = f"busy:{uuid.uuid4().hex}"
-        name = self._key(key)
-        lease_ms = max(1, int(lease * 1000))
-        answer = await self._retrying(lambda: claim(keys=[name], args=[token, lease_ms]))
-        state = _ANSWERS[answer if isinstance(answer, bytes) else str(answer).encode()]
-        if state is Claim.ACQUIRED:
-            self._claims[key] = token
-        return state
+        return (await self.claim_many([key], lease))[0]
 
     async def complete(self, key: str, ttl: float) -> None:
-        await self._ready()
-        client = self._client
-        assert client is not None
-        name, ttl_ms = self._key(key), max(1, int(ttl * 1000))
-        await self._retrying(lambda: client.set(name, b"done", px=ttl_ms))
-        self._claims.pop(key, None)
+        await self.complete_many([key], ttl)
 
     async def claim_many(self, keys: Sequence[str], lease: float) -> list[Claim]:
-        claim, _ = await self._ready()
-        client = self._client
-        assert client is not None
+        client, claim, _ = await self._ready()
         tokens = [f"busy:{uuid.uuid4().hex}" for _ in keys]
-        names = [self._key(key) for key in keys]
         lease_ms = max(1, int(lease * 1000))
 
         async def send() -> list[Any]:
             pipe = client.pipeline(transaction=False)
-            for name, token in zip(names, tokens, strict=True):
-                await claim(keys=[name], args=[token, lease_ms], client=pipe)
+            for key, token in zip(keys, tokens, strict=True):
+                await claim(keys=[self.prefix + key], args=[token, lease_ms], client=pipe)
             return await pipe.execute()
 
-        answers = await self._retrying(send)
         states = []
-        for key, token, answer in zip(keys, tokens, answers, strict=True):
+        for key, token, answer in zip(keys, tokens, await self._retrying(send), strict=True):
             state = _ANSWERS[answer if isinstance(answer, bytes) else str(answer).encode()]
             if state is Claim.ACQUIRED:
                 self._claims[key] = token
@@ -190,15 +153,13 @@ class RedisIdempotencyStore:
         return states
 
     async def complete_many(self, keys: Sequence[str], ttl: float) -> None:
-        await self._ready()
-        client = self._client
-        assert client is not None
+        client, _, _ = await self._ready()
         ttl_ms = max(1, int(ttl * 1000))
 
         async def send() -> None:
             pipe = client.pipeline(transaction=False)
             for key in keys:
-                pipe.set(self._key(key), b"done", px=ttl_ms)
+                pipe.set(self.prefix + key, b"done", px=ttl_ms)
             await pipe.execute()
 
         await self._retrying(send)
@@ -206,10 +167,10 @@ class RedisIdempotencyStore:
             self._claims.pop(key, None)
 
     async def release(self, key: str) -> None:
-        _, release = await self._ready()
+        _, _, release = await self._ready()
         token = self._claims.pop(key, None)
         if token is not None:
-            name = self._key(key)
+            name = self.prefix + key
             await self._retrying(lambda: release(keys=[name], args=[token]))
 
     async def close(self) -> None:

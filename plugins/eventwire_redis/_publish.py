@@ -83,9 +83,7 @@ class Publisher:
         """One pipelined round trip for `batch`; per publish, the first error reply."""
         packed = [command for commands in batch for command in commands]
         settings = self._settings
-        results = await retrying(
-            lambda: self._execute(packed), "publish", settings.reconnect_timeout, settings.scrub
-        )
+        results = await retrying(lambda: self._execute(packed), "publish", settings)
         if settings.replica_acks and len(results) > len(packed):
             acks = results.pop()
             if not isinstance(acks, int) or acks < settings.replica_acks:

@@ -61,56 +61,38 @@ class RedisConnection(CredentialOptions, TlsOptions):
 
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:
-        if location.scheme.endswith("+sentinel"):
-            return cls._sentinel_location(location)
-        if len(location.hosts) > 1:
-            raise InvalidURLError(
-                f"{redact_url(location.raw)!r} names several hosts; the redis backend "
-                "connects to one: write redis://host:6379/0"
-            )
-        where = repr(redact_url(location.raw))
-        host, port = (
-            backendkit.address(location.hosts[0], 6379, where) if location.hosts else ("", 6379)
-        )
-        db = location.path.strip("/")
-        if db and not db.isdigit():
-            raise ConfigurationError(
-                f"{redact_url(location.raw)!r}: the database {db!r} is not a number; write "
-                "redis://host:6379/0 (databases are numbered from 0)"
-            )
-        values: dict[str, Any] = {
-            "scheme": location.scheme,
-            "host": host or "127.0.0.1",
-            "port": port,
-            "username": location.username,
-            "password": location.password,
-        }
-        if db:
-            values["db"] = int(db)
-        return values
-
-    @classmethod
-    def _sentinel_location(cls, location: Location) -> dict[str, Any]:
         safe = redact_url(location.raw)
-        sentinels = tuple(
-            backendkit.address(h, 26379, repr(safe)) for h in location.hosts if h.strip()
-        )
         parts = [p for p in location.path.split("/") if p]
-        db_ok = len(parts) == 1 or (len(parts) == 2 and parts[1].isdigit())
-        if not sentinels or not db_ok:
-            raise InvalidURLError(
-                f"{safe!r}: write redis+sentinel://sentinel1:26379,sentinel2:26379/SERVICE[/db] "
-                "(the sentinels and the name of the master they watch)"
-            )
         values: dict[str, Any] = {
             "scheme": location.scheme,
-            "sentinels": sentinels,
-            "service": parts[0],
             "username": location.username,
             "password": location.password,
         }
-        if len(parts) == 2:
-            values["db"] = int(parts[1])
+        if location.scheme.endswith("+sentinel"):
+            hosts = [h for h in location.hosts if h.strip()]
+            if not hosts or len(parts) not in (1, 2) or not all(p.isdigit() for p in parts[1:]):
+                raise InvalidURLError(
+                    f"{safe!r}: write redis+sentinel://sentinel1:26379,sentinel2:26379/SERVICE"
+                    "[/db] (the sentinels and the name of the master they watch)"
+                )
+            values["sentinels"] = tuple(backendkit.address(h, 26379, repr(safe)) for h in hosts)
+            values["service"] = parts.pop(0)
+        elif len(location.hosts) > 1:
+            raise InvalidURLError(
+                f"{safe!r} names several hosts; the redis backend connects to one: write "
+                "redis://host:6379/0"
+            )
+        elif location.hosts:
+            host, values["port"] = backendkit.address(location.hosts[0], 6379, repr(safe))
+            values["host"] = host or "127.0.0.1"
+        if parts:
+            db = "/".join(parts)
+            if not db.isdigit():
+                raise ConfigurationError(
+                    f"{safe!r}: the database {db!r} is not a number; write "
+                    "redis://host:6379/0 (databases are numbered from 0)"
+                )
+            values["db"] = int(db)
         return values
 
     def __post_init__(self) -> None:

@@ -1,21 +1,12 @@
-"""One group member on one channel: recovery of pending entries, the fetch loop and batched
-acknowledgements, on the kit's `ShardCoordinator` over a `RedisLeaseStore`.
+"""One group member on one channel, on the kit's `ShardedSubscription` over a
+`RedisLeaseStore`: the fetch loop and how acks are sent.
 
-Three background tasks per member:
-
-- the *coordinator* (the kit's) heartbeats the member into the group's member set, holds
-  the leases of the shards it should own and gives a shard back once every entry read from
-  it is settled;
-- the *fetch loop* first recovers a newly leased shard (``XAUTOCLAIM`` of every entry a
-  previous owner left pending, in id order, delivery counts from ``XPENDING``), then reads
-  new entries of all its ready shards with one ``XREADGROUP ... BLOCK``, and hands them to
-  the pipeline one by one (a full pipeline blocks the loop: backpressure);
-- the *ack flusher* sends the acknowledgements collected meanwhile as one pipelined
-  ``XACK`` per shard, retried while the server is unreachable, then reports them settled.
-
-A shard is only read by the member holding its lease, and only after the entries an
-earlier owner left unsettled were delivered again, so events of one key are handled in
-order by one member at a time.
+The fetch loop first recovers a newly leased shard (``XAUTOCLAIM`` of every entry an earlier
+owner left pending, in id order, delivery counts from ``XPENDING``), then reads new entries
+of all its ready shards with one ``XREADGROUP ... BLOCK`` and hands them to the pipeline one
+by one (a full pipeline blocks the loop: backpressure). Acks go out as one pipelined
+``XACK`` per shard. A shard is read only by its lease holder, and only after what an earlier
+owner left unsettled was delivered again: events of one key are handled in order.
 """
 
 from __future__ import annotations
@@ -24,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -41,24 +32,15 @@ from redis.exceptions import ResponseError
 
 from eventwire_redis._connection import RETRYABLE
 from eventwire_redis._group import Claimed, StreamGroup
-from eventwire_redis._leases import RedisLeaseStore, Scripts
+from eventwire_redis._leases import RedisLeaseStore
 from eventwire_redis._topology import ChannelKeys, decode_entry
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
-    from eventwire_redis._settings import RedisSettings
+    from eventwire_redis._backend import RedisBackend
 
 __all__ = ["RedisInbound", "RedisSubscription"]
 
 log = logging.getLogger("eventwire.redis")
-
-
-def _by_shard(batch: list[tuple[Shard, bytes]]) -> dict[Shard, list[bytes]]:
-    grouped: dict[Shard, list[bytes]] = {}
-    for shard, entry_id in batch:
-        grouped.setdefault(shard, []).append(entry_id)
-    return grouped
 
 
 class RedisInbound(ShardInbound[bytes]):
@@ -88,13 +70,11 @@ class RedisSubscription(ShardedSubscription[bytes]):
         spec: SubscriptionSpec,
         handler: MessageHandler,
         *,
-        client: Redis,
-        scripts: Scripts,
-        settings: RedisSettings,
+        backend: RedisBackend,
         keys: ChannelKeys,
-        report_trimmed: Callable[[int], None],
     ) -> None:
         member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:8]}"
+        client, scripts, settings = backend.client, backend.scripts, backend.settings
         self._store = RedisLeaseStore(scripts, keys, spec.group)
         super().__init__(
             spec,
@@ -111,12 +91,12 @@ class RedisSubscription(ShardedSubscription[bytes]):
         self.streams = keys.streams
         self._client = client
         self._settings = settings
-        self._group = spec.group
         self._server = StreamGroup(client, scripts, keys.streams, spec.group, member_id)
-        self._report_trimmed = report_trimmed
+        self._backend = backend
         #: Per shard, the ids read and not settled (acked and the XACK sent) yet.
         self._tracked: list[set[bytes]] = [set() for _ in keys.streams]
-        #: Shards whose last read was a full batch (the member is behind): check trimming.
+        #: Shards to check for trimming with the next read: the last read was a full batch
+        #: (the member is behind), or the shard was just taken.
         self._behind: set[int] = set()
         self._count = max(1, min(settings.fetch_count, spec.max_in_flight))
 
@@ -140,28 +120,22 @@ class RedisSubscription(ShardedSubscription[bytes]):
     # -- acknowledgements -----------------------------------------------------------------
 
     async def _send_acks(self, batch: list[tuple[Shard, bytes]]) -> None:
-        """``XACK`` a batch: the ids of each shard, in one round trip."""
-        await self._server.ack({s.index: ids for s, ids in _by_shard(batch).items()})
+        await self._server.ack([(shard.index, entry_id) for shard, entry_id in batch])
 
-    def _sent(self, batch: list[tuple[Shard, bytes]]) -> None:
-        for shard, ids in _by_shard(batch).items():
-            self._forget(shard, ids)
-
-    def _forget(self, shard: Shard, ids: Iterable[bytes]) -> None:
-        """`ids` of `shard` are settled for good (or given up): the coordinator may hand the
-        shard over once nothing of it is left."""
-        tracked = self._tracked[shard.index]
-        before = len(tracked)
-        tracked.difference_update(ids)
-        self.coordinator.settled(shard, before - len(tracked))
-
-    def _scrub(self, text: str) -> str:
-        return self._settings.scrub(text)
+    def _sent(self, batch: Iterable[tuple[Shard, bytes]]) -> None:
+        """The entries of `batch` are settled for good (or given up): the coordinator may
+        hand a shard over once nothing of it is left."""
+        for shard, entry_id in batch:
+            if entry_id in self._tracked[shard.index]:
+                self._tracked[shard.index].discard(entry_id)
+                self.coordinator.settled(shard)
 
     # -- fetching -------------------------------------------------------------------------
 
     async def _fetch(self) -> None:
-        outage = Outage(f"redis read of {self.spec.channel}/{self._group}", self._scrub)
+        outage = Outage(
+            f"redis read of {self.spec.channel}/{self.spec.group}", self._settings.scrub
+        )
         # The state, not only the cancellation, ends the loop: redis-py can swallow a
         # cancellation that arrives while it reads a reply.
         while self.running:
@@ -178,7 +152,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
                     log.warning(
                         "eventwire: the consumer group %s of %s vanished on the server; "
                         "creating it again from the oldest retained entry",
-                        self._group,
+                        self.spec.group,
                         self.spec.channel,
                     )
                     self.coordinator.recover_again()
@@ -188,8 +162,8 @@ class RedisSubscription(ShardedSubscription[bytes]):
                     log.error(
                         "eventwire: redis refused a read on %s/%s: %s",
                         self.spec.channel,
-                        self._group,
-                        self._scrub(str(exc)),
+                        self.spec.group,
+                        self._settings.scrub(str(exc)),
                     )
                 await asyncio.sleep(outage.failed(exc))
 
@@ -249,7 +223,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
             for delivery in batch[done:]:
                 if not delivery.settled:
                     delivery.settled = True
-                    self._forget(delivery.shard, [delivery.position])
+                    self._sent([(delivery.shard, delivery.position)])
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -262,7 +236,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         epoch, stream = shard.epoch, self.streams[shard.index]
         tracked = self._tracked[shard.index]
         min_idle = int(self._settings.claim_min_idle * 1000)
-        await self._check_trimmed(shard)
+        self._behind.add(shard.index)  # the next read checks for trimmed unread entries
         cursor: bytes | str = "0-0"
         while self._recovering(shard, epoch):
             while min_idle and self._recovering(shard, epoch):
@@ -281,7 +255,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
                     "eventwire: delivering again %d unsettled event(s) of %s for group %s",
                     len(batch),
                     stream,
-                    self._group,
+                    self.spec.group,
                 )
             await self._deliver(batch)
             if cursor in (b"0-0", "0-0"):
@@ -290,11 +264,6 @@ class RedisSubscription(ShardedSubscription[bytes]):
                 return
 
     # -- trimming -------------------------------------------------------------------------
-
-    async def _check_trimmed(self, shard: Shard) -> None:
-        with self.coordinator.reading([shard]):
-            lost = await self._server.trimmed(shard.index)
-        self._report_lost(shard, lost, "never read")
 
     def _report_lost(self, shard: Shard, count: int, what: str) -> None:
         if not count:
@@ -306,6 +275,6 @@ class RedisSubscription(ShardedSubscription[bytes]):
             count,
             what,
             self.streams[shard.index],
-            self._group,
+            self.spec.group,
         )
-        self._report_trimmed(count)
+        self._backend.trimmed_entries += count

@@ -1,30 +1,17 @@
 """What the redis backend keeps on the server: key names, stream entry layout, Lua scripts.
 
-For a channel ``C`` (and the optional key prefix ``P``):
+The keys of a channel ``C`` are listed in ``docs/backends/redis.md`` (Operational notes):
+``C:<n>`` shard streams, ``C:meta`` (its ``shards``, fixed by whoever touches the channel
+first), ``C:members:<group>``, ``C:lease:<group>:<n>`` and ``C:gen:<group>`` (bumped on
+every join, leave and give-back, so the other members rebalance at once).
 
-- ``P C:<n>`` for n in 0..shards-1: the shard streams. A message goes to shard
-  ``crc32(key) % shards`` (`eventwire.backendkit.shard_of`; no key: round-robin). Every
-  group is a consumer group on every shard stream.
-- ``P C:meta``: a hash; ``shards`` is fixed by whoever touches the channel first, and every
-  publisher and consumer uses that number afterwards.
-- ``P C:members:<group>``: a sorted set of the live members of a group (score: when the
-  member's heartbeat expires, server time in ms).
-- ``P C:lease:<group>:<n>``: which member consumes shard n for the group (``SET NX PX``,
-  renewed by the holder's heartbeat).
-- ``P C:gen:<group>``: a counter bumped when members join or leave or a shard is given back,
-  so the other members rebalance at once instead of at their next heartbeat.
-
-A stream entry carries the message as fields: ``$body`` (the payload bytes), ``$key`` (the
-ordering key, when there is one) and one field per header, named as the header (the
-CloudEvents Kafka binding names, ``ce_id``, ``ce_type``, ``content-type`` ...). A header
-whose name starts with ``$`` is written with one more ``$`` in front, so no header can
-collide with the reserved fields.
-
-An entry without ``$body`` was written by another producer: a FastStream entry (one
-``__data__`` field in FastStream's binary message format, which carries its headers) is read
-with FastStream's own parser; any other entry becomes a JSON object of its fields as the body
-(what a FastStream stream subscriber reads too). The pipeline decides whether a subscription
-accepts such a message (`eventwire.foreign`).
+A stream entry carries the message as fields: ``$body``, ``$key`` (when there is one) and
+one field per header, named as the header (CloudEvents Kafka binding names); a header whose
+name starts with ``$`` is written with one more ``$`` in front, so it cannot collide with
+the reserved fields. An entry without ``$body`` was written by another producer: one
+``__data__`` field (FastStream's binary message format) is read with FastStream's parser;
+any other entry becomes a JSON object of its fields as the body (as a FastStream stream
+subscriber reads it). The pipeline decides whether a subscription accepts it.
 """
 
 from __future__ import annotations
@@ -59,11 +46,10 @@ KEY = b"$key"
 class ChannelKeys:
     """The Redis key names of one channel."""
 
-    __slots__ = ("base", "meta", "streams")
+    __slots__ = ("base", "streams")
 
     def __init__(self, prefix: str, channel: str, shards: int) -> None:
         self.base = f"{prefix}{channel}"
-        self.meta = f"{self.base}:meta"
         self.streams = [f"{self.base}:{n}" for n in range(shards)]
 
     def members(self, group: str) -> str:
@@ -91,9 +77,7 @@ def pack_command(head: list[bytes], args: list[bytes]) -> bytes:
     """One command in RESP (what redis-py's ``pack_command`` makes, for bytes arguments
     only, without its generality: publishing packs one command per event)."""
     parts = [b"*%d\r\n" % (len(head) + len(args))]
-    for arg in head:
-        parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
-    for arg in args:
+    for arg in (*head, *args):
         parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
     return b"".join(parts)
 
