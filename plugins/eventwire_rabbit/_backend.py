@@ -226,7 +226,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         await self._groups.ensure_group(spec)
         subscription = RabbitSubscription(self, self.settings, spec, handler)
         self.track(subscription)
-        subscription.start()
+        await subscription.start()
         return subscription
 
     async def delete_group(self, channel: str, group: str) -> None:
