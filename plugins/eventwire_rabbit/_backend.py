@@ -14,11 +14,7 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire import backendkit
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import (
-    BaseBackend,
-    ConnectionState,
-    connect_failure,
-)
+from eventwire.backendkit import BaseBackend, ConnectionState, connect_failure
 from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
@@ -28,6 +24,7 @@ from eventwire.errors import (
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.security import RabbitExternalAuth
 from faststream.security import BaseSecurity
+from pamqp.commands import Basic
 
 from eventwire_rabbit._consumer import RabbitSubscription
 from eventwire_rabbit._failover import failover_connection
@@ -38,7 +35,10 @@ from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._topology import close_channel, history_queue
 from eventwire_rabbit._wire import from_delivery, properties, routing_key
 
-__all__ = ["RabbitBackend"]
+__all__ = ["Outgoing", "RabbitBackend"]
+
+#: A message as the broker takes it: body, routing key, properties.
+Outgoing = tuple[bytes, str, Basic.Properties]
 
 log = logging.getLogger("eventwire.rabbit")
 
@@ -179,6 +179,11 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
         await self._groups.ensure_channel(channel)
+        await self.send(channel, [(m.body, routing_key(m.key), properties(m)) for m in messages])
+
+    async def send(self, exchange: str, messages: Sequence[Outgoing]) -> None:
+        """Publish `messages` to `exchange` and wait for the broker's confirms; what a lost
+        connection left unconfirmed is sent again until ``publish_timeout``."""
         deadline = time.monotonic() + self.settings.publish_timeout
         todo = list(messages)
         while todo:
@@ -186,34 +191,30 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             results = await asyncio.gather(
                 *(
                     publisher.basic_publish(
-                        message.body,
-                        exchange=channel,
-                        routing_key=routing_key(message.key),
-                        properties=properties(message),
-                        wait=False,
+                        body, exchange=exchange, routing_key=key, properties=props, wait=False
                     )
-                    for message in todo
+                    for body, key, props in todo
                 ),
                 return_exceptions=True,
             )
-            todo = [m for m, r in zip(todo, results, strict=True) if _resend(channel, r)]
+            todo = [m for m, r in zip(todo, results, strict=True) if _resend(exchange, r)]
             if todo:
                 if self.state is not ConnectionState.CONNECTED:
                     raise PublishError(
                         f"the backend closed before RabbitMQ confirmed {len(todo)} message(s) "
-                        f"for channel {channel!r}; they may not be stored"
+                        f"for {exchange!r}; they may not be stored"
                     )
                 if time.monotonic() > deadline:
                     raise PublishError(
-                        f"RabbitMQ did not confirm {len(todo)} message(s) for channel "
-                        f"{channel!r} within {self.settings.publish_timeout:g}s (option "
-                        "publish_timeout); they may not be stored"
+                        f"RabbitMQ did not confirm {len(todo)} message(s) for {exchange!r} "
+                        f"within {self.settings.publish_timeout:g}s (option publish_timeout); "
+                        "they may not be stored"
                     )
                 log.warning(
                     "eventwire: %d publish(es) to %s not confirmed (connection lost); "
                     "sending again",
                     len(todo),
-                    channel,
+                    exchange,
                 )
                 await asyncio.sleep(0.1)
 
@@ -224,7 +225,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     ) -> RabbitSubscription:
         self.check_subscribe(spec)
         await self._groups.ensure_group(spec)
-        subscription = RabbitSubscription(self, self.settings, spec, handler)
+        subscription = RabbitSubscription(self, spec, handler)
         self.track(subscription)
         await subscription.start()
         return subscription
@@ -302,21 +303,21 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         self._connection = None
 
 
-def _resend(channel: str, result: object) -> bool:
+def _resend(exchange: str, result: object) -> bool:
     """Whether a publish whose outcome is `result` must be sent again (the connection was
     lost); a refusal raises."""
     if not isinstance(result, BaseException):
         return False
     if isinstance(result, aiormq.exceptions.DeliveryError):
         raise PublishError(
-            f"RabbitMQ refused a message for channel {channel!r} (publisher confirm nack: a "
+            f"RabbitMQ refused a message for {exchange!r} (publisher confirm nack: a "
             "queue is full or unavailable); it was not stored"
         ) from result
     if isinstance(result, aiormq.exceptions.ChannelPreconditionFailed) or (
         "max size" in str(result)
     ):
         raise MessageTooLargeError(
-            f"RabbitMQ refused a message for channel {channel!r}: {result}"
+            f"RabbitMQ refused a message for {exchange!r}: {result}"
         ) from result
     if isinstance(result, asyncio.CancelledError):
         raise result

@@ -24,6 +24,7 @@ import logging
 import math
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -31,9 +32,11 @@ from eventwire.backend import MessageHandler, Origin, SubscriptionSpec
 from eventwire.backendkit import Shard, ShardedSubscription, ShardInbound, ShardState
 
 from eventwire_rabbit._leases import Membership, RabbitLeaseStore
-from eventwire_rabbit._settings import RabbitSettings
-from eventwire_rabbit._topology import Connection, close_channel, shard_queue
+from eventwire_rabbit._topology import close_channel, shard_queue
 from eventwire_rabbit._wire import delivery_count, from_delivery, origin_of
+
+if TYPE_CHECKING:
+    from eventwire_rabbit._backend import RabbitBackend
 
 __all__ = ["RabbitInbound", "RabbitSubscription"]
 
@@ -158,14 +161,10 @@ class RabbitSubscription(ShardedSubscription[Tag]):
     """One group member on one channel."""
 
     def __init__(
-        self,
-        backend: Connection,
-        settings: RabbitSettings,
-        spec: SubscriptionSpec,
-        handler: MessageHandler,
+        self, backend: RabbitBackend, spec: SubscriptionSpec, handler: MessageHandler
     ) -> None:
         self.backend = backend
-        self.settings = settings
+        self.settings = settings = backend.settings
         self.store = RabbitLeaseStore(self)
         super().__init__(
             spec,

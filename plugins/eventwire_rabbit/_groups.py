@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -23,12 +23,10 @@ from eventwire.errors import (
     BusClosedError,
     ConfigurationError,
     EventwireError,
-    PublishError,
 )
 
 from eventwire_rabbit._history import scan
 from eventwire_rabbit._topology import (
-    Connection,
     declare_channel,
     declare_router,
     declare_shards,
@@ -39,6 +37,9 @@ from eventwire_rabbit._topology import (
     unslotted_exchange,
 )
 
+if TYPE_CHECKING:
+    from eventwire_rabbit._backend import Outgoing, RabbitBackend
+
 __all__ = ["Groups"]
 
 #: A from_beginning copy stops catching up once a round copies fewer messages than this.
@@ -48,7 +49,7 @@ _CATCH_UP = 50
 class Groups:
     """The channels and groups one backend has declared (each once, concurrent callers wait)."""
 
-    def __init__(self, backend: Connection) -> None:
+    def __init__(self, backend: RabbitBackend) -> None:
         self._backend = backend
         self._settings = backend.settings
         self._declared: Memo[str, None] = Memo()
@@ -200,34 +201,25 @@ class Groups:
     async def _copy_history(
         self, channel: str, target: str, start: int | str
     ) -> tuple[int, int | str]:
-        publisher = await self._backend.publisher_channel(
+        backend = self._backend
+        publisher = await backend.publisher_channel(
             time.monotonic() + self._settings.publish_timeout
         )
-        amqp = await self._backend.amqp(self._settings.publish_timeout)
-        window: list[asyncio.Future[Any]] = []
+        amqp = await backend.amqp(self._settings.publish_timeout)
+        window: list[Outgoing] = []
         copied = 0
 
         async def visit(message: DeliveredMessage) -> bool:
             nonlocal copied
             props = message.header.properties
-            headers = {
-                k: v for k, v in (props.headers or {}).items() if not k.startswith("x-stream")
-            }
-            props.headers = headers
-            window.append(
-                asyncio.ensure_future(
-                    publisher.basic_publish(
-                        message.body,
-                        exchange=target,
-                        routing_key=message.delivery.routing_key or "",  # type: ignore[union-attr]
-                        properties=props,
-                        wait=False,
-                    )
-                )
-            )
+            headers = props.headers or {}
+            props.headers = {k: v for k, v in headers.items() if not k.startswith("x-stream")}
+            key = message.delivery.routing_key or ""  # type: ignore[union-attr]
+            window.append((message.body, key, props))
             copied += 1
             if len(window) >= 500:
-                await _confirmed(window)
+                await backend.send(target, window)
+                window.clear()
             return False
 
         try:
@@ -241,14 +233,5 @@ class Groups:
             )
         except aiormq.exceptions.ChannelNotFoundEntity:
             end = None
-        await _confirmed(window)
+        await backend.send(target, window)
         return copied, (end if end is not None else start)
-
-
-async def _confirmed(window: list[asyncio.Future[Any]]) -> None:
-    pending = list(window)
-    window.clear()
-    results = await asyncio.gather(*pending, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise PublishError(f"copying history into a new group failed: {result}") from result

@@ -7,8 +7,7 @@ and who creates it: "What the backend creates" in ``docs/backends/rabbit.md``.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Protocol
+from typing import Any
 
 import aiormq
 from eventwire.backendkit import quietly
@@ -20,7 +19,6 @@ from eventwire_rabbit._wire import SLOT_HEADER
 __all__ = [
     "HASH_WEIGHT",
     "MEMBERS_EXCHANGE",
-    "Connection",
     "close_channel",
     "declare_router",
     "group_exchange",
@@ -33,16 +31,6 @@ __all__ = [
 ]
 
 MEMBERS_EXCHANGE = "eventwire:members"
-
-
-class Connection(Protocol):
-    """What the group and member code needs of the backend (`RabbitBackend`)."""
-
-    @property
-    def settings(self) -> RabbitSettings: ...
-    async def amqp(self, timeout: float | None = None) -> aiormq.abc.AbstractConnection: ...
-    async def publisher_channel(self, deadline: float) -> aiormq.Channel: ...
-    def scratch(self) -> contextlib.AbstractAsyncContextManager[aiormq.abc.AbstractChannel]: ...
 
 
 #: Points on the consistent-hash ring per shard (1 point per shard spreads keys unevenly).
