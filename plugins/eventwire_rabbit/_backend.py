@@ -8,13 +8,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire import backendkit
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ConnectionState, connect_failure
+from eventwire.backendkit import BaseBackend, ConnectionState, ErrorMap, connect_failure
 from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
@@ -48,6 +48,10 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     name = "rabbit"
     binding = "amqp"
+    error_map: ClassVar[ErrorMap] = {
+        aiormq.exceptions.AMQPError: BackendUnavailableError,
+        aiormq.exceptions.ChannelInvalidStateError: BackendUnavailableError,
+    }
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(RabbitSettings.parse(url, options))

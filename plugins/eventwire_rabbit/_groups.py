@@ -10,20 +10,17 @@ exchange is bound, catching up in rounds until a round is short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire.backend import SubscriptionSpec
 from eventwire.backendkit import Memo
-from eventwire.errors import (
-    BackendUnavailableError,
-    BusClosedError,
-    ConfigurationError,
-    EventwireError,
-)
+from eventwire.errors import BackendUnavailableError, ConfigurationError
 
 from eventwire_rabbit._history import scan
 from eventwire_rabbit._topology import (
@@ -63,32 +60,23 @@ class Groups:
         await self._declared.get(channel, lambda: self._declare_channel(channel))
 
     async def _declare_channel(self, channel: str) -> None:
-        try:
+        with self._declaring(channel):
             async with self._backend.scratch() as scratch:
                 await declare_channel(scratch, self._settings, channel)
-        except Exception as exc:
-            error = self._topology_error(exc, channel)
-            if error is exc:
-                raise
-            raise error from exc
 
-    def _topology_error(self, exc: Exception, what: str) -> Exception:
-        if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
-            return ConfigurationError(
-                f"RabbitMQ refused to declare the topology of {what!r}: {exc}. It exists with "
-                "other settings (shards, history_*, delivery_limit, group_expires): use the "
-                "same options everywhere or delete the old queues/exchanges"
-            )
-        if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
-            return ConfigurationError(
-                f"RabbitMQ refused access while declaring {what!r}: {exc}; give the user "
-                "configure/write/read permissions on the virtual host"
-            )
-        if isinstance(exc, BusClosedError | BackendUnavailableError | ConfigurationError):
-            return exc
-        return BackendUnavailableError(
-            f"declaring the topology of {what!r} failed: {type(exc).__name__}: {exc}"
-        )
+    @contextlib.contextmanager
+    def _declaring(self, what: str) -> Iterator[None]:
+        """The backend's error mapping, and a clear `ConfigurationError` for a topology that
+        exists with other arguments."""
+        with self._backend.map_errors(f"declaring the topology of {what!r}"):
+            try:
+                yield
+            except aiormq.exceptions.ChannelPreconditionFailed as exc:
+                raise ConfigurationError(
+                    f"RabbitMQ refused to declare the topology of {what!r}: {exc}. It exists "
+                    "with other settings (shards, history_*, delivery_limit, group_expires): "
+                    "use the same options everywhere or delete the old queues/exchanges"
+                ) from exc
 
     async def _exists(self, name: str, *, queue: bool = False) -> bool:
         """Whether the exchange (or, with `queue`, the queue) `name` exists."""
@@ -107,9 +95,9 @@ class Groups:
         ``from_beginning``); the bound group exchange marks a finished group."""
         channel, group = spec.channel, spec.group
         name = group_exchange(channel, group)
-        try:
-            await self.ensure_channel(channel)
-            await self.ensure_channel(channel + ".dlq")
+        await self.ensure_channel(channel)
+        await self.ensure_channel(channel + ".dlq")
+        with self._declaring(f"{channel}/{group}"):
             if await self._exists(name):
                 await self._check_group(channel, group)
                 return
@@ -124,10 +112,6 @@ class Groups:
                 if await self._exists(name):
                     return
                 await self._create_group(spec)
-        except EventwireError:
-            raise
-        except Exception as exc:
-            raise self._topology_error(exc, f"{channel}/{group}") from exc
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Delete `group`'s exchanges and shard queues on `channel`."""

@@ -567,6 +567,22 @@ async def test_shard_count_mismatch_is_a_clear_error() -> None:
         await second.close()
 
 
+async def test_a_topology_declared_with_other_settings_is_a_clear_error() -> None:
+    channel = unique("other")
+    first = RabbitBackend(URL, {**OPTIONS, "history_max_bytes": 1 << 20})
+    second = RabbitBackend(URL, {**OPTIONS, "history_max_bytes": 2 << 20})
+    await first.connect()
+    await second.connect()
+    try:
+        await first.publish(channel, [WireMessage(b"1", {}, None)])
+        with pytest.raises(ConfigurationError, match="exists with other settings") as info:
+            await second.publish(channel, [WireMessage(b"2", {}, None)])
+        assert "\n" not in str(info.value)
+    finally:
+        await first.close()
+        await second.close()
+
+
 class _Member:
     """A member on a one-shard group that keeps what it gets, acking only when told."""
 
