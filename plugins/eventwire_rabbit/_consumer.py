@@ -1,20 +1,17 @@
 """One group member: the kit's `ShardedSubscription` over per-shard AMQP channels.
 
 A group's messages are split over ``shards`` quorum queues with single active consumer
-(SAC). Which member consumes which shard is decided by the kit's `ShardCoordinator` over a
-`RabbitLeaseStore` (see `eventwire_rabbit._leases`): members learn of each other through
-heartbeats, and a lease is a consumer on the shard's queue, on its own AMQP channel, so
-giving a shard up is *closing that channel*: the broker returns the channel's unsettled
-messages to the head of the queue and activates the next subscriber in the same step. A
-shard that must go to another member is drained first: its messages are no longer handed to
-the handler (they are held, and handed over in order if the shard is wanted again before it
-is given back) and the ones handed over are settled (or ``release_timeout`` passed).
+(SAC); the kit's `ShardCoordinator` decides which member consumes which, over a
+`RabbitLeaseStore` whose lease is a consumer on the shard's own channel (see
+`eventwire_rabbit._leases`). A shard that must go to another member is drained first: its
+messages are no longer handed to the handler (they are held, and handed over in order if
+the shard is wanted again before it is given back) and the ones handed over are settled (or
+``release_timeout`` passed); then its channel is closed and the broker returns what is left.
 
 Safety does not depend on the membership view being right: SAC lets only one subscriber of
 a shard receive at a time, so a member that thinks it owns a shard another one still holds
 just waits behind it. A crashed member's connection drops: the broker returns its messages
-at once and the shard goes to its next subscriber; the survivors subscribe to the dead
-member's shards once its heartbeats stop for ``member_lease`` seconds.
+at once and the shard goes to its next subscriber.
 """
 
 from __future__ import annotations
