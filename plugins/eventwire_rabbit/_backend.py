@@ -29,7 +29,7 @@ from pamqp.commands import Basic
 from eventwire_rabbit._consumer import RabbitSubscription
 from eventwire_rabbit._failover import failover_connection
 from eventwire_rabbit._groups import Groups
-from eventwire_rabbit._history import Visitor, scan
+from eventwire_rabbit._history import Visitor
 from eventwire_rabbit._info import CAPABILITIES
 from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._topology import close_channel, history_queue
@@ -285,13 +285,11 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         return count
 
     async def _read_history(self, channel: str, visit: Visitor, doing: str) -> bool:
-        """Visit `channel`'s history stream (see `scan`); whether there is one."""
+        """Visit `channel`'s history stream; whether there is one."""
         timeout = self.settings.publish_timeout
-        publisher = await self.publisher_channel(time.monotonic() + timeout)
-        amqp = await self.amqp(timeout)
         with self.map_errors(f"{doing} the history of {channel!r} within {timeout:g}s"):
             try:
-                await scan(amqp, publisher, history_queue(channel), "first", visit, timeout=timeout)
+                await self._groups.read_history(channel, visit)
             except aiormq.exceptions.ChannelNotFoundEntity:
                 return False
         return True

@@ -22,7 +22,7 @@ from eventwire.backend import SubscriptionSpec
 from eventwire.backendkit import Memo
 from eventwire.errors import BackendUnavailableError, ConfigurationError
 
-from eventwire_rabbit._history import scan
+from eventwire_rabbit._history import Visitor, scan
 from eventwire_rabbit._topology import (
     declare_channel,
     declare_router,
@@ -182,14 +182,21 @@ class Groups:
                 await scratch.exchange_delete(temp)
                 await scratch.exchange_delete(unslotted_exchange(temp))
 
+    async def read_history(
+        self, channel: str, visit: Visitor, start: int | str = "first"
+    ) -> int | None:
+        """Visit `channel`'s history stream from `start` (see `scan`): the offset after the
+        last message read, ``None`` if `visit` stopped early. Raises
+        `aiormq.exceptions.ChannelNotFoundEntity` when the channel keeps no history."""
+        timeout = self._settings.publish_timeout
+        publisher = await self._backend.publisher_channel(time.monotonic() + timeout)
+        amqp = await self._backend.amqp(timeout)
+        return await scan(amqp, publisher, history_queue(channel), start, visit, timeout=timeout)
+
     async def _copy_history(
         self, channel: str, target: str, start: int | str
     ) -> tuple[int, int | str]:
         backend = self._backend
-        publisher = await backend.publisher_channel(
-            time.monotonic() + self._settings.publish_timeout
-        )
-        amqp = await backend.amqp(self._settings.publish_timeout)
         window: list[Outgoing] = []
         copied = 0
 
@@ -207,14 +214,7 @@ class Groups:
             return False
 
         try:
-            end = await scan(
-                amqp,
-                publisher,
-                history_queue(channel),
-                start,
-                visit,
-                timeout=self._settings.publish_timeout,
-            )
+            end = await self.read_history(channel, visit, start)
         except aiormq.exceptions.ChannelNotFoundEntity:
             end = None
         await backend.send(target, window)
