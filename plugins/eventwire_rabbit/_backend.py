@@ -8,17 +8,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire import backendkit
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import (
-    BaseBackend,
-    ConnectionState,
-    connect_failure,
-)
+from eventwire.backendkit import BaseBackend, ConnectionState, ErrorMap, connect_failure
 from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
@@ -28,17 +24,21 @@ from eventwire.errors import (
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.security import RabbitExternalAuth
 from faststream.security import BaseSecurity
+from pamqp.commands import Basic
 
 from eventwire_rabbit._consumer import RabbitSubscription
 from eventwire_rabbit._failover import failover_connection
 from eventwire_rabbit._groups import Groups
-from eventwire_rabbit._history import Visitor, scan
+from eventwire_rabbit._history import Visitor
 from eventwire_rabbit._info import CAPABILITIES
 from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._topology import close_channel, history_queue
 from eventwire_rabbit._wire import from_delivery, properties, routing_key
 
-__all__ = ["RabbitBackend"]
+__all__ = ["Outgoing", "RabbitBackend"]
+
+#: A message as the broker takes it: body, routing key, properties.
+Outgoing = tuple[bytes, str, Basic.Properties]
 
 log = logging.getLogger("eventwire.rabbit")
 
@@ -48,6 +48,10 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     name = "rabbit"
     binding = "amqp"
+    error_map: ClassVar[ErrorMap] = {
+        aiormq.exceptions.AMQPError: BackendUnavailableError,
+        aiormq.exceptions.ChannelInvalidStateError: BackendUnavailableError,
+    }
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(RabbitSettings.parse(url, options))
@@ -179,6 +183,11 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
         await self._groups.ensure_channel(channel)
+        await self.send(channel, [(m.body, routing_key(m.key), properties(m)) for m in messages])
+
+    async def send(self, exchange: str, messages: Sequence[Outgoing]) -> None:
+        """Publish `messages` to `exchange` and wait for the broker's confirms; what a lost
+        connection left unconfirmed is sent again until ``publish_timeout``."""
         deadline = time.monotonic() + self.settings.publish_timeout
         todo = list(messages)
         while todo:
@@ -186,34 +195,30 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             results = await asyncio.gather(
                 *(
                     publisher.basic_publish(
-                        message.body,
-                        exchange=channel,
-                        routing_key=routing_key(message.key),
-                        properties=properties(message),
-                        wait=False,
+                        body, exchange=exchange, routing_key=key, properties=props, wait=False
                     )
-                    for message in todo
+                    for body, key, props in todo
                 ),
                 return_exceptions=True,
             )
-            todo = [m for m, r in zip(todo, results, strict=True) if _resend(channel, r)]
+            todo = [m for m, r in zip(todo, results, strict=True) if _resend(exchange, r)]
             if todo:
                 if self.state is not ConnectionState.CONNECTED:
                     raise PublishError(
                         f"the backend closed before RabbitMQ confirmed {len(todo)} message(s) "
-                        f"for channel {channel!r}; they may not be stored"
+                        f"for {exchange!r}; they may not be stored"
                     )
                 if time.monotonic() > deadline:
                     raise PublishError(
-                        f"RabbitMQ did not confirm {len(todo)} message(s) for channel "
-                        f"{channel!r} within {self.settings.publish_timeout:g}s (option "
-                        "publish_timeout); they may not be stored"
+                        f"RabbitMQ did not confirm {len(todo)} message(s) for {exchange!r} "
+                        f"within {self.settings.publish_timeout:g}s (option publish_timeout); "
+                        "they may not be stored"
                     )
                 log.warning(
                     "eventwire: %d publish(es) to %s not confirmed (connection lost); "
                     "sending again",
                     len(todo),
-                    channel,
+                    exchange,
                 )
                 await asyncio.sleep(0.1)
 
@@ -224,9 +229,9 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     ) -> RabbitSubscription:
         self.check_subscribe(spec)
         await self._groups.ensure_group(spec)
-        subscription = RabbitSubscription(self, self.settings, spec, handler)
+        subscription = RabbitSubscription(self, spec, handler)
         self.track(subscription)
-        subscription.start()
+        await subscription.start()
         return subscription
 
     async def delete_group(self, channel: str, group: str) -> None:
@@ -280,13 +285,11 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         return count
 
     async def _read_history(self, channel: str, visit: Visitor, doing: str) -> bool:
-        """Visit `channel`'s history stream (see `scan`); whether there is one."""
+        """Visit `channel`'s history stream; whether there is one."""
         timeout = self.settings.publish_timeout
-        publisher = await self.publisher_channel(time.monotonic() + timeout)
-        amqp = await self.amqp(timeout)
         with self.map_errors(f"{doing} the history of {channel!r} within {timeout:g}s"):
             try:
-                await scan(amqp, publisher, history_queue(channel), "first", visit, timeout=timeout)
+                await self._groups.read_history(channel, visit)
             except aiormq.exceptions.ChannelNotFoundEntity:
                 return False
         return True
@@ -302,21 +305,21 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         self._connection = None
 
 
-def _resend(channel: str, result: object) -> bool:
+def _resend(exchange: str, result: object) -> bool:
     """Whether a publish whose outcome is `result` must be sent again (the connection was
     lost); a refusal raises."""
     if not isinstance(result, BaseException):
         return False
     if isinstance(result, aiormq.exceptions.DeliveryError):
         raise PublishError(
-            f"RabbitMQ refused a message for channel {channel!r} (publisher confirm nack: a "
+            f"RabbitMQ refused a message for {exchange!r} (publisher confirm nack: a "
             "queue is full or unavailable); it was not stored"
         ) from result
     if isinstance(result, aiormq.exceptions.ChannelPreconditionFailed) or (
         "max size" in str(result)
     ):
         raise MessageTooLargeError(
-            f"RabbitMQ refused a message for channel {channel!r}: {result}"
+            f"RabbitMQ refused a message for {exchange!r}: {result}"
         ) from result
     if isinstance(result, asyncio.CancelledError):
         raise result

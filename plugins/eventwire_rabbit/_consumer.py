@@ -1,20 +1,17 @@
-"""One group member: the kit's shard coordinator, per-shard AMQP channels, dispatch, acks.
+"""One group member: the kit's `ShardedSubscription` over per-shard AMQP channels.
 
 A group's messages are split over ``shards`` quorum queues with single active consumer
-(SAC). Which member consumes which shard is decided by the kit's `ShardCoordinator` over a
-`RabbitLeaseStore` (see `eventwire_rabbit._leases`): members learn of each other through
-heartbeats, and a lease is a consumer on the shard's queue, on its own AMQP channel, so
-giving a shard up is *closing that channel*: the broker returns the channel's unsettled
-messages to the head of the queue and activates the next subscriber in the same step. A
-shard that must go to another member is drained first: its messages are no longer handed to
-the handler (they are held, and handed over in order if the shard is wanted again before it
-is given back) and the ones handed over are settled (or ``release_timeout`` passed).
+(SAC); the kit's `ShardCoordinator` decides which member consumes which, over a
+`RabbitLeaseStore` whose lease is a consumer on the shard's own channel (see
+`eventwire_rabbit._leases`). A shard that must go to another member is drained first: its
+messages are no longer handed to the handler (they are held, and handed over in order if
+the shard is wanted again before it is given back) and the ones handed over are settled (or
+``release_timeout`` passed); then its channel is closed and the broker returns what is left.
 
 Safety does not depend on the membership view being right: SAC lets only one subscriber of
 a shard receive at a time, so a member that thinks it owns a shard another one still holds
 just waits behind it. A crashed member's connection drops: the broker returns its messages
-at once and the shard goes to its next subscriber; the survivors subscribe to the dead
-member's shards once its heartbeats stop for ``member_lease`` seconds.
+at once and the shard goes to its next subscriber.
 """
 
 from __future__ import annotations
@@ -24,77 +21,52 @@ import logging
 import math
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import aiormq
 from aiormq.abc import DeliveredMessage
-from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseSubscription, ShardCoordinator, ShardState, SubscriptionState
-from pamqp.commands import Basic
+from eventwire.backend import MessageHandler, Origin, SubscriptionSpec
+from eventwire.backendkit import Shard, ShardedSubscription, ShardInbound, ShardState
 
 from eventwire_rabbit._leases import Membership, RabbitLeaseStore
-from eventwire_rabbit._settings import RabbitSettings
-from eventwire_rabbit._topology import Connection, close_channel, shard_queue
+from eventwire_rabbit._topology import close_channel, shard_queue
 from eventwire_rabbit._wire import delivery_count, from_delivery, origin_of
+
+if TYPE_CHECKING:
+    from eventwire_rabbit._backend import RabbitBackend
 
 __all__ = ["RabbitInbound", "RabbitSubscription"]
 
 log = logging.getLogger("eventwire.rabbit")
-#: Ack flushes in flight (a reference keeps them from being collected mid-way).
-_background: set[asyncio.Future[None]] = set()
+
+#: Where a delivery is acked: the shard channel it came on and its delivery tag there.
+Tag = tuple["ShardQueue", int]
 
 
-class RabbitInbound:
-    """A message from a shard queue (an `eventwire.backend.Inbound`)."""
+class RabbitInbound(ShardInbound[Tag]):
+    """A message from a shard queue (an `eventwire.backend.Inbound`); ``ack()`` queues it
+    for the next batch (ignored once its channel is gone: the broker has it back then)."""
 
-    __slots__ = ("_properties", "_shard", "_tag", "delivery_count", "message")
+    __slots__ = ("properties",)
 
-    def __init__(
-        self,
-        message: WireMessage,
-        count: int,
-        shard: _Shard,
-        tag: int,
-        properties: Basic.Properties | None = None,
-    ) -> None:
-        self.message = message
-        self.delivery_count = count
-        self._shard = shard
-        self._tag = tag
-        self._properties = properties
+    def __init__(self, queue: ShardQueue, delivered: DeliveredMessage) -> None:
+        tag = delivered.delivery.delivery_tag  # type: ignore[union-attr]
+        assert tag is not None
+        self.properties = delivered.header.properties
+        count = delivery_count(self.properties.headers)
+        super().__init__(queue.sub, queue.lease, (queue, tag), from_delivery(delivered), count)
 
     @property
     def origin(self) -> Origin:
         """No position (a queue keeps none); the AMQP message properties and timestamp."""
-        return origin_of(self._properties)
-
-    async def ack(self) -> None:
-        """Settle: the ack is sent with the next batch (a no-op once its channel is gone:
-        the broker has returned the message for redelivery then)."""
-        self._shard.ack(self._tag)
-
-    def __repr__(self) -> str:
-        return (
-            f"<RabbitInbound {self._shard.queue} tag={self._tag} "
-            f"delivery_count={self.delivery_count}>"
-        )
+        return origin_of(self.properties)
 
 
-class _Resume:
-    """Hand a shard's held messages over (it is wanted again before it was given back)."""
-
-    __slots__ = ("shard",)
-
-    def __init__(self, shard: _Shard) -> None:
-        self.shard = shard
-
-
-class _Shard:
-    """One shard queue, consumed on its own AMQP channel."""
+class ShardQueue:
+    """One shard queue, consumed on its own AMQP channel (the lease: see `_leases`)."""
 
     def __init__(self, sub: RabbitSubscription, index: int) -> None:
         self.sub = sub
-        self.index = index
         self.lease = sub.coordinator.shards[index]
         self.queue = shard_queue(sub.spec.channel, sub.spec.group, index)
         self.channel: aiormq.abc.AbstractChannel | None = None
@@ -106,11 +78,10 @@ class _Shard:
         self.forwarded = 0
         #: Received while draining, in order: handed over if the shard is wanted again.
         self.held: list[RabbitInbound] = []
-        self._flush_scheduled = False
         self._send_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        return f"<_Shard {self.queue} {self.state}>"
+        return f"<ShardQueue {self.queue} {self.state}>"
 
     async def open(self, amqp: aiormq.abc.AbstractConnection, prefetch: int) -> None:
         channel = await amqp.channel()
@@ -140,45 +111,23 @@ class _Shard:
     async def _on_message(self, delivered: DeliveredMessage) -> None:
         if self.state == "closed":
             return
-        tag = delivered.delivery.delivery_tag  # type: ignore[union-attr]
-        assert tag is not None
-        self.pending[tag] = False
-        properties = delivered.header.properties
-        self.sub.inbox.put_nowait(
-            RabbitInbound(
-                from_delivery(delivered),
-                delivery_count(properties.headers),
-                self,
-                tag,
-                properties,
-            )
-        )
+        inbound = RabbitInbound(self, delivered)
+        self.pending[inbound.position[1]] = False
+        self.sub.inbox.put_nowait(inbound)
 
-    def ack(self, tag: int) -> None:
+    async def ack(self, tags: list[int]) -> None:
+        """Settle `tags` and send their acks: one ``multiple`` ack for the settled prefix,
+        single acks for the rest (in order, one sender at a time). Tags this channel no
+        longer has are skipped: it closed, and the broker took them back."""
         pending = self.pending
-        if pending.get(tag) is not False:
-            return  # unknown (channel gone) or acked already
-        pending[tag] = True
-        self.forwarded -= 1
-        self.sub.coordinator.settled(self.lease)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_flush)
-
-    def _start_flush(self) -> None:
-        self._flush_scheduled = False
-        if self.pending:
-            task = asyncio.ensure_future(self.flush())
-            _background.add(task)
-            task.add_done_callback(_background.discard)
-
-    async def flush(self) -> None:
-        """Send the acks the pipeline made: one ``multiple`` ack for the settled prefix,
-        single acks for the rest (in order, one sender at a time)."""
-        async with self._send_lock:
+        taken = [tag for tag in tags if pending.get(tag) is False]
+        for tag in taken:
+            pending[tag] = True
+        self.forwarded -= len(taken)
+        self.sub.coordinator.settled(self.lease, len(taken))
+        async with self._send_lock:  # a release waits for this: the acks go out first
             channel = self.channel
-            pending = self.pending
-            if channel is None or channel.is_closed or self.sub.aborted:
+            if channel is None or channel.is_closed:
                 return
             prefix: list[int] = []
             for tag, done in pending.items():
@@ -199,97 +148,83 @@ class _Shard:
                 log.debug("eventwire: acks on %s not sent (%s)", self.queue, exc)
 
     async def close(self) -> None:
-        """Send what was acked, then close the channel (the rest goes back to the queue)."""
-        if self.channel is not None and not self.channel.is_closed and not self.sub.aborted:
-            await self.flush()
-        self.state = "closed"
-        await close_channel(self.channel)
+        """Close the channel after the acks being sent: the rest goes back to the queue."""
+        async with self._send_lock:
+            self.state = "closed"
+            await close_channel(self.channel)
 
 
-class RabbitSubscription(BaseSubscription):
+class RabbitSubscription(ShardedSubscription[Tag]):
     """One group member on one channel."""
 
     def __init__(
-        self,
-        backend: Connection,
-        settings: RabbitSettings,
-        spec: SubscriptionSpec,
-        handler: MessageHandler,
+        self, backend: RabbitBackend, spec: SubscriptionSpec, handler: MessageHandler
     ) -> None:
-        super().__init__(spec, handler)
         self.backend = backend
-        self.settings = settings
-        self.member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}"
-        self.inbox: asyncio.Queue[RabbitInbound | _Resume] = asyncio.Queue()
-        self.shards: dict[int, _Shard] = {}
-        self.membership = Membership(self)
+        self.settings = settings = backend.settings
         self.store = RabbitLeaseStore(self)
-        self.coordinator: ShardCoordinator = ShardCoordinator(
-            self.store,
-            self.member_id,
-            settings.shards,
+        super().__init__(
+            spec,
+            handler,
+            store=self.store,
+            member_id=f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}",
+            shards=settings.shards,
             ttl=settings.member_lease,
             interval=settings.member_heartbeat,
             scrub=settings.scrub,
+            backend="rabbit",
         )
+        self.membership = Membership(self)
+        self.inbox: asyncio.Queue[RabbitInbound | ShardQueue] = asyncio.Queue()
+        self.queues: dict[int, ShardQueue] = {}
         total = settings.shards
         self.prefetch = settings.prefetch or max(16, math.ceil(2 * spec.max_in_flight / total))
-        self._dispatcher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return (
             f"<RabbitSubscription {self.spec.channel}/{self.spec.group} {self.member_id} "
-            f"shards={self.owned}>"
+            f"shards={self.shards}>"
         )
 
-    @property
-    def aborted(self) -> bool:
-        return self.state is SubscriptionState.ABORTED
-
-    @property
-    def owned(self) -> list[int]:
-        """The shards this member consumes now."""
-        return sorted(i for i, s in self.shards.items() if s.state == "open")
-
-    def start(self) -> None:
-        self._dispatcher = self.spawn(self._dispatch(), "dispatch")
-        self.spawn(self.coordinator.run(), "shards")
+    async def start(self) -> None:
         self.spawn(self._watch_drains(), "drains")
+        await super().start()
 
     async def open_shard(self, amqp: aiormq.abc.AbstractConnection, index: int) -> None:
         """Consume shard `index` on a channel of its own (the lease store's acquire)."""
-        shard = _Shard(self, index)
-        self.shards[index] = shard
-        await shard.open(amqp, self.prefetch)
+        queue = ShardQueue(self, index)
+        self.queues[index] = queue
+        await queue.open(amqp, self.prefetch)
 
     # -- the loops -------------------------------------------------------------------------
 
-    async def _dispatch(self) -> None:
+    async def _fetch(self) -> None:
+        """Hand what the shard channels received to the handler, in order; a `ShardQueue`
+        in the inbox asks for its held messages (the shard is wanted again)."""
         inbox, coordinator = self.inbox, self.coordinator
         while True:
             item = await inbox.get()
-            if isinstance(item, _Resume):
-                shard = item.shard
-                while shard.held and shard.lease.state is ShardState.READY and self.running:
-                    await self._forward(shard.held.pop(0))
+            if isinstance(item, ShardQueue):
+                while item.held and item.lease.state is ShardState.READY and self.running:
+                    await self._forward(item.held.pop(0))
                 continue
-            shard = item._shard
-            if shard.state != "open" or not self.running:
+            queue = item.position[0]
+            if queue.state != "open" or not self.running:
                 continue  # left unsettled: goes back to the queue when the channel closes
-            lease = shard.lease
+            lease = queue.lease
             if lease.state is ShardState.RECOVERING:  # the broker redelivers by itself
                 coordinator.mark_recovered(lease, lease.epoch)
-            if shard.held or lease.state is not ShardState.READY:
-                shard.held.append(item)  # draining: handed over only if wanted again
+            if queue.held or lease.state is not ShardState.READY:
+                queue.held.append(item)  # draining: handed over only if wanted again
                 continue
             await self._forward(item)
 
     async def _forward(self, inbound: RabbitInbound) -> None:
-        shard = inbound._shard
-        if shard.state != "open":
+        queue = inbound.position[0]
+        if queue.state != "open":
             return
-        shard.forwarded += 1
-        self.coordinator.delivered(shard.lease)
+        queue.forwarded += 1
+        self.coordinator.delivered(queue.lease)
         await self.deliver(inbound)
 
     async def _watch_drains(self) -> None:
@@ -301,51 +236,40 @@ class RabbitSubscription(BaseSubscription):
         while True:
             await asyncio.sleep(min(self.settings.member_heartbeat, timeout / 4))
             now = time.monotonic()
-            for index, shard in list(self.shards.items()):
-                lease = shard.lease
+            for index, queue in list(self.queues.items()):
+                lease = queue.lease
                 if lease.state is ShardState.RECOVERING:  # the broker redelivers by itself
                     self.coordinator.mark_recovered(lease, lease.epoch)
                 if lease.state is not ShardState.DRAINING:
                     since.pop(index, None)
-                    if shard.held and lease.state is ShardState.READY:
-                        self.inbox.put_nowait(_Resume(shard))
+                    if queue.held and lease.state is ShardState.READY:
+                        self.inbox.put_nowait(queue)
                     continue
                 started = since.setdefault(index, now)
                 if lease.in_flight and now - started > timeout:
                     log.warning(
                         "eventwire: %s still had %d unsettled message(s) after %.1fs; handing "
                         "the shard over anyway (they will be delivered again)",
-                        shard.queue,
+                        queue.queue,
                         lease.in_flight,
                         timeout,
                     )
                     self.coordinator.settled(lease, lease.in_flight)
 
-    # -- the kit's shutdown contract -------------------------------------------------------
+    # -- acks and shutdown -----------------------------------------------------------------
 
-    async def _stop_fetching(self) -> None:
-        """Stop handing out messages and leave the membership at the next heartbeat: the
-        shards are given back as what was handed out is settled."""
-        self.coordinator.stop()
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            await asyncio.gather(self._dispatcher, return_exceptions=True)
+    async def _send_acks(self, batch: list[tuple[Shard, Tag]]) -> None:
+        by_queue: dict[ShardQueue, list[int]] = {}
+        for _, (queue, tag) in batch:
+            by_queue.setdefault(queue, []).append(tag)
+        await asyncio.gather(*(queue.ack(tags) for queue, tags in by_queue.items()))
 
-    async def _flush(self) -> None:
-        await asyncio.gather(*(shard.flush() for shard in self.shards.values()))
+    def _sent(self, batch: list[tuple[Shard, Tag]]) -> None:
+        """Nothing: `ShardQueue.ack` settles what it sends, a closed channel what it had."""
 
     async def _release(self) -> None:
-        """Close every shard channel: what is unsettled goes back to the queue at once."""
+        """Give the leases back and close every shard channel: what is unsettled goes back
+        to the queue at once."""
         await asyncio.gather(*self.store.opening, return_exceptions=True)
-        await self.coordinator.leave()
-        await asyncio.gather(*(shard.close() for shard in self.shards.values()))
-
-
-def describe(sub: RabbitSubscription) -> dict[str, Any]:
-    """A snapshot for diagnostics and tests."""
-    return {
-        "member": sub.member_id,
-        "view": list(sub.coordinator.members),
-        "owned": sub.owned,
-        "prefetch": sub.prefetch,
-    }
+        await super()._release()
+        await asyncio.gather(*(queue.close() for queue in self.queues.values()))

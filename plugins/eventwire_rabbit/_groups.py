@@ -10,25 +10,20 @@ exchange is bound, catching up in rounds until a round is short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import aiormq
 from aiormq.abc import DeliveredMessage
 from eventwire.backend import SubscriptionSpec
 from eventwire.backendkit import Memo
-from eventwire.errors import (
-    BackendUnavailableError,
-    BusClosedError,
-    ConfigurationError,
-    EventwireError,
-    PublishError,
-)
+from eventwire.errors import BackendUnavailableError, ConfigurationError
 
-from eventwire_rabbit._history import scan
+from eventwire_rabbit._history import Visitor, scan
 from eventwire_rabbit._topology import (
-    Connection,
     declare_channel,
     declare_router,
     declare_shards,
@@ -39,6 +34,9 @@ from eventwire_rabbit._topology import (
     unslotted_exchange,
 )
 
+if TYPE_CHECKING:
+    from eventwire_rabbit._backend import Outgoing, RabbitBackend
+
 __all__ = ["Groups"]
 
 #: A from_beginning copy stops catching up once a round copies fewer messages than this.
@@ -48,7 +46,7 @@ _CATCH_UP = 50
 class Groups:
     """The channels and groups one backend has declared (each once, concurrent callers wait)."""
 
-    def __init__(self, backend: Connection) -> None:
+    def __init__(self, backend: RabbitBackend) -> None:
         self._backend = backend
         self._settings = backend.settings
         self._declared: Memo[str, None] = Memo()
@@ -62,32 +60,23 @@ class Groups:
         await self._declared.get(channel, lambda: self._declare_channel(channel))
 
     async def _declare_channel(self, channel: str) -> None:
-        try:
+        with self._declaring(channel):
             async with self._backend.scratch() as scratch:
                 await declare_channel(scratch, self._settings, channel)
-        except Exception as exc:
-            error = self._topology_error(exc, channel)
-            if error is exc:
-                raise
-            raise error from exc
 
-    def _topology_error(self, exc: Exception, what: str) -> Exception:
-        if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
-            return ConfigurationError(
-                f"RabbitMQ refused to declare the topology of {what!r}: {exc}. It exists with "
-                "other settings (shards, history_*, delivery_limit, group_expires): use the "
-                "same options everywhere or delete the old queues/exchanges"
-            )
-        if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
-            return ConfigurationError(
-                f"RabbitMQ refused access while declaring {what!r}: {exc}; give the user "
-                "configure/write/read permissions on the virtual host"
-            )
-        if isinstance(exc, BusClosedError | BackendUnavailableError | ConfigurationError):
-            return exc
-        return BackendUnavailableError(
-            f"declaring the topology of {what!r} failed: {type(exc).__name__}: {exc}"
-        )
+    @contextlib.contextmanager
+    def _declaring(self, what: str) -> Iterator[None]:
+        """The backend's error mapping, and a clear `ConfigurationError` for a topology that
+        exists with other arguments."""
+        with self._backend.map_errors(f"declaring the topology of {what!r}"):
+            try:
+                yield
+            except aiormq.exceptions.ChannelPreconditionFailed as exc:
+                raise ConfigurationError(
+                    f"RabbitMQ refused to declare the topology of {what!r}: {exc}. It exists "
+                    "with other settings (shards, history_*, delivery_limit, group_expires): "
+                    "use the same options everywhere or delete the old queues/exchanges"
+                ) from exc
 
     async def _exists(self, name: str, *, queue: bool = False) -> bool:
         """Whether the exchange (or, with `queue`, the queue) `name` exists."""
@@ -106,9 +95,9 @@ class Groups:
         ``from_beginning``); the bound group exchange marks a finished group."""
         channel, group = spec.channel, spec.group
         name = group_exchange(channel, group)
-        try:
-            await self.ensure_channel(channel)
-            await self.ensure_channel(channel + ".dlq")
+        await self.ensure_channel(channel)
+        await self.ensure_channel(channel + ".dlq")
+        with self._declaring(f"{channel}/{group}"):
             if await self._exists(name):
                 await self._check_group(channel, group)
                 return
@@ -123,10 +112,6 @@ class Groups:
                 if await self._exists(name):
                     return
                 await self._create_group(spec)
-        except EventwireError:
-            raise
-        except Exception as exc:
-            raise self._topology_error(exc, f"{channel}/{group}") from exc
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Delete `group`'s exchanges and shard queues on `channel`."""
@@ -197,58 +182,40 @@ class Groups:
                 await scratch.exchange_delete(temp)
                 await scratch.exchange_delete(unslotted_exchange(temp))
 
+    async def read_history(
+        self, channel: str, visit: Visitor, start: int | str = "first"
+    ) -> int | None:
+        """Visit `channel`'s history stream from `start` (see `scan`): the offset after the
+        last message read, ``None`` if `visit` stopped early. Raises
+        `aiormq.exceptions.ChannelNotFoundEntity` when the channel keeps no history."""
+        timeout = self._settings.publish_timeout
+        publisher = await self._backend.publisher_channel(time.monotonic() + timeout)
+        amqp = await self._backend.amqp(timeout)
+        return await scan(amqp, publisher, history_queue(channel), start, visit, timeout=timeout)
+
     async def _copy_history(
         self, channel: str, target: str, start: int | str
     ) -> tuple[int, int | str]:
-        publisher = await self._backend.publisher_channel(
-            time.monotonic() + self._settings.publish_timeout
-        )
-        amqp = await self._backend.amqp(self._settings.publish_timeout)
-        window: list[asyncio.Future[Any]] = []
+        backend = self._backend
+        window: list[Outgoing] = []
         copied = 0
 
         async def visit(message: DeliveredMessage) -> bool:
             nonlocal copied
             props = message.header.properties
-            headers = {
-                k: v for k, v in (props.headers or {}).items() if not k.startswith("x-stream")
-            }
-            props.headers = headers
-            window.append(
-                asyncio.ensure_future(
-                    publisher.basic_publish(
-                        message.body,
-                        exchange=target,
-                        routing_key=message.delivery.routing_key or "",  # type: ignore[union-attr]
-                        properties=props,
-                        wait=False,
-                    )
-                )
-            )
+            headers = props.headers or {}
+            props.headers = {k: v for k, v in headers.items() if not k.startswith("x-stream")}
+            key = message.delivery.routing_key or ""  # type: ignore[union-attr]
+            window.append((message.body, key, props))
             copied += 1
             if len(window) >= 500:
-                await _confirmed(window)
+                await backend.send(target, window)
+                window.clear()
             return False
 
         try:
-            end = await scan(
-                amqp,
-                publisher,
-                history_queue(channel),
-                start,
-                visit,
-                timeout=self._settings.publish_timeout,
-            )
+            end = await self.read_history(channel, visit, start)
         except aiormq.exceptions.ChannelNotFoundEntity:
             end = None
-        await _confirmed(window)
+        await backend.send(target, window)
         return copied, (end if end is not None else start)
-
-
-async def _confirmed(window: list[asyncio.Future[Any]]) -> None:
-    pending = list(window)
-    window.clear()
-    results = await asyncio.gather(*pending, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise PublishError(f"copying history into a new group failed: {result}") from result

@@ -7,8 +7,7 @@ and who creates it: "What the backend creates" in ``docs/backends/rabbit.md``.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Protocol
+from typing import Any
 
 import aiormq
 from eventwire.backendkit import quietly
@@ -18,11 +17,11 @@ from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._wire import SLOT_HEADER
 
 __all__ = [
-    "HASH_WEIGHT",
     "MEMBERS_EXCHANGE",
-    "Connection",
     "close_channel",
+    "declare_channel",
     "declare_router",
+    "declare_shards",
     "group_exchange",
     "history_queue",
     "init_lock_queue",
@@ -33,16 +32,6 @@ __all__ = [
 ]
 
 MEMBERS_EXCHANGE = "eventwire:members"
-
-
-class Connection(Protocol):
-    """What the group and member code needs of the backend (`RabbitBackend`)."""
-
-    @property
-    def settings(self) -> RabbitSettings: ...
-    async def amqp(self, timeout: float | None = None) -> aiormq.abc.AbstractConnection: ...
-    async def publisher_channel(self, deadline: float) -> aiormq.Channel: ...
-    def scratch(self) -> contextlib.AbstractAsyncContextManager[aiormq.abc.AbstractChannel]: ...
 
 
 #: Points on the consistent-hash ring per shard (1 point per shard spreads keys unevenly).
@@ -118,26 +107,6 @@ async def declare_shards(
     return names
 
 
-async def declare_hash_exchange(
-    amqp: aiormq.abc.AbstractChannel,
-    name: str,
-    shards: list[str],
-    *,
-    durable: bool,
-) -> None:
-    """A consistent-hash exchange over `shards`, bound in shard order (same ring each time
-    it is created; not necessarily after a broker restart)."""
-    await amqp.exchange_declare(
-        name,
-        exchange_type="x-consistent-hash",
-        durable=durable,
-        auto_delete=False,
-        arguments={"x-eventwire-shards": len(shards)},
-    )
-    for queue in shards:
-        await amqp.queue_bind(queue, name, routing_key=HASH_WEIGHT)
-
-
 async def declare_router(
     amqp: aiormq.abc.AbstractChannel,
     name: str,
@@ -146,15 +115,20 @@ async def declare_router(
     durable: bool,
 ) -> None:
     """The headers exchange `name` sending slot ``s`` to ``shards[s mod len(shards)]``, with
-    its consistent-hash alternate exchange for messages that carry no slot."""
+    a consistent-hash alternate exchange for messages that carry no slot (bound in shard
+    order: the same ring each time it is created; not necessarily after a broker restart)."""
     fallback = unslotted_exchange(name)
-    await declare_hash_exchange(amqp, fallback, shards, durable=durable)
+    arguments: dict[str, Any] = {"x-eventwire-shards": len(shards)}
+    await amqp.exchange_declare(
+        fallback, exchange_type="x-consistent-hash", durable=durable, arguments=arguments
+    )
+    for queue in shards:
+        await amqp.queue_bind(queue, fallback, routing_key=HASH_WEIGHT)
     await amqp.exchange_declare(
         name,
         exchange_type="headers",
         durable=durable,
-        auto_delete=False,
-        arguments={"alternate-exchange": fallback, "x-eventwire-shards": len(shards)},
+        arguments={"alternate-exchange": fallback, **arguments},
     )
     for slot in range(SLOTS):
         await amqp.queue_bind(

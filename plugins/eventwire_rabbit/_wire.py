@@ -35,22 +35,9 @@ MARKER_HEADER = "eventwire-marker"
 #: The slot of the message (a decimal string), set by the publisher: a group's exchange sends
 #: slot ``s`` to its shard ``s mod shards`` (`eventwire_rabbit._topology.declare_router`).
 SLOT_HEADER = "eventwire-slot"
-#: Headers the broker adds that are not part of the event.
-_BROKER_HEADERS = frozenset(
-    {
-        "x-delivery-count",
-        "x-death",
-        "x-first-death-exchange",
-        "x-first-death-queue",
-        "x-first-death-reason",
-        "x-last-death-exchange",
-        "x-last-death-queue",
-        "x-last-death-reason",
-        "x-stream-offset",
-        "x-stream-chunk-first-offset",
-        "x-stream-chunk-timestamp",
-    }
-)
+#: Headers the broker adds that are not part of the event (names and name prefixes).
+_BROKER_HEADERS = ("x-delivery-count", "x-death")
+_BROKER_PREFIXES = ("x-first-death-", "x-last-death-", "x-stream-")
 _ROUTING_KEY_LIMIT = 255
 _unkeyed = itertools.count()
 
@@ -111,7 +98,7 @@ def from_delivery(delivered: DeliveredMessage) -> WireMessage:
     key: str | None = None
     broker_dead_lettered = False
     for name, value in raw.items():
-        if name in _BROKER_HEADERS:
+        if name in _BROKER_HEADERS or name.startswith(_BROKER_PREFIXES):
             if name == "x-death":
                 broker_dead_lettered = True
             continue

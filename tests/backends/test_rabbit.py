@@ -541,12 +541,12 @@ async def test_members_split_the_shards_and_take_over_a_crashed_one() -> None:
         sub_b = await b.subscribe(SubscriptionSpec(channel, group, member_prefix="b"), _ack_all)
 
         def split() -> bool:
-            owned_a, owned_b = set(sub_a.owned), set(sub_b.owned)
+            owned_a, owned_b = set(sub_a.shards), set(sub_b.shards)
             return not owned_a & owned_b and len(owned_a | owned_b) == 8 and len(owned_a) == 4
 
         await wait_until(split, "two members owning 4 shards each")
         await b.abort()  # crash: a takes every shard after the lease
-        await wait_until(lambda: sub_a.owned == list(range(8)), "takeover of all shards")
+        await wait_until(lambda: sub_a.shards == list(range(8)), "takeover of all shards")
     finally:
         await a.close()
         await b.close()
@@ -562,6 +562,22 @@ async def test_shard_count_mismatch_is_a_clear_error() -> None:
         await first.subscribe(SubscriptionSpec(channel, group), _ack_all)
         with pytest.raises(ConfigurationError, match="shards"):
             await second.subscribe(SubscriptionSpec(channel, group), _ack_all)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_topology_declared_with_other_settings_is_a_clear_error() -> None:
+    channel = unique("other")
+    first = RabbitBackend(URL, {**OPTIONS, "history_max_bytes": 1 << 20})
+    second = RabbitBackend(URL, {**OPTIONS, "history_max_bytes": 2 << 20})
+    await first.connect()
+    await second.connect()
+    try:
+        await first.publish(channel, [WireMessage(b"1", {}, None)])
+        with pytest.raises(ConfigurationError, match="exists with other settings") as info:
+            await second.publish(channel, [WireMessage(b"2", {}, None)])
+        assert "\n" not in str(info.value)
     finally:
         await first.close()
         await second.close()
@@ -637,7 +653,7 @@ async def test_a_shard_wanted_again_while_draining_hands_over_what_it_held() -> 
     async with hand_over("flap") as (a, b, sub_a):
         await draining(sub_a)
         await a.backend.publish(sub_a.spec.channel, [WireMessage(b"2", {}, "k")])
-        await wait_until(lambda: bool(sub_a.shards[0].held), "the second event held")
+        await wait_until(lambda: bool(sub_a.queues[0].held), "the second event held")
         assert a.bodies() == [b"1"]  # not handed to the handler while draining
         await b.backend.close()  # b leaves before a gave the shard up
         await wait_until(lambda: a.bodies() == [b"1", b"2"], "the held event at a")
