@@ -80,14 +80,15 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         """The shards this member holds now."""
         return [s.index for s in self.coordinator.owned()]
 
-    async def start(self) -> None:
+    async def start(self, patience: float | None = None) -> None:
         """Start the coordinator, the fetch loop and the ack flusher; return once this member
-        holds its share of shards, or after ``ttl`` (a departed member's leases have not
-        expired yet, or another member still drains a shard: they come later)."""
+        holds its share of shards, or after `patience` seconds (default ``ttl``: a departed
+        member's leases have not expired yet, or another member still drains a shard: they
+        come later)."""
         self.spawn(self.coordinator.run(), "coordinator")
         self._fetch_task = self.spawn(self._fetch(), "fetch")
         self.spawn(self._acks.run(), "acks")
-        await wait_event(self.coordinator.balanced, self._ttl)
+        await wait_event(self.coordinator.balanced, self._ttl if patience is None else patience)
 
     def ack(self, shard: Shard, position: P) -> None:
         """Queue the ack of `position` on `shard` (ignored once closed or aborted)."""
