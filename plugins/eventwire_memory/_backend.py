@@ -114,23 +114,27 @@ class MemorySubscription(ShardedSubscription[int]):
         return found
 
     async def _read(self) -> bool:
-        """One new message from each ready partition in turn (going on from where the last
-        round stopped), while there is room."""
+        """New messages, one from each ready partition in turn (going on from where the
+        last one stopped), while there is room and the shards stay as they are."""
         ready = self.coordinator.readable()
-        start = self._turn
+        cursors, logs = self.group.cursors, self.group.channel.logs
         found = False
-        for step in range(len(ready)):
-            if not self.running or self._in_flight >= self.spec.max_in_flight:
+        while ready and not self.coordinator.changed.is_set():
+            start, took = self._turn, False
+            for step in range(len(ready)):
+                if not self.running or self._in_flight >= self.spec.max_in_flight:
+                    return found
+                turn = (start + step) % len(ready)
+                shard = ready[turn]
+                offset = cursors[shard.index].take(len(logs[shard.index]))
+                if offset is not None:
+                    self._turn = turn + 1
+                    self.coordinator.delivered(shard)
+                    self._in_flight += 1
+                    await self._hand(shard, offset, 1)
+                    found = took = True
+            if not took:
                 break
-            turn = (start + step) % len(ready)
-            shard = ready[turn]
-            offset = self.group.cursors[shard.index].take(len(self.group.channel.logs[shard.index]))
-            if offset is not None:
-                self._turn = turn + 1
-                self.coordinator.delivered(shard)
-                self._in_flight += 1
-                await self._hand(shard, offset, 1)
-                found = True
         return found
 
     async def _hand(self, shard: Shard, offset: int, deliveries: int) -> None:
@@ -144,7 +148,7 @@ class MemorySubscription(ShardedSubscription[int]):
     # -- acknowledgements: settled at once ---------------------------------------------------
 
     def ack(self, shard: Shard, position: int) -> None:
-        """Settle at once, not in a batch: the broker is in this process."""
+        """Settled at once rather than queued for the batcher: the broker is in this process."""
         if self.accepting:
             batch = [(shard, position)]
             self._settle(batch)
@@ -160,8 +164,10 @@ class MemorySubscription(ShardedSubscription[int]):
     def _sent(self, batch: list[tuple[Shard, int]]) -> None:
         for shard, _ in batch:
             self.coordinator.settled(shard)
+        full = self._in_flight >= self.spec.max_in_flight
         self._in_flight -= len(batch)
-        self.coordinator.changed.set()
+        if full:
+            self.coordinator.changed.set()  # room again for the fetch loop
 
     # -- shutdown --------------------------------------------------------------------------
 
