@@ -63,6 +63,10 @@ class MemorySubscription(ShardedSubscription[int]):
     that sees a connection close would.
     """
 
+    #: The group's position is set when the member subscribes: `start` need not wait for
+    #: this member's share of partitions.
+    balance_patience = 0.0
+
     def __init__(self, spec: SubscriptionSpec, handler: MessageHandler, group: Group) -> None:
         super().__init__(
             spec,
@@ -235,8 +239,7 @@ class MemoryBackend(BaseBackend[MemorySettings]):
             partitions=self.partitions,
         )
         subscription = MemorySubscription(spec, handler, group)
-        # The group's position is set: no need to wait until this member holds its share.
-        await subscription.start(patience=0)
+        await subscription.start()
         self.track(subscription)
         return subscription
 
