@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
@@ -62,7 +63,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         self._broker: KafkaBroker | None = None
         self._producers: Producers | None = None
         self._admin: Any = None
-        #: A group-less consumer that reads end offsets for `lag`, started on first use.
+        #: A group-less consumer that reads offsets, started on first use.
         self._offsets: Any = None
         self._topics: TopicManager | None = None
         self._partitioner = DefaultPartitioner()
@@ -191,7 +192,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         s = self.settings
         consumer = self._consumer(
             group_id=spec.group,
-            client_id=f"{s.client_id}-{spec.member_prefix}",
+            client_id=spec.member_prefix,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if spec.from_beginning else "latest",
             session_timeout_ms=s.session_timeout_ms,
@@ -206,11 +207,12 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         self.track(subscription)
         return subscription
 
-    def _consumer(self, **options: Any) -> Any:
+    def _consumer(self, *, client_id: str, **options: Any) -> Any:
+        """A consumer; its client id is the backend's with `client_id` appended."""
         from aiokafka import AIOKafkaConsumer
 
         kwargs = {k: v for k, v in self._client_kwargs().items() if k in CONSUMER_CONNECTION_KEYS}
-        kwargs.update(options)
+        kwargs.update(options, client_id=f"{self.settings.client_id}-{client_id}")
         return AIOKafkaConsumer(**kwargs)
 
     async def delete_group(self, channel: str, group: str) -> None:
@@ -240,11 +242,24 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             return sum(max(0, int(ends[tp]) - int(offset)) for tp, offset in positions.items())
 
     async def _offsets_consumer(self) -> Any:
+        """The group-less consumer that reads offsets (for `lag` and `purge_channel`)."""
         if self._offsets is None:
-            consumer = self._consumer(group_id=None, client_id=f"{self.settings.client_id}-lag")
-            await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
-            self._offsets = consumer
+            self._offsets = await self._started(self._consumer(group_id=None, client_id="offsets"))
         return self._offsets
+
+    async def _started(self, consumer: Any) -> Any:
+        await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
+        return consumer
+
+    @contextlib.asynccontextmanager
+    async def _reader(self, purpose: str, **options: Any) -> AsyncIterator[Any]:
+        """A started group-less consumer (commits nothing), stopped when done."""
+        consumer = self._consumer(group_id=None, client_id=purpose, **options)
+        try:
+            yield await self._started(consumer)
+        finally:
+            timeout = self.settings.request_timeout_ms / 1000
+            await quietly(consumer.stop(), f"kafka {purpose} consumer stop", timeout=timeout)
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Up to `limit` records of `channel`, oldest first (by record time across
@@ -256,22 +271,13 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         partitions = await topics.partitions(channel)
         if not partitions:
             return []
-        consumer = self._consumer(
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id=f"{self.settings.client_id}-browse",
-            fetch_max_bytes=max(50 * 1024 * 1024, self.settings.max_message_bytes * 2),
-        )
-        records: list[Any] = []
         timeout = self.settings.request_timeout_ms / 1000
-        try:
-            with self.map_errors(f"reading Kafka topic {channel!r}"):
-                records = await read_topic(
-                    consumer, channel, partitions, limit, timeout, self.settings.connect_timeout
-                )
-        finally:
-            await quietly(consumer.stop(), "kafka browse consumer stop", timeout=timeout)
+        fetch_max_bytes = max(50 * 1024 * 1024, self.settings.max_message_bytes * 2)
+        with self.map_errors(f"reading Kafka topic {channel!r}"):
+            async with self._reader(
+                "browse", auto_offset_reset="earliest", fetch_max_bytes=fetch_max_bytes
+            ) as consumer:
+                records = await read_topic(consumer, channel, partitions, limit, timeout)
         # Record time (ms) first; within one millisecond the CloudEvents time (µs), which
         # follows publish order across partitions; then partition order.
         records.sort(key=lambda r: (r.timestamp, _ce_time(r), r.partition, r.offset))
@@ -291,14 +297,9 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             if not partitions:
                 return 0
             tps = [TopicPartition(channel, p) for p in partitions]
-            consumer = self._consumer(group_id=None, client_id=f"{self.settings.client_id}-purge")
-            timeout = self.settings.request_timeout_ms / 1000
-            await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
-            try:
-                starts = await consumer.beginning_offsets(tps)
-                ends = await consumer.end_offsets(tps)
-            finally:
-                await quietly(consumer.stop(), "kafka purge consumer stop", timeout=timeout)
+            offsets = await self._offsets_consumer()
+            starts = await offsets.beginning_offsets(tps)
+            ends = await offsets.end_offsets(tps)
             todo = {
                 tp: RecordsToDelete(before_offset=ends[tp]) for tp in tps if ends[tp] > starts[tp]
             }

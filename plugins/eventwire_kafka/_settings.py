@@ -106,6 +106,7 @@ class KafkaSettings(CredentialOptions, TlsOptions):
         30_000,
         "how long a member losing partitions waits for their in-flight events",
         minimum=0,
+        below="max_poll_interval_ms",
     )
     commit_interval_ms: int = option(
         200,
@@ -202,11 +203,6 @@ class KafkaSettings(CredentialOptions, TlsOptions):
             raise ConfigurationError(
                 f"heartbeat_interval_ms={self.heartbeat_interval_ms} must be at most a third "
                 f"of session_timeout_ms={self.session_timeout_ms}"
-            )
-        if self.revoke_timeout_ms >= self.max_poll_interval_ms:
-            raise ConfigurationError(
-                f"revoke_timeout_ms={self.revoke_timeout_ms} must be below "
-                f"max_poll_interval_ms={self.max_poll_interval_ms} (Kafka's rebalance timeout)"
             )
         # Derived values: the resolved protocol and mechanism, and the TLS context.
         object.__setattr__(self, "security_protocol", protocol)

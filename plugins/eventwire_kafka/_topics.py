@@ -193,11 +193,10 @@ async def read_topic(
     partitions: list[int],
     limit: int,
     timeout: float,
-    connect_timeout: float,
 ) -> list[Any]:
-    """Every record of `channel` up to its end offsets now, `limit` per partition."""
+    """Every record of `channel` up to its end offsets now, `limit` per partition, read with
+    the started group-less `consumer`."""
     records: list[Any] = []
-    await asyncio.wait_for(consumer.start(), connect_timeout)
     tps = [TopicPartition(channel, p) for p in sorted(partitions)]
     consumer.assign(tps)
     ends = await consumer.end_offsets(tps)

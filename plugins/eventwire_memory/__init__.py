@@ -1,37 +1,29 @@
 """The embedded reference backend: a real broker inside the process, ``memory://``.
 
-It models a Kafka-like log with per-message acknowledgements. A channel is a retained log
-split into partitions by a stable hash of the message key (8 by default; no key:
-round-robin). Consumer groups keep their position per partition; members of a group share
-the partitions (sorted round-robin, rebalanced on every join and leave) and settle each
-delivery on its own rather than committing offsets. What a member leaves unsettled — it
-stopped, closed or crashed (``abort()``) — is delivered again (``delivery_count`` + 1) to
-the member that owns the partition next, before later messages of that partition. A
-partition moved to another member is not fetched there until the previous member's
-deliveries on it are settled (cooperative revoke), so one key never runs on two members.
+It models a Kafka-like log with per-message acknowledgements: a channel is a retained log
+split into partitions by the key (8 by default; no key: round-robin); a consumer group
+keeps its position per partition and settles each delivery on its own. The members of a
+group share the partitions through the backend kit's shard leases (`ShardedSubscription`
+over an in-process `LeaseStore`), as any backend on the kit does: a partition changes hands
+only once the deliveries taken from it are settled, and what a member leaves unsettled —
+it closed, aborted, or its event loop ended — is delivered again (``delivery_count`` + 1)
+to the partition's next owner before later messages.
 
-Guarantees: everything the conformance suite checks except G16. Ordering per key,
-at-least-once, fan-out, competing members, crash redelivery, durable groups (a group keeps
-its position while no member runs), ``from_beginning`` and confirmed publishes hold because
-the broker's state lives in this process for as long as the process runs. G16 (reconnect
-after a broker restart) is unsupported: there is no broker process to restart. Members in
-other processes cannot share it either (``cross_process=False``).
-
-``memory://`` is the broker named ``"default"``; ``memory://name`` is a separate broker
-``name``. Backends with the same URL in one process share the broker. Retention is
-unbounded: every message stays in memory until the process ends or `reset_brokers` forgets
-the broker. Messages over 8 MiB (body, key and headers) are refused with
-`eventwire.errors.MessageTooLargeError`. Options: ``partitions`` (for channels the backend
-creates), as a backend option or ``memory://name?partitions=4``.
+Guarantees: everything the conformance suite checks except G16, G22 and G23: there is no
+broker process to restart or kill, no cluster node; members in other processes cannot share
+it (``cross_process=False``). ``memory://`` is the broker named ``"default"``;
+``memory://name`` is a separate broker ``name``; backends with the same URL in one process
+share it. Retention is unbounded (until the process ends or `reset_brokers`). Messages over
+8 MiB (body, key and headers) are refused with `eventwire.errors.MessageTooLargeError`.
+Option: ``partitions`` (for the channels the backend creates).
 """
 
-from eventwire_memory._backend import MemoryBackend, MemorySubscription
+from eventwire_memory._backend import MemoryBackend, MemoryInbound, MemorySubscription
 from eventwire_memory._broker import (
     DEFAULT_BROKER,
     DEFAULT_PARTITIONS,
     GroupState,
     MemoryBroker,
-    MemoryInbound,
     get_broker,
     reset_brokers,
 )

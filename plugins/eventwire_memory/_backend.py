@@ -1,88 +1,191 @@
 """`MemoryBackend`: the `eventwire.backend.Backend` protocol over the in-process broker,
-built on `eventwire.backendkit` (settings, lifecycle, checks, shutdown contract)."""
+built on `eventwire.backendkit`: settings, lifecycle and checks (`BaseBackend`), and group
+members that share a channel's partitions through the kit's shard leases
+(`ShardedSubscription`)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, BaseSubscription
+from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
+from eventwire.backendkit import BaseBackend, Shard, ShardedSubscription, ShardInbound
 from eventwire.idempotency import IdempotencyStore
 
-from eventwire_memory._broker import Member, MemoryBroker, get_broker, reset_brokers
+from eventwire_memory._broker import Group, MemoryBroker, get_broker, reset_brokers
 from eventwire_memory._info import CAPABILITIES
 from eventwire_memory._settings import MemorySettings
 
-__all__ = ["MemoryBackend", "MemorySubscription"]
+__all__ = ["MemoryBackend", "MemoryInbound", "MemorySubscription"]
 
-#: A member's fetch loop yields to the event loop after this many deliveries in a row.
+#: A fetch loop (and a publisher) yields to the event loop after this many messages in a row.
 _YIELD_EVERY = 64
+#: Lease lifetime. Nothing here waits for one to expire: a member that leaves, aborts or
+#: whose event loop ends is dropped from the group's leases at once (`GroupLeases.drop`).
+_LEASE_TTL = 60.0
+
+_member_ids = itertools.count(1)
 
 
-class MemorySubscription(BaseSubscription):
-    """One group member's fetch loop: pulls deliveries and awaits the handler for each.
+class MemoryInbound(ShardInbound[int]):
+    """A delivery from the in-memory broker (an `eventwire.backend.Inbound`); its position
+    is the offset in its partition."""
 
-    Shutdown follows `eventwire.backendkit.BaseSubscription`: ``stop`` gives up the
-    member's partitions and cancels a handler call blocked on backpressure (its delivery and
-    every other unsettled one stay pending and can still be acked); ``close`` leaves the
-    group, so what is unsettled goes to a surviving member; ``abort`` leaves at once and
-    later acks of the member's deliveries are ignored.
+    __slots__ = ()
+
+    @property
+    def partition(self) -> int:
+        return self.shard.index
+
+    @property
+    def offset(self) -> int:
+        return self.position
+
+    @property
+    def origin(self) -> Origin:
+        """``<channel>/<index>``: the message's place in the channel's log."""
+        subscription = self.subscription
+        assert isinstance(subscription, MemorySubscription)
+        seq, _ = subscription.group.message(self.shard.index, self.position)
+        return Origin(position=f"{subscription.spec.channel}/{seq}")
+
+
+class MemorySubscription(ShardedSubscription[int]):
+    """One group member: first delivers again, in order, what earlier owners of a newly
+    leased partition left unsettled (delivery count + 1), then new messages of its ready
+    partitions, one partition after the other, at most ``max_in_flight`` unsettled.
+
+    Shutdown follows `eventwire.backendkit.BaseSubscription`. An ack settles at once (the
+    broker is in this process: nothing to batch). ``abort`` — or the event loop ending
+    under a running member — drops the member from the group's leases at once, as a broker
+    that sees a connection close would.
     """
 
-    def __init__(self, spec: SubscriptionSpec, member: Member, handler: MessageHandler) -> None:
-        super().__init__(spec, handler)
-        self._member = member
-        self._task = self.spawn(self._run(), f"fetch:{member.id}")
+    #: The group's position is set when the member subscribes: `start` need not wait for
+    #: this member's share of partitions.
+    balance_patience = 0.0
 
-    @property
-    def member_id(self) -> str:
-        return self._member.id
+    def __init__(self, spec: SubscriptionSpec, handler: MessageHandler, group: Group) -> None:
+        super().__init__(
+            spec,
+            handler,
+            store=group.leases,
+            member_id=f"{spec.member_prefix}-{next(_member_ids)}",
+            shards=len(group.cursors),
+            ttl=_LEASE_TTL,
+            scrub=str,
+            backend="memory",
+        )
+        self.group = group
+        self._in_flight = 0
+        self._turn = 0
+        self._streak = 0
+        group.leases.wakers[self.member_id] = self.coordinator.wake
+        # The fetch loop waits on `changed`: shards changed, a message came, an ack made room.
+        group.fetchers[self.member_id] = self.coordinator.changed.set
 
-    @property
-    def partitions(self) -> list[int]:
-        """The partitions this member is assigned now (empty once stopped)."""
-        return self._member.partitions
-
-    async def _run(self) -> None:
-        member = self._member
-        take = member.take
-        event = member.event
-        deliver = self.deliver
-        streak = 0
+    async def _fetch(self) -> None:
         try:
-            while True:
-                delivery = take()
-                if delivery is None:
-                    streak = 0
-                    event.clear()
-                    member.waiting = True
-                    try:
-                        await event.wait()
-                    finally:
-                        member.waiting = False
-                    continue
-                await deliver(delivery)
-                streak += 1
-                if streak >= _YIELD_EVERY:
-                    streak = 0
-                    await asyncio.sleep(0)
+            while self.running:
+                self.coordinator.changed.clear()
+                if not (await self._recover() or await self._read()):
+                    await self.coordinator.changed.wait()
         except asyncio.CancelledError:
-            if self.running:
-                member.leave()  # cancelled from outside (e.g. the event loop ended): a crash
+            if self.running:  # cancelled from outside (e.g. the event loop ended): a crash
+                self.abort_now()
             raise
 
-    async def _stop_fetching(self) -> None:
-        self._member.stop()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+    async def _recover(self) -> bool:
+        found = False
+        for shard in self.coordinator.to_recover():
+            epoch = shard.epoch
+            cursor = self.group.cursors[shard.index]
+            offsets = cursor.again()
+            self.coordinator.delivered(shard, len(offsets))
+            self._in_flight += len(offsets)
+            for done, offset in enumerate(offsets):
+                if not self.running:  # never handed out: as if not taken
+                    for left in offsets[done:]:
+                        cursor.pending[left] -= 1
+                    self.coordinator.settled(shard, len(offsets) - done)
+                    self._in_flight -= len(offsets) - done
+                    return found
+                await self._hand(shard, offset, cursor.pending[offset])
+                found = True
+            self.coordinator.mark_recovered(shard, epoch)
+        return found
+
+    async def _read(self) -> bool:
+        """New messages, one from each ready partition in turn (going on from where the
+        last one stopped), while there is room and the shards stay as they are."""
+        ready = self.coordinator.readable()
+        cursors, logs = self.group.cursors, self.group.channel.logs
+        found = False
+        while ready and not self.coordinator.changed.is_set():
+            start, took = self._turn, False
+            for step in range(len(ready)):
+                if not self.running or self._in_flight >= self.spec.max_in_flight:
+                    return found
+                turn = (start + step) % len(ready)
+                shard = ready[turn]
+                offset = cursors[shard.index].take(len(logs[shard.index]))
+                if offset is not None:
+                    self._turn = turn + 1
+                    self.coordinator.delivered(shard)
+                    self._in_flight += 1
+                    await self._hand(shard, offset, 1)
+                    found = took = True
+            if not took:
+                break
+        return found
+
+    async def _hand(self, shard: Shard, offset: int, deliveries: int) -> None:
+        message = self.group.message(shard.index, offset)[1]
+        await self.deliver(MemoryInbound(self, shard, offset, message, deliveries))
+        self._streak += 1
+        if self._streak >= _YIELD_EVERY:
+            self._streak = 0
+            await asyncio.sleep(0)  # a broker round trip would let other tasks run
+
+    # -- acknowledgements: settled at once ---------------------------------------------------
+
+    def ack(self, shard: Shard, position: int) -> None:
+        """Settled at once rather than queued for the batcher: the broker is in this process."""
+        if self.accepting:
+            batch = [(shard, position)]
+            self._settle(batch)
+            self._sent(batch)
+
+    async def _send_acks(self, batch: list[tuple[Shard, int]]) -> None:
+        self._settle(batch)
+
+    def _settle(self, batch: list[tuple[Shard, int]]) -> None:
+        for shard, offset in batch:
+            self.group.cursors[shard.index].settle(offset)
+
+    def _sent(self, batch: list[tuple[Shard, int]]) -> None:
+        for shard, _ in batch:
+            self.coordinator.settled(shard)
+        full = self._in_flight >= self.spec.max_in_flight
+        self._in_flight -= len(batch)
+        if full:
+            self.coordinator.changed.set()  # room again for the fetch loop
+
+    # -- shutdown --------------------------------------------------------------------------
 
     async def _release(self) -> None:
-        self._member.leave()
+        await super()._release()
+        self._forget()
 
     def _drop(self) -> None:
-        self._member.leave()
+        super()._drop()
+        self._forget()
+
+    def _forget(self) -> None:
+        self.group.fetchers.pop(self.member_id, None)
+        self.group.leases.drop(self.member_id)
 
 
 class MemoryBackend(BaseBackend[MemorySettings]):
@@ -120,7 +223,6 @@ class MemoryBackend(BaseBackend[MemorySettings]):
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
         self.broker.publish(channel, messages, self.partitions)
-        # A broker round trip would let other tasks run; do the same now and then.
         self._unyielded += len(messages)
         if self._unyielded >= _YIELD_EVERY:
             self._unyielded = 0
@@ -130,15 +232,14 @@ class MemoryBackend(BaseBackend[MemorySettings]):
         self, spec: SubscriptionSpec, handler: MessageHandler
     ) -> MemorySubscription:
         self.check_subscribe(spec)
-        member = self.broker.join(
+        group = self.broker.group(
             spec.channel,
             spec.group,
-            member_prefix=spec.member_prefix,
-            max_in_flight=spec.max_in_flight,
             from_beginning=spec.from_beginning,
             partitions=self.partitions,
         )
-        subscription = MemorySubscription(spec, member, handler)
+        subscription = MemorySubscription(spec, handler, group)
+        await subscription.start()
         self.track(subscription)
         return subscription
 

@@ -80,14 +80,20 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         """The shards this member holds now."""
         return [s.index for s in self.coordinator.owned()]
 
+    #: How long `start` waits for this member's share of shards (``None``: ``ttl``). A
+    #: backend whose group position is set when a member subscribes may wait less.
+    balance_patience: float | None = None
+
     async def start(self) -> None:
         """Start the coordinator, the fetch loop and the ack flusher; return once this member
-        holds its share of shards, or after ``ttl`` (a departed member's leases have not
-        expired yet, or another member still drains a shard: they come later)."""
+        holds its share of shards, or after `balance_patience` (default ``ttl``: a departed
+        member's leases have not expired yet, or another member still drains a shard: they
+        come later)."""
         self.spawn(self.coordinator.run(), "coordinator")
         self._fetch_task = self.spawn(self._fetch(), "fetch")
         self.spawn(self._acks.run(), "acks")
-        await wait_event(self.coordinator.balanced, self._ttl)
+        patience = self._ttl if self.balance_patience is None else self.balance_patience
+        await wait_event(self.coordinator.balanced, patience)
 
     def ack(self, shard: Shard, position: P) -> None:
         """Queue the ack of `position` on `shard` (ignored once closed or aborted)."""
