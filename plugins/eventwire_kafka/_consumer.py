@@ -7,11 +7,14 @@
   offset of a partition is the end of its contiguous finished prefix, so a record is never
   committed before it (and every record before it) is settled.
 - Commits run every ``commit_interval_ms``, when partitions are revoked, and on close.
-- Before a fetched batch is handed over, its partitions are committed again (the same
+- Before fetched records are handed over, their partitions are committed again (the same
   offset) with metadata naming the records handed out beyond it and their delivery counts
   (`eventwire_kafka._handed`); every commit carries it. The next owner of a partition,
   even after this member was killed, delivers those records with ``delivery_count`` one
-  higher. One commit per fetched batch, not per record.
+  higher. One commit per fetch, not per record: the fetch task takes what the client has
+  buffered (up to a lookahead of records not handed over yet), commits its delivery
+  record and queues it, while a hand task hands the records recorded before to the
+  pipeline; so the commit round trip overlaps the handling instead of stalling it.
 - On a rebalance the revoked partitions stop dispatching, their in-flight records get up to
   ``revoke_timeout_ms`` to finish, and the finished prefix is committed before the
   partitions move: same-key records never run on two members at once.
@@ -192,6 +195,17 @@ class KafkaSubscription(BaseSubscription):
         self._assigned = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._fetch_task: asyncio.Task[None] | None = None
+        self._hand_task: asyncio.Task[None] | None = None
+        #: Fetched records whose delivery record is committed, waiting to be handed over.
+        self._ready: asyncio.Queue[list[tuple[_Partition, list[KafkaInbound]]]] = asyncio.Queue()
+        #: How many records may be taken from the client and not handed over yet: each
+        #: delivery-record commit covers up to half of it, so a slow commit round trip (tens
+        #: of milliseconds on a busy broker) is paid once per thousands of records.
+        self._lookahead = max(16 * settings.fetch_max_records, 4 * spec.max_in_flight)
+        #: Records taken from the client and not handed over (or given up) yet.
+        self._ahead = 0
+        #: Set when `_ahead` falls to half the lookahead: time to fetch again.
+        self._fetch_room = asyncio.Event()
 
     @property
     def partitions(self) -> list[int]:
@@ -207,6 +221,7 @@ class KafkaSubscription(BaseSubscription):
             await asyncio.wait_for(self._consumer.start(), settings.connect_timeout)
             self._consumer.subscribe(topics=[self.spec.channel], listener=_Listener(self))
             self._fetch_task = self.spawn(self._fetch_loop(), "fetch")
+            self._hand_task = self.spawn(self._hand_loop(), "hand")
             limit = (
                 settings.connect_timeout
                 + (settings.session_timeout_ms + settings.revoke_timeout_ms) / 1000
@@ -311,40 +326,75 @@ class KafkaSubscription(BaseSubscription):
     # -- fetching ------------------------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
+        """Take records from the client, record them as delivered (one commit for what was
+        taken since the last one), then queue them for `_hand_loop`.
+
+        The delivery record of the next records is committed while the ones before them are
+        being handled, and a commit covers whatever the client had buffered (up to the
+        lookahead), so the commit round trip is neither waited for by the pipeline nor
+        paid per `fetch_max_records`."""
         consumer = self._consumer
         max_records = self._settings.fetch_max_records
+        limit = self._lookahead
         fetching = Outage(
             f"kafka fetch of {self.spec.channel}/{self.spec.group}", self._settings.scrub
         )
         while True:
-            try:
-                # The client's records are not kept past `_take` (nor promoted by the garbage
-                # collector while the batch waits for room): only the entries are.
-                batch = self._take(
-                    await consumer.getmany(timeout_ms=_POLL_MS, max_records=max_records)
-                )
-            except KafkaError as exc:
-                await asyncio.sleep(fetching.failed(exc))
-                continue
-            fetching.ok()
-            if not batch:
-                continue
-            await self._record_handed([part for part, _ in batch])
+            while self._ahead > limit // 2:
+                self._fetch_room.clear()
+                await self._fetch_room.wait()
+            batch: list[tuple[_Partition, list[KafkaInbound]]] = []
+            timeout = _POLL_MS
+            while self._ahead < limit:
+                try:
+                    # The client's records are not kept past `_take` (nor promoted by the
+                    # garbage collector while they wait to be handed over): only the entries.
+                    taken = self._take(
+                        await consumer.getmany(
+                            timeout_ms=timeout, max_records=min(max_records, limit - self._ahead)
+                        )
+                    )
+                except KafkaError as exc:
+                    await asyncio.sleep(fetching.failed(exc))
+                    break
+                fetching.ok()
+                if not taken:
+                    break
+                batch.extend(taken)
+                self._ahead += sum(len(entries) for _, entries in taken)
+                timeout = 0  # then only what the client has buffered already
+            if batch:
+                await self._record_handed(list(dict.fromkeys(part for part, _ in batch)))
+                self._ready.put_nowait(batch)
+
+    async def _hand_loop(self) -> None:
+        """Hand the recorded records to the pipeline, in the order they were fetched."""
+        while True:
+            batch = await self._ready.get()
             for part, entries in batch:
-                if self.takes_batches:
-                    await self._hand_batch(part, entries)
-                    continue
-                for entry in entries:
-                    if part.revoking:
-                        break
-                    part.outstanding += 1
-                    try:
-                        taken = await self.deliver(entry)
-                    except asyncio.CancelledError:
-                        self._abandon(part, entry)
-                        raise
-                    if not taken:
-                        self._abandon(part, entry)
+                try:
+                    if self.takes_batches:
+                        await self._hand_batch(part, entries)
+                    else:
+                        await self._hand_each(part, entries)
+                finally:
+                    self._ahead -= len(entries)
+                    if self._ahead <= self._lookahead // 2:
+                        self._fetch_room.set()
+
+    async def _hand_each(self, part: _Partition, entries: list[KafkaInbound]) -> None:
+        """Hand a partition's fetched records to a handler one at a time."""
+        for entry in entries:
+            if part.revoking:
+                return
+            part.outstanding += 1
+            try:
+                taken = await self.deliver(entry)
+            except asyncio.CancelledError:
+                self._abandon(part, entry)
+                raise
+            if not taken:
+                self._abandon(part, entry)
 
     async def _hand_batch(self, part: _Partition, entries: list[KafkaInbound]) -> None:
         """Hand a partition's fetched records to the pipeline in as few steps as its window
@@ -452,10 +502,12 @@ class KafkaSubscription(BaseSubscription):
     # -- stopping (the kit's shutdown contract) -----------------------------------------
 
     async def _stop_fetching(self) -> None:
-        task = self._fetch_task
-        if task is not None:
+        """Stop taking and handing over records; what was taken and not handed over stays
+        unsettled (after the committed offset: delivered again)."""
+        tasks = [task for task in (self._fetch_task, self._hand_task) if task is not None]
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _flush(self) -> None:
         """Commit the finished prefix (what is finished after it is delivered again)."""
