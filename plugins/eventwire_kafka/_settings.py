@@ -115,7 +115,7 @@ class KafkaSettings(CredentialOptions, TlsOptions):
     )
     fetch_max_records: int = option(
         250,
-        "records per `getmany` (fewer records alive at once: fewer garbage collections)",
+        "records per `getmany`; up to 16 times as many wait fetched ahead of the handlers",
         minimum=1,
     )
     max_partition_fetch_bytes: ByteSize = option(
