@@ -38,18 +38,47 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
-from eventwire.backend import Origin, WireMessage
-from eventwire.backendkit import Shard, ShardInbound, ShardState, wait_event
+from eventwire.backend import Inbound, Origin, SubscriptionSpec, WireMessage
+from eventwire.backendkit import (
+    Shard,
+    ShardCoordinator,
+    ShardedSubscription,
+    ShardInbound,
+    ShardState,
+    wait_event,
+)
 
-from eventwire_nats._topology import durable_name
+from eventwire_nats._settings import NatsSettings
+from eventwire_nats._topology import ChannelTopology, durable_name
 from eventwire_nats._wire import MSG_ID, decode_headers, reply_metadata, reply_origin
 
-if TYPE_CHECKING:
-    from eventwire_nats._subscription import NatsSubscription
 
-__all__ = ["NatsInbound", "ShardFetch"]
+class Member(Protocol):
+    """What a fetch needs of its group member (`eventwire_nats.NatsSubscription`)."""
+
+    spec: SubscriptionSpec
+    settings: NatsSettings
+    coordinator: ShardCoordinator
+    topology: ChannelTopology
+    nc: Any
+    js: Any
+    #: Seconds before a lease's expiry after which no pull request may run any more.
+    margin: float
+    pull_expires: float
+
+    @property
+    def running(self) -> bool: ...
+    @property
+    def accepting(self) -> bool: ...
+    def share(self) -> int: ...
+    def track(self, delivery: NatsInbound) -> None: ...
+    def forget(self, delivery: NatsInbound) -> None: ...
+    async def deliver(self, inbound: Inbound) -> bool: ...
+
+
+__all__ = ["Member", "NatsInbound", "ShardFetch"]
 
 log = logging.getLogger("eventwire.nats")
 
@@ -71,7 +100,9 @@ class NatsInbound(ShardInbound[str]):
         count: int,
         msg_id: str | None,
     ) -> None:
-        super().__init__(fetch.member, fetch.shard, reply, message, count)
+        # The member is a `NatsSubscription`, typed here by the protocol it meets.
+        member = cast("ShardedSubscription[str]", fetch.member)
+        super().__init__(member, fetch.shard, reply, message, count)
         self.fetch = fetch
         self.seq = seq
         #: The producer's ``Nats-Msg-Id`` header, if it set one.
@@ -92,7 +123,7 @@ class NatsInbound(ShardInbound[str]):
 class ShardFetch:
     """One member reading one shard in one lease epoch (see the module docstring)."""
 
-    def __init__(self, member: NatsSubscription, shard: Shard) -> None:
+    def __init__(self, member: Member, shard: Shard) -> None:
         self.member = member
         self.shard = shard
         self.epoch = shard.epoch

@@ -23,21 +23,35 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from eventwire.backendkit import Memo
 from eventwire.errors import BackendUnavailableError
 from eventwire.idempotency import Claim
 
-if TYPE_CHECKING:
-    from eventwire_nats._backend import NatsBackend
+from eventwire_nats._topology import Topology
 
-__all__ = ["BUCKET", "DONE_TTL", "NatsIdempotencyStore"]
+__all__ = ["BUCKET", "DONE_TTL", "JetStreamConnection", "NatsIdempotencyStore"]
 
 BUCKET = "eventwire_idempotency"
 #: How long done ids are kept (the bucket's max age; the pipeline asks for the same).
 DONE_TTL = 7 * 24 * 3600.0
 _DONE = b"done"
+
+
+class JetStreamConnection(Protocol):
+    """What the store needs of its connection: a `eventwire_nats.NatsBackend` (not connected
+    yet; the store connects it on first use and closes it)."""
+
+    js: Any
+    topology: Topology
+
+    @property
+    def url(self) -> str: ...
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class NatsIdempotencyStore:
@@ -50,7 +64,7 @@ class NatsIdempotencyStore:
     ``bucket``: the KV bucket's name.
     """
 
-    def __init__(self, connection: NatsBackend, *, bucket: str = BUCKET) -> None:
+    def __init__(self, connection: JetStreamConnection, *, bucket: str = BUCKET) -> None:
         self._connection = connection
         self.bucket = bucket
         self._kv: Memo[str, Any] = Memo()

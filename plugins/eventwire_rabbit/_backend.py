@@ -24,7 +24,6 @@ from eventwire.errors import (
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.security import RabbitExternalAuth
 from faststream.security import BaseSecurity
-from pamqp.commands import Basic
 
 from eventwire_rabbit._consumer import RabbitSubscription
 from eventwire_rabbit._failover import failover_connection
@@ -33,12 +32,9 @@ from eventwire_rabbit._history import Visitor
 from eventwire_rabbit._info import CAPABILITIES
 from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._topology import close_channel, history_queue
-from eventwire_rabbit._wire import from_delivery, properties, routing_key
+from eventwire_rabbit._wire import Outgoing, from_delivery, properties, routing_key
 
-__all__ = ["Outgoing", "RabbitBackend"]
-
-#: A message as the broker takes it: body, routing key, properties.
-Outgoing = tuple[bytes, str, Basic.Properties]
+__all__ = ["RabbitBackend"]
 
 log = logging.getLogger("eventwire.rabbit")
 

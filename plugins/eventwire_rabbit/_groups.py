@@ -14,7 +14,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -24,6 +23,7 @@ from eventwire.errors import BackendUnavailableError, ConfigurationError
 
 from eventwire_rabbit._history import Visitor, scan
 from eventwire_rabbit._topology import (
+    Connection,
     declare_channel,
     declare_router,
     declare_shards,
@@ -33,9 +33,7 @@ from eventwire_rabbit._topology import (
     shard_queue,
     unslotted_exchange,
 )
-
-if TYPE_CHECKING:
-    from eventwire_rabbit._backend import Outgoing, RabbitBackend
+from eventwire_rabbit._wire import Outgoing
 
 __all__ = ["Groups"]
 
@@ -46,7 +44,7 @@ _CATCH_UP = 50
 class Groups:
     """The channels and groups one backend has declared (each once, concurrent callers wait)."""
 
-    def __init__(self, backend: RabbitBackend) -> None:
+    def __init__(self, backend: Connection) -> None:
         self._backend = backend
         self._settings = backend.settings
         self._declared: Memo[str, None] = Memo()

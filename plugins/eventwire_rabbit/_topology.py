@@ -7,17 +7,20 @@ and who creates it: "What the backend creates" in ``docs/backends/rabbit.md``.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import aiormq
 from eventwire.backendkit import quietly
 
 from eventwire_rabbit._info import SLOTS
 from eventwire_rabbit._settings import RabbitSettings
-from eventwire_rabbit._wire import SLOT_HEADER
+from eventwire_rabbit._wire import SLOT_HEADER, Outgoing
 
 __all__ = [
     "MEMBERS_EXCHANGE",
+    "Connection",
     "close_channel",
     "declare_channel",
     "declare_router",
@@ -32,6 +35,18 @@ __all__ = [
 ]
 
 MEMBERS_EXCHANGE = "eventwire:members"
+
+
+class Connection(Protocol):
+    """What the group and member code needs of the backend (`RabbitBackend`)."""
+
+    @property
+    def settings(self) -> RabbitSettings: ...
+    async def amqp(self, timeout: float | None = None) -> aiormq.abc.AbstractConnection: ...
+    async def publisher_channel(self, deadline: float) -> aiormq.Channel: ...
+    def scratch(self) -> contextlib.AbstractAsyncContextManager[aiormq.abc.AbstractChannel]: ...
+    def map_errors(self, action: str) -> contextlib.AbstractContextManager[None]: ...
+    async def send(self, exchange: str, messages: Sequence[Outgoing]) -> None: ...
 
 
 #: Points on the consistent-hash ring per shard (1 point per shard spreads keys unevenly).

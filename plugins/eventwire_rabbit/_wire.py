@@ -16,6 +16,9 @@ from pamqp.commands import Basic
 
 from eventwire_rabbit._info import SLOTS
 
+#: A message as the broker takes it: body, routing key, properties.
+Outgoing = tuple[bytes, str, Basic.Properties]
+
 __all__ = [
     "KEY_HEADER",
     "MARKER_HEADER",
