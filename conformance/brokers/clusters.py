@@ -1158,6 +1158,21 @@ def restart(names: list[str], node: int | None) -> int:
     return up(names, node)
 
 
+def wipe(names: list[str]) -> int:
+    """Stop the nodes that run and delete the clusters' data: the next `up` starts blank
+    clusters (Kafka: a new cluster id and freshly formatted storage)."""
+    for name in names:
+        if _running(name):
+            down([name], None)
+        home = cluster_home(name)
+        if home.exists():
+            shutil.rmtree(home)
+            print(f"{name} cluster wiped: {home} deleted")
+        else:
+            print(f"{name} cluster wiped (had no data)")
+    return 0
+
+
 def parse(args: list[str]) -> tuple[list[str], int | None]:
     """Names and the --node number from the arguments (without --cluster)."""
     node: int | None = None
@@ -1187,8 +1202,10 @@ def main(brokers: ModuleType, command: str, args: list[str]) -> int:
     core = brokers
     try:
         names, node = parse(args)
-        if command in ("restart", "kill") and not (set(args) & set(NAMES)):
+        if command in ("restart", "kill", "wipe") and not (set(args) & set(NAMES)):
             raise UsageError(f"{command} --cluster needs a cluster name: {' '.join(NAMES)}")
+        if command == "wipe" and node is not None:
+            raise UsageError("wipe deletes whole clusters; drop --node")
         if command == "status" and node is not None:
             raise UsageError("status shows every node; drop --node")
     except UsageError as exc:
@@ -1204,6 +1221,8 @@ def main(brokers: ModuleType, command: str, args: list[str]) -> int:
                 return down(names, node)
             if command == "kill":
                 return kill(names, node)
+            if command == "wipe":
+                return wipe(names)
             return restart(names, node)
     except core.BrokerError as exc:
         print(str(exc), file=sys.stderr)

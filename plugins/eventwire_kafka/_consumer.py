@@ -21,7 +21,9 @@
 - A newly assigned partition without a committed offset gets its starting position (the
   end, or the beginning with ``from_beginning``) committed before `subscribe` returns, so a
   later member of the group resumes there and nothing published after `subscribe` returns
-  is missed.
+  is missed. When that commit fails (the group rebalanced meanwhile, or the member was
+  dropped from it), the member rejoins and `subscribe` waits for the next assignment to
+  commit them, within its bound.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseSubscription, Outage, SubscriptionState
+from eventwire.errors import BackendUnavailableError
 
 from eventwire_kafka import _handed
 from eventwire_kafka._settings import KafkaSettings
@@ -167,6 +170,15 @@ def to_wire(record: Any) -> WireMessage:
     )
 
 
+def _why(exc: BaseException) -> str:
+    """The exception's name and text, or its cause's (aiokafka's ``CommitFailedError``
+    tells what failed only through its cause)."""
+    cause = exc.__cause__
+    if cause is not None:
+        return f"{type(exc).__name__} ({type(cause).__name__}: {cause})"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, subscription: KafkaSubscription) -> None:
         self._subscription = subscription
@@ -193,6 +205,8 @@ class KafkaSubscription(BaseSubscription):
         self._settings = settings
         self._parts: dict[Any, _Partition] = {}
         self._assigned = asyncio.Event()
+        #: Why the last try to commit a new group's starting positions failed (start only).
+        self._start_failure: Exception | None = None
         self._commit_lock = asyncio.Lock()
         self._fetch_task: asyncio.Task[None] | None = None
         self._hand_task: asyncio.Task[None] | None = None
@@ -215,7 +229,8 @@ class KafkaSubscription(BaseSubscription):
     # -- start ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Join the group; return once partitions are assigned and positions are known."""
+        """Join the group; return once partitions are assigned, positions are known and a
+        new group's starting positions are committed."""
         settings = self._settings
         try:
             await asyncio.wait_for(self._consumer.start(), settings.connect_timeout)
@@ -227,7 +242,19 @@ class KafkaSubscription(BaseSubscription):
                 + (settings.session_timeout_ms + settings.revoke_timeout_ms) / 1000
                 + 10
             )
-            await asyncio.wait_for(self._assigned.wait(), limit)
+            try:
+                await asyncio.wait_for(self._assigned.wait(), limit)
+            except TimeoutError:
+                failure = self._start_failure
+                if failure is None:
+                    raise
+                raise BackendUnavailableError(
+                    f"Kafka group {self.spec.group!r} on topic {self.spec.channel!r}: its "
+                    f"starting positions were not committed within {limit:.0f} s, across "
+                    f"rebalances (last failure: {_why(failure)}); check "
+                    "that the brokers and the group coordinator are healthy, then subscribe "
+                    "again"
+                ) from failure
         except BaseException:
             await self.abort()
             raise
@@ -256,7 +283,20 @@ class KafkaSubscription(BaseSubscription):
                     await consumer.commit(fresh)
                 for tp in fresh:
                     self._parts[tp].committed = fresh[tp]
-        except Exception as exc:  # the committer retries what is left uncommitted
+        except Exception as exc:
+            if not self._assigned.is_set():
+                # `start` waits: rejoin and commit them on the next assignment.
+                self._start_failure = exc
+                consumer._coordinator.request_rejoin()
+                log.info(
+                    "eventwire: kafka %s/%s: starting positions not committed (%s); "
+                    "rejoining the group to commit them",
+                    self.spec.channel,
+                    self.spec.group,
+                    _why(exc),
+                )
+                return
+            # The committer retries what is left uncommitted.
             log.warning(
                 "eventwire: kafka %s/%s: starting positions not committed yet (%s: %s)",
                 self.spec.channel,
@@ -264,8 +304,7 @@ class KafkaSubscription(BaseSubscription):
                 type(exc).__name__,
                 exc,
             )
-        finally:
-            self._assigned.set()
+        self._assigned.set()
 
     async def _committed(self, assigned: set[Any]) -> dict[Any, OffsetAndMetadata | None]:
         """The committed offset and metadata of each partition (None: nothing committed).

@@ -1,7 +1,8 @@
 """The whole conformance suite on the project's three-node clusters, G23 included.
 
-Each test starts its cluster with ``conformance/brokers/brokers up --cluster NAME`` (on the
-cluster ports, apart from the single brokers), runs G01-G23 with the cluster's restart, crash
+Each test wipes its cluster (``conformance/brokers/brokers wipe --cluster NAME``: stopped,
+data deleted) and starts it blank with ``brokers up --cluster NAME`` (on the cluster ports,
+apart from the single brokers), runs G01-G23 with the cluster's restart, crash
 and node-kill commands, and stops the cluster. G23's kill command SIGKILLs the node that
 ``python -m eventwire_conformance.leader`` names for the channel (NATS: its stream's leader;
 Kafka: the broker leading most of its partitions; RabbitMQ: the node leading most of its
@@ -66,7 +67,10 @@ def brokers(*args: str, timeout: float = 600) -> str:
 
 @pytest.fixture
 def cluster_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A blank cluster: what earlier runs left (thousands of partitions or queues) slows
+    every start of the nodes, which G16 and G22 bound."""
     name = request.node.callspec.params["name"]
+    brokers("wipe", "--cluster", name)
     out = brokers("up", "--cluster", name)
     urls = [word for word in out.split() if "://" in word]
     assert urls, out

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from eventwire import Delivery, EventBus, RetryPolicy
-from eventwire.backend import WireMessage
+from eventwire.backend import SubscriptionSpec, WireMessage
 from eventwire.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -512,6 +512,112 @@ def test_new_group_starts_at_the_end_and_from_beginning_at_the_start() -> None:
         assert latest == [2] and earliest == [1, 2]
 
     run(scenario)
+
+
+class _DroppedWhileCommitting(KafkaBackend):
+    """A Kafka backend whose member of `group` loses its membership while it commits its
+    starting positions: its first commit waits until the broker has dropped it from the
+    group (its assignment callback outlives the session timeout, as on a loaded cluster), so
+    the commit really fails. Every later commit of the member waits until `gate` is set."""
+
+    def __init__(self, url: str, options: dict[str, Any], group: str) -> None:
+        super().__init__(url, options)
+        self.group = group
+        self.gate = asyncio.Event()
+        #: The later commits, as they reach the gate.
+        self.gated: list[object] = []
+
+    def _consumer(self, **options: Any) -> Any:
+        consumer = super()._consumer(**options)
+        if options.get("group_id") != self.group:
+            return consumer
+        commit = consumer.commit
+        calls: list[object] = []
+
+        async def held_commit(offsets: Any = None) -> None:
+            calls.append(offsets)
+            if len(calls) == 1:
+                await self._dropped()
+            else:
+                self.gated.append(offsets)
+                await self.gate.wait()
+            await commit(offsets)
+
+        consumer.commit = held_commit
+        return consumer
+
+    async def _dropped(self) -> None:
+        admin = await admin_client()
+        try:
+            for _ in range(300):
+                (response,) = await admin.describe_consumer_groups([self.group])
+                _error, _group, state, *_rest = response.groups[0]
+                if state == "Empty":
+                    return
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+
+
+#: A new member's session ends 6 s after its last heartbeat (the broker's minimum).
+_DROPPABLE = {"partitions": 2, "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+
+
+async def _ack(inbound: Any) -> None:
+    await inbound.ack()
+
+
+def test_subscribe_returns_only_once_the_starting_positions_are_committed() -> None:
+    """The commit of a new group's starting positions fails (the member was dropped from the
+    group meanwhile). `subscribe` must not return then (a publish right after it would fall
+    before the position the next assignment starts at): it rejoins and returns once they
+    are committed. Every commit after the failed one waits until the test has looked."""
+    channel, group = unique("startpos"), unique("g")
+
+    async def scenario() -> tuple[dict[int, int] | None, dict[int, int], list[int]]:
+        backend = _DroppedWhileCommitting(URL, _DROPPABLE, group)
+        await backend.connect()
+        try:
+            joining = asyncio.create_task(backend.subscribe(SubscriptionSpec(channel, group), _ack))
+            await wait_until(lambda: joining.done() or bool(backend.gated), "a commit", 60)
+            # Returned while every later commit waits: what was committed when it returned.
+            at_return = await committed(group, channel) if joining.done() else None
+            backend.gate.set()
+            subscription = await joining
+            return at_return, await committed(group, channel), subscription.partitions
+        finally:
+            backend.gate.set()
+            await backend.close()
+
+    at_return, positions, held = run(scenario, timeout=120)
+    assert at_return is None, (
+        f"subscribe returned before the starting positions were committed (committed: {at_return})"
+    )
+    assert held == [0, 1]
+    assert sorted(positions) == held, positions
+
+
+def test_subscribe_that_never_commits_the_starting_positions_fails_naming_why() -> None:
+    """The same failed commit, and then no commit ever returns: `subscribe` gives up after
+    its bound (here 2 + 6 + 0 + 10 s) with an error that says what did not happen and why."""
+    channel, group = unique("nostart"), unique("g")
+    options = {**_DROPPABLE, "connect_timeout": 2, "revoke_timeout_ms": 0}
+
+    async def scenario() -> BaseException:
+        backend = _DroppedWhileCommitting(URL, options, group)
+        await backend.connect()
+        try:
+            with pytest.raises(BackendUnavailableError) as failed:
+                await backend.subscribe(SubscriptionSpec(channel, group), _ack)
+            return failed.value
+        finally:
+            backend.gate.set()
+            await backend.close()
+
+    error = str(run(scenario, timeout=120))
+    assert f"Kafka group {group!r} on topic {channel!r}" in error, error
+    assert "starting positions were not committed within 18 s" in error, error
+    assert "CommitFailedError (UnknownMemberIdError" in error, error
 
 
 def test_close_settles_and_abort_commits_nothing() -> None:

@@ -442,6 +442,9 @@ def test_rabbit_quorum_queue_survives_and_the_node_rejoins(started: dict[str, st
         (["restart", "--cluster"], "restart --cluster needs a cluster name"),
         (["status", "nats", "--node", "1"], "status shows every node; drop --node"),
         (["start", "--cluster", "nats"], "unknown command: start"),
+        (["wipe", "--cluster"], "wipe --cluster needs a cluster name"),
+        (["wipe", "nats", "--node", "1"], "wipe deletes whole clusters; drop --node"),
+        (["wipe", "nats"], "wipe deletes the three-node clusters only: brokers wipe --cluster"),
     ],
 )
 def test_bad_cluster_input_exits_2(cluster_env: dict[str, str], args: list[str], says: str) -> None:
@@ -468,6 +471,36 @@ def test_kill_and_restart_of_a_stopped_cluster_are_refused(cluster_env: dict[str
     restarted = _script("restart", "--cluster", "nats", env=cluster_env)
     assert restarted.returncode == 1
     assert "nats cluster is not running" in restarted.stderr
+
+
+def test_wipe_deletes_a_stopped_clusters_data_and_only_that(cluster_env: dict[str, str]) -> None:
+    clusters = Path(cluster_env["EVENTWIRE_BROKERS_DIR"]) / "cluster"
+    for name in ("kafka", "nats"):
+        (clusters / name / "node1" / "data").mkdir(parents=True)
+        (clusters / name / "node1" / "data" / "segment").write_text("old")
+    out = _ok("wipe", "--cluster", "kafka", "redis", env=cluster_env)
+    assert f"kafka cluster wiped: {clusters / 'kafka'} deleted" in out
+    assert "redis cluster wiped (had no data)" in out
+    assert not (clusters / "kafka").exists()
+    assert (clusters / "nats" / "node1" / "data" / "segment").read_text() == "old"
+
+
+@pytest.mark.broker
+@pytest.mark.cluster
+def test_wipe_stops_a_running_cluster_and_up_starts_it_blank(cluster_env: dict[str, str]) -> None:
+    store = Path(cluster_env["EVENTWIRE_BROKERS_DIR"]) / "cluster" / "nats"
+    try:
+        _ok("up", "--cluster", "nats", env=cluster_env)
+        (store / "node1" / "earlier-run").write_text("old")
+        out = _ok("wipe", "--cluster", "nats", env=cluster_env)
+        assert "nats node1 stopped" in out and f"nats cluster wiped: {store} deleted" in out
+        assert (
+            "nats cluster stopped" in _script("status", "--cluster", "nats", env=cluster_env).stdout
+        )
+        assert "3 nodes joined" in _ok("up", "--cluster", "nats", env=cluster_env)
+        assert not (store / "node1" / "earlier-run").exists()
+    finally:
+        _script("down", "--cluster", "nats", env=cluster_env, timeout=180)
 
 
 def test_a_taken_port_stops_up_before_anything_starts(cluster_env: dict[str, str]) -> None:
