@@ -108,11 +108,19 @@ class MemorySubscription(ShardedSubscription[int]):
             for done, offset in enumerate(offsets):
                 if not self.running:  # never handed out: as if not taken
                     for left in offsets[done:]:
-                        cursor.pending[left] -= 1
+                        if left in cursor.pending:
+                            cursor.pending[left] -= 1
                     self.coordinator.settled(shard, len(offsets) - done)
                     self._in_flight -= len(offsets) - done
                     return found
-                await self._hand(shard, offset, cursor.pending[offset])
+                deliveries = cursor.pending.get(offset)
+                if deliveries is None:
+                    # Settled while the ones before it were handed: a late ack of a member
+                    # that held it before (its lease lost while its handler still ran).
+                    self.coordinator.settled(shard)
+                    self._in_flight -= 1
+                    continue
+                await self._hand(shard, offset, deliveries)
                 found = True
             self.coordinator.mark_recovered(shard, epoch)
         return found

@@ -26,6 +26,7 @@ from eventwire_memory import (
     GroupState,
     MemoryBackend,
     MemoryInbound,
+    MemorySubscription,
     get_broker,
     reset_brokers,
 )
@@ -276,6 +277,39 @@ async def test_abort_redelivers_unacked_to_a_survivor_and_ignores_later_acks() -
     with pytest.raises(BusClosedError):
         await crashed.publish("orders", [msg("x")])
     await survivor.close()
+
+
+@pytest.mark.anyio
+async def test_an_offset_settled_during_recovery_is_skipped_and_the_rest_delivered() -> None:
+    """The partition's holder loses its lease (as when it expires) while its handler still
+    runs; the new holder hands the unsettled offsets again, and the old holder acks one of
+    them meanwhile: that one is not handed again, the ones after it are."""
+    first, second = await connected(partitions="1"), await connected(partitions="1")
+    held = Collector(ack=False)
+    old = await first.subscribe(SubscriptionSpec("orders", "g", member_prefix="a"), held)
+    await first.publish("orders", [msg(str(i), key="k") for i in range(3)])
+    await eventually(lambda: len(held.deliveries) == 3)
+    gate = asyncio.Event()
+    got: list[Inbound] = []
+
+    async def slow(inbound: Inbound) -> None:
+        got.append(inbound)
+        await gate.wait()
+        await inbound.ack()
+
+    await second.subscribe(SubscriptionSpec("orders", "g", member_prefix="b"), slow)
+    assert isinstance(old, MemorySubscription)
+    old.group.leases.drop(old.member_id)  # its lease is gone; its deliveries are still out
+    await eventually(lambda: len(got) == 1)
+    await held.deliveries[1].ack()  # the late ack, while "0" is handled again
+    gate.set()
+    await eventually(lambda: len(got) == 2)
+    await asyncio.sleep(0.01)
+    assert [d.message.body for d in got] == [b"0", b"2"]
+    assert [d.delivery_count for d in got] == [2, 2]
+    assert (group_state().pending, group_state().lag) == (0, 0)
+    await first.close()
+    await second.close()
 
 
 @pytest.mark.anyio
