@@ -38,7 +38,9 @@ test-aws: $(STAMP)
 ## Three-node Kafka, RabbitMQ, Redis Sentinel and NATS clusters, one at a time: each cluster test
 ## starts its own on free ports, kills the node that leads, starts it again; then the whole
 ## conformance suite (G01-G23) on each cluster. `make test` runs the NATS cluster's suite only.
+## Kafka's suite keeps its idempotency ids in PostgreSQL, started here.
 test-clusters: $(STAMP)
+	conformance/brokers/brokers up postgres
 	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m cluster tests/brokers/test_clusters.py tests/backends/test_cluster_matrix.py
 
 lint: $(STAMP)
