@@ -137,27 +137,14 @@ class KafkaSettings(CredentialOptions, TlsOptions):
 
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:
-        where = f"kafka://{','.join(location.hosts)}{location.path}"
+        example = "kafka://host:9092 (several: host1:9092,host2:9092)"
         if location.path not in ("", "/"):
-            raise InvalidURLError(
-                f"{where!r} has a path; a kafka URL is kafka://host:9092[,host2:9092]"
-                "[?option=value]"
-            )
-        hosts = tuple(
-            backendkit.join_host(*backendkit.address(item, DEFAULT_PORT, repr(where)))
-            for item in location.hosts
-            if item.strip()
-        )
-        if not hosts:
-            raise InvalidURLError(
-                f"{where!r} names no broker; write kafka://host:9092 (several: "
-                "host1:9092,host2:9092)"
-            )
+            raise InvalidURLError(f"{location.redacted!r} has a path; write {example}")
+        nodes = location.nodes(DEFAULT_PORT, example=example, noun="broker")
         return {
-            "hosts": hosts,
-            "url": "kafka://" + ",".join(hosts),
-            "username": location.username,
-            "password": location.password,
+            "hosts": tuple(backendkit.join_host(*node) for node in nodes),
+            "url": backendkit.server_url("kafka", nodes),
+            **location.credentials(),
         }
 
     def __post_init__(self) -> None:

@@ -9,12 +9,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from eventwire import backendkit
 from eventwire.backendkit import CredentialOptions, Location, Seconds, TlsOptions, option
 from eventwire.errors import ConfigurationError, InvalidURLError
-from eventwire.urls import redact_url
 
 from eventwire_nats._info import SCHEMES
 
@@ -33,7 +31,7 @@ class NatsSettings(CredentialOptions, TlsOptions):
     backend = "nats"
     schemes = SCHEMES
 
-    #: The URL's servers, ``host[:port]`` as given.
+    #: The URL's servers, ``host:port`` (the port defaulted).
     hosts: tuple[str, ...] = ()
     #: Every server to connect to (``nats://host:port``): the URL's, then ``servers``.
     addresses: tuple[str, ...] = dataclasses.field(default=(), init=False)
@@ -104,15 +102,12 @@ class NatsSettings(CredentialOptions, TlsOptions):
 
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:
-        netloc = urlsplit(location.raw).netloc.rsplit("@", 1)[-1]
-        if netloc and not all(netloc.split(",")):
-            raise InvalidURLError(f"{redact_url(location.raw)!r} has an empty server address")
+        example = "nats://[user:password@]host[:port][,host2[:port]][?option=value]"
+        nodes = location.nodes(DEFAULT_PORT, example=example, noun="server", required=False)
         if location.path.strip("/"):
-            raise InvalidURLError(
-                f"{redact_url(location.raw)!r} has a path; a nats URL is "
-                "nats://[user:password@]host[:port][,host2[:port]][?option=value]"
-            )
-        values: dict[str, Any] = {"hosts": location.hosts}
+            raise InvalidURLError(f"{location.redacted!r} has a path; write {example}")
+        hosts = tuple(backendkit.join_host(*node) for node in nodes)
+        values: dict[str, Any] = {"hosts": hosts}
         if location.password is not None:
             values.update(username=location.username or "", password=location.password)
         elif location.username:
@@ -123,8 +118,7 @@ class NatsSettings(CredentialOptions, TlsOptions):
         if self.tls_hostname or self.tls_handshake_first:
             object.__setattr__(self, "tls", True)
         super().__post_init__()
-        addresses = [_address(h, "the URL") for h in self.hosts]
-        addresses += [_address(h, "the servers option") for h in self.servers]
+        addresses = [f"nats://{h}" for h in self.hosts] + [_address(h) for h in self.servers]
         addresses = list(dict.fromkeys(addresses)) or [f"nats://127.0.0.1:{DEFAULT_PORT}"]
         hosts = ",".join(a.split("://", 1)[1] for a in addresses)
         derived: dict[str, object] = {"addresses": tuple(addresses), "url": f"nats://{hosts}"}
@@ -188,16 +182,20 @@ class NatsSettings(CredentialOptions, TlsOptions):
         return NatsSecurity(**tls) if self.tls else None
 
 
-def _address(entry: str, where: str) -> str:
-    """``host[:port]`` (or ``nats://host:port``) checked, as ``nats://host:port``."""
+def _address(entry: str) -> str:
+    """A ``servers`` item, ``host[:port]`` (or ``nats://host:port``), as ``nats://host:port``."""
     entry = entry.strip()
     if "://" in entry:
         scheme, entry = entry.split("://", 1)
         if scheme.lower() not in ("nats", "tls"):
-            raise InvalidURLError(f"server address {entry!r} in {where} must be host:port")
+            raise InvalidURLError(
+                f"server address {entry!r} in the servers option must be host:port"
+            )
     if "@" in entry:
         raise InvalidURLError(
-            f"put credentials once, before the first host (nats://user:pass@h1,h2), or in the "
-            f"options username/password/token, not in a server address of {where}"
+            "put credentials once, before the first host (nats://user:pass@h1,h2), or in the "
+            "options username/password/token, not in a server address of the servers option"
         )
-    return "nats://" + backendkit.join_host(*backendkit.address(entry, DEFAULT_PORT, where))
+    return "nats://" + backendkit.join_host(
+        *backendkit.address(entry, DEFAULT_PORT, "the servers option")
+    )

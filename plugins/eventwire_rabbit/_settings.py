@@ -9,25 +9,29 @@ from __future__ import annotations
 import dataclasses
 import re
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from eventwire import backendkit
 from eventwire.backendkit import (
     ByteSize,
     CredentialOptions,
+    HostPort,
     Location,
     Seconds,
     TlsOptions,
     option,
 )
-from eventwire.errors import ConfigurationError, InvalidURLError
-from eventwire.urls import redact_url
+from eventwire.errors import ConfigurationError
 
 from eventwire_rabbit._info import MAX_MESSAGE_BYTES, SCHEMES, SLOTS
 
 __all__ = ["RabbitSettings"]
 
 _AGE = re.compile(r"^[0-9]+[YMDhms]$")
+_EXAMPLE = (
+    "amqp://user:password@localhost:5672/vhost "
+    "(a cluster: amqp://user:password@node1:5672,node2:5672,node3:5672/vhost)"
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -38,11 +42,9 @@ class RabbitSettings(CredentialOptions, TlsOptions):
     schemes = SCHEMES
 
     scheme: str = "amqp"
-    host: str = "localhost"
-    #: The URL's port; 0 until resolved (5671 with TLS, else 5672).
-    port: int = 0
-    #: Every node of the URL as (host, port), the first one first; ports resolved like `port`.
-    nodes: tuple[tuple[str, int], ...] = ()
+    #: Every node of the URL as (host, port), the first one first; a port the URL leaves out
+    #: is resolved after parsing (5671 with TLS, else 5672).
+    nodes: tuple[HostPort, ...] = (("localhost", 0),)
     username: str | None = option("guest", "user name", default_doc="from the URL (`guest`)")
     vhost: str = option("/", "virtual host", default_doc="from the URL's path (`/`)")
     external_auth: bool = option(
@@ -133,33 +135,18 @@ class RabbitSettings(CredentialOptions, TlsOptions):
 
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:
-        safe = redact_url(location.raw)
-        netloc = urlsplit(location.raw).netloc.rsplit("@", 1)[-1]
-        hosts = [h for h in location.hosts if h.strip()]
-        if not hosts or not all(netloc.split(",")):
-            raise InvalidURLError(
-                f"{safe!r} names {'an empty' if hosts else 'no'} host; write e.g. "
-                "amqp://user:password@localhost:5672/vhost (a cluster: "
-                "amqp://user:password@node1:5672,node2:5672,node3:5672/vhost)"
-            )
-        nodes = tuple(backendkit.address(h, 0, repr(safe)) for h in hosts)
-        values: dict[str, Any] = {
+        return {
             "scheme": location.scheme,
-            "host": nodes[0][0],
-            "port": nodes[0][1],
-            "nodes": nodes,
+            "nodes": location.nodes(0, example=_EXAMPLE),
             "vhost": location.path.removeprefix("/") or "/",
+            **location.credentials(),
         }
-        if location.username:
-            values["username"] = location.username
-        if location.password is not None:
-            values["password"] = location.password
-        return values
 
     def __post_init__(self) -> None:
         if self.scheme == "amqps":
             object.__setattr__(self, "tls", True)
         super().__post_init__()
+        object.__setattr__(self, "scheme", "amqps" if self.tls else "amqp")
         if self.external_auth and not self.cert_file:
             raise ConfigurationError(
                 "rabbit backend option external_auth=true needs a client certificate (cert_file)"
@@ -170,24 +157,24 @@ class RabbitSettings(CredentialOptions, TlsOptions):
                 "RabbitMQ age such as '7D', '12h', '30m' or '90s' (units Y M D h m s)"
             )
         # Derived values: the default port follows TLS, the redacted URL says amqps for TLS.
-        default = 5671 if self.tls else 5672
-        nodes = tuple((h, p or default) for h, p in self.nodes or ((self.host, self.port),))
-        scheme = "amqps" if self.tls else "amqp"
+        nodes = backendkit.with_port(self.nodes, 5671 if self.tls else 5672)
         vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
-        hosts = ",".join(backendkit.join_host(h, p) for h, p in nodes)
         object.__setattr__(self, "nodes", nodes)
-        object.__setattr__(self, "port", nodes[0][1])
-        object.__setattr__(self, "url", f"{scheme}://{hosts}/{vhost}")
+        object.__setattr__(self, "url", backendkit.server_url(self.scheme, nodes, f"/{vhost}"))
+
+    @property
+    def port(self) -> int:
+        """The first node's port."""
+        return self.nodes[0][1]
 
     @property
     def where(self) -> str:
         """The nodes for messages: ``host:port`` or ``host:port,host2:port`` (no credentials)."""
-        return ",".join(backendkit.join_host(h, p) for h, p in self.nodes)
+        return backendkit.join_hosts(self.nodes)
 
     def amqp_url(self, node: int = 0) -> str:
         """The URL of the `node`-th node handed to the client library (credentials inside,
         never logged by us)."""
-        scheme = "amqps" if self.tls else "amqp"
         password = "guest" if self.password is None else self.password
         user = (
             ""
@@ -196,4 +183,4 @@ class RabbitSettings(CredentialOptions, TlsOptions):
         )
         vhost = quote(self.vhost, safe="")
         host = backendkit.join_host(*self.nodes[node])
-        return f"{scheme}://{user}{host}/{vhost}?heartbeat={self.heartbeat}"
+        return f"{self.scheme}://{user}{host}/{vhost}?heartbeat={self.heartbeat}"

@@ -17,17 +17,23 @@ from eventwire import backendkit
 from eventwire.backendkit import (
     ByteSize,
     CredentialOptions,
+    HostPort,
     Location,
     Seconds,
     TlsOptions,
     option,
 )
 from eventwire.errors import ConfigurationError, InvalidURLError
-from eventwire.urls import redact_url
 
 from eventwire_redis._info import MAX_MESSAGE_BYTES, SCHEMES
 
 __all__ = ["RedisConnection", "RedisSettings"]
+
+_EXAMPLE = "redis://host:6379/0"
+_SENTINEL_EXAMPLE = (
+    "redis+sentinel://sentinel1:26379,sentinel2:26379/SERVICE[/db] (the sentinels and the "
+    "name of the master they watch)"
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -41,7 +47,7 @@ class RedisConnection(CredentialOptions, TlsOptions):
     host: str = "127.0.0.1"
     port: int = 6379
     #: ``redis+sentinel://``: the sentinels (host, port) and the master's service name.
-    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinels: tuple[HostPort, ...] = ()
     service: str = ""
     username: str | None = option(
         None, "ACL user (`AUTH user pass`); none: the default user", default_doc="from the URL"
@@ -61,36 +67,27 @@ class RedisConnection(CredentialOptions, TlsOptions):
 
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:
-        safe = redact_url(location.raw)
         parts = [p for p in location.path.split("/") if p]
-        values: dict[str, Any] = {
-            "scheme": location.scheme,
-            "username": location.username,
-            "password": location.password,
-        }
+        values: dict[str, Any] = {"scheme": location.scheme, **location.credentials()}
         if location.scheme.endswith("+sentinel"):
-            hosts = [h for h in location.hosts if h.strip()]
-            if not hosts or len(parts) not in (1, 2) or not all(p.isdigit() for p in parts[1:]):
-                raise InvalidURLError(
-                    f"{safe!r}: write redis+sentinel://sentinel1:26379,sentinel2:26379/SERVICE"
-                    "[/db] (the sentinels and the name of the master they watch)"
-                )
-            values["sentinels"] = tuple(backendkit.address(h, 26379, repr(safe)) for h in hosts)
+            sentinels = location.nodes(26379, example=_SENTINEL_EXAMPLE, noun="sentinel")
+            if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts[1:]):
+                raise InvalidURLError(f"{location.redacted!r}: write {_SENTINEL_EXAMPLE}")
+            values["sentinels"] = sentinels
             values["service"] = parts.pop(0)
-        elif len(location.hosts) > 1:
-            raise InvalidURLError(
-                f"{safe!r} names several hosts; the redis backend connects to one: write "
-                "redis://host:6379/0"
-            )
-        elif location.hosts:
-            host, values["port"] = backendkit.address(location.hosts[0], 6379, repr(safe))
-            values["host"] = host or "127.0.0.1"
+        elif nodes := location.nodes(6379, example=_EXAMPLE, required=False):
+            if len(nodes) > 1:
+                raise InvalidURLError(
+                    f"{location.redacted!r} names several hosts; the redis backend connects "
+                    f"to one: write {_EXAMPLE}"
+                )
+            values["host"], values["port"] = nodes[0]
         if parts:
             db = "/".join(parts)
             if not db.isdigit():
                 raise ConfigurationError(
-                    f"{safe!r}: the database {db!r} is not a number; write "
-                    "redis://host:6379/0 (databases are numbered from 0)"
+                    f"{location.redacted!r}: the database {db!r} is not a number; write "
+                    f"{_EXAMPLE} (databases are numbered from 0)"
                 )
             values["db"] = int(db)
         return values
@@ -108,10 +105,9 @@ class RedisConnection(CredentialOptions, TlsOptions):
         scheme = ("rediss" if self.tls else "redis") + ("+sentinel" if self.sentinels else "")
         object.__setattr__(self, "scheme", scheme)
         if self.sentinels:
-            hosts = ",".join(backendkit.join_host(h, p) for h, p in self.sentinels)
-            url = f"{scheme}://{hosts}/{self.service}/{self.db}"
+            url = backendkit.server_url(scheme, self.sentinels, f"/{self.service}/{self.db}")
         else:
-            url = f"{scheme}://{backendkit.join_host(self.host, self.port)}/{self.db}"
+            url = backendkit.server_url(scheme, [(self.host, self.port)], f"/{self.db}")
         object.__setattr__(self, "url", url)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -245,6 +247,33 @@ def test_the_docs_command_checks_and_rewrites(
     assert "options table differs from the code" in capsys.readouterr().out
     assert main(["--write", str(page)]) == 0
     assert main([str(page)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ([], "(no page given)"),
+        (["--write"], "(no page given)"),
+        (["--wrte", "docs/backends/memory.md"], "(unknown option --wrte)"),
+        (["docs/backends/no-such-page.md"], "no-such-page.md: no such page; usage:"),
+    ],
+)
+def test_the_docs_command_without_a_usable_page_prints_its_usage(
+    args: list[str], reason: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "eventwire.backendkit.docs", *args],
+        capture_output=True,
+        text=True,
+        cwd=DOCS.parents[1],
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert "usage: python -m eventwire.backendkit.docs [--write] PAGE..." in lines[0]
+    assert reason in lines[0]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -22,7 +22,9 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   topology worked out once (single flight); `retrying`, `quietly`, `wait_event`: a call
   retried while the broker is away, a bounded quiet shutdown step, a bounded wait for an
   event.
-- `address`, `join_host`: server addresses, read the same way by every backend.
+- `address`, `join_host`: server addresses, read the same way by every backend;
+  `Location.nodes` reads a URL's ``host[:port],...`` list (errors with an example URL),
+  `with_port`, `join_hosts`, `server_url` resolve and write it back (the redacted URL).
 - `connect_failure`: why a first connect failed (TLS, timeout, login, a broker's own
   refusals), as one line that says what to do; `describe_exception` for one error.
 - `BackendPlugin`: the plugin module's hooks (backend info, factory, AsyncAPI protocol);
@@ -46,7 +48,14 @@ from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._group_commit import GroupCommit
 from eventwire.backendkit._leases import Grant, LeaseRequest, LeaseStore, MemoryLeaseStore
-from eventwire.backendkit._net import address, join_host
+from eventwire.backendkit._net import (
+    HostPort,
+    address,
+    join_host,
+    join_hosts,
+    server_url,
+    with_port,
+)
 from eventwire.backendkit._outage import Outage
 from eventwire.backendkit._plugin import BackendPlugin, lazy_exports
 from eventwire.backendkit._refused import Connecting, connect_failure, describe_exception
@@ -85,6 +94,7 @@ __all__ = [
     "ErrorMap",
     "Grant",
     "GroupCommit",
+    "HostPort",
     "LeaseRequest",
     "LeaseStore",
     "Location",
@@ -112,6 +122,7 @@ __all__ = [
     "describe_tls_failure",
     "diagnose_tls",
     "join_host",
+    "join_hosts",
     "lazy_exports",
     "map_errors",
     "message_size",
@@ -120,7 +131,9 @@ __all__ = [
     "render_options_table",
     "retrying",
     "scrub",
+    "server_url",
     "shard_of",
     "sync_options_tables",
     "wait_event",
+    "with_port",
 ]

@@ -65,13 +65,29 @@ def sync_options_tables(pages: Iterable[Path], *, write: bool = False) -> list[P
     return stale
 
 
+USAGE = "usage: python -m eventwire.backendkit.docs [--write] PAGE..."
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m eventwire.backendkit.docs [--write] PAGE...``: check (or rewrite) pages."""
+    """``python -m eventwire.backendkit.docs [--write] PAGE...``: check (or rewrite) pages.
+
+    Exit status: 0 when every table matches (or was rewritten), 1 when one differs, 2 for
+    no page, an unknown option or a page that cannot be read (one line on stderr).
+    """
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
     write = "--write" in args
     pages = [Path(a) for a in args if a != "--write"]
+    unknown = [a for a in args if a.startswith("-") and a != "--write"]
+    if unknown or not pages:
+        reason = f"unknown option {unknown[0]}" if unknown else "no page given"
+        print(f"{USAGE} ({reason})", file=sys.stderr)
+        return 2
+    unreadable = [p for p in pages if not p.is_file()]
+    if unreadable:
+        print(f"{unreadable[0]}: no such page; {USAGE}", file=sys.stderr)
+        return 2
     stale = sync_options_tables(pages, write=write)
     for page in stale:
         print(f"{page}: options table {'rewritten' if write else 'differs from the code'}")

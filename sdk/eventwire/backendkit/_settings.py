@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from eventwire.backendkit._coerce import coerce, describe, show_default
+from eventwire.backendkit._net import HostPort, address
 from eventwire.errors import ConfigurationError, InvalidURLError
 from eventwire.urls import redact_url
 
@@ -76,6 +77,36 @@ class Location:
     #: ``host[:port]`` items of the network location (several for ``a:1,b:2``), no credentials.
     hosts: tuple[str, ...]
     path: str
+
+    @property
+    def redacted(self) -> str:
+        """The URL without credentials and query: what an error about it shows."""
+        return redact_url(self.raw)
+
+    def nodes(
+        self, default_port: int, *, example: str, noun: str = "host", required: bool = True
+    ) -> tuple[HostPort, ...]:
+        """Every ``host[:port]`` of the network location as ``(host, port)``, in order.
+
+        A host without a port gets `default_port` (``0`` leaves it to `with_port` once the
+        options are known, for a default that follows TLS). An empty item (``a,,b``,
+        ``a,``) and, when `required`, a location without any host raise `InvalidURLError`
+        ("'kafka://' names no broker; write kafka://host:9092"): `example` is what to
+        write, `noun` what one item is ("broker", "server address").
+        """
+        items = urlsplit(self.raw).netloc.rsplit("@", 1)[-1].split(",")
+        if items == [""]:
+            if required:
+                raise InvalidURLError(f"{self.redacted!r} names no {noun}; write {example}")
+            return ()
+        if not all(item.strip() for item in items):
+            raise InvalidURLError(f"{self.redacted!r} names an empty {noun}; write {example}")
+        return tuple(address(item, default_port, repr(self.redacted)) for item in items)
+
+    def credentials(self) -> dict[str, str]:
+        """The URL's ``username`` and ``password``, those it gives, as settings values."""
+        given = {"username": self.username, "password": self.password}
+        return {name: value for name, value in given.items() if value is not None}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
