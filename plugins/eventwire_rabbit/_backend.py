@@ -72,13 +72,12 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     async def _connect(self) -> None:
         """Connect to the first node of the URL that answers (each node in turn)."""
-        nodes = self.settings.nodes
-        for node in range(len(nodes)):
+        last = len(self.settings.nodes) - 1
+        for node in range(last + 1):
             try:
-                await self._connect_to(node)
-                return
+                return await self._connect_to(node)
             except BackendUnavailableError:
-                if node == len(nodes) - 1:
+                if node == last:
                     raise
 
     async def _connect_to(self, node: int) -> None:
@@ -147,7 +146,8 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
                 return connection
             if deadline is not None and time.monotonic() > deadline:
                 raise BackendUnavailableError(
-                    f"RabbitMQ at {self.settings.where} is unreachable (reconnecting)"
+                    f"RabbitMQ at {backendkit.join_hosts(self.settings.nodes)} is unreachable "
+                    "(reconnecting)"
                 )
             await asyncio.sleep(0.05)
 

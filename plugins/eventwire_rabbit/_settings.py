@@ -162,16 +162,6 @@ class RabbitSettings(CredentialOptions, TlsOptions):
         object.__setattr__(self, "nodes", nodes)
         object.__setattr__(self, "url", backendkit.server_url(self.scheme, nodes, f"/{vhost}"))
 
-    @property
-    def port(self) -> int:
-        """The first node's port."""
-        return self.nodes[0][1]
-
-    @property
-    def where(self) -> str:
-        """The nodes for messages: ``host:port`` or ``host:port,host2:port`` (no credentials)."""
-        return backendkit.join_hosts(self.nodes)
-
     def amqp_url(self, node: int = 0) -> str:
         """The URL of the `node`-th node handed to the client library (credentials inside,
         never logged by us)."""

@@ -51,11 +51,11 @@ def make_broker(settings: RedisConnection) -> RedisBroker:
     from faststream.security import BaseSecurity
 
     tls = BaseSecurity(ssl_context=settings.tls_context(), use_ssl=True) if settings.tls else None
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     # RESP2 (``protocol=2``): the reply shapes the backend parses are the classic ones,
     # whatever redis-py's default protocol is.
     return RedisBroker(
-        f"redis://{host}:{settings.port}/{settings.db}?protocol=2",
+        backendkit.server_url("redis", [(settings.host, settings.port)], f"/{settings.db}")
+        + "?protocol=2",
         host=settings.host,
         port=settings.port,
         retry_on_error=[],

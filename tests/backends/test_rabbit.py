@@ -242,7 +242,7 @@ def test_bad_option_values_are_named(options: dict[str, Any], needle: str) -> No
 
 def test_url_forms() -> None:
     backend = RabbitBackend("amqps://u:p@broker.example:5671/prod%2Forders?shards=4&tls=true")
-    assert backend.settings.tls and backend.settings.port == 5671
+    assert backend.settings.tls and backend.settings.nodes == (("broker.example", 5671),)
     assert backend.settings.vhost == "prod/orders"
     assert backend.settings.shards == 4
     assert backend.url == "amqps://broker.example:5671/prod%2Forders"
