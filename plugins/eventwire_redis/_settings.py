@@ -72,7 +72,10 @@ class RedisConnection(CredentialOptions, TlsOptions):
         if location.scheme.endswith("+sentinel"):
             sentinels = location.nodes(26379, example=_SENTINEL_EXAMPLE, noun="sentinel")
             if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts[1:]):
-                raise InvalidURLError(f"{location.redacted!r}: write {_SENTINEL_EXAMPLE}")
+                raise InvalidURLError(
+                    f"{location.redacted!r} needs the master's service name as its path (then "
+                    f"at most a database number); write {_SENTINEL_EXAMPLE}"
+                )
             values["sentinels"] = sentinels
             values["service"] = parts.pop(0)
         elif nodes := location.nodes(6379, example=_EXAMPLE, required=False):
