@@ -269,9 +269,14 @@ class KafkaSubscription(BaseSubscription):
         fresh: dict[Any, int] = {}
         try:
             committed = await self._committed(assigned)
+            starts = await self._starts([tp for tp in assigned if committed.get(tp) is None])
             for tp in sorted(assigned):
-                position = await consumer.position(tp)
                 previous = committed.get(tp)
+                position = previous.offset if previous is not None else starts[tp]
+                # Not `consumer.position(tp)`: the fetcher may have buffered records since
+                # the assignment, which moves it past records this member has not handed.
+                # The seek drops what was buffered and fetches again from `position`.
+                consumer.seek(tp, position)
                 handed = _handed.decode(previous.metadata) if previous is not None else []
                 part = _Partition(tp, position, handed)
                 if previous is None:
@@ -305,6 +310,15 @@ class KafkaSubscription(BaseSubscription):
                 exc,
             )
         self._assigned.set()
+
+    async def _starts(self, fresh: list[Any]) -> dict[Any, int]:
+        """Where a new group starts reading each of `fresh` (partitions it never committed):
+        the log start with ``from_beginning``, else the end."""
+        if not fresh:
+            return {}
+        consumer = self._consumer
+        ends = consumer.beginning_offsets if self.spec.from_beginning else consumer.end_offsets
+        return {tp: int(offset) for tp, offset in (await ends(fresh)).items()}
 
     async def _committed(self, assigned: set[Any]) -> dict[Any, OffsetAndMetadata | None]:
         """The committed offset and metadata of each partition (None: nothing committed).

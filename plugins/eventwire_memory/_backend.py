@@ -82,9 +82,8 @@ class MemorySubscription(ShardedSubscription[int]):
         self._in_flight = 0
         self._turn = 0
         self._streak = 0
-        group.leases.wakers[self.member_id] = self.coordinator.wake
         # The fetch loop waits on `changed`: shards changed, a message came, an ack made room.
-        group.fetchers[self.member_id] = self.coordinator.changed.set
+        group.leases.coordinators[self.member_id] = self.coordinator
 
     async def _fetch(self) -> None:
         try:
@@ -192,7 +191,6 @@ class MemorySubscription(ShardedSubscription[int]):
         self._forget()
 
     def _forget(self) -> None:
-        self.group.fetchers.pop(self.member_id, None)
         self.group.leases.drop(self.member_id)
 
 

@@ -18,11 +18,11 @@ time; it is not thread-safe.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from types import MappingProxyType
 
 from eventwire.backend import WireMessage
-from eventwire.backendkit import MemoryLeaseStore, shard_of
+from eventwire.backendkit import MemoryLeaseStore, ShardCoordinator, shard_of
 from eventwire.idempotency import MemoryIdempotencyStore
 
 __all__ = [
@@ -88,14 +88,15 @@ class Cursor:
 
 
 class GroupLeases(MemoryLeaseStore):
-    """A group's shard leases, in this process. A member joining or leaving, or a lease
-    given back, wakes the other members' coordinators at once: no heartbeat to wait for.
-    A member can also be dropped at once (`drop`): a crash here is seen as it happens."""
+    """A group's shard leases and its members' coordinators, in this process. A member
+    joining or leaving, or a lease given back, wakes the other members' coordinators at once:
+    no heartbeat to wait for. A member can also be dropped at once (`drop`): a crash here is
+    seen as it happens."""
 
     def __init__(self) -> None:
         super().__init__()
-        #: member id → what wakes its coordinator
-        self.wakers: dict[str, Callable[[], None]] = {}
+        #: member id → its coordinator
+        self.coordinators: dict[str, ShardCoordinator] = {}
 
     async def heartbeat(self, member: str, ttl: float, *, alive: bool) -> Sequence[str]:
         before = set(self.members)
@@ -111,28 +112,31 @@ class GroupLeases(MemoryLeaseStore):
     def drop(self, member: str) -> None:
         """Forget `member` and its leases now."""
         self.members.pop(member, None)
-        self.wakers.pop(member, None)
+        self.coordinators.pop(member, None)
         for shard, (holder, _) in list(self.holders.items()):
             if holder == member:
                 del self.holders[shard]
         self._wake_others(member)
 
+    def wake_fetchers(self) -> None:
+        """Messages arrived: every member's fetch loop (waiting on `changed`) reads again."""
+        for coordinator in self.coordinators.values():
+            coordinator.changed.set()
+
     def _wake_others(self, member: str) -> None:
-        for name, wake in list(self.wakers.items()):
+        for name, coordinator in list(self.coordinators.items()):
             if name != member:
-                wake()
+                coordinator.wake()
 
 
 class Group:
-    """A consumer group on a channel: its cursors, leases and members' fetch loops."""
+    """A consumer group on a channel: its cursors and its leases."""
 
     def __init__(self, channel: _Channel, name: str, from_beginning: bool) -> None:
         self.channel = channel
         self.name = name
         self.cursors = [Cursor(0 if from_beginning else len(log)) for log in channel.logs]
         self.leases = GroupLeases()
-        #: member id → what wakes its fetch loop (new messages)
-        self.fetchers: dict[str, Callable[[], None]] = {}
 
     def message(self, partition: int, offset: int) -> tuple[int, WireMessage]:
         """The sequence number and message at `offset` of `partition`."""
@@ -248,8 +252,7 @@ class MemoryBroker:
             target.logs[partition].append(len(log))
             log.append(stored)
         for group in target.groups.values():
-            for wake in group.fetchers.values():
-                wake()
+            group.leases.wake_fetchers()
 
     def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Up to `limit` retained messages of `channel`, oldest first, without consuming."""

@@ -18,6 +18,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -206,22 +207,34 @@ def test_nats_cluster_survives_and_rejoins(started: dict[str, str]) -> None:
     _run(publish_more)
     _ok("up", "nats", "--node", str(leader), env=env)
     _assert_formed("nats", env)
-    # The restarted server holds its replica again, with the messages written while it was down.
-    assert _stream_messages(monitors[leader - 1], stream) == 10
+    # The restarted server catches its replica up, with the messages written while it was down.
+    assert _caught_up([monitors[leader - 1]], stream, 10) == [10]
     # A graceful restart of the whole cluster keeps the stream on every node.
     _ok("restart", "--cluster", "nats", env=env)
     _assert_formed("nats", env)
-    assert [_stream_messages(port, stream) for port in monitors] == [10, 10, 10]
+    assert _caught_up(monitors, stream, 10) == [10, 10, 10]
+
+
+def _caught_up(monitors: list[int], stream: str, expected: int, seconds: float = 30.0) -> list[int]:
+    """The stream's message count on each server, read until every one holds `expected` or
+    `seconds` pass: a server that rejoins answers on its monitoring port before its replica has
+    caught up with the stream leader."""
+    deadline = time.monotonic() + seconds
+    while True:
+        counts = [_stream_messages(port, stream) for port in monitors]
+        if all(n == expected for n in counts) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.5)
 
 
 def _stream_messages(monitor: int, stream: str) -> int:
-    """How many messages the server on this monitoring port holds for the stream."""
+    """How many messages the server on this monitoring port holds for the stream (0 while it
+    holds no replica of it)."""
     url = f"http://{HOST}:{monitor}/jsz?streams=true"
     with urllib.request.urlopen(url, timeout=5) as resp:
         jsz = json.loads(resp.read())
     details = [s for a in jsz["account_details"] for s in a["stream_detail"] if s["name"] == stream]
-    assert details, f"the server on monitoring port {monitor} holds no replica of {stream}"
-    return int(details[0]["state"]["messages"])
+    return int(details[0]["state"]["messages"]) if details else 0
 
 
 # --------------------------------------------------------------------------- Kafka
