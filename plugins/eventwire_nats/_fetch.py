@@ -38,13 +38,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from eventwire.backend import Inbound, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import (
     Shard,
     ShardCoordinator,
-    ShardedSubscription,
     ShardInbound,
     ShardState,
     wait_event,
@@ -75,6 +74,7 @@ class Member(Protocol):
     def share(self) -> int: ...
     def track(self, delivery: NatsInbound) -> None: ...
     def forget(self, delivery: NatsInbound) -> None: ...
+    def ack(self, shard: Shard, position: str) -> None: ...
     async def deliver(self, inbound: Inbound) -> bool: ...
 
 
@@ -100,9 +100,7 @@ class NatsInbound(ShardInbound[str]):
         count: int,
         msg_id: str | None,
     ) -> None:
-        # The member is a `NatsSubscription`, typed here by the protocol it meets.
-        member = cast("ShardedSubscription[str]", fetch.member)
-        super().__init__(member, fetch.shard, reply, message, count)
+        super().__init__(fetch.member, fetch.shard, reply, message, count)
         self.fetch = fetch
         self.seq = seq
         #: The producer's ``Nats-Msg-Id`` header, if it set one.
