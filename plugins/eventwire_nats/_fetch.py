@@ -24,11 +24,12 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from eventwire.backend import Inbound, Origin, SubscriptionSpec, WireMessage
+from eventwire.backend import Inbound, Origin, WireMessage
 from eventwire.backendkit import (
     Shard,
     ShardCoordinator,
     ShardInbound,
+    ShardMember,
     ShardState,
     wait_event,
 )
@@ -38,10 +39,9 @@ from eventwire_nats._topology import ChannelTopology, durable_name
 from eventwire_nats._wire import MSG_ID, decode_headers, reply_metadata, reply_origin
 
 
-class Member(Protocol):
+class Member(ShardMember[str], Protocol):
     """What a fetch needs of its group member (`eventwire_nats.NatsSubscription`)."""
 
-    spec: SubscriptionSpec
     settings: NatsSettings
     coordinator: ShardCoordinator
     topology: ChannelTopology
@@ -58,7 +58,6 @@ class Member(Protocol):
     def share(self) -> int: ...
     def track(self, delivery: NatsInbound) -> None: ...
     def forget(self, delivery: NatsInbound) -> None: ...
-    def ack(self, shard: Shard, position: str) -> None: ...
     async def deliver(self, inbound: Inbound) -> bool: ...
 
 
