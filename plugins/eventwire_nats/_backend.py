@@ -215,8 +215,7 @@ class NatsBackend(BaseBackend[NatsSettings]):
             )
         key = message.key
         shard = shard_of(key, topology.shards) if key is not None else next(self._round_robin)
-        subject = f"{topology.channel}.{shard % topology.shards}"
-        return subject.encode(), header, body
+        return topology.subject(shard % topology.shards).encode(), header, body
 
     async def _recreate(self, channel: str) -> None:
         self.topology.forget(channel)

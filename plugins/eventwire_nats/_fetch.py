@@ -1,34 +1,18 @@
-"""`ShardFetch`: one member reading one shard of a channel during one lease epoch.
+"""`ShardFetch`: one member reading one shard of a channel during one lease epoch, inside
+``coordinator.reading(...)`` so the shard is not given back while it runs.
 
-A fetch runs while the member's shard coordinator lets it read the shard (recovering or
-ready), inside ``coordinator.reading(...)`` so the shard is not given back while it runs:
+- Recovery: if the shard's durable consumer has unacked messages (an earlier owner
+  crashed), messages newer than the last one delivered are held back until none of the
+  earlier ones is pending (ack floor passed, or only held ones pending: nats-server 2.9 can
+  leave the ack floor behind after a crash); a reconnection starts the recovery over.
+- Pull requests to its own inbox for its share of ``max_in_flight``, each ending before the
+  lease can pass on (``0.6 * lease_ttl`` after its last renewal at the latest).
+- At the end its inbox stays until every request has been answered or has expired (NATS
+  2.9 cannot cancel one); then what it held is forgotten.
 
-- it first asks the shard's durable consumer what is unacknowledged. Nothing: the shard is
-  recovered at once. Messages an earlier owner left pending (it crashed): messages newer
-  than the last one delivered are held back until none of the earlier ones is pending any
-  more (the consumer's ack floor has passed the last one, or every message pending is one
-  held back here: after a broker crash nats-server 2.9 can leave the ack floor behind for
-  good), so the earlier owner's messages (redelivered after ``ack_wait``, or at once if
-  nak'ed) run first; then the held ones are handed over in order and the shard is
-  recovered. A reconnection while recovering starts the recovery again (the server may have
-  lost what it knew of the held messages);
-- it sends pull requests to its own inbox for at most its share of ``max_in_flight``
-  minus what it handed out and what is asked for already; a request expires within
-  ``0.2 * lease_ttl`` and never outlives ``0.6 * lease_ttl`` after the lease's last
-  renewal, so the member stops reading before the lease can pass on;
-- once it may read no more (draining, lease lost, stopped), it sends no new request, keeps
-  its inbox until every request sent has been answered or has expired (a request cannot be
-  cancelled on NATS 2.9, and one whose inbox is gone can still take a redelivered message),
-  unsubscribes and forgets what it held back.
-
-A delivery this member gives up without handling it (held back, or cut off while the
-handler waited for room in ``max_in_flight``: nats-py cancels a subscription's running
-callback when it unsubscribes) is forgotten, not nak'ed: it stops counting as in flight, so
-the shard can be given back, and it stops getting progress signals, so the server delivers
-it again after ``ack_wait``. A nak would hand it out at once, before older messages of the
-shard that are still pending (an earlier owner's, or replies lost with a connection), and
-the next owner would see a key's newer event first; redeliveries after ``ack_wait`` come in
-sequence order.
+A delivery given up unhandled is forgotten, not nak'ed: a nak would redeliver it at once,
+ahead of older pending messages of its shard, and break key order; after ``ack_wait`` the
+server redelivers in sequence order. docs/backends/nats.md (G05) tells the whole story.
 """
 
 from __future__ import annotations
@@ -38,14 +22,14 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from eventwire.backend import Inbound, Origin, SubscriptionSpec, WireMessage
+from eventwire.backend import Inbound, Origin, WireMessage
 from eventwire.backendkit import (
     Shard,
     ShardCoordinator,
-    ShardedSubscription,
     ShardInbound,
+    ShardMember,
     ShardState,
     wait_event,
 )
@@ -55,10 +39,9 @@ from eventwire_nats._topology import ChannelTopology, durable_name
 from eventwire_nats._wire import MSG_ID, decode_headers, reply_metadata, reply_origin
 
 
-class Member(Protocol):
+class Member(ShardMember[str], Protocol):
     """What a fetch needs of its group member (`eventwire_nats.NatsSubscription`)."""
 
-    spec: SubscriptionSpec
     settings: NatsSettings
     coordinator: ShardCoordinator
     topology: ChannelTopology
@@ -100,9 +83,7 @@ class NatsInbound(ShardInbound[str]):
         count: int,
         msg_id: str | None,
     ) -> None:
-        # The member is a `NatsSubscription`, typed here by the protocol it meets.
-        member = cast("ShardedSubscription[str]", fetch.member)
-        super().__init__(member, fetch.shard, reply, message, count)
+        super().__init__(fetch.member, fetch.shard, reply, message, count)
         self.fetch = fetch
         self.seq = seq
         #: The producer's ``Nats-Msg-Id`` header, if it set one.

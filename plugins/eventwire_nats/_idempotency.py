@@ -1,21 +1,13 @@
 """`NatsIdempotencyStore`: handled event ids in a JetStream key-value bucket, shared by every
-process of a group.
+process of a group (``EventBus("nats://...")``'s default; any backend can use one).
 
-``EventBus("nats://...")`` uses it by default; any backend can use one:
-``EventBus("kafka://...", idempotency_store="nats://nats:4222")``. One key per claimed id
-(the base64url form of ``<group>:<event id>``, since KV keys allow few characters) in the
-bucket ``eventwire_idempotency``:
-
-- ``claim``: ``create`` (only if absent — atomic on the server) with ``busy <token>
-  <expiry>``: ``ACQUIRED``. If the key exists: ``done`` -> ``DONE``; a claim whose expiry
-  passed is taken over with ``update(last=revision)`` (compare-and-set: of two processes
-  taking over one expired claim, one wins, the other says ``BUSY``); else ``BUSY``.
-- ``complete`` writes ``done``; ``release`` deletes the key only while it still holds this
-  claim's token (compare-and-set on its revision).
-
-Done ids are kept for the bucket's ``max_age`` (``DONE_TTL``, 7 days), set when the bucket is
-created: NATS 2.9 has no per-key TTL. Claim expiry compares wall clocks of the members'
-hosts (keep them in sync; a skew of a few seconds only shortens or lengthens a 60 s lease).
+One key per claimed id (base64url of ``<group>:<event id>``: KV keys allow few characters).
+``claim`` *creates* ``busy <token> <expiry>`` (atomic); on an existing key: ``done`` is
+DONE, an expired claim is taken over with *update at its revision* (one of two contenders
+wins, the other is BUSY), else BUSY. ``complete`` writes ``done``; ``release`` deletes the
+key at its revision while it still holds this claim. Done ids live for the bucket's
+``max_age`` (`DONE_TTL`; NATS 2.9 has no per-key TTL). Claim expiry compares the hosts'
+wall clocks.
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
-"""`NatsLeaseStore`: the kit's `LeaseStore` on a JetStream key-value bucket.
+"""`NatsLeaseStore`: the kit's `LeaseStore` on a JetStream key-value bucket (``lease_bucket``,
+history 1, ``max_age`` = the lease lifetime, so the server expires what nobody renews).
 
-One bucket (``lease_bucket``, history 1, ``max_age`` = the lease lifetime) holds, per group
-of a channel (``token``):
-
-- ``g.<token>.m.<member>``: a member's registration, written by every heartbeat; the
-  bucket's ``max_age`` removes a crashed member's key, a leaving member purges it;
-- ``g.<token>.s.<shard>``: a shard's lease, holding the member id. Taken with *create*
-  (fails while someone holds it), renewed with *update at the last revision* (fails once it
-  expired or changed hands), given back with *delete at the last revision*. Expiry is the
-  server's: the bucket's ``max_age`` removes a lease nobody renewed.
-
-Joins, leaves and releases are announced on the core subject ``_EVENTWIRE.rebalance.<token>``
-(no storage), so the other members run their next heartbeat at once instead of at their
-next interval.
+Per group of a channel (``token``): ``g.<token>.m.<member>``, a member's registration
+(written by each heartbeat, purged on leave), and ``g.<token>.s.<shard>``, a shard's lease
+holding the member id: taken with *create*, renewed with *update at the last revision*,
+given back with *delete at the last revision*. Joins, leaves and releases are announced on
+``_EVENTWIRE.rebalance.<token>`` so the other members run their next heartbeat at once.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import time
@@ -28,36 +29,26 @@ __all__ = ["Prepared", "Publisher"]
 Prepared = tuple[bytes, bytes, bytes]
 
 
-class _Failure(Exception):
-    def __init__(self, kind: str, text: str) -> None:
-        super().__init__(text)
-        self.kind = kind
-
-
+@dataclasses.dataclass(slots=True)
 class _Batch:
-    """The PubAcks one publish call is waiting for."""
+    """The PubAcks one publish call is waiting for, and the refusals by index: ``(kind,
+    text)``, kind ``no-stream``, ``too-large`` or ``error``."""
 
-    __slots__ = ("done", "errors", "waiting")
-
-    def __init__(self, indexes: list[int], done: asyncio.Future[None]) -> None:
-        self.waiting = set(indexes)
-        self.errors: dict[int, _Failure] = {}
-        self.done = done
-        if not indexes:
-            done.set_result(None)
+    waiting: set[int]
+    done: asyncio.Future[None]
+    errors: dict[int, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
 
-def _pub_ack_error(msg: Any) -> _Failure:
+def _pub_ack_error(msg: Any) -> tuple[str, str]:
     data = msg.data
-    headers = msg.headers or {}
-    if not data and headers.get("Status") == "503":
-        return _Failure("no-stream", "no stream captures the subject")
+    if not data and (msg.headers or {}).get("Status") == "503":
+        return "no-stream", "no stream captures the subject"
     try:
         error = json.loads(data).get("error") or {}
     except (ValueError, AttributeError):
         error = {"description": data[:200].decode(errors="replace")}
     text = str(error.get("description") or error)
-    return _Failure("too-large" if "size" in text and "exceed" in text else "error", text)
+    return ("too-large" if "size" in text and "exceed" in text else "error"), text
 
 
 def _headers(block: bytes) -> dict[str, str]:
@@ -76,10 +67,9 @@ class Publisher:
         self._prefix = nc.new_inbox() + "."
         self._batches: dict[str, _Batch] = {}
         self._tokens = itertools.count()
-        self._sub: Any = None
 
     async def start(self) -> None:
-        self._sub = await self.nc.subscribe(self._prefix + ">", cb=self._on_pub_ack)
+        await self.nc.subscribe(self._prefix + ">", cb=self._on_pub_ack)
 
     async def _on_pub_ack(self, msg: Any) -> None:
         batch_id, _, index_text = msg.subject[len(self._prefix) :].partition(".")
@@ -105,7 +95,7 @@ class Publisher:
         last = "no answer"
         while True:
             batch_id = str(next(self._tokens))
-            batch = _Batch(todo, asyncio.get_running_loop().create_future())
+            batch = _Batch(set(todo), asyncio.get_running_loop().create_future())
             self._batches[batch_id] = batch
             try:
                 try:
@@ -128,13 +118,13 @@ class Publisher:
             failed = sorted(batch.waiting | set(batch.errors))
             if not failed:
                 return
-            for error in batch.errors.values():
-                if error.kind == "too-large":
+            for kind, error in batch.errors.values():
+                if kind == "too-large":
                     raise MessageTooLargeError(
                         f"NATS refused a message for channel {channel!r} as too large: "
                         f"{error}; the server's max_payload is {nc.max_payload} bytes"
                     )
-                last = str(error)
+                last = error
             if time.monotonic() >= deadline:
                 raise PublishError(
                     f"NATS did not confirm {len(failed)} of {len(prepared)} message(s) for "
@@ -142,7 +132,7 @@ class Publisher:
                     "stored. Publishing them again is safe: the stream drops repeated event ids "
                     "within its duplicate window"
                 )
-            if any(error.kind == "no-stream" for error in batch.errors.values()):
+            if any(kind == "no-stream" for kind, _ in batch.errors.values()):
                 with contextlib.suppress(Exception):
                     await recreate()
             todo = failed
@@ -170,18 +160,10 @@ class Publisher:
         prefix = reply_prefix.encode()
         for index in todo:
             subject, header, body = prepared[index]
-            length = len(header)
-            command = b"HPUB %b %b%d %d %d\r\n%b%b\r\n" % (
-                subject,
-                prefix,
-                index,
-                length,
-                length + len(body),
-                header,
-                body,
-            )
-            chunk.append(command)
-            size += len(command)
+            total = len(header) + len(body)
+            head = b"HPUB %b %b%d %d %d\r\n" % (subject, prefix, index, len(header), total)
+            chunk += (head, header, body, b"\r\n")
+            size += len(head) + total + 2
             if size >= 1 << 20:
                 await self._write(b"".join(chunk))
                 chunk, size = [], 0

@@ -1,21 +1,11 @@
 """One group member on one channel, on the kit's `ShardedSubscription`.
 
-How a member keeps key order with several members (G05) on NATS 2.9 (which has no pinned
-pull consumers):
-
-- A channel's stream has ``shards`` subjects ``<channel>.<n>``; a key always goes to the same
-  one. Each group has one durable pull consumer per shard.
-- Which member reads which shard is the kit's `ShardCoordinator` over leases in a key-value
-  bucket (`NatsLeaseStore`); a shard changes hands only after what its owner took from it is
-  settled.
-- The fetch loop starts a `ShardFetch` for every shard this member may read (recovering or
-  ready): pull requests that end before the lease can pass on, the previous owner's messages
-  first after a crash (see `eventwire_nats._fetch`).
-- Acks go through the kit's `AckBatcher` as core messages to each delivery's reply subject.
-
-Every unsettled delivery older than ``ack_wait / 3`` gets a ``+WPI`` (work in progress)
-now and then, so a slow handler or retries in place never trigger a redelivery; a crashed
-member stops sending them, and its messages come back after ``ack_wait``.
+Key order with several members on NATS 2.9 (no pinned pull consumers): a stream subject
+and a durable pull consumer per shard; the kit's `ShardCoordinator` over `NatsLeaseStore`
+says which member reads which shard; a `ShardFetch` per shard this member may read; acks
+through the kit's `AckBatcher` as core messages to each delivery's reply subject. An
+unsettled delivery older than ``ack_wait / 3`` gets a ``+WPI`` now and then, so a slow
+handler is never redelivered; a crashed member's messages come back after ``ack_wait``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ __all__ = [
     "cluster_replicas",
     "durable_name",
     "group_token",
-    "shards_from_description",
     "stream_name",
 ]
 
@@ -64,11 +63,6 @@ def cluster_replicas(server_info: dict[str, Any]) -> int:
     if not server_info.get("cluster"):
         return 1
     return max(1, min(3, len(server_info.get("connect_urls") or ())))
-
-
-def shards_from_description(description: str | None) -> int | None:
-    match = _DESCRIPTION.match(description or "")
-    return int(match.group(2)) if match else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,8 +140,8 @@ class Topology:
                 f"the NATS stream {name} exists but does not capture {channel}.* (its "
                 f"subjects: {subjects}); it was not created by eventwire. Delete or rename it"
             )
-        shards = shards_from_description(info.config.description) or s.shards
-        return ChannelTopology(channel, name, shards)
+        described = _DESCRIPTION.match(info.config.description or "")
+        return ChannelTopology(channel, name, int(described.group(2)) if described else s.shards)
 
     async def consumers(self, topology: ChannelTopology, spec: SubscriptionSpec) -> None:
         """Create the group's durable pull consumers, one per shard, unless they exist; a new

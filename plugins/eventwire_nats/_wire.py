@@ -1,22 +1,16 @@
-"""WireMessage <-> NATS message: headers, message ids, sizes, ack-subject metadata.
+"""WireMessage <-> NATS message: headers, message ids, ack-subject metadata.
 
-NATS headers are HTTP-like lines: a value cannot hold CR or LF and loses leading/trailing
-blanks. Values that would not survive (a multi-line error text in a dead letter, say) travel
-base64-encoded behind the marker ``ew64:`` and are decoded on the way in, so every header
-arrives exactly as it was published.
-
-Headers the backend adds and removes again on receipt:
-- ``Nats-Msg-Id``: the event id (``ce-id``), so the stream's duplicate window drops a
-  repeated publish. A dead letter's id adds ``:dlq:<group>``, a replay's ``:replay:<id>``,
-  so neither is mistaken for a duplicate of the original.
-- ``eventwire-key``: the ordering key, only when it is not the ``ce-subject`` header (which
-  is where an event's key travels anyway); ``eventwire-keyless`` marks a message without a
-  key that has a ``ce-subject``.
+A header value a NATS header line cannot carry (CR, LF, NUL, leading or trailing blanks)
+travels base64-encoded behind ``ew64:``. Added on publish and removed on receipt:
+``Nats-Msg-Id`` (the event id, plus ``:dlq:<group>`` or ``:replay:<id>`` so neither is a
+duplicate of the original, for the stream's duplicate window) and ``eventwire-key`` (the
+key, only when it is not ``ce-subject``; ``eventwire-keyless``: no key despite one).
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -24,8 +18,6 @@ from eventwire.backend import WireMessage
 from eventwire.errors import PublishError
 
 __all__ = [
-    "KEY",
-    "KEYLESS",
     "MSG_ID",
     "decode_headers",
     "header_block",
@@ -35,8 +27,8 @@ __all__ = [
 ]
 
 MSG_ID = "Nats-Msg-Id"
-KEY = "eventwire-key"
-KEYLESS = "eventwire-keyless"
+_KEY = "eventwire-key"
+_KEYLESS = "eventwire-keyless"
 _SUBJECT = "ce-subject"
 #: Publish conditions the server checks (``Nats-Expected-Stream``, ``-Last-Sequence`` ...):
 #: another producer's, dropped on receipt, or a dead letter carrying them would be refused.
@@ -45,10 +37,9 @@ _ID = "ce-id"
 _DLQ_GROUP = "eventwire-dlq-group"
 _REPLAY = "eventwire-replay"
 _B64 = "ew64:"
-_INTERNAL = (MSG_ID, KEY, KEYLESS)
+_INTERNAL = (MSG_ID, _KEY, _KEYLESS)
 _BAD_NAME = frozenset(":\r\n\t \0")
-
-
+_LINE_BREAK = re.compile("[\r\n\0]")
 _GOOD_NAMES: set[str] = set()
 
 
@@ -64,13 +55,7 @@ def _check_name(name: str) -> None:
 
 def _unsafe(text: str) -> bool:
     """True when `text` would not survive a NATS header line as it is."""
-    return (
-        "\n" in text
-        or "\r" in text
-        or "\0" in text
-        or text.strip() != text
-        or text.startswith(_B64)
-    )
+    return text.strip() != text or text.startswith(_B64) or bool(_LINE_BREAK.search(text))
 
 
 def _b64(text: str) -> str:
@@ -98,17 +83,15 @@ def header_block(message: WireMessage) -> bytes:
     subject = headers.get(_SUBJECT)
     if key is None:
         if subject is not None:
-            lines.append(f"{KEYLESS}: 1\r\n")
+            lines.append(f"{_KEYLESS}: 1\r\n")
     elif key != subject:
-        lines.append(f"{KEY}: {_b64(key) if unsafe(key) else key}\r\n")
+        lines.append(f"{_KEY}: {_b64(key) if unsafe(key) else key}\r\n")
     event_id = headers.get(_ID)
     if event_id:
-        replay = headers.get(_REPLAY)
-        group = headers.get(_DLQ_GROUP)
         msg_id = event_id
-        if replay:
+        if replay := headers.get(_REPLAY):
             msg_id += f":replay:{replay}"
-        if group is not None:
+        if (group := headers.get(_DLQ_GROUP)) is not None:
             msg_id += f":dlq:{group}"
         if unsafe(msg_id):
             msg_id = base64.b64encode(msg_id.encode()).decode("ascii")
@@ -132,17 +115,13 @@ def decode_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], s
         return {}, None
     out = dict(headers)
     out.pop(MSG_ID, None)
-    key = out.pop(KEY, None)
-    keyless = out.pop(KEYLESS, None)
-    directives = None
+    key = out.pop(_KEY, None)
+    keyless = out.pop(_KEYLESS, None)
+    for name in [name for name in out if name.startswith(_DIRECTIVE)]:
+        del out[name]  # another producer's publish conditions: not part of the message
     for name, value in out.items():
         if value.startswith(_B64):
             out[name] = _decode(value)
-        elif name.startswith(_DIRECTIVE):
-            directives = (directives or []) + [name]
-    if directives:  # another producer's publish conditions: not part of the message
-        for name in directives:
-            del out[name]
     if key is not None:
         key = _decode(key)
     elif keyless is None:

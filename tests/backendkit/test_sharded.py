@@ -12,6 +12,7 @@ from eventwire.backendkit import (
     Shard,
     ShardedSubscription,
     ShardInbound,
+    ShardMember,
     SubscriptionState,
 )
 
@@ -122,3 +123,25 @@ async def test_close_sends_the_acks_taken_after_stop_and_abort_sends_none() -> N
     await crashed._acks.flush()  # abort forgot the queued ack: nothing left to send
     await held[0].ack()
     assert crashed.sent == [] and crashed.state is SubscriptionState.ABORTED
+
+
+class AckLog:
+    """A `ShardMember` that is no `ShardedSubscription`: what a backend's fetch helper is."""
+
+    def __init__(self) -> None:
+        self.spec = SubscriptionSpec("orders", "billing")
+        self.acks: list[tuple[int, str]] = []
+
+    def ack(self, shard: Shard, position: str) -> None:
+        self.acks.append((shard.index, position))
+
+
+async def test_an_inbound_acks_once_through_any_shard_member() -> None:
+    member = AckLog()
+    typed: ShardMember[str] = member
+    inbound = ShardInbound(typed, Shard(2), "$JS.ACK.x", WireMessage(b"a", {}), 1)
+    await inbound.ack()
+    await inbound.ack()
+    assert member.acks == [(2, "$JS.ACK.x")]
+    assert inbound.settled
+    assert inbound.subscription.spec.channel == "orders"

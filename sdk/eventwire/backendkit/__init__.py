@@ -33,7 +33,8 @@ A backend built on the kit is its broker's primitives plus a few declarations:
   after in-flight deliveries are settled (`ShardState`); `MemoryLeaseStore` is the
   in-process store; `shard_of` is the one key → shard function. `ShardedSubscription` runs
   a member's coordinator, fetch loop and `AckBatcher` with the shutdown hooks wired; its
-  deliveries are `ShardInbound` (settled once).
+  deliveries are `ShardInbound` (settled once), which need only a `ShardMember` (the spec
+  and ``ack``) of whatever made them.
 
 ``docs/backend-authors.md`` is the guide; ``eventwire_memory`` and ``eventwire_sqlite`` are
 worked examples.
@@ -73,7 +74,7 @@ from eventwire.backendkit._settings import (
     OptionSpec,
     option,
 )
-from eventwire.backendkit._sharded import ShardedSubscription, ShardInbound
+from eventwire.backendkit._sharded import ShardedSubscription, ShardInbound, ShardMember
 from eventwire.backendkit._shards import Shard, ShardCoordinator, ShardState, shard_of
 from eventwire.backendkit._subscription import (
     BaseSubscription,
@@ -107,6 +108,7 @@ __all__ = [
     "Shard",
     "ShardCoordinator",
     "ShardInbound",
+    "ShardMember",
     "ShardState",
     "ShardedSubscription",
     "SubscriptionState",

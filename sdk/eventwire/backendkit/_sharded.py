@@ -6,7 +6,9 @@ leases), the backend's fetch loop, and an `AckBatcher` sending acks in batches. 
 owns them and the shutdown hooks they need (`BaseSubscription`'s contract): ``stop`` stops
 the coordinator and the fetch loop, ``close`` sends the last acks and gives the leases back,
 ``abort`` forgets queued acks. A backend writes the fetch loop and how a batch of acks is
-sent; its deliveries are `ShardInbound` objects, settled once.
+sent; its deliveries are `ShardInbound` objects, settled once. A `ShardInbound` needs only
+a `ShardMember` (the spec and ``ack``), so a backend's helper objects can stand for the
+member with a protocol of their own.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit._acks import AckBatcher
@@ -23,10 +25,22 @@ from eventwire.backendkit._leases import LeaseStore
 from eventwire.backendkit._shards import Shard, ShardCoordinator
 from eventwire.backendkit._subscription import BaseSubscription, cancel_and_wait
 
-__all__ = ["ShardInbound", "ShardedSubscription"]
+__all__ = ["ShardInbound", "ShardMember", "ShardedSubscription"]
 
 #: How a backend names one message within its shard (a stream entry id, a row number...).
 P = TypeVar("P")
+P_contra = TypeVar("P_contra", contravariant=True)
+
+
+class ShardMember(Protocol[P_contra]):
+    """What a `ShardInbound` uses of the member it came from (a `ShardedSubscription` is
+    one): the subscription's spec, and where its ack goes."""
+
+    @property
+    def spec(self) -> SubscriptionSpec: ...
+
+    def ack(self, shard: Shard, position: P_contra) -> None:
+        """Queue the ack of `position` on `shard`."""
 
 
 class ShardedSubscription(BaseSubscription, Generic[P]):
@@ -136,15 +150,16 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
 class ShardInbound(Generic[P]):
     """A delivery read from a shard (an `eventwire.backend.Inbound`), settled at most once.
 
-    ``ack()`` queues ``(shard, position)`` on its subscription's batcher the first time and
-    does nothing after; a backend subclass adds its `origin` (where the broker keeps it).
+    ``ack()`` calls ``subscription.ack(shard, position)`` the first time and does nothing
+    after; `subscription` is any `ShardMember` (a `ShardedSubscription` queues the ack on its
+    batcher). A backend subclass adds its `origin` (where the broker keeps it).
     """
 
     __slots__ = ("delivery_count", "message", "position", "settled", "shard", "subscription")
 
     def __init__(
         self,
-        subscription: ShardedSubscription[P],
+        subscription: ShardMember[P],
         shard: Shard,
         position: P,
         message: WireMessage,
