@@ -27,9 +27,10 @@ from eventwire_kafka._connect import (
     probe_kwargs,
     security,
 )
-from eventwire_kafka._consumer import KafkaSubscription, to_wire
+from eventwire_kafka._consumer import KafkaSubscription
 from eventwire_kafka._info import CAPABILITIES
 from eventwire_kafka._producer import Producers, is_fenced
+from eventwire_kafka._records import to_wire
 from eventwire_kafka._send import send
 from eventwire_kafka._settings import KafkaSettings
 from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic, read_topic
