@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
-from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
@@ -20,13 +19,7 @@ from eventwire.errors import (
 )
 from faststream.kafka import KafkaBroker
 
-from eventwire_kafka._connect import (
-    CONSUMER_CONNECTION_KEYS,
-    aiokafka_producer,
-    explain,
-    probe_kwargs,
-    security,
-)
+from eventwire_kafka._connect import aiokafka_producer, explain, security, takes
 from eventwire_kafka._consumer import KafkaSubscription
 from eventwire_kafka._info import CAPABILITIES
 from eventwire_kafka._producer import Producers, is_fenced
@@ -100,11 +93,12 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             ):
                 # Probe first with a plain client, closed whatever happens: a failed
                 # ``KafkaBroker.connect`` would leave its half-started producer behind.
-                probe = AIOKafkaClient(**probe_kwargs(broker._connection_kwargs))
+                probe_kwargs = takes(AIOKafkaClient, broker._connection_kwargs, "client_id")
+                probe = AIOKafkaClient(**probe_kwargs)
                 try:
                     await asyncio.wait_for(probe.bootstrap(), s.connect_timeout)
                 except KafkaConnectionError as exc:
-                    await explain(s, self.url, exc, probe_kwargs(broker._connection_kwargs))
+                    await explain(s, self.url, exc, probe_kwargs)
                     raise
                 finally:
                     await probe.close()
@@ -210,9 +204,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
 
     def _consumer(self, *, client_id: str, **options: Any) -> Any:
         """A consumer; its client id is the backend's with `client_id` appended."""
-        from aiokafka import AIOKafkaConsumer
-
-        kwargs = {k: v for k, v in self._client_kwargs().items() if k in CONSUMER_CONNECTION_KEYS}
+        kwargs = takes(AIOKafkaConsumer, self._client_kwargs())
         kwargs.update(options, client_id=f"{self.settings.client_id}-{client_id}")
         return AIOKafkaConsumer(**kwargs)
 
@@ -245,22 +237,10 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
     async def _offsets_consumer(self) -> Any:
         """The group-less consumer that reads offsets (for `lag` and `purge_channel`)."""
         if self._offsets is None:
-            self._offsets = await self._started(self._consumer(group_id=None, client_id="offsets"))
+            consumer = self._consumer(group_id=None, client_id="offsets")
+            await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
+            self._offsets = consumer
         return self._offsets
-
-    async def _started(self, consumer: Any) -> Any:
-        await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
-        return consumer
-
-    @contextlib.asynccontextmanager
-    async def _reader(self, purpose: str, **options: Any) -> AsyncIterator[Any]:
-        """A started group-less consumer (commits nothing), stopped when done."""
-        consumer = self._consumer(group_id=None, client_id=purpose, **options)
-        try:
-            yield await self._started(consumer)
-        finally:
-            timeout = self.settings.request_timeout_ms / 1000
-            await quietly(consumer.stop(), f"kafka {purpose} consumer stop", timeout=timeout)
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Up to `limit` records of `channel`, oldest first (by record time across
@@ -272,13 +252,20 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         partitions = await topics.partitions(channel)
         if not partitions:
             return []
-        timeout = self.settings.request_timeout_ms / 1000
-        fetch_max_bytes = max(50 * 1024 * 1024, self.settings.max_message_bytes * 2)
+        s = self.settings
+        timeout = s.request_timeout_ms / 1000
+        consumer = self._consumer(
+            group_id=None,
+            client_id="browse",
+            auto_offset_reset="earliest",
+            fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes * 2),
+        )
         with self.map_errors(f"reading Kafka topic {channel!r}"):
-            async with self._reader(
-                "browse", auto_offset_reset="earliest", fetch_max_bytes=fetch_max_bytes
-            ) as consumer:
+            try:  # a group-less consumer: nothing is committed
+                await asyncio.wait_for(consumer.start(), s.connect_timeout)
                 records = await read_topic(consumer, channel, partitions, limit, timeout)
+            finally:
+                await quietly(consumer.stop(), "kafka browse consumer stop", timeout=timeout)
         # Record time (ms) first; within one millisecond the CloudEvents time (µs), which
         # follows publish order across partitions; then partition order.
         records.sort(key=lambda r: (r.timestamp, _ce_time(r), r.partition, r.offset))

@@ -48,13 +48,6 @@ class Committer:
                 if part.tp in offsets:
                     part.committed = offsets[part.tp].offset
 
-    async def commit_start(self, positions: dict[Any, int]) -> None:
-        """Commit the starting positions of partitions the group never committed."""
-        async with self._lock:
-            await self._consumer.commit(positions)
-        for tp, position in positions.items():
-            self._parts[tp].committed = position
-
     async def record_handed(self, parts: list[Partition]) -> None:
         """Commit `parts` with the metadata naming what is about to be handed over."""
         try:

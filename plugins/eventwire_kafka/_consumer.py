@@ -27,7 +27,7 @@ from eventwire_kafka._commits import Committer
 from eventwire_kafka._fetch import Fetcher, Lookahead
 from eventwire_kafka._hand import Handover
 from eventwire_kafka._rebalance import Rebalance
-from eventwire_kafka._records import Fetched, Partition
+from eventwire_kafka._records import Partition
 from eventwire_kafka._settings import KafkaSettings
 from eventwire_kafka._start import StartPositions
 
@@ -50,13 +50,9 @@ class KafkaSubscription(BaseSubscription):
         self._parts: dict[Any, Partition] = {}
         self._committer = Committer(consumer, self._parts, spec)
         self._start = StartPositions(consumer, spec)
-        #: Fetched records whose delivery record is committed, waiting to be handed over.
-        ready: asyncio.Queue[Fetched] = asyncio.Queue()
         lookahead = Lookahead(max(16 * settings.fetch_max_records, 4 * spec.max_in_flight))
-        self._fetcher = Fetcher(
-            consumer, self._parts, self._committer, lookahead, ready, spec, settings
-        )
-        self._handover = Handover(self, lookahead, ready)
+        self._fetcher = Fetcher(consumer, self._parts, self._committer, lookahead, spec, settings)
+        self._handover = Handover(self, lookahead)
         self._fetching: list[asyncio.Task[None]] = []
 
     @property

@@ -29,7 +29,8 @@ _POLL_MS = 500
 
 
 class Lookahead:
-    """How many records may be taken from the client and not handed over yet: each
+    """The fetched records waiting to be handed over (their delivery record committed), and
+    how many records may be taken from the client and not handed over yet: each
     delivery-record commit covers up to half of it, so a slow commit round trip (tens of
     milliseconds on a busy broker) is paid once per thousands of records."""
 
@@ -38,6 +39,7 @@ class Lookahead:
         #: Records taken from the client and not handed over (or given up) yet.
         self.ahead = 0
         self._room = asyncio.Event()
+        self.ready: asyncio.Queue[Fetched] = asyncio.Queue()
 
     async def wait_room(self) -> None:
         """Wait until at most half the lookahead is taken."""
@@ -53,7 +55,8 @@ class Lookahead:
 
 
 class Fetcher:
-    """Takes records from `consumer`, commits their delivery record, queues them on `ready`."""
+    """Takes records from `consumer`, commits their delivery record, queues them on
+    `lookahead`."""
 
     def __init__(
         self,
@@ -61,7 +64,6 @@ class Fetcher:
         parts: Mapping[Any, Partition],
         committer: Committer,
         lookahead: Lookahead,
-        ready: asyncio.Queue[Fetched],
         spec: SubscriptionSpec,
         settings: KafkaSettings,
     ) -> None:
@@ -69,7 +71,6 @@ class Fetcher:
         self._parts = parts
         self._committer = committer
         self._lookahead = lookahead
-        self._ready = ready
         self._max_records = settings.fetch_max_records
         self._outage = Outage(f"kafka fetch of {spec.channel}/{spec.group}", settings.scrub)
 
@@ -98,4 +99,4 @@ class Fetcher:
                 timeout = 0  # then only what the client has buffered already
             if fetched:
                 await self._committer.record_handed(list(dict.fromkeys(p for p, _ in fetched)))
-                self._ready.put_nowait(fetched)
+                lookahead.ready.put_nowait(fetched)

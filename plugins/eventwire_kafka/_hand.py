@@ -9,25 +9,23 @@ import asyncio
 from eventwire.backendkit import BaseSubscription
 
 from eventwire_kafka._fetch import Lookahead
-from eventwire_kafka._records import Fetched, KafkaInbound, Partition
+from eventwire_kafka._records import KafkaInbound, Partition
 
 __all__ = ["Handover"]
 
 
 class Handover:
-    """Hands what `ready` holds to `subscription`'s handler, stopping at a revoked partition."""
+    """Hands what `lookahead` holds to `subscription`'s handler, stopping at a revoked
+    partition."""
 
-    def __init__(
-        self, subscription: BaseSubscription, lookahead: Lookahead, ready: asyncio.Queue[Fetched]
-    ) -> None:
+    def __init__(self, subscription: BaseSubscription, lookahead: Lookahead) -> None:
         self._subscription = subscription
         self._lookahead = lookahead
-        self._ready = ready
 
     async def run(self) -> None:
         batched = self._subscription.takes_batches
         while True:
-            fetched = await self._ready.get()
+            fetched = await self._lookahead.ready.get()
             for part, entries in fetched:
                 try:
                     if batched:

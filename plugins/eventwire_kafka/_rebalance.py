@@ -51,7 +51,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[Any]) -> None:
         if self._subscription.state in (SubscriptionState.CLOSED, SubscriptionState.ABORTED):
             return
-        fresh: dict[Any, int] = {}
+        fresh = []
         try:
             committed = await self._committed(assigned)
             for tp in sorted(assigned):
@@ -59,12 +59,12 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 previous = committed.get(tp)
                 metadata = previous.metadata if previous is not None else None
                 part = Partition(tp, position, _handed.decode(metadata))
-                if previous is None:
+                if previous is None:  # a new group: commit where it starts
                     part.committed = -1
-                    fresh[tp] = position
+                    fresh.append(part)
                 self._parts[tp] = part
             if fresh:
-                await self._committer.commit_start(fresh)
+                await self._committer.commit(fresh, force=True)
         except Exception as exc:
             if self._start.failed(exc):
                 return

@@ -20,18 +20,6 @@ __all__ = ["Fetched", "KafkaInbound", "Partition", "take", "to_wire"]
 class Partition:
     """What one member tracks for one assigned partition (one assignment generation)."""
 
-    __slots__ = (
-        "committed",
-        "drained",
-        "entries",
-        "handed",
-        "lost",
-        "next",
-        "outstanding",
-        "revoking",
-        "tp",
-    )
-
     def __init__(self, tp: Any, position: int, handed: _handed.Runs) -> None:
         self.tp = tp
         #: Deliveries before this assignment (from the commit metadata), by offset runs.
