@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
-from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
@@ -223,10 +223,9 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         topics = self._connected()
         check_topic(channel)
         with self.map_errors(f"lag of group {group!r} on Kafka topic {channel!r}"):
-            partitions = await topics.partitions(channel)
-            if not partitions:
+            tps = await topics.partitions(channel)
+            if not tps:
                 return None
-            tps = [TopicPartition(channel, p) for p in partitions]
             committed = await self._admin.list_consumer_group_offsets(group, partitions=tps)
             positions = {tp: c.offset for tp, c in committed.items() if c.offset >= 0}
             if not positions:
@@ -249,21 +248,21 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         check_topic(channel)
         if limit <= 0:
             return []
-        partitions = await topics.partitions(channel)
-        if not partitions:
-            return []
         s = self.settings
         timeout = s.request_timeout_ms / 1000
-        consumer = self._consumer(
-            group_id=None,
-            client_id="browse",
-            auto_offset_reset="earliest",
-            fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes * 2),
-        )
         with self.map_errors(f"reading Kafka topic {channel!r}"):
+            tps = await topics.partitions(channel)
+            if not tps:
+                return []
+            consumer = self._consumer(
+                group_id=None,
+                client_id="browse",
+                auto_offset_reset="earliest",
+                fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes * 2),
+            )
             try:  # a group-less consumer: nothing is committed
                 await asyncio.wait_for(consumer.start(), s.connect_timeout)
-                records = await read_topic(consumer, channel, partitions, limit, timeout)
+                records = await read_topic(consumer, tps, limit, timeout)
             finally:
                 await quietly(consumer.stop(), "kafka browse consumer stop", timeout=timeout)
         # Record time (ms) first; within one millisecond the CloudEvents time (µs), which
@@ -281,10 +280,9 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         topics = self._connected()
         check_topic(channel)
         with self.map_errors(f"purge Kafka topic {channel!r}"):
-            partitions = await topics.partitions(channel)
-            if not partitions:
+            tps = await topics.partitions(channel)
+            if not tps:
                 return 0
-            tps = [TopicPartition(channel, p) for p in partitions]
             offsets = await self._offsets_consumer()
             starts = await offsets.beginning_offsets(tps)
             ends = await offsets.end_offsets(tps)
