@@ -8,7 +8,6 @@ from typing import Any, ClassVar, cast
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
-from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, ErrorMap, message_size, quietly
 from eventwire.deadletter import dead_letter_channel
@@ -22,9 +21,8 @@ from faststream.kafka import KafkaBroker
 from eventwire_kafka._connect import aiokafka_producer, explain, security, takes
 from eventwire_kafka._consumer import KafkaSubscription
 from eventwire_kafka._info import CAPABILITIES
-from eventwire_kafka._producer import Producers, is_fenced
+from eventwire_kafka._producer import Producers
 from eventwire_kafka._records import to_wire
-from eventwire_kafka._send import send
 from eventwire_kafka._settings import KafkaSettings
 from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic, read_topic
 
@@ -60,7 +58,6 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         #: A group-less consumer that reads offsets, started on first use.
         self._offsets: Any = None
         self._topics: TopicManager | None = None
-        self._partitioner = DefaultPartitioner()
 
     # -- connection ----------------------------------------------------------------------
 
@@ -158,24 +155,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         producers = self._producers
         assert producers is not None
         with self.map_errors(f"publish to Kafka topic {channel!r}", into=PublishError):
-            for attempt in (1, 2):
-                producer = producers.current
-                futures: list[asyncio.Future[Any]] = []
-                try:
-                    await send(producer, self._partitioner, channel, messages, futures)
-                except BaseException as exc:
-                    _consume(futures)
-                    if (
-                        attempt == 2
-                        or not isinstance(exc, Exception)
-                        or not is_fenced(producer, exc)
-                    ):
-                        raise
-                    # Not returned, so not confirmed: send it all again on a new producer.
-                    await producers.renew(producer, exc)
-                else:
-                    producers.ok()
-                    return
+            await producers.publish(channel, messages)
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -312,9 +292,3 @@ def _ce_time(record: Any) -> bytes:
         if name == "ce_time":
             return bytes(value)
     return b""
-
-
-def _consume(futures: list[asyncio.Future[Any]]) -> None:
-    """Retrieve the outcome of send futures nobody awaits any more (no warnings)."""
-    for future in futures:
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
