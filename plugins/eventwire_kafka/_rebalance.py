@@ -1,8 +1,9 @@
 """`Rebalance`: what a member does when the group coordinator moves partitions.
 
-- Assigned: each partition is tracked from its position, with the delivery record its
-  previous owner committed (`eventwire_kafka._handed`); a new group's starting positions
-  are committed (`eventwire_kafka._start`).
+- Assigned: each partition is tracked from where the group starts it (its committed offset,
+  else the log start or end, looked up: never the client's prefetched position), with the
+  delivery record its previous owner committed (`eventwire_kafka._handed`); a new group's
+  starting positions are committed (`eventwire_kafka._start`).
 - Revoked: the partitions stop dispatching, their in-flight records get up to
   ``revoke_timeout_ms`` to finish, and the finished prefix is committed before the
   partitions move: same-key records never run on two members at once.
@@ -54,9 +55,14 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         fresh = []
         try:
             committed = await self._committed(assigned)
+            starts = await self._starts([tp for tp in assigned if committed.get(tp) is None])
             for tp in sorted(assigned):
-                position = await self._consumer.position(tp)
                 previous = committed.get(tp)
+                position = previous.offset if previous is not None else starts[tp]
+                # Not `consumer.position(tp)`: the fetcher may have buffered records since
+                # the assignment, which moves it past records this member has not handed.
+                # The seek drops what was buffered and fetches again from `position`.
+                self._consumer.seek(tp, position)
                 metadata = previous.metadata if previous is not None else None
                 part = Partition(tp, position, _handed.decode(metadata))
                 if previous is None:  # a new group: commit where it starts
@@ -69,6 +75,18 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             if self._start.failed(exc):
                 return
         self._start.committed()
+
+    async def _starts(self, fresh: list[Any]) -> dict[Any, int]:
+        """Where a new group starts reading each of `fresh` (partitions it never committed):
+        the log start with ``from_beginning``, else the end."""
+        if not fresh:
+            return {}
+        consumer = self._consumer
+        if self._subscription.spec.from_beginning:
+            found = await consumer.beginning_offsets(fresh)
+        else:
+            found = await consumer.end_offsets(fresh)
+        return {tp: int(offset) for tp, offset in found.items()}
 
     async def _committed(self, assigned: set[Any]) -> dict[Any, OffsetAndMetadata | None]:
         """The committed offset and metadata of each partition (None: nothing committed).

@@ -10,6 +10,7 @@ Every test uses its own topics and groups (uuid suffix), so tests run in paralle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -512,6 +513,82 @@ def test_new_group_starts_at_the_end_and_from_beginning_at_the_start() -> None:
         assert latest == [2] and earliest == [1, 2]
 
     run(scenario)
+
+
+class _LateOffsetFetch(KafkaBackend):
+    """A Kafka backend whose group coordinator answers a member's fetch of its committed
+    offsets 2 s late, as a loaded cluster does. Meanwhile the client has found where each
+    partition starts and has already fetched records from there into its buffer."""
+
+    def _consumer(self, **options: Any) -> Any:
+        consumer = super()._consumer(**options)
+        if options.get("group_id") is None:
+            return consumer
+        start = consumer.start
+
+        async def started() -> None:
+            await start()
+            coordinator = consumer._coordinator
+            fetch = coordinator.fetch_committed_offsets
+
+            async def late(partitions: Any) -> Any:
+                await asyncio.sleep(2)
+                return await fetch(partitions)
+
+            coordinator.fetch_committed_offsets = late
+
+        consumer.start = started
+        return consumer
+
+
+def test_records_the_client_fetched_while_the_member_joined_are_handed() -> None:
+    """A new `from_beginning` group and a group resuming at its committed offsets both get
+    the records that were there when they joined, though the client fetched them ahead
+    while the coordinator was slow to answer: the member starts where the group starts
+    (log start or committed offset), never where the client's prefetch has got to."""
+    channel, fresh, resumed = unique("prefetched"), unique("fresh"), unique("resumed")
+    one = {"partitions": 1}
+
+    async def handed(backend: KafkaBackend, spec: SubscriptionSpec) -> list[bytes]:
+        """What a member of `spec` gets within 20 s (all five come in well under 1 s)."""
+        got: list[bytes] = []
+
+        async def keep(inbound: Any) -> None:
+            got.append(bytes(inbound.message.body))
+            await inbound.ack()
+
+        subscription = await backend.subscribe(spec, keep)
+        try:
+            with contextlib.suppress(AssertionError):
+                await wait_until(lambda: len(got) >= 5, "five records", 20)
+            await asyncio.sleep(0.3)
+        finally:
+            await subscription.close()
+        return got
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        backend = KafkaBackend(URL, one)
+        await backend.connect()
+        try:
+            # The resumed group commits its starting position at the (empty) end, and leaves.
+            await (await backend.subscribe(SubscriptionSpec(channel, resumed), _ack)).close()
+            await backend.publish(
+                channel, [WireMessage(f"e{i}".encode(), {}, "k") for i in range(5)]
+            )
+        finally:
+            await backend.close()
+        slow = _LateOffsetFetch(URL, one)
+        await slow.connect()
+        try:
+            from_start = await handed(slow, SubscriptionSpec(channel, fresh, from_beginning=True))
+            return from_start, await handed(slow, SubscriptionSpec(channel, resumed))
+        finally:
+            await slow.close()
+
+    from_start, resuming = run(scenario, timeout=120)
+    events = [f"e{i}".encode() for i in range(5)]
+    assert from_start == events, f"the new from_beginning group got {from_start}"
+    assert resuming == events, f"the group resuming at its committed offsets got {resuming}"
 
 
 class _DroppedWhileCommitting(KafkaBackend):
