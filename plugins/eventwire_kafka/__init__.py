@@ -22,7 +22,8 @@ from eventwire_kafka._settings import KafkaSettings
 
 if TYPE_CHECKING:
     from eventwire_kafka._backend import KafkaBackend
-    from eventwire_kafka._consumer import KafkaInbound, KafkaSubscription
+    from eventwire_kafka._consumer import KafkaSubscription
+    from eventwire_kafka._records import KafkaInbound
     from eventwire_kafka._topics import check_topic
 
 __all__ = [
@@ -43,7 +44,7 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "KafkaBackend": "eventwire_kafka._backend",
-        "KafkaInbound": "eventwire_kafka._consumer",
+        "KafkaInbound": "eventwire_kafka._records",
         "KafkaSubscription": "eventwire_kafka._consumer",
         "check_topic": "eventwire_kafka._topics",
     },

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
-from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
-from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, ErrorMap, message_size, quietly
 from eventwire.deadletter import dead_letter_channel
@@ -20,17 +18,11 @@ from eventwire.errors import (
 )
 from faststream.kafka import KafkaBroker
 
-from eventwire_kafka._connect import (
-    CONSUMER_CONNECTION_KEYS,
-    aiokafka_producer,
-    explain,
-    probe_kwargs,
-    security,
-)
-from eventwire_kafka._consumer import KafkaSubscription, to_wire
+from eventwire_kafka._connect import aiokafka_producer, explain, security, takes
+from eventwire_kafka._consumer import KafkaSubscription
 from eventwire_kafka._info import CAPABILITIES
-from eventwire_kafka._producer import Producers, is_fenced
-from eventwire_kafka._send import send
+from eventwire_kafka._producer import Producers
+from eventwire_kafka._records import to_wire
 from eventwire_kafka._settings import KafkaSettings
 from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic, read_topic
 
@@ -66,7 +58,6 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         #: A group-less consumer that reads offsets, started on first use.
         self._offsets: Any = None
         self._topics: TopicManager | None = None
-        self._partitioner = DefaultPartitioner()
 
     # -- connection ----------------------------------------------------------------------
 
@@ -99,11 +90,12 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             ):
                 # Probe first with a plain client, closed whatever happens: a failed
                 # ``KafkaBroker.connect`` would leave its half-started producer behind.
-                probe = AIOKafkaClient(**probe_kwargs(broker._connection_kwargs))
+                probe_kwargs = takes(AIOKafkaClient, broker._connection_kwargs, "client_id")
+                probe = AIOKafkaClient(**probe_kwargs)
                 try:
                     await asyncio.wait_for(probe.bootstrap(), s.connect_timeout)
                 except KafkaConnectionError as exc:
-                    await explain(s, self.url, exc, probe_kwargs(broker._connection_kwargs))
+                    await explain(s, self.url, exc, probe_kwargs)
                     raise
                 finally:
                     await probe.close()
@@ -163,24 +155,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         producers = self._producers
         assert producers is not None
         with self.map_errors(f"publish to Kafka topic {channel!r}", into=PublishError):
-            for attempt in (1, 2):
-                producer = producers.current
-                futures: list[asyncio.Future[Any]] = []
-                try:
-                    await send(producer, self._partitioner, channel, messages, futures)
-                except BaseException as exc:
-                    _consume(futures)
-                    if (
-                        attempt == 2
-                        or not isinstance(exc, Exception)
-                        or not is_fenced(producer, exc)
-                    ):
-                        raise
-                    # Not returned, so not confirmed: send it all again on a new producer.
-                    await producers.renew(producer, exc)
-                else:
-                    producers.ok()
-                    return
+            await producers.publish(channel, messages)
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -209,9 +184,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
 
     def _consumer(self, *, client_id: str, **options: Any) -> Any:
         """A consumer; its client id is the backend's with `client_id` appended."""
-        from aiokafka import AIOKafkaConsumer
-
-        kwargs = {k: v for k, v in self._client_kwargs().items() if k in CONSUMER_CONNECTION_KEYS}
+        kwargs = takes(AIOKafkaConsumer, self._client_kwargs())
         kwargs.update(options, client_id=f"{self.settings.client_id}-{client_id}")
         return AIOKafkaConsumer(**kwargs)
 
@@ -230,10 +203,9 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         topics = self._connected()
         check_topic(channel)
         with self.map_errors(f"lag of group {group!r} on Kafka topic {channel!r}"):
-            partitions = await topics.partitions(channel)
-            if not partitions:
+            tps = await topics.partitions(channel)
+            if not tps:
                 return None
-            tps = [TopicPartition(channel, p) for p in partitions]
             committed = await self._admin.list_consumer_group_offsets(group, partitions=tps)
             positions = {tp: c.offset for tp, c in committed.items() if c.offset >= 0}
             if not positions:
@@ -244,22 +216,10 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
     async def _offsets_consumer(self) -> Any:
         """The group-less consumer that reads offsets (for `lag` and `purge_channel`)."""
         if self._offsets is None:
-            self._offsets = await self._started(self._consumer(group_id=None, client_id="offsets"))
+            consumer = self._consumer(group_id=None, client_id="offsets")
+            await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
+            self._offsets = consumer
         return self._offsets
-
-    async def _started(self, consumer: Any) -> Any:
-        await asyncio.wait_for(consumer.start(), self.settings.connect_timeout)
-        return consumer
-
-    @contextlib.asynccontextmanager
-    async def _reader(self, purpose: str, **options: Any) -> AsyncIterator[Any]:
-        """A started group-less consumer (commits nothing), stopped when done."""
-        consumer = self._consumer(group_id=None, client_id=purpose, **options)
-        try:
-            yield await self._started(consumer)
-        finally:
-            timeout = self.settings.request_timeout_ms / 1000
-            await quietly(consumer.stop(), f"kafka {purpose} consumer stop", timeout=timeout)
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Up to `limit` records of `channel`, oldest first (by record time across
@@ -268,16 +228,23 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         check_topic(channel)
         if limit <= 0:
             return []
-        partitions = await topics.partitions(channel)
-        if not partitions:
-            return []
-        timeout = self.settings.request_timeout_ms / 1000
-        fetch_max_bytes = max(50 * 1024 * 1024, self.settings.max_message_bytes * 2)
+        s = self.settings
+        timeout = s.request_timeout_ms / 1000
         with self.map_errors(f"reading Kafka topic {channel!r}"):
-            async with self._reader(
-                "browse", auto_offset_reset="earliest", fetch_max_bytes=fetch_max_bytes
-            ) as consumer:
-                records = await read_topic(consumer, channel, partitions, limit, timeout)
+            tps = await topics.partitions(channel)
+            if not tps:
+                return []
+            consumer = self._consumer(
+                group_id=None,
+                client_id="browse",
+                auto_offset_reset="earliest",
+                fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes * 2),
+            )
+            try:  # a group-less consumer: nothing is committed
+                await asyncio.wait_for(consumer.start(), s.connect_timeout)
+                records = await read_topic(consumer, tps, limit, timeout)
+            finally:
+                await quietly(consumer.stop(), "kafka browse consumer stop", timeout=timeout)
         # Record time (ms) first; within one millisecond the CloudEvents time (µs), which
         # follows publish order across partitions; then partition order.
         records.sort(key=lambda r: (r.timestamp, _ce_time(r), r.partition, r.offset))
@@ -293,10 +260,9 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         topics = self._connected()
         check_topic(channel)
         with self.map_errors(f"purge Kafka topic {channel!r}"):
-            partitions = await topics.partitions(channel)
-            if not partitions:
+            tps = await topics.partitions(channel)
+            if not tps:
                 return 0
-            tps = [TopicPartition(channel, p) for p in partitions]
             offsets = await self._offsets_consumer()
             starts = await offsets.beginning_offsets(tps)
             ends = await offsets.end_offsets(tps)
@@ -326,9 +292,3 @@ def _ce_time(record: Any) -> bytes:
         if name == "ce_time":
             return bytes(value)
     return b""
-
-
-def _consume(futures: list[asyncio.Future[Any]]) -> None:
-    """Retrieve the outcome of send futures nobody awaits any more (no warnings)."""
-    for future in futures:
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -1,10 +1,11 @@
 """Connecting to Kafka: FastStream's security object, the client arguments each client
-takes, and a clear message for a refused login or a TLS problem."""
+takes (`takes`), and a clear message for a refused login or a TLS problem."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from aiokafka.conn import create_conn
@@ -15,7 +16,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from eventwire_kafka._settings import KafkaSettings
 
-__all__ = ["CONSUMER_CONNECTION_KEYS", "aiokafka_producer", "explain", "probe_kwargs", "security"]
+__all__ = ["aiokafka_producer", "explain", "security", "takes"]
 
 
 def security(settings: KafkaSettings) -> BaseSecurity | None:
@@ -49,9 +50,8 @@ async def explain(
     host, _, port = s.hosts[0].rpartition(":")
     if s.uses_sasl:
         try:
-            login_kwargs = {k: v for k, v in kwargs.items() if k in _LOGIN_KEYS}
             conn = await asyncio.wait_for(
-                create_conn(host.strip("[]"), int(port), **login_kwargs),
+                create_conn(host.strip("[]"), int(port), **takes(create_conn, kwargs)),
                 min(s.connect_timeout, 3),
             )
             conn.close()
@@ -68,41 +68,11 @@ async def explain(
         raise BackendUnavailableError(f"cannot connect to Kafka at {url}: {problem}") from exc
 
 
-CONSUMER_CONNECTION_KEYS = frozenset(
-    {
-        "bootstrap_servers",
-        "client_id",
-        "request_timeout_ms",
-        "retry_backoff_ms",
-        "metadata_max_age_ms",
-        "security_protocol",
-        "ssl_context",
-        "connections_max_idle_ms",
-        "sasl_mechanism",
-        "sasl_plain_username",
-        "sasl_plain_password",
-        "sasl_kerberos_service_name",
-        "sasl_kerberos_domain_name",
-        "sasl_oauth_token_provider",
-    }
-)
-
-
-#: What `aiokafka.conn.create_conn` takes of the client's arguments (to diagnose a login).
-_LOGIN_KEYS = frozenset(
-    {
-        "ssl_context",
-        "security_protocol",
-        "sasl_mechanism",
-        "sasl_plain_username",
-        "sasl_plain_password",
-    }
-)
-
-
-def probe_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    keys = CONSUMER_CONNECTION_KEYS - {"client_id"}
-    return {k: v for k, v in kwargs.items() if k in keys}
+def takes(client: Callable[..., Any], kwargs: Mapping[str, Any], *drop: str) -> dict[str, Any]:
+    """The arguments of `kwargs` (FastStream's for its producer) that the aiokafka `client`
+    takes, by its signature; never ``loop`` (deprecated) nor `drop`."""
+    names = inspect.signature(client).parameters.keys() - {"loop", *drop}
+    return {k: v for k, v in kwargs.items() if k in names}
 
 
 def aiokafka_producer(producer: object) -> Any:

@@ -24,7 +24,7 @@ by the broker, so order is kept.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka.errors import (
@@ -34,9 +34,13 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
+from aiokafka.partitioner import DefaultPartitioner
+from eventwire.backend import WireMessage
 from eventwire.backendkit import Outage, quietly
 
-__all__ = ["Producers", "is_fenced"]
+from eventwire_kafka._send import send
+
+__all__ = ["Producers"]
 
 #: Errors after which an idempotent producer never publishes to a partition again. (The
 #: idempotent producer retries the leader errors itself; it fails a batch with them only
@@ -50,7 +54,7 @@ FENCED: tuple[type[BaseException], ...] = (
 )
 
 
-def is_fenced(producer: Any, exc: BaseException) -> bool:
+def _fenced(producer: Any, exc: BaseException) -> bool:
     """Whether `exc`, raised by a publish on `producer`, means the producer is done for."""
     if isinstance(exc, FENCED):
         return True
@@ -59,7 +63,7 @@ def is_fenced(producer: Any, exc: BaseException) -> bool:
 
 
 class Producers:
-    """The current producer, and `renew` to replace a fenced one (once per failure).
+    """The current producer, replaced when a publish finds it fenced (once per failure).
 
     :param first: the started producer to begin with.
     :param start: makes and starts a new producer (same options), bounded in time.
@@ -79,9 +83,29 @@ class Producers:
         self._start = start
         self._timeout = timeout
         self._lock = asyncio.Lock()
+        self._partitioner = DefaultPartitioner()
         self._outage = Outage("the Kafka producer", scrub)
 
-    async def renew(self, failed: Any, exc: BaseException) -> None:
+    async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
+        """Send `messages` on the current producer and await their acknowledgements; if it
+        turns out fenced, send them all again on a new one (not returned, so not confirmed)."""
+        for attempt in (1, 2):
+            producer = self.current
+            futures: list[asyncio.Future[Any]] = []
+            try:
+                await send(producer, self._partitioner, channel, messages, futures)
+            except BaseException as exc:
+                for future in futures:  # retrieve the outcomes nobody awaits (no warnings)
+                    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+                if attempt == 2 or not isinstance(exc, Exception) or not _fenced(producer, exc):
+                    raise
+                await self._renew(producer, exc)
+            else:
+                if self._outage.failing:
+                    self._outage.ok()
+                return
+
+    async def _renew(self, failed: Any, exc: BaseException) -> None:
         """Replace `failed` (the producer a publish failed on with `exc`) by a new one,
         unless another publish already did; then stop `failed`."""
         async with self._lock:
@@ -90,11 +114,6 @@ class Producers:
             self._outage.failed(exc)
             self.current = await self._start()
         await self._stop(failed)
-
-    def ok(self) -> None:
-        """A publish succeeded (logs the recovery after a renewal)."""
-        if self._outage.failing:
-            self._outage.ok()
 
     async def close(self) -> None:
         """Stop the current producer if this object started it (the first one belongs to

@@ -176,28 +176,23 @@ class TopicManager:
             if code and code != _GROUP_ID_NOT_FOUND:
                 raise for_code(code)(f"Kafka refused to delete the consumer group {group!r}")
 
-    async def partitions(self, channel: str) -> list[int]:
-        """The partitions of topic `channel` (none if it does not exist)."""
+    async def partitions(self, channel: str) -> list[TopicPartition]:
+        """The partitions of topic `channel` in order (none if it does not exist)."""
         metadata = await self._admin.describe_topics([channel])
-        return [
-            p["partition"]
+        return sorted(
+            TopicPartition(channel, p["partition"])
             for t in metadata
             if t["topic"] == channel and not t["error_code"]
             for p in t["partitions"]
-        ]
+        )
 
 
 async def read_topic(
-    consumer: Any,
-    channel: str,
-    partitions: list[int],
-    limit: int,
-    timeout: float,
+    consumer: Any, tps: list[TopicPartition], limit: int, timeout: float
 ) -> list[Any]:
-    """Every record of `channel` up to its end offsets now, `limit` per partition, read with
-    the started group-less `consumer`."""
+    """Every record of the partitions `tps` up to their end offsets now, `limit` per
+    partition, read with the started group-less `consumer`."""
     records: list[Any] = []
-    tps = [TopicPartition(channel, p) for p in sorted(partitions)]
     consumer.assign(tps)
     ends = await consumer.end_offsets(tps)
     starts = await consumer.beginning_offsets(tps)

@@ -1,0 +1,76 @@
+"""`Committer`: a member's commits, one at a time: each partition's finished prefix, with
+its delivery record (`eventwire_kafka._handed`) as metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiokafka.structs import OffsetAndMetadata
+from eventwire.backend import SubscriptionSpec
+from eventwire.backendkit import Outage
+
+from eventwire_kafka._records import Partition
+
+__all__ = ["Committer"]
+
+log = logging.getLogger("eventwire.kafka")
+
+
+class Committer:
+    """Commits the partitions of `parts` (the member's table, kept by the rebalance
+    listener) through `consumer`."""
+
+    def __init__(self, consumer: Any, parts: Mapping[Any, Partition], spec: SubscriptionSpec):
+        self._consumer = consumer
+        self._parts = parts
+        self._spec = spec
+        self._lock = asyncio.Lock()
+
+    async def commit(self, parts: list[Partition] | None = None, *, force: bool = False) -> None:
+        """Commit the finished prefix of `parts` (default: all) where it moved (every part
+        with `force`), each with its delivery record as metadata."""
+        async with self._lock:
+            parts = list(self._parts.values()) if parts is None else parts
+            offsets = {}
+            for part in parts:
+                if part.lost:
+                    continue
+                point = part.advance()
+                if force or point != part.committed:
+                    offsets[part.tp] = OffsetAndMetadata(point, part.metadata())
+            if not offsets:
+                return
+            await self._consumer.commit(offsets)
+            for part in parts:
+                if part.tp in offsets:
+                    part.committed = offsets[part.tp].offset
+
+    async def record_handed(self, parts: list[Partition]) -> None:
+        """Commit `parts` with the metadata naming what is about to be handed over."""
+        try:
+            await self.commit(parts, force=True)
+        except Exception as exc:  # handed anyway: a later commit records them
+            log.warning(
+                "eventwire: kafka %s/%s: delivery record not committed (%s: %s); a member "
+                "crash now delivers these events again with their count unchanged",
+                self._spec.channel,
+                self._spec.group,
+                type(exc).__name__,
+                exc,
+            )
+
+    async def run(self, interval: float, scrub: Callable[[str], str]) -> None:
+        """Commit what moved every `interval` seconds (failures retried the same way)."""
+        spec = self._spec
+        committing = Outage(f"kafka commit of {spec.channel}/{spec.group}", scrub)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.commit()
+            except Exception as exc:
+                committing.failed(exc)
+            else:
+                committing.ok()
