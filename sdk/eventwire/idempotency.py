@@ -96,22 +96,30 @@ class MemoryIdempotencyStore:
 
     async def claim_many(self, keys: Sequence[str], lease: float) -> list[Claim]:
         now = time.monotonic()
-        expires = now + lease
+        claimed = (False, now + lease)
         entries = self._entries
         states = []
         for key in keys:
             entry = entries.get(key)
-            if entry is not None and entry[1] > now:
+            if entry is None:  # a new key goes to the end: no move needed
+                entries[key] = claimed
+                states.append(Claim.ACQUIRED)
+            elif entry[1] > now:
                 states.append(Claim.DONE if entry[0] else Claim.BUSY)
             else:
-                self._put(key, False, expires)
+                entries[key] = claimed
+                entries.move_to_end(key)
                 states.append(Claim.ACQUIRED)
+        self._trim()
         return states
 
     async def complete_many(self, keys: Sequence[str], ttl: float) -> None:
-        expires = time.monotonic() + ttl
+        done = (True, time.monotonic() + ttl)
+        entries = self._entries
         for key in keys:
-            self._put(key, True, expires)
+            entries[key] = done
+            entries.move_to_end(key)
+        self._trim()
 
     async def release(self, key: str) -> None:
         entry = self._entries.get(key)
@@ -121,5 +129,10 @@ class MemoryIdempotencyStore:
     def _put(self, key: str, done: bool, expires: float) -> None:
         self._entries[key] = (done, expires)
         self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Evict the oldest entries beyond `max_entries`."""
+        entries = self._entries
+        while len(entries) > self._max:
+            entries.popitem(last=False)

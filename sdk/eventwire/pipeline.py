@@ -31,9 +31,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pluggy
+from pydantic import ValidationError
 
 from eventwire._window import Window
 from eventwire.backend import Backend, Inbound, WireMessage
+from eventwire.bindings import from_headers
 from eventwire.codec import PayloadValidator, decode, decode_envelope
 from eventwire.deadletter import dead_letter_channel, make_dead_letter
 from eventwire.delivery import Delivery, Disposition, Failure
@@ -383,7 +385,7 @@ class Consumer:
         for any other (nothing is settled here: `_admit` decides what to do with it)."""
         message = inbound.message
         try:
-            envelope = decode_envelope(message.headers, self._binding)
+            envelope = from_headers(message.headers, self._binding)
         except DecodeError:
             return None
         route = self.routes.get(envelope.type)
@@ -392,9 +394,9 @@ class Consumer:
         body = message.body
         if self._validator is not None and self._validator.errors(envelope.type, body):
             return None
-        try:
-            event = decode(body, route.model)
-        except DecodeError:
+        try:  # `decode` without its error message: `_admit` words it
+            event = route.model.__pydantic_validator__.validate_json(body)
+        except ValidationError:
             return None
         claim_key = f"{self.group}:{envelope.id}" if route.idempotent else None
         return Admitted(envelope, route, event, claim_key, inbound, attempts)
@@ -521,13 +523,11 @@ class Consumer:
                         index += 1
                         continue
                     claimed_at = loop.time()
-                attempts = max(1, inbound.delivery_count)
-                fields = DeliveryFields(self.channel, self.group, attempts)
-                fields.envelope = item.envelope
+                fields = DeliveryFields(self.channel, self.group, item.attempt, item.envelope)
                 token = log_fields.set(fields)
                 try:
                     action, error, attempt, reason = await self._attempts(
-                        item.route, item.event, item.envelope, attempts, fields
+                        item.route, item.event, item.envelope, item.attempt, fields
                     )
                     if action == "dead_letter":
                         if key is not None:
@@ -574,7 +574,7 @@ class Consumer:
             return
         cls = type(inbounds[0])
         ack_many = getattr(cls, "ack_many", None)
-        if ack_many is not None and all(type(inbound) is cls for inbound in inbounds):
+        if ack_many is not None and set(map(type, inbounds)) == {cls}:
             await self._settle(functools.partial(ack_many, inbounds))
         elif together:
             await asyncio.gather(*(self._settle(inbound.ack) for inbound in inbounds))
@@ -608,13 +608,15 @@ class Consumer:
         layers = self._layers[envelope.type]
         while True:
             fields.attempt = attempt
-            delivery = Delivery(envelope, attempt, self.channel, self.group)
             context: ConsumeContext | None = None
             try:
+                # The `Delivery` is built only for who receives it.
                 if layers:
+                    delivery = Delivery(envelope, attempt, self.channel, self.group)
                     context = ConsumeContext(event, delivery, route.handler)
                     await self._layer(layers, 0, context, route)
                 elif route.takes_delivery:
+                    delivery = Delivery(envelope, attempt, self.channel, self.group)
                     await route.handler(event, delivery)
                 else:
                     await route.handler(event)

@@ -201,6 +201,23 @@ def test_the_memory_store_claims_in_bulk() -> None:
     assert isinstance(MemoryIdempotencyStore(), BatchIdempotencyStore)
 
 
+async def test_the_memory_store_answers_bulk_claims_like_single_ones_and_stays_bounded() -> None:
+    store = MemoryIdempotencyStore(max_entries=4)
+    await store.claim("done", 60)
+    await store.complete("done", 60)
+    await store.claim("busy", 60)
+    await store.claim("expired", -1)  # a lease that has run out: claimable again
+    states = await store.claim_many(["new", "done", "busy", "expired"], 60)
+    assert states == [Claim.ACQUIRED, Claim.DONE, Claim.BUSY, Claim.ACQUIRED]
+    assert len(store) == 4
+    # Completing moves a key to the newest end: the oldest entries are evicted first.
+    await store.complete_many(["done", "busy"], 60)
+    assert await store.claim_many(["x", "y"], 60) == [Claim.ACQUIRED, Claim.ACQUIRED]
+    assert len(store) == 4
+    assert [await store.claim(key, 60) for key in ("done", "busy")] == [Claim.DONE, Claim.DONE]
+    assert await store.claim("new", 60) is Claim.ACQUIRED  # evicted, as the oldest
+
+
 class BulkInbound(FakeInbound):
     """A delivery whose class acks in bulk (`eventwire.backend.BulkAck`), recording each call."""
 
