@@ -83,7 +83,7 @@ class MemorySubscription(ShardedSubscription[int]):
         self._turn = 0
         self._streak = 0
         # The fetch loop waits on `changed`: shards changed, a message came, an ack made room.
-        group.leases.coordinators[self.member_id] = self.coordinator
+        group.leases.join(self.member_id, self.coordinator)
 
     async def _fetch(self) -> None:
         try:

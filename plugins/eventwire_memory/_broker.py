@@ -109,6 +109,10 @@ class GroupLeases(MemoryLeaseStore):
         await super().release(member, shards)
         self._wake_others(member)
 
+    def join(self, member: str, coordinator: ShardCoordinator) -> None:
+        """Wake `coordinator` when the group changes or a message arrives."""
+        self.coordinators[member] = coordinator
+
     def drop(self, member: str) -> None:
         """Forget `member` and its leases now."""
         self.members.pop(member, None)

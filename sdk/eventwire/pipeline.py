@@ -31,11 +31,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pluggy
-from pydantic import ValidationError
 
 from eventwire._window import Window
 from eventwire.backend import Backend, Inbound, WireMessage
-from eventwire.bindings import from_headers
 from eventwire.codec import PayloadValidator, decode, decode_envelope
 from eventwire.deadletter import dead_letter_channel, make_dead_letter
 from eventwire.delivery import Delivery, Disposition, Failure
@@ -385,7 +383,7 @@ class Consumer:
         for any other (nothing is settled here: `_admit` decides what to do with it)."""
         message = inbound.message
         try:
-            envelope = from_headers(message.headers, self._binding)
+            envelope = decode_envelope(message.headers, self._binding)
         except DecodeError:
             return None
         route = self.routes.get(envelope.type)
@@ -394,9 +392,9 @@ class Consumer:
         body = message.body
         if self._validator is not None and self._validator.errors(envelope.type, body):
             return None
-        try:  # `decode` without its error message: `_admit` words it
-            event = route.model.__pydantic_validator__.validate_json(body)
-        except ValidationError:
+        try:
+            event = decode(body, route.model)
+        except DecodeError:  # `_admit` settles it
             return None
         claim_key = f"{self.group}:{envelope.id}" if route.idempotent else None
         return Admitted(envelope, route, event, claim_key, inbound, attempts)
