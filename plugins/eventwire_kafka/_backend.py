@@ -175,6 +175,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             max_poll_interval_ms=s.max_poll_interval_ms,
             max_partition_fetch_bytes=s.max_partition_fetch_bytes,
             fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes + _REQUEST_HEADROOM),
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         subscription = KafkaSubscription(spec, handler, consumer, s)
         with self.map_errors(f"joining group {spec.group!r} on Kafka topic {spec.channel!r}"):

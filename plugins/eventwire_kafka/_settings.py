@@ -118,6 +118,12 @@ class KafkaSettings(CredentialOptions, TlsOptions):
         "records per `getmany`; up to 16 times as many wait fetched ahead of the handlers",
         minimum=1,
     )
+    fetch_max_wait_ms: int = option(
+        100,
+        "how long the broker holds a fetch for partitions with nothing new; aiokafka sends no "
+        "other fetch to that broker meanwhile, so a drain can stall this long",
+        minimum=0,
+    )
     max_partition_fetch_bytes: ByteSize = option(
         1024 * 1024,
         "prefetch per partition (bounds memory while a handler is slow)",

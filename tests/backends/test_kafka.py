@@ -96,6 +96,8 @@ def test_url_hosts_ports_and_options() -> None:
     assert s.partitions == 4  # keyword options win over the URL
     assert s.linger_ms == 5
     assert s.security_protocol == "PLAINTEXT"
+    assert s.fetch_max_wait_ms == 100  # aiokafka's 500 can stall a drain for half a second
+    assert KafkaSettings.parse("kafka://h?fetch_max_wait_ms=20", {}).fetch_max_wait_ms == 20
     for bad in ("kafka://", "kafka://host:notaport", "kafka://host:9092/path", "kafka://h?x"):
         with pytest.raises(InvalidURLError):
             KafkaSettings.parse(bad, {})
@@ -127,6 +129,7 @@ def test_unknown_option_lists_the_known_ones() -> None:
         {"ssl_context": "/etc/ca.pem"},
         {"ca_file": "/nonexistent/ca.pem"},
         {"tls": True, "security_protocol": "PLAINTEXT"},
+        {"fetch_max_wait_ms": -1},
     ],
 )
 def test_bad_option_values_name_the_option(options: dict[str, Any]) -> None:
@@ -642,6 +645,40 @@ _DROPPABLE = {"partitions": 2, "session_timeout_ms": 6000, "heartbeat_interval_m
 
 async def _ack(inbound: Any) -> None:
     await inbound.ack()
+
+
+class _RecordingConsumers(KafkaBackend):
+    """A Kafka backend that keeps every consumer it makes."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.consumers: list[Any] = []
+
+    def _consumer(self, **options: Any) -> Any:
+        consumer = super()._consumer(**options)
+        self.consumers.append(consumer)
+        return consumer
+
+
+def test_members_fetch_with_the_fetch_max_wait_ms_option() -> None:
+    """aiokafka sends no fetch to a broker while one waits there for partitions with
+    nothing new, so its default wait (500 ms) could stall a drain for half a second: a
+    member's consumer waits `fetch_max_wait_ms` (default 100)."""
+    channel = unique("fetchwait")
+
+    async def scenario() -> list[int]:
+        waits = []
+        for options in ({}, {"fetch_max_wait_ms": 40}):
+            backend = _RecordingConsumers(URL, options)
+            await backend.connect()
+            try:
+                await backend.subscribe(SubscriptionSpec(channel, unique("g")), _ack)
+                waits.append(backend.consumers[-1]._fetch_max_wait_ms)
+            finally:
+                await backend.close()
+        return waits
+
+    assert run(scenario, timeout=60) == [100, 40]
 
 
 def test_subscribe_returns_only_once_the_starting_positions_are_committed() -> None:
