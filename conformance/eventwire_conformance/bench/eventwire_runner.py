@@ -96,10 +96,15 @@ class EventwireRunner:
         async with self._consumer_bus(channel, group, tracker):
             yield
 
-    def _consumer_bus(self, channel: str, group: str, tracker: Tracker | None) -> EventBus:
-        bus = EventBus(
+    def _new_bus(self) -> EventBus:
+        """A consumer's bus: the in-memory idempotency store on every backend (so the rows
+        compare the brokers, not the stores; a backend's own store is its default)."""
+        return EventBus(
             self._config.url, source=SOURCE, close_timeout=5.0, idempotency_store="memory://"
         )
+
+    def _consumer_bus(self, channel: str, group: str, tracker: Tracker | None) -> EventBus:
+        bus = self._new_bus()
 
         @bus.subscribe(
             self._model(channel),
@@ -129,11 +134,12 @@ class BatchRunner(EventwireRunner):
         super().__init__(config, payloads)
         self.label = (
             f"the same bus with a batch handler (BatchPolicy(max_size={BATCH_SIZE}, "
-            f"max_wait={BATCH_WAIT})): ack after handling, idempotent=True, pydantic validation"
+            f"max_wait={BATCH_WAIT})): ack after handling, idempotent=True (in-memory store), "
+            "pydantic validation"
         )
 
     def _consumer_bus(self, channel: str, group: str, tracker: Tracker | None) -> EventBus:
-        bus = EventBus(self._config.url, source=SOURCE, close_timeout=5.0)
+        bus = self._new_bus()
 
         @bus.subscribe(
             self._model(channel),

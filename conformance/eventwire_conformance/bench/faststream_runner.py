@@ -21,7 +21,13 @@ from typing import Any
 from eventwire_conformance.bench._urls import broker_kind, kafka_bootstrap
 from eventwire_conformance.bench.model import BenchConfig, PayloadFactory, Tracker
 
-__all__ = ["ConfirmedRabbitRunner", "FastStreamRunner", "confirmed_runner", "faststream_runner"]
+__all__ = [
+    "ConfirmedKafkaRunner",
+    "ConfirmedRabbitRunner",
+    "FastStreamRunner",
+    "confirmed_runner",
+    "faststream_runner",
+]
 
 _ACK = {
     "kafka": "default ACK_FIRST (auto-commit before the handler)",
@@ -41,10 +47,14 @@ def faststream_runner(config: BenchConfig, payloads: PayloadFactory) -> FastStre
 
 
 def confirmed_runner(config: BenchConfig, payloads: PayloadFactory) -> FastStreamRunner | None:
-    """FastStream held to eventwire's guarantees where its default does less (RabbitMQ)."""
-    if broker_kind(config.url) != "rabbit":
-        return None
-    return ConfirmedRabbitRunner(config, payloads, "rabbit")
+    """FastStream held to eventwire's guarantees where its default does less (RabbitMQ,
+    Kafka)."""
+    kind = broker_kind(config.url)
+    if kind == "rabbit":
+        return ConfirmedRabbitRunner(config, payloads, kind)
+    if kind == "kafka":
+        return ConfirmedKafkaRunner(config, payloads, kind)
+    return None
 
 
 class FastStreamRunner:
@@ -66,7 +76,7 @@ class FastStreamRunner:
         if self._broker_kind == "kafka":
             from faststream.kafka import KafkaBroker
 
-            return KafkaBroker(kafka_bootstrap(url), logger=no_logger)
+            return KafkaBroker(kafka_bootstrap(url), logger=no_logger, **self._kafka_options())
         if self._broker_kind == "rabbit":
             from faststream.rabbit import RabbitBroker
 
@@ -123,6 +133,12 @@ class FastStreamRunner:
     def _rabbit_options(self) -> dict[str, Any]:
         return {}
 
+    def _kafka_options(self) -> dict[str, Any]:
+        return {}
+
+    def _kafka_subscriber_options(self) -> dict[str, Any]:
+        return {}
+
     async def publish_one(self, channel: str, seq: int) -> None:
         fields = self._payloads.fields(seq)
         broker = self._publisher
@@ -167,7 +183,12 @@ class FastStreamRunner:
             hit(body["seq"], body["sent_ns"])
 
         if self._broker_kind == "kafka":
-            subscriber = broker.subscriber(channel, group_id=group, auto_offset_reset="earliest")
+            subscriber = broker.subscriber(
+                channel,
+                group_id=group,
+                auto_offset_reset="earliest",
+                **self._kafka_subscriber_options(),
+            )
         elif self._broker_kind == "rabbit":
             subscriber = broker.subscriber(self._queue(channel), **self._rabbit_options())
         elif self._broker_kind == "redis":
@@ -223,3 +244,28 @@ class ConfirmedRabbitRunner(FastStreamRunner):
         from faststream.rabbit import Channel
 
         return {"channel": Channel(prefetch_count=64)}
+
+
+class ConfirmedKafkaRunner(FastStreamRunner):
+    """FastStream on Kafka with what eventwire promises: an idempotent ``acks=all`` producer
+    (FastStream's default is ``acks=1``) and offsets committed after the handler
+    (``AckPolicy.NACK_ON_ERROR``: a failed handler's record is fetched again; FastStream's
+    default ``ACK_FIRST`` commits before the handler runs). FastStream commits after each
+    handled message."""
+
+    kind = "faststream_confirmed"
+
+    def __init__(self, config: BenchConfig, payloads: PayloadFactory, broker: str) -> None:
+        super().__init__(config, payloads, broker)
+        self.label = (
+            f"FastStream {version('faststream')} held to eventwire's guarantees: idempotent "
+            "acks=all producer, offsets committed after the handler (NACK_ON_ERROR)"
+        )
+
+    def _kafka_options(self) -> dict[str, Any]:
+        return {"enable_idempotence": True}
+
+    def _kafka_subscriber_options(self) -> dict[str, Any]:
+        from faststream import AckPolicy
+
+        return {"ack_policy": AckPolicy.NACK_ON_ERROR}

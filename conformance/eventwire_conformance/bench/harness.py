@@ -338,7 +338,7 @@ def build_runners(
         if runner is not None:
             runners.append(runner)
         elif kind == "faststream_confirmed":
-            unavailable[kind] = "only for RabbitMQ, where FastStream's default does less"
+            unavailable[kind] = "only for RabbitMQ and Kafka, where FastStream's default does less"
     for kind in KINDS:
         if kind not in config.runners:
             unavailable.setdefault(kind, "not measured in this run (--runners)")
