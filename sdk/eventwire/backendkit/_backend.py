@@ -214,20 +214,21 @@ class BaseBackend(abc.ABC, Generic[S]):
         """`eventwire.backendkit.map_errors` with this backend's `error_map` and secrets.
 
         A broker that refuses the action for lack of permission gets its own message, naming
-        the broker (`describe_permission_failure`)."""
-        mapping = {**_NETWORK, **self.client_errors()}
-        secrets = self.settings.secrets()
-        with map_errors(action, mapping, secrets=secrets, advice=advice, into=into):
-            try:
-                yield
-            except EventwireError:
-                raise
-            except Exception as exc:
-                problem = describe_permission_failure(exc)
-                if problem is None:
-                    raise
+        the broker (`describe_permission_failure`). Nothing is prepared before a client
+        error happens: this wraps every publish."""
+        try:
+            yield
+        except EventwireError:
+            raise
+        except Exception as exc:
+            secrets = self.settings.secrets()
+            problem = describe_permission_failure(exc)
+            if problem is not None:
                 error = into or BackendUnavailableError
                 raise error(
                     f"{action} refused by {self.settings.backend} at {self.url}: "
                     f"{scrub(problem, secrets)}"
                 ) from exc
+            mapping = {**_NETWORK, **self.client_errors()}
+            with map_errors(action, mapping, secrets=secrets, advice=advice, into=into):
+                raise
