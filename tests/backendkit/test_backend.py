@@ -292,6 +292,14 @@ def test_map_errors_into_and_advice() -> None:
         map_errors("publish", too_large, into=PublishError),
     ):
         raise ValueError("big")
+    # A client error the map does not name (outside the library's documented classes)
+    # still fails the publish as a PublishError, keeping the cause.
+    with (
+        pytest.raises(PublishError, match=r"^publish failed: KeyError: 'pool'") as caught,
+        map_errors("publish", too_large, into=PublishError),
+    ):
+        raise KeyError("pool")
+    assert isinstance(caught.value.__cause__, KeyError)
 
 
 def test_scrub_removes_secrets_and_any_url_user_info() -> None:

@@ -68,7 +68,10 @@ def map_errors(
     :param advice: what the user should do; default: the advice for the error class.
     :param into: raise this class for every mapped exception whose mapped class is not
         already a subclass of it (``into=PublishError`` around a publish: an unreachable
-        broker there is a failed publish).
+        broker there is a failed publish), and for every exception `mapping` does not name
+        (a client library's error outside its documented classes): whatever the client
+        raises, a publish fails with a `PublishError`. Without it those pass through as
+        they are.
 
     The message reads ``"<action> failed: <ExcType>: <scrubbed text>; <advice>"``.
     """
@@ -79,8 +82,10 @@ def map_errors(
     except Exception as exc:
         target = next((mapping[k] for k in type(exc).__mro__ if k in mapping), None)
         if target is None:
-            raise
-        if into is not None and not issubclass(target, into):
+            if into is None:
+                raise
+            target = into
+        elif into is not None and not issubclass(target, into):
             target = into
         detail = scrub(str(exc), secrets) or "no detail given"
         hint = advice if advice is not None else _advice(target)
