@@ -185,7 +185,9 @@ class BaseSubscription(abc.ABC):
     def spawn(self, coro: Coroutine[Any, Any, Any], role: str) -> asyncio.Task[Any]:
         """Run `coro` as a background task of this subscription, ended by close and abort.
 
-        A task that fails is logged (it should retry on its own; a failure here is a bug).
+        A task that fails is logged once and not restarted: a fetch loop catches every
+        `Exception` (a client library's too, whatever its class) and retries with an
+        `Outage`, or its subscription delivers nothing more while it looks alive.
         """
         task = asyncio.create_task(
             coro, name=f"eventwire:{self.spec.channel}/{self.spec.group}:{role}"
