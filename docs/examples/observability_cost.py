@@ -61,8 +61,9 @@ async def drain(url: str, events: int, tracing: Any, meters: Any) -> tuple[float
     done = asyncio.Event()
     seen = 0
 
-    @consumer.subscribe(ChannelTick, group="cost", concurrency=8, idempotent=True,
-                        from_beginning=True)
+    @consumer.subscribe(
+        ChannelTick, group="cost", concurrency=8, idempotent=True, from_beginning=True
+    )
     async def handle(event: ChannelTick) -> None:
         nonlocal seen
         seen += 1
@@ -83,11 +84,12 @@ async def drain(url: str, events: int, tracing: Any, meters: Any) -> tuple[float
     return events / elapsed, used / events
 
 
-async def measure(url: str, events: int, rounds: int,
-                  setups: Sequence[str]) -> dict[str, list[tuple[float, float]]]:
+async def measure(
+    url: str, events: int, rounds: int, setups: Sequence[str]
+) -> dict[str, list[tuple[float, float]]]:
     rates: dict[str, list[tuple[float, float]]] = {name: [] for name in setups}
     for r in range(rounds):
-        order = list(setups[r % len(setups):]) + list(setups[:r % len(setups)])
+        order = list(setups[r % len(setups) :]) + list(setups[: r % len(setups)])
         for name in order:
             tracing, meters = SETUPS[name]()
             rates[name].append(await drain(url, events, tracing, meters))
@@ -112,8 +114,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         pairs = list(zip(rates[name], rates["off"], strict=True))
         speed = statistics.median(x[0] / o[0] for x, o in pairs)
         cpu = statistics.median(o[1] / x[1] for x, o in pairs)
-        print(f"| {name} | {statistics.median(x[0] for x in rates[name]):,.0f} | {speed:.2f} | "
-              f"{statistics.median(x[1] for x in rates[name]) * 1e6:.1f} | {cpu:.2f} |")
+        print(
+            f"| {name} | {statistics.median(x[0] for x in rates[name]):,.0f} | {speed:.2f} | "
+            f"{statistics.median(x[1] for x in rates[name]) * 1e6:.1f} | {cpu:.2f} |"
+        )
 
 
 if __name__ == "__main__":

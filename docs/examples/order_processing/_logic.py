@@ -63,8 +63,12 @@ class Ledger:
 class Inventory:
     """Stock per SKU; one reservation per order."""
 
-    def __init__(self, ledger: Ledger | None = None, stock: dict[str, int] | None = None,
-                 default_stock: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        ledger: Ledger | None = None,
+        stock: dict[str, int] | None = None,
+        default_stock: int = 1_000_000,
+    ) -> None:
         self.ledger = ledger or Ledger()
         self.stock = dict(stock or {})
         self.default_stock = default_stock
@@ -107,8 +111,14 @@ class Payments:
     `failure_rate` share of the other orders, picked by a hash of the order id and `seed`
     (so a redelivery or a restarted process takes the same decision)."""
 
-    def __init__(self, ledger: Ledger | None = None, *, limit: Decimal = Decimal(1000),
-                 failure_rate: float = 0.0, seed: str = "eventwire") -> None:
+    def __init__(
+        self,
+        ledger: Ledger | None = None,
+        *,
+        limit: Decimal = Decimal(1000),
+        failure_rate: float = 0.0,
+        seed: str = "eventwire",
+    ) -> None:
         self.ledger = ledger or Ledger()
         self.limit = limit
         self.failure_rate = failure_rate
@@ -132,8 +142,12 @@ class Payments:
         if reason is not None:
             outcome: dict[str, Any] = {"charged": False, "reason": reason}
         else:
-            outcome = {"charged": True, "payment_id": "pay-" + uuid.uuid4().hex[:12],
-                       "customer_id": customer_id, "amount": str(amount)}
+            outcome = {
+                "charged": True,
+                "payment_id": "pay-" + uuid.uuid4().hex[:12],
+                "customer_id": customer_id,
+                "amount": str(amount),
+            }
         self.ledger.add("charge", order_id, outcome)
         return outcome
 
@@ -165,7 +179,9 @@ class Shipping:
         known = self.ledger.get("parcel", order_id)
         if known is not None:
             return known
-        outcome = {"carrier": self.carrier,
-                   "tracking_number": uuid.uuid5(NAMESPACE, "parcel:" + order_id).hex[:16]}
+        outcome = {
+            "carrier": self.carrier,
+            "tracking_number": uuid.uuid5(NAMESPACE, "parcel:" + order_id).hex[:16],
+        }
         self.ledger.add("parcel", order_id, outcome)
         return outcome

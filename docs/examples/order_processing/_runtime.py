@@ -21,15 +21,26 @@ def parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--url", default="memory://", help="broker URL, e.g. redis://127.0.0.1:6379/0")
     p.add_argument("--db", default=":memory:", help="SQLite file of the service's ledger")
     p.add_argument("--saga-db", default=":memory:", help="SQLite file of the saga store")
-    p.add_argument("--limit", type=Decimal, default=Decimal(1000),
-                   help="payments over this amount are declined")
-    p.add_argument("--failure-rate", type=float, default=0.0,
-                   help="share of the other payments declined (deterministic by order id)")
+    p.add_argument(
+        "--limit",
+        type=Decimal,
+        default=Decimal(1000),
+        help="payments over this amount are declined",
+    )
+    p.add_argument(
+        "--failure-rate",
+        type=float,
+        default=0.0,
+        help="share of the other payments declined (deterministic by order id)",
+    )
     p.add_argument("--seed", default="eventwire", help="seed of the injected declines")
     p.add_argument("--log-level", default="WARNING")
-    p.add_argument("--trace-file", default=None,
-                   help="export this service's OpenTelemetry spans to this file, one JSON "
-                        "object a line (needs opentelemetry-sdk)")
+    p.add_argument(
+        "--trace-file",
+        default=None,
+        help="export this service's OpenTelemetry spans to this file, one JSON "
+        "object a line (needs opentelemetry-sdk)",
+    )
     return p
 
 
@@ -43,8 +54,11 @@ def export_spans(name: str, path: str) -> None:
 
     out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
-    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(
-        out=out, formatter=lambda span: span.to_json(indent=None) + "\n")))
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
+        )
+    )
     trace.set_tracer_provider(provider)
 
 
@@ -63,12 +77,16 @@ async def serve(bus: EventBus, *extra: AbstractAsyncContextManager[Any], name: s
         await stop.wait()
 
 
-def main(name: str, build: Callable[[argparse.Namespace], tuple[EventBus, Sequence[Any]]],
-         argv: Sequence[str] | None = None) -> None:
+def main(
+    name: str,
+    build: Callable[[argparse.Namespace], tuple[EventBus, Sequence[Any]]],
+    argv: Sequence[str] | None = None,
+) -> None:
     """Parse options, build the service with `build`, run it."""
     options = parser(name).parse_args(argv)
-    logging.basicConfig(level=options.log_level.upper(),
-                        format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=options.log_level.upper(), format=f"%(asctime)s {name} %(levelname)s %(message)s"
+    )
     if options.trace_file:
         export_spans(name, options.trace_file)
     bus, extra = build(options)

@@ -21,8 +21,16 @@ from docs.examples.order_processing._logic import Payments
 from docs.examples.order_processing.observer import Observer
 from docs.examples.order_processing.system import MODES, Mode, build, make_order
 
-CHANNELS = ("orders", "inventory", "inventory.commands", "payments", "payments.commands",
-            "shipping", "shipping.commands", "sagas.order")
+CHANNELS = (
+    "orders",
+    "inventory",
+    "inventory.commands",
+    "payments",
+    "payments.commands",
+    "shipping",
+    "shipping.commands",
+    "sagas.order",
+)
 
 
 async def measure(mode: Mode, url: str, orders: int) -> dict[str, float]:
@@ -41,8 +49,11 @@ async def measure(mode: Mode, url: str, orders: int) -> dict[str, float]:
         backend = system.order.bus.backend
         total = 0
         for channel in CHANNELS:
-            total += sum(1 for m in await backend.browse(channel, 1_000_000)
-                         if (m.key or "").startswith(prefix))
+            total += sum(
+                1
+                for m in await backend.browse(channel, 1_000_000)
+                if (m.key or "").startswith(prefix)
+            )
     latencies.sort()
     return {
         "messages_per_order": total / orders,
@@ -61,8 +72,10 @@ def main() -> None:
         if url.startswith("memory://"):
             url = f"memory://measure-{mode}"
         result = asyncio.run(measure(mode, url, options.orders))
-        print(f"{mode:14} messages/order {result['messages_per_order']:.2f}  "
-              f"latency p50 {result['p50_ms']:.2f} ms  p95 {result['p95_ms']:.2f} ms")
+        print(
+            f"{mode:14} messages/order {result['messages_per_order']:.2f}  "
+            f"latency p50 {result['p50_ms']:.2f} ms  p95 {result['p95_ms']:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

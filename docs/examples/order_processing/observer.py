@@ -50,8 +50,9 @@ class Observer:
         return ids <= (self.completed | set(self.cancelled))
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float = 10.0,
-                   what: str = "condition") -> None:
+async def wait_for(
+    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

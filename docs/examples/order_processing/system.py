@@ -35,14 +35,23 @@ MODES: tuple[Mode, ...] = ("choreography", "orchestration")
 __all__ = ["MODES", "Mode", "System", "build", "choreography", "make_order", "orchestration"]
 
 
-def make_order(n: int, total: Decimal | str = "25.00", *, sku: str = "SKU-1042",
-               quantity: int = 1, prefix: str = "ord") -> OrderPlaced:
+def make_order(
+    n: int,
+    total: Decimal | str = "25.00",
+    *,
+    sku: str = "SKU-1042",
+    quantity: int = 1,
+    prefix: str = "ord",
+) -> OrderPlaced:
     """Order number `n` of one line."""
     amount = Decimal(total)
     return OrderPlaced(
-        order_id=f"{prefix}-{n:05d}", customer_id=f"cus-{n % 97:03d}",
+        order_id=f"{prefix}-{n:05d}",
+        customer_id=f"cus-{n % 97:03d}",
         lines=[OrderLine(sku=sku, quantity=quantity, unit_price=amount / quantity)],
-        total=amount, currency="EUR", placed_at=datetime.now(UTC),
+        total=amount,
+        currency="EUR",
+        placed_at=datetime.now(UTC),
     )
 
 
@@ -56,8 +65,7 @@ class System:
     payments: Payments
     shipping: Shipping
     buses: list[EventBus]
-    _stack: contextlib.AsyncExitStack = dataclasses.field(
-        default_factory=contextlib.AsyncExitStack)
+    _stack: contextlib.AsyncExitStack = dataclasses.field(default_factory=contextlib.AsyncExitStack)
 
     async def place(self, order: OrderPlaced) -> None:
         """Place `order` through the order service."""
@@ -70,14 +78,24 @@ class System:
             await self._stack.enter_async_context(self.order.orchestrator)
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self._stack.aclose()
 
 
-def build(mode: Mode, url: str, *, payments: Payments | None = None,
-          inventory: Inventory | None = None, saga_store: SagaStore | None = None,
-          step_timeout: float = 30.0) -> System:
+def build(
+    mode: Mode,
+    url: str,
+    *,
+    payments: Payments | None = None,
+    inventory: Inventory | None = None,
+    saga_store: SagaStore | None = None,
+    step_timeout: float = 30.0,
+) -> System:
     """The services of `mode` on `url` (not started: ``async with`` the result)."""
     payments = payments or Payments()
     inventory = inventory or Inventory()
@@ -85,14 +103,18 @@ def build(mode: Mode, url: str, *, payments: Payments | None = None,
     order: Any
     if mode == "choreography":
         order = c_order.OrderService(url)
-        others = [c_inventory.InventoryService(url, inventory).bus,
-                  c_payment.PaymentService(url, payments).bus,
-                  c_shipping.ShippingService(url, shipping).bus]
+        others = [
+            c_inventory.InventoryService(url, inventory).bus,
+            c_payment.PaymentService(url, payments).bus,
+            c_shipping.ShippingService(url, shipping).bus,
+        ]
     elif mode == "orchestration":
         order = o_order.OrderService(url, saga_store, step_timeout=step_timeout)
-        others = [o_inventory.InventoryService(url, inventory).bus,
-                  o_payment.PaymentService(url, payments).bus,
-                  o_shipping.ShippingService(url, shipping).bus]
+        others = [
+            o_inventory.InventoryService(url, inventory).bus,
+            o_payment.PaymentService(url, payments).bus,
+            o_shipping.ShippingService(url, shipping).bus,
+        ]
     else:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     return System(mode, order, inventory, payments, shipping, [*others, order.bus])

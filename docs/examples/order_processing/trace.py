@@ -93,8 +93,10 @@ def load(paths: Iterable[Path]) -> list[Span]:
 def trace_of(spans: Sequence[Span], order_id: str) -> list[Span]:
     """The spans of the trace the order's ``send orders`` (its root) started, by start."""
     (root,) = [
-        s for s in spans
-        if s.parent_id is None and s.kind == "PRODUCER"
+        s
+        for s in spans
+        if s.parent_id is None
+        and s.kind == "PRODUCER"
         and s.attributes.get("messaging.message.conversation_id") == order_id
     ]
     return sorted((s for s in spans if s.trace_id == root.trace_id), key=lambda s: s.start)
@@ -109,10 +111,23 @@ def services(url: str, out: Path, seed: str) -> Iterator[None]:
     procs: list[subprocess.Popen[str]] = []
     try:
         for name in SERVICES:
-            args = [sys.executable, "-m", f"docs.examples.order_processing.orchestration.{name}",
-                    "--url", url, "--db", str(out / f"{name}.db"),
-                    "--saga-db", str(out / "sagas.db"), "--limit", LIMIT, "--seed", seed,
-                    "--trace-file", str(out / f"{name}.jsonl")]
+            args = [
+                sys.executable,
+                "-m",
+                f"docs.examples.order_processing.orchestration.{name}",
+                "--url",
+                url,
+                "--db",
+                str(out / f"{name}.db"),
+                "--saga-db",
+                str(out / "sagas.db"),
+                "--limit",
+                LIMIT,
+                "--seed",
+                seed,
+                "--trace-file",
+                str(out / f"{name}.jsonl"),
+            ]
             log = (out / f"{name}.log").open("a")
             proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
             procs.append(proc)
@@ -138,8 +153,11 @@ def _client_provider(path: Path) -> object:
 
     provider = TracerProvider(resource=Resource.create({"service.name": CLIENT}))
     out = path.open("a", encoding="utf-8")
-    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(
-        out=out, formatter=lambda span: span.to_json(indent=None) + "\n")))
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
+        )
+    )
     return provider
 
 
@@ -154,16 +172,22 @@ def run(url: str, out: Path) -> tuple[str, str]:
     async def place() -> None:
         seen = Observer(url, group=f"observer-{seed}")
         seen.bus.tracing = False
-        client = EventBus(url, source="order",
-                          tracing=_client_provider(out / f"{CLIENT}.jsonl"),  # type: ignore[arg-type]
-                          metrics=False)
+        client = EventBus(
+            url,
+            source="order",
+            tracing=_client_provider(out / f"{CLIENT}.jsonl"),  # type: ignore[arg-type]
+            metrics=False,
+        )
         async with seen.bus, client:
             for order in (completed, declined):
                 await client.publish(order, correlation_id=order.order_id)
             ids = {completed.order_id, declined.order_id}
             await wait_for(lambda: seen.finished(ids), timeout=120, what="both orders ended")
-            await wait_for(lambda: declined.order_id in seen.released, timeout=30,
-                           what="the declined order's stock released")
+            await wait_for(
+                lambda: declined.order_id in seen.released,
+                timeout=30,
+                what="the declined order's stock released",
+            )
 
     with services(url, out, seed):  # on leaving, each closes its bus: in-flight spans end
         asyncio.run(place())
@@ -172,8 +196,13 @@ def run(url: str, out: Path) -> tuple[str, str]:
 
 # -- the picture -------------------------------------------------------------------------
 
-COLORS = {CLIENT: "#6b7280", "order": "#2563eb", "inventory": "#16a34a",
-          "payment": "#dc2626", "shipping": "#d97706"}
+COLORS = {
+    CLIENT: "#6b7280",
+    "order": "#2563eb",
+    "inventory": "#16a34a",
+    "payment": "#dc2626",
+    "shipping": "#d97706",
+}
 ROW, LABEL, BAR, PAD = 18, 560, 480, 10
 
 
@@ -200,7 +229,7 @@ def to_svg(spans: Sequence[Span], title: str) -> str:
         f'<text x="{PAD}" y="20" font-size="14" font-weight="bold">{html.escape(title)}</text>',
         f'<text x="{PAD + LABEL}" y="40" fill="#555">0 ms</text>',
         f'<text x="{width - PAD}" y="40" fill="#555" text-anchor="end">'
-        f'{total * 1000:.0f} ms</text>',
+        f"{total * 1000:.0f} ms</text>",
     ]
     for i, span in enumerate(spans):
         y = top + i * ROW
@@ -241,8 +270,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     _, declined = run(options.url, options.out)
     spans = trace_of(load(options.out.glob("*.jsonl")), declined)
     processes = len({s.service for s in spans})
-    title = (f"Order {declined}, payment declined: one trace, {len(spans)} spans, "
-             f"{processes} processes")
+    title = (
+        f"Order {declined}, payment declined: one trace, {len(spans)} spans, {processes} processes"
+    )
     options.svg.write_text(to_svg(spans, title))
     print(f"{len(spans)} spans of trace {spans[0].trace_id} -> {options.svg}")
 

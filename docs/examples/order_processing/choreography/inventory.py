@@ -28,21 +28,38 @@ class InventoryService:
         self.inventory = stock = inventory or Inventory()
         bus.declare(InventoryReserved, InventoryReservationFailed, InventoryReleased)
 
-        @bus.subscribe(OrderPlaced, group="inventory", idempotent=True,
-                       emits=[InventoryReserved, InventoryReservationFailed])
+        @bus.subscribe(
+            OrderPlaced,
+            group="inventory",
+            idempotent=True,
+            emits=[InventoryReserved, InventoryReservationFailed],
+        )
         async def reserve(event: OrderPlaced, delivery: Delivery) -> None:
             outcome = stock.reserve(event.order_id, event.lines)
             if outcome["reserved"]:
-                await publish_after(bus, InventoryReserved(
-                    order_id=event.order_id, reservation_id=outcome["reservation_id"],
-                    customer_id=event.customer_id, total=event.total, currency=event.currency,
-                ), delivery)
+                await publish_after(
+                    bus,
+                    InventoryReserved(
+                        order_id=event.order_id,
+                        reservation_id=outcome["reservation_id"],
+                        customer_id=event.customer_id,
+                        total=event.total,
+                        currency=event.currency,
+                    ),
+                    delivery,
+                )
             else:
-                await publish_after(bus, InventoryReservationFailed(
-                    order_id=event.order_id, missing_skus=outcome["missing"]), delivery)
+                await publish_after(
+                    bus,
+                    InventoryReservationFailed(
+                        order_id=event.order_id, missing_skus=outcome["missing"]
+                    ),
+                    delivery,
+                )
 
-        @bus.subscribe(PaymentDeclined, group="inventory", idempotent=True,
-                       emits=[InventoryReleased])
+        @bus.subscribe(
+            PaymentDeclined, group="inventory", idempotent=True, emits=[InventoryReleased]
+        )
         async def release(event: PaymentDeclined, delivery: Delivery) -> None:
             stock.release(event.order_id)
             await publish_after(bus, InventoryReleased(order_id=event.order_id), delivery)

@@ -33,8 +33,9 @@ class OrderService:
 
         @bus.subscribe(InventoryReservationFailed, group="order", idempotent=True)
         async def out_of_stock(event: InventoryReservationFailed, delivery: Delivery) -> None:
-            await self._finish(OrderCancelled(order_id=event.order_id, reason="out-of-stock"),
-                               delivery)
+            await self._finish(
+                OrderCancelled(order_id=event.order_id, reason="out-of-stock"), delivery
+            )
 
         @bus.subscribe(PaymentDeclined, group="order", idempotent=True)
         async def declined(event: PaymentDeclined, delivery: Delivery) -> None:

@@ -27,25 +27,43 @@ class PaymentService:
         self.payments = payments = payments or Payments()
         bus.declare(PaymentCharged, PaymentDeclined)
 
-        @bus.subscribe(InventoryReserved, group="payment", idempotent=True,
-                       emits=[PaymentCharged, PaymentDeclined])
+        @bus.subscribe(
+            InventoryReserved,
+            group="payment",
+            idempotent=True,
+            emits=[PaymentCharged, PaymentDeclined],
+        )
         async def charge(event: InventoryReserved, delivery: Delivery) -> None:
             outcome = payments.charge(event.order_id, event.customer_id, event.total)
             if outcome["charged"]:
-                await publish_after(bus, PaymentCharged(
-                    order_id=event.order_id, payment_id=outcome["payment_id"],
-                    amount=event.total, currency=event.currency), delivery)
+                await publish_after(
+                    bus,
+                    PaymentCharged(
+                        order_id=event.order_id,
+                        payment_id=outcome["payment_id"],
+                        amount=event.total,
+                        currency=event.currency,
+                    ),
+                    delivery,
+                )
             else:
-                await publish_after(bus, PaymentDeclined(
-                    order_id=event.order_id, reason=outcome["reason"]), delivery)
+                await publish_after(
+                    bus,
+                    PaymentDeclined(order_id=event.order_id, reason=outcome["reason"]),
+                    delivery,
+                )
 
 
 bus = PaymentService().bus  # the wiring, for `eventwire flow` and `eventwire asyncapi`
 
 
 def _build(options: argparse.Namespace) -> tuple[EventBus, Sequence[Any]]:
-    payments = Payments(Ledger(options.db), limit=options.limit,
-                        failure_rate=options.failure_rate, seed=options.seed)
+    payments = Payments(
+        Ledger(options.db),
+        limit=options.limit,
+        failure_rate=options.failure_rate,
+        seed=options.seed,
+    )
     return PaymentService(options.url, payments).bus, ()
 
 

@@ -22,14 +22,19 @@ class ShippingService:
         self.shipping = parcels = shipping or Shipping()
         bus.declare(ItemShipped)
 
-        @bus.subscribe(PaymentCharged, group="shipping", idempotent=True,
-                       emits=[ItemShipped])
+        @bus.subscribe(PaymentCharged, group="shipping", idempotent=True, emits=[ItemShipped])
         async def ship(event: PaymentCharged, delivery: Delivery) -> None:
             parcel = parcels.ship(event.order_id)
-            await publish_after(bus, ItemShipped(
-                order_id=event.order_id, carrier=parcel["carrier"],
-                tracking_number=parcel["tracking_number"], shipped_at=datetime.now(UTC),
-            ), delivery)
+            await publish_after(
+                bus,
+                ItemShipped(
+                    order_id=event.order_id,
+                    carrier=parcel["carrier"],
+                    tracking_number=parcel["tracking_number"],
+                    shipped_at=datetime.now(UTC),
+                ),
+                delivery,
+            )
 
 
 bus = ShippingService().bus  # the wiring, for `eventwire flow` and `eventwire asyncapi`

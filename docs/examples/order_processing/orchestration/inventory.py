@@ -27,20 +27,34 @@ class InventoryService:
         self.inventory = stock = inventory or Inventory()
         bus.declare(InventoryReserved, InventoryReservationFailed, InventoryReleased)
 
-        @bus.subscribe(ReserveInventory, group="inventory", idempotent=True,
-                       emits=[InventoryReserved, InventoryReservationFailed])
+        @bus.subscribe(
+            ReserveInventory,
+            group="inventory",
+            idempotent=True,
+            emits=[InventoryReserved, InventoryReservationFailed],
+        )
         async def reserve(command: ReserveInventory, delivery: Delivery) -> None:
             outcome = stock.reserve(command.order_id, command.lines)
             if outcome["reserved"]:
-                await publish_after(bus, InventoryReserved(
-                    order_id=command.order_id, reservation_id=outcome["reservation_id"]),
-                    delivery)
+                await publish_after(
+                    bus,
+                    InventoryReserved(
+                        order_id=command.order_id, reservation_id=outcome["reservation_id"]
+                    ),
+                    delivery,
+                )
             else:
-                await publish_after(bus, InventoryReservationFailed(
-                    order_id=command.order_id, missing_skus=outcome["missing"]), delivery)
+                await publish_after(
+                    bus,
+                    InventoryReservationFailed(
+                        order_id=command.order_id, missing_skus=outcome["missing"]
+                    ),
+                    delivery,
+                )
 
-        @bus.subscribe(ReleaseInventory, group="inventory", idempotent=True,
-                       emits=[InventoryReleased])
+        @bus.subscribe(
+            ReleaseInventory, group="inventory", idempotent=True, emits=[InventoryReleased]
+        )
         async def release(command: ReleaseInventory, delivery: Delivery) -> None:
             stock.release(command.order_id)  # nothing reserved: nothing to give back
             await publish_after(bus, InventoryReleased(order_id=command.order_id), delivery)

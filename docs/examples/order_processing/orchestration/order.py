@@ -18,8 +18,9 @@ class OrderService:
     """Publishes ``OrderPlaced``; its own orchestrator starts one saga per order (saga id =
     order id, so a duplicate ``OrderPlaced`` runs nothing twice)."""
 
-    def __init__(self, url: str = "memory://", store: SagaStore | None = None,
-                 step_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str = "memory://", store: SagaStore | None = None, step_timeout: float = 30.0
+    ) -> None:
         self.bus = EventBus(url, source="order")
         self.bus.declare(OrderPlaced)
         self.saga = order_saga(step_timeout)

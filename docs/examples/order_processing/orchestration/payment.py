@@ -27,17 +27,28 @@ class PaymentService:
         self.payments = payments = payments or Payments()
         bus.declare(PaymentCharged, PaymentDeclined, PaymentRefunded)
 
-        @bus.subscribe(ChargePayment, group="payment", idempotent=True,
-                       emits=[PaymentCharged, PaymentDeclined])
+        @bus.subscribe(
+            ChargePayment, group="payment", idempotent=True, emits=[PaymentCharged, PaymentDeclined]
+        )
         async def charge(command: ChargePayment, delivery: Delivery) -> None:
             outcome = payments.charge(command.order_id, command.customer_id, command.amount)
             if outcome["charged"]:
-                await publish_after(bus, PaymentCharged(
-                    order_id=command.order_id, payment_id=outcome["payment_id"],
-                    amount=command.amount, currency=command.currency), delivery)
+                await publish_after(
+                    bus,
+                    PaymentCharged(
+                        order_id=command.order_id,
+                        payment_id=outcome["payment_id"],
+                        amount=command.amount,
+                        currency=command.currency,
+                    ),
+                    delivery,
+                )
             else:
-                await publish_after(bus, PaymentDeclined(
-                    order_id=command.order_id, reason=outcome["reason"]), delivery)
+                await publish_after(
+                    bus,
+                    PaymentDeclined(order_id=command.order_id, reason=outcome["reason"]),
+                    delivery,
+                )
 
         @bus.subscribe(RefundPayment, group="payment", idempotent=True, emits=[PaymentRefunded])
         async def refund(command: RefundPayment, delivery: Delivery) -> None:
@@ -49,8 +60,12 @@ bus = PaymentService().bus  # the wiring, for `eventwire flow` and `eventwire as
 
 
 def _build(options: argparse.Namespace) -> tuple[EventBus, Sequence[Any]]:
-    payments = Payments(Ledger(options.db), limit=options.limit,
-                        failure_rate=options.failure_rate, seed=options.seed)
+    payments = Payments(
+        Ledger(options.db),
+        limit=options.limit,
+        failure_rate=options.failure_rate,
+        seed=options.seed,
+    )
     return PaymentService(options.url, payments).bus, ()
 
 

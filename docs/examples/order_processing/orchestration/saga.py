@@ -25,8 +25,12 @@ from docs.examples.order_processing.domain import (
 
 def _charge(ctx: SagaContext) -> ChargePayment:
     data = ctx.data
-    return ChargePayment(order_id=data["order_id"], customer_id=data["customer_id"],
-                         amount=data["total"], currency=data["currency"])
+    return ChargePayment(
+        order_id=data["order_id"],
+        customer_id=data["customer_id"],
+        amount=data["total"],
+        currency=data["currency"],
+    )
 
 
 def _cancelled(ctx: SagaContext) -> OrderCancelled:
@@ -44,12 +48,23 @@ def order_saga(step_timeout: float = 30.0) -> Saga:
         started_by=OrderPlaced,
         saga_id=lambda event: event.order_id,
         steps=[
-            Step("reserve", ReserveInventory, completed_by=[InventoryReserved],
-                 failed_by=[InventoryReservationFailed],
-                 compensation=ReleaseInventory, compensated_by=[InventoryReleased]),
-            Step("charge", ChargePayment, build=_charge, completed_by=[PaymentCharged],
-                 failed_by=[PaymentDeclined],
-                 compensation=RefundPayment, compensated_by=[PaymentRefunded]),
+            Step(
+                "reserve",
+                ReserveInventory,
+                completed_by=[InventoryReserved],
+                failed_by=[InventoryReservationFailed],
+                compensation=ReleaseInventory,
+                compensated_by=[InventoryReleased],
+            ),
+            Step(
+                "charge",
+                ChargePayment,
+                build=_charge,
+                completed_by=[PaymentCharged],
+                failed_by=[PaymentDeclined],
+                compensation=RefundPayment,
+                compensated_by=[PaymentRefunded],
+            ),
             Step("ship", ShipOrder, completed_by=[ItemShipped]),  # last: nothing after it fails
         ],
         on_completed=_completed,

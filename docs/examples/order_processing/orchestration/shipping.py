@@ -25,10 +25,16 @@ class ShippingService:
         @bus.subscribe(ShipOrder, group="shipping", idempotent=True, emits=[ItemShipped])
         async def ship(command: ShipOrder, delivery: Delivery) -> None:
             parcel = parcels.ship(command.order_id)
-            await publish_after(bus, ItemShipped(
-                order_id=command.order_id, carrier=parcel["carrier"],
-                tracking_number=parcel["tracking_number"], shipped_at=datetime.now(UTC),
-            ), delivery)
+            await publish_after(
+                bus,
+                ItemShipped(
+                    order_id=command.order_id,
+                    carrier=parcel["carrier"],
+                    tracking_number=parcel["tracking_number"],
+                    shipped_at=datetime.now(UTC),
+                ),
+                delivery,
+            )
 
 
 bus = ShippingService().bus  # the wiring, for `eventwire flow` and `eventwire asyncapi`
