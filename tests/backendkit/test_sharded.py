@@ -125,6 +125,36 @@ async def test_close_sends_the_acks_taken_after_stop_and_abort_sends_none() -> N
     assert crashed.sent == [] and crashed.state is SubscriptionState.ABORTED
 
 
+class FailingOnce(ListSubscription):
+    """Its fetch loop raises an error of a class it did not expect, once, before reading."""
+
+    failures = 0
+
+    async def _fetch(self) -> None:
+        if not self.failures:
+            self.failures += 1
+            raise RuntimeError("connection pool handed back a broken connection")
+        await super()._fetch()
+
+
+async def test_a_fetch_loop_that_raises_is_started_again_after_every_shard_recovers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    got: list[bytes] = []
+
+    async def handler(inbound: Inbound) -> None:
+        got.append(bytes(inbound.message.body))
+        await inbound.ack()
+
+    sub = FailingOnce(handler, [[b"a", b"b"], [b"c"]], MemoryLeaseStore())
+    await sub.start()
+    await wait_until(lambda: sorted(got) == [b"a", b"b", b"c"], "every message", 5)
+    assert sub.failures == 1
+    assert "fetch loop of orders/billing stopped on an error" in caplog.text
+    assert "broken connection" in caplog.text  # with the traceback
+    await sub.close()
+
+
 class AckLog:
     """A `ShardMember` that is no `ShardedSubscription`: what a backend's fetch helper is."""
 

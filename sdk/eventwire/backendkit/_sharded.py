@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
@@ -22,10 +23,13 @@ from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit._acks import AckBatcher
 from eventwire.backendkit._aio import wait_event
 from eventwire.backendkit._leases import LeaseStore
+from eventwire.backendkit._outage import Outage
 from eventwire.backendkit._shards import Shard, ShardCoordinator
 from eventwire.backendkit._subscription import BaseSubscription, cancel_and_wait
 
 __all__ = ["ShardInbound", "ShardMember", "ShardedSubscription"]
+
+log = logging.getLogger("eventwire.backendkit")
 
 #: How a backend names one message within its shard (a stream entry id, a row number...).
 P = TypeVar("P")
@@ -55,7 +59,8 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
     :param interval: seconds between heartbeats (the coordinator's default if ``None``).
     :param ack_patience: how long ``close`` retries the last acks.
 
-    Implement `_fetch` (the fetch loop: run while `running`), `_send_acks` (send a batch of
+    Implement `_fetch` (the fetch loop: run while `running`; run again, after every owned
+    shard recovers, if it lets an exception out), `_send_acks` (send a batch of
     ``(shard, position)`` acks, raising if it failed) and `_sent` (they are settled: tell the
     coordinator). `start` returns once this member holds its share of shards.
     """
@@ -88,6 +93,7 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         )
         self._ttl = ttl
         self._fetch_task: asyncio.Task[None] | None = None
+        self._fetch_outage = Outage(f"{backend} fetch loop of {spec.channel}/{spec.group}", scrub)
 
     @property
     def shards(self) -> list[int]:
@@ -104,10 +110,29 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         member's leases have not expired yet, or another member still drains a shard: they
         come later)."""
         self.spawn(self.coordinator.run(), "coordinator")
-        self._fetch_task = self.spawn(self._fetch(), "fetch")
+        self._fetch_task = self.spawn(self._fetch_again(), "fetch")
         self.spawn(self._acks.run(), "acks")
         patience = self._ttl if self.balance_patience is None else self.balance_patience
         await wait_event(self.coordinator.balanced, patience)
+
+    async def _fetch_again(self) -> None:
+        """Run `_fetch`; if it lets an exception out (a client error of a class it did not
+        expect, or a bug), log it and run it again after a back-off, every owned shard
+        recovering first (what the failed read took may not have been handed over). A
+        fetch loop that died would leave the member looking alive and delivering nothing."""
+        while self.running:
+            try:
+                await self._fetch()
+                return
+            except Exception as exc:
+                log.error(
+                    "eventwire: the fetch loop of %s/%s stopped on an error; starting it again",
+                    self.spec.channel,
+                    self.spec.group,
+                    exc_info=exc,
+                )
+                self.coordinator.recover_again()
+                await asyncio.sleep(self._fetch_outage.failed(exc))
 
     def ack(self, shard: Shard, position: P) -> None:
         """Queue the ack of `position` on `shard` (ignored once closed or aborted)."""
