@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka.errors import KafkaError
 from eventwire.backend import SubscriptionSpec
 from eventwire.backendkit import Outage
 
@@ -82,16 +81,14 @@ class Fetcher:
             timeout = _POLL_MS
             while (room := lookahead.limit - lookahead.ahead) > 0:
                 try:
-                    taken = take(
-                        self._parts,
-                        await self._consumer.getmany(
-                            timeout_ms=timeout, max_records=min(self._max_records, room)
-                        ),
+                    batches = await self._consumer.getmany(
+                        timeout_ms=timeout, max_records=min(self._max_records, room)
                     )
-                except KafkaError as exc:
+                except Exception as exc:  # a KafkaError, or a client error of another class
                     await asyncio.sleep(self._outage.failed(exc))
                     break
                 self._outage.ok()
+                taken = take(self._parts, batches)
                 if not taken:
                     break
                 fetched.extend(taken)

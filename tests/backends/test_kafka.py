@@ -681,6 +681,51 @@ def test_members_fetch_with_the_fetch_max_wait_ms_option() -> None:
     assert run(scenario, timeout=60) == [100, 40]
 
 
+class _FetchFailsOnce(_RecordingConsumers):
+    """A Kafka backend whose members' first ``getmany`` raises an error outside aiokafka's
+    own classes, as a client bug would."""
+
+    failed = 0
+
+    def _consumer(self, **options: Any) -> Any:
+        consumer = super()._consumer(**options)
+        getmany = consumer.getmany
+
+        async def failing_once(*args: Any, **kwargs: Any) -> Any:
+            if not self.failed:
+                self.failed += 1
+                raise RuntimeError("unexpected state in the client")
+            return await getmany(*args, **kwargs)
+
+        consumer.getmany = failing_once
+        return consumer
+
+
+def test_a_fetch_that_fails_with_any_error_is_retried_and_nothing_is_lost() -> None:
+    channel, group = unique("fetchfail"), unique("g")
+
+    async def scenario() -> tuple[list[bytes], int]:
+        got: list[bytes] = []
+
+        async def keep(inbound: Any) -> None:
+            got.append(bytes(inbound.message.body))
+            await inbound.ack()
+
+        backend = _FetchFailsOnce(URL, {"partitions": 1})
+        await backend.connect()
+        try:
+            await backend.subscribe(SubscriptionSpec(channel, group), keep)
+            await backend.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(5)])
+            await wait_until(lambda: len(got) == 5, "the five records", 30)
+        finally:
+            await backend.close()
+        return got, backend.failed
+
+    got, failed = run(scenario, timeout=60)
+    assert failed == 1
+    assert got == [b"0", b"1", b"2", b"3", b"4"]
+
+
 def test_subscribe_returns_only_once_the_starting_positions_are_committed() -> None:
     """The commit of a new group's starting positions fails (the member was dropped from the
     group meanwhile). `subscribe` must not return then (a publish right after it would fall
