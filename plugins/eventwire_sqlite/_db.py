@@ -29,7 +29,7 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -314,9 +314,12 @@ class Database:
 
         return transaction(conn, work)
 
-    def recover(self, channel: str, group: str, shard: int) -> tuple[list[Row], int]:
-        """Hand out again every pending message of `shard` (delivery count + 1), in order;
-        also how many pending entries were dropped because retention deleted the message."""
+    def recover(
+        self, channel: str, group: str, shard: int, skip: Collection[int] = ()
+    ) -> tuple[list[Row], int]:
+        """Hand out again every pending message of `shard` (delivery count + 1), in order,
+        but those of `skip` (the member's own, still in flight); also how many pending
+        entries were dropped because retention deleted the message."""
         assert self._data is not None
         conn = self._data
 
@@ -331,13 +334,22 @@ class Database:
                 "WHERE channel = ? AND grp = ? AND shard = ?",
                 (channel, group, shard),
             )
+            conn.executemany(  # not delivered again: keep their count
+                "UPDATE pending SET deliveries = deliveries - 1 "
+                "WHERE channel = ? AND grp = ? AND shard = ? AND seq = ?",
+                [(channel, group, shard, seq) for seq in skip],
+            )
             got = conn.execute(
                 "SELECT p.seq, p.deliveries, m.key, m.body, m.headers FROM pending p "
                 "JOIN messages m ON m.seq = p.seq "
                 "WHERE p.channel = ? AND p.grp = ? AND p.shard = ? ORDER BY p.seq",
                 (channel, group, shard),
             ).fetchall()
-            rows = [(shard, seq, n, key, body, headers) for seq, n, key, body, headers in got]
+            rows = [
+                (shard, seq, n, key, body, headers)
+                for seq, n, key, body, headers in got
+                if seq not in skip
+            ]
             return rows, lost
 
         return transaction(conn, work)

@@ -335,3 +335,36 @@ async def test_what_a_stop_keeps_from_the_handler_is_not_counted_as_delivered(
     await eventually(lambda: len(got) == 5)
     assert got == [(b"0", 2), (b"1", 1), (b"2", 1), (b"3", 1), (b"4", 1)]
     await second.close()
+
+
+async def test_a_recovery_in_a_new_epoch_skips_what_the_member_still_has_in_flight(
+    tmp_path: Path,
+) -> None:
+    """A member recovers its own shards again (its lease taken back after a stall, or its
+    fetch loop restarted): the rows its handler still holds are not handed out twice."""
+    backend = SqliteBackend(url(tmp_path / "a.db"))
+    await backend.connect()
+    held: list[Inbound] = []
+
+    async def hold(inbound: Inbound) -> None:
+        held.append(inbound)  # taken, not acked yet
+
+    subscription = await backend.subscribe(SubscriptionSpec("orders", "g"), hold)
+    await backend.publish("orders", [WireMessage(b"a", {}, "k"), WireMessage(b"b", {}, "k")])
+    await eventually(lambda: len(held) == 2)
+    coordinator = subscription.coordinator
+    epochs = [shard.epoch for shard in coordinator.owned()]
+    coordinator.recover_again()
+    await eventually(
+        lambda: all(
+            s.recovered and s.epoch > e for s, e in zip(coordinator.owned(), epochs, strict=True)
+        )
+    )
+    await backend.publish("orders", [WireMessage(b"c", {}, "k")])
+    await eventually(lambda: len(held) == 3)
+    await asyncio.sleep(0.2)
+    assert [inbound.message.body for inbound in held] == [b"a", b"b", b"c"]
+    assert [inbound.delivery_count for inbound in held] == [1, 1, 1]
+    for inbound in held:
+        await inbound.ack()
+    await backend.close()
