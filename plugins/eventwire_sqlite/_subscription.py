@@ -86,9 +86,9 @@ class SqliteSubscription(ShardedSubscription[int]):
         self._limit = min(settings.fetch_count, spec.max_in_flight)
         self._wake = asyncio.Event()
         self._turn = 0
-        #: (shard, seq) handed to the handler and not settled yet: a recovery of the shard
-        #: in a new epoch does not hand them out again.
-        self._handed: set[tuple[int, int]] = set()
+        #: Per shard, the seqs handed to the handler and not settled yet (as the redis
+        #: backend's `_tracked`): a recovery of the shard in a new epoch skips them.
+        self._handed: list[set[int]] = [set() for _ in range(shards)]
 
     def __repr__(self) -> str:
         return f"<SqliteSubscription {self.spec.channel}/{self.spec.group} {self.member_id}>"
@@ -130,7 +130,7 @@ class SqliteSubscription(ShardedSubscription[int]):
         found = False
         for shard in self.coordinator.to_recover():
             epoch = shard.epoch
-            mine = {seq for index, seq in self._handed if index == shard.index}
+            mine = frozenset(self._handed[shard.index])  # read in the database's thread
             with self.coordinator.reading([shard]):
                 rows, lost = await self._take(
                     self._db.recover, self.spec.channel, self.spec.group, shard.index, mine
@@ -184,7 +184,7 @@ class SqliteSubscription(ShardedSubscription[int]):
             for row in rows:
                 if not self.running:
                     break
-                self._handed.add((row[0], row[1]))
+                self._handed[row[0]].add(row[1])
                 await self.deliver(_inbound(self, row))
                 done += 1
         finally:
@@ -198,7 +198,8 @@ class SqliteSubscription(ShardedSubscription[int]):
         if not rows:
             return
         entries = [(row[0], row[1]) for row in rows]
-        self._handed.difference_update(entries)
+        for shard, seq in entries:
+            self._handed[shard].discard(seq)
         with contextlib.suppress(sqlite3.Error):
             await self._db.run(self._db.give_back, self.spec.channel, self.spec.group, entries)
         if counted:
@@ -213,5 +214,5 @@ class SqliteSubscription(ShardedSubscription[int]):
 
     def _sent(self, batch: list[tuple[Shard, int]]) -> None:
         for shard, seq in batch:
-            self._handed.discard((shard.index, seq))
+            self._handed[shard.index].discard(seq)
             self.coordinator.settled(shard)
