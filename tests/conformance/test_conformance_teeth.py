@@ -49,8 +49,15 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
 #: pass: G21 sees a hasty leave only if the leaving member is still running a key whose next
 #: event is already waiting (G11 and G18 catch that fault every time). G15 with redeliver:
 #: each of its 10,000 events arrives twice, which a loaded machine may not get through within
-#: these runs' short patience (`lossy` is the fault G15 must catch).
-SOMETIMES: dict[str, set[str]] = {"hastyleave": {"G21"}, "redeliver": {"G15"}}
+#: these runs' short patience (`lossy` is the fault G15 must catch). G21 with unbounded: its
+#: handler calls run side by side, so they keep publish order only while each takes as long
+#: to reach the handler; after a member crashes, an event whose idempotency claim the crashed
+#: member still holds waits out that claim while the events behind it run on.
+SOMETIMES: dict[str, set[str]] = {
+    "hastyleave": {"G21"},
+    "redeliver": {"G15"},
+    "unbounded": {"G21"},
+}
 #: What the memory backend (and the faulty ones built on it) declare unsupported.
 DECLARED_UNSUPPORTED = {"G16", "G22", "G23"}
 
