@@ -86,8 +86,24 @@ def decode_entry(fields: Mapping[bytes, bytes]) -> WireMessage:
     """The message of a stream entry. Never fails: a damaged entry comes back with whatever
     it has (an empty body, headers it carries), and the pipeline dead-letters it as
     ``invalid``; an entry of another producer is read as the module docstring says."""
-    if BODY not in fields and not any(name.startswith(b"ce_") for name in fields):
+    body = fields.get(BODY)
+    if body is None and not any(name.startswith(b"ce_") for name in fields):
         return _foreign_entry(fields)
+    raw_key = fields.get(KEY)
+    try:  # the usual entry: UTF-8 header fields, none escaped (a name without "$" in front)
+        headers = {
+            name.decode(): value.decode() for name, value in fields.items() if name[:1] != b"$"
+        }
+        key = None if raw_key is None else raw_key.decode()
+    except UnicodeDecodeError:
+        return _decode_fields(fields)
+    if len(headers) + (body is not None) + (raw_key is not None) < len(fields):
+        return _decode_fields(fields)  # an escaped header name ("$$...")
+    return WireMessage(body=b"" if body is None else body, headers=headers, key=key)
+
+
+def _decode_fields(fields: Mapping[bytes, bytes]) -> WireMessage:
+    """`decode_entry`, field by field: escaped names, text that is not UTF-8 (replaced)."""
     body = b""
     key: str | None = None
     headers: dict[str, str] = {}

@@ -187,3 +187,16 @@ async def test_an_inbound_acks_once_through_any_shard_member() -> None:
     assert member.acks == [(2, "$JS.ACK.x")]
     assert inbound.settled
     assert inbound.subscription.spec.channel == "orders"
+
+
+async def test_ack_many_acks_each_inbound_once_like_ack_in_turn() -> None:
+    member = AckLog()
+    typed: ShardMember[str] = member
+    first, second, third = (
+        ShardInbound(typed, Shard(i), f"p{i}", WireMessage(b"a", {}), 1) for i in range(3)
+    )
+    await second.ack()
+    await ShardInbound.ack_many([first, second, third])
+    await ShardInbound.ack_many([first, third])  # a retried call acks nothing again
+    assert member.acks == [(1, "p1"), (0, "p0"), (2, "p2")]
+    assert first.settled and third.settled

@@ -18,8 +18,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Set
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Sequence, Set
+from typing import Any, Generic, Protocol, TypeVar
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit._acks import AckBatcher
@@ -237,6 +237,15 @@ class ShardInbound(Generic[P]):
         if not self.settled:
             self.settled = True
             self.subscription.ack(self.shard, self.position)
+
+    @staticmethod
+    async def ack_many(inbounds: Sequence[ShardInbound[Any]]) -> None:
+        """`ack` each of `inbounds` in one step (`eventwire.backend.BulkAck`): the pipeline
+        settles a handled batch without a task per delivery."""
+        for inbound in inbounds:
+            if not inbound.settled:
+                inbound.settled = True
+                inbound.subscription.ack(inbound.shard, inbound.position)
 
     def __repr__(self) -> str:
         return (
