@@ -17,10 +17,16 @@ subscriber reads it). The pipeline decides whether a subscription accepts it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from eventwire.backend import WireMessage
 from eventwire.backendkit import shard_of
+
+_hiredis_pack: Callable[[tuple[bytes, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack  # type: ignore[assignment]
+except ImportError:  # redis-py without its hiredis extra
+    _hiredis_pack = None
 
 __all__ = [
     "BODY",
@@ -75,7 +81,14 @@ def encode_entry(message: WireMessage) -> list[bytes]:
 
 def pack_command(head: list[bytes], args: list[bytes]) -> bytes:
     """One command in RESP (what redis-py's ``pack_command`` makes, for bytes arguments
-    only, without its generality: publishing packs one command per event)."""
+    only, without its generality: publishing packs one command per event); hiredis's packer
+    when it is installed (the redis extra installs it), twice as fast."""
+    if _hiredis_pack is not None:
+        return _hiredis_pack((*head, *args))
+    return _pack_in_python(head, args)
+
+
+def _pack_in_python(head: list[bytes], args: list[bytes]) -> bytes:
     parts = [b"*%d\r\n" % (len(head) + len(args))]
     for arg in (*head, *args):
         parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]

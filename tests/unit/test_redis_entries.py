@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from eventwire.backend import WireMessage
-from eventwire_redis._topology import decode_entry, encode_entry
+from eventwire_redis._topology import _pack_in_python, decode_entry, encode_entry, pack_command
 
 
 def _fields(message: WireMessage) -> dict[bytes, bytes]:
@@ -36,4 +36,15 @@ def test_a_damaged_entry_keeps_what_it_has() -> None:
     # no body field, but CloudEvents headers: eventwire's, damaged (dead-lettered as invalid)
     assert decode_entry({b"ce_id": b"1", b"$stray": b"s"}) == WireMessage(
         b"", {"ce_id": "1", "$stray": "s"}, None
+    )
+
+
+def test_a_command_packs_the_same_with_hiredis_and_without() -> None:
+    head = [b"XADD", b"orders:0", b"MAXLEN", b"~", b"1000", b"*"]
+    args = encode_entry(WireMessage(b"\x00\r\n" * 3, {"ce_id": "1", "$x": "ü"}, "k"))
+    packed = pack_command(head, args)
+    assert packed == _pack_in_python(head, args)
+    assert (
+        packed.startswith(b"*14\r\n$4\r\nXADD\r\n")
+        and b"$9\r\n\x00\r\n\x00\r\n\x00\r\n\r\n" in packed
     )
