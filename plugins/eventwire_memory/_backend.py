@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
@@ -79,7 +79,6 @@ class MemorySubscription(ShardedSubscription[int]):
             backend="memory",
         )
         self.group = group
-        self._in_flight = 0
         self._turn = 0
         self._streak = 0
         # The fetch loop waits on `changed`: shards changed, a message came, an ack made room.
@@ -101,23 +100,19 @@ class MemorySubscription(ShardedSubscription[int]):
         for shard in self.coordinator.to_recover():
             epoch = shard.epoch
             cursor = self.group.cursors[shard.index]
-            offsets = cursor.again()
-            self.coordinator.delivered(shard, len(offsets))
-            self._in_flight += len(offsets)
+            offsets = self.mark_handed(shard, cursor.again(skip=self.handed(shard)))
             for done, offset in enumerate(offsets):
                 if not self.running:  # never handed out: as if not taken
                     for left in offsets[done:]:
                         if left in cursor.pending:
                             cursor.pending[left] -= 1
-                    self.coordinator.settled(shard, len(offsets) - done)
-                    self._in_flight -= len(offsets) - done
+                    self._sent([(shard, left) for left in offsets[done:]])
                     return found
                 deliveries = cursor.pending.get(offset)
                 if deliveries is None:
                     # Settled while the ones before it were handed: a late ack of a member
                     # that held it before (its lease lost while its handler still ran).
-                    self.coordinator.settled(shard)
-                    self._in_flight -= 1
+                    self._sent([(shard, offset)])
                     continue
                 await self._hand(shard, offset, deliveries)
                 found = True
@@ -133,15 +128,14 @@ class MemorySubscription(ShardedSubscription[int]):
         while ready and not self.coordinator.changed.is_set():
             start, took = self._turn, False
             for step in range(len(ready)):
-                if not self.running or self._in_flight >= self.spec.max_in_flight:
+                if not self.running or self.in_flight >= self.spec.max_in_flight:
                     return found
                 turn = (start + step) % len(ready)
                 shard = ready[turn]
                 offset = cursors[shard.index].take(len(logs[shard.index]))
                 if offset is not None:
                     self._turn = turn + 1
-                    self.coordinator.delivered(shard)
-                    self._in_flight += 1
+                    self.mark_handed(shard, (offset,))
                     await self._hand(shard, offset, 1)
                     found = took = True
             if not took:
@@ -172,11 +166,9 @@ class MemorySubscription(ShardedSubscription[int]):
         for shard, offset in batch:
             self.group.cursors[shard.index].settle(offset)
 
-    def _sent(self, batch: list[tuple[Shard, int]]) -> None:
-        for shard, _ in batch:
-            self.coordinator.settled(shard)
-        full = self._in_flight >= self.spec.max_in_flight
-        self._in_flight -= len(batch)
+    def _sent(self, batch: Iterable[tuple[Shard, int]]) -> None:
+        full = self.in_flight >= self.spec.max_in_flight
+        super()._sent(batch)
         if full:
             self.coordinator.changed.set()  # room again for the fetch loop
 

@@ -18,7 +18,7 @@ time; it is not thread-safe.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from types import MappingProxyType
 
 from eventwire.backend import WireMessage
@@ -62,9 +62,10 @@ class Cursor:
         self.pending[offset] = 1
         return offset
 
-    def again(self) -> list[int]:
-        """Every pending offset, lowest first, each counted delivered once more."""
-        offsets = sorted(self.pending)
+    def again(self, skip: Set[int] = frozenset()) -> list[int]:
+        """Every pending offset but those in `skip`, lowest first, each counted delivered
+        once more."""
+        offsets = sorted(offset for offset in self.pending if offset not in skip)
         for offset in offsets:
             self.pending[offset] += 1
         return offsets

@@ -15,7 +15,7 @@ import contextlib
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from eventwire.backend import MessageHandler, SubscriptionSpec
@@ -174,7 +174,7 @@ class NatsSubscription(ShardedSubscription[str]):
             if reply in self._unsettled:
                 await self.send(reply, _ACK)
 
-    def _sent(self, batch: list[tuple[Shard, str]]) -> None:
+    def _sent(self, batch: Iterable[tuple[Shard, str]]) -> None:
         for _, reply in batch:
             delivery = self._unsettled.get(reply)
             if delivery is not None:

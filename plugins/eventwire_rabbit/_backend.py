@@ -66,6 +66,8 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         self._connection: Any = None
         self._publisher: aiormq.Channel | None = None
         self._publisher_lock = asyncio.Lock()
+        #: Closing publisher channels that stopped answering (kept until closed).
+        self._dropping: set[asyncio.Task[None]] = set()
         self._groups = Groups(self)
 
     # -- connection ----------------------------------------------------------------------
@@ -160,9 +162,19 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             channel = self._publisher
             if channel is None or channel.is_closed:
                 amqp = await self.amqp(max(0.0, deadline - time.monotonic()))
-                channel = cast(aiormq.Channel, await amqp.channel(publisher_confirms=True))
-                self._publisher = channel
+                async with asyncio.timeout(max(0.05, deadline - time.monotonic())):
+                    opened = await amqp.channel(publisher_confirms=True)
+                channel = self._publisher = cast(aiormq.Channel, opened)
             return channel
+
+    def _drop_publisher(self, channel: aiormq.Channel) -> None:
+        """`channel` left a publish unanswered (no confirm, no error) until it gave up: the
+        next publish opens a new one; this one is closed in the background."""
+        if self._publisher is channel:
+            self._publisher = None
+        task = asyncio.ensure_future(close_channel(channel))
+        self._dropping.add(task)
+        task.add_done_callback(self._dropping.discard)
 
     @contextlib.asynccontextmanager
     async def scratch(self) -> AsyncIterator[aiormq.abc.AbstractChannel]:
@@ -184,19 +196,37 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     async def send(self, exchange: str, messages: Sequence[Outgoing]) -> None:
         """Publish `messages` to `exchange` and wait for the broker's confirms; what a lost
         connection left unconfirmed is sent again until ``publish_timeout``."""
-        deadline = time.monotonic() + self.settings.publish_timeout
+        timeout = self.settings.publish_timeout
+        deadline = time.monotonic() + timeout
         todo = list(messages)
         while todo:
-            publisher = await self.publisher_channel(deadline)
-            results = await asyncio.gather(
-                *(
-                    publisher.basic_publish(
-                        body, exchange=exchange, routing_key=key, properties=props, wait=False
+            try:
+                publisher = await self.publisher_channel(deadline)
+            except TimeoutError:
+                raise PublishError(
+                    f"RabbitMQ opened no publisher channel for {exchange!r} within {timeout:g}s "
+                    "(option publish_timeout); nothing was sent"
+                ) from None
+            try:
+                async with asyncio.timeout(max(0.05, deadline - time.monotonic())):
+                    results = await asyncio.gather(
+                        *(
+                            publisher.basic_publish(
+                                body,
+                                exchange=exchange,
+                                routing_key=key,
+                                properties=props,
+                                wait=False,
+                            )
+                            for body, key, props in todo
+                        ),
+                        return_exceptions=True,
                     )
-                    for body, key, props in todo
-                ),
-                return_exceptions=True,
-            )
+            except BaseException as exc:  # timed out, or the caller stopped waiting
+                self._drop_publisher(publisher)
+                if not isinstance(exc, TimeoutError):
+                    raise
+                raise self._unconfirmed(exchange, len(todo)) from None
             todo = [m for m, r in zip(todo, results, strict=True) if _resend(exchange, r)]
             if todo:
                 if self.state is not ConnectionState.CONNECTED:
@@ -205,11 +235,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
                         f"for {exchange!r}; they may not be stored"
                     )
                 if time.monotonic() > deadline:
-                    raise PublishError(
-                        f"RabbitMQ did not confirm {len(todo)} message(s) for {exchange!r} "
-                        f"within {self.settings.publish_timeout:g}s (option publish_timeout); "
-                        "they may not be stored"
-                    )
+                    raise self._unconfirmed(exchange, len(todo))
                 log.warning(
                     "eventwire: %d publish(es) to %s not confirmed (connection lost); "
                     "sending again",
@@ -217,6 +243,12 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
                     exchange,
                 )
                 await asyncio.sleep(0.1)
+
+    def _unconfirmed(self, exchange: str, count: int) -> PublishError:
+        return PublishError(
+            f"RabbitMQ did not confirm {count} message(s) for {exchange!r} within "
+            f"{self.settings.publish_timeout:g}s (option publish_timeout); they may not be stored"
+        )
 
     # -- consuming -------------------------------------------------------------------------
 

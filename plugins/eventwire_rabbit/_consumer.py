@@ -255,13 +255,12 @@ class RabbitSubscription(ShardedSubscription[Tag]):
     # -- acks and shutdown -----------------------------------------------------------------
 
     async def _send_acks(self, batch: list[tuple[Shard, Tag]]) -> None:
+        # `ShardQueue.ack` settles what it sends for the coordinator, a closed channel what
+        # it had: nothing is marked handed (`mark_handed`) for the kit's `_sent` to settle.
         by_queue: dict[ShardQueue, list[int]] = {}
         for _, (queue, tag) in batch:
             by_queue.setdefault(queue, []).append(tag)
         await asyncio.gather(*(queue.ack(tags) for queue, tags in by_queue.items()))
-
-    def _sent(self, batch: list[tuple[Shard, Tag]]) -> None:
-        """Nothing: `ShardQueue.ack` settles what it sends, a closed channel what it had."""
 
     async def _release(self) -> None:
         """Give the leases back and close every shard channel: what is unsettled goes back

@@ -11,6 +11,8 @@ from redis.exceptions import ResponseError
 from eventwire_redis._leases import Scripts
 
 if TYPE_CHECKING:
+    from collections.abc import Set
+
     from redis.asyncio import Redis
 
 __all__ = ["Claimed", "StreamGroup", "group_info"]
@@ -65,7 +67,7 @@ class StreamGroup:
         await pipe.execute()
 
     async def claim(
-        self, stream: str, cursor: bytes | str, min_idle: int, skip: set[bytes]
+        self, stream: str, cursor: bytes | str, min_idle: int, skip: Set[bytes]
     ) -> tuple[bytes, list[Claimed], int]:
         """One XAUTOCLAIM page of entries pending on `stream` (those in `skip` left out):
         the next cursor, the entries with their delivery counts, how many were deleted."""
@@ -87,7 +89,7 @@ class StreamGroup:
         deleted = len(reply[2]) if len(reply) > 2 else 0
         return reply[0], [(i, f, max(1, counts.get(i, 1))) for i, f in entries], deleted
 
-    async def idle_wait(self, stream: str, min_idle: int, skip: set[bytes]) -> float:
+    async def idle_wait(self, stream: str, min_idle: int, skip: Set[bytes]) -> float:
         """Seconds until every entry pending on `stream` (but those in `skip`) is idle for
         `min_idle` ms (claiming only some would break key order); 0: it is now."""
         rows = await self.client.xpending_range(stream, self.group, "-", "+", RECOVER_PAGE)

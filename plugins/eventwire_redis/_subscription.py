@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -108,8 +107,6 @@ class RedisSubscription(ShardedSubscription[bytes]):
         self._settings = settings
         self._server = StreamGroup(client, scripts, keys.streams, spec.group, member_id)
         self._backend = backend
-        #: Per shard, the ids read and not settled (acked and the XACK sent) yet.
-        self._tracked: list[set[bytes]] = [set() for _ in keys.streams]
         #: Shards to check for trimming with the next read: the last read was a full batch
         #: (the member is behind), or the shard was just taken.
         self._behind: set[int] = set()
@@ -136,14 +133,6 @@ class RedisSubscription(ShardedSubscription[bytes]):
 
     async def _send_acks(self, batch: list[tuple[Shard, bytes]]) -> None:
         await self._server.ack([(shard.index, entry_id) for shard, entry_id in batch])
-
-    def _sent(self, batch: Iterable[tuple[Shard, bytes]]) -> None:
-        """The entries of `batch` are settled for good (or given up): the coordinator may
-        hand a shard over once nothing of it is left."""
-        for shard, entry_id in batch:
-            if entry_id in self._tracked[shard.index]:
-                self._tracked[shard.index].discard(entry_id)
-                self.coordinator.settled(shard)
 
     # -- fetching -------------------------------------------------------------------------
 
@@ -219,9 +208,11 @@ class RedisSubscription(ShardedSubscription[bytes]):
         await self._deliver(batch)
 
     def _take(self, shard: Shard, entries: list[Claimed]) -> list[RedisInbound]:
-        """Deliveries of `entries` (id, fields, delivery count), tracked until settled."""
-        self._tracked[shard.index].update(entry_id for entry_id, _, _ in entries)
-        self.coordinator.delivered(shard, len(entries))
+        """Deliveries of `entries` (id, fields, delivery count), marked handed until settled."""
+        new = self.mark_handed(shard, [entry_id for entry_id, _, _ in entries])
+        if len(new) < len(entries):  # the recovery's claim leaves out what is handed out
+            kept = set(new)
+            entries = [entry for entry in entries if entry[0] in kept]
         return [RedisInbound(self, shard, i, decode_entry(f), n) for i, f, n in entries]
 
     async def _deliver(self, batch: list[RedisInbound]) -> None:
@@ -249,19 +240,19 @@ class RedisSubscription(ShardedSubscription[bytes]):
         """Deliver again, in id order, every entry of `shard` pending for the group (left by
         a member that crashed, stopped or lost the shard), then mark it recovered."""
         epoch, stream = shard.epoch, self.streams[shard.index]
-        tracked = self._tracked[shard.index]
+        handed = self.handed(shard)
         min_idle = int(self._settings.claim_min_idle * 1000)
         self._behind.add(shard.index)  # the next read checks for trimmed unread entries
         cursor: bytes | str = "0-0"
         while self._recovering(shard, epoch):
             while min_idle and self._recovering(shard, epoch):
-                wait = await self._server.idle_wait(stream, min_idle, tracked)
+                wait = await self._server.idle_wait(stream, min_idle, handed)
                 if not wait:
                     break
                 await asyncio.sleep(wait)
             with self.coordinator.reading([shard]):
                 cursor, claimed, deleted = await self._server.claim(
-                    stream, cursor, min_idle, tracked
+                    stream, cursor, min_idle, handed
                 )
                 batch = self._take(shard, claimed)
             self._report_lost(shard, deleted, "pending (delivered, not settled)")

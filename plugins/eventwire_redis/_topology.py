@@ -17,10 +17,16 @@ subscriber reads it). The pipeline decides whether a subscription accepts it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from eventwire.backend import WireMessage
 from eventwire.backendkit import shard_of
+
+_hiredis_pack: Callable[[tuple[bytes, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack  # type: ignore[assignment]
+except ImportError:  # redis-py without its hiredis extra
+    _hiredis_pack = None
 
 __all__ = [
     "BODY",
@@ -75,7 +81,14 @@ def encode_entry(message: WireMessage) -> list[bytes]:
 
 def pack_command(head: list[bytes], args: list[bytes]) -> bytes:
     """One command in RESP (what redis-py's ``pack_command`` makes, for bytes arguments
-    only, without its generality: publishing packs one command per event)."""
+    only, without its generality: publishing packs one command per event); hiredis's packer
+    when it is installed (the redis extra installs it), twice as fast."""
+    if _hiredis_pack is not None:
+        return _hiredis_pack((*head, *args))
+    return _pack_in_python(head, args)
+
+
+def _pack_in_python(head: list[bytes], args: list[bytes]) -> bytes:
     parts = [b"*%d\r\n" % (len(head) + len(args))]
     for arg in (*head, *args):
         parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
@@ -86,8 +99,24 @@ def decode_entry(fields: Mapping[bytes, bytes]) -> WireMessage:
     """The message of a stream entry. Never fails: a damaged entry comes back with whatever
     it has (an empty body, headers it carries), and the pipeline dead-letters it as
     ``invalid``; an entry of another producer is read as the module docstring says."""
-    if BODY not in fields and not any(name.startswith(b"ce_") for name in fields):
+    body = fields.get(BODY)
+    if body is None and not any(name.startswith(b"ce_") for name in fields):
         return _foreign_entry(fields)
+    raw_key = fields.get(KEY)
+    try:  # the usual entry: UTF-8 header fields, none escaped (a name without "$" in front)
+        headers = {
+            name.decode(): value.decode() for name, value in fields.items() if name[:1] != b"$"
+        }
+        key = None if raw_key is None else raw_key.decode()
+    except UnicodeDecodeError:
+        return _decode_fields(fields)
+    if len(headers) + (body is not None) + (raw_key is not None) < len(fields):
+        return _decode_fields(fields)  # an escaped header name ("$$...")
+    return WireMessage(body=b"" if body is None else body, headers=headers, key=key)
+
+
+def _decode_fields(fields: Mapping[bytes, bytes]) -> WireMessage:
+    """`decode_entry`, field by field: escaped names, text that is not UTF-8 (replaced)."""
     body = b""
     key: str | None = None
     headers: dict[str, str] = {}

@@ -86,9 +86,6 @@ class SqliteSubscription(ShardedSubscription[int]):
         self._limit = min(settings.fetch_count, spec.max_in_flight)
         self._wake = asyncio.Event()
         self._turn = 0
-        #: Per shard, the seqs handed to the handler and not settled yet (as the redis
-        #: backend's `_tracked`): a recovery of the shard in a new epoch skips them.
-        self._handed: list[set[int]] = [set() for _ in range(shards)]
 
     def __repr__(self) -> str:
         return f"<SqliteSubscription {self.spec.channel}/{self.spec.group} {self.member_id}>"
@@ -130,7 +127,7 @@ class SqliteSubscription(ShardedSubscription[int]):
         found = False
         for shard in self.coordinator.to_recover():
             epoch = shard.epoch
-            mine = frozenset(self._handed[shard.index])  # read in the database's thread
+            mine = frozenset(self.handed(shard))  # read in the database's thread
             with self.coordinator.reading([shard]):
                 rows, lost = await self._take(
                     self._db.recover, self.spec.channel, self.spec.group, shard.index, mine
@@ -162,8 +159,8 @@ class SqliteSubscription(ShardedSubscription[int]):
         return bool(rows)
 
     async def _take(self, work: Callable[..., Any], *args: Any) -> tuple[list[Row], int]:
-        """Run a read or a recovery (which marks rows as handed out) and count its rows in
-        flight. Stopped while it runs, the rows it took are given back at once."""
+        """Run a read or a recovery (which marks rows as handed out in the database) and
+        mark its rows handed. Stopped while it runs, the rows it took are given back at once."""
         job = asyncio.ensure_future(self._db.run(work, *args))
         try:
             result = await asyncio.shield(job)
@@ -173,8 +170,9 @@ class SqliteSubscription(ShardedSubscription[int]):
                 await self._give_back(late[0] if isinstance(late, tuple) else late)
             raise
         rows, lost = result if isinstance(result, tuple) else (result, 0)
+        shards = self.coordinator.shards
         for row in rows:
-            self.coordinator.delivered(self.coordinator.shards[row[0]])
+            self.mark_handed(shards[row[0]], (row[1],))
         return rows, lost
 
     async def _hand_out(self, rows: list[Row]) -> None:
@@ -184,35 +182,26 @@ class SqliteSubscription(ShardedSubscription[int]):
             for row in rows:
                 if not self.running:
                     break
-                self._handed[row[0]].add(row[1])
                 await self.deliver(_inbound(self, row))
                 done += 1
         finally:
             if done < len(rows):
-                await self._give_back(rows[done:], counted=True)
+                await self._give_back(rows[done:])
 
-    async def _give_back(self, rows: list[Row], *, counted: bool = False) -> None:
+    async def _give_back(self, rows: list[Row]) -> None:
         """`rows` were taken but never reached the handler: undo their delivery count (the
-        next owner delivers them as if this member had not taken them) and, if they were
-        counted in flight, settle them for the hand-over."""
+        next owner delivers them as if this member had not taken them) and settle them for
+        the hand-over."""
         if not rows:
             return
         entries = [(row[0], row[1]) for row in rows]
-        for shard, seq in entries:
-            self._handed[shard].discard(seq)
         with contextlib.suppress(sqlite3.Error):
             await self._db.run(self._db.give_back, self.spec.channel, self.spec.group, entries)
-        if counted:
-            for row in rows:
-                self.coordinator.settled(self.coordinator.shards[row[0]])
+        shards = self.coordinator.shards
+        self._sent([(shards[shard], seq) for shard, seq in entries])
 
     # -- acknowledgements ------------------------------------------------------------------
 
     async def _send_acks(self, batch: list[tuple[Shard, int]]) -> None:
         entries = [(shard.index, seq) for shard, seq in batch]
         await self._db.run(self._db.ack, self.spec.channel, self.spec.group, entries)
-
-    def _sent(self, batch: list[tuple[Shard, int]]) -> None:
-        for shard, seq in batch:
-            self._handed[shard.index].discard(seq)
-            self.coordinator.settled(shard)

@@ -3,8 +3,9 @@
 The same checks and the same wire messages as one `EventBus.publish` per event, with the work
 that is equal for every event of a call done once: the clock is read once (each event's
 ``time`` is that reading plus its index in microseconds, so times still follow publish order,
-as they do for single publishes), and the CloudEvents headers of each message type are built
-once as a template that each event copies, adding its own ``id``, ``time`` and ``subject``.
+as they do for single publishes; the reading's text is made once, to the second), and the
+CloudEvents headers of each message type are built once as a template that each event
+copies, adding its own ``id``, ``time`` and ``subject``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def encode_many(
 ) -> Encoded:
     """Encode `events` (``EventValidationError`` / ``MessageTooLargeError``: none is sent)."""
     now = datetime.now(UTC)
+    stem = now.replace(microsecond=0, tzinfo=None).isoformat()  # format_time, to the second
     prefix = BINDINGS[binding]
     id_name, subject_name, time_name = prefix + "id", prefix + "subject", prefix + "time"
     headers = MappingProxyType(dict(user)) if user else _EMPTY
@@ -94,7 +96,10 @@ def encode_many(
             )
         wire_headers = kind.headers.copy()
         wire_headers[id_name] = envelope.id
-        wire_headers[time_name] = format_time(time)
+        micros = now.microsecond + index
+        wire_headers[time_name] = (
+            f"{stem}.{micros:06d}Z" if 0 < micros < 1_000_000 else format_time(time)
+        )
         if subject is not None:
             wire_headers[subject_name] = subject
         batch = out.batches.get(kind.channel)

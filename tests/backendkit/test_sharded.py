@@ -51,9 +51,8 @@ class ListSubscription(ShardedSubscription[int]):
             batch: list[tuple[Shard, int]] = []
             with coordinator.reading(ready):
                 for shard in ready:
-                    for i in range(self.next[shard.index], len(self.logs[shard.index])):
-                        batch.append((shard, i))
-                        coordinator.delivered(shard)
+                    new = range(self.next[shard.index], len(self.logs[shard.index]))
+                    batch += [(shard, i) for i in self.mark_handed(shard, new)]
                     self.next[shard.index] = len(self.logs[shard.index])
             for shard, i in batch:
                 message = WireMessage(self.logs[shard.index][i], {})
@@ -62,10 +61,6 @@ class ListSubscription(ShardedSubscription[int]):
 
     async def _send_acks(self, batch: list[tuple[Shard, int]]) -> None:
         self.sent += [(shard.index, i) for shard, i in batch]
-
-    def _sent(self, batch: list[tuple[Shard, int]]) -> None:
-        for shard, _ in batch:
-            self.coordinator.settled(shard)
 
 
 async def _ignore(inbound: Inbound) -> None:
@@ -125,6 +120,23 @@ async def test_close_sends_the_acks_taken_after_stop_and_abort_sends_none() -> N
     assert crashed.sent == [] and crashed.state is SubscriptionState.ABORTED
 
 
+async def test_positions_handed_out_are_counted_once_and_settled_once() -> None:
+    """`mark_handed` counts a position in flight once (a recovery handing it out again while
+    the handler has it gets it left out); `_sent` settles only what was marked, once."""
+    sub = ListSubscription(_ignore, [[], []], MemoryLeaseStore())
+    one, two = sub.coordinator.shards
+    assert sub.mark_handed(one, [3, 4]) == [3, 4]
+    assert sub.mark_handed(one, [2, 3, 4, 5, 5]) == [2, 5]  # 3 and 4 are the handler's
+    assert sub.mark_handed(two, [3]) == [3]  # a position is per shard
+    assert sub.handed(one) == {2, 3, 4, 5} and sub.in_flight == 5
+    assert (one.in_flight, two.in_flight) == (4, 1)
+    sub._sent([(one, 3), (one, 3), (one, 9), (two, 4)])  # acked twice; never marked
+    assert sub.handed(one) == {2, 4, 5} and sub.handed(two) == {3}
+    assert (one.in_flight, two.in_flight, sub.in_flight) == (3, 1, 4)
+    sub._sent([(one, 2), (one, 4), (one, 5), (two, 3)])
+    assert (one.in_flight, two.in_flight, sub.in_flight) == (0, 0, 0)
+
+
 class FailingOnce(ListSubscription):
     """Its fetch loop raises an error of a class it did not expect, once, before reading."""
 
@@ -175,3 +187,16 @@ async def test_an_inbound_acks_once_through_any_shard_member() -> None:
     assert member.acks == [(2, "$JS.ACK.x")]
     assert inbound.settled
     assert inbound.subscription.spec.channel == "orders"
+
+
+async def test_ack_many_acks_each_inbound_once_like_ack_in_turn() -> None:
+    member = AckLog()
+    typed: ShardMember[str] = member
+    first, second, third = (
+        ShardInbound(typed, Shard(i), f"p{i}", WireMessage(b"a", {}), 1) for i in range(3)
+    )
+    await second.ack()
+    await ShardInbound.ack_many([first, second, third])
+    await ShardInbound.ack_many([first, third])  # a retried call acks nothing again
+    assert member.acks == [(1, "p1"), (0, "p0"), (2, "p2")]
+    assert first.settled and third.settled

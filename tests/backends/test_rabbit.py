@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import aiormq
@@ -459,6 +459,39 @@ async def test_confirm_nack_raises_publish_error() -> None:
         await raw(full_queue)
         with pytest.raises(PublishError, match="refused"):
             await backend.publish(channel, [WireMessage(b"{}", {}, "k")])
+    finally:
+        await backend.close()
+
+
+class SilentChannel:
+    """A publisher channel that takes publishes and never answers (no confirm, no error),
+    as one left behind by a broker crash can."""
+
+    is_closed = False
+    closed = False
+
+    async def basic_publish(self, *args: Any, **kwargs: Any) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_publish_nobody_confirms_fails_in_time_and_the_next_opens_a_new_channel() -> None:
+    channel = unique("silent")
+    backend = RabbitBackend(URL, {**OPTIONS, "publish_timeout": "0.5"})
+    await backend.connect()
+    try:
+        await backend.publish(channel, [WireMessage(b"{}", {}, "k")])  # creates it
+        silent = SilentChannel()
+        backend._publisher = cast(Any, silent)
+        async with asyncio.timeout(10):
+            with pytest.raises(PublishError, match=r"did not confirm 1 message.*publish_timeout"):
+                await backend.publish(channel, [WireMessage(b"{}", {}, "k")])
+            await backend.publish(channel, [WireMessage(b"{}", {}, "k")])  # a new channel
+        assert backend._publisher is not silent
+        await asyncio.sleep(0)
+        assert silent.closed
     finally:
         await backend.close()
 

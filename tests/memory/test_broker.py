@@ -313,6 +313,33 @@ async def test_an_offset_settled_during_recovery_is_skipped_and_the_rest_deliver
 
 
 @pytest.mark.anyio
+async def test_a_recovery_in_a_new_epoch_skips_what_the_member_still_has_in_flight() -> None:
+    """A member recovers its own shards again (its lease taken back after a stall, or its
+    fetch loop restarted): the offsets its handler still holds are not handed out twice."""
+    backend = await connected(partitions="1")
+    held = Collector(ack=False)
+    sub = await backend.subscribe(SubscriptionSpec("orders", "g"), held)
+    await backend.publish("orders", [msg("a", key="k"), msg("b", key="k")])
+    await eventually(lambda: len(held.deliveries) == 2)
+    assert isinstance(sub, MemorySubscription)
+    coordinator = sub.coordinator
+    epoch = coordinator.owned()[0].epoch
+    coordinator.recover_again()
+    coordinator.changed.set()
+    await eventually(lambda: coordinator.owned()[0].recovered)
+    assert coordinator.owned()[0].epoch > epoch
+    await backend.publish("orders", [msg("c", key="k")])
+    await eventually(lambda: "c" in held.bodies)
+    await asyncio.sleep(0.01)
+    assert held.bodies == ["a", "b", "c"]
+    assert [d.delivery_count for d in held.deliveries] == [1, 1, 1]
+    for delivery in held.deliveries:
+        await delivery.ack()
+    assert (group_state().pending, group_state().lag) == (0, 0)
+    await backend.close()
+
+
+@pytest.mark.anyio
 async def test_close_redelivers_what_is_unsettled_and_keeps_what_was_acked() -> None:
     first = await connected()
     held = Collector(ack=False)

@@ -4,7 +4,9 @@ writes, and refuses the same mistakes, before anything is sent."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import cast
 
 import pytest
 from eventwire import (
@@ -13,7 +15,9 @@ from eventwire import (
     EventBus,
     EventValidationError,
     MessageTooLargeError,
+    _bulk,
 )
+from eventwire.envelope import format_time, parse_time
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +73,29 @@ async def test_bulk_messages_equal_single_publishes_but_for_id_and_time() -> Non
     (note,) = notes
     assert "ce_subject" not in note.headers and note.key is None
     assert note.headers["ce_type"] == "Noted" and note.headers["ce_id"] == many[1].id
+
+
+@pytest.mark.parametrize("micros", [0, 1, 999_998])
+async def test_each_time_header_is_the_rfc_3339_text_of_its_event_time(
+    micros: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk path writes each ``ce_time`` from one text per call; it must read as the
+    event's own time, also at a whole second and when the microseconds carry into the next
+    second within the call."""
+    reading = datetime(2026, 12, 31, 23, 59, 59, micros, tzinfo=UTC)
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Clock:
+            return cast(Clock, reading)
+
+    monkeypatch.setattr(_bulk, "datetime", Clock)
+    async with EventBus(fresh()) as bus:
+        many = await bus.publish_many([Noted(text=str(i)) for i in range(4)])
+        notes = await bus.backend.browse("bulk-notes")
+    assert [n.headers["ce_time"] for n in notes] == [format_time(e.time) for e in many]
+    assert [parse_time(n.headers["ce_time"]) for n in notes] == [e.time for e in many]
+    assert many[0].time == reading
 
 
 @pytest.mark.parametrize(

@@ -84,9 +84,12 @@ class RedisRawRunner:
         self._config = config
         self._payloads = payloads
         self._client: Any = None
+        from redis.utils import HIREDIS_AVAILABLE
+
+        parser = "hiredis parser" if HIREDIS_AVAILABLE else "pure-Python parser"
         self.label = (
-            f"redis-py {version('redis')}: XADD, consumer group read from id 0, "
-            "XACK of every handled entry after each XREADGROUP COUNT 100"
+            f"redis-py {version('redis')} ({parser}, as every row here): XADD, consumer group "
+            "read from id 0, XACK of every handled entry after each XREADGROUP COUNT 100"
         )
 
     async def start(self) -> None:

@@ -72,7 +72,16 @@ TARGETS = (
     ("batch-drain-vs-raw", "drain", "rate", "eventwire_batch", "raw", 0.8,
      "drain with the batch API >= 0.8x raw drain"),
 )  # fmt: skip
-_VERSIONS = ("eventwire", "faststream", "aiokafka", "aio-pika", "redis", "nats-py", "pydantic")
+_VERSIONS = (
+    "eventwire",
+    "faststream",
+    "aiokafka",
+    "aio-pika",
+    "redis",
+    "hiredis",
+    "nats-py",
+    "pydantic",
+)
 
 
 def _ratio(

@@ -6,7 +6,9 @@ leases), the backend's fetch loop, and an `AckBatcher` sending acks in batches. 
 owns them and the shutdown hooks they need (`BaseSubscription`'s contract): ``stop`` stops
 the coordinator and the fetch loop, ``close`` sends the last acks and gives the leases back,
 ``abort`` forgets queued acks. A backend writes the fetch loop and how a batch of acks is
-sent; its deliveries are `ShardInbound` objects, settled once. A `ShardInbound` needs only
+sent; its deliveries are `ShardInbound` objects, settled once. The member keeps, per shard,
+the positions it handed out and has not settled (`mark_handed`, `handed`): the coordinator
+counts them, and a recovery in a new epoch leaves them out. A `ShardInbound` needs only
 a `ShardMember` (the spec and ``ack``), so a backend's helper objects can stand for the
 member with a protocol of their own.
 """
@@ -16,8 +18,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Sequence, Set
+from typing import Any, Generic, Protocol, TypeVar
 
 from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit._acks import AckBatcher
@@ -60,9 +62,9 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
     :param ack_patience: how long ``close`` retries the last acks.
 
     Implement `_fetch` (the fetch loop: run while `running`; run again, after every owned
-    shard recovers, if it lets an exception out), `_send_acks` (send a batch of
-    ``(shard, position)`` acks, raising if it failed) and `_sent` (they are settled: tell the
-    coordinator). `start` returns once this member holds its share of shards.
+    shard recovers, if it lets an exception out; `mark_handed` what it hands out) and `_send_acks`
+    (send a batch of ``(shard, position)`` acks, raising if it failed). `start` returns once
+    this member holds its share of shards.
     """
 
     def __init__(
@@ -92,6 +94,10 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
             patience=ack_patience,
         )
         self._ttl = ttl
+        #: Per shard, the positions handed out and not settled yet.
+        self._handed: list[set[P]] = [set() for _ in range(shards)]
+        #: How many deliveries are handed out and not settled, on every shard.
+        self.in_flight = 0
         self._fetch_task: asyncio.Task[None] | None = None
         self._fetch_outage = Outage(f"{backend} fetch loop of {spec.channel}/{spec.group}", scrub)
 
@@ -139,6 +145,27 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         if self.accepting:
             self._acks.add((shard, position))
 
+    # -- what this member handed out -------------------------------------------------------
+
+    def mark_handed(self, shard: Shard, positions: Iterable[P]) -> list[P]:
+        """Count `positions` of `shard` as handed out (in flight for the coordinator) until
+        `_sent` settles them; the ones not handed out already, in order. A position handed
+        out and not settled is the handler's: handing it out again would run it twice at
+        once."""
+        handed = self._handed[shard.index]
+        new: list[P] = []
+        for position in positions:
+            if position not in handed:
+                handed.add(position)
+                new.append(position)
+        self.in_flight += len(new)
+        self.coordinator.delivered(shard, len(new))
+        return new
+
+    def handed(self, shard: Shard) -> Set[P]:
+        """The positions of `shard` handed out and not settled: what a recovery leaves out."""
+        return self._handed[shard.index]
+
     # -- what the backend writes -----------------------------------------------------------
 
     @abc.abstractmethod
@@ -149,9 +176,16 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
     async def _send_acks(self, batch: list[tuple[Shard, P]]) -> None:
         """Send `batch` to the broker; raise if it failed (the batcher retries)."""
 
-    @abc.abstractmethod
-    def _sent(self, batch: list[tuple[Shard, P]]) -> None:
-        """`batch` is settled on the broker: report it to the coordinator."""
+    def _sent(self, batch: Iterable[tuple[Shard, P]]) -> None:
+        """`batch` is settled on the broker, or given up (taken, never handed to the
+        handler: the broker keeps it for the shard's next owner): what of it was marked
+        handed is settled for the coordinator."""
+        for shard, position in batch:
+            handed = self._handed[shard.index]
+            if position in handed:
+                handed.discard(position)
+                self.in_flight -= 1
+                self.coordinator.settled(shard)
 
     # -- the shutdown hooks ----------------------------------------------------------------
 
@@ -203,6 +237,15 @@ class ShardInbound(Generic[P]):
         if not self.settled:
             self.settled = True
             self.subscription.ack(self.shard, self.position)
+
+    @staticmethod
+    async def ack_many(inbounds: Sequence[ShardInbound[Any]]) -> None:
+        """`ack` each of `inbounds` in one step (`eventwire.backend.BulkAck`): the pipeline
+        settles a handled batch without a task per delivery."""
+        for inbound in inbounds:
+            if not inbound.settled:
+                inbound.settled = True
+                inbound.subscription.ack(inbound.shard, inbound.position)
 
     def __repr__(self) -> str:
         return (
