@@ -4,7 +4,12 @@
 - Recovery: if the shard's durable consumer has unacked messages (an earlier owner
   crashed), messages newer than the last one delivered are held back until none of the
   earlier ones is pending (ack floor passed, or only held ones pending: nats-server 2.9 can
-  leave the ack floor behind after a crash); a reconnection starts the recovery over.
+  leave the ack floor behind after a crash); a reconnection starts the recovery over. The
+  consumer's state is read only from its leader: after a crash of a whole cluster, a
+  replica answers while none is elected, and its counts can be stale (no message pending
+  while one is, which would let newer messages overtake it). Even the leader can then count
+  nothing pending while its ack floor is behind what it delivered, and redeliver those
+  messages later: newer ones wait ``ack_wait`` (and a second) after the take-over for them.
 - Pull requests to its own inbox for its share of ``max_in_flight``, each ending before the
   lease can pass on (``0.6 * lease_ttl`` after its last renewal at the latest).
 - At the end its inbox stays until every request has been answered or has expired (NATS
@@ -68,6 +73,10 @@ log = logging.getLogger("eventwire.nats")
 _READING = (ShardState.RECOVERING, ShardState.READY)
 
 
+class NoConsumerLeader(Exception):
+    """A consumer's state came from a replica while no leader is elected: not to be trusted."""
+
+
 class NatsInbound(ShardInbound[str]):
     """A message delivered by a JetStream pull consumer (an `eventwire.backend.Inbound`);
     its position is its ack subject."""
@@ -118,6 +127,9 @@ class ShardFetch:
         self.handed = 0
         #: While recovering: the last message delivered to an earlier owner.
         self.barrier: int | None = None
+        #: While recovering from a state that counts nothing pending although its ack floor
+        #: is behind: newer messages wait until then (`time.monotonic`) at least.
+        self.unsure_until = 0.0
         #: The connection was re-established while recovering: recover again.
         self.stale = False
         self.held: deque[NatsInbound] = deque()
@@ -160,11 +172,23 @@ class ShardFetch:
                 )
             await self._end()
 
-    async def _begin(self) -> None:
+    async def _consumer_state(self) -> Any:
+        """The shard's durable consumer info, as its leader gives it; `NoConsumerLeader`
+        while a replica answers with none elected (see the module docstring)."""
         member = self.member
         info = await member.js.consumer_info(member.topology.stream, self.durable)
-        if info.num_ack_pending:
-            self.barrier = info.delivered.stream_seq
+        if info.cluster is not None and not info.cluster.leader:
+            raise NoConsumerLeader(f"consumer {self.durable} has no leader yet")
+        return info
+
+    async def _begin(self) -> None:
+        member = self.member
+        info = await self._consumer_state()
+        delivered = info.delivered.stream_seq
+        if info.num_ack_pending or delivered > info.ack_floor.stream_seq:
+            self.barrier = delivered
+            if not info.num_ack_pending:  # see the module docstring
+                self.unsure_until = time.monotonic() + member.settings.ack_wait + 1.0
             log.info(
                 "eventwire: %s took over shard %d with unsettled messages up to sequence %d; "
                 "newer ones wait until those are settled",
@@ -178,13 +202,15 @@ class ShardFetch:
 
     async def _check_barrier(self) -> None:
         try:
-            info = await self.member.js.consumer_info(self.member.topology.stream, self.durable)
+            info = await self._consumer_state()
         except Exception:
             return
         if self.barrier is None:
             return
         ours = len({delivery.seq for delivery in self.held})
-        if info.ack_floor.stream_seq < self.barrier and info.num_ack_pending > ours:
+        if info.ack_floor.stream_seq < self.barrier and (
+            info.num_ack_pending > ours or time.monotonic() < self.unsure_until
+        ):
             return
         while self.held and self.reading:
             await self._hand(self.held.popleft())

@@ -35,6 +35,7 @@ from eventwire.errors import (
 )
 from eventwire_nats import NatsBackend, NatsSettings, NatsSubscription, stream_name
 from eventwire_nats._topology import cluster_replicas
+from nats.js.api import ClusterInfo
 
 from tests.backends._base import PingBase, namer, ping_model, run, wait_until
 
@@ -685,13 +686,17 @@ def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> None:
     assert list(dict.fromkeys(later)) == [1, 2, 3, 4], later
 
 
-def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
-    """After a broker crash nats-server 2.9 can leave a consumer's ack floor behind for good
-    (here the server's answer is altered to say so): the next owner must go on once every
-    message still pending is one it holds back itself."""
-    channel = unique("floor")
+def _take_over_after_a_crash(
+    name: str, alter: Callable[[Any, float], Any], ack_wait: float = 1, max_in_flight: int = 3
+) -> list[int]:
+    """A member takes three messages of one shard and is aborted without acking them; three
+    more are published; a second member takes the shard over (once the lease of 1.5 s
+    expired), each consumer info it reads passed through ``alter(info, seconds since it
+    subscribed)``. What it handled, in order."""
+    channel = unique(name)
     bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
-    options: dict[str, Any] = {"lease_ttl": 1.5, "ack_wait": 1, "lease_bucket": bucket, "shards": 1}
+    options: dict[str, Any] = {"lease_ttl": 1.5, "ack_wait": ack_wait, "lease_bucket": bucket}
+    options["shards"] = 1
     taken: list[int] = []
     later: list[int] = []
 
@@ -705,21 +710,20 @@ def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
     async def main() -> None:
         first, second = await connected(**options), await connected(**options)
         real = second.js.consumer_info
+        joined = time.monotonic()
 
-        async def floor_behind(*args: Any, **kwargs: Any) -> Any:
-            info = await real(*args, **kwargs)
-            return dataclasses.replace(
-                info, ack_floor=dataclasses.replace(info.ack_floor, stream_seq=0)
-            )
+        async def altered(*args: Any, **kwargs: Any) -> Any:
+            return alter(await real(*args, **kwargs), time.monotonic() - joined)
 
-        second.js.consumer_info = floor_behind
+        second.js.consumer_info = altered
         try:
-            spec = SubscriptionSpec(channel, "g", max_in_flight=3)
+            spec = SubscriptionSpec(channel, "g", max_in_flight=max_in_flight)
             await first.subscribe(spec, crashes)
             await first.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3)])
             await wait_until(lambda: len(taken) == 3, "the first member to take three")
             await first.abort()  # nothing acked: they come back after ack_wait
             await second.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3, 6)])
+            joined = time.monotonic()
             await second.subscribe(spec, next_owner)
             await wait_until(lambda: len(set(later)) >= 6, "the next owner to handle all six")
         finally:
@@ -732,4 +736,46 @@ def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
                 await cleanup.close()
 
     run(main, timeout=90)
-    assert list(dict.fromkeys(later)) == list(range(6)), later
+    return list(dict.fromkeys(later))
+
+
+def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
+    """After a broker crash nats-server 2.9 can leave a consumer's ack floor behind for good
+    (here the server's answer is altered to say so): the next owner must go on once every
+    message still pending is one it holds back itself."""
+
+    def floor_behind(info: Any, _: float) -> Any:
+        return dataclasses.replace(
+            info, ack_floor=dataclasses.replace(info.ack_floor, stream_seq=0)
+        )
+
+    assert _take_over_after_a_crash("floor", floor_behind) == list(range(6))
+
+
+def test_a_take_over_waits_for_the_consumer_to_have_a_leader() -> None:
+    """After a whole cluster was SIGKILLed, a consumer replica answers while no leader is
+    elected, and its counts can be stale: here, for 3 s (the take-over comes after 1.5 s),
+    nothing pending and no leader. The next owner must not trust it, or the three new
+    messages overtake the three the crashed member left unacked (redelivered only after
+    ``ack_wait``, 5 s; the consumer's ``max_ack_pending`` leaves room for them)."""
+
+    def leaderless(info: Any, elapsed: float) -> Any:
+        if elapsed > 3.0:
+            return info
+        return dataclasses.replace(info, num_ack_pending=0, cluster=ClusterInfo(leader=None))
+
+    handled = _take_over_after_a_crash("leaderless", leaderless, ack_wait=5, max_in_flight=10)
+    assert handled == list(range(6))
+
+
+def test_a_take_over_waits_when_nothing_is_counted_pending_behind_the_ack_floor() -> None:
+    """After a whole cluster was SIGKILLed, even a consumer's leader can count nothing pending
+    while its ack floor is behind what it delivered, and redeliver those messages later: the
+    next owner must wait for them (``ack_wait`` after the take-over), not hand out the new
+    ones first."""
+
+    def uncounted(info: Any, _: float) -> Any:
+        return dataclasses.replace(info, num_ack_pending=0)
+
+    handled = _take_over_after_a_crash("uncounted", uncounted, ack_wait=3, max_in_flight=10)
+    assert handled == list(range(6))
