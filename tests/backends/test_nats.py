@@ -695,8 +695,12 @@ def _take_over_after_a_crash(
     subscribed)``. What it handled, in order."""
     channel = unique(name)
     bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
-    options: dict[str, Any] = {"lease_ttl": 1.5, "ack_wait": ack_wait, "lease_bucket": bucket}
-    options["shards"] = 1
+    options: dict[str, Any] = {
+        "lease_ttl": 1.5,
+        "ack_wait": ack_wait,
+        "lease_bucket": bucket,
+        "shards": 1,
+    }
     taken: list[int] = []
     later: list[int] = []
 
@@ -710,7 +714,7 @@ def _take_over_after_a_crash(
     async def main() -> None:
         first, second = await connected(**options), await connected(**options)
         real = second.js.consumer_info
-        joined = time.monotonic()
+        joined = 0.0  # set when the second member subscribes
 
         async def altered(*args: Any, **kwargs: Any) -> Any:
             return alter(await real(*args, **kwargs), time.monotonic() - joined)
