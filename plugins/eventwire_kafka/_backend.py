@@ -9,7 +9,7 @@ from typing import Any, ClassVar, cast
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseBackend, ErrorMap, message_size, quietly
+from eventwire.backendkit import BaseBackend, ErrorMap, first_oversized, quietly
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import (
     BackendUnavailableError,
@@ -143,15 +143,14 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             await topics.ensure([channel])
             limit = topics.limit(channel) or self.settings.max_message_bytes
         limit = min(limit, self.settings.max_message_bytes + _REQUEST_HEADROOM)
-        for index, message in enumerate(messages):
-            size = message_size(message) + RECORD_OVERHEAD
-            if size > limit:
-                raise MessageTooLargeError(
-                    f"message {index} for Kafka topic {channel!r} is about {size} bytes as a "
-                    f"record (body, key, headers), over the topic's max.message.bytes of "
-                    f"{limit}; nothing was sent. Publish a reference to the data instead, or "
-                    "raise max.message.bytes (option max_message_bytes for new topics)"
-                )
+        if (over := first_oversized(messages, limit, RECORD_OVERHEAD)) is not None:
+            index, size = over
+            raise MessageTooLargeError(
+                f"message {index} for Kafka topic {channel!r} is about {size} bytes as a "
+                f"record (body, key, headers), over the topic's max.message.bytes of "
+                f"{limit}; nothing was sent. Publish a reference to the data instead, or "
+                "raise max.message.bytes (option max_message_bytes for new topics)"
+            )
         producers = self._producers
         assert producers is not None
         with self.map_errors(f"publish to Kafka topic {channel!r}", into=PublishError):

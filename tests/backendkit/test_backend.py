@@ -21,6 +21,7 @@ from eventwire.backendkit import (
     ErrorMap,
     SubscriptionState,
     cancel_and_wait,
+    first_oversized,
     map_errors,
     message_size,
     option,
@@ -179,6 +180,15 @@ async def test_publish_checks_the_channel_and_the_one_size_formula() -> None:
     with pytest.raises(MessageTooLargeError, match=r"message 1 .* is 101 bytes .* limit of 100"):
         await backend.publish("orders", [fits, over])
     assert message_size(WireMessage("é".encode(), {"é": "é"}, "é")) == 8  # UTF-8 bytes
+
+
+def test_first_oversized_counts_utf8_bytes_and_the_overhead() -> None:
+    fits = WireMessage(b"x" * 90, {}, "é" * 5)  # 90 + 10 bytes: exactly the limit
+    over = WireMessage(b"x" * 90, {"a": "é"}, "é" * 4)  # 90 + 1 + 2 + 8 = 101 bytes, 96 chars
+    assert first_oversized([fits], 100) is None
+    assert first_oversized([fits, over, fits], 100) == (1, 101)
+    assert first_oversized([fits], 100, overhead=1) == (0, 101)
+    assert first_oversized([WireMessage(b"x" * 101, {}, None)], 100) == (0, 101)
 
 
 async def test_subscribe_checks_the_spec() -> None:

@@ -43,7 +43,12 @@ worked examples.
 from eventwire.backendkit._acks import AckBatcher
 from eventwire.backendkit._aio import Memo, quietly, retrying, wait_event
 from eventwire.backendkit._backend import BaseBackend, ConnectionState
-from eventwire.backendkit._checks import check_messages, check_spec, message_size
+from eventwire.backendkit._checks import (
+    check_messages,
+    check_spec,
+    first_oversized,
+    message_size,
+)
 from eventwire.backendkit._coerce import ByteSize, Seconds, coerce
 from eventwire.backendkit._docs import render_options_table, sync_options_tables
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
@@ -123,6 +128,7 @@ __all__ = [
     "describe_permission_failure",
     "describe_tls_failure",
     "diagnose_tls",
+    "first_oversized",
     "join_host",
     "join_hosts",
     "lazy_exports",
