@@ -17,8 +17,8 @@ from types import MappingProxyType
 
 from eventwire.backend import WireMessage
 from eventwire.bindings import BINDINGS, to_headers
-from eventwire.codec import PayloadValidator, encode_body
-from eventwire.envelope import Envelope, format_time, new_id
+from eventwire.codec import JSON, PayloadValidator, encode_body
+from eventwire.envelope import SPEC_VERSION, Envelope, assemble, format_time, new_id
 from eventwire.errors import EventValidationError, MessageTooLargeError
 from eventwire.events import Message, MessageSpec
 
@@ -76,16 +76,18 @@ def encode_many(
             out.models.setdefault(kind.spec.type, model)
         spec = kind.spec
         subject = event.message_key()
-        envelope = Envelope(
-            id=new_id(),
-            type=spec.type,
-            source=source,
-            time=time,
-            subject=subject,
-            correlationid=correlationid,
-            causationid=causationid,
-            dataversion=kind.version,
-            headers=headers,
+        envelope = assemble(
+            new_id(),
+            spec.type,
+            source,
+            time,
+            SPEC_VERSION,
+            JSON,
+            subject,
+            correlationid,
+            causationid,
+            kind.version,
+            headers,
         )
         body = encode_body(event, spec.type, validator)
         if max_bytes is not None and len(body) > max_bytes:

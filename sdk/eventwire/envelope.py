@@ -48,16 +48,18 @@ class Envelope:
         headers: Mapping[str, str] | None = None,
     ) -> Envelope:
         """A fresh envelope with a new uuid4 ``id`` and the current UTC ``time``."""
-        return cls(
-            id=new_id(),
-            type=type,
-            source=source,
-            time=datetime.now(UTC),
-            subject=subject,
-            correlationid=correlationid,
-            causationid=causationid,
-            dataversion=dataversion,
-            headers=MappingProxyType(dict(headers)) if headers else _EMPTY,
+        return assemble(
+            new_id(),
+            type,
+            source,
+            datetime.now(UTC),
+            SPEC_VERSION,
+            "application/json",
+            subject,
+            correlationid,
+            causationid,
+            dataversion,
+            MappingProxyType(dict(headers)) if headers else _EMPTY,
         )
 
     def attributes(self) -> dict[str, str]:
@@ -102,7 +104,8 @@ def assemble(
 ) -> Envelope:
     """The `Envelope` of these attributes, all given, built without the frozen dataclass's
     ``__init__`` (which sets each field through ``object.__setattr__``; the slots' own
-    setters are several times cheaper): the decoder builds one per delivery."""
+    setters are several times cheaper): the decoder builds one per delivery, the publish
+    path one per event."""
     envelope: Envelope = object.__new__(Envelope)
     _SET_ID(envelope, id)
     _SET_TYPE(envelope, type)
