@@ -8,8 +8,9 @@
   consumer's state is read only from its leader: after a crash of a whole cluster, a
   replica answers while none is elected, and its counts can be stale (no message pending
   while one is, which would let newer messages overtake it). Even the leader can then count
-  nothing pending while its ack floor is behind what it delivered, and redeliver those
-  messages later: newer ones wait ``ack_wait`` (and a second) after the take-over for them.
+  fewer messages pending than there are between its ack floor and what it delivered, and
+  redeliver the others later: unless the ack floor passes the barrier, newer messages wait
+  ``ack_wait`` (and a second) after the take-over, one redelivery round, for them.
 - Pull requests to its own inbox for its share of ``max_in_flight``, each ending before the
   lease can pass on (``0.6 * lease_ttl`` after its last renewal at the latest).
 - At the end its inbox stays until every request has been answered or has expired (NATS
@@ -127,8 +128,8 @@ class ShardFetch:
         self.handed = 0
         #: While recovering: the last message delivered to an earlier owner.
         self.barrier: int | None = None
-        #: While recovering from a state that counts nothing pending although its ack floor
-        #: is behind: newer messages wait until then (`time.monotonic`) at least.
+        #: While recovering: unless the ack floor passes the barrier, newer messages wait
+        #: until then (`time.monotonic`) at least.
         self.unsure_until = 0.0
         #: The connection was re-established while recovering: recover again.
         self.stale = False
@@ -187,8 +188,9 @@ class ShardFetch:
         delivered = info.delivered.stream_seq
         if info.num_ack_pending or delivered > info.ack_floor.stream_seq:
             self.barrier = delivered
-            if not info.num_ack_pending:  # see the module docstring
-                self.unsure_until = time.monotonic() + member.settings.ack_wait + 1.0
+            # The counts may be stale (see the module docstring): unless the ack floor
+            # passes the barrier, newer messages wait for a redelivery round at least.
+            self.unsure_until = time.monotonic() + member.settings.ack_wait + 1.0
             log.info(
                 "eventwire: %s took over shard %d with unsettled messages up to sequence %d; "
                 "newer ones wait until those are settled",
