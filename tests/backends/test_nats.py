@@ -39,7 +39,7 @@ from nats.js.api import ClusterInfo
 
 from tests.backends._base import PingBase, namer, ping_model, run, wait_until
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_NATS_URL") or "nats://127.0.0.1:4222"
 unique = namer("nats")
@@ -216,18 +216,19 @@ def test_unreachable_server_fails_fast_without_log_spam() -> None:
     assert len(noisy) <= 2, noisy
 
 
-def test_server_without_jetstream_says_jetstream_is_required(
+async def test_server_without_jetstream_says_jetstream_is_required(
     private_server: Callable[[str], str],
 ) -> None:
     url = private_server("")  # no jetstream block
     with pytest.raises(BackendUnavailableError) as info:
-        run(lambda: connected(url))
+        async with asyncio.timeout(60):
+            await connected(url)
     assert "JetStream is required" in str(info.value)
     assert "-js" in str(info.value)
     assert info.value.__cause__ is not None, "the client's error is kept as the cause"
 
 
-def test_credentials_never_leak(private_server: Callable[[str], str], tmp_path: Path) -> None:
+async def test_credentials_never_leak(private_server: Callable[[str], str], tmp_path: Path) -> None:
     url = private_server(
         f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
         f'authorization {{ user: alice, password: "{SECRET}" }}'
@@ -238,12 +239,13 @@ def test_credentials_never_leak(private_server: Callable[[str], str], tmp_path: 
     logs, handler = captured_logs()
     try:
         with pytest.raises(BackendUnavailableError) as info:
-            run(lambda: connected(f"nats://alice:{wrong}@{host}", connect_timeout=3))
+            async with asyncio.timeout(60):
+                await connected(f"nats://alice:{wrong}@{host}", connect_timeout=3)
         backend = NatsBackend(f"nats://alice:{SECRET}@{host}")
         assert backend.url == url
         assert SECRET not in repr(backend)
 
-        async def good() -> list[WireMessage]:
+        async with asyncio.timeout(60):
             await backend.connect()
             channel = unique("auth")
             try:
@@ -252,12 +254,12 @@ def test_credentials_never_leak(private_server: Callable[[str], str], tmp_path: 
                 assert SECRET not in repr(bus) and SECRET not in bus.url
                 async with bus:
                     await bus.publish(model(key="k", seq=1))
-                return await backend.browse(channel)
+                stored = await backend.browse(channel)
             finally:
                 await drop_stream(backend, channel)
                 await backend.close()
 
-        assert len(run(good)) == 1
+        assert len(stored) == 1
     finally:
         logging.getLogger().removeHandler(handler)
     text = str(info.value)
@@ -266,30 +268,30 @@ def test_credentials_never_leak(private_server: Callable[[str], str], tmp_path: 
     assert SECRET not in logs.getvalue() and wrong not in logs.getvalue()
 
 
-def test_token_authentication(private_server: Callable[[str], str], tmp_path: Path) -> None:
+async def test_token_authentication(private_server: Callable[[str], str], tmp_path: Path) -> None:
     url = private_server(
         f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\nauthorization {{ token: "{SECRET}" }}'
     )
 
-    async def main() -> None:
+    async with asyncio.timeout(60):
         backend = await connected(url, token=SECRET)
         assert SECRET not in repr(backend) and SECRET not in backend.url
         await backend.close()
 
-    run(main)
     with pytest.raises(BackendUnavailableError) as info:
-        run(lambda: connected(url, token="nope-" + SECRET, connect_timeout=3))
+        async with asyncio.timeout(60):
+            await connected(url, token="nope-" + SECRET, connect_timeout=3)
     assert SECRET not in str(info.value)
 
 
 # --------------------------------------------------------------------------- topology
 
 
-def test_topology_stream_consumers_and_leases() -> None:
+async def test_topology_stream_consumers_and_leases() -> None:
     channel = f"{unique('topo')}.orders"
     group = "shop.billing"
 
-    async def main() -> None:
+    async with asyncio.timeout(60):
         backend = await connected(URL, shards=4, ack_wait=7)
         try:
             seen: list[WireMessage] = []
@@ -323,13 +325,11 @@ def test_topology_stream_consumers_and_leases() -> None:
             await drop_stream(backend, channel)
             await backend.close()
 
-    run(main)
 
-
-def test_existing_stream_keeps_its_shard_count() -> None:
+async def test_existing_stream_keeps_its_shard_count() -> None:
     channel = unique("shards")
 
-    async def main() -> None:
+    async with asyncio.timeout(60):
         first = await connected(URL, shards=3)
         second = await connected(URL, shards=11)
         try:
@@ -340,13 +340,11 @@ def test_existing_stream_keeps_its_shard_count() -> None:
             await first.close()
             await second.close()
 
-    run(main)
 
-
-def test_delete_channel_removes_the_stream_and_its_consumers() -> None:
+async def test_delete_channel_removes_the_stream_and_its_consumers() -> None:
     channel = unique("delete")
 
-    async def main() -> None:
+    async with asyncio.timeout(60):
         backend = await connected()
         try:
             await backend.publish(channel, [WireMessage(b"x", {}, None)])
@@ -360,13 +358,11 @@ def test_delete_channel_removes_the_stream_and_its_consumers() -> None:
             await drop_stream(backend, channel)
             await backend.close()
 
-    run(main)
-
 
 # --------------------------------------------------------------------------- messages
 
 
-def test_headers_and_keys_survive_even_when_nats_could_not_carry_them() -> None:
+async def test_headers_and_keys_survive_even_when_nats_could_not_carry_them() -> None:
     channel = unique("hdr")
     tricky = {
         "ce-id": str(uuid.uuid4()),
@@ -383,26 +379,26 @@ def test_headers_and_keys_survive_even_when_nats_could_not_carry_them() -> None:
         WireMessage(b"four", {}, None),
     ]
 
-    async def main() -> list[WireMessage]:
+    async with asyncio.timeout(60):
         backend = await connected()
         try:
             await backend.publish(channel, messages)
-            return await backend.browse(channel)
+            stored = await backend.browse(channel)
         finally:
             await drop_stream(backend, channel)
             await backend.close()
 
-    assert run(main) == messages
+    assert stored == messages
 
 
-def test_duplicate_event_ids_are_dropped_by_the_stream_but_dlq_and_replays_are_not() -> None:
+async def test_duplicate_event_ids_are_dropped_by_the_stream_but_dlq_and_replays_are_not() -> None:
     channel = unique("dup")
     event_id = str(uuid.uuid4())
     original = WireMessage(b"x", {"ce-id": event_id}, "k")
     dead = WireMessage(b"x", {"ce-id": event_id, "eventwire-dlq-group": "g"}, "k")
     replay = WireMessage(b"x", {"ce-id": event_id, "eventwire-replay": "r1"}, "k")
 
-    async def main() -> tuple[int, int]:
+    async with asyncio.timeout(60):
         backend = await connected()
         try:
             await backend.publish(channel, [original])
@@ -411,21 +407,21 @@ def test_duplicate_event_ids_are_dropped_by_the_stream_but_dlq_and_replays_are_n
             await backend.publish(channel, [replay])
             await backend.publish(channel + ".dlq", [dead])
             await backend.publish(channel + ".dlq", [dead])
-            return len(await backend.browse(channel)), len(await backend.browse(channel + ".dlq"))
+            counts = len(await backend.browse(channel)), len(await backend.browse(channel + ".dlq"))
         finally:
             await drop_stream(backend, channel)
             await drop_stream(backend, channel + ".dlq")
             await backend.close()
 
-    assert run(main) == (2, 1)
+    assert counts == (2, 1)
 
 
-def test_dead_letter_then_replay_runs_again() -> None:
+async def test_dead_letter_then_replay_runs_again() -> None:
     channel = unique("dlq")
     model = ping_model(channel)
     attempts: list[int] = []
 
-    async def main() -> tuple[int, list[str]]:
+    async with asyncio.timeout(60):
         bus = EventBus(URL, source="t")
 
         @bus.subscribe(model, group="g", retry=FAST)
@@ -453,19 +449,19 @@ def test_dead_letter_then_replay_runs_again() -> None:
                 while len(await bus.dead_letters(channel)) < 2:
                     assert time.monotonic() < deadline, "the replay was not dead-lettered again"
                     await asyncio.sleep(0.05)
-                return len(await bus.dead_letters(channel)), [d.reason for d in letters]
+                outcome = len(await bus.dead_letters(channel)), [d.reason for d in letters]
         finally:
             await drop_stream(bus.backend, channel)
             await drop_stream(bus.backend, channel + ".dlq")
 
-    assert run(main) == (2, ["max-attempts"])
+    assert outcome == (2, ["max-attempts"])
     assert attempts == [1, 2, 1, 2]
 
 
-def test_message_over_max_payload_fails_at_publish_naming_the_limit() -> None:
+async def test_message_over_max_payload_fails_at_publish_naming_the_limit() -> None:
     channel = unique("big")
 
-    async def main() -> tuple[str, int, list[WireMessage]]:
+    async with asyncio.timeout(60):
         backend = await connected()
         limit = backend.nc.max_payload
         try:
@@ -473,39 +469,37 @@ def test_message_over_max_payload_fails_at_publish_naming_the_limit() -> None:
                 await backend.publish(
                     channel, [WireMessage(b"ok", {}, None), WireMessage(b"x" * limit, {}, None)]
                 )
-            return str(info.value), limit, await backend.browse(channel)
+            text, stored = str(info.value), await backend.browse(channel)
         finally:
             await drop_stream(backend, channel)
             await backend.close()
 
-    text, limit, stored = run(main)
     assert str(limit) in text and "max_payload" in text
     assert stored == [], "nothing of a refused batch may be sent"
 
 
-def test_capabilities_carry_the_servers_limit() -> None:
-    async def main() -> tuple[int | None, int]:
+async def test_capabilities_carry_the_servers_limit() -> None:
+    async with asyncio.timeout(60):
         backend = await connected()
         try:
-            return backend.capabilities.max_message_bytes, backend.nc.max_payload
+            declared, announced = backend.capabilities.max_message_bytes, backend.nc.max_payload
         finally:
             await backend.close()
 
-    declared, announced = run(main)
     assert declared == announced
 
 
 # --------------------------------------------------------------------------- members
 
 
-def test_lease_store_on_key_value_revisions() -> None:
+async def test_lease_store_on_key_value_revisions() -> None:
     from eventwire.backendkit import Grant, LeaseRequest
     from eventwire_nats._leases import NatsLeaseStore
 
     bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
     take, renew = [LeaseRequest(0, True)], [LeaseRequest(0, False)]
 
-    async def main() -> None:
+    async with asyncio.timeout(60):
         backend = await connected(URL, lease_bucket=bucket, lease_ttl=1)
         try:
             kv = await backend.topology.lease_bucket()
@@ -527,15 +521,13 @@ def test_lease_store_on_key_value_revisions() -> None:
             await backend.js.delete_key_value(bucket)
             await backend.close()
 
-    run(main)
 
-
-def test_two_members_split_the_shards_and_keep_key_order() -> None:
+async def test_two_members_split_the_shards_and_keep_key_order() -> None:
     channel = unique("share")
     model = ping_model(channel)
     handled: dict[str, list[tuple[str, int]]] = {"a": [], "b": []}
 
-    async def main() -> None:
+    async with asyncio.timeout(60):
         buses = {name: EventBus(URL, source=name) for name in handled}
         for name, bus in buses.items():
 
@@ -561,7 +553,6 @@ def test_two_members_split_the_shards_and_keep_key_order() -> None:
         finally:
             await drop_stream(buses["a"].backend, channel)
 
-    run(main)
     assert handled["a"] and handled["b"], "both members must do work"
     for name, events in handled.items():
         for key in {k for k, _ in events}:
@@ -572,7 +563,7 @@ def test_two_members_split_the_shards_and_keep_key_order() -> None:
     assert not keys_a & keys_b, "a key ran on two members"
 
 
-def test_crashed_members_messages_come_back_first_to_the_next_owner() -> None:
+async def test_crashed_members_messages_come_back_first_to_the_next_owner() -> None:
     channel = unique("crash")
     model = ping_model(channel)
     bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
@@ -580,7 +571,7 @@ def test_crashed_members_messages_come_back_first_to_the_next_owner() -> None:
     first_seen: list[int] = []
     later: list[tuple[int, int]] = []
 
-    async def main() -> None:
+    async with asyncio.timeout(90):
         first = EventBus(URL, source="a", backend_options=options)
         second = EventBus(URL, source="b", backend_options=options)
         publisher = EventBus(URL, source="p", backend_options=options)
@@ -612,7 +603,6 @@ def test_crashed_members_messages_come_back_first_to_the_next_owner() -> None:
             finally:
                 await cleanup.close()
 
-    run(main, timeout=90)
     # Nothing is lost and the crashed member's event comes back as a redelivery. Order across
     # the crash is not asserted: a pull request of the crashed client can outlive it on the
     # server (nats-server 2.9) and take newer messages, which then come back out of order
@@ -634,7 +624,7 @@ def test_default_replicas_follow_the_cluster_size(info: dict[str, Any], replicas
     assert cluster_replicas(info) == replicas
 
 
-def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> None:
+async def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> None:
     """The handler blocks a fetch (the member's ``max_in_flight`` window is full) when the
     shard must go to a member that joins. Ending the fetch cancels the blocked call: the
     delivery it carried was never handled, so it must not count as in flight, or the shard
@@ -659,7 +649,7 @@ def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> None:
         later.append(int(inbound.message.body))
         await inbound.ack()
 
-    async def main() -> None:
+    async with asyncio.timeout(90):
         first, second = await connected(**options), await connected(**options)
         try:
             # member ids sort by prefix: the joiner ("a-…") takes the only shard
@@ -682,11 +672,10 @@ def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> None:
             finally:
                 await cleanup.close()
 
-    run(main, timeout=90)
     assert list(dict.fromkeys(later)) == [1, 2, 3, 4], later
 
 
-def _take_over_after_a_crash(
+async def _take_over_after_a_crash(
     name: str, alter: Callable[[Any, float], Any], ack_wait: float = 1, max_in_flight: int = 3
 ) -> list[int]:
     """A member takes three messages of one shard and is aborted without acking them; three
@@ -711,7 +700,7 @@ def _take_over_after_a_crash(
         later.append(int(inbound.message.body))
         await inbound.ack()
 
-    async def main() -> None:
+    async with asyncio.timeout(90):
         first, second = await connected(**options), await connected(**options)
         real = second.js.consumer_info
         joined = 0.0  # set when the second member subscribes
@@ -739,11 +728,10 @@ def _take_over_after_a_crash(
             finally:
                 await cleanup.close()
 
-    run(main, timeout=90)
     return list(dict.fromkeys(later))
 
 
-def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
+async def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
     """After a broker crash nats-server 2.9 can leave a consumer's ack floor behind for good
     (here the server's answer is altered to say so): the next owner must go on once every
     message still pending is one it holds back itself."""
@@ -753,10 +741,10 @@ def test_a_take_over_goes_on_when_the_ack_floor_stays_behind() -> None:
             info, ack_floor=dataclasses.replace(info.ack_floor, stream_seq=0)
         )
 
-    assert _take_over_after_a_crash("floor", floor_behind) == list(range(6))
+    assert await _take_over_after_a_crash("floor", floor_behind) == list(range(6))
 
 
-def test_a_take_over_waits_for_the_consumer_to_have_a_leader() -> None:
+async def test_a_take_over_waits_for_the_consumer_to_have_a_leader() -> None:
     """After a whole cluster was SIGKILLed, a consumer replica answers while no leader is
     elected, and its counts can be stale: here, for 3 s (the take-over comes after 1.5 s),
     nothing pending and no leader. The next owner must not trust it, or the three new
@@ -768,11 +756,11 @@ def test_a_take_over_waits_for_the_consumer_to_have_a_leader() -> None:
             return info
         return dataclasses.replace(info, num_ack_pending=0, cluster=ClusterInfo(leader=None))
 
-    handled = _take_over_after_a_crash("leaderless", leaderless, ack_wait=5, max_in_flight=10)
+    handled = await _take_over_after_a_crash("leaderless", leaderless, ack_wait=5, max_in_flight=10)
     assert handled == list(range(6))
 
 
-def test_a_take_over_waits_when_nothing_is_counted_pending_behind_the_ack_floor() -> None:
+async def test_a_take_over_waits_when_nothing_is_counted_pending_behind_the_ack_floor() -> None:
     """After a whole cluster was SIGKILLed, even a consumer's leader can count nothing pending
     while its ack floor is behind what it delivered, and redeliver those messages later: the
     next owner must wait for them (``ack_wait`` after the take-over), not hand out the new
@@ -781,11 +769,11 @@ def test_a_take_over_waits_when_nothing_is_counted_pending_behind_the_ack_floor(
     def uncounted(info: Any, _: float) -> Any:
         return dataclasses.replace(info, num_ack_pending=0)
 
-    handled = _take_over_after_a_crash("uncounted", uncounted, ack_wait=3, max_in_flight=10)
+    handled = await _take_over_after_a_crash("uncounted", uncounted, ack_wait=3, max_in_flight=10)
     assert handled == list(range(6))
 
 
-def test_a_take_over_waits_when_fewer_are_counted_pending_than_were_left_unacked() -> None:
+async def test_a_take_over_waits_when_fewer_are_counted_pending_than_were_left_unacked() -> None:
     """After a whole cluster was SIGKILLed, a consumer's leader can count fewer messages
     pending than the ones between its ack floor and its last delivery (here: once the new
     owner holds the three new messages, only those), and redeliver the others later: the
@@ -796,5 +784,7 @@ def test_a_take_over_waits_when_fewer_are_counted_pending_than_were_left_unacked
             return info
         return dataclasses.replace(info, num_ack_pending=info.num_ack_pending - 3)
 
-    handled = _take_over_after_a_crash("undercounted", undercounted, ack_wait=3, max_in_flight=10)
+    handled = await _take_over_after_a_crash(
+        "undercounted", undercounted, ack_wait=3, max_in_flight=10
+    )
     assert handled == list(range(6))
