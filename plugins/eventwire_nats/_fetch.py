@@ -4,7 +4,9 @@
 - Recovery: if the shard's durable consumer has unacked messages (an earlier owner
   crashed), messages newer than the last one delivered are held back until none of the
   earlier ones is pending (ack floor passed, or only held ones pending: nats-server 2.9 can
-  leave the ack floor behind after a crash); a reconnection starts the recovery over. The
+  leave the ack floor behind after a crash). After a reconnection the fetch starts over
+  with that check: deliveries on their way when the connection broke count as delivered
+  on the server and never arrived, and newer messages must not overtake them. The
   consumer's state is read only from its leader: after a crash of a whole cluster, a
   replica answers while none is elected, and its counts can be stale (no message pending
   while one is, which would let newer messages overtake it). Even the leader can then count
@@ -131,7 +133,7 @@ class ShardFetch:
         #: While recovering: unless the ack floor passes the barrier, newer messages wait
         #: until then (`time.monotonic`) at least.
         self.unsure_until = 0.0
-        #: The connection was re-established while recovering: recover again.
+        #: The connection was re-established: this fetch ends, another checks again.
         self.stale = False
         self.held: deque[NatsInbound] = deque()
         self.wake = asyncio.Event()
@@ -148,10 +150,12 @@ class ShardFetch:
         )
 
     def reset(self) -> None:
-        """The connection was re-established: the pull requests sent before are gone."""
+        """The connection was re-established: the pull requests sent before are gone, and
+        so may be deliveries that were on their way. This fetch ends; the member starts
+        another, which reads the consumer's state first (`_begin`)."""
         self.outstanding = 0
         self.deadline = 0.0
-        self.stale = self.barrier is not None
+        self.stale = True
         self.wake.set()
 
     async def run(self) -> None:
@@ -192,8 +196,8 @@ class ShardFetch:
             # passes the barrier, newer messages wait for a redelivery round at least.
             self.unsure_until = time.monotonic() + member.settings.ack_wait + 1.0
             log.info(
-                "eventwire: %s took over shard %d with unsettled messages up to sequence %d; "
-                "newer ones wait until those are settled",
+                "eventwire: %s reads shard %d (taken over, or after a reconnection) with "
+                "unsettled messages up to sequence %d; newer ones wait until those are settled",
                 member,
                 self.shard.index,
                 self.barrier,

@@ -788,3 +788,45 @@ async def test_a_take_over_waits_when_fewer_are_counted_pending_than_were_left_u
         "undercounted", undercounted, ack_wait=3, max_in_flight=10
     )
     assert handled == list(range(6))
+
+
+async def test_after_a_reconnection_newer_messages_wait_for_deliveries_lost_on_the_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deliveries on their way when the connection broke count as delivered on the server
+    and never arrive (here the member drops the first three as they come in); after the
+    reconnection the server would hand out newer messages at once and redeliver those three
+    only after ``ack_wait``. The member must check the consumer's state again and hold the
+    newer ones until the older ones are settled."""
+    from eventwire_nats._fetch import ShardFetch
+
+    channel = unique("lost")
+    receive = ShardFetch.on_message
+    lost: list[int] = []
+    handled: list[int] = []
+
+    async def lossy(fetch: ShardFetch, msg: Any) -> None:
+        if msg.reply and len(lost) < 3:
+            lost.append(int(msg.data))
+            return
+        await receive(fetch, msg)
+
+    async def handler(inbound: Any) -> None:
+        handled.append(int(inbound.message.body))
+        await inbound.ack()
+
+    monkeypatch.setattr(ShardFetch, "on_message", lossy)
+    async with asyncio.timeout(60):
+        backend = await connected(ack_wait=2, shards=1)
+        try:
+            await backend.subscribe(SubscriptionSpec(channel, "g", max_in_flight=10), handler)
+            await backend.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3)])
+            await wait_until(lambda: len(lost) == 3, "three deliveries lost on the way")
+            await backend._on_reconnected()
+            await backend.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3, 6)])
+            await wait_until(lambda: len(set(handled)) >= 6, "all six handled")
+        finally:
+            await drop_stream(backend, channel)
+            await backend.close()
+    assert lost == [0, 1, 2]
+    assert list(dict.fromkeys(handled)) == list(range(6))
