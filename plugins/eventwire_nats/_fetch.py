@@ -2,17 +2,20 @@
 ``coordinator.reading(...)`` so the shard is not given back while it runs.
 
 - Recovery: if the shard's durable consumer has unacked messages (an earlier owner
-  crashed), messages newer than the last one delivered are held back until none of the
-  earlier ones is pending (ack floor passed, or only held ones pending: nats-server 2.9 can
-  leave the ack floor behind after a crash). After a reconnection the fetch starts over
-  with that check: deliveries on their way when the connection broke count as delivered
-  on the server and never arrived, and newer messages must not overtake them. The
-  consumer's state is read only from its leader: after a crash of a whole cluster, a
-  replica answers while none is elected, and its counts can be stale (no message pending
-  while one is, which would let newer messages overtake it). Even the leader can then count
-  fewer messages pending than there are between its ack floor and what it delivered, and
-  redeliver the others later: unless the ack floor passes the barrier, newer messages wait
-  ``ack_wait`` (and a second) after the take-over, one redelivery round, for them.
+  crashed or gave the shard up, or this member's connection broke), every message it
+  receives is held back, the redelivered older ones too, until all that is pending is in
+  its hands (no other delivery counts as pending) and one redelivery round has passed
+  (``ack_wait`` and a second after the take-over); then it hands them out in stream order
+  and reads on as usual. Holding the older ones as well matters: the server redelivers a
+  message when its own ack deadline passes, and an earlier owner's progress signals
+  (``+WPI``) moved those deadlines message by message, so redeliveries come back in no
+  particular order. If instead the ack floor passes the last message delivered before the
+  take-over (every earlier one settled), reading goes on at once. After a reconnection the
+  fetch starts over with that check: deliveries on their way when the connection broke
+  count as delivered on the server and never arrived. The consumer's state is read only
+  from its leader: after a crash of a whole cluster, a replica answers while none is
+  elected, and even the leader's counts can miss messages that come back later, which is
+  why the redelivery round is waited for whatever the counts say.
 - Pull requests to its own inbox for its share of ``max_in_flight``, each ending before the
   lease can pass on (``0.6 * lease_ttl`` after its last renewal at the latest).
 - At the end its inbox stays until every request has been answered or has expired (NATS
@@ -128,10 +131,10 @@ class ShardFetch:
         self.deadline = 0.0
         #: Deliveries handed to the handler and not settled yet.
         self.handed = 0
-        #: While recovering: the last message delivered to an earlier owner.
+        #: While recovering: the last message delivered before the take-over.
         self.barrier: int | None = None
-        #: While recovering: unless the ack floor passes the barrier, newer messages wait
-        #: until then (`time.monotonic`) at least.
+        #: While recovering: what is held is handed out no sooner (`time.monotonic`),
+        #: unless the ack floor passes the barrier.
         self.unsure_until = 0.0
         #: The connection was re-established: this fetch ends, another checks again.
         self.stale = False
@@ -192,12 +195,13 @@ class ShardFetch:
         delivered = info.delivered.stream_seq
         if info.num_ack_pending or delivered > info.ack_floor.stream_seq:
             self.barrier = delivered
-            # The counts may be stale (see the module docstring): unless the ack floor
-            # passes the barrier, newer messages wait for a redelivery round at least.
+            # Every pending message is redelivered within one round (see the module
+            # docstring); the counts may miss some, so the round is waited for.
             self.unsure_until = time.monotonic() + member.settings.ack_wait + 1.0
             log.info(
                 "eventwire: %s reads shard %d (taken over, or after a reconnection) with "
-                "unsettled messages up to sequence %d; newer ones wait until those are settled",
+                "unsettled messages up to sequence %d; it holds what it receives until they "
+                "are all redelivered, then hands them out in order",
                 member,
                 self.shard.index,
                 self.barrier,
@@ -213,16 +217,25 @@ class ShardFetch:
             return
         if self.barrier is None:
             return
-        ours = len({delivery.seq for delivery in self.held})
-        if info.ack_floor.stream_seq < self.barrier and (
-            info.num_ack_pending > ours or time.monotonic() < self.unsure_until
-        ):
+        latest: dict[int, NatsInbound] = {}
+        for delivery in self.held:  # a message delivered twice: its latest delivery
+            latest[delivery.seq] = delivery
+        settled = info.ack_floor.stream_seq >= self.barrier and not any(
+            seq <= self.barrier for seq in latest
+        )
+        all_here = info.num_ack_pending <= len(latest) and time.monotonic() >= self.unsure_until
+        if not (settled or all_here):
             return
+        member = self.member
+        for delivery in self.held:
+            if latest[delivery.seq] is not delivery:
+                member.forget(delivery)
+        self.held = deque(sorted(latest.values(), key=lambda delivery: delivery.seq))
         while self.held and self.reading:
             await self._hand(self.held.popleft())
         if not self.held:
             self.barrier = None
-            self.member.coordinator.mark_recovered(self.shard, self.epoch)
+            member.coordinator.mark_recovered(self.shard, self.epoch)
 
     async def _request(self) -> None:
         member = self.member
@@ -287,7 +300,7 @@ class ShardFetch:
         member.track(delivery)
         if not member.running:
             return  # given back at close
-        if self.barrier is not None and seq > self.barrier:
+        if self.barrier is not None:  # recovering: everything waits (module docstring)
             self.held.append(delivery)
             return
         await self._hand(delivery)

@@ -676,12 +676,20 @@ async def test_a_shard_moves_on_although_its_fetch_was_waiting_for_room() -> Non
 
 
 async def _take_over_after_a_crash(
-    name: str, alter: Callable[[Any, float], Any], ack_wait: float = 1, max_in_flight: int = 3
+    name: str,
+    alter: Callable[[Any, float], Any] = lambda info, _: info,
+    ack_wait: float = 1,
+    max_in_flight: int = 3,
+    *,
+    progress_on_first: bool = False,
 ) -> list[int]:
     """A member takes three messages of one shard and is aborted without acking them; three
     more are published; a second member takes the shard over (once the lease of 1.5 s
     expired), each consumer info it reads passed through ``alter(info, seconds since it
-    subscribed)``. What it handled, in order."""
+    subscribed)``. With `progress_on_first`, a progress signal (``+WPI``) for the first of
+    the three reaches the server a second after the crash, as one the crashed member sent
+    last would: the server then redelivers it after the other two. What the second member
+    handled, in order."""
     channel = unique(name)
     bucket = f"ewt_leases_{uuid.uuid4().hex[:8]}"
     options: dict[str, Any] = {
@@ -690,11 +698,11 @@ async def _take_over_after_a_crash(
         "lease_bucket": bucket,
         "shards": 1,
     }
-    taken: list[int] = []
+    taken: list[Any] = []
     later: list[int] = []
 
     async def crashes(inbound: Any) -> None:
-        taken.append(int(inbound.message.body))
+        taken.append(inbound)
 
     async def next_owner(inbound: Any) -> None:
         later.append(int(inbound.message.body))
@@ -715,6 +723,11 @@ async def _take_over_after_a_crash(
             await first.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3)])
             await wait_until(lambda: len(taken) == 3, "the first member to take three")
             await first.abort()  # nothing acked: they come back after ack_wait
+            if progress_on_first:
+                await asyncio.sleep(1.0)
+                oldest = next(i for i in taken if i.message.body == b"0")
+                await second.nc.publish(oldest.position, b"+WPI")
+                await second.nc.flush()
             await second.publish(channel, [WireMessage(b"%d" % i, {}, "k") for i in range(3, 6)])
             joined = time.monotonic()
             await second.subscribe(spec, next_owner)
@@ -830,3 +843,14 @@ async def test_after_a_reconnection_newer_messages_wait_for_deliveries_lost_on_t
             await backend.close()
     assert lost == [0, 1, 2]
     assert list(dict.fromkeys(handled)) == list(range(6))
+
+
+async def test_a_take_over_hands_out_redeliveries_in_stream_order() -> None:
+    """The server redelivers a message when its own ack deadline passes, and the crashed
+    member's last progress signal moved the oldest one's deadline past the others': it
+    comes back last. The next owner must hold what comes back until all of it is there and
+    hand it out in stream order."""
+    handled = await _take_over_after_a_crash(
+        "reordered", ack_wait=3, max_in_flight=10, progress_on_first=True
+    )
+    assert handled == list(range(6))
