@@ -178,9 +178,17 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     @contextlib.asynccontextmanager
     async def scratch(self) -> AsyncIterator[aiormq.abc.AbstractChannel]:
-        """A fresh channel for declarations (a failed one closes the channel), closed after."""
-        amqp = await self.amqp(self.settings.publish_timeout)
-        channel = await amqp.channel()
+        """A fresh channel for declarations (a failed one closes the channel), closed after;
+        opening it waits at most ``publish_timeout``."""
+        timeout = self.settings.publish_timeout
+        amqp = await self.amqp(timeout)
+        try:
+            channel = await amqp.channel(publisher_confirms=False, timeout=timeout)
+        except TimeoutError as exc:
+            raise BackendUnavailableError(
+                f"RabbitMQ at {backendkit.join_hosts(self.settings.nodes)} opened no channel "
+                f"within {timeout:g}s (option publish_timeout); nothing was declared"
+            ) from exc
         try:
             yield channel
         finally:

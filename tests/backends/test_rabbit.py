@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
+from unittest.mock import patch
 from urllib.parse import urlsplit, urlunsplit
 
 import aiormq
@@ -492,6 +493,27 @@ async def test_a_publish_nobody_confirms_fails_in_time_and_the_next_opens_a_new_
         assert backend._publisher is not silent
         await asyncio.sleep(0)
         assert silent.closed
+    finally:
+        await backend.close()
+
+
+async def test_a_channel_the_broker_never_opens_fails_the_declaration_in_time() -> None:
+    backend = RabbitBackend(URL, {**OPTIONS, "publish_timeout": "0.5"})
+    await backend.connect()
+    try:
+        amqp = await backend.amqp()
+        opened: list[float | None] = []
+
+        async def never_opens(**options: Any) -> None:
+            opened.append(options.get("timeout"))
+            await asyncio.sleep(options.get("timeout") or 3600)
+            raise TimeoutError
+
+        with patch.object(amqp, "channel", never_opens):
+            async with asyncio.timeout(10):
+                with pytest.raises(BackendUnavailableError, match=r"no channel.*publish_timeout"):
+                    await backend.publish(unique("unopened"), [WireMessage(b"{}", {}, "k")])
+        assert opened == [0.5]
     finally:
         await backend.close()
 
