@@ -14,6 +14,7 @@ from eventwire.backendkit import (
     ShardInbound,
     ShardMember,
     SubscriptionState,
+    _sharded,
 )
 
 from tests.backends._base import wait_until
@@ -162,9 +163,54 @@ async def test_a_fetch_loop_that_raises_is_started_again_after_every_shard_recov
     await sub.start()
     await wait_until(lambda: sorted(got) == [b"a", b"b", b"c"], "every message", 5)
     assert sub.failures == 1
-    assert "fetch loop of orders/billing stopped on an error" in caplog.text
-    assert "broken connection" in caplog.text  # with the traceback
+    failed = [r for r in caplog.records if "fetch loop of orders/billing failed" in r.message]
+    assert len(failed) == 1 and failed[0].levelname == "WARNING"
+    assert "broken connection" in failed[0].message and failed[0].exc_info  # the traceback
     await sub.close()
+
+
+class FailingInBursts(ListSubscription):
+    """Its fetch loop fails three times in a row, runs, then fails once more."""
+
+    starts = 0
+
+    async def _fetch(self) -> None:
+        self.starts += 1
+        if self.starts <= 3:
+            raise RuntimeError(f"failure {self.starts}")
+        if self.starts == 4:
+            await asyncio.sleep(0.3)  # longer than FETCH_HEALTHY here
+            raise RuntimeError("a new outage")
+        await super()._fetch()
+
+
+async def test_a_fetch_loop_that_ran_well_for_a_while_starts_its_back_off_over(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sharded, "FETCH_HEALTHY", 0.1)
+
+    async def handler(inbound: Inbound) -> None:
+        await inbound.ack()
+
+    sub = FailingInBursts(handler, [[b"a"]], MemoryLeaseStore())
+    delays: list[float] = []
+    failed = sub._fetch_outage.failed
+
+    def record(exc: BaseException, *, traceback: bool = False) -> float:
+        delays.append(failed(exc, traceback=traceback))
+        return delays[-1]
+
+    monkeypatch.setattr(sub._fetch_outage, "failed", record)
+    await sub.start()
+    await wait_until(lambda: sub.starts == 5, "the fifth start", 5)
+    await sub.close()
+    assert delays == [0.05, 0.1, 0.2, 0.05]  # the fourth failure is a new outage
+    warnings = [r.message for r in caplog.records if r.levelname == "WARNING"]
+    assert [w.split(" (")[0].split(" after")[0] for w in warnings if "fetch loop" in w] == [
+        "eventwire: test fetch loop of orders/billing failed",
+        "eventwire: test fetch loop of orders/billing works again",
+        "eventwire: test fetch loop of orders/billing failed",
+    ]
 
 
 class AckLog:

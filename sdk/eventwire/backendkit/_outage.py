@@ -44,12 +44,19 @@ class Outage:
         """Whether the last try failed."""
         return self._since is not None
 
-    def failed(self, exc: BaseException) -> float:
-        """Record a failure; the seconds to wait before the next try."""
+    def failed(self, exc: BaseException, *, traceback: bool = False) -> float:
+        """Record a failure; the seconds to wait before the next try. With `traceback`, the
+        first failure's warning carries it (for errors of a class the caller did not
+        expect)."""
         text = self._scrub(f"{type(exc).__name__}: {exc}")
         if self._since is None:
             self._since = self._clock()
-            log.warning("eventwire: %s failed (%s); retrying", self.what, text)
+            log.warning(
+                "eventwire: %s failed (%s); retrying",
+                self.what,
+                text,
+                exc_info=exc if traceback else None,
+            )
         else:
             log.debug("eventwire: %s still failing (%s)", self.what, text)
         self.failures += 1

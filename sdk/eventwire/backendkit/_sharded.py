@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import logging
 from collections.abc import Callable, Iterable, Sequence, Set
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -31,7 +30,8 @@ from eventwire.backendkit._subscription import BaseSubscription, cancel_and_wait
 
 __all__ = ["ShardInbound", "ShardMember", "ShardedSubscription"]
 
-log = logging.getLogger("eventwire.backendkit")
+#: Seconds a restarted fetch loop runs without failing before its outage counts as over.
+FETCH_HEALTHY = 10.0
 
 #: How a backend names one message within its shard (a stream entry id, a row number...).
 P = TypeVar("P")
@@ -123,22 +123,27 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
 
     async def _fetch_again(self) -> None:
         """Run `_fetch`; if it lets an exception out (a client error of a class it did not
-        expect, or a bug), log it and run it again after a back-off, every owned shard
-        recovering first (what the failed read took may not have been handed over). A
-        fetch loop that died would leave the member looking alive and delivering nothing."""
-        while self.running:
-            try:
-                await self._fetch()
-                return
-            except Exception as exc:
-                log.error(
-                    "eventwire: the fetch loop of %s/%s stopped on an error; starting it again",
-                    self.spec.channel,
-                    self.spec.group,
-                    exc_info=exc,
-                )
-                self.coordinator.recover_again()
-                await asyncio.sleep(self._fetch_outage.failed(exc))
+        expect, or a bug), log it (with its traceback, once per outage) and run it again after
+        a back-off, every owned shard recovering first (what the failed read took may not have
+        been handed over). A fetch loop that died would leave the member looking alive and
+        delivering nothing. A loop that then runs `FETCH_HEALTHY` seconds without failing
+        ends the outage: the recovery is logged and the back-off starts over."""
+        loop = asyncio.get_running_loop()
+        healthy: asyncio.TimerHandle | None = None
+        try:
+            while self.running:
+                try:
+                    await self._fetch()
+                    return
+                except Exception as exc:
+                    if healthy is not None:
+                        healthy.cancel()
+                    self.coordinator.recover_again()
+                    await asyncio.sleep(self._fetch_outage.failed(exc, traceback=True))
+                    healthy = loop.call_later(FETCH_HEALTHY, self._fetch_outage.ok)
+        finally:
+            if healthy is not None:
+                healthy.cancel()
 
     def ack(self, shard: Shard, position: P) -> None:
         """Queue the ack of `position` on `shard` (ignored once closed or aborted)."""
