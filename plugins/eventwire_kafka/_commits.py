@@ -12,11 +12,10 @@ from aiokafka.structs import OffsetAndMetadata
 from eventwire.backend import SubscriptionSpec
 from eventwire.backendkit import Outage
 
+from eventwire_kafka._log import log_group
 from eventwire_kafka._records import Partition
 
 __all__ = ["Committer"]
-
-log = logging.getLogger("eventwire.kafka")
 
 
 class Committer:
@@ -53,11 +52,11 @@ class Committer:
         try:
             await self.commit(parts, force=True)
         except Exception as exc:  # handed anyway: a later commit records them
-            log.warning(
-                "eventwire: kafka %s/%s: delivery record not committed (%s: %s); a member "
-                "crash now delivers these events again with their count unchanged",
-                self._spec.channel,
-                self._spec.group,
+            log_group(
+                self._spec,
+                logging.WARNING,
+                "delivery record not committed (%s: %s); a member crash now delivers these "
+                "events again with their count unchanged",
                 type(exc).__name__,
                 exc,
             )

@@ -21,12 +21,11 @@ from eventwire.backendkit import BaseSubscription, SubscriptionState, wait_event
 
 from eventwire_kafka import _handed
 from eventwire_kafka._commits import Committer
+from eventwire_kafka._log import log_group
 from eventwire_kafka._records import Partition
 from eventwire_kafka._start import StartPositions
 
 __all__ = ["Rebalance"]
-
-log = logging.getLogger("eventwire.kafka")
 
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -141,5 +140,4 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             )
 
     def _log(self, message: str, *args: object) -> None:
-        spec = self._subscription.spec
-        log.warning("eventwire: kafka %s/%s: " + message, spec.channel, spec.group, *args)
+        log_group(self._subscription.spec, logging.WARNING, message, *args)

@@ -18,9 +18,9 @@ from typing import Any
 from eventwire.backend import SubscriptionSpec
 from eventwire.errors import BackendUnavailableError
 
-__all__ = ["StartPositions"]
+from eventwire_kafka._log import log_group
 
-log = logging.getLogger("eventwire.kafka")
+__all__ = ["StartPositions"]
 
 
 class StartPositions:
@@ -43,22 +43,16 @@ class StartPositions:
         committer retries them (``False``: the assignment stands)."""
         spec = self._spec
         if self._committed.is_set():
-            log.warning(
-                "eventwire: kafka %s/%s: starting positions not committed yet (%s)",
-                spec.channel,
-                spec.group,
-                _why(exc),
-            )
+            log_group(spec, logging.WARNING, "starting positions not committed yet (%s)", _why(exc))
             return False
         self._failure = exc
         # aiokafka has no public call for a rejoin (its own commit failure path uses this
         # one); pinned with the aiokafka version in pyproject.toml.
         self._consumer._coordinator.request_rejoin()
-        log.info(
-            "eventwire: kafka %s/%s: starting positions not committed (%s); rejoining the "
-            "group to commit them",
-            spec.channel,
-            spec.group,
+        log_group(
+            spec,
+            logging.INFO,
+            "starting positions not committed (%s); rejoining the group to commit them",
             _why(exc),
         )
         return True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -17,11 +16,11 @@ from eventwire.backendkit import Memo
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import BackendUnavailableError, ConfigurationError
 
+from eventwire_kafka._log import log
 from eventwire_kafka._settings import KafkaSettings
 
 __all__ = ["MAX_TOPIC_LENGTH", "TopicManager", "check_topic", "read_topic"]
 
-log = logging.getLogger("eventwire.kafka")
 
 #: Kafka rejects longer topic names.
 MAX_TOPIC_LENGTH = 249
