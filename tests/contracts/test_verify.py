@@ -47,20 +47,19 @@ async def _publish_memory(
         await backend.close()
 
 
-def test_memory_counts_every_violation_and_removes_its_group(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_memory_counts_every_violation_and_removes_its_group(tmp_path: Path) -> None:
     path, orders, payments = contract(tmp_path)
     url = f"memory://verify-{uuid.uuid4().hex[:8]}"
     mix = foreign_mix("kafka", orders, payments)
-    asyncio.run(_publish_memory(url, mix))
-    report = asyncio.run(
-        verify_live(
-            load_document(path),
-            url,
-            source=str(path),
-            from_beginning=True,
-            count=len(mix),
-            duration=30,
-        )
+    await _publish_memory(url, mix)
+    report = await verify_live(
+        load_document(path),
+        url,
+        source=str(path),
+        from_beginning=True,
+        count=len(mix),
+        duration=30,
     )
     _expect(report, mix)
     assert report.group_removed is True
@@ -78,6 +77,7 @@ def test_cli_reports_and_exit_codes(tmp_path: Path, run: Callable[..., Result]) 
     assert "no message seen" in empty.output
 
     mix = foreign_mix("kafka", orders, payments)
+    # kept sync: the CLI starts its own event loop, which cannot run inside a running one
     asyncio.run(_publish_memory(url, mix[:3]))
     good = run("contracts", "verify", path, url, "--from-beginning", "--count", "3")
     assert good.exit_code == 0, good.output
@@ -170,7 +170,8 @@ async def _verify_while(
 
 
 @pytest.mark.broker
-def test_kafka_foreign_producer(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_kafka_foreign_producer(tmp_path: Path) -> None:
     from aiokafka import AIOKafkaProducer
 
     path, orders, payments = contract(tmp_path)
@@ -200,14 +201,15 @@ def test_kafka_foreign_producer(tmp_path: Path) -> None:
         finally:
             await admin.close()
 
-    report = asyncio.run(_verify_while(KAFKA, path, produce, len(mix)))
+    report = await _verify_while(KAFKA, path, produce, len(mix))
     _expect(report, mix)
     assert report.group_removed is True
-    assert report.group not in asyncio.run(groups())
+    assert report.group not in await groups()
 
 
 @pytest.mark.broker
-def test_nats_foreign_producer(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_nats_foreign_producer(tmp_path: Path) -> None:
     import nats
 
     path, orders, payments = contract(tmp_path)
@@ -240,10 +242,10 @@ def test_nats_foreign_producer(tmp_path: Path) -> None:
         finally:
             await nc.close()
 
-    report = asyncio.run(_verify_while(NATS, path, produce, len(mix)))
+    report = await _verify_while(NATS, path, produce, len(mix))
     _expect(report, mix)
     assert report.group_removed is True
-    assert not [c for c in asyncio.run(consumers()) if c.startswith(report.group)]
+    assert not [c for c in await consumers() if c.startswith(report.group)]
 
 
 # -- every backend removes the throw-away group --------------------------------------------
@@ -282,27 +284,25 @@ async def _rabbit_has_queue(name: str) -> bool:
 
 @pytest.mark.broker
 @pytest.mark.parametrize("url", [REDIS, RABBIT], ids=["redis", "rabbit"])
-def test_redis_and_rabbit_remove_the_group(tmp_path: Path, url: str) -> None:
+@pytest.mark.anyio
+async def test_redis_and_rabbit_remove_the_group(tmp_path: Path, url: str) -> None:
     from eventwire.contracts._mock import run_mock
 
     path, orders, _ = contract(tmp_path)
     document = load_document(path)
 
-    async def main() -> VerifyReport:
-        ready = asyncio.Event()
-        task = asyncio.create_task(
-            verify_live(document, url, count=2, duration=60, on_ready=lambda _: ready.set())
-        )
-        await asyncio.wait_for(ready.wait(), 60)
-        await run_mock(document, url)
-        return await task
-
-    report = asyncio.run(main())
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        verify_live(document, url, count=2, duration=60, on_ready=lambda _: ready.set())
+    )
+    await asyncio.wait_for(ready.wait(), 60)
+    await run_mock(document, url)
+    report = await task
     assert (len(report.seen), report.violations, report.group_removed) == (2, [], True)
     if url == REDIS:
-        assert report.group not in asyncio.run(_redis_groups(orders))
+        assert report.group not in await _redis_groups(orders)
     else:
-        assert not asyncio.run(_rabbit_has_queue(f"{orders}:{report.group}:0"))
+        assert not await _rabbit_has_queue(f"{orders}:{report.group}:0")
 
 
 def test_ctrl_c_stops_watching_and_reports(tmp_path: Path) -> None:
@@ -339,7 +339,8 @@ def test_ctrl_c_stops_watching_and_reports(tmp_path: Path) -> None:
     assert json.loads(report.read_text())["group_removed"] is True
 
 
-def test_every_rule_on_its_own(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_every_rule_on_its_own(tmp_path: Path) -> None:
     """Each planted fault is reported by its rule, and only that one."""
     path, orders, _ = contract(tmp_path)
     url = f"memory://verify-{uuid.uuid4().hex[:8]}"
@@ -367,9 +368,9 @@ def test_every_rule_on_its_own(tmp_path: Path) -> None:
         (good, h(9), None, "key"),
     ]
     mix = [(orders, (body, hdrs, key), rule) for body, hdrs, key, rule in planted]
-    asyncio.run(_publish_memory(url, mix))
-    report = asyncio.run(
-        verify_live(load_document(path), url, from_beginning=True, count=len(mix), duration=30)
+    await _publish_memory(url, mix)
+    report = await verify_live(
+        load_document(path), url, from_beginning=True, count=len(mix), duration=30
     )
     assert len(report.seen) == len(planted)
 
