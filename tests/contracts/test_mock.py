@@ -24,9 +24,9 @@ pytestmark = pytest.mark.anyio
 NATS = os.environ.get("EVENTWIRE_NATS_URL") or "nats://127.0.0.1:4222"
 
 
-def _verify(path: Path, url: str, count: int) -> VerifyReport:
-    return asyncio.run(
-        verify_live(load_document(path), url, from_beginning=True, count=count, duration=30)
+async def _verify(path: Path, url: str, count: int) -> VerifyReport:
+    return await verify_live(
+        load_document(path), url, from_beginning=True, count=count, duration=30
     )
 
 
@@ -68,11 +68,11 @@ async def test_examples_reach_an_eventwire_consumer(tmp_path: Path) -> None:
     assert {key for _, key in received} == {"ord-1"}
 
 
-def test_count_and_generated_messages_conform(tmp_path: Path) -> None:
+async def test_count_and_generated_messages_conform(tmp_path: Path) -> None:
     path, _, _ = contract(tmp_path)
     url = f"memory://mock-{uuid.uuid4().hex[:8]}"
     document = load_document(path)
-    cycled = asyncio.run(run_mock(document, url, count=5))
+    cycled = await run_mock(document, url, count=5)
     assert cycled.total == 5
     planned = plan(document, generated=True)
     # every enum member and both messages, beyond the two examples
@@ -89,9 +89,9 @@ def test_count_and_generated_messages_conform(tmp_path: Path) -> None:
     six = plan(document, generated=True, count=6)
     assert [m.name for m in six[:2]] == ["OrderPlaced", "OrderCancelled"]  # the examples
     assert len(six) == 6 and len({json.dumps(m.payload, sort_keys=True) for m in six}) == 6
-    generated = asyncio.run(run_mock(document, url, messages=planned))
+    generated = await run_mock(document, url, messages=planned)
     assert generated.total == len(planned)
-    report = _verify(path, url, 5 + generated.total)
+    report = await _verify(path, url, 5 + generated.total)
     assert len(report.seen) == 5 + generated.total
     assert report.violations == [], [s.problems for s in report.violations]
     assert len({s.id for s in report.seen}) == len(report.seen)  # fresh ids
@@ -105,7 +105,8 @@ def test_cli_progress_and_summary(tmp_path: Path, run: Callable[..., Result]) ->
     assert f"{orders}: 2 x OrderPlaced" in result.output
     assert f"{orders}: 2 x OrderCancelled" in result.output
     assert "published 4 message(s)" in result.output
-    assert _verify(path, url, 4).exit_code() == 0
+    # kept sync: the CLI starts its own event loop, which cannot run inside a running one
+    assert asyncio.run(_verify(path, url, 4)).exit_code() == 0
 
 
 def test_bad_input(tmp_path: Path, run: Callable[..., Result]) -> None:
@@ -123,19 +124,16 @@ def test_bad_input(tmp_path: Path, run: Callable[..., Result]) -> None:
 
 
 @pytest.mark.broker
-def test_nats_mock_while_verify_watches(tmp_path: Path) -> None:
+async def test_nats_mock_while_verify_watches(tmp_path: Path) -> None:
     path, _, _ = contract(tmp_path)
     document = load_document(path)
 
-    async def main() -> VerifyReport:
-        ready = asyncio.Event()
-        watching = asyncio.create_task(
-            verify_live(document, NATS, count=12, duration=60, on_ready=lambda _: ready.set())
-        )
-        await asyncio.wait_for(ready.wait(), 60)
-        await run_mock(document, NATS, generated=True, count=12)
-        return await watching
-
-    report = asyncio.run(main())
+    ready = asyncio.Event()
+    watching = asyncio.create_task(
+        verify_live(document, NATS, count=12, duration=60, on_ready=lambda _: ready.set())
+    )
+    await asyncio.wait_for(ready.wait(), 60)
+    await run_mock(document, NATS, generated=True, count=12)
+    report = await watching
     assert len(report.seen) == 12
     assert report.violations == []
