@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+# A user's suite of synchronous tests, run in a subprocess: its asyncio.run calls stay.
 SUITE = textwrap.dedent(
     """
     import asyncio

@@ -88,6 +88,7 @@ def test_the_same_bus_serves_test_after_test_each_on_a_fresh_broker() -> None:
             await tb.publish(OrderPlaced(order_id=order_id))
             return [p.event.order_id for p in tb.published_of(OrderShipped)]  # type: ignore[attr-defined]
 
+    # each session in an event loop of its own, as in test after test: nothing may carry over
     assert asyncio.run(session("a")) == ["a"]
     assert asyncio.run(session("b")) == ["b"]  # nothing of the first session leaks in
     assert seen["ship"] == ["a", "b"]
@@ -209,14 +210,14 @@ async def test_injected_bad_input_is_dead_lettered_as_invalid() -> None:
     assert handled == []
 
 
-def test_testbus_needs_buses_and_an_active_session() -> None:
+async def test_testbus_needs_buses_and_an_active_session() -> None:
     with pytest.raises(ConfigurationError, match="at least one EventBus"):
         TestBus()
     bus = EventBus(source="x")
     with pytest.raises(ConfigurationError, match="same bus twice"):
         TestBus(bus, bus)
     with pytest.raises(ConfigurationError, match="needs an active session"):
-        asyncio.run(TestBus(bus).settled())
+        await TestBus(bus).settled()
 
 
 async def test_skip_backoff_keeps_the_attempts_but_not_the_waits() -> None:
