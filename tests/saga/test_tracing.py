@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+import pytest
 from eventwire import EventBus
 from eventwire.saga import SagaOrchestrator
 from opentelemetry.sdk.trace import ReadableSpan
@@ -12,6 +11,8 @@ from opentelemetry.trace import SpanKind
 from tests.observability._otel import Telemetry, telemetry
 
 from ._domain import FAST, BFailed, Go, Outcomes, Participants, make_saga, memory_url, wait_for
+
+pytestmark = pytest.mark.anyio
 
 
 async def _run(t: Telemetry, sid: str, timeout: float, setup: str) -> None:
@@ -53,9 +54,9 @@ def _one(spans: list[ReadableSpan], name: str, event_type: str | None = None) ->
     return found[0]
 
 
-def test_steps_and_compensation_after_a_declined_step_are_in_the_order_trace() -> None:
+async def test_steps_and_compensation_after_a_declined_step_are_in_the_order_trace() -> None:
     t = telemetry()
-    asyncio.run(_run(t, "s-declined", 5.0, "declined"))
+    await _run(t, "s-declined", 5.0, "declined")
     spans = t.finished()
     assert len({s.context.trace_id for s in spans}) == 1, "more than one trace"
     root = _one(spans, "send t.start")
@@ -82,9 +83,9 @@ def test_steps_and_compensation_after_a_declined_step_are_in_the_order_trace() -
     assert attrs["eventwire.saga.id"] == "s-declined"
 
 
-def test_a_compensation_fired_by_a_timeout_joins_the_trace_that_started_the_saga() -> None:
+async def test_a_compensation_fired_by_a_timeout_joins_the_trace_that_started_the_saga() -> None:
     t = telemetry()
-    asyncio.run(_run(t, "s-timeout", 0.3, "timeout"))
+    await _run(t, "s-timeout", 0.3, "timeout")
     spans = t.finished()
     assert len({s.context.trace_id for s in spans}) == 1, "the timeout started a new trace"
     started = _one(spans, "process t.start")
