@@ -45,6 +45,7 @@ def _fresh_brokers() -> Iterator[None]:
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
+    """Run `coro` in an event loop of its own (for the test that needs two loops in turn)."""
     asyncio.run(asyncio.wait_for(coro, timeout=5))
 
 
@@ -191,10 +192,10 @@ async def test_competing_members_share_the_work_each_message_once() -> None:
     await two.close()
 
 
-def test_key_order_holds_and_no_key_runs_on_two_members_across_a_rebalance() -> None:
+@pytest.mark.anyio
+async def test_key_order_holds_and_no_key_runs_on_two_members_across_a_rebalance() -> None:
     """Acks lag behind deliveries; a second member joins mid-stream and takes partitions."""
-
-    async def main() -> None:
+    async with asyncio.timeout(5):
         keys = [f"key-{i}" for i in range(16)]
         per_key = 30
         unacked: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -244,8 +245,6 @@ def test_key_order_holds_and_no_key_runs_on_two_members_across_a_rebalance() -> 
         assert (group_state().lag, group_state().pending) == (0, 0)
         await one.close()
         await two.close()
-
-    run(main())
 
 
 @pytest.mark.anyio
