@@ -16,9 +16,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from eventwire import Claim, IdempotencyStore
@@ -46,24 +44,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return {"postgres": POSTGRES, "nats": NATS, "redis": REDIS}[kind]
 
 
-def run(factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await factory()
-
-    return asyncio.run(bounded())
-
-
 async def closing(*stores: IdempotencyStore) -> None:
     for store in stores:
         await store.close()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
-def test_claim_protocol_and_lease_expiry(store_url: str) -> None:
+@pytest.mark.anyio
+async def test_claim_protocol_and_lease_expiry(store_url: str) -> None:
     space = f"g-{uuid.uuid4().hex}:"
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         store, other = open_idempotency_store(store_url), open_idempotency_store(store_url)
         assert isinstance(store, IdempotencyStore)
         try:
@@ -93,8 +84,6 @@ def test_claim_protocol_and_lease_expiry(store_url: str) -> None:
             assert answers.count(Claim.BUSY) == 39
         finally:
             await closing(store, other)
-
-    run(scenario)
 
 
 RACER = textwrap.dedent(
@@ -169,18 +158,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_an_unreachable_postgres_fails_clearly_without_the_password() -> None:
+@pytest.mark.anyio
+async def test_an_unreachable_postgres_fails_clearly_without_the_password() -> None:
     secret = "pw-" + uuid.uuid4().hex
     store = open_idempotency_store(f"postgresql://app:{secret}@127.0.0.1:{_free_port()}/db")
     assert secret not in repr(store)
     started = time.monotonic()
-
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         with pytest.raises(BackendUnavailableError) as info:
             await store.claim("g:1", 30)
         assert "idempotency store" in str(info.value) and secret not in str(info.value)
-
-    run(scenario)
     assert time.monotonic() - started < 30
 
 

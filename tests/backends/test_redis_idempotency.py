@@ -21,13 +21,16 @@ from eventwire import Claim, IdempotencyStore
 from eventwire.errors import BackendUnavailableError, ConfigurationError
 from eventwire_redis import RedisIdempotencyStore
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    """Run ``factory()`` in an event loop of its own, bounded by `timeout` seconds (for the
+    test that drives subprocesses with blocking calls)."""
+
     async def bounded() -> Any:
         async with asyncio.timeout(timeout):
             return await factory()
@@ -49,10 +52,10 @@ async def forget(pattern_prefix: str) -> None:
         await client.aclose()
 
 
-def test_claim_complete_release_and_lease_expiry() -> None:
+async def test_claim_complete_release_and_lease_expiry() -> None:
     space = prefix()
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         store = RedisIdempotencyStore(URL, prefix=space)
         other = RedisIdempotencyStore(URL, prefix=space)
         assert isinstance(store, IdempotencyStore)
@@ -87,13 +90,11 @@ def test_claim_complete_release_and_lease_expiry() -> None:
             await other.close()
             await forget(space)
 
-    run(scenario)
 
-
-def test_concurrent_duplicates_in_one_process_acquire_once() -> None:
+async def test_concurrent_duplicates_in_one_process_acquire_once() -> None:
     space = prefix()
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         store = RedisIdempotencyStore(URL, prefix=space)
         try:
             answers = await asyncio.gather(*(store.claim("g:same", 30) for _ in range(50)))
@@ -103,13 +104,11 @@ def test_concurrent_duplicates_in_one_process_acquire_once() -> None:
             await store.close()
             await forget(space)
 
-    run(scenario)
 
-
-def test_a_given_client_is_used_and_not_closed() -> None:
+async def test_a_given_client_is_used_and_not_closed() -> None:
     space = prefix()
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         client = aioredis.Redis.from_url(URL)
         store = RedisIdempotencyStore(client, prefix=space)
         try:
@@ -120,8 +119,6 @@ def test_a_given_client_is_used_and_not_closed() -> None:
         finally:
             await forget(space)
             await client.aclose()
-
-    run(scenario)
 
 
 def test_bad_configuration_and_no_secrets_in_repr() -> None:
@@ -135,10 +132,10 @@ def test_bad_configuration_and_no_secrets_in_repr() -> None:
         RedisIdempotencyStore(aioredis.Redis.from_url(URL), db=1)
 
 
-def test_unreachable_store_fails_clearly() -> None:
+async def test_unreachable_store_fails_clearly() -> None:
     secret = "pw-" + uuid.uuid4().hex
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         import socket
 
         with socket.socket() as s:
@@ -150,8 +147,6 @@ def test_unreachable_store_fails_clearly() -> None:
             await store.claim("g:1", 30)
         assert time.monotonic() - started < 10
         assert "idempotency store" in str(info.value) and secret not in str(info.value)
-
-    run(scenario)
 
 
 RACER = textwrap.dedent(
@@ -251,6 +246,7 @@ def test_two_processes_racing_on_the_same_ids_run_each_effect_once(tmp_path: Pat
             finally:
                 await client.aclose()
 
+        # kept sync: the test drives the two racer processes with blocking calls
         counts = run(go_and_count, timeout=90)
         outputs = [racer.communicate()[0] for racer in racers]
     finally:
@@ -267,10 +263,10 @@ def test_two_processes_racing_on_the_same_ids_run_each_effect_once(tmp_path: Pat
     assert sum(handled) == count, handled
 
 
-def test_claim_many_and_complete_many_answer_as_one_at_a_time() -> None:
+async def test_claim_many_and_complete_many_answer_as_one_at_a_time() -> None:
     space = prefix()
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         store = RedisIdempotencyStore(URL, prefix=space)
         other = RedisIdempotencyStore(URL, prefix=space)
         try:
@@ -290,5 +286,3 @@ def test_claim_many_and_complete_many_answer_as_one_at_a_time() -> None:
             await store.close()
             await other.close()
             await forget(space)
-
-    run(scenario)
