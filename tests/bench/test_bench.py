@@ -92,19 +92,15 @@ def test_quick_memory_run_reports_every_figure(tmp_path: Path) -> None:
     assert "eventwire / FastStream" in done.stdout
 
 
-def test_tracker_fails_loudly_when_an_event_is_missing() -> None:
-    import asyncio
-
-    async def scenario() -> None:
-        tracker = Tracker(3)
-        tracker.hit(0, 0)
-        tracker.hit(2, 0)
-        tracker.hit(2, 0)
-        with pytest.raises(MissingEventsError, match=r"received 2 of 3 .*seq \[1\]"):
-            await tracker.wait_all(0.2, "drain")
-        assert tracker.duplicates == 1
-
-    asyncio.run(scenario())
+@pytest.mark.anyio
+async def test_tracker_fails_loudly_when_an_event_is_missing() -> None:
+    tracker = Tracker(3)
+    tracker.hit(0, 0)
+    tracker.hit(2, 0)
+    tracker.hit(2, 0)
+    with pytest.raises(MissingEventsError, match=r"received 2 of 3 .*seq \[1\]"):
+        await tracker.wait_all(0.2, "drain")
+    assert tracker.duplicates == 1
 
 
 @pytest.mark.parametrize(
