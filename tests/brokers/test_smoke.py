@@ -41,6 +41,9 @@ ALL_NAMES = ("kafka", "rabbit", "redis", "nats", "aws", "postgres")
 
 
 def _run(coro_factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    """Run ``coro_factory()`` in an event loop of its own, bounded by `timeout` seconds (for
+    the tests that drive the brokers script, a blocking subprocess, between the async parts)."""
+
     async def bounded() -> Any:
         return await asyncio.wait_for(coro_factory(), timeout)
 
@@ -94,14 +97,15 @@ def private_broker(isolated_env: dict[str, str]) -> Iterator[dict[str, str]]:
 
 
 @pytest.mark.broker
-def test_kafka_round_trip(kafka_url: str) -> None:
+@pytest.mark.anyio
+async def test_kafka_round_trip(kafka_url: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     host, port = host_port(kafka_url, 9092)
     bootstrap = f"{host}:{port}"
     topic = f"smoke-{uuid.uuid4().hex}"
 
-    async def main():  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(60):
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
         await producer.start()
         try:
@@ -116,9 +120,6 @@ def test_kafka_round_trip(kafka_url: str) -> None:
             received = await consumer.getone()
         finally:
             await consumer.stop()
-        return sent, received
-
-    sent, received = _run(main)
     assert sent.offset == 0
     assert (received.key, received.value, received.offset) == (b"k1", b"hello", 0)
 
@@ -138,12 +139,14 @@ def test_kafka_is_apache_kafka_4(kafka_url: str, brokers_script: ModuleType) -> 
 
 
 @pytest.mark.broker
-def test_rabbit_round_trip_through_consistent_hash_exchange(rabbit_url: str) -> None:
+@pytest.mark.anyio
+async def test_rabbit_round_trip_through_consistent_hash_exchange(rabbit_url: str) -> None:
     import aio_pika
 
     name = f"smoke-{uuid.uuid4().hex}"
+    got: tuple[bytes, str | None] | None = None
 
-    async def main():  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(60):
         connection = await aio_pika.connect(rabbit_url)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
@@ -157,19 +160,20 @@ def test_rabbit_round_trip_through_consistent_hash_exchange(rabbit_url: str) -> 
             async with queue.iterator() as messages:
                 async for message in messages:
                     async with message.process():
-                        return message.body, message.message_id
-        return None
+                        got = message.body, message.message_id
+                    break
 
-    assert _run(main) == (b"hello", "m1")
+    assert got == (b"hello", "m1")
 
 
 @pytest.mark.broker
-def test_redis_stream_round_trip(redis_url: str) -> None:
+@pytest.mark.anyio
+async def test_redis_stream_round_trip(redis_url: str) -> None:
     import redis.asyncio as aioredis
 
     stream = f"smoke-{uuid.uuid4().hex}"
 
-    async def main():  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(60):
         client = aioredis.from_url(redis_url)
         try:
             await client.xgroup_create(stream, "g", id="0", mkstream=True)
@@ -178,24 +182,23 @@ def test_redis_stream_round_trip(redis_url: str) -> None:
             [(_, [(read_id, fields)])] = got
             acked = await client.xack(stream, "g", read_id)
             await client.delete(stream)
-            return entry_id, read_id, fields, acked
         finally:
             await client.aclose()
 
-    entry_id, read_id, fields, acked = _run(main)
     assert read_id == entry_id
     assert fields == {b"body": b"hello"}
     assert acked == 1
 
 
 @pytest.mark.broker
-def test_nats_jetstream_round_trip(nats_url: str) -> None:
+@pytest.mark.anyio
+async def test_nats_jetstream_round_trip(nats_url: str) -> None:
     import nats
 
     token = uuid.uuid4().hex
     stream, subject = f"SMOKE_{token}", f"smoke.{token}"
 
-    async def main():  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(60):
         nc = await nats.connect(nats_url)
         try:
             js = nc.jetstream()
@@ -205,13 +208,12 @@ def test_nats_jetstream_round_trip(nats_url: str) -> None:
                 sub = await js.pull_subscribe(subject, durable="smoke")
                 [msg] = await sub.fetch(1, timeout=10)
                 await msg.ack()
-                return ack.seq, msg.data, msg.metadata.num_delivered
             finally:
                 await js.delete_stream(stream)
         finally:
             await nc.close()
 
-    assert _run(main) == (1, b"hello", 1)
+    assert (ack.seq, msg.data, msg.metadata.num_delivered) == (1, b"hello", 1)
 
 
 # --------------------------------------------------------------------------- restarts keep data
