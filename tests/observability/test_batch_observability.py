@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from eventwire import (
     BatchConsumeContext,
     BatchError,
@@ -18,7 +19,7 @@ from eventwire import (
 from eventwire.middleware import CallNext, ConsumeContext
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.observability._otel import sync, telemetry
+from tests.observability._otel import telemetry
 
 
 class Shipped(Event, channel="obs-batch-shipments", key="order_id"):
@@ -44,7 +45,7 @@ class Recorder(Middleware):
             self.calls.append((ids, attempts, failed))
 
 
-@sync
+@pytest.mark.anyio
 async def test_middlewares_tracing_and_metrics_wrap_each_batch_call() -> None:
     t = telemetry()
     recorder = Recorder()

@@ -15,7 +15,7 @@ from eventwire.backend import LagReporter
 from eventwire.observability import lag
 from eventwire.observability.prometheus import PrometheusRecorder
 
-from tests.observability._otel import sync, telemetry
+from tests.observability._otel import telemetry
 
 URLS = {
     "kafka": os.environ.get("EVENTWIRE_KAFKA_URL") or "kafka://127.0.0.1:9092",
@@ -76,7 +76,7 @@ async def stopped_group_lag(url: str, *, before: int = 3, during: int = 7) -> in
 
 
 @pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/lag.db"], ids=["memory", "sqlite"])
-@sync
+@pytest.mark.anyio
 async def test_lag_of_a_stopped_group_counts_what_was_published_since(
     url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -86,12 +86,12 @@ async def test_lag_of_a_stopped_group_counts_what_was_published_since(
 
 @pytest.mark.broker
 @pytest.mark.parametrize("backend", sorted(URLS))
-@sync
+@pytest.mark.anyio
 async def test_lag_on_real_brokers(backend: str) -> None:
     assert await stopped_group_lag(URLS[backend]) == 7
 
 
-@sync
+@pytest.mark.anyio
 async def test_the_bus_records_lag_into_opentelemetry_and_prometheus(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -155,7 +155,7 @@ async def test_the_bus_records_lag_into_opentelemetry_and_prometheus(
             }
 
 
-@sync
+@pytest.mark.anyio
 async def test_no_watch_without_metrics_or_without_a_lag_reporter() -> None:
     bus = EventBus("memory://", source="c", tracing=False, metrics=False)
 
@@ -168,7 +168,7 @@ async def test_no_watch_without_metrics_or_without_a_lag_reporter() -> None:
 
 
 @pytest.mark.broker
-@sync
+@pytest.mark.anyio
 async def test_labels_never_carry_the_brokers_credentials_or_address(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -14,7 +14,7 @@ from eventwire import Event, EventBus, RetryPolicy
 from eventwire.observability.logs import FIELDS, EventFields
 from eventwire.testing import TestBus
 
-from tests.observability._otel import sync, telemetry
+from tests.observability._otel import telemetry
 from tests.runner._service import start, wait_until
 
 
@@ -44,7 +44,7 @@ def capture() -> Iterator[Capture]:
     root.setLevel(old)
 
 
-@sync
+@pytest.mark.anyio
 async def test_pipeline_and_handler_records_carry_the_delivery(capture: Capture) -> None:
     t = telemetry()
     bus = EventBus("memory://", source="refunds", tracing=t.tracer_provider, metrics=False)

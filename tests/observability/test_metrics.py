@@ -14,7 +14,7 @@ from eventwire.observability.metrics import Metrics
 from eventwire.observability.prometheus import PrometheusRecorder
 from eventwire.testing import TestBus
 
-from tests.observability._otel import sync, telemetry
+from tests.observability._otel import telemetry
 from tests.runner._service import run, start, wait_until
 
 PAYLOAD = "payload-value-4711"
@@ -48,7 +48,7 @@ def _bus(t_meter: object, *middlewares: Metrics) -> tuple[EventBus, list[str]]:
     return bus, calls
 
 
-@sync
+@pytest.mark.anyio
 async def test_counters_histograms_and_in_flight() -> None:
     t = telemetry()
     bus, _ = _bus(t.meter_provider)
@@ -80,7 +80,7 @@ async def test_counters_histograms_and_in_flight() -> None:
     }
 
 
-@sync
+@pytest.mark.anyio
 async def test_labels_never_carry_payload_keys_ids_or_correlation() -> None:
     t = telemetry()
     prom = PrometheusRecorder(prometheus_client.CollectorRegistry())

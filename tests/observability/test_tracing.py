@@ -11,7 +11,7 @@ from eventwire import Event, EventBus, NonRetryableError, RetryPolicy
 from eventwire.testing import TestBus
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.observability._otel import Telemetry, sync, telemetry
+from tests.observability._otel import Telemetry, telemetry
 
 
 class OrderPlaced(Event, channel="obs-trace-orders", key="order_id"):
@@ -37,7 +37,7 @@ def _services(t: Telemetry) -> tuple[EventBus, EventBus]:
     return orders, shipping
 
 
-@sync
+@pytest.mark.anyio
 async def test_one_trace_across_a_handler_that_publishes_a_follow_up() -> None:
     t = telemetry()
     orders, shipping = _services(t)
@@ -93,7 +93,7 @@ async def test_one_trace_across_a_handler_that_publishes_a_follow_up() -> None:
     assert sent.headers["ce_traceparent"].startswith(f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-")
 
 
-@sync
+@pytest.mark.anyio
 async def test_retries_and_dead_lettering_are_span_events_with_the_error() -> None:
     t = telemetry()
     bus = EventBus("memory://", source="flaky", tracing=t.tracer_provider, metrics=False)
@@ -124,7 +124,7 @@ async def test_retries_and_dead_lettering_are_span_events_with_the_error() -> No
     assert len({s.context.trace_id for s in t.finished()}) == 1
 
 
-@sync
+@pytest.mark.anyio
 async def test_non_retryable_error_dead_letters_with_its_reason() -> None:
     t = telemetry()
     bus = EventBus("memory://", source="strict", tracing=t.tracer_provider, metrics=False)
@@ -161,7 +161,7 @@ BAD_TRACEPARENTS = {
 
 
 @pytest.mark.parametrize("value", BAD_TRACEPARENTS.values(), ids=BAD_TRACEPARENTS.keys())
-@sync
+@pytest.mark.anyio
 async def test_an_unusable_traceparent_starts_a_new_trace_and_is_counted(
     value: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -185,7 +185,7 @@ async def test_an_unusable_traceparent_starts_a_new_trace_and_is_counted(
     assert "traceparent" in caplog.text
 
 
-@sync
+@pytest.mark.anyio
 async def test_a_foreign_producers_valid_traceparent_is_continued() -> None:
     t = telemetry()
     bus = EventBus("memory://", source="inbox", tracing=t.tracer_provider, metrics=False)
@@ -202,7 +202,7 @@ async def test_a_foreign_producers_valid_traceparent_is_continued() -> None:
     assert span.parent is not None and f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
 
 
-@sync
+@pytest.mark.anyio
 async def test_tracing_false_records_nothing_and_sends_no_traceparent() -> None:
     t = telemetry()
     orders, _shipping = _services(t)
@@ -257,7 +257,7 @@ asyncio.run(main())
     ("tracing", "expected"),
     [("True", "['process obs-auto-ping', 'send obs-auto-ping']"), ("False", "[]")],
 )
-@sync
+@pytest.mark.anyio
 async def test_on_by_itself_once_a_global_tracer_provider_is_configured(
     tracing: str, expected: str
 ) -> None:

@@ -11,7 +11,7 @@ import pytest
 from eventwire import Delivery, Event, EventBus
 from opentelemetry.trace import SpanKind
 
-from tests.observability._otel import sync, telemetry
+from tests.observability._otel import telemetry
 
 pytestmark = pytest.mark.broker
 
@@ -42,7 +42,7 @@ class Shipped(Event, channel=f"obs-shipped-{RUN}", key="order_id"):
 
 
 @pytest.mark.parametrize("backend", sorted(URLS))
-@sync
+@pytest.mark.anyio
 async def test_one_trace_across_two_services(backend: str) -> None:
     url, system = URLS[backend]
     t = telemetry()

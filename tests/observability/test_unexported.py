@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-from tests.observability._otel import sync, telemetry
+from tests.observability._otel import telemetry
 from tests.observability.test_tracing import BAD_TRACEPARENTS, _valid_headers
 
 FOREIGN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -43,7 +43,7 @@ def _bus(**options: object) -> tuple[EventBus, list[str]]:
     return bus, seen
 
 
-@sync
+@pytest.mark.anyio
 async def test_a_never_sampling_provider_passes_the_context_on_and_records_nothing() -> None:
     provider = TracerProvider(sampler=ALWAYS_OFF)
     bus, seen = _bus(tracing=provider, metrics=False)
@@ -67,7 +67,7 @@ async def test_a_never_sampling_provider_passes_the_context_on_and_records_nothi
 
 
 @pytest.mark.parametrize("value", BAD_TRACEPARENTS.values(), ids=BAD_TRACEPARENTS.keys())
-@sync
+@pytest.mark.anyio
 async def test_a_never_sampling_provider_still_ignores_and_counts_bad_traceparents(
     value: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -83,7 +83,7 @@ async def test_a_never_sampling_provider_still_ignores_and_counts_bad_traceparen
     assert point[1] == 1 and point[0]["reason"] in ("malformed", "oversized")
 
 
-@sync
+@pytest.mark.anyio
 async def test_a_sampling_provider_still_gets_spans() -> None:
     t = telemetry()
     bus, _ = _bus(tracing=t.tracer_provider, metrics=False)
@@ -96,7 +96,7 @@ async def test_a_sampling_provider_still_gets_spans() -> None:
     }
 
 
-@sync
+@pytest.mark.anyio
 async def test_a_meter_provider_without_readers_is_not_measured_into() -> None:
     bus, _ = _bus(tracing=False, metrics=MeterProvider())
     async with TestBus(bus):
