@@ -62,6 +62,7 @@ def test_the_kafka_leader_is_the_broker_id() -> None:
         finally:
             await backend.close()
 
+    # kept sync: the helper under test is a blocking subprocess
     asyncio.run(create())
     done = leader(KAFKA, channel)
     assert done.returncode == 0, done.stderr

@@ -87,6 +87,7 @@ def test_curl_examples(tmp_path: Path) -> None:
     examples = _examples()
     assert len(examples) >= 10
     url = f"memory://docs-{uuid.uuid4().hex[:8]}"
+    # kept sync: the test runs blocking curl subprocesses against a server in a thread
     asyncio.run(_fill(url))
     app = create_app(url, [CONTRACT], GatewaySettings(token=TOKEN))
     with http_server(app) as base:

@@ -44,6 +44,7 @@ def _fill_dead_letters(url: str, domain: Any) -> None:
                     break
                 await asyncio.sleep(0.02)
 
+    # kept: called by the sync schema fixtures of the sync schemathesis tests
     asyncio.run(fill())
 
 

@@ -71,6 +71,7 @@ def test_sigterm_mid_stream_loses_nothing_and_redelivers_nothing_finished(tmp_pa
     try:
         port = wait_until(lambda: health_port(tmp_path / "err.txt"), "the first service")
         wait_until(lambda: get(port, "/readyz")[0] == 200, "the first service to be ready")
+        # kept sync: the test drives the service processes with blocking waits
         asyncio.run(_publish(channel))
         wait_until(lambda: len(_events(trace, "done")) >= 60, "some events to be handled")
         first.send_signal(signal.SIGTERM)  # mid-stream: handlers are running, more are queued
