@@ -146,6 +146,7 @@ def run_hundred_orders(url: str, mode: Mode, tmp_path: Path) -> None:
         assert all(ledger.charges(o) == (0 if o in declined else 1) for o in ids)
 
     try:
+        # kept: a helper of sync tests (here and on EventBridge) that stops subprocesses
         asyncio.run(main())
     finally:
         for service in services.values():
