@@ -26,6 +26,9 @@ class Partition:
         self.handed = handed
         #: Handed to the pipeline and not yet part of the committed prefix, offset order.
         self.entries: deque[KafkaInbound] = deque()
+        #: `entries` as runs of ``(upto offset, delivery_count)`` (the delivery record's
+        #: shape), kept as entries come and go so a commit does not walk them all.
+        self.runs: deque[tuple[int, int]] = deque()
         #: Handed and not acked yet.
         self.outstanding = 0
         #: The offset after the finished prefix (what to commit).
@@ -45,19 +48,34 @@ class Partition:
         if self.outstanding == 0 and self.drained is not None:
             self.drained.set()
 
+    def add(self, new: list[KafkaInbound]) -> None:
+        """Append records handed over (in offset order, after every entry)."""
+        self.entries.extend(new)
+        runs = self.runs
+        for entry in new:
+            count = entry.delivery_count
+            if runs and runs[-1][1] == count:
+                runs[-1] = (entry.offset, count)
+            else:
+                runs.append((entry.offset, count))
+
     def advance(self) -> int:
+        """Drop the finished prefix of `entries`; the offset after it (what to commit)."""
         entries = self.entries
         while entries and entries[0].done:
             self.next = entries.popleft().offset + 1
+        runs = self.runs
+        while runs and runs[0][0] < self.next:
+            runs.popleft()
         return self.next
 
     def metadata(self) -> str:
         """The delivery record beyond the finished prefix: what is handed in this assignment,
         then what earlier owners handed and this one has not fetched again yet."""
-        pairs = [(e.offset, e.delivery_count) for e in self.entries]
-        last = pairs[-1][0] if pairs else self.next - 1
-        pairs.extend(run for run in self.handed if run[0] > last)
-        return _handed.encode(pairs)
+        runs = list(self.runs)
+        last = runs[-1][0] if runs else self.next - 1
+        runs.extend(run for run in self.handed if run[0] > last)
+        return _handed.encode(runs)
 
 
 class KafkaInbound:
@@ -151,7 +169,7 @@ def take(parts: Mapping[Any, Partition], batches: Mapping[Any, list[Any]]) -> Fe
             count = _handed.count_for(handed, offset) + 1 if handed else 1
             new.append(KafkaInbound(to_wire(record), offset, count, part, record.timestamp))
             seen = offset
-        entries.extend(new)
+        part.add(new)
         if new:
             fetched.append((part, new))
     return fetched

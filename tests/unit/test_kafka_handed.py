@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from eventwire.backend import WireMessage
 from eventwire_kafka._handed import count_for, decode, encode
+from eventwire_kafka._records import KafkaInbound, Partition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_round_trip_merges_equal_counts_into_runs() -> None:
@@ -29,3 +33,29 @@ def test_many_runs_collapse_to_one_with_the_highest_count() -> None:
     runs = decode(encode(pairs))
     assert runs == [(199, 2)]
     assert len(encode(pairs)) < 4096  # Kafka's default offset.metadata.max.bytes
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 3), st.booleans(), st.integers(1, 4)), max_size=40),
+    st.lists(st.tuples(st.integers(0, 60), st.integers(1, 4)), max_size=4),
+)
+def test_a_partition_keeps_its_delivery_record_as_records_come_and_finish(
+    steps: list[tuple[int, bool, int]], handed: list[tuple[int, int]]
+) -> None:
+    """Whatever is fetched, finished and committed, the record a partition commits names
+    every unfinished entry's count, then what earlier owners handed beyond them."""
+    earlier = sorted({upto: count for upto, count in handed}.items())
+    part = Partition(None, 0, earlier)
+    offset = 0
+    for fetched, finish, count in steps:
+        new = [KafkaInbound(WireMessage(b"", {}), offset + i, count, part) for i in range(fetched)]
+        offset += fetched
+        part.add(new)
+        if finish:
+            for entry in list(part.entries)[: len(part.entries) // 2 + 1]:
+                entry.done = True
+        part.advance()
+        pairs = [(e.offset, e.delivery_count) for e in part.entries]
+        last = pairs[-1][0] if pairs else part.next - 1
+        assert part.metadata() == encode(pairs + [r for r in earlier if r[0] > last])
