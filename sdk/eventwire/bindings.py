@@ -14,8 +14,9 @@ Headers that carry no prefix are user headers and are kept as they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Literal
 
 from eventwire.envelope import Envelope, assemble, format_time, parse_time
@@ -72,6 +73,21 @@ _WRITE_NAMES: Mapping[str, Mapping[str, str]] = {
     b: {attr: prefix + attr for attr in _KNOWN} for b, prefix in BINDINGS.items()
 }
 _OPTIONAL = ("subject", "correlationid", "causationid", "dataversion")
+#: Per binding, what `from_headers` reads first: a getter of the required attributes' headers,
+#: then the names of time, subject, correlationid, causationid and dataversion.
+_FAST_NAMES: Mapping[
+    str, tuple[Callable[[Mapping[str, str]], tuple[str, str, str, str]], str, str, str, str, str]
+] = {
+    binding: (
+        itemgetter(*(names[attr] for attr in _REQUIRED)),
+        names["time"],
+        names["subject"],
+        names["correlationid"],
+        names["causationid"],
+        names["dataversion"],
+    )
+    for binding, names in _WRITE_NAMES.items()
+}
 #: The time of a message that carries none (``time`` is optional in CloudEvents).
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -126,6 +142,62 @@ def from_headers(headers: Mapping[str, str], binding: str = "kafka") -> Envelope
     Unknown CloudEvents extension attributes are kept as user headers (with their prefix),
     so nothing that arrives is lost.
     """
+    # The usual message first: only the names this binding writes, all text, a valid time.
+    # Anything else (user headers, other spellings or prefixes, values that are not text,
+    # a missing or broken attribute) is read header by header, with the errors.
+    fast = _FAST_NAMES.get(binding)
+    if fast is not None:
+        required, n_time, n_subject, n_correlation, n_causation, n_version = fast
+        try:
+            id_, type_, source, spec = required(headers)
+        except KeyError:
+            return _read_headers(headers, binding)
+        get = headers.get
+        text = get(n_time)
+        content = get(CONTENT_TYPE)
+        subject = get(n_subject)
+        correlation = get(n_correlation)
+        causation = get(n_causation)
+        version = get(n_version)
+        if (
+            str is id_.__class__ is type_.__class__ is source.__class__ is spec.__class__
+            and 4
+            + (text is not None)
+            + (content is not None)
+            + (subject is not None)
+            + (correlation is not None)
+            + (causation is not None)
+            + (version is not None)
+            == len(headers)
+            and (text is None or text.__class__ is str)
+            and (content is None or content.__class__ is str)
+            and (subject is None or subject.__class__ is str)
+            and (correlation is None or correlation.__class__ is str)
+            and (causation is None or causation.__class__ is str)
+            and (version is None or version.__class__ is str)
+        ):
+            try:
+                time = _EPOCH if text is None else _read_time(text)
+            except (ValueError, OverflowError):
+                return _read_headers(headers, binding)
+            return assemble(
+                id_,
+                type_,
+                source,
+                time,
+                spec,
+                "application/json" if content is None else content,
+                subject,
+                correlation,
+                causation,
+                version,
+                {},
+            )
+    return _read_headers(headers, binding)
+
+
+def _read_headers(headers: Mapping[str, str], binding: str) -> Envelope:
+    """`from_headers`, header by header."""
     prefix = _prefix(binding)
     names = _READ_NAMES[binding]
     attrs: dict[str, str] = {}

@@ -1,10 +1,14 @@
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from cloudevents.core.bindings import amqp, kafka, rabbitmq
 from cloudevents.core.v1.event import CloudEvent
 from eventwire import DecodeError, Envelope
-from eventwire.bindings import from_headers, to_headers
+from eventwire.bindings import BINDINGS, _read_headers, from_headers, to_headers
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def _envelope() -> Envelope:
@@ -148,3 +152,35 @@ def test_a_decoded_envelope_is_a_full_frozen_envelope() -> None:
         {"ce_id": "1", "ce_type": "t", "ce_source": "s", "ce_specversion": "1.0"}, "kafka"
     )
     assert (bare.subject, bare.time.year, bare.datacontenttype) == (None, 1970, "application/json")
+
+
+#: The attribute names (and one extension) and values, good and bad, of the headers below.
+_ATTRIBUTES = ["id", "type", "source", "specversion", "time", "subject", "correlationid"]
+_ATTRIBUTES += ["causationid", "dataversion", "partitionkey"]
+_ATTRIBUTE_VALUES = st.one_of(
+    st.sampled_from(["1", "2026-05-01T10:00:00.5Z", "2026-05-01T10:00:00+02:00", "", "nope"]),
+    st.integers(0, 2**40),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(sorted(BINDINGS)),
+    st.dictionaries(st.sampled_from(_ATTRIBUTES), _ATTRIBUTE_VALUES),
+    st.dictionaries(st.sampled_from(["content-type", "x-user", "CE_ID", "ce-type"]), st.text()),
+)
+def test_the_usual_message_and_any_other_read_the_same(
+    binding: str, attributes: dict[str, object], others: dict[str, str]
+) -> None:
+    """`from_headers` reads the usual message (only the names its binding writes, all text)
+    without the header-by-header loop; whatever the headers, both ways give the same
+    envelope or the same error."""
+    headers: dict[str, Any] = {BINDINGS[binding] + a: v for a, v in attributes.items()} | others
+
+    def read(reader: Callable[[Mapping[str, str], str], Envelope]) -> object:
+        try:
+            return reader(headers, binding)
+        except DecodeError as exc:
+            return str(exc)
+
+    assert read(from_headers) == read(_read_headers)
