@@ -19,7 +19,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,9 @@ from eventwire.errors import (
 from eventwire_redis import ChannelKeys, RedisBackend, RedisLeaseStore, RedisSettings
 from eventwire_redis._leases import Scripts
 
-from tests.backends._base import PingBase, namer, ping_model, run, wait_until
+from tests.backends._base import PingBase, namer, ping_model, wait_until
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
 unique = namer("redis")
@@ -119,11 +119,11 @@ def test_a_sentinel_url_names_the_sentinels_and_the_service() -> None:
         RedisSettings.parse("redis+sentinel://s1/orders?tls=true")
 
 
-def test_a_publish_no_replica_acknowledged_is_not_confirmed() -> None:
+async def test_a_publish_no_replica_acknowledged_is_not_confirmed() -> None:
     """``replica_acks=1`` on a server without replicas: ``WAIT`` counts none, so the publish
     fails with `PublishError` instead of being confirmed."""
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         backend = RedisBackend(URL, {"replica_acks": 1, "replica_timeout": 0.1})
         await backend.connect()
         try:
@@ -131,8 +131,6 @@ def test_a_publish_no_replica_acknowledged_is_not_confirmed() -> None:
                 await backend.publish(unique("wait"), [WireMessage(b"{}", {}, "k")])
         finally:
             await backend.close()
-
-    run(scenario)
 
 
 @pytest.mark.parametrize(
@@ -171,13 +169,13 @@ def test_bad_scheme_and_port() -> None:
 # -- round trip and topology ---------------------------------------------------------------
 
 
-def test_roundtrip_and_what_is_created_on_the_server() -> None:
+async def test_roundtrip_and_what_is_created_on_the_server() -> None:
     channel = unique("rt")
     model = ping_model(channel)
     group = unique("grp")
     got: list[tuple[PingBase, Delivery]] = []
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         bus = EventBus(URL, source="tests/redis", backend_options={"shards": 4})
 
         @bus.subscribe(model, group=group, concurrency=4)
@@ -212,7 +210,6 @@ def test_roundtrip_and_what_is_created_on_the_server() -> None:
             await client.aclose()
             await delete_channel(channel)
 
-    run(scenario)
     by_seq = {event.seq: delivery for event, delivery in got}
     assert sorted(by_seq) == list(range(30))
     assert by_seq[0].headers["$weird"] == "dollar"
@@ -224,12 +221,12 @@ def test_roundtrip_and_what_is_created_on_the_server() -> None:
     assert all(seqs == sorted(seqs) for seqs in per_key.values())
 
 
-def test_dead_letters_go_to_the_dlq_stream_and_replay() -> None:
+async def test_dead_letters_go_to_the_dlq_stream_and_replay() -> None:
     channel = unique("dlq")
     model = ping_model(channel)
     attempts: list[int] = []
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         bus = EventBus(URL, source="tests/redis")
 
         @bus.subscribe(model, group=unique("grp"), retry=FAST)
@@ -265,15 +262,14 @@ def test_dead_letters_go_to_the_dlq_stream_and_replay() -> None:
         finally:
             await delete_channel(channel)
 
-    run(scenario)
     assert attempts == [1, 1]
 
 
-def test_message_too_large_is_refused_before_sending() -> None:
+async def test_message_too_large_is_refused_before_sending() -> None:
     channel = unique("big")
     ping_model(channel)
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         backend = RedisBackend(URL, {"max_message_bytes": 4096})
         assert backend.capabilities.max_message_bytes == 4096
         await backend.connect()
@@ -287,11 +283,9 @@ def test_message_too_large_is_refused_before_sending() -> None:
             await backend.close()
             await delete_channel(channel)
 
-    run(scenario)
 
-
-def test_default_limit_follows_the_server() -> None:
-    async def scenario() -> None:
+async def test_default_limit_follows_the_server() -> None:
+    async with asyncio.timeout(60):
         backend = RedisBackend(URL, {"max_message_bytes": 10**10})
         await backend.connect()
         try:
@@ -300,13 +294,11 @@ def test_default_limit_follows_the_server() -> None:
         finally:
             await backend.close()
 
-    run(scenario)
 
-
-def test_browse_lists_a_dead_letter_channel_in_order_and_merges_shards() -> None:
+async def test_browse_lists_a_dead_letter_channel_in_order_and_merges_shards() -> None:
     channel = unique("browse")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         backend = RedisBackend(URL, {})
         await backend.connect()
         try:
@@ -331,13 +323,11 @@ def test_browse_lists_a_dead_letter_channel_in_order_and_merges_shards() -> None
             await backend.close()
             await delete_channel(channel)
 
-    run(scenario)
 
-
-def test_delete_channel_removes_every_key_of_the_channel_only() -> None:
+async def test_delete_channel_removes_every_key_of_the_channel_only() -> None:
     channel, other = unique("del"), unique("keep")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         backend = RedisBackend(URL, {"shards": 2})
         await backend.connect()
         try:
@@ -362,16 +352,14 @@ def test_delete_channel_removes_every_key_of_the_channel_only() -> None:
             await delete_channel(channel)
             await delete_channel(other)
 
-    run(scenario)
-
 
 # -- failures that must be clear -----------------------------------------------------------
 
 
-def test_unreachable_host_fails_fast_without_secrets(log_text: io.StringIO) -> None:
+async def test_unreachable_host_fails_fast_without_secrets(log_text: io.StringIO) -> None:
     url = f"redis://app:{SECRET}@127.0.0.1:{closed_port()}/0"
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         bus = EventBus(url, backend_options={"connect_timeout": 2})
         assert SECRET not in repr(bus) and SECRET not in bus.url
         assert SECRET not in repr(bus.backend)
@@ -383,12 +371,11 @@ def test_unreachable_host_fails_fast_without_secrets(log_text: io.StringIO) -> N
         assert "cannot connect to redis at redis://127.0.0.1:" in text
         assert SECRET not in text and SECRET not in repr(info.value)
 
-    run(scenario)
     assert SECRET not in log_text.getvalue()
 
 
 @pytest.fixture
-def acl_user() -> Iterator[str]:
+async def acl_user() -> AsyncIterator[str]:
     """A Redis ACL user with password SECRET, removed afterwards."""
     name = unique("user")
 
@@ -409,11 +396,13 @@ def acl_user() -> Iterator[str]:
         finally:
             await client.aclose()
 
-    run(lambda: setup(True))
+    async with asyncio.timeout(60):
+        await setup(True)
     try:
         yield name
     finally:
-        run(lambda: setup(False))
+        async with asyncio.timeout(60):
+            await setup(False)
 
 
 def _with_credentials(user: str, password: str, db: int = 0) -> str:
@@ -421,12 +410,12 @@ def _with_credentials(user: str, password: str, db: int = 0) -> str:
     return f"redis://{user}:{password}@{host}/{db}"
 
 
-def test_acl_user_and_wrong_password(acl_user: str, log_text: io.StringIO) -> None:
+async def test_acl_user_and_wrong_password(acl_user: str, log_text: io.StringIO) -> None:
     channel = unique("acl")
     model = ping_model(channel)
     wrong = "Wr0ng-" + SECRET
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         with pytest.raises(BackendUnavailableError) as info:
             await RedisBackend(_with_credentials(acl_user, wrong), {}).connect()
         text = str(info.value)
@@ -450,24 +439,21 @@ def test_acl_user_and_wrong_password(acl_user: str, log_text: io.StringIO) -> No
         finally:
             await delete_channel(channel)
 
-    run(scenario)
     assert SECRET not in log_text.getvalue() and wrong not in log_text.getvalue()
 
 
-def test_missing_database_is_named() -> None:
-    async def scenario() -> None:
+async def test_missing_database_is_named() -> None:
+    async with asyncio.timeout(60):
         host = URL.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
         with pytest.raises(BackendUnavailableError) as info:
             await RedisBackend(f"redis://{host}/4000", {}).connect()
         assert "has no database 4000" in str(info.value)
 
-    run(scenario)
-
 
 # -- groups, shards and crashes ------------------------------------------------------------
 
 
-def test_members_share_shards_and_a_crashed_member_is_taken_over() -> None:
+async def test_members_share_shards_and_a_crashed_member_is_taken_over() -> None:
     channel = unique("crash")
     model = ping_model(channel)
     group = unique("grp")
@@ -476,7 +462,7 @@ def test_members_share_shards_and_a_crashed_member_is_taken_over() -> None:
     survivor_got: dict[int, int] = {}
     never = asyncio.Event()
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         victim = EventBus(URL, backend_options=options)
         survivor = EventBus(URL, backend_options=options)
         publisher = EventBus(URL)
@@ -507,18 +493,17 @@ def test_members_share_shards_and_a_crashed_member_is_taken_over() -> None:
             await survivor.close()
             await delete_channel(channel)
 
-    run(scenario)
     assert sorted(survivor_got) == list(range(16))
     # What the victim held comes back with a higher delivery count.
     assert all(survivor_got[seq] >= 2 for seq in held), (held, survivor_got)
 
 
-def test_second_member_gets_half_of_the_shards() -> None:
+async def test_second_member_gets_half_of_the_shards() -> None:
     channel = unique("share")
     model = ping_model(channel)
     group = unique("grp")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         a, b = EventBus(URL), EventBus(URL)
         for bus in (a, b):
 
@@ -541,15 +526,13 @@ def test_second_member_gets_half_of_the_shards() -> None:
         finally:
             await delete_channel(channel)
 
-    run(scenario)
 
-
-def test_the_lease_store_answers_as_the_shard_coordinator_expects() -> None:
+async def test_the_lease_store_answers_as_the_shard_coordinator_expects() -> None:
     """`RedisLeaseStore` on the real server: renew, acquire, deny, release, leave, and a
     lease that expired while nobody took it is acquired again by its old holder."""
     channel = unique("lease")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         client = raw_client()
         try:
             keys = ChannelKeys("", channel, 3)
@@ -577,84 +560,78 @@ def test_the_lease_store_answers_as_the_shard_coordinator_expects() -> None:
             await client.aclose()
             await delete_channel(channel)
 
-    run(scenario)
 
-
-def test_unread_entries_trimmed_away_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+async def test_unread_entries_trimmed_away_are_reported(caplog: pytest.LogCaptureFixture) -> None:
     channel = unique("trim")
     model = ping_model(channel)
     group = unique("grp")
     got: list[int] = []
 
-    async def scenario() -> None:
-        bus = EventBus(URL)
-
-        @bus.subscribe(model, group=group)
-        async def handle(event: PingBase) -> None:
-            got.append(event.seq)
-
-        async with bus:  # creates the group, then leaves
-            pass
-        publisher = EventBus(URL)
-        async with publisher:
-            await publisher.publish_many(model(key="same", seq=i) for i in range(10))
-        client = raw_client()
-        try:
-            shard = __import__("zlib").crc32(b"same") % 8
-            await client.xtrim(f"{channel}:{shard}", maxlen=3, approximate=False)
-        finally:
-            await client.aclose()
-        again = EventBus(URL)
-        again.subscribe(model, group=group)(handle)
-        try:
-            async with again:
-                await wait_until(lambda: len(got) >= 3, "the retained events")
-                assert again.backend.trimmed_entries == 7  # type: ignore[attr-defined]
-        finally:
-            await delete_channel(channel)
-
     with caplog.at_level(logging.ERROR, logger="eventwire.redis"):
-        run(scenario)
+        async with asyncio.timeout(60):
+            bus = EventBus(URL)
+
+            @bus.subscribe(model, group=group)
+            async def handle(event: PingBase) -> None:
+                got.append(event.seq)
+
+            async with bus:  # creates the group, then leaves
+                pass
+            publisher = EventBus(URL)
+            async with publisher:
+                await publisher.publish_many(model(key="same", seq=i) for i in range(10))
+            client = raw_client()
+            try:
+                shard = __import__("zlib").crc32(b"same") % 8
+                await client.xtrim(f"{channel}:{shard}", maxlen=3, approximate=False)
+            finally:
+                await client.aclose()
+            again = EventBus(URL)
+            again.subscribe(model, group=group)(handle)
+            try:
+                async with again:
+                    await wait_until(lambda: len(got) >= 3, "the retained events")
+                    assert again.backend.trimmed_entries == 7  # type: ignore[attr-defined]
+            finally:
+                await delete_channel(channel)
     assert got == [7, 8, 9]
     assert any("7 never read event(s)" in r.getMessage() for r in caplog.records)
 
 
-def test_pending_entries_trimmed_away_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+async def test_pending_entries_trimmed_away_are_reported(caplog: pytest.LogCaptureFixture) -> None:
     channel = unique("trimp")
     group = unique("grp")
     handed: list[bytes] = []
 
-    async def scenario() -> None:
-        first = RedisBackend(URL, {"lease_ttl": 1.0})
-        await first.connect()
-        spec = SubscriptionSpec(channel=channel, group=group, member_prefix="first")
-
-        async def take(inbound: Any) -> None:
-            handed.append(inbound.message.body)
-
-        await first.subscribe(spec, take)
-        await first.publish(channel, [WireMessage(b"%d" % i, {}, "same") for i in range(5)])
-        await wait_until(lambda: len(handed) >= 5, "five deliveries")
-        await first.abort()  # nothing acked
-        client = raw_client()
-        try:
-            shard = __import__("zlib").crc32(b"same") % 8
-            await client.xtrim(f"{channel}:{shard}", maxlen=0, approximate=False)
-        finally:
-            await client.aclose()
-        second = RedisBackend(URL, {"lease_ttl": 1.0})
-        await second.connect()
-        try:
-            await second.subscribe(
-                SubscriptionSpec(channel=channel, group=group, member_prefix="second"), take
-            )
-            await wait_until(lambda: second.trimmed_entries == 5, "the report", 20)
-        finally:
-            await second.close()
-            await delete_channel(channel)
-
     with caplog.at_level(logging.ERROR, logger="eventwire.redis"):
-        run(scenario)
+        async with asyncio.timeout(60):
+            first = RedisBackend(URL, {"lease_ttl": 1.0})
+            await first.connect()
+            spec = SubscriptionSpec(channel=channel, group=group, member_prefix="first")
+
+            async def take(inbound: Any) -> None:
+                handed.append(inbound.message.body)
+
+            await first.subscribe(spec, take)
+            await first.publish(channel, [WireMessage(b"%d" % i, {}, "same") for i in range(5)])
+            await wait_until(lambda: len(handed) >= 5, "five deliveries")
+            await first.abort()  # nothing acked
+            client = raw_client()
+            try:
+                shard = __import__("zlib").crc32(b"same") % 8
+                await client.xtrim(f"{channel}:{shard}", maxlen=0, approximate=False)
+            finally:
+                await client.aclose()
+            second = RedisBackend(URL, {"lease_ttl": 1.0})
+            await second.connect()
+            try:
+                await second.subscribe(
+                    SubscriptionSpec(channel=channel, group=group, member_prefix="second"), take
+                )
+                await wait_until(lambda: second.trimmed_entries == 5, "the report", 20)
+            finally:
+                await second.close()
+                await delete_channel(channel)
     assert len(handed) == 5  # nothing was delivered a second time: it is gone
     assert any("5 pending" in r.getMessage() for r in caplog.records)
 
@@ -700,13 +677,13 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
         process.wait(timeout=10)
 
 
-def test_tls_roundtrip_and_untrusted_certificate(tls_server: tuple[int, Path]) -> None:
+async def test_tls_roundtrip_and_untrusted_certificate(tls_server: tuple[int, Path]) -> None:
     port, ca = tls_server
     channel = unique("tls")
     model = ping_model(channel)
     got: list[int] = []
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         with pytest.raises(BackendUnavailableError) as info:
             await RedisBackend(f"rediss://127.0.0.1:{port}/0", {"connect_timeout": 3}).connect()
         assert "rediss://127.0.0.1" in str(info.value)
@@ -720,10 +697,8 @@ def test_tls_roundtrip_and_untrusted_certificate(tls_server: tuple[int, Path]) -
             await bus.publish(model(key="k", seq=3))
             await wait_until(lambda: got == [3], "the event over TLS")
 
-    run(scenario)
 
-
-def test_a_lone_member_takes_its_shards_back_after_a_blocked_loop() -> None:
+async def test_a_lone_member_takes_its_shards_back_after_a_blocked_loop() -> None:
     """A member whose leases expired while nobody else took its shards (its event loop was
     blocked longer than ``lease_ttl``) takes them back and delivers everything, per key in
     order."""
@@ -733,7 +708,7 @@ def test_a_lone_member_takes_its_shards_back_after_a_blocked_loop() -> None:
     lease_ttl = 1.0
     got: list[tuple[str, int]] = []
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         bus = EventBus(URL, backend_options={"lease_ttl": lease_ttl, "shards": 4})
 
         @bus.subscribe(model, group=group, concurrency=4)
@@ -758,7 +733,6 @@ def test_a_lone_member_takes_its_shards_back_after_a_blocked_loop() -> None:
         finally:
             await delete_channel(channel)
 
-    run(scenario)
     assert {s for _, s in got} == set(range(40))
     per_key: dict[str, list[int]] = {}
     for key, seq in got:
