@@ -31,9 +31,9 @@ from eventwire.errors import (
 )
 from eventwire_kafka import KafkaBackend, KafkaSettings
 
-from tests.backends._base import PingBase, namer, ping_model, run, wait_until
+from tests.backends._base import PingBase, namer, ping_model, wait_until
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_KAFKA_URL") or "kafka://127.0.0.1:9092"
 unique = namer("kafka")
@@ -183,22 +183,19 @@ def _capture_logs() -> tuple[io.StringIO, _Capture]:
     return handler.stream_text, handler
 
 
-def test_unreachable_broker_fails_fast_and_quietly() -> None:
+async def test_unreachable_broker_fails_fast_and_quietly() -> None:
     stream, handler = _capture_logs()
     try:
-
-        async def scenario() -> tuple[float, str, int, int]:
+        async with asyncio.timeout(60):
             bus = EventBus("kafka://127.0.0.1:1?connect_timeout=5", source="t")
             started = time.monotonic()
             with pytest.raises(BackendUnavailableError) as info:
                 await bus.start()
             elapsed = time.monotonic() - started
             assert info.value.__cause__ is not None  # the client's error, for debugging
-            lines_after_failure = stream.getvalue().count("\n")
+            before = stream.getvalue().count("\n")
             await asyncio.sleep(1.5)  # no reconnect loop keeps logging
-            return elapsed, str(info.value), lines_after_failure, stream.getvalue().count("\n")
-
-        elapsed, message, before, after = run(scenario)
+            message, after = str(info.value), stream.getvalue().count("\n")
     finally:
         handler.remove()
     assert elapsed < 10
@@ -206,7 +203,7 @@ def test_unreachable_broker_fails_fast_and_quietly() -> None:
     assert after == before, stream.getvalue()[-2000:]
 
 
-def test_credentials_never_leak() -> None:
+async def test_credentials_never_leak() -> None:
     stream, handler = _capture_logs()
     url = f"kafka://alice:{SECRET}@{BOOTSTRAP}?sasl_mechanism=SCRAM-SHA-256&connect_timeout=5"
     texts: list[str] = []
@@ -222,12 +219,10 @@ def test_credentials_never_leak() -> None:
         assert isinstance(backend, KafkaBackend)
         texts += [repr(bus), bus.url, repr(backend), backend.url, repr(backend.settings)]
 
-        async def failed_connect() -> str:
-            with pytest.raises(BackendUnavailableError) as info:
+        with pytest.raises(BackendUnavailableError) as info:
+            async with asyncio.timeout(60):
                 await bus.start()
-            return str(info.value)
-
-        texts.append(run(failed_connect))
+        texts.append(str(info.value))
     finally:
         handler.remove()
     for text in texts:
@@ -254,8 +249,8 @@ def test_generated_asyncapi_has_no_credentials() -> None:
 # -- topics --------------------------------------------------------------------------------
 
 
-def test_illegal_topic_names_fail_before_anything_is_sent() -> None:
-    async def scenario() -> None:
+async def test_illegal_topic_names_fail_before_anything_is_sent() -> None:
+    async with asyncio.timeout(60):
         backend = KafkaBackend(URL, {})
         await backend.connect()
         try:
@@ -272,13 +267,11 @@ def test_illegal_topic_names_fail_before_anything_is_sent() -> None:
         finally:
             await backend.close()
 
-    run(scenario)
 
-
-def test_topics_are_created_with_partitions_limit_and_dlq() -> None:
+async def test_topics_are_created_with_partitions_limit_and_dlq() -> None:
     channel = unique("topo")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         bus = EventBus(URL, source="t", backend_options={"partitions": 3})
         ping = ping_model(channel)
 
@@ -299,13 +292,11 @@ def test_topics_are_created_with_partitions_limit_and_dlq() -> None:
         assert replicas == {1}
         assert bus.backend.capabilities.max_message_bytes == 8 * 1024 * 1024
 
-    run(scenario)
 
-
-def test_event_over_the_topics_limit_fails_at_publish_naming_it() -> None:
+async def test_event_over_the_topics_limit_fails_at_publish_naming_it() -> None:
     channel = unique("small")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         from aiokafka.admin import NewTopic
 
         admin = await admin_client()
@@ -326,13 +317,11 @@ def test_event_over_the_topics_limit_fails_at_publish_naming_it() -> None:
             records = await bus.backend.browse(channel, 100)
             assert [json.loads(r.body)["seq"] for r in records] == [1]  # nothing else sent
 
-    run(scenario)
 
-
-def test_large_event_roundtrips() -> None:
+async def test_large_event_roundtrips() -> None:
     channel = unique("large")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         ping = ping_model(channel)
         got: list[int] = []
         bus = EventBus(URL, source="t")
@@ -345,16 +334,14 @@ def test_large_event_roundtrips() -> None:
             await bus.publish(ping(key="a", seq=1, data="y" * (3 * 1024 * 1024)))
             await wait_until(lambda: got == [3 * 1024 * 1024], "the 3 MiB event")
 
-    run(scenario)
-
 
 # -- keys, partitions, browse --------------------------------------------------------------
 
 
-def test_event_key_is_the_record_key_and_one_key_one_partition() -> None:
+async def test_event_key_is_the_record_key_and_one_key_one_partition() -> None:
     channel = unique("keys")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         ping = ping_model(channel)
         async with EventBus(URL, source="t") as bus:
             await bus.publish(ping(key="alpha", seq=0))
@@ -377,10 +364,8 @@ def test_event_key_is_the_record_key_and_one_key_one_partition() -> None:
             seqs = [json.loads(r.value)["seq"] for r in records if r.key == key]
             assert seqs == sorted(seqs)
 
-    run(scenario)
 
-
-def test_a_producer_the_broker_no_longer_accepts_is_replaced_and_nothing_is_lost(
+async def test_a_producer_the_broker_no_longer_accepts_is_replaced_and_nothing_is_lost(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """After a broker restart the broker may refuse the idempotent producer's next sequence
@@ -395,32 +380,30 @@ def test_a_producer_the_broker_no_longer_accepts_is_replaced_and_nothing_is_lost
     def messages(*seqs: int) -> list[WireMessage]:
         return [WireMessage(str(i).encode(), {"ce_id": f"e{i}"}, key="k") for i in seqs]
 
-    async def scenario() -> None:
-        backend = KafkaBackend(URL, {"partitions": 1})
-        await backend.connect()
-        try:
-            await backend.publish(channel, messages(0))
-            first = backend._producers.current  # type: ignore[union-attr]
-            first._txn_manager.increment_sequence_number(TopicPartition(channel, 0), 5)
-            await backend.publish(channel, messages(1))
-            second = backend._producers.current  # type: ignore[union-attr]
-            assert second is not first
-            second._txn_manager.increment_sequence_number(TopicPartition(channel, 0), 5)
-            await backend.publish(channel, messages(*range(2, 22)))
-            await backend.publish(channel, messages(22))
-            bodies = [int(m.body) for m in await backend.browse(channel, 100)]
-        finally:
-            await backend.close()
-        assert bodies == list(range(23))
-
     with caplog.at_level(logging.WARNING, logger="eventwire"):
-        run(scenario)
+        async with asyncio.timeout(60):
+            backend = KafkaBackend(URL, {"partitions": 1})
+            await backend.connect()
+            try:
+                await backend.publish(channel, messages(0))
+                first = backend._producers.current  # type: ignore[union-attr]
+                first._txn_manager.increment_sequence_number(TopicPartition(channel, 0), 5)
+                await backend.publish(channel, messages(1))
+                second = backend._producers.current  # type: ignore[union-attr]
+                assert second is not first
+                second._txn_manager.increment_sequence_number(TopicPartition(channel, 0), 5)
+                await backend.publish(channel, messages(*range(2, 22)))
+                await backend.publish(channel, messages(22))
+                bodies = [int(m.body) for m in await backend.browse(channel, 100)]
+            finally:
+                await backend.close()
+            assert bodies == list(range(23))
     logged = [r.getMessage() for r in caplog.records]
     assert any("Kafka producer failed (OutOfOrderSequenceNumber" in m for m in logged), logged
     assert any("Kafka producer works again" in m for m in logged), logged
 
 
-def test_a_burst_of_concurrent_publishes_waits_in_one_batch_not_behind_many() -> None:
+async def test_a_burst_of_concurrent_publishes_waits_in_one_batch_not_behind_many() -> None:
     """The producer keeps one open record batch per partition; a publish that finds it full
     waits until the sender has taken it, and that wait counts against `request_timeout_ms`.
     With batches of a few records (``max_batch_bytes=1024``: the fault planted here) a
@@ -445,8 +428,10 @@ def test_a_burst_of_concurrent_publishes_waits_in_one_batch_not_behind_many() ->
             await backend.close()
         return [r for r in results if isinstance(r, BaseException)]
 
-    assert run(lambda: burst({})) == []
-    starved = run(lambda: burst({"max_batch_bytes": 1024, "request_timeout_ms": 1000}))
+    async with asyncio.timeout(60):
+        assert await burst({}) == []
+    async with asyncio.timeout(60):
+        starved = await burst({"max_batch_bytes": 1024, "request_timeout_ms": 1000})
     assert starved, "1000 publishes in batches of 1 KiB all made it within 1 s"
     assert "KafkaTimeoutError" in str(starved[0]), starved[0]
 
@@ -454,10 +439,10 @@ def test_a_burst_of_concurrent_publishes_waits_in_one_batch_not_behind_many() ->
 # -- consuming -----------------------------------------------------------------------------
 
 
-def test_commit_never_passes_an_unsettled_event() -> None:
+async def test_commit_never_passes_an_unsettled_event() -> None:
     channel, group = unique("commit"), unique("g")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         ping = ping_model(channel)
         release = asyncio.Event()
         done: list[int] = []
@@ -487,13 +472,11 @@ def test_commit_never_passes_an_unsettled_event() -> None:
                 assert time.monotonic() < deadline, "the commit did not move past the prefix"
                 await asyncio.sleep(0.05)
 
-    run(scenario)
 
-
-def test_new_group_starts_at_the_end_and_from_beginning_at_the_start() -> None:
+async def test_new_group_starts_at_the_end_and_from_beginning_at_the_start() -> None:
     channel = unique("start")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         ping = ping_model(channel)
         latest: list[int] = []
         earliest: list[int] = []
@@ -514,8 +497,6 @@ def test_new_group_starts_at_the_end_and_from_beginning_at_the_start() -> None:
                 await wait_until(lambda: earliest == [1, 2] and latest == [2], "deliveries")
                 await asyncio.sleep(0.3)
         assert latest == [2] and earliest == [1, 2]
-
-    run(scenario)
 
 
 class _LateOffsetFetch(KafkaBackend):
@@ -544,7 +525,7 @@ class _LateOffsetFetch(KafkaBackend):
         return consumer
 
 
-def test_records_the_client_fetched_while_the_member_joined_are_handed() -> None:
+async def test_records_the_client_fetched_while_the_member_joined_are_handed() -> None:
     """A new `from_beginning` group and a group resuming at its committed offsets both get
     the records that were there when they joined, though the client fetched them ahead
     while the coordinator was slow to answer: the member starts where the group starts
@@ -569,7 +550,7 @@ def test_records_the_client_fetched_while_the_member_joined_are_handed() -> None
             await subscription.close()
         return got
 
-    async def scenario() -> tuple[list[bytes], list[bytes]]:
+    async with asyncio.timeout(120):
         backend = KafkaBackend(URL, one)
         await backend.connect()
         try:
@@ -584,11 +565,10 @@ def test_records_the_client_fetched_while_the_member_joined_are_handed() -> None
         await slow.connect()
         try:
             from_start = await handed(slow, SubscriptionSpec(channel, fresh, from_beginning=True))
-            return from_start, await handed(slow, SubscriptionSpec(channel, resumed))
+            resuming = await handed(slow, SubscriptionSpec(channel, resumed))
         finally:
             await slow.close()
 
-    from_start, resuming = run(scenario, timeout=120)
     events = [f"e{i}".encode() for i in range(5)]
     assert from_start == events, f"the new from_beginning group got {from_start}"
     assert resuming == events, f"the group resuming at its committed offsets got {resuming}"
@@ -660,14 +640,14 @@ class _RecordingConsumers(KafkaBackend):
         return consumer
 
 
-def test_members_fetch_with_the_fetch_max_wait_ms_option() -> None:
+async def test_members_fetch_with_the_fetch_max_wait_ms_option() -> None:
     """aiokafka sends no fetch to a broker while one waits there for partitions with
     nothing new, so its default wait (500 ms) could stall a drain for half a second: a
     member's consumer waits `fetch_max_wait_ms` (default 100)."""
     channel = unique("fetchwait")
 
-    async def scenario() -> list[int]:
-        waits = []
+    waits = []
+    async with asyncio.timeout(60):
         for options in ({}, {"fetch_max_wait_ms": 40}):
             backend = _RecordingConsumers(URL, options)
             await backend.connect()
@@ -676,9 +656,8 @@ def test_members_fetch_with_the_fetch_max_wait_ms_option() -> None:
                 waits.append(backend.consumers[-1]._fetch_max_wait_ms)
             finally:
                 await backend.close()
-        return waits
 
-    assert run(scenario, timeout=60) == [100, 40]
+    assert waits == [100, 40]
 
 
 class _FetchFailsOnce(_RecordingConsumers):
@@ -701,16 +680,16 @@ class _FetchFailsOnce(_RecordingConsumers):
         return consumer
 
 
-def test_a_fetch_that_fails_with_any_error_is_retried_and_nothing_is_lost() -> None:
+async def test_a_fetch_that_fails_with_any_error_is_retried_and_nothing_is_lost() -> None:
     channel, group = unique("fetchfail"), unique("g")
 
-    async def scenario() -> tuple[list[bytes], int]:
-        got: list[bytes] = []
+    got: list[bytes] = []
 
-        async def keep(inbound: Any) -> None:
-            got.append(bytes(inbound.message.body))
-            await inbound.ack()
+    async def keep(inbound: Any) -> None:
+        got.append(bytes(inbound.message.body))
+        await inbound.ack()
 
+    async with asyncio.timeout(60):
         backend = _FetchFailsOnce(URL, {"partitions": 1})
         await backend.connect()
         try:
@@ -719,21 +698,19 @@ def test_a_fetch_that_fails_with_any_error_is_retried_and_nothing_is_lost() -> N
             await wait_until(lambda: len(got) == 5, "the five records", 30)
         finally:
             await backend.close()
-        return got, backend.failed
 
-    got, failed = run(scenario, timeout=60)
-    assert failed == 1
+    assert backend.failed == 1
     assert got == [b"0", b"1", b"2", b"3", b"4"]
 
 
-def test_subscribe_returns_only_once_the_starting_positions_are_committed() -> None:
+async def test_subscribe_returns_only_once_the_starting_positions_are_committed() -> None:
     """The commit of a new group's starting positions fails (the member was dropped from the
     group meanwhile). `subscribe` must not return then (a publish right after it would fall
     before the position the next assignment starts at): it rejoins and returns once they
     are committed. Every commit after the failed one waits until the test has looked."""
     channel, group = unique("startpos"), unique("g")
 
-    async def scenario() -> tuple[dict[int, int] | None, dict[int, int], list[int]]:
+    async with asyncio.timeout(120):
         backend = _DroppedWhileCommitting(URL, _DROPPABLE, group)
         await backend.connect()
         try:
@@ -743,12 +720,11 @@ def test_subscribe_returns_only_once_the_starting_positions_are_committed() -> N
             at_return = await committed(group, channel) if joining.done() else None
             backend.gate.set()
             subscription = await joining
-            return at_return, await committed(group, channel), subscription.partitions
+            positions, held = await committed(group, channel), subscription.partitions
         finally:
             backend.gate.set()
             await backend.close()
 
-    at_return, positions, held = run(scenario, timeout=120)
     assert at_return is None, (
         f"subscribe returned before the starting positions were committed (committed: {at_return})"
     )
@@ -756,30 +732,29 @@ def test_subscribe_returns_only_once_the_starting_positions_are_committed() -> N
     assert sorted(positions) == held, positions
 
 
-def test_subscribe_that_never_commits_the_starting_positions_fails_naming_why() -> None:
+async def test_subscribe_that_never_commits_the_starting_positions_fails_naming_why() -> None:
     """The same failed commit, and then no commit ever returns: `subscribe` gives up after
     its bound (here 2 + 6 + 0 + 10 s) with an error that says what did not happen and why."""
     channel, group = unique("nostart"), unique("g")
     options = {**_DROPPABLE, "connect_timeout": 2, "revoke_timeout_ms": 0}
 
-    async def scenario() -> BaseException:
+    async with asyncio.timeout(120):
         backend = _DroppedWhileCommitting(URL, options, group)
         await backend.connect()
         try:
             with pytest.raises(BackendUnavailableError) as failed:
                 await backend.subscribe(SubscriptionSpec(channel, group), _ack)
-            return failed.value
         finally:
             backend.gate.set()
             await backend.close()
 
-    error = str(run(scenario, timeout=120))
+    error = str(failed.value)
     assert f"Kafka group {group!r} on topic {channel!r}" in error, error
     assert "starting positions were not committed within 18 s" in error, error
     assert "CommitFailedError (UnknownMemberIdError" in error, error
 
 
-def test_close_settles_and_abort_commits_nothing() -> None:
+async def test_close_settles_and_abort_commits_nothing() -> None:
     channel, group = unique("stop"), unique("g")
     options = {"commit_interval_ms": 60_000}  # only close / revoke commit
 
@@ -793,7 +768,7 @@ def test_close_settles_and_abort_commits_nothing() -> None:
         await bus.start()
         return bus
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         ping = ping_model(channel)
         async with EventBus(URL, source="t") as publisher:
             first: list[int] = []
@@ -813,10 +788,8 @@ def test_close_settles_and_abort_commits_nothing() -> None:
             await bus.close()
         assert third == [10]
 
-    run(scenario)
 
-
-def test_a_crashed_members_held_events_come_back_with_delivery_count_two() -> None:
+async def test_a_crashed_members_held_events_come_back_with_delivery_count_two() -> None:
     """The member that held the events is gone (aborted: nothing committed, no revoke), so
     only the commit metadata it wrote before handing them over tells the next owner."""
     channel, group = unique("count"), unique("g")
@@ -834,7 +807,7 @@ def test_a_crashed_members_held_events_come_back_with_delivery_count_two() -> No
         await bus.start()
         return bus
 
-    async def scenario() -> tuple[dict[int, int], dict[int, int]]:
+    async with asyncio.timeout(60):
         ping = ping_model(channel)
         async with EventBus(URL, source="t") as publisher:
             first: dict[int, int] = {}
@@ -848,17 +821,15 @@ def test_a_crashed_members_held_events_come_back_with_delivery_count_two() -> No
             await publisher.publish(ping(key="new", seq=4))
             await wait_until(lambda: 4 in second, "a new event")
             await bus.close()
-        return first, second
 
-    first, second = run(scenario)
     assert first == {0: 1, 1: 1, 2: 1, 3: 1}
     assert second == {0: 2, 1: 2, 2: 2, 3: 2, 4: 1}
 
 
-def test_rebalance_gives_back_nothing_twice_and_loses_nothing() -> None:
+async def test_rebalance_gives_back_nothing_twice_and_loses_nothing() -> None:
     channel, group = unique("rebalance"), unique("g")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(120):
         ping = ping_model(channel)
         seen: list[tuple[str, int]] = []
         gate = asyncio.Event()
@@ -894,13 +865,11 @@ def test_rebalance_gives_back_nothing_twice_and_loses_nothing() -> None:
         assert ("first", 0) in seen
         assert {name for name, _ in seen} == {"first", "second"}
 
-    run(scenario, timeout=120)
 
-
-def test_dead_letters_go_to_the_dlq_topic() -> None:
+async def test_dead_letters_go_to_the_dlq_topic() -> None:
     channel = unique("dlq")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(60):
         ping = ping_model(channel)
         done: list[int] = []
         bus = EventBus(URL, source="t")
@@ -920,5 +889,3 @@ def test_dead_letters_go_to_the_dlq_topic() -> None:
         headers = {k: v.decode() for k, v in records[0].headers}
         assert records[0].key == b"a" and json.loads(records[0].value)["seq"] == 1
         assert any("reason" in k for k in headers)
-
-    run(scenario)
