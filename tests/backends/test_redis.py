@@ -19,6 +19,7 @@ import socket
 import subprocess
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ async def test_roundtrip_and_what_is_created_on_the_server() -> None:
                 groups = await client.xinfo_groups(f"{channel}:{n}")
                 assert [g["name"] for g in groups] == [group.encode()]
                 assert groups[0]["pending"] == 0  # everything acked
-            shard = __import__("zlib").crc32(b"a") % 4
+            shard = zlib.crc32(b"a") % 4
             entries = await client.xrange(f"{channel}:{shard}", count=100) or []
             first = next(f for _, f in entries if f and b'"seq":0' in f[b"$body"])
             assert first is not None
@@ -561,6 +562,16 @@ async def test_the_lease_store_answers_as_the_shard_coordinator_expects() -> Non
             await delete_channel(channel)
 
 
+async def _trim_shard(channel: str, key: str, maxlen: int) -> None:
+    """Trim the stream of the shard `key` goes to (8 shards) to its last `maxlen` entries."""
+    client = raw_client()
+    try:
+        shard = zlib.crc32(key.encode()) % 8
+        await client.xtrim(f"{channel}:{shard}", maxlen=maxlen, approximate=False)
+    finally:
+        await client.aclose()
+
+
 async def test_unread_entries_trimmed_away_are_reported(caplog: pytest.LogCaptureFixture) -> None:
     channel = unique("trim")
     model = ping_model(channel)
@@ -580,12 +591,7 @@ async def test_unread_entries_trimmed_away_are_reported(caplog: pytest.LogCaptur
             publisher = EventBus(URL)
             async with publisher:
                 await publisher.publish_many(model(key="same", seq=i) for i in range(10))
-            client = raw_client()
-            try:
-                shard = __import__("zlib").crc32(b"same") % 8
-                await client.xtrim(f"{channel}:{shard}", maxlen=3, approximate=False)
-            finally:
-                await client.aclose()
+            await _trim_shard(channel, "same", 3)
             again = EventBus(URL)
             again.subscribe(model, group=group)(handle)
             try:
@@ -616,12 +622,7 @@ async def test_pending_entries_trimmed_away_are_reported(caplog: pytest.LogCaptu
             await first.publish(channel, [WireMessage(b"%d" % i, {}, "same") for i in range(5)])
             await wait_until(lambda: len(handed) >= 5, "five deliveries")
             await first.abort()  # nothing acked
-            client = raw_client()
-            try:
-                shard = __import__("zlib").crc32(b"same") % 8
-                await client.xtrim(f"{channel}:{shard}", maxlen=0, approximate=False)
-            finally:
-                await client.aclose()
+            await _trim_shard(channel, "same", 0)
             second = RedisBackend(URL, {"lease_ttl": 1.0})
             await second.connect()
             try:
