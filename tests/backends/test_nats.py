@@ -809,8 +809,9 @@ async def test_after_a_reconnection_newer_messages_wait_for_deliveries_lost_on_t
     """Deliveries on their way when the connection broke count as delivered on the server
     and never arrive (here the member drops the first three as they come in); after the
     reconnection the server would hand out newer messages at once and redeliver those three
-    only after ``ack_wait``. The member must check the consumer's state again and hold the
-    newer ones until the older ones are settled."""
+    only after ``ack_wait``. The member must check the consumer's state again, hold what it
+    receives (newer and redelivered alike) until nothing older can still come, and hand it
+    out in stream order."""
     from eventwire_nats._fetch import ShardFetch
 
     channel = unique("lost")
