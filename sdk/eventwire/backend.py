@@ -73,13 +73,25 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
 class WireMessage:
     """One message as bytes on the wire: body, protocol headers and the ordering key."""
 
     body: bytes
     headers: Mapping[str, str]
     key: str | None = None
+
+    def __init__(self, body: bytes, headers: Mapping[str, str], key: str | None = None) -> None:
+        # The slots' own setters: the frozen dataclass's ``__init__`` goes through
+        # ``object.__setattr__`` per field, and one of these is built per message each way.
+        _SET_BODY(self, body)
+        _SET_HEADERS(self, headers)
+        _SET_KEY(self, key)
+
+
+_SET_BODY, _SET_HEADERS, _SET_KEY = (
+    getattr(WireMessage, name).__set__ for name in ("body", "headers", "key")
+)
 
 
 @runtime_checkable

@@ -184,3 +184,19 @@ def test_the_usual_message_and_any_other_read_the_same(
             return str(exc)
 
     assert read(from_headers) == read(_read_headers)
+
+
+def test_a_wire_message_is_a_frozen_dataclass_built_by_position_or_name() -> None:
+    """`WireMessage` sets its slots directly (no ``object.__setattr__``); it still compares,
+    stays frozen and is copied with `dataclasses.replace` like any frozen dataclass."""
+    import dataclasses
+
+    from eventwire.backend import WireMessage
+
+    message = WireMessage(b"{}", {"ce_id": "1"}, "k")
+    assert message == WireMessage(body=b"{}", headers={"ce_id": "1"}, key="k")
+    assert (message.body, message.headers, message.key) == (b"{}", {"ce_id": "1"}, "k")
+    assert WireMessage(b"", {}).key is None
+    assert dataclasses.replace(message, key=None) == WireMessage(b"{}", {"ce_id": "1"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.key = "other"  # type: ignore[misc]
