@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from random import getrandbits
 from types import MappingProxyType
 
 __all__ = ["SPEC_VERSION", "Envelope", "assemble", "format_time", "new_id", "parse_time"]
@@ -121,15 +122,24 @@ def assemble(
     return envelope
 
 
+#: Random numbers for ids (events, traces): a generator of eventwire's own, seeded from the
+#: system and again in every forked child. Not the `random` module's global one, which a test
+#: framework may seed to the same value for every example (Hypothesis does): every event of
+#: every example would then get the same id, and an idempotent handler would skip them all.
+_RANDOM = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_RANDOM.seed)
+random_bits = _RANDOM.getrandbits
+
+
 def new_id() -> str:
     """A random (version 4) UUID as text.
 
-    Drawn from `random.getrandbits`, which Python reseeds in every forked child, and
-    formatted directly (the text `uuid.UUID` would print, without building one); several
-    times cheaper than ``str(uuid.uuid4())`` on the publish path. Event ids need to be unique,
-    not secret.
+    Drawn from `random_bits` and formatted directly (the text `uuid.UUID` would print,
+    without building one); several times cheaper than ``str(uuid.uuid4())`` on the publish
+    path. Event ids need to be unique, not secret.
     """
-    h = f"{getrandbits(128) & _V4_MASK | _V4_BITS:032x}"
+    h = f"{random_bits(128) & _V4_MASK | _V4_BITS:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -200,3 +200,35 @@ def test_a_wire_message_is_a_frozen_dataclass_built_by_position_or_name() -> Non
     assert dataclasses.replace(message, key=None) == WireMessage(b"{}", {"ce_id": "1"})
     with pytest.raises(dataclasses.FrozenInstanceError):
         message.key = "other"  # type: ignore[misc]
+
+
+_IDS_PER_EXAMPLE: list[str] = []
+
+
+@settings(max_examples=20, database=None)
+@given(st.integers())
+def _publish_ids_in_examples(_: int) -> None:
+    _IDS_PER_EXAMPLE.append(Envelope.new(type="T", source="s").id)
+
+
+def test_every_example_of_a_property_test_gets_new_event_ids() -> None:
+    """Hypothesis seeds the `random` module to the same value for every example; event ids
+    come from eventwire's own generator, so they still differ (else an idempotent handler
+    would skip every example's event after the first)."""
+    _IDS_PER_EXAMPLE.clear()
+    _publish_ids_in_examples()
+    assert len(set(_IDS_PER_EXAMPLE)) == len(_IDS_PER_EXAMPLE) == 20
+
+
+def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
+    import multiprocessing
+
+    from eventwire.envelope import new_id
+
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe()
+    process = context.Process(target=lambda: child.send([new_id() for _ in range(3)]))
+    process.start()
+    theirs = parent.recv()
+    process.join(10)
+    assert not set(theirs) & {new_id() for _ in range(3)}

@@ -19,7 +19,6 @@ without creating spans.
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
+from eventwire.envelope import random_bits
 from eventwire.middleware import (
     BatchConsumeContext,
     CallNext,
@@ -284,7 +284,7 @@ class Propagation(_TraceContext):
 
     async def publish(self, context: PublishContext, call_next: CallNext) -> None:
         current = trace.get_current_span().get_span_context()
-        bits = random.getrandbits
+        bits = random_bits
         trace_id = current.trace_id if current.is_valid else bits(128)
         context.headers[self._parent_name] = f"00-{trace_id:032x}-{bits(64) or 1:016x}-00"
         if current.is_valid and current.trace_state:
