@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Literal
 
-from eventwire.envelope import Envelope, assemble, format_time, parse_time
+from eventwire.envelope import JSON, Envelope, assemble, format_time, parse_time
 from eventwire.errors import DecodeError, EventValidationError
 
 __all__ = [
@@ -142,9 +142,9 @@ def from_headers(headers: Mapping[str, str], binding: str = "kafka") -> Envelope
     Unknown CloudEvents extension attributes are kept as user headers (with their prefix),
     so nothing that arrives is lost.
     """
-    # The usual message first: only the names this binding writes, all text, a valid time.
-    # Anything else (user headers, other spellings or prefixes, values that are not text,
-    # a missing or broken attribute) is read header by header, with the errors.
+    # The usual message first: only the names this binding writes, all text. Anything else
+    # (user headers, other spellings or prefixes, values that are not text, a missing
+    # attribute) is read header by header, with the errors.
     fast = _FAST_NAMES.get(binding)
     if fast is not None:
         required, n_time, n_subject, n_correlation, n_causation, n_version = fast
@@ -176,17 +176,13 @@ def from_headers(headers: Mapping[str, str], binding: str = "kafka") -> Envelope
             and (causation is None or causation.__class__ is str)
             and (version is None or version.__class__ is str)
         ):
-            try:
-                time = _EPOCH if text is None else _read_time(text)
-            except (ValueError, OverflowError):
-                return _read_headers(headers, binding)
-            return assemble(
+            return _envelope(
                 id_,
                 type_,
                 source,
-                time,
                 spec,
-                "application/json" if content is None else content,
+                text,
+                content,
                 subject,
                 correlation,
                 causation,
@@ -217,22 +213,50 @@ def _read_headers(headers: Mapping[str, str], binding: str) -> Envelope:
             f"message has no CloudEvents {', '.join(missing)} header(s) "
             f"(expected {prefix}<attribute> headers of the {binding} binding)"
         )
-    text = get("time")
-    try:
-        time = _EPOCH if text is None else _read_time(text)
-    except (ValueError, OverflowError):
-        raise DecodeError(f"CloudEvents time {text!r} is not RFC 3339") from None
-    return assemble(
+    return _envelope(
         attrs["id"],
         attrs["type"],
         attrs["source"],
-        time,
         attrs["specversion"],
-        get("datacontenttype", "application/json"),
+        get("time"),
+        get("datacontenttype"),
         get("subject"),
         get("correlationid"),
         get("causationid"),
         get("dataversion"),
+        user,
+    )
+
+
+def _envelope(
+    id: str,
+    type: str,
+    source: str,
+    specversion: str,
+    time: str | None,
+    datacontenttype: str | None,
+    subject: str | None,
+    correlationid: str | None,
+    causationid: str | None,
+    dataversion: str | None,
+    user: Mapping[str, str],
+) -> Envelope:
+    """The envelope of attributes read as text (``None``: absent)."""
+    try:
+        when = _EPOCH if time is None else _read_time(time)
+    except (ValueError, OverflowError):
+        raise DecodeError(f"CloudEvents time {time!r} is not RFC 3339") from None
+    return assemble(
+        id,
+        type,
+        source,
+        when,
+        specversion,
+        JSON if datacontenttype is None else datacontenttype,
+        subject,
+        correlationid,
+        causationid,
+        dataversion,
         user,
     )
 

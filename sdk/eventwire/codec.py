@@ -9,13 +9,11 @@ from pydantic import ValidationError
 
 from eventwire.backend import WireMessage
 from eventwire.bindings import from_headers, to_headers
-from eventwire.envelope import Envelope
+from eventwire.envelope import JSON, Envelope
 from eventwire.errors import DecodeError, EventValidationError
 from eventwire.events import Message
 
 __all__ = ["JSON", "PayloadValidator", "decode", "encode", "encode_body"]
-
-JSON = "application/json"
 
 
 class PayloadValidator(Protocol):

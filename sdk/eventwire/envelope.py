@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-__all__ = ["SPEC_VERSION", "Envelope", "assemble", "format_time", "new_id", "parse_time"]
+__all__ = ["JSON", "SPEC_VERSION", "Envelope", "assemble", "format_time", "new_id", "parse_time"]
 
 SPEC_VERSION = "1.0"
+#: The content type of an event's data unless it says otherwise (what eventwire writes).
+JSON = "application/json"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -29,7 +31,7 @@ class Envelope:
     source: str
     time: datetime
     specversion: str = SPEC_VERSION
-    datacontenttype: str = "application/json"
+    datacontenttype: str = JSON
     subject: str | None = None
     correlationid: str | None = None
     causationid: str | None = None
@@ -55,7 +57,7 @@ class Envelope:
             source,
             datetime.now(UTC),
             SPEC_VERSION,
-            "application/json",
+            JSON,
             subject,
             correlationid,
             causationid,

@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeAlias, get_args
 from eventwire._extras import install_hint
 from eventwire.backend import Inbound, Located, Origin, WireMessage
 from eventwire.bindings import READ_PREFIXES
-from eventwire.envelope import SPEC_VERSION, Envelope
+from eventwire.envelope import JSON, SPEC_VERSION, Envelope
 from eventwire.errors import ConfigurationError, DecodeError
 from eventwire.events import Message
 
@@ -395,7 +395,7 @@ def _structured(message: WireMessage) -> tuple[Envelope, bytes]:
         source=event.get_source(),
         time=event.get_time() or datetime.now(UTC),
         specversion=event.get_specversion() or SPEC_VERSION,
-        datacontenttype=event.get_datacontenttype() or "application/json",
+        datacontenttype=event.get_datacontenttype() or JSON,
         subject=event.get_subject(),
         correlationid=extensions.get("correlationid"),
         causationid=extensions.get("causationid"),
