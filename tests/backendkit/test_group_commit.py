@@ -1,5 +1,6 @@
-"""`GroupCommit`: what queues during a write goes in the next batch, batches respect the
-limit, and each caller gets the outcome of its own item."""
+"""`GroupCommit`: a submit with nothing under way writes at once in its own task, what
+queues during a write goes in the next batch, batches respect the limit, and each caller gets
+the outcome of its own item."""
 
 from __future__ import annotations
 
@@ -45,13 +46,46 @@ async def test_items_queued_during_a_write_go_together_in_the_next_batch() -> No
 
 async def test_the_limit_splits_batches_and_a_failed_write_fails_its_whole_batch() -> None:
     store = Store()
-    store.gate.set()
     commits: GroupCommit[str] = GroupCommit(store.write, name="test", size=len, limit=4)
-    calls = [commits.submit(x) for x in ("aa", "bb", "cccccc", "boom", "d")]
+    first = asyncio.ensure_future(commits.submit("x"))
+    await asyncio.sleep(0)
+    calls = [asyncio.ensure_future(commits.submit(x)) for x in ("aa", "bb", "cccccc", "boom", "d")]
+    await asyncio.sleep(0)  # all five queued behind "x"
+    store.gate.set()
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    assert store.batches == [["aa", "bb"], ["cccccc"], ["boom"], ["d"]]
+    await first
+    assert store.batches == [["x"], ["aa", "bb"], ["cccccc"], ["boom"], ["d"]]
     assert outcomes[:3] == [None, None, None] and outcomes[4] is None
     assert isinstance(outcomes[3], ConnectionError)
+
+
+async def test_a_submit_with_nothing_under_way_writes_in_its_own_task() -> None:
+    writers: list[asyncio.Task[object] | None] = []
+
+    async def write(batch: list[str]) -> None:
+        writers.append(asyncio.current_task())
+
+    commits: GroupCommit[str] = GroupCommit(write, name="test")
+    await commits.submit("a")
+    await commits.submit("b")
+    me = asyncio.current_task()
+    assert writers == [me, me]  # no hand-over to a background task and back
+
+
+async def test_a_writer_cancelled_by_its_caller_still_leaves_the_queue_written() -> None:
+    store = Store()
+    commits: GroupCommit[str] = GroupCommit(store.write, name="test")
+    first = asyncio.ensure_future(commits.submit("a"))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(commits.submit("b"))
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    store.gate.set()
+    async with asyncio.timeout(5):
+        await second
+    assert store.batches == [["a"], ["b"]]
 
 
 async def test_close_fails_what_could_not_be_written_within_its_patience() -> None:
@@ -65,6 +99,6 @@ async def test_close_fails_what_could_not_be_written_within_its_patience() -> No
     await commits.close(0.05, RuntimeError("closed"))
     async with asyncio.timeout(5):  # a caller left waiting would hang here
         outcomes = await asyncio.gather(*waiting, return_exceptions=True)
-    assert store.batches == [["a", "b"]]
-    # the batch cut short fails too: no caller waits for ever
+    assert store.batches == [["a"]]  # "a" written at once, "b" and "c" queued behind it
+    # the write cut short fails too: no caller waits for ever
     assert [str(o) for o in outcomes] == ["closed", "closed", "closed"]

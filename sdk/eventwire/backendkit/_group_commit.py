@@ -2,8 +2,10 @@
 
 A broker (or a file) that takes many writes in one round trip (a pipeline of ``XADD``, one
 transaction and one disk sync) serves concurrent publishes best by writing what queued up
-while the previous write was on its way in the next one. `GroupCommit` is that queue: one
-background task per burst, batches of up to ``limit`` units, and each `submit` returns (or
+while the previous write was on its way in the next one. `GroupCommit` is that queue: a
+`submit` that finds nothing being written writes its item itself, at once (an awaited publish
+pays no hand-over to another task); what is submitted meanwhile waits for it and then goes
+out from one background task in batches of up to ``limit`` units. Each `submit` returns (or
 raises) with the outcome of its own item.
 """
 
@@ -47,26 +49,68 @@ class GroupCommit(Generic[T]):
         self._limit = limit
         self._queue: list[tuple[T, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        #: Set while a `submit` writes its own item (done when that write ends), and the
+        #: task that runs it.
+        self._leading: asyncio.Future[None] | None = None
+        self._leader: asyncio.Task[object] | None = None
+        #: What `close` made a write cut short fail with.
+        self._cut: BaseException | None = None
         #: The batch being written now.
         self._writing: list[tuple[T, asyncio.Future[None]]] = []
 
     async def submit(self, item: T) -> None:
-        """Queue `item`; return once its batch is written, or raise its error."""
+        """Write `item` (now when nothing is being written, else in the next batch); return
+        once it is written, or raise its error."""
+        if self._leading is None and not self._queue and not self._busy():
+            await self._lead(item)
+            return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._task is None or self._task.done():
+        if self._leading is None and not self._busy():
             self._task = asyncio.create_task(self._run(), name=self._name)
         await future
+
+    def _busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _lead(self, item: T) -> None:
+        """Write `item` alone, in the caller's task; then hand what queued meanwhile to the
+        background task."""
+        done = self._leading = asyncio.get_running_loop().create_future()
+        leader = self._leader = asyncio.current_task()
+        try:
+            outcomes = await self._write([item])
+        except asyncio.CancelledError:
+            # cut short by `close` (and by nothing else): fail with its error
+            if self._cut is not None and leader is not None and leader.uncancel() == 0:
+                raise self._cut from None
+            raise
+        finally:
+            self._leading = self._leader = None
+            done.set_result(None)
+            if self._queue and not self._busy() and self._cut is None:
+                self._task = asyncio.create_task(self._run(), name=self._name)
+        error = outcomes[0] if outcomes else None
+        if error is not None:
+            raise error
 
     async def close(self, patience: float, error: BaseException) -> None:
         """Let the batches under way finish for up to `patience` seconds, then stop; what is
         not written by then (queued, or in a write that was cut short) fails with `error`."""
-        task = self._task
-        if task is not None and not task.done():
-            try:
-                async with asyncio.timeout(patience):
-                    await asyncio.shield(task)
-            except TimeoutError:
+        try:
+            async with asyncio.timeout(patience):
+                if self._leading is not None:
+                    await asyncio.shield(self._leading)
+                if self._busy():
+                    await asyncio.shield(self._task)  # type: ignore[arg-type]
+        except TimeoutError:
+            self._cut = error
+            leading, leader = self._leading, self._leader
+            if leading is not None and leader is not None:
+                leader.cancel()
+                await asyncio.wait([leading], timeout=5)
+            task = self._task
+            if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait([task], timeout=5)
         left, self._queue, self._writing = self._writing + self._queue, [], []
