@@ -1,4 +1,4 @@
-"""Encoding many events at once for ``EventBus.publish_many``.
+"""Encoding events for ``EventBus.publish_many`` and ``EventBus.publish``.
 
 The same checks and the same wire messages as one `EventBus.publish` per event, with the work
 that is equal for every event of a call done once: the clock is read once (each event's
@@ -6,6 +6,10 @@ that is equal for every event of a call done once: the clock is read once (each 
 as they do for single publishes; the reading's text is made once, to the second), and the
 CloudEvents headers of each message type are built once as a template that each event
 copies, adding its own ``id``, ``time`` and ``subject``.
+
+``EventBus.publish`` encodes its one event from the same templates. Each bus has an
+`Encoder`, which keeps the templates of the usual publish (no correlation or causation id,
+no user headers) from one call to the next.
 """
 
 from __future__ import annotations
@@ -22,14 +26,14 @@ from eventwire.envelope import SPEC_VERSION, Envelope, assemble, format_time, ne
 from eventwire.errors import EventValidationError, MessageTooLargeError
 from eventwire.events import Message, MessageSpec
 
-__all__ = ["Encoded", "encode_many"]
+__all__ = ["Encoded", "Encoder"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclasses.dataclass(slots=True)
 class Encoded:
-    """What `encode_many` built: the wire messages per channel, in order, and the envelopes
+    """What `Encoder.many` built: the wire messages per channel, in order, and the envelopes
     (one per event, in the order of the events)."""
 
     batches: dict[str, list[WireMessage]]
@@ -39,107 +43,175 @@ class Encoded:
 
 @dataclasses.dataclass(slots=True)
 class _Kind:
+    """What the events of one message class share in a call (or, kept by an `Encoder`, in
+    every usual publish): the CloudEvents headers (`template`) and the names of the three
+    each event adds."""
+
     spec: MessageSpec
     channel: str
     version: str
-    headers: dict[str, str]
+    template: dict[str, str]
+    id_name: str
+    time_name: str
+    subject_name: str
 
 
-def encode_many(
-    events: Iterable[Message],
-    *,
-    source: str,
-    binding: str,
-    validator: PayloadValidator | None,
-    max_bytes: int | None,
-    backend_name: str,
-    correlationid: str | None,
-    causationid: str | None,
-    user: Mapping[str, str],
-) -> Encoded:
-    """Encode `events` (``EventValidationError`` / ``MessageTooLargeError``: none is sent)."""
-    now = datetime.now(UTC)
-    stem = now.replace(microsecond=0, tzinfo=None).isoformat()  # format_time, to the second
-    prefix = BINDINGS[binding]
-    id_name, subject_name, time_name = prefix + "id", prefix + "subject", prefix + "time"
-    headers = MappingProxyType(dict(user)) if user else _EMPTY
-    kinds: dict[type[Message], _Kind] = {}
-    out = Encoded({}, [], {})
-    for index, event in enumerate(events):
-        time = now + timedelta(microseconds=index)
-        model = type(event)
-        kind = kinds.get(model)
-        if kind is None:
-            kind = kinds[model] = _kind(
-                event, source, now, correlationid, causationid, headers, binding
-            )
-            out.models.setdefault(kind.spec.type, model)
-        spec = kind.spec
-        subject = event.message_key()
-        envelope = assemble(
-            new_id(),
-            spec.type,
-            source,
-            time,
-            SPEC_VERSION,
-            JSON,
-            subject,
-            correlationid,
-            causationid,
-            kind.version,
-            headers,
+#: Templates per message class.
+Kinds = dict[type[Message], _Kind]
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class _Call:
+    """What one publish call sets for all its events."""
+
+    source: str
+    binding: str
+    validator: PayloadValidator | None
+    max_bytes: int | None
+    backend_name: str
+    correlationid: str | None = None
+    causationid: str | None = None
+    headers: Mapping[str, str] = dataclasses.field(default_factory=lambda: _EMPTY)
+    allow_command: bool = False
+
+
+class Encoder:
+    """Encodes the events of one bus (its source, backend and contract), keeping the
+    templates of the usual publish from one call to the next."""
+
+    def __init__(
+        self,
+        source: str,
+        binding: str,
+        validator: PayloadValidator | None,
+        max_bytes: int | None,
+        backend_name: str,
+    ) -> None:
+        self.source = source
+        self._usual = _Call(source, binding, validator, max_bytes, backend_name)
+        self._command = dataclasses.replace(self._usual, allow_command=True)
+        self._kinds: Kinds = {}
+        self._command_kinds: Kinds = {}  # EventBus.send's
+
+    def one(self, event: Message, allow_command: bool = False) -> tuple[str, WireMessage, Envelope]:
+        """`event` without correlation or causation id or user headers: its channel, wire
+        message and envelope (``EventValidationError`` / ``MessageTooLargeError``)."""
+        call, kinds = (
+            (self._command, self._command_kinds) if allow_command else (self._usual, self._kinds)
         )
-        body = encode_body(event, spec.type, validator)
-        if max_bytes is not None and len(body) > max_bytes:
-            raise MessageTooLargeError(
-                f"{spec.type} encodes to {len(body)} bytes, over the {backend_name} "
-                f"backend's limit of {max_bytes} bytes; nothing was sent. Send a reference to "
-                "the data instead (a 'thin' event) or raise the broker's limit"
+        kind = kinds.get(type(event)) or _kind_of(event, kinds, call)
+        now = datetime.now(UTC)
+        wire, envelope = _encode(event, kind, now, now.isoformat()[:-6] + "Z", call)
+        return kind.channel, wire, envelope
+
+    def many(
+        self,
+        events: Iterable[Message],
+        correlationid: str | None = None,
+        causationid: str | None = None,
+        user: Mapping[str, str] | None = None,
+    ) -> Encoded:
+        """Encode `events` (``EventValidationError`` / ``MessageTooLargeError``: none is
+        sent)."""
+        call, kinds = self._usual, self._kinds
+        if correlationid is not None or causationid is not None or user:
+            call = dataclasses.replace(
+                call,
+                correlationid=correlationid,
+                causationid=causationid,
+                headers=MappingProxyType(dict(user)) if user else _EMPTY,
             )
-        wire_headers = kind.headers.copy()
-        wire_headers[id_name] = envelope.id
-        micros = now.microsecond + index
-        wire_headers[time_name] = (
-            f"{stem}.{micros:06d}Z" if 0 < micros < 1_000_000 else format_time(time)
+            kinds = {}
+        now = datetime.now(UTC)
+        first = now.isoformat()
+        stem = first[:19]  # format_time, to the second
+        out = Encoded({}, [], {})
+        envelopes = out.envelopes
+        last: type[Message] | None = None
+        for index, event in enumerate(events):
+            if type(event) is not last:
+                last = type(event)
+                kind = kinds.get(last) or _kind_of(event, kinds, call)
+                out.models.setdefault(kind.spec.type, last)
+                batch = out.batches.setdefault(kind.channel, [])
+            if index:
+                micros = now.microsecond + index
+                time = now + timedelta(microseconds=index)
+                text = f"{stem}.{micros:06d}Z" if micros < 1_000_000 else format_time(time)
+            else:
+                time, text = now, first[:-6] + "Z"
+            wire, envelope = _encode(event, kind, time, text, call)
+            batch.append(wire)
+            envelopes.append(envelope)
+        return out
+
+
+def _encode(
+    event: Message, kind: _Kind, time: datetime, text: str, call: _Call
+) -> tuple[WireMessage, Envelope]:
+    """`event` as a wire message and its envelope, at `time` (`text`: the same in RFC 3339)."""
+    spec = kind.spec
+    subject = event.message_key()
+    envelope = assemble(
+        new_id(),
+        spec.type,
+        call.source,
+        time,
+        SPEC_VERSION,
+        JSON,
+        subject,
+        call.correlationid,
+        call.causationid,
+        kind.version,
+        call.headers,
+    )
+    body = encode_body(event, spec.type, call.validator)
+    if call.max_bytes is not None and len(body) > call.max_bytes:
+        raise MessageTooLargeError(
+            f"{spec.type} encodes to {len(body)} bytes, over the {call.backend_name} "
+            f"backend's limit of {call.max_bytes} bytes; nothing was sent. Send a reference "
+            "to the data instead (a 'thin' event) or raise the broker's limit"
         )
-        if subject is not None:
-            wire_headers[subject_name] = subject
-        batch = out.batches.get(kind.channel)
-        if batch is None:
-            batch = out.batches[kind.channel] = []
-        batch.append(WireMessage(body, wire_headers, subject))
-        out.envelopes.append(envelope)
-    return out
+    headers = kind.template.copy()
+    headers[kind.id_name] = envelope.id
+    headers[kind.time_name] = text
+    if subject is not None:
+        headers[kind.subject_name] = subject
+    return WireMessage(body, headers, subject), envelope
 
 
-def _kind(
-    event: object,
-    source: str,
-    now: datetime,
-    correlationid: str | None,
-    causationid: str | None,
-    headers: Mapping[str, str],
-    binding: str,
-) -> _Kind:
+def _kind_of(event: object, kinds: Kinds, call: _Call) -> _Kind:
+    """The template of `event`'s class, made for `call` and put in `kinds` (which holds
+    only the templates made for calls like it); ``EventValidationError`` for what is not a
+    message, or a command outside ``send``."""
     if not isinstance(event, Message):
         raise EventValidationError(
             f"publish() takes an eventwire Event, got {type(event).__name__}"
         )
     spec = type(event).__eventwire__
-    if spec.kind == "command":
+    if spec.kind == "command" and not call.allow_command:
         raise EventValidationError(
             f"{spec.type} is a Command; use bus.send() so it reaches its one handling group"
         )
-    channel = spec.require_channel()
     version = str(spec.version)
     template = Envelope(
         id="",
         type=spec.type,
-        source=source,
-        time=now,
-        correlationid=correlationid,
-        causationid=causationid,
+        source=call.source,
+        time=datetime.now(UTC),
+        correlationid=call.correlationid,
+        causationid=call.causationid,
         dataversion=version,
-        headers=headers,
+        headers=call.headers,
     )
-    return _Kind(spec, channel, version, to_headers(template, binding))
+    prefix = BINDINGS[call.binding]
+    kind = kinds[type(event)] = _Kind(
+        spec,
+        spec.require_channel(),
+        version,
+        to_headers(template, call.binding),
+        prefix + "id",
+        prefix + "time",
+        prefix + "subject",
+    )
+    return kind

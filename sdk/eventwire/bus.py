@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from eventwire._bulk import encode_many
+from eventwire._bulk import Encoded, Encoder
 from eventwire._naming import check_name
 from eventwire.backend import (
     Backend,
@@ -163,6 +163,7 @@ class EventBus:
         self._lag: LagWatch | None = None
         self.subscriptions: dict[tuple[str, str], SubscriptionInfo] = {}
         self.published: dict[str, type[Message]] = {}
+        self._encoder = self._new_encoder()
         self._command_groups: dict[type[Message], str] = {}
         self._consumers: list[Consumer] = []
         self._running: list[Subscription] = []
@@ -607,25 +608,41 @@ class EventBus:
         """`publish_many` without middlewares or header hooks: encode everything in one go
         (`eventwire._bulk`), then one backend call per channel."""
         self._check_open()
-        user = {str(k): str(v) for k, v in headers.items()} if headers else {}
-        if user:
-            check_user_headers(user, self.backend.binding)
-        encoded = encode_many(
-            events,
-            source=self.source,
-            binding=self.backend.binding,
-            validator=self._validator,
-            max_bytes=self.backend.capabilities.max_message_bytes,
-            backend_name=self.backend.name,
-            correlationid=correlation_id,
-            causationid=causation_id,
-            user=user,
-        )
-        for kind, model in encoded.models.items():
-            self.published.setdefault(kind, model)
+        encoded = self._encode(events, correlation_id, causation_id, headers)
         for channel, wires in encoded.batches.items():
             await self.backend.publish(channel, wires)
         return encoded.envelopes
+
+    def _encode(
+        self,
+        events: Iterable[Message],
+        correlation_id: str | None,
+        causation_id: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> Encoded:
+        """`events` encoded for this bus's backend (without header hooks)."""
+        user = {str(k): str(v) for k, v in headers.items()} if headers else {}
+        if user:
+            check_user_headers(user, self.backend.binding)
+        encoded = self._current_encoder().many(events, correlation_id, causation_id, user)
+        for kind, model in encoded.models.items():
+            self.published.setdefault(kind, model)
+        return encoded
+
+    def _new_encoder(self) -> Encoder:
+        backend = self.backend
+        return Encoder(
+            self.source,
+            backend.binding,
+            self._validator,
+            backend.capabilities.max_message_bytes,
+            backend.name,
+        )
+
+    def _current_encoder(self) -> Encoder:
+        if self._encoder.source != self.source:
+            self._encoder = self._new_encoder()
+        return self._encoder
 
     async def send(
         self,
@@ -695,6 +712,13 @@ class EventBus:
         allow_command: bool = False,
     ) -> tuple[str, WireMessage, Envelope]:
         self._check_open()
+        hook = self._plugins.hook.eventwire_enrich_headers
+        hooked = bool(hook.get_hookimpls())
+        if not hooked and correlation_id is None and causation_id is None and not headers:
+            # the usual publish: from the kept templates
+            channel, wire, envelope = self._current_encoder().one(event, allow_command)
+            self.published.setdefault(envelope.type, type(event))
+            return channel, wire, envelope
         if not isinstance(event, Message):
             raise EventValidationError(
                 f"publish() takes an eventwire Event, got {type(event).__name__}"
@@ -717,8 +741,7 @@ class EventBus:
             dataversion=str(spec.version),
             headers=user,
         )
-        hook = self._plugins.hook.eventwire_enrich_headers
-        if hook.get_hookimpls():
+        if hooked:
             hook(event=event, envelope=envelope, headers=user)
             envelope = dataclasses.replace(envelope, headers=user)
         wire = encode(event, envelope, self.backend.binding, self._validator)

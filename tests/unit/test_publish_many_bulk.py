@@ -137,3 +137,54 @@ async def test_a_contract_checks_every_event_of_the_batch() -> None:
         with pytest.raises(EventValidationError, match="breaks its contract"):
             await bus.publish_many([OrderPlaced(order_id="o", customer_id="c")])
         assert await bus.backend.browse("orders") == []
+
+
+async def test_the_usual_publish_writes_what_the_envelope_says_whatever_came_before() -> None:
+    """A publish without correlation, causation or user headers is encoded from a template
+    its bus keeps; the message must equal what `codec.encode` makes of its envelope, after
+    publishes with ids and headers, for an event without a key, and after the source
+    changed (and the same for `publish_many`)."""
+    from eventwire.bindings import BINDINGS
+    from eventwire.codec import encode
+
+    async with EventBus(fresh(), source="shop") as bus:
+        sent = [
+            await bus.publish(Placed(order_id="o-1", total=1)),
+            await bus.publish(
+                Placed(order_id="o-2", total=2), correlation_id="c", headers={"t": "x"}
+            ),
+            await bus.publish(Placed(order_id="o-3", total=3)),
+            await bus.publish(Noted(text="no key")),
+        ]
+        bus.source = "shop/v2"
+        sent.append(await bus.publish(Placed(order_id="o-4", total=4)))
+        sent += await bus.publish_many([Placed(order_id="o-5", total=5)], causation_id="k")
+        sent += await bus.publish_many([Placed(order_id="o-6", total=6)])
+        stored = [*await bus.backend.browse("bulk-orders"), *await bus.backend.browse("bulk-notes")]
+        binding = bus.backend.binding
+    events = [Placed(order_id=f"o-{n}", total=n) for n in (1, 2, 3)]
+    expected = [
+        encode(event, envelope, binding) for event, envelope in zip(events, sent[:3], strict=True)
+    ]
+    expected.append(encode(Noted(text="no key"), sent[3], binding))
+    expected.append(encode(Placed(order_id="o-4", total=4), sent[4], binding))
+    expected.append(encode(Placed(order_id="o-5", total=5), sent[5], binding))
+    expected.append(encode(Placed(order_id="o-6", total=6), sent[6], binding))
+    by_id = {m.headers[f"{BINDINGS[binding]}id"]: m for m in stored}
+    for want, envelope in zip(expected, sent, strict=True):
+        got = by_id[envelope.id]
+        assert (got.body, dict(got.headers), got.key) == (want.body, dict(want.headers), want.key)
+    assert [e.source for e in sent] == ["shop"] * 4 + ["shop/v2"] * 3
+    assert "correlationid" not in str(by_id[sent[2].id].headers)  # nothing left from call 2
+    assert "causationid" not in str(by_id[sent[6].id].headers)
+    assert len({e.id for e in sent}) == 7
+
+
+async def test_a_command_is_refused_by_publish_even_after_send_encoded_one() -> None:
+    async with EventBus(fresh(), source="shop") as bus:
+        await bus.send(Ship(order_id="o-1"))
+        with pytest.raises(EventValidationError, match=r"use bus\.send"):
+            await bus.publish(Ship(order_id="o-2"))
+        await bus.send(Ship(order_id="o-3"))
+        sent = await bus.backend.browse("bulk-ship")
+    assert len(sent) == 2
