@@ -31,7 +31,7 @@ from eventwire_rabbit._groups import Groups
 from eventwire_rabbit._history import Visitor
 from eventwire_rabbit._info import CAPABILITIES
 from eventwire_rabbit._settings import RabbitSettings
-from eventwire_rabbit._topology import close_channel, history_queue
+from eventwire_rabbit._topology import Bounded, close_channel, history_queue
 from eventwire_rabbit._wire import Outgoing, from_delivery, properties, routing_key
 
 __all__ = ["RabbitBackend"]
@@ -178,19 +178,26 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     @contextlib.asynccontextmanager
     async def scratch(self) -> AsyncIterator[aiormq.abc.AbstractChannel]:
-        """A fresh channel for declarations (a failed one closes the channel), closed after;
-        opening it waits at most ``publish_timeout``."""
+        """A fresh channel for declarations (a failed one closes the channel), closed after.
+        Opening it, and each declaration or query on it, waits at most ``publish_timeout``
+        (`BackendUnavailableError` after that)."""
         timeout = self.settings.publish_timeout
         amqp = await self.amqp(timeout)
+        hosts = backendkit.join_hosts(self.settings.nodes)
         try:
             channel = await amqp.channel(publisher_confirms=False, timeout=timeout)
         except TimeoutError as exc:
             raise BackendUnavailableError(
-                f"RabbitMQ at {backendkit.join_hosts(self.settings.nodes)} opened no channel "
-                f"within {timeout:g}s (option publish_timeout); nothing was declared"
+                f"RabbitMQ at {hosts} opened no channel within {timeout:g}s (option "
+                "publish_timeout); nothing was declared"
             ) from exc
         try:
-            yield channel
+            yield cast(aiormq.abc.AbstractChannel, Bounded(channel, timeout))
+        except TimeoutError as exc:
+            raise BackendUnavailableError(
+                f"RabbitMQ at {hosts} did not answer a declaration within {timeout:g}s "
+                "(option publish_timeout); retry once the broker answers again"
+            ) from exc
         finally:
             await close_channel(channel)
 

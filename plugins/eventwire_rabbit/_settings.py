@@ -67,7 +67,7 @@ class RabbitSettings(CredentialOptions, TlsOptions):
     publish_timeout: Seconds = option(
         30.0,
         "seconds `publish` waits for confirms, including a reconnection, before `PublishError`; "
-        "also the bound on opening a channel for declarations",
+        "also the bound on opening a channel for declarations and on each declaration",
         minimum=0.1,
     )
     shards: int = option(

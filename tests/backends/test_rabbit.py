@@ -518,6 +518,33 @@ async def test_a_channel_the_broker_never_opens_fails_the_declaration_in_time() 
         await backend.close()
 
 
+async def test_a_declaration_the_broker_never_answers_fails_in_time() -> None:
+    backend = RabbitBackend(URL, {**OPTIONS, "publish_timeout": "0.5"})
+    await backend.connect()
+    try:
+        amqp = await backend.amqp()
+        opened = amqp.channel
+        waited: list[float | None] = []
+
+        async def never_answers(*args: Any, **options: Any) -> None:
+            waited.append(options.get("timeout"))
+            await asyncio.sleep(options.get("timeout") or 3600)
+            raise TimeoutError
+
+        async def channel(**options: Any) -> Any:
+            made = await opened(**options)
+            made.exchange_declare = never_answers  # type: ignore[method-assign,assignment]
+            return made
+
+        with patch.object(amqp, "channel", channel):
+            async with asyncio.timeout(10):
+                with pytest.raises(BackendUnavailableError, match=r"declaration.*publish_timeout"):
+                    await backend.publish(unique("unanswered"), [WireMessage(b"{}", {}, "k")])
+        assert waited == [0.5]
+    finally:
+        await backend.close()
+
+
 async def test_message_too_large_is_refused_before_sending() -> None:
     model = ping_model(unique("large"))
     bus = EventBus(URL, backend_options={**OPTIONS, "max_message_size": 200})
