@@ -8,6 +8,7 @@ import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Self
 
 __all__ = ["JSON", "SPEC_VERSION", "Envelope", "assemble", "format_time", "new_id", "parse_time"]
 
@@ -49,9 +50,10 @@ class Envelope:
         causationid: str | None = None,
         dataversion: str | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Envelope:
-        """A fresh envelope with a new uuid4 ``id`` and the current UTC ``time``."""
-        return assemble(
+    ) -> Self:
+        """A fresh envelope with a new uuid4 ``id`` and the current UTC ``time`` (of the
+        class it is called on)."""
+        attributes = (
             new_id(),
             type,
             source,
@@ -64,6 +66,9 @@ class Envelope:
             dataversion,
             MappingProxyType(dict(headers)) if headers else _EMPTY,
         )
+        if cls is Envelope:
+            return assemble(*attributes)  # type: ignore[return-value]
+        return cls(*attributes)
 
     def attributes(self) -> dict[str, str]:
         """The CloudEvents attributes that are set, as strings (``time`` in RFC 3339)."""

@@ -1,3 +1,4 @@
+import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -232,3 +233,15 @@ def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
     theirs = parent.recv()
     process.join(10)
     assert not set(theirs) & {new_id() for _ in range(3)}
+
+
+def test_new_on_a_subclass_makes_one_of_that_class() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Tagged(Envelope):
+        pass
+
+    made = Tagged.new(type="t", source="s", subject="k", headers={"h": "v"})
+    plain = Envelope.new(type="t", source="s")
+    assert type(made) is Tagged and type(plain) is Envelope
+    assert (made.type, made.source, made.subject, dict(made.headers)) == ("t", "s", "k", {"h": "v"})
+    assert made.id != plain.id
