@@ -497,19 +497,25 @@ async def test_a_publish_nobody_confirms_fails_in_time_and_the_next_opens_a_new_
         await backend.close()
 
 
+def silent_broker(timeouts: list[float | None]) -> Callable[..., Awaitable[None]]:
+    """A stand-in for an aiormq call the broker never answers: it records the timeout it
+    was given and, like aiormq, raises `TimeoutError` once that passes (without one: never)."""
+
+    async def never_answers(*args: Any, **options: Any) -> None:
+        timeouts.append(options.get("timeout"))
+        await asyncio.sleep(options.get("timeout") or 3600)
+        raise TimeoutError
+
+    return never_answers
+
+
 async def test_a_channel_the_broker_never_opens_fails_the_declaration_in_time() -> None:
     backend = RabbitBackend(URL, {**OPTIONS, "publish_timeout": "0.5"})
     await backend.connect()
     try:
         amqp = await backend.amqp()
         opened: list[float | None] = []
-
-        async def never_opens(**options: Any) -> None:
-            opened.append(options.get("timeout"))
-            await asyncio.sleep(options.get("timeout") or 3600)
-            raise TimeoutError
-
-        with patch.object(amqp, "channel", never_opens):
+        with patch.object(amqp, "channel", silent_broker(opened)):
             async with asyncio.timeout(10):
                 with pytest.raises(BackendUnavailableError, match=r"no channel.*publish_timeout"):
                     await backend.publish(unique("unopened"), [WireMessage(b"{}", {}, "k")])
@@ -526,14 +532,9 @@ async def test_a_declaration_the_broker_never_answers_fails_in_time() -> None:
         opened = amqp.channel
         waited: list[float | None] = []
 
-        async def never_answers(*args: Any, **options: Any) -> None:
-            waited.append(options.get("timeout"))
-            await asyncio.sleep(options.get("timeout") or 3600)
-            raise TimeoutError
-
         async def channel(**options: Any) -> Any:
             made = await opened(**options)
-            made.exchange_declare = never_answers  # type: ignore[method-assign,assignment]
+            made.exchange_declare = silent_broker(waited)  # type: ignore[method-assign,assignment]
             return made
 
         with patch.object(amqp, "channel", channel):

@@ -102,6 +102,11 @@ def _ports(env: dict[str, str], var: str) -> list[int]:
 
 
 def _run(factory: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
+    """One phase of a cluster test, in an event loop of its own. Between phases the test
+    kills and starts nodes with blocking commands (tens of seconds); no client is alive then,
+    so none sees a stalled loop (missed heartbeats, expired sessions) that a real service
+    would not."""
+
     async def bounded() -> Any:
         return await asyncio.wait_for(factory(), timeout)
 

@@ -13,9 +13,7 @@ import re
 import socket
 import subprocess
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -90,37 +88,26 @@ def channel_name(what: str) -> str:
     return f"ewt-secure-{what}-{uuid.uuid4().hex[:10]}"
 
 
-def run(factory: Callable[[], Any], timeout: float = 60.0) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await factory()
-
-    return asyncio.run(bounded())
-
-
 # --------------------------------------------------------------------------- events flow
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("listener", sorted(LISTENERS))
-def test_an_event_flows_over_tls_with_authentication(listener: str) -> None:
+async def test_an_event_flows_over_tls_with_authentication(listener: str) -> None:
     url = secure_url(listener)
     model = ping_model(channel_name(listener))
     got: list[int] = []
+    bus = EventBus(url, source="secure-test")
+    arrived = asyncio.Event()
 
-    async def scenario() -> None:
-        bus = EventBus(url, source="secure-test")
-        arrived = asyncio.Event()
+    @bus.subscribe(model, group=channel_name("group"), from_beginning=True)
+    async def handle(event: SecurePing) -> None:
+        got.append(event.seq)
+        arrived.set()
 
-        @bus.subscribe(model, group=channel_name("group"), from_beginning=True)
-        async def handle(event: SecurePing) -> None:
-            got.append(event.seq)
-            arrived.set()
-
-        async with bus:
-            await bus.publish(model(key="k", seq=7))
-            await arrived.wait()
-
-    run(scenario)
+    async with asyncio.timeout(60), bus:
+        await bus.publish(model(key="k", seq=7))
+        await arrived.wait()
     assert got == [7]
 
 
@@ -185,53 +172,52 @@ def assert_one_line_error(exc: BaseException, broker: str, problem: str) -> None
     assert "Traceback" not in text
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("case", CONNECT_CASES)
 @pytest.mark.parametrize("broker", sorted(NAMED))
-def test_a_refused_connection_is_one_clear_line(broker: str, case: str, tmp_path: Path) -> None:
-    url = case_url(broker, case, tmp_path)
-
-    async def scenario() -> BaseException:
-        bus = EventBus(url, backend_options={"connect_timeout": CONNECT_TIMEOUT})
+async def test_a_refused_connection_is_one_clear_line(
+    broker: str, case: str, tmp_path: Path
+) -> None:
+    bus = EventBus(
+        case_url(broker, case, tmp_path), backend_options={"connect_timeout": CONNECT_TIMEOUT}
+    )
+    async with asyncio.timeout(CONNECT_TIMEOUT + 20):
         try:
-            await bus.start()
-        except Exception as exc:
-            return exc
+            with pytest.raises(EventwireError) as refused:
+                await bus.start()
         finally:
             await bus.close()
-        raise AssertionError(f"{case}: {broker} accepted the connection")
-
-    exc = run(scenario, timeout=CONNECT_TIMEOUT + 20)
-    assert_one_line_error(exc, broker, PROBLEM[case])
+    assert_one_line_error(refused.value, broker, PROBLEM[case])
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("operation", ["publish", "subscribe"])
 @pytest.mark.parametrize("broker", sorted(NAMED))
-def test_a_user_without_permission_on_the_channel_is_refused(
+async def test_a_user_without_permission_on_the_channel_is_refused(
     broker: str, operation: str, tmp_path: Path
 ) -> None:
-    url = case_url(broker, "denied", tmp_path)
     model = ping_model(channel_name("denied"))
+    bus = EventBus(
+        case_url(broker, "denied", tmp_path), backend_options={"connect_timeout": CONNECT_TIMEOUT}
+    )
+    if operation == "subscribe":
 
-    async def scenario() -> BaseException:
-        bus = EventBus(url, backend_options={"connect_timeout": CONNECT_TIMEOUT})
-        if operation == "subscribe":
+        @bus.subscribe(model, group=channel_name("group"))
+        async def handle(event: SecurePing) -> None:
+            pass
 
-            @bus.subscribe(model, group=channel_name("group"))
-            async def handle(event: SecurePing) -> None:
-                pass
+    async def attempt() -> None:
+        await bus.start()
+        if operation == "publish":
+            await bus.publish(model(key="k", seq=1))
 
+    async with asyncio.timeout(CONNECT_TIMEOUT + 30):
         try:
-            await bus.start()
-            if operation == "publish":
-                await bus.publish(model(key="k", seq=1))
-        except Exception as exc:
-            return exc
+            with pytest.raises(EventwireError) as refused:
+                await attempt()
         finally:
             await bus.close()
-        raise AssertionError(f"{broker} let a user without permission {operation}")
-
-    exc = run(scenario, timeout=CONNECT_TIMEOUT + 30)
-    assert_one_line_error(exc, broker, r"permission|not allowed|denied|authori[sz]")
+    assert_one_line_error(refused.value, broker, r"permission|not allowed|denied|authori[sz]")
 
 
 def test_status_prints_the_secure_urls_and_the_ca_without_secrets() -> None:
