@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from eventwire.backend import WireMessage
+from eventwire.backend import Backend, WireMessage
 from eventwire.bindings import BINDINGS, to_headers
 from eventwire.codec import JSON, PayloadValidator, encode_body
 from eventwire.envelope import SPEC_VERSION, Envelope, assemble, format_time, new_id
@@ -76,19 +76,20 @@ class _Call:
 
 
 class Encoder:
-    """Encodes the events of one bus (its source, backend and contract), keeping the
-    templates of the usual publish from one call to the next."""
+    """Encodes the events of one bus for one backend (its header binding, its size limit)
+    from one source, keeping the templates of the usual publish from one call to the next.
+    A bus makes a new one when its source or its backend changes."""
 
-    def __init__(
-        self,
-        source: str,
-        binding: str,
-        validator: PayloadValidator | None,
-        max_bytes: int | None,
-        backend_name: str,
-    ) -> None:
+    def __init__(self, source: str, backend: Backend, validator: PayloadValidator | None) -> None:
         self.source = source
-        self._usual = _Call(source, binding, validator, max_bytes, backend_name)
+        self.backend = backend
+        self._usual = _Call(
+            source,
+            backend.binding,
+            validator,
+            backend.capabilities.max_message_bytes,
+            backend.name,
+        )
         self._command = dataclasses.replace(self._usual, allow_command=True)
         self._kinds: Kinds = {}
         self._command_kinds: Kinds = {}  # EventBus.send's

@@ -163,7 +163,7 @@ class EventBus:
         self._lag: LagWatch | None = None
         self.subscriptions: dict[tuple[str, str], SubscriptionInfo] = {}
         self.published: dict[str, type[Message]] = {}
-        self._encoder = self._new_encoder()
+        self._encoder: Encoder | None = None
         self._command_groups: dict[type[Message], str] = {}
         self._consumers: list[Consumer] = []
         self._running: list[Subscription] = []
@@ -629,20 +629,13 @@ class EventBus:
             self.published.setdefault(kind, model)
         return encoded
 
-    def _new_encoder(self) -> Encoder:
-        backend = self.backend
-        return Encoder(
-            self.source,
-            backend.binding,
-            self._validator,
-            backend.capabilities.max_message_bytes,
-            backend.name,
-        )
-
     def _current_encoder(self) -> Encoder:
-        if self._encoder.source != self.source:
-            self._encoder = self._new_encoder()
-        return self._encoder
+        """The encoder for this bus's source and backend (both may change between runs: a
+        test bus swaps the backend, ``eventwire run --url`` rebinds it)."""
+        encoder = self._encoder
+        if encoder is None or encoder.source != self.source or encoder.backend is not self.backend:
+            encoder = self._encoder = Encoder(self.source, self.backend, self._validator)
+        return encoder
 
     async def send(
         self,

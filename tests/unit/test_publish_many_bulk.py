@@ -188,3 +188,22 @@ async def test_a_command_is_refused_by_publish_even_after_send_encoded_one() -> 
         await bus.send(Ship(order_id="o-3"))
         sent = await bus.backend.browse("bulk-ship")
     assert len(sent) == 2
+
+
+async def test_the_usual_publish_follows_the_bus_to_another_backend() -> None:
+    """A test bus swaps the backend and ``eventwire run --url`` rebinds it: the kept header
+    templates must follow to the new backend's header binding."""
+    from eventwire.plugins import create_backend
+
+    bus = EventBus(fresh(), source="shop")
+    async with bus:
+        await bus.publish(Placed(order_id="o-1", total=1))
+        before = await bus.backend.browse("bulk-orders")
+    other = create_backend(fresh())
+    other.binding = "nats"  # the NATS spelling of the headers: ce-id
+    bus._renew(other)
+    async with bus:
+        envelope = await bus.publish(Placed(order_id="o-2", total=2))
+        after = await bus.backend.browse("bulk-orders")
+    assert "ce_id" in before[0].headers
+    assert after[0].headers.get("ce-id") == envelope.id and "ce_id" not in after[0].headers

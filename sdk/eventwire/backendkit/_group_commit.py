@@ -101,8 +101,9 @@ class GroupCommit(Generic[T]):
             async with asyncio.timeout(patience):
                 if self._leading is not None:
                     await asyncio.shield(self._leading)
-                if self._busy():
-                    await asyncio.shield(self._task)  # type: ignore[arg-type]
+                task = self._task  # started by the leader, if anything queued behind it
+                if task is not None and not task.done():
+                    await asyncio.shield(task)
         except TimeoutError:
             self._cut = error
             leading, leader = self._leading, self._leader
