@@ -21,7 +21,14 @@ from eventwire.errors import BusClosedError, PublishError
 from redis.exceptions import ResponseError
 
 from eventwire_redis._connection import retrying
-from eventwire_redis._topology import ChannelKeys, encode_entry, pack_command, shard_of
+from eventwire_redis._topology import (
+    ChannelKeys,
+    PackedHead,
+    pack_command,
+    pack_entry,
+    pack_head,
+    shard_of,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -41,6 +48,7 @@ class Publisher:
         self._client = client
         self._settings = settings
         self._round_robin: dict[str, int] = {}
+        self._heads: dict[str, PackedHead] = {}
         self._commits: GroupCommit[list[bytes]] = GroupCommit(
             self._send, name="eventwire-redis:publish", size=len, limit=PIPELINE_CHUNK
         )
@@ -53,18 +61,22 @@ class Publisher:
         """Send what is queued (for up to `patience` seconds), then stop."""
         await self._commits.close(patience, BusClosedError("the redis backend was closed"))
 
-    def _head(self, stream: str) -> list[bytes]:
+    def _head(self, stream: str) -> PackedHead:
+        """``XADD stream`` with its trimming, packed (once per stream unless the trimming
+        moves with the clock)."""
         settings, name = self._settings, stream.encode()
         if settings.retention is not None:
             floor = max(0, int((time.time() - settings.retention) * 1000))
-            return [b"XADD", name, b"MINID", b"~", str(floor).encode(), b"*"]
-        if settings.maxlen:
-            return [b"XADD", name, b"MAXLEN", b"~", str(settings.maxlen).encode(), b"*"]
-        return [b"XADD", name, b"*"]
+            return pack_head([b"XADD", name, b"MINID", b"~", str(floor).encode(), b"*"])
+        head = self._heads.get(stream)
+        if head is None:
+            trim = [b"MAXLEN", b"~", str(settings.maxlen).encode()] if settings.maxlen else []
+            head = self._heads[stream] = pack_head([b"XADD", name, *trim, b"*"])
+        return head
 
     def _commands(self, keys: ChannelKeys, messages: Sequence[WireMessage]) -> list[bytes]:
         count = len(keys.streams)
-        heads: dict[int, list[bytes]] = {}
+        heads: dict[int, PackedHead] = {}
         commands: list[bytes] = []
         robin = self._round_robin.get(keys.base, 0)
         for message in messages:
@@ -75,7 +87,7 @@ class Publisher:
             head = heads.get(shard)
             if head is None:
                 head = heads[shard] = self._head(keys.streams[shard])
-            commands.append(pack_command(head, encode_entry(message)))
+            commands.append(pack_entry(head, message))
         self._round_robin[keys.base] = robin
         return commands
 
@@ -110,7 +122,7 @@ class Publisher:
         if settings.replica_acks:
             # on the same connection: WAIT covers the writes this connection made before it
             wait = [str(settings.replica_acks), str(int(settings.replica_timeout * 1000))]
-            packed = [*packed, pack_command([b"WAIT"], [w.encode() for w in wait])]
+            packed = [*packed, pack_command([b"WAIT", *(w.encode() for w in wait)])]
         try:
             for start in range(0, len(packed), PIPELINE_CHUNK):
                 chunk = packed[start : start + PIPELINE_CHUNK]

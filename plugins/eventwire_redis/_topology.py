@@ -17,16 +17,10 @@ subscriber reads it). The pipeline decides whether a subscription accepts it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 
 from eventwire.backend import WireMessage
 from eventwire.backendkit import shard_of
-
-_hiredis_pack: Callable[[tuple[bytes, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _hiredis_pack  # type: ignore[assignment]
-except ImportError:  # redis-py without its hiredis extra
-    _hiredis_pack = None
 
 __all__ = [
     "BODY",
@@ -37,9 +31,11 @@ __all__ = [
     "LEASES",
     "RELEASE",
     "ChannelKeys",
+    "PackedHead",
     "decode_entry",
-    "encode_entry",
     "pack_command",
+    "pack_entry",
+    "pack_head",
     "shard_of",
 ]
 
@@ -68,31 +64,57 @@ class ChannelKeys:
         return f"{self.base}:gen:{group}"
 
 
-def encode_entry(message: WireMessage) -> list[bytes]:
-    """Stream entry fields, flattened (name, value, name, value ...)."""
-    body = message.body
-    fields = [BODY, body if isinstance(body, bytes) else bytes(body)]
+#: The arguments of a command's head (``XADD key MAXLEN ~ n *``) in RESP, and their count.
+PackedHead = tuple[int, bytes]
+
+
+def pack_head(args: Sequence[bytes]) -> PackedHead:
+    """`args` in RESP, packed once for every command that starts with them."""
+    return len(args), b"".join([_bulk(arg) for arg in args])
+
+
+def pack_entry(head: PackedHead, message: WireMessage) -> bytes:
+    """The command `head` followed by the fields of `message`'s stream entry, in RESP:
+    ``$body``, ``$key`` when there is one, then one field per header (see the module
+    docstring). The field names' RESP is made once per name; publishing packs one entry per
+    event."""
+    count, packed_head = head
+    body = message.body if isinstance(message.body, bytes) else bytes(message.body)
+    parts = [b"", packed_head, _BODY, b"$%d\r\n" % len(body), body, b"\r\n"]
+    fields = 1
     if message.key is not None:
-        fields += [KEY, message.key.encode()]
+        key = message.key.encode()
+        parts += (_KEY, b"$%d\r\n" % len(key), key, b"\r\n")
+        fields = 2
+    names = _NAMES
     for name, value in message.headers.items():
-        fields += [("$" + name if name.startswith("$") else name).encode(), value.encode()]
-    return fields
-
-
-def pack_command(head: list[bytes], args: list[bytes]) -> bytes:
-    """One command in RESP (what redis-py's ``pack_command`` makes, for bytes arguments
-    only, without its generality: publishing packs one command per event); hiredis's packer
-    when it is installed (the redis extra installs it), twice as fast."""
-    if _hiredis_pack is not None:
-        return _hiredis_pack((*head, *args))
-    return _pack_in_python(head, args)
-
-
-def _pack_in_python(head: list[bytes], args: list[bytes]) -> bytes:
-    parts = [b"*%d\r\n" % (len(head) + len(args))]
-    for arg in (*head, *args):
-        parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
+        raw = value.encode()
+        parts += (names.get(name) or _name(name), b"$%d\r\n" % len(raw), raw, b"\r\n")
+        fields += 1
+    parts[0] = b"*%d\r\n" % (count + 2 * fields)
     return b"".join(parts)
+
+
+def pack_command(args: Sequence[bytes]) -> bytes:
+    """One command in RESP (what redis-py's ``pack_command`` makes, for bytes arguments)."""
+    return b"*%d\r\n%b" % (len(args), b"".join([_bulk(arg) for arg in args]))
+
+
+def _bulk(arg: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(arg), arg)
+
+
+#: Header name → its field name in RESP (a name starting with ``$`` gets one more).
+_NAMES: dict[str, bytes] = {}
+_BODY = _bulk(BODY)
+_KEY = _bulk(KEY)
+
+
+def _name(name: str) -> bytes:
+    packed = _bulk(("$" + name if name.startswith("$") else name).encode())
+    if len(_NAMES) < 4096:  # header names are few; keep the memory bounded all the same
+        _NAMES[name] = packed
+    return packed
 
 
 def decode_entry(fields: Mapping[bytes, bytes]) -> WireMessage:
