@@ -321,8 +321,8 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         if await self._read_history(channel, visit, "purging"):
             timeout = self.settings.publish_timeout
             with self.map_errors(f"purging the history of {channel!r} within {timeout:g}s"):
-                async with self.scratch() as scratch:
-                    await asyncio.wait_for(scratch.queue_delete(history_queue(channel)), timeout)
+                async with self.scratch() as scratch:  # each call bounded by publish_timeout
+                    await scratch.queue_delete(history_queue(channel))
                 self._groups.forget(channel)
                 await self._groups.ensure_channel(channel)
         return count
