@@ -97,7 +97,7 @@ def pack_entry(head: PackedHead, message: WireMessage) -> bytes:
 
 def pack_command(args: Sequence[bytes]) -> bytes:
     """One command in RESP (what redis-py's ``pack_command`` makes, for bytes arguments)."""
-    return b"*%d\r\n%b" % (len(args), b"".join([_bulk(arg) for arg in args]))
+    return b"*%d\r\n%b" % pack_head(args)
 
 
 def _bulk(arg: bytes) -> bytes:

@@ -102,7 +102,7 @@ class Encoder:
         )
         kind = kinds.get(type(event)) or _kind_of(event, kinds, call)
         now = datetime.now(UTC)
-        wire, envelope = _encode(event, kind, now, now.isoformat()[:-6] + "Z", call)
+        wire, envelope = _encode(event, kind, now, format_time(now), call)
         return kind.channel, wire, envelope
 
     def many(
@@ -124,8 +124,8 @@ class Encoder:
             )
             kinds = {}
         now = datetime.now(UTC)
-        first = now.isoformat()
-        stem = first[:19]  # format_time, to the second
+        first = format_time(now)
+        stem = first[:19]  # to the second
         out = Encoded({}, [], {})
         envelopes = out.envelopes
         last: type[Message] | None = None
@@ -140,7 +140,7 @@ class Encoder:
                 time = now + timedelta(microseconds=index)
                 text = f"{stem}.{micros:06d}Z" if micros < 1_000_000 else format_time(time)
             else:
-                time, text = now, first[:-6] + "Z"
+                time, text = now, first
             wire, envelope = _encode(event, kind, time, text, call)
             batch.append(wire)
             envelopes.append(envelope)

@@ -156,6 +156,8 @@ _V4_BITS = 0x4000 << 64 | 0x8000 << 48
 
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with a ``Z`` suffix."""
+    if value.tzinfo is UTC:  # the usual case (every publish): ends in "+00:00"
+        return value.isoformat()[:-6] + "Z"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
