@@ -9,19 +9,20 @@ copies, adding its own ``id``, ``time`` and ``subject``.
 
 ``EventBus.publish`` encodes its one event from the same templates. Each bus has an
 `Encoder`, which keeps the templates of the usual publish (no correlation or causation id,
-no user headers) from one call to the next.
+no user headers) from one call to the next; a publish with ids, its own headers or header
+hooks goes through `Encoder.custom`, with the same checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from eventwire.backend import Backend, WireMessage
 from eventwire.bindings import BINDINGS, to_headers
-from eventwire.codec import JSON, PayloadValidator, encode_body
+from eventwire.codec import JSON, PayloadValidator, encode, encode_body
 from eventwire.envelope import SPEC_VERSION, Envelope, assemble, format_time, new_id
 from eventwire.errors import EventValidationError, MessageTooLargeError
 from eventwire.events import Message, MessageSpec
@@ -105,6 +106,38 @@ class Encoder:
         wire, envelope = _encode(event, kind, now, format_time(now), call)
         return kind.channel, wire, envelope
 
+    def custom(
+        self,
+        event: Message,
+        allow_command: bool,
+        correlationid: str | None,
+        causationid: str | None,
+        user: dict[str, str],
+        enrich: Callable[..., object] | None,
+    ) -> tuple[str, WireMessage, Envelope]:
+        """`event` with correlation or causation ids or `user` headers (checked by
+        `bindings.user_headers`), and with `enrich` (the ``eventwire_enrich_headers`` hooks)
+        if any: they see the envelope and may add to `user` before the headers are written."""
+        call, kinds = (
+            (self._command, self._command_kinds) if allow_command else (self._usual, self._kinds)
+        )
+        kind = kinds.get(type(event)) or _kind_of(event, kinds, call)
+        envelope = Envelope.new(
+            type=kind.spec.type,
+            source=call.source,
+            subject=event.message_key(),
+            correlationid=correlationid,
+            causationid=causationid,
+            dataversion=kind.version,
+            headers=user,
+        )
+        if enrich is not None:
+            enrich(event=event, envelope=envelope, headers=user)
+            envelope = dataclasses.replace(envelope, headers=user)
+        wire = encode(event, envelope, call.binding, call.validator)
+        _check_size(kind.spec, len(wire.body), call)
+        return kind.channel, wire, envelope
+
     def many(
         self,
         events: Iterable[Message],
@@ -167,18 +200,24 @@ def _encode(
         call.headers,
     )
     body = encode_body(event, spec.type, call.validator)
-    if call.max_bytes is not None and len(body) > call.max_bytes:
-        raise MessageTooLargeError(
-            f"{spec.type} encodes to {len(body)} bytes, over the {call.backend_name} "
-            f"backend's limit of {call.max_bytes} bytes; nothing was sent. Send a reference "
-            "to the data instead (a 'thin' event) or raise the broker's limit"
-        )
+    if call.max_bytes is not None and len(body) > call.max_bytes:  # (no call per event)
+        _check_size(spec, len(body), call)
     headers = kind.template.copy()
     headers[kind.id_name] = envelope.id
     headers[kind.time_name] = text
     if subject is not None:
         headers[kind.subject_name] = subject
     return WireMessage(body, headers, subject), envelope
+
+
+def _check_size(spec: MessageSpec, size: int, call: _Call) -> None:
+    """`MessageTooLargeError` if a body of `size` bytes is over the backend's limit."""
+    if call.max_bytes is not None and size > call.max_bytes:
+        raise MessageTooLargeError(
+            f"{spec.type} encodes to {size} bytes, over the {call.backend_name} backend's "
+            f"limit of {call.max_bytes} bytes; nothing was sent. Send a reference to the data "
+            "instead (a 'thin' event) or raise the broker's limit"
+        )
 
 
 def _kind_of(event: object, kinds: Kinds, call: _Call) -> _Kind:

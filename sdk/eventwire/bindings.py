@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Literal
+from typing import Any, Literal
 
 from eventwire.envelope import JSON, Envelope, assemble, format_time, parse_time
 from eventwire.errors import DecodeError, EventValidationError
@@ -26,9 +26,9 @@ __all__ = [
     "BINDINGS",
     "READ_PREFIXES",
     "Binding",
-    "check_user_headers",
     "from_headers",
     "to_headers",
+    "user_headers",
 ]
 
 Binding = Literal["kafka", "nats", "amqp"]
@@ -96,9 +96,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RESERVED = frozenset(name.lower() for names in _READ_NAMES.values() for name in names)
 
 
-def check_user_headers(headers: Mapping[str, str], binding: str) -> None:
-    """`EventValidationError` if a user header takes a name the envelope uses."""
-    taken = sorted(name for name in headers if name.lower() in _RESERVED)
+def user_headers(headers: Mapping[Any, Any] | None, binding: str) -> dict[str, str]:
+    """A publish's own `headers` as text (``{}`` for none); `EventValidationError` if one
+    takes a name the envelope uses."""
+    if not headers:
+        return {}
+    user = {str(k): str(v) for k, v in headers.items()}
+    taken = sorted(name for name in user if name.lower() in _RESERVED)
     if taken:
         raise EventValidationError(
             f"header(s) {', '.join(map(repr, taken))} are reserved for the CloudEvents "
@@ -106,6 +110,7 @@ def check_user_headers(headers: Mapping[str, str], binding: str) -> None:
             "was sent. Pass the id, correlation or causation through publish()'s own "
             "arguments, or rename the header"
         )
+    return user
 
 
 def _prefix(binding: str) -> str:

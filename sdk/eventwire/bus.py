@@ -25,15 +25,14 @@ from eventwire.backend import (
     WireMessage,
 )
 from eventwire.batching import BatchConsumer, BatchPolicy
-from eventwire.bindings import BINDINGS, check_user_headers, to_headers
-from eventwire.codec import PayloadValidator, encode
+from eventwire.bindings import BINDINGS, to_headers, user_headers
+from eventwire.codec import PayloadValidator
 from eventwire.deadletter import REPLAY, DeadLetter, dead_letter_channel
 from eventwire.envelope import Envelope
 from eventwire.errors import (
     BusClosedError,
     ConfigurationError,
     EventValidationError,
-    MessageTooLargeError,
     UnsupportedOperationError,
 )
 from eventwire.events import Command, Event, Message, MessageSpec
@@ -621,9 +620,7 @@ class EventBus:
         headers: Mapping[str, str] | None,
     ) -> Encoded:
         """`events` encoded for this bus's backend (without header hooks)."""
-        user = {str(k): str(v) for k, v in headers.items()} if headers else {}
-        if user:
-            check_user_headers(user, self.backend.binding)
+        user = user_headers(headers, self.backend.binding)
         encoded = self._current_encoder().many(events, correlation_id, causation_id, user)
         for kind, model in encoded.models.items():
             self.published.setdefault(kind, model)
@@ -671,8 +668,7 @@ class EventBus:
                 return
             message = wire
             if context.headers != envelope.headers:
-                user = {str(k): str(v) for k, v in context.headers.items()}
-                check_user_headers(user, self.backend.binding)
+                user = user_headers(context.headers, self.backend.binding)
                 context.envelope = dataclasses.replace(envelope, headers=user)
                 message = WireMessage(
                     wire.body, to_headers(context.envelope, self.backend.binding), wire.key
@@ -707,45 +703,19 @@ class EventBus:
         self._check_open()
         hook = self._plugins.hook.eventwire_enrich_headers
         hooked = bool(hook.get_hookimpls())
+        encoder = self._current_encoder()
         if not hooked and correlation_id is None and causation_id is None and not headers:
-            # the usual publish: from the kept templates
-            channel, wire, envelope = self._current_encoder().one(event, allow_command)
-            self.published.setdefault(envelope.type, type(event))
-            return channel, wire, envelope
-        if not isinstance(event, Message):
-            raise EventValidationError(
-                f"publish() takes an eventwire Event, got {type(event).__name__}"
+            channel, wire, envelope = encoder.one(event, allow_command)  # the usual publish
+        else:
+            channel, wire, envelope = encoder.custom(
+                event,
+                allow_command,
+                correlation_id,
+                causation_id,
+                user_headers(headers, self.backend.binding),
+                hook if hooked else None,
             )
-        spec = type(event).__eventwire__
-        if spec.kind == "command" and not allow_command:
-            raise EventValidationError(
-                f"{spec.type} is a Command; use bus.send() so it reaches its one handling group"
-            )
-        channel = spec.require_channel()
-        user = {str(k): str(v) for k, v in headers.items()} if headers else {}
-        if user:
-            check_user_headers(user, self.backend.binding)
-        envelope = Envelope.new(
-            type=spec.type,
-            source=self.source,
-            subject=event.message_key(),
-            correlationid=correlation_id,
-            causationid=causation_id,
-            dataversion=str(spec.version),
-            headers=user,
-        )
-        if hooked:
-            hook(event=event, envelope=envelope, headers=user)
-            envelope = dataclasses.replace(envelope, headers=user)
-        wire = encode(event, envelope, self.backend.binding, self._validator)
-        limit = self.backend.capabilities.max_message_bytes
-        if limit is not None and len(wire.body) > limit:
-            raise MessageTooLargeError(
-                f"{spec.type} encodes to {len(wire.body)} bytes, over the {self.backend.name} "
-                f"backend's limit of {limit} bytes; nothing was sent. Send a reference to the "
-                "data instead (a 'thin' event) or raise the broker's limit"
-            )
-        self.published.setdefault(spec.type, type(event))
+        self.published.setdefault(envelope.type, type(event))
         return channel, wire, envelope
 
     # -- dead letters -----------------------------------------------------------------------

@@ -207,3 +207,32 @@ async def test_the_usual_publish_follows_the_bus_to_another_backend() -> None:
         after = await bus.backend.browse("bulk-orders")
     assert "ce_id" in before[0].headers
     assert after[0].headers.get("ce-id") == envelope.id and "ce_id" not in after[0].headers
+
+
+@pytest.mark.parametrize(
+    ("event", "error", "text"),
+    [
+        ("text", EventValidationError, "got str"),
+        (Ship(order_id="b"), EventValidationError, "bus.send"),
+        (Placed.model_construct(order_id="b"), EventValidationError, "missing required field"),
+        (
+            Noted(text="x" * 9_000_000),
+            MessageTooLargeError,
+            r"encodes to \d+ bytes, over the memory",
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    "extra",
+    [{"correlation_id": "c"}, {"causation_id": "k"}, {"headers": {"tenant": "t"}}],
+    ids=["correlation", "causation", "headers"],
+)
+async def test_a_publish_with_ids_or_headers_refuses_what_the_usual_one_refuses(
+    event: object, error: type[Exception], text: str, extra: dict[str, object]
+) -> None:
+    async with EventBus(fresh()) as bus:
+        with pytest.raises(error, match=text):
+            await bus.publish(event, **extra)  # type: ignore[arg-type]
+        assert await bus.backend.browse("bulk-orders") == []
+        assert await bus.backend.browse("bulk-notes") == []
+        assert await bus.backend.browse("bulk-ship") == []
