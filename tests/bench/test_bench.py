@@ -90,6 +90,24 @@ def test_quick_memory_run_reports_every_figure(tmp_path: Path) -> None:
         assert report["figures"][figure]["eventwire"]["events"] > 0
     assert "every event received: yes" in done.stdout
     assert "eventwire / FastStream" in done.stdout
+    # a quick run's rounds take milliseconds: the report says its ratios are not steady
+    assert set(report["short_rounds_s"]) == {"publish", "publish_many", "e2e", "drain"}
+    assert "short rounds" in done.stdout
+
+
+def test_only_rounds_under_a_second_are_called_short() -> None:
+    from eventwire_conformance.bench.harness import BenchResult, Sample
+    from eventwire_conformance.bench.model import BenchConfig
+    from eventwire_conformance.bench.report import short_rounds
+
+    config = BenchConfig("kafka://127.0.0.1:9092", figures=("publish", "drain", "latency"))
+    result = BenchResult(config, "run", "kafka", {}, {})
+    for kind, seconds in (("eventwire", 2.0), ("raw", 0.4), ("raw", 0.6), ("raw", 3.0)):
+        result.samples.append(Sample("drain", kind, 0, 1000, seconds, 1000 / seconds, 1000, 0))
+    for kind in ("eventwire", "raw"):
+        result.samples.append(Sample("publish", kind, 0, 1000, 1.5, 666.0, 1000, 0))
+        result.samples.append(Sample("latency", kind, 0, 10, 0.01, 1000.0, 10, 0))
+    assert short_rounds(result) == {"drain": 0.6}  # the raw row's median round
 
 
 @pytest.mark.anyio

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import statistics
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from eventwire_conformance.bench.harness import BenchResult, Spread
 from eventwire_conformance.bench.model import KINDS
 from eventwire_conformance.bench.validation import TARGET_US
 
-__all__ = ["TARGETS", "print_table", "to_json", "write_json"]
+__all__ = ["SHORT_ROUND", "TARGETS", "print_table", "short_rounds", "to_json", "write_json"]
 
 MIB = 1024 * 1024
 TITLES = {
@@ -72,6 +73,10 @@ TARGETS = (
     ("batch-drain-vs-raw", "drain", "rate", "eventwire_batch", "raw", 0.8,
      "drain with the batch API >= 0.8x raw drain"),
 )  # fmt: skip
+#: Rounds shorter than this many seconds move a lot from one run to the next on a shared
+#: machine (Kafka publish_many at N=20,000: 0.55x to 0.94x raw in two runs a minute apart;
+#: at N=100,000, 0.82x to 0.93x); the report says which figures had them.
+SHORT_ROUND = 1.0
 _VERSIONS = (
     "eventwire",
     "faststream",
@@ -140,6 +145,27 @@ def targets(result: BenchResult) -> list[dict[str, Any]]:
     return rows
 
 
+def short_rounds(result: BenchResult) -> dict[str, float]:
+    """The figures (latency aside) whose rounds took under `SHORT_ROUND` seconds for some
+    row, with that row's median round in seconds."""
+    short: dict[str, float] = {}
+    for figure in result.config.figures:
+        if figure == "latency":
+            continue
+        medians = [
+            statistics.median(seconds)
+            for kind in KINDS
+            if (
+                seconds := [
+                    s.seconds for s in result.samples if (s.figure, s.kind) == (figure, kind)
+                ]
+            )
+        ]
+        if medians and min(medians) < SHORT_ROUND:
+            short[figure] = min(medians)
+    return short
+
+
 def to_json(result: BenchResult) -> dict[str, Any]:
     """The run as a JSON-ready dict (the same numbers as the table)."""
     config = result.config
@@ -201,6 +227,7 @@ def to_json(result: BenchResult) -> dict[str, Any]:
         "peak_rss_bytes": result.peak_rss,
         "peak_rss_mib": result.peak_rss / MIB,
         "targets": targets(result),
+        "short_rounds_s": short_rounds(result),
         "contract_validation": _validation_json(result),
         "cleanup": {"deleted": result.deleted, "error": result.cleanup_error},
         "versions": _versions(),
@@ -308,6 +335,12 @@ def print_table(result: BenchResult, console: Console | None = None) -> None:
         )
         console.print(
             f"  target contract validation < {TARGET_US:.0f} µs per event: {each}; {mark}"
+        )
+    if short := short_rounds(result):
+        each = ", ".join(f"{figure} {seconds:.2f} s" for figure, seconds in short.items())
+        console.print(
+            f"  [yellow]short rounds[/yellow] ({each}, the shortest row's median): ratios from "
+            f"rounds under {SHORT_ROUND:g} s move a lot between runs; raise -n for steadier ones"
         )
     deleted = len(result.deleted)
     if result.cleanup_error:
