@@ -75,7 +75,7 @@ TARGETS = (
 )  # fmt: skip
 #: Rounds shorter than this many seconds move a lot from one run to the next on a shared
 #: machine (Kafka publish_many at N=20,000: 0.55x to 0.94x raw in two runs a minute apart;
-#: at N=100,000, 0.82x to 0.93x); the report says which figures had them.
+#: at N=100,000, 0.77x to 0.93x over seven runs); the report says which figures had them.
 SHORT_ROUND = 1.0
 _VERSIONS = (
     "eventwire",
