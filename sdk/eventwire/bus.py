@@ -72,6 +72,10 @@ Hook = TypeVar("Hook", bound=Callable[[], Any])
 
 DEFAULT_RETRY = RetryPolicy()
 _BASES = (Message, Event, Command)
+#: A batch subscription's default window, in batches: while one batch runs the backend
+#: fetches the next ones; with two, a NATS drain waited ~30 ms for its window to refill
+#: after every other batch (12,400 msg/s, against 22,800 with four).
+BATCHES_IN_FLIGHT = 4
 
 
 @dataclasses.dataclass
@@ -280,7 +284,7 @@ class EventBus:
           in delivery order; it reports a partial failure by raising `BatchError`
           (see `eventwire.batching`). A batch handler is alone in its group, runs one batch
           at a time (``concurrency`` 1), its middlewares run through ``consume_batch``;
-          ``max_in_flight`` defaults to ``2 * max_size`` and must be at least ``max_size``.
+          ``max_in_flight`` defaults to ``4 * max_size`` and must be at least ``max_size``.
         """
         spec = _message_spec(model)
         channel = spec.require_channel()
@@ -828,7 +832,7 @@ def _check_batch(
                 "subscribe without batch="
             )
     if max_in_flight is None:
-        return 2 * batch.max_size
+        return BATCHES_IN_FLIGHT * batch.max_size
     if isinstance(max_in_flight, int) and max_in_flight < batch.max_size:
         raise ConfigurationError(
             f"max_in_flight={max_in_flight} is below BatchPolicy max_size="

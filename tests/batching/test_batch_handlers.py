@@ -301,7 +301,7 @@ def test_bad_batch_subscriptions_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="takes one argument, the list of events"):
         bus.subscribe(model, batch=policy)(two)
     bus.subscribe(model, group="g", batch=policy)(handle)
-    assert bus.subscriptions[("batch-config", "g")].max_in_flight == 20
+    assert bus.subscriptions[("batch-config", "g")].max_in_flight == 40  # four batches
     with pytest.raises(ConfigurationError, match="needs a group of its own"):
         bus.subscribe(model, group="g")(handle)
 
