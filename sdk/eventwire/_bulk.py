@@ -98,10 +98,7 @@ class Encoder:
     def one(self, event: Message, allow_command: bool = False) -> tuple[str, WireMessage, Envelope]:
         """`event` without correlation or causation id or user headers: its channel, wire
         message and envelope (``EventValidationError`` / ``MessageTooLargeError``)."""
-        call, kinds = (
-            (self._command, self._command_kinds) if allow_command else (self._usual, self._kinds)
-        )
-        kind = kinds.get(type(event)) or _kind_of(event, kinds, call)
+        call, kind = self._kind(event, allow_command)
         now = datetime.now(UTC)
         wire, envelope = _encode(event, kind, now, format_time(now), call)
         return kind.channel, wire, envelope
@@ -118,10 +115,7 @@ class Encoder:
         """`event` with correlation or causation ids or `user` headers (checked by
         `bindings.user_headers`), and with `enrich` (the ``eventwire_enrich_headers`` hooks)
         if any: they see the envelope and may add to `user` before the headers are written."""
-        call, kinds = (
-            (self._command, self._command_kinds) if allow_command else (self._usual, self._kinds)
-        )
-        kind = kinds.get(type(event)) or _kind_of(event, kinds, call)
+        call, kind = self._kind(event, allow_command)
         envelope = Envelope.new(
             type=kind.spec.type,
             source=call.source,
@@ -137,6 +131,13 @@ class Encoder:
         wire = encode(event, envelope, call.binding, call.validator)
         _check_size(kind.spec, len(wire.body), call)
         return kind.channel, wire, envelope
+
+    def _kind(self, event: Message, allow_command: bool) -> tuple[_Call, _Kind]:
+        """The call settings and the kept template for `event` (``publish`` or ``send``)."""
+        call, kinds = (
+            (self._command, self._command_kinds) if allow_command else (self._usual, self._kinds)
+        )
+        return call, kinds.get(type(event)) or _kind_of(event, kinds, call)
 
     def many(
         self,

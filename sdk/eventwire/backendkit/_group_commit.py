@@ -66,12 +66,17 @@ class GroupCommit(Generic[T]):
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._leading is None and not self._busy():
-            self._task = asyncio.create_task(self._run(), name=self._name)
+        if self._leading is None:
+            self._start()
         await future
 
     def _busy(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    def _start(self) -> None:
+        """Start the background task that writes the queue, unless it runs already."""
+        if not self._busy():
+            self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def _lead(self, item: T) -> None:
         """Write `item` alone, in the caller's task; then hand what queued meanwhile to the
@@ -88,8 +93,8 @@ class GroupCommit(Generic[T]):
         finally:
             self._leading = self._leader = None
             done.set_result(None)
-            if self._queue and not self._busy() and self._cut is None:
-                self._task = asyncio.create_task(self._run(), name=self._name)
+            if self._queue and self._cut is None:
+                self._start()
         error = outcomes[0] if outcomes else None
         if error is not None:
             raise error
