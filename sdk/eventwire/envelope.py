@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Self
+
+from eventwire._random import random_bits
 
 __all__ = ["JSON", "SPEC_VERSION", "Envelope", "assemble", "format_time", "new_id", "parse_time"]
 
@@ -127,16 +127,6 @@ def assemble(
     _SET_DATAVERSION(envelope, dataversion)
     _SET_HEADERS(envelope, headers)
     return envelope
-
-
-#: Random numbers for ids (events, traces): a generator of eventwire's own, seeded from the
-#: system and again in every forked child. Not the `random` module's global one, which a test
-#: framework may seed to the same value for every example (Hypothesis does): every event of
-#: every example would then get the same id, and an idempotent handler would skip them all.
-_RANDOM = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_RANDOM.seed)
-random_bits = _RANDOM.getrandbits
 
 
 def new_id() -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 
+from eventwire._random import uniform
 from eventwire.errors import ConfigurationError
 
 __all__ = ["RetryPolicy"]
@@ -55,7 +55,7 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         base = min(self.max_backoff, self.backoff * self.multiplier ** max(0, attempt - 1))
         if self.jitter:
-            base *= 1 + random.uniform(-self.jitter, self.jitter)
+            base *= 1 + uniform(-self.jitter, self.jitter)
         return max(0.0, base)
 
     def should_retry(self, attempt: int) -> bool:

@@ -310,3 +310,47 @@ def test_emits_of_a_group_with_several_messages_is_a_mapping() -> None:
 def test_emits_takes_message_classes_only() -> None:
     with pytest.raises(ConfigurationError, match="expected an Event or Command subclass"):
         EventBus().subscribe(inventory.OrderPlaced, emits=[dict])  # type: ignore[list-item]
+
+
+def test_shrinking_is_not_blamed_for_the_random_draws_of_other_threads(
+    run: Callable[..., Result], tmp_path: Path
+) -> None:
+    """Shrinking runs in a worker thread while the bus's loop (and a broker client on it)
+    runs: their draws from the global `random` are not the strategies' doing, and Hypothesis
+    must not report them as such."""
+    import random
+    import threading
+    import warnings
+
+    from hypothesis.errors import HypothesisDeprecationWarning
+
+    stop = threading.Event()
+
+    def draw() -> None:  # another thread of the process that uses the global `random`
+        while not stop.is_set():
+            random.random()
+
+    drawer = threading.Thread(target=draw, daemon=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        drawer.start()
+        try:
+            result = run(
+                "contracts",
+                "test",
+                CONTRACT,
+                "--app",
+                f"{APP}:crashes_on_gbp",
+                "--max-cases",
+                "40",
+                "--json",
+                tmp_path / "r.json",
+            )
+        finally:
+            stop.set()
+            drawer.join()
+    assert result.exit_code == 1, result.output
+    findings = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert any(f["case"] == "generated (shrunk)" for r in findings for f in r["findings"])
+    blamed = [w for w in caught if issubclass(w.category, HypothesisDeprecationWarning)]
+    assert not blamed, [str(w.message) for w in blamed]

@@ -15,6 +15,21 @@ def test_jitter_stays_within_its_fraction() -> None:
     assert all(0.8 <= d <= 1.2 for d in delays) and len(delays) > 1
 
 
+def test_jitter_leaves_the_global_random_state_alone() -> None:
+    """A test framework seeds and watches the `random` module's state (Hypothesis does):
+    retries in the bus must neither move it nor repeat its seeded draws."""
+    import random
+
+    policy = RetryPolicy(backoff=1.0, max_backoff=1.0, jitter=0.2)
+    state = random.getstate()
+    policy.delay(1)
+    assert random.getstate() == state
+    random.seed(0)
+    first = policy.delay(1)
+    random.seed(0)
+    assert policy.delay(1) != first
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

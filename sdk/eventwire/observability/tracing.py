@@ -36,7 +36,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-from eventwire.envelope import random_bits
+from eventwire._random import random_bits
 from eventwire.middleware import (
     BatchConsumeContext,
     CallNext,
