@@ -3,13 +3,16 @@
     python -m docs.examples.drain_cpu kafka://127.0.0.1:9092 --events 40000
     python -m docs.examples.drain_cpu memory:// --events 40000 --batch
     python -m docs.examples.drain_cpu kafka://127.0.0.1:9092 --py-spy drain.txt
+    python -m docs.examples.drain_cpu kafka://127.0.0.1:9092 --gc-freeze
 
 One process publishes N events (about 128 B, 16 keys) to a fresh channel, then one
 subscription (``idempotent=True`` with the in-memory store, concurrency 8; or a batch handler
 with ``BatchPolicy(max_size=500, max_wait=0.05)``) drains them. From the first event handled
 to the last it prints the wall-clock rate, the process's CPU time per event, the garbage
 collector's share of it (``gc.callbacks``) and the collections per generation. With
-``--py-spy FILE`` it attaches py-spy (500 Hz, ``--format raw``) over the same interval.
+``--py-spy FILE`` it attaches py-spy (500 Hz, ``--format raw``) over the same interval; with
+``--gc-freeze`` it freezes what exists before the drain (``gc.freeze()``, as ``eventwire run``
+does once the service is loaded).
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ class _Clock:
             self._spy.wait()
 
 
-async def drain(url: str, events: int, batch: bool, spy: str | None) -> str:
+async def drain(url: str, events: int, batch: bool, spy: str | None, freeze: bool) -> str:
     channel = f"drain-cpu-{uuid.uuid4().hex[:12]}"
 
     class Item(Event, type="DrainItem", channel=channel, key="key"):
@@ -119,11 +122,14 @@ async def drain(url: str, events: int, batch: bool, spy: str | None) -> str:
                     [Item(seq=seq, key=f"k{seq % KEYS}", pad=PAD) for seq in seqs]
                 )
             gc.collect()
+            if freeze:
+                gc.freeze()
             async with consumer:
                 await asyncio.wait_for(clock.done.wait(), timeout=600)
     finally:
         clock.close()
     handler = "batch handler" if batch else "per-event handler"
+    handler += ", gc.freeze()" if freeze else ""
     return (
         f"{handler}: {events} events, {events / clock.wall:,.0f} msg/s, "
         f"CPU {clock.cpu / events * 1e6:.1f} µs/event, "
@@ -139,10 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--batch", action="store_true", help="a batch handler")
     parser.add_argument("--py-spy", metavar="FILE", help="record py-spy samples to FILE")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() before the drain")
     args = parser.parse_args(argv)
     if args.events < 1:
         parser.error("--events must be >= 1")
-    print(asyncio.run(drain(args.url, args.events, args.batch, args.py_spy)))
+    print(asyncio.run(drain(args.url, args.events, args.batch, args.py_spy, args.gc_freeze)))
     return 0
 
 

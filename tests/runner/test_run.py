@@ -190,3 +190,35 @@ def test_reload_restarts_the_service_when_a_file_changes(app: Path) -> None:
 def test_run_is_listed(app: Path) -> None:
     result = subprocess.run([*EVENTWIRE, "--help"], capture_output=True, text=True, timeout=60)
     assert "run" in result.stdout.split("Commands:", 1)[1]
+
+
+FROZEN_APP = textwrap.dedent(
+    """
+    import gc
+    from pathlib import Path
+
+    from eventwire import EventBus
+
+    bus = EventBus(source="frozen")
+
+
+    @bus.on_startup
+    def report() -> None:
+        (Path(__file__).parent / "frozen.txt").write_text(str(gc.get_freeze_count()))
+    """
+)
+
+
+@pytest.mark.parametrize(("flag", "frozen"), [([], True), (["--no-gc-freeze"], False)])
+def test_the_loaded_service_is_exempt_from_full_collections_unless_told_not_to(
+    tmp_path: Path, flag: list[str], frozen: bool
+) -> None:
+    (tmp_path / "frozen_app.py").write_text(FROZEN_APP)
+    process = start(["frozen_app.py:bus", *flag], tmp_path)
+    try:
+        count = wait_until(lambda: "\n".join(lines(tmp_path / "frozen.txt")), "the startup hook")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, (tmp_path / "err.txt").read_text()
+    finally:
+        process.kill()
+    assert (int(count) > 10_000) is frozen, count
