@@ -22,12 +22,15 @@ def test_jitter_leaves_the_global_random_state_alone() -> None:
 
     policy = RetryPolicy(backoff=1.0, max_backoff=1.0, jitter=0.2)
     state = random.getstate()
-    policy.delay(1)
-    assert random.getstate() == state
-    random.seed(0)
-    first = policy.delay(1)
-    random.seed(0)
-    assert policy.delay(1) != first
+    try:
+        policy.delay(1)
+        assert random.getstate() == state
+        random.seed(0)
+        first = policy.delay(1)
+        random.seed(0)
+        assert policy.delay(1) != first
+    finally:
+        random.setstate(state)  # the rest of the session keeps its own random state
 
 
 @pytest.mark.parametrize(
