@@ -201,7 +201,7 @@ def _encode(
         call.headers,
     )
     body = encode_body(event, spec.type, call.validator)
-    if call.max_bytes is not None and len(body) > call.max_bytes:  # (no call per event)
+    if call.max_bytes is not None and len(body) > call.max_bytes:  # no call per fitting event
         _check_size(spec, len(body), call)
     headers = kind.template.copy()
     headers[kind.id_name] = envelope.id
