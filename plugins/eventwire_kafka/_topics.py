@@ -132,22 +132,41 @@ class TopicManager:
         return replication, configs
 
     async def _wait_for_leaders(self, topics: list[str]) -> None:
-        """Return once every partition of `topics` has a leader (a fresh topic has none for
-        a moment, and clients that fetch then log NotLeaderForPartition errors)."""
+        """Return once every partition of `topics` has a leader that answers for it. A fresh
+        topic has no leader for a moment; then the metadata names one before that broker
+        takes requests for the partition, and a first publish there would be refused
+        (``NotLeaderForPartitionError``), logged by aiokafka and sent again 100 ms later."""
         delay = 0.01
         while True:
             metadata = await self._admin.describe_topics(topics)
-            ready = {
-                t["topic"]
-                for t in metadata
-                if not t["error_code"]
-                and t["partitions"]
-                and all(p["leader"] >= 0 and not p["error_code"] for p in t["partitions"])
-            }
-            if ready >= set(topics):
+            #: leader -> topic -> [(partition, -1)] (timestamp -1: the latest offset)
+            by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
+            ready = set()
+            for t in metadata:
+                parts = t["partitions"]
+                if t["error_code"] or not parts:
+                    continue
+                if all(p["leader"] >= 0 and not p["error_code"] for p in parts):
+                    ready.add(t["topic"])
+                    for p in parts:
+                        wanted = by_leader.setdefault(p["leader"], {})
+                        wanted.setdefault(t["topic"], []).append((p["partition"], -1))
+            if ready >= set(topics) and await self._leaders_answer(by_leader):
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+    async def _leaders_answer(self, by_leader: dict[int, dict[str, list[tuple[int, int]]]]) -> bool:
+        """Whether each leader answers a ListOffsets request for its partitions (what a
+        broker refuses, like a publish, until it leads the partition)."""
+        from aiokafka.protocol.offset import OffsetRequest
+
+        for leader, wanted in by_leader.items():
+            request = OffsetRequest(-1, 0, list(wanted.items()))
+            response = await self._admin._send_request(request, leader)
+            if any(part[1] for _topic, parts in response.topics for part in parts):
+                return False
+        return True
 
     async def _limit(self, topic: str) -> int:
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})

@@ -293,6 +293,22 @@ async def test_topics_are_created_with_partitions_limit_and_dlq() -> None:
         assert bus.backend.capabilities.max_message_bytes == 8 * 1024 * 1024
 
 
+async def test_the_first_publishes_to_a_new_topic_are_not_refused_by_its_leaders(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The metadata names a new partition's leader before that broker takes requests for it;
+    # a publish sent in between is refused, logged by aiokafka and sent again 100 ms later.
+    channel = unique("fresh")
+    ping = ping_model(channel)
+    async with asyncio.timeout(60), EventBus(URL, source="t") as bus:
+        with caplog.at_level(logging.WARNING, logger="aiokafka"):
+            await bus.publish_many([ping(key=f"k{i}", seq=i) for i in range(256)])
+    records = await read_records(channel)
+    assert {r.partition for r in records} == set(range(8))  # every partition took a first one
+    refused = [r.getMessage() for r in caplog.records if "NotLeader" in r.getMessage()]
+    assert refused == []
+
+
 async def test_event_over_the_topics_limit_fails_at_publish_naming_it() -> None:
     channel = unique("small")
 
