@@ -202,3 +202,34 @@ def test_quick_run_on_a_real_broker(backend: str, tmp_path: Path) -> None:
         assert confirmed["received"] == [confirmed["events"]] * report["config"]["rounds"]
     assert report["cleanup"]["error"] is None, report["cleanup"]
     assert report["cleanup"]["deleted"], "the run's channels were not found for deletion"
+
+
+@pytest.mark.broker
+@pytest.mark.anyio
+@pytest.mark.parametrize("query", ["", "?partitions=3"])
+async def test_every_kafka_row_publishes_to_topics_of_the_eventwire_rows_layout(
+    query: str,
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from eventwire import EventBus
+    from eventwire_conformance.bench._raw_kafka import create_topic
+    from eventwire_conformance.bench.eventwire_runner import channel_model
+
+    url = BROKER_URLS["kafka"] + query
+    name = f"bench-layout-{time.time_ns()}"
+    await create_topic(url, f"{name}-raw")
+    bus = EventBus(url, source="layout-test")
+    await bus.start()
+    try:
+        await bus.publish(channel_model(f"{name}-eventwire")(seq=0, key="k", sent_ns=0, pad=""))
+    finally:
+        await bus.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+    await admin.start()
+    try:
+        topics = [f"{name}-raw", f"{name}-eventwire"]
+        described = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(topics)}
+        await admin.delete_topics(topics)
+    finally:
+        await admin.close()
+    assert described == dict.fromkeys(topics, 3 if query else 8)

@@ -23,14 +23,21 @@ from eventwire_conformance.bench.model import (
     Tracker,
 )
 
-__all__ = ["PARTITIONS", "KafkaRawRunner", "create_topic", "sweep"]
-
-#: Partitions of the topics the FastStream and raw rows create.
-PARTITIONS = 4
+__all__ = ["KafkaRawRunner", "create_topic", "partitions", "sweep"]
 
 
-async def create_topic(bootstrap: str, topic: str) -> None:
-    """Create `topic` with `PARTITIONS` partitions unless it exists."""
+def partitions(url: str) -> int:
+    """The partitions of the topics the eventwire row's bus creates for `url` (its
+    ``partitions`` option): the FastStream and raw rows create theirs alike, since aiokafka's
+    work per send grows with the partitions of the topic."""
+    from eventwire_kafka import KafkaSettings
+
+    return KafkaSettings.parse(url).partitions
+
+
+async def create_topic(url: str, topic: str) -> None:
+    """Create `topic` with `partitions(url)` partitions unless it exists."""
+    bootstrap, count = kafka_bootstrap(url), partitions(url)
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -38,14 +45,14 @@ async def create_topic(bootstrap: str, topic: str) -> None:
     await admin.start()
     try:
         with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+            await admin.create_topics([NewTopic(topic, count, 1)])
         # Wait until every partition has a leader, so the first sends are not retried.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
         while loop.time() < deadline:
             described = await admin.describe_topics([topic])
             parts = described[0].get("partitions", []) if described else []
-            if len(parts) == PARTITIONS and all(p.get("leader", -1) >= 0 for p in parts):
+            if len(parts) == count and all(p.get("leader", -1) >= 0 for p in parts):
                 break
             await asyncio.sleep(0.05)
     finally:
@@ -77,7 +84,7 @@ class KafkaRawRunner:
         self._producer: Any = None
         self.label = (
             f"aiokafka {version('aiokafka')}: acks=all, auto-commit off, commit after each "
-            f"handled getmany() batch, topics with {PARTITIONS} partitions"
+            f"handled getmany() batch, topics with {partitions(config.url)} partitions"
         )
 
     async def start(self) -> None:
@@ -92,7 +99,7 @@ class KafkaRawRunner:
             await producer.stop()
 
     async def prepare(self, channel: str, group: str, figure: str) -> None:
-        await create_topic(self._bootstrap, channel)
+        await create_topic(self._config.url, channel)
 
     async def publish_one(self, channel: str, seq: int) -> None:
         key = self._payloads.key(seq).encode()

@@ -113,7 +113,7 @@ class FastStreamRunner:
         if self._broker_kind == "kafka":
             from eventwire_conformance.bench._raw_kafka import create_topic
 
-            await create_topic(kafka_bootstrap(self._config.url), channel)
+            await create_topic(self._config.url, channel)
         elif self._broker_kind == "rabbit":
             await self._publisher.declare_queue(self._queue(channel))
         elif self._broker_kind == "redis":
