@@ -5,7 +5,9 @@ Never a timing: only that every figure is there, positive, and that every event 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -208,8 +210,9 @@ def test_quick_run_on_a_real_broker(backend: str, tmp_path: Path) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("query", ["", "?partitions=3"])
 async def test_every_kafka_row_publishes_to_topics_of_the_eventwire_rows_layout(
-    query: str,
+    query: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from aiokafka import AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient
     from eventwire import EventBus
     from eventwire_conformance.bench._raw_kafka import create_topic
@@ -218,6 +221,15 @@ async def test_every_kafka_row_publishes_to_topics_of_the_eventwire_rows_layout(
     url = BROKER_URLS["kafka"] + query
     name = f"bench-layout-{time.time_ns()}"
     await create_topic(url, f"{name}-raw")
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092", acks="all")
+    await producer.start()
+    try:  # the topic is ready: no partition's leader refuses a first send
+        with caplog.at_level(logging.WARNING, logger="aiokafka"):
+            sent = [await producer.send(f"{name}-raw", b"x", partition=p) for p in range(3)]
+            await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    assert [r.getMessage() for r in caplog.records if "NotLeader" in r.getMessage()] == []
     bus = EventBus(url, source="layout-test")
     await bus.start()
     try:

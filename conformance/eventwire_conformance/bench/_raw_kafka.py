@@ -36,8 +36,11 @@ def partitions(url: str) -> int:
 
 
 async def create_topic(url: str, topic: str) -> None:
-    """Create `topic` with `partitions(url)` partitions unless it exists."""
+    """Create `topic` with `partitions(url)` partitions unless it exists, and return once
+    every partition's leader answers for it (before that, the leader refuses the first
+    sends, and aiokafka logs each refusal and sends again 100 ms later)."""
     bootstrap, count = kafka_bootstrap(url), partitions(url)
+    from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -46,17 +49,14 @@ async def create_topic(url: str, topic: str) -> None:
     try:
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics([NewTopic(topic, count, 1)])
-        # Wait until every partition has a leader, so the first sends are not retried.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while loop.time() < deadline:
-            described = await admin.describe_topics([topic])
-            parts = described[0].get("partitions", []) if described else []
-            if len(parts) == count and all(p.get("leader", -1) >= 0 for p in parts):
-                break
-            await asyncio.sleep(0.05)
     finally:
         await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:  # ListOffsets: aiokafka asks again until each partition's leader answers
+        await consumer.end_offsets([TopicPartition(topic, p) for p in range(count)])
+    finally:
+        await consumer.stop()
 
 
 async def sweep(url: str, marker: str) -> list[str]:
