@@ -245,3 +245,14 @@ async def test_every_kafka_row_publishes_to_topics_of_the_eventwire_rows_layout(
     finally:
         await admin.close()
     assert described == dict.fromkeys(topics, 3 if query else 8)
+
+
+def test_the_raw_kafka_row_says_it_fetches_and_lays_out_as_the_eventwire_row() -> None:
+    from eventwire_conformance.bench._raw_kafka import KafkaRawRunner
+    from eventwire_conformance.bench.model import BenchConfig, PayloadFactory
+
+    default = KafkaRawRunner(BenchConfig("kafka://127.0.0.1:9092"), PayloadFactory(128, 16))
+    assert "topics with 8 partitions, fetch_max_wait_ms=100" in default.label
+    url = "kafka://127.0.0.1:9092?partitions=3&fetch_max_wait_ms=250"
+    tuned = KafkaRawRunner(BenchConfig(url), PayloadFactory(128, 16))
+    assert "topics with 3 partitions, fetch_max_wait_ms=250" in tuned.label

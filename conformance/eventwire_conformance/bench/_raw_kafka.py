@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventwire_conformance.bench._urls import kafka_bootstrap
 from eventwire_conformance.bench.model import (
@@ -23,23 +23,29 @@ from eventwire_conformance.bench.model import (
     Tracker,
 )
 
-__all__ = ["KafkaRawRunner", "create_topic", "partitions", "sweep"]
-
-
-def partitions(url: str) -> int:
-    """The partitions of the topics the eventwire row's bus creates for `url` (its
-    ``partitions`` option): the FastStream and raw rows create theirs alike, since aiokafka's
-    work per send grows with the partitions of the topic."""
+if TYPE_CHECKING:
     from eventwire_kafka import KafkaSettings
 
-    return KafkaSettings.parse(url).partitions
+__all__ = ["KafkaRawRunner", "create_topic", "eventwire_settings", "sweep"]
+
+
+def eventwire_settings(url: str) -> KafkaSettings:
+    """What the eventwire row's Kafka backend makes of `url`. The other rows take two things
+    from it, so that every row does the same work: the partitions of the topics they create
+    (aiokafka's own work per send grows with them), and the raw consumer's
+    ``fetch_max_wait_ms`` (with aiokafka's default of 500 ms, a drain of 8 partitions
+    stalls for up to half a second once some partitions are read to their end: see
+    ``docs/performance.md``)."""
+    from eventwire_kafka import KafkaSettings
+
+    return KafkaSettings.parse(url)
 
 
 async def create_topic(url: str, topic: str) -> None:
-    """Create `topic` with `partitions(url)` partitions unless it exists, and return once
+    """Create `topic` with the eventwire row's partitions unless it exists, and return once
     every partition's leader answers for it (before that, the leader refuses the first
     sends, and aiokafka logs each refusal and sends again 100 ms later)."""
-    bootstrap, count = kafka_bootstrap(url), partitions(url)
+    bootstrap, count = kafka_bootstrap(url), eventwire_settings(url).partitions
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
@@ -82,9 +88,12 @@ class KafkaRawRunner:
         self._payloads = payloads
         self._bootstrap = kafka_bootstrap(config.url)
         self._producer: Any = None
+        self._settings = eventwire_settings(config.url)
         self.label = (
             f"aiokafka {version('aiokafka')}: acks=all, auto-commit off, commit after each "
-            f"handled getmany() batch, topics with {partitions(config.url)} partitions"
+            f"handled getmany() batch; as the eventwire row: topics with "
+            f"{self._settings.partitions} partitions, "
+            f"fetch_max_wait_ms={self._settings.fetch_max_wait_ms}"
         )
 
     async def start(self) -> None:
@@ -121,6 +130,7 @@ class KafkaRawRunner:
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
         )
         await consumer.start()
 
