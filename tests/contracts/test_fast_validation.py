@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 from eventwire.contracts import load_validator
-from eventwire.contracts._fast import NATIVE_FORMATS, compile_payload_check
+from eventwire.contracts._fast import NATIVE_FORMATS, compile_payload_check, plain_date_time
 from eventwire.contracts._load import ContractValidator, load_document
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -85,6 +85,58 @@ def test_dates_are_not_native_because_jsonschema_rs_takes_a_leap_second_and_year
         )
         assert problems == [f"$.placed_at: {value!r} is not a 'date-time'"]
     assert not {"date-time", "date"} & NATIVE_FORMATS
+
+
+def _date_time_text(
+    y: int, m: int, d: int, hh: int, mm: int, ss: int, sep: str, frac: str, zone: str
+) -> str:
+    return f"{y:04d}-{m:02d}-{d:02d}{sep}{hh:02d}:{mm:02d}:{ss:02d}{frac}{zone}"
+
+
+#: Date-times around every edge of the format: year 0, month 13, day 29-32, hour 24, second
+#: 60, other separators and zones, a final newline.
+DATE_TIME_LIKE = st.builds(
+    _date_time_text,
+    st.integers(0, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.integers(0, 60),
+    st.sampled_from(["T", "t", " "]),
+    st.sampled_from(["", ".5", ".123456"]),
+    st.sampled_from(["Z", "z", "+02:00", "-23:59", "+24:00", "+02:60", "", "Z\n"]),
+)
+
+
+@given(value=DATE_TIME_LIKE | st.text(max_size=30))
+@settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
+def test_a_plain_date_time_is_one_jsonschema_accepts(value: str) -> None:
+    if plain_date_time(value):
+        assert Draft202012Validator.FORMAT_CHECKER.conforms(value, "date-time"), value
+
+
+@pytest.mark.parametrize(
+    ("value", "plain", "valid"),
+    [
+        ("2024-05-01T12:00:00Z", True, True),
+        ("2024-05-01t12:00:00.123456+02:00", True, True),
+        ("2024-02-29T12:00:00Z", False, True),  # a leap day: rfc3339-validator decides
+        ("2023-02-29T12:00:00Z", False, False),
+        ("2024-04-31T12:00:00Z", False, False),
+        ("0000-01-01T00:00:00Z", False, False),
+        ("2024-05-01T12:00:00Z\n", False, True),  # jsonschema's `$` takes a final newline
+        ("2024-05-01 12:00:00Z", False, False),
+    ],
+)
+def test_date_times_the_shortcut_does_not_take_get_the_answer_of_jsonschema(
+    value: str, plain: bool, valid: bool
+) -> None:
+    assert plain_date_time(value) is plain
+    problems = load_validator(REFERENCE).errors(
+        "OrderPlaced", json.dumps({**ORDER, "placed_at": value}).encode()
+    )
+    assert problems == ([] if valid else [f"$.placed_at: {value!r} is not a 'date-time'"])
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,11 @@ format jsonschema checks is handed to jsonschema-rs as jsonschema's own function
 `NATIVE_FORMATS`, where jsonschema-rs was checked to be as strict or stricter
 (tests/contracts/test_fast_validation.py).
 
+A ``date-time`` of the usual shape (`plain_date_time`) is accepted without calling
+jsonschema's function: a day from 01 to 28 exists in every month of every year from 0001, so
+rfc3339-validator accepts it too (its other checks are the same pattern); any other text
+goes to that function. It takes a quarter of the time, and a date-time is in most events.
+
 Patterns are Rust regular expressions there and Python's in jsonschema; for the syntax both
 share they match the same strings, except that Python's ``$`` also matches before a final
 newline (Python is the more lenient one there, so that case reaches jsonschema).
@@ -19,15 +24,31 @@ newline (Python is the more lenient one there, so that case reaches jsonschema).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-__all__ = ["NATIVE_FORMATS", "Check", "compile_payload_check"]
+__all__ = ["NATIVE_FORMATS", "Check", "compile_payload_check", "plain_date_time"]
 
 #: Formats jsonschema-rs checks at least as strictly as jsonschema's format checker.
 NATIVE_FORMATS = frozenset({"email", "idn-email", "ipv4", "uuid"})
+
+#: The usual shape of a ``date-time`` (`plain_date_time`). ``\Z`` ends it, not ``$`` as in
+#: rfc3339-validator's pattern, so it is the stricter one before a final newline too.
+_PLAIN_DATE_TIME = re.compile(
+    r"(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])[Tt]"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\Z"
+)
+
+
+def plain_date_time(value: object) -> bool:
+    """Whether `value` is a ``date-time`` of the usual shape (day 01-28, year from 0001): one
+    jsonschema's format checker accepts without a doubt."""
+    return isinstance(value, str) and _PLAIN_DATE_TIME.match(value) is not None
+
 
 #: True when the payload is valid for sure; False: ask jsonschema.
 Check = Callable[[Any], bool]
@@ -47,6 +68,8 @@ def compile_payload_check(document: Mapping[str, Any], pointer: str) -> Check | 
         for name, (func, raises) in checker.checkers.items()
         if name not in NATIVE_FORMATS
     }
+    if (slow := formats.get("date-time")) is not None:
+        formats["date-time"] = lambda value: plain_date_time(value) or slow(value)
     try:
         validator = jsonschema_rs.Draft202012Validator(
             root, formats=formats, validate_formats=True, ignore_unknown_formats=True
