@@ -139,7 +139,7 @@ class TopicManager:
         delay = 0.01
         while True:
             metadata = await self._admin.describe_topics(topics)
-            #: leader -> topic -> [(partition, -1)] (timestamp -1: the latest offset)
+            # leader -> topic -> [(partition, -1)] (timestamp -1: the latest offset)
             by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
             ready = set()
             for t in metadata:
