@@ -11,6 +11,8 @@ confirmed only once that many replicas have it, and a failover cannot lose it.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -127,11 +129,14 @@ class Publisher:
             for start in range(0, len(packed), PIPELINE_CHUNK):
                 chunk = packed[start : start + PIPELINE_CHUNK]
                 await connection.send_packed_command(b"".join(chunk), check_health=False)
-                for _ in chunk:
-                    try:
-                        results.append(await connection.read_response())
-                    except ResponseError as exc:
-                        results.append(exc)
+                # one deadline for the chunk's replies: redis-py's own (`socket_timeout` for
+                # each reply) costs a timeout context per reply
+                async with asyncio.timeout(settings.socket_timeout):
+                    for _ in chunk:
+                        try:
+                            results.append(await connection.read_response(timeout=math.inf))
+                        except ResponseError as exc:
+                            results.append(exc)
         except BaseException:
             await connection.disconnect()
             raise
