@@ -21,17 +21,25 @@ import argparse
 import asyncio
 import gc
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from eventwire import BatchPolicy, Event, EventBus
 
 KEYS = 16
 PAD = "x" * 60
+
+
+def py_spy() -> str | None:
+    """The py-spy executable: beside this Python (its virtual environment), else on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.is_file() else shutil.which("py-spy")
 
 
 class _Clock:
@@ -61,7 +69,7 @@ class _Clock:
     def hit(self) -> None:
         if self.seen == 0:
             if self._spy_file is not None:
-                command = ["py-spy", "record", "-p", str(os.getpid()), "-r", "500"]
+                command = [py_spy() or "py-spy", "record", "-p", str(os.getpid()), "-r", "500"]
                 command += ["--format", "raw", "--nonblocking", "-o", self._spy_file]
                 self._spy = subprocess.Popen(
                     command,
@@ -149,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.events < 1:
         parser.error("--events must be >= 1")
+    if args.py_spy and py_spy() is None:
+        parser.error(
+            "--py-spy needs py-spy, found neither beside this Python nor on PATH: pip install py-spy"
+        )
     print(asyncio.run(drain(args.url, args.events, args.batch, args.py_spy, args.gc_freeze)))
     return 0
 

@@ -57,7 +57,12 @@ class RedisConnection(CredentialOptions, TlsOptions):
     connect_timeout: Seconds = option(
         5.0, "connecting fails with `BackendUnavailableError` within this", minimum=0.01
     )
-    socket_timeout: Seconds = option(10.0, "one command's reply; must exceed `block`", minimum=0.5)
+    socket_timeout: Seconds = option(
+        10.0,
+        "one command's reply (of a pipelined publish: the replies of one round trip, up to "
+        "1,000 commands); must exceed `block`",
+        minimum=0.5,
+    )
     reconnect_timeout: Seconds = option(
         30.0,
         "how long `publish` (and a closing member's last acks) retry while the server is "
