@@ -123,6 +123,12 @@ class Harness:
         self._names.append(name)
         return name
 
+    def channel(self, name: str) -> str:
+        """`name`, a channel this test made up from one of `name`'s, deleted with them at the
+        end of the test."""
+        self._names.append(name)
+        return name
+
     def note(self, text: str) -> None:
         """Something the report shows even when the test passes (e.g. duplicates counted)."""
         self._properties.append((NOTE_PROPERTY, text))

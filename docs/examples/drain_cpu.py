@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from eventwire import BatchPolicy, Event, EventBus
+from eventwire.backend import ChannelDeleter
 
 KEYS = 16
 PAD = "x" * 60
@@ -134,6 +135,9 @@ async def drain(url: str, events: int, batch: bool, spy: str | None, freeze: boo
                 gc.freeze()
             async with consumer:
                 await asyncio.wait_for(clock.done.wait(), timeout=600)
+            backend = publisher.backend
+            if isinstance(backend, ChannelDeleter):  # leave nothing behind on the broker
+                await backend.delete_channel(channel)
     finally:
         clock.close()
     handler = "batch handler" if batch else "per-event handler"
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--events must be >= 1")
     if args.py_spy and py_spy() is None:
         parser.error(
-            "--py-spy needs py-spy, found neither beside this Python nor on PATH: pip install py-spy"
+            "--py-spy needs py-spy (not beside this Python, not on PATH): pip install py-spy"
         )
     print(asyncio.run(drain(args.url, args.events, args.batch, args.py_spy, args.gc_freeze)))
     return 0

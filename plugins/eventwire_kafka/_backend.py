@@ -194,6 +194,15 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         The group must have no running member."""
         await self._connected().delete_group(group)
 
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete the channel's topic (`eventwire.backend.ChannelDeleter`): its records and
+        every group's committed offsets on it (the broker drops the offsets of a deleted
+        topic's partitions); ``False`` if there was no topic."""
+        topics = self._connected()
+        check_topic(channel)
+        with self.map_errors(f"deleting Kafka topic {channel!r}"):
+            return await topics.delete(channel)
+
     async def lag(self, channel: str, group: str) -> int | None:
         """Records of `channel` past `group`'s committed offsets: the end offset minus the
         committed offset, summed over the partitions (`eventwire.backend.LagReporter`).

@@ -26,6 +26,7 @@ __all__ = ["MAX_TOPIC_LENGTH", "TopicManager", "check_topic", "read_topic"]
 MAX_TOPIC_LENGTH = 249
 _LEGAL = re.compile(r"^[A-Za-z0-9._-]+$")
 _TOPIC_ALREADY_EXISTS = 36
+_UNKNOWN_TOPIC = 3
 #: Kafka error code of DeleteGroups for a group that does not exist (already gone).
 _GROUP_ID_NOT_FOUND = 69
 #: Bytes a record batch adds around one record (batch header 61, record framing).
@@ -183,6 +184,20 @@ class TopicManager:
                         limit = int(entry[1])
         return limit
 
+    async def delete(self, topic: str) -> bool:
+        """Delete `topic` and wait until the broker has; ``False`` if there was none."""
+        self._limits.forget(topic)
+        response = await asyncio.wait_for(
+            self._admin.delete_topics([topic], timeout_ms=int(self._timeout * 1000)),
+            self._timeout,
+        )
+        for _name, code, *_ in response.topic_error_codes:
+            if code == _UNKNOWN_TOPIC:
+                return False
+            if code:
+                raise for_code(code)(f"Kafka refused to delete topic {topic!r}")
+        return True
+
     async def delete_group(self, group: str) -> None:
         """Delete the consumer group `group` (aiokafka's admin client has no call for this:
         the DeleteGroups request goes to the group's coordinator)."""
@@ -195,8 +210,12 @@ class TopicManager:
                 raise for_code(code)(f"Kafka refused to delete the consumer group {group!r}")
 
     async def partitions(self, channel: str) -> list[TopicPartition]:
-        """The partitions of topic `channel` in order (none if it does not exist)."""
-        metadata = await self._admin.describe_topics([channel])
+        """The partitions of topic `channel` in order (none if it does not exist; asked so
+        that a broker with ``auto.create.topics.enable`` does not create it)."""
+        from aiokafka.protocol.metadata import MetadataRequest
+
+        request = MetadataRequest([channel], allow_auto_topic_creation=False)
+        metadata = (await self._admin._send_request(request)).to_object()["topics"]
         return sorted(
             TopicPartition(channel, p["partition"])
             for t in metadata

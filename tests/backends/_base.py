@@ -8,6 +8,7 @@ specific to its backend: options, URLs, the topology it creates, raw-client chec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -33,13 +34,44 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def namer(backend: str) -> Callable[[str], str]:
-    """``unique(what)`` for `backend`: a channel or group name no other test run uses."""
+#: URL -> the names `namer` gave out for it in this process (deleted at the end of the session).
+NAMED: dict[str, list[str]] = {}
+
+
+def namer(backend: str, url: str | None = None) -> Callable[[str], str]:
+    """``unique(what)`` for `backend`: a channel or group name no other test run uses. With
+    `url`, the channels of those names (and their ``.dlq``) are deleted on that broker at the
+    end of the session, when its backend can (`delete_named_channels`)."""
 
     def unique(what: str) -> str:
-        return f"ewt-{backend}-{what}-{uuid.uuid4().hex[:10]}"
+        name = f"ewt-{backend}-{what}-{uuid.uuid4().hex[:10]}"
+        if url is not None:
+            NAMED.setdefault(url, []).append(name)
+        return name
 
     return unique
+
+
+async def delete_named_channels(timeout: float = 5.0) -> None:
+    """Delete the channels `namer` named (best effort: a broker that is gone keeps them)."""
+    from eventwire.backend import ChannelDeleter
+    from eventwire.plugins import create_backend
+
+    for url, names in NAMED.items():
+        backend = create_backend(url)
+        if not isinstance(backend, ChannelDeleter):
+            continue
+        try:
+            await asyncio.wait_for(backend.connect(), timeout)
+            for name in names:
+                for channel in (name, f"{name}.dlq"):
+                    await asyncio.wait_for(backend.delete_channel(channel), timeout)
+        except Exception:  # left behind; the tests have their verdicts already
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(backend.close(), timeout)
+    NAMED.clear()
 
 
 class PingBase(Event):

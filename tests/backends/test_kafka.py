@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from eventwire import Delivery, EventBus, RetryPolicy
-from eventwire.backend import SubscriptionSpec, WireMessage
+from eventwire.backend import ChannelDeleter, SubscriptionSpec, WireMessage
 from eventwire.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -36,7 +36,7 @@ from tests.backends._base import PingBase, namer, ping_model, wait_until
 pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_KAFKA_URL") or "kafka://127.0.0.1:9092"
-unique = namer("kafka")
+unique = namer("kafka", URL)
 BOOTSTRAP = URL.split("://", 1)[1].split("?", 1)[0].rsplit("@", 1)[-1]
 SECRET = "s3cr3t-Pa55-" + uuid.uuid4().hex[:8]
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +57,15 @@ async def committed(group: str, topic: str) -> dict[int, int]:
     finally:
         await admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+async def offsets_become(group: str, topic: str, *, present: bool) -> None:
+    """Return once `group` has (or no longer has) committed offsets on `topic`."""
+    for _ in range(300):
+        if bool(await committed(group, topic)) is present:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{group}'s offsets on {topic} never became present={present}")
 
 
 async def read_records(topic: str) -> list[Any]:
@@ -307,6 +316,36 @@ async def test_the_first_publishes_to_a_new_topic_are_not_refused_by_its_leaders
     assert {r.partition for r in records} == set(range(8))  # every partition took a first one
     refused = [r.getMessage() for r in caplog.records if "NotLeader" in r.getMessage()]
     assert refused == []
+
+
+async def test_delete_channel_removes_the_topic_and_the_groups_offsets_on_it() -> None:
+    channel, group = unique("delete"), unique("g")
+    ping = ping_model(channel)
+    bus = EventBus(URL, source="t")
+    seen = asyncio.Event()
+
+    @bus.subscribe(ping, group=group, from_beginning=True)
+    async def handle(event: PingBase) -> None:
+        seen.set()
+
+    backend = KafkaBackend(URL, {})
+    async with asyncio.timeout(90):
+        async with bus:
+            await bus.publish(ping(key="k", seq=1))
+            await seen.wait()
+        await offsets_become(group, channel, present=True)
+        await backend.connect()
+        try:
+            assert isinstance(backend, ChannelDeleter)
+            assert await backend.delete_channel(channel) is True
+            assert await backend.browse(channel) == []
+            await offsets_become(group, channel, present=False)  # dropped right after
+            assert await backend.delete_channel(channel) is False
+            await backend.publish(channel, [WireMessage(b"y", {}, None)])  # made again
+            assert [m.body for m in await backend.browse(channel)] == [b"y"]
+            assert await backend.delete_channel(channel) is True
+        finally:
+            await backend.close()
 
 
 async def test_event_over_the_topics_limit_fails_at_publish_naming_it() -> None:

@@ -42,7 +42,7 @@ from tests.backends._base import PingBase, namer, ping_model, run, wait_until
 pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_NATS_URL") or "nats://127.0.0.1:4222"
-unique = namer("nats")
+unique = namer("nats", URL)
 SECRET = "s3cr3t-Pa55-" + uuid.uuid4().hex[:8]
 FAST = RetryPolicy(max_attempts=2, backoff=0.01, max_backoff=0.01, jitter=0)
 

@@ -44,7 +44,7 @@ from tests.backends._base import PingBase, namer, ping_model, wait_until
 pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
-unique = namer("redis")
+unique = namer("redis", URL)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKERS_SCRIPT = REPO_ROOT / "conformance" / "brokers" / "brokers"
 SECRET = "s3cr3t-Pa55-" + uuid.uuid4().hex[:8]

@@ -27,13 +27,16 @@ async def test_the_conformance_harness_deletes_what_a_test_created(
     target = Target(kind, url, EventBus(url, source="probe").backend.capabilities)
     harness = Harness(target, patience=5.0)
     channel = harness.name("ch")
+    derived = harness.channel(f"{channel}.eu")  # a name the test made up from its own
     backend = MemoryBackend(url) if kind == "memory" else SqliteBackend(url)
     await backend.connect()
     await backend.publish(channel, [WireMessage(b"x", {})])
     await backend.publish(channel + ".dlq", [WireMessage(b"y", {})])
+    await backend.publish(derived, [WireMessage(b"z", {})])
     await harness.aclose()
     assert await backend.browse(channel) == []
     assert await backend.browse(channel + ".dlq") == []
+    assert await backend.browse(derived) == []
     if kind == "memory":
         assert channel not in get_broker("cleanup").channel_names()
     await backend.close()

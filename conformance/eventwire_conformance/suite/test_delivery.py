@@ -93,14 +93,8 @@ async def test_G02_isolation(harness: Harness) -> None:
     base = harness.name("g02")
     # Prefixes, suffixes, children and near-misses of one name: wildcard subjects, prefix
     # matching and sloppy topic routing all leak between some of these.
-    names = [
-        f"{base}.orders",
-        f"{base}.orders.eu",
-        f"{base}.orders-eu",
-        f"{base}.ordersx",
-        f"{base}.order",
-        base,
-    ]
+    suffixes = ("orders", "orders.eu", "orders-eu", "ordersx", "order")
+    names = [*(harness.channel(f"{base}.{suffix}") for suffix in suffixes), base]
     models = {name: ping_model(name) for name in names}
     bus = harness.bus()
     seen: dict[str, list[str]] = defaultdict(list)
