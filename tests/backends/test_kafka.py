@@ -59,6 +59,21 @@ async def committed(group: str, topic: str) -> dict[int, int]:
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
+async def test_reading_a_channel_that_does_not_exist_does_not_create_it() -> None:
+    # the test broker has auto.create.topics.enable=true, like Kafka's own default
+    channel = unique("absent")
+    backend = KafkaBackend(URL, {})
+    async with asyncio.timeout(60):
+        await backend.connect()
+        try:
+            assert await backend.browse(channel) == []
+            assert await backend.lag(channel, unique("g")) is None
+            assert await backend.purge_channel(channel) == 0
+            assert await backend.delete_channel(channel) is False  # nothing was created
+        finally:
+            await backend.close()
+
+
 async def offsets_become(group: str, topic: str, *, present: bool) -> None:
     """Return once `group` has (or no longer has) committed offsets on `topic`."""
     for _ in range(300):
