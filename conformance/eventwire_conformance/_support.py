@@ -124,8 +124,8 @@ class Harness:
         return name
 
     def channel(self, name: str) -> str:
-        """`name`, a channel this test made up from one of `name`'s, deleted with them at the
-        end of the test."""
+        """Record `name`, a channel the test built from a `name()` of its own (such as
+        ``f"{base}.orders"``), so it is deleted with the others at the end; returns it."""
         self._names.append(name)
         return name
 
