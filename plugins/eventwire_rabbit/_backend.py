@@ -283,6 +283,15 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         with self.map_errors(f"delete group {group!r} of {channel!r}"):
             await self._groups.delete_group(channel, group)
 
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete the channel (`eventwire.backend.ChannelDeleter`): every group recorded in
+        ``<channel>:groups`` (exchanges and shard queues), the channel's exchange and its
+        history stream; ``False`` if the exchange did not exist. A group created before
+        that record existed is not found: delete it with `delete_group`."""
+        self.check_channel(channel)
+        with self.map_errors(f"delete {channel!r}"):
+            return await self._groups.delete_channel(channel)
+
     async def lag(self, channel: str, group: str) -> int | None:
         """Messages ready in `group`'s shard queues on `channel` (a passive declare's
         ``message_count``), summed over the shards (`eventwire.backend.LagReporter`).

@@ -28,6 +28,7 @@ from eventwire_rabbit._topology import (
     declare_router,
     declare_shards,
     group_exchange,
+    groups_queue,
     history_queue,
     init_lock_queue,
     shard_queue,
@@ -111,14 +112,43 @@ class Groups:
                     return
                 await self._create_group(spec)
 
-    async def delete_group(self, channel: str, group: str) -> None:
-        """Delete `group`'s exchanges and shard queues on `channel`."""
+    async def delete_group(self, channel: str, group: str, shards: int | None = None) -> None:
+        """Delete `group`'s exchanges and shard queues on `channel` (`shards` of them; this
+        backend's ``shards`` by default)."""
         async with self._backend.scratch() as scratch:
             name = group_exchange(channel, group)
             await scratch.exchange_delete(name)
             await scratch.exchange_delete(unslotted_exchange(name))
-            for shard in range(self._settings.shards):
+            for shard in range(self._settings.shards if shards is None else shards):
                 await scratch.queue_delete(shard_queue(channel, group, shard))
+
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete every group recorded for `channel`, then its exchange, history stream and
+        record of groups; whether the exchange existed."""
+        existed = await self._exists(channel)
+        for group, shards in await self._recorded_groups(channel):
+            await self.delete_group(channel, group, shards)
+        async with self._backend.scratch() as scratch:
+            await scratch.exchange_delete(channel)
+            await scratch.queue_delete(history_queue(channel))
+            await scratch.queue_delete(groups_queue(channel))
+        self.forget(channel)
+        return existed
+
+    async def _recorded_groups(self, channel: str) -> list[tuple[str, int]]:
+        """The groups `_create_group` recorded for `channel`, with their shard counts."""
+        found: list[tuple[str, int]] = []
+        async with self._backend.scratch() as scratch:
+            try:
+                declared = await scratch.queue_declare(groups_queue(channel), passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return found
+            for _ in range(int(declared.message_count or 0)):
+                message = await scratch.basic_get(groups_queue(channel), no_ack=True)
+                group, _, shards = message.body.decode(errors="replace").partition("\t")
+                if group and shards.isdigit():
+                    found.append((group, int(shards)))
+        return found
 
     async def lag(self, channel: str, group: str) -> int | None:
         """The ready messages of `group`'s shard queues; ``None`` if it has none."""
@@ -173,6 +203,13 @@ class Groups:
             name = group_exchange(channel, group)
             await declare_router(scratch, name, shards, durable=True)
             await scratch.exchange_bind(name, channel, routing_key="#")
+            # recorded for `delete_channel`: AMQP cannot list what is bound to an exchange
+            await scratch.queue_declare(groups_queue(channel), durable=True)
+            await scratch.basic_publish(
+                f"{group}\t{len(shards)}".encode(),
+                routing_key=groups_queue(channel),
+                properties=aiormq.spec.Basic.Properties(delivery_mode=2),
+            )
             if copy:
                 # What arrived between the last round and the binding (a few may now be
                 # in the shards twice: at-least-once).

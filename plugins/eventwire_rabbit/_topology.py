@@ -59,6 +59,11 @@ def history_queue(channel: str) -> str:
     return f"{channel}:history"
 
 
+def groups_queue(channel: str) -> str:
+    """The record of `channel`'s groups: one message ``<group>\t<shards>`` per group."""
+    return f"{channel}:groups"
+
+
 def group_exchange(channel: str, group: str) -> str:
     return f"{channel}:{group}"
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiormq
 import pytest
 from eventwire import EventBus
-from eventwire.backend import SubscriptionSpec, WireMessage
+from eventwire.backend import ChannelDeleter, SubscriptionSpec, WireMessage
 from eventwire.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -40,7 +40,7 @@ from tests.backends._base import namer, ping_model, wait_until
 pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_RABBIT_URL") or "amqp://guest:guest@127.0.0.1:5672/"
-unique = namer("rabbit")
+unique = namer("rabbit", URL)
 SECRET = "s3cr3t-Pa55word-" + uuid.uuid4().hex[:6]
 #: Test groups expire when unused, so repeated runs leave no queues behind.
 OPTIONS = {"group_expires": 600}
@@ -108,6 +108,41 @@ async def test_roundtrip_keeps_body_headers_key_and_order() -> None:
     unkeyed = [d.message for d in got if d.message.key is None]
     assert [m.body for m in unkeyed] == [b"\x00\xff binary"]
     assert {d.delivery_count for d in got} == {1}
+
+
+async def test_delete_channel_removes_every_group_the_exchange_and_the_history() -> None:
+    channel, groups = unique("delete"), [unique("g1"), unique("g2")]
+    backend = RabbitBackend(URL, OPTIONS | {"shards": 2})
+    await backend.connect()
+    got: list[Any] = []
+
+    async def handler(inbound: Any) -> None:
+        got.append(inbound)
+        await inbound.ack()
+
+    try:
+        subscriptions = [
+            await backend.subscribe(SubscriptionSpec(channel, group), handler) for group in groups
+        ]
+        await backend.publish(channel, [WireMessage(b"x", {}, "k")])
+        await wait_until(lambda: len(got) == 2, "one delivery per group")
+        for subscription in subscriptions:
+            await subscription.stop()
+            await subscription.close()
+        names = [f"{channel}:{group}:{shard}" for group in groups for shard in range(2)]
+        assert all([await exists("queue", name) for name in names])
+        assert isinstance(backend, ChannelDeleter)
+        assert await backend.delete_channel(channel) is True
+        assert not any([await exists("queue", name) for name in names])
+        assert not any([await exists("exchange", f"{channel}:{group}") for group in groups])
+        assert not await exists("exchange", channel)
+        assert not await exists("queue", f"{channel}:history")
+        assert await backend.delete_channel(channel) is False
+        await backend.publish(channel, [WireMessage(b"y", {}, None)])  # declared again
+        assert [m.body for m in await backend.browse(channel)] == [b"y"]
+        assert await backend.delete_channel(channel) is True
+    finally:
+        await backend.close()
 
 
 async def test_bus_roundtrip_through_the_amqp_binding() -> None:
