@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -37,6 +39,8 @@ from eventwire_rabbit._topology import (
 from eventwire_rabbit._wire import Outgoing
 
 __all__ = ["Groups"]
+
+log = logging.getLogger("eventwire.rabbit")
 
 #: A from_beginning copy stops catching up once a round copies fewer messages than this.
 _CATCH_UP = 50
@@ -203,19 +207,40 @@ class Groups:
             name = group_exchange(channel, group)
             await declare_router(scratch, name, shards, durable=True)
             await scratch.exchange_bind(name, channel, routing_key="#")
-            # recorded for `delete_channel`: AMQP cannot list what is bound to an exchange
-            await scratch.queue_declare(groups_queue(channel), durable=True)
-            await scratch.basic_publish(
-                f"{group}\t{len(shards)}".encode(),
-                routing_key=groups_queue(channel),
-                properties=aiormq.spec.Basic.Properties(delivery_mode=2),
-            )
+            await self._record_group(channel, group, len(shards))
             if copy:
                 # What arrived between the last round and the binding (a few may now be
                 # in the shards twice: at-least-once).
                 await self._copy_history(channel, temp, start)
                 await scratch.exchange_delete(temp)
                 await scratch.exchange_delete(unslotted_exchange(temp))
+
+    async def _record_group(self, channel: str, group: str, shards: int) -> None:
+        """Record `group` in ``<channel>:groups`` for `delete_channel` (AMQP cannot list what
+        is bound to an exchange). A replicated queue, like the shards; best effort: a group
+        that could not be recorded works all the same, `delete_channel` just misses it."""
+        arguments: dict[str, Any] = {"x-queue-type": "quorum"}
+        if self._settings.quorum_size:
+            arguments["x-quorum-initial-group-size"] = self._settings.quorum_size
+        try:
+            async with self._backend.scratch() as scratch:
+                await scratch.queue_declare(
+                    groups_queue(channel), durable=True, arguments=arguments
+                )
+                await scratch.basic_publish(
+                    f"{group}\t{shards}".encode(),
+                    routing_key=groups_queue(channel),
+                    properties=aiormq.spec.Basic.Properties(delivery_mode=2),
+                )
+        except (aiormq.exceptions.AMQPError, BackendUnavailableError, OSError) as exc:
+            log.warning(
+                "group %r of channel %r is not recorded in %s (delete_channel will not find "
+                "it; delete_group deletes it): %s",
+                group,
+                channel,
+                groups_queue(channel),
+                exc,
+            )
 
     async def read_history(
         self, channel: str, visit: Visitor, start: int | str = "first"

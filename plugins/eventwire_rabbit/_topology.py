@@ -60,7 +60,8 @@ def history_queue(channel: str) -> str:
 
 
 def groups_queue(channel: str) -> str:
-    """The record of `channel`'s groups: one message ``<group>\t<shards>`` per group."""
+    """The record of `channel`'s groups: one message per group, its name, a tab and its
+    shard count."""
     return f"{channel}:groups"
 
 

@@ -145,6 +145,33 @@ async def test_delete_channel_removes_every_group_the_exchange_and_the_history()
         await backend.close()
 
 
+async def test_a_group_that_cannot_be_recorded_works_all_the_same(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    channel, group = unique("unrecorded"), unique("g")
+    # a record of another type than the backend declares: declaring it fails
+    await raw(lambda amqp: amqp.queue_declare(f"{channel}:groups", durable=True))
+    backend = RabbitBackend(URL, OPTIONS | {"shards": 1})
+    await backend.connect()
+    got: list[Any] = []
+
+    async def handler(inbound: Any) -> None:
+        got.append(inbound)
+        await inbound.ack()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="eventwire.rabbit"):
+            await backend.subscribe(SubscriptionSpec(channel, group), handler)
+        await backend.publish(channel, [WireMessage(b"x", {}, "k")])
+        await wait_until(lambda: len(got) == 1, "the delivery")
+        warned = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
+        assert len(warned) == 1 and group in warned[0], warned
+    finally:
+        await backend.delete_group(channel, group)
+        await backend.delete_channel(channel)
+        await backend.close()
+
+
 async def test_bus_roundtrip_through_the_amqp_binding() -> None:
     model = ping_model(unique("bus"))
     bus = EventBus(URL, source="tests/rabbit", backend_options=OPTIONS)
