@@ -26,9 +26,10 @@ from eventwire import (
     IdempotencyStore,
     MemoryIdempotencyStore,
 )
-from eventwire.backend import ChannelDeleter, IdempotencyStoreProvider
+from eventwire.backend import IdempotencyStoreProvider
 from eventwire.plugins import create_backend, open_idempotency_store
 
+from eventwire_conformance._cleanup import delete_channels
 from eventwire_conformance._events import Ping
 from eventwire_conformance.guarantees import UNSUPPORTED_PREFIX
 
@@ -206,18 +207,8 @@ class Harness:
         """Delete the channels this test named, and their dead-letter channels, when the
         backend can (`eventwire.backend.ChannelDeleter`); best effort, never a failure."""
         names, self._names = self._names, []
-        backend = create_backend(self.url)
-        if not names or not isinstance(backend, ChannelDeleter):
-            return
-        try:
-            await asyncio.wait_for(backend.connect(), CLOSE_TIMEOUT)
-            for name in names:
-                for channel in (name, name + ".dlq"):
-                    await asyncio.wait_for(backend.delete_channel(channel), CLOSE_TIMEOUT)
-        except Exception:  # left behind: the run still counts
-            pass
-        finally:
-            await _bounded(backend.close(), CLOSE_TIMEOUT)
+        with contextlib.suppress(Exception):  # left behind: the run still counts
+            await delete_channels(self.url, names, CLOSE_TIMEOUT)
 
     # -- waiting --------------------------------------------------------------------------
 

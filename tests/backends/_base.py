@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from eventwire import Event
+from eventwire_conformance._cleanup import delete_channels
 from eventwire_conformance.guarantees import IDS
 
 __all__ = [
@@ -54,23 +55,9 @@ def namer(backend: str, url: str | None = None) -> Callable[[str], str]:
 
 async def delete_named_channels(timeout: float = 5.0) -> None:
     """Delete the channels `namer` named (best effort: a broker that is gone keeps them)."""
-    from eventwire.backend import ChannelDeleter
-    from eventwire.plugins import create_backend
-
     for url, names in NAMED.items():
-        backend = create_backend(url)
-        if not isinstance(backend, ChannelDeleter):
-            continue
-        try:
-            await asyncio.wait_for(backend.connect(), timeout)
-            for channel in (c for name in names for c in (name, f"{name}.dlq")):
-                with contextlib.suppress(Exception):  # a group's name, a name the broker refuses
-                    await asyncio.wait_for(backend.delete_channel(channel), timeout)
-        except Exception:  # the broker is gone: left behind, the tests have their verdicts
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(backend.close(), timeout)
+        with contextlib.suppress(Exception):  # left behind; the tests have their verdicts
+            await delete_channels(url, names, timeout)
     NAMED.clear()
 
 

@@ -72,18 +72,6 @@ async def sweep(url: str, marker: str, channels: Sequence[str], groups: Sequence
 async def _sweep_by_backend(url: str, channels: Sequence[str]) -> list[str]:
     """Delete the run's channels through the backend itself, when it can
     (`eventwire.backend.ChannelDeleter`: memory, sqlite, and third-party backends)."""
-    from eventwire.backend import ChannelDeleter
-    from eventwire.plugins import create_backend
+    from eventwire_conformance._cleanup import delete_channels
 
-    backend = create_backend(url)
-    if not isinstance(backend, ChannelDeleter):
-        return []
-    deleted: list[str] = []
-    await backend.connect()
-    try:
-        for name in (*channels, *(f"{c}.dlq" for c in channels)):
-            if await backend.delete_channel(name):
-                deleted.append(name)
-    finally:
-        await backend.close()
-    return deleted
+    return await delete_channels(url, channels)
