@@ -81,14 +81,22 @@ async def exists(kind: str, name: str) -> bool:
 # -- round trip --------------------------------------------------------------------------
 
 
-async def test_roundtrip_keeps_body_headers_key_and_order() -> None:
-    backend = RabbitBackend(URL, OPTIONS)
-    await backend.connect()
-    channel, got = unique("rt"), []
+def acking(got: list[Any]) -> Callable[[Any], Awaitable[None]]:
+    """A handler that keeps each delivery in `got` and acks it."""
 
     async def handler(inbound: Any) -> None:
         got.append(inbound)
         await inbound.ack()
+
+    return handler
+
+
+async def test_roundtrip_keeps_body_headers_key_and_order() -> None:
+    backend = RabbitBackend(URL, OPTIONS)
+    await backend.connect()
+    channel = unique("rt")
+    got: list[Any] = []
+    handler = acking(got)
 
     try:
         await backend.subscribe(SubscriptionSpec(channel, unique("grp")), handler)
@@ -115,10 +123,7 @@ async def test_delete_channel_removes_every_group_the_exchange_and_the_history()
     backend = RabbitBackend(URL, OPTIONS | {"shards": 2})
     await backend.connect()
     got: list[Any] = []
-
-    async def handler(inbound: Any) -> None:
-        got.append(inbound)
-        await inbound.ack()
+    handler = acking(got)
 
     try:
         subscriptions = [
@@ -154,10 +159,7 @@ async def test_a_group_that_cannot_be_recorded_works_all_the_same(
     backend = RabbitBackend(URL, OPTIONS | {"shards": 1})
     await backend.connect()
     got: list[Any] = []
-
-    async def handler(inbound: Any) -> None:
-        got.append(inbound)
-        await inbound.ack()
+    handler = acking(got)
 
     try:
         with caplog.at_level(logging.WARNING, logger="eventwire.rabbit"):
