@@ -139,7 +139,7 @@ class TopicManager:
         (``NotLeaderForPartitionError``), logged by aiokafka and sent again 100 ms later."""
         delay = 0.01
         while True:
-            metadata = await self._admin.describe_topics(topics)
+            metadata = await self._metadata(topics)
             # leader -> topic -> [(partition, -1)] (timestamp -1: the latest offset)
             by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
             ready = set()
@@ -209,16 +209,21 @@ class TopicManager:
             if code and code != _GROUP_ID_NOT_FOUND:
                 raise for_code(code)(f"Kafka refused to delete the consumer group {group!r}")
 
-    async def partitions(self, channel: str) -> list[TopicPartition]:
-        """The partitions of topic `channel` in order (none if it does not exist; asked so
-        that a broker with ``auto.create.topics.enable`` does not create it)."""
+    async def _metadata(self, topics: list[str]) -> list[Any]:
+        """The metadata of `topics` (what the admin client's ``describe_topics`` answers),
+        asked so that a broker with ``auto.create.topics.enable`` does not create them."""
         from aiokafka.protocol.metadata import MetadataRequest
 
-        request = MetadataRequest([channel], allow_auto_topic_creation=False)
-        metadata = (await self._admin._send_request(request)).to_object()["topics"]
+        request = MetadataRequest(topics, allow_auto_topic_creation=False)
+        response = await self._admin._send_request(request)
+        found: list[Any] = response.to_object()["topics"]
+        return found
+
+    async def partitions(self, channel: str) -> list[TopicPartition]:
+        """The partitions of topic `channel` in order (none if it does not exist)."""
         return sorted(
             TopicPartition(channel, p["partition"])
-            for t in metadata
+            for t in await self._metadata([channel])
             if t["topic"] == channel and not t["error_code"]
             for p in t["partitions"]
         )
