@@ -196,7 +196,17 @@ class TopicManager:
                 return False
             if code:
                 raise for_code(code)(f"Kafka refused to delete topic {topic!r}")
+        await asyncio.wait_for(self._until_unlisted(topic), self._timeout)
         return True
+
+    async def _until_unlisted(self, topic: str) -> None:
+        """Return once the metadata no longer lists `topic`: a deletion reaches the brokers'
+        metadata a little after the controller confirms it, and a reader that still finds
+        the topic there waits for offsets that no broker will give."""
+        delay = 0.01
+        while any(not t["error_code"] for t in await self._metadata([topic])):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     async def delete_group(self, group: str) -> None:
         """Delete the consumer group `group` (aiokafka's admin client has no call for this:
