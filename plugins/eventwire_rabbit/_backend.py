@@ -18,8 +18,6 @@ from eventwire.backendkit import BaseBackend, ConnectionState, ErrorMap, connect
 from eventwire.errors import (
     BackendUnavailableError,
     BusClosedError,
-    MessageTooLargeError,
-    PublishError,
 )
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.security import RabbitExternalAuth
@@ -30,9 +28,10 @@ from eventwire_rabbit._failover import failover_connection
 from eventwire_rabbit._groups import Groups
 from eventwire_rabbit._history import Visitor
 from eventwire_rabbit._info import CAPABILITIES
+from eventwire_rabbit._publisher import Publisher
 from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._topology import Bounded, close_channel, history_queue
-from eventwire_rabbit._wire import Outgoing, from_delivery, properties, routing_key
+from eventwire_rabbit._wire import from_delivery, properties, routing_key
 
 __all__ = ["RabbitBackend"]
 
@@ -64,10 +63,11 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         )
         self._broker: RabbitBroker | None = None
         self._connection: Any = None
-        self._publisher: aiormq.Channel | None = None
-        self._publisher_lock = asyncio.Lock()
-        #: Closing publisher channels that stopped answering (kept until closed).
-        self._dropping: set[asyncio.Task[None]] = set()
+        self.publisher = Publisher(
+            self.amqp,
+            lambda: self.state is ConnectionState.CONNECTED,
+            self.settings.publish_timeout,
+        )
         self._groups = Groups(self)
 
     # -- connection ----------------------------------------------------------------------
@@ -101,8 +101,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             self._connection = await asyncio.wait_for(
                 broker.connect(), settings.connect_timeout + 1
             )
-            amqp = await self.amqp()
-            self._publisher = cast(aiormq.Channel, await amqp.channel(publisher_confirms=True))
+            await self.publisher.channel(time.monotonic() + settings.connect_timeout)
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(broker.stop(), 5)
@@ -153,29 +152,6 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
                 )
             await asyncio.sleep(0.05)
 
-    async def publisher_channel(self, deadline: float) -> aiormq.Channel:
-        """The channel with publisher confirms, opened again after a reconnection."""
-        channel = self._publisher
-        if channel is not None and not channel.is_closed:
-            return channel
-        async with self._publisher_lock:
-            channel = self._publisher
-            if channel is None or channel.is_closed:
-                amqp = await self.amqp(max(0.0, deadline - time.monotonic()))
-                async with asyncio.timeout(max(0.05, deadline - time.monotonic())):
-                    opened = await amqp.channel(publisher_confirms=True)
-                channel = self._publisher = cast(aiormq.Channel, opened)
-            return channel
-
-    def _drop_publisher(self, channel: aiormq.Channel) -> None:
-        """`channel` left a publish unanswered (no confirm, no error) until it gave up: the
-        next publish opens a new one; this one is closed in the background."""
-        if self._publisher is channel:
-            self._publisher = None
-        task = asyncio.ensure_future(close_channel(channel))
-        self._dropping.add(task)
-        task.add_done_callback(self._dropping.discard)
-
     @contextlib.asynccontextmanager
     async def scratch(self) -> AsyncIterator[aiormq.abc.AbstractChannel]:
         """A fresh channel for declarations (a failed one closes the channel), closed after.
@@ -206,63 +182,8 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
         await self._groups.ensure_channel(channel)
-        await self.send(channel, [(m.body, routing_key(m.key), properties(m)) for m in messages])
-
-    async def send(self, exchange: str, messages: Sequence[Outgoing]) -> None:
-        """Publish `messages` to `exchange` and wait for the broker's confirms; what a lost
-        connection left unconfirmed is sent again until ``publish_timeout``."""
-        timeout = self.settings.publish_timeout
-        deadline = time.monotonic() + timeout
-        todo = list(messages)
-        while todo:
-            try:
-                publisher = await self.publisher_channel(deadline)
-            except TimeoutError:
-                raise PublishError(
-                    f"RabbitMQ opened no publisher channel for {exchange!r} within {timeout:g}s "
-                    "(option publish_timeout); nothing was sent"
-                ) from None
-            try:
-                async with asyncio.timeout(max(0.05, deadline - time.monotonic())):
-                    results = await asyncio.gather(
-                        *(
-                            publisher.basic_publish(
-                                body,
-                                exchange=exchange,
-                                routing_key=key,
-                                properties=props,
-                                wait=False,
-                            )
-                            for body, key, props in todo
-                        ),
-                        return_exceptions=True,
-                    )
-            except BaseException as exc:  # timed out, or the caller stopped waiting
-                self._drop_publisher(publisher)
-                if not isinstance(exc, TimeoutError):
-                    raise
-                raise self._unconfirmed(exchange, len(todo)) from None
-            todo = [m for m, r in zip(todo, results, strict=True) if _resend(exchange, r)]
-            if todo:
-                if self.state is not ConnectionState.CONNECTED:
-                    raise PublishError(
-                        f"the backend closed before RabbitMQ confirmed {len(todo)} message(s) "
-                        f"for {exchange!r}; they may not be stored"
-                    )
-                if time.monotonic() > deadline:
-                    raise self._unconfirmed(exchange, len(todo))
-                log.warning(
-                    "eventwire: %d publish(es) to %s not confirmed (connection lost); "
-                    "sending again",
-                    len(todo),
-                    exchange,
-                )
-                await asyncio.sleep(0.1)
-
-    def _unconfirmed(self, exchange: str, count: int) -> PublishError:
-        return PublishError(
-            f"RabbitMQ did not confirm {count} message(s) for {exchange!r} within "
-            f"{self.settings.publish_timeout:g}s (option publish_timeout); they may not be stored"
+        await self.publisher.send(
+            channel, [(m.body, routing_key(m.key), properties(m)) for m in messages]
         )
 
     # -- consuming -------------------------------------------------------------------------
@@ -350,29 +271,8 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     async def _close(self) -> None:
         broker, self._broker = self._broker, None
-        self._publisher = None
+        self.publisher.forget()
         if broker is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(broker.stop(), 10)
         self._connection = None
-
-
-def _resend(exchange: str, result: object) -> bool:
-    """Whether a publish whose outcome is `result` must be sent again (the connection was
-    lost); a refusal raises."""
-    if not isinstance(result, BaseException):
-        return False
-    if isinstance(result, aiormq.exceptions.DeliveryError):
-        raise PublishError(
-            f"RabbitMQ refused a message for {exchange!r} (publisher confirm nack: a "
-            "queue is full or unavailable); it was not stored"
-        ) from result
-    if isinstance(result, aiormq.exceptions.ChannelPreconditionFailed) or (
-        "max size" in str(result)
-    ):
-        raise MessageTooLargeError(
-            f"RabbitMQ refused a message for {exchange!r}: {result}"
-        ) from result
-    if isinstance(result, asyncio.CancelledError):
-        raise result
-    return True

@@ -249,7 +249,7 @@ class Groups:
         last message read, ``None`` if `visit` stopped early. Raises
         `aiormq.exceptions.ChannelNotFoundEntity` when the channel keeps no history."""
         timeout = self._settings.publish_timeout
-        publisher = await self._backend.publisher_channel(time.monotonic() + timeout)
+        publisher = await self._backend.publisher.channel(time.monotonic() + timeout)
         amqp = await self._backend.amqp(timeout)
         return await scan(amqp, publisher, history_queue(channel), start, visit, timeout=timeout)
 
@@ -269,7 +269,7 @@ class Groups:
             window.append((message.body, key, props))
             copied += 1
             if len(window) >= 500:
-                await backend.send(target, window)
+                await backend.publisher.send(target, window)
                 window.clear()
             return False
 
@@ -277,5 +277,5 @@ class Groups:
             end = await self.read_history(channel, visit, start)
         except aiormq.exceptions.ChannelNotFoundEntity:
             end = None
-        await backend.send(target, window)
+        await backend.publisher.send(target, window)
         return copied, (end if end is not None else start)

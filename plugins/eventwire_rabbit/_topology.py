@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiormq
 from eventwire.backendkit import quietly
 
 from eventwire_rabbit._info import SLOTS
 from eventwire_rabbit._settings import RabbitSettings
-from eventwire_rabbit._wire import SLOT_HEADER, Outgoing
+from eventwire_rabbit._wire import SLOT_HEADER
+
+if TYPE_CHECKING:
+    from eventwire_rabbit._publisher import Publisher
 
 __all__ = [
     "MEMBERS_EXCHANGE",
@@ -45,10 +47,10 @@ class Connection(Protocol):
     @property
     def settings(self) -> RabbitSettings: ...
     async def amqp(self, timeout: float | None = None) -> aiormq.abc.AbstractConnection: ...
-    async def publisher_channel(self, deadline: float) -> aiormq.Channel: ...
+    @property
+    def publisher(self) -> Publisher: ...
     def scratch(self) -> contextlib.AbstractAsyncContextManager[aiormq.abc.AbstractChannel]: ...
     def map_errors(self, action: str) -> contextlib.AbstractContextManager[None]: ...
-    async def send(self, exchange: str, messages: Sequence[Outgoing]) -> None: ...
 
 
 #: Points on the consistent-hash ring per shard (1 point per shard spreads keys unevenly).

@@ -549,12 +549,12 @@ async def test_a_publish_nobody_confirms_fails_in_time_and_the_next_opens_a_new_
     try:
         await backend.publish(channel, [WireMessage(b"{}", {}, "k")])  # creates it
         silent = SilentChannel()
-        backend._publisher = cast(Any, silent)
+        backend.publisher._channel = cast(Any, silent)
         async with asyncio.timeout(10):
             with pytest.raises(PublishError, match=r"did not confirm 1 message.*publish_timeout"):
                 await backend.publish(channel, [WireMessage(b"{}", {}, "k")])
             await backend.publish(channel, [WireMessage(b"{}", {}, "k")])  # a new channel
-        assert backend._publisher is not silent
+        assert backend.publisher._channel is not silent
         await asyncio.sleep(0)
         assert silent.closed
     finally:
