@@ -27,8 +27,9 @@ from aiormq.abc import DeliveredMessage
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec
 from eventwire.backendkit import Shard, ShardedSubscription, ShardInbound, ShardState
 
+from eventwire_rabbit._channels import close_channel
 from eventwire_rabbit._leases import Membership, RabbitLeaseStore
-from eventwire_rabbit._topology import Connection, close_channel, shard_queue
+from eventwire_rabbit._topology import Connection, shard_queue
 from eventwire_rabbit._wire import delivery_count, from_delivery, origin_of
 
 __all__ = ["RabbitInbound", "RabbitSubscription"]

@@ -16,7 +16,7 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
-from eventwire_rabbit._topology import close_channel
+from eventwire_rabbit._channels import close_channel
 from eventwire_rabbit._wire import MARKER_HEADER
 
 __all__ = ["Visitor", "scan"]

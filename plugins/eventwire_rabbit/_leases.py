@@ -27,8 +27,9 @@ from eventwire.backend import SubscriptionSpec
 from eventwire.backendkit import Grant, LeaseRequest, ShardCoordinator
 from pamqp.commands import Basic
 
+from eventwire_rabbit._channels import close_channel
 from eventwire_rabbit._settings import RabbitSettings
-from eventwire_rabbit._topology import MEMBERS_EXCHANGE, Connection, close_channel
+from eventwire_rabbit._topology import MEMBERS_EXCHANGE, Connection
 
 __all__ = ["Membership", "RabbitLeaseStore"]
 

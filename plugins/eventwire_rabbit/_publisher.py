@@ -16,7 +16,7 @@ from typing import cast
 import aiormq
 from eventwire.errors import MessageTooLargeError, PublishError
 
-from eventwire_rabbit._topology import close_channel
+from eventwire_rabbit._channels import close_channel
 from eventwire_rabbit._wire import Outgoing
 
 __all__ = ["Publisher"]

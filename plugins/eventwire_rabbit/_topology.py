@@ -8,11 +8,9 @@ and who creates it: "What the backend creates" in ``docs/backends/rabbit.md``.
 from __future__ import annotations
 
 import contextlib
-import functools
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiormq
-from eventwire.backendkit import quietly
 
 from eventwire_rabbit._info import SLOTS
 from eventwire_rabbit._settings import RabbitSettings
@@ -23,9 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MEMBERS_EXCHANGE",
-    "Bounded",
     "Connection",
-    "close_channel",
     "declare_channel",
     "declare_router",
     "declare_shards",
@@ -162,45 +158,3 @@ async def declare_router(
             routing_key="",
             arguments={"x-match": "all", SLOT_HEADER: str(slot)},
         )
-
-
-async def close_channel(channel: aiormq.abc.AbstractChannel | None) -> None:
-    """Close `channel` if it is open, ignoring trouble (it is going away either way)."""
-    if channel is not None and not channel.is_closed:
-        await quietly(channel.close(), "rabbit channel close")
-
-
-#: The round trips of a declaration channel that `Bounded` gives a timeout.
-_ROUND_TRIPS = frozenset(
-    {
-        "basic_cancel",
-        "basic_consume",
-        "basic_get",
-        "basic_qos",
-        "exchange_bind",
-        "exchange_declare",
-        "exchange_delete",
-        "exchange_unbind",
-        "queue_bind",
-        "queue_declare",
-        "queue_delete",
-        "queue_purge",
-        "queue_unbind",
-    }
-)
-
-
-class Bounded:
-    """`channel` with `timeout` on every declaration and query (aiormq takes a timeout per
-    call and waits for ever without one): a broker that stops answering fails the call
-    with `TimeoutError` instead of hanging it. Everything else is the channel's own."""
-
-    def __init__(self, channel: aiormq.abc.AbstractChannel, timeout: float) -> None:
-        self._channel = channel
-        self._timeout = timeout
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._channel, name)
-        if name in _ROUND_TRIPS:
-            return functools.partial(attr, timeout=self._timeout)
-        return attr
