@@ -80,8 +80,8 @@ def aiokafka_producer(producer: object) -> Any:
     ``KafkaBroker.connect`` with ``enable_idempotence=True, acks="all"``)."""
     try:
         return cast(Any, producer)._producer.producer
-    except AttributeError:  # pragma: no cover - a FastStream release moved it
+    except AttributeError as exc:  # pragma: no cover - a FastStream release moved it
         raise ConfigurationError(
             "this FastStream release keeps its aiokafka producer elsewhere; install the "
             "FastStream version eventwire[kafka] pins"
-        ) from None
+        ) from exc

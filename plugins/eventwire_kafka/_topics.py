@@ -113,7 +113,7 @@ class TopicManager:
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BackendUnavailableError(
                 f"could not create or look up Kafka topic {topic}: {type(exc).__name__}: {exc}"
-            ) from None
+            ) from exc
         return limit
 
     async def _replication_configs(self) -> tuple[int, dict[str, str]]:

@@ -72,11 +72,11 @@ class Publisher:
         while todo:
             try:
                 publisher = await self.channel(deadline)
-            except TimeoutError:
+            except TimeoutError as exc:
                 raise PublishError(
                     f"RabbitMQ opened no publisher channel for {exchange!r} within {timeout:g}s "
                     "(option publish_timeout); nothing was sent"
-                ) from None
+                ) from exc
             try:
                 async with asyncio.timeout(max(0.05, deadline - time.monotonic())):
                     results = await asyncio.gather(
@@ -96,7 +96,7 @@ class Publisher:
                 self._drop(publisher)
                 if not isinstance(exc, TimeoutError):
                     raise
-                raise self._unconfirmed(exchange, len(todo)) from None
+                raise self._unconfirmed(exchange, len(todo)) from exc
             todo = [m for m, r in zip(todo, results, strict=True) if _resend(exchange, r)]
             if todo:
                 if not self._connected():
