@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, cast
@@ -15,10 +14,7 @@ from aiormq.abc import DeliveredMessage
 from eventwire import backendkit
 from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, ConnectionState, ErrorMap, connect_failure
-from eventwire.errors import (
-    BackendUnavailableError,
-    BusClosedError,
-)
+from eventwire.errors import BackendUnavailableError, BusClosedError
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.security import RabbitExternalAuth
 from faststream.security import BaseSecurity
@@ -35,8 +31,6 @@ from eventwire_rabbit._topology import history_queue
 from eventwire_rabbit._wire import from_delivery, properties, routing_key
 
 __all__ = ["RabbitBackend"]
-
-log = logging.getLogger("eventwire.rabbit")
 
 
 class RabbitBackend(BaseBackend[RabbitSettings]):
