@@ -281,10 +281,7 @@ class NatsBackend(BaseBackend[NatsSettings]):
     async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> NatsSubscription:
         self.check_subscribe(spec)
         with self.map_errors(f"subscribe to {spec.channel!r}"):
-            topology = await self.topology.channel(spec.channel)
-            assert topology is not None
-            kv = await self.topology.lease_bucket()
-            await self.topology.consumers(topology, spec)
+            topology, kv = await self.topology.prepare(spec)
         subscription = NatsSubscription(
             spec,
             handler,

@@ -62,7 +62,9 @@ class NatsSettings(CredentialOptions, TlsOptions):
     request_timeout: Seconds = option(5.0, "one JetStream API request", minimum=0.1)
     publish_timeout: Seconds = option(
         15.0,
-        "how long `publish` keeps resending until every message is confirmed, then `PublishError`",
+        "how long `publish` keeps resending until every message is confirmed, then "
+        "`PublishError`; also how long `subscribe` retries the JetStream requests that set up "
+        "its group when they time out",
         minimum=0.1,
     )
     shards: int = option(
