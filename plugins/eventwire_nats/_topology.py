@@ -11,12 +11,11 @@ import dataclasses
 import hashlib
 import logging
 import re
-import time
 import zlib
 from typing import Any
 
 from eventwire.backend import SubscriptionSpec
-from eventwire.backendkit import Memo
+from eventwire.backendkit import Memo, retrying
 from eventwire.errors import ConfigurationError
 
 from eventwire_nats._settings import NatsSettings
@@ -146,31 +145,27 @@ class Topology:
 
     async def prepare(self, spec: SubscriptionSpec) -> tuple[ChannelTopology, Any]:
         """What a subscription needs: the channel's stream, the lease bucket and the group's
-        consumers. Each step finds what exists, so the whole is tried again when the
-        JetStream API does not answer in time (a cluster electing a leader answers late),
-        until ``publish_timeout``; then the last error is raised."""
+        consumers. Each step finds what exists, so the whole is tried again (`retrying`)
+        when the JetStream API does not answer in time (a cluster electing a leader answers
+        late), until ``publish_timeout``; then the last error is raised."""
         from nats.errors import TimeoutError as NatsTimeout
         from nats.js.errors import ServiceUnavailableError
 
-        deadline = time.monotonic() + self.settings.publish_timeout
-        while True:
-            try:
-                topology = await self.channel(spec.channel)
-                assert topology is not None
-                kv = await self.lease_bucket()
-                await self.consumers(topology, spec)
-                return topology, kv
-            except (NatsTimeout, ServiceUnavailableError) as exc:
-                if time.monotonic() >= deadline:
-                    raise
-                log.warning(
-                    "eventwire: NATS did not answer while preparing group %s on %s (%s); "
-                    "trying again",
-                    spec.group,
-                    spec.channel,
-                    type(exc).__name__,
-                )
-                await asyncio.sleep(0.5)
+        async def attempt() -> tuple[ChannelTopology, Any]:
+            topology = await self.channel(spec.channel)
+            assert topology is not None
+            kv = await self.lease_bucket()
+            await self.consumers(topology, spec)
+            return topology, kv
+
+        s = self.settings
+        return await retrying(
+            attempt,
+            f"nats set-up of group {spec.group!r} on {spec.channel!r}",
+            s.publish_timeout,
+            (NatsTimeout, ServiceUnavailableError),
+            s.scrub,
+        )
 
     async def consumers(self, topology: ChannelTopology, spec: SubscriptionSpec) -> None:
         """Create the group's durable pull consumers, one per shard, unless they exist; a new

@@ -53,14 +53,14 @@ async def test_a_set_up_the_api_answers_late_is_tried_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     js = SlowJetStream(late=3)
-    with caplog.at_level(logging.WARNING, logger="eventwire.nats"):
+    with caplog.at_level(logging.WARNING):
         found, kv = await topology(js, "30").prepare(SPEC)
     assert (found.stream, found.shards, kv.bucket) == (stream_name("orders"), 2, "eventwire_leases")
     assert js.late == 0
     # every shard's consumer was looked up once the API answered
     answered = js.lookups[-2:]
     assert sorted(answered) == [(found.stream, durable_name("billing", s)) for s in (0, 1)]
-    retries = [r for r in caplog.records if "trying again" in r.getMessage()]
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
     assert retries and "billing" in retries[0].getMessage()
 
 
