@@ -1,14 +1,18 @@
-"""Deleting the channels a test or benchmark run created, through the backend itself."""
+"""Cleaning up after a test or benchmark run: deleting the channels it created, through the
+backend itself, and closing within a bound."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from eventwire.backend import ChannelDeleter
 from eventwire.plugins import create_backend
 
-__all__ = ["delete_channels"]
+__all__ = ["delete_channels", "within"]
+
+T = TypeVar("T")
 
 
 async def delete_channels(
@@ -28,16 +32,19 @@ async def delete_channels(
             if await asyncio.wait_for(backend.delete_channel(name), timeout):
                 deleted.append(name)
     finally:
-        await _close(backend.close(), timeout)
+        closed = await within(backend.close(), timeout)
+        if closed is not None:
+            closed.result()
     return deleted
 
 
-async def _close(closing: Awaitable[None], timeout: float | None) -> None:
-    """Await `closing` for `timeout` seconds at most; a close that ignores its cancellation
-    is left to finish on its own instead of holding the caller."""
-    task = asyncio.ensure_future(closing)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
+async def within(step: Awaitable[T], seconds: float | None) -> asyncio.Future[T] | None:
+    """Run `step` for `seconds` at most (``None``: no limit): its finished task, or ``None``
+    if it was cut short. Unlike `asyncio.wait_for`, this does not wait for a step that
+    ignores its cancellation: such a step is left to finish on its own."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
     if not done:
         task.cancel()
-        return
-    task.result()
+        return None
+    return task

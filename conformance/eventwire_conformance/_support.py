@@ -29,7 +29,7 @@ from eventwire import (
 from eventwire.backend import IdempotencyStoreProvider
 from eventwire.plugins import create_backend, open_idempotency_store
 
-from eventwire_conformance._cleanup import delete_channels
+from eventwire_conformance._cleanup import delete_channels, within
 from eventwire_conformance._events import Ping
 from eventwire_conformance.guarantees import UNSUPPORTED_PREFIX
 
@@ -313,16 +313,12 @@ async def run_command_while(
 
 
 async def _bounded(step: Awaitable[None], seconds: float) -> str | None:
-    """Run `step` for `seconds` at most; ``None`` if it returned, else what happened.
-
-    Unlike `asyncio.wait_for`, this does not wait for a step that ignores cancellation.
-    """
-    task = asyncio.ensure_future(step)
-    done, _ = await asyncio.wait({task}, timeout=seconds)
-    if not done:
-        task.cancel()
+    """Run `step` for `seconds` at most (`within`); ``None`` if it returned, else what
+    happened."""
+    finished = await within(step, seconds)
+    if finished is None:
         return f"did not return within {seconds:g}s"
-    error = task.exception()
+    error = finished.exception()
     if error is not None:
         return f"raised {type(error).__name__}: {error}"
     return None
