@@ -41,9 +41,14 @@ async def delete_channels(
 async def within(step: Awaitable[T], seconds: float | None) -> asyncio.Future[T] | None:
     """Run `step` for `seconds` at most (``None``: no limit): its finished task, or ``None``
     if it was cut short. Unlike `asyncio.wait_for`, this does not wait for a step that
-    ignores its cancellation: such a step is left to finish on its own."""
+    ignores its cancellation: such a step is left to finish on its own. A caller cancelled
+    while it waits cancels the step too."""
     task = asyncio.ensure_future(step)
-    done, _ = await asyncio.wait({task}, timeout=seconds)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
     if not done:
         task.cancel()
         return None

@@ -17,6 +17,8 @@ from typing import Any, Protocol, TypeVar
 
 from eventwire.errors import EventwireError
 
+from eventwire_conformance._cleanup import within
+
 __all__ = [
     "FIGURES",
     "KINDS",
@@ -205,19 +207,12 @@ T = TypeVar("T")
 async def bounded(awaitable: Awaitable[T], timeout: float, what: str) -> T:
     """Await `awaitable` for at most `timeout` seconds, then give up on it (`BenchError`).
 
-    Unlike `asyncio.wait_for`, this does not wait for a cancelled operation to finish: a
-    client that hangs while being cancelled cannot hang the benchmark.
+    Through `within`: a client that hangs while being cancelled cannot hang the benchmark.
     """
-    task = asyncio.ensure_future(awaitable)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=timeout)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if not done:
-        task.cancel()
+    finished = await within(awaitable, timeout)
+    if finished is None:
         raise BenchError(f"{what} did not finish within {timeout:.0f}s")
-    return task.result()
+    return finished.result()
 
 
 class ConsumerLoop:
