@@ -237,8 +237,8 @@ class MemoryBackend(BaseBackend[MemorySettings]):
             partitions=self.partitions,
         )
         subscription = MemorySubscription(spec, handler, group)
-        await subscription.start()
         self.track(subscription)
+        await subscription.start()
         return subscription
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:

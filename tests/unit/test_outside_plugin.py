@@ -78,6 +78,9 @@ def test_outside_backend_is_listed_with_its_capabilities(site: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "outside://" in result.stdout and "outside test backend" in result.stdout
     assert "memory://" in result.stdout
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    assert "from eventwire-outside 0.0.1" in rows["outside"]  # the package that provides it
+    assert "built in" in rows["memory"]
 
 
 def test_without_the_package_the_scheme_is_unknown() -> None:

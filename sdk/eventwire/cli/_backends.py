@@ -53,15 +53,21 @@ def client_status(info: BackendInfo) -> str:
     extras = [SCHEME_EXTRAS[s] for s in info.schemes if s in SCHEME_EXTRAS]
     extra = extras[0] if extras else info.name
     if extra not in EXTRAS:  # needs no client of its own
-        return "built in" if _shipped(info.name) else "(plugin)"
+        provider = _provider(info.name)
+        if provider is None:  # registered by hand, not through an entry point
+            return "(plugin)"
+        if provider[0] == "eventwire":
+            return "built in"
+        return escape(f"from {provider[0]} {provider[1]}")
     if not missing_modules(extra):
         return "installed"
     return escape(f"missing: pip install 'eventwire[{extra}]'")
 
 
-def _shipped(name: str) -> bool:
-    """Whether the backend plugin `name` comes with the eventwire distribution itself."""
-    return any(
-        ep.name == name and ep.dist is not None and ep.dist.name == "eventwire"
-        for ep in entry_points(group="eventwire")
-    )
+def _provider(name: str) -> tuple[str, str] | None:
+    """The distribution (name, version) whose ``eventwire`` entry point is the backend plugin
+    `name`, if one is installed."""
+    for ep in entry_points(group="eventwire"):
+        if ep.name == name and ep.dist is not None:
+            return ep.dist.name, ep.dist.version
+    return None
