@@ -205,7 +205,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
             coordinator.wake()  # members joined or left, or a shard was given back
         for index, lost in trimmed.items():
             self._report_lost(self.coordinator.shards[index], lost, "never read")
-        await self._deliver(batch)
+        await self.hand_out(batch)
 
     def _take(self, shard: Shard, entries: list[Claimed]) -> list[RedisInbound]:
         """Deliveries of `entries` (id, fields, delivery count), marked handed until settled."""
@@ -214,22 +214,6 @@ class RedisSubscription(ShardedSubscription[bytes]):
             kept = set(new)
             entries = [entry for entry in entries if entry[0] in kept]
         return [RedisInbound(self, shard, i, decode_entry(f), n) for i, f, n in entries]
-
-    async def _deliver(self, batch: list[RedisInbound]) -> None:
-        done = 0
-        try:
-            for delivery in batch:
-                if not self.running:
-                    break
-                await self.deliver(delivery)
-                done += 1
-        finally:
-            # Stopped (cancelled) mid-batch: what was not handed over stays pending on the
-            # server for the shard's next owner; forget it here.
-            for delivery in batch[done:]:
-                if not delivery.settled:
-                    delivery.settled = True
-                    self._sent([(delivery.shard, delivery.position)])
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -263,7 +247,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
                     stream,
                     self.spec.group,
                 )
-            await self._deliver(batch)
+            await self.hand_out(batch)
             if cursor in (b"0-0", "0-0"):
                 if self.coordinator.mark_recovered(shard, epoch):
                     await self._server.clean_consumers(stream, 2000 * self._settings.lease_ttl)

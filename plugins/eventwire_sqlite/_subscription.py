@@ -140,7 +140,7 @@ class SqliteSubscription(ShardedSubscription[int]):
                     self.spec.channel,
                     self.spec.group,
                 )
-            await self._hand_out(rows)
+            await self.hand_out([_inbound(self, row) for row in rows])
             self.coordinator.mark_recovered(shard, epoch)
             found = found or bool(rows)
         return found
@@ -155,7 +155,7 @@ class SqliteSubscription(ShardedSubscription[int]):
             rows, _ = await self._take(
                 self._db.read, self.spec.channel, self.spec.group, order, self._limit
             )
-        await self._hand_out(rows)
+        await self.hand_out([_inbound(self, row) for row in rows])
         return bool(rows)
 
     async def _take(self, work: Callable[..., Any], *args: Any) -> tuple[list[Row], int]:
@@ -167,7 +167,8 @@ class SqliteSubscription(ShardedSubscription[int]):
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 late = await job
-                await self._give_back(late[0] if isinstance(late, tuple) else late)
+                rows = late[0] if isinstance(late, tuple) else late
+                await self._give_back([(row[0], row[1]) for row in rows])
             raise
         rows, lost = result if isinstance(result, tuple) else (result, 0)
         shards = self.coordinator.shards
@@ -175,30 +176,16 @@ class SqliteSubscription(ShardedSubscription[int]):
             self.mark_handed(shards[row[0]], (row[1],))
         return rows, lost
 
-    async def _hand_out(self, rows: list[Row]) -> None:
-        """Hand `rows` to the handler in order; what a stop leaves is given back."""
-        done = 0
-        try:
-            for row in rows:
-                if not self.running:
-                    break
-                await self.deliver(_inbound(self, row))
-                done += 1
-        finally:
-            if done < len(rows):
-                await self._give_back(rows[done:])
+    async def _give_up(self, inbounds: list[ShardInbound[int]]) -> None:
+        await self._give_back([(inbound.shard.index, inbound.position) for inbound in inbounds])
 
-    async def _give_back(self, rows: list[Row]) -> None:
-        """`rows` were taken but never reached the handler: undo their delivery count (the
-        next owner delivers them as if this member had not taken them) and settle them for
-        the hand-over."""
-        if not rows:
-            return
-        entries = [(row[0], row[1]) for row in rows]
-        with contextlib.suppress(sqlite3.Error):
-            await self._db.run(self._db.give_back, self.spec.channel, self.spec.group, entries)
-        shards = self.coordinator.shards
-        self._sent([(shards[shard], seq) for shard, seq in entries])
+    async def _give_back(self, entries: list[tuple[int, int]]) -> None:
+        """`entries` (shard, seq) were taken but never reached the handler: undo their
+        delivery count, so the next owner delivers them as if this member had not taken
+        them."""
+        if entries:
+            with contextlib.suppress(sqlite3.Error):
+                await self._db.run(self._db.give_back, self.spec.channel, self.spec.group, entries)
 
     # -- acknowledgements ------------------------------------------------------------------
 

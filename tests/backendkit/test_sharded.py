@@ -42,6 +42,7 @@ class ListSubscription(ShardedSubscription[int]):
         self.logs = logs
         self.next = [0] * len(logs)
         self.sent: list[tuple[int, int]] = []
+        self.given_up: list[tuple[int, int]] = []
 
     async def _fetch(self) -> None:
         coordinator = self.coordinator
@@ -55,13 +56,17 @@ class ListSubscription(ShardedSubscription[int]):
                     new = range(self.next[shard.index], len(self.logs[shard.index]))
                     batch += [(shard, i) for i in self.mark_handed(shard, new)]
                     self.next[shard.index] = len(self.logs[shard.index])
-            for shard, i in batch:
-                message = WireMessage(self.logs[shard.index][i], {})
-                await self.deliver(ShardInbound(self, shard, i, message, 1))
+            logs = self.logs
+            await self.hand_out(
+                [ShardInbound(self, s, i, WireMessage(logs[s.index][i], {}), 1) for s, i in batch]
+            )
             await asyncio.sleep(0.01)
 
     async def _send_acks(self, batch: list[tuple[Shard, int]]) -> None:
         self.sent += [(shard.index, i) for shard, i in batch]
+
+    async def _give_up(self, inbounds: list[ShardInbound[int]]) -> None:
+        self.given_up += [(inbound.shard.index, inbound.position) for inbound in inbounds]
 
 
 async def _ignore(inbound: Inbound) -> None:
@@ -136,6 +141,49 @@ async def test_positions_handed_out_are_counted_once_and_settled_once() -> None:
     assert (one.in_flight, two.in_flight, sub.in_flight) == (3, 1, 4)
     sub._sent([(one, 2), (one, 4), (one, 5), (two, 3)])
     assert (one.in_flight, two.in_flight, sub.in_flight) == (0, 0, 0)
+
+
+async def test_what_a_stop_leaves_of_a_batch_is_given_up_and_settled_for_the_coordinator() -> None:
+    """`hand_out` stopped while the handler blocks (backpressure) on the second of three:
+    the first stays the handler's; the second and third never reached it, so they are given
+    up (`_give_up`) and no longer count in flight: a draining shard is not held by them."""
+    took: list[ShardInbound[int]] = []
+    blocked = asyncio.Event()
+
+    async def handler(inbound: Inbound) -> None:
+        assert isinstance(inbound, ShardInbound)
+        if took:
+            blocked.set()
+            await asyncio.Event().wait()  # no room: wait until cancelled
+        took.append(inbound)
+
+    sub = ListSubscription(handler, [[b"a", b"b", b"c"]], MemoryLeaseStore())
+    await sub.start()
+    await asyncio.wait_for(blocked.wait(), 5)
+    shard = sub.coordinator.shards[0]
+    assert sub.handed(shard) == {0, 1, 2} and sub.in_flight == 3
+    await sub.stop()
+    assert sub.given_up == [(0, 1), (0, 2)]
+    assert sub.handed(shard) == {0} and sub.in_flight == 1 and shard.in_flight == 1
+    await took[0].ack()
+    await sub.close()
+    assert sub.sent == [(0, 0)] and sub.in_flight == 0 and shard.in_flight == 0
+
+
+async def test_a_delivery_whose_handler_raised_no_longer_holds_its_shard() -> None:
+    async def handler(inbound: Inbound) -> None:
+        assert isinstance(inbound, ShardInbound)
+        if inbound.position == 1:
+            raise RuntimeError("the handler failed")
+        await inbound.ack()
+
+    sub = ListSubscription(handler, [[b"a", b"b", b"c"]], MemoryLeaseStore())
+    await sub.start()
+    await wait_until(lambda: len(sub.sent) == 2, "two acks sent", 5)
+    shard = sub.coordinator.shards[0]
+    assert sorted(sub.sent) == [(0, 0), (0, 2)] and sub.given_up == []
+    assert sub.in_flight == 0 and shard.in_flight == 0  # the failed one is the broker's now
+    await sub.close()
 
 
 class FailingOnce(ListSubscription):

@@ -171,6 +171,32 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         """The positions of `shard` handed out and not settled: what a recovery leaves out."""
         return self._handed[shard.index]
 
+    async def hand_out(self, inbounds: Sequence[ShardInbound[P]]) -> int:
+        """Hand `inbounds` (marked with `mark_handed`) to the handler in order while the
+        member runs; how many it handed. What a stop or a cancellation leaves never reached
+        the handler: it is given up (`_give_up`; the broker keeps it for the shard's next
+        owner) and settled for the coordinator, so a draining shard can still be given back.
+        A delivery whose handler raised is settled for the coordinator too (nothing on this
+        member will ack it; the broker keeps it for the shard's next owner)."""
+        done = 0
+        try:
+            for inbound in inbounds:
+                if not self.running:
+                    break
+                if not await self.deliver(inbound):
+                    self._sent([(inbound.shard, inbound.position)])
+                done += 1
+        finally:
+            left = [inbound for inbound in inbounds[done:] if not inbound.settled]
+            if left:
+                for inbound in left:
+                    inbound.settled = True
+                try:
+                    await self._give_up(left)
+                finally:
+                    self._sent([(inbound.shard, inbound.position) for inbound in left])
+        return done
+
     # -- what the backend writes -----------------------------------------------------------
 
     @abc.abstractmethod
@@ -180,6 +206,12 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
     @abc.abstractmethod
     async def _send_acks(self, batch: list[tuple[Shard, P]]) -> None:
         """Send `batch` to the broker; raise if it failed (the batcher retries)."""
+
+    async def _give_up(self, inbounds: list[ShardInbound[P]]) -> None:
+        """`inbounds` were taken from the broker and never handed to the handler (see
+        `hand_out`): undo what taking them did, where the broker counted it (a delivery
+        count, a row marked read). Broker trouble here is the backend's to swallow: the
+        next owner delivers them either way. Default: nothing."""
 
     def _sent(self, batch: Iterable[tuple[Shard, P]]) -> None:
         """`batch` is settled on the broker, or given up (taken, never handed to the
