@@ -198,9 +198,7 @@ class EventBridgeBackend(BaseBackend[EventBridgeSettings]):
         queue_url = await self._routes.ensure(spec.channel, spec.group)
         # Dead letters of this group are kept from the start (EventBridge keeps nothing).
         await self._routes.ensure(dead_letter_channel(spec.channel), STORE_GROUP)
-        subscription = EventBridgeSubscription(spec, handler, self, queue_url)
-        self.track(subscription)
-        return subscription
+        return await self.started(EventBridgeSubscription(spec, handler, self, queue_url))
 
     async def lag(self, channel: str, group: str) -> int | None:
         """SQS's ``ApproximateNumberOfMessages`` (visible) plus

@@ -178,9 +178,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         )
         subscription = KafkaSubscription(spec, handler, consumer, s)
         with self.map_errors(f"joining group {spec.group!r} on Kafka topic {spec.channel!r}"):
-            await subscription.start()
-        self.track(subscription)
-        return subscription
+            return await self.started(subscription)
 
     def _consumer(self, *, client_id: str, **options: Any) -> Any:
         """A consumer; its client id is the backend's with `client_id` appended."""

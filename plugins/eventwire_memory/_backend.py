@@ -236,10 +236,7 @@ class MemoryBackend(BaseBackend[MemorySettings]):
             from_beginning=spec.from_beginning,
             partitions=self.partitions,
         )
-        subscription = MemorySubscription(spec, handler, group)
-        self.track(subscription)
-        await subscription.start()
-        return subscription
+        return await self.started(MemorySubscription(spec, handler, group))
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         self.check_channel(channel)

@@ -293,10 +293,8 @@ class NatsBackend(BaseBackend[NatsSettings]):
             send=self.publisher.send,
             lease_ttl=self.topology.lease_ttl,
         )
-        self.track(subscription)
         with self.map_errors(f"subscribe to {spec.channel!r}"):
-            await subscription.start()
-        return subscription
+            return await self.started(subscription)
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         self.check_channel(channel)

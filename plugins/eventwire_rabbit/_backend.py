@@ -188,10 +188,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
     ) -> RabbitSubscription:
         self.check_subscribe(spec)
         await self._groups.ensure_group(spec)
-        subscription = RabbitSubscription(self, spec, handler)
-        self.track(subscription)
-        await subscription.start()
-        return subscription
+        return await self.started(RabbitSubscription(self, spec, handler))
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Delete `group`'s exchanges and shard queues on `channel`."""

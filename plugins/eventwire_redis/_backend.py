@@ -191,13 +191,7 @@ class RedisBackend(BaseBackend[RedisSettings]):
         with self.map_errors(f"join group {spec.group!r} on {spec.channel!r}"):
             keys = await self.channel_keys(spec.channel)
             subscription = RedisSubscription(spec, handler, backend=self, keys=keys)
-            try:
-                await subscription.start()
-            except BaseException:
-                await subscription.abort()
-                raise
-        self.track(subscription)
-        return subscription
+            return await self.started(subscription)
 
     async def delete_group(self, channel: str, group: str) -> None:
         """Destroy `group`'s consumer group on every shard stream of `channel`, with its

@@ -107,10 +107,8 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
         subscription = SqliteSubscription(
             spec, handler, self._db, self.settings, shards, self.settings.scrub
         )
-        self.track(subscription)
         _LOCAL.setdefault(self.settings.path, weakref.WeakSet()).add(subscription)
-        await subscription.start()
-        return subscription
+        return await self.started(subscription)
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         self.check_channel(channel)

@@ -55,13 +55,28 @@ class FakeSettings(BackendSettings):
 
 
 class FakeSubscription(BaseSubscription):
-    def __init__(self, spec: SubscriptionSpec, log: list[str]) -> None:
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        log: list[str],
+        gate: asyncio.Event | None = None,
+        refusal: Exception | None = None,
+    ) -> None:
         async def handler(inbound: Inbound) -> None:
             raise RuntimeError("handler bug")
 
         super().__init__(spec, handler)
         self.log = log
         self.spawn(self._forever(), "fetch")
+        self.started = False
+        self._gate, self._refusal = gate, refusal
+
+    async def start(self) -> None:
+        if self._gate is not None:
+            await self._gate.wait()  # e.g. a group join under way
+        if self._refusal is not None:
+            raise self._refusal
+        self.started = True
 
     async def _forever(self) -> None:
         try:
@@ -94,6 +109,8 @@ class FakeBackend(BaseBackend[FakeSettings]):
         self.capabilities = Capabilities(max_message_bytes=100)
         self.log: list[str] = []
         self.fail = fail
+        self.gate: asyncio.Event | None = None
+        self.refusal: Exception | None = None
 
     async def _connect(self) -> None:
         self.log.append("connect")
@@ -113,9 +130,7 @@ class FakeBackend(BaseBackend[FakeSettings]):
 
     async def subscribe(self, spec: SubscriptionSpec, handler: Any) -> FakeSubscription:
         self.check_subscribe(spec)
-        subscription = FakeSubscription(spec, self.log)
-        self.track(subscription)
-        return subscription
+        return await self.started(FakeSubscription(spec, self.log, self.gate, self.refusal))
 
 
 async def test_connect_is_idempotent_and_concurrent_callers_share_one_attempt() -> None:
@@ -198,6 +213,37 @@ async def test_subscribe_checks_the_spec() -> None:
         await backend.subscribe(SubscriptionSpec("orders", "a b"), None)
     with pytest.raises(ConfigurationError, match="max_in_flight=0"):
         await backend.subscribe(SubscriptionSpec("orders", "g", max_in_flight=0), None)
+
+
+async def test_subscribe_returns_a_started_subscription_tracked_by_the_backend() -> None:
+    backend = FakeBackend()
+    await backend.connect()
+    sub = await backend.subscribe(SubscriptionSpec("orders", "g"), None)
+    assert sub.started and backend.subscriptions == (sub,)
+
+
+async def test_a_start_that_fails_aborts_the_subscription_and_forgets_it() -> None:
+    backend = FakeBackend()
+    await backend.connect()
+    backend.refusal = ClientError("group join refused")
+    with pytest.raises(ClientError, match="group join refused"):
+        await backend.subscribe(SubscriptionSpec("orders", "g"), None)
+    assert backend.subscriptions == ()
+    assert backend.log[1:2] == ["g:drop"]  # aborted: nothing flushed, released or stopped
+    assert not any(entry.endswith(("flush", "release", "stop")) for entry in backend.log)
+
+
+async def test_closing_the_backend_while_a_start_waits_ends_that_subscription() -> None:
+    backend = FakeBackend()
+    await backend.connect()
+    backend.gate = asyncio.Event()
+    subscribing = asyncio.create_task(backend.subscribe(SubscriptionSpec("orders", "g"), None))
+    await asyncio.sleep(0.01)
+    (sub,) = backend.subscriptions
+    await backend.close()
+    assert sub.state.name == SubscriptionState.CLOSED.name and "g:release" in backend.log
+    backend.gate.set()
+    await subscribing
 
 
 async def test_close_is_stop_then_cancel_then_flush_then_release_then_disconnect() -> None:

@@ -36,6 +36,7 @@ from eventwire.errors import BackendUnavailableError, BusClosedError, EventwireE
 __all__ = ["BaseBackend", "ConnectionState"]
 
 S = TypeVar("S", bound=BackendSettings)
+Sub = TypeVar("Sub", bound=BaseSubscription)
 
 #: Errors of the standard library that always mean "the broker is not reachable".
 _NETWORK: Mapping[type[BaseException], type[EventwireError]] = {
@@ -186,6 +187,20 @@ class BaseBackend(abc.ABC, Generic[S]):
         """Connected, valid channel and group names, ``max_in_flight >= 1``."""
         self.check_connected()
         check_spec(spec)
+
+    async def started(self, subscription: Sub) -> Sub:
+        """Track `subscription` and start it; `subscribe` returns what this returns. Tracked
+        first, so a `close` or `abort` of the backend while `start` waits ends it too; a
+        `start` that fails (or is cancelled) aborts it and stops tracking it, then the error
+        goes on."""
+        self.track(subscription)
+        try:
+            await subscription.start()
+        except BaseException:
+            self.forget(subscription)
+            await subscription.abort()
+            raise
+        return subscription
 
     def track(self, subscription: BaseSubscription) -> None:
         """Have `close` and `abort` end `subscription` with the backend."""

@@ -77,6 +77,11 @@ class BaseSubscription(abc.ABC):
 
     # -- the contract ----------------------------------------------------------------------
 
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Start fetching; return once the member reads (its group's position fixed, its
+        share of shards held). Default: nothing (a subscription that started its tasks in
+        its constructor)."""
+
     async def stop(self) -> None:
         """Stop fetching; unsettled deliveries can still be acked until `close`."""
         if self.state is not SubscriptionState.RUNNING:
