@@ -31,7 +31,6 @@ import os
 import time
 import traceback
 import uuid
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -462,8 +461,9 @@ class _Run:
         smallest failing case found so far is the answer (Hypothesis finishes on no-ops).
         """
         from hypothesis import HealthCheck, Phase, given, settings
-        from hypothesis.errors import HypothesisDeprecationWarning
         from hypothesis.reporting import with_reporter
+
+        from eventwire.contracts._sample import unblamed_random
 
         ran = 0
         last: list[Finding] = []
@@ -491,15 +491,7 @@ class _Run:
                     budget_end = time.monotonic() + self.options.shrink_time
                 raise _CaseFailed(found[0].problem)
 
-        with with_reporter(lambda _: None), warnings.catch_warnings():
-            # Hypothesis compares the global `random` state before and after each draw. The
-            # bus's loop runs meanwhile in another thread, and its broker client (aiokafka
-            # shuffles partitions on every fetch) draws from that state: not the strategies.
-            warnings.filterwarnings(
-                "ignore",
-                message="Do not use the `random` module inside strategies",
-                category=HypothesisDeprecationWarning,
-            )
+        with with_reporter(lambda _: None), unblamed_random():  # the loop runs meanwhile
             try:
                 case()
             except _CaseFailed:

@@ -29,6 +29,7 @@ from hypothesis.errors import HypothesisException
 from hypothesis_jsonschema import from_schema
 from jsonschema import Draft7Validator
 
+from eventwire.contracts._sample import unblamed_random
 from eventwire.contracts._schema import MessageModel, UnsupportedSchemaError
 
 __all__ = [
@@ -144,7 +145,8 @@ def minimal(schema: Schema) -> Any:
     def first(value: Any) -> None:
         found.append(value)
 
-    first()
+    with unblamed_random():
+        first()
     if len(_MINIMAL) >= _MINIMAL_SIZE:
         _MINIMAL.clear()
     _MINIMAL[text] = found[0]
