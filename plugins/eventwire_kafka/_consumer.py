@@ -62,24 +62,21 @@ class KafkaSubscription(BaseSubscription):
 
     async def start(self) -> None:
         """Join the group; return once partitions are assigned, positions are known and a
-        new group's starting positions are committed."""
+        new group's starting positions are committed. (A failed start is aborted by the
+        backend's `started`.)"""
         s = self._settings
-        try:
-            await asyncio.wait_for(self._consumer.start(), s.connect_timeout)
-            listener = Rebalance(
-                self, self._consumer, self._parts, self._committer, self._start, s.revoke_timeout_ms
-            )
-            self._consumer.subscribe(topics=[self.spec.channel], listener=listener)
-            self._fetching = [
-                self.spawn(self._fetcher.run(), "fetch"),
-                self.spawn(self._handover.run(), "hand"),
-            ]
-            await self._start.wait(
-                s.connect_timeout + (s.session_timeout_ms + s.revoke_timeout_ms) / 1000 + 10
-            )
-        except BaseException:
-            await self.abort()
-            raise
+        await asyncio.wait_for(self._consumer.start(), s.connect_timeout)
+        listener = Rebalance(
+            self, self._consumer, self._parts, self._committer, self._start, s.revoke_timeout_ms
+        )
+        self._consumer.subscribe(topics=[self.spec.channel], listener=listener)
+        self._fetching = [
+            self.spawn(self._fetcher.run(), "fetch"),
+            self.spawn(self._handover.run(), "hand"),
+        ]
+        await self._start.wait(
+            s.connect_timeout + (s.session_timeout_ms + s.revoke_timeout_ms) / 1000 + 10
+        )
         self.spawn(self._committer.run(s.commit_interval_ms / 1000, s.scrub), "commit")
 
     # -- the kit's shutdown contract -----------------------------------------------------
