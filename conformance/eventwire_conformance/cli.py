@@ -90,21 +90,21 @@ def list_guarantees() -> None:
     "--restart-cmd",
     metavar="CMD",
     help="Shell command that restarts the broker ({backend} is replaced by the "
-    "backend's name); without it G16 is unsupported.",
+    "backend's name); without it G16 is not run (reported unsupported).",
 )
 @click.option(
     "--kill-cmd",
     metavar="CMD",
     help="Shell command that kills the broker with SIGKILL and starts it again, returning "
     "once it answers ({backend} is replaced by the backend's name); without it G22 is "
-    "not run.",
+    "not run (reported unsupported).",
 )
 @click.option(
     "--node-kill-cmd",
     metavar="CMD",
     help="Shell command that SIGKILLs the cluster node leading a channel ({channel}, {url} "
     "and {backend} are replaced) and prints that node's name as its last line; with "
-    "--node-start-cmd it enables G23, otherwise G23 is not run.",
+    "--node-start-cmd it enables G23, otherwise G23 is not run (reported unsupported).",
 )
 @click.option(
     "--node-start-cmd",
