@@ -1,4 +1,5 @@
-"""Drawing values from Hypothesis strategies outside a test: a sample, or a search.
+"""Drawing values from Hypothesis strategies outside a test: a sample, or a search; and the
+guard every such draw runs under (`unblamed_random`).
 
 Both are deterministic (``derandomize``) and keep nothing in Hypothesis' example database.
 """
