@@ -1,18 +1,16 @@
-"""Cleaning up after a test or benchmark run: deleting the channels it created, through the
-backend itself, and closing within a bound."""
+"""Deleting the channels a test or benchmark run created, through the backend itself."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from eventwire.backend import ChannelDeleter
 from eventwire.plugins import create_backend
 
-__all__ = ["delete_channels", "within"]
+from eventwire_conformance._within import within
 
-T = TypeVar("T")
+__all__ = ["delete_channels"]
 
 
 async def delete_channels(
@@ -36,20 +34,3 @@ async def delete_channels(
         if closed is not None:
             closed.result()
     return deleted
-
-
-async def within(step: Awaitable[T], seconds: float | None) -> asyncio.Future[T] | None:
-    """Run `step` for `seconds` at most (``None``: no limit): its finished task, or ``None``
-    if it was cut short. Unlike `asyncio.wait_for`, this does not wait for a step that
-    ignores its cancellation: such a step is left to finish on its own. A caller cancelled
-    while it waits cancels the step too."""
-    task = asyncio.ensure_future(step)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if not done:
-        task.cancel()
-        return None
-    return task

@@ -29,8 +29,9 @@ from eventwire import (
 from eventwire.backend import IdempotencyStoreProvider
 from eventwire.plugins import create_backend, open_idempotency_store
 
-from eventwire_conformance._cleanup import delete_channels, within
+from eventwire_conformance._cleanup import delete_channels
 from eventwire_conformance._events import Ping
+from eventwire_conformance._within import within
 from eventwire_conformance.guarantees import UNSUPPORTED_PREFIX
 
 __all__ = [

@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import pytest
-from eventwire_conformance._cleanup import within
+from eventwire_conformance._within import within
 from eventwire_conformance.bench.model import BenchError, bounded
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from eventwire.errors import EventwireError
 
-from eventwire_conformance._cleanup import within
+from eventwire_conformance._within import within
 
 __all__ = [
     "FIGURES",
