@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
+from eventwire.backend import Inbound, MessageHandler, Origin, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, Shard, ShardedSubscription, ShardInbound
 from eventwire.idempotency import IdempotencyStore
 
@@ -66,6 +66,8 @@ class MemorySubscription(ShardedSubscription[int]):
     #: The group's position is set when the member subscribes: `start` need not wait for
     #: this member's share of partitions.
     balance_patience = 0.0
+    #: Nothing to poll: a message, a shard change or room for more sets `changed`.
+    poll_interval = None
 
     def __init__(self, spec: SubscriptionSpec, handler: MessageHandler, group: Group) -> None:
         super().__init__(
@@ -86,69 +88,74 @@ class MemorySubscription(ShardedSubscription[int]):
 
     async def _fetch(self) -> None:
         try:
-            while self.running:
-                self.coordinator.changed.clear()
-                if not (await self._recover() or await self._read()):
-                    await self.coordinator.changed.wait()
+            await super()._fetch()
         except asyncio.CancelledError:
             if self.running:  # cancelled from outside (e.g. the event loop ended): a crash
                 self.abort_now()
             raise
 
-    async def _recover(self) -> bool:
-        found = False
-        for shard in self.coordinator.to_recover():
-            epoch = shard.epoch
-            cursor = self.group.cursors[shard.index]
-            offsets = self.mark_handed(shard, cursor.again(skip=self.handed(shard)))
-            for done, offset in enumerate(offsets):
-                if not self.running:  # never handed out: as if not taken
-                    for left in offsets[done:]:
-                        if left in cursor.pending:
-                            cursor.pending[left] -= 1
-                    self._sent([(shard, left) for left in offsets[done:]])
-                    return found
-                deliveries = cursor.pending.get(offset)
-                if deliveries is None:
-                    # Settled while the ones before it were handed: a late ack of a member
-                    # that held it before (its lease lost while its handler still ran).
-                    self._sent([(shard, offset)])
-                    continue
-                await self._hand(shard, offset, deliveries)
-                found = True
-            self.coordinator.mark_recovered(shard, epoch)
+    async def _recover(self, shard: Shard) -> bool:
+        epoch, found = shard.epoch, False
+        cursor = self.group.cursors[shard.index]
+        offsets = self.mark_handed(shard, cursor.again(skip=self.handed(shard)))
+        for done, offset in enumerate(offsets):
+            if not self.running:  # never handed out: as if not taken
+                self._give_back(shard, offsets[done:])
+                self._sent([(shard, left) for left in offsets[done:]])
+                return found
+            deliveries = cursor.pending.get(offset)
+            if deliveries is None:
+                # Settled while the ones before it were handed: a late ack of a member
+                # that held it before (its lease lost while its handler still ran).
+                self._sent([(shard, offset)])
+                continue
+            if not await self.deliver(self._inbound(shard, offset, deliveries)):
+                self._sent([(shard, offset)])  # its handler raised: the next owner has it
+            found = True
+        self.coordinator.mark_recovered(shard, epoch)
         return found
 
-    async def _read(self) -> bool:
-        """New messages, one from each ready partition in turn (going on from where the
-        last one stopped), while there is room and the shards stay as they are."""
-        ready = self.coordinator.readable()
+    async def _read(self, ready: list[Shard]) -> list[MemoryInbound]:
+        """New messages while there is room, one from each ready partition in turn (going
+        on from where the last read stopped)."""
         cursors, logs = self.group.cursors, self.group.channel.logs
-        found = False
-        while ready and not self.coordinator.changed.is_set():
-            start, took = self._turn, False
-            for step in range(len(ready)):
-                if not self.running or self.in_flight >= self.spec.max_in_flight:
-                    return found
-                turn = (start + step) % len(ready)
-                shard = ready[turn]
-                offset = cursors[shard.index].take(len(logs[shard.index]))
-                if offset is not None:
-                    self._turn = turn + 1
-                    self.mark_handed(shard, (offset,))
-                    await self._hand(shard, offset, 1)
-                    found = took = True
-            if not took:
-                break
-        return found
+        room = self.spec.max_in_flight - self.in_flight
+        batch: list[MemoryInbound] = []
+        dry = 0  # partitions in a row with nothing new
+        while len(batch) < room and dry < len(ready):
+            shard = ready[self._turn % len(ready)]
+            self._turn += 1
+            offset = cursors[shard.index].take(len(logs[shard.index]))
+            if offset is None:
+                dry += 1
+                continue
+            dry = 0
+            self.mark_handed(shard, (offset,))
+            batch.append(self._inbound(shard, offset, 1))
+        return batch
 
-    async def _hand(self, shard: Shard, offset: int, deliveries: int) -> None:
+    def _inbound(self, shard: Shard, offset: int, deliveries: int) -> MemoryInbound:
         message = self.group.message(shard.index, offset)[1]
-        await self.deliver(MemoryInbound(self, shard, offset, message, deliveries))
+        return MemoryInbound(self, shard, offset, message, deliveries)
+
+    async def deliver(self, inbound: Inbound) -> bool:
+        handed = await super().deliver(inbound)
         self._streak += 1
         if self._streak >= _YIELD_EVERY:
             self._streak = 0
             await asyncio.sleep(0)  # a broker round trip would let other tasks run
+        return handed
+
+    async def _give_up(self, inbounds: list[ShardInbound[int]]) -> None:
+        for inbound in inbounds:
+            self._give_back(inbound.shard, [inbound.position])
+
+    def _give_back(self, shard: Shard, offsets: Iterable[int]) -> None:
+        """Taken, never handed out: count them as never delivered."""
+        pending = self.group.cursors[shard.index].pending
+        for offset in offsets:
+            if offset in pending:
+                pending[offset] -= 1
 
     # -- acknowledgements: settled at once ---------------------------------------------------
 

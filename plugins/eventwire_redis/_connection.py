@@ -121,7 +121,7 @@ async def connect_client(
 
 
 #: Errors that mean "the server is not reachable right now": retried, never fatal.
-RETRYABLE: tuple[type[BaseException], ...] = (
+RETRYABLE: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     OSError,

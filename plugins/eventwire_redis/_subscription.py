@@ -1,5 +1,5 @@
 """One group member on one channel, on the kit's `ShardedSubscription` over a
-`RedisLeaseStore`: the fetch loop and how acks are sent.
+`RedisLeaseStore`: what the kit's fetch loop calls, and how acks are sent.
 
 The fetch loop first recovers a newly leased shard (``XAUTOCLAIM`` of every entry an earlier
 owner left pending, in id order, delivery counts from ``XPENDING``), then reads new entries
@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec
 from eventwire.backendkit import (
-    Outage,
     Shard,
     ShardedSubscription,
     ShardInbound,
@@ -111,6 +110,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         #: (the member is behind), or the shard was just taken.
         self._behind: set[int] = set()
         self._count = max(1, min(settings.fetch_count, spec.max_in_flight))
+        self.transient = (*RETRYABLE, ResponseError)
 
     async def start(self) -> None:
         """Create the group on every shard, join, take a fair share of the shards.
@@ -136,76 +136,55 @@ class RedisSubscription(ShardedSubscription[bytes]):
 
     # -- fetching -------------------------------------------------------------------------
 
-    async def _fetch(self) -> None:
-        outage = Outage(
-            f"redis read of {self.spec.channel}/{self.spec.group}", self._settings.scrub
-        )
-        # The state, not only the cancellation, ends the loop: redis-py can swallow a
-        # cancellation that arrives while it reads a reply.
-        while self.running:
-            try:
-                await self._fetch_once()
-                outage.ok()
-            except RETRYABLE as exc:
-                # A reply may have been lost: what the server handed us is pending under
-                # our name. Recover every shard before reading new entries again.
-                self.coordinator.recover_again()
-                await asyncio.sleep(outage.failed(exc))
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    log.warning(
-                        "eventwire: the consumer group %s of %s vanished on the server; "
-                        "creating it again from the oldest retained entry",
-                        self.spec.group,
-                        self.spec.channel,
-                    )
-                    self.coordinator.recover_again()
-                    with contextlib.suppress(*RETRYABLE, ResponseError):
-                        await self._server.create("0")
-                else:
-                    log.error(
-                        "eventwire: redis refused a read on %s/%s: %s",
-                        self.spec.channel,
-                        self.spec.group,
-                        self._settings.scrub(str(exc)),
-                    )
-                await asyncio.sleep(outage.failed(exc))
-
-    async def _fetch_once(self) -> None:
-        coordinator = self.coordinator
-        for shard in coordinator.to_recover():
-            if not self.running:
-                return
-            await self._recover(shard)
-        ready = coordinator.readable()
-        if not self.running:
+    async def _failed(self, exc: Exception) -> None:
+        """A read failed: a lost reply left what the server handed us pending under our name
+        (the kit recovers every shard again). A vanished group is created again."""
+        if not isinstance(exc, ResponseError):
             return
-        if not ready:
-            coordinator.changed.clear()
-            await wait_event(coordinator.changed, self._settings.block)
-            if await self._client.get(self._store.gen_key) != self._store.gen:
-                coordinator.wake()
-            return
-        with coordinator.reading(ready):
-            gen, trimmed, entries = await self._server.read(
-                [s.index for s in ready],
-                self._count,
-                self._settings.block,
-                [s.index for s in ready if s.index in self._behind],
-                self._store.gen_key,
+        if "NOGROUP" not in str(exc):
+            log.error(
+                "eventwire: redis refused a read on %s/%s: %s",
+                self.spec.channel,
+                self.spec.group,
+                self._settings.scrub(str(exc)),
             )
-            batch: list[RedisInbound] = []
-            for shard in ready:
-                got = entries.get(shard.index, [])
-                self._behind.discard(shard.index)
-                if len(got) >= self._count:  # behind: check for trimming with the next read
-                    self._behind.add(shard.index)
-                batch += self._take(shard, [(i, f, 1) for i, f in got])
+            return
+        log.warning(
+            "eventwire: the consumer group %s of %s vanished on the server; "
+            "creating it again from the oldest retained entry",
+            self.spec.group,
+            self.spec.channel,
+        )
+        with contextlib.suppress(*RETRYABLE, ResponseError):
+            await self._server.create("0")
+
+    async def _idle(self) -> None:
+        if self.coordinator.readable():
+            return  # the read itself waited on the server (BLOCK)
+        await wait_event(self.coordinator.changed, self._settings.block)
+        if await self._client.get(self._store.gen_key) != self._store.gen:
+            self.coordinator.wake()
+
+    async def _read(self, ready: list[Shard]) -> list[RedisInbound]:
+        gen, trimmed, entries = await self._server.read(
+            [s.index for s in ready],
+            self._count,
+            self._settings.block,
+            [s.index for s in ready if s.index in self._behind],
+            self._store.gen_key,
+        )
+        batch: list[RedisInbound] = []
+        for shard in ready:
+            got = entries.get(shard.index, [])
+            self._behind.discard(shard.index)
+            if len(got) >= self._count:  # behind: check for trimming with the next read
+                self._behind.add(shard.index)
+            batch += self._take(shard, [(i, f, 1) for i, f in got])
         if gen != self._store.gen:
-            coordinator.wake()  # members joined or left, or a shard was given back
+            self.coordinator.wake()  # members joined or left, or a shard was given back
         for index, lost in trimmed.items():
             self._report_lost(self.coordinator.shards[index], lost, "never read")
-        await self.hand_out(batch)
+        return batch
 
     def _take(self, shard: Shard, entries: list[Claimed]) -> list[RedisInbound]:
         """Deliveries of `entries` (id, fields, delivery count), marked handed until settled."""
@@ -220,7 +199,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
     def _recovering(self, shard: Shard, epoch: int) -> bool:
         return shard.state is ShardState.RECOVERING and shard.epoch == epoch and self.running
 
-    async def _recover(self, shard: Shard) -> None:
+    async def _recover(self, shard: Shard) -> bool:
         """Deliver again, in id order, every entry of `shard` pending for the group (left by
         a member that crashed, stopped or lost the shard), then mark it recovered."""
         epoch, stream = shard.epoch, self.streams[shard.index]
@@ -228,6 +207,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         min_idle = int(self._settings.claim_min_idle * 1000)
         self._behind.add(shard.index)  # the next read checks for trimmed unread entries
         cursor: bytes | str = "0-0"
+        found = False
         while self._recovering(shard, epoch):
             while min_idle and self._recovering(shard, epoch):
                 wait = await self._server.idle_wait(stream, min_idle, handed)
@@ -247,11 +227,12 @@ class RedisSubscription(ShardedSubscription[bytes]):
                     stream,
                     self.spec.group,
                 )
-            await self.hand_out(batch)
+            found = await self.hand_out(batch) > 0 or found
             if cursor in (b"0-0", "0-0"):
                 if self.coordinator.mark_recovered(shard, epoch):
                     await self._server.clean_consumers(stream, 2000 * self._settings.lease_ttl)
-                return
+                break
+        return found
 
     # -- trimming -------------------------------------------------------------------------
 

@@ -83,7 +83,7 @@ class SqliteBackend(BaseBackend[SqliteSettings]):
             await self._commits.submit((channel, rows))
         for subscription in list(_LOCAL.get(self.settings.path, ())):
             if subscription.spec.channel == channel:
-                subscription.notify()
+                subscription.wake()
 
     async def _write(self, batch: list[tuple[str, list[tuple[int, WireMessage]]]]) -> None:
         await self._db.run(self._db.append, batch)

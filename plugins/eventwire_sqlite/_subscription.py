@@ -4,10 +4,12 @@ Three background tasks per member (`BaseSubscription.spawn`):
 
 - the kit's `ShardCoordinator` heartbeats the member and holds its shard leases (rows of
   the file, `SqliteLeaseStore`);
-- the *fetch loop* first delivers again, in order, what earlier owners of a newly leased
-  shard left pending (delivery count + 1), then reads new messages of its ready shards in
-  one transaction that marks them pending; it hands them to the handler one by one (a full
-  pipeline blocks it: backpressure) and sleeps ``poll_interval`` when there is nothing;
+- the kit's *fetch loop* (`ShardedSubscription._fetch`): `_recover` delivers again, in
+  order, what earlier owners of a newly leased shard left pending (delivery count + 1),
+  `_read` reads new messages of its ready shards in one transaction that marks them
+  pending; the kit hands them to the handler one by one (a full pipeline blocks it:
+  backpressure) and waits ``poll_interval`` when there is nothing (a publish in this
+  process wakes it: `wake`);
 - the *ack flusher* (the kit's `AckBatcher`) deletes the acked entries' pending rows in one
   transaction per batch, then reports them settled to the coordinator (which gives a
   draining shard back once its last one is settled).
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
-from eventwire.backendkit import Outage, Shard, ShardedSubscription, ShardInbound
+from eventwire.backendkit import Shard, ShardedSubscription, ShardInbound
 
 from eventwire_sqlite._db import Database, Row
 from eventwire_sqlite._leases import SqliteLeaseStore
@@ -81,82 +83,42 @@ class SqliteSubscription(ShardedSubscription[int]):
             backend="sqlite",
         )
         self._db = database
-        self._settings = settings
-        self._scrub = scrub
         self._limit = min(settings.fetch_count, spec.max_in_flight)
-        self._wake = asyncio.Event()
         self._turn = 0
+        self.poll_interval = settings.poll_interval
+        self.transient = (sqlite3.Error,)
 
     def __repr__(self) -> str:
         return f"<SqliteSubscription {self.spec.channel}/{self.spec.group} {self.member_id}>"
 
-    def notify(self) -> None:
-        """New messages were written (by this process): look now, not at the next poll."""
-        self._wake.set()
+    # -- fetching: the kit's loop over `_recover` and `_read` -------------------------------
 
-    # -- fetching --------------------------------------------------------------------------
-
-    async def _fetch(self) -> None:
-        outage = Outage(f"sqlite read of {self.spec.channel}/{self.spec.group}", self._scrub)
-        while self.running:
-            self._wake.clear()
-            self.coordinator.changed.clear()
-            try:
-                found = await self._recover() | await self._read()
-                outage.ok()
-            except sqlite3.Error as exc:
-                await asyncio.sleep(outage.failed(exc))
-                continue
-            if not found:
-                await self._idle()
-
-    async def _idle(self) -> None:
-        waits = [
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(self.coordinator.changed.wait()),
-        ]
-        try:
-            await asyncio.wait(
-                waits, timeout=self._settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
+    async def _recover(self, shard: Shard) -> bool:
+        epoch = shard.epoch
+        mine = frozenset(self.handed(shard))  # read in the database's thread
+        with self.coordinator.reading([shard]):
+            rows, lost = await self._take(
+                self._db.recover, self.spec.channel, self.spec.group, shard.index, mine
             )
-        finally:
-            for waiter in waits:
-                waiter.cancel()
+        if lost:
+            log.warning(
+                "eventwire: %d pending event(s) of %s/%s were deleted by retention before "
+                "they were settled",
+                lost,
+                self.spec.channel,
+                self.spec.group,
+            )
+        handed = await self.hand_out([_inbound(self, row) for row in rows])
+        self.coordinator.mark_recovered(shard, epoch)
+        return handed > 0
 
-    async def _recover(self) -> bool:
-        found = False
-        for shard in self.coordinator.to_recover():
-            epoch = shard.epoch
-            mine = frozenset(self.handed(shard))  # read in the database's thread
-            with self.coordinator.reading([shard]):
-                rows, lost = await self._take(
-                    self._db.recover, self.spec.channel, self.spec.group, shard.index, mine
-                )
-            if lost:
-                log.warning(
-                    "eventwire: %d pending event(s) of %s/%s were deleted by retention before "
-                    "they were settled",
-                    lost,
-                    self.spec.channel,
-                    self.spec.group,
-                )
-            await self.hand_out([_inbound(self, row) for row in rows])
-            self.coordinator.mark_recovered(shard, epoch)
-            found = found or bool(rows)
-        return found
-
-    async def _read(self) -> bool:
-        ready = self.coordinator.readable()
-        if not ready or not self.running:
-            return False
+    async def _read(self, ready: list[Shard]) -> list[SqliteInbound]:
         self._turn = (self._turn + 1) % len(ready)  # who goes first when the limit is small
         order = [shard.index for shard in ready[self._turn :] + ready[: self._turn]]
-        with self.coordinator.reading(ready):
-            rows, _ = await self._take(
-                self._db.read, self.spec.channel, self.spec.group, order, self._limit
-            )
-        await self.hand_out([_inbound(self, row) for row in rows])
-        return bool(rows)
+        rows, _ = await self._take(
+            self._db.read, self.spec.channel, self.spec.group, order, self._limit
+        )
+        return [_inbound(self, row) for row in rows]
 
     async def _take(self, work: Callable[..., Any], *args: Any) -> tuple[list[Row], int]:
         """Run a read or a recovery (which marks rows as handed out in the database) and

@@ -4,6 +4,7 @@ over the kit's in-process lease store and a list per shard standing in for the b
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from eventwire.backend import Inbound, MessageHandler, SubscriptionSpec, WireMessage
@@ -44,23 +45,14 @@ class ListSubscription(ShardedSubscription[int]):
         self.sent: list[tuple[int, int]] = []
         self.given_up: list[tuple[int, int]] = []
 
-    async def _fetch(self) -> None:
-        coordinator = self.coordinator
-        while self.running:
-            for shard in coordinator.to_recover():
-                coordinator.mark_recovered(shard, shard.epoch)
-            ready = coordinator.readable()
-            batch: list[tuple[Shard, int]] = []
-            with coordinator.reading(ready):
-                for shard in ready:
-                    new = range(self.next[shard.index], len(self.logs[shard.index]))
-                    batch += [(shard, i) for i in self.mark_handed(shard, new)]
-                    self.next[shard.index] = len(self.logs[shard.index])
-            logs = self.logs
-            await self.hand_out(
-                [ShardInbound(self, s, i, WireMessage(logs[s.index][i], {}), 1) for s, i in batch]
-            )
-            await asyncio.sleep(0.01)
+    async def _read(self, ready: list[Shard]) -> list[ShardInbound[int]]:
+        batch: list[tuple[Shard, int]] = []
+        for shard in ready:
+            new = range(self.next[shard.index], len(self.logs[shard.index]))
+            batch += [(shard, i) for i in self.mark_handed(shard, new)]
+            self.next[shard.index] = len(self.logs[shard.index])
+        logs = self.logs
+        return [ShardInbound(self, s, i, WireMessage(logs[s.index][i], {}), 1) for s, i in batch]
 
     async def _send_acks(self, batch: list[tuple[Shard, int]]) -> None:
         self.sent += [(shard.index, i) for shard, i in batch]
@@ -184,6 +176,85 @@ async def test_a_delivery_whose_handler_raised_no_longer_holds_its_shard() -> No
     assert sorted(sub.sent) == [(0, 0), (0, 2)] and sub.given_up == []
     assert sub.in_flight == 0 and shard.in_flight == 0  # the failed one is the broker's now
     await sub.close()
+
+
+class Flaky(ConnectionError):
+    """A broker client's error that the loop treats as transient."""
+
+
+class ReadFailingTwice(ListSubscription):
+    """Its reads raise a transient error twice; then they work. It records what the kit's
+    loop calls: `_failed`, and each shard's recoveries."""
+
+    transient = (Flaky,)
+    poll_interval = 30.0  # longer than the test: only `wake()` ends an idle wait
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.reads = 0
+        self.failed: list[str] = []
+        self.recovered: list[int] = []
+
+    async def _recover(self, shard: Shard) -> bool:
+        self.recovered.append(shard.index)
+        return await super()._recover(shard)
+
+    async def _read(self, ready: list[Shard]) -> list[ShardInbound[int]]:
+        self.reads += 1
+        if self.reads <= 2:
+            raise Flaky(f"read {self.reads} lost")
+        return await super()._read(ready)
+
+    async def _failed(self, exc: Exception) -> None:
+        self.failed.append(str(exc))
+
+
+async def test_the_kit_fetch_loop_recovers_every_shard_again_after_a_transient_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A transient read error: `_failed` sees it, every owned shard recovers again (the lost
+    reply may have taken messages) before the next read, one warning for the outage and no
+    traceback; a pass that found nothing waits until `wake()`."""
+    got: list[bytes] = []
+
+    async def handler(inbound: Inbound) -> None:
+        got.append(bytes(inbound.message.body))
+        await inbound.ack()
+
+    logs: list[list[bytes]] = [[b"a"], [b"b"]]
+    sub = ReadFailingTwice(handler, logs, MemoryLeaseStore())
+    await sub.start()
+    await wait_until(lambda: sorted(got) == [b"a", b"b"], "both messages", 5)
+    assert sub.failed == ["read 1 lost", "read 2 lost"]
+    assert sorted(sub.recovered) == [0, 0, 0, 1, 1, 1]  # taken, then after each failure
+    warned = [r for r in caplog.records if "test read of orders/billing" in r.message]
+    assert [r.message.split(" (")[0].split(" after")[0] for r in warned] == [
+        "eventwire: test read of orders/billing failed",  # once for the outage
+        "eventwire: test read of orders/billing works again",
+    ]
+    assert not warned[0].exc_info
+    logs[1].append(b"c")  # the loop waits (30 s) for a change: wake() ends the wait
+    await asyncio.sleep(0.05)
+    assert b"c" not in got
+    sub.wake()
+    await wait_until(lambda: b"c" in got, "the message after wake()", 5)
+    await sub.close()
+
+
+class Unread(ShardedSubscription[int]):
+    """Implements neither `_read` nor `_fetch`."""
+
+    async def _send_acks(self, batch: list[tuple[Shard, int]]) -> None:
+        return None
+
+
+async def test_a_subscription_with_neither_read_nor_fetch_names_what_is_missing() -> None:
+    sub = Unread(
+        SubscriptionSpec("orders", "billing"), _ignore, store=MemoryLeaseStore(),
+        member_id="m", shards=1, ttl=1.0, scrub=str, backend="test",
+    )  # fmt: skip
+    with pytest.raises(NotImplementedError, match="Unread implements neither _read nor _fetch"):
+        await sub._read([])
 
 
 class FailingOnce(ListSubscription):

@@ -26,8 +26,9 @@ K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
 
-async def wait_event(event: asyncio.Event, timeout: float) -> bool:
-    """Wait until `event` is set or `timeout` seconds pass; whether it was set.
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until `event` is set or `timeout` seconds pass (``None``: no limit); whether it
+    was set.
 
     ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11 ``wait_for`` can swallow a
     cancellation that arrives as the event is set."""

@@ -61,11 +61,23 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
     :param interval: seconds between heartbeats (the coordinator's default if ``None``).
     :param ack_patience: how long ``close`` retries the last acks.
 
-    Implement `_fetch` (the fetch loop: run while `running`; run again, after every owned
-    shard recovers, if it lets an exception out; `mark_handed` what it hands out) and `_send_acks`
-    (send a batch of ``(shard, position)`` acks, raising if it failed). `start` returns once
-    this member holds its share of shards.
+    Implement `_send_acks` (send a batch of ``(shard, position)`` acks, raising if it failed)
+    and the fetch loop: either `_recover` and `_read`, which the default `_fetch` calls, or a
+    `_fetch` of its own (run while `running`; run again, after every owned shard recovers, if
+    it lets an exception out; `mark_handed` what it hands out). `start` returns once this
+    member holds its share of shards.
     """
+
+    #: The broker client's errors after which the default `_fetch` backs off and reads
+    #: again, every owned shard recovering first (a lost reply may have taken messages):
+    #: logged once per outage, without a traceback. Any other error restarts the loop too,
+    #: logged with its traceback.
+    transient: tuple[type[Exception], ...] = ()
+
+    #: Seconds the default `_fetch` waits after a pass that handed nothing out, unless
+    #: `coordinator.changed` is set first (a shard changed hands, or `wake()`); ``None``:
+    #: until it is set.
+    poll_interval: float | None = 1.0
 
     def __init__(
         self,
@@ -100,6 +112,7 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         self.in_flight = 0
         self._fetch_task: asyncio.Task[None] | None = None
         self._fetch_outage = Outage(f"{backend} fetch loop of {spec.channel}/{spec.group}", scrub)
+        self._read_outage = Outage(f"{backend} read of {spec.channel}/{spec.group}", scrub)
 
     @property
     def shards(self) -> list[int]:
@@ -197,11 +210,70 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
                     self._sent([(inbound.shard, inbound.position) for inbound in left])
         return done
 
-    # -- what the backend writes -----------------------------------------------------------
+    def wake(self) -> None:
+        """Messages came (the broker's notification): end the default `_fetch`'s wait."""
+        self.coordinator.changed.set()
 
-    @abc.abstractmethod
+    # -- the fetch loop --------------------------------------------------------------------
+
     async def _fetch(self) -> None:
-        """The fetch loop: recover and read the shards the coordinator makes ready."""
+        """The fetch loop, in passes while the member runs: `_recover` each shard the
+        coordinator gives this member (`to_recover()`), `_read` the `readable()` ones inside
+        `coordinator.reading` and `hand_out` what it read. A pass that handed nothing out
+        waits in `_idle`. A `transient` error makes every owned shard recover again; after
+        `_failed` the loop waits a back-off (`Outage`) and goes on."""
+        coordinator = self.coordinator
+        while self.running:
+            coordinator.changed.clear()
+            try:
+                found = await self._pass()
+                self._read_outage.ok()
+            except self.transient as exc:
+                coordinator.recover_again()
+                await self._failed(exc)
+                await asyncio.sleep(self._read_outage.failed(exc))
+                continue
+            if not found and self.running:
+                await self._idle()
+
+    async def _pass(self) -> bool:
+        """One pass of the default `_fetch`; whether it handed anything out."""
+        found = False
+        for shard in self.coordinator.to_recover():
+            if not self.running:
+                return found
+            found = await self._recover(shard) or found
+        ready = self.coordinator.readable()
+        if not ready or not self.running:
+            return found
+        with self.coordinator.reading(ready):
+            batch = await self._read(ready)
+        return await self.hand_out(batch) > 0 or found
+
+    async def _recover(self, shard: Shard) -> bool:
+        """Deliver again, in order (`hand_out`), what earlier owners of `shard` left
+        unsettled, leaving out `handed(shard)`, read inside ``coordinator.reading([shard])``;
+        then ``coordinator.mark_recovered(shard, epoch)`` with the epoch it started in.
+        Whether it handed anything out. Default: nothing was left (a broker that delivers
+        it again by itself)."""
+        self.coordinator.mark_recovered(shard, shard.epoch)
+        return False
+
+    async def _read(self, ready: list[Shard]) -> Sequence[ShardInbound[P]]:
+        """Read new messages of the `ready` shards, `mark_handed` them and return their
+        deliveries, in order (the default `_fetch` hands them out)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither _read nor _fetch")
+
+    async def _idle(self) -> None:
+        """Wait after a pass that handed nothing out: `poll_interval`, or until
+        `coordinator.changed` is set."""
+        await wait_event(self.coordinator.changed, self.poll_interval)
+
+    async def _failed(self, exc: Exception) -> None:
+        """A read raised `exc`, one of `transient`: repair what it says (a group the
+        broker lost...) before the back-off. Default: nothing."""
+
+    # -- what the backend writes -----------------------------------------------------------
 
     @abc.abstractmethod
     async def _send_acks(self, batch: list[tuple[Shard, P]]) -> None:
