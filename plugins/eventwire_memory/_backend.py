@@ -95,25 +95,13 @@ class MemorySubscription(ShardedSubscription[int]):
             raise
 
     async def _recover(self, shard: Shard) -> bool:
-        epoch, found = shard.epoch, False
+        epoch = shard.epoch
         cursor = self.group.cursors[shard.index]
         offsets = self.mark_handed(shard, cursor.again(skip=self.handed(shard)))
-        for done, offset in enumerate(offsets):
-            if not self.running:  # never handed out: as if not taken
-                self._give_back(shard, offsets[done:])
-                self._sent([(shard, left) for left in offsets[done:]])
-                return found
-            deliveries = cursor.pending.get(offset)
-            if deliveries is None:
-                # Settled while the ones before it were handed: a late ack of a member
-                # that held it before (its lease lost while its handler still ran).
-                self._sent([(shard, offset)])
-                continue
-            if not await self.deliver(self._inbound(shard, offset, deliveries)):
-                self._sent([(shard, offset)])  # its handler raised: the next owner has it
-            found = True
-        self.coordinator.mark_recovered(shard, epoch)
-        return found
+        handed = await self.hand_out([self._inbound(shard, o, cursor.pending[o]) for o in offsets])
+        if self.running:
+            self.coordinator.mark_recovered(shard, epoch)
+        return handed > 0
 
     async def _read(self, ready: list[Shard]) -> list[MemoryInbound]:
         """New messages while there is room, one from each ready partition in turn (going
@@ -139,6 +127,12 @@ class MemorySubscription(ShardedSubscription[int]):
         return MemoryInbound(self, shard, offset, message, deliveries)
 
     async def deliver(self, inbound: Inbound) -> bool:
+        assert isinstance(inbound, MemoryInbound)
+        if inbound.position not in self.group.cursors[inbound.shard.index].pending:
+            # Settled while the ones before it were handed: a late ack of a member that
+            # held it before (its lease lost while its handler still ran).
+            self._sent([(inbound.shard, inbound.position)])
+            return True
         handed = await super().deliver(inbound)
         self._streak += 1
         if self._streak >= _YIELD_EVERY:
@@ -147,15 +141,11 @@ class MemorySubscription(ShardedSubscription[int]):
         return handed
 
     async def _give_up(self, inbounds: list[ShardInbound[int]]) -> None:
-        for inbound in inbounds:
-            self._give_back(inbound.shard, [inbound.position])
-
-    def _give_back(self, shard: Shard, offsets: Iterable[int]) -> None:
         """Taken, never handed out: count them as never delivered."""
-        pending = self.group.cursors[shard.index].pending
-        for offset in offsets:
-            if offset in pending:
-                pending[offset] -= 1
+        for inbound in inbounds:
+            pending = self.group.cursors[inbound.shard.index].pending
+            if inbound.position in pending:
+                pending[inbound.position] -= 1
 
     # -- acknowledgements: settled at once ---------------------------------------------------
 
