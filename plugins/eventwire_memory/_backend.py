@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventwire.backend import Inbound, MessageHandler, Origin, SubscriptionSpec, WireMessage
@@ -94,20 +94,16 @@ class MemorySubscription(ShardedSubscription[int]):
                 self.abort_now()
             raise
 
-    async def _recover(self, shard: Shard) -> bool:
-        epoch = shard.epoch
+    async def _recover(self, shard: Shard) -> list[MemoryInbound]:
         cursor = self.group.cursors[shard.index]
         offsets = self.mark_handed(shard, cursor.again(skip=self.handed(shard)))
-        handed = await self.hand_out([self._inbound(shard, o, cursor.pending[o]) for o in offsets])
-        if self.running:
-            self.coordinator.mark_recovered(shard, epoch)
-        return handed > 0
+        return [self._inbound(shard, offset, cursor.pending[offset]) for offset in offsets]
 
     async def _read(self, ready: list[Shard]) -> list[MemoryInbound]:
         """New messages while there is room, one from each ready partition in turn (going
         on from where the last read stopped)."""
         cursors, logs = self.group.cursors, self.group.channel.logs
-        room = self.spec.max_in_flight - self.in_flight
+        room = self.room
         batch: list[MemoryInbound] = []
         dry = 0  # partitions in a row with nothing new
         while len(batch) < room and dry < len(ready):
@@ -162,12 +158,6 @@ class MemorySubscription(ShardedSubscription[int]):
     def _settle(self, batch: list[tuple[Shard, int]]) -> None:
         for shard, offset in batch:
             self.group.cursors[shard.index].settle(offset)
-
-    def _sent(self, batch: Iterable[tuple[Shard, int]]) -> None:
-        full = self.in_flight >= self.spec.max_in_flight
-        super()._sent(batch)
-        if full:
-            self.coordinator.changed.set()  # room again for the fetch loop
 
     # -- shutdown --------------------------------------------------------------------------
 

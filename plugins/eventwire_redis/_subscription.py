@@ -199,7 +199,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
     def _recovering(self, shard: Shard, epoch: int) -> bool:
         return shard.state is ShardState.RECOVERING and shard.epoch == epoch and self.running
 
-    async def _recover(self, shard: Shard) -> bool:
+    async def _recover_shard(self, shard: Shard) -> bool:
         """Deliver again, in id order, every entry of `shard` pending for the group (left by
         a member that crashed, stopped or lost the shard), then mark it recovered."""
         epoch, stream = shard.epoch, self.streams[shard.index]

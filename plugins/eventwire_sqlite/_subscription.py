@@ -93,13 +93,11 @@ class SqliteSubscription(ShardedSubscription[int]):
 
     # -- fetching: the kit's loop over `_recover` and `_read` -------------------------------
 
-    async def _recover(self, shard: Shard) -> bool:
-        epoch = shard.epoch
+    async def _recover(self, shard: Shard) -> list[SqliteInbound]:
         mine = frozenset(self.handed(shard))  # read in the database's thread
-        with self.coordinator.reading([shard]):
-            rows, lost = await self._take(
-                self._db.recover, self.spec.channel, self.spec.group, shard.index, mine
-            )
+        rows, lost = await self._take(
+            self._db.recover, self.spec.channel, self.spec.group, shard.index, mine
+        )
         if lost:
             log.warning(
                 "eventwire: %d pending event(s) of %s/%s were deleted by retention before "
@@ -108,9 +106,7 @@ class SqliteSubscription(ShardedSubscription[int]):
                 self.spec.channel,
                 self.spec.group,
             )
-        handed = await self.hand_out([_inbound(self, row) for row in rows])
-        self.coordinator.mark_recovered(shard, epoch)
-        return handed > 0
+        return [_inbound(self, row) for row in rows]
 
     async def _read(self, ready: list[Shard]) -> list[SqliteInbound]:
         self._turn = (self._turn + 1) % len(ready)  # who goes first when the limit is small

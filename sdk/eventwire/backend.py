@@ -37,7 +37,7 @@ several of its deliveries in one step: the pipeline settles a handled batch with
 The other way round, the handler `subscribe` receives may be a `BatchReceiver`: a backend
 that fetches in batches then hands over a fetched batch in one synchronous call
 (``take_many``) instead of one awaited call per message (the kit's
-``BaseSubscription.hand_many`` does both).
+``BaseSubscription.takes_batches`` says which, ``take_batch`` and ``wait_room`` hand over).
 """
 
 from __future__ import annotations

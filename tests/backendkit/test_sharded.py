@@ -4,6 +4,7 @@ over the kit's in-process lease store and a list per shard standing in for the b
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -27,10 +28,14 @@ class ListSubscription(ShardedSubscription[int]):
     """Hands out each shard's list once; `sent` records what reached the 'broker'."""
 
     def __init__(
-        self, handler: MessageHandler, logs: list[list[bytes]], store: MemoryLeaseStore
+        self,
+        handler: MessageHandler,
+        logs: list[list[bytes]],
+        store: MemoryLeaseStore,
+        max_in_flight: int = 100,
     ) -> None:
         super().__init__(
-            SubscriptionSpec("orders", "billing"),
+            SubscriptionSpec("orders", "billing", max_in_flight=max_in_flight),
             handler,
             store=store,
             member_id="member-1",
@@ -48,9 +53,10 @@ class ListSubscription(ShardedSubscription[int]):
     async def _read(self, ready: list[Shard]) -> list[ShardInbound[int]]:
         batch: list[tuple[Shard, int]] = []
         for shard in ready:
-            new = range(self.next[shard.index], len(self.logs[shard.index]))
+            end = min(len(self.logs[shard.index]), self.next[shard.index] + self.room)
+            new = range(self.next[shard.index], end)
             batch += [(shard, i) for i in self.mark_handed(shard, new)]
-            self.next[shard.index] = len(self.logs[shard.index])
+            self.next[shard.index] = end
         logs = self.logs
         return [ShardInbound(self, s, i, WireMessage(logs[s.index][i], {}), 1) for s, i in batch]
 
@@ -195,7 +201,7 @@ class ReadFailingTwice(ListSubscription):
         self.failed: list[str] = []
         self.recovered: list[int] = []
 
-    async def _recover(self, shard: Shard) -> bool:
+    async def _recover(self, shard: Shard) -> Sequence[ShardInbound[int]]:
         self.recovered.append(shard.index)
         return await super()._recover(shard)
 
@@ -238,6 +244,56 @@ async def test_the_kit_fetch_loop_recovers_every_shard_again_after_a_transient_e
     assert b"c" not in got
     sub.wake()
     await wait_until(lambda: b"c" in got, "the message after wake()", 5)
+    await sub.close()
+
+
+class LeftBehind(ListSubscription):
+    """An earlier owner left position 0 of shard 0 unsettled; the reads start at 1."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.next[0] = 1
+
+    async def _recover(self, shard: Shard) -> Sequence[ShardInbound[int]]:
+        if shard.index or 0 in self.handed(shard):
+            return []
+        self.mark_handed(shard, [0])
+        return [ShardInbound(self, shard, 0, WireMessage(self.logs[0][0], {}), 2)]
+
+
+async def test_what_recover_returns_comes_first_then_the_shard_is_read() -> None:
+    got: list[tuple[bytes, int]] = []
+
+    async def handler(inbound: Inbound) -> None:
+        got.append((bytes(inbound.message.body), inbound.delivery_count))
+        await inbound.ack()
+
+    sub = LeftBehind(handler, [[b"a", b"b"]], MemoryLeaseStore())
+    await sub.start()
+    await wait_until(lambda: len(got) == 2, "both messages", 5)
+    assert got == [(b"a", 2), (b"b", 1)]  # delivered again (count 2) before the new one
+    await wait_until(lambda: len(sub.sent) == 2, "both acks", 5)
+    assert sub.in_flight == 0
+    await sub.close()
+
+
+async def test_a_full_window_reads_nothing_until_an_ack_makes_room() -> None:
+    """With ``max_in_flight=1`` a `_read` takes at most `room`; the loop then waits (30 s
+    here), and the ack that makes room wakes it at once."""
+    held: list[Inbound] = []
+
+    async def keep(inbound: Inbound) -> None:
+        held.append(inbound)
+
+    sub = ListSubscription(keep, [[b"a", b"b", b"c"]], MemoryLeaseStore(), max_in_flight=1)
+    sub.poll_interval = 30.0
+    await sub.start()
+    await wait_until(lambda: len(held) == 1, "the first delivery", 5)
+    await asyncio.sleep(0.05)
+    assert len(held) == 1 and sub.room == 0
+    await held[0].ack()
+    await wait_until(lambda: len(held) == 2, "the second delivery, after the ack", 5)
+    assert [bytes(d.message.body) for d in held] == [b"a", b"b"]
     await sub.close()
 
 

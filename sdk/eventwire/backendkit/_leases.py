@@ -52,7 +52,8 @@ class LeaseStore(Protocol):
     async def leases(
         self, member: str, ttl: float, requests: Sequence[LeaseRequest]
     ) -> Sequence[Grant]:
-        """Answer each request, in order: `Grant.RENEWED` when `member` held the lease
+        """Answer each request, in order (the coordinator lists them in shard order, so
+        stores that lock rows take them in one order): `Grant.RENEWED` when `member` held the lease
         (now renewed for `ttl` seconds); `Grant.ACQUIRED` when the request may ``take`` it
         and nobody held it (free or expired); `Grant.DENIED` otherwise. A renewal of a
         lease that expired and is free is `Grant.ACQUIRED` with ``take``, else denied."""

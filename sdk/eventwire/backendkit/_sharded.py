@@ -242,7 +242,7 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         for shard in self.coordinator.to_recover():
             if not self.running:
                 return found
-            found = await self._recover(shard) or found
+            found = await self._recover_shard(shard) or found
         ready = self.coordinator.readable()
         if not ready or not self.running:
             return found
@@ -250,19 +250,37 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
             batch = await self._read(ready)
         return await self.hand_out(batch) > 0 or found
 
-    async def _recover(self, shard: Shard) -> bool:
-        """Deliver again, in order (`hand_out`), what earlier owners of `shard` left
-        unsettled, leaving out `handed(shard)`, read inside ``coordinator.reading([shard])``;
-        then ``coordinator.mark_recovered(shard, epoch)`` with the epoch it started in.
-        Whether it handed anything out. Default: nothing was left (a broker that delivers
-        it again by itself)."""
-        self.coordinator.mark_recovered(shard, shard.epoch)
-        return False
+    async def _recover_shard(self, shard: Shard) -> bool:
+        """Recover `shard`: `_recover` inside ``coordinator.reading([shard])``, `hand_out`
+        what it returned, and mark the shard recovered in the epoch it started in once all
+        of it was handed out; whether anything was. Override it where a recovery reads in
+        pages (call `hand_out` per page and ``coordinator.mark_recovered`` after the last)."""
+        epoch = shard.epoch
+        with self.coordinator.reading([shard]):
+            batch = await self._recover(shard)
+        handed = await self.hand_out(batch)
+        if handed == len(batch) and self.running:
+            self.coordinator.mark_recovered(shard, epoch)
+        return handed > 0
+
+    async def _recover(self, shard: Shard) -> Sequence[ShardInbound[P]]:
+        """What earlier owners of `shard` left unsettled, in order, leaving out
+        `handed(shard)`: `mark_handed` it and return its deliveries (their delivery counts
+        one higher than before). Default: nothing (a broker that delivers it again by
+        itself)."""
+        return ()
 
     async def _read(self, ready: list[Shard]) -> Sequence[ShardInbound[P]]:
-        """Read new messages of the `ready` shards, `mark_handed` them and return their
-        deliveries, in order (the default `_fetch` hands them out)."""
+        """Read new messages of the `ready` shards (at most `room`, where the broker reads
+        ahead of the handler), `mark_handed` them and return their deliveries, in order."""
         raise NotImplementedError(f"{type(self).__name__} implements neither _read nor _fetch")
+
+    @property
+    def room(self) -> int:
+        """How many more deliveries ``max_in_flight`` allows now (at least 0): the most a
+        `_read` that reads ahead of the handler takes. An ack that makes room under a full
+        window wakes the fetch loop."""
+        return max(0, self.spec.max_in_flight - self.in_flight)
 
     async def _idle(self) -> None:
         """Wait after a pass that handed nothing out: `poll_interval`, or until
@@ -288,13 +306,17 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
     def _sent(self, batch: Iterable[tuple[Shard, P]]) -> None:
         """`batch` is settled on the broker, or given up (taken, never handed to the
         handler: the broker keeps it for the shard's next owner): what of it was marked
-        handed is settled for the coordinator."""
+        handed is settled for the coordinator. Room made under a full ``max_in_flight``
+        wakes the fetch loop (`coordinator.changed`)."""
+        full = self.in_flight >= self.spec.max_in_flight
         for shard, position in batch:
             handed = self._handed[shard.index]
             if position in handed:
                 handed.discard(position)
                 self.in_flight -= 1
                 self.coordinator.settled(shard)
+        if full and self.in_flight < self.spec.max_in_flight:
+            self.coordinator.changed.set()
 
     # -- the shutdown hooks ----------------------------------------------------------------
 

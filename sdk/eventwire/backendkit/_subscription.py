@@ -57,7 +57,7 @@ class BaseSubscription(abc.ABC):
         self.spec = spec
         self.state = SubscriptionState.RUNNING
         self._handler = handler
-        #: The handler, when it takes fetched batches in one step (`hand_many`).
+        #: The handler, when it takes fetched batches in one step (`take_batch`).
         self._receiver = handler if isinstance(handler, BatchReceiver) else None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._name = f"{type(self).__name__}:{spec.channel}/{spec.group}"
