@@ -25,6 +25,8 @@ from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from tests.backendkit._lease_contract import check_lease_store
+
 pytestmark = pytest.mark.anyio
 
 T = TypeVar("T")
@@ -505,3 +507,8 @@ def test_the_state_machine_finds_the_planted_bug_on_its_own() -> None:
     )
     with pytest.raises(AssertionError, match="before its deliveries were settled"):
         runner.runTest()
+
+
+@pytest.mark.anyio
+async def test_the_memory_lease_store_keeps_the_lease_store_promises() -> None:
+    await check_lease_store(MemoryLeaseStore())

@@ -14,6 +14,7 @@ from eventwire.backendkit import Grant, LeaseRequest, ShardCoordinator
 from eventwire.errors import ConfigurationError
 from eventwire_postgres import PostgresLeaseStore
 
+from tests.backendkit._lease_contract import check_lease_store
 from tests.backends._base import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.anyio]
@@ -44,28 +45,11 @@ def _store(pool: Tables, channel: str = "orders", group: str = "g") -> PostgresL
     return PostgresLeaseStore(pool[0], channel, group, prefix=pool[1])
 
 
-async def test_renew_acquire_deny_release_and_an_expired_lease_taken_back(
+async def test_the_lease_store_answers_as_the_shard_coordinator_expects(
     pool: Tables,
 ) -> None:
     store = _store(pool)
-    assert await store.heartbeat("a", 5, alive=True) == ["a"]
-    assert await store.heartbeat("b", 5, alive=True) == ["a", "b"]
-    asks = [LeaseRequest(0, True), LeaseRequest(1, True), LeaseRequest(2, False)]
-    assert await store.leases("a", 5, asks) == [Grant.ACQUIRED] * 2 + [Grant.DENIED]
-    assert await store.leases("b", 5, [LeaseRequest(0, True)]) == [Grant.DENIED]
-    assert await store.leases("a", 5, [LeaseRequest(0, False)]) == [Grant.RENEWED]
-    assert await store.leases("a", 5, [LeaseRequest(1, True)]) == [Grant.RENEWED]
-    await store.release("b", [0])  # not b's: left alone
-    await store.release("a", [1])
-    assert await store.leases("b", 5, [LeaseRequest(0, True), LeaseRequest(1, True)]) == [
-        Grant.DENIED,
-        Grant.ACQUIRED,
-    ]
-    assert await store.leases("a", 0.05, [LeaseRequest(0, False)]) == [Grant.RENEWED]
-    await asyncio.sleep(0.2)  # a's lease of shard 0 expired; nobody took it
-    assert await store.leases("a", 5, [LeaseRequest(0, False)]) == [Grant.DENIED]
-    assert await store.leases("a", 5, [LeaseRequest(0, True)]) == [Grant.ACQUIRED]
-    assert await store.heartbeat("b", 5, alive=False) == ["a"]
+    await check_lease_store(store)
     # leases and members are per channel and group
     other = _store(pool, "payments")
     assert await other.leases("b", 5, [LeaseRequest(0, True)]) == [Grant.ACQUIRED]

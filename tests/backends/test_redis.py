@@ -28,7 +28,6 @@ import pytest
 import redis.asyncio as aioredis
 from eventwire import Delivery, EventBus, RetryPolicy
 from eventwire.backend import SubscriptionSpec, WireMessage
-from eventwire.backendkit import Grant, LeaseRequest
 from eventwire.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -39,6 +38,7 @@ from eventwire.errors import (
 from eventwire_redis import ChannelKeys, RedisBackend, RedisLeaseStore, RedisSettings
 from eventwire_redis._leases import Scripts
 
+from tests.backendkit._lease_contract import check_lease_store
 from tests.backends._base import PingBase, namer, ping_model, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.anyio]
@@ -538,24 +538,8 @@ async def test_the_lease_store_answers_as_the_shard_coordinator_expects() -> Non
         try:
             keys = ChannelKeys("", channel, 3)
             store = RedisLeaseStore(Scripts(client), keys, "g")
-            assert await store.heartbeat("a", 5, alive=True) == ["a"]
-            assert sorted(await store.heartbeat("b", 5, alive=True)) == ["a", "b"]
             gen = store.gen
-            asks = [LeaseRequest(0, True), LeaseRequest(1, True), LeaseRequest(2, False)]
-            assert await store.leases("a", 5, asks) == [Grant.ACQUIRED] * 2 + [Grant.DENIED]
-            assert await store.leases("b", 5, [LeaseRequest(0, True)]) == [Grant.DENIED]
-            assert await store.leases("a", 5, [LeaseRequest(0, False)]) == [Grant.RENEWED]
-            await store.release("b", [0])  # not b's: left alone
-            await store.release("a", [1])
-            assert await store.leases("b", 5, [LeaseRequest(0, True), LeaseRequest(1, True)]) == [
-                Grant.DENIED,
-                Grant.ACQUIRED,
-            ]
-            assert await store.leases("a", 0.05, [LeaseRequest(0, False)]) == [Grant.RENEWED]
-            await asyncio.sleep(0.2)  # a's lease of shard 0 expired; nobody took it
-            assert await store.leases("a", 5, [LeaseRequest(0, False)]) == [Grant.DENIED]
-            assert await store.leases("a", 5, [LeaseRequest(0, True)]) == [Grant.ACQUIRED]
-            assert await store.heartbeat("b", 5, alive=False) == ["a"]
+            await check_lease_store(store)
             assert store.gen != gen  # every join, leave and give-back bumps the counter
         finally:
             await client.aclose()
