@@ -12,7 +12,8 @@ backend that keeps its groups in PostgreSQL.
   locks past its end: two members' heartbeats cannot deadlock.
 
 Expiry is judged by the server's clock (``now()``), never the caller's. `create_tables`
-creates both tables (idempotent, one creator at a time).
+creates both tables (idempotent, one creator at a time); `delete_channel` forgets a
+channel's rows in both.
 """
 
 from __future__ import annotations
@@ -98,6 +99,16 @@ class PostgresLeaseStore:
                 "holder text NOT NULL, expires timestamptz NOT NULL, "
                 "since timestamptz NOT NULL, PRIMARY KEY (channel, grp, shard))"
             )
+
+    @staticmethod
+    async def delete_channel(
+        pool: asyncpg.Pool, channel: str, *, prefix: str = "eventwire"
+    ) -> None:
+        """Forget the members and leases of every group of `channel` (a backend's
+        ``delete_channel``)."""
+        async with pool.acquire() as connection, connection.transaction():
+            for table in (f"{_prefix(prefix)}_members", f"{prefix}_leases"):
+                await connection.execute(f"DELETE FROM {table} WHERE channel = $1", channel)
 
     async def heartbeat(self, member: str, ttl: float, *, alive: bool) -> Sequence[str]:
         if alive:

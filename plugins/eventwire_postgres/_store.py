@@ -51,20 +51,35 @@ class PostgresIdempotencyStore:
 
     ``url``: ``postgresql://user:password@host:5432/database`` (any libpq URL asyncpg
     takes; prefer a password from the environment, ``PGPASSWORD``, to one in the URL).
-    ``table``: the table's name. ``pool_size``: connections at most.
+    ``table``: the table's name. ``pool_size``: connections at most. Or, instead of a URL,
+    ``pool``: an asyncpg pool of its own that the store borrows (a backend on PostgreSQL
+    passes its pool: no second pool per bus); ``close`` then leaves it open.
     """
 
-    def __init__(self, url: str, *, table: str = DEFAULT_TABLE, pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        pool: asyncpg.Pool | None = None,
+        table: str = DEFAULT_TABLE,
+        pool_size: int = 4,
+    ) -> None:
+        if (url is None) == (pool is None):
+            raise ConfigurationError(
+                "PostgresIdempotencyStore takes a postgresql:// URL or an asyncpg pool, "
+                "one of the two"
+            )
         if not _NAME.fullmatch(table):
             raise ConfigurationError(
                 f"table must be a plain SQL name (letters, digits, _), got {table!r}"
             )
         if pool_size < 1:
             raise ConfigurationError(f"pool_size must be >= 1, got {pool_size}")
-        self._url = url
+        self._url = url or "a borrowed pool"
+        self._borrowed = pool
         self.table = table
         self._pool_size = pool_size
-        password = urlsplit(url).password
+        password = urlsplit(url).password if url else None
         self._secrets = tuple(s for s in (password, unquote(password or "")) if s)
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
@@ -101,7 +116,9 @@ class PostgresIdempotencyStore:
     async def _connect(self) -> asyncpg.Pool:
         import asyncpg
 
-        pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
+        pool = self._borrowed or await asyncpg.create_pool(
+            self._url, min_size=1, max_size=self._pool_size
+        )
         try:
             async with pool.acquire() as connection, connection.transaction():
                 # One creator at a time: concurrent CREATE TABLE IF NOT EXISTS can collide.
@@ -111,7 +128,8 @@ class PostgresIdempotencyStore:
                     "token text NOT NULL, done boolean NOT NULL, expires timestamptz NOT NULL)"
                 )
         except BaseException:
-            await pool.close()
+            if self._borrowed is None:
+                await pool.close()
             raise
         return pool
 
@@ -155,7 +173,7 @@ class PostgresIdempotencyStore:
             await self._execute(self._release_sql, key, token)
 
     async def close(self) -> None:
-        """Close the pool (a later call connects again)."""
+        """Close the pool, unless it is borrowed (a later call connects again)."""
         pool, self._pool = self._pool, None
-        if pool is not None:
+        if pool is not None and self._borrowed is None:
             await pool.close()

@@ -77,3 +77,16 @@ def test_describe_exception_names_the_type_once() -> None:
     assert describe_exception(ValueError("bad")) == "ValueError: bad"
     assert describe_exception(ValueError("ValueError: bad")) == "ValueError: bad"
     assert describe_exception(ValueError()) == "ValueError"
+
+
+def test_a_server_that_refuses_to_start_tls_is_a_tls_problem() -> None:
+    """asyncpg's words for a plain PostgreSQL server asked for TLS; without TLS asked for,
+    the same text is no TLS problem."""
+    refused = ConnectionError('PostgreSQL server at "h:5432" rejected SSL upgrade')
+    error = connect_failure(refused, WHERE, Settings(tls=True))
+    assert str(error) == (
+        f"cannot connect to {WHERE}: TLS: the server does not accept TLS on this port; "
+        "connect without TLS (tls=false) or enable TLS on the server"
+    )
+    plain = connect_failure(refused, WHERE, Settings(tls=False))
+    assert "TLS:" not in str(plain)

@@ -184,3 +184,36 @@ def test_bad_postgres_table_name_is_refused() -> None:
     with pytest.raises(ConfigurationError) as info:
         PostgresIdempotencyStore(POSTGRES, table="ids; DROP TABLE x")
     assert "plain SQL name" in str(info.value)
+
+
+@pytest.mark.broker
+@pytest.mark.anyio
+async def test_a_postgres_store_on_a_borrowed_pool_claims_and_leaves_the_pool_open() -> None:
+    """A backend's own pool: the store creates its table there, claims through it, and its
+    ``close`` leaves the pool to its owner."""
+    import asyncpg
+    from eventwire_postgres import PostgresIdempotencyStore
+
+    table = f"ids_{uuid.uuid4().hex[:8]}"
+    pool = await asyncpg.create_pool(POSTGRES, min_size=1, max_size=2)
+    try:
+        store = PostgresIdempotencyStore(pool=pool, table=table)
+        other = PostgresIdempotencyStore(POSTGRES, table=table)  # the same table by URL
+        assert await store.claim("k", 30) is Claim.ACQUIRED
+        assert await other.claim("k", 30) is Claim.BUSY
+        await store.complete("k", 60)
+        assert await other.claim("k", 30) is Claim.DONE
+        await closing(store, other)
+        assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 1  # still open
+        assert "borrowed pool" in repr(store)
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {table}")
+        await pool.close()
+
+
+def test_a_postgres_store_takes_a_url_or_a_pool_not_both_nor_neither() -> None:
+    from eventwire_postgres import PostgresIdempotencyStore
+
+    for bad in ({}, {"url": POSTGRES, "pool": object()}):
+        with pytest.raises(ConfigurationError, match="a postgresql:// URL or an asyncpg pool"):
+            PostgresIdempotencyStore(**bad)  # type: ignore[arg-type]

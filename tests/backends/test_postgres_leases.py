@@ -57,6 +57,10 @@ async def test_the_lease_store_answers_as_the_shard_coordinator_expects(
     await asyncio.sleep(0.2)
     assert await other.heartbeat("d", 5, alive=True) == ["d"]  # c expired
     assert await store.heartbeat("a", 5, alive=True) == ["a"]
+    await PostgresLeaseStore.delete_channel(pool[0], "orders", prefix=pool[1])
+    assert await store.heartbeat("e", 5, alive=True) == ["e"]  # a is forgotten
+    assert await store.leases("e", 5, [LeaseRequest(0, True)]) == [Grant.ACQUIRED]  # free
+    assert await other.heartbeat("d", 5, alive=True) == ["d"]  # another channel: kept
 
 
 async def test_two_coordinators_share_the_shards_and_the_survivor_takes_them_all(

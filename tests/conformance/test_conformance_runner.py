@@ -222,6 +222,18 @@ def test_g22_runs_the_kill_command_and_reports_duplicates(
         assert code == 0
 
 
+def test_g16_says_when_no_publish_was_refused_during_the_restart(tmp_path: Path) -> None:
+    """A restart command that restarts nothing passes G16, and the report says so."""
+    code, report, _ = run_suite(
+        "restartable://", tmp_path, "--only", "G16", "--restart-cmd", "sleep 0.3"
+    )
+    g16 = report["backends"]["restartable"]["results"]["G16"]
+    assert g16["status"] == "passed", g16
+    assert "0 publish attempts refused during the restart" in g16["detail"], g16
+    assert "did the command restart the broker?" in g16["detail"]
+    assert code == 0
+
+
 def test_g22_reports_events_stalled_after_the_crash(tmp_path: Path) -> None:
     # the member that dies with the broker keeps its partitions: their events never come
     code, report, output = run_suite(

@@ -215,12 +215,17 @@ def describe_permission_failure(exc: BaseException) -> str | None:
     return None
 
 
+#: How a client says the server refused to start TLS (asyncpg: "... rejected SSL upgrade").
+_TLS_REFUSED = ("rejected ssl upgrade", "server does not support ssl", "ssl not supported")
+
+
 def describe_tls_failure(exc: BaseException, *, tls: bool) -> str | None:
     """One line saying which TLS problem made a connection fail, or ``None`` if none did.
 
     Recognises an untrusted or mismatched broker certificate, a client certificate the
-    broker refused (expired, from another CA, missing), a TLS client on a plain port, and a
-    plain client on a TLS port (the broker drops it: reset, closed, or a garbled reply).
+    broker refused (expired, from another CA, missing), a TLS client on a plain port (a
+    garbled reply, or a server that refuses to start TLS), and a plain client on a TLS port
+    (the broker drops it: reset, closed, or a garbled reply).
     """
     for error in _chain(exc):
         if isinstance(error, ssl.SSLCertVerificationError):
@@ -243,6 +248,11 @@ def describe_tls_failure(exc: BaseException, *, tls: bool) -> str | None:
             return f"TLS handshake failed ({reason}); check ca_file, cert_file and key_file"
     for error in _chain(exc):
         text = str(error).lower()
+        if tls and any(hint in text for hint in _TLS_REFUSED):
+            return (
+                "TLS: the server does not accept TLS on this port; connect without TLS "
+                "(tls=false) or enable TLS on the server"
+            )
         dropped = ConnectionResetError | BrokenPipeError | EOFError | ssl.SSLEOFError
         if isinstance(error, dropped) or any(
             hint in text

@@ -82,6 +82,10 @@ class BaseSubscription(abc.ABC):
         share of shards held). Default: nothing (a subscription that started its tasks in
         its constructor)."""
 
+    def wake(self) -> None:  # noqa: B027 - optional hook
+        """Messages came for this subscription (a publish in this process, the broker's
+        notification): a fetch loop waiting for them looks now. Default: nothing."""
+
     async def stop(self) -> None:
         """Stop fetching; unsettled deliveries can still be acked until `close`."""
         if self.state is not SubscriptionState.RUNNING:
