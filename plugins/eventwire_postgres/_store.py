@@ -116,9 +116,9 @@ class PostgresIdempotencyStore:
     async def _connect(self) -> asyncpg.Pool:
         import asyncpg
 
-        pool = self._borrowed or await asyncpg.create_pool(
-            self._url, min_size=1, max_size=self._pool_size
-        )
+        pool = self._borrowed
+        if pool is None:
+            pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
         try:
             async with pool.acquire() as connection, connection.transaction():
                 # One creator at a time: concurrent CREATE TABLE IF NOT EXISTS can collide.

@@ -77,6 +77,19 @@ def generate_client(document: dict[str, Any], where: Path, package: str) -> Any:
         sys.path.remove(str(where))
 
 
+def generated_message(model: Any, example: dict[str, Any]) -> Any:
+    """The generated client's message for `example`, validated by its model. Some releases
+    of datamodel-code-generator (0.97 does not) turn the ``lines`` array (minItems 1) into a
+    RootModel and repeat min_length on the field, which pydantic refuses (TypeError) when
+    the model validates: such a client's message is built without validation."""
+    try:
+        return model.model_validate(example)
+    except TypeError as exc:
+        if "min_length" not in str(exc):
+            raise
+        return model.model_construct(**example)
+
+
 async def test_a_client_generated_by_asyncapi_python_reaches_an_eventwire_subscriber(
     tmp_path: Path,
 ) -> None:
@@ -111,12 +124,7 @@ async def test_a_client_generated_by_asyncapi_python_reaches_an_eventwire_subscr
         await send_placed.start()
         await send_cancelled.start()
         try:
-            # The generated OrderPlaced cannot validate: datamodel-code-generator turns the
-            # ``lines`` array (minItems 1) into a RootModel and repeats min_length on the
-            # field, which pydantic refuses (TypeError). Built without validation instead.
-            placed = client.messages.json.OrderPlaced.model_construct(**example)
-            with pytest.raises(TypeError, match="min_length"):
-                client.messages.json.OrderPlaced.model_validate(example)
+            placed = generated_message(client.messages.json.OrderPlaced, example)
             await send_placed(placed)
             # Sent twice (a producer retry): the order id is the event id, handled once.
             await send_placed(placed)
