@@ -28,6 +28,7 @@ test: $(STAMP) lint system-deps brokers-up
 ## The conformance matrix over TLS with authentication on the secure brokers (not in `make test`).
 secure-matrix: $(STAMP)
 	conformance/brokers/brokers up --secure
+	conformance/brokers/brokers up postgres
 	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m secure_matrix
 
 ## The conformance matrix on a local EventBridge + SQS endpoint (the tests start their own): two

@@ -59,10 +59,11 @@ class RedisBackend(BaseBackend[RedisSettings]):
         self.trimmed_entries = 0
 
     def shared_idempotency_store(self) -> RedisIdempotencyStore:
-        """A `RedisIdempotencyStore` on this server (the bus's default store)."""
-        from eventwire_redis._idempotency import RedisIdempotencyStore
+        """A `RedisIdempotencyStore` on this server (the bus's default store), its keys
+        under the backend's ``prefix`` too (an ACL that grants the prefix covers them)."""
+        from eventwire_redis._idempotency import DEFAULT_PREFIX, RedisIdempotencyStore
 
-        return RedisIdempotencyStore(self.settings)
+        return RedisIdempotencyStore(self.settings, prefix=self.settings.prefix + DEFAULT_PREFIX)
 
     @property
     def client(self) -> Redis:

@@ -121,6 +121,26 @@ async def test_a_given_client_is_used_and_not_closed() -> None:
             await client.aclose()
 
 
+async def test_the_backends_store_keeps_its_keys_under_the_backends_prefix() -> None:
+    """The bus's default store of a redis backend with ``prefix=`` writes under that prefix
+    (a user whose ACL grants only the prefix's keys can use it)."""
+    from eventwire_redis import RedisBackend
+
+    space = prefix()
+    backend = RedisBackend(f"{URL}?prefix={space}")
+    store = backend.shared_idempotency_store()
+    client = aioredis.Redis.from_url(URL)
+    try:
+        async with asyncio.timeout(60):
+            assert await store.claim("g:x", 30) is Claim.ACQUIRED
+            await store.complete("g:x", 30)
+            assert await client.get(space + "eventwire:idempotency:g:x") == b"done"
+    finally:
+        await store.close()
+        await forget(space)
+        await client.aclose()
+
+
 def test_bad_configuration_and_no_secrets_in_repr() -> None:
     secret = "pw-" + uuid.uuid4().hex
     store = RedisIdempotencyStore(f"redis://:{secret}@127.0.0.1:6379/0", prefix="p:")

@@ -3,10 +3,12 @@
 needs a cluster) must pass, and none of the reports or the runner's output may carry a
 password, the NKEY seed or a private key.
 
-G16 restarts the secure broker (``brokers restart --secure``). These runs take minutes per
-broker, so they are marked ``secure_matrix`` and left out of ``make test`` (which keeps CI
-under 20 minutes): ``make secure-matrix`` starts the secure brokers and runs them, one at a
-time.
+G16 restarts the secure broker (``brokers restart --secure``), G22 kills it (``brokers kill
+--secure``) and starts it again. Kafka and RabbitMQ keep their idempotency ids where the
+plain matrix keeps them (`idempotency_store`: PostgreSQL, an SQLite file). These runs take
+minutes per broker, so they are marked ``secure_matrix`` and left out of ``make test``
+(which keeps CI under 20 minutes): ``make secure-matrix`` starts the secure brokers and
+PostgreSQL and runs them, one at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 from eventwire_conformance.guarantees import IDS
 
+from tests.backends.test_conformance_matrix import idempotency_store
 from tests.brokers.conftest import load_brokers_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +51,10 @@ def test_every_guarantee_passes_over_tls_with_authentication(name: str, tmp_path
         "--json", str(reports["json"]), "--markdown", str(reports["md"]),
         "--junit", str(reports["xml"]),
         "--restart-cmd", f"conformance/brokers/brokers restart --secure {name}",
+        "--kill-cmd",
+        f"conformance/brokers/brokers kill --secure {name} && "
+        f"conformance/brokers/brokers up --secure {name}",
+        *idempotency_store(name, tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, timeout=1100, capture_output=True, text=True)
     assert reports["json"].exists(), done.stdout[-4000:] + done.stderr[-4000:]

@@ -230,7 +230,7 @@ def test_g16_says_when_no_publish_was_refused_during_the_restart(tmp_path: Path)
     g16 = report["backends"]["restartable"]["results"]["G16"]
     assert g16["status"] == "passed", g16
     assert "0 publish attempts refused during the restart" in g16["detail"], g16
-    assert "did the command restart the broker?" in g16["detail"]
+    assert "or the command did not restart the broker" in g16["detail"]
     assert code == 0
 
 
