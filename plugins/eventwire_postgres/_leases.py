@@ -18,28 +18,26 @@ channel's rows in both.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from eventwire.backendkit import Grant, LeaseRequest
-from eventwire.errors import ConfigurationError
+
+from eventwire_postgres._names import sql_name
 
 if TYPE_CHECKING:
     import asyncpg
 
 __all__ = ["PostgresLeaseStore"]
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
+#: The longest table prefix: the table names stay well within PostgreSQL's identifiers.
+_PREFIX_LONGEST = 41
 
 
-def _prefix(prefix: str) -> str:
-    if not _NAME.fullmatch(prefix):
-        raise ConfigurationError(
-            f"prefix must be a plain SQL name of at most 41 characters (letters, digits, _), "
-            f"got {prefix!r}"
-        )
-    return prefix
+def _tables(prefix: str) -> tuple[str, str]:
+    """The members and leases tables of `prefix` (checked: it goes into SQL text)."""
+    sql_name(prefix, "prefix", _PREFIX_LONGEST)
+    return f"{prefix}_members", f"{prefix}_leases"
 
 
 class PostgresLeaseStore:
@@ -55,7 +53,7 @@ class PostgresLeaseStore:
     ) -> None:
         self._pool = pool
         self._key = (channel, group)
-        m, t = f"{_prefix(prefix)}_members", f"{prefix}_leases"
+        m, t = _tables(prefix)
         ttl = "now() + make_interval(secs => $4)"
         self._join_sql = f"""
             INSERT INTO {m} (channel, grp, member, expires) VALUES ($1, $2, $3, {ttl})
@@ -87,7 +85,7 @@ class PostgresLeaseStore:
     async def create_tables(pool: asyncpg.Pool, *, prefix: str = "eventwire") -> None:
         """Create the two tables if they do not exist (under an advisory lock: concurrent
         ``CREATE TABLE IF NOT EXISTS`` can collide)."""
-        m, t = f"{_prefix(prefix)}_members", f"{prefix}_leases"
+        m, t = _tables(prefix)
         async with pool.acquire() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", t)
             await connection.execute(
@@ -107,7 +105,7 @@ class PostgresLeaseStore:
         """Forget the members and leases of every group of `channel` (a backend's
         ``delete_channel``)."""
         async with pool.acquire() as connection, connection.transaction():
-            for table in (f"{_prefix(prefix)}_members", f"{prefix}_leases"):
+            for table in _tables(prefix):
                 await connection.execute(f"DELETE FROM {table} WHERE channel = $1", channel)
 
     async def heartbeat(self, member: str, ttl: float, *, alive: bool) -> Sequence[str]:

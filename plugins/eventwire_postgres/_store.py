@@ -21,7 +21,6 @@ the maintained asyncio driver, with prepared statements and a pool of its own).
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +30,8 @@ from eventwire.backendkit import map_errors
 from eventwire.errors import BackendUnavailableError, ConfigurationError
 from eventwire.idempotency import Claim
 from eventwire.urls import redact_url
+
+from eventwire_postgres._names import sql_name
 
 if TYPE_CHECKING:
     import asyncpg
@@ -42,7 +43,6 @@ T = TypeVar("T")
 DEFAULT_TABLE = "eventwire_idempotency"
 #: Delete expired rows once per this many completions.
 PURGE_EVERY = 1000
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 class PostgresIdempotencyStore:
@@ -69,10 +69,7 @@ class PostgresIdempotencyStore:
                 "PostgresIdempotencyStore takes a postgresql:// URL or an asyncpg pool, "
                 "one of the two"
             )
-        if not _NAME.fullmatch(table):
-            raise ConfigurationError(
-                f"table must be a plain SQL name (letters, digits, _), got {table!r}"
-            )
+        sql_name(table, "table")
         if pool_size < 1:
             raise ConfigurationError(f"pool_size must be >= 1, got {pool_size}")
         self._url = url or "a borrowed pool"

@@ -28,7 +28,7 @@ Tables = tuple[asyncpg.Pool, str]
 
 
 @pytest.fixture
-async def pool() -> AsyncIterator[Tables]:
+async def tables() -> AsyncIterator[Tables]:
     """A pool, and the prefix of lease tables of this test's own."""
     prefix = f"leasetest_{uuid.uuid4().hex[:8]}"
     made = await asyncpg.create_pool(POSTGRES, min_size=1, max_size=4)
@@ -41,33 +41,33 @@ async def pool() -> AsyncIterator[Tables]:
         await made.close()
 
 
-def _store(pool: Tables, channel: str = "orders", group: str = "g") -> PostgresLeaseStore:
-    return PostgresLeaseStore(pool[0], channel, group, prefix=pool[1])
+def _store(tables: Tables, channel: str = "orders", group: str = "g") -> PostgresLeaseStore:
+    return PostgresLeaseStore(tables[0], channel, group, prefix=tables[1])
 
 
 async def test_the_lease_store_answers_as_the_shard_coordinator_expects(
-    pool: Tables,
+    tables: Tables,
 ) -> None:
-    store = _store(pool)
+    store = _store(tables)
     await check_lease_store(store)
     # leases and members are per channel and group
-    other = _store(pool, "payments")
+    other = _store(tables, "payments")
     assert await other.leases("b", 5, [LeaseRequest(0, True)]) == [Grant.ACQUIRED]
     assert await other.heartbeat("c", 0.05, alive=True) == ["c"]
     await asyncio.sleep(0.2)
     assert await other.heartbeat("d", 5, alive=True) == ["d"]  # c expired
     assert await store.heartbeat("a", 5, alive=True) == ["a"]
-    await PostgresLeaseStore.delete_channel(pool[0], "orders", prefix=pool[1])
+    await PostgresLeaseStore.delete_channel(tables[0], "orders", prefix=tables[1])
     assert await store.heartbeat("e", 5, alive=True) == ["e"]  # a is forgotten
     assert await store.leases("e", 5, [LeaseRequest(0, True)]) == [Grant.ACQUIRED]  # free
     assert await other.heartbeat("d", 5, alive=True) == ["d"]  # another channel: kept
 
 
 async def test_two_coordinators_share_the_shards_and_the_survivor_takes_them_all(
-    pool: Tables,
+    tables: Tables,
 ) -> None:
-    one = ShardCoordinator(_store(pool), "m1", 4, ttl=1.0, interval=0.05)
-    two = ShardCoordinator(_store(pool), "m2", 4, ttl=1.0, interval=0.05)
+    one = ShardCoordinator(_store(tables), "m1", 4, ttl=1.0, interval=0.05)
+    two = ShardCoordinator(_store(tables), "m2", 4, ttl=1.0, interval=0.05)
     tasks = [asyncio.create_task(c.run()) for c in (one, two)]
     try:
 
