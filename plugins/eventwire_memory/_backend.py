@@ -248,6 +248,7 @@ class MemoryBackend(BaseBackend[MemorySettings]):
 
     async def delete_channel(self, channel: str) -> bool:
         """Forget `channel`, its messages and its groups (`eventwire.backend.ChannelDeleter`)."""
+        self.check_channel(channel)
         return self.broker.delete_channel(channel)
 
     async def purge_channel(self, channel: str) -> int:

@@ -466,7 +466,7 @@ async def test_too_large_message_is_refused_and_nothing_is_stored() -> None:
 
 
 @pytest.mark.anyio
-async def test_publish_needs_an_open_backend_and_a_valid_channel() -> None:
+async def test_publish_and_delete_need_an_open_backend_and_a_valid_channel() -> None:
     backend = MemoryBackend("memory://test")
     with pytest.raises(BusClosedError, match="connect"):
         await backend.publish("orders", [msg("x")])
@@ -475,10 +475,14 @@ async def test_publish_needs_an_open_backend_and_a_valid_channel() -> None:
         await backend.publish("orders two", [msg("x")])
     with pytest.raises(ConfigurationError):
         await backend.subscribe(SubscriptionSpec("orders", "bad group"), Collector())
+    with pytest.raises(ConfigurationError, match="orders two"):
+        await backend.delete_channel("orders two")
     await backend.publish("orders", [msg("x")])
     await backend.close()
     with pytest.raises(BusClosedError, match="closed"):
         await backend.publish("orders", [msg("y")])
+    with pytest.raises(BusClosedError, match="closed"):
+        await backend.delete_channel("orders")
     with pytest.raises(BusClosedError):
         await backend.subscribe(SubscriptionSpec("orders", "g"), Collector())
     assert get_broker("test").browse("orders") == [msg("x")]
