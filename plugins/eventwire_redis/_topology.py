@@ -20,7 +20,6 @@ import json
 from collections.abc import Mapping, Sequence
 
 from eventwire.backend import WireMessage
-from eventwire.backendkit import shard_of
 
 __all__ = [
     "BODY",
@@ -36,7 +35,6 @@ __all__ = [
     "pack_command",
     "pack_entry",
     "pack_head",
-    "shard_of",
 ]
 
 BODY = b"$body"
