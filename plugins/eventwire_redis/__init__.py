@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from eventwire.backendkit import lazy_exports
+from eventwire.backendkit import lazy_exports, shard_of
 
 from eventwire_redis._idempotency import DEFAULT_PREFIX, RedisIdempotencyStore
 from eventwire_redis._info import BACKEND_INFO, CAPABILITIES, MAX_MESSAGE_BYTES, SCHEMES
 from eventwire_redis._leases import RedisLeaseStore
 from eventwire_redis._settings import RedisConnection, RedisSettings
-from eventwire_redis._topology import ChannelKeys, shard_of
+from eventwire_redis._topology import ChannelKeys
 
 if TYPE_CHECKING:
     from eventwire_redis._backend import RedisBackend

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from eventwire_redis._connection import connect_client, retrying
 from eventwire_redis._group import group_info
+from eventwire_redis._idempotency import DEFAULT_PREFIX, RedisIdempotencyStore
 from eventwire_redis._info import CAPABILITIES
 from eventwire_redis._leases import Scripts
 from eventwire_redis._publish import Publisher
@@ -26,8 +27,6 @@ from eventwire_redis._topology import ChannelKeys, decode_entry
 if TYPE_CHECKING:
     from faststream.redis import RedisBroker
     from redis.asyncio import Redis
-
-    from eventwire_redis._idempotency import RedisIdempotencyStore
 
 __all__ = ["RedisBackend"]
 
@@ -61,8 +60,6 @@ class RedisBackend(BaseBackend[RedisSettings]):
     def shared_idempotency_store(self) -> RedisIdempotencyStore:
         """A `RedisIdempotencyStore` on this server (the bus's default store), its keys
         under the backend's ``prefix`` too (an ACL that grants the prefix covers them)."""
-        from eventwire_redis._idempotency import DEFAULT_PREFIX, RedisIdempotencyStore
-
         return RedisIdempotencyStore(self.settings, prefix=self.settings.prefix + DEFAULT_PREFIX)
 
     @property

@@ -124,8 +124,7 @@ async def connect_client(
 RETRYABLE: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
-    OSError,
-    TimeoutError,
+    OSError,  # TimeoutError and ConnectionError too
 )
 
 

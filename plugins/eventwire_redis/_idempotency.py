@@ -85,7 +85,6 @@ class RedisIdempotencyStore:
         self._claims: dict[str, str] = {}
         self._settings: RedisConnection | None = None
         self._client: Redis | None = None
-        self._owned = False
         if isinstance(url_or_client, str):
             self._settings = RedisConnection.parse(url_or_client, options)
         elif options:
@@ -111,7 +110,7 @@ class RedisIdempotencyStore:
 
                 assert self._settings is not None
                 _, client = await connect_client(self._settings, "idempotency store: ", (0, 0))
-                self._client, self._owned = client, True
+                self._client = client
             if self._scripts is None:
                 register = self._client.register_script
                 self._scripts = (register(_CLAIM), register(_RELEASE))
@@ -176,6 +175,5 @@ class RedisIdempotencyStore:
     async def close(self) -> None:
         """Disconnect (only a client the store connected itself)."""
         client, self._client, self._scripts = self._client, None, None
-        if client is not None and self._owned:
+        if client is not None and self._settings is not None:  # connected by `_ready`
             await client.aclose()
-        self._owned = False

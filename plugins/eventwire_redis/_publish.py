@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventwire.backend import WireMessage
-from eventwire.backendkit import GroupCommit
+from eventwire.backendkit import GroupCommit, shard_of
 from eventwire.errors import BusClosedError, PublishError
 from redis.exceptions import ResponseError
 
@@ -29,7 +29,6 @@ from eventwire_redis._topology import (
     pack_command,
     pack_entry,
     pack_head,
-    shard_of,
 )
 
 if TYPE_CHECKING:

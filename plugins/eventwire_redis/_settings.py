@@ -75,13 +75,12 @@ class RedisConnection(CredentialOptions, TlsOptions):
         parts = [p for p in location.path.split("/") if p]
         values: dict[str, Any] = {"scheme": location.scheme, **location.credentials()}
         if location.scheme.endswith("+sentinel"):
-            sentinels = location.nodes(26379, example=_SENTINEL_EXAMPLE, noun="sentinel")
+            values["sentinels"] = location.nodes(26379, example=_SENTINEL_EXAMPLE, noun="sentinel")
             if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts[1:]):
                 raise InvalidURLError(
                     f"{location.redacted!r} needs the master's service name as its path (then "
                     f"at most a database number); write {_SENTINEL_EXAMPLE}"
                 )
-            values["sentinels"] = sentinels
             values["service"] = parts.pop(0)
         elif nodes := location.nodes(6379, example=_EXAMPLE, required=False):
             if len(nodes) > 1:

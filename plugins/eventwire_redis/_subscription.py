@@ -16,7 +16,7 @@ import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec
 from eventwire.backendkit import (
@@ -30,30 +30,15 @@ from redis.exceptions import ResponseError
 
 from eventwire_redis._connection import RETRYABLE
 from eventwire_redis._group import Claimed, StreamGroup
-from eventwire_redis._leases import RedisLeaseStore, Scripts
-from eventwire_redis._settings import RedisSettings
+from eventwire_redis._leases import RedisLeaseStore
 from eventwire_redis._topology import ChannelKeys, decode_entry
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from eventwire_redis._backend import RedisBackend
 
 __all__ = ["RedisInbound", "RedisSubscription"]
 
 log = logging.getLogger("eventwire.redis")
-
-
-class Host(Protocol):
-    """What a member uses of its backend (`RedisBackend`): the connection, the scripts, the
-    settings, and the count of trimmed entries it adds to."""
-
-    settings: RedisSettings
-    trimmed_entries: int
-
-    @property
-    def client(self) -> Redis: ...
-
-    @property
-    def scripts(self) -> Scripts: ...
 
 
 class RedisInbound(ShardInbound[bytes]):
@@ -83,7 +68,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         spec: SubscriptionSpec,
         handler: MessageHandler,
         *,
-        backend: Host,
+        backend: RedisBackend,
         keys: ChannelKeys,
     ) -> None:
         member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:8]}"
@@ -102,7 +87,6 @@ class RedisSubscription(ShardedSubscription[bytes]):
             ack_patience=settings.reconnect_timeout,
         )
         self.streams = keys.streams
-        self._client = client
         self._settings = settings
         self._server = StreamGroup(client, scripts, keys.streams, spec.group, member_id)
         self._backend = backend
@@ -162,7 +146,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         if self.coordinator.readable():
             return  # the read itself waited on the server (BLOCK)
         await wait_event(self.coordinator.changed, self._settings.block)
-        if await self._client.get(self._store.gen_key) != self._store.gen:
+        if await self._server.client.get(self._store.gen_key) != self._store.gen:
             self.coordinator.wake()
 
     async def _read(self, ready: list[Shard]) -> list[RedisInbound]:

@@ -20,7 +20,6 @@ import json
 from collections.abc import Mapping, Sequence
 
 from eventwire.backend import WireMessage
-from eventwire.backendkit import shard_of
 
 __all__ = [
     "BODY",
@@ -36,7 +35,6 @@ __all__ = [
     "pack_command",
     "pack_entry",
     "pack_head",
-    "shard_of",
 ]
 
 BODY = b"$body"
@@ -252,9 +250,9 @@ return n
 """
 
 #: KEYS[1] = stream; ARGV[1] = group, ARGV[2] = consumer. Deletes the consumer from the
-#: group when it has no pending entries (deleting one with pending entries would lose them).
+#: group when it has no pending entries (deleting one with pending entries would lose them);
+#: a missing stream or group is an error reply of XPENDING, and nothing is deleted.
 CLEAN_CONSUMER = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
 if pending.err == nil and #pending == 0 then
   redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
