@@ -98,8 +98,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             )
             await self.publisher.channel(time.monotonic() + settings.connect_timeout)
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(broker.stop(), 5)
+            await backendkit.quietly(broker.stop(), "rabbit broker stop")
             self._broker = None
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -265,6 +264,5 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         broker, self._broker = self._broker, None
         self.publisher.forget()
         if broker is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(broker.stop(), 10)
+            await backendkit.quietly(broker.stop(), "rabbit broker stop", timeout=10)
         self._connection = None
