@@ -17,6 +17,7 @@ at once and the shard goes to its next subscriber.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -126,20 +127,14 @@ class ShardQueue:
             channel = self.channel
             if channel is None or channel.is_closed:
                 return
-            prefix: list[int] = []
-            for tag, done in pending.items():
-                if not done:
-                    break
-                prefix.append(tag)
-            for tag in prefix:
-                del pending[tag]
-            singles = [tag for tag, done in pending.items() if done]
-            for tag in singles:
+            done = [tag for tag, acked in pending.items() if acked]
+            prefix = list(itertools.takewhile(lambda tag: pending[tag], pending))
+            for tag in done:
                 del pending[tag]
             try:
                 if prefix:
                     await channel.basic_ack(prefix[-1], multiple=len(prefix) > 1, wait=False)
-                for tag in singles:
+                for tag in done[len(prefix) :]:
                     await channel.basic_ack(tag, wait=False)
             except Exception as exc:  # the channel is gone: the broker requeued them
                 log.debug("eventwire: acks on %s not sent (%s)", self.queue, exc)
