@@ -83,17 +83,24 @@ class Groups:
                     "use the same options everywhere or delete the old queues/exchanges"
                 ) from exc
 
-    async def _exists(self, name: str, *, queue: bool = False) -> bool:
-        """Whether the exchange (or, with `queue`, the queue) `name` exists."""
+    async def _exists(self, exchange: str) -> bool:
+        """Whether the exchange `exchange` exists."""
         async with self._backend.scratch() as scratch:
             try:
-                if queue:
-                    await scratch.queue_declare(name, passive=True)
-                else:
-                    await scratch.exchange_declare(name, passive=True)
+                await scratch.exchange_declare(exchange, passive=True)
                 return True
             except aiormq.exceptions.ChannelNotFoundEntity:
                 return False
+
+    async def _ready(self, queue: str) -> int | None:
+        """The ready messages of the queue `queue` (a passive declare); ``None`` if it does
+        not exist."""
+        async with self._backend.scratch() as scratch:
+            try:
+                declared = await scratch.queue_declare(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return None
+        return int(declared.message_count or 0)
 
     async def ensure_group(self, spec: SubscriptionSpec) -> None:
         """Create the group's shards and exchanges once (and fill them from history for
@@ -144,12 +151,11 @@ class Groups:
     async def _recorded_groups(self, channel: str) -> list[tuple[str, int]]:
         """The groups `_create_group` recorded for `channel`, with their shard counts."""
         found: list[tuple[str, int]] = []
+        count = await self._ready(groups_queue(channel))
+        if not count:
+            return found
         async with self._backend.scratch() as scratch:
-            try:
-                declared = await scratch.queue_declare(groups_queue(channel), passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                return found
-            for _ in range(int(declared.message_count or 0)):
+            for _ in range(count):
                 message = await scratch.basic_get(groups_queue(channel), no_ack=True)
                 group, _, shards = message.body.decode(errors="replace").partition("\t")
                 if group and shards.isdigit():
@@ -158,23 +164,16 @@ class Groups:
 
     async def lag(self, channel: str, group: str) -> int | None:
         """The ready messages of `group`'s shard queues; ``None`` if it has none."""
-        total: int | None = None
-        for shard in range(self._settings.shards):
-            try:
-                async with self._backend.scratch() as scratch:
-                    declared = await scratch.queue_declare(
-                        shard_queue(channel, group, shard), passive=True
-                    )
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                continue
-            total = (total or 0) + int(declared.message_count or 0)
-        return total
+        shards = range(self._settings.shards)
+        ready = [await self._ready(shard_queue(channel, group, shard)) for shard in shards]
+        found = [count for count in ready if count is not None]
+        return sum(found) if found else None
 
     async def _check_group(self, channel: str, group: str) -> None:
         """The group exists: its shard count must be ours (last shard there, next absent)."""
         count = self._settings.shards
-        last = await self._exists(shard_queue(channel, group, count - 1), queue=True)
-        extra = await self._exists(shard_queue(channel, group, count), queue=True)
+        last = await self._ready(shard_queue(channel, group, count - 1)) is not None
+        extra = await self._ready(shard_queue(channel, group, count)) is not None
         if not last or extra:
             raise ConfigurationError(
                 f"group {group!r} on channel {channel!r} was created with "
