@@ -244,7 +244,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             with self.map_errors(f"purging the history of {channel!r} within {timeout:g}s"):
                 async with self.scratch() as scratch:  # each call bounded by publish_timeout
                     await scratch.queue_delete(history_queue(channel))
-                self._groups.forget(channel)
+                self._groups.declared.forget(channel)
                 await self._groups.ensure_channel(channel)
         return count
 

@@ -54,15 +54,13 @@ class Groups:
     def __init__(self, backend: RabbitBackend) -> None:
         self._backend = backend
         self._settings = backend.settings
-        self._declared: Memo[str, None] = Memo()
-
-    def forget(self, channel: str) -> None:
-        """Declare `channel` again on its next use (its topology was deleted)."""
-        self._declared.forget(channel)
+        #: The channels declared; ``declared.forget(channel)`` declares one again on its next
+        #: use (its topology was deleted).
+        self.declared: Memo[str, None] = Memo()
 
     async def ensure_channel(self, channel: str) -> None:
         """Declare `channel`'s exchange and history stream once."""
-        await self._declared.get(channel, lambda: self._declare_channel(channel))
+        await self.declared.get(channel, lambda: self._declare_channel(channel))
 
     async def _declare_channel(self, channel: str) -> None:
         with self._declaring(channel):
@@ -145,7 +143,7 @@ class Groups:
             await scratch.exchange_delete(channel)
             await scratch.queue_delete(history_queue(channel))
             await scratch.queue_delete(groups_queue(channel))
-        self.forget(channel)
+        self.declared.forget(channel)
         return existed
 
     async def _recorded_groups(self, channel: str) -> list[tuple[str, int]]:
