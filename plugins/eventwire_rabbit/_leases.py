@@ -102,9 +102,9 @@ class Membership:
                 del self.seen[member]
         return [self.sub.member_id, *self.seen]
 
-    async def close(self, farewell: bool) -> None:
-        if farewell:
-            await self.send("bye")
+    async def close(self) -> None:
+        """Say goodbye to the group and close the channel."""
+        await self.send("bye")
         await close_channel(self.channel)
         self.channel = None
 
@@ -121,7 +121,7 @@ class RabbitLeaseStore:
     async def heartbeat(self, member: str, ttl: float, *, alive: bool) -> Sequence[str]:
         membership = self._sub.membership
         if not alive:
-            await membership.close(farewell=True)
+            await membership.close()
             return []
         if membership.is_open():
             await membership.send("beat")
