@@ -58,11 +58,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         )
         self._broker: RabbitBroker | None = None
         self._connection: Any = None
-        self.publisher = Publisher(
-            self.amqp,
-            lambda: self.state is ConnectionState.CONNECTED,
-            self.settings.publish_timeout,
-        )
+        self.publisher = Publisher(self)
         self._groups = Groups(self)
 
     # -- connection ----------------------------------------------------------------------
@@ -98,8 +94,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             )
             await self.publisher.channel(time.monotonic() + settings.connect_timeout)
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(broker.stop(), 5)
+            await backendkit.quietly(broker.stop(), "rabbit broker stop")
             self._broker = None
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -245,7 +240,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
             with self.map_errors(f"purging the history of {channel!r} within {timeout:g}s"):
                 async with self.scratch() as scratch:  # each call bounded by publish_timeout
                     await scratch.queue_delete(history_queue(channel))
-                self._groups.forget(channel)
+                self._groups.declared.forget(channel)
                 await self._groups.ensure_channel(channel)
         return count
 
@@ -265,6 +260,5 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         broker, self._broker = self._broker, None
         self.publisher.forget()
         if broker is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(broker.stop(), 10)
+            await backendkit.quietly(broker.stop(), "rabbit broker stop", timeout=10)
         self._connection = None

@@ -17,10 +17,12 @@ at once and the shard goes to its next subscriber.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -29,8 +31,11 @@ from eventwire.backendkit import Shard, ShardedSubscription, ShardInbound, Shard
 
 from eventwire_rabbit._channels import close_channel
 from eventwire_rabbit._leases import Membership, RabbitLeaseStore
-from eventwire_rabbit._topology import Connection, shard_queue
+from eventwire_rabbit._topology import shard_queue
 from eventwire_rabbit._wire import delivery_count, from_delivery, origin_of
+
+if TYPE_CHECKING:
+    from eventwire_rabbit._backend import RabbitBackend
 
 __all__ = ["RabbitInbound", "RabbitSubscription"]
 
@@ -126,20 +131,14 @@ class ShardQueue:
             channel = self.channel
             if channel is None or channel.is_closed:
                 return
-            prefix: list[int] = []
-            for tag, done in pending.items():
-                if not done:
-                    break
-                prefix.append(tag)
-            for tag in prefix:
-                del pending[tag]
-            singles = [tag for tag, done in pending.items() if done]
-            for tag in singles:
+            done = [tag for tag, acked in pending.items() if acked]
+            prefix = list(itertools.takewhile(lambda tag: pending[tag], pending))
+            for tag in done:
                 del pending[tag]
             try:
                 if prefix:
                     await channel.basic_ack(prefix[-1], multiple=len(prefix) > 1, wait=False)
-                for tag in singles:
+                for tag in done[len(prefix) :]:
                     await channel.basic_ack(tag, wait=False)
             except Exception as exc:  # the channel is gone: the broker requeued them
                 log.debug("eventwire: acks on %s not sent (%s)", self.queue, exc)
@@ -155,7 +154,7 @@ class RabbitSubscription(ShardedSubscription[Tag]):
     """One group member on one channel."""
 
     def __init__(
-        self, backend: Connection, spec: SubscriptionSpec, handler: MessageHandler
+        self, backend: RabbitBackend, spec: SubscriptionSpec, handler: MessageHandler
     ) -> None:
         self.backend = backend
         self.settings = settings = backend.settings

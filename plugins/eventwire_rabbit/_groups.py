@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -25,7 +25,6 @@ from eventwire.errors import BackendUnavailableError, ConfigurationError
 
 from eventwire_rabbit._history import Visitor, scan
 from eventwire_rabbit._topology import (
-    Connection,
     declare_channel,
     declare_router,
     declare_shards,
@@ -38,6 +37,9 @@ from eventwire_rabbit._topology import (
 )
 from eventwire_rabbit._wire import Outgoing
 
+if TYPE_CHECKING:
+    from eventwire_rabbit._backend import RabbitBackend
+
 __all__ = ["Groups"]
 
 log = logging.getLogger("eventwire.rabbit")
@@ -49,18 +51,16 @@ _CATCH_UP = 50
 class Groups:
     """The channels and groups one backend has declared (each once, concurrent callers wait)."""
 
-    def __init__(self, backend: Connection) -> None:
+    def __init__(self, backend: RabbitBackend) -> None:
         self._backend = backend
         self._settings = backend.settings
-        self._declared: Memo[str, None] = Memo()
-
-    def forget(self, channel: str) -> None:
-        """Declare `channel` again on its next use (its topology was deleted)."""
-        self._declared.forget(channel)
+        #: The channels declared; ``declared.forget(channel)`` declares one again on its next
+        #: use (its topology was deleted).
+        self.declared: Memo[str, None] = Memo()
 
     async def ensure_channel(self, channel: str) -> None:
         """Declare `channel`'s exchange and history stream once."""
-        await self._declared.get(channel, lambda: self._declare_channel(channel))
+        await self.declared.get(channel, lambda: self._declare_channel(channel))
 
     async def _declare_channel(self, channel: str) -> None:
         with self._declaring(channel):
@@ -81,17 +81,24 @@ class Groups:
                     "use the same options everywhere or delete the old queues/exchanges"
                 ) from exc
 
-    async def _exists(self, name: str, *, queue: bool = False) -> bool:
-        """Whether the exchange (or, with `queue`, the queue) `name` exists."""
+    async def _exists(self, exchange: str) -> bool:
+        """Whether the exchange `exchange` exists."""
         async with self._backend.scratch() as scratch:
             try:
-                if queue:
-                    await scratch.queue_declare(name, passive=True)
-                else:
-                    await scratch.exchange_declare(name, passive=True)
+                await scratch.exchange_declare(exchange, passive=True)
                 return True
             except aiormq.exceptions.ChannelNotFoundEntity:
                 return False
+
+    async def _ready(self, queue: str) -> int | None:
+        """The ready messages of the queue `queue` (a passive declare); ``None`` if it does
+        not exist."""
+        async with self._backend.scratch() as scratch:
+            try:
+                declared = await scratch.queue_declare(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return None
+        return int(declared.message_count or 0)
 
     async def ensure_group(self, spec: SubscriptionSpec) -> None:
         """Create the group's shards and exchanges once (and fill them from history for
@@ -136,18 +143,17 @@ class Groups:
             await scratch.exchange_delete(channel)
             await scratch.queue_delete(history_queue(channel))
             await scratch.queue_delete(groups_queue(channel))
-        self.forget(channel)
+        self.declared.forget(channel)
         return existed
 
     async def _recorded_groups(self, channel: str) -> list[tuple[str, int]]:
         """The groups `_create_group` recorded for `channel`, with their shard counts."""
         found: list[tuple[str, int]] = []
+        count = await self._ready(groups_queue(channel))
+        if not count:
+            return found
         async with self._backend.scratch() as scratch:
-            try:
-                declared = await scratch.queue_declare(groups_queue(channel), passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                return found
-            for _ in range(int(declared.message_count or 0)):
+            for _ in range(count):
                 message = await scratch.basic_get(groups_queue(channel), no_ack=True)
                 group, _, shards = message.body.decode(errors="replace").partition("\t")
                 if group and shards.isdigit():
@@ -156,23 +162,16 @@ class Groups:
 
     async def lag(self, channel: str, group: str) -> int | None:
         """The ready messages of `group`'s shard queues; ``None`` if it has none."""
-        total: int | None = None
-        for shard in range(self._settings.shards):
-            try:
-                async with self._backend.scratch() as scratch:
-                    declared = await scratch.queue_declare(
-                        shard_queue(channel, group, shard), passive=True
-                    )
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                continue
-            total = (total or 0) + int(declared.message_count or 0)
-        return total
+        shards = range(self._settings.shards)
+        ready = [await self._ready(shard_queue(channel, group, shard)) for shard in shards]
+        found = [count for count in ready if count is not None]
+        return sum(found) if found else None
 
     async def _check_group(self, channel: str, group: str) -> None:
         """The group exists: its shard count must be ours (last shard there, next absent)."""
         count = self._settings.shards
-        last = await self._exists(shard_queue(channel, group, count - 1), queue=True)
-        extra = await self._exists(shard_queue(channel, group, count), queue=True)
+        last = await self._ready(shard_queue(channel, group, count - 1)) is not None
+        extra = await self._ready(shard_queue(channel, group, count)) is not None
         if not last or extra:
             raise ConfigurationError(
                 f"group {group!r} on channel {channel!r} was created with "

@@ -26,17 +26,6 @@ Visitor = Callable[[DeliveredMessage], Awaitable[bool]]
 _PREFETCH = 500
 
 
-async def _marker(publisher: aiormq.abc.AbstractChannel, stream: str) -> str:
-    marker = uuid.uuid4().hex
-    await publisher.basic_publish(
-        b"",
-        exchange="",
-        routing_key=stream,
-        properties=Basic.Properties(delivery_mode=2, headers={MARKER_HEADER: marker}),
-    )
-    return marker
-
-
 async def scan(
     amqp: aiormq.abc.AbstractConnection,
     publisher: aiormq.abc.AbstractChannel,
@@ -60,7 +49,13 @@ async def scan(
     try:
         await channel.basic_qos(prefetch_count=_PREFETCH)
         await channel.basic_consume(stream, collect, arguments={"x-stream-offset": start})
-        marker = await _marker(publisher, stream)
+        marker = uuid.uuid4().hex
+        await publisher.basic_publish(
+            b"",
+            exchange="",
+            routing_key=stream,
+            properties=Basic.Properties(delivery_mode=2, headers={MARKER_HEADER: marker}),
+        )
         unacked = 0
         while True:
             message = await asyncio.wait_for(inbox.get(), timeout)

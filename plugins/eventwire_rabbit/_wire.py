@@ -86,12 +86,8 @@ def _text(value: object) -> str:
 
 def delivery_count(headers: Mapping[str, Any] | None) -> int:
     """Deliveries so far: quorum queues count earlier ones in ``x-delivery-count``."""
-    if not headers:
-        return 1
-    count = headers.get("x-delivery-count")
-    if isinstance(count, int) and not isinstance(count, bool):
-        return count + 1
-    return 1
+    count = (headers or {}).get("x-delivery-count")
+    return count + 1 if isinstance(count, int) and not isinstance(count, bool) else 1
 
 
 def from_delivery(delivered: DeliveredMessage) -> WireMessage:
@@ -99,19 +95,14 @@ def from_delivery(delivered: DeliveredMessage) -> WireMessage:
     raw: Mapping[str, Any] = delivered.header.properties.headers or {}
     headers: dict[str, str] = {}
     key: str | None = None
-    broker_dead_lettered = False
     for name, value in raw.items():
-        if name in _BROKER_HEADERS or name.startswith(_BROKER_PREFIXES):
-            if name == "x-death":
-                broker_dead_lettered = True
-            continue
         if name == KEY_HEADER:
             key = _text(value)
-            continue
-        if name == SLOT_HEADER:
-            continue
-        headers[name] = value if type(value) is str else _text(value)
-    if broker_dead_lettered and REASON not in headers:
+        elif not (
+            name == SLOT_HEADER or name in _BROKER_HEADERS or name.startswith(_BROKER_PREFIXES)
+        ):
+            headers[name] = value if type(value) is str else _text(value)
+    if "x-death" in raw and REASON not in headers:
         _describe_broker_dead_letter(raw, headers)
     return WireMessage(body=delivered.body, headers=headers, key=key)
 
