@@ -108,7 +108,7 @@ class TopicManager:
                         f"Kafka refused to create topic {topic!r}: {error.__name__}: {message}"
                     )
             limit = await self._limit(topic)
-            await asyncio.wait_for(self._wait_for_leaders([topic]), self._timeout)
+            await asyncio.wait_for(_until(lambda: self._leaders_ready([topic])), self._timeout)
             await asyncio.wait_for(self._partitions_for(topic), self._timeout)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BackendUnavailableError(
@@ -132,30 +132,25 @@ class TopicManager:
             configs["min.insync.replicas"] = str(min_insync)
         return replication, configs
 
-    async def _wait_for_leaders(self, topics: list[str]) -> None:
-        """Return once every partition of `topics` has a leader that answers for it. A fresh
+    async def _leaders_ready(self, topics: list[str]) -> bool:
+        """Whether every partition of `topics` has a leader that answers for it. A fresh
         topic has no leader for a moment; then the metadata names one before that broker
         takes requests for the partition, and a first publish there would be refused
         (``NotLeaderForPartitionError``), logged by aiokafka and sent again 100 ms later."""
-        delay = 0.01
-        while True:
-            metadata = await self._metadata(topics)
-            # leader -> topic -> [(partition, -1)] (timestamp -1: the latest offset)
-            by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
-            ready = set()
-            for t in metadata:
-                parts = t["partitions"]
-                if t["error_code"] or not parts:
-                    continue
-                if all(p["leader"] >= 0 and not p["error_code"] for p in parts):
-                    ready.add(t["topic"])
-                    for p in parts:
-                        wanted = by_leader.setdefault(p["leader"], {})
-                        wanted.setdefault(t["topic"], []).append((p["partition"], -1))
-            if ready >= set(topics) and await self._leaders_answer(by_leader):
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
+        metadata = await self._metadata(topics)
+        # leader -> topic -> [(partition, -1)] (timestamp -1: the latest offset)
+        by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
+        ready = set()
+        for t in metadata:
+            parts = t["partitions"]
+            if t["error_code"] or not parts:
+                continue
+            if all(p["leader"] >= 0 and not p["error_code"] for p in parts):
+                ready.add(t["topic"])
+                for p in parts:
+                    wanted = by_leader.setdefault(p["leader"], {})
+                    wanted.setdefault(t["topic"], []).append((p["partition"], -1))
+        return ready >= set(topics) and await self._leaders_answer(by_leader)
 
     async def _leaders_answer(self, by_leader: dict[int, dict[str, list[tuple[int, int]]]]) -> bool:
         """Whether each leader answers a ListOffsets request for its partitions (what a
@@ -196,17 +191,14 @@ class TopicManager:
                 return False
             if code:
                 raise for_code(code)(f"Kafka refused to delete topic {topic!r}")
-        await asyncio.wait_for(self._until_unlisted(topic), self._timeout)
+        await asyncio.wait_for(_until(lambda: self._unlisted(topic)), self._timeout)
         return True
 
-    async def _until_unlisted(self, topic: str) -> None:
-        """Return once the metadata no longer lists `topic`: a deletion reaches the brokers'
+    async def _unlisted(self, topic: str) -> bool:
+        """Whether the metadata no longer lists `topic`: a deletion reaches the brokers'
         metadata a little after the controller confirms it, and a reader that still finds
         the topic there waits for offsets that no broker will give."""
-        delay = 0.01
-        while any(not t["error_code"] for t in await self._metadata([topic])):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
+        return all(t["error_code"] for t in await self._metadata([topic]))
 
     async def delete_group(self, group: str) -> None:
         """Delete the consumer group `group` (aiokafka's admin client has no call for this:
@@ -237,6 +229,15 @@ class TopicManager:
             if t["topic"] == channel and not t["error_code"]
             for p in t["partitions"]
         )
+
+
+async def _until(done: Callable[[], Awaitable[bool]]) -> None:
+    """Return once `done()` answers true, asking again after a pause growing from 10 ms
+    to 200 ms."""
+    delay = 0.01
+    while not await done():
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 async def read_topic(
