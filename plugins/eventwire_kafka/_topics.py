@@ -258,15 +258,12 @@ async def read_topic(
     while wanted and loop.time() < deadline:
         batches = await consumer.getmany(*wanted, timeout_ms=200, max_records=limit)
         for tp, items in batches.items():
-            for record in items:
-                if tp in wanted and record.offset < ends[tp]:
-                    records.append(record)
-                    taken[tp] += 1
-            if tp in wanted and (
-                taken[tp] >= limit or (items and items[-1].offset >= ends[tp] - 1)
-            ):
-                wanted.discard(tp)
+            kept = [record for record in items if record.offset < ends[tp]]
+            records.extend(kept)
+            taken[tp] += len(kept)
+        # Done with a partition at `limit` records or once its position reached the end
+        # (``getmany`` moves it past the records it returns).
         for tp in list(wanted):
-            if await consumer.position(tp) >= ends[tp]:
+            if taken[tp] >= limit or await consumer.position(tp) >= ends[tp]:
                 wanted.discard(tp)
     return records
