@@ -108,7 +108,7 @@ class TopicManager:
                         f"Kafka refused to create topic {topic!r}: {error.__name__}: {message}"
                     )
             limit = await self._limit(topic)
-            await asyncio.wait_for(_until(lambda: self._leaders_ready([topic])), self._timeout)
+            await asyncio.wait_for(_until(lambda: self._leaders_ready(topic)), self._timeout)
             await asyncio.wait_for(self._partitions_for(topic), self._timeout)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BackendUnavailableError(
@@ -132,37 +132,31 @@ class TopicManager:
             configs["min.insync.replicas"] = str(min_insync)
         return replication, configs
 
-    async def _leaders_ready(self, topics: list[str]) -> bool:
-        """Whether every partition of `topics` has a leader that answers for it. A fresh
+    async def _leaders_ready(self, topic: str) -> bool:
+        """Whether every partition of `topic` has a leader that answers for it. A fresh
         topic has no leader for a moment; then the metadata names one before that broker
         takes requests for the partition, and a first publish there would be refused
         (``NotLeaderForPartitionError``), logged by aiokafka and sent again 100 ms later."""
-        metadata = await self._metadata(topics)
-        # leader -> topic -> [(partition, -1)] (timestamp -1: the latest offset)
-        by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
-        ready = set()
-        for t in metadata:
-            parts = t["partitions"]
-            if t["error_code"] or not parts:
-                continue
-            if all(p["leader"] >= 0 and not p["error_code"] for p in parts):
-                ready.add(t["topic"])
-                for p in parts:
-                    wanted = by_leader.setdefault(p["leader"], {})
-                    wanted.setdefault(t["topic"], []).append((p["partition"], -1))
-        return ready >= set(topics) and await self._leaders_answer(by_leader)
-
-    async def _leaders_answer(self, by_leader: dict[int, dict[str, list[tuple[int, int]]]]) -> bool:
-        """Whether each leader answers a ListOffsets request for its partitions (what a
-        broker refuses, like a publish, until it leads the partition)."""
         from aiokafka.protocol.offset import OffsetRequest
 
+        # leader -> [(partition, -1)] (timestamp -1: the latest offset)
+        by_leader: dict[int, list[tuple[int, int]]] = {}
+        for t in await self._metadata([topic]):
+            parts = t["partitions"]
+            if t["error_code"] or not parts:
+                return False
+            if any(p["leader"] < 0 or p["error_code"] for p in parts):
+                return False
+            for p in parts:
+                by_leader.setdefault(p["leader"], []).append((p["partition"], -1))
+        # Each leader must answer a ListOffsets request for its partitions (what a broker
+        # refuses, like a publish, until it leads the partition).
         for leader, wanted in by_leader.items():
-            request = OffsetRequest(-1, 0, list(wanted.items()))
+            request = OffsetRequest(-1, 0, [(topic, wanted)])
             response = await self._admin._send_request(request, leader)
             if any(part[1] for _topic, parts in response.topics for part in parts):
                 return False
-        return True
+        return bool(by_leader)
 
     async def _limit(self, topic: str) -> int:
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})
