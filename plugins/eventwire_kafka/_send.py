@@ -29,10 +29,9 @@ async def send(
     if len(messages) >= _BATCH_FROM:
         await _send_batches(producer, partitioner, channel, messages, futures)
     else:
-        send_one = producer.send
         for message in messages:
             key, headers = _key_headers(message)
-            futures.append(await send_one(channel, message.body, key=key, headers=headers))
+            futures.append(await producer.send(channel, message.body, key=key, headers=headers))
     for future in futures:
         await future
 
