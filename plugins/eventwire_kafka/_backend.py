@@ -139,12 +139,8 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
 
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
-        topics = self._connected()
-        limit = topics.limit(channel)
-        if limit is None:
-            check_topic(channel)
-            await topics.ensure([channel])
-            limit = topics.limit(channel) or self.settings.max_message_bytes
+        # The topic's name is checked when it is created (`TopicManager.limit`).
+        limit = await self._connected().limit(channel)
         limit = min(limit, self.settings.max_message_bytes + _REQUEST_HEADROOM)
         if (over := first_oversized(messages, limit, RECORD_OVERHEAD)) is not None:
             index, size = over

@@ -80,15 +80,15 @@ class TopicManager:
         #: topic -> its max.message.bytes, for every topic known to exist.
         self._limits: Memo[str, int] = Memo()
 
-    def limit(self, topic: str) -> int | None:
-        """`topic`'s ``max.message.bytes`` if the topic is known to exist."""
-        return self._limits.known(topic)
+    async def limit(self, topic: str) -> int:
+        """`topic`'s ``max.message.bytes``, the topic created first if it does not exist
+        (each topic is created once; concurrent callers wait for the same attempt)."""
+        return await self._limits.get(topic, functools.partial(self._create, topic))
 
     async def ensure(self, topics: Iterable[str]) -> None:
-        """Make sure every topic in `topics` exists and its limit is known (each topic is
-        created once; concurrent callers wait for the same attempt)."""
+        """Make sure every topic in `topics` exists and its limit is known (`limit`)."""
         for topic in topics:
-            await self._limits.get(topic, functools.partial(self._create, topic))
+            await self.limit(topic)
 
     async def _create(self, topic: str) -> int:
         check_topic(topic)
