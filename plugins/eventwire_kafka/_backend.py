@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
-from eventwire.backend import Capabilities, MessageHandler, SubscriptionSpec, WireMessage
+from eventwire.backend import MessageHandler, SubscriptionSpec, WireMessage
 from eventwire.backendkit import BaseBackend, ErrorMap, first_oversized, quietly
 from eventwire.deadletter import dead_letter_channel
 from eventwire.errors import (
@@ -47,10 +48,8 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(KafkaSettings.parse(url, options))
-        self.capabilities = Capabilities(
-            unsupported=CAPABILITIES.unsupported,
-            cross_process=True,
-            max_message_bytes=self.settings.max_message_bytes,
+        self.capabilities = dataclasses.replace(
+            CAPABILITIES, max_message_bytes=self.settings.max_message_bytes
         )
         self._broker: KafkaBroker | None = None
         self._producers: Producers | None = None
@@ -127,8 +126,12 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
             raise
         return producer
 
-    def _connected(self) -> TopicManager:
+    def _connected(self, channel: str | None = None) -> TopicManager:
+        """The topic manager, once the backend is connected and `channel` (if given) is a
+        legal topic name (`check_topic`)."""
         self.check_connected()
+        if channel is not None:
+            check_topic(channel)
         assert self._topics is not None
         return self._topics
 
@@ -136,12 +139,8 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
 
     async def publish(self, channel: str, messages: Sequence[WireMessage]) -> None:
         self.check_publish(channel, messages)
-        topics = self._connected()
-        limit = topics.limit(channel)
-        if limit is None:
-            check_topic(channel)
-            await topics.ensure([channel])
-            limit = topics.limit(channel) or self.settings.max_message_bytes
+        # The topic's name is checked when it is created (`TopicManager.limit`).
+        limit = await self._connected().limit(channel)
         limit = min(limit, self.settings.max_message_bytes + _REQUEST_HEADROOM)
         if (over := first_oversized(messages, limit, RECORD_OVERHEAD)) is not None:
             index, size = over
@@ -160,8 +159,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
 
     async def subscribe(self, spec: SubscriptionSpec, handler: MessageHandler) -> KafkaSubscription:
         self.check_subscribe(spec)
-        topics = self._connected()
-        check_topic(spec.channel)
+        topics = self._connected(spec.channel)
         await topics.ensure([spec.channel, dead_letter_channel(spec.channel)])
         s = self.settings
         consumer = self._consumer(
@@ -196,8 +194,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         """Delete the channel's topic (`eventwire.backend.ChannelDeleter`): its records and
         every group's committed offsets on it (the broker drops the offsets of a deleted
         topic's partitions); ``False`` if there was no topic."""
-        topics = self._connected()
-        check_topic(channel)
+        topics = self._connected(channel)
         with self.map_errors(f"deleting Kafka topic {channel!r}"):
             return await topics.delete(channel)
 
@@ -207,8 +204,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         A member commits the lowest offset it has not finished, so delivered records still
         being handled count. ``None`` if the topic does not exist or the group committed
         nothing on it."""
-        topics = self._connected()
-        check_topic(channel)
+        topics = self._connected(channel)
         with self.map_errors(f"lag of group {group!r} on Kafka topic {channel!r}"):
             tps = await topics.partitions(channel)
             if not tps:
@@ -231,8 +227,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:
         """Up to `limit` records of `channel`, oldest first (by record time across
         partitions), read with a group-less consumer: nothing is committed."""
-        topics = self._connected()
-        check_topic(channel)
+        topics = self._connected(channel)
         if limit <= 0:
             return []
         s = self.settings
@@ -264,8 +259,7 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
         are kept. Returns how many offsets were removed (``0`` if there is no topic)."""
         from aiokafka.admin import RecordsToDelete
 
-        topics = self._connected()
-        check_topic(channel)
+        topics = self._connected(channel)
         with self.map_errors(f"purge Kafka topic {channel!r}"):
             tps = await topics.partitions(channel)
             if not tps:
@@ -295,7 +289,4 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
 
 
 def _ce_time(record: Any) -> bytes:
-    for name, value in record.headers:
-        if name == "ce_time":
-            return bytes(value)
-    return b""
+    return next((bytes(value) for name, value in record.headers if name == "ce_time"), b"")

@@ -57,12 +57,7 @@ class Handover:
         waited = False
         window = subscription.spec.max_in_flight  # the most one step can take
         while handed < len(entries) and not part.revoking:
-            step = (
-                entries
-                if handed == 0 and len(entries) <= window
-                else entries[handed : handed + window]
-            )
-            taken = subscription.take_batch(step)
+            taken = subscription.take_batch(entries[handed : handed + window])
             if not taken and waited:  # no room after room was promised: closing, or raised
                 return
             part.outstanding += taken  # nothing of it can be settled before this line

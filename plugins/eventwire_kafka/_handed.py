@@ -10,9 +10,9 @@ them was killed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableSequence
 
-__all__ = ["Runs", "count_for", "decode", "encode"]
+__all__ = ["Runs", "append_runs", "count_for", "decode", "encode"]
 
 #: ``(upto offset, deliveries)``, ascending by offset.
 Runs = list[tuple[int, int]]
@@ -22,14 +22,20 @@ _PREFIX = "eventwire.handed:1 "
 _MAX_RUNS = 64
 
 
-def encode(handed: Iterable[tuple[int, int]]) -> str:
-    """Metadata for ``(offset, delivery_count)`` pairs in offset order ("" when none)."""
-    runs: Runs = []
+def append_runs(runs: MutableSequence[tuple[int, int]], handed: Iterable[tuple[int, int]]) -> None:
+    """Append ``(offset, delivery_count)`` pairs in offset order (after every run) to `runs`,
+    a pair with the last run's count extending that run."""
     for offset, count in handed:
         if runs and runs[-1][1] == count:
             runs[-1] = (offset, count)
         else:
             runs.append((offset, count))
+
+
+def encode(handed: Iterable[tuple[int, int]]) -> str:
+    """Metadata for ``(offset, delivery_count)`` pairs in offset order ("" when none)."""
+    runs: Runs = []
+    append_runs(runs, handed)
     if len(runs) > _MAX_RUNS:  # merge into one run with the highest count (never too low)
         runs = [(runs[-1][0], max(count for _, count in runs))]
     if not runs:

@@ -101,8 +101,7 @@ class Producers:
                     raise
                 await self._renew(producer, exc)
             else:
-                if self._outage.failing:
-                    self._outage.ok()
+                self._outage.ok()
                 return
 
     async def _renew(self, failed: Any, exc: BaseException) -> None:

@@ -51,13 +51,7 @@ class Partition:
     def add(self, new: list[KafkaInbound]) -> None:
         """Append records handed over (in offset order, after every entry)."""
         self.entries.extend(new)
-        runs = self.runs
-        for entry in new:
-            count = entry.delivery_count
-            if runs and runs[-1][1] == count:
-                runs[-1] = (entry.offset, count)
-            else:
-                runs.append((entry.offset, count))
+        _handed.append_runs(self.runs, ((entry.offset, entry.delivery_count) for entry in new))
 
     def advance(self) -> int:
         """Drop the finished prefix of `entries`; the offset after it (what to commit)."""

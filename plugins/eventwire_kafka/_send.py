@@ -29,17 +29,9 @@ async def send(
     if len(messages) >= _BATCH_FROM:
         await _send_batches(producer, partitioner, channel, messages, futures)
     else:
-        send_one = producer.send
         for message in messages:
-            key = message.key
-            futures.append(
-                await send_one(
-                    channel,
-                    message.body,
-                    key=key.encode() if key is not None else None,
-                    headers=[(k, v.encode()) for k, v in message.headers.items()],
-                )
-            )
+            key, headers = _key_headers(message)
+            futures.append(await producer.send(channel, message.body, key=key, headers=headers))
     for future in futures:
         await future
 
@@ -57,9 +49,8 @@ async def _send_batches(
     partitions = sorted(await producer.partitions_for(channel))
     open_batches: dict[int, Any] = {}
     for message in messages:
-        key = message.key.encode() if message.key is not None else None
+        key, headers = _key_headers(message)
         partition = choose(key, partitions, partitions)
-        headers = [(k, v.encode()) for k, v in message.headers.items()]
         batch = open_batches.get(partition)
         if batch is None:
             batch = open_batches[partition] = producer.create_batch()
@@ -70,3 +61,9 @@ async def _send_batches(
     for partition, batch in open_batches.items():
         batch.close()
         futures.append(await producer.send_batch(batch, channel, partition=partition))
+
+
+def _key_headers(message: WireMessage) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """The record key and headers of `message`."""
+    key = message.key.encode() if message.key is not None else None
+    return key, [(k, v.encode()) for k, v in message.headers.items()]

@@ -80,15 +80,15 @@ class TopicManager:
         #: topic -> its max.message.bytes, for every topic known to exist.
         self._limits: Memo[str, int] = Memo()
 
-    def limit(self, topic: str) -> int | None:
-        """`topic`'s ``max.message.bytes`` if the topic is known to exist."""
-        return self._limits.known(topic)
+    async def limit(self, topic: str) -> int:
+        """`topic`'s ``max.message.bytes``, the topic created first if it does not exist
+        (each topic is created once; concurrent callers wait for the same attempt)."""
+        return await self._limits.get(topic, functools.partial(self._create, topic))
 
     async def ensure(self, topics: Iterable[str]) -> None:
-        """Make sure every topic in `topics` exists and its limit is known (each topic is
-        created once; concurrent callers wait for the same attempt)."""
+        """Make sure every topic in `topics` exists and its limit is known (`limit`)."""
         for topic in topics:
-            await self._limits.get(topic, functools.partial(self._create, topic))
+            await self.limit(topic)
 
     async def _create(self, topic: str) -> int:
         check_topic(topic)
@@ -108,7 +108,7 @@ class TopicManager:
                         f"Kafka refused to create topic {topic!r}: {error.__name__}: {message}"
                     )
             limit = await self._limit(topic)
-            await asyncio.wait_for(self._wait_for_leaders([topic]), self._timeout)
+            await asyncio.wait_for(_until(lambda: self._leaders_ready(topic)), self._timeout)
             await asyncio.wait_for(self._partitions_for(topic), self._timeout)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BackendUnavailableError(
@@ -132,42 +132,31 @@ class TopicManager:
             configs["min.insync.replicas"] = str(min_insync)
         return replication, configs
 
-    async def _wait_for_leaders(self, topics: list[str]) -> None:
-        """Return once every partition of `topics` has a leader that answers for it. A fresh
+    async def _leaders_ready(self, topic: str) -> bool:
+        """Whether every partition of `topic` has a leader that answers for it. A fresh
         topic has no leader for a moment; then the metadata names one before that broker
         takes requests for the partition, and a first publish there would be refused
         (``NotLeaderForPartitionError``), logged by aiokafka and sent again 100 ms later."""
-        delay = 0.01
-        while True:
-            metadata = await self._metadata(topics)
-            # leader -> topic -> [(partition, -1)] (timestamp -1: the latest offset)
-            by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
-            ready = set()
-            for t in metadata:
-                parts = t["partitions"]
-                if t["error_code"] or not parts:
-                    continue
-                if all(p["leader"] >= 0 and not p["error_code"] for p in parts):
-                    ready.add(t["topic"])
-                    for p in parts:
-                        wanted = by_leader.setdefault(p["leader"], {})
-                        wanted.setdefault(t["topic"], []).append((p["partition"], -1))
-            if ready >= set(topics) and await self._leaders_answer(by_leader):
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
-
-    async def _leaders_answer(self, by_leader: dict[int, dict[str, list[tuple[int, int]]]]) -> bool:
-        """Whether each leader answers a ListOffsets request for its partitions (what a
-        broker refuses, like a publish, until it leads the partition)."""
         from aiokafka.protocol.offset import OffsetRequest
 
+        # leader -> [(partition, -1)] (timestamp -1: the latest offset)
+        by_leader: dict[int, list[tuple[int, int]]] = {}
+        for t in await self._metadata([topic]):
+            parts = t["partitions"]
+            if t["error_code"] or not parts:
+                return False
+            if any(p["leader"] < 0 or p["error_code"] for p in parts):
+                return False
+            for p in parts:
+                by_leader.setdefault(p["leader"], []).append((p["partition"], -1))
+        # Each leader must answer a ListOffsets request for its partitions (what a broker
+        # refuses, like a publish, until it leads the partition).
         for leader, wanted in by_leader.items():
-            request = OffsetRequest(-1, 0, list(wanted.items()))
+            request = OffsetRequest(-1, 0, [(topic, wanted)])
             response = await self._admin._send_request(request, leader)
             if any(part[1] for _topic, parts in response.topics for part in parts):
                 return False
-        return True
+        return bool(by_leader)
 
     async def _limit(self, topic: str) -> int:
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})
@@ -196,17 +185,14 @@ class TopicManager:
                 return False
             if code:
                 raise for_code(code)(f"Kafka refused to delete topic {topic!r}")
-        await asyncio.wait_for(self._until_unlisted(topic), self._timeout)
+        await asyncio.wait_for(_until(lambda: self._unlisted(topic)), self._timeout)
         return True
 
-    async def _until_unlisted(self, topic: str) -> None:
-        """Return once the metadata no longer lists `topic`: a deletion reaches the brokers'
+    async def _unlisted(self, topic: str) -> bool:
+        """Whether the metadata no longer lists `topic`: a deletion reaches the brokers'
         metadata a little after the controller confirms it, and a reader that still finds
         the topic there waits for offsets that no broker will give."""
-        delay = 0.01
-        while any(not t["error_code"] for t in await self._metadata([topic])):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
+        return all(t["error_code"] for t in await self._metadata([topic]))
 
     async def delete_group(self, group: str) -> None:
         """Delete the consumer group `group` (aiokafka's admin client has no call for this:
@@ -239,6 +225,15 @@ class TopicManager:
         )
 
 
+async def _until(done: Callable[[], Awaitable[bool]]) -> None:
+    """Return once `done()` answers true, asking again after a pause growing from 10 ms
+    to 200 ms."""
+    delay = 0.01
+    while not await done():
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 async def read_topic(
     consumer: Any, tps: list[TopicPartition], limit: int, timeout: float
 ) -> list[Any]:
@@ -257,15 +252,12 @@ async def read_topic(
     while wanted and loop.time() < deadline:
         batches = await consumer.getmany(*wanted, timeout_ms=200, max_records=limit)
         for tp, items in batches.items():
-            for record in items:
-                if tp in wanted and record.offset < ends[tp]:
-                    records.append(record)
-                    taken[tp] += 1
-            if tp in wanted and (
-                taken[tp] >= limit or (items and items[-1].offset >= ends[tp] - 1)
-            ):
-                wanted.discard(tp)
+            kept = [record for record in items if record.offset < ends[tp]]
+            records.extend(kept)
+            taken[tp] += len(kept)
+        # Done with a partition at `limit` records or once its position reached the end
+        # (``getmany`` moves it past the records it returns).
         for tp in list(wanted):
-            if await consumer.position(tp) >= ends[tp]:
+            if taken[tp] >= limit or await consumer.position(tp) >= ends[tp]:
                 wanted.discard(tp)
     return records
