@@ -58,7 +58,11 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
         )
         self._broker: RabbitBroker | None = None
         self._connection: Any = None
-        self.publisher = Publisher(self)
+        self.publisher = Publisher(
+            self.amqp,
+            lambda: self.state is ConnectionState.CONNECTED,
+            self.settings.publish_timeout,
+        )
         self._groups = Groups(self)
 
     # -- connection ----------------------------------------------------------------------

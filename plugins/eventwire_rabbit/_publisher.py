@@ -10,30 +10,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 import aiormq
-from eventwire.backendkit import ConnectionState
 from eventwire.errors import MessageTooLargeError, PublishError
 
 from eventwire_rabbit._channels import close_channel
 from eventwire_rabbit._wire import Outgoing
 
-if TYPE_CHECKING:
-    from eventwire_rabbit._backend import RabbitBackend
-
 __all__ = ["Publisher"]
 
 log = logging.getLogger("eventwire.rabbit")
+
+#: The current AMQP connection, waiting at most the given seconds while it reconnects.
+Amqp = Callable[[float | None], Awaitable[aiormq.abc.AbstractConnection]]
 
 
 class Publisher:
     """Confirmed publishing on one backend's connection."""
 
-    def __init__(self, backend: RabbitBackend) -> None:
-        self._backend = backend
-        self._timeout = backend.settings.publish_timeout
+    def __init__(self, amqp: Amqp, connected: Callable[[], bool], timeout: float) -> None:
+        self._amqp = amqp
+        self._connected = connected
+        self._timeout = timeout
         self._channel: aiormq.Channel | None = None
         self._lock = asyncio.Lock()
         #: Closing channels that stopped answering (kept until closed).
@@ -51,7 +51,7 @@ class Publisher:
         async with self._lock:
             channel = self._channel
             if channel is None or channel.is_closed:
-                amqp = await self._backend.amqp(max(0.0, deadline - time.monotonic()))
+                amqp = await self._amqp(max(0.0, deadline - time.monotonic()))
                 async with asyncio.timeout(max(0.05, deadline - time.monotonic())):
                     opened = await amqp.channel(publisher_confirms=True)
                 channel = self._channel = cast(aiormq.Channel, opened)
@@ -99,7 +99,7 @@ class Publisher:
                 raise self._unconfirmed(exchange, len(todo)) from exc
             todo = [m for m, r in zip(todo, results, strict=True) if _resend(exchange, r)]
             if todo:
-                if self._backend.state is not ConnectionState.CONNECTED:
+                if not self._connected():
                     raise PublishError(
                         f"the backend closed before RabbitMQ confirmed {len(todo)} message(s) "
                         f"for {exchange!r}; they may not be stored"
