@@ -22,7 +22,6 @@ import logging
 import math
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -31,11 +30,8 @@ from eventwire.backendkit import Shard, ShardedSubscription, ShardInbound, Shard
 
 from eventwire_rabbit._channels import close_channel
 from eventwire_rabbit._leases import Membership, RabbitLeaseStore
-from eventwire_rabbit._topology import shard_queue
+from eventwire_rabbit._topology import Connection, shard_queue
 from eventwire_rabbit._wire import delivery_count, from_delivery, origin_of
-
-if TYPE_CHECKING:
-    from eventwire_rabbit._backend import RabbitBackend
 
 __all__ = ["RabbitInbound", "RabbitSubscription"]
 
@@ -154,7 +150,7 @@ class RabbitSubscription(ShardedSubscription[Tag]):
     """One group member on one channel."""
 
     def __init__(
-        self, backend: RabbitBackend, spec: SubscriptionSpec, handler: MessageHandler
+        self, backend: Connection, spec: SubscriptionSpec, handler: MessageHandler
     ) -> None:
         self.backend = backend
         self.settings = settings = backend.settings

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -25,6 +25,7 @@ from eventwire.errors import BackendUnavailableError, ConfigurationError
 
 from eventwire_rabbit._history import Visitor, scan
 from eventwire_rabbit._topology import (
+    Connection,
     declare_channel,
     declare_router,
     declare_shards,
@@ -37,9 +38,6 @@ from eventwire_rabbit._topology import (
 )
 from eventwire_rabbit._wire import Outgoing
 
-if TYPE_CHECKING:
-    from eventwire_rabbit._backend import RabbitBackend
-
 __all__ = ["Groups"]
 
 log = logging.getLogger("eventwire.rabbit")
@@ -51,7 +49,7 @@ _CATCH_UP = 50
 class Groups:
     """The channels and groups one backend has declared (each once, concurrent callers wait)."""
 
-    def __init__(self, backend: RabbitBackend) -> None:
+    def __init__(self, backend: Connection) -> None:
         self._backend = backend
         self._settings = backend.settings
         #: The channels declared; ``declared.forget(channel)`` declares one again on its next

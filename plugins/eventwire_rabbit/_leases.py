@@ -18,29 +18,56 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Protocol, cast
 
 import aiormq
 from aiormq.abc import DeliveredMessage
-from eventwire.backendkit import Grant, LeaseRequest
+from eventwire.backend import SubscriptionSpec
+from eventwire.backendkit import Grant, LeaseRequest, ShardCoordinator
 from pamqp.commands import Basic
 
 from eventwire_rabbit._channels import close_channel
-from eventwire_rabbit._topology import MEMBERS_EXCHANGE
-
-if TYPE_CHECKING:
-    from eventwire_rabbit._consumer import RabbitSubscription
+from eventwire_rabbit._settings import RabbitSettings
+from eventwire_rabbit._topology import MEMBERS_EXCHANGE, Connection
 
 __all__ = ["Membership", "RabbitLeaseStore"]
 
 log = logging.getLogger("eventwire.rabbit")
 
 
+class ShardQueue(Protocol):
+    """A shard queue a member consumes (`eventwire_rabbit._consumer.ShardQueue`)."""
+
+    @property
+    def state(self) -> str: ...
+    async def close(self) -> None: ...
+
+
+class Member(Protocol):
+    """What the membership and the lease store need of their member (`RabbitSubscription`)."""
+
+    @property
+    def spec(self) -> SubscriptionSpec: ...
+    @property
+    def member_id(self) -> str: ...
+    @property
+    def settings(self) -> RabbitSettings: ...
+    @property
+    def coordinator(self) -> ShardCoordinator: ...
+    @property
+    def membership(self) -> Membership: ...
+    @property
+    def backend(self) -> Connection: ...
+    @property
+    def queues(self) -> Mapping[int, ShardQueue]: ...
+    async def open_shard(self, amqp: aiormq.abc.AbstractConnection, index: int) -> None: ...
+
+
 class Membership:
     """Heartbeats between the members of one group; who was heard when."""
 
-    def __init__(self, sub: RabbitSubscription) -> None:
+    def __init__(self, sub: Member) -> None:
         self.sub = sub
         self.routing_key = f"{sub.spec.channel}:{sub.spec.group}"
         self.seen: dict[str, float] = {}
@@ -112,7 +139,7 @@ class Membership:
 class RabbitLeaseStore:
     """The `eventwire.backendkit.LeaseStore` of one member (see the module docstring)."""
 
-    def __init__(self, sub: RabbitSubscription) -> None:
+    def __init__(self, sub: Member) -> None:
         self._sub = sub
         #: Channel openings and closings under way: they finish even when a heartbeat is cancelled
         #: (cancelling an RPC midway makes the broker close the whole connection).

@@ -7,7 +7,8 @@ and who creates it: "What the backend creates" in ``docs/backends/rabbit.md``.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiormq
 
@@ -15,8 +16,12 @@ from eventwire_rabbit._info import SLOTS
 from eventwire_rabbit._settings import RabbitSettings
 from eventwire_rabbit._wire import SLOT_HEADER
 
+if TYPE_CHECKING:
+    from eventwire_rabbit._publisher import Publisher
+
 __all__ = [
     "MEMBERS_EXCHANGE",
+    "Connection",
     "declare_channel",
     "declare_router",
     "declare_shards",
@@ -30,6 +35,18 @@ __all__ = [
 ]
 
 MEMBERS_EXCHANGE = "eventwire:members"
+
+
+class Connection(Protocol):
+    """What the group and member code needs of the backend (`RabbitBackend`)."""
+
+    @property
+    def settings(self) -> RabbitSettings: ...
+    async def amqp(self, timeout: float | None = None) -> aiormq.abc.AbstractConnection: ...
+    @property
+    def publisher(self) -> Publisher: ...
+    def scratch(self) -> contextlib.AbstractAsyncContextManager[aiormq.abc.AbstractChannel]: ...
+    def map_errors(self, action: str) -> contextlib.AbstractContextManager[None]: ...
 
 
 #: Points on the consistent-hash ring per shard (1 point per shard spreads keys unevenly).
