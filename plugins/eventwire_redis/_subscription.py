@@ -16,7 +16,7 @@ import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec
 from eventwire.backendkit import (
@@ -30,15 +30,30 @@ from redis.exceptions import ResponseError
 
 from eventwire_redis._connection import RETRYABLE
 from eventwire_redis._group import Claimed, StreamGroup
-from eventwire_redis._leases import RedisLeaseStore
+from eventwire_redis._leases import RedisLeaseStore, Scripts
+from eventwire_redis._settings import RedisSettings
 from eventwire_redis._topology import ChannelKeys, decode_entry
 
 if TYPE_CHECKING:
-    from eventwire_redis._backend import RedisBackend
+    from redis.asyncio import Redis
 
 __all__ = ["RedisInbound", "RedisSubscription"]
 
 log = logging.getLogger("eventwire.redis")
+
+
+class Host(Protocol):
+    """What a member uses of its backend (`RedisBackend`): the connection, the scripts, the
+    settings, and the count of trimmed entries it adds to."""
+
+    settings: RedisSettings
+    trimmed_entries: int
+
+    @property
+    def client(self) -> Redis: ...
+
+    @property
+    def scripts(self) -> Scripts: ...
 
 
 class RedisInbound(ShardInbound[bytes]):
@@ -68,7 +83,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         spec: SubscriptionSpec,
         handler: MessageHandler,
         *,
-        backend: RedisBackend,
+        backend: Host,
         keys: ChannelKeys,
     ) -> None:
         member_id = f"{spec.member_prefix}-{uuid.uuid4().hex[:8]}"
