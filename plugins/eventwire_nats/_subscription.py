@@ -186,12 +186,9 @@ class NatsSubscription(ShardedSubscription[str]):
         while self.accepting:
             await asyncio.sleep(ack_wait / 6)
             now = time.monotonic()
-            refreshed: list[NatsInbound] = []
-            for delivery in self._unsettled.values():
+            for delivery in list(self._unsettled.values()):  # oldest sign of life first
                 if now - delivery.since < ack_wait / 3:
                     break
-                refreshed.append(delivery)
-            for delivery in refreshed:
                 try:
                     await self.send(delivery.position, _WPI)
                 except Exception:
