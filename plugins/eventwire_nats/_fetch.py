@@ -172,7 +172,7 @@ class ShardFetch:
                 return
             while self.reading:
                 if self.barrier is not None:
-                    await self._check_barrier()
+                    await self._check_barrier(self.barrier)
                 await self._request()
                 self.wake.clear()
                 await wait_event(
@@ -210,19 +210,14 @@ class ShardFetch:
             member.coordinator.mark_recovered(self.shard, self.epoch)
         self.sub = await member.nc.subscribe(self.inbox, cb=self.on_message)
 
-    async def _check_barrier(self) -> None:
+    async def _check_barrier(self, barrier: int) -> None:
         try:
             info = await self._consumer_state()
         except Exception:
             return
-        if self.barrier is None:
-            return
-        latest: dict[int, NatsInbound] = {}
-        for delivery in self.held:  # a message delivered twice: its latest delivery
-            latest[delivery.seq] = delivery
-        settled = info.ack_floor.stream_seq >= self.barrier and not any(
-            seq <= self.barrier for seq in latest
-        )
+        # a message delivered twice: its latest delivery
+        latest = {delivery.seq: delivery for delivery in self.held}
+        settled = info.ack_floor.stream_seq >= barrier and not any(seq <= barrier for seq in latest)
         all_here = info.num_ack_pending <= len(latest) and time.monotonic() >= self.unsure_until
         if not (settled or all_here):
             return
