@@ -280,8 +280,7 @@ class ShardFetch:
                 self.outstanding = 0
             self.wake.set()
             return
-        if self.outstanding:
-            self.outstanding -= 1
+        self.outstanding = max(0, self.outstanding - 1)
         member = self.member
         if not member.accepting:
             return
