@@ -99,9 +99,8 @@ class NatsSubscription(ShardedSubscription[str]):
         self.coordinator.stop()
         for fetch, _ in self._fetches.values():
             fetch.wake.set()
-        tasks = [task for _, task in self._fetches.values()]
-        if tasks:
-            await asyncio.wait(tasks)
+        if self._fetches:
+            await asyncio.wait([task for _, task in self._fetches.values()])
         await super()._stop_fetching()
 
     async def _release(self) -> None:
