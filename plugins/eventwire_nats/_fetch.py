@@ -157,7 +157,6 @@ class ShardFetch:
         so may be deliveries that were on their way. This fetch ends; the member starts
         another, which reads the consumer's state first (`_begin`)."""
         self.outstanding = 0
-        self.deadline = 0.0
         self.stale = True
         self.wake.set()
 
@@ -288,9 +287,9 @@ class ShardFetch:
             seq, count = reply_metadata(reply)
         except ValueError:
             return
-        headers, key = decode_headers(msg.headers)
+        message = WireMessage(msg.data, *decode_headers(msg.headers))
         msg_id = msg.headers.get(MSG_ID) if msg.headers else None
-        delivery = NatsInbound(self, reply, seq, WireMessage(msg.data, headers, key), count, msg_id)
+        delivery = NatsInbound(self, reply, seq, message, count, msg_id)
         member.track(delivery)
         if not member.running:
             return  # given back at close
