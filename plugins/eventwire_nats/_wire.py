@@ -86,9 +86,8 @@ def header_block(message: WireMessage) -> bytes:
             lines.append(f"{_KEYLESS}: 1\r\n")
     elif key != subject:
         lines.append(f"{_KEY}: {_b64(key) if unsafe(key) else key}\r\n")
-    event_id = headers.get(_ID)
-    if event_id:
-        msg_id = event_id
+    msg_id = headers.get(_ID)
+    if msg_id:
         if replay := headers.get(_REPLAY):
             msg_id += f":replay:{replay}"
         if (group := headers.get(_DLQ_GROUP)) is not None:
