@@ -48,8 +48,7 @@ async def read_stream(
                     return out
                 if not msg.reply and (msg.headers or {}).get("Status"):
                     return out  # no more messages
-                headers, key = decode_headers(msg.headers)
-                out.append(WireMessage(msg.data, headers, key))
+                out.append(WireMessage(msg.data, *decode_headers(msg.headers)))
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()

@@ -282,18 +282,17 @@ class NatsBackend(BaseBackend[NatsSettings]):
         self.check_subscribe(spec)
         with self.map_errors(f"subscribe to {spec.channel!r}"):
             topology, kv = await self.topology.prepare(spec)
-        subscription = NatsSubscription(
-            spec,
-            handler,
-            topology,
-            kv,
-            settings=self.settings,
-            nc=self.nc,
-            js=self.js,
-            send=self.publisher.send,
-            lease_ttl=self.topology.lease_ttl,
-        )
-        with self.map_errors(f"subscribe to {spec.channel!r}"):
+            subscription = NatsSubscription(
+                spec,
+                handler,
+                topology,
+                kv,
+                settings=self.settings,
+                nc=self.nc,
+                js=self.js,
+                send=self.publisher.send,
+                lease_ttl=self.topology.lease_ttl,
+            )
             return await self.started(subscription)
 
     async def browse(self, channel: str, limit: int = 1000) -> list[WireMessage]:

@@ -157,7 +157,6 @@ class ShardFetch:
         so may be deliveries that were on their way. This fetch ends; the member starts
         another, which reads the consumer's state first (`_begin`)."""
         self.outstanding = 0
-        self.deadline = 0.0
         self.stale = True
         self.wake.set()
 
@@ -172,7 +171,7 @@ class ShardFetch:
                 return
             while self.reading:
                 if self.barrier is not None:
-                    await self._check_barrier()
+                    await self._check_barrier(self.barrier)
                 await self._request()
                 self.wake.clear()
                 await wait_event(
@@ -210,19 +209,14 @@ class ShardFetch:
             member.coordinator.mark_recovered(self.shard, self.epoch)
         self.sub = await member.nc.subscribe(self.inbox, cb=self.on_message)
 
-    async def _check_barrier(self) -> None:
+    async def _check_barrier(self, barrier: int) -> None:
         try:
             info = await self._consumer_state()
         except Exception:
             return
-        if self.barrier is None:
-            return
-        latest: dict[int, NatsInbound] = {}
-        for delivery in self.held:  # a message delivered twice: its latest delivery
-            latest[delivery.seq] = delivery
-        settled = info.ack_floor.stream_seq >= self.barrier and not any(
-            seq <= self.barrier for seq in latest
-        )
+        # a message delivered twice: its latest delivery
+        latest = {delivery.seq: delivery for delivery in self.held}
+        settled = info.ack_floor.stream_seq >= barrier and not any(seq <= barrier for seq in latest)
         all_here = info.num_ack_pending <= len(latest) and time.monotonic() >= self.unsure_until
         if not (settled or all_here):
             return
@@ -285,8 +279,7 @@ class ShardFetch:
                 self.outstanding = 0
             self.wake.set()
             return
-        if self.outstanding:
-            self.outstanding -= 1
+        self.outstanding = max(0, self.outstanding - 1)
         member = self.member
         if not member.accepting:
             return
@@ -294,9 +287,9 @@ class ShardFetch:
             seq, count = reply_metadata(reply)
         except ValueError:
             return
-        headers, key = decode_headers(msg.headers)
+        message = WireMessage(msg.data, *decode_headers(msg.headers))
         msg_id = msg.headers.get(MSG_ID) if msg.headers else None
-        delivery = NatsInbound(self, reply, seq, WireMessage(msg.data, headers, key), count, msg_id)
+        delivery = NatsInbound(self, reply, seq, message, count, msg_id)
         member.track(delivery)
         if not member.running:
             return  # given back at close

@@ -13,6 +13,7 @@ wall clocks.
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 import uuid
 from typing import Any, Protocol
@@ -123,12 +124,11 @@ class NatsIdempotencyStore:
             return
         kv = await self._ready()
         name = _key(key)
-        try:
+        # taken over or gone: not ours to free any more
+        with contextlib.suppress(KeyNotFoundError, KeyWrongLastSequenceError):
             entry = await kv.get(name)
             if entry.value == value:
                 await kv.delete(name, last=entry.revision)
-        except (KeyNotFoundError, KeyWrongLastSequenceError):
-            pass  # taken over or gone: not ours to free any more
 
     async def close(self) -> None:
         """Disconnect (a later call connects again)."""

@@ -42,14 +42,11 @@ class NatsLeaseStore:
         key = f"g.{self._token}.m.{member}"
         if alive:
             await self._kv.put(key, member.encode())
-            if member not in self._registered:
-                self._registered.add(member)
-                await self._signal(member)
         else:
             await self._js.purge_stream(f"KV_{self._bucket}", subject=f"$KV.{self._bucket}.{key}")
-            if member in self._registered:
-                self._registered.discard(member)
-                await self._signal(member)
+        if alive != (member in self._registered):  # it joined or left: tell the others
+            self._registered ^= {member}
+            await self._signal(member)
         info = await self._js.stream_info(
             f"KV_{self._bucket}", subjects_filter=f"$KV.{self._bucket}.g.{self._token}.m.*"
         )

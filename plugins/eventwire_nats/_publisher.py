@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from eventwire.backendkit import describe_exception
+from eventwire.backendkit import describe_exception, wait_event
 from eventwire.errors import MessageTooLargeError, PublishError
 
 from eventwire_nats._settings import NatsSettings
@@ -35,7 +35,7 @@ class _Batch:
     text)``, kind ``no-stream``, ``too-large`` or ``error``."""
 
     waiting: set[int]
-    done: asyncio.Future[None]
+    done: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     errors: dict[int, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
 
@@ -81,8 +81,8 @@ class Publisher:
         if not (data.startswith(b'{"stream"') and b'"error"' not in data):
             batch.errors[index] = _pub_ack_error(msg)
         batch.waiting.discard(index)
-        if not batch.waiting and not batch.done.done():
-            batch.done.set_result(None)
+        if not batch.waiting:
+            batch.done.set()
 
     async def publish(
         self, channel: str, prepared: list[Prepared], recreate: Callable[[], Awaitable[object]]
@@ -95,7 +95,7 @@ class Publisher:
         last = "no answer"
         while True:
             batch_id = str(next(self._tokens))
-            batch = _Batch(set(todo), asyncio.get_running_loop().create_future())
+            batch = _Batch(set(todo))
             self._batches[batch_id] = batch
             try:
                 try:
@@ -111,11 +111,7 @@ class Publisher:
                     max(0.05, deadline - time.monotonic()),
                     self._settings.request_timeout + len(todo) / 20000,
                 )
-                # awaited directly (no wait_for or shield, each a hand-over more per publish);
-                # a future cut short by the timeout is this call's alone
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await batch.done
+                await wait_event(batch.done, wait)
             finally:
                 self._batches.pop(batch_id, None)
             failed = sorted(batch.waiting | set(batch.errors))

@@ -109,25 +109,21 @@ class NatsSettings(CredentialOptions, TlsOptions):
         if location.path.strip("/"):
             raise InvalidURLError(f"{location.redacted!r} has a path; write {example}")
         hosts = tuple(backendkit.join_host(*node) for node in nodes)
-        values: dict[str, Any] = {"hosts": hosts}
-        if location.password is not None:
-            values.update(username=location.username or "", password=location.password)
-        elif location.username:
-            values["token"] = location.username
-        return values
+        if location.password is None and location.username:  # nats://token@host
+            return {"hosts": hosts, "token": location.username}
+        return {"hosts": hosts, **location.credentials()}
 
     def __post_init__(self) -> None:
         if self.tls_hostname or self.tls_handshake_first:
             object.__setattr__(self, "tls", True)
         super().__post_init__()
-        addresses = [f"nats://{h}" for h in self.hosts] + [_address(h) for h in self.servers]
-        addresses = list(dict.fromkeys(addresses)) or [f"nats://127.0.0.1:{DEFAULT_PORT}"]
-        hosts = ",".join(a.split("://", 1)[1] for a in addresses)
-        derived: dict[str, object] = {"addresses": tuple(addresses), "url": f"nats://{hosts}"}
+        # derived from the fields just parsed
+        hosts = [*self.hosts, *map(_host, self.servers)]
+        hosts = list(dict.fromkeys(hosts)) or [f"127.0.0.1:{DEFAULT_PORT}"]
+        object.__setattr__(self, "addresses", tuple(f"nats://{host}" for host in hosts))
+        object.__setattr__(self, "url", "nats://" + ",".join(hosts))
         if self.max_age and self.duplicate_window > self.max_age:
-            derived["duplicate_window"] = self.max_age
-        for name, value in derived.items():
-            object.__setattr__(self, name, value)  # derived from the fields just parsed
+            object.__setattr__(self, "duplicate_window", self.max_age)
         if not _BUCKET.match(self.lease_bucket):
             raise ConfigurationError(
                 f"nats backend option lease_bucket={self.lease_bucket!r} is invalid; use "
@@ -184,8 +180,8 @@ class NatsSettings(CredentialOptions, TlsOptions):
         return NatsSecurity(**tls) if self.tls else None
 
 
-def _address(entry: str) -> str:
-    """A ``servers`` item, ``host[:port]`` (or ``nats://host:port``), as ``nats://host:port``."""
+def _host(entry: str) -> str:
+    """A ``servers`` item, ``host[:port]`` (or ``nats://host:port``), as ``host:port``."""
     entry = entry.strip()
     if "://" in entry:
         scheme, entry = entry.split("://", 1)
@@ -198,6 +194,4 @@ def _address(entry: str) -> str:
             "put credentials once, before the first host (nats://user:pass@h1,h2), or in the "
             "options username/password/token, not in a server address of the servers option"
         )
-    return "nats://" + backendkit.join_host(
-        *backendkit.address(entry, DEFAULT_PORT, "the servers option")
-    )
+    return backendkit.join_host(*backendkit.address(entry, DEFAULT_PORT, "the servers option"))

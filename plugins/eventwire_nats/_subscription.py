@@ -99,9 +99,8 @@ class NatsSubscription(ShardedSubscription[str]):
         self.coordinator.stop()
         for fetch, _ in self._fetches.values():
             fetch.wake.set()
-        tasks = [task for _, task in self._fetches.values()]
-        if tasks:
-            await asyncio.wait(tasks)
+        if self._fetches:
+            await asyncio.wait([task for _, task in self._fetches.values()])
         await super()._stop_fetching()
 
     async def _release(self) -> None:
@@ -186,12 +185,9 @@ class NatsSubscription(ShardedSubscription[str]):
         while self.accepting:
             await asyncio.sleep(ack_wait / 6)
             now = time.monotonic()
-            refreshed: list[NatsInbound] = []
-            for delivery in self._unsettled.values():
+            for delivery in list(self._unsettled.values()):  # oldest sign of life first
                 if now - delivery.since < ack_wait / 3:
                     break
-                refreshed.append(delivery)
-            for delivery in refreshed:
                 try:
                     await self.send(delivery.position, _WPI)
                 except Exception:

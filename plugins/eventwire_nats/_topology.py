@@ -34,21 +34,23 @@ log = logging.getLogger("eventwire.nats")
 _DESCRIPTION = re.compile(r"^eventwire channel (\S+) shards=(\d+)$")
 
 
-def _short_hash(text: str) -> str:
-    return f"{zlib.crc32(text.encode()):08x}"
+def _token(name: str) -> str:
+    """`name` as a NATS name token: ``orders``; ``shop_orders_1a2b3c4d`` for ``shop.orders``
+    (the dots replaced, and a hash of the name so that ``shop.orders`` and ``shop_orders``
+    stay apart)."""
+    if "." in name:
+        return f"{name.replace('.', '_')}_{zlib.crc32(name.encode()):08x}"
+    return name
 
 
 def stream_name(channel: str) -> str:
     """``EW_orders``; ``EW_shop_orders_1a2b3c4d`` for ``shop.orders``."""
-    if "." in channel:
-        return f"EW_{channel.replace('.', '_')}_{_short_hash(channel)}"
-    return f"EW_{channel}"
+    return f"EW_{_token(channel)}"
 
 
 def durable_name(group: str, shard: int) -> str:
     """``billing_3``; ``shop_billing_1a2b3c4d_3`` for the group ``shop.billing``."""
-    base = group.replace(".", "_") + (f"_{_short_hash(group)}" if "." in group else "")
-    return f"{base}_{shard}"
+    return f"{_token(group)}_{shard}"
 
 
 def group_token(stream: str, group: str) -> str:
@@ -177,25 +179,23 @@ class Topology:
             durable = durable_name(spec.group, shard)
             try:
                 await self.js.consumer_info(topology.stream, durable)
-                return
             except NotFoundError:
-                pass
-            policy = api.DeliverPolicy.ALL if spec.from_beginning else api.DeliverPolicy.NEW
-            await self.js.add_consumer(
-                topology.stream,
-                api.ConsumerConfig(
-                    durable_name=durable,
-                    description=f"eventwire group {spec.group} shard {shard}",
-                    filter_subject=topology.subject(shard),
-                    deliver_policy=policy,
-                    ack_policy=api.AckPolicy.EXPLICIT,
-                    ack_wait=self.settings.ack_wait,
-                    max_deliver=-1,
-                    max_ack_pending=spec.max_in_flight,
-                    max_waiting=64,
-                    replay_policy=api.ReplayPolicy.INSTANT,
-                ),
-            )
+                policy = api.DeliverPolicy.ALL if spec.from_beginning else api.DeliverPolicy.NEW
+                await self.js.add_consumer(
+                    topology.stream,
+                    api.ConsumerConfig(
+                        durable_name=durable,
+                        description=f"eventwire group {spec.group} shard {shard}",
+                        filter_subject=topology.subject(shard),
+                        deliver_policy=policy,
+                        ack_policy=api.AckPolicy.EXPLICIT,
+                        ack_wait=self.settings.ack_wait,
+                        max_deliver=-1,
+                        max_ack_pending=spec.max_in_flight,
+                        max_waiting=64,
+                        replay_policy=api.ReplayPolicy.INSTANT,
+                    ),
+                )
 
         await asyncio.gather(*(ensure(shard) for shard in range(topology.shards)))
 
@@ -206,12 +206,12 @@ class Topology:
 
     async def _open_bucket(self) -> Any:
         from nats.js import api
-        from nats.js.errors import BucketNotFoundError, NotFoundError
+        from nats.js.errors import NotFoundError
 
         bucket, s = self.settings.lease_bucket, self.settings
         try:
             kv = await self.js.key_value(bucket)
-        except (BucketNotFoundError, NotFoundError):
+        except NotFoundError:  # BucketNotFoundError is one
             try:
                 kv = await self.js.create_key_value(
                     bucket=bucket,

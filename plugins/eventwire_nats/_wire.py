@@ -86,9 +86,8 @@ def header_block(message: WireMessage) -> bytes:
             lines.append(f"{_KEYLESS}: 1\r\n")
     elif key != subject:
         lines.append(f"{_KEY}: {_b64(key) if unsafe(key) else key}\r\n")
-    event_id = headers.get(_ID)
-    if event_id:
-        msg_id = event_id
+    msg_id = headers.get(_ID)
+    if msg_id:
         if replay := headers.get(_REPLAY):
             msg_id += f":replay:{replay}"
         if (group := headers.get(_DLQ_GROUP)) is not None:
@@ -113,18 +112,16 @@ def decode_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], s
     """The published headers and the key of a received message."""
     if not headers:
         return {}, None
-    out = dict(headers)
-    out.pop(MSG_ID, None)
-    key = out.pop(_KEY, None)
-    keyless = out.pop(_KEYLESS, None)
-    for name in [name for name in out if name.startswith(_DIRECTIVE)]:
-        del out[name]  # another producer's publish conditions: not part of the message
-    for name, value in out.items():
-        if value.startswith(_B64):
-            out[name] = _decode(value)
+    out = {
+        name: _decode(value)
+        for name, value in headers.items()
+        # another producer's publish conditions are not part of the message either
+        if name not in _INTERNAL and not name.startswith(_DIRECTIVE)
+    }
+    key = headers.get(_KEY)
     if key is not None:
         key = _decode(key)
-    elif keyless is None:
+    elif _KEYLESS not in headers:
         key = out.get(_SUBJECT)
     return out, key
 
