@@ -4,7 +4,7 @@ A backend plugin answers the ``eventwire_asyncapi_protocol`` hook with an `Async
 (subclassed where the protocol has AsyncAPI bindings), so the document generator
 (`eventwire.contracts.generate_asyncapi`) names no backend. Not to be confused with the
 CloudEvents protocol binding (``Backend.binding``), which names the envelope's headers.
-Cheap to import: plugins import it from their ``plugin.py``.
+Cheap to import: plugins import it from their ``_info.py`` (next to `BackendInfo`).
 """
 
 from __future__ import annotations
