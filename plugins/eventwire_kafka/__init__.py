@@ -22,8 +22,8 @@ from eventwire_kafka._settings import KafkaSettings
 
 if TYPE_CHECKING:
     from eventwire_kafka._backend import KafkaBackend
-    from eventwire_kafka._consumer import KafkaSubscription
     from eventwire_kafka._records import KafkaInbound
+    from eventwire_kafka._subscription import KafkaSubscription
     from eventwire_kafka._topics import check_topic
 
 __all__ = [
@@ -45,7 +45,7 @@ __getattr__ = lazy_exports(
     {
         "KafkaBackend": "eventwire_kafka._backend",
         "KafkaInbound": "eventwire_kafka._records",
-        "KafkaSubscription": "eventwire_kafka._consumer",
+        "KafkaSubscription": "eventwire_kafka._subscription",
         "check_topic": "eventwire_kafka._topics",
     },
 )

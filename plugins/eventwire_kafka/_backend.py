@@ -20,11 +20,11 @@ from eventwire.errors import (
 from faststream.kafka import KafkaBroker
 
 from eventwire_kafka._connect import aiokafka_producer, explain, security, takes
-from eventwire_kafka._consumer import KafkaSubscription
 from eventwire_kafka._info import CAPABILITIES
 from eventwire_kafka._producer import Producers
 from eventwire_kafka._records import to_wire
 from eventwire_kafka._settings import KafkaSettings
+from eventwire_kafka._subscription import KafkaSubscription
 from eventwire_kafka._topics import RECORD_OVERHEAD, TopicManager, check_topic, read_topic
 
 __all__ = ["KafkaBackend"]

@@ -18,7 +18,7 @@ from eventwire_rabbit._settings import RabbitSettings
 
 if TYPE_CHECKING:
     from eventwire_rabbit._backend import RabbitBackend
-    from eventwire_rabbit._consumer import RabbitInbound, RabbitSubscription
+    from eventwire_rabbit._subscription import RabbitInbound, RabbitSubscription
 
 __all__ = [
     "BACKEND_INFO",
@@ -36,7 +36,7 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "RabbitBackend": "eventwire_rabbit._backend",
-        "RabbitInbound": "eventwire_rabbit._consumer",
-        "RabbitSubscription": "eventwire_rabbit._consumer",
+        "RabbitInbound": "eventwire_rabbit._subscription",
+        "RabbitSubscription": "eventwire_rabbit._subscription",
     },
 )

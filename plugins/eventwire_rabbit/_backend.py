@@ -20,13 +20,13 @@ from faststream.rabbit.security import RabbitExternalAuth
 from faststream.security import BaseSecurity
 
 from eventwire_rabbit._channels import Bounded, close_channel
-from eventwire_rabbit._consumer import RabbitSubscription
 from eventwire_rabbit._failover import failover_connection
 from eventwire_rabbit._groups import Groups
 from eventwire_rabbit._history import Visitor
 from eventwire_rabbit._info import CAPABILITIES
 from eventwire_rabbit._publisher import Publisher
 from eventwire_rabbit._settings import RabbitSettings
+from eventwire_rabbit._subscription import RabbitSubscription
 from eventwire_rabbit._topology import history_queue
 from eventwire_rabbit._wire import from_delivery, properties, routing_key
 

@@ -37,7 +37,7 @@ log = logging.getLogger("eventwire.rabbit")
 
 
 class ShardQueue(Protocol):
-    """A shard queue a member consumes (`eventwire_rabbit._consumer.ShardQueue`)."""
+    """A shard queue a member consumes (`eventwire_rabbit._subscription.ShardQueue`)."""
 
     @property
     def state(self) -> str: ...
