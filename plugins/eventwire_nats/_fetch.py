@@ -67,8 +67,8 @@ class Member(ShardMember[str], Protocol):
     @property
     def accepting(self) -> bool: ...
     def share(self) -> int: ...
-    def track(self, delivery: NatsInbound) -> None: ...
-    def forget(self, delivery: NatsInbound) -> None: ...
+    def track(self, inbound: NatsInbound) -> None: ...
+    def forget(self, inbound: NatsInbound) -> None: ...
     async def deliver(self, inbound: Inbound) -> bool: ...
 
 
@@ -215,16 +215,16 @@ class ShardFetch:
         except Exception:
             return
         # a message delivered twice: its latest delivery
-        latest = {delivery.seq: delivery for delivery in self.held}
+        latest = {inbound.seq: inbound for inbound in self.held}
         settled = info.ack_floor.stream_seq >= barrier and not any(seq <= barrier for seq in latest)
         all_here = info.num_ack_pending <= len(latest) and time.monotonic() >= self.unsure_until
         if not (settled or all_here):
             return
         member = self.member
-        for delivery in self.held:
-            if latest[delivery.seq] is not delivery:
-                member.forget(delivery)
-        self.held = deque(sorted(latest.values(), key=lambda delivery: delivery.seq))
+        for inbound in self.held:
+            if latest[inbound.seq] is not inbound:
+                member.forget(inbound)
+        self.held = deque(sorted(latest.values(), key=lambda inbound: inbound.seq))
         while self.held and self.reading:
             await self._hand(self.held.popleft())
         if not self.held:
@@ -289,21 +289,21 @@ class ShardFetch:
             return
         message = WireMessage(msg.data, *decode_headers(msg.headers))
         msg_id = msg.headers.get(MSG_ID) if msg.headers else None
-        delivery = NatsInbound(self, reply, seq, message, count, msg_id)
-        member.track(delivery)
+        inbound = NatsInbound(self, reply, seq, message, count, msg_id)
+        member.track(inbound)
         if not member.running:
             return  # given back at close
         if self.barrier is not None:  # recovering: everything waits (module docstring)
-            self.held.append(delivery)
+            self.held.append(inbound)
             return
-        await self._hand(delivery)
+        await self._hand(inbound)
 
-    async def _hand(self, delivery: NatsInbound) -> None:
-        delivery.handed = True
+    async def _hand(self, inbound: NatsInbound) -> None:
+        inbound.handed = True
         self.handed += 1
         try:
-            await self.member.deliver(delivery)
+            await self.member.deliver(inbound)
         except asyncio.CancelledError:
             # the handler was waiting for room and never took it (see the module docstring)
-            self.member.forget(delivery)
+            self.member.forget(inbound)
             raise

@@ -107,8 +107,8 @@ class NatsSubscription(ShardedSubscription[str]):
         """Give back what the handler did not settle (nak: redelivered at once) and every
         lease; what a fetch held back comes back after ``ack_wait`` (see `_fetch`)."""
         try:
-            for reply, delivery in list(self._unsettled.items()):
-                if delivery.handed:
+            for reply, inbound in list(self._unsettled.items()):
+                if inbound.handed:
                     with contextlib.suppress(Exception):
                         await self.send(reply, _NAK)
             self._unsettled.clear()
@@ -152,21 +152,21 @@ class NatsSubscription(ShardedSubscription[str]):
 
     # -- settling ------------------------------------------------------------------------
 
-    def track(self, delivery: NatsInbound) -> None:
-        """`delivery` was received: it counts against its shard until it is settled."""
-        self._unsettled[delivery.position] = delivery
-        self.coordinator.delivered(delivery.shard)
+    def track(self, inbound: NatsInbound) -> None:
+        """`inbound` was received: it counts against its shard until it is settled."""
+        self._unsettled[inbound.position] = inbound
+        self.coordinator.delivered(inbound.shard)
 
-    def forget(self, delivery: NatsInbound) -> None:
-        """`delivery` is settled (acked, or given back without a nak)."""
-        delivery.settled = True
-        if self._unsettled.pop(delivery.position, None) is None:
+    def forget(self, inbound: NatsInbound) -> None:
+        """`inbound` is settled (acked, or given back without a nak)."""
+        inbound.settled = True
+        if self._unsettled.pop(inbound.position, None) is None:
             return
-        fetch = delivery.fetch
-        if delivery.handed:
+        fetch = inbound.fetch
+        if inbound.handed:
             fetch.handed -= 1
         fetch.wake.set()
-        self.coordinator.settled(delivery.shard)
+        self.coordinator.settled(inbound.shard)
 
     async def _send_acks(self, batch: list[tuple[Shard, str]]) -> None:
         for _, reply in batch:
@@ -175,9 +175,9 @@ class NatsSubscription(ShardedSubscription[str]):
 
     def _sent(self, batch: Iterable[tuple[Shard, str]]) -> None:
         for _, reply in batch:
-            delivery = self._unsettled.get(reply)
-            if delivery is not None:
-                self.forget(delivery)
+            inbound = self._unsettled.get(reply)
+            if inbound is not None:
+                self.forget(inbound)
 
     async def _keep_alive(self) -> None:
         """Tell the server that old unsettled deliveries are still being worked on."""
@@ -185,14 +185,14 @@ class NatsSubscription(ShardedSubscription[str]):
         while self.accepting:
             await asyncio.sleep(ack_wait / 6)
             now = time.monotonic()
-            for delivery in list(self._unsettled.values()):  # oldest sign of life first
-                if now - delivery.since < ack_wait / 3:
+            for inbound in list(self._unsettled.values()):  # oldest sign of life first
+                if now - inbound.since < ack_wait / 3:
                     break
                 try:
-                    await self.send(delivery.position, _WPI)
+                    await self.send(inbound.position, _WPI)
                 except Exception:
                     break
-                delivery.since = now
+                inbound.since = now
                 # keep the dict ordered by the time of the last sign of life
-                if self._unsettled.pop(delivery.position, None) is not None:
-                    self._unsettled[delivery.position] = delivery
+                if self._unsettled.pop(inbound.position, None) is not None:
+                    self._unsettled[inbound.position] = inbound
