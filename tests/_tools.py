@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from typing import NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
 
 import pytest
 
@@ -16,3 +18,15 @@ def missing(reason: str) -> NoReturn:
     if FULL_RUN:
         pytest.fail(f"{reason} (the full run, EVENTWIRE_BROKERS=1, must not skip)")
     pytest.skip(reason)
+
+
+def run(factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    """Run ``factory()`` in an event loop of its own, bounded by `timeout` seconds: for the
+    tests that must start outside a loop (to time a whole connect, to run blocking commands
+    such as a broker restart between async phases, or to use two event loops in turn)."""
+
+    async def bounded() -> Any:
+        async with asyncio.timeout(timeout):
+            return await factory()
+
+    return asyncio.run(bounded())

@@ -14,13 +14,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from eventwire import Event
 from eventwire_conformance._cleanup import delete_channels
 from eventwire_conformance.guarantees import IDS
+
+from tests._tools import run
 
 __all__ = [
     "ROOT",
@@ -74,17 +76,6 @@ def ping_model(channel: str) -> type[PingBase]:
         pass
 
     return Ping
-
-
-def run(factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    """Run ``factory()`` in a fresh event loop, bounded by `timeout` seconds (for the tests
-    that must start outside a loop, e.g. to time a whole connect attempt)."""
-
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await factory()
-
-    return asyncio.run(bounded())
 
 
 async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

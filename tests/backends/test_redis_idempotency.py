@@ -11,9 +11,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -21,21 +19,12 @@ from eventwire import Claim, IdempotencyStore
 from eventwire.errors import BackendUnavailableError, ConfigurationError
 from eventwire_redis import RedisIdempotencyStore
 
+from tests._tools import run
+
 pytestmark = [pytest.mark.broker, pytest.mark.anyio]
 
 URL = os.environ.get("EVENTWIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    """Run ``factory()`` in an event loop of its own, bounded by `timeout` seconds (for the
-    test that drives subprocesses with blocking calls)."""
-
-    async def bounded() -> Any:
-        async with asyncio.timeout(timeout):
-            return await factory()
-
-    return asyncio.run(bounded())
 
 
 def prefix() -> str:

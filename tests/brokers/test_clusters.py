@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests._tools import run
 from tests.brokers.conftest import run_brokers_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -99,18 +100,6 @@ def cluster_env(tmp_path: Path) -> dict[str, str]:
 def _ports(env: dict[str, str], var: str) -> list[int]:
     first = int(env[var])
     return [first, first + 1, first + 2]
-
-
-def _run(factory: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """One phase of a cluster test, in an event loop of its own. Between phases the test
-    kills and starts nodes with blocking commands (tens of seconds); no client is alive then,
-    so none sees a stalled loop (missed heartbeats, expired sessions) that a real service
-    would not."""
-
-    async def bounded() -> Any:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(bounded())
 
 
 async def _retry(action: Callable[[], Awaitable[Any]], seconds: float = 60.0) -> Any:
@@ -198,7 +187,7 @@ def test_nats_cluster_survives_and_rejoins(started: dict[str, str]) -> None:
         assert len(info.cluster.replicas or []) == 2
         return int(info.cluster.leader.removeprefix("eventwire-c"))
 
-    leader = _run(create)
+    leader = run(create)
     _ok("kill", "nats", "--node", str(leader), env=env)
     _assert_degraded("nats", env, leader)
 
@@ -209,7 +198,7 @@ def test_nats_cluster_survives_and_rejoins(started: dict[str, str]) -> None:
             await _retry(partial(js.publish, f"{stream}.a", str(i).encode(), timeout=2))
         await nc.close()
 
-    _run(publish_more)
+    run(publish_more)
     _ok("up", "nats", "--node", str(leader), env=env)
     _assert_formed("nats", env)
     # The restarted server catches its replica up, with the messages written while it was down.
@@ -289,10 +278,10 @@ def test_kafka_cluster_survives_and_rejoins(started: dict[str, str]) -> None:
         assert sorted(partition["isr"]) == [1, 2, 3]
         return int(partition["leader"])
 
-    leader = _run(create)
+    leader = run(create)
     _ok("kill", "kafka", "--node", str(leader), env=env)
     _assert_degraded("kafka", env, leader)
-    _run(lambda: produce(range(5, 10)), timeout=180)
+    run(lambda: produce(range(5, 10)), timeout=180)
     _ok("up", "kafka", "--node", str(leader), env=env)
     _assert_formed("kafka", env)
 
@@ -312,7 +301,7 @@ def test_kafka_cluster_survives_and_rejoins(started: dict[str, str]) -> None:
         finally:
             await consumer.stop()
 
-    assert _run(after) == [str(i).encode() for i in range(10)]
+    assert run(after) == [str(i).encode() for i in range(10)]
 
     # While the node was down the survivors took over its partitions; once it is in sync
     # again the controller gives each back to its preferred leader (its first replica).
@@ -320,7 +309,7 @@ def test_kafka_cluster_survives_and_rejoins(started: dict[str, str]) -> None:
         partition = await describe(boot)
         assert partition["leader"] == partition["replicas"][0], partition
 
-    _run(lambda: _retry(rebalanced, seconds=90), timeout=150)
+    run(lambda: _retry(rebalanced, seconds=90), timeout=150)
     status = _assert_formed("kafka", env)
     assert re.search(rf"^  node{leader} running .*preferred leader of [1-9]", status, re.M), status
     assert f"{topic}-0 on node {leader}" in status, status
@@ -351,7 +340,7 @@ def test_redis_sentinel_fails_over_and_the_old_master_rejoins(started: dict[str,
             assert await master.wait(2, 2000) == 2  # both replicas have it
         return data_ports.index(port) + 1
 
-    old = _run(first_write)
+    old = run(first_write)
     url = f"redis+sentinel://{hosts}/mymaster"
     assert _leader(url, "orders") == f"{HOST}:{data_ports[old - 1]}"
     _ok("kill", "redis", "--node", str(old), env=env)
@@ -370,7 +359,7 @@ def test_redis_sentinel_fails_over_and_the_old_master_rejoins(started: dict[str,
             await master.set(key, "after")
         return data_ports.index(port) + 1
 
-    new = _run(failover_write)
+    new = run(failover_write)
     assert new != old
     assert _leader(url, "orders") == f"{HOST}:{data_ports[new - 1]}"
     _ok("up", "redis", "--node", str(old), env=env)
@@ -383,7 +372,7 @@ def test_redis_sentinel_fails_over_and_the_old_master_rejoins(started: dict[str,
             assert int(info["master_port"]) == data_ports[new - 1]
             assert await node.get(key) == "after"
 
-    _run(lambda: _retry(rejoined, 30))
+    run(lambda: _retry(rejoined, 30))
     # After down and up, the master is still the one the sentinels promoted.
     _ok("down", "--cluster", "redis", env=env)
     _ok("up", "--cluster", "redis", env=env)
@@ -423,7 +412,7 @@ def test_rabbit_quorum_queue_survives_and_the_node_rejoins(started: dict[str, st
                 await channel.default_exchange.publish(message, routing_key=queue)
             return int(declared.declaration_result.message_count or 0)
 
-    _run(lambda: publish(ports[0], range(5)))
+    run(lambda: publish(ports[0], range(5)))
     leaders = re.search(rf"{queue} on eventwire-c(\d)-", _assert_formed("rabbit", env))
     assert leaders, "status names no leader for the quorum queue"
     leader = int(leaders.group(1))
@@ -431,7 +420,7 @@ def test_rabbit_quorum_queue_survives_and_the_node_rejoins(started: dict[str, st
     _ok("kill", "rabbit", "--node", str(leader), env=env)
     _assert_degraded("rabbit", env, leader)
     survivor = ports[leader % 3]
-    _run(lambda: _retry(lambda: publish(survivor, range(5, 10))), timeout=180)
+    run(lambda: _retry(lambda: publish(survivor, range(5, 10))), timeout=180)
     # a survivor leads the queue now
     new = _leader(url, channel, "--management", managements[leader % 3])
     assert new.startswith("eventwire-c") and not new.startswith(f"eventwire-c{leader}-")
@@ -442,7 +431,7 @@ def test_rabbit_quorum_queue_survives_and_the_node_rejoins(started: dict[str, st
     async def count_on_restarted() -> int:
         return await publish(ports[leader - 1], range(0))
 
-    assert _run(count_on_restarted) == 10
+    assert run(count_on_restarted) == 10
 
 
 # --------------------------------------------------------------------------- bad input

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests._tools import run
 from tests.brokers.conftest import run_brokers_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,16 +39,6 @@ PORT_VARS = (
     "EVENTWIRE_POSTGRES_PORT",
 )
 ALL_NAMES = ("kafka", "rabbit", "redis", "nats", "aws", "postgres")
-
-
-def _run(coro_factory: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    """Run ``coro_factory()`` in an event loop of its own, bounded by `timeout` seconds (for
-    the tests that drive the brokers script, a blocking subprocess, between the async parts)."""
-
-    async def bounded() -> Any:
-        return await asyncio.wait_for(coro_factory(), timeout)
-
-    return asyncio.run(bounded())
 
 
 def host_port(url: str, default_port: int) -> tuple[str, int]:
@@ -248,7 +239,7 @@ def test_restart_or_kill_redis_keeps_stream(private_broker: dict[str, str], how:
         finally:
             await client.aclose()
 
-    written = _run(write)
+    written = run(write)
     if how == "restart":
         restarted = _script("restart", "redis", env=env)
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
@@ -263,7 +254,7 @@ def test_restart_or_kill_redis_keeps_stream(private_broker: dict[str, str], how:
         assert again.returncode == 1 and "not running" in again.stderr, again.stderr
         up = _script("up", "redis", env=env)
         assert up.returncode == 0, up.stdout + up.stderr
-    assert _run(read) == written
+    assert run(read) == written
 
 
 @pytest.mark.broker
@@ -299,10 +290,10 @@ def test_restart_kafka_keeps_topic(private_broker: dict[str, str]) -> None:
         finally:
             await consumer.stop()
 
-    _run(write)
+    run(write)
     restarted = _script("restart", "kafka", env=env)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    assert _run(read, timeout=90) == [b"order-0", b"order-1", b"order-2"]
+    assert run(read, timeout=90) == [b"order-0", b"order-1", b"order-2"]
 
 
 @pytest.mark.broker
@@ -335,7 +326,7 @@ def test_postgres_up_serves_the_idempotency_store(
                 await first.close()  # type: ignore[attr-defined]
                 await second.close()  # type: ignore[attr-defined]
 
-        assert _run(claim_twice) == (Claim.ACQUIRED, Claim.BUSY)
+        assert run(claim_twice) == (Claim.ACQUIRED, Claim.BUSY)
         status = _script("status", "postgres", env=env)
         assert status.returncode == 0 and "postgres running" in status.stdout, status.stdout
     finally:

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import zlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pluggy
@@ -32,6 +32,8 @@ from eventwire_memory import (
 )
 from eventwire_memory._info import plugin as memory_plugin
 
+from tests._tools import run
+
 _names = itertools.count()
 #: A stuck test fails instead of hanging the run.
 pytestmark = pytest.mark.timeout(30)
@@ -42,11 +44,6 @@ def _fresh_brokers() -> Iterator[None]:
     reset_brokers()
     yield
     reset_brokers()
-
-
-def run(coro: Coroutine[Any, Any, None]) -> None:
-    """Run `coro` in an event loop of its own (for the test that needs two loops in turn)."""
-    asyncio.run(asyncio.wait_for(coro, timeout=5))
 
 
 async def connected(url: str = "memory://test", **options: Any) -> MemoryBackend:
@@ -529,8 +526,8 @@ def test_member_cancelled_by_its_event_loop_leaves_the_group() -> None:
         assert [d.delivery_count for d in got.deliveries] == [2, 2]
         await backend.close()
 
-    run(first())
-    run(second())
+    run(first, timeout=5)
+    run(second, timeout=5)
 
 
 def test_delete_channel_forgets_messages() -> None:
