@@ -26,7 +26,10 @@ from eventwire.errors import (
 )
 from eventwire.plugins import create_backend
 from eventwire_sqlite import SqliteBackend, SqliteSettings
+from eventwire_sqlite._leases import SqliteLeaseStore
 from eventwire_sqlite.outage import outage
+
+from tests.backendkit._lease_contract import check_lease_store
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,6 +219,15 @@ async def test_processes_share_a_file_as_members_and_as_groups(tmp_path: Path) -
     assert sorted(g1 + g2) == list(range(96))  # the group g got every event once
     assert g1 and g2  # ... split between its two members
     assert h == list(range(96))  # the group h got every event too
+
+
+async def test_the_lease_store_keeps_the_kits_promises(tmp_path: Path) -> None:
+    backend = SqliteBackend(url(tmp_path / "leases.db"))
+    await backend.connect()
+    try:
+        await check_lease_store(SqliteLeaseStore(backend._db, "orders", "billing"))
+    finally:
+        await backend.close()
 
 
 # -- retention, dead letters, outages, clean-up ---------------------------------------------
