@@ -333,3 +333,35 @@ def test_an_option_below_another_is_checked_after_parsing() -> None:
     )
     with pytest.raises(ConfigurationError, match=r"retry=3 must be shorter than lease_ttl=2"):
         PollSettings.parse("poll://?retry=3")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RenamedSettings(BackendSettings):
+    backend = "renamed"
+    schemes = ("renamed",)
+
+    lease_ttl: Seconds = option(2.0, "lease time", formerly=("member_lease",))
+    fetch_count: int = option(10, "messages per read", formerly=("fetch_batch", "batch"))
+
+
+def test_a_former_option_name_still_works_and_says_the_new_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="eventwire"):
+        settings = RenamedSettings.parse("renamed://?member_lease=3s", {"batch": 4})
+    assert (settings.lease_ttl, settings.fetch_count) == (3.0, 4)
+    assert "renamed backend option member_lease is now called lease_ttl" in caplog.text
+    assert "option batch is now called fetch_count" in caplog.text
+    with pytest.raises(ConfigurationError) as caught:
+        RenamedSettings.parse("renamed://?member_lease=3", {"lease_ttl": 1})
+    assert str(caught.value) == (
+        "renamed backend options member_lease and lease_ttl are one option (member_lease is "
+        "its former name); give lease_ttl only"
+    )
+    with pytest.raises(ConfigurationError, match=r"knows: lease_ttl, fetch_count$"):
+        RenamedSettings.parse("renamed://?lease=1")
+    docs = {info.name: info.doc for info in RenamedSettings.options()}
+    assert docs == {
+        "lease_ttl": "lease time (formerly `member_lease`)",
+        "fetch_count": "messages per read (formerly `fetch_batch`, `batch`)",
+    }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self, TypeVar
@@ -27,6 +28,8 @@ __all__ = ["BackendSettings", "Location", "OptionInfo", "OptionSpec", "option"]
 T = TypeVar("T")
 _SPEC = "eventwire.option"
 
+log = logging.getLogger("eventwire")
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class OptionSpec:
@@ -40,6 +43,8 @@ class OptionSpec:
     default_doc: str | None = None
     #: Another option this one must stay below (a poll interval below a lease time).
     below: str | None = None
+    #: Names the option had before (still accepted, with a warning).
+    formerly: tuple[str, ...] = ()
 
 
 def option(
@@ -51,16 +56,18 @@ def option(
     maximum: float | None = None,
     default_doc: str | None = None,
     below: str | None = None,
+    formerly: tuple[str, ...] = (),
 ) -> T:
     """Declare a settings field as an option a user may set in the URL query or as a keyword.
 
     `doc` is the sentence shown in the docs' options table; a `secret` option never shows in
     ``repr``, in the redacted URL or in an error message; `minimum` / `maximum` bound numbers
     (inclusive); `below` names another option this one must be smaller than (checked after
-    parsing: ``poll_interval=2 must be shorter than lease_ttl=1``). The default must be
-    immutable (a number, a string, ``None``, an enum member, a tuple).
+    parsing: ``poll_interval=2 must be shorter than lease_ttl=1``); `formerly` lists names
+    the option had before: still accepted (a warning says the new name), never together with
+    it. The default must be immutable (a number, a string, ``None``, an enum member, a tuple).
     """
-    spec = OptionSpec(doc, secret, minimum, maximum, default_doc, below)
+    spec = OptionSpec(doc, secret, minimum, maximum, default_doc, below, formerly)
     field = dataclasses.field(default=default, repr=not secret, metadata={_SPEC: spec})
     return field
 
@@ -172,8 +179,8 @@ class BackendSettings:
         location, query = _split(url, cls.schemes, cls.backend)
         values = cls.from_location(location)
         values.setdefault("url", redact_url(url))
-        supplied = {**query, **(options or {})}
         known = cls.option_specs()
+        supplied = _renamed(cls.backend, {**query, **(options or {})}, known)
         unknown = sorted(set(supplied) - set(known))
         if unknown:
             raise ConfigurationError(_unknown_message(cls.backend, unknown, list(known)))
@@ -209,8 +216,11 @@ class BackendSettings:
                 if spec.default_doc is not None
                 else show_default(field.default, hints[field.name])
             )
+            doc = spec.doc
+            if spec.formerly:
+                doc += " (formerly " + ", ".join(f"`{name}`" for name in spec.formerly) + ")"
             infos.append(
-                OptionInfo(field.name, describe(hints[field.name]), default, spec.doc, spec.secret)
+                OptionInfo(field.name, describe(hints[field.name]), default, doc, spec.secret)
             )
         return infos
 
@@ -235,6 +245,31 @@ def _specs(cls: type[BackendSettings]) -> dict[str, OptionSpec]:
         for field in dataclasses.fields(cls)
         if _SPEC in field.metadata
     }
+
+
+def _renamed(
+    backend: str, supplied: dict[str, object], known: Mapping[str, OptionSpec]
+) -> dict[str, object]:
+    """`supplied` with every option given by a former name (`OptionSpec.formerly`) under its
+    name now; `ConfigurationError` when both names are given."""
+    for name, spec in known.items():
+        for old in spec.formerly:
+            if old not in supplied:
+                continue
+            if name in supplied:
+                raise ConfigurationError(
+                    f"{backend} backend options {old} and {name} are one option ({old} is its "
+                    f"former name); give {name} only"
+                )
+            supplied[name] = supplied.pop(old)
+            log.warning(
+                "eventwire: the %s backend option %s is now called %s; give %s instead",
+                backend,
+                old,
+                name,
+                name,
+            )
+    return supplied
 
 
 def _hints(cls: type[BackendSettings]) -> dict[str, Any]:
