@@ -4,7 +4,7 @@ before they are handed over, and the `Lookahead` that bounds how far it runs ahe
 The delivery record of the next records is committed while the ones before them are being
 handled, and one commit covers whatever the client had buffered (up to the lookahead), so
 the commit round trip is neither waited for by the pipeline nor paid per
-``fetch_max_records``. The price: after a crash, records fetched but not handed over yet
+``fetch_count``. The price: after a crash, records fetched but not handed over yet
 come back with a delivery count one too high (docs/backends/kafka.md).
 """
 
@@ -70,7 +70,7 @@ class Fetcher:
         self._parts = parts
         self._committer = committer
         self._lookahead = lookahead
-        self._max_records = settings.fetch_max_records
+        self._max_records = settings.fetch_count
         self._outage = Outage(f"kafka fetch of {spec.channel}/{spec.group}", settings.scrub)
 
     async def run(self) -> None:

@@ -113,10 +113,11 @@ class KafkaSettings(CredentialOptions, TlsOptions):
         "how often finished offsets are committed (also on revoke and close)",
         minimum=10,
     )
-    fetch_max_records: int = option(
+    fetch_count: int = option(
         250,
         "records per `getmany`; up to 16 times as many wait fetched ahead of the handlers",
         minimum=1,
+        formerly=("fetch_max_records",),
     )
     fetch_max_wait_ms: int = option(
         100,

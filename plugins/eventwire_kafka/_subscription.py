@@ -50,7 +50,7 @@ class KafkaSubscription(BaseSubscription):
         self._parts: dict[Any, Partition] = {}
         self._committer = Committer(consumer, self._parts, spec)
         self._start = StartPositions(consumer, spec)
-        lookahead = Lookahead(max(16 * settings.fetch_max_records, 4 * spec.max_in_flight))
+        lookahead = Lookahead(max(16 * settings.fetch_count, 4 * spec.max_in_flight))
         self._fetcher = Fetcher(consumer, self._parts, self._committer, lookahead, spec, settings)
         self._handover = Handover(self, lookahead)
         self._fetching: list[asyncio.Task[None]] = []

@@ -241,7 +241,7 @@ class ShardFetch:
         room = share - self.handed - self.outstanding
         if usable < 0.05 or room <= 0 or (room * 2 < share and self.outstanding):
             return
-        batch = min(room, member.settings.fetch_batch)
+        batch = min(room, member.settings.fetch_count)
         expires = min(member.pull_expires, usable)
         request = b'{"batch":%d,"expires":%d}' % (batch, int(expires * 1e9))
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{member.topology.stream}.{self.durable}"

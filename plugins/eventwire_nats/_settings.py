@@ -100,7 +100,9 @@ class NatsSettings(CredentialOptions, TlsOptions):
         "how long a stream remembers message ids to drop duplicates (at most `max_age`)",
         minimum=0,
     )
-    fetch_batch: int = option(256, "messages one pull request asks for at most", minimum=1)
+    fetch_count: int = option(
+        256, "messages one pull request asks for at most", minimum=1, formerly=("fetch_batch",)
+    )
 
     @classmethod
     def from_location(cls, location: Location) -> dict[str, Any]:

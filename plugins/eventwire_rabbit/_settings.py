@@ -86,12 +86,13 @@ class RabbitSettings(CredentialOptions, TlsOptions):
         0.5,
         "seconds between a member's announcements to its group",
         minimum=0.05,
-        below="member_lease",
+        below="lease_ttl",
     )
-    member_lease: Seconds = option(
+    lease_ttl: Seconds = option(
         3.0,
         "seconds: a member unheard of this long is dead: the others take its shards",
         minimum=0.2,
+        formerly=("member_lease",),
     )
     release_timeout: Seconds = option(
         30.0,

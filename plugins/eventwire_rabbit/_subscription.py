@@ -161,7 +161,7 @@ class RabbitSubscription(ShardedSubscription[Tag]):
             store=self.store,
             member_id=f"{spec.member_prefix}-{uuid.uuid4().hex[:12]}",
             shards=settings.shards,
-            ttl=settings.member_lease,
+            ttl=settings.lease_ttl,
             interval=settings.member_heartbeat,
             scrub=settings.scrub,
             backend="rabbit",

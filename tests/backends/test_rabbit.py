@@ -296,7 +296,7 @@ def test_unknown_option_lists_the_known_ones() -> None:
         ({"connect_timeout": -1}, "connect_timeout"),
         ({"tls": "maybe"}, "tls"),
         ({"history_max_age": "7 days"}, "history_max_age"),
-        ({"member_lease": 0.5, "member_heartbeat": 1}, "member_lease"),
+        ({"lease_ttl": 0.5, "member_heartbeat": 1}, "lease_ttl"),
         ({"external_auth": True}, "cert_file"),
     ],
 )
@@ -679,7 +679,7 @@ async def test_new_group_from_beginning_gets_old_events_once_and_in_order() -> N
 
 async def test_members_split_the_shards_and_take_over_a_crashed_one() -> None:
     channel, group = unique("share"), unique("grp")
-    options = {**OPTIONS, "member_heartbeat": 0.1, "member_lease": 1.0}
+    options = {**OPTIONS, "member_heartbeat": 0.1, "lease_ttl": 1.0}
     a, b = RabbitBackend(URL, options), RabbitBackend(URL, options)
     await a.connect()
     await b.connect()
@@ -750,7 +750,7 @@ class _Member:
         return [inbound.message.body for inbound in self.got]
 
 
-FAST = {"member_heartbeat": 0.1, "member_lease": 1.0}
+FAST = {"member_heartbeat": 0.1, "lease_ttl": 1.0}
 
 
 @contextlib.asynccontextmanager
