@@ -127,17 +127,6 @@ def test_url_hosts_ports_and_options() -> None:
             KafkaSettings.parse(bad, {})
 
 
-def test_unknown_option_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigurationError) as info:
-        EventBus(URL + "?partitons=3")
-    text = str(info.value)
-    assert "partitons" in text
-    for known in ("partitions", "session_timeout_ms", "sasl_mechanism", "ca_file"):
-        assert known in text
-    options = set(KafkaSettings.option_specs())
-    assert options >= {"partitions", "password", "revoke_timeout_ms", "commit_interval_ms"}
-
-
 @pytest.mark.parametrize(
     "options",
     [

@@ -151,15 +151,6 @@ def test_servers_option_as_a_list_tls_implied_and_a_context_object() -> None:
         NatsSettings.parse("nats://?ssl_context=yes")
 
 
-def test_unknown_option_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigurationError) as info:
-        NatsBackend(URL, {"shard": 4})
-    text = str(info.value)
-    assert "'shard'" in text
-    for known in ("shards", "ack_wait", "lease_ttl", "token", "ca_file"):
-        assert known in text
-
-
 @pytest.mark.parametrize(
     ("options", "needle"),
     [

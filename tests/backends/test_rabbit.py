@@ -279,14 +279,6 @@ async def test_the_bus_moves_to_another_node_when_its_node_dies() -> None:
 # -- options and URLs ----------------------------------------------------------------------
 
 
-def test_unknown_option_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigurationError) as info:
-        RabbitBackend(URL, {"shardz": 4})
-    assert "'shardz'" in str(info.value) and "shards" in str(info.value)
-    with pytest.raises(ConfigurationError, match="prefetchh"):
-        RabbitBackend(URL + "?prefetchh=3")
-
-
 @pytest.mark.parametrize(
     ("options", "needle"),
     [
