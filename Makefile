@@ -46,8 +46,9 @@ test-clusters: $(STAMP)
 	EVENTWIRE_BROKERS=1 $(PY) -m pytest -p no:xdist -m "cluster and not cluster_ci" tests/brokers/test_clusters.py tests/backends/test_cluster_matrix.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sdk plugins conformance tests
-	$(VENV)/bin/mypy sdk plugins conformance tests
+	$(VENV)/bin/ruff check sdk plugins conformance tests conformance/brokers/brokers
+	$(VENV)/bin/ruff format --check sdk plugins conformance tests docs/examples conformance/brokers/brokers
+	$(VENV)/bin/mypy sdk plugins conformance tests conformance/brokers/brokers
 
 ## Only the tests that need no broker.
 unit: $(STAMP)
