@@ -182,6 +182,7 @@ class MemoryBackend(BaseBackend[MemorySettings]):
 
     name = "memory"
     binding = "kafka"
+    messaging_system = "eventwire"
     capabilities = CAPABILITIES
 
     def __init__(self, url: str = "memory://", options: Mapping[str, Any] | None = None) -> None:

@@ -38,6 +38,7 @@ class RabbitBackend(BaseBackend[RabbitSettings]):
 
     name = "rabbit"
     binding = "amqp"
+    messaging_system = "rabbitmq"
     error_map: ClassVar[ErrorMap] = {
         aiormq.exceptions.AMQPError: BackendUnavailableError,
         aiormq.exceptions.ChannelInvalidStateError: BackendUnavailableError,

@@ -273,3 +273,18 @@ async def test_on_by_itself_once_a_global_tracer_provider_is_configured(
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert out.decode().strip() == expected
+
+
+def test_the_messaging_system_is_what_the_backend_declares_or_its_name() -> None:
+    from types import SimpleNamespace
+
+    from eventwire.observability._attrs import messaging_system
+    from eventwire_memory import MemoryBackend
+    from eventwire_rabbit import RabbitBackend
+    from eventwire_sqlite import SqliteBackend
+
+    assert messaging_system(RabbitBackend("amqp://127.0.0.1:5672/")) == "rabbitmq"
+    assert messaging_system(MemoryBackend()) == "eventwire"
+    assert messaging_system(SqliteBackend("sqlite:///tmp/eventwire-otel.db")) == "sqlite"
+    # an outside backend on the bare protocol, without the attribute
+    assert messaging_system(SimpleNamespace(name="postgres")) == "postgres"

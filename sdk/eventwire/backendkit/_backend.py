@@ -66,6 +66,9 @@ class BaseBackend(abc.ABC, Generic[S]):
     #: What the backend supports; an instance may replace it after connecting (e.g. to
     #: lower ``max_message_bytes`` to the broker's limit).
     capabilities: Capabilities
+    #: OpenTelemetry's ``messaging.system`` for this backend, where the semantic conventions'
+    #: well-known value differs from `name` (``"rabbitmq"``); ``None``: `name`.
+    messaging_system: ClassVar[str | None] = None
     #: Client exception class → eventwire error, for `map_errors` (most specific first is
     #: not needed: the exception's class hierarchy is searched in order). Network errors of
     #: the standard library map to `BackendUnavailableError` unless listed here.

@@ -76,7 +76,7 @@ def instrumentation(backend: Backend, tracing: Any, metrics: Any) -> tuple[Middl
     """
     from eventwire.observability import prometheus
 
-    system = messaging_system(backend.name)
+    system = messaging_system(backend)
     otel = _otel_installed()
     meter_provider = None if isinstance(metrics, bool) else metrics
     layers: list[Middleware] = []

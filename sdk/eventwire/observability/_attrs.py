@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["SYSTEMS", "messaging_system"]
-
-#: eventwire backend name -> ``messaging.system`` (the semantic conventions' well-known
-#: values where one exists; the backend's own name otherwise).
-SYSTEMS: Mapping[str, str] = {"rabbit": "rabbitmq", "memory": "eventwire"}
+__all__ = ["messaging_system"]
 
 SYSTEM = "messaging.system"
 DESTINATION = "messaging.destination.name"
@@ -27,6 +23,8 @@ BATCH_COUNT = "messaging.batch.message_count"
 BATCH_FAILED = "eventwire.batch.failed_count"
 
 
-def messaging_system(backend_name: str) -> str:
-    """The ``messaging.system`` value of an eventwire backend."""
-    return SYSTEMS.get(backend_name, backend_name)
+def messaging_system(backend: Any) -> str:
+    """The ``messaging.system`` value of `backend`: its ``messaging_system`` attribute (the
+    semantic conventions' well-known value, where the backend declares one), else its name."""
+    declared = getattr(backend, "messaging_system", None)
+    return declared if isinstance(declared, str) and declared else str(backend.name)
