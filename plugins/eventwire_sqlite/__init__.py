@@ -27,9 +27,10 @@ Guarantee by guarantee:
 - G14 old events: ``from_beginning`` starts a new group at the beginning of what is retained.
 - G15 confirmed publish: ``publish`` returns after the transaction committed
   (``synchronous=full``: on disk).
-- G16 reconnect: when the file is unavailable (locked by another process, a disk that went
-  away), reads and acks retry and publishes wait ``busy_timeout``; nothing committed is
-  lost. ``python -m eventwire_sqlite.outage PATH`` makes such an outage on purpose.
+- G16 reconnect: when the file is unavailable (a process holding its write lock crashed
+  mid-transaction, a disk that went away), reads and acks retry and publishes wait
+  ``busy_timeout``; nothing committed is lost. ``python -m eventwire_sqlite.outage PATH``
+  crashes such a writer on purpose.
 - G17 large: events up to ``max_message_bytes`` (16 MiB by default).
 - G18 shutdown, G19 backpressure, G20 contract: the kit's shutdown contract; a read takes at
   most ``max_in_flight`` messages and the loop waits on the pipeline.

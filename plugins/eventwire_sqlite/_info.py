@@ -15,8 +15,8 @@ SCHEME = "sqlite"
 #: stores up to 1 GB per value.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
-# Every guarantee but G23 (G16: the database file becomes unavailable for a while, then
-# comes back).
+# Every guarantee but G23 (G16: a process writing the file crashes mid-transaction while
+# holding its write lock; the file is opened again and recovered).
 CAPABILITIES = Capabilities(
     unsupported=MappingProxyType(
         {"G23": "one SQLite file on one host: there is no cluster whose node could fail"}

@@ -57,8 +57,9 @@ def test_every_guarantee_passes_on_the_real_broker(name: str, tmp_path: Path) ->
 
 
 def test_every_guarantee_passes_on_a_sqlite_file(tmp_path: Path) -> None:
-    """The embedded durable backend needs no broker: its G16 "restart" and G22 "crash" make
-    the file unavailable for a while (``python -m eventwire_sqlite.outage``)."""
+    """The embedded durable backend needs no broker: its G16 "restart" and G22 "crash" are a
+    process that holds the file's write lock mid-transaction being SIGKILLed, and the file
+    opened again (``python -m eventwire_sqlite.outage``)."""
     database = tmp_path / "conformance.db"
     outage = f"{sys.executable} -m eventwire_sqlite.outage {database}"
     run_matrix(

@@ -8,6 +8,7 @@ Every guarantee of the conformance suite is checked by tests/backends/test_confo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -27,7 +28,8 @@ from eventwire.errors import (
 from eventwire.plugins import create_backend
 from eventwire_sqlite import SqliteBackend, SqliteSettings
 from eventwire_sqlite._leases import SqliteLeaseStore
-from eventwire_sqlite.outage import outage
+from eventwire_sqlite.outage import SCRATCH_TABLE, crashing_writer
+from eventwire_sqlite.outage import main as outage_main
 
 from tests.backendkit._lease_contract import check_lease_store
 
@@ -263,20 +265,37 @@ async def test_dead_letters_are_kept_in_the_file(tmp_path: Path) -> None:
     assert letter.reason == "refused"
 
 
-async def test_publishing_during_an_outage_fails_cleanly_then_works(tmp_path: Path) -> None:
+async def test_publishing_while_a_writer_crashes_fails_cleanly_then_works(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     backend = SqliteBackend(url(path, busy_timeout="200ms"))
     await backend.connect()
     await backend.publish("orders", [WireMessage(b"before", {})])
-    holder = asyncio.create_task(asyncio.to_thread(outage, path, 1.5))
-    await asyncio.sleep(0.3)  # the outage holds the lock now
-    with pytest.raises(PublishError, match="database is locked") as caught:
-        await backend.publish("orders", [WireMessage(b"refused", {})])
-    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
-    await holder
+    log = path.with_name("a.db-wal")
+    with crashing_writer(path):
+        # the writer's uncommitted transaction is in the log, and it holds the write lock
+        assert log.stat().st_size > 32 * 4096
+        with pytest.raises(PublishError, match="database is locked") as caught:
+            await backend.publish("orders", [WireMessage(b"refused", {})])
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
     await backend.publish("orders", [WireMessage(b"after", {})])
     assert [m.body for m in await backend.browse("orders")] == [b"before", b"after"]
     await backend.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert SCRATCH_TABLE not in tables and "messages" in tables
+
+
+def test_the_outage_command_crashes_a_writer_and_says_when_it_cannot(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t (x)")
+        assert outage_main([str(path), "--seconds", "0.1"]) == 0
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master")]
+        assert tables == ["t"]  # the writer's uncommitted table is gone
+        connection.execute("BEGIN IMMEDIATE")  # the writer cannot take the lock now
+        with pytest.raises(RuntimeError, match="could not take"), crashing_writer(path, wait=0.2):
+            pass
 
 
 async def test_close_hands_shards_over_at_once_and_delete_channel_forgets(
