@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventwire_conformance.bench import FIGURES, MissingEventsError
-from eventwire_conformance.bench.model import Tracker
+from eventwire_conformance.bench import FIGURES, MissingEventsError, harness
+from eventwire_conformance.bench.eventwire_runner import EventwireRunner
+from eventwire_conformance.bench.model import BenchConfig, BenchError, Tracker
 
 BROKER_URLS = {
     "kafka": "kafka://127.0.0.1:9092",
@@ -184,6 +185,39 @@ def test_unreachable_broker_fails_fast() -> None:
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "cannot reach the broker" in done.stderr or "127.0.0.1:1" in done.stderr
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    ("url", "advice"),
+    [
+        ("rediss://127.0.0.1:1/0", "is a TLS listener, and the FastStream and raw-client rows"),
+        ("redis://127.0.0.1:1/0", "is a broker running at redis://127.0.0.1:1/0?"),
+    ],
+)
+def test_a_row_that_cannot_connect_says_why_and_what_to_do(url: str, advice: str) -> None:
+    done = run_bench(url, "--quick", "--runners", "faststream", timeout=60)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "cannot reach the broker for faststream" in done.stderr
+    assert advice in " ".join(done.stderr.split())
+
+
+@pytest.mark.anyio
+async def test_a_row_failing_during_a_figure_is_named_and_the_run_cleans_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: object, channel: str, group: str, figure: str) -> None:
+        raise ConnectionError("the broker went away")
+
+    monkeypatch.setattr(EventwireRunner, "prepare", broken)
+    config = BenchConfig(url="memory://", events=10, rounds=1, figures=("drain",))
+    results: list[harness.BenchResult] = []
+    with pytest.raises(BenchError) as caught:
+        await harness.run_bench(config, results=results)
+    assert str(caught.value) == (
+        "the eventwire row failed in drain round 1: ConnectionError: the broker went away"
+    )
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert results[0].cleanup_error is None
 
 
 @pytest.mark.broker

@@ -161,6 +161,12 @@ def cli_outputs(url: str) -> list[str]:
             timeout=300,
         )
         out += [done.stdout, done.stderr]
+        if args[0] == "bench":  # only eventwire's rows ran: their channel goes through it
+            report = " ".join(done.stdout.split())
+            assert done.returncode == 0 and "cleanup: deleted 1 broker object(s)" in report, (
+                done.stdout[-2000:],
+                done.stderr[-2000:],
+            )
     return out
 
 

@@ -146,8 +146,9 @@ def bench(
     Figures: awaited publish, pipelined publish_many, consume while publishing, drain of a
     pre-filled channel (msg/s) and publish→handler latency (ms); each the median of several
     rounds with its min-max. Every consumed event is counted: a missing one fails the run.
-    memory:// has only the eventwire rows. Exit codes: 0 done, 1 broker unreachable or events
-    missing, 2 bad input, 130 interrupted (what the run created is deleted in every case).
+    memory:// has only the eventwire rows. Exit codes: 0 done, 1 broker unreachable, a
+    row failed or events missing, 2 bad input, 130 interrupted (what the run created is
+    deleted in every case).
     """
     config = BenchConfig(
         url=url,

@@ -96,6 +96,7 @@ class FastStreamRunner:
             from eventwire_conformance.bench._raw_redis import _client
 
             self._side_client = _client(self._config.url)
+            await self._side_client.ping()  # FastStream's Redis broker connects lazily
         elif self._broker_kind == "nats":
             from eventwire_conformance.bench._raw_nats import _connect
 

@@ -28,6 +28,7 @@ from functools import partial
 
 from eventwire._extras import SCHEME_EXTRAS, install_hint
 from eventwire.errors import ConfigurationError
+from eventwire.plugins import create_backend
 from eventwire.urls import redact_url
 
 from eventwire_conformance.bench._urls import broker_kind
@@ -37,6 +38,7 @@ from eventwire_conformance.bench.model import (
     FIGURES,
     KINDS,
     BenchConfig,
+    BenchError,
     BrokerUnreachableError,
     PayloadFactory,
     Runner,
@@ -364,12 +366,31 @@ async def _start(runner: Runner, config: BenchConfig) -> None:
         raise
     except Exception as exc:  # each client library has its own connection errors
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        where = redact_url(config.url)
+        if not runner.kind.startswith("eventwire") and _uses_tls(config.url):
+            advice = (
+                f"{where} is a TLS listener, and the FastStream and raw-client rows take none "
+                "of eventwire's TLS and credential options: measure them on a plain "
+                "listener, or give --runners eventwire,eventwire_batch"
+            )
+        else:
+            advice = (
+                f"is a broker running at {where}? (In a clone of the eventwire repository, "
+                "conformance/brokers/brokers up starts one.)"
+            )
         raise BrokerUnreachableError(
             f"cannot reach the broker for {runner.kind} ({reason}) within "
-            f"{config.connect_timeout:.0f}s; is a broker running at "
-            f"{redact_url(config.url)}? (In a clone of the eventwire repository, "
-            "conformance/brokers/brokers up starts one.)"
+            f"{config.connect_timeout:.0f}s; {advice}"
         ) from exc
+
+
+def _uses_tls(url: str) -> bool:
+    """Whether eventwire's backend for `url` connects over TLS (its settings say so)."""
+    try:
+        settings = getattr(create_backend(url), "settings", None)
+    except Exception:  # the eventwire row reports a bad URL itself
+        return False
+    return bool(getattr(settings, "tls", False))
 
 
 async def run_bench(
@@ -419,7 +440,17 @@ async def run_bench(
                     channel = f"{marker}-{figure.replace('_', '-')}-{runner.kind}-r{rnd}"
                     channels.append(channel)
                     progress.step(f"{figure} · {runner.kind} · round {rnd + 1}/{config.rounds}")
-                    sample = await _measure(figure, runner, channel, group, config, rnd, progress)
+                    try:
+                        sample = await _measure(
+                            figure, runner, channel, group, config, rnd, progress
+                        )
+                    except (BenchError, ConfigurationError):
+                        raise
+                    except Exception as exc:  # a broker that went away, a client's error
+                        raise BenchError(
+                            f"the {runner.kind} row failed in {figure} round {rnd + 1}: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from exc
                     result.samples.append(sample)
                     if backend == "memory":  # free the retained log before the next figure
                         await sweep(config.url, marker, [channel], [group])
@@ -458,7 +489,10 @@ async def _cleanup(
             errors.append(f"closing {runner.kind}: {type(exc).__name__}: {exc}")
     if channels:
         try:
-            result.deleted = await sweep(config.url, marker, channels, [group])
+            raw_client = any(not runner.kind.startswith("eventwire") for runner in started)
+            result.deleted = await sweep(
+                config.url, marker, channels, [group], raw_client=raw_client
+            )
         except Exception as exc:
             errors.append(f"deleting the run's channels: {type(exc).__name__}: {exc}")
     if errors:

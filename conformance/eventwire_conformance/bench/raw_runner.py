@@ -40,15 +40,25 @@ def raw_runner(config: BenchConfig, payloads: PayloadFactory) -> Runner | None:
     return None
 
 
-async def sweep(url: str, marker: str, channels: Sequence[str], groups: Sequence[str]) -> list[str]:
+async def sweep(
+    url: str,
+    marker: str,
+    channels: Sequence[str],
+    groups: Sequence[str],
+    *,
+    raw_client: bool = True,
+) -> list[str]:
     """Delete what a run created on the broker (names containing `marker`), best effort.
 
-    Returns what was deleted. Kafka topics, Redis keys and NATS streams are listed and matched
-    by `marker`; RabbitMQ cannot list over AMQP, so its queues and exchanges are deleted by
-    name (`channels`, their dead-letter channels, and names built from `groups`).
+    Returns what was deleted. With `raw_client` (some row used FastStream or the client
+    library), Kafka topics, Redis keys and NATS streams are listed and matched by `marker`;
+    RabbitMQ cannot list over AMQP, so its queues and exchanges are deleted by name
+    (`channels`, their dead-letter channels, and names built from `groups`). Without it (only
+    eventwire rows ran, e.g. on a TLS listener whose options only eventwire takes), and on any
+    other backend, `channels` are deleted through the backend itself.
     """
     kind = broker_kind(url)
-    if kind not in ("kafka", "rabbit", "redis", "nats"):
+    if not raw_client or kind not in ("kafka", "rabbit", "redis", "nats"):
         return await _sweep_by_backend(url, channels)
     if kind == "kafka":
         from eventwire_conformance.bench import _raw_kafka
