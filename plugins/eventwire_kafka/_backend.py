@@ -193,10 +193,15 @@ class KafkaBackend(BaseBackend[KafkaSettings]):
     async def delete_channel(self, channel: str) -> bool:
         """Delete the channel's topic (`eventwire.backend.ChannelDeleter`): its records and
         every group's committed offsets on it (the broker drops the offsets of a deleted
-        topic's partitions); ``False`` if there was no topic."""
+        topic's partitions); ``False`` if there was no topic. This backend's members on it
+        give their partitions up (nothing is left to commit to)."""
         topics = self._connected(channel)
         with self.map_errors(f"deleting Kafka topic {channel!r}"):
-            return await topics.delete(channel)
+            deleted = await topics.delete(channel)
+        for subscription in self.subscriptions:
+            if isinstance(subscription, KafkaSubscription) and subscription.spec.channel == channel:
+                subscription.drop()
+        return deleted
 
     async def lag(self, channel: str, group: str) -> int | None:
         """Records of `channel` past `group`'s committed offsets: the end offset minus the

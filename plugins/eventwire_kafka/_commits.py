@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 from eventwire.backend import SubscriptionSpec
 from eventwire.backendkit import Outage
@@ -27,12 +28,17 @@ class Committer:
         self._parts = parts
         self._spec = spec
         self._lock = asyncio.Lock()
+        #: The commit being sent, if any (one at a time: `_lock`).
+        self._sending: asyncio.Future[None] | None = None
 
     async def commit(self, parts: list[Partition] | None = None, *, force: bool = False) -> None:
         """Commit the finished prefix of `parts` (default: all) where it moved (every part
-        with `force`), each with its delivery record as metadata."""
+        with `force`), each with its delivery record as metadata. Partitions given up are
+        left out; once all are, nothing waits for a commit in progress."""
+        parts = list(self._parts.values()) if parts is None else parts
+        if all(part.lost for part in parts):
+            return
         async with self._lock:
-            parts = list(self._parts.values()) if parts is None else parts
             offsets = {}
             for part in parts:
                 if part.lost:
@@ -42,10 +48,30 @@ class Committer:
                     offsets[part.tp] = OffsetAndMetadata(point, part.metadata())
             if not offsets:
                 return
-            await self._consumer.commit(offsets)
+            await self._send(offsets)
             for part in parts:
                 if part.tp in offsets:
                     part.committed = offsets[part.tp].offset
+
+    async def _send(self, offsets: dict[Any, OffsetAndMetadata]) -> None:
+        """``consumer.commit(offsets)``, which `abandon` ends with `CommitFailedError`
+        (aiokafka retries a commit until it succeeds: for a deleted topic, forever)."""
+        self._sending = sending = asyncio.ensure_future(self._consumer.commit(offsets))
+        try:
+            await sending
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise CommitFailedError("abandoned: the partitions were given up") from None
+        finally:
+            self._sending = None
+
+    def abandon(self) -> None:
+        """End a commit in progress (the partitions were given up: the member is leaving,
+        or the topic is gone)."""
+        if self._sending is not None:
+            self._sending.cancel()
 
     async def record_handed(self, parts: list[Partition]) -> None:
         """Commit `parts` with the metadata naming what is about to be handed over."""

@@ -92,20 +92,22 @@ class KafkaSubscription(BaseSubscription):
 
     async def _release(self) -> None:
         """Leave the group and disconnect."""
-        self._drop()
+        self.drop()
         await quietly(
             self._consumer.stop(),
             "kafka consumer stop",
             timeout=self._settings.request_timeout_ms / 1000,
         )
 
-    def _drop(self) -> None:
-        """Mark every partition given up and end a revoke wait in progress: the member is
-        leaving, what is still in flight is delivered again elsewhere."""
+    def drop(self) -> None:
+        """Mark every partition given up and end a revoke wait and a commit in progress: the
+        member is leaving (what is still in flight is delivered again elsewhere), or the
+        topic is gone."""
         for part in self._parts.values():
             part.lost = True
             if part.drained is not None:
                 part.drained.set()
+        self._committer.abandon()
 
     async def abort(self) -> None:
         """Crash: stop at once, commit nothing more, drop the connections."""
