@@ -60,6 +60,7 @@ class Committer:
         try:
             await sending
         except asyncio.CancelledError:
+            _retrieve_request(self._consumer)
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
@@ -99,3 +100,18 @@ class Committer:
                 committing.failed(exc)
             else:
                 committing.ok()
+
+
+def _retrieve_request(consumer: Any) -> None:
+    """aiokafka sends a commit's request under ``asyncio.shield``: a cancelled commit leaves
+    it running, and its failure (for a deleted topic, ``UnknownTopicOrPartitionError``)
+    would be reported as an exception never retrieved. Retrieve it when it ends."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        if (
+            frame is not None
+            and frame.f_code.co_name == "_do_commit_offsets"
+            and frame.f_locals.get("self") is coordinator
+        ):
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
