@@ -69,8 +69,12 @@ class EventBridgeSubscription(BaseSubscription):
     (``ChangeMessageVisibilityBatch`` every third of ``visibility_timeout``), so a slow
     handler or a full pipeline never lets another member take it. A message the member
     leaves unsettled is made visible again when it closes, so another member gets it at
-    once; after a crash (``abort``) SQS delivers it again once ``visibility_timeout`` has
-    passed, and so it does for an ack the crash kept from being sent.
+    once. Stopping waits for a long poll under way (at most ``wait_time``): what it
+    received is not handed on and is made visible again on close. Abandoned, the poll
+    would still take messages on the server, hiding them for ``visibility_timeout`` and
+    counting a receive. After a crash (``abort``) SQS delivers a message again once
+    ``visibility_timeout`` has passed, and so it does for an ack the crash kept from being
+    sent.
     """
 
     def __init__(
@@ -84,6 +88,10 @@ class EventBridgeSubscription(BaseSubscription):
         self._backend = backend
         self._queue_url = queue_url
         self._unsettled: dict[str, EventBridgeInbound] = {}
+        #: The long poll under way (`_stop_fetching` waits for it).
+        self._receiving: asyncio.Future[Any] | None = None
+        #: Receipts received while stopping, never handed on: made visible on `_release`.
+        self._untaken: list[str] = []
         self._acks: list[str] = []
         self._ack_event = asyncio.Event()
         self._task = self.spawn(self._run(), f"receive:{spec.group}")
@@ -101,17 +109,24 @@ class EventBridgeSubscription(BaseSubscription):
         outage = Outage(f"receiving from {self.spec.channel}/{self.spec.group}", settings.scrub)
         batch = max(1, min(SQS_BATCH, self.spec.max_in_flight))
         while self.running:
-            try:
-                reply = await self._sqs.receive_message(
+            self._receiving = receiving = asyncio.ensure_future(
+                self._sqs.receive_message(
                     QueueUrl=self._queue_url,
                     MaxNumberOfMessages=batch,
                     WaitTimeSeconds=int(settings.wait_time),
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
                 )
+            )
+            receiving.add_done_callback(_retrieve)
+            try:  # shielded: cancelling this loop leaves the poll to `_stop_fetching`
+                reply = await asyncio.shield(receiving)
             except Exception as exc:
+                self._receiving = None
                 await asyncio.sleep(outage.failed(exc))
                 continue
+            self._receiving = None
             outage.ok()
+            inbounds = []
             for raw in reply.get("Messages", ()):
                 receipt = raw["ReceiptHandle"]
                 count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
@@ -130,7 +145,9 @@ class EventBridgeSubscription(BaseSubscription):
                 inbound = EventBridgeInbound(
                     self, message, receipt, count, raw.get("MessageId", "")
                 )
-                self._unsettled[receipt] = inbound
+                self._unsettled[receipt] = inbound  # released on close if not handed on
+                inbounds.append(inbound)
+            for inbound in inbounds:
                 await self.deliver(inbound)
 
     async def _keep_hidden(self) -> None:
@@ -237,6 +254,17 @@ class EventBridgeSubscription(BaseSubscription):
     async def _stop_fetching(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        receiving, self._receiving = self._receiving, None
+        if receiving is None:
+            return
+        settings = self._backend.settings
+        try:
+            reply = await asyncio.wait_for(
+                asyncio.shield(receiving), settings.wait_time + settings.connect_timeout
+            )
+        except Exception:  # failed, or still waiting: it took nothing this member can name
+            return
+        self._untaken += [raw["ReceiptHandle"] for raw in reply.get("Messages", ())]
 
     async def _flush(self) -> None:
         """Send the queued deletions, retried for up to ``connect_timeout``."""
@@ -258,10 +286,19 @@ class EventBridgeSubscription(BaseSubscription):
             )
 
     async def _release(self) -> None:
-        receipts = list(self._unsettled)
+        receipts = [*self._unsettled, *self._untaken]
         self._unsettled.clear()
+        self._untaken.clear()
         await self._change_visibility(receipts, 0)
 
     def _drop(self) -> None:
         self._unsettled.clear()
+        self._untaken.clear()
         self._acks.clear()
+
+
+def _retrieve(receiving: asyncio.Future[Any]) -> None:
+    """Collect a long poll's outcome, so that one nobody awaits any more (the member
+    aborted) is not reported as an exception never retrieved."""
+    if not receiving.cancelled():
+        receiving.exception()

@@ -173,6 +173,43 @@ async def test_unsettled_message_comes_back_after_close(endpoint: str) -> None:
     assert await main() == (1, 2)
 
 
+async def test_a_long_poll_under_way_at_close_takes_nothing_from_the_next_member(
+    endpoint: str,
+) -> None:
+    """Closing right after a delivery finds the member in its next long poll (3 s here).
+    Abandoned, that poll would still take the message made visible again by the close
+    (moto looks again every second), hide it for ``visibility_timeout`` and count a
+    receive: a member subscribing a little later would get it only after 5 s, with
+    delivery count 3 (an over-count that sends events to the dead-letter queue early)."""
+    channel = _channel()
+    url = bus_url(endpoint, "default", "&visibility_timeout=5s", wait_time="3s")
+
+    async def main() -> tuple[int, int]:
+        backend = EventBridgeBackend(url)
+        await backend.connect()
+        try:
+            first: list[Inbound] = []
+
+            async def keep(inbound: Inbound) -> None:
+                first.append(inbound)  # never acked
+
+            subscription = await backend.subscribe(SubscriptionSpec(channel, "g"), keep)
+            await backend.publish(channel, [WireMessage(b"once", {})])
+            for _ in range(200):
+                if first:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)  # the member is in its next long poll
+            await subscription.close()
+            await asyncio.sleep(1.5)  # the next member comes a little later
+            again = await _collect(backend, channel, 1)
+            return first[0].delivery_count, again[0].delivery_count
+        finally:
+            await backend.close()
+
+    assert await main() == (1, 2)
+
+
 async def test_lag_of_a_stopped_group_counts_what_was_published_since(endpoint: str) -> None:
     """The group handles 3 events and stops; 7 more are published: its queue holds 7."""
     from tests.observability.test_lag import stopped_group_lag
