@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -45,19 +46,28 @@ KEYS = 16
 PAD = "x" * 60
 
 
-async def _drain(bootstrap: str, topic: str, events: int, fetch_wait: int) -> tuple[float, float]:
-    """The raw row's consumer loop over `topic`: CPU µs per record and records per second,
-    from the first batch to the last."""
+@contextlib.asynccontextmanager
+async def _consumer(bootstrap: str, topic: str, **options: Any) -> AsyncIterator[Any]:
+    """A started consumer of `topic` in a new group, from its beginning, committing by hand."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id=f"floor-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=fetch_wait,
+        **options,
     )
     await consumer.start()
     try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def _drain(bootstrap: str, topic: str, events: int, fetch_wait: int) -> tuple[float, float]:
+    """The raw row's consumer loop over `topic`: CPU µs per record and records per second,
+    from the first batch to the last."""
+    async with _consumer(bootstrap, topic, fetch_max_wait_ms=fetch_wait) as consumer:
         tracker = Tracker(events)
         seen = first = 0
         cpu = wall = 0.0
@@ -77,27 +87,15 @@ async def _drain(bootstrap: str, topic: str, events: int, fetch_wait: int) -> tu
             (time.process_time() - cpu) / (seen - first) * 1e6,
             (seen - first) / (time.perf_counter() - wall),
         )
-    finally:
-        await consumer.stop()
 
 
 async def _records(bootstrap: str, topic: str, events: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"floor-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
+    async with _consumer(bootstrap, topic) as consumer:
         kept: list[Any] = []
         while len(kept) < events:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 kept.extend(records)
         return kept
-    finally:
-        await consumer.stop()
 
 
 def _now(step: Coroutine[Any, Any, object]) -> object:
@@ -202,8 +200,9 @@ async def floor(url: str, events: int, rounds: int) -> str:
     least = cpu_h + sdk
     budget = 1e6 / rate_b
     lines = [
-        f"{events:,} records, {rounds} rounds (medians), partitions {settings.partitions}",
-        f"raw loop, bare records:     {cpu_b:5.2f} µs CPU/record, {rate_b:,.0f} records/s "
+        f"{events:,} records, {rounds} round{'s' if rounds > 1 else ''} (medians), "
+        f"partitions {settings.partitions}",
+        f"raw loop, bare records:        {cpu_b:5.2f} µs CPU/record, {rate_b:,.0f} records/s "
         f"({budget:.2f} µs/record)",
         f"raw loop, eventwire's records: {cpu_h:5.2f} µs CPU/record, {rate_h:,.0f} records/s "
         f"({rate_h / rate_b:.2f}x the bare records)",

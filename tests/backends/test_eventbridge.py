@@ -146,31 +146,38 @@ async def test_round_trip_and_envelope_mapping(endpoint: str) -> None:
     assert events["eventwire.message"]["source"] == "eventwire"
 
 
-async def test_unsettled_message_comes_back_after_close(endpoint: str) -> None:
+async def _counts_across_a_close(
+    url: str, before: float = 0.0, after: float = 0.0
+) -> tuple[int, int]:
+    """A member receives one message and leaves it unsettled; `before` seconds later it
+    closes, and `after` seconds after that another member of the group collects it. The
+    delivery counts of the two receives."""
     channel = _channel()
+    backend = EventBridgeBackend(url)
+    await backend.connect()
+    try:
+        first: list[Inbound] = []
 
-    async def main() -> tuple[int, int]:
-        backend = EventBridgeBackend(_url(endpoint))
-        await backend.connect()
-        try:
-            first: list[Inbound] = []
+        async def keep(inbound: Inbound) -> None:
+            first.append(inbound)  # never acked
 
-            async def keep(inbound: Inbound) -> None:
-                first.append(inbound)  # never acked
+        subscription = await backend.subscribe(SubscriptionSpec(channel, "g"), keep)
+        await backend.publish(channel, [WireMessage(b"once", {})])
+        for _ in range(200):
+            if first:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(before)
+        await subscription.close()
+        await asyncio.sleep(after)
+        again = await _collect(backend, channel, 1)
+        return first[0].delivery_count, again[0].delivery_count
+    finally:
+        await backend.close()
 
-            subscription = await backend.subscribe(SubscriptionSpec(channel, "g"), keep)
-            await backend.publish(channel, [WireMessage(b"once", {})])
-            for _ in range(200):
-                if first:
-                    break
-                await asyncio.sleep(0.05)
-            await subscription.close()
-            again = await _collect(backend, channel, 1)
-            return first[0].delivery_count, again[0].delivery_count
-        finally:
-            await backend.close()
 
-    assert await main() == (1, 2)
+async def test_unsettled_message_comes_back_after_close(endpoint: str) -> None:
+    assert await _counts_across_a_close(_url(endpoint)) == (1, 2)
 
 
 async def test_a_long_poll_under_way_at_close_takes_nothing_from_the_next_member(
@@ -181,33 +188,8 @@ async def test_a_long_poll_under_way_at_close_takes_nothing_from_the_next_member
     (moto looks again every second), hide it for ``visibility_timeout`` and count a
     receive: a member subscribing a little later would get it only after 5 s, with
     delivery count 3 (an over-count that sends events to the dead-letter queue early)."""
-    channel = _channel()
     url = bus_url(endpoint, "default", "&visibility_timeout=5s", wait_time="3s")
-
-    async def main() -> tuple[int, int]:
-        backend = EventBridgeBackend(url)
-        await backend.connect()
-        try:
-            first: list[Inbound] = []
-
-            async def keep(inbound: Inbound) -> None:
-                first.append(inbound)  # never acked
-
-            subscription = await backend.subscribe(SubscriptionSpec(channel, "g"), keep)
-            await backend.publish(channel, [WireMessage(b"once", {})])
-            for _ in range(200):
-                if first:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.2)  # the member is in its next long poll
-            await subscription.close()
-            await asyncio.sleep(1.5)  # the next member comes a little later
-            again = await _collect(backend, channel, 1)
-            return first[0].delivery_count, again[0].delivery_count
-        finally:
-            await backend.close()
-
-    assert await main() == (1, 2)
+    assert await _counts_across_a_close(url, before=0.2, after=1.5) == (1, 2)
 
 
 async def test_lag_of_a_stopped_group_counts_what_was_published_since(endpoint: str) -> None:

@@ -44,7 +44,7 @@ def test_the_floor_is_measured_on_both_topics_and_the_topics_are_deleted() -> No
     result = run(URL, "--events", "1000", "--rounds", "1")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.startswith("1,000 records, 1 rounds (medians), partitions "), out
+    assert out.startswith("1,000 records, 1 round (medians), partitions "), out
     number = r"\d+\.\d\d"
     assert re.search(rf"raw loop, bare records: +{number} µs CPU/record", out), out
     assert re.search(rf"raw loop, eventwire's records: +{number} µs CPU/record", out), out
