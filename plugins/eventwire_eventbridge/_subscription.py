@@ -71,10 +71,10 @@ class EventBridgeSubscription(BaseSubscription):
     leaves unsettled is made visible again when it closes, so another member gets it at
     once. Stopping waits for a long poll under way (at most ``wait_time``): what it
     received is not handed on and is made visible again on close. Abandoned, the poll
-    would still take messages on the server, hiding them for ``visibility_timeout`` and
-    counting a receive. After a crash (``abort``) SQS delivers a message again once
-    ``visibility_timeout`` has passed, and so it does for an ack the crash kept from being
-    sent.
+    can still take messages on the server (the local emulator's does), hiding them for
+    ``visibility_timeout`` and counting a receive. After a crash (``abort``) SQS delivers
+    a message again once ``visibility_timeout`` has passed, and so it does for an ack the
+    crash kept from being sent.
     """
 
     def __init__(
