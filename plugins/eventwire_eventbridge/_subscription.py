@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from eventwire.backend import MessageHandler, Origin, SubscriptionSpec, WireMessage
-from eventwire.backendkit import BaseSubscription, Outage
+from eventwire.backendkit import BaseSubscription, Outage, retrieve
 
 from eventwire_eventbridge._clients import SQS_BATCH, AwsClients, sqs_batches
 from eventwire_eventbridge._envelope import from_event
@@ -117,7 +117,7 @@ class EventBridgeSubscription(BaseSubscription):
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
                 )
             )
-            receiving.add_done_callback(_retrieve)
+            receiving.add_done_callback(retrieve)
             try:  # shielded: cancelling this loop leaves the poll to `_stop_fetching`
                 reply = await asyncio.shield(receiving)
             except Exception as exc:
@@ -295,10 +295,3 @@ class EventBridgeSubscription(BaseSubscription):
         self._unsettled.clear()
         self._untaken.clear()
         self._acks.clear()
-
-
-def _retrieve(receiving: asyncio.Future[Any]) -> None:
-    """Collect a long poll's outcome, so that one nobody awaits any more (the member
-    aborted) is not reported as an exception never retrieved."""
-    if not receiving.cancelled():
-        receiving.exception()

@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 from eventwire.backend import SubscriptionSpec
-from eventwire.backendkit import Outage
+from eventwire.backendkit import Outage, retrieve
 
 from eventwire_kafka._log import log_group
 from eventwire_kafka._records import Partition
@@ -114,4 +114,4 @@ def _retrieve_request(consumer: Any) -> None:
             and frame.f_code.co_name == "_do_commit_offsets"
             and frame.f_locals.get("self") is coordinator
         ):
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            task.add_done_callback(retrieve)

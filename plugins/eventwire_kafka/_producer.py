@@ -36,7 +36,7 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import DefaultPartitioner
 from eventwire.backend import WireMessage
-from eventwire.backendkit import Outage, quietly
+from eventwire.backendkit import Outage, quietly, retrieve
 
 from eventwire_kafka._send import send
 
@@ -96,7 +96,7 @@ class Producers:
                 await send(producer, self._partitioner, channel, messages, futures)
             except BaseException as exc:
                 for future in futures:  # retrieve the outcomes nobody awaits (no warnings)
-                    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+                    future.add_done_callback(retrieve)
                 if attempt == 2 or not isinstance(exc, Exception) or not _fenced(producer, exc):
                     raise
                 await self._renew(producer, exc)

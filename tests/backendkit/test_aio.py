@@ -1,13 +1,15 @@
 """The kit's asyncio pieces: `Memo` (single flight per key), `retrying`, `wait_event`,
-`quietly`, and `AckBatcher` (batched acks, kept in order through failures)."""
+`quietly`, `retrieve`, and `AckBatcher` (batched acks, kept in order through failures)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+from typing import Any
 
 import pytest
-from eventwire.backendkit import AckBatcher, Memo, quietly, retrying, wait_event
+from eventwire.backendkit import AckBatcher, Memo, quietly, retrieve, retrying, wait_event
 
 pytestmark = pytest.mark.anyio
 
@@ -90,6 +92,29 @@ async def test_wait_event_and_quietly() -> None:
 
     await quietly(broken(), "closing a test client")  # logged, not raised
     await quietly(hangs(), "closing a stuck client", timeout=0.01)
+
+
+@pytest.mark.parametrize("collected", [True, False])
+async def test_retrieve_keeps_an_unawaited_failure_from_being_reported(collected: bool) -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        failed: asyncio.Future[None] = loop.create_future()
+        cancelled: asyncio.Future[None] = loop.create_future()
+        if collected:
+            failed.add_done_callback(retrieve)
+            cancelled.add_done_callback(retrieve)
+        failed.set_exception(RuntimeError("nobody awaits this"))
+        cancelled.cancel()
+        await asyncio.sleep(0)  # the done callbacks run
+        del failed, cancelled
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    messages = [context["message"] for context in reported]
+    assert messages == ([] if collected else ["Future exception was never retrieved"])
 
 
 async def test_ack_batcher_sends_in_order_and_keeps_a_failed_batch(

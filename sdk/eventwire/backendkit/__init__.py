@@ -19,9 +19,9 @@ A backend built on the kit is its broker's primitives plus a few declarations:
 - `AckBatcher`: acks queued one by one, sent in batches by a background task, the last
   ones on close; `GroupCommit`: concurrent publishes written together (what queues during
   a write goes in the next one), each caller told its own outcome; `Memo`: per-key
-  topology worked out once (single flight); `retrying`, `quietly`, `wait_event`: a call
-  retried while the broker is away, a bounded quiet shutdown step, a bounded wait for an
-  event.
+  topology worked out once (single flight); `retrying`, `quietly`, `wait_event`,
+  `retrieve`: a call retried while the broker is away, a bounded quiet shutdown step, a
+  bounded wait for an event, the outcome of a future nobody awaits collected.
 - `address`, `join_host`: server addresses, read the same way by every backend;
   `Location.nodes` reads a URL's ``host[:port],...`` list (errors with an example URL),
   `with_port`, `join_hosts`, `server_url` resolve and write it back (the redacted URL).
@@ -41,7 +41,7 @@ worked examples.
 """
 
 from eventwire.backendkit._acks import AckBatcher
-from eventwire.backendkit._aio import Memo, quietly, retrying, wait_event
+from eventwire.backendkit._aio import Memo, quietly, retrieve, retrying, wait_event
 from eventwire.backendkit._backend import BaseBackend, ConnectionState
 from eventwire.backendkit._checks import (
     check_messages,
@@ -137,6 +137,7 @@ __all__ = [
     "option",
     "quietly",
     "render_options_table",
+    "retrieve",
     "retrying",
     "scrub",
     "server_url",

@@ -4,6 +4,8 @@
 - `quietly`: end something (a client, a channel, a subscription) during shutdown, bounded in
   time, logging instead of raising.
 - `retrying`: a call retried while the broker is unreachable, up to a deadline.
+- `retrieve`: a done callback that collects a future's outcome, for a future nobody awaits
+  any more (no "exception was never retrieved" report).
 - `Memo`: per-key results (a channel's topology, a topic's limit) worked out once, concurrent
   callers sharing the one attempt, a failure not remembered.
 """
@@ -18,12 +20,20 @@ from typing import Any, Generic, TypeVar
 
 from eventwire.backendkit._outage import Outage
 
-__all__ = ["Memo", "quietly", "retrying", "wait_event"]
+__all__ = ["Memo", "quietly", "retrieve", "retrying", "wait_event"]
 
 log = logging.getLogger("eventwire.backendkit")
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
+
+
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """Collect `future`'s outcome (a done callback: ``future.add_done_callback(retrieve)``),
+    so that a failure of a future nobody awaits any more is not reported by asyncio as an
+    exception never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:

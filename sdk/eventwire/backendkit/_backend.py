@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from eventwire._naming import check_name
 from eventwire.backend import Capabilities, SubscriptionSpec, WireMessage
+from eventwire.backendkit._aio import retrieve
 from eventwire.backendkit._checks import check_messages, check_spec
 from eventwire.backendkit._errors import ErrorMap, map_errors, scrub
 from eventwire.backendkit._security import describe_permission_failure
@@ -114,7 +115,7 @@ class BaseBackend(abc.ABC, Generic[S]):
             if self.state is ConnectionState.CONNECTING:
                 self.state = ConnectionState.NEW
             self._connecting.set_exception(exc)
-            self._connecting.exception()  # retrieved: no "never retrieved" warning
+            retrieve(self._connecting)
             self._connecting = None
             raise
         if self.state is ConnectionState.CONNECTING:
