@@ -41,6 +41,7 @@ class Handover:
             if part.revoking:
                 return
             part.outstanding += 1
+            part.offered = entry.offset  # before the wait: a revoke's drain waits for it
             try:
                 taken = await self._subscription.deliver(entry)
             except asyncio.CancelledError:
@@ -61,6 +62,8 @@ class Handover:
             if not taken and waited:  # no room after room was promised: closing, or raised
                 return
             part.outstanding += taken  # nothing of it can be settled before this line
+            if taken:
+                part.offered = entries[handed + taken - 1].offset
             handed += taken
             if handed < len(entries):
                 if not await subscription.wait_room():
@@ -69,6 +72,8 @@ class Handover:
 
 
 def _abandon(part: Partition, entry: KafkaInbound) -> None:
-    """`entry` was not handed over: it blocks the commit point but is not in flight."""
+    """`entry` was not handed over: it blocks the commit point but is not in flight, and
+    was not offered (a stop or revoke gives it up)."""
+    part.offered = entry.offset - 1
     if not entry.done:
         part.settled()

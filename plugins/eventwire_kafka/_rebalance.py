@@ -110,6 +110,8 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             part.revoking = True
         if state is not SubscriptionState.CLOSED:
             await self._drain([p for p in parts if p.outstanding > 0])
+        for part in parts:
+            part.give_up()
         try:
             await self._committer.commit(parts)
         except Exception as exc:

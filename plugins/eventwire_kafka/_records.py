@@ -35,6 +35,8 @@ class Partition:
         self.next = position
         #: The offset known to be committed (-1: unknown, commit ``next``).
         self.committed = position
+        #: The last offset the handler was offered (taken records after it were not).
+        self.offered = position - 1
         #: Set once revoked: stop dispatching.
         self.revoking = False
         #: Set once the partition moved on: acks are ignored.
@@ -52,6 +54,22 @@ class Partition:
         """Append records handed over (in offset order, after every entry)."""
         self.entries.extend(new)
         _handed.append_runs(self.runs, ((entry.offset, entry.delivery_count) for entry in new))
+
+    def give_up(self) -> None:
+        """Forget the records taken after `offered` (never handed over: a stop, a revoke),
+        so the delivery record committed next leaves them out and their next owner counts
+        its first delivery of them as their first."""
+        entries, runs = self.entries, self.runs
+        while entries and entries[-1].offset > self.offered:
+            entries.pop()
+            self.committed = -1  # the delivery record changed: commit it again
+        while runs and runs[-1][0] > self.offered:
+            below = runs[-2][0] if len(runs) > 1 else self.next - 1
+            if below >= self.offered:
+                runs.pop()
+            else:
+                runs[-1] = (self.offered, runs[-1][1])
+                break
 
     def advance(self) -> int:
         """Drop the finished prefix of `entries`; the offset after it (what to commit)."""

@@ -83,8 +83,11 @@ class KafkaSubscription(BaseSubscription):
 
     async def _stop_fetching(self) -> None:
         """Stop taking and handing over records; what was taken and not handed over stays
-        unsettled (after the committed offset: delivered again)."""
+        unsettled (after the committed offset: delivered again), and out of the delivery
+        record the close commits."""
         await cancel_and_wait(self._fetching)
+        for part in self._parts.values():
+            part.give_up()
 
     async def _flush(self) -> None:
         """Commit the finished prefix (what is finished after it is delivered again)."""

@@ -55,6 +55,21 @@ class StreamGroup:
             pipe.xack(self.streams[shard], self.group, *ids)
         await pipe.execute()
 
+    async def give_back(self, entries: list[tuple[int, bytes, int]], idle_ms: int) -> None:
+        """Set the delivery counts of (shard, entry id, count) entries still pending for this
+        member, idle for `idle_ms`: one script per shard, in one round trip."""
+        by_shard: dict[int, list[bytes | int]] = {}
+        for shard, entry_id, count in entries:
+            by_shard.setdefault(shard, []).extend((entry_id, count))
+        pipe = self.client.pipeline(transaction=False)
+        for shard, pairs in by_shard.items():
+            await self._scripts.give_back(
+                keys=[self.streams[shard]],
+                args=[self.group, self.member, idle_ms, *pairs],
+                client=pipe,
+            )
+        await pipe.execute()
+
     async def leave(self, members: list[str] | None = None, stream: str | None = None) -> None:
         """Remove the consumers of `members` (default: this member) from the group on
         `stream` (default: every shard stream) when nothing is pending for them."""

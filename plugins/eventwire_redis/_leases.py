@@ -17,6 +17,7 @@ from eventwire.backendkit import Grant, LeaseRequest
 from eventwire_redis._topology import (
     CLEAN_CONSUMER,
     CREATE_GROUP,
+    GIVE_BACK,
     HEARTBEAT,
     LEASES,
     RELEASE,
@@ -41,6 +42,7 @@ class Scripts:
         self.leases: AsyncScript = client.register_script(LEASES)
         self.release: AsyncScript = client.register_script(RELEASE)
         self.clean_consumer: AsyncScript = client.register_script(CLEAN_CONSUMER)
+        self.give_back: AsyncScript = client.register_script(GIVE_BACK)
 
 
 def _ms(seconds: float) -> int:

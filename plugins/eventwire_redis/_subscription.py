@@ -110,6 +110,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         self._behind: set[int] = set()
         self._count = max(1, min(settings.fetch_count, spec.max_in_flight))
         self.transient = (*RETRYABLE, ResponseError)
+        self.read_patience = settings.block + 1.0
 
     async def start(self) -> None:
         """Create the group on every shard, join, take a fair share of the shards.
@@ -132,6 +133,15 @@ class RedisSubscription(ShardedSubscription[bytes]):
 
     async def _send_acks(self, batch: list[tuple[Shard, bytes]]) -> None:
         await self._server.ack([(shard.index, entry_id) for shard, entry_id in batch])
+
+    async def _give_up(self, inbounds: list[ShardInbound[bytes]]) -> None:
+        """Entries read and never handed to the handler: their delivery counts go back to
+        what they were before this member read them, and the next owner claims them at once
+        (an over-count would dead-letter them an attempt early)."""
+        idle = int(self._settings.claim_min_idle * 1000)
+        given = [(i.shard.index, i.position, i.delivery_count - 1) for i in inbounds]
+        with contextlib.suppress(*RETRYABLE, ResponseError):
+            await self._server.give_back(given, idle)
 
     # -- fetching -------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ __all__ = [
     "BODY",
     "CLEAN_CONSUMER",
     "CREATE_GROUP",
+    "GIVE_BACK",
     "HEARTBEAT",
     "KEY",
     "LEASES",
@@ -259,4 +260,20 @@ if pending.err == nil and #pending == 0 then
   return 1
 end
 return 0
+"""
+
+#: KEYS[1] = stream; ARGV[1] = group, ARGV[2] = member, ARGV[3] = idle ms, then pairs of entry
+#: id and delivery count. Sets the delivery count of each entry still pending for the member
+#: (read, never handed to its handler) and makes it idle, so the shard's next owner claims it
+#: at once and counts its first delivery as the first. Returns how many it set.
+GIVE_BACK = """
+local given = 0
+for i = 4, #ARGV, 2 do
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) == 1 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3],
+               'RETRYCOUNT', ARGV[i + 1], 'JUSTID')
+    given = given + 1
+  end
+end
+return given
 """

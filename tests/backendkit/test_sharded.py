@@ -169,6 +169,42 @@ async def test_what_a_stop_leaves_of_a_batch_is_given_up_and_settled_for_the_coo
     assert sub.sent == [(0, 0)] and sub.in_flight == 0 and shard.in_flight == 0
 
 
+class SlowRead(ListSubscription):
+    """Its reads take `delay` seconds, like a read that waits on the broker for new messages;
+    `started` is set when a read is under way."""
+
+    def __init__(self, *args: Any, delay: float) -> None:
+        super().__init__(*args)
+        self.delay = delay
+        self.started = asyncio.Event()
+
+    async def _read(self, ready: list[Shard]) -> list[ShardInbound[int]]:
+        self.started.set()
+        await asyncio.sleep(self.delay)
+        return await super()._read(ready)
+
+
+@pytest.mark.parametrize(("patience", "given_up"), [(5.0, [(0, 0), (0, 1)]), (0.0, [])])
+async def test_a_read_under_way_at_stop_comes_back_within_read_patience(
+    patience: float, given_up: list[tuple[int, int]]
+) -> None:
+    """With `read_patience`, `stop` lets a read under way come back, and what it took is
+    given up (a broker that counted it as delivered can undo that); without, the read is
+    cancelled and what the broker sent for it is the broker's to deliver again."""
+    sub = SlowRead(_ignore, [[b"a", b"b"]], MemoryLeaseStore(), delay=0.3)
+    sub.read_patience = patience
+    sub.next = [2]  # nothing to read until the test adds it
+    await sub.start()
+    await asyncio.wait_for(sub.started.wait(), 5)
+    sub.started.clear()
+    await asyncio.wait_for(sub.started.wait(), 5)  # the second read: it will find both
+    sub.next = [0]
+    await sub.stop()
+    assert sub.given_up == given_up
+    assert sub.in_flight == 0
+    await sub.close()
+
+
 async def test_a_delivery_whose_handler_raised_no_longer_holds_its_shard() -> None:
     async def handler(inbound: Inbound) -> None:
         assert isinstance(inbound, ShardInbound)

@@ -59,3 +59,35 @@ def test_a_partition_keeps_its_delivery_record_as_records_come_and_finish(
         pairs = [(e.offset, e.delivery_count) for e in part.entries]
         last = pairs[-1][0] if pairs else part.next - 1
         assert part.metadata() == encode(pairs + [r for r in earlier if r[0] > last])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 3), st.integers(1, 4)), min_size=1, max_size=20),
+    st.integers(0, 6),
+    st.integers(0, 60),
+    st.lists(st.tuples(st.integers(0, 90), st.integers(1, 4)), max_size=4),
+)
+def test_records_never_offered_leave_the_delivery_record(
+    fetches: list[tuple[int, int]], finished: int, offered: int, handed: list[tuple[int, int]]
+) -> None:
+    """A stop or revoke gives up the records taken after the last one offered to the
+    handler: the record committed next names the offered ones, then what earlier owners
+    handed beyond them, as if the rest had never been taken."""
+    earlier = sorted({upto: count for upto, count in handed}.items())
+    part = Partition(None, 0, earlier)
+    offset = 0
+    for fetched, count in fetches:
+        part.add(
+            [KafkaInbound(WireMessage(b"", {}), offset + i, count, part) for i in range(fetched)]
+        )
+        offset += fetched
+    for entry in list(part.entries)[:finished]:
+        entry.done = True
+    part.advance()
+    part.offered = max(offered, part.next - 1)
+    kept = [(e.offset, e.delivery_count) for e in part.entries if e.offset <= part.offered]
+    part.give_up()
+    assert [(e.offset, e.delivery_count) for e in part.entries] == kept
+    last = kept[-1][0] if kept else part.next - 1
+    assert part.metadata() == encode(kept + [r for r in earlier if r[0] > last])

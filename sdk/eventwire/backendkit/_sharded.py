@@ -74,6 +74,11 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
     #: logged with its traceback.
     transient: tuple[type[Exception], ...] = ()
 
+    #: Seconds `stop` lets a `_read` under way come back before it cancels the fetch loop:
+    #: what that read took is then given up (`_give_up`) instead of lost in flight, counted
+    #: as delivered by a broker that counts deliveries. ``0``: cancel at once.
+    read_patience: float = 0.0
+
     #: Seconds the default `_fetch` waits after a pass that handed nothing out, unless
     #: `coordinator.changed` is set first (a shard changed hands, or `wake()`); ``None``:
     #: until it is set.
@@ -111,6 +116,8 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         #: How many deliveries are handed out and not settled, on every shard.
         self.in_flight = 0
         self._fetch_task: asyncio.Task[None] | None = None
+        #: Whether the fetch loop waits for a `_read` now.
+        self._reading = False
         self._fetch_outage = Outage(f"{backend} fetch loop of {spec.channel}/{spec.group}", scrub)
         self._read_outage = Outage(f"{backend} read of {spec.channel}/{spec.group}", scrub)
 
@@ -246,8 +253,12 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
         ready = self.coordinator.readable()
         if not ready or not self.running:
             return found
-        with self.coordinator.reading(ready):
-            batch = await self._read(ready)
+        self._reading = True
+        try:
+            with self.coordinator.reading(ready):
+                batch = await self._read(ready)
+        finally:
+            self._reading = False
         return await self.hand_out(batch) > 0 or found
 
     async def _recover_shard(self, shard: Shard) -> bool:
@@ -322,8 +333,13 @@ class ShardedSubscription(BaseSubscription, Generic[P]):
 
     async def _stop_fetching(self) -> None:
         self.coordinator.stop()
-        if self._fetch_task is not None:
-            await cancel_and_wait([self._fetch_task])
+        task = self._fetch_task
+        if task is None:
+            return
+        if self._reading and self.read_patience > 0:
+            # the read's messages then reach `hand_out`, which gives them up (not running)
+            await asyncio.wait([task], timeout=self.read_patience)
+        await cancel_and_wait([task])
 
     async def _flush(self) -> None:
         """Send the acks taken so far (also the last ones, on close)."""
