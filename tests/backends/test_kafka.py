@@ -953,6 +953,46 @@ async def test_rebalance_gives_back_nothing_twice_and_loses_nothing() -> None:
         assert {name for name, _ in seen} == {"first", "second"}
 
 
+async def test_a_revoke_counts_only_what_the_pipeline_took_as_delivered() -> None:
+    """A member whose pipeline is full (its handler stuck) has records fetched ahead that it
+    never handed over. When a second member joins, the partition that moves reaches it with
+    those records counted as first deliveries: only what the first member's pipeline took
+    (at most its ``max_in_flight``) counts as delivered once."""
+    channel, group = unique("revoke-count"), unique("g")
+    options = {"partitions": 2, "revoke_timeout_ms": 1000}
+    ping = ping_model(channel)
+    started: list[int] = []
+    attempts: dict[int, int] = {}
+
+    async with asyncio.timeout(90):
+        first = EventBus(URL, source="first", backend_options=options)
+
+        @first.subscribe(ping, group=group, concurrency=1, max_in_flight=2)
+        async def stuck(event: PingBase) -> None:
+            started.append(event.seq)
+            await asyncio.Event().wait()
+
+        second = EventBus(URL, source="second", backend_options=options)
+
+        @second.subscribe(ping, group=group, concurrency=8)
+        async def handle(event: PingBase, delivery: Delivery) -> None:
+            attempts[event.seq] = delivery.attempt
+
+        await first.start()
+        async with EventBus(URL, source="t", backend_options=options) as publisher:
+            await publisher.publish_many([ping(key=f"k{i % 10}", seq=i) for i in range(100)])
+            await wait_until(lambda: bool(started), "the first member's handler stuck")
+            await asyncio.sleep(1.0)  # it fetched ahead meanwhile
+            await second.start()
+            await wait_until(lambda: len(attempts) >= 10, "the moved partition's events")
+            await asyncio.sleep(1.0)
+        await asyncio.gather(first.abort(), second.close())
+
+    counted = sorted(seq for seq, attempt in attempts.items() if attempt > 1)
+    assert len(counted) <= 3, (counted, len(attempts))
+    assert all(attempt <= 2 for attempt in attempts.values())
+
+
 async def test_dead_letters_go_to_the_dlq_topic() -> None:
     channel = unique("dlq")
 
