@@ -61,7 +61,8 @@ class EventBridgeInbound:
 
 
 class EventBridgeSubscription(BaseSubscription):
-    """One member of ``spec.group``: long-polls the group's queue and hands each message on.
+    """One member of ``spec.group``: long-polls the group's queue and hands each message on,
+    receiving no more than ``max_in_flight`` unsettled (SQS counts every receive).
 
     ``ack`` queues the message's deletion; a background task sends the queued deletions
     with ``DeleteMessageBatch`` (10 per call, a few calls at once), and ``close`` sends
@@ -88,6 +89,8 @@ class EventBridgeSubscription(BaseSubscription):
         self._backend = backend
         self._queue_url = queue_url
         self._unsettled: dict[str, EventBridgeInbound] = {}
+        #: Set when a message leaves `_unsettled`: room for the next receive.
+        self._room = asyncio.Event()
         #: The long poll under way (`_stop_fetching` waits for it).
         self._receiving: asyncio.Future[Any] | None = None
         #: Receipts received while stopping, never handed on: made visible on `_release`.
@@ -107,12 +110,16 @@ class EventBridgeSubscription(BaseSubscription):
     async def _run(self) -> None:
         settings = self._backend.settings
         outage = Outage(f"receiving from {self.spec.channel}/{self.spec.group}", settings.scrub)
-        batch = max(1, min(SQS_BATCH, self.spec.max_in_flight))
         while self.running:
+            room = self.spec.max_in_flight - len(self._unsettled)
+            if room <= 0:  # receive no more than the handler can take: SQS counts receives
+                self._room.clear()
+                await self._room.wait()
+                continue
             self._receiving = receiving = asyncio.ensure_future(
                 self._sqs.receive_message(
                     QueueUrl=self._queue_url,
-                    MaxNumberOfMessages=batch,
+                    MaxNumberOfMessages=min(SQS_BATCH, room),
                     WaitTimeSeconds=int(settings.wait_time),
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
                 )
@@ -237,6 +244,7 @@ class EventBridgeSubscription(BaseSubscription):
                 again.append(receipts[int(failed["Id"])])
                 continue
             self._unsettled.pop(receipts[int(failed["Id"])], None)
+            self._room.set()
             log.warning(
                 "eventwire: %s/%s: SQS refused to delete an acked message (%s: %s); it will "
                 "be delivered again",
@@ -247,6 +255,7 @@ class EventBridgeSubscription(BaseSubscription):
             )
         for done in reply.get("Successful", ()):
             self._unsettled.pop(receipts[int(done["Id"])], None)
+            self._room.set()
         return again
 
     # -- the shutdown hooks ---------------------------------------------------------------

@@ -192,6 +192,36 @@ async def test_a_long_poll_under_way_at_close_takes_nothing_from_the_next_member
     assert await _counts_across_a_close(url, before=0.2, after=1.5) == (1, 2)
 
 
+async def test_a_member_receives_no_more_than_max_in_flight(endpoint: str) -> None:
+    """SQS counts every receive and cannot take one back, so a member receives only as many
+    messages as its handler has room for (``max_in_flight`` unsettled): when it closes,
+    the ones it never received reach the next member as first deliveries."""
+    channel = _channel()
+    backend = EventBridgeBackend(_url(endpoint))
+    await backend.connect()
+    try:
+        kept: list[Inbound] = []
+
+        async def keep(inbound: Inbound) -> None:
+            kept.append(inbound)  # never acked: the window stays full
+
+        spec = SubscriptionSpec(channel, "g", max_in_flight=2)
+        subscription = await backend.subscribe(spec, keep)
+        await backend.publish(channel, [WireMessage(b"%d" % i, {}) for i in range(6)])
+        for _ in range(200):
+            if len(kept) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # time to receive more, if it would
+        assert len(kept) == 2
+        await subscription.close()
+        again = await _collect(backend, channel, 6)
+    finally:
+        await backend.close()
+    counts = sorted(inbound.delivery_count for inbound in again)
+    assert counts == [1, 1, 1, 1, 2, 2]
+
+
 async def test_lag_of_a_stopped_group_counts_what_was_published_since(endpoint: str) -> None:
     """The group handles 3 events and stops; 7 more are published: its queue holds 7."""
     from tests.observability.test_lag import stopped_group_lag
