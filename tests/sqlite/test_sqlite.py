@@ -334,40 +334,6 @@ def test_the_outage_command_refuses_a_missing_file(tmp_path: Path) -> None:
     assert done.returncode == 2 and "is not a database file" in done.stderr
 
 
-async def test_what_a_stop_keeps_from_the_handler_is_not_counted_as_delivered(
-    tmp_path: Path,
-) -> None:
-    target = url(tmp_path / "a.db", lease_ttl=30)
-    first, second = SqliteBackend(target), SqliteBackend(target)
-    await first.connect()
-    await second.connect()
-    taken: list[bytes] = []
-    blocked = asyncio.Event()
-
-    async def backpressure(inbound: Inbound) -> None:
-        # like the pipeline with max_in_flight=1: takes one, then blocks the backend
-        if taken:
-            blocked.set()
-            await asyncio.Event().wait()
-        taken.append(inbound.message.body)
-
-    subscription = await first.subscribe(SubscriptionSpec("orders", "g"), backpressure)
-    await first.publish("orders", [WireMessage(b"%d" % i, {}, "k") for i in range(5)])
-    await eventually(blocked.is_set)
-    await subscription.stop()  # the blocked call is cancelled; three rows were never handed
-    await first.close()
-    got: list[tuple[bytes, int]] = []
-
-    async def record(inbound: Inbound) -> None:
-        got.append((inbound.message.body, inbound.delivery_count))
-        await inbound.ack()
-
-    await second.subscribe(SubscriptionSpec("orders", "g"), record)
-    await eventually(lambda: len(got) == 5)
-    assert got == [(b"0", 2), (b"1", 1), (b"2", 1), (b"3", 1), (b"4", 1)]
-    await second.close()
-
-
 async def test_a_recovery_in_a_new_epoch_skips_what_the_member_still_has_in_flight(
     tmp_path: Path,
 ) -> None:
