@@ -1,4 +1,5 @@
-"""A guide whose Python blocks, put together, are a pytest module: run it and count passes."""
+"""What the docs tests share: a guide whose Python blocks, put together, are a pytest module
+(run it and count passes), and a script of ``docs/examples`` run as a module."""
 
 from __future__ import annotations
 
@@ -34,3 +35,14 @@ def run_as_test_module(
         cwd=ROOT,
     )
     assert f"{len(tests)} passed" in result.stdout, result.stdout[-4000:] + result.stderr
+
+
+def run_example(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m docs.examples.<module> <args>`` from the repository root, its output kept."""
+    return subprocess.run(
+        [sys.executable, "-m", f"docs.examples.{module}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

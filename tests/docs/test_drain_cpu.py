@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.docs._guide import run_example
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "docs.examples.drain_cpu", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_example("drain_cpu", *args, timeout=120)
 
 
 @pytest.mark.parametrize(("flags", "handler"), [((), "per-event"), (("--batch",), "batch")])
