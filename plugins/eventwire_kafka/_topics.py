@@ -6,7 +6,7 @@ import asyncio
 import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -31,6 +31,8 @@ _UNKNOWN_TOPIC = 3
 _GROUP_ID_NOT_FOUND = 69
 #: Bytes a record batch adds around one record (batch header 61, record framing).
 RECORD_OVERHEAD = 128
+
+T = TypeVar("T")
 
 
 def check_topic(channel: str) -> str:
@@ -107,7 +109,7 @@ class TopicManager:
                     raise ConfigurationError(
                         f"Kafka refused to create topic {topic!r}: {error.__name__}: {message}"
                     )
-            limit = await self._limit(topic)
+            limit = await asyncio.wait_for(_until(lambda: self._limit(topic)), self._timeout)
             await asyncio.wait_for(_until(lambda: self._leaders_ready(topic)), self._timeout)
             await asyncio.wait_for(self._partitions_for(topic), self._timeout)
         except (KafkaError, TimeoutError, OSError) as exc:
@@ -158,7 +160,11 @@ class TopicManager:
                 return False
         return bool(by_leader)
 
-    async def _limit(self, topic: str) -> int:
+    async def _limit(self, topic: str) -> int | None:
+        """`topic`'s ``max.message.bytes``, or ``None`` while the broker asked does not know
+        the topic yet: right after a create it may answer ``UNKNOWN_TOPIC_OR_PARTITION``
+        (about one new topic in forty on a single local broker), and taking the default
+        then would let an event over the topic's real limit reach the broker."""
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})
         limit = self._max_bytes
         try:
@@ -168,6 +174,8 @@ class TopicManager:
             return limit
         for response in responses:
             for found in response.resources:
+                if found[0] == _UNKNOWN_TOPIC:
+                    return None
                 for entry in found[4]:
                     if entry[0] == "max.message.bytes" and entry[1] is not None:
                         limit = int(entry[1])
@@ -225,13 +233,14 @@ class TopicManager:
         )
 
 
-async def _until(done: Callable[[], Awaitable[bool]]) -> None:
-    """Return once `done()` answers true, asking again after a pause growing from 10 ms
-    to 200 ms."""
+async def _until(probe: Callable[[], Awaitable[T | None]]) -> T:
+    """The first answer of `probe()` that is neither ``None`` nor ``False``, asking again
+    after a pause growing from 10 ms to 200 ms."""
     delay = 0.01
-    while not await done():
+    while (answer := await probe()) is None or answer is False:
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.2)
+    return answer
 
 
 async def read_topic(
