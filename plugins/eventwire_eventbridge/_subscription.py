@@ -89,7 +89,7 @@ class EventBridgeSubscription(BaseSubscription):
         self._backend = backend
         self._queue_url = queue_url
         self._unsettled: dict[str, EventBridgeInbound] = {}
-        #: Set when a message leaves `_unsettled`: room for the next receive.
+        #: Set after a deletion reply took messages out of `_unsettled`: room to receive.
         self._room = asyncio.Event()
         #: The long poll under way (`_stop_fetching` waits for it).
         self._receiving: asyncio.Future[Any] | None = None
@@ -244,7 +244,6 @@ class EventBridgeSubscription(BaseSubscription):
                 again.append(receipts[int(failed["Id"])])
                 continue
             self._unsettled.pop(receipts[int(failed["Id"])], None)
-            self._room.set()
             log.warning(
                 "eventwire: %s/%s: SQS refused to delete an acked message (%s: %s); it will "
                 "be delivered again",
@@ -255,7 +254,7 @@ class EventBridgeSubscription(BaseSubscription):
             )
         for done in reply.get("Successful", ()):
             self._unsettled.pop(receipts[int(done["Id"])], None)
-            self._room.set()
+        self._room.set()  # the receive loop counts its room again
         return again
 
     # -- the shutdown hooks ---------------------------------------------------------------

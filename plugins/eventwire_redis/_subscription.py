@@ -111,6 +111,8 @@ class RedisSubscription(ShardedSubscription[bytes]):
         self._count = max(1, min(settings.fetch_count, spec.max_in_flight))
         self.transient = (*RETRYABLE, ResponseError)
         self.read_patience = settings.block + 1.0
+        #: ``claim_min_idle`` in ms: how idle a pending entry must be to be claimed.
+        self._min_idle_ms = int(settings.claim_min_idle * 1000)
 
     async def start(self) -> None:
         """Create the group on every shard, join, take a fair share of the shards.
@@ -138,10 +140,9 @@ class RedisSubscription(ShardedSubscription[bytes]):
         """Entries read and never handed to the handler: their delivery counts go back to
         what they were before this member read them, and the next owner claims them at once
         (an over-count would dead-letter them an attempt early)."""
-        idle = int(self._settings.claim_min_idle * 1000)
         given = [(i.shard.index, i.position, i.delivery_count - 1) for i in inbounds]
         with contextlib.suppress(*RETRYABLE, ResponseError):
-            await self._server.give_back(given, idle)
+            await self._server.give_back(given, self._min_idle_ms)
 
     # -- fetching -------------------------------------------------------------------------
 
@@ -213,7 +214,7 @@ class RedisSubscription(ShardedSubscription[bytes]):
         a member that crashed, stopped or lost the shard), then mark it recovered."""
         epoch, stream = shard.epoch, self.streams[shard.index]
         handed = self.handed(shard)
-        min_idle = int(self._settings.claim_min_idle * 1000)
+        min_idle = self._min_idle_ms
         self._behind.add(shard.index)  # the next read checks for trimmed unread entries
         cursor: bytes | str = "0-0"
         found = False
